@@ -1,0 +1,65 @@
+/*
+ * A simulated disk for tests: an in-memory filesystem that models what a crash can do.
+ *
+ * Model:
+ * - Each file has durable content (what survives a crash for sure) and a queue of pending
+ *   operations (writes, truncates, allocations) since its last io_sync(). io_sync() applies the
+ *   file's pending operations to its durable content.
+ * - Each directory has durable entries and pending entry operations (create, rename, remove)
+ *   since its last io_sync_dir(). Reads always see the latest state, synced or not.
+ * - All pending operations, data and directory alike, carry one global sequence number in the
+ *   order they were issued.
+ * - io_sim_crash_at(keep_ops, tear_bytes): the machine loses power. Of the pending operations,
+ *   the first keep_ops (in global order) survive; if the next one is a write, its first
+ *   tear_bytes bytes survive too; everything after is lost. Then every file handle opened
+ *   before the crash becomes stale: every call on it returns -EIO except io_close(), which
+ *   frees it. The disk is usable again at once through new handles.
+ * - io_sim_crash(rng): the same with keep_ops and tear_bytes drawn at random.
+ * - Fault injection: io_sim_fail_nth(kinds, nth, err) makes the nth operation (counting from 1,
+ *   from the call on) whose kind is in `kinds` fail with err (e.g. -EIO, -ENOSPC) and have no
+ *   effect. A failed io_sync() is sticky for that file, as on Linux, which may drop dirty pages
+ *   after a failed fsync: the file's pending data is discarded and every later io_sync() on the
+ *   handle returns -EIO.
+ *
+ * Thread-safe: one mutex around all state.
+ */
+#ifndef CHRONIK_IO_IO_SIM_H
+#define CHRONIK_IO_IO_SIM_H
+
+#include "base/rand.h"
+#include "io/io.h"
+
+#include <stdint.h>
+
+enum io_sim_op_kind {
+    IO_SIM_OPEN = 1 << 0,
+    IO_SIM_READ = 1 << 1,
+    IO_SIM_WRITE = 1 << 2,
+    IO_SIM_SYNC = 1 << 3, /* io_sync and io_sync_dir */
+    IO_SIM_TRUNCATE = 1 << 4,
+    IO_SIM_ALLOCATE = 1 << 5,
+    IO_SIM_DIROP = 1 << 6, /* rename, remove, mkdir, rmdir */
+    IO_SIM_ALL = (1 << 7) - 1,
+};
+
+/* A new empty simulated disk with one directory, "/". Free with io_destroy(). */
+struct io *io_sim_create(void);
+
+/* Pending (unsynced) operations right now, over all files and directories. */
+uint64_t io_sim_pending_ops(struct io *io);
+/* Bytes of the pending operation with index i (0-based, global order); 0 if not a write. */
+uint64_t io_sim_pending_write_bytes(struct io *io, uint64_t i);
+void io_sim_crash_at(struct io *io, uint64_t keep_ops, uint64_t tear_bytes);
+void io_sim_crash(struct io *io, struct rng *rng);
+
+void io_sim_fail_nth(struct io *io, unsigned kinds, uint64_t nth, int err);
+void io_sim_fail_clear(struct io *io);
+
+/* Operations performed so far, by kind (to drive "fail at every Nth operation" loops). */
+uint64_t io_sim_op_count(struct io *io, unsigned kinds);
+
+/* A space limit in bytes over all file contents: writes and allocations beyond it fail with
+ * -ENOSPC. 0 means no limit. */
+void io_sim_set_capacity(struct io *io, uint64_t bytes);
+
+#endif
