@@ -115,7 +115,9 @@ struct reader {
 
 static inline void rd_init(struct reader *r, const void *ptr, size_t len)
 {
-    r->pos = (const uint8_t *)ptr;
+    /* An empty buffer may have a NULL pointer; pointer arithmetic on NULL is undefined. */
+    static const uint8_t empty[1];
+    r->pos = ptr != NULL ? (const uint8_t *)ptr : empty;
     r->end = r->pos + len;
     r->err = 0;
 }

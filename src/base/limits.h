@@ -18,9 +18,11 @@
 #define ARENA_BLOCK_BYTES_DEFAULT (16u * KIB)
 
 /* ---- io ---------------------------------------------------------------------------------- */
-#define IO_PATH_BYTES_MAX    4096u /* a full path, NUL included */
-#define IO_NAME_BYTES_MAX    256u  /* one directory entry name, NUL included */
-#define IO_LIST_ENTRIES_MAX  1000000u
+#define IO_PATH_BYTES_MAX     4096u          /* a full path, NUL included */
+#define IO_NAME_BYTES_MAX     256u           /* one directory entry name, NUL included */
+#define IO_LIST_ENTRIES_MAX   1000000u
+#define IO_SIM_FILE_BYTES_MAX (4ull * GIB)   /* one simulated file; beyond it -EFBIG */
+#define IO_SIM_INODES_MAX     1000000u       /* simulated files and directories; then -ENOSPC */
 
 /* ---- log --------------------------------------------------------------------------------- */
 #define LOG_BATCH_HEADER_BYTES      61u              /* RecordBatch v2 header, baseOffset..recordCount */
@@ -35,11 +37,17 @@
 #define LOG_RETENTION_BYTES_DEFAULT (-1ll)           /* log.retention.bytes: no limit */
 #define LOG_OPEN_FILES_MAX_DEFAULT  1024u            /* segment files kept open at once */
 #define LOG_EPOCH_ENTRIES_MAX       65536u           /* leader-epoch checkpoint entries */
+#define LOG_SEGMENTS_MAX            100000u          /* segments in one partition log */
+#define LOG_PREALLOC_BYTES_DEFAULT  (16u * MIB)      /* chunk the active segment grows by */
+#define LOG_SCAN_CHUNK_BYTES        (64u * KIB)      /* read-ahead of a header walk */
+#define LOG_CHECKPOINT_BYTES_MAX    (4u * MIB)       /* a checkpoint file read at open */
+#define LOG_FLUSH_WAITERS_MAX       1000000u         /* pending flush callbacks per log */
 
 /* ---- proto ------------------------------------------------------------------------------- */
 #define PROTO_ARRAY_COUNT_MAX    1000000u        /* elements in one decoded array */
 #define PROTO_STRING_BYTES_MAX   32767u          /* Kafka's int16-length string limit */
 #define PROTO_REQUEST_ARENA_MAX  (128u * MIB)    /* decode arena bound for one request */
+#define PROTO_WIRE_LENGTH_MAX    0x7ffffffeu     /* longest bytes/array an int32 prefix carries */
 
 /* ---- net --------------------------------------------------------------------------------- */
 #define NET_FRAME_BYTES_MAX_DEFAULT   (100u * MIB) /* socket.request.max.bytes */
@@ -48,13 +56,55 @@
 #define NET_OUTPUT_BYTES_MAX          (16u * MIB)  /* unsent output per connection before reading stops */
 #define NET_IDLE_MS_DEFAULT           (10u * 60 * 1000) /* connections.max.idle.ms */
 #define NET_TIMERS_MAX                1000000u
+#define NET_LOOP_EVENTS_MAX           256u         /* epoll events fetched per wait */
+#define NET_RESPONSE_PIECES_MAX       65536u       /* memory and file pieces in one response */
+#define NET_READ_CHUNK_BYTES          (64u * KIB)  /* one read(2); also the most buffered unparsed input */
+#define NET_READ_WAKEUP_BYTES_MAX     (1u * MIB)   /* read from one connection per wake-up, for fairness */
+#define NET_WRITE_IOV_MAX             64u          /* memory pieces gathered by one writev(2) */
+#define NET_ACCEPTS_PER_WAKEUP        64u
+#define NET_ACCEPT_RETRY_MS           100u         /* pause after accept fails for lack of fds */
 
 /* ---- raft -------------------------------------------------------------------------------- */
-#define RAFT_VOTERS_MAX            7u
-#define RAFT_MEMBERS_MAX           16u          /* voters and learners */
-#define RAFT_INFLIGHT_MSGS_MAX     64u          /* unacknowledged appends per follower */
-#define RAFT_INFLIGHT_BYTES_MAX    (8u * MIB)   /* unacknowledged append bytes per follower */
-#define RAFT_ELECTION_TICKS_DEFAULT 10u
+#define RAFT_VOTERS_MAX              7u
+#define RAFT_MEMBERS_MAX             16u         /* voters and learners */
+#define RAFT_INFLIGHT_MSGS_MAX       64u         /* unacknowledged appends per follower */
+#define RAFT_INFLIGHT_BYTES_MAX      (8u * MIB)  /* unacknowledged append bytes per follower */
+#define RAFT_ELECTION_TICKS_DEFAULT  10u
 #define RAFT_HEARTBEAT_TICKS_DEFAULT 1u
+#define RAFT_ELECTION_TICKS_MAX      10000u
+#define RAFT_MSG_BATCHES_MAX         64u         /* batches in one append message */
+#define RAFT_MSG_BYTES_MAX           (1u * MIB)  /* batch bytes in one append (at least one batch) */
+#define RAFT_OUTBOX_MSGS_MAX         24u         /* messages queued per group between readies */
+#define RAFT_READS_MAX               4u          /* read-index requests pending per group */
+#define RAFT_HINT_STEPS_MAX          64u         /* batches walked back for a conflict hint */
+#define RAFT_LEASE_RING              8u          /* heartbeat send ticks remembered for leases */
+
+/* ---- cluster (metadata image) ----------------------------------------------------------- */
+#define META_TOPIC_NAME_BYTES_MAX   249u     /* Kafka's topic name limit */
+#define META_TOPICS_MAX             100000u
+#define META_PARTITIONS_MAX         100000u  /* per topic */
+#define META_TOPIC_CONFIGS_MAX      64u      /* per-topic overrides */
+#define META_CONFIG_KEY_BYTES_MAX   128u
+#define META_CONFIG_VALUE_BYTES_MAX 1024u
+#define META_IMAGE_BYTES_MAX        (256u * MIB)
+
+/* ---- broker ------------------------------------------------------------------------------ */
+/* Bounds of the configuration keys that belong to no other module (src/broker/config.c). */
+#define BROKER_NODE_ID_MAX               INT32_MAX   /* node.id is a Kafka int32 broker id */
+#define BROKER_NUM_PARTITIONS_MAX        10000u      /* num.partitions */
+#define BROKER_MESSAGE_BYTES_DEFAULT     1048588u    /* message.max.bytes: 1 MiB + 12, as Kafka */
+#define BROKER_PORT_MAX                  65535u      /* TCP ports; 0 is never accepted */
+#define BROKER_HTTP_PORT_OFFSET          1000u       /* http.port default: Kafka port + this */
+#define BROKER_CLUSTER_PORT_OFFSET       2000u       /* cluster.port default: Kafka port + this */
+#define BROKER_HOST_BYTES_MAX            256u        /* a listener host, NUL included */
+#define BROKER_LISTENER_BYTES_MAX        300u        /* PLAINTEXT://[host]:port, NUL included */
+#define BROKER_SOCKET_REQUEST_BYTES_MIN  (4u * KIB)  /* socket.request.max.bytes */
+#define BROKER_SOCKET_REQUEST_BYTES_MAX  PROTO_REQUEST_ARENA_MAX /* a request fits its arena */
+#define BROKER_IDLE_MS_MIN               100u        /* connections.max.idle.ms */
+#define BROKER_IDLE_MS_MAX               (7ull * 24 * 3600 * 1000)
+#define BROKER_CONFIG_FILE_BYTES_MAX     (1u * MIB)  /* a --config properties file */
+#define BROKER_CONFIG_VALUE_BYTES_MAX    4096u       /* one value, NUL included (a path) */
+#define BROKER_CONFIG_ERROR_BYTES_MAX    512u        /* one configuration error message */
+#define BROKER_CONFIG_DESCRIBE_BYTES_MAX 8192u       /* broker_config_describe() output */
 
 #endif
