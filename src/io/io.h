@@ -31,10 +31,10 @@ struct io;
 struct io_file;
 
 enum io_open_flags {
-    IO_RDONLY = 0,     /* read only */
-    IO_RDWR = 1 << 0,  /* read and write */
+    IO_RDONLY = 0,      /* read only */
+    IO_RDWR = 1 << 0,   /* read and write */
     IO_CREATE = 1 << 1, /* create the file if it does not exist (with IO_RDWR) */
-    IO_EXCL = 1 << 2,  /* with IO_CREATE: fail with -EEXIST if it exists */
+    IO_EXCL = 1 << 2,   /* with IO_CREATE: fail with -EEXIST if it exists */
 };
 
 /* Called once per directory entry by io_list_dir (never for "." and ".."). Returning non-zero

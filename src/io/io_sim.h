@@ -21,7 +21,26 @@
  *   after a failed fsync: the file's pending data is discarded and every later io_sync() on the
  *   handle returns -EIO.
  *
- * Thread-safe: one mutex around all state.
+ * Details the model above leaves open:
+ * - Paths are resolved from "/" (a relative path too); "." is ignored and ".." is refused with
+ *   -EINVAL. Opening a directory fails with -EISDIR.
+ * - A cross-directory rename is one pending operation in both directories, made durable whole
+ *   by io_sync_dir() on either. io_sync_dir() also makes durable every earlier pending
+ *   operation that shares a directory with one it makes durable, so each directory's durable
+ *   entries are always its entries as they were at some earlier moment.
+ * - A file is durable only through a durable chain of entries from "/": a file (or directory)
+ *   whose entry was never made durable is gone after a crash, synced data and all.
+ * - io_sim_crash_at() clamps keep_ops to the pending count and tear_bytes to the write's size.
+ * - Operation kinds: io_open is OPEN, io_pread READ, io_pwrite WRITE, io_sync and io_sync_dir
+ *   SYNC, io_truncate TRUNCATE, io_allocate ALLOCATE, io_rename/io_remove/io_mkdir/io_rmdir
+ *   DIROP. io_close, io_size, io_exists and io_list_dir are not counted and never fail by
+ *   injection; neither are calls on a stale handle, which fail with -EIO anyway.
+ * - The capacity counts the current size of every file, removed-but-open ones included. A
+ *   truncate that grows a file is not refused (it would be sparse on a real disk).
+ * - io_pwrite of 0 bytes and io_allocate of 0 bytes do nothing and queue nothing.
+ *
+ * Thread-safe: one mutex around all state. io_list_dir() calls its callback without holding
+ * it, on a snapshot of the names, so the callback may use the io.
  */
 #ifndef CHRONIK_IO_IO_SIM_H
 #define CHRONIK_IO_IO_SIM_H
