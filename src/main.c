@@ -2,15 +2,14 @@
  * The chronik binary: configuration and wiring only.
  *
  * It owns the process's exit status and what reaches stdout and stderr at start-up: usage,
- * version, the effective configuration, configuration errors. Exit status: 0 after --help,
- * --version and --print-config; 1 for a bad command line or configuration; 2 when the
- * configuration is valid but the broker cannot run yet.
+ * version, the effective configuration, configuration errors, and the one start-up line.
+ * Exit status: 0 after --help, --version, --print-config and a clean shutdown; 1 for a bad
+ * command line or configuration; 2 when the broker cannot start or stops on an error.
  *
- * It must never hold broker logic: everything it decides comes from src/broker, and it never
- * pretends to serve Kafka. The broker does not exist yet, so a valid configuration ends with
- * the start-up description and exit status 2.
+ * It must never hold broker logic: everything it decides comes from src/broker.
  */
 #include "base/buf.h"
+#include "broker/broker.h"
 #include "broker/config.h"
 
 #include <stdio.h>
@@ -18,7 +17,7 @@
 
 enum {
     EXIT_CONFIG_ERROR = 1,
-    EXIT_NOT_BUILT = 2,
+    EXIT_START_FAILED = 2,
 };
 
 static const char usage_text[] =
@@ -58,12 +57,16 @@ static int print_config(const struct broker_config *config)
 
 static int run(const struct broker_config *config)
 {
+    struct broker *b = NULL;
+    if (broker_open(config, &b) < 0)
+        return EXIT_START_FAILED;
     static char line[BROKER_CONFIG_DESCRIBE_BYTES_MAX];
     broker_config_describe(config, line, sizeof(line));
     printf("%s\n", line);
     fflush(stdout);
-    fprintf(stderr, "chronik: the broker is not built yet; see README\n");
-    return EXIT_NOT_BUILT;
+    int rc = broker_run(b);
+    broker_close(b);
+    return rc == 0 ? EXIT_SUCCESS : EXIT_START_FAILED;
 }
 
 int main(int argc, char **argv)

@@ -28,7 +28,8 @@ const char *err_str(int err)
     default:
         break;
     }
-    if (err < 0 && err > ERR_BASE)
+    /* errno values are small; Linux keeps them below 4096. */
+    if (err < 0 && err > -4096)
         return strerror(-err);
     return "unknown error";
 }

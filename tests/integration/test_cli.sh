@@ -144,11 +144,23 @@ run --config "$work/missing.properties"
 expect_status 1 "missing config file"
 expect_in "$err" "missing.properties" "missing config file is named"
 
-# A valid configuration prints the start-up line, then exits 2: the broker is not built yet.
-run --node-id 3 --port 19092 --data-dir "$work/data"
-expect_status 2 "valid configuration without a broker"
-expect_line "$out" "chronik node 3: kafka PLAINTEXT://127.0.0.1:19092 (advertised as 127.0.0.1:19092), http 127.0.0.1:20092, cluster 127.0.0.1:21092, data dir $work/data" "start-up line"
-expect_in "$err" "chronik: the broker is not built yet; see README" "not-built message"
+# A valid configuration starts the broker: one start-up line, then it serves until SIGTERM and
+# exits 0 after a clean shutdown, leaving its metadata in the data directory.
+port=$((20000 + $$ % 20000))
+"$chronik" --node-id 3 --port "$port" --data-dir "$work/data" >"$out" 2>"$err" &
+pid=$!
+i=0
+while [ $i -lt 100 ] && ! grep -q "chronik node" "$out"; do
+    sleep 0.05
+    i=$((i + 1))
+done
+expect_line "$out" "chronik node 3: kafka PLAINTEXT://127.0.0.1:$port (advertised as 127.0.0.1:$port), http 127.0.0.1:$((port + 1000)), cluster 127.0.0.1:$((port + 2000)), data dir $work/data" "start-up line"
+kill -TERM "$pid"
+wait "$pid"
+status=$?
+expect_status 0 "clean shutdown after SIGTERM"
+checks=$((checks + 1))
+[ -f "$work/data/metadata.image" ] || fail "no metadata.image in the data directory"
 
 echo "test_cli: $checks checks, $failures failed"
 [ "$failures" -eq 0 ]

@@ -1,0 +1,140 @@
+/*
+ * What the broker's API handler files share: the broker's state, the per-request context,
+ * and the helpers to answer. Private to src/broker.
+ *
+ * A request's life: the listener hands over a frame; request.c decodes the header and the body
+ * into the request's arena and calls the API's handler with a struct breq. The handler answers
+ * exactly once with breq_respond() (or breq_respond_none() for acks=0, or breq_abort() to close
+ * the connection), now or later from a loop callback; answering frees the breq and its arena.
+ * Everything runs on the loop thread.
+ */
+#ifndef CHRONIK_BROKER_BROKER_INTERNAL_H
+#define CHRONIK_BROKER_BROKER_INTERNAL_H
+
+#include "base/arena.h"
+#include "base/rand.h"
+#include "broker/broker.h"
+#include "broker/kafka_errors.h"
+#include "cluster/metadata.h"
+#include "cluster/replica.h"
+#include "log/log.h"
+#include "net/loop.h"
+#include "net/server.h"
+#include "proto/gen/kafka.h"
+#include "proto/proto.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+/* The replicas of one topic, indexed by partition. */
+struct broker_topic {
+    char *name;
+    uint32_t partition_count;
+    struct replica **replicas;
+};
+
+struct broker {
+    const struct broker_config *cfg;
+    struct clock *clock;
+    struct loop *loop;
+    struct io *io;
+    struct log_files *files;
+    struct log_flusher *flusher;
+    struct log_config log_cfg;
+    struct loop_fd flusher_watch;
+    struct loop_signal signals;
+    struct loop_timer retention_timer;
+    struct net_server server;
+    bool server_up;
+    bool stopping;
+    int exit_status;
+    struct rng rng; /* topic ids; seeded from the OS */
+    char meta_path[IO_PATH_BYTES_MAX];
+    struct meta_image meta;
+    /* Replicas by topic name: open addressing, power-of-two capacity. */
+    struct broker_topic **topics;
+    uint32_t topic_slots;
+    uint32_t topic_count;
+};
+
+struct breq;
+typedef void (*breq_handler_fn)(struct breq *rq);
+
+struct breq {
+    struct broker *b;
+    struct net_request *net;
+    struct arena arena;
+    int16_t api_key;
+    int16_t api_version;
+    int32_t correlation_id;
+    struct proto_str client_id;
+    const struct proto_api *api;
+    void *body; /* the decoded request, a struct kafka_<api>_request */
+};
+
+/* Encodes the response header and body (a struct kafka_<api>_response) and sends it. */
+void breq_respond(struct breq *rq, const void *response);
+/* Sends the header and then pieces the caller already appended after it (see fetch). The
+ * caller has called breq_begin_response() first. */
+int breq_begin_response(struct breq *rq, struct buf *out);
+void breq_finish(struct breq *rq);
+/* Answers with no response at all (Produce with acks=0). */
+void breq_respond_none(struct breq *rq);
+/* Closes the connection: what Kafka does with a request it cannot parse. */
+void breq_abort(struct breq *rq);
+
+/* ---- topics and replicas (broker.c) ------------------------------------------------------ */
+
+struct broker_topic *broker_topic_find(struct broker *b, const char *name, size_t len);
+struct replica *broker_replica(struct broker *b, const char *name, size_t len, int32_t partition);
+/*
+ * Creates a topic (metadata, then its partition logs) and persists the metadata. Returns 0 or
+ * a Kafka error code (positive) with a message in *why (static storage) for the response.
+ */
+int broker_create_topic(struct broker *b, const char *name, int32_t partitions,
+                        int16_t replication_factor, const char *const *config_keys,
+                        const char *const *config_values, uint32_t config_count,
+                        bool validate_only, const char **why);
+/* Grows a topic to new_count partitions (metadata persisted, new logs opened). Returns a Kafka
+ * error code with *why set for the response when not KAFKA_NONE. */
+int broker_grow_topic(struct broker *b, const char *name, size_t len, int32_t new_count,
+                      bool validate_only, const char **why);
+/* Deletes a topic: its metadata (persisted), its replicas and their directories. Returns a
+ * Kafka error code. */
+int broker_delete_topic(struct broker *b, const char *name, size_t len);
+/* Whether a Metadata or Produce request may create the topic. */
+bool broker_auto_create_allowed(const struct broker *b);
+
+/* ---- handlers, one file per API family --------------------------------------------------- */
+
+/* The listener's request callback (request.c). */
+void broker_on_request(void *ctx, struct net_request *req);
+
+void api_versions_handle(struct breq *rq);
+/* Fills resp->api_keys with every API Chronik implements (arena of rq). */
+void api_versions_fill(struct breq *rq, struct kafka_api_versions_response *resp);
+/* The inclusive version range Chronik implements for an API, false when not implemented. */
+bool api_versions_supported(int16_t api_key, int16_t *min, int16_t *max);
+void metadata_handle(struct breq *rq);
+/* produce.c, fetch.c, offsets.c: the data path. */
+void produce_handle(struct breq *rq);
+void fetch_handle(struct breq *rq);
+void list_offsets_handle(struct breq *rq);
+void offset_for_leader_epoch_handle(struct breq *rq);
+/* topics.c: topic administration. */
+void create_topics_handle(struct breq *rq);
+void delete_topics_handle(struct breq *rq);
+void create_partitions_handle(struct breq *rq);
+void delete_records_handle(struct breq *rq);
+/* configs.c: topic and broker configuration. */
+void describe_configs_handle(struct breq *rq);
+void alter_configs_handle(struct breq *rq);
+void incremental_alter_configs_handle(struct breq *rq);
+/* The log configuration of a topic's partitions: the broker's defaults (b->log_cfg) with the
+ * topic's overrides (retention.ms, retention.bytes, segment.bytes, segment.ms) applied. */
+void broker_topic_log_config(const struct broker *b, const struct meta_topic *mt,
+                             struct log_config *out);
+/* cluster.c */
+void describe_cluster_handle(struct breq *rq);
+
+#endif

@@ -1,0 +1,246 @@
+/*
+ * Fetch: whole record batches from each partition's log, up to its high watermark, with
+ * Kafka's limits (KIP-74: max_bytes over the response and partition_max_bytes per partition,
+ * whole batches only, the first batch of the first non-empty partition returned even when it
+ * is larger than both) and long polling (answer when min_bytes are available, else when an
+ * append advances a high watermark far enough, else after max_wait_ms).
+ *
+ * Fetch sessions (KIP-227): Chronik creates none. A full fetch is answered with session id 0,
+ * which tells the client to keep sending full fetches; an incremental fetch (a non-zero
+ * session id) is answered FETCH_SESSION_ID_NOT_FOUND, which makes the client start over.
+ */
+#include "base/assert.h"
+#include "base/error.h"
+#include "broker/broker_internal.h"
+
+#include <string.h>
+
+struct fetch;
+
+struct fetch_part {
+    struct fetch *f;
+    const struct kafka_fetch_request_fetch_partition *in;
+    struct kafka_fetch_response_partition_data *out;
+    struct replica *r;
+    struct replica_watch watch;
+};
+
+struct fetch {
+    struct breq *rq;
+    struct kafka_fetch_response resp;
+    struct fetch_part *parts;
+    size_t part_count;
+    struct loop_timer timer;
+    bool waiting;
+};
+
+static void *must(void *p)
+{
+    ASSERT(p != NULL); /* bounded by the request's arena, sized for the largest response */
+    return p;
+}
+
+/* Finds the replica and checks the partition's offset and epoch; the error for the response,
+ * or KAFKA_NONE with p->r set. */
+static int16_t check_partition(struct fetch_part *p, const char *name, size_t name_len,
+                               bool by_id)
+{
+    struct broker *b = p->f->rq->b;
+    p->r = name != NULL ? broker_replica(b, name, name_len, p->in->partition) : NULL;
+    if (p->r == NULL)
+        return by_id ? KAFKA_UNKNOWN_TOPIC_ID : KAFKA_UNKNOWN_TOPIC_OR_PARTITION;
+    if (replica_error(p->r) != 0)
+        return KAFKA_KAFKA_STORAGE_ERROR;
+    int32_t epoch = replica_leader_epoch(p->r);
+    if (p->in->current_leader_epoch >= 0 && p->in->current_leader_epoch < epoch)
+        return KAFKA_FENCED_LEADER_EPOCH;
+    if (p->in->current_leader_epoch > epoch)
+        return KAFKA_UNKNOWN_LEADER_EPOCH;
+    int64_t off = p->in->fetch_offset;
+    if (off < replica_log_start_offset(p->r) || off > replica_log_end_offset(p->r))
+        return KAFKA_OFFSET_OUT_OF_RANGE;
+    return KAFKA_NONE;
+}
+
+/* The bytes a read of p would return under the limits, reading them into the response when
+ * `fill` is set. *used is the response size so far. */
+static uint64_t read_partition(struct fetch_part *p, uint64_t *used, bool fill)
+{
+    struct breq *rq = p->f->rq;
+    const struct kafka_fetch_request *req = rq->body;
+    struct kafka_fetch_response_partition_data *out = p->out;
+    out->high_watermark = replica_high_watermark(p->r);
+    out->last_stable_offset = out->high_watermark;
+    out->log_start_offset = replica_log_start_offset(p->r);
+    if (out->error_code != KAFKA_NONE)
+        return 0;
+
+    uint64_t max_bytes = req->max_bytes > 0 ? (uint64_t)req->max_bytes : 0;
+    uint64_t part_max = p->in->partition_max_bytes > 0 ? (uint64_t)p->in->partition_max_bytes : 0;
+    uint64_t room = max_bytes > *used ? max_bytes - *used : 0;
+    uint64_t limit = MIN(room, part_max);
+    struct log_read rd;
+    int rc = replica_read(p->r, p->in->fetch_offset, limit, &rd);
+    if (rc < 0) {
+        if (fill)
+            out->error_code = rc == ERR_RANGE ? KAFKA_OFFSET_OUT_OF_RANGE : KAFKA_KAFKA_STORAGE_ERROR;
+        return 0;
+    }
+    uint64_t n = rd.bytes;
+    /* KIP-74: only the first non-empty partition may exceed the limits, by one batch. */
+    if (rd.file == NULL || (n > limit && *used > 0)) {
+        log_read_release(&rd);
+        return 0;
+    }
+    if (fill) {
+        uint8_t *data = arena_alloc(&rq->arena, n);
+        ssize_t got = data != NULL ? io_pread(log_file_io(rd.file), data, n, rd.position) : -1;
+        if (got != (ssize_t)n) {
+            out->error_code = KAFKA_KAFKA_STORAGE_ERROR;
+            n = 0;
+        } else {
+            out->records = slice_make(data, n);
+        }
+    }
+    log_read_release(&rd);
+    *used += n;
+    return n;
+}
+
+static void fetch_finish(struct fetch *f)
+{
+    if (f->waiting) {
+        loop_timer_stop(f->rq->b->loop, &f->timer);
+        for (size_t i = 0; i < f->part_count; i++)
+            if (f->parts[i].r != NULL)
+                replica_watch_remove(f->parts[i].r, &f->parts[i].watch);
+        f->waiting = false;
+    }
+    uint64_t used = 0;
+    for (size_t i = 0; i < f->part_count; i++)
+        if (f->parts[i].r != NULL)
+            read_partition(&f->parts[i], &used, true);
+    breq_respond(f->rq, &f->resp);
+}
+
+/* Whether the fetch can be answered now: an error to report or enough bytes. */
+static bool fetch_ready(struct fetch *f)
+{
+    const struct kafka_fetch_request *req = f->rq->body;
+    uint64_t used = 0, have = 0;
+    for (size_t i = 0; i < f->part_count; i++) {
+        struct fetch_part *p = &f->parts[i];
+        if (p->out->error_code != KAFKA_NONE)
+            return true;
+        if (p->r == NULL)
+            continue;
+        if (replica_error(p->r) != 0)
+            return true;
+        have += read_partition(p, &used, false);
+    }
+    return req->min_bytes <= 0 || have >= (uint64_t)req->min_bytes;
+}
+
+static void on_timeout(void *ctx)
+{
+    fetch_finish(ctx);
+}
+
+static void on_advance(void *ctx)
+{
+    struct fetch_part *p = ctx;
+    struct fetch *f = p->f;
+    if (f->waiting && fetch_ready(f))
+        fetch_finish(f);
+}
+
+static void fetch_wait(struct fetch *f, int32_t max_wait_ms)
+{
+    struct broker *b = f->rq->b;
+    loop_timer_init(&f->timer, on_timeout, f);
+    if (loop_timer_start(b->loop, &f->timer, (uint64_t)max_wait_ms, 0) < 0) {
+        fetch_finish(f); /* too many timers: answer now rather than never */
+        return;
+    }
+    f->waiting = true;
+    for (size_t i = 0; i < f->part_count; i++) {
+        struct fetch_part *p = &f->parts[i];
+        if (p->r == NULL)
+            continue;
+        replica_watch_init(&p->watch, on_advance, p);
+        replica_watch_add(p->r, &p->watch);
+    }
+}
+
+static size_t count_partitions(const struct kafka_fetch_request *req)
+{
+    size_t n = 0;
+    for (size_t t = 0; t < req->topics.count; t++)
+        n += req->topics.items[t].partitions.count;
+    return n;
+}
+
+void fetch_handle(struct breq *rq)
+{
+    const struct kafka_fetch_request *req = rq->body;
+    struct fetch *f = must(arena_zalloc(&rq->arena, sizeof(*f)));
+    f->rq = rq;
+    kafka_fetch_response_init(&f->resp);
+    f->resp.session_id = 0;
+    f->resp.node_endpoints.items = must(arena_alloc(&rq->arena, 0));
+    if (req->session_id != 0) {
+        f->resp.error_code = KAFKA_FETCH_SESSION_ID_NOT_FOUND;
+        f->resp.responses.items = must(arena_alloc(&rq->arena, 0));
+        breq_respond(rq, &f->resp);
+        return;
+    }
+
+    f->part_count = count_partitions(req);
+    f->parts = must(arena_calloc(&rq->arena, f->part_count, sizeof(*f->parts)));
+    f->resp.responses.count = req->topics.count;
+    f->resp.responses.items =
+        must(arena_calloc(&rq->arena, req->topics.count, sizeof(*f->resp.responses.items)));
+    bool by_id = rq->api_version >= 13;
+    size_t k = 0;
+    for (size_t t = 0; t < req->topics.count; t++) {
+        const struct kafka_fetch_request_fetch_topic *in = &req->topics.items[t];
+        struct kafka_fetch_response_fetchable_topic_response *ot = &f->resp.responses.items[t];
+        const char *name = in->topic.ptr;
+        size_t name_len = in->topic.len;
+        if (by_id) {
+            struct meta_uuid id;
+            memcpy(id.b, in->topic_id.bytes, sizeof(id.b));
+            const struct meta_topic *mt = meta_topic_find_id(&rq->b->meta, &id);
+            name = mt != NULL ? mt->name : NULL;
+            name_len = mt != NULL ? strlen(mt->name) : 0;
+        }
+        ot->topic = in->topic;
+        ot->topic_id = in->topic_id;
+        ot->partitions.count = in->partitions.count;
+        ot->partitions.items =
+            must(arena_calloc(&rq->arena, in->partitions.count, sizeof(*ot->partitions.items)));
+        for (size_t i = 0; i < in->partitions.count; i++, k++) {
+            struct fetch_part *p = &f->parts[k];
+            struct kafka_fetch_response_partition_data *out = &ot->partitions.items[i];
+            p->f = f;
+            p->in = &in->partitions.items[i];
+            p->out = out;
+            out->partition_index = p->in->partition;
+            out->high_watermark = -1;
+            out->last_stable_offset = -1;
+            out->log_start_offset = -1;
+            out->preferred_read_replica = -1;
+            out->records = slice_make("", 0); /* empty, not null: clients reject null */
+            out->aborted_transactions.items =
+                req->isolation_level == 1 ? must(arena_alloc(&rq->arena, 0)) : NULL;
+            out->aborted_transactions.count = 0;
+            out->error_code = check_partition(p, name, name_len, by_id);
+            if (out->error_code != KAFKA_NONE)
+                p->r = NULL;
+        }
+    }
+    if (req->max_wait_ms <= 0 || fetch_ready(f))
+        fetch_finish(f);
+    else
+        fetch_wait(f, req->max_wait_ms);
+}

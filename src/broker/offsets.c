@@ -1,0 +1,134 @@
+/*
+ * ListOffsets and OffsetForLeaderEpoch: offsets by position (earliest, latest), by time, by
+ * maximum timestamp, and the end offset of a leader epoch.
+ */
+#include "base/assert.h"
+#include "base/error.h"
+#include "broker/broker_internal.h"
+
+#include <string.h>
+
+#define LIST_OFFSETS_LATEST        (-1)
+#define LIST_OFFSETS_EARLIEST      (-2)
+#define LIST_OFFSETS_MAX_TIMESTAMP (-3)
+
+static void *must(void *p)
+{
+    ASSERT(p != NULL);
+    return p;
+}
+
+static int16_t epoch_check(struct replica *r, int32_t current_leader_epoch)
+{
+    int32_t epoch = replica_leader_epoch(r);
+    if (current_leader_epoch >= 0 && current_leader_epoch < epoch)
+        return KAFKA_FENCED_LEADER_EPOCH;
+    if (current_leader_epoch > epoch)
+        return KAFKA_UNKNOWN_LEADER_EPOCH;
+    return KAFKA_NONE;
+}
+
+static void list_partition(struct breq *rq, const char *name, size_t name_len,
+                           const struct kafka_list_offsets_request_list_offsets_partition *in,
+                           struct kafka_list_offsets_response_list_offsets_partition_response *out)
+{
+    out->partition_index = in->partition_index;
+    out->timestamp = -1;
+    out->offset = -1;
+    out->leader_epoch = -1;
+    out->old_style_offsets.items = must(arena_alloc(&rq->arena, 0));
+    struct replica *r = broker_replica(rq->b, name, name_len, in->partition_index);
+    if (r == NULL) {
+        out->error_code = KAFKA_UNKNOWN_TOPIC_OR_PARTITION;
+        return;
+    }
+    out->error_code = epoch_check(r, in->current_leader_epoch);
+    if (out->error_code != KAFKA_NONE)
+        return;
+    struct log *log = replica_log(r);
+    int64_t offset = -1, ts = -1;
+    if (in->timestamp == LIST_OFFSETS_LATEST) {
+        offset = replica_high_watermark(r);
+    } else if (in->timestamp == LIST_OFFSETS_EARLIEST) {
+        offset = replica_log_start_offset(r);
+    } else if (in->timestamp == LIST_OFFSETS_MAX_TIMESTAMP) {
+        if (log_max_timestamp(log, &ts, &offset) < 0)
+            offset = ts = -1;
+    } else if (in->timestamp >= 0) {
+        if (log_offset_for_timestamp(log, in->timestamp, &offset) == 0 &&
+            offset < replica_high_watermark(r))
+            ts = in->timestamp;
+        else
+            offset = -1;
+    } else {
+        out->error_code = KAFKA_INVALID_REQUEST;
+        return;
+    }
+    out->offset = offset;
+    out->timestamp = ts;
+    int32_t epoch = -1;
+    if (offset >= 0 && offset < replica_log_end_offset(r) && log_epoch_of(log, offset, &epoch) == 0)
+        out->leader_epoch = epoch;
+    else if (offset >= 0)
+        out->leader_epoch = replica_leader_epoch(r);
+}
+
+void list_offsets_handle(struct breq *rq)
+{
+    const struct kafka_list_offsets_request *req = rq->body;
+    struct kafka_list_offsets_response resp;
+    kafka_list_offsets_response_init(&resp);
+    resp.topics.count = req->topics.count;
+    resp.topics.items = must(arena_calloc(&rq->arena, req->topics.count, sizeof(*resp.topics.items)));
+    for (size_t t = 0; t < req->topics.count; t++) {
+        const struct kafka_list_offsets_request_list_offsets_topic *in = &req->topics.items[t];
+        struct kafka_list_offsets_response_list_offsets_topic_response *out = &resp.topics.items[t];
+        out->name = in->name;
+        out->partitions.count = in->partitions.count;
+        out->partitions.items =
+            must(arena_calloc(&rq->arena, in->partitions.count, sizeof(*out->partitions.items)));
+        for (size_t p = 0; p < in->partitions.count; p++)
+            list_partition(rq, in->name.ptr, in->name.len, &in->partitions.items[p],
+                           &out->partitions.items[p]);
+    }
+    breq_respond(rq, &resp);
+}
+
+void offset_for_leader_epoch_handle(struct breq *rq)
+{
+    const struct kafka_offset_for_leader_epoch_request *req = rq->body;
+    struct kafka_offset_for_leader_epoch_response resp;
+    kafka_offset_for_leader_epoch_response_init(&resp);
+    resp.topics.count = req->topics.count;
+    resp.topics.items = must(arena_calloc(&rq->arena, req->topics.count, sizeof(*resp.topics.items)));
+    for (size_t t = 0; t < req->topics.count; t++) {
+        const struct kafka_offset_for_leader_epoch_request_offset_for_leader_topic *in =
+            &req->topics.items[t];
+        struct kafka_offset_for_leader_epoch_response_offset_for_leader_topic_result *out =
+            &resp.topics.items[t];
+        out->topic = in->topic;
+        out->partitions.count = in->partitions.count;
+        out->partitions.items =
+            must(arena_calloc(&rq->arena, in->partitions.count, sizeof(*out->partitions.items)));
+        for (size_t p = 0; p < in->partitions.count; p++) {
+            const struct kafka_offset_for_leader_epoch_request_offset_for_leader_partition *ip =
+                &in->partitions.items[p];
+            struct kafka_offset_for_leader_epoch_response_epoch_end_offset *op =
+                &out->partitions.items[p];
+            op->partition = ip->partition;
+            op->leader_epoch = -1;
+            op->end_offset = -1;
+            struct replica *r = broker_replica(rq->b, in->topic.ptr, in->topic.len, ip->partition);
+            if (r == NULL) {
+                op->error_code = KAFKA_UNKNOWN_TOPIC_OR_PARTITION;
+                continue;
+            }
+            op->error_code = epoch_check(r, ip->current_leader_epoch);
+            if (op->error_code != KAFKA_NONE)
+                continue;
+            log_end_offset_for_epoch(replica_log(r), ip->leader_epoch, &op->leader_epoch,
+                                     &op->end_offset);
+        }
+    }
+    breq_respond(rq, &resp);
+}

@@ -1,0 +1,197 @@
+/*
+ * Produce: validate each partition's record batch (header and CRC; never decompressed), append
+ * it through the partition's replica, and answer once every append is committed (acks=1 and
+ * acks=all: after the group commit's fsync covers it), or at once with no response (acks=0).
+ *
+ * Validation follows Kafka's: exactly one batch of magic 2 per partition (INVALID_RECORD),
+ * a batch that fails its CRC or structure (CORRUPT_MESSAGE), one larger than the topic's
+ * max.message.bytes (MESSAGE_TOO_LARGE) or than its segment size (RECORD_LIST_TOO_LARGE).
+ */
+#include "base/assert.h"
+#include "base/error.h"
+#include "broker/broker_internal.h"
+#include "log/batch.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+struct produce_part {
+    struct produce *pr;
+    struct kafka_produce_response_partition_produce_response *out;
+    struct replica_commit commit;
+};
+
+struct produce {
+    struct breq *rq;
+    struct kafka_produce_response resp;
+    uint32_t pending; /* appends not yet committed, plus one while the request is scanned */
+};
+
+static void *must(void *p)
+{
+    ASSERT(p != NULL); /* response memory is far below the request arena's bound */
+    return p;
+}
+
+static int64_t topic_long(const struct meta_topic *mt, const char *key, int64_t fallback)
+{
+    const char *v = meta_topic_config_get(mt, key);
+    if (v == NULL)
+        return fallback;
+    char *end = NULL;
+    long long x = strtoll(v, &end, 10);
+    return end != v && *end == '\0' ? (int64_t)x : fallback;
+}
+
+static int16_t storage_error(int err)
+{
+    return err == ERR_CLOSED ? KAFKA_NOT_LEADER_OR_FOLLOWER : KAFKA_KAFKA_STORAGE_ERROR;
+}
+
+static void produce_done(struct produce *pr)
+{
+    ASSERT(pr->pending > 0);
+    if (--pr->pending > 0)
+        return;
+    breq_respond(pr->rq, &pr->resp);
+}
+
+static void on_commit(void *ctx, int err)
+{
+    struct produce_part *part = ctx;
+    if (err != 0) {
+        part->out->error_code = storage_error(err);
+        part->out->base_offset = -1;
+    }
+    produce_done(part->pr);
+}
+
+/* Checks one partition's records; KAFKA_NONE and the batch, or the error for the response. */
+static int16_t check_records(const struct broker *b, const struct meta_topic *mt,
+                             struct slice records, struct slice *batch)
+{
+    if (records.ptr == NULL || records.len == 0)
+        return KAFKA_INVALID_RECORD;
+    struct batch_header h;
+    int rc = batch_parse(records.ptr, records.len, &h);
+    if (rc == ERR_UNSUPPORTED) {
+        /* An unknown magic is a wrong format; an unknown codec is a bad compression type. */
+        return records.len > 16 && records.ptr[16] != BATCH_MAGIC
+                   ? KAFKA_INVALID_RECORD
+                   : KAFKA_UNSUPPORTED_COMPRESSION_TYPE;
+    }
+    if (rc == ERR_TOO_LARGE)
+        return KAFKA_MESSAGE_TOO_LARGE;
+    if (rc < 0)
+        return KAFKA_CORRUPT_MESSAGE;
+    if (batch_total_bytes(&h) != records.len)
+        return KAFKA_INVALID_RECORD; /* Produce v3+ carries exactly one batch per partition */
+    int64_t max_message = topic_long(mt, "max.message.bytes", b->cfg->message_max_bytes);
+    if ((int64_t)records.len > max_message)
+        return KAFKA_MESSAGE_TOO_LARGE;
+    int64_t segment = topic_long(mt, "segment.bytes", b->cfg->log_segment_bytes);
+    if ((int64_t)records.len > segment)
+        return KAFKA_RECORD_LIST_TOO_LARGE;
+    *batch = records;
+    return KAFKA_NONE;
+}
+
+static void produce_partition(struct produce *pr, const struct meta_topic *mt, const char *name,
+                              size_t name_len,
+                              const struct kafka_produce_request_partition_produce_data *in,
+                              struct kafka_produce_response_partition_produce_response *out)
+{
+    struct breq *rq = pr->rq;
+    struct broker *b = rq->b;
+    const struct kafka_produce_request *req = rq->body;
+    out->index = in->index;
+    out->base_offset = -1;
+    out->log_append_time_ms = -1;
+    out->log_start_offset = -1;
+    out->record_errors.items = must(arena_alloc(&rq->arena, 0));
+
+    struct replica *r = mt != NULL ? broker_replica(b, name, name_len, in->index) : NULL;
+    if (r == NULL) {
+        out->error_code = KAFKA_UNKNOWN_TOPIC_OR_PARTITION;
+        return;
+    }
+    if (req->acks != 0 && req->acks != 1 && req->acks != -1) {
+        out->error_code = KAFKA_INVALID_REQUIRED_ACKS;
+        return;
+    }
+    struct slice batch;
+    out->error_code = check_records(b, mt, in->records, &batch);
+    if (out->error_code != KAFKA_NONE)
+        return;
+    /* Standalone, the in-sync replica set is this node alone. */
+    if (req->acks == -1 && topic_long(mt, "min.insync.replicas", b->cfg->min_insync_replicas) > 1) {
+        out->error_code = KAFKA_NOT_ENOUGH_REPLICAS;
+        return;
+    }
+
+    struct produce_part *part = must(arena_alloc(&rq->arena, sizeof(*part)));
+    part->pr = pr;
+    part->out = out;
+    struct log_append_result res;
+    /* The frame belongs to this request until it is answered; the batch is stamped in place
+     * with its offset and leader epoch, outside the CRC, and stored as received. */
+    uint8_t *bytes = (uint8_t *)batch.ptr;
+    bool wait = req->acks != 0;
+    int rc = replica_append(r, bytes, batch.len, wait ? &part->commit : NULL, on_commit, part,
+                            &res);
+    if (rc < 0) {
+        out->error_code = storage_error(rc);
+        return;
+    }
+    out->base_offset = res.base_offset;
+    out->log_start_offset = replica_log_start_offset(r);
+    if (wait)
+        pr->pending++;
+}
+
+static bool any_error(const struct kafka_produce_response *resp)
+{
+    for (size_t i = 0; i < resp->responses.count; i++) {
+        const struct kafka_produce_response_topic_produce_response *t = &resp->responses.items[i];
+        for (size_t p = 0; p < t->partition_responses.count; p++)
+            if (t->partition_responses.items[p].error_code != KAFKA_NONE)
+                return true;
+    }
+    return false;
+}
+
+void produce_handle(struct breq *rq)
+{
+    const struct kafka_produce_request *req = rq->body;
+    struct produce *pr = must(arena_zalloc(&rq->arena, sizeof(*pr)));
+    pr->rq = rq;
+    pr->pending = 1;
+    kafka_produce_response_init(&pr->resp);
+    size_t nt = req->topic_data.count;
+    pr->resp.responses.count = nt;
+    pr->resp.responses.items = must(arena_calloc(&rq->arena, nt, sizeof(*pr->resp.responses.items)));
+    for (size_t i = 0; i < nt; i++) {
+        const struct kafka_produce_request_topic_produce_data *t = &req->topic_data.items[i];
+        struct kafka_produce_response_topic_produce_response *ot = &pr->resp.responses.items[i];
+        ot->name = t->name;
+        size_t np = t->partition_data.count;
+        ot->partition_responses.count = np;
+        ot->partition_responses.items =
+            must(arena_calloc(&rq->arena, np, sizeof(*ot->partition_responses.items)));
+        const struct meta_topic *mt =
+            t->name.ptr != NULL ? meta_topic_find(&rq->b->meta, t->name.ptr, t->name.len) : NULL;
+        for (size_t p = 0; p < np; p++)
+            produce_partition(pr, mt, t->name.ptr, t->name.len, &t->partition_data.items[p],
+                              &ot->partition_responses.items[p]);
+    }
+    if (req->acks == 0) {
+        /* No response at all: Kafka's acks=0 contract. A failed partition closes the
+         * connection instead, as Kafka does, which is the only way to tell such a client. */
+        if (any_error(&pr->resp))
+            breq_abort(rq);
+        else
+            breq_respond_none(rq);
+        return;
+    }
+    produce_done(pr);
+}

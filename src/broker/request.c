@@ -1,0 +1,164 @@
+/*
+ * From frame to handler and back: header and body decoding, version checks, dispatch, and the
+ * response framing every handler uses.
+ *
+ * What a malformed request gets mirrors Kafka: an ApiVersions request of a version we do not
+ * support is answered with UNSUPPORTED_VERSION in a version-0 body (so any client can learn our
+ * versions); any other request we cannot parse (unknown API, unsupported version, a header or
+ * body that does not decode) closes the connection.
+ */
+#include "base/alloc.h"
+#include "base/assert.h"
+#include "base/error.h"
+#include "base/limits.h"
+#include "broker/broker_internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+struct api_handler {
+    breq_handler_fn fn;
+    int16_t min_version;
+    int16_t max_version;
+};
+
+/* What Chronik implements, by API key: the versions ApiVersions advertises, exactly. */
+static const struct api_handler handlers[] = {
+    [0] = {produce_handle, 3, 11},                   /* Produce: record batch v2 needs v3+ */
+    [1] = {fetch_handle, 4, 17},                     /* Fetch: v4+ returns record batches */
+    [2] = {list_offsets_handle, 1, 9},               /* ListOffsets */
+    [3] = {metadata_handle, 0, 12},                  /* Metadata */
+    [18] = {api_versions_handle, 0, 4},              /* ApiVersions */
+    [19] = {create_topics_handle, 0, 7},             /* CreateTopics */
+    [20] = {delete_topics_handle, 0, 6},             /* DeleteTopics */
+    [21] = {delete_records_handle, 0, 2},            /* DeleteRecords */
+    [23] = {offset_for_leader_epoch_handle, 0, 4},   /* OffsetForLeaderEpoch */
+    [32] = {describe_configs_handle, 0, 4},          /* DescribeConfigs */
+    [33] = {alter_configs_handle, 0, 2},             /* AlterConfigs */
+    [37] = {create_partitions_handle, 0, 3},         /* CreatePartitions */
+    [44] = {incremental_alter_configs_handle, 0, 1}, /* IncrementalAlterConfigs */
+    [60] = {describe_cluster_handle, 0, 1},          /* DescribeCluster */
+};
+
+bool api_versions_supported(int16_t api_key, int16_t *min, int16_t *max)
+{
+    if (api_key < 0 || (size_t)api_key >= ARRAY_LEN(handlers) || handlers[api_key].fn == NULL)
+        return false;
+    *min = handlers[api_key].min_version;
+    *max = handlers[api_key].max_version;
+    return true;
+}
+
+static void breq_free(struct breq *rq)
+{
+    arena_deinit(&rq->arena);
+    free(rq);
+}
+
+int breq_begin_response(struct breq *rq, struct buf *out)
+{
+    int16_t version = rq->api_version;
+    int hv = proto_response_header_version(rq->api_key, version);
+    ASSERT(hv >= 0);
+    struct kafka_response_header h;
+    kafka_response_header_init(&h);
+    h.correlation_id = rq->correlation_id;
+    return kafka_response_header_encode(&h, (int16_t)hv, out);
+}
+
+void breq_finish(struct breq *rq)
+{
+    net_request_complete(rq->net);
+    breq_free(rq);
+}
+
+void breq_respond(struct breq *rq, const void *response)
+{
+    struct buf out;
+    buf_init(&out);
+    int rc = breq_begin_response(rq, &out);
+    if (rc == 0)
+        rc = proto_encode(rq->api->response, response, rq->api_version, &out);
+    if (rc == 0)
+        rc = net_request_append_buf(rq->net, &out);
+    buf_deinit(&out);
+    if (rc != 0) {
+        /* Our own response did not encode: a bug or a response over the wire's limits. The
+         * client cannot be answered correctly, so the connection goes, as Kafka does. */
+        breq_abort(rq);
+        return;
+    }
+    breq_finish(rq);
+}
+
+void breq_respond_none(struct breq *rq)
+{
+    breq_finish(rq);
+}
+
+void breq_abort(struct breq *rq)
+{
+    net_request_abort(rq->net);
+    breq_free(rq);
+}
+
+/* ApiVersions of a version we do not know: UNSUPPORTED_VERSION with our APIs, in a v0 body
+ * with response header v0, whatever version was asked. */
+static void answer_unsupported_api_versions(struct breq *rq)
+{
+    rq->api_version = 0;
+    struct kafka_api_versions_response resp;
+    kafka_api_versions_response_init(&resp);
+    resp.error_code = KAFKA_UNSUPPORTED_VERSION;
+    api_versions_fill(rq, &resp);
+    breq_respond(rq, &resp);
+}
+
+void broker_on_request(void *ctx, struct net_request *req)
+{
+    struct broker *b = ctx;
+    struct breq *rq = xcalloc(1, sizeof(*rq));
+    rq->b = b;
+    rq->net = req;
+    arena_init(&rq->arena, ARENA_BLOCK_BYTES_DEFAULT, PROTO_REQUEST_ARENA_MAX);
+
+    struct slice frame = net_request_frame(req);
+    if (frame.len < 8) {
+        breq_abort(rq);
+        return;
+    }
+    rq->api_key = (int16_t)be16_load(frame.ptr);
+    rq->api_version = (int16_t)be16_load(frame.ptr + 2);
+    rq->correlation_id = (int32_t)be32_load(frame.ptr + 4);
+    rq->api = proto_api_get(rq->api_key);
+    int16_t min = 0, max = -1;
+    if (rq->api == NULL || !api_versions_supported(rq->api_key, &min, &max)) {
+        breq_abort(rq);
+        return;
+    }
+    if (rq->api_version < min || rq->api_version > max) {
+        if (rq->api_key == 18)
+            answer_unsupported_api_versions(rq);
+        else
+            breq_abort(rq);
+        return;
+    }
+
+    struct reader r;
+    rd_init(&r, frame.ptr, frame.len);
+    int hv = proto_request_header_version(rq->api_key, rq->api_version);
+    struct kafka_request_header hdr;
+    int rc = hv < 0 ? hv : kafka_request_header_decode(&rq->arena, &r, (int16_t)hv, &hdr);
+    if (rc == 0) {
+        rq->client_id = hdr.client_id;
+        rq->body = arena_alloc(&rq->arena, rq->api->request->body->bytes);
+        rc = rq->body == NULL ? ERR_TOO_LARGE
+                              : proto_decode(rq->api->request, &rq->arena, &r, rq->api_version,
+                                             rq->body);
+    }
+    if (rc != 0 || rd_left(&r) != 0) {
+        breq_abort(rq);
+        return;
+    }
+    handlers[rq->api_key].fn(rq);
+}
