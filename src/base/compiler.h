@@ -14,6 +14,7 @@
 #define PRINTF_LIKE(fmt, args) __attribute__((format(printf, fmt, args)))
 
 #define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+/* MIN and MAX evaluate an argument twice: never pass one with a side effect (a call to rng_*). */
 #define MIN(a, b)    ((a) < (b) ? (a) : (b))
 #define MAX(a, b)    ((a) > (b) ? (a) : (b))
 

@@ -9,10 +9,12 @@
  * which tells the client to keep sending full fetches; an incremental fetch (a non-zero
  * session id) is answered FETCH_SESSION_ID_NOT_FOUND, which makes the client start over.
  */
+#include "base/alloc.h"
 #include "base/assert.h"
 #include "base/error.h"
 #include "broker/broker_internal.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 struct fetch;
@@ -23,6 +25,7 @@ struct fetch_part {
     struct kafka_fetch_response_partition_data *out;
     struct replica *r;
     struct replica_watch watch;
+    struct log_read *read; /* pinned bytes of the response, heap-allocated */
 };
 
 struct fetch {
@@ -93,18 +96,75 @@ static uint64_t read_partition(struct fetch_part *p, uint64_t *used, bool fill)
         return 0;
     }
     if (fill) {
-        uint8_t *data = arena_alloc(&rq->arena, n);
-        ssize_t got = data != NULL ? io_pread(log_file_io(rd.file), data, n, rd.position) : -1;
-        if (got != (ssize_t)n) {
-            out->error_code = KAFKA_KAFKA_STORAGE_ERROR;
-            n = 0;
-        } else {
-            out->records = slice_make(data, n);
-        }
+        /* The read stays pinned until the listener has sent it; the record bytes are spliced
+         * into the response from the segment file (see respond()). */
+        p->read = xmalloc(sizeof(*p->read));
+        *p->read = rd;
+        out->records = slice_make(p, n);
+        *used += n;
+        return n;
     }
     log_read_release(&rd);
     *used += n;
     return n;
+}
+
+static void release_read(void *ctx)
+{
+    struct log_read *rd = ctx;
+    log_read_release(rd);
+    free(rd);
+}
+
+/* Sends the encoded response with each partition's records taken from its segment file:
+ * sendfile where the file has a descriptor, else read into the response. */
+static void respond(struct fetch *f)
+{
+    struct breq *rq = f->rq;
+    struct buf out;
+    buf_init(&out);
+    struct proto_splice *splices =
+        f->part_count > 0 ? must(arena_calloc(&rq->arena, f->part_count, sizeof(*splices))) : NULL;
+    size_t count = 0;
+    int rc = breq_begin_response(rq, &out);
+    if (rc == 0)
+        rc = proto_encode_spliced(rq->api->response, &f->resp, rq->api_version, &out, splices,
+                                  f->part_count, &count);
+    size_t at = 0;
+    for (size_t i = 0; i < count && rc == 0; i++) {
+        struct fetch_part *p = (struct fetch_part *)splices[i].cookie;
+        if (splices[i].len == 0)
+            continue;
+        ASSERT(p->read != NULL && p->read->bytes == splices[i].len);
+        rc = net_request_append(rq->net, out.data + at, splices[i].at - at);
+        at = splices[i].at;
+        int fd = log_file_fd(p->read->file);
+        if (rc == 0 && fd >= 0) {
+            rc = net_request_append_file(rq->net, fd, p->read->position, p->read->bytes,
+                                         release_read, p->read);
+            if (rc == 0)
+                p->read = NULL; /* released by the listener once sent */
+        } else if (rc == 0) {
+            uint8_t *data = must(arena_alloc(&rq->arena, p->read->bytes));
+            ssize_t got = io_pread(log_file_io(p->read->file), data, p->read->bytes,
+                                   p->read->position);
+            rc = got == (ssize_t)p->read->bytes ? net_request_append(rq->net, data, (size_t)got)
+                                                 : ERR_CORRUPT;
+        }
+    }
+    if (rc == 0)
+        rc = net_request_append(rq->net, out.data + at, out.len - at);
+    buf_deinit(&out);
+    for (size_t i = 0; i < f->part_count; i++) {
+        if (f->parts[i].read != NULL) {
+            release_read(f->parts[i].read);
+            f->parts[i].read = NULL;
+        }
+    }
+    if (rc != 0)
+        breq_abort(rq);
+    else
+        breq_finish(rq);
 }
 
 static void fetch_finish(struct fetch *f)
@@ -120,7 +180,7 @@ static void fetch_finish(struct fetch *f)
     for (size_t i = 0; i < f->part_count; i++)
         if (f->parts[i].r != NULL)
             read_partition(&f->parts[i], &used, true);
-    breq_respond(f->rq, &f->resp);
+    respond(f);
 }
 
 /* Whether the fetch can be answered now: an error to report or enough bytes. */

@@ -464,6 +464,11 @@ struct enc {
     int err;
     int16_t version;
     bool flexible;
+    /* Spliced encoding: records bytes are left out and noted here instead (proto.h). */
+    struct proto_splice *splices;
+    size_t splice_max;
+    size_t splice_count;
+    size_t spliced_bytes;
 };
 
 static void put(struct enc *e, const void *p, size_t n)
@@ -576,7 +581,7 @@ static void enc_string(const struct proto_field *f, struct enc *e, bool nullable
     put(e, s->ptr, s->len);
 }
 
-static void enc_bytes(struct enc *e, bool nullable, const struct slice *s)
+static void enc_bytes(struct enc *e, bool nullable, bool records, const struct slice *s)
 {
     if (s->ptr == NULL) {
         enc_length(e, e->flexible, true, nullable ? -1 : 0);
@@ -587,6 +592,17 @@ static void enc_bytes(struct enc *e, bool nullable, const struct slice *s)
         return;
     }
     enc_length(e, e->flexible, true, (int64_t)s->len);
+    if (records && e->splices != NULL && e->b != NULL) {
+        if (e->splice_count == e->splice_max) {
+            enc_fail(e, ERR_TOO_LARGE);
+            return;
+        }
+        e->splices[e->splice_count++] =
+            (struct proto_splice){.at = e->b->len, .len = s->len, .cookie = s->ptr};
+        e->spliced_bytes += s->len;
+        e->n += s->len;
+        return;
+    }
     put(e, s->ptr, s->len);
 }
 
@@ -610,7 +626,7 @@ static void enc_value(const struct proto_field *f, struct enc *e, bool nullable,
         break;
     case PROTO_BYTES:
     case PROTO_RECORDS:
-        enc_bytes(e, nullable, (const struct slice *)p);
+        enc_bytes(e, nullable, f->type == PROTO_RECORDS, (const struct slice *)p);
         break;
     case PROTO_STRUCT: {
         ASSERT(f->nested != NULL);
@@ -777,21 +793,40 @@ static void enc_struct(const struct proto_struct *s, struct enc *e, const uint8_
         enc_tagged(s, e, in);
 }
 
-int proto_encode(const struct proto_message *m, const void *in, int16_t version, struct buf *out)
+static int encode(const struct proto_message *m, const void *in, int16_t version, struct buf *out,
+                  struct enc *e)
 {
     ASSERT(m != NULL && in != NULL);
     ASSERT(out != NULL);
     if (!in_range(version, m->version_min, m->version_max))
         return ERR_UNSUPPORTED;
     size_t start = out->len;
-    struct enc e = {.b = out, .version = version, .flexible = version >= m->flexible_min};
-    enc_struct(m->body, &e, in);
-    if (e.err != 0) {
+    e->b = out;
+    e->version = version;
+    e->flexible = version >= m->flexible_min;
+    enc_struct(m->body, e, in);
+    if (e->err != 0) {
         out->len = start;
-        return e.err;
+        return e->err;
     }
-    ASSERT(out->len - start == e.n);
+    ASSERT(out->len - start + e->spliced_bytes == e->n);
     return 0;
+}
+
+int proto_encode(const struct proto_message *m, const void *in, int16_t version, struct buf *out)
+{
+    struct enc e = {0};
+    return encode(m, in, version, out, &e);
+}
+
+int proto_encode_spliced(const struct proto_message *m, const void *in, int16_t version,
+                         struct buf *out, struct proto_splice *splices, size_t splice_max,
+                         size_t *splice_count)
+{
+    struct enc e = {.splices = splices, .splice_max = splice_max};
+    int rc = encode(m, in, version, out, &e);
+    *splice_count = rc == 0 ? e.splice_count : 0;
+    return rc;
 }
 
 int64_t proto_size(const struct proto_message *m, const void *in, int16_t version)

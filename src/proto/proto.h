@@ -169,6 +169,21 @@ int proto_decode(const struct proto_message *m, struct arena *a, struct reader *
                  void *out);
 /* Appends the encoding of in to out. */
 int proto_encode(const struct proto_message *m, const void *in, int16_t version, struct buf *out);
+/*
+ * Spliced encoding, for responses whose record data is sent from elsewhere (Fetch serving
+ * segment files with sendfile): every non-null records field is written as its length prefix
+ * only, and noted in splices[] in encoding order with the position in `out` where its bytes
+ * belong. Its slice's ptr is then an opaque cookie handed back in the splice, never read.
+ * ERR_TOO_LARGE when more than splice_max records fields are present.
+ */
+struct proto_splice {
+    size_t at;          /* offset in `out` before which the records' bytes go */
+    size_t len;         /* bytes of records */
+    const void *cookie; /* the slice's ptr */
+};
+int proto_encode_spliced(const struct proto_message *m, const void *in, int16_t version,
+                         struct buf *out, struct proto_splice *splices, size_t splice_max,
+                         size_t *splice_count);
 /* The bytes proto_encode would append, or its negative error. */
 int64_t proto_size(const struct proto_message *m, const void *in, int16_t version);
 /* Sets every field of out to its schema default; struct fields become NULL, arrays empty. */
