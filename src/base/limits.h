@@ -78,6 +78,7 @@
 #define RAFT_READS_MAX               4u          /* read-index requests pending per group */
 #define RAFT_HINT_STEPS_MAX          64u         /* batches walked back for a conflict hint */
 #define RAFT_LEASE_RING              8u          /* heartbeat send ticks remembered for leases */
+#define RAFT_LEASE_MARGIN_TICKS      2u          /* lease shortened for clock drift */
 
 /* ---- cluster (metadata image) ----------------------------------------------------------- */
 #define META_TOPIC_NAME_BYTES_MAX   249u     /* Kafka's topic name limit */
@@ -106,5 +107,50 @@
 #define BROKER_CONFIG_VALUE_BYTES_MAX    4096u       /* one value, NUL included (a path) */
 #define BROKER_CONFIG_ERROR_BYTES_MAX    512u        /* one configuration error message */
 #define BROKER_CONFIG_DESCRIBE_BYTES_MAX 8192u       /* broker_config_describe() output */
+#define BROKER_TOPIC_VALUE_BYTES_MAX     64u         /* a normalised topic config value, NUL included */
+#define BROKER_ADMIN_MESSAGE_BYTES_MAX   512u        /* one error message of an admin response */
+#define BROKER_ADMIN_QUOTE_BYTES_MAX     100u        /* a client's name or value quoted in one */
+#define BROKER_CONFIG_SYNONYMS_MAX       8u          /* synonyms DescribeConfigs lists per entry */
+
+/* ---- group (the group coordinator and __consumer_offsets) ------------------------------- */
+#define GROUP_OFFSETS_PARTITIONS_DEFAULT   50u      /* offsets.topic.num.partitions */
+#define GROUP_OFFSETS_PARTITIONS_MAX       1000u
+#define GROUP_INITIAL_DELAY_MS_DEFAULT     3000u    /* group.initial.rebalance.delay.ms */
+#define GROUP_SESSION_MS_MIN_DEFAULT       6000u    /* group.min.session.timeout.ms */
+#define GROUP_SESSION_MS_MAX_DEFAULT       1800000u /* group.max.session.timeout.ms */
+#define GROUP_RETENTION_MS_DEFAULT         (7ll * 24 * 3600 * 1000) /* offsets.retention.minutes */
+#define GROUP_RETENTION_CHECK_MS_DEFAULT   600000u  /* offsets.retention.check.interval.ms */
+#define GROUP_OFFSET_METADATA_BYTES_MAX    4096u    /* offset.metadata.max.bytes */
+#define GROUP_MEMBERS_MAX                  10000u   /* members (and pending members) of one group */
+#define GROUP_PROTOCOLS_MAX                64u      /* protocols one member offers in a join */
+#define GROUP_ID_BYTES_MAX                 32767u   /* a group, member, instance or topic name */
+#define GROUP_PROTOCOL_BYTES_MAX           (1u * MIB) /* one member's metadata or assignment */
+#define GROUP_GROUPS_MAX                   1000000u /* groups one coordinator holds */
+#define GROUP_OFFSETS_MAX                  1000000u /* committed offsets of one group */
+#define GROUP_TICK_MS                      100u     /* how often the host ticks the coordinator */
+#define GROUP_LOAD_CHUNK_BYTES             (1u * MIB) /* log read per step while loading */
+
+/* ---- bench (bench/kafka: the chronik-bench tool) ---------------------------------------- */
+#define BENCH_HIST_SUB_BUCKETS       128u           /* per power of two: relative error < 1/128 */
+#define BENCH_HIST_BUCKETS           (58u * 128u)   /* covers every uint64_t value */
+#define BENCH_RECORD_BYTES_MAX       (16u * MIB)    /* --record-size */
+#define BENCH_MESSAGES_MAX           (1ull << 34)   /* --messages; also bounds e2e sequence numbers */
+#define BENCH_DURATION_S_MAX         (7u * 24 * 3600) /* --duration */
+#define BENCH_RATE_MAX               100000000u     /* --rate, messages per second */
+#define BENCH_PARTITIONS_MAX         100000u        /* --partitions, and partitions of a benched topic */
+#define BENCH_REPLICATION_MAX        16u            /* --replication-factor */
+#define BENCH_LINGER_MS_MAX          900000u        /* --linger-ms: librdkafka's own bound */
+#define BENCH_BATCH_BYTES_MAX        2147483647u    /* --batch-size: librdkafka's own bound */
+#define BENCH_TIMEOUT_MS_MAX         (3600u * 1000) /* --timeout-ms, --commit-interval-ms */
+#define BENCH_IDLE_MS_DEFAULT        10000u         /* --timeout-ms: consumer gives up after this */
+#define BENCH_COMMIT_MS_DEFAULT      1000u          /* --commit-interval-ms in group mode */
+#define BENCH_DELIVERY_MS_DEFAULT    30000u         /* librdkafka message.timeout.ms we set */
+#define BENCH_SETUP_MS_MAX           15000u         /* metadata, topic creation, watermarks, join */
+#define BENCH_CLIENT_SETTINGS_MAX    64u            /* -X key=value pairs */
+#define BENCH_CLIENT_KEY_BYTES_MAX   128u           /* one -X key, NUL included */
+#define BENCH_ERROR_BYTES_MAX        512u           /* one error message for a person */
+#define BENCH_ERROR_KINDS_MAX        8u             /* distinct error codes counted by name */
+#define BENCH_PAYLOAD_POOL_BYTES     (4u * MIB)     /* random bytes records are cut from */
+#define BENCH_POLL_EVERY_MESSAGES    256u           /* producer serves delivery reports this often */
 
 #endif

@@ -26,6 +26,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+struct groups;
+
 /* The replicas of one topic, indexed by partition. */
 struct broker_topic {
     char *name;
@@ -55,6 +57,7 @@ struct broker {
     struct broker_topic **topics;
     uint32_t topic_slots;
     uint32_t topic_count;
+    struct groups *groups; /* groups.c: the group coordinator's host, NULL until opened */
 };
 
 struct breq;
@@ -136,5 +139,21 @@ void broker_topic_log_config(const struct broker *b, const struct meta_topic *mt
                              struct log_config *out);
 /* cluster.c */
 void describe_cluster_handle(struct breq *rq);
+/* groups.c: the group coordinator. groups_open loads __consumer_offsets if it exists (call it
+ * once the topics are open; the first group request opens it otherwise); groups_close frees
+ * it before the replicas close. */
+int groups_open(struct broker *b);
+void groups_close(struct broker *b);
+void find_coordinator_handle(struct breq *rq);
+void join_group_handle(struct breq *rq);
+void sync_group_handle(struct breq *rq);
+void heartbeat_handle(struct breq *rq);
+void leave_group_handle(struct breq *rq);
+void offset_commit_handle(struct breq *rq);
+void offset_fetch_handle(struct breq *rq);
+void list_groups_handle(struct breq *rq);
+void describe_groups_handle(struct breq *rq);
+void delete_groups_handle(struct breq *rq);
+void offset_delete_handle(struct breq *rq);
 
 #endif

@@ -28,6 +28,15 @@ static const struct api_handler handlers[] = {
     [1] = {fetch_handle, 4, 17},                     /* Fetch: v4+ returns record batches */
     [2] = {list_offsets_handle, 1, 9},               /* ListOffsets */
     [3] = {metadata_handle, 0, 12},                  /* Metadata */
+    [8] = {offset_commit_handle, 0, 9},              /* OffsetCommit */
+    [9] = {offset_fetch_handle, 0, 9},               /* OffsetFetch */
+    [10] = {find_coordinator_handle, 0, 6},          /* FindCoordinator */
+    [11] = {join_group_handle, 0, 9},                /* JoinGroup */
+    [12] = {heartbeat_handle, 0, 4},                 /* Heartbeat */
+    [13] = {leave_group_handle, 0, 5},               /* LeaveGroup */
+    [14] = {sync_group_handle, 0, 5},                /* SyncGroup */
+    [15] = {describe_groups_handle, 0, 5},           /* DescribeGroups */
+    [16] = {list_groups_handle, 0, 5},               /* ListGroups */
     [18] = {api_versions_handle, 0, 4},              /* ApiVersions */
     [19] = {create_topics_handle, 0, 7},             /* CreateTopics */
     [20] = {delete_topics_handle, 0, 6},             /* DeleteTopics */
@@ -36,7 +45,9 @@ static const struct api_handler handlers[] = {
     [32] = {describe_configs_handle, 0, 4},          /* DescribeConfigs */
     [33] = {alter_configs_handle, 0, 2},             /* AlterConfigs */
     [37] = {create_partitions_handle, 0, 3},         /* CreatePartitions */
+    [42] = {delete_groups_handle, 0, 2},             /* DeleteGroups */
     [44] = {incremental_alter_configs_handle, 0, 1}, /* IncrementalAlterConfigs */
+    [47] = {offset_delete_handle, 0, 0},             /* OffsetDelete */
     [60] = {describe_cluster_handle, 0, 1},          /* DescribeCluster */
 };
 

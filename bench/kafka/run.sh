@@ -1,0 +1,213 @@
+#!/usr/bin/env bash
+# The broker benchmark: starts chronik on a free port with a fresh data directory, measures the
+# disk with dd, runs the three scenarios below with chronik-bench, prints each summary and the
+# broker's CPU seconds per GB moved, then stops the broker. Everything runs on 127.0.0.1 and
+# every step is bounded in time. Run it by hand from anywhere; it is not part of the test suite.
+#
+#   acks=all, 1 KiB records     target >= 300 MB/s
+#   acks=all, 100-byte records  target >= 500,000 msg/s
+#   consume what scenario 1 wrote (from the page cache)  target >= 1 GB/s (1024 MB/s)
+#
+# MB is 2^20 bytes, as chronik-bench and Kafka's perf tools report it.
+#
+# Usage: bench/kafka/run.sh [PATH-TO-CHRONIK]      (default: build/release/chronik)
+# Environment (all optional):
+#   BENCH         chronik-bench (default: build/release/bench/kafka/chronik-bench)
+#   DATA_ROOT     where the data directory and the dd file go (default: build/bench-data);
+#                 it must be on the disk under test
+#   PARTITIONS    partitions of each topic (default 8)
+#   MESSAGES_1K   records in scenario 1 (default 3000000, about 2.9 GiB)
+#   MESSAGES_100  records in scenario 2 (default 15000000)
+#   DURATION      cap in seconds on each scenario (default 60)
+#   PRODUCE_ARGS  extra chronik-bench options for both produce scenarios (e.g. "--linger-ms 10")
+#   KEEP_DATA=1   keep the data directory and logs afterwards
+# Exit status: 0 when every scenario ran cleanly and met its target, 1 when a scenario failed
+# (delivery errors, short consumption, the broker died), 2 when all ran but a target was missed.
+set -uo pipefail
+
+repo=$(cd "$(dirname "$0")/../.." && pwd)
+chronik=$(realpath "${1:-$repo/build/release/chronik}")
+bench=$(realpath "${BENCH:-$repo/build/release/bench/kafka/chronik-bench}")
+data_root=${DATA_ROOT:-$repo/build/bench-data}
+partitions=${PARTITIONS:-8}
+messages_1k=${MESSAGES_1K:-3000000}
+messages_100=${MESSAGES_100:-15000000}
+duration=${DURATION:-60}
+produce_args=${PRODUCE_ARGS:-}
+ticks=$(getconf CLK_TCK)
+
+for tool in "$chronik" "$bench"; do
+    if [ ! -x "$tool" ]; then
+        echo "run.sh: $tool is not an executable; build first (scripts/build.sh release)" >&2
+        exit 1
+    fi
+done
+command -v python3 >/dev/null || { echo "run.sh: needs python3" >&2; exit 1; }
+
+mkdir -p "$data_root"
+root=$(mktemp -d "$data_root/run.XXXXXX")
+broker_pid=
+failures=0
+missed=0
+
+# Stops the broker with SIGTERM (SIGKILL after 15 s); a broker that does not exit cleanly
+# counts as a failure.
+stop_broker() {
+    [ -z "$broker_pid" ] && return
+    kill -TERM "$broker_pid" 2>/dev/null
+    for _ in $(seq 150); do
+        kill -0 "$broker_pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    kill -KILL "$broker_pid" 2>/dev/null
+    wait "$broker_pid" 2>/dev/null
+    local status=$?
+    broker_pid=
+    if [ "$status" -ne 0 ] && [ "$status" -ne 143 ]; then
+        echo "== the broker did not stop cleanly: exit status $status; its log ends with:"
+        tail -n 20 "$root/chronik.log" | sed 's/^/    /'
+        failures=$((failures + 1))
+    fi
+}
+
+# shellcheck disable=SC2317 # called by the EXIT trap
+cleanup() {
+    stop_broker
+    if [ "${KEEP_DATA:-0}" = 1 ]; then
+        echo "data and logs kept in $root"
+    else
+        rm -rf "$root"
+    fi
+}
+trap cleanup EXIT
+trap 'exit 1' INT TERM
+
+# A port p with p, p+1000 and p+2000 free (Kafka, HTTP and cluster ports of one node).
+free_port() {
+    python3 - <<'PY'
+import random, socket
+for _ in range(500):
+    p = random.randint(20000, 40000)
+    ok = True
+    for q in (p, p + 1000, p + 2000):
+        s = socket.socket()
+        try:
+            s.bind(("127.0.0.1", q))
+        except OSError:
+            ok = False
+        finally:
+            s.close()
+    if ok:
+        print(p)
+        break
+PY
+}
+
+broker_cpu_ticks() {
+    # utime + stime: fields 14 and 15 of /proc/PID/stat, counted after the ")" ending field 2.
+    sed 's/.*) //' "/proc/$broker_pid/stat" | awk '{ print $12 + $13 }'
+}
+
+start_broker() {
+    port=$(free_port)
+    [ -n "$port" ] || { echo "run.sh: no free port found" >&2; exit 1; }
+    mkdir -p "$root/data"
+    "$chronik" --data-dir "$root/data" --port "$port" >"$root/chronik.log" 2>&1 &
+    broker_pid=$!
+    for _ in $(seq 100); do
+        if ! kill -0 "$broker_pid" 2>/dev/null; then
+            wait "$broker_pid"
+            echo "run.sh: chronik exited with status $? before listening; its log:" >&2
+            sed 's/^/    /' "$root/chronik.log" >&2
+            broker_pid=
+            exit 1
+        fi
+        (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && return
+        sleep 0.1
+    done
+    echo "run.sh: chronik is not listening on 127.0.0.1:$port after 10 s" >&2
+    exit 1
+}
+
+disk_figure() {
+    echo "== disk: dd 1 GiB with fdatasync into $data_root"
+    dd if=/dev/zero of="$root/dd.test" bs=1M count=1024 conv=fdatasync 2>&1 | tail -n 1
+    rm -f "$root/dd.test"
+}
+
+# report NAME SIDE CHECK TARGET STATUS CPU-TICKS: prints the figures of $root/NAME.json (side
+# "produce" or "consume"), the broker's CPU per GB, and whether figure CHECK reached TARGET.
+report() {
+    python3 - "$root/$1.json" "$2" "$3" "$4" "$5" "$6" "$ticks" <<'PY'
+import json, sys
+path, side, check, target, status, cpu_ticks, ticks = sys.argv[1:]
+try:
+    j = json.load(open(path))
+except (OSError, ValueError):
+    print("   no summary (chronik-bench exit status %s)" % status)
+    sys.exit(1)
+s = j[side]
+gb = s["bytes"] / 1e9
+cpu = int(cpu_ticks) / int(ticks)
+lat = s["latency_ms"]
+print("   %d messages, %d bytes in %.3f s: %.0f msg/s, %.2f MB/s" %
+      (s["messages"], s["bytes"], s["elapsed_s"], s["msg_per_s"], s["mb_per_s"]))
+if lat:
+    print("   latency ms: p50 %.3f  p99 %.3f  p999 %.3f  max %.3f" %
+          (lat["p50"], lat["p99"], lat["p999"], lat["max"]))
+print("   broker CPU: %.2f s, %s s per GB" % (cpu, "%.3f" % (cpu / gb) if gb > 0 else "n/a"))
+value = s[check]
+met = value >= float(target)
+print("   target %s >= %s: %s (%.1f)" % (check, target, "met" if met else "MISSED", value))
+if not j["ok"]:
+    print("   run FAILED: see the log next to %s" % path)
+    sys.exit(1)
+sys.exit(0 if met else 2)
+PY
+    case $? in
+    0) ;;
+    2) missed=$((missed + 1)) ;;
+    *) failures=$((failures + 1)) ;;
+    esac
+}
+
+# scenario NAME SIDE CHECK TARGET CHRONIK-BENCH-ARGS...
+scenario() {
+    local name=$1 side=$2 check=$3 target=$4
+    shift 4
+    echo "== $name"
+    local before after status
+    before=$(broker_cpu_ticks)
+    # chronik-bench stops on SIGINT and reports; the KILL is for a client that hangs anyway.
+    timeout -s INT -k 30 $((duration + 120)) \
+        "$bench" "$@" --brokers "127.0.0.1:$port" --json >"$root/$name.json" 2>"$root/$name.log"
+    status=$?
+    if ! kill -0 "$broker_pid" 2>/dev/null; then
+        echo "   the broker died; its log ends with:"
+        tail -n 20 "$root/chronik.log" | sed 's/^/    /'
+        failures=$((failures + 1))
+        exit 1
+    fi
+    after=$(broker_cpu_ticks)
+    report "$name" "$side" "$check" "$target" "$status" $((after - before))
+}
+
+start_broker
+echo "$("$chronik" --version 2>/dev/null | head -n 1) on 127.0.0.1:$port, pid $broker_pid, data in $root/data"
+disk_figure
+
+# shellcheck disable=SC2086 # PRODUCE_ARGS is a list of options
+scenario produce-1k produce mb_per_s 300 produce --topic bench-1k --partitions "$partitions" \
+    --record-size 1024 --acks all --messages "$messages_1k" --duration "$duration" $produce_args
+# shellcheck disable=SC2086
+scenario produce-100 produce msg_per_s 500000 produce --topic bench-100 \
+    --partitions "$partitions" --record-size 100 --acks all --messages "$messages_100" \
+    --duration "$duration" $produce_args
+# No --duration: it reads to the end of each partition (the timeout above still bounds it).
+scenario consume-1k consume mb_per_s 1024 consume --topic bench-1k
+
+stop_broker
+echo "== result: $failures failed, $missed targets missed"
+[ "$failures" -eq 0 ] || exit 1
+[ "$missed" -eq 0 ] || exit 2
+exit 0

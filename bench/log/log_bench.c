@@ -1,0 +1,246 @@
+/*
+ * log_bench [dir [window_kib]]: what the partition log gets out of the disk under it.
+ *
+ * Prints, for the disk holding dir (default: the current directory):
+ *  1. dd's own figure for 1 GiB written with conv=fdatasync (the sequential ceiling);
+ *  2. a single 4 KiB write + fdatasync, p50/p99 over a few hundred iterations, both appending
+ *     (the file grows) and overwriting in place (its size does not change);
+ *  3. log append throughput and flush latency for 1 KiB and 16 KiB batches with a flush
+ *     requested after every batch, appends continuing while syncs are in flight (a producer
+ *     with a bounded window of unsynced bytes, 2 MiB by default): MB/s, fsyncs/s, p50/p99 flush
+ * latency, with and without preallocation of the active segment. Not a test: it prints figures and
+ * exits 0.
+ */
+#include "base/alloc.h"
+#include "base/clock.h"
+#include "base/limits.h"
+#include "io/io.h"
+#include "log/batch.h"
+#include "log/log.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define SAMPLES_MAX          1000000u
+#define WINDOW_BYTES_DEFAULT (2u * MIB)
+
+static uint64_t g_window_bytes = WINDOW_BYTES_DEFAULT;
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return (x > y) - (x < y);
+}
+
+static double pct_ms(uint64_t *ns, size_t n, double p)
+{
+    qsort(ns, n, sizeof(*ns), cmp_u64);
+    size_t i = (size_t)(p * (double)(n - 1));
+    return (double)ns[i] / 1e6;
+}
+
+static void run_dd(const char *dir)
+{
+    char cmd[1024];
+    snprintf(cmd, sizeof(cmd),
+             "dd if=/dev/zero of=%s/log_bench_dd.tmp bs=1M count=1024 conv=fdatasync 2>&1; "
+             "rm -f %s/log_bench_dd.tmp",
+             dir, dir);
+    printf("== dd if=/dev/zero of=%s/log_bench_dd.tmp bs=1M count=1024 conv=fdatasync\n", dir);
+    fflush(stdout);
+    FILE *p = popen(cmd, "r");
+    if (p == NULL) {
+        perror("popen");
+        return;
+    }
+    char line[512];
+    while (fgets(line, sizeof(line), p))
+        printf("   %s", line);
+    pclose(p);
+}
+
+/* 4 KiB pwrite + fdatasync, `iters` times; in_place rewrites a preallocated region. */
+static void single_sync(const char *dir, int iters, bool in_place, double *p50, double *p99)
+{
+    char path[1024];
+    snprintf(path, sizeof(path), "%s/log_bench_sync.tmp", dir);
+    int fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0) {
+        perror("open");
+        exit(1);
+    }
+    uint8_t block[4096];
+    memset(block, 0xab, sizeof(block));
+    if (in_place) {
+        for (int i = 0; i < iters; i++) {
+            if (pwrite(fd, block, sizeof(block), (off_t)i * 4096) != (ssize_t)sizeof(block))
+                exit(1);
+        }
+        fsync(fd);
+    }
+    uint64_t *ns = xcalloc((size_t)iters, sizeof(*ns));
+    struct clock *c = clock_real();
+    for (int i = 0; i < iters; i++) {
+        uint64_t t0 = clock_mono_ns(c);
+        if (pwrite(fd, block, sizeof(block), (off_t)i * 4096) != (ssize_t)sizeof(block) ||
+            fdatasync(fd) != 0) {
+            perror("write/fdatasync");
+            exit(1);
+        }
+        ns[i] = clock_mono_ns(c) - t0;
+    }
+    close(fd);
+    unlink(path);
+    *p50 = pct_ms(ns, (size_t)iters, 0.50);
+    *p99 = pct_ms(ns, (size_t)iters, 0.99);
+    free(ns);
+}
+
+struct flush_stat {
+    uint64_t *lat_ns;
+    size_t n;
+    uint64_t jobs;
+    int64_t last_durable;
+};
+
+struct pending {
+    struct flush_stat *st;
+    uint64_t t0;
+};
+
+static void on_flush(void *ctx, int err, int64_t durable)
+{
+    struct pending *p = ctx;
+    if (err < 0) {
+        fprintf(stderr, "flush failed: %d\n", err);
+        exit(1);
+    }
+    struct flush_stat *st = p->st;
+    if (durable > st->last_durable) {
+        st->jobs++; /* each completion that moves the durable offset is one group commit */
+        st->last_durable = durable;
+    }
+    if (st->n < SAMPLES_MAX)
+        st->lat_ns[st->n++] = clock_mono_ns(clock_real()) - p->t0;
+    free(p);
+}
+
+static void drain(struct log_flusher *fl, int timeout_ms)
+{
+    struct pollfd p = {.fd = log_flusher_fd(fl), .events = POLLIN};
+    if (poll(&p, 1, timeout_ms) > 0)
+        log_flusher_drain(fl);
+}
+
+static void build_batch(struct buf *b, size_t bytes)
+{
+    static uint8_t value[64 * 1024];
+    memset(value, 'v', sizeof(value));
+    struct batch_record rec = {.key = slice_make("key", 3), .timestamp_ms = 1700000000000};
+    size_t overhead = 61 + 16;
+    rec.value = slice_make(value, bytes > overhead ? bytes - overhead : 1);
+    struct batch_build_opts o = {.producer_id = -1, .producer_epoch = -1, .base_sequence = -1};
+    if (batch_build(b, &o, &rec, 1) != 0)
+        exit(1);
+}
+
+static void log_run(const char *dir, size_t batch_bytes, uint64_t total_bytes, double seconds,
+                    uint64_t prealloc_bytes)
+{
+    char part[1024];
+    snprintf(part, sizeof(part), "%s/log_bench_part", dir);
+    char cmd[1100];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", part);
+    if (system(cmd) != 0)
+        exit(1);
+    struct io *io = io_posix_create();
+    struct log_files *files = log_files_create(io, LOG_OPEN_FILES_MAX_DEFAULT);
+    struct log_flusher *fl = log_flusher_create(true);
+    struct log_env env = {.io = io, .clock = clock_real(), .files = files, .flusher = fl};
+    struct log_config cfg;
+    log_config_default(&cfg);
+    cfg.segment_bytes = 256 * MIB;
+    cfg.prealloc_bytes = prealloc_bytes;
+    struct log *log;
+    int rc = log_open(&env, part, &cfg, &log);
+    if (rc < 0) {
+        fprintf(stderr, "log_open: %d\n", rc);
+        exit(1);
+    }
+    struct buf b;
+    buf_init(&b);
+    build_batch(&b, batch_bytes);
+    struct flush_stat st = {.lat_ns = xcalloc(SAMPLES_MAX, sizeof(uint64_t))};
+    struct clock *c = clock_real();
+    uint64_t t0 = clock_mono_ns(c), written = 0;
+    uint64_t deadline = t0 + (uint64_t)(seconds * 1e9);
+    int64_t window_offsets = (int64_t)(g_window_bytes / b.len) + 1;
+    while (written < total_bytes && clock_mono_ns(c) < deadline) {
+        while (log_end_offset(log) - log_durable_offset(log) >= window_offsets)
+            drain(fl, -1);
+        struct log_append_result res;
+        rc = log_append(log, b.data, b.len, 1, &res);
+        if (rc < 0) {
+            fprintf(stderr, "log_append: %d\n", rc);
+            exit(1);
+        }
+        written += b.len;
+        struct pending *p = xmalloc(sizeof(*p));
+        *p = (struct pending){.st = &st, .t0 = clock_mono_ns(c)};
+        rc = log_flush(log, res.last_offset + 1, on_flush, p);
+        if (rc == 1)
+            on_flush(p, 0, log_durable_offset(log));
+        else if (rc < 0)
+            exit(1);
+        drain(fl, 0);
+    }
+    while (log_durable_offset(log) < log_end_offset(log))
+        drain(fl, -1);
+    double secs = (double)(clock_mono_ns(c) - t0) / 1e9;
+    printf("   %5zu B batches, prealloc %3" PRIu64 " MiB: %8.1f MB/s  %7.0f fsyncs/s  "
+           "flush p50 %6.2f ms  p99 %6.2f ms  (%zu flushes, %.1f s)\n",
+           b.len, prealloc_bytes / MIB, (double)written / 1e6 / secs, (double)st.jobs / secs,
+           pct_ms(st.lat_ns, st.n, 0.50), pct_ms(st.lat_ns, st.n, 0.99), st.n, secs);
+    fflush(stdout);
+    free(st.lat_ns);
+    buf_deinit(&b);
+    if (log_close(log) != 0)
+        exit(1);
+    log_flusher_destroy(fl);
+    log_files_destroy(files);
+    io_destroy(io);
+    if (system(cmd) != 0)
+        exit(1);
+}
+
+int main(int argc, char **argv)
+{
+    const char *dir = argc > 1 ? argv[1] : ".";
+    if (argc > 2)
+        g_window_bytes = strtoull(argv[2], NULL, 0) * KIB;
+    run_dd(dir);
+    double p50, p99;
+    single_sync(dir, 300, false, &p50, &p99);
+    printf(
+        "== single 4 KiB write + fdatasync, appending (300 iterations): p50 %.2f ms  p99 %.2f ms\n",
+        p50, p99);
+    single_sync(dir, 300, true, &p50, &p99);
+    printf(
+        "== single 4 KiB write + fdatasync, in place  (300 iterations): p50 %.2f ms  p99 %.2f ms\n",
+        p50, p99);
+    printf("== log append with a flush after every batch (window %" PRIu64 " KiB unsynced)\n",
+           g_window_bytes / KIB);
+    fflush(stdout);
+    for (int pre = 0; pre < 2; pre++) {
+        uint64_t prealloc = pre ? LOG_PREALLOC_BYTES_DEFAULT : 0;
+        log_run(dir, 1024, 256ull * MIB, 5.0, prealloc);
+        log_run(dir, 16 * 1024, 1024ull * MIB, 8.0, prealloc);
+    }
+    return 0;
+}

@@ -1,0 +1,1048 @@
+/*
+ * The group APIs (FindCoordinator, JoinGroup, SyncGroup, Heartbeat, LeaveGroup, OffsetCommit,
+ * OffsetFetch, ListGroups, DescribeGroups, DeleteGroups, OffsetDelete) and the host of the
+ * pure group coordinator (src/group): its effects become responses and appends to
+ * __consumer_offsets, its time comes from a periodic timer, and its state is loaded from the
+ * topic before it answers for a partition.
+ *
+ * Owns: struct groups (b->groups), created on the first group request or by groups_open, and
+ * the internal topic __consumer_offsets, created when first needed. A group's coordinator is
+ * the leader of __consumer_offsets partition group_partition_of(id): standalone, that is this
+ * node for every partition, and the same code serves when partitions move under Raft.
+ *
+ * Invariants: every JoinGroup and SyncGroup given to the coordinator is answered exactly once
+ * through its effect; a request waiting for an append is answered only after the append is
+ * committed (or failed), so an acknowledged commit is durable. Loading reads each partition from
+ * its log start to its high watermark, GROUP_LOAD_CHUNK_BYTES at a time, on the loop; requests
+ * for a partition not loaded yet get COORDINATOR_LOAD_IN_PROGRESS.
+ *
+ * It must never trust a request: the coordinator validates what it keeps, and this file only
+ * copies, bounded by the request's arena.
+ */
+#include "base/alloc.h"
+#include "base/assert.h"
+#include "base/error.h"
+#include "base/limits.h"
+#include "broker/broker_internal.h"
+#include "group/group.h"
+#include "group/records.h"
+#include "io/io.h"
+#include "log/batch.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define OFFSETS_TOPIC "__consumer_offsets"
+
+/* Kafka's bits for the operations a group allows (READ, DELETE, DESCRIBE): no ACLs here. */
+#define GROUP_AUTHORIZED_OPERATIONS ((1 << 3) | (1 << 6) | (1 << 8))
+
+enum { KEY_TYPE_GROUP = 0, KEY_TYPE_TRANSACTION = 1 };
+
+struct groups {
+    struct broker *b;
+    struct group_coord coord;
+    bool topic_ready;   /* __consumer_offsets exists and its loads started */
+    int64_t *load_next; /* per partition: the next offset to load, -1 once loaded */
+    bool loading;
+    struct loop_timer tick_timer;
+    struct loop_timer load_timer;
+    /* Appends that failed synchronously, reported once the effect queue is drained. */
+    struct failed_append {
+        uint64_t id;
+        void *token;
+        int err;
+    } * failed;
+    size_t failed_count;
+    size_t failed_cap;
+};
+
+/* A request that waits for appends: answered when the last is done. */
+struct gop {
+    struct breq *rq;
+    void *resp;
+    uint32_t pending;
+};
+
+/* The token of one append: which response errors it decides. */
+struct gwait {
+    struct gop *op;
+    int16_t **slots;
+    size_t slot_count;
+};
+
+/* The append in flight with the replica. */
+struct gappend {
+    struct replica_commit commit;
+    struct groups *gs;
+    uint64_t id;
+    struct gwait *wait;
+};
+
+static void *must(void *p)
+{
+    ASSERT(p != NULL); /* response memory is bounded by the request arena */
+    return p;
+}
+
+static int64_t now_ms(const struct groups *gs)
+{
+    return clock_wall_ms(gs->b->clock);
+}
+
+static struct slice sl(struct proto_str s)
+{
+    return slice_make(s.ptr, s.len);
+}
+
+static struct proto_str str_copy(struct breq *rq, struct slice s)
+{
+    if (s.ptr == NULL)
+        return (struct proto_str){NULL, 0};
+    return (struct proto_str){must(arena_strndup(&rq->arena, (const char *)s.ptr, s.len)), s.len};
+}
+
+static struct slice bytes_copy(struct breq *rq, struct slice s)
+{
+    uint8_t *p = must(arena_alloc(&rq->arena, s.len));
+    if (s.len > 0)
+        memcpy(p, s.ptr, s.len);
+    return slice_make(p, s.len);
+}
+
+/* ---- appends and effects ----------------------------------------------------------------- */
+
+static void drain(struct groups *gs);
+
+static void gop_done(struct gop *op)
+{
+    ASSERT(op->pending > 0);
+    if (--op->pending == 0)
+        breq_respond(op->rq, op->resp);
+}
+
+/* The outcome of an append for the response that waits for it. */
+static void wait_done(struct gwait *w, int err)
+{
+    if (w == NULL)
+        return;
+    if (err != 0) {
+        int16_t code = err == ERR_CLOSED ? KAFKA_NOT_COORDINATOR : KAFKA_COORDINATOR_NOT_AVAILABLE;
+        for (size_t i = 0; i < w->slot_count; i++)
+            if (*w->slots[i] == KAFKA_NONE)
+                *w->slots[i] = code;
+    }
+    gop_done(w->op);
+}
+
+static void on_append_commit(void *ctx, int err)
+{
+    struct gappend *a = ctx;
+    struct groups *gs = a->gs;
+    group_coord_append_done(&gs->coord, a->id, err, now_ms(gs));
+    struct gwait *w = a->wait;
+    free(a);
+    drain(gs);
+    wait_done(w, err);
+}
+
+static void append_failed(struct groups *gs, uint64_t id, void *token, int err)
+{
+    if (gs->failed_count == gs->failed_cap) {
+        gs->failed_cap = gs->failed_cap == 0 ? 8 : gs->failed_cap * 2;
+        gs->failed = xrealloc(gs->failed, gs->failed_cap * sizeof(*gs->failed));
+    }
+    gs->failed[gs->failed_count++] = (struct failed_append){id, token, err};
+}
+
+static void do_append(struct groups *gs, const struct group_fx *fx)
+{
+    struct broker *b = gs->b;
+    struct replica *r =
+        broker_replica(b, OFFSETS_TOPIC, strlen(OFFSETS_TOPIC), (int32_t)fx->partition);
+    if (r == NULL) {
+        append_failed(gs, fx->append_id, fx->token, ERR_CLOSED);
+        return;
+    }
+    struct batch_record *recs = xcalloc(fx->record_count, sizeof(*recs));
+    int64_t ts = now_ms(gs);
+    for (size_t i = 0; i < fx->record_count; i++)
+        recs[i] = (struct batch_record){
+            .key = fx->records[i].key, .value = fx->records[i].value, .timestamp_ms = ts};
+    struct batch_build_opts opts = {
+        .base_offset = 0, .producer_id = -1, .producer_epoch = -1, .base_sequence = -1};
+    struct buf batch;
+    buf_init(&batch);
+    int rc = batch_build(&batch, &opts, recs, fx->record_count);
+    free(recs);
+    struct gappend *a = NULL;
+    if (rc == 0) {
+        a = xcalloc(1, sizeof(*a));
+        a->gs = gs;
+        a->id = fx->append_id;
+        a->wait = fx->token;
+        struct log_append_result res;
+        rc = replica_append(r, batch.data, batch.len, &a->commit, on_append_commit, a, &res);
+    }
+    buf_deinit(&batch);
+    if (rc < 0) {
+        free(a);
+        append_failed(gs, fx->append_id, fx->token, rc);
+    }
+}
+
+static void answer_join(const struct group_fx *fx)
+{
+    struct breq *rq = fx->token;
+    struct kafka_join_group_response resp;
+    kafka_join_group_response_init(&resp);
+    resp.error_code = fx->error;
+    resp.generation_id = fx->generation;
+    resp.protocol_type = str_copy(rq, fx->protocol_type);
+    resp.protocol_name = str_copy(rq, fx->protocol_name);
+    resp.leader = str_copy(rq, fx->leader_id.ptr != NULL ? fx->leader_id : slice_make("", 0));
+    resp.member_id = str_copy(rq, fx->member_id);
+    resp.skip_assignment = fx->skip_assignment;
+    resp.members.count = fx->member_count;
+    resp.members.items =
+        must(arena_calloc(&rq->arena, fx->member_count + 1, sizeof(*resp.members.items)));
+    for (size_t i = 0; i < fx->member_count; i++) {
+        resp.members.items[i].member_id = str_copy(rq, fx->members[i].member_id);
+        resp.members.items[i].group_instance_id = str_copy(rq, fx->members[i].instance_id);
+        resp.members.items[i].metadata = bytes_copy(rq, fx->members[i].metadata);
+    }
+    breq_respond(rq, &resp);
+}
+
+static void answer_sync(const struct group_fx *fx)
+{
+    struct breq *rq = fx->token;
+    struct kafka_sync_group_response resp;
+    kafka_sync_group_response_init(&resp);
+    resp.error_code = fx->error;
+    resp.protocol_type = str_copy(rq, fx->protocol_type);
+    resp.protocol_name = str_copy(rq, fx->protocol_name);
+    resp.assignment = bytes_copy(rq, fx->assignment);
+    breq_respond(rq, &resp);
+}
+
+/* Turns every effect into a response or an append, until none is left. */
+static void drain(struct groups *gs)
+{
+    for (;;) {
+        struct group_fx fx;
+        while (group_coord_poll(&gs->coord, &fx) == 1) {
+            switch (fx.kind) {
+            case GROUP_FX_JOIN:
+                answer_join(&fx);
+                break;
+            case GROUP_FX_SYNC:
+                answer_sync(&fx);
+                break;
+            case GROUP_FX_APPEND:
+                do_append(gs, &fx);
+                break;
+            }
+        }
+        if (gs->failed_count == 0)
+            return;
+        struct failed_append f = gs->failed[--gs->failed_count];
+        group_coord_append_done(&gs->coord, f.id, f.err, now_ms(gs));
+        drain(gs);
+        wait_done(f.token, f.err);
+    }
+}
+
+/* ---- loading ----------------------------------------------------------------------------- */
+
+struct load_ctx {
+    struct group_coord *coord;
+    uint32_t partition;
+};
+
+static int load_one(void *ctx, int64_t offset, struct slice key, struct slice value)
+{
+    struct load_ctx *lc = ctx;
+    (void)offset;
+    if (key.ptr == NULL)
+        return 0;
+    /* A record we cannot read (another broker's newer format) is skipped, as Kafka does
+     * with record types it does not know. */
+    group_coord_load_record(lc->coord, lc->partition, key, value);
+    return 0;
+}
+
+/* Loads one chunk of partition p; returns true once it is fully loaded. */
+static bool load_step(struct groups *gs, uint32_t p)
+{
+    struct replica *r = broker_replica(gs->b, OFFSETS_TOPIC, strlen(OFFSETS_TOPIC), (int32_t)p);
+    if (r == NULL)
+        return true;
+    int64_t from = MAX(gs->load_next[p], replica_log_start_offset(r));
+    if (from >= replica_high_watermark(r))
+        return true;
+    struct log_read rd;
+    int rc = replica_read(r, from, GROUP_LOAD_CHUNK_BYTES, &rd);
+    if (rc < 0 || rd.file == NULL) {
+        if (rc < 0)
+            fprintf(stderr, "chronik: cannot load %s-%u: %s\n", OFFSETS_TOPIC, p, err_str(rc));
+        return true;
+    }
+    uint8_t *bytes = xmalloc(rd.bytes + 1);
+    ssize_t n = io_pread(log_file_io(rd.file), bytes, rd.bytes, rd.position);
+    int64_t next = rd.next_offset;
+    log_read_release(&rd);
+    struct load_ctx lc = {.coord = &gs->coord, .partition = p};
+    size_t pos = 0;
+    while (n > 0 && pos < (size_t)n) {
+        struct batch_header h;
+        if (batch_parse(bytes + pos, (size_t)n - pos, &h) < 0)
+            break;
+        grec_batch_walk(bytes + pos, batch_total_bytes(&h), load_one, &lc);
+        pos += batch_total_bytes(&h);
+    }
+    free(bytes);
+    if (n < 0 || (uint64_t)n != rd.bytes) {
+        fprintf(stderr, "chronik: cannot read %s-%u while loading groups\n", OFFSETS_TOPIC, p);
+        return true;
+    }
+    gs->load_next[p] = next;
+    return next >= replica_high_watermark(r);
+}
+
+/* One chunk of every partition still loading; true when all are loaded. */
+static bool load_all_step(struct groups *gs)
+{
+    bool all = true;
+    for (uint32_t p = 0; p < gs->coord.cfg.partition_count; p++) {
+        if (gs->load_next[p] < 0)
+            continue;
+        if (load_step(gs, p)) {
+            gs->load_next[p] = -1;
+            group_coord_load_done(&gs->coord, p, now_ms(gs));
+        } else {
+            all = false;
+        }
+    }
+    gs->loading = !all;
+    return all;
+}
+
+static void on_load_timer(void *ctx)
+{
+    struct groups *gs = ctx;
+    if (!load_all_step(gs) && loop_timer_start(gs->b->loop, &gs->load_timer, 0, 0) < 0)
+        while (!load_all_step(gs)) /* no timer left: finish now rather than never */
+            ;
+    drain(gs);
+}
+
+static void on_tick(void *ctx)
+{
+    struct groups *gs = ctx;
+    group_coord_tick(&gs->coord, now_ms(gs));
+    drain(gs);
+}
+
+/* Creates __consumer_offsets if needed and starts loading it; false if it cannot exist. */
+static bool groups_topic(struct groups *gs)
+{
+    if (gs->topic_ready)
+        return true;
+    struct broker *b = gs->b;
+    const struct meta_topic *mt = meta_topic_find(&b->meta, OFFSETS_TOPIC, strlen(OFFSETS_TOPIC));
+    if (mt == NULL) {
+        /* Offsets are kept until they are deleted or expire, never by the log's age or size
+         * (there is no compaction yet, so the topic grows with every commit). */
+        static const char *const keys[] = {"retention.ms", "retention.bytes", "segment.bytes"};
+        static const char *const values[] = {"-1", "-1", "104857600"};
+        const char *why = NULL;
+        int rc = broker_create_topic(b, OFFSETS_TOPIC, (int32_t)gs->coord.cfg.partition_count, 1,
+                                     keys, values, 3, false, &why);
+        if (rc != KAFKA_NONE) {
+            fprintf(stderr, "chronik: cannot create %s: %s\n", OFFSETS_TOPIC,
+                    why != NULL ? why : "unknown error");
+            return false;
+        }
+        mt = meta_topic_find(&b->meta, OFFSETS_TOPIC, strlen(OFFSETS_TOPIC));
+        ASSERT(mt != NULL);
+    }
+    if (mt->partition_count != gs->coord.cfg.partition_count) {
+        /* The topic's partition count decides where groups live, whatever the default. */
+        struct group_config cfg = gs->coord.cfg;
+        cfg.partition_count = MIN(mt->partition_count, GROUP_OFFSETS_PARTITIONS_MAX);
+        group_coord_deinit(&gs->coord);
+        group_coord_init(&gs->coord, &cfg);
+    }
+    uint32_t n = gs->coord.cfg.partition_count;
+    gs->load_next = xcalloc(n, sizeof(*gs->load_next));
+    for (uint32_t p = 0; p < n; p++)
+        group_coord_load_begin(&gs->coord, p);
+    gs->topic_ready = true;
+    /* Small topics load at once; a large one continues from the loop, one chunk per turn. */
+    if (!load_all_step(gs))
+        on_load_timer(gs);
+    return true;
+}
+
+int groups_open(struct broker *b)
+{
+    if (b->groups != NULL)
+        return 0;
+    struct groups *gs = xcalloc(1, sizeof(*gs));
+    gs->b = b;
+    struct group_config cfg;
+    group_config_default(&cfg);
+    cfg.seed = rng_next(&b->rng);
+    group_coord_init(&gs->coord, &cfg);
+    loop_timer_init(&gs->tick_timer, on_tick, gs);
+    loop_timer_init(&gs->load_timer, on_load_timer, gs);
+    b->groups = gs;
+    int rc = loop_timer_start(b->loop, &gs->tick_timer, GROUP_TICK_MS, GROUP_TICK_MS);
+    /* An existing topic is loaded at start-up; a missing one waits for the first need. */
+    if (rc == 0 && meta_topic_find(&b->meta, OFFSETS_TOPIC, strlen(OFFSETS_TOPIC)) != NULL)
+        groups_topic(gs);
+    return rc;
+}
+
+void groups_close(struct broker *b)
+{
+    struct groups *gs = b->groups;
+    if (gs == NULL)
+        return;
+    loop_timer_stop(b->loop, &gs->tick_timer);
+    loop_timer_stop(b->loop, &gs->load_timer);
+    /* Parked JoinGroup/SyncGroup requests are dropped with the connections at shutdown. */
+    group_coord_deinit(&gs->coord);
+    free(gs->load_next);
+    free(gs->failed);
+    free(gs);
+    b->groups = NULL;
+}
+
+/* The coordinator ready for a group request, or NULL (then the request gets
+ * COORDINATOR_NOT_AVAILABLE). */
+static struct groups *groups_get(struct broker *b)
+{
+    if (b->groups == NULL && groups_open(b) < 0)
+        return NULL;
+    return groups_topic(b->groups) ? b->groups : NULL;
+}
+
+/* ---- FindCoordinator --------------------------------------------------------------------- */
+
+static int16_t find_one(struct breq *rq, struct slice key, int8_t key_type)
+{
+    if (key_type == KEY_TYPE_TRANSACTION)
+        return KAFKA_COORDINATOR_NOT_AVAILABLE; /* no transactions yet */
+    if (key_type != KEY_TYPE_GROUP)
+        return KAFKA_INVALID_REQUEST;
+    if (key.ptr == NULL)
+        return KAFKA_INVALID_REQUEST;
+    struct groups *gs = groups_get(rq->b);
+    if (gs == NULL)
+        return KAFKA_COORDINATOR_NOT_AVAILABLE;
+    uint32_t p = group_partition_of(key, gs->coord.cfg.partition_count);
+    struct replica *r = broker_replica(rq->b, OFFSETS_TOPIC, strlen(OFFSETS_TOPIC), (int32_t)p);
+    return r != NULL && replica_error(r) == 0 ? KAFKA_NONE : KAFKA_COORDINATOR_NOT_AVAILABLE;
+}
+
+static const char *find_message(int16_t err)
+{
+    switch (err) {
+    case KAFKA_NONE:
+        return NULL;
+    case KAFKA_COORDINATOR_NOT_AVAILABLE:
+        return "The coordinator is not available.";
+    default:
+        return "Invalid coordinator key type.";
+    }
+}
+
+void find_coordinator_handle(struct breq *rq)
+{
+    const struct kafka_find_coordinator_request *req = rq->body;
+    const struct broker_config *cfg = rq->b->cfg;
+    struct kafka_find_coordinator_response resp;
+    kafka_find_coordinator_response_init(&resp);
+    if (rq->api_version < 4) {
+        int16_t err = find_one(rq, sl(req->key), req->key_type);
+        resp.error_code = err;
+        resp.error_message = proto_str_make(find_message(err));
+        resp.node_id = err == KAFKA_NONE ? cfg->node_id : -1;
+        resp.host = proto_str_make(err == KAFKA_NONE ? cfg->advertised.host : "");
+        resp.port = err == KAFKA_NONE ? cfg->advertised.port : -1;
+        breq_respond(rq, &resp);
+        return;
+    }
+    size_t n = req->coordinator_keys.count;
+    resp.coordinators.count = n;
+    resp.coordinators.items =
+        must(arena_calloc(&rq->arena, n + 1, sizeof(*resp.coordinators.items)));
+    for (size_t i = 0; i < n; i++) {
+        struct kafka_find_coordinator_response_coordinator *c = &resp.coordinators.items[i];
+        int16_t err = find_one(rq, sl(req->coordinator_keys.items[i]), req->key_type);
+        c->key = req->coordinator_keys.items[i];
+        c->error_code = err;
+        c->error_message = proto_str_make(find_message(err));
+        c->node_id = err == KAFKA_NONE ? cfg->node_id : -1;
+        c->host = proto_str_make(err == KAFKA_NONE ? cfg->advertised.host : "");
+        c->port = err == KAFKA_NONE ? cfg->advertised.port : -1;
+    }
+    breq_respond(rq, &resp);
+}
+
+/* ---- JoinGroup, SyncGroup, Heartbeat, LeaveGroup ---------------------------------------- */
+
+void join_group_handle(struct breq *rq)
+{
+    const struct kafka_join_group_request *req = rq->body;
+    struct groups *gs = groups_get(rq->b);
+    if (gs == NULL) {
+        struct kafka_join_group_response resp;
+        kafka_join_group_response_init(&resp);
+        resp.error_code = KAFKA_COORDINATOR_NOT_AVAILABLE;
+        resp.member_id = req->member_id;
+        resp.leader = proto_str_make("");
+        resp.members.items = must(arena_alloc(&rq->arena, 0));
+        breq_respond(rq, &resp);
+        return;
+    }
+    size_t n = req->protocols.count;
+    struct slice *names = must(arena_calloc(&rq->arena, n + 1, sizeof(*names)));
+    struct slice *metas = must(arena_calloc(&rq->arena, n + 1, sizeof(*metas)));
+    for (size_t i = 0; i < n; i++) {
+        names[i] = sl(req->protocols.items[i].name);
+        metas[i] = req->protocols.items[i].metadata;
+    }
+    struct group_join_req jr = {
+        .group_id = sl(req->group_id),
+        .member_id = sl(req->member_id),
+        .instance_id = sl(req->group_instance_id),
+        .protocol_type = sl(req->protocol_type),
+        .client_id = rq->client_id.ptr != NULL ? sl(rq->client_id) : slice_make("", 0),
+        /* The listener does not tell the peer's address; Kafka's field is informational. */
+        .client_host = slice_make("/", 1),
+        .session_timeout_ms = req->session_timeout_ms,
+        .rebalance_timeout_ms = req->rebalance_timeout_ms,
+        .protocol_names = names,
+        .protocol_metadata = metas,
+        .protocol_count = n,
+        .require_known_member_id = rq->api_version >= 4,
+    };
+    group_join(&gs->coord, &jr, rq, now_ms(gs));
+    drain(gs);
+}
+
+void sync_group_handle(struct breq *rq)
+{
+    const struct kafka_sync_group_request *req = rq->body;
+    struct groups *gs = groups_get(rq->b);
+    if (gs == NULL) {
+        struct kafka_sync_group_response resp;
+        kafka_sync_group_response_init(&resp);
+        resp.error_code = KAFKA_COORDINATOR_NOT_AVAILABLE;
+        resp.assignment = slice_make("", 0);
+        breq_respond(rq, &resp);
+        return;
+    }
+    size_t n = req->assignments.count;
+    struct slice *ids = must(arena_calloc(&rq->arena, n + 1, sizeof(*ids)));
+    struct slice *as = must(arena_calloc(&rq->arena, n + 1, sizeof(*as)));
+    for (size_t i = 0; i < n; i++) {
+        ids[i] = sl(req->assignments.items[i].member_id);
+        as[i] = req->assignments.items[i].assignment;
+    }
+    struct group_sync_req sr = {
+        .group_id = sl(req->group_id),
+        .member_id = sl(req->member_id),
+        .instance_id = sl(req->group_instance_id),
+        .protocol_type = sl(req->protocol_type),
+        .protocol_name = sl(req->protocol_name),
+        .generation = req->generation_id,
+        .assign_member_ids = ids,
+        .assignments = as,
+        .assignment_count = n,
+    };
+    group_sync(&gs->coord, &sr, rq, now_ms(gs));
+    drain(gs);
+}
+
+void heartbeat_handle(struct breq *rq)
+{
+    const struct kafka_heartbeat_request *req = rq->body;
+    struct groups *gs = groups_get(rq->b);
+    struct kafka_heartbeat_response resp;
+    kafka_heartbeat_response_init(&resp);
+    resp.error_code =
+        gs == NULL ? KAFKA_COORDINATOR_NOT_AVAILABLE
+                   : group_heartbeat(&gs->coord, sl(req->group_id), sl(req->member_id),
+                                     sl(req->group_instance_id), req->generation_id, now_ms(gs));
+    if (gs != NULL)
+        drain(gs);
+    breq_respond(rq, &resp);
+}
+
+void leave_group_handle(struct breq *rq)
+{
+    const struct kafka_leave_group_request *req = rq->body;
+    struct groups *gs = groups_get(rq->b);
+    struct kafka_leave_group_response resp;
+    kafka_leave_group_response_init(&resp);
+    bool batched = rq->api_version >= 3;
+    size_t n = batched ? req->members.count : 1;
+    struct group_leave_member *lm = must(arena_calloc(&rq->arena, n + 1, sizeof(*lm)));
+    int16_t *errors = must(arena_calloc(&rq->arena, n + 1, sizeof(*errors)));
+    for (size_t i = 0; i < n; i++) {
+        lm[i].member_id = batched ? sl(req->members.items[i].member_id) : sl(req->member_id);
+        lm[i].instance_id =
+            batched ? sl(req->members.items[i].group_instance_id) : slice_make(NULL, 0);
+    }
+    resp.error_code = gs == NULL
+                          ? KAFKA_COORDINATOR_NOT_AVAILABLE
+                          : group_leave(&gs->coord, sl(req->group_id), lm, n, errors, now_ms(gs));
+    if (gs != NULL)
+        drain(gs);
+    resp.members.count = batched ? n : 0;
+    resp.members.items = must(arena_calloc(&rq->arena, n + 1, sizeof(*resp.members.items)));
+    for (size_t i = 0; batched && i < n; i++) {
+        resp.members.items[i].member_id = req->members.items[i].member_id;
+        resp.members.items[i].group_instance_id = req->members.items[i].group_instance_id;
+        resp.members.items[i].error_code =
+            resp.error_code == KAFKA_NONE ? errors[i] : resp.error_code;
+    }
+    /* Before v3 the one member's outcome is the response's. */
+    if (!batched && resp.error_code == KAFKA_NONE)
+        resp.error_code = errors[0];
+    breq_respond(rq, &resp);
+}
+
+/* ---- OffsetCommit ------------------------------------------------------------------------ */
+
+void offset_commit_handle(struct breq *rq)
+{
+    const struct kafka_offset_commit_request *req = rq->body;
+    struct groups *gs = groups_get(rq->b);
+    struct gop *op = must(arena_zalloc(&rq->arena, sizeof(*op)));
+    struct kafka_offset_commit_response *resp = must(arena_zalloc(&rq->arena, sizeof(*resp)));
+    kafka_offset_commit_response_init(resp);
+    op->rq = rq;
+    op->resp = resp;
+    op->pending = 1;
+    size_t nt = req->topics.count, total = 0;
+    resp->topics.count = nt;
+    resp->topics.items = must(arena_calloc(&rq->arena, nt + 1, sizeof(*resp->topics.items)));
+    for (size_t t = 0; t < nt; t++)
+        total += req->topics.items[t].partitions.count;
+    struct group_commit_part *parts = must(arena_calloc(&rq->arena, total + 1, sizeof(*parts)));
+    int16_t *errors = must(arena_calloc(&rq->arena, total + 1, sizeof(*errors)));
+    int16_t **slots = must(arena_calloc(&rq->arena, total + 1, sizeof(*slots)));
+    size_t k = 0;
+    for (size_t t = 0; t < nt; t++) {
+        const struct kafka_offset_commit_request_offset_commit_request_topic *it =
+            &req->topics.items[t];
+        struct kafka_offset_commit_response_offset_commit_response_topic *ot =
+            &resp->topics.items[t];
+        ot->name = it->name;
+        ot->partitions.count = it->partitions.count;
+        ot->partitions.items =
+            must(arena_calloc(&rq->arena, it->partitions.count + 1, sizeof(*ot->partitions.items)));
+        for (size_t p = 0; p < it->partitions.count; p++, k++) {
+            const struct kafka_offset_commit_request_offset_commit_request_partition *ip =
+                &it->partitions.items[p];
+            ot->partitions.items[p].partition_index = ip->partition_index;
+            slots[k] = &ot->partitions.items[p].error_code;
+            parts[k] = (struct group_commit_part){
+                .topic = sl(it->name),
+                .partition = ip->partition_index,
+                .offset = ip->committed_offset,
+                .leader_epoch = ip->committed_leader_epoch,
+                .metadata = sl(ip->committed_metadata),
+            };
+        }
+    }
+    if (gs == NULL) {
+        for (size_t i = 0; i < total; i++)
+            *slots[i] = KAFKA_COORDINATOR_NOT_AVAILABLE;
+        gop_done(op);
+        return;
+    }
+    struct group_commit_req cr = {
+        .group_id = sl(req->group_id),
+        .member_id = sl(req->member_id),
+        .instance_id = sl(req->group_instance_id),
+        .generation = req->generation_id_or_member_epoch,
+        .retention_ms = req->retention_time_ms,
+    };
+    struct gwait *w = must(arena_zalloc(&rq->arena, sizeof(*w)));
+    w->op = op;
+    w->slots = slots;
+    w->slot_count = total;
+    bool appended = false;
+    group_offset_commit(&gs->coord, &cr, parts, total, errors, w, &appended, now_ms(gs));
+    for (size_t i = 0; i < total; i++)
+        *slots[i] = errors[i];
+    if (appended)
+        op->pending++;
+    drain(gs);
+    gop_done(op);
+}
+
+/* ---- OffsetFetch ------------------------------------------------------------------------- */
+
+/* One partition's committed offset, or -1 with no metadata (Kafka's "no offset"). */
+static int16_t fetch_one(struct groups *gs, struct slice group, struct slice topic,
+                         int32_t partition, bool stable, int64_t *offset, int32_t *epoch,
+                         struct slice *metadata)
+{
+    const struct group_offset *o = NULL;
+    int16_t err = group_offset_get(&gs->coord, group, topic, partition, stable, &o);
+    *offset = o != NULL ? o->offset : -1;
+    *epoch = o != NULL ? o->leader_epoch : -1;
+    *metadata = o != NULL ? group_bytes_slice(o->metadata) : slice_make("", 0);
+    return err;
+}
+
+/* The distinct topics of a group's offsets, for a fetch of "all topics". */
+static size_t group_topics(struct breq *rq, const struct group *g, struct slice **out)
+{
+    struct slice *topics = must(arena_calloc(&rq->arena, g->offset_count + 1, sizeof(*topics)));
+    size_t n = 0;
+    for (size_t i = 0; i < g->offset_count; i++) {
+        struct slice t = group_bytes_slice(g->offsets[i].topic);
+        size_t k = 0;
+        while (k < n && !slice_eq(topics[k], t))
+            k++;
+        if (k == n)
+            topics[n++] = t;
+    }
+    *out = topics;
+    return n;
+}
+
+/* The partitions of a topic the group has offsets for. */
+static size_t group_topic_partitions(struct breq *rq, const struct group *g, struct slice topic,
+                                     int32_t **out)
+{
+    int32_t *parts = must(arena_calloc(&rq->arena, g->offset_count + 1, sizeof(*parts)));
+    size_t n = 0;
+    for (size_t i = 0; i < g->offset_count; i++)
+        if (slice_eq(group_bytes_slice(g->offsets[i].topic), topic))
+            parts[n++] = g->offsets[i].partition;
+    *out = parts;
+    return n;
+}
+
+/* The topics of one group of a v8+ fetch (topics NULL: all of them). */
+static void fetch_group_v8(struct breq *rq, struct groups *gs, bool stable,
+                           const struct kafka_offset_fetch_request_offset_fetch_request_group *in,
+                           struct kafka_offset_fetch_response_offset_fetch_response_group *out)
+{
+    out->group_id = in->group_id;
+    out->topics.items = must(arena_alloc(&rq->arena, 0));
+    out->error_code = gs == NULL ? KAFKA_COORDINATOR_NOT_AVAILABLE
+                                 : group_coord_check(&gs->coord, sl(in->group_id));
+    if (out->error_code != KAFKA_NONE)
+        return;
+    const struct group *g = group_coord_find(&gs->coord, sl(in->group_id));
+    bool all = in->topics.items == NULL;
+    struct slice *names = NULL;
+    size_t nt = all ? (g != NULL ? group_topics(rq, g, &names) : 0) : in->topics.count;
+    out->topics.count = nt;
+    out->topics.items = must(arena_calloc(&rq->arena, nt + 1, sizeof(*out->topics.items)));
+    for (size_t t = 0; t < nt; t++) {
+        struct kafka_offset_fetch_response_offset_fetch_response_topics *ot = &out->topics.items[t];
+        struct slice topic = all ? names[t] : sl(in->topics.items[t].name);
+        int32_t *parts = NULL;
+        size_t np = all ? group_topic_partitions(rq, g, topic, &parts)
+                        : in->topics.items[t].partition_indexes.count;
+        if (!all)
+            parts = in->topics.items[t].partition_indexes.items;
+        ot->name = all ? str_copy(rq, topic) : in->topics.items[t].name;
+        ot->partitions.count = np;
+        ot->partitions.items =
+            must(arena_calloc(&rq->arena, np + 1, sizeof(*ot->partitions.items)));
+        for (size_t p = 0; p < np; p++) {
+            struct kafka_offset_fetch_response_offset_fetch_response_partitions *op =
+                &ot->partitions.items[p];
+            struct slice md;
+            op->partition_index = parts[p];
+            op->error_code = fetch_one(gs, sl(in->group_id), topic, parts[p], stable,
+                                       &op->committed_offset, &op->committed_leader_epoch, &md);
+            op->metadata = str_copy(rq, md);
+        }
+    }
+}
+
+/* Versions 0-7: one group; a group-level error goes in the top-level field (v2+) or in every
+ * partition (v0-1). */
+static void fetch_v0(struct breq *rq, struct groups *gs, struct kafka_offset_fetch_response *resp)
+{
+    const struct kafka_offset_fetch_request *req = rq->body;
+    int16_t gerr = gs == NULL ? KAFKA_COORDINATOR_NOT_AVAILABLE
+                              : group_coord_check(&gs->coord, sl(req->group_id));
+    const struct group *g =
+        gerr == KAFKA_NONE ? group_coord_find(&gs->coord, sl(req->group_id)) : NULL;
+    bool all = req->topics.items == NULL;
+    struct slice *names = NULL;
+    size_t nt = all ? (g != NULL ? group_topics(rq, g, &names) : 0) : req->topics.count;
+    if (rq->api_version >= 2 && gerr != KAFKA_NONE) {
+        resp->error_code = gerr;
+        nt = 0;
+    }
+    resp->topics.count = nt;
+    resp->topics.items = must(arena_calloc(&rq->arena, nt + 1, sizeof(*resp->topics.items)));
+    for (size_t t = 0; t < nt; t++) {
+        struct kafka_offset_fetch_response_offset_fetch_response_topic *ot = &resp->topics.items[t];
+        struct slice topic = all ? names[t] : sl(req->topics.items[t].name);
+        int32_t *parts = NULL;
+        size_t np = all ? group_topic_partitions(rq, g, topic, &parts)
+                        : req->topics.items[t].partition_indexes.count;
+        if (!all)
+            parts = req->topics.items[t].partition_indexes.items;
+        ot->name = all ? str_copy(rq, topic) : req->topics.items[t].name;
+        ot->partitions.count = np;
+        ot->partitions.items =
+            must(arena_calloc(&rq->arena, np + 1, sizeof(*ot->partitions.items)));
+        for (size_t p = 0; p < np; p++) {
+            struct kafka_offset_fetch_response_offset_fetch_response_partition *op =
+                &ot->partitions.items[p];
+            op->partition_index = parts[p];
+            op->committed_offset = -1;
+            op->committed_leader_epoch = -1;
+            op->metadata = proto_str_make("");
+            if (gerr != KAFKA_NONE) {
+                op->error_code = gerr;
+                continue;
+            }
+            struct slice md;
+            op->error_code = fetch_one(gs, sl(req->group_id), topic, parts[p], req->require_stable,
+                                       &op->committed_offset, &op->committed_leader_epoch, &md);
+            op->metadata = str_copy(rq, md);
+        }
+    }
+}
+
+void offset_fetch_handle(struct breq *rq)
+{
+    const struct kafka_offset_fetch_request *req = rq->body;
+    struct groups *gs = groups_get(rq->b);
+    struct kafka_offset_fetch_response resp;
+    kafka_offset_fetch_response_init(&resp);
+    resp.groups.items = must(arena_alloc(&rq->arena, 0));
+    resp.topics.items = must(arena_alloc(&rq->arena, 0));
+    if (rq->api_version < 8) {
+        fetch_v0(rq, gs, &resp);
+        breq_respond(rq, &resp);
+        return;
+    }
+    size_t ng = req->groups.count;
+    resp.groups.count = ng;
+    resp.groups.items = must(arena_calloc(&rq->arena, ng + 1, sizeof(*resp.groups.items)));
+    for (size_t i = 0; i < ng; i++)
+        fetch_group_v8(rq, gs, req->require_stable, &req->groups.items[i], &resp.groups.items[i]);
+    breq_respond(rq, &resp);
+}
+
+/* ---- ListGroups, DescribeGroups ---------------------------------------------------------- */
+
+static bool in_filter(struct proto_str *items, size_t count, const char *value)
+{
+    if (count == 0)
+        return true;
+    for (size_t i = 0; i < count; i++)
+        if (items[i].ptr != NULL && items[i].len == strlen(value) &&
+            strncasecmp(items[i].ptr, value, items[i].len) == 0)
+            return true;
+    return false;
+}
+
+void list_groups_handle(struct breq *rq)
+{
+    const struct kafka_list_groups_request *req = rq->body;
+    struct groups *gs = groups_get(rq->b);
+    struct kafka_list_groups_response resp;
+    kafka_list_groups_response_init(&resp);
+    resp.groups.items = must(arena_alloc(&rq->arena, 0));
+    if (gs == NULL || group_coord_any_loading(&gs->coord)) {
+        resp.error_code =
+            gs == NULL ? KAFKA_COORDINATOR_NOT_AVAILABLE : KAFKA_COORDINATOR_LOAD_IN_PROGRESS;
+        breq_respond(rq, &resp);
+        return;
+    }
+    size_t n = group_coord_group_count(&gs->coord);
+    resp.groups.items = must(arena_calloc(&rq->arena, n + 1, sizeof(*resp.groups.items)));
+    bool classic = in_filter(req->types_filter.items, req->types_filter.count, "classic");
+    for (size_t i = 0; classic && i < n; i++) {
+        const struct group *g = group_coord_group_at(&gs->coord, i);
+        if (g == NULL)
+            continue;
+        const char *state = group_state_name(g->state);
+        if (!in_filter(req->states_filter.items, req->states_filter.count, state))
+            continue;
+        struct kafka_list_groups_response_listed_group *lg =
+            &resp.groups.items[resp.groups.count++];
+        lg->group_id = str_copy(rq, group_bytes_slice(g->id));
+        lg->protocol_type =
+            str_copy(rq, g->protocol_type.ptr != NULL ? group_bytes_slice(g->protocol_type)
+                                                      : slice_make("", 0));
+        lg->group_state = proto_str_make(state);
+        lg->group_type = proto_str_make("classic");
+    }
+    breq_respond(rq, &resp);
+}
+
+static void describe_one(struct breq *rq, struct groups *gs, struct proto_str id, bool ops,
+                         struct kafka_describe_groups_response_described_group *out)
+{
+    out->group_id = id;
+    out->protocol_type = proto_str_make("");
+    out->protocol_data = proto_str_make("");
+    out->group_state = proto_str_make("Dead");
+    out->members.items = must(arena_alloc(&rq->arena, 0));
+    out->authorized_operations = ops ? GROUP_AUTHORIZED_OPERATIONS : INT32_MIN;
+    out->error_code =
+        gs == NULL ? KAFKA_COORDINATOR_NOT_AVAILABLE : group_coord_check(&gs->coord, sl(id));
+    if (out->error_code != KAFKA_NONE)
+        return;
+    const struct group *g = group_coord_find(&gs->coord, sl(id));
+    if (g == NULL)
+        return; /* Kafka describes an unknown group as Dead, without an error */
+    bool stable = g->state == GROUP_STABLE;
+    out->group_state = proto_str_make(group_state_name(g->state));
+    if (g->protocol_type.ptr != NULL)
+        out->protocol_type = str_copy(rq, group_bytes_slice(g->protocol_type));
+    if (stable && g->protocol_name.ptr != NULL)
+        out->protocol_data = str_copy(rq, group_bytes_slice(g->protocol_name));
+    out->members.count = g->member_count;
+    out->members.items =
+        must(arena_calloc(&rq->arena, g->member_count + 1, sizeof(*out->members.items)));
+    for (size_t i = 0; i < g->member_count; i++) {
+        const struct group_member *m = g->members[i];
+        struct kafka_describe_groups_response_described_group_member *om = &out->members.items[i];
+        om->member_id = str_copy(rq, group_bytes_slice(m->member_id));
+        om->group_instance_id = str_copy(rq, group_bytes_slice(m->instance_id));
+        om->client_id = str_copy(rq, group_bytes_slice(m->client_id));
+        om->client_host = str_copy(rq, group_bytes_slice(m->client_host));
+        /* Metadata and assignment only describe a stable generation, as Kafka's summary. */
+        om->member_metadata =
+            stable ? bytes_copy(rq, group_member_metadata(g, m)) : slice_make("", 0);
+        om->member_assignment = stable && m->assignment.ptr != NULL
+                                    ? bytes_copy(rq, group_bytes_slice(m->assignment))
+                                    : slice_make("", 0);
+    }
+}
+
+void describe_groups_handle(struct breq *rq)
+{
+    const struct kafka_describe_groups_request *req = rq->body;
+    struct groups *gs = groups_get(rq->b);
+    struct kafka_describe_groups_response resp;
+    kafka_describe_groups_response_init(&resp);
+    size_t n = req->groups.count;
+    resp.groups.count = n;
+    resp.groups.items = must(arena_calloc(&rq->arena, n + 1, sizeof(*resp.groups.items)));
+    for (size_t i = 0; i < n; i++)
+        describe_one(rq, gs, req->groups.items[i], req->include_authorized_operations,
+                     &resp.groups.items[i]);
+    breq_respond(rq, &resp);
+}
+
+/* ---- DeleteGroups, OffsetDelete ---------------------------------------------------------- */
+
+void delete_groups_handle(struct breq *rq)
+{
+    const struct kafka_delete_groups_request *req = rq->body;
+    struct groups *gs = groups_get(rq->b);
+    struct gop *op = must(arena_zalloc(&rq->arena, sizeof(*op)));
+    struct kafka_delete_groups_response *resp = must(arena_zalloc(&rq->arena, sizeof(*resp)));
+    kafka_delete_groups_response_init(resp);
+    op->rq = rq;
+    op->resp = resp;
+    op->pending = 1;
+    size_t n = req->groups_names.count;
+    resp->results.count = n;
+    resp->results.items = must(arena_calloc(&rq->arena, n + 1, sizeof(*resp->results.items)));
+    for (size_t i = 0; i < n; i++) {
+        struct kafka_delete_groups_response_deletable_group_result *res = &resp->results.items[i];
+        res->group_id = req->groups_names.items[i];
+        if (gs == NULL) {
+            res->error_code = KAFKA_COORDINATOR_NOT_AVAILABLE;
+            continue;
+        }
+        struct gwait *w = must(arena_zalloc(&rq->arena, sizeof(*w)));
+        w->op = op;
+        w->slots = must(arena_alloc(&rq->arena, sizeof(*w->slots)));
+        w->slots[0] = &res->error_code;
+        w->slot_count = 1;
+        bool appended = false;
+        res->error_code = group_delete(&gs->coord, sl(res->group_id), w, &appended);
+        if (appended)
+            op->pending++;
+        drain(gs);
+    }
+    gop_done(op);
+}
+
+void offset_delete_handle(struct breq *rq)
+{
+    const struct kafka_offset_delete_request *req = rq->body;
+    struct groups *gs = groups_get(rq->b);
+    struct gop *op = must(arena_zalloc(&rq->arena, sizeof(*op)));
+    struct kafka_offset_delete_response *resp = must(arena_zalloc(&rq->arena, sizeof(*resp)));
+    kafka_offset_delete_response_init(resp);
+    op->rq = rq;
+    op->resp = resp;
+    op->pending = 1;
+    size_t nt = req->topics.count, total = 0;
+    for (size_t t = 0; t < nt; t++)
+        total += req->topics.items[t].partitions.count;
+    struct slice *topics = must(arena_calloc(&rq->arena, total + 1, sizeof(*topics)));
+    int32_t *parts = must(arena_calloc(&rq->arena, total + 1, sizeof(*parts)));
+    int16_t *errors = must(arena_calloc(&rq->arena, total + 1, sizeof(*errors)));
+    int16_t **slots = must(arena_calloc(&rq->arena, total + 1, sizeof(*slots)));
+    resp->topics.count = nt;
+    resp->topics.items = must(arena_calloc(&rq->arena, nt + 1, sizeof(*resp->topics.items)));
+    size_t k = 0;
+    for (size_t t = 0; t < nt; t++) {
+        const struct kafka_offset_delete_request_offset_delete_request_topic *it =
+            &req->topics.items[t];
+        struct kafka_offset_delete_response_offset_delete_response_topic *ot =
+            &resp->topics.items[t];
+        ot->name = it->name;
+        ot->partitions.count = it->partitions.count;
+        ot->partitions.items =
+            must(arena_calloc(&rq->arena, it->partitions.count + 1, sizeof(*ot->partitions.items)));
+        for (size_t p = 0; p < it->partitions.count; p++, k++) {
+            ot->partitions.items[p].partition_index = it->partitions.items[p].partition_index;
+            topics[k] = sl(it->name);
+            parts[k] = it->partitions.items[p].partition_index;
+            slots[k] = &ot->partitions.items[p].error_code;
+        }
+    }
+    if (gs == NULL) {
+        resp->error_code = KAFKA_COORDINATOR_NOT_AVAILABLE;
+        gop_done(op);
+        return;
+    }
+    struct gwait *w = must(arena_zalloc(&rq->arena, sizeof(*w)));
+    w->op = op;
+    w->slots = slots;
+    w->slot_count = total;
+    bool appended = false;
+    resp->error_code = group_offset_delete(&gs->coord, sl(req->group_id), topics, parts, total,
+                                           errors, w, &appended);
+    if (resp->error_code == KAFKA_NONE) {
+        for (size_t i = 0; i < total; i++)
+            *slots[i] = errors[i];
+    } else {
+        /* A group-level error answers with no partitions, as Kafka does. */
+        resp->topics.count = 0;
+    }
+    if (appended)
+        op->pending++;
+    drain(gs);
+    gop_done(op);
+}

@@ -1,0 +1,307 @@
+/*
+ * The flusher: group commit for every partition log of one owner thread.
+ *
+ * Owns the job queues, the background thread and the eventfd. The owner submits jobs (each one
+ * a set of pinned files to fdatasync, optional checkpoint files to replace, an optional
+ * directory to sync); the flusher thread performs whole queued batches of jobs, moves them to
+ * the done list and signals the eventfd; the owner drains the done list on its own thread.
+ * Invariants: a job is on exactly one of queue, in-progress (flusher's local list) or done;
+ * `outstanding` counts jobs submitted and not drained and is touched by the owner only. The
+ * flusher thread must never touch a struct log, take a pin or release one.
+ */
+#include "log/log_internal.h"
+
+#include "base/alloc.h"
+#include "base/assert.h"
+#include "base/error.h"
+#include "base/limits.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+struct log_flusher {
+    bool threaded;
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t cond;
+    pthread_cond_t performed_cond; /* broadcast when a batch of jobs moves to done */
+    struct flush_job *queue;       /* LIFO under the lock; reversed when taken */
+    struct flush_job *done;
+    bool stop;
+    int efd;
+    uint32_t outstanding;
+};
+
+int checkpoint_write(struct io *io, const char *path, const struct buf *text)
+{
+    ASSERT(io != NULL && path != NULL);
+    char tmp[IO_PATH_BYTES_MAX];
+    char dir[IO_PATH_BYTES_MAX];
+    size_t n = strlen(path);
+    ASSERT(n + 5 <= sizeof(tmp));
+    memcpy(tmp, path, n);
+    memcpy(tmp + n, ".tmp", 5);
+    const char *slash = strrchr(path, '/');
+    size_t dn = slash == NULL ? 0 : (slash == path ? 1 : (size_t)(slash - path));
+    memcpy(dir, dn == 0 ? "." : path, dn == 0 ? 1 : dn);
+    dir[dn == 0 ? 1 : dn] = '\0';
+
+    struct io_file *f = NULL;
+    int rc = io_open(io, tmp, IO_RDWR | IO_CREATE, &f);
+    if (rc < 0)
+        return rc;
+    rc = io_truncate(f, 0);
+    if (rc == 0 && text->len > 0) {
+        ssize_t w = io_pwrite(f, text->data, text->len, 0);
+        rc = w < 0 ? (int)w : 0;
+    }
+    if (rc == 0)
+        rc = io_sync(f);
+    io_close(f);
+    if (rc == 0)
+        rc = io_rename(io, tmp, path);
+    if (rc == 0)
+        rc = io_sync_dir(io, dir);
+    return rc;
+}
+
+struct flush_job *job_new(struct log *log, struct io *io)
+{
+    ASSERT(log != NULL && io != NULL);
+    struct flush_job *job = xcalloc(1, sizeof(*job));
+    job->log = log;
+    job->io = io;
+    job->recovery_point = -1;
+    return job;
+}
+
+void job_free(struct flush_job *job)
+{
+    for (uint32_t i = 0; i < job->file_count; i++)
+        files_unpin(job->files[i]);
+    for (uint32_t i = 0; i < job->checkpoint_count; i++) {
+        free(job->checkpoints[i].path);
+        buf_deinit(&job->checkpoints[i].text);
+    }
+    for (uint32_t i = 0; i < job->sync_path_count; i++)
+        free(job->sync_paths[i]);
+    free(job->sync_paths);
+    free(job->files);
+    free(job->dir);
+    free(job);
+}
+
+static int sync_path(struct io *io, const char *path)
+{
+    struct io_file *f = NULL;
+    int rc = io_open(io, path, IO_RDWR, &f);
+    if (rc < 0)
+        return rc;
+    rc = io_sync(f);
+    io_close(f);
+    return rc;
+}
+
+static int write_checkpoints(struct flush_job *job, bool after_files)
+{
+    int rc = 0;
+    for (uint32_t i = 0; rc == 0 && i < job->checkpoint_count; i++) {
+        const struct flush_checkpoint *c = &job->checkpoints[i];
+        if (c->after_files == after_files)
+            rc = checkpoint_write(job->io, c->path, &c->text);
+    }
+    return rc;
+}
+
+static void perform(struct flush_job *job)
+{
+    /* Checkpoints first: an epoch entry may then point past what the syncs below make durable,
+     * which recovery trims; the reverse order could lose an epoch for durable data. The
+     * recovery point goes last: it vouches for segments this job has just synced. */
+    int rc = write_checkpoints(job, false);
+    for (uint32_t i = 0; rc == 0 && i < job->file_count; i++)
+        rc = io_sync(job->files[i]->io);
+    for (uint32_t i = 0; rc == 0 && i < job->sync_path_count; i++)
+        rc = sync_path(job->io, job->sync_paths[i]);
+    if (rc == 0 && job->dir != NULL)
+        rc = io_sync_dir(job->io, job->dir);
+    if (rc == 0)
+        rc = write_checkpoints(job, true);
+    job->err = rc;
+}
+
+static struct flush_job *reverse(struct flush_job *j)
+{
+    struct flush_job *out = NULL;
+    while (j) {
+        struct flush_job *next = j->next;
+        j->next = out;
+        out = j;
+        j = next;
+    }
+    return out;
+}
+
+static void signal_done(struct log_flusher *fl)
+{
+    uint64_t one = 1;
+    ssize_t n = write(fl->efd, &one, sizeof(one));
+    /* EAGAIN means the counter is already huge: the owner is woken anyway. */
+    ASSERT(n == (ssize_t)sizeof(one) || errno == EAGAIN);
+}
+
+/* Performs every job taken from the queue and publishes them as done. */
+static void run_batch(struct log_flusher *fl, struct flush_job *jobs)
+{
+    jobs = reverse(jobs);
+    for (struct flush_job *j = jobs; j; j = j->next)
+        perform(j);
+    pthread_mutex_lock(&fl->mu);
+    while (jobs) {
+        struct flush_job *next = jobs->next;
+        jobs->performed = true;
+        jobs->next = fl->done;
+        fl->done = jobs;
+        jobs = next;
+    }
+    pthread_cond_broadcast(&fl->performed_cond);
+    pthread_mutex_unlock(&fl->mu);
+    signal_done(fl);
+}
+
+static void *flusher_main(void *arg)
+{
+    struct log_flusher *fl = arg;
+    pthread_mutex_lock(&fl->mu);
+    for (;;) {
+        while (fl->queue == NULL && !fl->stop)
+            pthread_cond_wait(&fl->cond, &fl->mu);
+        if (fl->queue == NULL && fl->stop)
+            break;
+        struct flush_job *jobs = fl->queue;
+        fl->queue = NULL;
+        pthread_mutex_unlock(&fl->mu);
+        run_batch(fl, jobs);
+        pthread_mutex_lock(&fl->mu);
+    }
+    pthread_mutex_unlock(&fl->mu);
+    return NULL;
+}
+
+struct log_flusher *log_flusher_create(bool threaded)
+{
+    struct log_flusher *fl = xcalloc(1, sizeof(*fl));
+    fl->threaded = threaded;
+    pthread_mutex_init(&fl->mu, NULL);
+    pthread_cond_init(&fl->cond, NULL);
+    pthread_cond_init(&fl->performed_cond, NULL);
+    fl->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    ASSERT(fl->efd >= 0);
+    if (threaded) {
+        int rc = pthread_create(&fl->thread, NULL, flusher_main, fl);
+        ASSERT(rc == 0);
+    }
+    return fl;
+}
+
+void log_flusher_destroy(struct log_flusher *fl)
+{
+    ASSERT(fl->outstanding == 0);
+    if (fl->threaded) {
+        pthread_mutex_lock(&fl->mu);
+        fl->stop = true;
+        pthread_cond_signal(&fl->cond);
+        pthread_mutex_unlock(&fl->mu);
+        pthread_join(fl->thread, NULL);
+    }
+    ASSERT(fl->queue == NULL && fl->done == NULL);
+    close(fl->efd);
+    pthread_cond_destroy(&fl->performed_cond);
+    pthread_cond_destroy(&fl->cond);
+    pthread_mutex_destroy(&fl->mu);
+    free(fl);
+}
+
+int log_flusher_fd(const struct log_flusher *fl)
+{
+    return fl->efd;
+}
+
+void flusher_submit(struct log_flusher *fl, struct flush_job *job)
+{
+    ASSERT(job->next == NULL);
+    ASSERT(fl->outstanding < UINT32_MAX);
+    fl->outstanding++;
+    pthread_mutex_lock(&fl->mu);
+    job->next = fl->queue;
+    fl->queue = job;
+    pthread_cond_signal(&fl->cond);
+    pthread_mutex_unlock(&fl->mu);
+}
+
+void log_flusher_run_pending(struct log_flusher *fl)
+{
+    ASSERT(!fl->threaded);
+    pthread_mutex_lock(&fl->mu);
+    struct flush_job *jobs = fl->queue;
+    fl->queue = NULL;
+    pthread_mutex_unlock(&fl->mu);
+    if (jobs)
+        run_batch(fl, jobs);
+}
+
+void log_flusher_drain(struct log_flusher *fl)
+{
+    uint64_t count;
+    ssize_t n = read(fl->efd, &count, sizeof(count));
+    ASSERT(n == (ssize_t)sizeof(count) || errno == EAGAIN);
+    pthread_mutex_lock(&fl->mu);
+    struct flush_job *jobs = reverse(fl->done);
+    fl->done = NULL;
+    pthread_mutex_unlock(&fl->mu);
+    while (jobs) {
+        struct flush_job *next = jobs->next;
+        jobs->next = NULL;
+        ASSERT(fl->outstanding > 0);
+        fl->outstanding--;
+        log_job_done(jobs->log, jobs);
+        jobs = next;
+    }
+}
+
+void log_flusher_wait(struct log_flusher *fl)
+{
+    if (fl->outstanding == 0)
+        return;
+    if (!fl->threaded) {
+        log_flusher_run_pending(fl);
+    } else {
+        struct pollfd p = {.fd = fl->efd, .events = POLLIN};
+        int rc;
+        do {
+            rc = poll(&p, 1, -1);
+        } while (rc < 0 && errno == EINTR);
+        ASSERT(rc == 1);
+    }
+    log_flusher_drain(fl);
+}
+
+void flusher_wait_performed(struct log_flusher *fl, struct flush_job *job)
+{
+    ASSERT(job != NULL);
+    if (!fl->threaded)
+        log_flusher_run_pending(fl);
+    pthread_mutex_lock(&fl->mu);
+    while (!job->performed)
+        pthread_cond_wait(&fl->performed_cond, &fl->mu);
+    pthread_mutex_unlock(&fl->mu);
+}
+
+uint32_t flusher_outstanding(const struct log_flusher *fl)
+{
+    return fl->outstanding;
+}

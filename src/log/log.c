@@ -1,0 +1,896 @@
+/*
+ * The partition log after open: append, roll, group-commit flush, read, lookups, truncation,
+ * retention and clean close (recover.c opens it).
+ *
+ * Owns the segments, the epoch cache, the flush waiters and the one in-flight flush job of a
+ * log. Invariants are listed on struct log (log_internal.h). A failed write, truncate,
+ * allocation, sync or rename sets the sticky error: the log never pretends a write happened
+ * and never reports durable what a failed sync may have lost. Must never block on fsync
+ * except in log_close and log_truncate_to (see there).
+ */
+#include "log/log_internal.h"
+
+#include "base/alloc.h"
+#include "base/assert.h"
+#include "base/error.h"
+#include "base/limits.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void log_config_default(struct log_config *cfg)
+{
+    cfg->segment_bytes = LOG_SEGMENT_BYTES_DEFAULT;
+    cfg->roll_ms = LOG_ROLL_MS_DEFAULT;
+    cfg->retention_ms = LOG_RETENTION_MS_DEFAULT;
+    cfg->retention_bytes = LOG_RETENTION_BYTES_DEFAULT;
+    cfg->index_interval_bytes = LOG_INDEX_INTERVAL_BYTES;
+    cfg->prealloc_bytes = LOG_PREALLOC_BYTES_DEFAULT;
+}
+
+int log_fail(struct log *log, int err)
+{
+    ASSERT(err < 0);
+    if (log->err == 0)
+        log->err = err;
+    return log->err;
+}
+
+void log_path(const struct log *log, char *out, const char *name)
+{
+    int n = snprintf(out, IO_PATH_BYTES_MAX, "%s/%s", log->dir, name);
+    ASSERT(n > 0 && (size_t)n < IO_PATH_BYTES_MAX);
+}
+
+void log_start_text(int64_t start_offset, struct buf *out)
+{
+    char line[48];
+    int n = snprintf(line, sizeof(line), "0\n%" PRId64 "\n", start_offset);
+    buf_append(out, line, (size_t)n);
+}
+
+void log_push_segment(struct log *log, struct segment *s)
+{
+    ASSERT(log->seg_count < LOG_SEGMENTS_MAX);
+    ASSERT(log->seg_count == 0 || log_active(log)->base_offset < s->base_offset);
+    if (log->seg_count == log->seg_cap) {
+        log->seg_cap = log->seg_cap ? log->seg_cap * 2 : 8;
+        log->segs = xrealloc(log->segs, (size_t)log->seg_cap * sizeof(*log->segs));
+    }
+    log->segs[log->seg_count++] = s;
+}
+
+int log_error(const struct log *log)
+{
+    return log->err;
+}
+
+int64_t log_start_offset(const struct log *log)
+{
+    return log->start_offset;
+}
+
+int64_t log_end_offset(const struct log *log)
+{
+    return log_end(log);
+}
+
+int64_t log_durable_offset(const struct log *log)
+{
+    return log->durable_offset;
+}
+
+int64_t log_high_watermark(const struct log *log)
+{
+    return log->high_watermark;
+}
+
+uint32_t log_segment_count(const struct log *log)
+{
+    return log->seg_count;
+}
+
+int32_t log_latest_epoch(const struct log *log)
+{
+    return log->epochs.len ? log->epochs.v[log->epochs.len - 1].epoch : -1;
+}
+
+int log_set_high_watermark(struct log *log, int64_t offset)
+{
+    if (log->err)
+        return log->err;
+    if (offset > log_end(log) || offset < log->start_offset)
+        return ERR_RANGE;
+    log->high_watermark = offset;
+    return 0;
+}
+
+/* ---- flushing ------------------------------------------------------------------------------ */
+
+static struct flush_checkpoint *add_checkpoint(struct flush_job *job, const struct log *log,
+                                               const char *name, bool after_files)
+{
+    ASSERT(job->checkpoint_count < ARRAY_LEN(job->checkpoints));
+    struct flush_checkpoint *c = &job->checkpoints[job->checkpoint_count++];
+    char path[IO_PATH_BYTES_MAX];
+    log_path(log, path, name);
+    c->path = xstrdup(path);
+    c->after_files = after_files;
+    buf_init(&c->text);
+    return c;
+}
+
+/* "dir/<base>.log" -> "dir/<base><ext>", heap-allocated. */
+static char *sibling_path(const char *log_path, const char *ext)
+{
+    size_t n = strlen(log_path);
+    ASSERT(n > 4 && strcmp(log_path + n - 4, ".log") == 0);
+    size_t e = strlen(ext);
+    char *p = xmalloc(n - 4 + e + 1);
+    memcpy(p, log_path, n - 4);
+    memcpy(p + n - 4, ext, e + 1);
+    return p;
+}
+
+/* Hands the flusher everything written so far: sealed segments (with their index files), the
+ * active segment, dirty checkpoints and the directory when segments were created or deleted.
+ * A job that syncs sealed segments also moves the recovery point up to the active segment. */
+static void submit_job(struct log *log)
+{
+    ASSERT(log->inflight == NULL);
+    ASSERT(log->err == 0);
+    struct flush_job *job = job_new(log, log->env.io);
+    job->files = xmalloc((size_t)(log->sealed_len + 1) * sizeof(*job->files));
+    if (log->sealed_len > 0)
+        job->sync_paths = xmalloc((size_t)log->sealed_len * 2 * sizeof(*job->sync_paths));
+    for (uint32_t i = 0; i < log->sealed_len; i++) {
+        job->files[job->file_count++] = log->sealed[i];
+        job->sync_paths[job->sync_path_count++] = sibling_path(log->sealed[i]->path, ".index");
+        job->sync_paths[job->sync_path_count++] = sibling_path(log->sealed[i]->path, ".timeindex");
+    }
+    struct log_file *active = log_active(log)->file;
+    int rc = files_pin(active, false);
+    ASSERT(rc == 0); /* the active file is already pinned, hence open */
+    job->files[job->file_count++] = active;
+    if (log->epochs_dirty)
+        epochs_format(&log->epochs, &add_checkpoint(job, log, LOG_EPOCH_CHECKPOINT, false)->text);
+    if (log->start_dirty)
+        log_start_text(log->start_offset,
+                       &add_checkpoint(job, log, LOG_START_CHECKPOINT, false)->text);
+    if (log->sealed_len > 0 && log_active(log)->base_offset > log->recovery_point) {
+        job->recovery_point = log_active(log)->base_offset;
+        log_start_text(job->recovery_point,
+                       &add_checkpoint(job, log, LOG_RECOVERY_CHECKPOINT, true)->text);
+    }
+    log->sealed_len = 0;
+    log->epochs_dirty = log->start_dirty = false;
+    if (log->dir_dirty)
+        job->dir = xstrdup(log->dir);
+    log->dir_dirty = false;
+    log->inflight = job;
+    log->inflight_target = log_end(log);
+    flusher_submit(log->env.flusher, job);
+}
+
+/* Detaches the waiters a completion satisfies (all of them on error), in FIFO order. */
+static struct flush_waiter *take_ready(struct log *log, int err)
+{
+    struct flush_waiter *ready = NULL, **ready_tail = &ready;
+    struct flush_waiter **link = &log->waiters;
+    log->waiters_tail = NULL;
+    while (*link) {
+        struct flush_waiter *w = *link;
+        if (err != 0 || w->end_offset <= log->durable_offset) {
+            *link = w->next;
+            w->next = NULL;
+            *ready_tail = w;
+            ready_tail = &w->next;
+            log->waiter_count--;
+        } else {
+            log->waiters_tail = w;
+            link = &w->next;
+        }
+    }
+    return ready;
+}
+
+static void run_waiters(struct flush_waiter *w, int err, int64_t durable)
+{
+    while (w) {
+        struct flush_waiter *next = w->next;
+        w->fn(w->ctx, err, durable);
+        free(w);
+        w = next;
+    }
+}
+
+void log_job_done(struct log *log, struct flush_job *job)
+{
+    ASSERT(log->inflight == job);
+    ASSERT(log->err != 0 || log->inflight_target <= log_end(log));
+    log->inflight = NULL;
+    if (job->err != 0)
+        log_fail(log, job->err);
+    else if (log->err == 0)
+        log->durable_offset = MAX(log->durable_offset, log->inflight_target);
+    if (job->err == 0)
+        log->recovery_point = MAX(log->recovery_point, job->recovery_point);
+    job_free(job);
+    int err = log->err;
+    struct flush_waiter *ready = take_ready(log, err);
+    if (err == 0 && log->waiters != NULL && log_end(log) > log->durable_offset)
+        submit_job(log);
+    run_waiters(ready, err, log->durable_offset);
+}
+
+int log_flush(struct log *log, int64_t end_offset, log_flush_fn fn, void *ctx)
+{
+    ASSERT(fn != NULL);
+    if (log->err)
+        return log->err;
+    if (end_offset <= log->durable_offset)
+        return 1;
+    if (log->waiter_count >= LOG_FLUSH_WAITERS_MAX)
+        return ERR_TOO_LARGE;
+    struct flush_waiter *w = xmalloc(sizeof(*w));
+    *w = (struct flush_waiter){.end_offset = end_offset, .fn = fn, .ctx = ctx};
+    if (log->waiters_tail)
+        log->waiters_tail->next = w;
+    else
+        log->waiters = w;
+    log->waiters_tail = w;
+    log->waiter_count++;
+    if (log->inflight == NULL && log_end(log) > log->durable_offset)
+        submit_job(log);
+    return 0;
+}
+
+/* ---- appending ----------------------------------------------------------------------------- */
+
+static int seal_active(struct log *log)
+{
+    struct segment *s = log_active(log);
+    int rc = 0;
+    if (s->file_bytes > s->bytes) {
+        rc = io_truncate(log_file_io(s->file), s->bytes);
+        if (rc < 0)
+            return rc;
+        s->file_bytes = s->bytes;
+    }
+    seg_finish_times(s);
+    rc = seg_write_indexes(log->env.io, log->dir, s);
+    if (rc == 0)
+        s->index_on_disk = true;
+    return rc;
+}
+
+static int roll(struct log *log)
+{
+    if (log->seg_count >= LOG_SEGMENTS_MAX)
+        return ERR_TOO_LARGE;
+    struct segment *old = log_active(log);
+    int rc = seal_active(log);
+    if (rc < 0)
+        return log_fail(log, rc);
+    struct segment *s = seg_new(log->env.files, log->dir, old->end_offset);
+    rc = files_pin(s->file, true);
+    if (rc < 0) {
+        seg_free(s);
+        return log_fail(log, rc);
+    }
+    if (log->sealed_len == log->sealed_cap) {
+        log->sealed_cap = log->sealed_cap ? log->sealed_cap * 2 : 4;
+        log->sealed = xrealloc(log->sealed, (size_t)log->sealed_cap * sizeof(*log->sealed));
+    }
+    log->sealed[log->sealed_len++] = old->file; /* the log's pin moves to the next sync */
+    log->active_pin = s->file;
+    log_push_segment(log, s);
+    log->dir_dirty = true;
+    /* Sync the rolled segment soon even if nobody asked: that also releases its pin. */
+    if (log->inflight == NULL)
+        submit_job(log);
+    return 0;
+}
+
+static int maybe_roll(struct log *log, uint64_t len, const struct batch_header *h)
+{
+    const struct segment *s = log_active(log);
+    if (s->bytes == 0)
+        return 0;
+    uint64_t age_ms = clock_mono_ms(log->env.clock) - (uint64_t)s->first_append_ms;
+    bool full = s->bytes + len > log->cfg.segment_bytes || seg_index_full(s);
+    bool old = s->first_append_ms >= 0 && age_ms >= log->cfg.roll_ms;
+    bool wide = batch_last_offset(h) - s->base_offset > (int64_t)UINT32_MAX;
+    return full || old || wide ? roll(log) : 0;
+}
+
+/* Grows the active segment's preallocation so [bytes, bytes + len) lies inside the file. */
+static int ensure_space(struct log *log, struct segment *s, uint64_t len)
+{
+    uint64_t need = s->bytes + len;
+    if (log->cfg.prealloc_bytes == 0 || log->prealloc_off || need <= s->file_bytes)
+        return 0;
+    uint64_t target = MIN(s->file_bytes + log->cfg.prealloc_bytes, log->cfg.segment_bytes);
+    target = MAX(target, need);
+    int rc = io_allocate(log_file_io(s->file), s->file_bytes, target - s->file_bytes);
+    if (rc == -EOPNOTSUPP) {
+        log->prealloc_off = true; /* plain appends still work, only slower to sync */
+        return 0;
+    }
+    if (rc == 0)
+        s->file_bytes = target;
+    return rc;
+}
+
+static int write_batch(struct log *log, const uint8_t *p, size_t len, const struct batch_header *h,
+                       struct log_append_result *out)
+{
+    ASSERT(h->base_offset == log_end(log));
+    ASSERT(batch_total_bytes(h) == len);
+    int rc = maybe_roll(log, len, h);
+    if (rc < 0)
+        return rc;
+    struct segment *s = log_active(log);
+    rc = ensure_space(log, s, len);
+    if (rc < 0)
+        return log_fail(log, rc);
+    ssize_t n = io_pwrite(log_file_io(s->file), p, len, s->bytes);
+    if (n < 0)
+        return log_fail(log, (int)n);
+    if (s->first_append_ms < 0)
+        s->first_append_ms = (int64_t)clock_mono_ms(log->env.clock);
+    seg_note_batch(s, h, len, log->cfg.index_interval_bytes);
+    s->file_bytes = MAX(s->file_bytes, s->bytes);
+    s->index_on_disk = false;
+    int32_t latest = log_latest_epoch(log);
+    rc = epochs_assign(&log->epochs, h->leader_epoch, h->base_offset);
+    ASSERT(rc == 0); /* checked by the caller before anything was written */
+    log->epochs_dirty |= h->leader_epoch != latest;
+    out->base_offset = h->base_offset;
+    out->last_offset = batch_last_offset(h);
+    if (log->waiters != NULL && log->inflight == NULL)
+        submit_job(log);
+    return 0;
+}
+
+/* Checks that a batch of len bytes may be appended with epoch; fills h. */
+static int check_append(struct log *log, const uint8_t *batch, size_t len, int32_t epoch,
+                        struct batch_header *h)
+{
+    if (log->err)
+        return log->err;
+    int rc = batch_header_parse(batch, len, h);
+    if (rc < 0)
+        return rc;
+    if (batch_total_bytes(h) != len)
+        return ERR_INVALID;
+    int32_t latest = log_latest_epoch(log);
+    if (epoch < 0 || epoch < latest)
+        return ERR_INVALID;
+    if (epoch > latest && log->epochs.len >= LOG_EPOCH_ENTRIES_MAX)
+        return ERR_TOO_LARGE;
+    if (log_end(log) > INT64_MAX - h->last_offset_delta - 1)
+        return ERR_RANGE;
+    return 0;
+}
+
+int log_append(struct log *log, uint8_t *batch, size_t len, int32_t leader_epoch,
+               struct log_append_result *out)
+{
+    ASSERT(batch != NULL && out != NULL);
+    struct batch_header h;
+    int rc = check_append(log, batch, len, leader_epoch, &h);
+    if (rc < 0)
+        return rc;
+    h.base_offset = log_end(log);
+    h.leader_epoch = leader_epoch;
+    batch_stamp(batch, h.base_offset, leader_epoch);
+    return write_batch(log, batch, len, &h, out);
+}
+
+int log_append_at(struct log *log, const uint8_t *batch, size_t len, struct log_append_result *out)
+{
+    ASSERT(batch != NULL && out != NULL);
+    struct batch_header h;
+    int rc = batch_header_parse(batch, len, &h);
+    if (rc == 0)
+        rc = check_append(log, batch, len, h.leader_epoch, &h);
+    if (rc < 0)
+        return rc;
+    if (h.base_offset != log_end(log))
+        return ERR_RANGE;
+    return write_batch(log, batch, len, &h, out);
+}
+
+/* ---- reading ------------------------------------------------------------------------------- */
+
+/* The segment holding offset (the last one whose base is <= offset). */
+static uint32_t find_segment(const struct log *log, int64_t offset)
+{
+    uint32_t lo = 0, hi = log->seg_count;
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (log->segs[mid]->base_offset <= offset)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    ASSERT(lo > 0);
+    return lo - 1;
+}
+
+/* Positions c on the batch holding offset: returns its header and position. */
+static int seek_batch(struct seg_cursor *c, int64_t offset, struct batch_header *h, uint64_t *pos)
+{
+    for (;;) {
+        int rc = seg_cursor_next(c, h, pos);
+        if (rc <= 0)
+            return rc == 0 ? ERR_CORRUPT : rc; /* memory says the offset is here: disk disagrees */
+        if (batch_last_offset(h) >= offset)
+            return 0;
+    }
+}
+
+int log_read(struct log *log, int64_t offset, uint64_t bytes_max, int64_t offset_limit,
+             struct log_read *out)
+{
+    ASSERT(out != NULL);
+    memset(out, 0, sizeof(*out));
+    out->first_offset = out->next_offset = offset;
+    if (log->err)
+        return log->err;
+    if (offset < log->start_offset || offset > log_end(log))
+        return ERR_RANGE;
+    if (offset == log_end(log) || offset >= offset_limit)
+        return 0;
+    struct segment *s = log->segs[find_segment(log, offset)];
+    int rc = files_pin(s->file, false);
+    if (rc < 0)
+        return rc;
+    struct seg_cursor c;
+    seg_cursor_init(&c, log_file_io(s->file), seg_index_floor(s, offset), s->bytes);
+    struct batch_header h;
+    uint64_t pos;
+    rc = seek_batch(&c, offset, &h, &pos);
+    if (rc < 0 || batch_last_offset(&h) >= offset_limit)
+        goto fail;
+    out->position = pos;
+    out->bytes = batch_total_bytes(&h);
+    out->first_offset = h.base_offset;
+    out->next_offset = batch_last_offset(&h) + 1;
+    uint64_t next_pos;
+    while (seg_cursor_next(&c, &h, &next_pos) == 1) {
+        if (batch_last_offset(&h) >= offset_limit || out->bytes + batch_total_bytes(&h) > bytes_max)
+            break;
+        out->bytes += batch_total_bytes(&h);
+        out->next_offset = batch_last_offset(&h) + 1;
+    }
+    out->file = s->file;
+    seg_cursor_deinit(&c);
+    return 0;
+fail:
+    seg_cursor_deinit(&c);
+    files_unpin(s->file);
+    return rc;
+}
+
+void log_read_release(struct log_read *r)
+{
+    if (r->file)
+        files_unpin(r->file);
+    r->file = NULL;
+}
+
+/* ---- lookups ------------------------------------------------------------------------------- */
+
+/* The first batch of s with maxTimestamp >= ts and last offset >= min_offset. */
+static int find_time_in(struct segment *s, int64_t ts, int64_t min_offset, int64_t *offset)
+{
+    uint64_t pos = 0;
+    for (uint32_t i = 0; i < s->times_len && s->times[i].timestamp_ms < ts; i++)
+        pos = s->times[i].pos; /* every batch before this entry's batch is older than ts */
+    int rc = files_pin(s->file, false);
+    if (rc < 0)
+        return rc;
+    struct seg_cursor c;
+    seg_cursor_init(&c, log_file_io(s->file), pos, s->bytes);
+    struct batch_header h;
+    uint64_t at;
+    rc = ERR_NOT_FOUND;
+    int step;
+    while ((step = seg_cursor_next(&c, &h, &at)) == 1) {
+        if (h.max_timestamp_ms >= ts && batch_last_offset(&h) >= min_offset) {
+            *offset = MAX(h.base_offset, min_offset);
+            rc = 0;
+            break;
+        }
+    }
+    if (step < 0)
+        rc = step;
+    seg_cursor_deinit(&c);
+    files_unpin(s->file);
+    return rc;
+}
+
+int log_offset_for_timestamp(struct log *log, int64_t timestamp_ms, int64_t *offset)
+{
+    ASSERT(offset != NULL);
+    if (log->err)
+        return log->err;
+    for (uint32_t i = 0; i < log->seg_count; i++) {
+        struct segment *s = log->segs[i];
+        if (s->end_offset <= log->start_offset || s->max_timestamp_offset < 0 ||
+            s->max_timestamp_ms < timestamp_ms)
+            continue;
+        int rc = find_time_in(s, timestamp_ms, log->start_offset, offset);
+        if (rc != ERR_NOT_FOUND)
+            return rc;
+    }
+    return ERR_NOT_FOUND;
+}
+
+int log_max_timestamp(struct log *log, int64_t *timestamp_ms, int64_t *offset)
+{
+    ASSERT(timestamp_ms != NULL && offset != NULL);
+    if (log->err)
+        return log->err;
+    int rc = ERR_NOT_FOUND;
+    for (uint32_t i = 0; i < log->seg_count; i++) {
+        const struct segment *s = log->segs[i];
+        if (s->max_timestamp_offset < 0 || (rc == 0 && s->max_timestamp_ms <= *timestamp_ms))
+            continue;
+        *timestamp_ms = s->max_timestamp_ms;
+        *offset = s->max_timestamp_offset;
+        rc = 0;
+    }
+    return rc;
+}
+
+int log_epoch_of(struct log *log, int64_t offset, int32_t *epoch)
+{
+    if (offset < 0 || offset >= log_end(log))
+        return ERR_NOT_FOUND;
+    return epochs_epoch_of(&log->epochs, offset, epoch);
+}
+
+void log_end_offset_for_epoch(struct log *log, int32_t epoch, int32_t *epoch_out,
+                              int64_t *end_offset_out)
+{
+    epochs_end_for(&log->epochs, epoch, log_end(log), epoch_out, end_offset_out);
+}
+
+/* ---- truncation and deletion ------------------------------------------------------------- */
+
+/* Forgets a rolled file still waiting for its sync: its segment is deleted or active again,
+ * and its index files are gone, so the next job must not try to sync them. */
+static void unseal(struct log *log, struct log_file *f)
+{
+    for (uint32_t i = 0; i < log->sealed_len; i++) {
+        if (log->sealed[i] != f)
+            continue;
+        files_unpin(f);
+        log->sealed[i] = log->sealed[--log->sealed_len];
+        return;
+    }
+}
+
+/* Deletes segment i (never the one the log pins as active) and its files. */
+static int delete_segment(struct log *log, uint32_t i)
+{
+    ASSERT(i < log->seg_count);
+    struct segment *s = log->segs[i];
+    char path[IO_PATH_BYTES_MAX];
+    seg_path(path, log->dir, s->base_offset, ".log");
+    int rc = io_remove(log->env.io, path);
+    if (rc < 0 && rc != -ENOENT)
+        return log_fail(log, rc);
+    seg_remove_files(log->env.io, log->dir, s->base_offset);
+    ASSERT(s->file != log->active_pin);
+    (void)unseal;
+    seg_free(s);
+    memmove(log->segs + i, log->segs + i + 1,
+            (size_t)(log->seg_count - i - 1) * sizeof(*log->segs));
+    log->seg_count--;
+    log->dir_dirty = true;
+    return 0;
+}
+
+/* Rebuilds s's in-memory state from its first `bytes` bytes (a header walk). */
+static int rebuild_segment(struct log *log, struct segment *s, uint64_t bytes)
+{
+    seg_reset(s);
+    struct seg_cursor c;
+    seg_cursor_init(&c, log_file_io(s->file), 0, bytes);
+    struct batch_header h;
+    uint64_t pos;
+    int rc;
+    while ((rc = seg_cursor_next(&c, &h, &pos)) == 1) {
+        if (h.base_offset != s->end_offset) {
+            rc = ERR_CORRUPT;
+            break;
+        }
+        seg_note_batch(s, &h, batch_total_bytes(&h), log->cfg.index_interval_bytes);
+    }
+    seg_cursor_deinit(&c);
+    return rc;
+}
+
+/* The position of the batch starting at offset in s, or ERR_INVALID inside a batch. */
+static int boundary_position(struct segment *s, int64_t offset, uint64_t *pos)
+{
+    if (offset == s->base_offset) {
+        *pos = 0;
+        return 0;
+    }
+    int rc = files_pin(s->file, false);
+    if (rc < 0)
+        return rc;
+    struct seg_cursor c;
+    seg_cursor_init(&c, log_file_io(s->file), seg_index_floor(s, offset), s->bytes);
+    struct batch_header h;
+    rc = seek_batch(&c, offset, &h, pos);
+    if (rc == 0 && h.base_offset != offset)
+        rc = ERR_INVALID;
+    seg_cursor_deinit(&c);
+    files_unpin(s->file);
+    return rc;
+}
+
+/* Makes the recovery point durably `base` before segment `base` changes, so a crash cannot
+ * leave a rewritten segment trusted. An in-flight job might still write a higher value: wait
+ * until it has been performed first. */
+static int lower_recovery_point(struct log *log, int64_t base)
+{
+    if (log->inflight != NULL) {
+        flusher_wait_performed(log->env.flusher, log->inflight);
+        log->inflight->recovery_point = -1; /* what it vouched for is being rewritten */
+        if (log->inflight->err != 0)
+            return log_fail(log, log->inflight->err); /* the first error, not a sticky echo */
+    }
+    char path[IO_PATH_BYTES_MAX];
+    struct buf b;
+    buf_init(&b);
+    log_start_text(base, &b);
+    log_path(log, path, LOG_RECOVERY_CHECKPOINT);
+    int rc = checkpoint_write(log->env.io, path, &b);
+    buf_deinit(&b);
+    if (rc < 0)
+        return log_fail(log, rc);
+    log->recovery_point = base;
+    return 0;
+}
+
+int log_truncate_to(struct log *log, int64_t offset)
+{
+    if (log->err)
+        return log->err;
+    if (offset < log->start_offset || offset > log_end(log))
+        return ERR_RANGE;
+    if (offset == log_end(log))
+        return 0;
+    uint32_t i = find_segment(log, offset);
+    struct segment *s = log->segs[i];
+    uint64_t pos;
+    int rc = boundary_position(s, offset, &pos);
+    if (rc < 0)
+        return rc;
+    int64_t vouched = log->recovery_point;
+    if (log->inflight != NULL)
+        vouched = MAX(vouched, log->inflight->recovery_point);
+    if (s->base_offset < vouched) {
+        rc = lower_recovery_point(log, s->base_offset);
+        if (rc < 0)
+            return rc;
+    }
+    /* From here on the cut is decided: nothing below may claim offsets past it, even if a
+     * step fails and leaves the log failed. */
+    log->high_watermark = MIN(log->high_watermark, offset);
+    log->durable_offset = MIN(log->durable_offset, offset);
+    log->inflight_target = MIN(log->inflight_target, offset);
+    bool was_active = i == log->seg_count - 1;
+    if (!was_active) {
+        rc = files_pin(s->file, false); /* s becomes the active segment */
+        if (rc < 0)
+            return log_fail(log, rc);
+        files_unpin(log->active_pin);
+        log->active_pin = s->file;
+    }
+    while (log->seg_count - 1 > i) {
+        rc = delete_segment(log, log->seg_count - 1);
+        if (rc < 0)
+            return rc;
+    }
+    (void)unseal;
+    if (s->index_on_disk || !was_active)
+        seg_remove_files(log->env.io, log->dir, s->base_offset);
+    s->index_on_disk = false;
+    rc = io_truncate(log_file_io(s->file), pos);
+    /* The cut must be durable before anything is appended in its place: otherwise a crash
+     * could bring back the dropped suffix (whole deleted segments, or bytes past the cut)
+     * behind new entries, a log no leader ever had. Truncation is rare (a Raft follower
+     * meeting a new leader), so this is the one place the owner waits for a sync. */
+    if (rc == 0)
+        rc = io_sync(log_file_io(s->file));
+    if (rc == 0 && log->dir_dirty)
+        rc = io_sync_dir(log->env.io, log->dir);
+    if (rc < 0)
+        return log_fail(log, rc);
+    log->dir_dirty = false;
+    s->file_bytes = pos;
+    rc = rebuild_segment(log, s, pos);
+    if (rc < 0)
+        return log_fail(log, rc);
+    s->first_append_ms = s->bytes > 0 ? (int64_t)clock_mono_ms(log->env.clock) : -1;
+    log->epochs_dirty |= epochs_truncate_from_end(&log->epochs, offset);
+    return 0;
+}
+
+int log_enforce_retention(struct log *log)
+{
+    if (log->err)
+        return log->err;
+    int64_t now_ms = clock_wall_ms(log->env.clock);
+    int64_t total = 0;
+    for (uint32_t i = 0; i < log->seg_count; i++)
+        total += (int64_t)log->segs[i]->bytes;
+    int deleted = 0;
+    while (log->seg_count > 1) {
+        const struct segment *s = log->segs[0];
+        if (s->end_offset > log->high_watermark)
+            break;
+        /* A segment without timestamps never expires by time (Kafka falls back to the file's
+         * mtime, which a copy or restore would reset anyway). */
+        bool by_time = log->cfg.retention_ms >= 0 && s->max_timestamp_ms >= 0 &&
+                       s->max_timestamp_ms < now_ms - log->cfg.retention_ms;
+        bool by_size =
+            log->cfg.retention_bytes >= 0 && total - (int64_t)s->bytes >= log->cfg.retention_bytes;
+        if (!by_time && !by_size)
+            break;
+        total -= (int64_t)s->bytes;
+        int rc = delete_segment(log, 0);
+        if (rc < 0)
+            return rc;
+        deleted++;
+    }
+    if (deleted > 0 && log->segs[0]->base_offset > log->start_offset) {
+        log->start_offset = log->segs[0]->base_offset;
+        log->start_dirty = true;
+        log->epochs_dirty |= epochs_truncate_from_start(&log->epochs, log->start_offset);
+    }
+    return deleted;
+}
+
+int log_delete_records(struct log *log, int64_t offset)
+{
+    if (log->err)
+        return log->err;
+    if (offset > log->high_watermark)
+        return ERR_RANGE;
+    if (offset <= log->start_offset)
+        return 0;
+    log->start_offset = offset;
+    log->start_dirty = true;
+    log->epochs_dirty |= epochs_truncate_from_start(&log->epochs, offset);
+    while (log->seg_count > 1 && log->segs[0]->end_offset <= offset) {
+        int rc = delete_segment(log, 0);
+        if (rc < 0)
+            return rc;
+    }
+    if (log->inflight == NULL)
+        submit_job(log); /* persist the new start offset soon, not only at close */
+    return 0;
+}
+
+/* ---- closing ------------------------------------------------------------------------------- */
+
+static int sync_file(struct log_file *f)
+{
+    int rc = files_pin(f, false);
+    if (rc < 0)
+        return rc;
+    rc = io_sync(log_file_io(f));
+    files_unpin(f);
+    return rc;
+}
+
+static int write_checkpoints(struct log *log)
+{
+    char path[IO_PATH_BYTES_MAX];
+    struct buf b;
+    buf_init(&b);
+    epochs_format(&log->epochs, &b);
+    log_path(log, path, LOG_EPOCH_CHECKPOINT);
+    int rc = checkpoint_write(log->env.io, path, &b);
+    buf_reset(&b);
+    log_start_text(log->start_offset, &b);
+    log_path(log, path, LOG_START_CHECKPOINT);
+    if (rc == 0)
+        rc = checkpoint_write(log->env.io, path, &b);
+    /* Called once every segment and index file is synced: all but the active one vouch. */
+    buf_reset(&b);
+    log_start_text(log_active(log)->base_offset, &b);
+    log_path(log, path, LOG_RECOVERY_CHECKPOINT);
+    if (rc == 0)
+        rc = checkpoint_write(log->env.io, path, &b);
+    buf_deinit(&b);
+    return rc;
+}
+
+/* Makes everything durable, then leaves the marker that lets the next open skip the scan. */
+static int close_clean(struct log *log)
+{
+    int rc = seal_active(log);
+    for (uint32_t i = 0; rc == 0 && i < log->seg_count; i++) {
+        struct segment *s = log->segs[i];
+        if (!s->index_on_disk) {
+            rc = seg_write_indexes(log->env.io, log->dir, s);
+            s->index_on_disk = rc == 0;
+        }
+        if (rc == 0 && s->index_unsynced)
+            rc = seg_sync_indexes(log->env.io, log->dir, s);
+    }
+    for (uint32_t i = 0; rc == 0 && i < log->sealed_len; i++)
+        rc = io_sync(log_file_io(log->sealed[i]));
+    if (rc == 0)
+        rc = sync_file(log_active(log)->file);
+    if (rc == 0)
+        rc = write_checkpoints(log);
+    if (rc == 0)
+        rc = io_sync_dir(log->env.io, log->dir);
+    char path[IO_PATH_BYTES_MAX];
+    log_path(log, path, LOG_CLEAN_MARKER);
+    struct io_file *f = NULL;
+    if (rc == 0)
+        rc = io_open(log->env.io, path, IO_RDWR | IO_CREATE, &f);
+    if (rc == 0) {
+        io_close(f);
+        rc = io_sync_dir(log->env.io, log->dir);
+    }
+    return rc;
+}
+
+void log_free(struct log *log)
+{
+    ASSERT(log->inflight == NULL);
+    struct flush_waiter *w = log->waiters;
+    log->waiters = log->waiters_tail = NULL;
+    log->waiter_count = 0;
+    run_waiters(w, ERR_CLOSED, log->durable_offset);
+    for (uint32_t i = 0; i < log->sealed_len; i++)
+        files_unpin(log->sealed[i]);
+    if (log->active_pin)
+        files_unpin(log->active_pin);
+    for (uint32_t i = 0; i < log->seg_count; i++)
+        seg_free(log->segs[i]);
+    free(log->segs);
+    free(log->sealed);
+    epochs_deinit(&log->epochs);
+    buf_deinit(&log->scratch);
+    free(log->dir);
+    free(log);
+}
+
+static void wait_idle(struct log *log)
+{
+    while (log->inflight != NULL)
+        log_flusher_wait(log->env.flusher);
+}
+
+int log_close(struct log *log)
+{
+    wait_idle(log);
+    int rc = log->err;
+    if (rc == 0)
+        rc = close_clean(log);
+    log_free(log);
+    return rc;
+}
+
+void log_abandon(struct log *log)
+{
+    wait_idle(log);
+    log_free(log);
+}

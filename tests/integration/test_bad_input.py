@@ -1,0 +1,317 @@
+"""Bad bytes over a raw socket: the broker answers with Kafka's error code or closes the
+connection, never hangs or dies, keeps serving other clients, and does not grow its memory.
+
+Frames are built by hand here (Python struct): truncated frames, size prefixes of 0, negative
+or over socket.request.max.bytes, unknown API keys, unsupported versions, garbage bodies,
+arrays with huge counts, strings with bad lengths, and a produce whose record batch has a bad
+CRC (which must get CORRUPT_MESSAGE in the produce response, next to a control batch with a
+good CRC that must be accepted). After each case a real client (confluent-kafka) must still get
+metadata, produce and read. Finally 10,000 bad requests must not grow VmRSS materially.
+"""
+
+import socket
+import struct
+
+import confluent_kafka as ck
+import pytest
+from confluent_kafka.admin import AdminClient
+
+import helpers
+
+TIMEOUT_S = 10
+SOCKET_REQUEST_MAX_BYTES = 104857600  # chronik's default socket.request.max.bytes
+
+API_PRODUCE, API_METADATA, API_API_VERSIONS = 0, 3, 18
+KAFKA_NONE, KAFKA_CORRUPT_MESSAGE, KAFKA_UNSUPPORTED_VERSION = 0, 2, 35
+
+# RSS may grow by this much across 10,000 bad requests: allocator caches settle in the warm-up,
+# and a leak of even 200 bytes per request would exceed it.
+RSS_GROWTH_KIB_MAX = 2048
+
+
+def _crc32c_table():
+    table = []
+    for i in range(256):
+        c = i
+        for _ in range(8):
+            c = (c >> 1) ^ 0x82F63B78 if c & 1 else c >> 1
+        table.append(c)
+    return table
+
+
+CRC32C_TABLE = _crc32c_table()
+
+
+def crc32c(data):
+    c = 0xFFFFFFFF
+    for b in data:
+        c = CRC32C_TABLE[(c ^ b) & 0xFF] ^ (c >> 8)
+    return c ^ 0xFFFFFFFF
+
+
+def i16(v):
+    return struct.pack(">h", v)
+
+
+def i32(v):
+    return struct.pack(">i", v)
+
+
+def i64(v):
+    return struct.pack(">q", v)
+
+
+def string(s):
+    if s is None:
+        return i16(-1)
+    b = s.encode()
+    return i16(len(b)) + b
+
+
+def uvarint(n):
+    out = b""
+    while n >= 0x80:
+        out += bytes([n & 0x7F | 0x80])
+        n >>= 7
+    return out + bytes([n])
+
+
+def varint(n):
+    return uvarint((n << 1) ^ (n >> 63))
+
+
+def header(api_key, version, correlation_id, flexible=False):
+    h = i16(api_key) + i16(version) + i32(correlation_id) + string("chronik-it")
+    return h + (b"\x00" if flexible else b"")
+
+
+def frame(payload):
+    return i32(len(payload)) + payload
+
+
+def record_batch(values, good_crc=True):
+    """A RecordBatch v2 of uncompressed records with null keys and no headers."""
+    records = b""
+    for i, v in enumerate(values):
+        body = b"\x00" + varint(0) + varint(i) + varint(-1) + varint(len(v)) + v + varint(0)
+        records += varint(len(body)) + body
+    after_crc = (i16(0) + i32(len(values) - 1) + i64(helpers.TS_BASE_MS) +
+                 i64(helpers.TS_BASE_MS) + i64(-1) + i16(-1) + i32(-1) + i32(len(values)) +
+                 records)
+    crc = crc32c(after_crc) ^ (0 if good_crc else 0x5A5A5A5A)
+    after_length = i32(0) + b"\x02" + struct.pack(">I", crc) + after_crc
+    return i64(0) + i32(len(after_length)) + after_length
+
+
+def produce_v3(correlation_id, topic, batch):
+    body = (string(None) + i16(-1) + i32(TIMEOUT_S * 1000) + i32(1) + string(topic) + i32(1) +
+            i32(0) + i32(len(batch)) + batch)
+    return frame(header(API_PRODUCE, 3, correlation_id) + body)
+
+
+def exchange(port, data, shut_write=False):
+    """Sends data on a new connection; returns ("closed", None) or ("response", payload)."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT_S)
+    try:
+        try:
+            s.sendall(data)
+            if shut_write:
+                s.shutdown(socket.SHUT_WR)
+            size = _recv_exact(s, 4)
+            if size is None:
+                return ("closed", None)
+            payload = _recv_exact(s, struct.unpack(">i", size)[0])
+            return ("closed", None) if payload is None else ("response", payload)
+        except (ConnectionResetError, BrokenPipeError):
+            return ("closed", None)
+    finally:
+        s.close()
+
+
+def _recv_exact(s, n):
+    out = b""
+    while len(out) < n:
+        chunk = s.recv(n - len(out))
+        if not chunk:
+            return None
+        out += chunk
+    return out
+
+
+def produce_error(payload, correlation_id):
+    """The partition error code of a Produce v3 response with one topic and one partition."""
+    assert struct.unpack(">i", payload[:4])[0] == correlation_id
+    off = 4
+    assert struct.unpack(">i", payload[off:off + 4])[0] == 1
+    off += 4
+    name_len = struct.unpack(">h", payload[off:off + 2])[0]
+    off += 2 + name_len
+    assert struct.unpack(">i", payload[off:off + 4])[0] == 1
+    off += 4
+    index, code = struct.unpack(">ih", payload[off:off + 6])
+    assert index == 0
+    return code
+
+
+def still_serves(broker, topic):
+    """A real client gets metadata, produces one record and reads it back."""
+    md = AdminClient({"bootstrap.servers": broker.bootstrap}).list_topics(
+        timeout=TIMEOUT_S)
+    assert md.brokers
+    p = ck.Producer({"bootstrap.servers": broker.bootstrap, "acks": "all"})
+    offsets = []
+    p.produce(topic, value=b"alive", partition=0,
+              on_delivery=lambda err, msg: offsets.append((err, msg.offset())))
+    assert p.flush(TIMEOUT_S) == 0
+    (err, offset), = offsets
+    assert err is None
+    c = ck.Consumer({"bootstrap.servers": broker.bootstrap, "group.id": "chronik-it-bad",
+                     "enable.auto.commit": False})
+    try:
+        c.assign([ck.TopicPartition(topic, 0, offset)])
+        for _ in range(TIMEOUT_S * 10):
+            msg = c.poll(0.1)
+            if msg is not None and not msg.error():
+                assert (msg.offset(), msg.value()) == (offset, b"alive")
+                return
+        raise AssertionError("could not read back offset %d" % offset)
+    finally:
+        c.close()
+
+
+def bad_frames(port):
+    """(name, bytes, shut_write): frames every one of which must get a closed connection."""
+    hdr_md1 = header(API_METADATA, 1, 7)
+    hdr_md9 = header(API_METADATA, 9, 7, flexible=True)
+    return [
+        ("truncated body", i32(100) + hdr_md1 + b"\x00" * 10, True),
+        ("truncated header", i32(3) + b"\x00\x03\x00", False),
+        ("header only an api key", i32(2) + i16(API_METADATA), False),
+        ("size 0", i32(0), False),
+        ("size -1", i32(-1), False),
+        ("size most negative", i32(-2147483648), False),
+        ("size over the maximum", i32(SOCKET_REQUEST_MAX_BYTES + 1) + hdr_md1, False),
+        ("size 2^31-1", i32(0x7FFFFFFF) + hdr_md1, False),
+        ("unknown api key 999", frame(header(999, 0, 7) + i32(0)), False),
+        ("negative api key", frame(header(-1, 0, 7) + i32(0)), False),
+        ("unsupported metadata version", frame(header(API_METADATA, 99, 7) + i32(-1)), False),
+        ("negative api version", frame(header(API_METADATA, -1, 7) + i32(-1)), False),
+        ("metadata topic string past the end", frame(hdr_md1 + i32(3) + i16(30000) + b"abc"),
+         False),
+        ("metadata negative string length", frame(hdr_md1 + i32(1) + i16(-5)), False),
+        ("metadata huge topic count", frame(hdr_md1 + i32(0x7FFFFFFF)), False),
+        ("metadata v9 huge compact count", frame(hdr_md9 + uvarint(0xFFFFFFFF)), False),
+        ("metadata v9 varint too long", frame(hdr_md9 + b"\xff" * 12), False),
+        ("produce huge topic count",
+         frame(header(API_PRODUCE, 3, 7) + string(None) + i16(-1) + i32(1000) + i32(0x7FFFFFFF)),
+         False),
+        ("produce records length past the end",
+         frame(header(API_PRODUCE, 3, 7) + string(None) + i16(-1) + i32(1000) + i32(1) +
+               string("t") + i32(1) + i32(0) + i32(1 << 30) + b"\x00" * 16), False),
+        ("client id past the end", frame(i16(API_METADATA) + i16(1) + i32(7) + i16(500) + b"x"),
+         False),
+    ]
+
+
+def test_bad_frames_close_the_connection(module_broker, topic):
+    still_serves(module_broker, topic)
+    for name, data, shut_write in bad_frames(module_broker.port):
+        outcome, _ = exchange(module_broker.port, data, shut_write)
+        assert outcome == "closed", "%s: the broker answered instead of closing" % name
+        assert module_broker.alive(), "%s: the broker died" % name
+        still_serves(module_broker, topic)
+
+
+def test_unsupported_api_versions_version(module_broker, topic):
+    # Kafka answers an ApiVersions request of a version it does not know with a v0 response
+    # carrying UNSUPPORTED_VERSION and its version ranges, so the client can retry lower.
+    outcome, payload = exchange(module_broker.port, frame(header(API_API_VERSIONS, 99, 41)))
+    assert outcome == "response"
+    correlation_id, error_code, count = struct.unpack(">ihi", payload[:10])
+    assert (correlation_id, error_code) == (41, KAFKA_UNSUPPORTED_VERSION)
+    keys = {struct.unpack(">h", payload[10 + 6 * i:12 + 6 * i])[0] for i in range(count)}
+    assert {API_PRODUCE, API_METADATA, API_API_VERSIONS} <= keys
+    still_serves(module_broker, topic)
+
+
+def test_produce_bad_crc_is_corrupt_message(module_broker, topic):
+    still_serves(module_broker, topic)  # creates the topic
+    good = record_batch([b"good-1", b"good-2"])
+    outcome, payload = exchange(module_broker.port, produce_v3(51, topic, good))
+    assert outcome == "response"
+    assert produce_error(payload, 51) == KAFKA_NONE
+
+    bad = record_batch([b"bad-1", b"bad-2"], good_crc=False)
+    outcome, payload = exchange(module_broker.port, produce_v3(52, topic, bad))
+    assert outcome == "response"
+    assert produce_error(payload, 52) == KAFKA_CORRUPT_MESSAGE
+
+    # A record flipped after the CRC was computed is caught the same way.
+    tampered = bytearray(record_batch([b"flip-1"]))
+    tampered[-3] ^= 0x01
+    outcome, payload = exchange(module_broker.port, produce_v3(53, topic, bytes(tampered)))
+    assert outcome == "response"
+    assert produce_error(payload, 53) == KAFKA_CORRUPT_MESSAGE
+
+    c = ck.Consumer({"bootstrap.servers": module_broker.bootstrap, "group.id": "chronik-it-bad",
+                     "enable.auto.commit": False, "enable.partition.eof": True})
+    try:
+        c.assign([ck.TopicPartition(topic, 0, ck.OFFSET_BEGINNING)])
+        values = []
+        for _ in range(TIMEOUT_S * 10):
+            msg = c.poll(0.1)
+            if msg is None:
+                continue
+            if msg.error():
+                assert msg.error().code() == ck.KafkaError._PARTITION_EOF
+                break
+            values.append(msg.value())
+    finally:
+        c.close()
+    assert values == [b"alive", b"good-1", b"good-2"]
+
+
+def random_bad_request(r, correlation_id):
+    """A request of a real API key and version whose body is random bytes or cut short."""
+    api_key = r.choice([0, 1, 2, 3, 18, 19, 20, 32, 60, r.randrange(-5, 2000)])
+    version = r.choice([0, 1, 3, 4, 9, 12, r.randrange(-3, 200)])
+    body = bytes(r.randrange(256) for _ in range(r.randrange(0, 64)))
+    if r.random() < 0.3:
+        body = b"\xff\xff\xff\xff" + body  # a huge or negative count first
+    payload = header(api_key, version, correlation_id, flexible=r.random() < 0.5) + body
+    if r.random() < 0.2:
+        return i32(len(payload) + r.randrange(1, 100)) + payload  # truncated: shut_write
+    return frame(payload)
+
+
+def test_rss_flat_across_10000_bad_requests(module_broker, topic):
+    r = helpers.rng("rss")
+    frames = [d for _, d, _ in bad_frames(module_broker.port)]
+    frames.append(produce_v3(9, topic, record_batch([b"x" * 100], good_crc=False)))
+
+    def blast(count):
+        for i in range(count):
+            data = frames[i % len(frames)] if i % 2 else random_bad_request(r, i)
+            exchange(module_broker.port, data, shut_write=True)
+
+    still_serves(module_broker, topic)
+    blast(2000)  # warm-up: allocator caches and connection tables reach their working size
+    rss_before = module_broker.rss_kib()
+    blast(10000)
+    rss_after = module_broker.rss_kib()
+    print("rss: %d KiB before, %d KiB after 10,000 bad requests" % (rss_before, rss_after))
+    assert rss_after - rss_before <= RSS_GROWTH_KIB_MAX, (rss_before, rss_after)
+    still_serves(module_broker, topic)
+
+
+@pytest.mark.parametrize("seed_offset", range(3))
+def test_random_garbage_then_valid_request(module_broker, topic, seed_offset):
+    # Random bad requests on one connection each; after each batch a valid ApiVersions request
+    # on a fresh connection is answered with error 0.
+    r = helpers.rng("garbage-%d" % seed_offset)
+    for i in range(200):
+        exchange(module_broker.port, random_bad_request(r, i), shut_write=True)
+    outcome, payload = exchange(module_broker.port, frame(header(API_API_VERSIONS, 0, 77)))
+    assert outcome == "response"
+    assert struct.unpack(">ih", payload[:6]) == (77, KAFKA_NONE)
+    still_serves(module_broker, topic)

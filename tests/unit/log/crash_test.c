@@ -1,0 +1,338 @@
+/*
+ * The crash matrix and fault injection on the simulated disk.
+ *
+ * A scenario is a seeded sequence of appends (batches derived from (seed, offset), big enough
+ * to roll 64 KiB segments every few batches, with epoch changes), flush requests, flusher
+ * runs and truncations of the last few batches (a Raft follower's divergent suffix). For every
+ * prefix of a scenario, the disk crashes at every pending-operation boundary (io_sim_crash_at with
+ * each keep_ops); when the next pending operation is a write, it is also torn at a sample of bytes:
+ * every batch-header field boundary (0..61 by field), the last byte, and every 64th byte in
+ * between. After each crash the log reopens and must hold exactly a prefix of what was appended
+ * (byte for byte, epochs included) containing everything that was reported durable, and must accept
+ * further appends.
+ *
+ * Fault injection: the nth write, sync, allocation, truncate, directory operation (rename) or
+ * open fails with EIO or ENOSPC; the failure surfaces as an error, nothing unsynced is ever
+ * reported durable (checked by crashing away every unsynced operation), and the log reopens
+ * consistent.
+ *
+ * CHRONIK_SEED replays; CHRONIK_CRASH_SCENARIOS sets how many scenarios run.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+
+#include <cmocka.h>
+
+#include "base/compiler.h"
+#include "base/error.h"
+#include "base/limits.h"
+#include "io/io_sim.h"
+#include "log/log.h"
+#include "log_model.h"
+#include "log_testutil.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static uint64_t g_seed;
+
+enum step { STEP_APPEND, STEP_FLUSH, STEP_RUN, STEP_TRUNCATE };
+
+struct world {
+    struct io *io;
+    struct clock_sim clock;
+    struct log_files *files;
+    struct log_flusher *fl;
+    struct log_env env;
+    struct log_config cfg;
+    struct log *log;
+    struct model m;
+    struct rng rng; /* drives the step sequence */
+    uint64_t seed;
+    int32_t epoch;
+    int64_t durable; /* the largest durable offset any callback reported */
+    int first_error; /* the first error any call or callback reported */
+    struct buf b;
+};
+
+static void on_flush(void *ctx, int err, int64_t durable)
+{
+    struct world *w = ctx;
+    if (err < 0) {
+        if (w->first_error == 0)
+            w->first_error = err;
+        return;
+    }
+    w->durable = MAX(w->durable, durable);
+}
+
+static void world_init(struct world *w, uint64_t seed)
+{
+    memset(w, 0, sizeof(*w));
+    w->io = io_sim_create();
+    clock_sim_init(&w->clock, 1700000000000);
+    w->files = log_files_create(w->io, 8);
+    w->fl = log_flusher_create(false);
+    w->env = (struct log_env){
+        .io = w->io, .clock = &w->clock.clock, .files = w->files, .flusher = w->fl};
+    log_config_default(&w->cfg);
+    w->cfg.segment_bytes = LOG_SEGMENT_BYTES_MIN;
+    w->cfg.index_interval_bytes = 4096;
+    w->cfg.prealloc_bytes = 24 * KIB;
+    model_init(&w->m);
+    rng_seed(&w->rng, seed);
+    w->seed = seed;
+    w->epoch = 1;
+    buf_init(&w->b);
+}
+
+static void world_deinit(struct world *w)
+{
+    if (w->log)
+        log_abandon(w->log);
+    log_flusher_destroy(w->fl);
+    log_files_destroy(w->files);
+    io_destroy(w->io);
+    model_deinit(&w->m);
+    buf_deinit(&w->b);
+}
+
+static void note_error(struct world *w, int rc)
+{
+    if (rc < 0 && w->first_error == 0)
+        w->first_error = rc;
+}
+
+/* One scenario step; its kind and content depend only on the rng and the log end. */
+static void step(struct world *w)
+{
+    uint64_t r = rng_below(&w->rng, 20);
+    enum step s = r < 12 ? STEP_APPEND : r < 16 ? STEP_FLUSH : r < 19 ? STEP_RUN : STEP_TRUNCATE;
+    int rc = 0;
+    switch (s) {
+    case STEP_APPEND: {
+        if (rng_chance(&w->rng, 1, 8))
+            w->epoch++;
+        buf_reset(&w->b);
+        test_batch_for(&w->b, w->seed, model_end(&w->m), 16, 1500, 1700000000000);
+        int64_t end = model_end(&w->m);
+        rc = model_append(&w->m, w->log, &w->b, w->epoch);
+        assert_true(rc != 0 || model_end(&w->m) > end);
+        break;
+    }
+    case STEP_FLUSH:
+        rc = log_flush(w->log, model_end(&w->m), on_flush, w);
+        if (rc == 1) {
+            w->durable = MAX(w->durable, model_end(&w->m));
+            rc = 0;
+        }
+        break;
+    case STEP_RUN:
+        log_flusher_run_pending(w->fl);
+        log_flusher_drain(w->fl);
+        break;
+    case STEP_TRUNCATE: {
+        /* A follower dropping a divergent suffix of up to 6 batches. */
+        size_t back = (size_t)rng_range(&w->rng, 1, 6);
+        if (w->m.len == 0 || log_error(w->log) != 0)
+            break;
+        int64_t at = w->m.v[w->m.len - MIN(back, w->m.len)].base_offset;
+        rc = log_truncate_to(w->log, at);
+        /* Even a failed truncation may have cut: what survives is a prefix of the model. */
+        w->durable = MIN(w->durable, at);
+        if (rc == 0)
+            model_truncate(&w->m, at);
+        break;
+    }
+    }
+    note_error(w, rc);
+}
+
+static void world_open(struct world *w)
+{
+    int rc = log_open(&w->env, "/p", &w->cfg, &w->log);
+    if (rc != 0)
+        fail_msg("open: %d (%s)", rc, err_str(rc));
+}
+
+/* Runs the first n steps of scenario seed from an empty disk. */
+static void replay(struct world *w, uint64_t seed, int n)
+{
+    world_init(w, seed);
+    world_open(w);
+    for (int i = 0; i < n; i++)
+        step(w);
+}
+
+/* After a crash: reopen, check the prefix property and durability, append once more. */
+static void check_recovered(struct world *w, const char *what)
+{
+    log_abandon(w->log); /* the process died: in-flight syncs fail on stale handles */
+    w->log = NULL;
+    world_open(w);
+    int64_t end = log_end_offset(w->log);
+    size_t n = model_prefix_len(&w->m, end);
+    if (end < w->durable || model_end(&w->m) < end)
+        fail_msg("%s: recovered end %lld, durable %lld, appended %lld", what, (long long)end,
+                 (long long)w->durable, (long long)model_end(&w->m));
+    const char *err = model_check_n(&w->m, n, w->log);
+    if (err)
+        fail_msg("%s: not a prefix: %s", what, err);
+    for (size_t i = 0; i < n; i++) {
+        int32_t e = -1;
+        if (log_epoch_of(w->log, w->m.v[i].base_offset, &e) != 0 || e != w->m.v[i].epoch)
+            fail_msg("%s: epoch of %lld is %d, want %d", what, (long long)w->m.v[i].base_offset, e,
+                     w->m.v[i].epoch);
+    }
+    model_truncate(&w->m, end);
+    w->epoch = MAX(w->epoch, log_latest_epoch(w->log));
+    buf_reset(&w->b);
+    test_batch_for(&w->b, w->seed + 1, end, 4, 100, 1700000000000);
+    assert_int_equal(model_append(&w->m, w->log, &w->b, w->epoch), 0);
+    err = model_check(&w->m, w->log);
+    if (err)
+        fail_msg("%s: after a new append: %s", what, err);
+}
+
+/* Tear offsets for a write of len bytes: header field boundaries, then every 64th byte. */
+static size_t tear_points(uint64_t len, uint64_t *out, size_t cap)
+{
+    static const uint64_t fields[] = {0, 1, 8, 12, 16, 17, 21, 23, 27, 35, 43, 51, 53, 57, 60, 61};
+    size_t n = 0;
+    for (size_t i = 0; i < ARRAY_LEN(fields) && fields[i] < len && n < cap; i++)
+        out[n++] = fields[i];
+    for (uint64_t t = 64; t < len && n < cap; t += 64)
+        out[n++] = t;
+    if (len > 0 && n < cap && out[n - 1] != len - 1)
+        out[n++] = len - 1;
+    return n;
+}
+
+static int scenario_count(void)
+{
+    const char *env = getenv("CHRONIK_CRASH_SCENARIOS");
+    return env ? atoi(env) : 3;
+}
+
+static void test_crash_matrix(void **state)
+{
+    (void)state;
+    enum { STEPS = 40 };
+    uint64_t cases = 0;
+    for (int sc = 0; sc < scenario_count(); sc++) {
+        uint64_t seed = g_seed * 1000 + (uint64_t)sc;
+        /* Crash after every prefix of the scenario (every 3rd, to keep the run short). */
+        for (int n = 1 + sc % 3; n <= STEPS; n += 3) {
+            struct world w;
+            replay(&w, seed, n);
+            uint64_t pending = io_sim_pending_ops(w.io);
+            uint64_t *lens = calloc(pending + 1, sizeof(uint64_t));
+            for (uint64_t k = 0; k < pending; k++)
+                lens[k] = io_sim_pending_write_bytes(w.io, k);
+            world_deinit(&w);
+            for (uint64_t keep = 0; keep <= pending; keep++) {
+                uint64_t tears[512];
+                size_t nt =
+                    keep < pending && lens[keep] > 0 ? tear_points(lens[keep], tears, 512) : 0;
+                for (size_t t = 0; t <= nt; t++) {
+                    /* t == nt: the next operation lost whole (or kept whole when keep+1). */
+                    replay(&w, seed, n);
+                    assert_int_equal(io_sim_pending_ops(w.io), pending);
+                    io_sim_crash_at(w.io, keep, t < nt ? tears[t] : 0);
+                    char what[96];
+                    snprintf(what, sizeof(what), "seed %llu steps %d keep %llu tear %lld",
+                             (unsigned long long)seed, n, (unsigned long long)keep,
+                             t < nt ? (long long)tears[t] : -1ll);
+                    check_recovered(&w, what);
+                    world_deinit(&w);
+                    cases++;
+                }
+            }
+            free(lens);
+        }
+    }
+    fprintf(stderr, "crash matrix: %llu crash cases\n", (unsigned long long)cases);
+    assert_true(cases > 100);
+}
+
+/* Runs a whole scenario with the nth operation of `kind` failing with err. */
+static void run_faulty(uint64_t seed, unsigned kind, uint64_t nth, int err, bool *fired,
+                       bool *surfaced)
+{
+    enum { STEPS = 60 };
+    struct world w;
+    world_init(&w, seed);
+    uint64_t before = io_sim_op_count(w.io, kind);
+    io_sim_fail_nth(w.io, kind, nth, err);
+    int rc = log_open(&w.env, "/p", &w.cfg, &w.log);
+    note_error(&w, rc);
+    if (rc < 0) {
+        io_sim_fail_clear(w.io);
+        world_open(&w);
+    }
+    for (int i = 0; i < STEPS; i++)
+        step(&w);
+    log_flusher_run_pending(w.fl);
+    log_flusher_drain(w.fl);
+    note_error(&w, log_error(w.log));
+    if (log_error(w.log) != 0) {
+        /* A failed log keeps failing and reports nothing durable any more. */
+        buf_reset(&w.b);
+        test_batch_for(&w.b, seed, model_end(&w.m), 2, 10, 0);
+        struct log_append_result res;
+        assert_int_equal(log_append(w.log, w.b.data, w.b.len, w.epoch, &res), log_error(w.log));
+        assert_int_equal(log_flush(w.log, INT64_MAX, on_flush, &w), log_error(w.log));
+    }
+    *fired = io_sim_op_count(w.io, kind) - before >= nth;
+    *surfaced = w.first_error != 0;
+    if (w.first_error != 0 && w.first_error != err)
+        fail_msg("kind %u nth %llu: surfaced %d, injected %d", kind, (unsigned long long)nth,
+                 w.first_error, err);
+    io_sim_fail_clear(w.io);
+    /* Lose everything that was not synced: what was reported durable must still be there. */
+    io_sim_crash_at(w.io, 0, 0);
+    char what[64];
+    snprintf(what, sizeof(what), "fault kind %u nth %llu", kind, (unsigned long long)nth);
+    check_recovered(&w, what);
+    world_deinit(&w);
+}
+
+static void test_fault_injection(void **state)
+{
+    (void)state;
+    static const unsigned kinds[] = {IO_SIM_WRITE,    IO_SIM_SYNC,  IO_SIM_ALLOCATE,
+                                     IO_SIM_TRUNCATE, IO_SIM_DIROP, IO_SIM_OPEN};
+    int surfaced_count = 0, fired_count = 0;
+    for (size_t k = 0; k < ARRAY_LEN(kinds); k++) {
+        for (uint64_t nth = 1;; nth++) {
+            bool fired = false, surfaced = false;
+            int err = nth % 2 ? -EIO : -ENOSPC;
+            run_faulty(g_seed, kinds[k], nth, err, &fired, &surfaced);
+            if (!fired)
+                break; /* the scenario has fewer operations of this kind */
+            fired_count++;
+            surfaced_count += surfaced;
+            /* Only removing a stale index file may fail silently (it is a directory op). */
+            if (!surfaced && kinds[k] != IO_SIM_DIROP)
+                fail_msg("kind %u nth %llu: failure did not surface", kinds[k],
+                         (unsigned long long)nth);
+            assert_true(nth < 10000);
+        }
+    }
+    fprintf(stderr, "fault injection: %d failures fired, %d surfaced\n", fired_count,
+            surfaced_count);
+    assert_true(fired_count > 50);
+}
+
+int main(void)
+{
+    g_seed = test_seed("log_crash_test", 1);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_crash_matrix),
+        cmocka_unit_test(test_fault_injection),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
