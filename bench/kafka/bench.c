@@ -277,24 +277,37 @@ static void summary_json(const struct bench_run *run)
     printf(",\"ok\":%s}\n", run_ok(run) ? "true" : "false");
 }
 
-/* Starts the workers the mode needs; in e2e the consumer first, as the producer waits for it. */
-static void run_workers(struct bench_run *run)
+/* Starts the workers the mode needs (in e2e the consumer first, as the producer waits for it),
+ * shows progress and joins them. When a thread cannot start, the other is told to stop. */
+static int run_workers(struct bench_run *run)
 {
-    pthread_t producer, consumer;
     const struct bench_opts *o = run->opts;
-    if (reads(o) && pthread_create(&consumer, NULL, bench_consume_main, run) != 0) {
-        perror("chronik-bench: pthread_create");
-        exit(EXIT_FAILED);
+    pthread_t producer, consumer;
+    bool producer_started = false, consumer_started = false;
+    int rc = 0;
+    if (reads(o)) {
+        rc = pthread_create(&consumer, NULL, bench_consume_main, run);
+        if (rc != 0)
+            goto out;
+        consumer_started = true;
     }
-    if (sends(o) && pthread_create(&producer, NULL, bench_produce_main, run) != 0) {
-        perror("chronik-bench: pthread_create");
-        exit(EXIT_FAILED);
+    if (sends(o)) {
+        rc = pthread_create(&producer, NULL, bench_produce_main, run);
+        if (rc != 0)
+            goto out;
+        producer_started = true;
     }
     watch(run);
-    if (sends(o))
+out:
+    if (rc != 0) {
+        fprintf(stderr, "chronik-bench: cannot start a thread: %s\n", strerror(rc));
+        atomic_fetch_add(&run->stop_requests, 2);
+    }
+    if (producer_started)
         pthread_join(producer, NULL);
-    if (reads(o))
+    if (consumer_started)
         pthread_join(consumer, NULL);
+    return -rc;
 }
 
 int main(int argc, char **argv)
@@ -324,7 +337,8 @@ int main(int argc, char **argv)
     fprintf(stderr, "chronik-bench: %s, topic %s (%d partitions) at %s, run id %08x\n",
             bench_mode_name(opts.mode), opts.topic, (int)run.partition_count, opts.brokers,
             run.run_id);
-    run_workers(&run);
+    if (run_workers(&run) < 0)
+        goto out;
     if (opts.mode == BENCH_MODE_E2E)
         judge_e2e(&run);
     if (opts.json)

@@ -317,7 +317,10 @@ static enum end_reason end_e2e(struct consume_state *s, uint64_t now_ns)
 static enum end_reason end_reason(struct consume_state *s, uint64_t now_ns)
 {
     const struct bench_opts *o = s->run->opts;
-    if (atomic_load(&s->run->stop_requests) > 0)
+    /* A first signal ends e2e production early, and the consumer still reads what was sent;
+     * a second one, or any in consume mode, ends reading at once. */
+    int stops = atomic_load(&s->run->stop_requests);
+    if (stops > 1 || (stops == 1 && o->mode != BENCH_MODE_E2E))
         return END_STOPPED;
     if (o->mode == BENCH_MODE_E2E)
         return end_e2e(s, now_ns);

@@ -543,6 +543,9 @@ void broker_close(struct broker *b)
     if (b->server_up)
         net_server_deinit(&b->server);
     loop_timer_stop(b->loop, &b->retention_timer);
+    /* Long polls hold pointers to replicas of many topics: answer them all before any
+     * replica closes. */
+    fetch_finish_all(b);
     for (uint32_t i = 0; i < b->topic_slots; i++) {
         struct broker_topic *t = b->topics[i];
         if (t != NULL && t != &tombstone)

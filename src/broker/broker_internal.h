@@ -27,6 +27,7 @@
 #include <stdint.h>
 
 struct groups;
+struct fetch;
 
 /* The replicas of one topic, indexed by partition. */
 struct broker_topic {
@@ -58,6 +59,7 @@ struct broker {
     uint32_t topic_slots;
     uint32_t topic_count;
     struct groups *groups; /* groups.c: the group coordinator's host, NULL until opened */
+    struct fetch *fetches_waiting; /* fetch.c: long polls waiting for data */
 };
 
 struct breq;
@@ -122,6 +124,8 @@ void metadata_handle(struct breq *rq);
 /* produce.c, fetch.c, offsets.c: the data path. */
 void produce_handle(struct breq *rq);
 void fetch_handle(struct breq *rq);
+/* Answers every waiting fetch now, with what is there (before replicas close). */
+void fetch_finish_all(struct broker *b);
 void list_offsets_handle(struct breq *rq);
 void offset_for_leader_epoch_handle(struct breq *rq);
 /* topics.c: topic administration. */

@@ -35,6 +35,7 @@ struct fetch {
     size_t part_count;
     struct loop_timer timer;
     bool waiting;
+    struct fetch *prev_waiting, *next_waiting; /* in b->fetches_waiting while waiting */
 };
 
 static void *must(void *p)
@@ -72,6 +73,15 @@ static uint64_t read_partition(struct fetch_part *p, uint64_t *used, bool fill)
     struct breq *rq = p->f->rq;
     const struct kafka_fetch_request *req = rq->body;
     struct kafka_fetch_response_partition_data *out = p->out;
+    int err = replica_error(p->r);
+    if (err != 0) {
+        /* A replica closing (topic deleted, broker stopping) is no longer served here; one
+         * whose log failed cannot be read. */
+        if (fill)
+            out->error_code =
+                err == ERR_CLOSED ? KAFKA_NOT_LEADER_OR_FOLLOWER : KAFKA_KAFKA_STORAGE_ERROR;
+        return 0;
+    }
     out->high_watermark = replica_high_watermark(p->r);
     out->last_stable_offset = out->high_watermark;
     out->log_start_offset = replica_log_start_offset(p->r);
@@ -170,7 +180,14 @@ static void respond(struct fetch *f)
 static void fetch_finish(struct fetch *f)
 {
     if (f->waiting) {
-        loop_timer_stop(f->rq->b->loop, &f->timer);
+        struct broker *b = f->rq->b;
+        if (f->prev_waiting != NULL)
+            f->prev_waiting->next_waiting = f->next_waiting;
+        else
+            b->fetches_waiting = f->next_waiting;
+        if (f->next_waiting != NULL)
+            f->next_waiting->prev_waiting = f->prev_waiting;
+        loop_timer_stop(b->loop, &f->timer);
         for (size_t i = 0; i < f->part_count; i++)
             if (f->parts[i].r != NULL)
                 replica_watch_remove(f->parts[i].r, &f->parts[i].watch);
@@ -223,6 +240,11 @@ static void fetch_wait(struct fetch *f, int32_t max_wait_ms)
         return;
     }
     f->waiting = true;
+    f->prev_waiting = NULL;
+    f->next_waiting = b->fetches_waiting;
+    if (b->fetches_waiting != NULL)
+        b->fetches_waiting->prev_waiting = f;
+    b->fetches_waiting = f;
     for (size_t i = 0; i < f->part_count; i++) {
         struct fetch_part *p = &f->parts[i];
         if (p->r == NULL)
@@ -303,4 +325,10 @@ void fetch_handle(struct breq *rq)
         fetch_finish(f);
     else
         fetch_wait(f, req->max_wait_ms);
+}
+
+void fetch_finish_all(struct broker *b)
+{
+    while (b->fetches_waiting != NULL)
+        fetch_finish(b->fetches_waiting);
 }

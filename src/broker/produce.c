@@ -6,9 +6,11 @@
  * Validation follows Kafka's: exactly one batch of magic 2 per partition (INVALID_RECORD),
  * a batch that fails its CRC or structure (CORRUPT_MESSAGE), one larger than the topic's
  * max.message.bytes (MESSAGE_TOO_LARGE) or than its segment size (RECORD_LIST_TOO_LARGE).
+ * A topic with message.timestamp.type=LogAppendTime gets the broker's time stamped on the batch.
  */
 #include "base/assert.h"
 #include "base/error.h"
+#include "broker/admin.h"
 #include "broker/broker_internal.h"
 #include "log/batch.h"
 
@@ -31,16 +33,6 @@ static void *must(void *p)
 {
     ASSERT(p != NULL); /* response memory is far below the request arena's bound */
     return p;
-}
-
-static int64_t topic_long(const struct meta_topic *mt, const char *key, int64_t fallback)
-{
-    const char *v = meta_topic_config_get(mt, key);
-    if (v == NULL)
-        return fallback;
-    char *end = NULL;
-    long long x = strtoll(v, &end, 10);
-    return end != v && *end == '\0' ? (int64_t)x : fallback;
 }
 
 static int16_t storage_error(int err)
@@ -67,16 +59,15 @@ static void on_commit(void *ctx, int err)
 }
 
 /* Checks one partition's records; KAFKA_NONE and the batch, or the error for the response. */
-static int16_t check_records(const struct broker *b, const struct meta_topic *mt,
-                             struct slice records, struct slice *batch)
+static int16_t check_records(const struct topic_config_values *tc, struct slice records,
+                             struct slice *batch, struct batch_header *h)
 {
     if (records.ptr == NULL || records.len == 0)
         return KAFKA_INVALID_RECORD;
-    struct batch_header h;
-    int rc = batch_parse(records.ptr, records.len, &h);
+    int rc = batch_parse(records.ptr, records.len, h);
     if (rc == ERR_UNSUPPORTED) {
         /* An unknown magic is a wrong format; an unknown codec is a bad compression type. */
-        return records.len > 16 && records.ptr[16] != BATCH_MAGIC
+        return records.len > BATCH_OFF_MAGIC && records.ptr[BATCH_OFF_MAGIC] != BATCH_MAGIC
                    ? KAFKA_INVALID_RECORD
                    : KAFKA_UNSUPPORTED_COMPRESSION_TYPE;
     }
@@ -84,16 +75,25 @@ static int16_t check_records(const struct broker *b, const struct meta_topic *mt
         return KAFKA_MESSAGE_TOO_LARGE;
     if (rc < 0)
         return KAFKA_CORRUPT_MESSAGE;
-    if (batch_total_bytes(&h) != records.len)
+    if (batch_total_bytes(h) != records.len)
         return KAFKA_INVALID_RECORD; /* Produce v3+ carries exactly one batch per partition */
-    int64_t max_message = topic_long(mt, "max.message.bytes", b->cfg->message_max_bytes);
-    if ((int64_t)records.len > max_message)
+    if ((int64_t)records.len > tc->max_message_bytes)
         return KAFKA_MESSAGE_TOO_LARGE;
-    int64_t segment = topic_long(mt, "segment.bytes", b->cfg->log_segment_bytes);
-    if ((int64_t)records.len > segment)
+    if ((int64_t)records.len > tc->segment_bytes)
         return KAFKA_RECORD_LIST_TOO_LARGE;
     *batch = records;
     return KAFKA_NONE;
+}
+
+/* message.timestamp.type=LogAppendTime: the batch's timestamp becomes the broker's clock,
+ * flagged in its attributes, as Kafka does; both lie inside the CRC, so it is recomputed. */
+static void stamp_log_append_time(uint8_t *p, const struct batch_header *h, int64_t now_ms)
+{
+    be16_store(p + BATCH_OFF_ATTRIBUTES, (uint16_t)(h->attributes | BATCH_ATTR_LOG_APPEND_TS));
+    be64_store(p + BATCH_OFF_MAX_TIMESTAMP, (uint64_t)now_ms);
+    struct batch_header stamped = *h;
+    stamped.attributes = (int16_t)(h->attributes | BATCH_ATTR_LOG_APPEND_TS);
+    be32_store(p + BATCH_OFF_CRC, batch_compute_crc(p, &stamped));
 }
 
 static void produce_partition(struct produce *pr, const struct meta_topic *mt, const char *name,
@@ -119,12 +119,15 @@ static void produce_partition(struct produce *pr, const struct meta_topic *mt, c
         out->error_code = KAFKA_INVALID_REQUIRED_ACKS;
         return;
     }
+    struct topic_config_values tc;
+    topic_config_resolve(b->cfg, mt, &tc);
     struct slice batch;
-    out->error_code = check_records(b, mt, in->records, &batch);
+    struct batch_header h;
+    out->error_code = check_records(&tc, in->records, &batch, &h);
     if (out->error_code != KAFKA_NONE)
         return;
     /* Standalone, the in-sync replica set is this node alone. */
-    if (req->acks == -1 && topic_long(mt, "min.insync.replicas", b->cfg->min_insync_replicas) > 1) {
+    if (req->acks == -1 && tc.min_insync_replicas > 1) {
         out->error_code = KAFKA_NOT_ENOUGH_REPLICAS;
         return;
     }
@@ -136,6 +139,10 @@ static void produce_partition(struct produce *pr, const struct meta_topic *mt, c
     /* The frame belongs to this request until it is answered; the batch is stamped in place
      * with its offset and leader epoch, outside the CRC, and stored as received. */
     uint8_t *bytes = (uint8_t *)batch.ptr;
+    if (tc.log_append_time) {
+        out->log_append_time_ms = clock_wall_ms(b->clock);
+        stamp_log_append_time(bytes, &h, out->log_append_time_ms);
+    }
     bool wait = req->acks != 0;
     int rc = replica_append(r, bytes, batch.len, wait ? &part->commit : NULL, on_commit, part,
                             &res);

@@ -95,6 +95,9 @@ static void on_durable(void *ctx, int err, int64_t durable_offset)
 
 static void drop_all(struct replica *r)
 {
+    /* Watchers see the replica failed, so none keeps a pointer to it past this call. */
+    if (r->err == 0)
+        r->err = ERR_CLOSED;
     finish_commits(r, ERR_CLOSED, 0);
     notify_watches(r);
     ASSERT(r->commits == NULL);

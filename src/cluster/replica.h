@@ -50,7 +50,8 @@ struct replica_watch {
  * epoch stamped on appended batches. */
 int replica_open(const struct log_env *env, const char *dir, const struct log_config *cfg,
                  int32_t leader_epoch, struct replica **out);
-/* Fails every waiting commit with ERR_CLOSED, notifies watches, closes the log cleanly. */
+/* Fails every waiting commit with ERR_CLOSED and notifies watches (replica_error() is then
+ * ERR_CLOSED, so a watcher lets go of the replica), then closes the log cleanly. */
 int replica_close(struct replica *r);
 /* Frees without a clean close (used after the log failed or for a deleted partition). */
 void replica_abandon(struct replica *r);
