@@ -589,7 +589,7 @@ static int delete_segment(struct log *log, uint32_t i)
         return log_fail(log, rc);
     seg_remove_files(log->env.io, log->dir, s->base_offset);
     ASSERT(s->file != log->active_pin);
-    (void)unseal;
+    unseal(log, s->file);
     seg_free(s);
     memmove(log->segs + i, log->segs + i + 1,
             (size_t)(log->seg_count - i - 1) * sizeof(*log->segs));
@@ -703,7 +703,7 @@ int log_truncate_to(struct log *log, int64_t offset)
         if (rc < 0)
             return rc;
     }
-    (void)unseal;
+    unseal(log, s->file);
     if (s->index_on_disk || !was_active)
         seg_remove_files(log->env.io, log->dir, s->base_offset);
     s->index_on_disk = false;
