@@ -299,6 +299,21 @@ int broker_grow_topic(struct broker *b, const char *name, size_t len, int32_t ne
     return KAFKA_NONE;
 }
 
+void broker_topic_reconfigure(struct broker *b, const char *name)
+{
+    const struct meta_topic *mt = meta_topic_find(&b->meta, name, strlen(name));
+    struct broker_topic *t = broker_topic_find(b, name, strlen(name));
+    if (mt == NULL || t == NULL)
+        return;
+    struct log_config cfg;
+    broker_topic_log_config(b, mt, &cfg);
+    for (uint32_t p = 0; p < t->partition_count; p++) {
+        int rc = log_set_config(replica_log(t->replicas[p]), &cfg);
+        /* The values passed validation against the same bounds when they were set. */
+        ASSERT(rc == 0);
+    }
+}
+
 struct dir_ctx {
     struct io *io;
     const char *dir;

@@ -104,6 +104,8 @@ int broker_create_topic(struct broker *b, const char *name, int32_t partitions,
  * error code with *why set for the response when not KAFKA_NONE. */
 int broker_grow_topic(struct broker *b, const char *name, size_t len, int32_t new_count,
                       bool validate_only, const char **why);
+/* Applies a topic's current configuration to its open partition logs. */
+void broker_topic_reconfigure(struct broker *b, const char *name);
 /* Deletes a topic: its metadata (persisted), its replicas and their directories. Returns a
  * Kafka error code. */
 int broker_delete_topic(struct broker *b, const char *name, size_t len);

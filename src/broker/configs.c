@@ -927,8 +927,10 @@ static int store_overrides(struct breq *rq, const char *topic, const struct topi
             return ERR_TOO_LARGE;
     }
     write_overrides(b, topic, set);
-    if (save_image(b) == 0)
+    if (save_image(b) == 0) {
+        broker_topic_reconfigure(b, topic);
         return KAFKA_NONE;
+    }
     struct topic_config_set none;
     memset(&none, 0, sizeof(none));
     write_overrides(b, topic, &none);
@@ -1030,9 +1032,7 @@ static int alter_topic(struct breq *rq, const struct alter_resource *res, bool v
     }
     if (validate_only)
         return KAFKA_NONE;
-    /* The name is copied: the image changes under mt. A changed log setting reaches open
-     * partitions when they are next opened: the log cannot change its configuration while
-     * open yet. */
+    /* The name is copied: the image changes under mt. */
     char *topic = arena_strndup(&rq->arena, mt->name, strlen(mt->name));
     if (topic == NULL)
         return ERR_TOO_LARGE;

@@ -64,68 +64,87 @@ uint32_t batch_compute_crc(const uint8_t *p, const struct batch_header *h)
 }
 
 /* A length-prefixed field (key, value, header key/value): -1 is null when nullable. */
-static void skip_bytes_field(struct reader *r, bool nullable)
+static struct slice read_bytes_field(struct reader *r, bool nullable)
 {
     int32_t n = rd_varint(r);
     if (rd_err(r) != 0)
-        return;
+        return slice_make(NULL, 0);
     if (n == -1 && nullable)
-        return;
+        return slice_make(NULL, 0);
     if (n < 0 || (size_t)n > rd_left(r)) {
         rd_fail(r, ERR_CORRUPT);
-        return;
+        return slice_make(NULL, 0);
     }
-    rd_bytes(r, (size_t)n);
+    const uint8_t *p = rd_bytes(r, (size_t)n);
+    /* A present empty field must not read as null. */
+    return slice_make(p != NULL && n > 0 ? p : (const uint8_t *)"", (size_t)n);
 }
 
-/* Walks one record body (after its length) of exactly `len` bytes; returns its offset delta or
- * a negative error. */
-static int64_t walk_record(const uint8_t *p, size_t len)
+/* Parses one record body (after its length) of exactly `len` bytes. */
+static int parse_record(const uint8_t *p, size_t len, struct batch_rec *out)
 {
     struct reader r;
     rd_init(&r, p, len);
     rd_u8(&r); /* attributes: unused in v2 records */
-    rd_varlong(&r);
-    int32_t offset_delta = rd_varint(&r);
-    skip_bytes_field(&r, true);
-    skip_bytes_field(&r, true);
-    int32_t header_count = rd_varint(&r);
-    if (rd_err(&r) == 0 && (header_count < 0 || (size_t)header_count > rd_left(&r)))
+    out->timestamp_delta = rd_varlong(&r);
+    out->offset_delta = rd_varint(&r);
+    out->key = read_bytes_field(&r, true);
+    out->value = read_bytes_field(&r, true);
+    out->header_count = rd_varint(&r);
+    if (rd_err(&r) == 0 && (out->header_count < 0 || (size_t)out->header_count > rd_left(&r)))
         rd_fail(&r, ERR_CORRUPT);
-    for (int32_t i = 0; rd_err(&r) == 0 && i < header_count; i++) {
-        skip_bytes_field(&r, false);
-        skip_bytes_field(&r, true);
+    const uint8_t *headers = r.pos;
+    for (int32_t i = 0; rd_err(&r) == 0 && i < out->header_count; i++) {
+        read_bytes_field(&r, false);
+        read_bytes_field(&r, true);
     }
-    if (rd_err(&r) != 0)
-        return ERR_CORRUPT; /* a record running past its own length is corruption */
-    if (rd_left(&r) != 0)
+    out->headers = slice_make(headers, (size_t)(r.pos - headers));
+    /* A record running past its own length, or shorter than it says, is corruption. */
+    if (rd_err(&r) != 0 || rd_left(&r) != 0 || out->offset_delta < 0)
         return ERR_CORRUPT;
-    if (offset_delta < 0)
+    return 0;
+}
+
+void batch_rec_iter_init(struct batch_rec_iter *it, struct slice records)
+{
+    rd_init(&it->r, records.ptr, records.len);
+}
+
+int batch_rec_iter_next(struct batch_rec_iter *it, struct batch_rec *out)
+{
+    if (rd_left(&it->r) == 0)
+        return rd_err(&it->r) != 0 ? ERR_CORRUPT : 0;
+    int32_t rec_len = rd_varint(&it->r);
+    if (rd_err(&it->r) != 0 || rec_len < 0 || (size_t)rec_len > rd_left(&it->r)) {
+        rd_fail(&it->r, ERR_CORRUPT);
         return ERR_CORRUPT;
-    return offset_delta;
+    }
+    const uint8_t *rec = rd_bytes(&it->r, (size_t)rec_len);
+    int rc = parse_record(rec, (size_t)rec_len, out);
+    if (rc < 0) {
+        rd_fail(&it->r, rc);
+        return rc;
+    }
+    return 1;
 }
 
 static int walk_records(const uint8_t *p, const struct batch_header *h)
 {
-    struct reader r;
-    rd_init(&r, p + LOG_BATCH_HEADER_BYTES, batch_total_bytes(h) - LOG_BATCH_HEADER_BYTES);
+    struct batch_rec_iter it;
+    batch_rec_iter_init(&it, slice_make(p + LOG_BATCH_HEADER_BYTES,
+                                        batch_total_bytes(h) - LOG_BATCH_HEADER_BYTES));
     int64_t prev_delta = -1;
     int64_t count = 0;
-    while (rd_left(&r) > 0) {
-        int32_t rec_len = rd_varint(&r);
-        if (rd_err(&r) != 0 || rec_len < 0 || (size_t)rec_len > rd_left(&r))
+    struct batch_rec rec;
+    int rc;
+    while ((rc = batch_rec_iter_next(&it, &rec)) == 1) {
+        if (rec.offset_delta <= prev_delta || rec.offset_delta > h->last_offset_delta)
             return ERR_CORRUPT;
-        const uint8_t *rec = rd_bytes(&r, (size_t)rec_len);
-        int64_t delta = walk_record(rec, (size_t)rec_len);
-        if (delta < 0)
-            return (int)delta;
-        if (delta <= prev_delta || delta > h->last_offset_delta)
-            return ERR_CORRUPT;
-        prev_delta = delta;
+        prev_delta = rec.offset_delta;
         if (++count > h->record_count)
             return ERR_CORRUPT;
     }
-    if (count != h->record_count)
+    if (rc < 0 || count != h->record_count)
         return ERR_CORRUPT;
     return 0;
 }

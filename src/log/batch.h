@@ -134,6 +134,27 @@ static inline void batch_iter_init(struct batch_iter *it, struct slice bytes)
  * the iterator does not advance past a bad batch. */
 int batch_iter_next(struct batch_iter *it, struct slice *batch, struct batch_header *h);
 
+/* One record of a records section (a batch's, or its decompressed payload). Slices point into
+ * the walked bytes; key or value with a NULL ptr is null. */
+struct batch_rec {
+    int64_t timestamp_delta; /* from the batch's baseTimestamp */
+    int32_t offset_delta;    /* from the batch's baseOffset */
+    struct slice key;
+    struct slice value;
+    int32_t header_count;
+    struct slice headers; /* header_count (key, value) pairs, still encoded */
+};
+
+/* Walks the records of an uncompressed records section. */
+struct batch_rec_iter {
+    struct reader r;
+};
+
+void batch_rec_iter_init(struct batch_rec_iter *it, struct slice records);
+/* 1 and *out for the next record, 0 at the end, ERR_CORRUPT for bytes that are not records
+ * (sticky). */
+int batch_rec_iter_next(struct batch_rec_iter *it, struct batch_rec *out);
+
 /* One record for the builder. A NULL ptr in key or value encodes a null (length -1). */
 struct batch_record_header {
     struct slice key;

@@ -8,6 +8,7 @@
 #include "base/error.h"
 
 #include <lz4frame.h>
+#include <stdbool.h>
 #include <snappy-c.h>
 #include <string.h>
 #include <zlib.h>
@@ -18,14 +19,21 @@
 static const uint8_t xerial_magic[8] = {0x82, 'S', 'N', 'A', 'P', 'P', 'Y', 0};
 #define XERIAL_HEADER_BYTES 16u
 
-/* Room for the next step of output, never past out_max; 0 when the cap is reached. */
+/* Room for the next step of output. At the bound it is one byte more than allowed: a stream
+ * that still has its trailer to read may finish in it without output, one with more data fills
+ * it, which the caller sees as going over the bound. */
 static size_t step_room(struct buf *out, size_t start, size_t out_max)
 {
     size_t produced = out->len - start;
-    size_t room = out_max > produced ? out_max - produced : 0;
+    size_t room = out_max > produced ? out_max - produced : 1;
     room = MIN(room, (size_t)STEP_BYTES);
     buf_reserve(out, room);
     return room;
+}
+
+static bool over(const struct buf *out, size_t start, size_t out_max)
+{
+    return out->len - start > out_max;
 }
 
 static int gzip_decompress(const uint8_t *in, size_t len, size_t out_max, struct buf *out)
@@ -40,14 +48,14 @@ static int gzip_decompress(const uint8_t *in, size_t len, size_t out_max, struct
     int rc;
     do {
         size_t room = step_room(out, start, out_max);
-        if (room == 0) {
-            inflateEnd(&z);
-            return ERR_TOO_LARGE;
-        }
         z.next_out = out->data + out->len;
         z.avail_out = (uInt)room;
         rc = inflate(&z, Z_NO_FLUSH);
         out->len += room - z.avail_out;
+        if (over(out, start, out_max)) {
+            inflateEnd(&z);
+            return ERR_TOO_LARGE;
+        }
     } while (rc == Z_OK);
     inflateEnd(&z);
     return rc == Z_STREAM_END ? 0 : ERR_CORRUPT;
@@ -144,10 +152,6 @@ static int lz4_decompress(const uint8_t *in, size_t len, size_t out_max, struct 
     int rc = 0;
     while (hint != 0) {
         size_t room = step_room(out, start, out_max);
-        if (room == 0) {
-            rc = ERR_TOO_LARGE;
-            break;
-        }
         size_t dst = room, src = len - pos;
         hint = LZ4F_decompress(d, out->data + out->len, &dst, in + pos, &src, NULL);
         if (LZ4F_isError(hint)) {
@@ -156,6 +160,10 @@ static int lz4_decompress(const uint8_t *in, size_t len, size_t out_max, struct 
         }
         out->len += dst;
         pos += src;
+        if (over(out, start, out_max)) {
+            rc = ERR_TOO_LARGE;
+            break;
+        }
         if (hint != 0 && pos == len && dst == 0) {
             rc = ERR_CORRUPT; /* the frame needs more input than there is */
             break;
@@ -187,10 +195,6 @@ static int zstd_decompress(const uint8_t *in, size_t len, size_t out_max, struct
     size_t left = 1;
     while (left != 0) {
         size_t room = step_room(out, start, out_max);
-        if (room == 0) {
-            rc = ERR_TOO_LARGE;
-            break;
-        }
         ZSTD_outBuffer ob = {out->data + out->len, room, 0};
         left = ZSTD_decompressStream(d, &ob, &ib);
         if (ZSTD_isError(left)) {
@@ -198,6 +202,10 @@ static int zstd_decompress(const uint8_t *in, size_t len, size_t out_max, struct
             break;
         }
         out->len += ob.pos;
+        if (over(out, start, out_max)) {
+            rc = ERR_TOO_LARGE;
+            break;
+        }
         if (left != 0 && ib.pos == ib.size && ob.pos < room) {
             rc = ERR_CORRUPT; /* truncated frame */
             break;

@@ -894,3 +894,15 @@ void log_abandon(struct log *log)
     wait_idle(log);
     log_free(log);
 }
+
+int log_set_config(struct log *log, const struct log_config *cfg)
+{
+    ASSERT(log != NULL && cfg != NULL);
+    if (cfg->segment_bytes < LOG_SEGMENT_BYTES_MIN || cfg->segment_bytes > LOG_SEGMENT_BYTES_MAX ||
+        cfg->index_interval_bytes == 0 || cfg->prealloc_bytes > LOG_SEGMENT_BYTES_MAX)
+        return ERR_INVALID;
+    /* Every setting is read where it is used (roll, preallocation, indexing, retention), so the
+     * new values apply from the next append or retention pass. */
+    log->cfg = *cfg;
+    return 0;
+}

@@ -96,6 +96,10 @@ struct log_config {
     uint64_t prealloc_bytes;       /* chunk by which the active segment grows; 0: no fallocate */
 };
 void log_config_default(struct log_config *cfg);
+/* Replaces an open log's configuration (a topic's settings changed). A smaller segment size
+ * rolls at the next append; retention applies at the next log_enforce_retention. ERR_INVALID
+ * for values out of bounds (the log keeps its old configuration). */
+int log_set_config(struct log *log, const struct log_config *cfg);
 
 struct log_env {
     struct io *io;

@@ -472,6 +472,28 @@ static void test_read_pin_survives_deletion(void **state)
     fx_deinit(&f);
 }
 
+/* log_set_config changes an open log: a shorter roll.ms rolls at the next append, bad values
+ * are refused and leave the old configuration in force. */
+static void test_set_config(void **state)
+{
+    (void)state;
+    struct fx f;
+    fx_init(&f, g_seed + 8);
+    append_n(&f, 1, 10);
+    clock_sim_advance_ms(&f.clock, 5000);
+    append_n(&f, 1, 10);
+    assert_int_equal(log_segment_count(f.log), 1); /* the default roll.ms is 7 days */
+    struct log_config bad = f.cfg;
+    bad.segment_bytes = LOG_SEGMENT_BYTES_MIN - 1;
+    assert_int_equal(log_set_config(f.log, &bad), ERR_INVALID);
+    f.cfg.roll_ms = 1000;
+    assert_int_equal(log_set_config(f.log, &f.cfg), 0);
+    append_n(&f, 1, 10);
+    assert_int_equal(log_segment_count(f.log), 2);
+    check(&f);
+    fx_deinit(&f);
+}
+
 static void test_roll_by_age(void **state)
 {
     (void)state;
@@ -691,6 +713,7 @@ int main(void)
         cmocka_unit_test(test_group_commit),
         cmocka_unit_test(test_read_pin_survives_deletion),
         cmocka_unit_test(test_roll_by_age),
+        cmocka_unit_test(test_set_config),
         cmocka_unit_test(test_open_file_bound),
         cmocka_unit_test(test_truncate_unsynced_roll),
         cmocka_unit_test(test_follower_append_at),
