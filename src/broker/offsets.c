@@ -2,10 +2,14 @@
  * ListOffsets and OffsetForLeaderEpoch: offsets by position (earliest, latest), by time, by
  * maximum timestamp, and the end offset of a leader epoch.
  */
+#include "base/alloc.h"
 #include "base/assert.h"
 #include "base/error.h"
 #include "broker/broker_internal.h"
+#include "log/batch.h"
+#include "log/compress.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #define LIST_OFFSETS_LATEST        (-1)
@@ -16,6 +20,63 @@ static void *must(void *p)
 {
     ASSERT(p != NULL);
     return p;
+}
+
+/*
+ * The log indexes timestamps per batch; Kafka answers per record. So the batch the log found
+ * is read (decompressed if needed) and its records searched: with max_mode false for the first
+ * record at or after `ts` (from `from_offset` on), else for the first record carrying the
+ * batch's maximum timestamp. Returns 0 with *offset and *ts_out set, or a negative error, in
+ * which case the caller keeps the batch-level answer.
+ */
+static int find_record(struct log *log, int64_t batch_offset, int64_t from_offset, int64_t ts,
+                       bool max_mode, int64_t *offset, int64_t *ts_out)
+{
+    struct log_read rd;
+    int rc = log_read(log, batch_offset, 1, INT64_MAX, &rd);
+    if (rc < 0 || rd.file == NULL) {
+        if (rc == 0)
+            log_read_release(&rd);
+        return rc < 0 ? rc : ERR_NOT_FOUND;
+    }
+    uint8_t *bytes = xmalloc(rd.bytes);
+    struct buf plain;
+    buf_init(&plain);
+    struct batch_header h;
+    ssize_t got = io_pread(log_file_io(rd.file), bytes, rd.bytes, rd.position);
+    rc = got == (ssize_t)rd.bytes ? batch_header_parse(bytes, rd.bytes, &h) : ERR_CORRUPT;
+    if (rc == 0 && (h.attributes & BATCH_ATTR_LOG_APPEND_TS) != 0) {
+        /* LogAppendTime: every record of the batch carries the batch's timestamp. */
+        *offset = MAX(h.base_offset, from_offset);
+        *ts_out = h.max_timestamp_ms;
+        goto out;
+    }
+    if (rc == 0)
+        rc = records_decompress(batch_codec(&h), bytes + LOG_BATCH_HEADER_BYTES,
+                                rd.bytes - LOG_BATCH_HEADER_BYTES, LOG_BATCH_BYTES_MAX, &plain);
+    if (rc < 0)
+        goto out;
+    struct batch_rec_iter it;
+    batch_rec_iter_init(&it, buf_slice(&plain));
+    struct batch_rec rec;
+    rc = ERR_NOT_FOUND;
+    while (batch_rec_iter_next(&it, &rec) == 1) {
+        int64_t rec_offset = h.base_offset + rec.offset_delta;
+        int64_t rec_ts = h.base_timestamp_ms + rec.timestamp_delta;
+        bool hit = max_mode ? rec_ts == h.max_timestamp_ms
+                            : rec_offset >= from_offset && rec_ts >= ts;
+        if (hit) {
+            *offset = rec_offset;
+            *ts_out = rec_ts;
+            rc = 0;
+            break;
+        }
+    }
+out:
+    buf_deinit(&plain);
+    free(bytes);
+    log_read_release(&rd);
+    return rc;
 }
 
 static int16_t epoch_check(struct replica *r, int32_t current_leader_epoch)
@@ -54,12 +115,17 @@ static void list_partition(struct breq *rq, const char *name, size_t name_len,
     } else if (in->timestamp == LIST_OFFSETS_MAX_TIMESTAMP) {
         if (log_max_timestamp(log, &ts, &offset) < 0)
             offset = ts = -1;
+        else
+            find_record(log, offset, offset, ts, true, &offset, &ts);
     } else if (in->timestamp >= 0) {
         if (log_offset_for_timestamp(log, in->timestamp, &offset) == 0 &&
-            offset < replica_high_watermark(r))
+            offset < replica_high_watermark(r)) {
+            /* The batch-level answer stands if the search fails. */
             ts = in->timestamp;
-        else
+            find_record(log, offset, offset, in->timestamp, false, &offset, &ts);
+        } else {
             offset = -1;
+        }
     } else {
         out->error_code = KAFKA_INVALID_REQUEST;
         return;
