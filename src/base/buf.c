@@ -24,7 +24,9 @@ void buf_reserve(struct buf *b, size_t extra)
     ASSERT(b->len <= b->cap);
     ASSERT(extra <= SIZE_MAX - b->len);
     size_t need = b->len + extra;
-    if (need <= b->cap)
+    /* A buffer never handed out memory has none: allocate even for zero bytes, so that
+     * b->data + b->len is always a valid pointer. */
+    if (need <= b->cap && b->data != NULL)
         return;
     size_t cap = b->cap < 64 ? 64 : b->cap;
     while (cap < need)

@@ -116,6 +116,7 @@
 #define GROUP_OFFSETS_PARTITIONS_DEFAULT   50u      /* offsets.topic.num.partitions */
 #define GROUP_OFFSETS_PARTITIONS_MAX       1000u
 #define GROUP_INITIAL_DELAY_MS_DEFAULT     3000u    /* group.initial.rebalance.delay.ms */
+#define GROUP_INITIAL_DELAY_MS_MAX         300000u
 #define GROUP_SESSION_MS_MIN_DEFAULT       6000u    /* group.min.session.timeout.ms */
 #define GROUP_SESSION_MS_MAX_DEFAULT       1800000u /* group.max.session.timeout.ms */
 #define GROUP_RETENTION_MS_DEFAULT         (7ll * 24 * 3600 * 1000) /* offsets.retention.minutes */

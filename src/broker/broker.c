@@ -478,6 +478,7 @@ int broker_open(const struct broker_config *cfg, struct broker **out)
         return rc;
     }
     b->loop = &full->loop.loop;
+    loop_timer_init(&b->retention_timer, on_retention, b);
     /* Block the stop signals before the flusher thread starts, so it inherits the mask and
      * only the loop's signalfd ever sees them. */
     static const int stop_signals[] = {SIGTERM, SIGINT};
@@ -515,6 +516,10 @@ int broker_open(const struct broker_config *cfg, struct broker **out)
     rc = open_all(b);
     if (rc < 0)
         goto fail;
+    /* The group coordinator loads __consumer_offsets before the listener opens. */
+    rc = groups_open(b);
+    if (rc < 0)
+        goto fail;
 
     struct net_server_config ncfg;
     net_server_config_default(&ncfg);
@@ -530,7 +535,6 @@ int broker_open(const struct broker_config *cfg, struct broker **out)
         goto fail;
     }
     b->server_up = true;
-    loop_timer_init(&b->retention_timer, on_retention, b);
     rc = loop_timer_start(b->loop, &b->retention_timer, 30000, 30000);
     if (rc < 0)
         goto fail;
@@ -561,6 +565,7 @@ void broker_close(struct broker *b)
     /* Long polls hold pointers to replicas of many topics: answer them all before any
      * replica closes. */
     fetch_finish_all(b);
+    groups_close(b);
     for (uint32_t i = 0; i < b->topic_slots; i++) {
         struct broker_topic *t = b->topics[i];
         if (t != NULL && t != &tombstone)

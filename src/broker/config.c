@@ -267,6 +267,39 @@ const struct broker_config_key broker_config_keys[BROKER_KEY_COUNT] = {
             .read_only = true,
             .doc = "Port of the node-to-node cluster RPC; the Kafka port + 2000 when not set.",
         },
+    [BROKER_KEY_OFFSETS_TOPIC_NUM_PARTITIONS] =
+        {
+            .name = "offsets.topic.num.partitions",
+            .type = BROKER_CONFIG_INT,
+            .default_value = "50",
+            .min = 1,
+            .max = GROUP_OFFSETS_PARTITIONS_MAX,
+            .synonym_of = BROKER_KEY_OFFSETS_TOPIC_NUM_PARTITIONS,
+            .read_only = true,
+            .doc = "Partitions of __consumer_offsets when the broker creates it.",
+        },
+    [BROKER_KEY_GROUP_INITIAL_REBALANCE_DELAY_MS] =
+        {
+            .name = "group.initial.rebalance.delay.ms",
+            .type = BROKER_CONFIG_INT,
+            .default_value = "3000",
+            .min = 0,
+            .max = GROUP_INITIAL_DELAY_MS_MAX,
+            .synonym_of = BROKER_KEY_GROUP_INITIAL_REBALANCE_DELAY_MS,
+            .read_only = true,
+            .doc = "How long an empty group's first rebalance waits for more members.",
+        },
+    [BROKER_KEY_OFFSETS_RETENTION_MINUTES] =
+        {
+            .name = "offsets.retention.minutes",
+            .type = BROKER_CONFIG_INT,
+            .default_value = "10080",
+            .min = 1,
+            .max = INT32_MAX,
+            .synonym_of = BROKER_KEY_OFFSETS_RETENTION_MINUTES,
+            .read_only = true,
+            .doc = "Minutes the committed offsets of an empty group are kept.",
+        },
 };
 
 const struct broker_config_key *broker_config_key_find(const char *name)
@@ -1109,6 +1142,15 @@ static void apply_number(struct broker_config *config, enum broker_config_key_id
     case BROKER_KEY_CLUSTER_PORT:
         config->cluster_port = (uint16_t)v;
         break;
+    case BROKER_KEY_OFFSETS_TOPIC_NUM_PARTITIONS:
+        config->offsets_topic_num_partitions = (int32_t)v;
+        break;
+    case BROKER_KEY_GROUP_INITIAL_REBALANCE_DELAY_MS:
+        config->group_initial_rebalance_delay_ms = (int32_t)v;
+        break;
+    case BROKER_KEY_OFFSETS_RETENTION_MINUTES:
+        config->offsets_retention_minutes = (int32_t)v;
+        break;
     default:
         UNREACHABLE();
     }
@@ -1300,6 +1342,15 @@ void broker_config_value(const struct broker_config *config, enum broker_config_
         break;
     case BROKER_KEY_CLUSTER_PORT:
         v = config->cluster_port;
+        break;
+    case BROKER_KEY_OFFSETS_TOPIC_NUM_PARTITIONS:
+        v = config->offsets_topic_num_partitions;
+        break;
+    case BROKER_KEY_GROUP_INITIAL_REBALANCE_DELAY_MS:
+        v = config->group_initial_rebalance_delay_ms;
+        break;
+    case BROKER_KEY_OFFSETS_RETENTION_MINUTES:
+        v = config->offsets_retention_minutes;
         break;
     default:
         UNREACHABLE();

@@ -60,6 +60,9 @@ enum broker_config_key_id {
     BROKER_KEY_CONNECTIONS_MAX_IDLE_MS,
     BROKER_KEY_HTTP_PORT,
     BROKER_KEY_CLUSTER_PORT,
+    BROKER_KEY_OFFSETS_TOPIC_NUM_PARTITIONS,
+    BROKER_KEY_GROUP_INITIAL_REBALANCE_DELAY_MS,
+    BROKER_KEY_OFFSETS_RETENTION_MINUTES,
     BROKER_KEY_COUNT,
 };
 
@@ -113,6 +116,9 @@ struct broker_config {
     int64_t connections_max_idle_ms;
     uint16_t http_port;    /* served on the listener's host */
     uint16_t cluster_port; /* served on the listener's host */
+    int32_t offsets_topic_num_partitions;     /* partitions of __consumer_offsets */
+    int32_t group_initial_rebalance_delay_ms; /* an empty group's first rebalance waits this */
+    int32_t offsets_retention_minutes;        /* offsets of an empty group live this long */
 };
 
 /* Where a setting came from; a later (greater) source wins over an earlier one. */

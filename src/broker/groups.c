@@ -44,9 +44,9 @@ enum { KEY_TYPE_GROUP = 0, KEY_TYPE_TRANSACTION = 1 };
 struct groups {
     struct broker *b;
     struct group_coord coord;
-    bool topic_ready;   /* __consumer_offsets exists and its loads started */
-    int64_t *load_next; /* per partition: the next offset to load, -1 once loaded */
-    bool loading;
+    bool topic_ready;         /* __consumer_offsets exists and its loads started */
+    int64_t *load_next;       /* per partition: the next offset to load, -1 once loaded */
+    struct gappend *inflight; /* appends the replicas have not reported yet */
     struct loop_timer tick_timer;
     struct loop_timer load_timer;
     /* Appends that failed synchronously, reported once the effect queue is drained. */
@@ -73,10 +73,11 @@ struct gwait {
     size_t slot_count;
 };
 
-/* The append in flight with the replica. */
+/* The append in flight with the replica; gs is NULL once the coordinator closed. */
 struct gappend {
     struct replica_commit commit;
     struct groups *gs;
+    struct gappend *next; /* in gs->inflight */
     uint64_t id;
     struct gwait *wait;
 };
@@ -141,10 +142,17 @@ static void on_append_commit(void *ctx, int err)
 {
     struct gappend *a = ctx;
     struct groups *gs = a->gs;
-    group_coord_append_done(&gs->coord, a->id, err, now_ms(gs));
     struct gwait *w = a->wait;
+    if (gs != NULL) {
+        struct gappend **pp = &gs->inflight;
+        while (*pp != a)
+            pp = &(*pp)->next;
+        *pp = a->next;
+        group_coord_append_done(&gs->coord, a->id, err, now_ms(gs));
+    }
     free(a);
-    drain(gs);
+    if (gs != NULL)
+        drain(gs);
     wait_done(w, err);
 }
 
@@ -185,6 +193,10 @@ static void do_append(struct groups *gs, const struct group_fx *fx)
         a->wait = fx->token;
         struct log_append_result res;
         rc = replica_append(r, batch.data, batch.len, &a->commit, on_append_commit, a, &res);
+        if (rc == 0) {
+            a->next = gs->inflight;
+            gs->inflight = a;
+        }
     }
     buf_deinit(&batch);
     if (rc < 0) {
@@ -326,7 +338,6 @@ static bool load_all_step(struct groups *gs)
             all = false;
         }
     }
-    gs->loading = !all;
     return all;
 }
 
@@ -395,6 +406,9 @@ int groups_open(struct broker *b)
     gs->b = b;
     struct group_config cfg;
     group_config_default(&cfg);
+    cfg.partition_count = (uint32_t)b->cfg->offsets_topic_num_partitions;
+    cfg.initial_delay_ms = (uint32_t)b->cfg->group_initial_rebalance_delay_ms;
+    cfg.retention_ms = (int64_t)b->cfg->offsets_retention_minutes * 60 * 1000;
     cfg.seed = rng_next(&b->rng);
     group_coord_init(&gs->coord, &cfg);
     loop_timer_init(&gs->tick_timer, on_tick, gs);
@@ -414,7 +428,13 @@ void groups_close(struct broker *b)
         return;
     loop_timer_stop(b->loop, &gs->tick_timer);
     loop_timer_stop(b->loop, &gs->load_timer);
-    /* Parked JoinGroup/SyncGroup requests are dropped with the connections at shutdown. */
+    /* Parked JoinGroup/SyncGroup requests are answered NOT_COORDINATOR, as when leadership
+     * moves; appends still in flight answer their requests without the coordinator. */
+    for (uint32_t p = 0; gs->topic_ready && p < gs->coord.cfg.partition_count; p++)
+        group_coord_unload(&gs->coord, p);
+    drain(gs);
+    for (struct gappend *a = gs->inflight; a != NULL; a = a->next)
+        a->gs = NULL;
     group_coord_deinit(&gs->coord);
     free(gs->load_next);
     free(gs->failed);

@@ -636,6 +636,8 @@ static struct group_bytes new_member_id(struct group_coord *c, struct slice pref
              "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", u[0], u[1],
              u[2], u[3], u[4], u[5], u[6], u[7], u[8], u[9], u[10], u[11], u[12], u[13], u[14],
              u[15]);
+    /* The id must stay a Kafka string however long the client id is. */
+    prefix.len = MIN(prefix.len, (size_t)GROUP_ID_BYTES_MAX - 1 - UUID_TEXT_BYTES);
     struct group_bytes b;
     b.len = prefix.len + 1 + UUID_TEXT_BYTES;
     b.ptr = xmalloc(b.len + 1);
@@ -827,8 +829,6 @@ static void prepare_rebalance(struct group_coord *c, struct group *g, int64_t no
     set_state(g, GROUP_PREPARING_REBALANCE, now_ms);
     try_complete_join(c, g, now_ms);
 }
-
-static void complete_join(struct group_coord *c, struct group *g, int64_t now_ms);
 
 static void remove_member_at(struct group *g, size_t i)
 {

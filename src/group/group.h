@@ -37,7 +37,6 @@
 /* The Kafka error codes the coordinator answers with (their protocol values). */
 enum group_error {
     GROUP_ERR_NONE = 0,
-    GROUP_ERR_UNKNOWN_SERVER = -1,
     GROUP_ERR_OFFSET_METADATA_TOO_LARGE = 12,
     GROUP_ERR_LOAD_IN_PROGRESS = 14,
     GROUP_ERR_COORDINATOR_NOT_AVAILABLE = 15,

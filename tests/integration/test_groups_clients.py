@@ -13,6 +13,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 
@@ -67,6 +68,11 @@ def poll_until(consumers, done, timeout_s=TIMEOUT_S, on_message=None):
     return done()
 
 
+def close_all(consumers):
+    for c in consumers:
+        c.close()
+
+
 def partitions_of(c):
     return sorted(tp.partition for tp in c.assignment())
 
@@ -107,8 +113,7 @@ def test_three_consumers_share_six_partitions(broker, topic):
     for value, i in seen.items():
         assert int(value) % PARTITIONS in owned[i]
     assert committed(broker, group, topic) == {p: 100 for p in range(PARTITIONS)}
-    for c in cs:
-        c.close()
+    close_all(cs)
 
 
 def test_member_leave_moves_partitions(broker, topic):
@@ -122,8 +127,7 @@ def test_member_leave_moves_partitions(broker, topic):
     rest = cs[:2]
     assert poll_until(rest, lambda: sorted(p for c in rest for p in partitions_of(c)) ==
                       list(range(PARTITIONS)) and all(len(c.assignment()) == 3 for c in rest))
-    for c in rest:
-        c.close()
+    close_all(rest)
 
 
 CHILD = r"""
@@ -157,8 +161,7 @@ def test_member_sigkill_expires_after_session(broker, topic):
         # survivors share all six partitions.
         assert poll_until(cs, lambda: all(len(c.assignment()) == 3 for c in cs))
         assert time.monotonic() - killed_at >= SESSION_MS / 1000.0 - 1.0
-        for c in cs:
-            c.close()
+        close_all(cs)
     finally:
         if child.poll() is None:
             child.kill()
@@ -175,7 +178,7 @@ def consume_and_commit(b, topic, group, count):
 
     assert poll_until([c], lambda: len(got) >= count, on_message=record), len(got)
     c.commit(asynchronous=False)
-    c.close()
+    close_all([c])
     return got
 
 
@@ -200,7 +203,7 @@ def test_offsets_survive_broker_restart(make_broker, topic):
                       on_message=lambda i, cc, m: got.append(int(m.value())))
     assert sorted(got) == list(range(10))  # nothing before the committed offsets again
     c.commit(asynchronous=False)
-    c.close()
+    close_all([c])
     b.kill()
     b.start()
     assert committed(b, group, topic, partitions=2) == {0: 55, 1: 55}
@@ -232,8 +235,7 @@ def test_static_member_restart_keeps_assignment(broker, topic):
     # Member a saw no rebalance: no revocation, no new assignment.
     poll_until([a, b2], lambda: False, timeout_s=2)
     assert events["a"] == a_events, events["a"]
-    a.close()
-    b2.close()
+    close_all([a, b2])
 
 
 def test_cooperative_sticky_incremental_rebalance(broker, topic):
@@ -256,8 +258,7 @@ def test_cooperative_sticky_incremental_rebalance(broker, topic):
         assert set(partitions_of(cs[i])) <= kept[i]
         assert all(n < 3 for n in revoked[i]), revoked[i]
     assert sorted(p for c in cs for p in partitions_of(c)) == list(range(PARTITIONS))
-    for c in cs:
-        c.close()
+    close_all(cs)
 
 
 def test_admin_list_describe_delete(broker, topic):
@@ -284,7 +285,7 @@ def test_admin_list_describe_delete(broker, topic):
         # A group with a member cannot be deleted; an empty one can, offsets and all.
         errors = dict(admin.delete_consumer_groups([group]))
         assert errors[group].errno == 68, errors  # NON_EMPTY_GROUP
-        c.close()
+        close_all([c])
         deadline = time.monotonic() + TIMEOUT_S
         while admin.describe_consumer_groups([group])[0].state != "Empty":
             assert time.monotonic() < deadline
@@ -296,3 +297,76 @@ def test_admin_list_describe_delete(broker, topic):
     finally:
         admin.close()
     assert committed(broker, group, topic) == {p: ck.OFFSET_INVALID for p in range(PARTITIONS)}
+
+
+def test_kafka_python_group(broker, topic):
+    """kafka-python speaks the older versions (JoinGroup v2, OffsetCommit v2, OffsetFetch v1).
+    Its poll() blocks while joining, so each consumer polls on a thread of its own."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    create_topic(broker, topic, partitions=2)
+    produce(broker, topic, 40, partitions=2)
+    group = unique("kp")
+    got = set()
+    lock = threading.Lock()
+    stop = threading.Event()
+    consumers = [KafkaConsumer(topic, bootstrap_servers=broker.bootstrap, group_id=group,
+                               auto_offset_reset="earliest", enable_auto_commit=False,
+                               session_timeout_ms=SESSION_MS, heartbeat_interval_ms=500)
+                 for _ in range(2)]
+
+    def run(c):
+        while not stop.is_set():
+            for recs in c.poll(timeout_ms=100).values():
+                with lock:
+                    got.update(int(r.value) for r in recs)
+            c.commit()
+
+    threads = [threading.Thread(target=run, args=(c,)) for c in consumers]
+    for t in threads:
+        t.start()
+    try:
+        deadline = time.monotonic() + TIMEOUT_S
+        while time.monotonic() < deadline:
+            with lock:
+                done = len(got) == 40
+            if done and sorted(len(c.assignment()) for c in consumers) == [1, 1]:
+                break
+            time.sleep(0.1)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+    assert got == set(range(40))
+    assert sorted(len(c.assignment()) for c in consumers) == [1, 1]
+    c = consumers[0]
+    assert {p: c.committed(TopicPartition(topic, p)) for p in range(2)} == {0: 20, 1: 20}
+    for c in consumers:
+        c.close()
+
+
+def test_consumers_ride_through_broker_restart(make_broker, topic):
+    """Consumers stay up while the broker restarts: the group is loaded back as it was, and
+    consumption continues from the committed offsets without reading anything twice."""
+    b = make_broker().start()
+    create_topic(b, topic, partitions=2)
+    produce(b, topic, 20, partitions=2)
+    group = unique("ride")
+    cs = [consumer(b, group) for _ in range(2)]
+    for c in cs:
+        c.subscribe([topic])
+    seen = []
+
+    def record(i, c, m):
+        seen.append(int(m.value()))
+        c.commit(message=m, asynchronous=False)
+
+    assert poll_until(cs, lambda: len(seen) == 20, on_message=record)
+    b.stop()
+    b.start()
+    produce(b, topic, 20, partitions=2)
+    assert poll_until(cs, lambda: len(seen) == 40, on_message=record), len(seen)
+    assert sorted(seen) == sorted(list(range(20)) * 2)
+    assert committed(b, group, topic, partitions=2) == {0: 20, 1: 20}
+    close_all(cs)
+    b.stop()

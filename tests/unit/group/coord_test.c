@@ -1,5 +1,6 @@
 /*
- * The group coordinator driven by hand with a simulated clock: rebalance sequences, KIP-394,
+ * The group coordinator driven by hand with a simulated clock: rebalance sequences, SyncGroup
+ * answered only once the assignment is durable (and a failed append answered as such), KIP-394,
  * protocol selection, session and rebalance timeouts, static members (KIP-345), stale
  * generations, offsets (commit, fetch, require_stable, retention), loading a record stream in
  * which later values win, and a seeded random walk that checks every parked request is
@@ -394,6 +395,26 @@ static void test_protocol_tie_and_bad_joins(void **state)
     assert_int_equal(H->answers[5].error, GROUP_ERR_INCONSISTENT_GROUP_PROTOCOL);
     join_full(6, "", "", NULL, false, "consumer", none, 1, 10000);
     assert_int_equal(H->answers[6].error, GROUP_ERR_INVALID_GROUP_ID);
+    /* A member id made from the longest client id still fits a Kafka string. */
+    static char long_id[GROUP_ID_BYTES_MAX + 1];
+    memset(long_id, 'c', GROUP_ID_BYTES_MAX);
+    struct slice name = s("range"), meta = s("");
+    struct group_join_req req = {.group_id = s("long"),
+                                 .member_id = s(""),
+                                 .protocol_type = s("consumer"),
+                                 .client_id = s(long_id),
+                                 .client_host = s("h"),
+                                 .session_timeout_ms = 10000,
+                                 .rebalance_timeout_ms = 10000,
+                                 .protocol_names = &name,
+                                 .protocol_metadata = &meta,
+                                 .protocol_count = 1,
+                                 .require_known_member_id = true};
+    group_join(&H->c, &req, tok(8), H->now_ms);
+    struct group_fx fx;
+    assert_int_equal(group_coord_poll(&H->c, &fx), 1);
+    assert_int_equal(fx.error, GROUP_ERR_MEMBER_ID_REQUIRED);
+    assert_int_equal(fx.member_id.len, GROUP_ID_BYTES_MAX);
     join(7, "h", "no-such-member", NULL);
     assert_int_equal(H->answers[7].error, GROUP_ERR_UNKNOWN_MEMBER_ID);
     assert_null(find("h")); /* failed joins leave no group behind */
@@ -537,6 +558,48 @@ static void test_static_duplicate_fenced_during_rebalance(void **state)
     advance(1000);
     assert_int_equal(H->answers[2].error, GROUP_ERR_NONE);
     assert_int_equal(find("g")->member_count, 1);
+    host_stop();
+}
+
+static void test_sync_waits_for_durable_assignment(void **state)
+{
+    (void)state;
+    host_start(1000);
+    H->auto_ack = false;
+    join(1, "g", "", NULL);
+    join(2, "g", "", NULL);
+    advance(2000);
+    char a[TEXT_MAX], b[TEXT_MAX];
+    strcpy(a, H->answers[1].member_id);
+    strcpy(b, H->answers[2].member_id);
+    const char *leader = H->answers[1].leader_id;
+    const char *follower = strcmp(leader, a) == 0 ? b : a;
+    const char *mids[2] = {a, b};
+    const char *as[2] = {"PA", "PB"};
+    sync_req(3, "g", follower, NULL, 1, NULL, NULL, 0);
+    sync_req(4, "g", leader, NULL, 1, mids, as, 2);
+    /* Nobody hears of the assignment before it is durable... */
+    assert_int_equal(H->answers[3].times, 0);
+    assert_int_equal(H->answers[4].times, 0);
+    assert_int_equal(H->pending_count, 1);
+    /* ...and if the append fails, nobody gets it: the group rebalances instead. */
+    ack(H->pending_appends[--H->pending_count], -5);
+    assert_int_equal(H->answers[3].error, GROUP_ERR_COORDINATOR_NOT_AVAILABLE);
+    assert_int_equal(H->answers[4].error, GROUP_ERR_COORDINATOR_NOT_AVAILABLE);
+    assert_int_equal(find("g")->state, GROUP_PREPARING_REBALANCE);
+    /* Both rejoin; this time the append commits and both get their assignment. */
+    join(5, "g", a, NULL);
+    join(6, "g", b, NULL);
+    assert_int_equal(H->answers[5].generation, 2);
+    const char *leader2 = H->answers[5].leader_id;
+    sync_req(7, "g", strcmp(leader2, a) == 0 ? b : a, NULL, 2, NULL, NULL, 0);
+    sync_req(8, "g", leader2, NULL, 2, mids, as, 2);
+    ack_all();
+    assert_int_equal(H->answers[7].error, GROUP_ERR_NONE);
+    assert_int_equal(H->answers[8].error, GROUP_ERR_NONE);
+    assert_string_equal(
+        strcmp(leader2, a) == 0 ? H->answers[8].assignment : H->answers[7].assignment, "PA");
+    assert_int_equal(find("g")->state, GROUP_STABLE);
     host_stop();
 }
 
@@ -902,6 +965,7 @@ int main(void)
         cmocka_unit_test(test_stale_generation_and_unknown_member),
         cmocka_unit_test(test_static_member_restart),
         cmocka_unit_test(test_static_duplicate_fenced_during_rebalance),
+        cmocka_unit_test(test_sync_waits_for_durable_assignment),
         cmocka_unit_test(test_offsets_commit_fetch),
         cmocka_unit_test(test_delete_group_and_offsets),
         cmocka_unit_test(test_offset_delete_subscribed),
