@@ -20,9 +20,10 @@ import signal
 import socket
 import subprocess
 import time
-import uuid
 
 import pytest
+
+import helpers
 
 REPO_DIR = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CHRONIK_BIN = os.environ.get("CHRONIK_BIN", os.path.join(REPO_DIR, "build", "release", "chronik"))
@@ -85,6 +86,7 @@ class Broker:
         self.http_port = None
         self.cluster_port = None
         self.starts = 0
+        self.served = False
         os.makedirs(self.data_dir, exist_ok=True)
 
     @property
@@ -107,20 +109,21 @@ class Broker:
             return f.read().decode("utf-8", "replace")[-8000:]
 
     def start(self):
-        """Starts the broker and waits for its start-up line. Keeps its ports after the first
-        start, so clients can reconnect after a restart; picks new ones only when they turn
-        out to be taken before the broker ever served."""
+        """Starts the broker and waits for its start-up line. Keeps its ports after it first
+        served, so clients reconnect after a restart; until then, ports found taken (another
+        process bound one between picking and binding) are replaced and the start retried."""
         assert self.proc is None or self.proc.poll() is not None, "broker already running"
-        for attempt in range(START_ATTEMPTS_MAX):
+        for _ in range(START_ATTEMPTS_MAX):
             if self.port is None:
                 self.port, self.http_port, self.cluster_port = free_ports(3)
             if self._start_once():
+                self.served = True
                 return self
-            if self.starts > 1 or attempt == START_ATTEMPTS_MAX - 1:
+            if self.served:
                 break
             self.port = None
-        raise BrokerError("chronik did not start (exit %s); stderr:\n%s" % (
-            self.proc.returncode, self.stderr_text()))
+        raise BrokerError("chronik did not start: its ports were taken; stderr:\n%s" % (
+            self.stderr_text()))
 
     def _start_once(self):
         self.starts += 1
@@ -244,9 +247,15 @@ def make_broker(tmp_path):
 
 @pytest.fixture
 def topic(request):
-    """A topic name unique to the test (and its parameters)."""
+    """A topic name unique to the test (and its parameters) and derived from the run's seed,
+    so the data tests derive from their topic name replays with CHRONIK_IT_SEED."""
     name = request.node.name.replace("[", "-").replace("]", "").replace("_", "-")
-    return "%s-%s" % (name[:80], uuid.uuid4().hex[:8])
+    return "%s-%08x" % (name[:80], helpers.rng(request.node.nodeid).getrandbits(32))
+
+
+def pytest_terminal_summary(terminalreporter):
+    terminalreporter.write_line("integration seed: CHRONIK_IT_SEED=%d (set it to replay)" %
+                                helpers.SEED)
 
 
 @pytest.hookimpl(trylast=True)

@@ -2,16 +2,14 @@
 
 It owns the seeded message sets every client produces and the comparison of what a consumer
 read with what was produced. It never talks to a broker itself. The seed comes from
-CHRONIK_IT_SEED when set (to replay a failure) and is printed once per process otherwise.
+CHRONIK_IT_SEED when set (to replay a failure); conftest.py prints it at the end of every run.
 """
 
 import os
 import random
-import sys
 import time
 
 SEED = int(os.environ.get("CHRONIK_IT_SEED", str(int(time.time() * 1000) % 1000000007)))
-print("integration seed: CHRONIK_IT_SEED=%d" % SEED, file=sys.stderr)
 
 CODECS = ["gzip", "snappy", "lz4", "zstd"]
 
@@ -53,16 +51,12 @@ def text_messages(salt, count=20):
     """Printable records without nulls or headers, for tools that speak lines (kcat)."""
     r = rng(salt)
     alphabet = "abcdefghijklmnopqrstuvwxyz0123456789-_."
-    return [
-        {
-            "key": ("k%d" % i).encode(),
-            "value": ("v%d-" % i + "".join(r.choice(alphabet) for _ in range(r.randrange(1, 60))))
-            .encode(),
-            "headers": [],
-            "ts": None,
-        }
-        for i in range(count)
-    ]
+    msgs = []
+    for i in range(count):
+        tail = "".join(r.choice(alphabet) for _ in range(r.randrange(1, 60)))
+        msgs.append({"key": b"k%d" % i, "value": ("v%d-%s" % (i, tail)).encode(), "headers": [],
+                     "ts": None})
+    return msgs
 
 
 def uvarint_len(n):

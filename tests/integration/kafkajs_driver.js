@@ -126,11 +126,16 @@ async function fetchFrom(kafka, cmd) {
       })
       const part = res.responses[0].partitions[0]
       if (part.errorCode !== 0) throw new Error(`fetch error code ${part.errorCode}`)
-      // A fetch returns whole batches: skip records before the fetch offset and control ones.
+      // A fetch returns whole batches: skip records before the fetch offset. Control records
+      // (a new leader's no-op entry) take an offset but are no data, as for kafkajs's consumer.
       for (const m of part.messages) {
         const o = Number(m.offset)
-        if (o < offset || m.isControlRecord) continue
+        if (o < offset) continue
         if (o !== offset) throw new Error(`offset ${o} follows ${offset - 1}`)
+        if (m.isControlRecord) {
+          offset = o + 1
+          continue
+        }
         records.push({ offset: o, key: b64(m.key), value: b64(m.value),
           headers: headersOut(m.headers), ts: Number(m.timestamp) })
         offset = o + 1

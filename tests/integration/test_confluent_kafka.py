@@ -105,8 +105,8 @@ def consume_to_end(c, topic, partition, offset):
     raise AssertionError("no partition EOF within %d s" % TIMEOUT_S)
 
 
-def read(broker, topic, offset, partition=0):
-    c = consumer(broker)
+def read(broker, topic, offset, partition=0, **extra):
+    c = consumer(broker, **extra)
     try:
         return consume_to_end(c, topic, partition, offset)
     finally:
@@ -180,8 +180,35 @@ def test_record_up_to_message_max_bytes(module_broker, topic):
     assert len(errors) == 1 and errors[0] is not None
     assert errors[0].code() == ck.KafkaError.MSG_SIZE_TOO_LARGE
 
-    got = read(module_broker, topic, ck.OFFSET_BEGINNING, )
+    got = read(module_broker, topic, ck.OFFSET_BEGINNING)
     helpers.assert_same_records(got, [big])
+    # KIP-74: a fetch returns the first batch whole even when it exceeds the fetch limits.
+    small = {"fetch.max.bytes": 1024, "max.partition.fetch.bytes": 1024,
+             "message.max.bytes": 1000, "receive.message.max.bytes": 2 * MESSAGE_MAX_BYTES}
+    got = read(module_broker, topic, ck.OFFSET_BEGINNING, **small)
+    helpers.assert_same_records(got, [big])
+
+
+def test_acks_0_and_acks_1(module_broker, topic):
+    create_topic(module_broker, topic)
+    msgs = helpers.sample_messages(topic, 30)
+    # acks=0 gets no produce response, so no offsets: the records must still land, in order.
+    p = producer(module_broker, acks=0)
+    for m in msgs[:15]:
+        p.produce(topic, key=m["key"], value=m["value"], partition=0, headers=m["headers"],
+                  timestamp=m["ts"])
+    assert p.flush(TIMEOUT_S) == 0
+    # flush() only means sent: wait for the broker to have appended them before the acks=1
+    # producer's own connection races them.
+    c = consumer(module_broker)
+    try:
+        helpers.wait_until(lambda: c.get_watermark_offsets(ck.TopicPartition(topic, 0),
+                                                           timeout=TIMEOUT_S)[1] == 15,
+                           TIMEOUT_S, "the acks=0 records")
+    finally:
+        c.close()
+    assert produce(module_broker, topic, msgs[15:], acks=1) == list(range(15, 30))
+    helpers.assert_same_records(read(module_broker, topic, ck.OFFSET_BEGINNING), msgs)
 
 
 def test_consume_from_latest(module_broker, topic):

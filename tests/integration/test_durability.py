@@ -1,6 +1,6 @@
 """Acknowledged means durable: SIGKILL the broker at random moments under an acks=all producer.
 
-A confluent-kafka producer sends numbered messages without pause, one request in flight (so
+A confluent-kafka producer sends numbered messages in steady bursts, one request in flight (so
 retries cannot reorder), while a consumer reads alongside and the broker is SIGKILLed at random
 moments and restarted on the same data directory and ports. At the end the whole partition is
 read back and checked:
@@ -8,9 +8,9 @@ read back and checked:
   - acknowledged messages sit in the log in the order they were sent;
   - every offset the live consumer saw during the run still holds the same message (no offset
     ever holds two different messages, across all crashes and recoveries).
-Unacknowledged messages may or may not be in the log. A second test restarts the broker cleanly
-(SIGTERM) and checks that topics, partitions and records are all still there. CHRONIK_IT_KILLS sets the number of
-kills (default 20); CHRONIK_IT_SEED replays a run's kill timing.
+Unacknowledged messages may or may not be in the log. CHRONIK_IT_KILLS sets the number of kills
+(default 20, about 25 s); CHRONIK_IT_SEED replays a run's kill timing. A second test restarts
+the broker cleanly (SIGTERM) and checks that topics, partitions and records are all there.
 """
 
 import os
