@@ -20,9 +20,9 @@
 #include "base/error.h"
 #include "raft/raft.h"
 
-#define NODES      3
-#define LOG_KEEP   256 /* batches kept after compaction */
-#define LOG_MAX    1024
+#define NODES    3
+#define LOG_KEEP 256 /* batches kept after compaction */
+#define LOG_MAX  1024
 
 struct bnode {
     struct raft r;
@@ -113,7 +113,7 @@ static void op_truncate(void *ctx, int64_t from)
     n->len = (uint32_t)(from - n->start);
 }
 
-static const struct raft_log_ops ops = {op_start, op_last, op_term_at,
+static const struct raft_log_ops ops = {op_start,    op_last,   op_term_at,
                                         op_batch_at, op_append, op_truncate};
 
 static void compact(struct bnode *n)

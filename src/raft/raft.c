@@ -233,8 +233,7 @@ static void reset_timers(struct raft *r)
 {
     r->election_elapsed = 0;
     r->heartbeat_elapsed = 0;
-    r->election_timeout =
-        r->election_ticks + (uint32_t)rng_below(&r->rng, r->election_ticks);
+    r->election_timeout = r->election_ticks + (uint32_t)rng_below(&r->rng, r->election_ticks);
 }
 
 static void set_term(struct raft *r, int64_t term)
@@ -391,8 +390,8 @@ static bool append_one(struct raft *r, int idx, bool empty)
     ASSERT(r->role == RAFT_LEADER);
     if (p->next <= last && p->next >= log_start(r)) {
         rc = r->log->batch_at(r->log_ctx, p->next, &b);
-        ASSERT(rc == 0);
-        p->next = b.first_index; /* a hint may point inside a batch */
+        ASSERT(rc == 0 && b.first_index >= log_start(r)); /* the start is a batch boundary */
+        p->next = b.first_index;                          /* a hint may point inside a batch */
     }
     prev = p->next - 1;
     prev_term = log_term(r, prev);
@@ -515,9 +514,19 @@ static void maybe_commit(struct raft *r)
 #endif
     r->commit = n_index;
     r->commit_dirty = 1;
-    /* A leader that removed itself leads until the removal commits (thesis 4.2.2). */
-    if (!raft_is_voter(&r->config, r->self) && r->commit >= r->config.index)
+    /* A leader that removed itself leads until the removal commits (thesis 4.2.2), then
+     * hands over to the most up-to-date voter rather than leaving the group to time out. */
+    if (!raft_is_voter(&r->config, r->self) && r->commit >= r->config.index) {
+        int best = -1;
+
+        for (uint32_t i = 0; i < r->config.count; i++) {
+            if (r->config.voter[i] && (best < 0 || r->members[i].match > r->members[best].match))
+                best = (int)i;
+        }
+        if (best >= 0 && r->members[best].match == log_last(r))
+            msg_new(r, RAFT_MSG_TIMEOUT_NOW, r->config.ids[best]);
         become_follower(r, r->term, RAFT_NONE);
+    }
 }
 
 /* Largest index <= index whose term is <= term, walking back a bounded number of batches. */
@@ -587,17 +596,8 @@ static void leader_append_resp(struct raft *r, int idx, const struct raft_msg *m
         send_append(r, idx, false);
         return;
     }
-    if (m->index > log_last(r) || m->last_index > log_last(r))
+    if (m->index > log_last(r))
         return; /* from an earlier term of ours, beyond what we hold now */
-    if (p->state != PROGRESS_SNAPSHOT && m->last_index >= p->next) {
-        /* The follower holds through last_index: continue after it, pipelined. */
-        p->next = m->last_index + 1;
-        if (p->state == PROGRESS_PROBE) {
-            p->state = PROGRESS_REPLICATE;
-            p->inflight_msgs = 0;
-            p->inflight_bytes = 0;
-        }
-    }
     if (m->index > p->match) {
         int64_t old = p->match;
 
@@ -617,8 +617,14 @@ static void leader_append_resp(struct raft *r, int idx, const struct raft_msg *m
         if (r->role != RAFT_LEADER)
             return;
         maybe_send_timeout_now(r, idx);
-    } else if (p->inflight_msgs > 0) {
-        p->inflight_msgs--;
+    } else {
+        /* No progress: an answer to an append not yet durable there, or a stale one. A
+         * probe stays paused until real progress or the next heartbeat answer, so stale
+         * answers cannot multiply appends. */
+        if (p->inflight_msgs > 0)
+            p->inflight_msgs--;
+        if (p->state != PROGRESS_REPLICATE)
+            return;
     }
     p->paused = 0;
     send_append(r, idx, false);
@@ -681,16 +687,13 @@ static void step_leader(struct raft *r, const struct raft_msg *m)
 
 /* ---- follower ------------------------------------------------------------------------------ */
 
-/* A success: index is what is durable and matches, last_index what matches (maybe not yet
- * durable), so the leader can pipeline past entries still being persisted. */
+/* A success: index is the highest entry both durable here and matching the leader. */
 static void send_append_resp(struct raft *r, int32_t to, int64_t index)
 {
     struct raft_msg *m = msg_new(r, RAFT_MSG_APPEND_RESP, to);
 
-    if (m == NULL)
-        return;
-    m->index = index;
-    m->last_index = MAX(index, MIN(r->verified, log_last(r)));
+    if (m != NULL)
+        m->index = index;
 }
 
 static void maybe_ack(struct raft *r)
@@ -783,6 +786,10 @@ static void handle_append(struct raft *r, const struct raft_msg *m)
                 return; /* a leader contradicting our commit: drop the message */
             truncate_from(r, b->first_index);
         }
+#ifdef RAFT_BUG_NO_TRUNCATE
+        if (b->first_index != log_last(r) + 1)
+            break;
+#endif
         ASSERT(b->first_index == log_last(r) + 1);
         if (b->kind == RAFT_BATCH_CONFIG) {
             /* The leader checked the change against this same config; one that does not
@@ -1138,8 +1145,7 @@ bool raft_lease_valid(const struct raft *r)
 {
     uint32_t fresh = 0;
 
-    if (r->role != RAFT_LEADER || !r->check_quorum || r->lease_lost ||
-        r->transferee != RAFT_NONE)
+    if (r->role != RAFT_LEADER || !r->check_quorum || r->lease_lost || r->transferee != RAFT_NONE)
         return false;
     for (uint32_t i = 0; i < r->config.count; i++) {
         const struct raft_member *p = &r->members[i];
@@ -1313,7 +1319,7 @@ const char *raft_role_name(uint8_t role)
 const char *raft_msg_name(uint8_t type)
 {
     static const char *const names[] = {
-        "PreVote", "PreVoteResp", "Vote",      "VoteResp",   "App",
+        "PreVote", "PreVoteResp", "Vote",          "VoteResp",   "App",
         "AppResp", "Heartbeat",   "HeartbeatResp", "TimeoutNow",
     };
 

@@ -10,7 +10,8 @@
  * Indices are Kafka offsets, 0-based. An empty log has start_index 0 and last_index -1. The
  * entry before index i is i - 1; its term is 0 when i == 0 (term 0 is the sentinel "no entry";
  * real terms start at 1). After the host drops a prefix, term_at(start_index - 1) must still
- * answer (the snapshot's last term). Terms are Kafka leader epochs.
+ * answer (the snapshot's last term). The host drops prefixes only at batch boundaries (whole
+ * segments), and only below the commit index. Terms are Kafka leader epochs.
  *
  * The unit of appending is a batch: a run of consecutive indices with one term, appended and
  * truncated whole. Messages carry index ranges and terms, never bytes; the host attaches bytes
@@ -215,8 +216,8 @@ struct raft_pending_read {
     uint32_t seq;
 };
 
-/* The group. Caller-allocated; fixed size; nothing inside is heap memory. Fields are private
- * to raft.c; the host reads them only through the functions below. */
+/* The group. Caller-allocated; fixed size; nothing inside is heap memory. The host may read
+ * role, term, leader, commit, config and outbox_dropped; it never writes a field. */
 struct raft {
     const struct raft_log_ops *log;
     void *log_ctx;
@@ -243,7 +244,7 @@ struct raft {
     uint32_t seq; /* heartbeat sequence, for read index and leases */
     uint32_t seq_sent_ticks[RAFT_LEASE_RING];
     uint32_t outbox_count;
-    uint32_t outbox_dropped;
+    uint32_t outbox_dropped; /* messages lost to a full outbox, for the host's metrics */
     uint32_t read_count;
     uint32_t reads_done_count;
     uint8_t role;

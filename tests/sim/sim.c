@@ -21,7 +21,13 @@
  *                      no two nodes commit different entries at one index;
  *   monotonicity       a node's term never decreases (across restarts too, from its hard
  *                      state) and its commit index never decreases while it runs;
- *   read index         a confirmed read index covers every write acknowledged before it.
+ *   read index         a confirmed read index covers every write acknowledged before it;
+ *   lease              while a leader holds a lease, no later term has a leader (checked
+ *                      every time unit);
+ *   batch atomicity    a truncation never splits a batch.
+ * Seeds fall into profiles (setup()): normal, chaos (five voters, slow disks, frequent crashes,
+ * partitions and power failures) and Figure 8 (leaders write entries only they hold, then
+ * crash, while a bare majority stays up).
  * After the fault phase the network heals and every node restarts; then each group must commit
  * a new proposal, and a leadership transfer to a caught-up follower must complete, within
  * stated bounds (SIM_LIVENESS_TICKS, SIM_TRANSFER_TICKS).
@@ -46,8 +52,8 @@
 #define SIM_TICK_UNITS     10u
 #define SIM_NODES_MAX      5
 #define SIM_GROUPS_MAX     3
-#define SIM_LIVENESS_TICKS 60u /* after healing: every group commits a new proposal */
-#define SIM_TRANSFER_TICKS 30u /* after asking: the transfer target leads */
+#define SIM_LIVENESS_TICKS 100u /* after healing: every group commits a new proposal */
+#define SIM_TRANSFER_TICKS 30u  /* after asking: the transfer target leads */
 #define SIM_TRACE_RING     48u
 #define SIM_TRACE_BYTES    120u
 
@@ -88,7 +94,7 @@ struct replica {
     int64_t seen_commit;
     uint8_t seen_role;
     const struct netmsg *incoming; /* the append being stepped */
-    uint64_t propose_data;          /* data of the first entry being proposed */
+    uint64_t propose_data;         /* data of the first entry being proposed */
 };
 
 struct node {
@@ -183,12 +189,12 @@ struct sim {
     uint32_t power_odds;     /* likewise for a power failure of every node */
     uint32_t isolate_odds;   /* a new leader is cut off with probability 1 / isolate_odds */
     uint32_t propose_odds;   /* a client proposal with probability 1 / propose_odds */
-    int voters; /* voters in the initial config: nodes 0 .. voters - 1 */
-    bool figure8; /* the "crash the leader" nemesis of the thesis's Figure 8 */
-    uint32_t figure8_odds; /* a leader crash with probability 1 / figure8_odds per unit */
-    int crash_node;        /* a node the Figure 8 nemesis crashes at crash_at, or -1 */
+    int voters;              /* voters in the initial config: nodes 0 .. voters - 1 */
+    bool figure8;            /* the "crash the leader" nemesis of the thesis's Figure 8 */
+    uint32_t figure8_odds;   /* a leader crash with probability 1 / figure8_odds per unit */
+    int crash_node;          /* a node the Figure 8 nemesis crashes at crash_at, or -1 */
     uint64_t crash_at;
-    int isolate_node;        /* the new leader the nemesis will cut off at isolate_at, or -1 */
+    int isolate_node; /* the new leader the nemesis will cut off at isolate_at, or -1 */
     uint64_t isolate_at;
     bool cut[SIM_NODES_MAX][SIM_NODES_MAX];
     struct node node[SIM_NODES_MAX];
@@ -294,8 +300,6 @@ static int ops_batch_at(void *ctx, int64_t index, struct raft_batch *out)
     if (index < l->start || index > slog_last(l))
         return ERR_RANGE;
     *out = slog_at(l, index)->batch;
-    /* A batch cut by compaction starts at the log start. */
-    out->first_index = MAX(out->first_index, l->start);
     return 0;
 }
 
@@ -603,10 +607,9 @@ static void send_raft_msg(struct replica *rep, const struct raft_msg *rm)
         m->m.batch_count = 0;
     }
     m->m.batches = m->batches;
-    trace(s, "g%d %d->%d %s t%" PRId64 " i%" PRId64 " lt%" PRId64 " last%" PRId64 " c%" PRId64
-             "%s",
-          rep->group, rm->from, rm->to, raft_msg_name(rm->type), rm->term, rm->index,
-          rm->log_term, rm->last_index, rm->commit, rm->reject ? " rej" : "");
+    trace(s, "g%d %d->%d %s t%" PRId64 " i%" PRId64 " lt%" PRId64 " last%" PRId64 " c%" PRId64 "%s",
+          rep->group, rm->from, rm->to, raft_msg_name(rm->type), rm->term, rm->index, rm->log_term,
+          rm->last_index, rm->commit, rm->reject ? " rej" : "");
     net_send(s, m, rep->node, rm->to);
 }
 
@@ -745,8 +748,7 @@ static void check_new_leader(struct replica *rep)
             continue;
         if (i > slog_last(l) || slog_at(l, i)->term != c->term || slog_at(l, i)->data != c->data)
             fail(rep->sim,
-                 "%s: g%d leader %d of term %" PRId64 " lacks entry %" PRId64 " (term %" PRId64
-                 ")",
+                 "%s: g%d leader %d of term %" PRId64 " lacks entry %" PRId64 " (term %" PRId64 ")",
                  c->ack_term && c->ack_term < term ? "acknowledged entry lost"
                                                    : "leader completeness",
                  rep->group, rep->node, term, i, c->term);
@@ -922,8 +924,7 @@ static void deliver(struct sim *s, struct netmsg *m)
     rc = raft_step(&rep->r, &m->m);
     rep->incoming = NULL;
     if (rc != 0)
-        fail(s, "g%d node %d rejected a well-formed message: %s", m->group, m->m.to,
-             err_str(rc));
+        fail(s, "g%d node %d rejected a well-formed message: %s", m->group, m->m.to, err_str(rc));
     drain(rep);
 }
 
@@ -1018,8 +1019,7 @@ static void change_membership(struct sim *s, int g)
     if (raft_change(&rep->r, op, node, &b) != 0)
         return;
     s->res->changes++;
-    trace(s, "g%d node %d config op %d node %d at %" PRId64, g, rep->node, op, node,
-          b.first_index);
+    trace(s, "g%d node %d config op %d node %d at %" PRId64, g, rep->node, op, node, b.first_index);
     drain(rep);
 }
 
@@ -1066,11 +1066,17 @@ static void compact(struct sim *s, int n, int g)
 {
     struct replica *rep = &s->node[n].reps[g];
     struct slog *l = &rep->log;
-    int64_t upto = MIN(rep->r.commit, l->durable_last);
+    int64_t upto = MIN(rep->r.commit, l->durable_last), to;
 
     if (upto < l->start)
         return;
-    slog_compact(l, (int64_t)rng_range(&s->rng, (uint64_t)l->start + 1, (uint64_t)upto + 1));
+    /* The log start is always a batch boundary, as segment deletion keeps it. */
+    to = (int64_t)rng_range(&s->rng, (uint64_t)l->start + 1, (uint64_t)upto + 1);
+    if (to <= slog_last(l))
+        to = slog_at(l, to)->batch.first_index;
+    if (to <= l->start)
+        return;
+    slog_compact(l, to);
     trace(s, "g%d node %d compacts to %" PRId64, g, n, l->start);
 }
 
@@ -1213,8 +1219,8 @@ static void check_leases(struct sim *s)
 
             if (raft_lease_valid(&rep->r) && s->g[g].max_leader_term > rep->r.term)
                 fail(s,
-                     "lease: g%d node %d holds a lease in term %" PRId64
-                     " but term %" PRId64 " has a leader",
+                     "lease: g%d node %d holds a lease in term %" PRId64 " but term %" PRId64
+                     " has a leader",
                      g, n, rep->r.term, s->g[g].max_leader_term);
         }
     }
@@ -1338,10 +1344,11 @@ static void setup(struct sim *s)
     }
     for (int g = 0; g < s->groups; g++)
         s->g[g].commit_max = -1;
-    trace(s, "seed %" PRIu64 ": %d nodes, %d groups, pre-vote %d, check-quorum %d, drop %u%%, "
-             "dup %u%%, delay <= %u, fsync <= %u, crash 1/%u, figure8 %d",
-          s->o->seed, s->nodes, s->groups, s->pre_vote, s->check_quorum, s->drop_pct,
-          s->dup_pct, s->delay_max, s->sync_max, s->crash_odds, s->figure8);
+    trace(s,
+          "seed %" PRIu64 ": %d nodes, %d groups, pre-vote %d, check-quorum %d, drop %u%%, "
+          "dup %u%%, delay <= %u, fsync <= %u, crash 1/%u, figure8 %d",
+          s->o->seed, s->nodes, s->groups, s->pre_vote, s->check_quorum, s->drop_pct, s->dup_pct,
+          s->delay_max, s->sync_max, s->crash_odds, s->figure8);
 }
 
 static void heal_all(struct sim *s)
@@ -1387,11 +1394,12 @@ static void liveness(struct sim *s)
 
         if (s->g[g].live_acked_at != 0)
             continue;
-        fail_liveness(s,
-             "liveness: g%d committed nothing within %u ticks of healing (leader %d, term %" PRId64
-             ", commit %" PRId64 ", last %" PRId64 ", voters %u)",
-             g, SIM_LIVENESS_TICKS, l ? l->node : -1, l ? l->r.term : -1, l ? l->r.commit : -1,
-             l ? slog_last(&l->log) : -1, l ? voters_of(&l->r.config) : 0);
+        fail_liveness(
+            s,
+            "liveness: g%d committed nothing within %u ticks of healing (leader %d, term %" PRId64
+            ", commit %" PRId64 ", last %" PRId64 ", voters %u)",
+            g, SIM_LIVENESS_TICKS, l ? l->node : -1, l ? l->r.term : -1, l ? l->r.commit : -1,
+            l ? slog_last(&l->log) : -1, l ? voters_of(&l->r.config) : 0);
         return;
     }
     /* The thesis (3.10) has the leader stop taking proposals during a transfer; the clients
@@ -1421,7 +1429,7 @@ static void liveness(struct sim *s)
         }
         if (s->res->transfers == transfers || to == NULL || to == from)
             fail_liveness(s, "liveness: g%d transfer from %d did not complete within %u ticks", g,
-                 from->node, 2 * SIM_TRANSFER_TICKS);
+                          from->node, 2 * SIM_TRANSFER_TICKS);
     }
 }
 
@@ -1463,8 +1471,8 @@ int sim_run(const struct sim_options *o, struct sim_result *res)
     if (s->failed && o->trace_on_fail) {
         uint64_t from = s->trace_count > SIM_TRACE_RING ? s->trace_count - SIM_TRACE_RING : 0;
 
-        printf("seed %" PRIu64 " FAILED at time %" PRIu64 ": %s\nlast events:\n", o->seed,
-               s->now, res->why);
+        printf("seed %" PRIu64 " FAILED at time %" PRIu64 ": %s\nlast events:\n", o->seed, s->now,
+               res->why);
         for (uint64_t i = from; i < s->trace_count; i++)
             printf("  %s\n", s->trace[i % SIM_TRACE_RING]);
     }

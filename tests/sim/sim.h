@@ -16,17 +16,17 @@
 
 struct sim_options {
     uint64_t seed;
-    uint64_t time_max;   /* simulated time units with faults (a tick is SIM_TICK_UNITS) */
-    bool trace;          /* print the event trace as it happens */
-    bool trace_on_fail;  /* print the last events when an invariant fails */
+    uint64_t time_max;  /* simulated time units with faults (a tick is SIM_TICK_UNITS) */
+    bool trace;         /* print the event trace as it happens */
+    bool trace_on_fail; /* print the last events when an invariant fails */
 };
 
 struct sim_result {
     bool failed;
-    bool liveness;     /* the failure is a missed liveness bound, not a safety violation */
-    char why[256];     /* the violated invariant, when failed */
-    uint64_t steps;    /* events processed, each followed by an invariant check */
-    uint64_t acked;    /* client proposals acknowledged */
+    bool liveness;  /* the failure is a missed liveness bound, not a safety violation */
+    char why[256];  /* the violated invariant, when failed */
+    uint64_t steps; /* events processed, each followed by an invariant check */
+    uint64_t acked; /* client proposals acknowledged */
     uint64_t elections;
     uint64_t crashes;
     uint64_t snapshots;

@@ -7,7 +7,8 @@
  * --seed S (or the environment variable RAFT_SIM_SEED) replays one seed, printing its trace
  * on failure (--trace prints it as it runs). --expect-violation inverts the verdict: the run
  * succeeds only if some seed breaks an invariant (used with the deliberately buggy cores); it
- * stops at the first violation unless --all asks to count them over every seed.
+ * stops at the first violation unless --all asks to count them over every seed. --progress
+ * names each seed on stderr before running it (for a seed that dies on an assertion).
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -28,7 +29,7 @@ int main(int argc, char **argv)
     uint64_t seeds = 100, first = 1, failures = 0, steps = 0, acked = 0, elections = 0;
     uint64_t crashes = 0, snapshots = 0, changes = 0, transfers = 0, reads = 0;
     const char *env = getenv("RAFT_SIM_SEED");
-    bool expect_violation = false, all = false;
+    bool expect_violation = false, all = false, progress = false;
     struct timespec t0, t1;
 
     if (env != NULL && *env != '\0') {
@@ -47,14 +48,17 @@ int main(int argc, char **argv)
             o.time_max = parse_u64(argv[++i]);
         } else if (strcmp(argv[i], "--trace") == 0) {
             o.trace = true;
+        } else if (strcmp(argv[i], "--progress") == 0) {
+            progress = true;
         } else if (strcmp(argv[i], "--all") == 0) {
             all = true;
         } else if (strcmp(argv[i], "--expect-violation") == 0) {
             expect_violation = true;
             o.trace_on_fail = false;
         } else {
-            fprintf(stderr, "usage: %s [--seeds N] [--first S] [--seed S] [--time UNITS] "
-                            "[--trace] [--expect-violation] [--all]\n",
+            fprintf(stderr,
+                    "usage: %s [--seeds N] [--first S] [--seed S] [--time UNITS] "
+                    "[--trace] [--expect-violation] [--all] [--progress]\n",
                     argv[0]);
             return 2;
         }
@@ -66,6 +70,10 @@ int main(int argc, char **argv)
         struct sim_result r;
 
         o.seed = first + k;
+        if (progress) {
+            /* Before the run, so a seed that aborts on an assertion is still named. */
+            fprintf(stderr, "seed %" PRIu64 "\n", o.seed);
+        }
         if (sim_run(&o, &r) != 0 && !expect_violation) {
             failures++;
             printf("replay with: %s --seed %" PRIu64 "\n", argv[0], o.seed);

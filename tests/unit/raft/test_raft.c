@@ -76,8 +76,8 @@ static void t_truncate(void *ctx, int64_t from)
         l->count--;
 }
 
-static const struct raft_log_ops tops = {t_start, t_last, t_term_at, t_batch_at, t_append,
-                                         t_truncate};
+static const struct raft_log_ops tops = {t_start,    t_last,   t_term_at,
+                                         t_batch_at, t_append, t_truncate};
 
 static void init3(struct raft *r, struct tlog *l, int32_t self)
 {
@@ -114,9 +114,9 @@ static void test_config_apply(void **state)
         int rc;
         uint32_t count;
     } cases[] = {
-        {RAFT_CHANGE_ADD_VOTER, 4, 0, 4},           {RAFT_CHANGE_ADD_VOTER, 2, ERR_INVALID, 3},
-        {RAFT_CHANGE_ADD_LEARNER, 4, 0, 4},         {RAFT_CHANGE_ADD_LEARNER, 3, ERR_INVALID, 3},
-        {RAFT_CHANGE_REMOVE, 2, 0, 2},              {RAFT_CHANGE_REMOVE, 9, ERR_INVALID, 3},
+        {RAFT_CHANGE_ADD_VOTER, 4, 0, 4},      {RAFT_CHANGE_ADD_VOTER, 2, ERR_INVALID, 3},
+        {RAFT_CHANGE_ADD_LEARNER, 4, 0, 4},    {RAFT_CHANGE_ADD_LEARNER, 3, ERR_INVALID, 3},
+        {RAFT_CHANGE_REMOVE, 2, 0, 2},         {RAFT_CHANGE_REMOVE, 9, ERR_INVALID, 3},
         {RAFT_CHANGE_NONE, 1, ERR_INVALID, 3},
     };
 
@@ -142,8 +142,12 @@ static void test_malformed_messages(void **state)
     struct raft_batch good = {.first_index = 0, .last_index = 1, .term = 1};
     struct raft_batch gap = {.first_index = 5, .last_index = 6, .term = 1};
     struct raft_batch future = {.first_index = 0, .last_index = 0, .term = 9};
-    struct raft_batch cfg2 = {.first_index = 0, .last_index = 1, .term = 1,
-                              .kind = RAFT_BATCH_CONFIG, .op = RAFT_CHANGE_REMOVE, .node = 2};
+    struct raft_batch cfg2 = {.first_index = 0,
+                              .last_index = 1,
+                              .term = 1,
+                              .kind = RAFT_BATCH_CONFIG,
+                              .op = RAFT_CHANGE_REMOVE,
+                              .node = 2};
     const struct {
         struct raft_msg m;
         int rc;
@@ -152,26 +156,66 @@ static void test_malformed_messages(void **state)
         {{.type = RAFT_MSG_HEARTBEAT, .from = 1, .to = 1, .term = 1}, ERR_CORRUPT},
         {{.type = RAFT_MSG_HEARTBEAT, .from = 2, .to = 3, .term = 1}, ERR_CORRUPT},
         {{.type = RAFT_MSG_HEARTBEAT, .from = 2, .to = 1, .term = -1}, ERR_CORRUPT},
-        {{.type = RAFT_MSG_HEARTBEAT, .from = 2, .to = 1, .term = 1, .batch_count = 1,
+        {{.type = RAFT_MSG_HEARTBEAT,
+          .from = 2,
+          .to = 1,
+          .term = 1,
+          .batch_count = 1,
           .batches = &good},
          ERR_CORRUPT},
-        {{.type = RAFT_MSG_APPEND, .from = 2, .to = 1, .term = 1, .index = -1, .last_index = 5,
-          .batch_count = 1, .batches = &good},
+        {{.type = RAFT_MSG_APPEND,
+          .from = 2,
+          .to = 1,
+          .term = 1,
+          .index = -1,
+          .last_index = 5,
+          .batch_count = 1,
+          .batches = &good},
          ERR_CORRUPT},
-        {{.type = RAFT_MSG_APPEND, .from = 2, .to = 1, .term = 1, .index = -1, .last_index = 6,
-          .batch_count = 1, .batches = &gap},
+        {{.type = RAFT_MSG_APPEND,
+          .from = 2,
+          .to = 1,
+          .term = 1,
+          .index = -1,
+          .last_index = 6,
+          .batch_count = 1,
+          .batches = &gap},
          ERR_CORRUPT},
-        {{.type = RAFT_MSG_APPEND, .from = 2, .to = 1, .term = 1, .index = -1, .last_index = 0,
-          .batch_count = 1, .batches = &future},
+        {{.type = RAFT_MSG_APPEND,
+          .from = 2,
+          .to = 1,
+          .term = 1,
+          .index = -1,
+          .last_index = 0,
+          .batch_count = 1,
+          .batches = &future},
          ERR_CORRUPT},
-        {{.type = RAFT_MSG_APPEND, .from = 2, .to = 1, .term = 1, .index = -1, .last_index = 1,
-          .batch_count = 1, .batches = &cfg2},
+        {{.type = RAFT_MSG_APPEND,
+          .from = 2,
+          .to = 1,
+          .term = 1,
+          .index = -1,
+          .last_index = 1,
+          .batch_count = 1,
+          .batches = &cfg2},
          ERR_CORRUPT},
-        {{.type = RAFT_MSG_APPEND, .from = 2, .to = 1, .term = 1, .index = -1, .last_index = 1,
-          .batch_count = 1, .batches = NULL},
+        {{.type = RAFT_MSG_APPEND,
+          .from = 2,
+          .to = 1,
+          .term = 1,
+          .index = -1,
+          .last_index = 1,
+          .batch_count = 1,
+          .batches = NULL},
          ERR_CORRUPT},
-        {{.type = RAFT_MSG_APPEND, .from = 2, .to = 1, .term = 1, .index = -1, .last_index = 1,
-          .batch_count = 1, .batches = &good},
+        {{.type = RAFT_MSG_APPEND,
+          .from = 2,
+          .to = 1,
+          .term = 1,
+          .index = -1,
+          .last_index = 1,
+          .batch_count = 1,
+          .batches = &good},
          0},
     };
 
@@ -260,8 +304,8 @@ static void test_memory_per_group(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_config_apply), cmocka_unit_test(test_malformed_messages),
-        cmocka_unit_test(test_refusals),     cmocka_unit_test(test_single_voter),
+        cmocka_unit_test(test_config_apply),     cmocka_unit_test(test_malformed_messages),
+        cmocka_unit_test(test_refusals),         cmocka_unit_test(test_single_voter),
         cmocka_unit_test(test_memory_per_group),
     };
 
