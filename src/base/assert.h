@@ -12,10 +12,10 @@
 /* Prints "file:line: assertion failed: expr" to stderr and aborts. Never returns. */
 NORETURN void base_panic(const char *file, int line, const char *what);
 
-#define ASSERT(cond)                                                                               \
-    do {                                                                                           \
-        if (UNLIKELY(!(cond)))                                                                     \
-            base_panic(__FILE__, __LINE__, "assertion failed: " #cond);                            \
+#define ASSERT(cond)                                                    \
+    do {                                                                \
+        if (UNLIKELY(!(cond)))                                          \
+            base_panic(__FILE__, __LINE__, "assertion failed: " #cond); \
     } while (0)
 
 #define UNREACHABLE() base_panic(__FILE__, __LINE__, "unreachable code reached")

@@ -55,8 +55,8 @@ uint32_t crc32c_update_sw(uint32_t crc, const void *p, size_t n)
         memcpy(&w, b, 8);
         w ^= crc; /* little-endian: the CRC lines up with the first four bytes */
         crc = table[7][w & 0xff] ^ table[6][(w >> 8) & 0xff] ^ table[5][(w >> 16) & 0xff] ^
-              table[4][(w >> 24) & 0xff] ^ table[3][(w >> 32) & 0xff] ^
-              table[2][(w >> 40) & 0xff] ^ table[1][(w >> 48) & 0xff] ^ table[0][w >> 56];
+              table[4][(w >> 24) & 0xff] ^ table[3][(w >> 32) & 0xff] ^ table[2][(w >> 40) & 0xff] ^
+              table[1][(w >> 48) & 0xff] ^ table[0][w >> 56];
         b += 8;
         n -= 8;
     }

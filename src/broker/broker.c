@@ -187,8 +187,8 @@ static int save_metadata(struct broker *b)
 
 int broker_create_topic(struct broker *b, const char *name, int32_t partitions,
                         int16_t replication_factor, const char *const *config_keys,
-                        const char *const *config_values, uint32_t config_count,
-                        bool validate_only, const char **why)
+                        const char *const *config_values, uint32_t config_count, bool validate_only,
+                        const char **why)
 {
     size_t len = strlen(name);
     *why = NULL;
@@ -501,8 +501,7 @@ int broker_open(const struct broker_config *cfg, struct broker **out)
 
     rc = ensure_dir(b->io, cfg->log_dir);
     if (rc < 0) {
-        fprintf(stderr, "chronik: cannot use data directory %s: %s\n", cfg->log_dir,
-                err_str(rc));
+        fprintf(stderr, "chronik: cannot use data directory %s: %s\n", cfg->log_dir, err_str(rc));
         goto fail;
     }
     if (snprintf(b->meta_path, sizeof(b->meta_path), "%s/metadata.image", cfg->log_dir) >=
@@ -530,8 +529,7 @@ int broker_open(const struct broker_config *cfg, struct broker **out)
     const struct net_handler handler = {.request = broker_on_request, .closed = NULL, .ctx = b};
     rc = net_server_init(&b->server, b->loop, &ncfg, &handler);
     if (rc < 0) {
-        fprintf(stderr, "chronik: cannot listen on %s:%u: %s\n", ncfg.host, ncfg.port,
-                err_str(rc));
+        fprintf(stderr, "chronik: cannot listen on %s:%u: %s\n", ncfg.host, ncfg.port, err_str(rc));
         goto fail;
     }
     b->server_up = true;

@@ -58,7 +58,7 @@ struct broker {
     struct broker_topic **topics;
     uint32_t topic_slots;
     uint32_t topic_count;
-    struct groups *groups; /* groups.c: the group coordinator's host, NULL until opened */
+    struct groups *groups;         /* groups.c: the group coordinator's host, NULL until opened */
     struct fetch *fetches_waiting; /* fetch.c: long polls waiting for data */
 };
 
@@ -98,8 +98,8 @@ struct replica *broker_replica(struct broker *b, const char *name, size_t len, i
  */
 int broker_create_topic(struct broker *b, const char *name, int32_t partitions,
                         int16_t replication_factor, const char *const *config_keys,
-                        const char *const *config_values, uint32_t config_count,
-                        bool validate_only, const char **why);
+                        const char *const *config_values, uint32_t config_count, bool validate_only,
+                        const char **why);
 /* Grows a topic to new_count partitions (metadata persisted, new logs opened). Returns a Kafka
  * error code with *why set for the response when not KAFKA_NONE. */
 int broker_grow_topic(struct broker *b, const char *name, size_t len, int32_t new_count,

@@ -114,8 +114,8 @@ struct broker_config {
     int32_t message_max_bytes;
     int32_t socket_request_max_bytes;
     int64_t connections_max_idle_ms;
-    uint16_t http_port;    /* served on the listener's host */
-    uint16_t cluster_port; /* served on the listener's host */
+    uint16_t http_port;                       /* served on the listener's host */
+    uint16_t cluster_port;                    /* served on the listener's host */
     int32_t offsets_topic_num_partitions;     /* partitions of __consumer_offsets */
     int32_t group_initial_rebalance_delay_ms; /* an empty group's first rebalance waits this */
     int32_t offsets_retention_minutes;        /* offsets of an empty group live this long */

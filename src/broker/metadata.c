@@ -24,8 +24,8 @@ static void fill_topic(struct breq *rq, struct kafka_metadata_response_metadata_
     memcpy(out->topic_id.bytes, t->id.b, sizeof(out->topic_id.bytes));
     out->is_internal = t->name[0] == '_' && strcmp(t->name, "__consumer_offsets") == 0;
     out->partitions.count = t->partition_count;
-    out->partitions.items = must(
-        arena_calloc(&rq->arena, t->partition_count, sizeof(*out->partitions.items)));
+    out->partitions.items =
+        must(arena_calloc(&rq->arena, t->partition_count, sizeof(*out->partitions.items)));
     for (uint32_t p = 0; p < t->partition_count; p++) {
         const struct meta_partition *mp = &t->partitions[p];
         struct kafka_metadata_response_metadata_response_partition *op = &out->partitions.items[p];
@@ -60,8 +60,8 @@ static void answer_requested(struct breq *rq, const struct kafka_metadata_reques
                              struct kafka_metadata_response *resp)
 {
     struct broker *b = rq->b;
-    bool may_create = broker_auto_create_allowed(b) &&
-                      (rq->api_version < 4 || req->allow_auto_topic_creation);
+    bool may_create =
+        broker_auto_create_allowed(b) && (rq->api_version < 4 || req->allow_auto_topic_creation);
     size_t n = req->topics.count;
     resp->topics.count = n;
     resp->topics.items = must(arena_calloc(&rq->arena, n, sizeof(*resp->topics.items)));
@@ -86,8 +86,8 @@ static void answer_requested(struct breq *rq, const struct kafka_metadata_reques
         if (t == NULL && may_create) {
             const char *why = NULL;
             int err = broker_create_topic(b, q->name.ptr, b->cfg->num_partitions,
-                                          (int16_t)b->cfg->default_replication_factor, NULL,
-                                          NULL, 0, false, &why);
+                                          (int16_t)b->cfg->default_replication_factor, NULL, NULL,
+                                          0, false, &why);
             if (err != KAFKA_NONE && err != KAFKA_TOPIC_ALREADY_EXISTS) {
                 fill_missing(out, q->name, NULL, (int16_t)err);
                 continue;

@@ -63,8 +63,8 @@ static int find_record(struct log *log, int64_t batch_offset, int64_t from_offse
     while (batch_rec_iter_next(&it, &rec) == 1) {
         int64_t rec_offset = h.base_offset + rec.offset_delta;
         int64_t rec_ts = h.base_timestamp_ms + rec.timestamp_delta;
-        bool hit = max_mode ? rec_ts == h.max_timestamp_ms
-                            : rec_offset >= from_offset && rec_ts >= ts;
+        bool hit =
+            max_mode ? rec_ts == h.max_timestamp_ms : rec_offset >= from_offset && rec_ts >= ts;
         if (hit) {
             *offset = rec_offset;
             *ts_out = rec_ts;
@@ -145,7 +145,8 @@ void list_offsets_handle(struct breq *rq)
     struct kafka_list_offsets_response resp;
     kafka_list_offsets_response_init(&resp);
     resp.topics.count = req->topics.count;
-    resp.topics.items = must(arena_calloc(&rq->arena, req->topics.count, sizeof(*resp.topics.items)));
+    resp.topics.items =
+        must(arena_calloc(&rq->arena, req->topics.count, sizeof(*resp.topics.items)));
     for (size_t t = 0; t < req->topics.count; t++) {
         const struct kafka_list_offsets_request_list_offsets_topic *in = &req->topics.items[t];
         struct kafka_list_offsets_response_list_offsets_topic_response *out = &resp.topics.items[t];
@@ -166,7 +167,8 @@ void offset_for_leader_epoch_handle(struct breq *rq)
     struct kafka_offset_for_leader_epoch_response resp;
     kafka_offset_for_leader_epoch_response_init(&resp);
     resp.topics.count = req->topics.count;
-    resp.topics.items = must(arena_calloc(&rq->arena, req->topics.count, sizeof(*resp.topics.items)));
+    resp.topics.items =
+        must(arena_calloc(&rq->arena, req->topics.count, sizeof(*resp.topics.items)));
     for (size_t t = 0; t < req->topics.count; t++) {
         const struct kafka_offset_for_leader_epoch_request_offset_for_leader_topic *in =
             &req->topics.items[t];

@@ -205,8 +205,7 @@ int meta_topic_create(struct meta_image *img, const char *name, const struct met
         img->topics = xrealloc(img->topics, img->topic_cap * sizeof(*img->topics));
     }
     uint32_t at = lower_bound(img, name, len);
-    memmove(&img->topics[at + 1], &img->topics[at],
-            (img->topic_count - at) * sizeof(*img->topics));
+    memmove(&img->topics[at + 1], &img->topics[at], (img->topic_count - at) * sizeof(*img->topics));
     img->topics[at] = t;
     img->topic_count++;
     img->version++;
@@ -488,8 +487,7 @@ static int write_all(struct io *io, const char *path, const struct buf *b)
     return rc;
 }
 
-int meta_image_save(const struct meta_image *img, struct io *io, const char *dir,
-                    const char *path)
+int meta_image_save(const struct meta_image *img, struct io *io, const char *dir, const char *path)
 {
     char tmp[IO_PATH_BYTES_MAX];
     if (snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp))

@@ -104,8 +104,7 @@ int meta_partition_set_leader(struct meta_image *img, const char *name, uint32_t
  * ERR_CORRUPT when the file fails its checksum or does not parse; `img` must be freshly
  * initialised and is left initialised (empty) on error.
  */
-int meta_image_save(const struct meta_image *img, struct io *io, const char *dir,
-                    const char *path);
+int meta_image_save(const struct meta_image *img, struct io *io, const char *dir, const char *path);
 int meta_image_load(struct meta_image *img, struct io *io, const char *path);
 
 #endif

@@ -392,8 +392,7 @@ static void load_fixture(const char *name, struct buf *out)
 
 /* Decompresses a batch's records section as `codec` and counts its records, checking that the
  * offset deltas run 0, 1, 2, ... as a client writes them. */
-static int32_t count_records(const uint8_t *p, const struct batch_header *h,
-                             enum batch_codec codec)
+static int32_t count_records(const uint8_t *p, const struct batch_header *h, enum batch_codec codec)
 {
     struct buf plain;
     buf_init(&plain);
@@ -429,8 +428,11 @@ static void test_record_iterator(void **state)
         {.key = slice_make("key0", 4), .value = slice_make("value0", 6), .timestamp_ms = 5000},
         {.key = slice_make(NULL, 0), .value = slice_make("v", 1), .timestamp_ms = 5007},
         {.key = slice_make("", 0), .value = slice_make(NULL, 0), .timestamp_ms = 4990},
-        {.key = slice_make("k3", 2), .value = slice_make("", 0), .timestamp_ms = 5100,
-         .headers = hdrs, .header_count = 2},
+        {.key = slice_make("k3", 2),
+         .value = slice_make("", 0),
+         .timestamp_ms = 5100,
+         .headers = hdrs,
+         .header_count = 2},
     };
     struct buf b;
     buf_init(&b);
@@ -439,8 +441,8 @@ static void test_record_iterator(void **state)
     struct batch_header h;
     assert_int_equal(batch_parse(b.data, b.len, &h), 0);
     struct batch_rec_iter it;
-    batch_rec_iter_init(&it, slice_make(b.data + LOG_BATCH_HEADER_BYTES,
-                                        b.len - LOG_BATCH_HEADER_BYTES));
+    batch_rec_iter_init(
+        &it, slice_make(b.data + LOG_BATCH_HEADER_BYTES, b.len - LOG_BATCH_HEADER_BYTES));
     struct batch_rec rec;
     for (int i = 0; i < 4; i++) {
         assert_int_equal(batch_rec_iter_next(&it, &rec), 1);

@@ -59,9 +59,8 @@ static void test_round_trip(void **state)
                 assert_int_equal(records_compress(codecs[c], in.data, in.len, &packed), 0);
                 if (codecs[c] != BATCH_CODEC_NONE && !random && sizes[s] >= 4096)
                     assert_true(packed.len < in.len / 2);
-                assert_int_equal(records_decompress(codecs[c], packed.data, packed.len,
-                                                    in.len, &out),
-                                 0);
+                assert_int_equal(
+                    records_decompress(codecs[c], packed.data, packed.len, in.len, &out), 0);
                 assert_int_equal(out.len, in.len);
                 if (in.len > 0)
                     assert_memory_equal(out.data, in.data, in.len);
