@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #define TOPIC_SLOTS_MIN 64u
@@ -460,6 +461,22 @@ static int ensure_dir(struct io *io, const char *path)
     return rc == -EEXIST ? 0 : rc;
 }
 
+/* How many segment files the log may keep open: raise the descriptor limit to its hard
+ * maximum, then give the log at most half of it, so connections always find descriptors. */
+static uint32_t open_files_max(void)
+{
+    struct rlimit lim;
+    if (getrlimit(RLIMIT_NOFILE, &lim) != 0)
+        return 64;
+    if (lim.rlim_cur < lim.rlim_max) {
+        lim.rlim_cur = lim.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &lim) != 0)
+            getrlimit(RLIMIT_NOFILE, &lim);
+    }
+    rlim_t half = lim.rlim_cur / 2;
+    return (uint32_t)MAX(MIN(half, (rlim_t)LOG_OPEN_FILES_MAX_DEFAULT), (rlim_t)16);
+}
+
 int broker_open(const struct broker_config *cfg, struct broker **out)
 {
     struct broker_full *full = xcalloc(1, sizeof(*full));
@@ -489,7 +506,7 @@ int broker_open(const struct broker_config *cfg, struct broker **out)
         return rc;
     }
     b->io = io_posix_create();
-    b->files = log_files_create(b->io, LOG_OPEN_FILES_MAX_DEFAULT);
+    b->files = log_files_create(b->io, open_files_max());
     b->flusher = log_flusher_create(true);
     meta_image_init(&b->meta);
     *out = b;
