@@ -63,6 +63,9 @@
 #define NET_WRITE_IOV_MAX             64u          /* memory pieces gathered by one writev(2) */
 #define NET_ACCEPTS_PER_WAKEUP        64u
 #define NET_ACCEPT_RETRY_MS           100u         /* pause after accept fails for lack of fds */
+#define NET_FRAME_CACHE_COUNT         32u          /* freed frame buffers kept for reuse */
+#define NET_FRAME_CACHE_BYTES_MAX     (32u * MIB)  /* their total size */
+#define NET_FRAME_CACHE_BUF_BYTES_MIN (64u * KIB)  /* smaller buffers go back to malloc */
 
 /* ---- raft -------------------------------------------------------------------------------- */
 #define RAFT_VOTERS_MAX              7u

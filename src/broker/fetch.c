@@ -46,8 +46,7 @@ static void *must(void *p)
 
 /* Finds the replica and checks the partition's offset and epoch; the error for the response,
  * or KAFKA_NONE with p->r set. */
-static int16_t check_partition(struct fetch_part *p, const char *name, size_t name_len,
-                               bool by_id)
+static int16_t check_partition(struct fetch_part *p, const char *name, size_t name_len, bool by_id)
 {
     struct broker *b = p->f->rq->b;
     p->r = name != NULL ? broker_replica(b, name, name_len, p->in->partition) : NULL;
@@ -66,20 +65,20 @@ static int16_t check_partition(struct fetch_part *p, const char *name, size_t na
     return KAFKA_NONE;
 }
 
-/* The bytes a read of p would return under the limits, reading them into the response when
- * `fill` is set. *used is the response size so far. */
-static uint64_t read_partition(struct fetch_part *p, uint64_t *used, bool fill)
+/* Reads p into the response under the limits and returns the bytes read; a failed replica or
+ * read sets the partition's error instead. *used is the response size so far. */
+static uint64_t read_partition(struct fetch_part *p, uint64_t *used)
 {
     struct breq *rq = p->f->rq;
     const struct kafka_fetch_request *req = rq->body;
     struct kafka_fetch_response_partition_data *out = p->out;
+    ASSERT(p->read == NULL);
     int err = replica_error(p->r);
     if (err != 0) {
         /* A replica closing (topic deleted, broker stopping) is no longer served here; one
          * whose log failed cannot be read. */
-        if (fill)
-            out->error_code =
-                err == ERR_CLOSED ? KAFKA_NOT_LEADER_OR_FOLLOWER : KAFKA_KAFKA_STORAGE_ERROR;
+        out->error_code =
+            err == ERR_CLOSED ? KAFKA_NOT_LEADER_OR_FOLLOWER : KAFKA_KAFKA_STORAGE_ERROR;
         return 0;
     }
     out->high_watermark = replica_high_watermark(p->r);
@@ -95,8 +94,7 @@ static uint64_t read_partition(struct fetch_part *p, uint64_t *used, bool fill)
     struct log_read rd;
     int rc = replica_read(p->r, p->in->fetch_offset, limit, &rd);
     if (rc < 0) {
-        if (fill)
-            out->error_code = rc == ERR_RANGE ? KAFKA_OFFSET_OUT_OF_RANGE : KAFKA_KAFKA_STORAGE_ERROR;
+        out->error_code = rc == ERR_RANGE ? KAFKA_OFFSET_OUT_OF_RANGE : KAFKA_KAFKA_STORAGE_ERROR;
         return 0;
     }
     uint64_t n = rd.bytes;
@@ -105,16 +103,11 @@ static uint64_t read_partition(struct fetch_part *p, uint64_t *used, bool fill)
         log_read_release(&rd);
         return 0;
     }
-    if (fill) {
-        /* The read stays pinned until the listener has sent it; the record bytes are spliced
-         * into the response from the segment file (see respond()). */
-        p->read = xmalloc(sizeof(*p->read));
-        *p->read = rd;
-        out->records = slice_make(p, n);
-        *used += n;
-        return n;
-    }
-    log_read_release(&rd);
+    /* The read stays pinned until the listener has sent it; the record bytes are spliced into
+     * the response from the segment file (see respond()). */
+    p->read = xmalloc(sizeof(*p->read));
+    *p->read = rd;
+    out->records = slice_make(p, n);
     *used += n;
     return n;
 }
@@ -156,10 +149,10 @@ static void respond(struct fetch *f)
                 p->read = NULL; /* released by the listener once sent */
         } else if (rc == 0) {
             uint8_t *data = must(arena_alloc(&rq->arena, p->read->bytes));
-            ssize_t got = io_pread(log_file_io(p->read->file), data, p->read->bytes,
-                                   p->read->position);
+            ssize_t got =
+                io_pread(log_file_io(p->read->file), data, p->read->bytes, p->read->position);
             rc = got == (ssize_t)p->read->bytes ? net_request_append(rq->net, data, (size_t)got)
-                                                 : ERR_CORRUPT;
+                                                : ERR_CORRUPT;
         }
     }
     if (rc == 0)
@@ -177,7 +170,42 @@ static void respond(struct fetch *f)
         breq_finish(rq);
 }
 
-static void fetch_finish(struct fetch *f)
+/* Reads every partition into the response under the limits; returns the bytes read. */
+static uint64_t fill_reads(struct fetch *f)
+{
+    uint64_t used = 0;
+    for (size_t i = 0; i < f->part_count; i++)
+        if (f->parts[i].r != NULL)
+            read_partition(&f->parts[i], &used);
+    return used;
+}
+
+/* Gives back the reads of a fetch that keeps waiting: the next fill reads again. */
+static void release_reads(struct fetch *f)
+{
+    for (size_t i = 0; i < f->part_count; i++) {
+        struct fetch_part *p = &f->parts[i];
+        if (p->read != NULL) {
+            release_read(p->read);
+            p->read = NULL;
+            p->out->records = slice_make("", 0);
+        }
+    }
+}
+
+/* Whether a filled fetch answers now: an error to report or at least min_bytes. */
+static bool filled_ready(const struct fetch *f, uint64_t have)
+{
+    const struct kafka_fetch_request *req = f->rq->body;
+    for (size_t i = 0; i < f->part_count; i++)
+        if (f->parts[i].out->error_code != KAFKA_NONE)
+            return true;
+    return req->min_bytes <= 0 || have >= (uint64_t)req->min_bytes;
+}
+
+/* Answers the fetch: stops waiting if it was, reads everything unless `filled` says the reads
+ * are already in the response (made in this same loop turn), and responds. */
+static void fetch_finish(struct fetch *f, bool filled)
 {
     if (f->waiting) {
         struct broker *b = f->rq->b;
@@ -193,42 +221,34 @@ static void fetch_finish(struct fetch *f)
                 replica_watch_remove(f->parts[i].r, &f->parts[i].watch);
         f->waiting = false;
     }
-    uint64_t used = 0;
-    for (size_t i = 0; i < f->part_count; i++)
-        if (f->parts[i].r != NULL)
-            read_partition(&f->parts[i], &used, true);
+    if (!filled)
+        fill_reads(f);
     respond(f);
 }
 
-/* Whether the fetch can be answered now: an error to report or enough bytes. */
-static bool fetch_ready(struct fetch *f)
+/* Fills the response and answers when that is enough; else gives the reads back. Reading once
+ * for both the decision and the answer spares a second walk of every partition's log. */
+static bool fetch_try(struct fetch *f)
 {
-    const struct kafka_fetch_request *req = f->rq->body;
-    uint64_t used = 0, have = 0;
-    for (size_t i = 0; i < f->part_count; i++) {
-        struct fetch_part *p = &f->parts[i];
-        if (p->out->error_code != KAFKA_NONE)
-            return true;
-        if (p->r == NULL)
-            continue;
-        if (replica_error(p->r) != 0)
-            return true;
-        have += read_partition(p, &used, false);
+    if (!filled_ready(f, fill_reads(f))) {
+        release_reads(f);
+        return false;
     }
-    return req->min_bytes <= 0 || have >= (uint64_t)req->min_bytes;
+    fetch_finish(f, true);
+    return true;
 }
 
 static void on_timeout(void *ctx)
 {
-    fetch_finish(ctx);
+    fetch_finish(ctx, false);
 }
 
 static void on_advance(void *ctx)
 {
     struct fetch_part *p = ctx;
     struct fetch *f = p->f;
-    if (f->waiting && fetch_ready(f))
-        fetch_finish(f);
+    if (f->waiting)
+        fetch_try(f);
 }
 
 static void fetch_wait(struct fetch *f, int32_t max_wait_ms)
@@ -236,7 +256,7 @@ static void fetch_wait(struct fetch *f, int32_t max_wait_ms)
     struct broker *b = f->rq->b;
     loop_timer_init(&f->timer, on_timeout, f);
     if (loop_timer_start(b->loop, &f->timer, (uint64_t)max_wait_ms, 0) < 0) {
-        fetch_finish(f); /* too many timers: answer now rather than never */
+        fetch_finish(f, false); /* too many timers: answer now rather than never */
         return;
     }
     f->waiting = true;
@@ -321,14 +341,14 @@ void fetch_handle(struct breq *rq)
                 p->r = NULL;
         }
     }
-    if (req->max_wait_ms <= 0 || fetch_ready(f))
-        fetch_finish(f);
-    else
+    if (req->max_wait_ms <= 0)
+        fetch_finish(f, false);
+    else if (!fetch_try(f))
         fetch_wait(f, req->max_wait_ms);
 }
 
 void fetch_finish_all(struct broker *b)
 {
     while (b->fetches_waiting != NULL)
-        fetch_finish(b->fetches_waiting);
+        fetch_finish(b->fetches_waiting, false);
 }

@@ -8,6 +8,7 @@
 #include "log/batch.h"
 
 #include "base/assert.h"
+#include "base/compiler.h"
 #include "base/crc32c.h"
 #include "base/error.h"
 #include "base/limits.h"
@@ -63,10 +64,41 @@ uint32_t batch_compute_crc(const uint8_t *p, const struct batch_header *h)
     return crc32c(p + BATCH_OFF_ATTRIBUTES, batch_total_bytes(h) - BATCH_OFF_ATTRIBUTES);
 }
 
+/* Record fields are mostly one- or two-byte varints, and the record walk of every produced batch
+ * runs on the loop thread: those forms are decoded inline, anything else (longer, truncated,
+ * corrupt) by the reader, with the same result either way. */
+static inline bool short_uvarint(struct reader *r, uint32_t *v)
+{
+    const uint8_t *p = r->pos;
+    if (LIKELY(p < r->end && (p[0] & 0x80) == 0)) {
+        *v = p[0];
+        r->pos = p + 1;
+        return true;
+    }
+    if (LIKELY(r->end - p >= 2 && (p[1] & 0x80) == 0)) {
+        *v = (uint32_t)(p[0] & 0x7f) | (uint32_t)p[1] << 7;
+        r->pos = p + 2;
+        return true;
+    }
+    return false;
+}
+
+static inline int32_t rec_varint(struct reader *r)
+{
+    uint32_t v;
+    return short_uvarint(r, &v) ? zigzag32_decode(v) : rd_varint(r);
+}
+
+static inline int64_t rec_varlong(struct reader *r)
+{
+    uint32_t v;
+    return short_uvarint(r, &v) ? zigzag64_decode(v) : rd_varlong(r);
+}
+
 /* A length-prefixed field (key, value, header key/value): -1 is null when nullable. */
 static struct slice read_bytes_field(struct reader *r, bool nullable)
 {
-    int32_t n = rd_varint(r);
+    int32_t n = rec_varint(r);
     if (rd_err(r) != 0)
         return slice_make(NULL, 0);
     if (n == -1 && nullable)
@@ -86,11 +118,11 @@ static int parse_record(const uint8_t *p, size_t len, struct batch_rec *out)
     struct reader r;
     rd_init(&r, p, len);
     rd_u8(&r); /* attributes: unused in v2 records */
-    out->timestamp_delta = rd_varlong(&r);
-    out->offset_delta = rd_varint(&r);
+    out->timestamp_delta = rec_varlong(&r);
+    out->offset_delta = rec_varint(&r);
     out->key = read_bytes_field(&r, true);
     out->value = read_bytes_field(&r, true);
-    out->header_count = rd_varint(&r);
+    out->header_count = rec_varint(&r);
     if (rd_err(&r) == 0 && (out->header_count < 0 || (size_t)out->header_count > rd_left(&r)))
         rd_fail(&r, ERR_CORRUPT);
     const uint8_t *headers = r.pos;
@@ -114,7 +146,7 @@ int batch_rec_iter_next(struct batch_rec_iter *it, struct batch_rec *out)
 {
     if (rd_left(&it->r) == 0)
         return rd_err(&it->r) != 0 ? ERR_CORRUPT : 0;
-    int32_t rec_len = rd_varint(&it->r);
+    int32_t rec_len = rec_varint(&it->r);
     if (rd_err(&it->r) != 0 || rec_len < 0 || (size_t)rec_len > rd_left(&it->r)) {
         rd_fail(&it->r, ERR_CORRUPT);
         return ERR_CORRUPT;
@@ -131,8 +163,8 @@ int batch_rec_iter_next(struct batch_rec_iter *it, struct batch_rec *out)
 static int walk_records(const uint8_t *p, const struct batch_header *h)
 {
     struct batch_rec_iter it;
-    batch_rec_iter_init(&it, slice_make(p + LOG_BATCH_HEADER_BYTES,
-                                        batch_total_bytes(h) - LOG_BATCH_HEADER_BYTES));
+    batch_rec_iter_init(
+        &it, slice_make(p + LOG_BATCH_HEADER_BYTES, batch_total_bytes(h) - LOG_BATCH_HEADER_BYTES));
     int64_t prev_delta = -1;
     int64_t count = 0;
     struct batch_rec rec;

@@ -158,6 +158,7 @@ struct seg_cursor {
     uint8_t *buf;
     uint64_t buf_pos; /* file position of buf[0] */
     uint32_t buf_len;
+    bool large; /* the last batch filled a whole chunk: read no further than asked */
 };
 
 void seg_cursor_init(struct seg_cursor *c, struct io_file *f, uint64_t pos, uint64_t limit);

@@ -130,13 +130,62 @@ static struct net_request *req_new(struct net_conn *c, uint32_t frame_len)
     return req;
 }
 
+/* Keeps a freed frame buffer for reuse when it is large enough to be worth it and the cache has
+ * room; false when the caller must free it. */
+static bool frame_cache_put(struct net_server *s, uint8_t *frame, uint32_t cap)
+{
+    ASSERT(s->frame_cache_count <= NET_FRAME_CACHE_COUNT);
+    if (frame == NULL || cap < NET_FRAME_CACHE_BUF_BYTES_MIN ||
+        s->frame_cache_count == NET_FRAME_CACHE_COUNT ||
+        s->frame_cache_bytes + cap > NET_FRAME_CACHE_BYTES_MAX)
+        return false;
+    s->frame_cache[s->frame_cache_count] = frame;
+    s->frame_cache_caps[s->frame_cache_count] = cap;
+    s->frame_cache_count++;
+    s->frame_cache_bytes += cap;
+    return true;
+}
+
+/* Gives req a cached buffer: the smallest that holds the whole frame, else the largest. Memory
+ * that already exists, so this does not let a peer's announced size allocate anything. */
+static void frame_cache_take(struct net_server *s, struct net_request *req)
+{
+    ASSERT(req->frame == NULL && req->frame_cap == 0);
+    uint32_t best = UINT32_MAX;
+    for (uint32_t i = 0; i < s->frame_cache_count; i++) {
+        uint32_t cap = s->frame_cache_caps[i];
+        if (best == UINT32_MAX) {
+            best = i;
+            continue;
+        }
+        uint32_t have = s->frame_cache_caps[best];
+        bool fits = cap >= req->frame_len, best_fits = have >= req->frame_len;
+        if ((fits && (!best_fits || cap < have)) || (!fits && !best_fits && cap > have))
+            best = i;
+    }
+    if (best == UINT32_MAX)
+        return;
+    req->frame = s->frame_cache[best];
+    req->frame_cap = s->frame_cache_caps[best];
+    s->frame_cache_bytes -= req->frame_cap;
+    s->frame_cache_count--;
+    s->frame_cache[best] = s->frame_cache[s->frame_cache_count];
+    s->frame_cache_caps[best] = s->frame_cache_caps[s->frame_cache_count];
+}
+
 /* Grows the frame buffer to hold at least need bytes, at most doubling, so memory follows the
- * bytes actually received rather than the size a peer announced. */
-static void frame_reserve(struct net_request *req, uint32_t need)
+ * bytes actually received rather than the size a peer announced. A frame larger than the first
+ * allocation starts from a cached buffer instead, when there is one. */
+static void frame_reserve(struct net_server *s, struct net_request *req, uint32_t need)
 {
     ASSERT(need <= req->frame_len);
     if (need <= req->frame_cap)
         return;
+    if (req->frame == NULL && req->frame_len > FRAME_ALLOC_BYTES_MIN) {
+        frame_cache_take(s, req);
+        if (need <= req->frame_cap)
+            return;
+    }
     uint64_t cap = MAX((uint64_t)req->frame_cap * 2, FRAME_ALLOC_BYTES_MIN);
     cap = MIN(MAX(cap, need), req->frame_len);
     req->frame = xrealloc(req->frame, cap);
@@ -151,7 +200,9 @@ static void piece_release(struct piece *p)
     p->file.release(p->file.ctx);
 }
 
-static void req_free(struct net_request *req)
+/* Frees req. Its frame buffer goes to the cache of s when given: only while the request is
+ * attached, since a detached one may be freed after net_server_deinit. */
+static void req_free(struct net_server *s, struct net_request *req)
 {
     for (uint32_t i = 0; i < req->piece_count; i++) {
         struct piece *p = &req->pieces[i];
@@ -160,7 +211,8 @@ static void req_free(struct net_request *req)
         piece_release(p);
     }
     free(req->pieces);
-    free(req->frame);
+    if (s == NULL || !frame_cache_put(s, req->frame, req->frame_cap))
+        free(req->frame);
     free(req);
 }
 
@@ -296,7 +348,7 @@ void net_request_complete(struct net_request *req)
     req->completed = true;
     struct net_conn *c = req->conn;
     if (c == NULL) {
-        req_free(req);
+        req_free(NULL, req);
         return;
     }
     ASSERT(!c->closed && c->handling > 0);
@@ -304,7 +356,7 @@ void net_request_complete(struct net_request *req)
     c->active_ns = loop_now_ns(c->server->loop);
     if (req->piece_count == 0) {
         queue_unlink(c, req);
-        req_free(req);
+        req_free(c->server, req);
     } else {
         be32_store(req->size_prefix, (uint32_t)req->response_bytes);
         req->pieces[0].len = sizeof(req->size_prefix);
@@ -327,7 +379,7 @@ void net_request_abort(struct net_request *req)
         c->handling--;
         queue_unlink(c, req);
     }
-    req_free(req);
+    req_free(c != NULL ? c->server : NULL, req);
     if (c == NULL)
         return;
     /* A flush is walking this connection's queue (the abort came from a release callback), so
@@ -360,7 +412,7 @@ static void conn_advance(struct net_conn *c, uint64_t n)
         req->send_off = 0;
         if (req->send_piece == req->piece_count) {
             queue_unlink(c, req);
-            req_free(req);
+            req_free(c->server, req);
         }
     }
 }
@@ -474,7 +526,7 @@ static size_t conn_feed(struct net_conn *c, const uint8_t *p, size_t n)
         }
         struct net_request *req = c->partial;
         uint32_t take = (uint32_t)MIN(req->frame_len - req->frame_got, n - used);
-        frame_reserve(req, req->frame_got + take);
+        frame_reserve(c->server, req, req->frame_got + take);
         memcpy(req->frame + req->frame_got, p + used, take);
         req->frame_got += take;
         used += take;
@@ -512,7 +564,7 @@ static ssize_t conn_read_once(struct net_conn *c, size_t budget)
     size_t want = MIN(budget, NET_READ_CHUNK_BYTES);
     if (direct) {
         size_t left = req->frame_len - req->frame_got;
-        frame_reserve(req, req->frame_got + (uint32_t)MIN(left, want));
+        frame_reserve(c->server, req, req->frame_got + (uint32_t)MIN(left, want));
         dst = req->frame + req->frame_got;
         want = MIN(MIN(left, budget), req->frame_cap - req->frame_got);
     }
@@ -566,7 +618,7 @@ static void conn_drop_input(struct net_conn *c)
 {
     ASSERT(c->pending_off <= c->pending_len);
     if (c->partial != NULL)
-        req_free(c->partial);
+        req_free(c->server, c->partial);
     c->partial = NULL;
     c->hdr_len = 0;
     free(c->pending);
@@ -699,7 +751,7 @@ static void conn_close(struct net_conn *c)
      * may complete or abort other requests, of this connection (detached by now) or others. */
     while (done != NULL) {
         struct net_request *next = done->next;
-        req_free(done);
+        req_free(s, done);
         done = next;
     }
     if (s->handler.closed != NULL)
@@ -907,6 +959,9 @@ void net_server_deinit(struct net_server *s)
     loop_timer_stop(s->loop, &s->shutdown_timer);
     loop_timer_stop(s->loop, &s->reap_timer);
     reap(s);
+    while (s->frame_cache_count > 0)
+        free(s->frame_cache[--s->frame_cache_count]);
+    s->frame_cache_bytes = 0;
     free(s->scratch);
     s->scratch = NULL;
     s->loop = NULL;

@@ -26,7 +26,8 @@
  * Bounds: reading a connection stops while it has inflight_requests_max requests in flight (read
  * and not yet fully answered) or output_bytes_max bytes of completed responses not yet sent, and
  * resumes below both; unparsed input is at most NET_READ_CHUNK_BYTES per connection; a frame's
- * buffer grows with the bytes actually received. At most connections_max connections; more are
+ * buffer grows with the bytes actually received (or is a buffer of an earlier frame, kept for
+ * reuse: at most NET_FRAME_CACHE_BYTES_MAX of them). At most connections_max connections; more are
  * accepted and closed at once. A connection with no request left with the handler and no traffic
  * for idle_ms is closed, also when it holds responses its peer does not read.
  *
@@ -43,6 +44,7 @@
 
 #include "base/buf.h"
 #include "base/bytes.h"
+#include "base/limits.h"
 #include "net/loop.h"
 
 #include <stdbool.h>
@@ -102,6 +104,12 @@ struct net_server {
     net_shutdown_fn shutdown_fn;
     void *shutdown_ctx;
     uint8_t *scratch; /* NET_READ_CHUNK_BYTES shared by every connection's reads */
+    /* Frame buffers of freed requests, kept for the next large frames: a busy connection then
+     * reads into warm memory of the right size instead of growing fresh memory by copies. */
+    uint8_t *frame_cache[NET_FRAME_CACHE_COUNT];
+    uint32_t frame_cache_caps[NET_FRAME_CACHE_COUNT];
+    uint32_t frame_cache_count;
+    uint64_t frame_cache_bytes;
     uint64_t conn_id_next;
     struct net_server_stats stats;
 };

@@ -9,6 +9,7 @@
 
 #include <cmocka.h>
 
+#include "base/alloc.h"
 #include "base/compiler.h"
 #include "base/crc32c.h"
 #include "base/error.h"
@@ -506,6 +507,78 @@ static void test_kafkajs_golden(void **state)
     buf_deinit(&b);
 }
 
+/* Every record field at each varint width the record walk decodes inline (one and two bytes)
+ * and past it (three bytes and more), at the boundaries between widths: the walk accepts the
+ * batch and the iterator returns each field exactly. Then the second byte of a two-byte value
+ * length is made a continuation byte at the very end of the batch: corrupt, not a read past it. */
+static void test_varint_widths(void **state)
+{
+    (void)state;
+    enum { RECORDS = 9000 };
+    static const size_t lens[] = {0, 1, 63, 64, 65, 8191, 8192, 8193, 70000};
+    static const int64_t ts_deltas[] = {-65, -64, 0, 63, 64, 8191, 8192, 1 << 20, -(1 << 20)};
+    struct batch_record *recs = xcalloc(RECORDS, sizeof(*recs));
+    uint8_t *payload = xcalloc(1, 70000);
+    for (size_t i = 0; i < 70000; i++)
+        payload[i] = (uint8_t)(i * 13);
+    const int64_t base_ts = 1700000000000;
+    for (uint32_t i = 0; i < RECORDS; i++) {
+        /* Every pair of key and value widths once, then small records for the offset deltas. */
+        size_t k = i % ARRAY_LEN(lens), v = (i / ARRAY_LEN(lens)) % ARRAY_LEN(lens);
+        bool pair = i < ARRAY_LEN(lens) * ARRAY_LEN(lens);
+        recs[i].key = i % 5 == 0 ? slice_make(NULL, 0) : slice_make(payload, pair ? lens[k] : 3);
+        recs[i].value = slice_make(payload + 1, pair ? MIN(lens[v], 69999u) : i % 3);
+        recs[i].timestamp_ms = i == 0 ? base_ts : base_ts + ts_deltas[i % ARRAY_LEN(ts_deltas)];
+    }
+    struct buf b;
+    buf_init(&b);
+    struct batch_build_opts opts = {.producer_id = -1, .producer_epoch = -1, .base_sequence = -1};
+    assert_int_equal(batch_build(&b, &opts, recs, RECORDS), 0);
+    struct batch_header h;
+    assert_int_equal(batch_parse(b.data, b.len, &h), 0);
+    assert_int_equal(h.record_count, RECORDS);
+    struct batch_rec_iter it;
+    batch_rec_iter_init(
+        &it, slice_make(b.data + LOG_BATCH_HEADER_BYTES, b.len - LOG_BATCH_HEADER_BYTES));
+    struct batch_rec rec;
+    for (uint32_t i = 0; i < RECORDS; i++) {
+        assert_int_equal(batch_rec_iter_next(&it, &rec), 1);
+        assert_int_equal(rec.offset_delta, (int32_t)i);
+        assert_int_equal(h.base_timestamp_ms + rec.timestamp_delta, recs[i].timestamp_ms);
+        assert_int_equal(rec.key.ptr == NULL, recs[i].key.ptr == NULL);
+        assert_true(slice_eq(rec.key, recs[i].key));
+        assert_true(slice_eq(rec.value, recs[i].value));
+        assert_int_equal(rec.header_count, 0);
+    }
+    assert_int_equal(batch_rec_iter_next(&it, &rec), 0);
+
+    /* A record of five bytes whose last one starts a two-byte value length: the varint runs
+     * into the record's end (the batch's end too), so the record is corrupt. */
+    struct batch_record one = {.value = slice_make(payload, 1), .timestamp_ms = base_ts};
+    buf_reset(&b);
+    assert_int_equal(batch_build(&b, &opts, &one, 1), 0);
+    b.len = LOG_BATCH_HEADER_BYTES;
+    static const uint8_t cut_record[] = {0x0a, 0x00, 0x00, 0x00, 0x01, 0x80};
+    buf_append(&b, cut_record, sizeof(cut_record));
+    be32_store(b.data + BATCH_OFF_LENGTH, (uint32_t)(b.len - 12));
+    recrc(b.data, b.len);
+    /* In a buffer of exactly its size, so a sanitizer build catches a read past it. */
+    uint8_t *exact = xmalloc(b.len);
+    memcpy(exact, b.data, b.len);
+    assert_int_equal(batch_parse(exact, b.len, &h), ERR_CORRUPT);
+    free(exact);
+    /* The same record with a one-byte value length of 0 and a header count is valid. */
+    b.len = LOG_BATCH_HEADER_BYTES;
+    static const uint8_t whole_record[] = {0x0c, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00};
+    buf_append(&b, whole_record, sizeof(whole_record));
+    be32_store(b.data + BATCH_OFF_LENGTH, (uint32_t)(b.len - 12));
+    recrc(b.data, b.len);
+    assert_int_equal(batch_parse(b.data, b.len, &h), 0);
+    free(payload);
+    free(recs);
+    buf_deinit(&b);
+}
+
 int main(void)
 {
     g_seed = test_seed("log_batch_test", 1);
@@ -523,6 +596,7 @@ int main(void)
         cmocka_unit_test(test_iterator),
         cmocka_unit_test(test_kafkajs_golden),
         cmocka_unit_test(test_record_iterator),
+        cmocka_unit_test(test_varint_widths),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -209,6 +209,49 @@ static void check_times(struct fx *f)
     assert_int_equal(off, max_off);
 }
 
+/* Batches of a read-ahead chunk and more, mixed with small ones: the header walk reads only the
+ * header after a large batch and whole chunks after small ones, and either way a read returns
+ * exactly the batches that fit, and recovery (which reads whole batches through the same
+ * cursor) keeps all of them. */
+static void test_read_large_batches(void **state)
+{
+    (void)state;
+    struct fx f;
+    fx_init(&f, g_seed);
+    assert_int_equal(log_close(f.log), 0);
+    f.log = NULL;
+    f.cfg.segment_bytes = 64 * MIB; /* one segment: a read stops at a segment's end */
+    fx_open(&f);
+    for (int i = 0; i < 60; i++) {
+        buf_reset(&f.b);
+        bool large = rng_chance(&f.rng, 1, 2);
+        test_batch_random(&f.b, &f.rng, large ? 4 : 8, large ? 100 * KIB : 600, 1700000000000,
+                          1000);
+        assert_int_equal(model_append(&f.m, f.log, &f.b, f.epoch), 0);
+    }
+    check(&f);
+    assert_int_equal(log_segment_count(f.log), 1);
+    for (size_t i = 0; i < f.m.len; i++) {
+        /* Room for exactly the next k batches, then one byte short of k + 1. */
+        size_t k = (size_t)rng_range(&f.rng, 1, 5);
+        k = MIN(k, f.m.len - i);
+        uint64_t fit = 0;
+        for (size_t j = i; j < i + k; j++)
+            fit += f.m.v[j].len;
+        uint64_t more = i + k < f.m.len ? f.m.v[i + k].len - 1 : 0;
+        struct log_read r;
+        assert_int_equal(log_read(f.log, f.m.v[i].base_offset, fit + more, INT64_MAX, &r), 0);
+        assert_int_equal(r.bytes, fit);
+        assert_int_equal(r.first_offset, f.m.v[i].base_offset);
+        assert_int_equal(r.next_offset, f.m.v[i + k - 1].last_offset + 1);
+        log_read_release(&r);
+    }
+    fx_sync(&f);
+    reopen(&f, false);
+    check(&f);
+    fx_deinit(&f);
+}
+
 static void test_time_index(void **state)
 {
     (void)state;
@@ -706,6 +749,7 @@ int main(void)
     g_seed = test_seed("log_test", 1);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_append_read_reopen),
+        cmocka_unit_test(test_read_large_batches),
         cmocka_unit_test(test_time_index),
         cmocka_unit_test(test_epochs),
         cmocka_unit_test(test_truncate_every_boundary),

@@ -454,6 +454,85 @@ static void test_framing_segmentation(void **state)
     th_stop(t);
 }
 
+/* The frame buffer cache of the server, checked against its bounds. */
+static void check_frame_cache(const struct net_server *s)
+{
+    assert_true(s->frame_cache_count <= NET_FRAME_CACHE_COUNT);
+    uint64_t bytes = 0;
+    for (uint32_t i = 0; i < s->frame_cache_count; i++) {
+        assert_true(s->frame_cache_caps[i] >= NET_FRAME_CACHE_BUF_BYTES_MIN);
+        bytes += s->frame_cache_caps[i];
+    }
+    assert_int_equal(bytes, s->frame_cache_bytes);
+    assert_true(bytes <= NET_FRAME_CACHE_BYTES_MAX);
+}
+
+/* Freed frame buffers are reused by later frames: every frame still arrives intact whatever
+ * buffer it lands in (larger than the frame, smaller and grown, holding an earlier frame's
+ * bytes), the cache stays within its bounds, and a request freed after its connection closed
+ * leaves the cache alone (it may outlive the server). */
+static void test_frame_reuse(void **state)
+{
+    (void)state;
+    struct net_server_config cfg = test_config();
+    struct th *t = th_start(&cfg, false);
+    struct rng rng;
+    rng_seed(&rng, test_seed());
+    const struct net_server *s = &t->server;
+    int fd = client_connect(t);
+    enum { ROUNDS = 30, BURST_MAX = 4 };
+    size_t size_max = 3 * MIB;
+    uint8_t *data = xmalloc(size_max);
+    size_t sizes[BURST_MAX];
+    for (uint32_t round = 0; round < ROUNDS; round++) {
+        /* A burst of frames held together, so several buffers are in use and then cached. */
+        uint32_t burst = (uint32_t)rng_range(&rng, 1, BURST_MAX);
+        for (uint32_t i = 0; i < burst; i++) {
+            sizes[i] = rng_chance(&rng, 1, 3) ? (size_t)rng_range(&rng, 1, 100 * KIB)
+                                              : (size_t)rng_range(&rng, 100 * KIB, size_max);
+            fill_pattern(data, sizes[i], round * BURST_MAX + i);
+            send_frame(t, fd, OP_HOLD, round * BURST_MAX + i, data, sizes[i]);
+        }
+        uint64_t end = now_ms() + WAIT_MS;
+        while (t->held_count < burst) {
+            assert_true(now_ms() < end);
+            pump(t);
+        }
+        while (t->held_count > 0)
+            answer_held(t, (uint32_t)rng_below(&rng, t->held_count));
+        for (uint32_t i = 0; i < burst; i++) {
+            fill_pattern(data, sizes[i], round * BURST_MAX + i);
+            expect_echo(t, fd, round * BURST_MAX + i, data, sizes[i]);
+        }
+        check_frame_cache(s);
+    }
+    assert_true(s->frame_cache_count > 0);
+
+    /* A held frame whose connection closes: completing it afterwards frees its buffer. */
+    fill_pattern(data, MIB, 1);
+    send_frame(t, fd, OP_HOLD, 1, data, MIB);
+    uint64_t end = now_ms() + WAIT_MS;
+    while (t->held_count < 1) {
+        assert_true(now_ms() < end);
+        pump(t);
+    }
+    uint32_t count = s->frame_cache_count;
+    uint64_t bytes = s->frame_cache_bytes;
+    close(fd);
+    while (t->closed_count == 0) {
+        assert_true(now_ms() < end);
+        pump(t);
+    }
+    struct net_request *req = t->held[--t->held_count];
+    assert_false(net_request_connected(req));
+    net_request_complete(req);
+    assert_int_equal(s->frame_cache_count, count);
+    assert_int_equal(s->frame_cache_bytes, bytes);
+    check_frame_cache(s);
+    free(data);
+    th_stop(t);
+}
+
 static void test_bad_frame_sizes(void **state)
 {
     (void)state;
@@ -1209,6 +1288,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_framing_segmentation),
+        cmocka_unit_test(test_frame_reuse),
         cmocka_unit_test(test_bad_frame_sizes),
         cmocka_unit_test(test_pipelined_out_of_order),
         cmocka_unit_test(test_backpressure_inflight),
