@@ -95,17 +95,6 @@ void job_free(struct flush_job *job)
     free(job);
 }
 
-static int sync_path(struct io *io, const char *path)
-{
-    struct io_file *f = NULL;
-    int rc = io_open(io, path, IO_RDWR, &f);
-    if (rc < 0)
-        return rc;
-    rc = io_sync(f);
-    io_close(f);
-    return rc;
-}
-
 static int write_checkpoints(struct flush_job *job, bool after_files)
 {
     int rc = 0;
@@ -126,7 +115,7 @@ static void perform(struct flush_job *job)
     for (uint32_t i = 0; rc == 0 && i < job->file_count; i++)
         rc = io_sync(job->files[i]->io);
     for (uint32_t i = 0; rc == 0 && i < job->sync_path_count; i++)
-        rc = sync_path(job->io, job->sync_paths[i]);
+        rc = seg_sync_path(job->io, job->sync_paths[i]);
     if (rc == 0 && job->dir != NULL)
         rc = io_sync_dir(job->io, job->dir);
     if (rc == 0)

@@ -190,6 +190,8 @@ int seg_write_indexes(struct io *io, const char *dir, struct segment *s);
 /* Loads .index and .timeindex; ERR_CORRUPT when missing or inconsistent with file_bytes. */
 int seg_load_indexes(struct io *io, const char *dir, struct segment *s);
 int seg_sync_indexes(struct io *io, const char *dir, struct segment *s);
+/* Opens path, fdatasyncs it and closes it. */
+int seg_sync_path(struct io *io, const char *path);
 /* Whether the index files hold exactly the in-memory indexes (after a rebuild). */
 bool seg_indexes_match(struct io *io, const char *dir, const struct segment *s);
 /* Reads a whole file of at most bytes_max bytes, appending to b. */

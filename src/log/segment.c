@@ -280,7 +280,7 @@ done:
     return rc;
 }
 
-static int sync_path(struct io *io, const char *path)
+int seg_sync_path(struct io *io, const char *path)
 {
     struct io_file *f = NULL;
     int rc = io_open(io, path, IO_RDWR, &f);
@@ -295,10 +295,10 @@ int seg_sync_indexes(struct io *io, const char *dir, struct segment *s)
 {
     char path[IO_PATH_BYTES_MAX];
     seg_path(path, dir, s->base_offset, ".index");
-    int rc = sync_path(io, path);
+    int rc = seg_sync_path(io, path);
     if (rc == 0) {
         seg_path(path, dir, s->base_offset, ".timeindex");
-        rc = sync_path(io, path);
+        rc = seg_sync_path(io, path);
     }
     if (rc == 0)
         s->index_unsynced = false;
