@@ -91,3 +91,25 @@ def test_0003_list_offsets_by_timestamp_answers_the_record(broker, topic):
         outcome, payload = exchange(broker.port, list_offsets_v1(9, topic, 0, target))
         assert outcome == "response"
         assert list_offsets_v1_answer(payload, 9) == want, "target %d" % target
+
+
+def test_0004_produce_to_internal_topic_is_refused(broker, topic):
+    # Bug 4: a client could produce to __consumer_offsets, whose records the group coordinator
+    # reads back as group state at start-up; Kafka refuses such appends with
+    # INVALID_TOPIC_EXCEPTION ("Cannot append to internal topic").
+    c = ck.Consumer({"bootstrap.servers": broker.bootstrap, "group.id": topic})
+    c.subscribe([topic])  # makes the client find a coordinator: __consumer_offsets exists
+    deadline = time.monotonic() + TIMEOUT_S
+    md = AdminClient({"bootstrap.servers": broker.bootstrap})
+    while "__consumer_offsets" not in md.list_topics(timeout=TIMEOUT_S).topics:
+        c.poll(0.2)
+        assert time.monotonic() < deadline
+    c.close()
+    errors = []
+    p = ck.Producer({"bootstrap.servers": broker.bootstrap, "acks": "all", "retries": 0})
+    p.produce("__consumer_offsets", value=b"junk", partition=0,
+              on_delivery=lambda err, msg: errors.append(err))
+    p.flush(TIMEOUT_S)
+    assert len(errors) == 1 and errors[0] is not None
+    assert errors[0].code() == ck.KafkaError.TOPIC_EXCEPTION, errors[0]
+    serves(broker)
