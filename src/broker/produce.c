@@ -150,8 +150,8 @@ static void produce_partition(struct produce *pr, const struct meta_topic *mt, c
         stamp_log_append_time(bytes, &h, out->log_append_time_ms);
     }
     bool wait = req->acks != 0;
-    int rc = replica_append(r, bytes, batch.len, wait ? &part->commit : NULL, on_commit, part,
-                            &res);
+    int rc =
+        replica_append(r, bytes, batch.len, wait ? &part->commit : NULL, on_commit, part, &res);
     if (rc < 0) {
         out->error_code = storage_error(rc);
         return;
@@ -182,7 +182,8 @@ void produce_handle(struct breq *rq)
     kafka_produce_response_init(&pr->resp);
     size_t nt = req->topic_data.count;
     pr->resp.responses.count = nt;
-    pr->resp.responses.items = must(arena_calloc(&rq->arena, nt, sizeof(*pr->resp.responses.items)));
+    pr->resp.responses.items =
+        must(arena_calloc(&rq->arena, nt, sizeof(*pr->resp.responses.items)));
     for (size_t i = 0; i < nt; i++) {
         const struct kafka_produce_request_topic_produce_data *t = &req->topic_data.items[i];
         struct kafka_produce_response_topic_produce_response *ot = &pr->resp.responses.items[i];

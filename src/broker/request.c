@@ -163,9 +163,9 @@ void broker_on_request(void *ctx, struct net_request *req)
     if (rc == 0) {
         rq->client_id = hdr.client_id;
         rq->body = arena_alloc(&rq->arena, rq->api->request->body->bytes);
-        rc = rq->body == NULL ? ERR_TOO_LARGE
-                              : proto_decode(rq->api->request, &rq->arena, &r, rq->api_version,
-                                             rq->body);
+        rc = rq->body == NULL
+                 ? ERR_TOO_LARGE
+                 : proto_decode(rq->api->request, &rq->arena, &r, rq->api_version, rq->body);
     }
     if (rc != 0 || rd_left(&r) != 0) {
         breq_abort(rq);
