@@ -14,7 +14,7 @@ build_pkgs=(
 # python3-snappy, python3-lz4 and python3-zstandard give kafka-python its codecs; nodejs runs
 # kafkajs (npm comes with it from NodeSource, else from Debian's npm package).
 test_pkgs=(
-    clang libclang-rt-14-dev libcmocka-dev
+    clang clang-format libclang-rt-14-dev libcmocka-dev
     librdkafka-dev kcat python3-pytest python3-confluent-kafka python3-kafka
     python3-snappy python3-lz4 python3-zstandard nodejs
 )
