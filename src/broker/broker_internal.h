@@ -29,6 +29,9 @@
 struct groups;
 struct fetch;
 
+/* The internal topic of the group coordinator; clients may read it but never produce to it. */
+#define BROKER_OFFSETS_TOPIC "__consumer_offsets"
+
 /* The replicas of one topic, indexed by partition. */
 struct broker_topic {
     char *name;

@@ -34,7 +34,7 @@
 #include <string.h>
 #include <strings.h>
 
-#define OFFSETS_TOPIC "__consumer_offsets"
+#define OFFSETS_TOPIC BROKER_OFFSETS_TOPIC
 
 /* Kafka's bits for the operations a group allows (READ, DELETE, DESCRIBE): no ACLs here. */
 #define GROUP_AUTHORIZED_OPERATIONS ((1 << 3) | (1 << 6) | (1 << 8))

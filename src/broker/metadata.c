@@ -22,7 +22,7 @@ static void fill_topic(struct breq *rq, struct kafka_metadata_response_metadata_
     out->error_code = KAFKA_NONE;
     out->name = (struct proto_str){.ptr = t->name, .len = strlen(t->name)};
     memcpy(out->topic_id.bytes, t->id.b, sizeof(out->topic_id.bytes));
-    out->is_internal = t->name[0] == '_' && strcmp(t->name, "__consumer_offsets") == 0;
+    out->is_internal = strcmp(t->name, BROKER_OFFSETS_TOPIC) == 0;
     out->partitions.count = t->partition_count;
     out->partitions.items =
         must(arena_calloc(&rq->arena, t->partition_count, sizeof(*out->partitions.items)));

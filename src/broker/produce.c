@@ -115,10 +115,11 @@ static void produce_partition(struct produce *pr, const struct meta_topic *mt, c
         out->error_code = KAFKA_UNKNOWN_TOPIC_OR_PARTITION;
         return;
     }
-    if (strcmp(mt->name, "__consumer_offsets") == 0) {
+    if (strcmp(mt->name, BROKER_OFFSETS_TOPIC) == 0) {
         /* Only the group coordinator writes its internal topic, as in Kafka. */
         out->error_code = KAFKA_INVALID_TOPIC_EXCEPTION;
-        out->error_message = proto_str_make("Cannot append to internal topic __consumer_offsets");
+        out->error_message =
+            proto_str_make("Cannot append to internal topic " BROKER_OFFSETS_TOPIC);
         return;
     }
     if (req->acks != 0 && req->acks != 1 && req->acks != -1) {

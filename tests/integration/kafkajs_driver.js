@@ -1,12 +1,18 @@
-// Drives kafkajs 2.2.4 for test_kafkajs.py: reads one JSON command on stdin, runs it against the
-// broker in argv[2] and prints one JSON result on stdout (errors: {"error": name, "message"}).
+// Drives kafkajs 2.2.4 for test_kafkajs.py and test_groups_kafkajs.py: reads one JSON command on
+// stdin, runs it against the broker in argv[2] and prints one JSON result on stdout (errors:
+// {"error": name, "message"}).
+//
+// One command is long-lived: 'group-consume' runs a kafkajs consumer in a consumer group and
+// prints one JSON event per line as things happen ("assign", "record", "commit",
+// "commit-error", each with a wall-clock time "ts" in milliseconds) until SIGTERM, when it
+// leaves the group cleanly (LeaveGroup) and prints its result line.
 //
 // Bytes travel as base64 strings, null stays null. Headers travel as [key, value] pairs.
 //
-// kafkajs has no assign(): its consumer only works through a consumer group, and chronik does
-// not serve the group APIs yet. Reads therefore go through kafkajs's own cluster and broker
-// layer (the code its consumer runs underneath: the same Fetch and ListOffsets encoders and
-// record batch decoders), fetching one partition from an explicit offset.
+// kafkajs has no assign(): its consumer only works through a consumer group. Reads of a given
+// offset ('fetch') therefore go through kafkajs's own cluster and broker layer (the code its
+// consumer runs underneath: the same Fetch and ListOffsets encoders and record batch decoders),
+// fetching one partition from an explicit offset.
 'use strict'
 
 const { Kafka, logLevel, CompressionTypes, CompressionCodecs } = require('kafkajs')
@@ -147,6 +153,79 @@ async function fetchFrom(kafka, cmd) {
   }
 }
 
+// Wall-clock milliseconds with sub-millisecond precision, comparable across processes.
+const nowMs = () => performance.timeOrigin + performance.now()
+
+function emit(event) {
+  process.stdout.write(JSON.stringify(Object.assign({ ts: nowMs() }, event)) + '\n')
+}
+
+// A group member that commits every record right after reading it, so at most the one record
+// whose commit did not succeed can be delivered again after a rebalance or a restart.
+async function groupConsume(kafka, cmd) {
+  const consumer = kafka.consumer({
+    groupId: cmd.group,
+    sessionTimeout: cmd.sessionTimeout,
+    heartbeatInterval: 500,
+    rebalanceTimeout: cmd.sessionTimeout,
+    maxWaitTimeInMs: 200,
+    retry: { retries: 10, initialRetryTime: 100, maxRetryTime: 1000 },
+  })
+  consumer.on(consumer.events.GROUP_JOIN, e => {
+    emit({ event: 'assign', memberId: e.payload.memberId,
+      partitions: e.payload.memberAssignment[cmd.topic] || [] })
+  })
+  const stopped = new Promise(resolve => process.once('SIGTERM', resolve))
+  await consumer.connect()
+  await consumer.subscribe({ topics: [cmd.topic], fromBeginning: true })
+  await consumer.run({
+    autoCommit: false,
+    eachMessage: async ({ partition, message }) => {
+      const offset = Number(message.offset)
+      emit({ event: 'record', partition, offset, value: b64(message.value) })
+      try {
+        await consumer.commitOffsets([{ topic: cmd.topic, partition,
+          offset: String(offset + 1) }])
+        emit({ event: 'commit', partition, offset: offset + 1 })
+      } catch (e) {
+        emit({ event: 'commit-error', partition, offset: offset + 1, error: e.type || e.name })
+      }
+    },
+  })
+  await stopped
+  await consumer.disconnect()
+  return true
+}
+
+async function groupAdmin(kafka, cmd) {
+  return withAdmin(kafka, async admin => {
+    switch (cmd.op) {
+      case 'groups-list':
+        return (await admin.listGroups()).groups
+      case 'groups-describe':
+        return (await admin.describeGroups(cmd.groups)).groups.map(g => ({
+          groupId: g.groupId, state: g.state, protocolType: g.protocolType,
+          protocol: g.protocol, members: g.members.map(m => m.memberId) }))
+      case 'groups-delete':
+        try {
+          return (await admin.deleteGroups(cmd.groups)).map(g => ({ groupId: g.groupId,
+            errorCode: g.errorCode }))
+        } catch (e) {
+          // kafkajs throws when any group failed; the per-group answers ride on the error.
+          if (!e.groups) throw e
+          return e.groups.map(g => ({ groupId: g.groupId, errorCode: g.errorCode || 0,
+            error: g.error ? g.error.type : null }))
+        }
+      case 'offsets-fetch':
+        return (await admin.fetchOffsets({ groupId: cmd.group, topics: [cmd.topic] }))
+          .flatMap(t => t.partitions.map(p => ({ partition: p.partition,
+            offset: Number(p.offset) })))
+      default:
+        throw new Error(`unknown op ${cmd.op}`)
+    }
+  })
+}
+
 async function run(kafka, cmd) {
   switch (cmd.op) {
     case 'create':
@@ -169,6 +248,13 @@ async function run(kafka, cmd) {
       return offsets(kafka, cmd)
     case 'fetch':
       return fetchFrom(kafka, cmd)
+    case 'group-consume':
+      return groupConsume(kafka, cmd)
+    case 'groups-list':
+    case 'groups-describe':
+    case 'groups-delete':
+    case 'offsets-fetch':
+      return groupAdmin(kafka, cmd)
     default:
       throw new Error(`unknown op ${cmd.op}`)
   }
@@ -184,7 +270,11 @@ async function main() {
   } catch (e) {
     out = { error: e.name || 'Error', type: e.type || null, message: String(e.message) }
   }
-  process.stdout.write(JSON.stringify(out) + '\n')
+  // A consumer that rode through a broker restart can leave kafkajs's reconnect timers behind,
+  // which would keep node running after its disconnect: a member ends when it has answered.
+  process.stdout.write(JSON.stringify(out) + '\n', () => {
+    if (cmd.op === 'group-consume') process.exit(0)
+  })
 }
 
 main()
