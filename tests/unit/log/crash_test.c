@@ -9,7 +9,8 @@
  * every batch-header field boundary (0..61 by field), the last byte, and every 64th byte in
  * between. After each crash the log reopens and must hold exactly a prefix of what was appended
  * (byte for byte, epochs included) containing everything that was reported durable, and must accept
- * further appends.
+ * further appends. A second matrix uses scenarios of small batches and tears the last pending
+ * write at every one of its bytes, after every step.
  *
  * Fault injection: the nth write, sync, allocation, truncate, directory operation (rename) or
  * open fails with EIO or ENOSPC; the failure surfaces as an error, nothing unsynced is ever
@@ -53,8 +54,10 @@ struct world {
     struct rng rng; /* drives the step sequence */
     uint64_t seed;
     int32_t epoch;
-    int64_t durable; /* the largest durable offset any callback reported */
-    int first_error; /* the first error any call or callback reported */
+    int64_t durable;          /* the largest durable offset any callback reported */
+    int first_error;          /* the first error any call or callback reported */
+    uint32_t records_max;     /* per appended batch */
+    uint32_t value_bytes_max; /* per record */
     struct buf b;
 };
 
@@ -86,6 +89,8 @@ static void world_init(struct world *w, uint64_t seed)
     rng_seed(&w->rng, seed);
     w->seed = seed;
     w->epoch = 1;
+    w->records_max = 16;
+    w->value_bytes_max = 1500;
     buf_init(&w->b);
 }
 
@@ -117,7 +122,8 @@ static void step(struct world *w)
         if (rng_chance(&w->rng, 1, 8))
             w->epoch++;
         buf_reset(&w->b);
-        test_batch_for(&w->b, w->seed, model_end(&w->m), 16, 1500, 1700000000000);
+        test_batch_for(&w->b, w->seed, model_end(&w->m), w->records_max, w->value_bytes_max,
+                       1700000000000);
         int64_t end = model_end(&w->m);
         rc = model_append(&w->m, w->log, &w->b, w->epoch);
         assert_true(rc != 0 || model_end(&w->m) > end);
@@ -158,13 +164,24 @@ static void world_open(struct world *w)
         fail_msg("open: %d (%s)", rc, err_str(rc));
 }
 
-/* Runs the first n steps of scenario seed from an empty disk. */
-static void replay(struct world *w, uint64_t seed, int n)
+/* Runs the first n steps of scenario seed from an empty disk (with small batches when
+ * `small`: a few short records each). */
+static void replay_sized(struct world *w, uint64_t seed, int n, bool small)
 {
     world_init(w, seed);
+    if (small) {
+        w->records_max = 3;
+        w->value_bytes_max = 40;
+    }
     world_open(w);
     for (int i = 0; i < n; i++)
         step(w);
+}
+
+/* Runs the first n steps of scenario seed from an empty disk. */
+static void replay(struct world *w, uint64_t seed, int n)
+{
+    replay_sized(w, seed, n, false);
 }
 
 /* After a crash: reopen, check the prefix property and durability, append once more. */
@@ -258,6 +275,44 @@ static void test_crash_matrix(void **state)
     assert_true(cases > 100);
 }
 
+/*
+ * The issue's literal matrix on small batches: after every step of a scenario, every pending
+ * operation kept but the last, and the last write torn at every byte of it (and kept whole).
+ */
+static void test_tear_last_write_every_byte(void **state)
+{
+    (void)state;
+    enum { STEPS = 30 };
+    uint64_t cases = 0;
+    for (int sc = 0; sc < 2; sc++) {
+        uint64_t seed = g_seed * 1000 + 500 + (uint64_t)sc;
+        for (int n = 1; n <= STEPS; n++) {
+            struct world w;
+            replay_sized(&w, seed, n, true);
+            uint64_t pending = io_sim_pending_ops(w.io);
+            uint64_t len = pending > 0 ? io_sim_pending_write_bytes(w.io, pending - 1) : 0;
+            world_deinit(&w);
+            for (uint64_t tear = 0; tear <= len && pending > 0; tear++) {
+                replay_sized(&w, seed, n, true);
+                /* tear == len: the last write kept whole. */
+                if (tear < len)
+                    io_sim_crash_at(w.io, pending - 1, tear);
+                else
+                    io_sim_crash_at(w.io, pending, 0);
+                char what[96];
+                snprintf(what, sizeof(what), "seed %llu steps %d last write torn at %llu of %llu",
+                         (unsigned long long)seed, n, (unsigned long long)tear,
+                         (unsigned long long)len);
+                check_recovered(&w, what);
+                world_deinit(&w);
+                cases++;
+            }
+        }
+    }
+    fprintf(stderr, "tear matrix: %llu crash cases\n", (unsigned long long)cases);
+    assert_true(cases > 1000);
+}
+
 /* Runs a whole scenario with the nth operation of `kind` failing with err. */
 static void run_faulty(uint64_t seed, unsigned kind, uint64_t nth, int err, bool *fired,
                        bool *surfaced)
@@ -332,6 +387,7 @@ int main(void)
     g_seed = test_seed("log_crash_test", 1);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_crash_matrix),
+        cmocka_unit_test(test_tear_last_write_every_byte),
         cmocka_unit_test(test_fault_injection),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
