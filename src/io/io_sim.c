@@ -686,6 +686,17 @@ static int begin_modify(struct io_sim *s, struct sim_file *f, unsigned kind)
     return f->writable ? 0 : -EBADF;
 }
 
+/* Checks that [off, off+len) fits a simulated file and the disk; *new_size is the file's size
+ * after a write or allocation of that range. -EFBIG or -ENOSPC otherwise. */
+static int extent_ok(struct io_sim *s, const struct inode *ino, uint64_t off, uint64_t len,
+                     uint64_t *new_size)
+{
+    if (off > IO_SIM_FILE_BYTES_MAX || len > IO_SIM_FILE_BYTES_MAX - off)
+        return -EFBIG;
+    *new_size = MAX(ino->cur.size, off + len);
+    return space_ok(s, ino->cur.size, *new_size) ? 0 : -ENOSPC;
+}
+
 static ssize_t sim_pwrite(struct io_file *file, const void *buf, size_t n, uint64_t off)
 {
     struct sim_file *f = to_file(file);
@@ -695,15 +706,10 @@ static ssize_t sim_pwrite(struct io_file *file, const void *buf, size_t n, uint6
     if (rc < 0 || n == 0)
         goto done;
     struct inode *ino = f->ino;
-    if (off > IO_SIM_FILE_BYTES_MAX || n > IO_SIM_FILE_BYTES_MAX - off) {
-        rc = -EFBIG;
+    uint64_t new_size;
+    rc = extent_ok(s, ino, off, n, &new_size);
+    if (rc < 0)
         goto done;
-    }
-    uint64_t new_size = MAX(ino->cur.size, off + n);
-    if (!space_ok(s, ino->cur.size, new_size)) {
-        rc = -ENOSPC;
-        goto done;
-    }
     account_resize(s, ino, new_size);
     content_write(&ino->cur, off, buf, n);
     push_data_op(s, ino, OP_WRITE, off, n, buf);
@@ -772,15 +778,10 @@ static int sim_allocate(struct io_file *file, uint64_t off, uint64_t len)
     if (rc < 0 || len == 0)
         goto done;
     struct inode *ino = f->ino;
-    if (off > IO_SIM_FILE_BYTES_MAX || len > IO_SIM_FILE_BYTES_MAX - off) {
-        rc = -EFBIG;
+    uint64_t new_size;
+    rc = extent_ok(s, ino, off, len, &new_size);
+    if (rc < 0)
         goto done;
-    }
-    uint64_t new_size = MAX(ino->cur.size, off + len);
-    if (!space_ok(s, ino->cur.size, new_size)) {
-        rc = -ENOSPC;
-        goto done;
-    }
     account_resize(s, ino, new_size);
     content_resize(&ino->cur, new_size);
     push_data_op(s, ino, OP_ALLOCATE, off, len, NULL);
