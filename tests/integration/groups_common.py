@@ -208,3 +208,89 @@ def kafka_python_member():
                           "offset": r.offset + 1, "error": type(e).__name__})
     c.close()
     print(json.dumps({"result": True}), flush=True)
+
+
+# Scenarios every group client runs. `start(members, n, broker, topic, group, ledger,
+# session_ms=...)` starts n members of the client under test; `committed(broker, group)` reads
+# the group's committed offsets through that client's admin API, as {partition: offset}.
+
+# Members that must ride through a broker restart get a session that outlasts the restart and
+# the client's reconnect back-off, so the restart alone never expires them.
+RESTART_SESSION_MS = 10000
+
+
+def scenario_read_each_record_once(start, committed, gbroker, topic, members, prefix):
+    """Three members share six partitions; every record is read, none more often than the
+    commits allow, and the final commits cover everything."""
+    create_topic(gbroker, topic)
+    produce(gbroker, topic, 0, 600)
+    group = unique(prefix + "3")
+    ledger = Ledger()
+    ms = start(members, 3, gbroker, topic, group, ledger)
+    wait_for(lambda: ledger.count() == 600 and settled(ms, 2), what="600 records")
+    ledger.check(600)
+    assert committed(gbroker, group) == {p: 100 for p in range(PARTITIONS)}
+    for m in ms:
+        m.stop()
+
+
+def scenario_member_leaves_cleanly(start, gbroker, topic, members, prefix):
+    """A member leaves cleanly: the other two take its partitions and read what follows."""
+    create_topic(gbroker, topic)
+    produce(gbroker, topic, 0, 300)
+    group = unique(prefix + "leave")
+    ledger = Ledger()
+    ms = start(members, 3, gbroker, topic, group, ledger)
+    wait_for(lambda: ledger.count() == 300 and settled(ms, 2), what="first 300 records")
+    ms[2].stop()
+    rest = ms[:2]
+    wait_for(lambda: settled(rest, 3), what="the two left to share six partitions")
+    produce(gbroker, topic, 300, 300)
+    wait_for(lambda: ledger.count() == 600, what="second 300 records")
+    ledger.check(600)
+    for m in rest:
+        m.stop()
+
+
+def scenario_member_sigkill_expires_after_session(start, gbroker, topic, members, prefix):
+    """A member is killed with SIGKILL; nobody tells the broker, so its partitions move only
+    after its session timeout."""
+    create_topic(gbroker, topic)
+    group = unique(prefix + "kill")
+    ledger = Ledger()
+    ms = start(members, 3, gbroker, topic, group, ledger)
+    wait_for(lambda: settled(ms, 2), what="three members to settle")
+    ms[2].kill()
+    killed_at = time.monotonic()
+    rest = ms[:2]
+    wait_for(lambda: settled(rest, 3), what="the survivors to take over")
+    assert time.monotonic() - killed_at >= SESSION_MS / 1000.0 - 1.0
+    produce(gbroker, topic, 0, 120)
+    wait_for(lambda: ledger.count() == 120, what="records after the kill")
+    ledger.check(120)
+    for m in rest:
+        m.stop()
+
+
+def scenario_members_resume_after_broker_restart(start, committed, make_broker, topic, members,
+                                                 prefix):
+    """The broker restarts under two members: they resume from their committed offsets."""
+    b = make_broker(BROKER_ARGS).start()
+    create_topic(b, topic)
+    produce(b, topic, 0, 120)
+    group = unique(prefix + "restart")
+    ledger = Ledger()
+    ms = start(members, 2, b, topic, group, ledger, session_ms=RESTART_SESSION_MS)
+    wait_for(lambda: ledger.count() == 120 and settled(ms, 3), what="records before restart")
+    wait_for(lambda: sum(ledger.committed_max().values()) == 120, what="commits before restart")
+    b.stop()
+    b.start()
+    produce(b, topic, 120, 120)
+    wait_for(lambda: ledger.count() == 240, what="records after restart")
+    # Nothing before the last commit came again: the members resumed from committed offsets.
+    ledger.check(240)
+    wait_for(lambda: ledger.committed_max() == {p: 40 for p in range(PARTITIONS)},
+             what="commits after restart")
+    for m in ms:
+        m.stop()
+    assert committed(b, group) == {p: 40 for p in range(PARTITIONS)}

@@ -17,19 +17,18 @@ Not covered here, because kafka-python 2.0.2 lacks the client feature: static me
 import json
 import os
 import sys
-import time
 
 import pytest
 from kafka.admin import KafkaAdminClient
 
 from groups_common import (BROKER_ARGS, PARTITIONS, SESSION_MS, Ledger, Member, create_topic,
-                           produce, settled, unique, wait_for)
+                           produce, scenario_member_leaves_cleanly,
+                           scenario_member_sigkill_expires_after_session,
+                           scenario_members_resume_after_broker_restart,
+                           scenario_read_each_record_once, unique, wait_for)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 MEMBER_MAIN = "import groups_common; groups_common.kafka_python_member()"
-# Members that must ride through a broker restart get a session that outlasts the restart and
-# the client's reconnect back-off, so the restart alone never expires them.
-RESTART_SESSION_MS = 10000
 
 
 @pytest.fixture
@@ -64,73 +63,20 @@ def committed(broker, group):
 
 
 def test_kafka_python_three_members_read_each_record_once(gbroker, topic, members):
-    create_topic(gbroker, topic)
-    produce(gbroker, topic, 0, 600)
-    group = unique("kp3")
-    ledger = Ledger()
-    ms = start(members, 3, gbroker, topic, group, ledger)
-    wait_for(lambda: ledger.count() == 600 and settled(ms, 2), what="600 records")
-    ledger.check(600)
-    assert committed(gbroker, group) == {p: 100 for p in range(PARTITIONS)}
-    for m in ms:
-        m.stop()
+    scenario_read_each_record_once(start, committed, gbroker, topic, members, "kp")
 
 
 def test_kafka_python_member_leaves_cleanly(gbroker, topic, members):
-    create_topic(gbroker, topic)
-    produce(gbroker, topic, 0, 300)
-    group = unique("kpleave")
-    ledger = Ledger()
-    ms = start(members, 3, gbroker, topic, group, ledger)
-    wait_for(lambda: ledger.count() == 300 and settled(ms, 2), what="first 300 records")
-    ms[2].stop()
-    rest = ms[:2]
-    wait_for(lambda: settled(rest, 3), what="the two left to share six partitions")
-    produce(gbroker, topic, 300, 300)
-    wait_for(lambda: ledger.count() == 600, what="second 300 records")
-    ledger.check(600)
-    for m in rest:
-        m.stop()
+    scenario_member_leaves_cleanly(start, gbroker, topic, members, "kp")
 
 
 def test_kafka_python_member_sigkill_expires_after_session(gbroker, topic, members):
-    create_topic(gbroker, topic)
-    group = unique("kpkill")
-    ledger = Ledger()
-    ms = start(members, 3, gbroker, topic, group, ledger)
-    wait_for(lambda: settled(ms, 2), what="three members to settle")
-    ms[2].kill()
-    killed_at = time.monotonic()
-    rest = ms[:2]
-    wait_for(lambda: settled(rest, 3), what="the survivors to take over")
-    assert time.monotonic() - killed_at >= SESSION_MS / 1000.0 - 1.0
-    produce(gbroker, topic, 0, 120)
-    wait_for(lambda: ledger.count() == 120, what="records after the kill")
-    ledger.check(120)
-    for m in rest:
-        m.stop()
+    scenario_member_sigkill_expires_after_session(start, gbroker, topic, members, "kp")
 
 
 def test_kafka_python_members_resume_after_broker_restart(make_broker, topic, members):
-    b = make_broker(BROKER_ARGS).start()
-    create_topic(b, topic)
-    produce(b, topic, 0, 120)
-    group = unique("kprestart")
-    ledger = Ledger()
-    ms = start(members, 2, b, topic, group, ledger, session_ms=RESTART_SESSION_MS)
-    wait_for(lambda: ledger.count() == 120 and settled(ms, 3), what="records before restart")
-    wait_for(lambda: sum(ledger.committed_max().values()) == 120, what="commits before restart")
-    b.stop()
-    b.start()
-    produce(b, topic, 120, 120)
-    wait_for(lambda: ledger.count() == 240, what="records after restart")
-    # Nothing before the last commit came again: the members resumed from committed offsets.
-    ledger.check(240)
-    wait_for(lambda: ledger.committed_max() == {p: 40 for p in range(PARTITIONS)},
-             what="commits after restart")
-    for m in ms:
-        m.stop()
-    assert committed(b, group) == {p: 40 for p in range(PARTITIONS)}
+    scenario_members_resume_after_broker_restart(start, committed, make_broker, topic, members,
+                                                 "kp")
 
 
 def test_kafka_python_admin_groups(gbroker, topic, members):
