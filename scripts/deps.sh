@@ -1,21 +1,24 @@
 #!/usr/bin/env bash
 # Installs the Debian packages Chronik needs, and nothing when they are all there already.
-#   scripts/deps.sh build   what building and running the broker needs
+#   scripts/deps.sh build   what building and running the broker needs, and kcat for the README's
+#                           quick start
 #   scripts/deps.sh test    that, plus what the test suite and the benchmarks need, and the
 #                           integration tests' kafkajs (`npm ci` in tests/integration)
 # Runs `apt-get update` once, and only when something is missing; runs `npm ci` only when
 # tests/integration/package-lock.json changed since the last run. Idempotent.
 set -euo pipefail
 
+# kcat is here, not among the test packages, because the README's quick start uses it right after
+# command 1.
 build_pkgs=(
     cmake ninja-build gcc make pkg-config python3
-    zlib1g-dev libzstd-dev liblz4-dev libsnappy-dev
+    zlib1g-dev libzstd-dev liblz4-dev libsnappy-dev kcat
 )
 # python3-snappy, python3-lz4 and python3-zstandard give kafka-python its codecs; nodejs runs
 # kafkajs (npm comes with it from NodeSource, else from Debian's npm package).
 test_pkgs=(
     clang clang-format libclang-rt-14-dev libcmocka-dev
-    librdkafka-dev kcat python3-pytest python3-confluent-kafka python3-kafka
+    librdkafka-dev python3-pytest python3-confluent-kafka python3-kafka
     python3-snappy python3-lz4 python3-zstandard nodejs
 )
 
