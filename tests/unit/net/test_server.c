@@ -697,6 +697,97 @@ static void test_backpressure_inflight(void **state)
     th_stop(t);
 }
 
+/* Issue 8 item 2: memory held by requests is bounded broker-wide (queued.max.request.bytes).
+ * Requests of many connections parked by the handler stop the reading of new requests on every
+ * connection once their memory reaches the bound (each frame counts in full from its size
+ * prefix, so a begun frame is always finished), also after their connection closed, and
+ * reading resumes on every connection once answers free memory below the bound. */
+static void test_backpressure_queued_bytes(void **state)
+{
+    (void)state;
+    enum { CONNS = 4, PAYLOAD = 30 * 1024 };
+    struct net_server_config cfg = test_config();
+    cfg.queued_bytes_max = 64 * 1024;
+    struct th *t = th_start(&cfg, false);
+    uint8_t *payload = xcalloc(1, PAYLOAD);
+    struct buf b;
+    buf_init(&b);
+    int fds[CONNS];
+    for (uint32_t i = 0; i < CONNS; i++) {
+        fds[i] = client_connect(t);
+        buf_reset(&b);
+        frame_build(&b, OP_HOLD, i, payload, PAYLOAD);
+        client_send(t, fds[i], b.data, b.len);
+    }
+    /* Two frames are below the bound, so a third begins; then nothing more is read. */
+    uint64_t end = now_ms() + WAIT_MS;
+    while (t->requests < 3) {
+        assert_true(now_ms() < end);
+        pump(t);
+    }
+    int echo_fd = client_connect(t);
+    buf_reset(&b);
+    frame_build(&b, OP_ECHO, 99, "x", 1);
+    client_send(t, echo_fd, b.data, b.len);
+    pump_ms(t, 50);
+    assert_int_equal(t->requests, 3);
+    struct net_server_stats st;
+    net_server_stats(&t->server, &st);
+    assert_true(st.queued_bytes >= 3 * PAYLOAD && st.queued_bytes < 4 * PAYLOAD);
+    assert_int_equal(st.queued_pauses_total, 1);
+    assert_int_equal(st.connections_paused, CONNS + 1); /* none may start a request */
+
+    /* A held request whose connection closes still holds its memory until it is answered. */
+    struct slice f = net_request_frame(t->held[0]);
+    uint32_t gone = be32_load(f.ptr + 1);
+    /* A reset, which the server sees although it does not read the paused connection. */
+    struct linger lg = {.l_onoff = 1, .l_linger = 0};
+    assert_int_equal(setsockopt(fds[gone], SOL_SOCKET, SO_LINGER, &lg, sizeof(lg)), 0);
+    close(fds[gone]);
+    fds[gone] = -1;
+    while (t->closed_count < 1) {
+        assert_true(now_ms() < end);
+        pump(t);
+    }
+    pump_ms(t, 20);
+    assert_int_equal(t->requests, 3);
+    net_server_stats(&t->server, &st);
+    assert_true(st.queued_bytes >= 3 * PAYLOAD);
+    answer_held(t, 0);
+    /* The freed memory lets the paused connections in again: everything is served. */
+    while (t->requests < CONNS + 1) {
+        assert_true(now_ms() < end);
+        pump(t);
+        while (t->held_count > 0)
+            answer_held(t, 0);
+    }
+    uint8_t resp[4 + 4 + 1];
+    assert_true(client_recv(t, echo_fd, resp, sizeof(resp)));
+    assert_int_equal(be32_load(resp + 4), 99);
+    for (uint32_t i = 0; i < CONNS; i++) {
+        if (fds[i] < 0)
+            continue;
+        uint8_t hdr[8];
+        assert_true(client_recv(t, fds[i], hdr, sizeof(hdr)));
+        assert_int_equal(be32_load(hdr + 4), i);
+        uint8_t *body = xmalloc(PAYLOAD);
+        assert_true(client_recv(t, fds[i], body, PAYLOAD));
+        free(body);
+        close(fds[i]);
+    }
+    close(echo_fd);
+    while (t->closed_count < CONNS + 1) {
+        assert_true(now_ms() < end);
+        pump(t);
+    }
+    net_server_stats(&t->server, &st);
+    assert_int_equal(st.queued_bytes, 0);
+    assert_int_equal(st.connections_paused, 0);
+    free(payload);
+    buf_deinit(&b);
+    th_stop(t);
+}
+
 static void test_backpressure_output(void **state)
 {
     (void)state;
@@ -1293,6 +1384,7 @@ int main(void)
         cmocka_unit_test(test_pipelined_out_of_order),
         cmocka_unit_test(test_backpressure_inflight),
         cmocka_unit_test(test_backpressure_output),
+        cmocka_unit_test(test_backpressure_queued_bytes),
         cmocka_unit_test(test_idle_timeout),
         cmocka_unit_test(test_sendfile),
         cmocka_unit_test(test_disconnect_inflight),
