@@ -43,8 +43,12 @@ static int flush_ensure(struct replica *r)
     int rc = log_flush(r->log, log_end_offset(r->log), on_durable, r);
     if (rc == 0)
         r->flush_waiting = true;
-    else if (rc < 0)
-        r->err = rc; /* a storage error (the log's), or more waiters than the one we keep */
+    if (rc < 0) {
+        /* Only a failed log refuses our one waiter: the log's bound on waiters is far above it,
+         * so no temporary limit can fail the replica. */
+        ASSERT(rc == log_error(r->log));
+        r->err = rc;
+    }
     return rc < 0 ? rc : 0;
 }
 
