@@ -129,6 +129,10 @@ bool broker_auto_create_allowed(const struct broker *b);
 
 /* The listener's request callback (request.c). */
 void broker_on_request(void *ctx, struct net_request *req);
+/* The listener's memory-pressure callback (request.c): queued.max.request.bytes is reached and
+ * no request is read until memory is freed, so waiting fetches are answered now with what
+ * they have (as at their timeout) rather than hold that memory for up to their max wait. */
+void broker_on_pressure(void *ctx);
 
 void api_versions_handle(struct breq *rq);
 /* Fills resp->api_keys with every API Chronik implements (arena of rq). */

@@ -159,6 +159,11 @@ void breq_fail(struct breq *rq, int err)
     free(resp);
 }
 
+void broker_on_pressure(void *ctx)
+{
+    fetch_finish_all(ctx);
+}
+
 /* The arena's blocks count against queued.max.request.bytes for as long as the request lives. */
 static void charge_arena(void *ctx, size_t bytes)
 {

@@ -138,8 +138,13 @@ static void req_charge(struct net_request *req, uint64_t n)
         return;
     bool was_full = queued_full(s);
     s->stats.queued_bytes += n;
-    if (!was_full && queued_full(s))
-        s->stats.queued_pauses_total++;
+    if (was_full || !queued_full(s))
+        return;
+    s->stats.queued_pauses_total++;
+    if (s->handler.pressure != NULL && s->loop != NULL && !loop_timer_active(&s->pressure_timer)) {
+        int rc = loop_timer_start(s->loop, &s->pressure_timer, 0, 0);
+        ASSERT(rc == 0 || rc == ERR_TOO_LARGE);
+    }
 }
 
 /* Gives back what req held; reading resumes (from a timer, outside any callback of a
@@ -987,6 +992,13 @@ static bool config_valid(const struct net_server_config *cfg)
            cfg->output_bytes_max <= NET_OUTPUT_BYTES_MAX;
 }
 
+static void pressure(void *ctx)
+{
+    struct net_server *s = ctx;
+    if (queued_full(s))
+        s->handler.pressure(s->handler.ctx);
+}
+
 /* Request memory fell below its bound: every connection paused for it reads again. */
 static void resume_reading(void *ctx)
 {
@@ -1026,6 +1038,7 @@ int net_server_init(struct net_server *s, struct loop *loop, const struct net_se
     loop_timer_init(&s->accept_retry_timer, accept_retry, s);
     loop_timer_init(&s->shutdown_timer, shutdown_finish, s);
     loop_timer_init(&s->resume_timer, resume_reading, s);
+    loop_timer_init(&s->pressure_timer, pressure, s);
     int fd = listen_open(s, cfg->host, cfg->port);
     if (fd < 0)
         return fd;
@@ -1054,6 +1067,7 @@ void net_server_deinit(struct net_server *s)
     loop_timer_stop(s->loop, &s->shutdown_timer);
     loop_timer_stop(s->loop, &s->reap_timer);
     loop_timer_stop(s->loop, &s->resume_timer);
+    loop_timer_stop(s->loop, &s->pressure_timer);
     reap(s);
     /* The handler completes detached requests after this; they no longer count anywhere. */
     while (s->detached != NULL) {

@@ -31,8 +31,9 @@
  * with net_request_charge) is at least queued_bytes_max, and resumes once requests are freed
  * below it. As in Kafka the bound is checked before a request starts, so it is exceeded by at
  * most the requests that started below it; a frame already started is always read to its end
- * (the memory it needs is already counted), so the bound never deadlocks. Requests detached by
- * a close keep their memory counted until the handler completes them; unparsed input is at most
+ * (the memory it needs is already counted). Requests detached by a close keep their memory
+ * counted until the handler completes them. Reaching the bound calls the handler's optional
+ * pressure callback, so that it answers what only waits. Unparsed input is at most
  * NET_READ_CHUNK_BYTES per connection; a frame's buffer grows with the bytes actually received (or
  * is a buffer of an earlier frame, kept for reuse: at most NET_FRAME_CACHE_BYTES_MAX of them). At
  * most connections_max connections; more are accepted and closed at once. A connection with no
@@ -66,6 +67,10 @@ struct net_handler {
     void (*request)(void *ctx, struct net_request *req);
     /* Optional (may be NULL): a connection closed; its uncompleted requests are detached. */
     void (*closed)(void *ctx, uint64_t conn_id);
+    /* Optional (may be NULL): request memory reached queued_bytes_max and reading stopped.
+     * Called on the loop, outside any other callback; the handler answers what it may answer
+     * early (long polls) so that reading is not held up by requests that only wait. */
+    void (*pressure)(void *ctx);
     void *ctx;
 };
 
@@ -111,8 +116,9 @@ struct net_server {
     struct loop_timer reap_timer;
     struct loop_timer accept_retry_timer;
     struct loop_timer shutdown_timer;
-    struct loop_timer resume_timer; /* resumes reading once request memory fell below its bound */
-    struct net_request *detached;   /* requests detached by a close, not yet completed */
+    struct loop_timer resume_timer;   /* resumes reading once request memory fell below its bound */
+    struct loop_timer pressure_timer; /* tells the handler that request memory reached it */
+    struct net_request *detached;     /* requests detached by a close, not yet completed */
     bool shutting_down;
     net_shutdown_fn shutdown_fn;
     void *shutdown_ctx;

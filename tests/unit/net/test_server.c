@@ -67,6 +67,7 @@ struct th {
     bool shutdown_done;
     struct net_request *abort_on_release;
     uint32_t abort_releases;
+    uint32_t pressures;
 };
 
 static uint64_t test_seed(void)
@@ -180,6 +181,12 @@ static void on_closed(void *ctx, uint64_t conn_id)
     t->closed_count++;
 }
 
+static void on_pressure(void *ctx)
+{
+    struct th *t = ctx;
+    t->pressures++;
+}
+
 static void on_shutdown(void *ctx)
 {
     struct th *t = ctx;
@@ -203,7 +210,8 @@ static struct th *th_start(const struct net_server_config *cfg, bool sim_clock)
     t->file_fd = -1;
     t->big_bytes = 64 * KIB;
     assert_int_equal(loop_epoll_init(&t->loop, sim_clock ? &t->sim.clock : clock_real()), 0);
-    struct net_handler h = {.request = on_request, .closed = on_closed, .ctx = t};
+    struct net_handler h = {
+        .request = on_request, .closed = on_closed, .pressure = on_pressure, .ctx = t};
     assert_int_equal(net_server_init(&t->server, &t->loop.loop, cfg, &h), 0);
     assert_true(net_server_port(&t->server) > 0);
     return t;
@@ -735,6 +743,7 @@ static void test_backpressure_queued_bytes(void **state)
     net_server_stats(&t->server, &st);
     assert_true(st.queued_bytes >= 3 * PAYLOAD && st.queued_bytes < 4 * PAYLOAD);
     assert_int_equal(st.queued_pauses_total, 1);
+    assert_int_equal(t->pressures, 1);                  /* told once, from the loop */
     assert_int_equal(st.connections_paused, CONNS + 1); /* none may start a request */
 
     /* A held request whose connection closes still holds its memory until it is answered. */
