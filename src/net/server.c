@@ -178,8 +178,6 @@ static struct net_request *req_new(struct net_conn *c, uint32_t frame_len)
     req->server = c->server;
     req->conn_id = c->id;
     req->frame_len = frame_len;
-    /* The whole frame counts from now, as Kafka allocates it: what is started is finished. */
-    req_charge(req, frame_len);
     return req;
 }
 
@@ -243,7 +241,7 @@ static void frame_cache_take(struct net_server *s, struct net_request *req)
 /* Grows the frame buffer to hold at least need bytes, at most doubling, so memory follows the
  * bytes actually received rather than the size a peer announced. A frame larger than the first
  * allocation starts from a cached buffer instead, when there is one. */
-static void frame_reserve(struct net_server *s, struct net_request *req, uint32_t need)
+static void frame_grow(struct net_server *s, struct net_request *req, uint32_t need)
 {
     ASSERT(need <= req->frame_len);
     if (need <= req->frame_cap)
@@ -257,6 +255,16 @@ static void frame_reserve(struct net_server *s, struct net_request *req, uint32_
     cap = MIN(MAX(cap, need), req->frame_len);
     req->frame = xrealloc(req->frame, cap);
     req->frame_cap = (uint32_t)cap;
+}
+
+/* frame_grow, with the buffer's growth counted as request memory: a frame counts for the memory
+ * it has, not the size its peer announced, so announcing large frames and sending nothing
+ * cannot use up the bound. */
+static void frame_reserve(struct net_server *s, struct net_request *req, uint32_t need)
+{
+    uint32_t before = req->frame_cap;
+    frame_grow(s, req, need);
+    req_charge(req, req->frame_cap - before);
 }
 
 static void piece_release(struct piece *p)

@@ -26,12 +26,12 @@
  * Bounds: reading a connection stops while it has inflight_requests_max requests in flight (read
  * and not yet fully answered) or output_bytes_max bytes of completed responses not yet sent, and
  * resumes below both. Broker-wide, reading new requests stops on every connection while the
- * memory held by requests (Kafka's queued.max.request.bytes: each frame's announced size from
- * the moment its size prefix is read, the memory of its response, and what the handler charges
- * with net_request_charge) is at least queued_bytes_max, and resumes once requests are freed
- * below it. As in Kafka the bound is checked before a request starts, so it is exceeded by at
- * most the requests that started below it; a frame already started is always read to its end
- * (the memory it needs is already counted). Requests detached by a close keep their memory
+ * memory held by requests (Kafka's queued.max.request.bytes: each frame's buffer as it is
+ * received, the memory of its response, and what the handler charges with net_request_charge)
+ * is at least queued_bytes_max, and resumes once requests are freed below it. As in Kafka the
+ * bound is checked before a request starts, so it is exceeded by at most the requests that
+ * started below it; a frame already started is always read to its end, so the bound never
+ * stops a request half-read. Requests detached by a close keep their memory
  * counted until the handler completes them. Reaching the bound calls the handler's optional
  * pressure callback, so that it answers what only waits. Unparsed input is at most
  * NET_READ_CHUNK_BYTES per connection; a frame's buffer grows with the bytes actually received (or

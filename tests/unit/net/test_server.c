@@ -707,8 +707,8 @@ static void test_backpressure_inflight(void **state)
 
 /* Issue 8 item 2: memory held by requests is bounded broker-wide (queued.max.request.bytes).
  * Requests of many connections parked by the handler stop the reading of new requests on every
- * connection once their memory reaches the bound (each frame counts in full from its size
- * prefix, so a begun frame is always finished), also after their connection closed, and
+ * connection once their memory reaches the bound (a begun frame is always finished), also after
+ * their connection closed, and
  * reading resumes on every connection once answers free memory below the bound. */
 static void test_backpressure_queued_bytes(void **state)
 {
@@ -727,7 +727,7 @@ static void test_backpressure_queued_bytes(void **state)
         frame_build(&b, OP_HOLD, i, payload, PAYLOAD);
         client_send(t, fds[i], b.data, b.len);
     }
-    /* Two frames are below the bound, so a third begins; then nothing more is read. */
+    /* Two frames are below the bound, so a third begins and is read whole; then nothing more. */
     uint64_t end = now_ms() + WAIT_MS;
     while (t->requests < 3) {
         assert_true(now_ms() < end);
@@ -793,6 +793,41 @@ static void test_backpressure_queued_bytes(void **state)
     assert_int_equal(st.queued_bytes, 0);
     assert_int_equal(st.connections_paused, 0);
     free(payload);
+    buf_deinit(&b);
+    th_stop(t);
+}
+
+/* A frame counts for the bytes received, not the size announced: peers that announce frames of
+ * the largest size and send nothing more do not use up queued_bytes_max for everyone else. */
+static void test_queued_bytes_count_received_bytes(void **state)
+{
+    (void)state;
+    struct net_server_config cfg = test_config();
+    cfg.queued_bytes_max = MIB; /* a hundredth of one announced frame */
+    struct th *t = th_start(&cfg, false);
+    int idle[4];
+    for (uint32_t i = 0; i < 4; i++) {
+        idle[i] = client_connect(t);
+        uint8_t hdr[5];
+        be32_store(hdr, cfg.frame_bytes_max);
+        hdr[4] = OP_ECHO;
+        client_send(t, idle[i], hdr, sizeof(hdr));
+    }
+    pump_ms(t, 20);
+    struct net_server_stats st;
+    net_server_stats(&t->server, &st);
+    assert_true(st.queued_bytes < cfg.queued_bytes_max);
+    int fd = client_connect(t);
+    struct buf b;
+    buf_init(&b);
+    frame_build(&b, OP_ECHO, 5, "y", 1);
+    client_send(t, fd, b.data, b.len);
+    uint8_t resp[4 + 4 + 1];
+    assert_true(client_recv(t, fd, resp, sizeof(resp)));
+    assert_int_equal(be32_load(resp + 4), 5);
+    close(fd);
+    for (uint32_t i = 0; i < 4; i++)
+        close(idle[i]);
     buf_deinit(&b);
     th_stop(t);
 }
@@ -1394,6 +1429,7 @@ int main(void)
         cmocka_unit_test(test_backpressure_inflight),
         cmocka_unit_test(test_backpressure_output),
         cmocka_unit_test(test_backpressure_queued_bytes),
+        cmocka_unit_test(test_queued_bytes_count_received_bytes),
         cmocka_unit_test(test_idle_timeout),
         cmocka_unit_test(test_sendfile),
         cmocka_unit_test(test_disconnect_inflight),
