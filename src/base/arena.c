@@ -23,6 +23,14 @@ void arena_init(struct arena *a, size_t block_bytes, size_t limit_bytes)
     a->block_bytes = block_bytes;
     a->limit_bytes = limit_bytes;
     a->used_bytes = 0;
+    a->meter = NULL;
+    a->meter_ctx = NULL;
+}
+
+void arena_set_meter(struct arena *a, arena_meter_fn fn, void *ctx)
+{
+    a->meter = fn;
+    a->meter_ctx = ctx;
 }
 
 static void free_blocks(struct arena_block *b)
@@ -71,6 +79,8 @@ void *arena_alloc(struct arena *a, size_t n)
     if (b == NULL || b->cap - b->used < rounded) {
         size_t cap = rounded > a->block_bytes ? rounded : a->block_bytes;
         struct arena_block *nb = xmalloc(sizeof(*nb) + cap);
+        if (a->meter != NULL)
+            a->meter(a->meter_ctx, sizeof(*nb) + cap);
         nb->cap = cap;
         nb->used = 0;
         if (b != NULL && cap > a->block_bytes) {

@@ -6,6 +6,10 @@
  * Every arena has a byte limit: an allocation that would take the total over it returns NULL,
  * which decoders turn into an error. This is what keeps hostile inputs from growing memory.
  * arena_reset() keeps the first block so a reused arena does not touch fresh memory again.
+ *
+ * An optional meter is told the size of every block the arena takes from the heap, so an owner
+ * can count an arena's memory against a bound shared with others (the broker counts request
+ * arenas against queued.max.request.bytes).
  */
 #ifndef CHRONIK_BASE_ARENA_H
 #define CHRONIK_BASE_ARENA_H
@@ -14,14 +18,21 @@
 
 struct arena_block;
 
+/* Called with the bytes of each block the arena allocates (header included). */
+typedef void (*arena_meter_fn)(void *ctx, size_t bytes);
+
 struct arena {
     struct arena_block *head; /* newest block first */
     size_t block_bytes;       /* payload size of an ordinary block */
     size_t limit_bytes;       /* most bytes the arena may hand out between resets */
     size_t used_bytes;        /* bytes handed out since the last reset (with alignment) */
+    arena_meter_fn meter;     /* NULL: none */
+    void *meter_ctx;
 };
 
 void arena_init(struct arena *a, size_t block_bytes, size_t limit_bytes);
+/* Sets the meter for the blocks allocated from now on. */
+void arena_set_meter(struct arena *a, arena_meter_fn fn, void *ctx);
 void arena_deinit(struct arena *a);
 void arena_reset(struct arena *a);
 

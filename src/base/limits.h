@@ -57,6 +57,7 @@
 #define NET_CONNECTIONS_MAX           10000u
 #define NET_INFLIGHT_REQUESTS_MAX     64u          /* per connection before reading stops */
 #define NET_OUTPUT_BYTES_MAX          (16u * MIB)  /* unsent output per connection before reading stops */
+#define NET_QUEUED_BYTES_MAX_DEFAULT  (256u * MIB) /* queued.max.request.bytes: requests' memory, broker-wide */
 #define NET_IDLE_MS_DEFAULT           (10u * 60 * 1000) /* connections.max.idle.ms */
 #define NET_TIMERS_MAX                1000000u
 #define NET_LOOP_EVENTS_MAX           256u         /* epoll events fetched per wait */

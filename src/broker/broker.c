@@ -543,7 +543,11 @@ int broker_open(const struct broker_config *cfg, struct broker **out)
     ncfg.port = cfg->listener.port;
     ncfg.frame_bytes_max = (uint32_t)cfg->socket_request_max_bytes;
     ncfg.idle_ms = (uint64_t)cfg->connections_max_idle_ms;
-    const struct net_handler handler = {.request = broker_on_request, .closed = NULL, .ctx = b};
+    /* Kafka's queued.max.request.bytes: 0 and below set no bound. */
+    ncfg.queued_bytes_max =
+        cfg->queued_max_request_bytes > 0 ? (uint64_t)cfg->queued_max_request_bytes : 0;
+    const struct net_handler handler = {
+        .request = broker_on_request, .closed = NULL, .pressure = broker_on_pressure, .ctx = b};
     rc = net_server_init(&b->server, b->loop, &ncfg, &handler);
     if (rc < 0) {
         fprintf(stderr, "chronik: cannot listen on %s:%u: %s\n", ncfg.host, ncfg.port, err_str(rc));

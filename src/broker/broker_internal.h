@@ -77,7 +77,8 @@ struct breq {
     int32_t correlation_id;
     struct proto_str client_id;
     const struct proto_api *api;
-    void *body; /* the decoded request, a struct kafka_<api>_request */
+    void *body;         /* the decoded request, a struct kafka_<api>_request */
+    bool out_of_memory; /* an allocation for the answer failed: breq_respond() fails instead */
 };
 
 /* Encodes the response header and body (a struct kafka_<api>_response) and sends it. */
@@ -90,6 +91,15 @@ void breq_finish(struct breq *rq);
 void breq_respond_none(struct breq *rq);
 /* Closes the connection: what Kafka does with a request it cannot parse. */
 void breq_abort(struct breq *rq);
+/*
+ * Answers a request the broker cannot serve within its memory budget (err: why, for the log):
+ * with UNKNOWN_SERVER_ERROR in the response's top-level ErrorCode when its version has one (as
+ * Kafka answers a request whose handler failed), else by closing the connection; logs one line.
+ * A handler calls it instead of answering, before any effect the answer would have to report.
+ * Helpers that cannot return an error may set rq->out_of_memory instead: breq_respond() then
+ * calls this.
+ */
+void breq_fail(struct breq *rq, int err);
 
 /* ---- topics and replicas (broker.c) ------------------------------------------------------ */
 
@@ -119,6 +129,10 @@ bool broker_auto_create_allowed(const struct broker *b);
 
 /* The listener's request callback (request.c). */
 void broker_on_request(void *ctx, struct net_request *req);
+/* The listener's memory-pressure callback (request.c): queued.max.request.bytes is reached and
+ * no request is read until memory is freed, so waiting fetches are answered now with what
+ * they have (as at their timeout) rather than hold that memory for up to their max wait. */
+void broker_on_pressure(void *ctx);
 
 void api_versions_handle(struct breq *rq);
 /* Fills resp->api_keys with every API Chronik implements (arena of rq). */

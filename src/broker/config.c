@@ -234,6 +234,17 @@ const struct broker_config_key broker_config_keys[BROKER_KEY_COUNT] = {
             .read_only = true,
             .doc = "Largest request frame accepted; a larger one closes the connection.",
         },
+    [BROKER_KEY_QUEUED_MAX_REQUEST_BYTES] =
+        {
+            .name = "queued.max.request.bytes",
+            .type = BROKER_CONFIG_LONG,
+            .default_value = "268435456",
+            .min = -1,
+            .max = INT64_MAX,
+            .synonym_of = BROKER_KEY_QUEUED_MAX_REQUEST_BYTES,
+            .read_only = true,
+            .doc = "Memory of requests in flight above which no more requests are read; -1: none.",
+        },
     [BROKER_KEY_CONNECTIONS_MAX_IDLE_MS] =
         {
             .name = "connections.max.idle.ms",
@@ -1133,6 +1144,9 @@ static void apply_number(struct broker_config *config, enum broker_config_key_id
     case BROKER_KEY_SOCKET_REQUEST_MAX_BYTES:
         config->socket_request_max_bytes = (int32_t)v;
         break;
+    case BROKER_KEY_QUEUED_MAX_REQUEST_BYTES:
+        config->queued_max_request_bytes = v;
+        break;
     case BROKER_KEY_CONNECTIONS_MAX_IDLE_MS:
         config->connections_max_idle_ms = v;
         break;
@@ -1260,6 +1274,14 @@ int broker_config_resolve(const struct broker_config_input *input, struct broker
         ASSERT(present[m] || check_value(input, m, &default_setting, text, err) == 0);
         apply_value(config, c, m, text);
     }
+    /* Kafka's rule: a bounded pool holds at least one request of the largest size (0 and below
+     * mean no bound). */
+    if (config->queued_max_request_bytes > 0 &&
+        config->queued_max_request_bytes < config->socket_request_max_bytes)
+        return fail(err, ERR_INVALID,
+                    "queued.max.request.bytes (%lld) must be -1 or at least "
+                    "socket.request.max.bytes (%d)",
+                    (long long)config->queued_max_request_bytes, config->socket_request_max_bytes);
     return resolve_addresses(input, present, config, err);
 }
 
@@ -1333,6 +1355,9 @@ void broker_config_value(const struct broker_config *config, enum broker_config_
         break;
     case BROKER_KEY_SOCKET_REQUEST_MAX_BYTES:
         v = config->socket_request_max_bytes;
+        break;
+    case BROKER_KEY_QUEUED_MAX_REQUEST_BYTES:
+        v = config->queued_max_request_bytes;
         break;
     case BROKER_KEY_CONNECTIONS_MAX_IDLE_MS:
         v = config->connections_max_idle_ms;

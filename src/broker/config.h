@@ -57,6 +57,7 @@ enum broker_config_key_id {
     BROKER_KEY_LOG_RETENTION_BYTES,
     BROKER_KEY_MESSAGE_MAX_BYTES,
     BROKER_KEY_SOCKET_REQUEST_MAX_BYTES,
+    BROKER_KEY_QUEUED_MAX_REQUEST_BYTES,
     BROKER_KEY_CONNECTIONS_MAX_IDLE_MS,
     BROKER_KEY_HTTP_PORT,
     BROKER_KEY_CLUSTER_PORT,
@@ -113,6 +114,7 @@ struct broker_config {
     int64_t log_retention_bytes; /* -1: no size limit */
     int32_t message_max_bytes;
     int32_t socket_request_max_bytes;
+    int64_t queued_max_request_bytes; /* -1: no broker-wide bound on request memory */
     int64_t connections_max_idle_ms;
     uint16_t http_port;                       /* served on the listener's host */
     uint16_t cluster_port;                    /* served on the listener's host */

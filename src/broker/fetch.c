@@ -33,16 +33,11 @@ struct fetch {
     struct kafka_fetch_response resp;
     struct fetch_part *parts;
     size_t part_count;
+    struct proto_splice *splices; /* part_count of them, for respond() */
     struct loop_timer timer;
     bool waiting;
     struct fetch *prev_waiting, *next_waiting; /* in b->fetches_waiting while waiting */
 };
-
-static void *must(void *p)
-{
-    ASSERT(p != NULL); /* bounded by the request's arena, sized for the largest response */
-    return p;
-}
 
 /* Finds the replica and checks the partition's offset and epoch; the error for the response,
  * or KAFKA_NONE with p->r set. */
@@ -126,8 +121,7 @@ static void respond(struct fetch *f)
     struct breq *rq = f->rq;
     struct buf out;
     buf_init(&out);
-    struct proto_splice *splices =
-        f->part_count > 0 ? must(arena_calloc(&rq->arena, f->part_count, sizeof(*splices))) : NULL;
+    struct proto_splice *splices = f->splices;
     size_t count = 0;
     int rc = breq_begin_response(rq, &out);
     if (rc == 0)
@@ -148,11 +142,14 @@ static void respond(struct fetch *f)
             if (rc == 0)
                 p->read = NULL; /* released by the listener once sent */
         } else if (rc == 0) {
-            uint8_t *data = must(arena_alloc(&rq->arena, p->read->bytes));
-            ssize_t got =
-                io_pread(log_file_io(p->read->file), data, p->read->bytes, p->read->position);
+            /* Read into the request's memory: past its budget the connection closes, as the
+             * response is already partly built. */
+            uint8_t *data = arena_alloc(&rq->arena, p->read->bytes);
+            ssize_t got = data == NULL ? ERR_TOO_LARGE
+                                       : io_pread(log_file_io(p->read->file), data, p->read->bytes,
+                                                  p->read->position);
             rc = got == (ssize_t)p->read->bytes ? net_request_append(rq->net, data, (size_t)got)
-                                                : ERR_CORRUPT;
+                                                : (got < 0 ? (int)got : ERR_CORRUPT);
         }
     }
     if (rc == 0)
@@ -282,26 +279,52 @@ static size_t count_partitions(const struct kafka_fetch_request *req)
     return n;
 }
 
+/* The memory of the whole answer, taken before anything is read or parked, so a fetch that
+ * does not fit its request's budget fails at once. */
+static int fetch_alloc(struct fetch *f, const struct kafka_fetch_request *req)
+{
+    struct arena *a = &f->rq->arena;
+    f->part_count = count_partitions(req);
+    f->parts = arena_calloc(a, f->part_count, sizeof(*f->parts));
+    f->splices = arena_calloc(a, f->part_count, sizeof(*f->splices));
+    f->resp.responses.count = req->topics.count;
+    f->resp.responses.items = arena_calloc(a, req->topics.count, sizeof(*f->resp.responses.items));
+    if (f->parts == NULL || f->splices == NULL || f->resp.responses.items == NULL)
+        return ERR_TOO_LARGE;
+    for (size_t t = 0; t < req->topics.count; t++) {
+        size_t n = req->topics.items[t].partitions.count;
+        struct kafka_fetch_response_fetchable_topic_response *ot = &f->resp.responses.items[t];
+        ot->partitions.count = n;
+        ot->partitions.items = arena_calloc(a, n, sizeof(*ot->partitions.items));
+        if (ot->partitions.items == NULL)
+            return ERR_TOO_LARGE;
+    }
+    return 0;
+}
+
 void fetch_handle(struct breq *rq)
 {
     const struct kafka_fetch_request *req = rq->body;
-    struct fetch *f = must(arena_zalloc(&rq->arena, sizeof(*f)));
+    struct fetch *f = arena_zalloc(&rq->arena, sizeof(*f));
+    if (f == NULL) {
+        breq_fail(rq, ERR_TOO_LARGE);
+        return;
+    }
     f->rq = rq;
     kafka_fetch_response_init(&f->resp);
     f->resp.session_id = 0;
-    f->resp.node_endpoints.items = must(arena_alloc(&rq->arena, 0));
+    f->resp.node_endpoints.items = arena_alloc(&rq->arena, 0); /* n == 0 never fails */
     if (req->session_id != 0) {
         f->resp.error_code = KAFKA_FETCH_SESSION_ID_NOT_FOUND;
-        f->resp.responses.items = must(arena_alloc(&rq->arena, 0));
+        f->resp.responses.items = arena_alloc(&rq->arena, 0);
         breq_respond(rq, &f->resp);
         return;
     }
-
-    f->part_count = count_partitions(req);
-    f->parts = must(arena_calloc(&rq->arena, f->part_count, sizeof(*f->parts)));
-    f->resp.responses.count = req->topics.count;
-    f->resp.responses.items =
-        must(arena_calloc(&rq->arena, req->topics.count, sizeof(*f->resp.responses.items)));
+    int rc = fetch_alloc(f, req);
+    if (rc < 0) {
+        breq_fail(rq, rc);
+        return;
+    }
     bool by_id = rq->api_version >= 13;
     size_t k = 0;
     for (size_t t = 0; t < req->topics.count; t++) {
@@ -318,9 +341,6 @@ void fetch_handle(struct breq *rq)
         }
         ot->topic = in->topic;
         ot->topic_id = in->topic_id;
-        ot->partitions.count = in->partitions.count;
-        ot->partitions.items =
-            must(arena_calloc(&rq->arena, in->partitions.count, sizeof(*ot->partitions.items)));
         for (size_t i = 0; i < in->partitions.count; i++, k++) {
             struct fetch_part *p = &f->parts[k];
             struct kafka_fetch_response_partition_data *out = &ot->partitions.items[i];
@@ -334,7 +354,7 @@ void fetch_handle(struct breq *rq)
             out->preferred_read_replica = -1;
             out->records = slice_make("", 0); /* empty, not null: clients reject null */
             out->aborted_transactions.items =
-                req->isolation_level == 1 ? must(arena_alloc(&rq->arena, 0)) : NULL;
+                req->isolation_level == 1 ? arena_alloc(&rq->arena, 0) : NULL;
             out->aborted_transactions.count = 0;
             out->error_code = check_partition(p, name, name_len, by_id);
             if (out->error_code != KAFKA_NONE)

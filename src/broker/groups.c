@@ -82,9 +82,13 @@ struct gappend {
     struct gwait *wait;
 };
 
-static void *must(void *p)
+/* Request memory for an answer built from coordinator state: when the request's budget is
+ * spent, the request is marked so that breq_respond() fails it (breq_fail) instead of
+ * answering, and the caller gets NULL. */
+static void *answer_mem(struct breq *rq, void *p)
 {
-    ASSERT(p != NULL); /* response memory is bounded by the request arena */
+    if (p == NULL)
+        rq->out_of_memory = true;
     return p;
 }
 
@@ -102,12 +106,15 @@ static struct proto_str str_copy(struct breq *rq, struct slice s)
 {
     if (s.ptr == NULL)
         return (struct proto_str){NULL, 0};
-    return (struct proto_str){must(arena_strndup(&rq->arena, (const char *)s.ptr, s.len)), s.len};
+    char *p = answer_mem(rq, arena_strndup(&rq->arena, (const char *)s.ptr, s.len));
+    return p != NULL ? (struct proto_str){p, s.len} : proto_str_make("");
 }
 
 static struct slice bytes_copy(struct breq *rq, struct slice s)
 {
-    uint8_t *p = must(arena_alloc(&rq->arena, s.len));
+    uint8_t *p = answer_mem(rq, arena_alloc(&rq->arena, s.len));
+    if (p == NULL)
+        return slice_make("", 0);
     if (s.len > 0)
         memcpy(p, s.ptr, s.len);
     return slice_make(p, s.len);
@@ -217,10 +224,10 @@ static void answer_join(const struct group_fx *fx)
     resp.leader = str_copy(rq, fx->leader_id.ptr != NULL ? fx->leader_id : slice_make("", 0));
     resp.member_id = str_copy(rq, fx->member_id);
     resp.skip_assignment = fx->skip_assignment;
-    resp.members.count = fx->member_count;
     resp.members.items =
-        must(arena_calloc(&rq->arena, fx->member_count + 1, sizeof(*resp.members.items)));
-    for (size_t i = 0; i < fx->member_count; i++) {
+        answer_mem(rq, arena_calloc(&rq->arena, fx->member_count + 1, sizeof(*resp.members.items)));
+    resp.members.count = resp.members.items != NULL ? fx->member_count : 0;
+    for (size_t i = 0; i < resp.members.count; i++) {
         resp.members.items[i].member_id = str_copy(rq, fx->members[i].member_id);
         resp.members.items[i].group_instance_id = str_copy(rq, fx->members[i].instance_id);
         resp.members.items[i].metadata = bytes_copy(rq, fx->members[i].metadata);
@@ -499,8 +506,11 @@ void find_coordinator_handle(struct breq *rq)
     }
     size_t n = req->coordinator_keys.count;
     resp.coordinators.count = n;
-    resp.coordinators.items =
-        must(arena_calloc(&rq->arena, n + 1, sizeof(*resp.coordinators.items)));
+    resp.coordinators.items = arena_calloc(&rq->arena, n + 1, sizeof(*resp.coordinators.items));
+    if (resp.coordinators.items == NULL) {
+        breq_fail(rq, ERR_TOO_LARGE);
+        return;
+    }
     for (size_t i = 0; i < n; i++) {
         struct kafka_find_coordinator_response_coordinator *c = &resp.coordinators.items[i];
         int16_t err = find_one(rq, sl(req->coordinator_keys.items[i]), req->key_type);
@@ -526,13 +536,17 @@ void join_group_handle(struct breq *rq)
         resp.error_code = KAFKA_COORDINATOR_NOT_AVAILABLE;
         resp.member_id = req->member_id;
         resp.leader = proto_str_make("");
-        resp.members.items = must(arena_alloc(&rq->arena, 0));
+        resp.members.items = arena_alloc(&rq->arena, 0); /* n == 0 never fails */
         breq_respond(rq, &resp);
         return;
     }
     size_t n = req->protocols.count;
-    struct slice *names = must(arena_calloc(&rq->arena, n + 1, sizeof(*names)));
-    struct slice *metas = must(arena_calloc(&rq->arena, n + 1, sizeof(*metas)));
+    struct slice *names = arena_calloc(&rq->arena, n + 1, sizeof(*names));
+    struct slice *metas = arena_calloc(&rq->arena, n + 1, sizeof(*metas));
+    if (names == NULL || metas == NULL) {
+        breq_fail(rq, ERR_TOO_LARGE);
+        return;
+    }
     for (size_t i = 0; i < n; i++) {
         names[i] = sl(req->protocols.items[i].name);
         metas[i] = req->protocols.items[i].metadata;
@@ -569,8 +583,12 @@ void sync_group_handle(struct breq *rq)
         return;
     }
     size_t n = req->assignments.count;
-    struct slice *ids = must(arena_calloc(&rq->arena, n + 1, sizeof(*ids)));
-    struct slice *as = must(arena_calloc(&rq->arena, n + 1, sizeof(*as)));
+    struct slice *ids = arena_calloc(&rq->arena, n + 1, sizeof(*ids));
+    struct slice *as = arena_calloc(&rq->arena, n + 1, sizeof(*as));
+    if (ids == NULL || as == NULL) {
+        breq_fail(rq, ERR_TOO_LARGE);
+        return;
+    }
     for (size_t i = 0; i < n; i++) {
         ids[i] = sl(req->assignments.items[i].member_id);
         as[i] = req->assignments.items[i].assignment;
@@ -613,8 +631,13 @@ void leave_group_handle(struct breq *rq)
     kafka_leave_group_response_init(&resp);
     bool batched = rq->api_version >= 3;
     size_t n = batched ? req->members.count : 1;
-    struct group_leave_member *lm = must(arena_calloc(&rq->arena, n + 1, sizeof(*lm)));
-    int16_t *errors = must(arena_calloc(&rq->arena, n + 1, sizeof(*errors)));
+    struct group_leave_member *lm = arena_calloc(&rq->arena, n + 1, sizeof(*lm));
+    int16_t *errors = arena_calloc(&rq->arena, n + 1, sizeof(*errors));
+    resp.members.items = arena_calloc(&rq->arena, n + 1, sizeof(*resp.members.items));
+    if (lm == NULL || errors == NULL || resp.members.items == NULL) {
+        breq_fail(rq, ERR_TOO_LARGE);
+        return;
+    }
     for (size_t i = 0; i < n; i++) {
         lm[i].member_id = batched ? sl(req->members.items[i].member_id) : sl(req->member_id);
         lm[i].instance_id =
@@ -626,7 +649,6 @@ void leave_group_handle(struct breq *rq)
     if (gs != NULL)
         drain(gs);
     resp.members.count = batched ? n : 0;
-    resp.members.items = must(arena_calloc(&rq->arena, n + 1, sizeof(*resp.members.items)));
     for (size_t i = 0; batched && i < n; i++) {
         resp.members.items[i].member_id = req->members.items[i].member_id;
         resp.members.items[i].group_instance_id = req->members.items[i].group_instance_id;
@@ -645,20 +667,36 @@ void offset_commit_handle(struct breq *rq)
 {
     const struct kafka_offset_commit_request *req = rq->body;
     struct groups *gs = groups_get(rq->b);
-    struct gop *op = must(arena_zalloc(&rq->arena, sizeof(*op)));
-    struct kafka_offset_commit_response *resp = must(arena_zalloc(&rq->arena, sizeof(*resp)));
+    struct gop *op = arena_zalloc(&rq->arena, sizeof(*op));
+    struct kafka_offset_commit_response *resp = arena_zalloc(&rq->arena, sizeof(*resp));
+    struct gwait *w = arena_zalloc(&rq->arena, sizeof(*w));
+    if (op == NULL || resp == NULL || w == NULL) {
+        breq_fail(rq, ERR_TOO_LARGE);
+        return;
+    }
     kafka_offset_commit_response_init(resp);
     op->rq = rq;
     op->resp = resp;
     op->pending = 1;
     size_t nt = req->topics.count, total = 0;
     resp->topics.count = nt;
-    resp->topics.items = must(arena_calloc(&rq->arena, nt + 1, sizeof(*resp->topics.items)));
+    resp->topics.items = arena_calloc(&rq->arena, nt + 1, sizeof(*resp->topics.items));
     for (size_t t = 0; t < nt; t++)
         total += req->topics.items[t].partitions.count;
-    struct group_commit_part *parts = must(arena_calloc(&rq->arena, total + 1, sizeof(*parts)));
-    int16_t *errors = must(arena_calloc(&rq->arena, total + 1, sizeof(*errors)));
-    int16_t **slots = must(arena_calloc(&rq->arena, total + 1, sizeof(*slots)));
+    struct group_commit_part *parts = arena_calloc(&rq->arena, total + 1, sizeof(*parts));
+    int16_t *errors = arena_calloc(&rq->arena, total + 1, sizeof(*errors));
+    int16_t **slots = arena_calloc(&rq->arena, total + 1, sizeof(*slots));
+    bool fits = resp->topics.items != NULL && parts != NULL && errors != NULL && slots != NULL;
+    for (size_t t = 0; t < nt && fits; t++) {
+        size_t np = req->topics.items[t].partitions.count;
+        resp->topics.items[t].partitions.items =
+            arena_calloc(&rq->arena, np + 1, sizeof(*resp->topics.items[t].partitions.items));
+        fits = resp->topics.items[t].partitions.items != NULL;
+    }
+    if (!fits) {
+        breq_fail(rq, ERR_TOO_LARGE);
+        return;
+    }
     size_t k = 0;
     for (size_t t = 0; t < nt; t++) {
         const struct kafka_offset_commit_request_offset_commit_request_topic *it =
@@ -667,8 +705,6 @@ void offset_commit_handle(struct breq *rq)
             &resp->topics.items[t];
         ot->name = it->name;
         ot->partitions.count = it->partitions.count;
-        ot->partitions.items =
-            must(arena_calloc(&rq->arena, it->partitions.count + 1, sizeof(*ot->partitions.items)));
         for (size_t p = 0; p < it->partitions.count; p++, k++) {
             const struct kafka_offset_commit_request_offset_commit_request_partition *ip =
                 &it->partitions.items[p];
@@ -696,7 +732,6 @@ void offset_commit_handle(struct breq *rq)
         .generation = req->generation_id_or_member_epoch,
         .retention_ms = req->retention_time_ms,
     };
-    struct gwait *w = must(arena_zalloc(&rq->arena, sizeof(*w)));
     w->op = op;
     w->slots = slots;
     w->slot_count = total;
@@ -728,8 +763,12 @@ static int16_t fetch_one(struct groups *gs, struct slice group, struct slice top
 /* The distinct topics of a group's offsets, for a fetch of "all topics". */
 static size_t group_topics(struct breq *rq, const struct group *g, struct slice **out)
 {
-    struct slice *topics = must(arena_calloc(&rq->arena, g->offset_count + 1, sizeof(*topics)));
+    struct slice *topics =
+        answer_mem(rq, arena_calloc(&rq->arena, g->offset_count + 1, sizeof(*topics)));
     size_t n = 0;
+    *out = topics;
+    if (topics == NULL)
+        return 0;
     for (size_t i = 0; i < g->offset_count; i++) {
         struct slice t = group_bytes_slice(g->offsets[i].topic);
         size_t k = 0;
@@ -738,7 +777,6 @@ static size_t group_topics(struct breq *rq, const struct group *g, struct slice 
         if (k == n)
             topics[n++] = t;
     }
-    *out = topics;
     return n;
 }
 
@@ -746,12 +784,14 @@ static size_t group_topics(struct breq *rq, const struct group *g, struct slice 
 static size_t group_topic_partitions(struct breq *rq, const struct group *g, struct slice topic,
                                      int32_t **out)
 {
-    int32_t *parts = must(arena_calloc(&rq->arena, g->offset_count + 1, sizeof(*parts)));
+    int32_t *parts = answer_mem(rq, arena_calloc(&rq->arena, g->offset_count + 1, sizeof(*parts)));
     size_t n = 0;
+    *out = parts;
+    if (parts == NULL)
+        return 0;
     for (size_t i = 0; i < g->offset_count; i++)
         if (slice_eq(group_bytes_slice(g->offsets[i].topic), topic))
             parts[n++] = g->offsets[i].partition;
-    *out = parts;
     return n;
 }
 
@@ -761,7 +801,7 @@ static void fetch_group_v8(struct breq *rq, struct groups *gs, bool stable,
                            struct kafka_offset_fetch_response_offset_fetch_response_group *out)
 {
     out->group_id = in->group_id;
-    out->topics.items = must(arena_alloc(&rq->arena, 0));
+    out->topics.items = arena_alloc(&rq->arena, 0); /* n == 0 never fails */
     out->error_code = gs == NULL ? KAFKA_COORDINATOR_NOT_AVAILABLE
                                  : group_coord_check(&gs->coord, sl(in->group_id));
     if (out->error_code != KAFKA_NONE)
@@ -770,9 +810,10 @@ static void fetch_group_v8(struct breq *rq, struct groups *gs, bool stable,
     bool all = in->topics.items == NULL;
     struct slice *names = NULL;
     size_t nt = all ? (g != NULL ? group_topics(rq, g, &names) : 0) : in->topics.count;
-    out->topics.count = nt;
-    out->topics.items = must(arena_calloc(&rq->arena, nt + 1, sizeof(*out->topics.items)));
-    for (size_t t = 0; t < nt; t++) {
+    out->topics.items =
+        answer_mem(rq, arena_calloc(&rq->arena, nt + 1, sizeof(*out->topics.items)));
+    out->topics.count = out->topics.items != NULL ? nt : 0;
+    for (size_t t = 0; t < out->topics.count; t++) {
         struct kafka_offset_fetch_response_offset_fetch_response_topics *ot = &out->topics.items[t];
         struct slice topic = all ? names[t] : sl(in->topics.items[t].name);
         int32_t *parts = NULL;
@@ -781,10 +822,10 @@ static void fetch_group_v8(struct breq *rq, struct groups *gs, bool stable,
         if (!all)
             parts = in->topics.items[t].partition_indexes.items;
         ot->name = all ? str_copy(rq, topic) : in->topics.items[t].name;
-        ot->partitions.count = np;
         ot->partitions.items =
-            must(arena_calloc(&rq->arena, np + 1, sizeof(*ot->partitions.items)));
-        for (size_t p = 0; p < np; p++) {
+            answer_mem(rq, arena_calloc(&rq->arena, np + 1, sizeof(*ot->partitions.items)));
+        ot->partitions.count = ot->partitions.items != NULL && parts != NULL ? np : 0;
+        for (size_t p = 0; p < ot->partitions.count; p++) {
             struct kafka_offset_fetch_response_offset_fetch_response_partitions *op =
                 &ot->partitions.items[p];
             struct slice md;
@@ -812,9 +853,10 @@ static void fetch_v0(struct breq *rq, struct groups *gs, struct kafka_offset_fet
         resp->error_code = gerr;
         nt = 0;
     }
-    resp->topics.count = nt;
-    resp->topics.items = must(arena_calloc(&rq->arena, nt + 1, sizeof(*resp->topics.items)));
-    for (size_t t = 0; t < nt; t++) {
+    resp->topics.items =
+        answer_mem(rq, arena_calloc(&rq->arena, nt + 1, sizeof(*resp->topics.items)));
+    resp->topics.count = resp->topics.items != NULL ? nt : 0;
+    for (size_t t = 0; t < resp->topics.count; t++) {
         struct kafka_offset_fetch_response_offset_fetch_response_topic *ot = &resp->topics.items[t];
         struct slice topic = all ? names[t] : sl(req->topics.items[t].name);
         int32_t *parts = NULL;
@@ -823,10 +865,10 @@ static void fetch_v0(struct breq *rq, struct groups *gs, struct kafka_offset_fet
         if (!all)
             parts = req->topics.items[t].partition_indexes.items;
         ot->name = all ? str_copy(rq, topic) : req->topics.items[t].name;
-        ot->partitions.count = np;
         ot->partitions.items =
-            must(arena_calloc(&rq->arena, np + 1, sizeof(*ot->partitions.items)));
-        for (size_t p = 0; p < np; p++) {
+            answer_mem(rq, arena_calloc(&rq->arena, np + 1, sizeof(*ot->partitions.items)));
+        ot->partitions.count = ot->partitions.items != NULL && parts != NULL ? np : 0;
+        for (size_t p = 0; p < ot->partitions.count; p++) {
             struct kafka_offset_fetch_response_offset_fetch_response_partition *op =
                 &ot->partitions.items[p];
             op->partition_index = parts[p];
@@ -851,8 +893,8 @@ void offset_fetch_handle(struct breq *rq)
     struct groups *gs = groups_get(rq->b);
     struct kafka_offset_fetch_response resp;
     kafka_offset_fetch_response_init(&resp);
-    resp.groups.items = must(arena_alloc(&rq->arena, 0));
-    resp.topics.items = must(arena_alloc(&rq->arena, 0));
+    resp.groups.items = arena_alloc(&rq->arena, 0); /* n == 0 never fails */
+    resp.topics.items = arena_alloc(&rq->arena, 0);
     if (rq->api_version < 8) {
         fetch_v0(rq, gs, &resp);
         breq_respond(rq, &resp);
@@ -860,7 +902,11 @@ void offset_fetch_handle(struct breq *rq)
     }
     size_t ng = req->groups.count;
     resp.groups.count = ng;
-    resp.groups.items = must(arena_calloc(&rq->arena, ng + 1, sizeof(*resp.groups.items)));
+    resp.groups.items = arena_calloc(&rq->arena, ng + 1, sizeof(*resp.groups.items));
+    if (resp.groups.items == NULL) {
+        breq_fail(rq, ERR_TOO_LARGE);
+        return;
+    }
     for (size_t i = 0; i < ng; i++)
         fetch_group_v8(rq, gs, req->require_stable, &req->groups.items[i], &resp.groups.items[i]);
     breq_respond(rq, &resp);
@@ -885,7 +931,7 @@ void list_groups_handle(struct breq *rq)
     struct groups *gs = groups_get(rq->b);
     struct kafka_list_groups_response resp;
     kafka_list_groups_response_init(&resp);
-    resp.groups.items = must(arena_alloc(&rq->arena, 0));
+    resp.groups.items = arena_alloc(&rq->arena, 0); /* n == 0 never fails */
     if (gs == NULL || group_coord_any_loading(&gs->coord)) {
         resp.error_code =
             gs == NULL ? KAFKA_COORDINATOR_NOT_AVAILABLE : KAFKA_COORDINATOR_LOAD_IN_PROGRESS;
@@ -893,7 +939,11 @@ void list_groups_handle(struct breq *rq)
         return;
     }
     size_t n = group_coord_group_count(&gs->coord);
-    resp.groups.items = must(arena_calloc(&rq->arena, n + 1, sizeof(*resp.groups.items)));
+    resp.groups.items = arena_calloc(&rq->arena, n + 1, sizeof(*resp.groups.items));
+    if (resp.groups.items == NULL) {
+        breq_fail(rq, ERR_TOO_LARGE);
+        return;
+    }
     bool classic = in_filter(req->types_filter.items, req->types_filter.count, "classic");
     for (size_t i = 0; classic && i < n; i++) {
         const struct group *g = group_coord_group_at(&gs->coord, i);
@@ -921,7 +971,7 @@ static void describe_one(struct breq *rq, struct groups *gs, struct proto_str id
     out->protocol_type = proto_str_make("");
     out->protocol_data = proto_str_make("");
     out->group_state = proto_str_make("Dead");
-    out->members.items = must(arena_alloc(&rq->arena, 0));
+    out->members.items = arena_alloc(&rq->arena, 0); /* n == 0 never fails */
     out->authorized_operations = ops ? GROUP_AUTHORIZED_OPERATIONS : INT32_MIN;
     out->error_code =
         gs == NULL ? KAFKA_COORDINATOR_NOT_AVAILABLE : group_coord_check(&gs->coord, sl(id));
@@ -936,10 +986,10 @@ static void describe_one(struct breq *rq, struct groups *gs, struct proto_str id
         out->protocol_type = str_copy(rq, group_bytes_slice(g->protocol_type));
     if (stable && g->protocol_name.ptr != NULL)
         out->protocol_data = str_copy(rq, group_bytes_slice(g->protocol_name));
-    out->members.count = g->member_count;
     out->members.items =
-        must(arena_calloc(&rq->arena, g->member_count + 1, sizeof(*out->members.items)));
-    for (size_t i = 0; i < g->member_count; i++) {
+        answer_mem(rq, arena_calloc(&rq->arena, g->member_count + 1, sizeof(*out->members.items)));
+    out->members.count = out->members.items != NULL ? g->member_count : 0;
+    for (size_t i = 0; i < out->members.count; i++) {
         const struct group_member *m = g->members[i];
         struct kafka_describe_groups_response_described_group_member *om = &out->members.items[i];
         om->member_id = str_copy(rq, group_bytes_slice(m->member_id));
@@ -963,7 +1013,11 @@ void describe_groups_handle(struct breq *rq)
     kafka_describe_groups_response_init(&resp);
     size_t n = req->groups.count;
     resp.groups.count = n;
-    resp.groups.items = must(arena_calloc(&rq->arena, n + 1, sizeof(*resp.groups.items)));
+    resp.groups.items = arena_calloc(&rq->arena, n + 1, sizeof(*resp.groups.items));
+    if (resp.groups.items == NULL) {
+        breq_fail(rq, ERR_TOO_LARGE);
+        return;
+    }
     for (size_t i = 0; i < n; i++)
         describe_one(rq, gs, req->groups.items[i], req->include_authorized_operations,
                      &resp.groups.items[i]);
@@ -976,15 +1030,24 @@ void delete_groups_handle(struct breq *rq)
 {
     const struct kafka_delete_groups_request *req = rq->body;
     struct groups *gs = groups_get(rq->b);
-    struct gop *op = must(arena_zalloc(&rq->arena, sizeof(*op)));
-    struct kafka_delete_groups_response *resp = must(arena_zalloc(&rq->arena, sizeof(*resp)));
+    size_t n = req->groups_names.count;
+    struct gop *op = arena_zalloc(&rq->arena, sizeof(*op));
+    struct kafka_delete_groups_response *resp = arena_zalloc(&rq->arena, sizeof(*resp));
+    /* Every group's waiter before the first deletion: nothing is deleted unanswered. */
+    struct gwait *waits = arena_calloc(&rq->arena, n + 1, sizeof(*waits));
+    int16_t **slots = arena_calloc(&rq->arena, n + 1, sizeof(*slots));
+    struct kafka_delete_groups_response_deletable_group_result *results =
+        arena_calloc(&rq->arena, n + 1, sizeof(*results));
+    if (op == NULL || resp == NULL || waits == NULL || slots == NULL || results == NULL) {
+        breq_fail(rq, ERR_TOO_LARGE);
+        return;
+    }
     kafka_delete_groups_response_init(resp);
     op->rq = rq;
     op->resp = resp;
     op->pending = 1;
-    size_t n = req->groups_names.count;
     resp->results.count = n;
-    resp->results.items = must(arena_calloc(&rq->arena, n + 1, sizeof(*resp->results.items)));
+    resp->results.items = results;
     for (size_t i = 0; i < n; i++) {
         struct kafka_delete_groups_response_deletable_group_result *res = &resp->results.items[i];
         res->group_id = req->groups_names.items[i];
@@ -992,9 +1055,9 @@ void delete_groups_handle(struct breq *rq)
             res->error_code = KAFKA_COORDINATOR_NOT_AVAILABLE;
             continue;
         }
-        struct gwait *w = must(arena_zalloc(&rq->arena, sizeof(*w)));
+        struct gwait *w = &waits[i];
         w->op = op;
-        w->slots = must(arena_alloc(&rq->arena, sizeof(*w->slots)));
+        w->slots = &slots[i];
         w->slots[0] = &res->error_code;
         w->slot_count = 1;
         bool appended = false;
@@ -1010,8 +1073,13 @@ void offset_delete_handle(struct breq *rq)
 {
     const struct kafka_offset_delete_request *req = rq->body;
     struct groups *gs = groups_get(rq->b);
-    struct gop *op = must(arena_zalloc(&rq->arena, sizeof(*op)));
-    struct kafka_offset_delete_response *resp = must(arena_zalloc(&rq->arena, sizeof(*resp)));
+    struct gop *op = arena_zalloc(&rq->arena, sizeof(*op));
+    struct kafka_offset_delete_response *resp = arena_zalloc(&rq->arena, sizeof(*resp));
+    struct gwait *w = arena_zalloc(&rq->arena, sizeof(*w));
+    if (op == NULL || resp == NULL || w == NULL) {
+        breq_fail(rq, ERR_TOO_LARGE);
+        return;
+    }
     kafka_offset_delete_response_init(resp);
     op->rq = rq;
     op->resp = resp;
@@ -1019,12 +1087,24 @@ void offset_delete_handle(struct breq *rq)
     size_t nt = req->topics.count, total = 0;
     for (size_t t = 0; t < nt; t++)
         total += req->topics.items[t].partitions.count;
-    struct slice *topics = must(arena_calloc(&rq->arena, total + 1, sizeof(*topics)));
-    int32_t *parts = must(arena_calloc(&rq->arena, total + 1, sizeof(*parts)));
-    int16_t *errors = must(arena_calloc(&rq->arena, total + 1, sizeof(*errors)));
-    int16_t **slots = must(arena_calloc(&rq->arena, total + 1, sizeof(*slots)));
+    struct slice *topics = arena_calloc(&rq->arena, total + 1, sizeof(*topics));
+    int32_t *parts = arena_calloc(&rq->arena, total + 1, sizeof(*parts));
+    int16_t *errors = arena_calloc(&rq->arena, total + 1, sizeof(*errors));
+    int16_t **slots = arena_calloc(&rq->arena, total + 1, sizeof(*slots));
     resp->topics.count = nt;
-    resp->topics.items = must(arena_calloc(&rq->arena, nt + 1, sizeof(*resp->topics.items)));
+    resp->topics.items = arena_calloc(&rq->arena, nt + 1, sizeof(*resp->topics.items));
+    bool fits = topics != NULL && parts != NULL && errors != NULL && slots != NULL &&
+                resp->topics.items != NULL;
+    for (size_t t = 0; t < nt && fits; t++) {
+        size_t np = req->topics.items[t].partitions.count;
+        resp->topics.items[t].partitions.items =
+            arena_calloc(&rq->arena, np + 1, sizeof(*resp->topics.items[t].partitions.items));
+        fits = resp->topics.items[t].partitions.items != NULL;
+    }
+    if (!fits) {
+        breq_fail(rq, ERR_TOO_LARGE);
+        return;
+    }
     size_t k = 0;
     for (size_t t = 0; t < nt; t++) {
         const struct kafka_offset_delete_request_offset_delete_request_topic *it =
@@ -1033,8 +1113,6 @@ void offset_delete_handle(struct breq *rq)
             &resp->topics.items[t];
         ot->name = it->name;
         ot->partitions.count = it->partitions.count;
-        ot->partitions.items =
-            must(arena_calloc(&rq->arena, it->partitions.count + 1, sizeof(*ot->partitions.items)));
         for (size_t p = 0; p < it->partitions.count; p++, k++) {
             ot->partitions.items[p].partition_index = it->partitions.items[p].partition_index;
             topics[k] = sl(it->name);
@@ -1047,7 +1125,6 @@ void offset_delete_handle(struct breq *rq)
         gop_done(op);
         return;
     }
-    struct gwait *w = must(arena_zalloc(&rq->arena, sizeof(*w)));
     w->op = op;
     w->slots = slots;
     w->slot_count = total;

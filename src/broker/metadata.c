@@ -3,21 +3,14 @@
  * (every topic for a null list, or an empty one in version 0), creating missing ones when both
  * the request and auto.create.topics.enable allow it.
  */
-#include "base/assert.h"
+#include "base/error.h"
 #include "broker/broker_internal.h"
 
 #include <string.h>
 
-static void *must(void *p)
-{
-    /* Response memory comes from the request arena, whose bound is far above any response
-     * this handler builds for the topics a node can hold. */
-    ASSERT(p != NULL);
-    return p;
-}
-
-static void fill_topic(struct breq *rq, struct kafka_metadata_response_metadata_response_topic *out,
-                       const struct meta_topic *t)
+/* Fills out for t from the request's memory; ERR_TOO_LARGE when that is spent. */
+static int fill_topic(struct breq *rq, struct kafka_metadata_response_metadata_response_topic *out,
+                      const struct meta_topic *t)
 {
     out->error_code = KAFKA_NONE;
     out->name = (struct proto_str){.ptr = t->name, .len = strlen(t->name)};
@@ -25,7 +18,9 @@ static void fill_topic(struct breq *rq, struct kafka_metadata_response_metadata_
     out->is_internal = strcmp(t->name, BROKER_OFFSETS_TOPIC) == 0;
     out->partitions.count = t->partition_count;
     out->partitions.items =
-        must(arena_calloc(&rq->arena, t->partition_count, sizeof(*out->partitions.items)));
+        arena_calloc(&rq->arena, t->partition_count, sizeof(*out->partitions.items));
+    if (out->partitions.items == NULL)
+        return ERR_TOO_LARGE;
     for (uint32_t p = 0; p < t->partition_count; p++) {
         const struct meta_partition *mp = &t->partitions[p];
         struct kafka_metadata_response_metadata_response_partition *op = &out->partitions.items[p];
@@ -38,9 +33,10 @@ static void fill_topic(struct breq *rq, struct kafka_metadata_response_metadata_
         op->isr_nodes.count = mp->isr_count;
         op->isr_nodes.items = (int32_t *)mp->isr;
         op->offline_replicas.count = 0;
-        op->offline_replicas.items = must(arena_alloc(&rq->arena, 0));
+        op->offline_replicas.items = arena_alloc(&rq->arena, 0); /* n == 0 never fails */
     }
     out->topic_authorized_operations = INT32_MIN;
+    return 0;
 }
 
 static void fill_missing(struct kafka_metadata_response_metadata_response_topic *out,
@@ -56,16 +52,19 @@ static void fill_missing(struct kafka_metadata_response_metadata_response_topic 
     out->topic_authorized_operations = INT32_MIN;
 }
 
-static void answer_requested(struct breq *rq, const struct kafka_metadata_request *req,
-                             struct kafka_metadata_response *resp)
+static int answer_requested(struct breq *rq, const struct kafka_metadata_request *req,
+                            struct kafka_metadata_response *resp)
 {
     struct broker *b = rq->b;
     bool may_create =
         broker_auto_create_allowed(b) && (rq->api_version < 4 || req->allow_auto_topic_creation);
     size_t n = req->topics.count;
     resp->topics.count = n;
-    resp->topics.items = must(arena_calloc(&rq->arena, n, sizeof(*resp->topics.items)));
-    for (size_t i = 0; i < n; i++) {
+    resp->topics.items = arena_calloc(&rq->arena, n, sizeof(*resp->topics.items));
+    if (resp->topics.items == NULL)
+        return ERR_TOO_LARGE;
+    int rc = 0;
+    for (size_t i = 0; i < n && rc == 0; i++) {
         const struct kafka_metadata_request_metadata_request_topic *q = &req->topics.items[i];
         struct kafka_metadata_response_metadata_response_topic *out = &resp->topics.items[i];
         if (q->name.ptr == NULL) {
@@ -75,7 +74,7 @@ static void answer_requested(struct breq *rq, const struct kafka_metadata_reques
             if (t == NULL)
                 fill_missing(out, q->name, &q->topic_id, KAFKA_UNKNOWN_TOPIC_ID);
             else
-                fill_topic(rq, out, t);
+                rc = fill_topic(rq, out, t);
             continue;
         }
         const struct meta_topic *t = meta_topic_find(&b->meta, q->name.ptr, q->name.len);
@@ -97,8 +96,9 @@ static void answer_requested(struct breq *rq, const struct kafka_metadata_reques
         if (t == NULL)
             fill_missing(out, q->name, NULL, KAFKA_UNKNOWN_TOPIC_OR_PARTITION);
         else
-            fill_topic(rq, out, t);
+            rc = fill_topic(rq, out, t);
     }
+    return rc;
 }
 
 void metadata_handle(struct breq *rq)
@@ -109,7 +109,11 @@ void metadata_handle(struct breq *rq)
     kafka_metadata_response_init(&resp);
 
     struct kafka_metadata_response_metadata_response_broker *me =
-        must(arena_calloc(&rq->arena, 1, sizeof(*me)));
+        arena_calloc(&rq->arena, 1, sizeof(*me));
+    if (me == NULL) {
+        breq_fail(rq, ERR_TOO_LARGE);
+        return;
+    }
     me->node_id = b->cfg->node_id;
     me->host = proto_str_make(b->cfg->advertised.host);
     me->port = b->cfg->advertised.port;
@@ -120,14 +124,19 @@ void metadata_handle(struct breq *rq)
     resp.controller_id = b->cfg->node_id;
 
     bool all = req->topics.items == NULL || (rq->api_version == 0 && req->topics.count == 0);
+    int rc = 0;
     if (all) {
         uint32_t n = b->meta.topic_count;
         resp.topics.count = n;
-        resp.topics.items = must(arena_calloc(&rq->arena, n, sizeof(*resp.topics.items)));
-        for (uint32_t i = 0; i < n; i++)
-            fill_topic(rq, &resp.topics.items[i], b->meta.topics[i]);
+        resp.topics.items = arena_calloc(&rq->arena, n, sizeof(*resp.topics.items));
+        rc = resp.topics.items == NULL ? ERR_TOO_LARGE : 0;
+        for (uint32_t i = 0; i < n && rc == 0; i++)
+            rc = fill_topic(rq, &resp.topics.items[i], b->meta.topics[i]);
     } else {
-        answer_requested(rq, req, &resp);
+        rc = answer_requested(rq, req, &resp);
     }
-    breq_respond(rq, &resp);
+    if (rc < 0)
+        breq_fail(rq, rc); /* topics created so far stay, as after any failed answer */
+    else
+        breq_respond(rq, &resp);
 }

@@ -16,12 +16,6 @@
 #define LIST_OFFSETS_EARLIEST      (-2)
 #define LIST_OFFSETS_MAX_TIMESTAMP (-3)
 
-static void *must(void *p)
-{
-    ASSERT(p != NULL);
-    return p;
-}
-
 /*
  * The log indexes timestamps per batch; Kafka answers per record. So the batch the log found
  * is read (decompressed if needed) and its records searched: with max_mode false for the first
@@ -97,7 +91,7 @@ static void list_partition(struct breq *rq, const char *name, size_t name_len,
     out->timestamp = -1;
     out->offset = -1;
     out->leader_epoch = -1;
-    out->old_style_offsets.items = must(arena_alloc(&rq->arena, 0));
+    out->old_style_offsets.items = arena_alloc(&rq->arena, 0); /* n == 0 never fails */
     struct replica *r = broker_replica(rq->b, name, name_len, in->partition_index);
     if (r == NULL) {
         out->error_code = KAFKA_UNKNOWN_TOPIC_OR_PARTITION;
@@ -145,15 +139,22 @@ void list_offsets_handle(struct breq *rq)
     struct kafka_list_offsets_response resp;
     kafka_list_offsets_response_init(&resp);
     resp.topics.count = req->topics.count;
-    resp.topics.items =
-        must(arena_calloc(&rq->arena, req->topics.count, sizeof(*resp.topics.items)));
+    resp.topics.items = arena_calloc(&rq->arena, req->topics.count, sizeof(*resp.topics.items));
+    if (resp.topics.items == NULL) {
+        breq_fail(rq, ERR_TOO_LARGE);
+        return;
+    }
     for (size_t t = 0; t < req->topics.count; t++) {
         const struct kafka_list_offsets_request_list_offsets_topic *in = &req->topics.items[t];
         struct kafka_list_offsets_response_list_offsets_topic_response *out = &resp.topics.items[t];
         out->name = in->name;
         out->partitions.count = in->partitions.count;
         out->partitions.items =
-            must(arena_calloc(&rq->arena, in->partitions.count, sizeof(*out->partitions.items)));
+            arena_calloc(&rq->arena, in->partitions.count, sizeof(*out->partitions.items));
+        if (out->partitions.items == NULL) {
+            breq_fail(rq, ERR_TOO_LARGE);
+            return;
+        }
         for (size_t p = 0; p < in->partitions.count; p++)
             list_partition(rq, in->name.ptr, in->name.len, &in->partitions.items[p],
                            &out->partitions.items[p]);
@@ -167,8 +168,11 @@ void offset_for_leader_epoch_handle(struct breq *rq)
     struct kafka_offset_for_leader_epoch_response resp;
     kafka_offset_for_leader_epoch_response_init(&resp);
     resp.topics.count = req->topics.count;
-    resp.topics.items =
-        must(arena_calloc(&rq->arena, req->topics.count, sizeof(*resp.topics.items)));
+    resp.topics.items = arena_calloc(&rq->arena, req->topics.count, sizeof(*resp.topics.items));
+    if (resp.topics.items == NULL) {
+        breq_fail(rq, ERR_TOO_LARGE);
+        return;
+    }
     for (size_t t = 0; t < req->topics.count; t++) {
         const struct kafka_offset_for_leader_epoch_request_offset_for_leader_topic *in =
             &req->topics.items[t];
@@ -177,7 +181,11 @@ void offset_for_leader_epoch_handle(struct breq *rq)
         out->topic = in->topic;
         out->partitions.count = in->partitions.count;
         out->partitions.items =
-            must(arena_calloc(&rq->arena, in->partitions.count, sizeof(*out->partitions.items)));
+            arena_calloc(&rq->arena, in->partitions.count, sizeof(*out->partitions.items));
+        if (out->partitions.items == NULL) {
+            breq_fail(rq, ERR_TOO_LARGE);
+            return;
+        }
         for (size_t p = 0; p < in->partitions.count; p++) {
             const struct kafka_offset_for_leader_epoch_request_offset_for_leader_partition *ip =
                 &in->partitions.items[p];

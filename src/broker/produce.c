@@ -29,12 +29,6 @@ struct produce {
     uint32_t pending; /* appends not yet committed, plus one while the request is scanned */
 };
 
-static void *must(void *p)
-{
-    ASSERT(p != NULL); /* response memory is far below the request arena's bound */
-    return p;
-}
-
 static int16_t storage_error(int err)
 {
     return err == ERR_CLOSED ? KAFKA_NOT_LEADER_OR_FOLLOWER : KAFKA_KAFKA_STORAGE_ERROR;
@@ -99,7 +93,8 @@ static void stamp_log_append_time(uint8_t *p, const struct batch_header *h, int6
 static void produce_partition(struct produce *pr, const struct meta_topic *mt, const char *name,
                               size_t name_len,
                               const struct kafka_produce_request_partition_produce_data *in,
-                              struct kafka_produce_response_partition_produce_response *out)
+                              struct kafka_produce_response_partition_produce_response *out,
+                              struct produce_part *part)
 {
     struct breq *rq = pr->rq;
     struct broker *b = rq->b;
@@ -108,7 +103,7 @@ static void produce_partition(struct produce *pr, const struct meta_topic *mt, c
     out->base_offset = -1;
     out->log_append_time_ms = -1;
     out->log_start_offset = -1;
-    out->record_errors.items = must(arena_alloc(&rq->arena, 0));
+    out->record_errors.items = arena_alloc(&rq->arena, 0); /* n == 0 never fails */
 
     struct replica *r = mt != NULL ? broker_replica(b, name, name_len, in->index) : NULL;
     if (r == NULL) {
@@ -139,7 +134,6 @@ static void produce_partition(struct produce *pr, const struct meta_topic *mt, c
         return;
     }
 
-    struct produce_part *part = must(arena_alloc(&rq->arena, sizeof(*part)));
     part->pr = pr;
     part->out = out;
     struct log_append_result res;
@@ -174,30 +168,59 @@ static bool any_error(const struct kafka_produce_response *resp)
     return false;
 }
 
+/* The memory of the whole answer and of every partition's commit, taken before the first
+ * append: a request that does not fit its budget fails having written nothing. */
+static struct produce *produce_alloc(struct breq *rq, struct produce_part **parts)
+{
+    const struct kafka_produce_request *req = rq->body;
+    struct produce *pr = arena_zalloc(&rq->arena, sizeof(*pr));
+    if (pr == NULL)
+        return NULL;
+    size_t nt = req->topic_data.count, total = 0;
+    pr->resp.responses.items = arena_calloc(&rq->arena, nt, sizeof(*pr->resp.responses.items));
+    if (pr->resp.responses.items == NULL)
+        return NULL;
+    for (size_t i = 0; i < nt; i++) {
+        size_t np = req->topic_data.items[i].partition_data.count;
+        struct kafka_produce_response_topic_produce_response *ot = &pr->resp.responses.items[i];
+        ot->partition_responses.items =
+            arena_calloc(&rq->arena, np, sizeof(*ot->partition_responses.items));
+        if (ot->partition_responses.items == NULL)
+            return NULL;
+        total += np;
+    }
+    *parts = arena_calloc(&rq->arena, total, sizeof(**parts));
+    return *parts != NULL ? pr : NULL;
+}
+
 void produce_handle(struct breq *rq)
 {
     const struct kafka_produce_request *req = rq->body;
-    struct produce *pr = must(arena_zalloc(&rq->arena, sizeof(*pr)));
+    struct produce_part *parts = NULL;
+    struct produce *pr = produce_alloc(rq, &parts);
+    if (pr == NULL) {
+        breq_fail(rq, ERR_TOO_LARGE);
+        return;
+    }
     pr->rq = rq;
     pr->pending = 1;
+    struct kafka_produce_response_topic_produce_response *topics = pr->resp.responses.items;
     kafka_produce_response_init(&pr->resp);
     size_t nt = req->topic_data.count;
     pr->resp.responses.count = nt;
-    pr->resp.responses.items =
-        must(arena_calloc(&rq->arena, nt, sizeof(*pr->resp.responses.items)));
+    pr->resp.responses.items = topics;
+    size_t k = 0;
     for (size_t i = 0; i < nt; i++) {
         const struct kafka_produce_request_topic_produce_data *t = &req->topic_data.items[i];
         struct kafka_produce_response_topic_produce_response *ot = &pr->resp.responses.items[i];
         ot->name = t->name;
         size_t np = t->partition_data.count;
         ot->partition_responses.count = np;
-        ot->partition_responses.items =
-            must(arena_calloc(&rq->arena, np, sizeof(*ot->partition_responses.items)));
         const struct meta_topic *mt =
             t->name.ptr != NULL ? meta_topic_find(&rq->b->meta, t->name.ptr, t->name.len) : NULL;
-        for (size_t p = 0; p < np; p++)
+        for (size_t p = 0; p < np; p++, k++)
             produce_partition(pr, mt, t->name.ptr, t->name.len, &t->partition_data.items[p],
-                              &ot->partition_responses.items[p]);
+                              &ot->partition_responses.items[p], &parts[k]);
     }
     if (req->acks == 0) {
         /* No response at all: Kafka's acks=0 contract. A failed partition closes the

@@ -6,6 +6,14 @@
  * support is answered with UNSUPPORTED_VERSION in a version-0 body (so any client can learn our
  * versions); any other request we cannot parse (unknown API, unsupported version, a header or
  * body that does not decode) closes the connection.
+ *
+ * Request memory is a budget, never an assumption: the decoded request and everything a handler
+ * builds for its answer come from the request's arena, bounded by PROTO_REQUEST_ARENA_MAX and
+ * counted (with the frame and the response) against queued.max.request.bytes by the listener.
+ * A handler whose allocation fails stops and calls breq_fail() before any effect it cannot
+ * report, and breq_fail() answers as Kafka answers a request whose handler failed
+ * (getErrorResponse): with the error in the response's top-level ErrorCode when the version has
+ * one, else by closing the connection, and logs one line.
  */
 #include "base/alloc.h"
 #include "base/assert.h"
@@ -13,6 +21,7 @@
 #include "base/limits.h"
 #include "broker/broker_internal.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -83,7 +92,7 @@ void breq_finish(struct breq *rq)
     breq_free(rq);
 }
 
-void breq_respond(struct breq *rq, const void *response)
+static void respond_body(struct breq *rq, const void *response)
 {
     struct buf out;
     buf_init(&out);
@@ -100,6 +109,65 @@ void breq_respond(struct breq *rq, const void *response)
         return;
     }
     breq_finish(rq);
+}
+
+void breq_respond(struct breq *rq, const void *response)
+{
+    if (rq->out_of_memory) {
+        breq_fail(rq, ERR_TOO_LARGE);
+        return;
+    }
+    respond_body(rq, response);
+}
+
+/* The response's top-level ErrorCode field in this version, or NULL. */
+static const struct proto_field *top_error_code(const struct proto_struct *body, int16_t version)
+{
+    for (uint32_t i = 0; i < body->field_count; i++) {
+        const struct proto_field *f = &body->fields[i];
+        if (f->type == PROTO_INT16 && (f->flags & PROTO_FIELD_ARRAY) == 0 && f->tag < 0 &&
+            version >= f->versions_min && version <= f->versions_max &&
+            strcmp(f->name, "ErrorCode") == 0)
+            return f;
+    }
+    return NULL;
+}
+
+void breq_fail(struct breq *rq, int err)
+{
+    const struct proto_message *m = rq->api->response;
+    const struct proto_field *f = top_error_code(m->body, rq->api_version);
+    struct proto_str who = rq->client_id.ptr != NULL ? rq->client_id : proto_str_make("");
+    fprintf(stderr,
+            "chronik: %s v%d request %d from client '%.*s' needs more than its %zu bytes of "
+            "request memory (%s): %s\n",
+            rq->api->name, rq->api_version, rq->correlation_id,
+            (int)MIN(who.len, BROKER_ADMIN_QUOTE_BYTES_MAX), who.ptr, rq->arena.limit_bytes,
+            err_str(err), f != NULL ? "answered UNKNOWN_SERVER_ERROR" : "closing the connection");
+    if (f == NULL) {
+        breq_abort(rq);
+        return;
+    }
+    /* Heap memory of the schema's fixed size: the request's own budget is spent. Every array is
+     * empty, every other field its default. */
+    void *resp = xcalloc(1, m->body->bytes);
+    proto_init(m, resp);
+    int16_t code = KAFKA_UNKNOWN_SERVER_ERROR;
+    memcpy((uint8_t *)resp + f->offset, &code, sizeof(code));
+    rq->out_of_memory = false;
+    respond_body(rq, resp);
+    free(resp);
+}
+
+void broker_on_pressure(void *ctx)
+{
+    fetch_finish_all(ctx);
+}
+
+/* The arena's blocks count against queued.max.request.bytes for as long as the request lives. */
+static void charge_arena(void *ctx, size_t bytes)
+{
+    net_request_charge(ctx, bytes);
 }
 
 void breq_respond_none(struct breq *rq)
@@ -132,6 +200,8 @@ void broker_on_request(void *ctx, struct net_request *req)
     rq->b = b;
     rq->net = req;
     arena_init(&rq->arena, ARENA_BLOCK_BYTES_DEFAULT, PROTO_REQUEST_ARENA_MAX);
+    arena_set_meter(&rq->arena, charge_arena, req);
+    net_request_charge(req, sizeof(*rq));
 
     struct slice frame = net_request_frame(req);
     if (frame.len < 8) {

@@ -4,6 +4,15 @@
  * Invariants: commits are queued in append order, so their last offsets increase; the high
  * watermark equals the log's durable offset and only grows (except through truncation, which
  * the standalone mode never does); a commit callback runs exactly once.
+ *
+ * The replica keeps at most one flush waiter on its log, for the end of the log when it was
+ * registered, and registers the next one from its callback when more was appended meanwhile.
+ * One waiter per append would tie the log's waiter bound to how fast clients produce while a
+ * sync is slow (acks=0 producers add appends without waiting for anything), and reaching that
+ * bound must never fail the partition. The group commit is unchanged: the log has one sync in
+ * flight, and the next one starts when it completes, covering everything appended meanwhile.
+ * What waits on the replica (commits, watches) is memory of the requests that wait, which the
+ * broker bounds (queued.max.request.bytes).
  */
 #include "cluster/replica.h"
 
@@ -20,7 +29,28 @@ struct replica {
     struct replica_commit *commits; /* oldest first */
     struct replica_commit *commits_tail;
     struct replica_watch watches; /* list head */
+    bool flush_waiting;           /* our one flush waiter is registered with the log */
 };
+
+static void on_durable(void *ctx, int err, int64_t durable_offset);
+
+/* Registers our flush waiter for the log's end unless it is there already or nothing waits to
+ * become durable. A failure of the log fails the replica. */
+static int flush_ensure(struct replica *r)
+{
+    if (r->flush_waiting || r->err != 0)
+        return r->err;
+    int rc = log_flush(r->log, log_end_offset(r->log), on_durable, r);
+    if (rc == 0)
+        r->flush_waiting = true;
+    if (rc < 0) {
+        /* Only a failed log refuses our one waiter: the log's bound on waiters is far above it,
+         * so no temporary limit can fail the replica. */
+        ASSERT(rc == log_error(r->log));
+        r->err = rc;
+    }
+    return rc < 0 ? rc : 0;
+}
 
 int replica_open(const struct log_env *env, const char *dir, const struct log_config *cfg,
                  int32_t leader_epoch, struct replica **out)
@@ -78,6 +108,7 @@ static void finish_commits(struct replica *r, int err, int64_t durable_offset)
 static void on_durable(void *ctx, int err, int64_t durable_offset)
 {
     struct replica *r = ctx;
+    r->flush_waiting = false;
     if (err != 0) {
         if (r->err == 0)
             r->err = err;
@@ -89,6 +120,11 @@ static void on_durable(void *ctx, int err, int64_t durable_offset)
         int rc = log_set_high_watermark(r->log, durable_offset);
         ASSERT(rc == 0);
         finish_commits(r, 0, durable_offset);
+        notify_watches(r);
+    }
+    /* Appends made while that sync ran: the log starts the next one now. */
+    if (flush_ensure(r) < 0) {
+        finish_commits(r, r->err, 0);
         notify_watches(r);
     }
 }
@@ -131,14 +167,11 @@ int replica_append(struct replica *r, uint8_t *batch, size_t len, struct replica
             r->err = log_error(r->log);
         return rc;
     }
-    rc = log_flush(r->log, out->last_offset + 1, on_durable, r);
-    /* The append just moved the end past the durable offset, so the flush cannot be done. */
-    ASSERT(rc != 1);
-    if (rc < 0) {
-        /* The batch is written but will never be reported committed: the log must stop. */
-        r->err = rc;
+    /* The batch is written but would never be reported committed if no flush covered it, so a
+     * failure here stops the replica. */
+    rc = flush_ensure(r);
+    if (rc < 0)
         return rc;
-    }
     if (c != NULL) {
         *c = (struct replica_commit){.last_offset = out->last_offset, .fn = fn, .ctx = ctx};
         if (r->commits_tail != NULL)

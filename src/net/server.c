@@ -17,6 +17,9 @@
  *   on until the reaper timer frees it, so code that called something able to close the
  *   connection may still test conn->closed afterwards.
  * - Unparsed input kept for a paused connection is at most NET_READ_CHUNK_BYTES.
+ * - stats.queued_bytes == the sum of `charged` over the requests whose server is s: every
+ *   partial frame, queued request and detached request not yet completed. A detached request
+ *   not completed is on s->detached, so deinit can let go of it.
  *
  * Must never: allocate for a frame before its size is validated, write a response before the
  * earlier ones, call a file piece's release callback twice, or touch a request after freeing it.
@@ -72,7 +75,9 @@ struct piece {
 struct net_request {
     struct net_request *prev;
     struct net_request *next;
-    struct net_conn *conn; /* NULL once detached by a close */
+    struct net_conn *conn;     /* NULL once detached by a close */
+    struct net_server *server; /* NULL once the server is gone (deinit) */
+    uint64_t charged;          /* bytes counted in server->stats.queued_bytes */
     uint64_t conn_id;
     uint8_t *frame;
     uint32_t frame_len; /* the size from the prefix */
@@ -120,14 +125,74 @@ static void conn_settle(struct net_conn *c);
 
 /* ---- requests --------------------------------------------------------------------------- */
 
+static bool queued_full(const struct net_server *s)
+{
+    return s->cfg.queued_bytes_max > 0 && s->stats.queued_bytes >= s->cfg.queued_bytes_max;
+}
+
+static void req_charge(struct net_request *req, uint64_t n)
+{
+    struct net_server *s = req->server;
+    req->charged += n;
+    if (s == NULL)
+        return;
+    bool was_full = queued_full(s);
+    s->stats.queued_bytes += n;
+    if (was_full || !queued_full(s))
+        return;
+    s->stats.queued_pauses_total++;
+    if (s->handler.pressure != NULL && s->loop != NULL && !loop_timer_active(&s->pressure_timer)) {
+        int rc = loop_timer_start(s->loop, &s->pressure_timer, 0, 0);
+        ASSERT(rc == 0 || rc == ERR_TOO_LARGE);
+    }
+}
+
+/* Gives back what req held; reading resumes (from a timer, outside any callback of a
+ * connection) when that takes the memory below its bound. */
+static void req_uncharge(struct net_request *req)
+{
+    struct net_server *s = req->server;
+    if (s == NULL || req->charged == 0)
+        return;
+    bool was_full = queued_full(s);
+    ASSERT(s->stats.queued_bytes >= req->charged);
+    s->stats.queued_bytes -= req->charged;
+    req->charged = 0;
+    if (was_full && !queued_full(s) && s->loop != NULL && !loop_timer_active(&s->resume_timer)) {
+        int rc = loop_timer_start(s->loop, &s->resume_timer, 0, 0);
+        ASSERT(rc == 0 || rc == ERR_TOO_LARGE);
+    }
+}
+
+void net_request_charge(struct net_request *req, uint64_t n)
+{
+    ASSERT(!req->completed);
+    req_charge(req, n);
+}
+
 static struct net_request *req_new(struct net_conn *c, uint32_t frame_len)
 {
     ASSERT(frame_len > 0 && frame_len <= c->server->cfg.frame_bytes_max);
     struct net_request *req = xcalloc(1, sizeof(*req));
     req->conn = c;
+    req->server = c->server;
     req->conn_id = c->id;
     req->frame_len = frame_len;
     return req;
+}
+
+static void detached_unlink(struct net_request *req)
+{
+    struct net_server *s = req->server;
+    if (s == NULL)
+        return;
+    if (req->prev != NULL)
+        req->prev->next = req->next;
+    else
+        s->detached = req->next;
+    if (req->next != NULL)
+        req->next->prev = req->prev;
+    req->prev = req->next = NULL;
 }
 
 /* Keeps a freed frame buffer for reuse when it is large enough to be worth it and the cache has
@@ -176,7 +241,7 @@ static void frame_cache_take(struct net_server *s, struct net_request *req)
 /* Grows the frame buffer to hold at least need bytes, at most doubling, so memory follows the
  * bytes actually received rather than the size a peer announced. A frame larger than the first
  * allocation starts from a cached buffer instead, when there is one. */
-static void frame_reserve(struct net_server *s, struct net_request *req, uint32_t need)
+static void frame_grow(struct net_server *s, struct net_request *req, uint32_t need)
 {
     ASSERT(need <= req->frame_len);
     if (need <= req->frame_cap)
@@ -192,6 +257,16 @@ static void frame_reserve(struct net_server *s, struct net_request *req, uint32_
     req->frame_cap = (uint32_t)cap;
 }
 
+/* frame_grow, with the buffer's growth counted as request memory: a frame counts for the memory
+ * it has, not the size its peer announced, so announcing large frames and sending nothing
+ * cannot use up the bound. */
+static void frame_reserve(struct net_server *s, struct net_request *req, uint32_t need)
+{
+    uint32_t before = req->frame_cap;
+    frame_grow(s, req, need);
+    req_charge(req, req->frame_cap - before);
+}
+
 static void piece_release(struct piece *p)
 {
     if (p->kind != PIECE_FILE || p->released)
@@ -204,6 +279,7 @@ static void piece_release(struct piece *p)
  * attached, since a detached one may be freed after net_server_deinit. */
 static void req_free(struct net_server *s, struct net_request *req)
 {
+    req_uncharge(req);
     for (uint32_t i = 0; i < req->piece_count; i++) {
         struct piece *p = &req->pieces[i];
         if (p->kind == PIECE_MEM && p->mem.cap > 0)
@@ -299,6 +375,7 @@ int net_request_append(struct net_request *req, const void *p, size_t n)
         memcpy(last->mem.data + last->len, p, n);
         last->len += n;
         req->response_bytes += n;
+        req_charge(req, n);
         return 0;
     }
     int rc = piece_room(req, n);
@@ -309,6 +386,7 @@ int net_request_append(struct net_request *req, const void *p, size_t n)
     *piece = (struct piece){.kind = PIECE_MEM, .len = n, .mem = {xmalloc(cap), cap}};
     memcpy(piece->mem.data, p, n);
     req->response_bytes += n;
+    req_charge(req, n);
     return 0;
 }
 
@@ -323,6 +401,7 @@ int net_request_append_buf(struct net_request *req, struct buf *b)
     struct piece *piece = &req->pieces[req->piece_count++];
     *piece = (struct piece){.kind = PIECE_MEM, .len = b->len, .mem = {b->data, b->cap}};
     req->response_bytes += b->len;
+    req_charge(req, b->len);
     buf_init(b);
     return 0;
 }
@@ -348,6 +427,7 @@ void net_request_complete(struct net_request *req)
     req->completed = true;
     struct net_conn *c = req->conn;
     if (c == NULL) {
+        detached_unlink(req);
         req_free(NULL, req);
         return;
     }
@@ -378,6 +458,8 @@ void net_request_abort(struct net_request *req)
         ASSERT(c->handling > 0);
         c->handling--;
         queue_unlink(c, req);
+    } else {
+        detached_unlink(req);
     }
     req_free(c != NULL ? c->server : NULL, req);
     if (c == NULL)
@@ -486,8 +568,11 @@ static void conn_flush(struct net_conn *c)
 static bool conn_read_allowed(const struct net_conn *c)
 {
     const struct net_server *s = c->server;
+    /* Request memory is checked between frames only: a frame begun is counted already. */
     return !c->closed && !c->doomed && !s->shutting_down &&
-           c->inflight < s->cfg.inflight_requests_max && c->output_bytes < s->cfg.output_bytes_max;
+           c->inflight < s->cfg.inflight_requests_max &&
+           c->output_bytes < s->cfg.output_bytes_max &&
+           (c->partial != NULL || c->hdr_len > 0 || !queued_full(s));
 }
 
 static void conn_dispatch(struct net_conn *c, struct net_request *req)
@@ -701,6 +786,7 @@ static void conn_idle(void *ctx)
 static struct net_request *conn_detach_requests(struct net_conn *c)
 {
     ASSERT(c->closed);
+    struct net_server *s = c->server;
     struct net_request *done = NULL;
     struct net_request *req = c->req_head;
     while (req != NULL) {
@@ -711,6 +797,12 @@ static struct net_request *conn_detach_requests(struct net_conn *c)
         if (req->completed) {
             req->next = done;
             done = req;
+        } else {
+            /* Still with the handler, and still holding its memory. */
+            req->next = s->detached;
+            if (s->detached != NULL)
+                s->detached->prev = req;
+            s->detached = req;
         }
         req = next;
     }
@@ -895,6 +987,7 @@ void net_server_config_default(struct net_server_config *cfg)
         .connections_max = NET_CONNECTIONS_MAX,
         .inflight_requests_max = NET_INFLIGHT_REQUESTS_MAX,
         .output_bytes_max = NET_OUTPUT_BYTES_MAX,
+        .queued_bytes_max = NET_QUEUED_BYTES_MAX_DEFAULT,
     };
 }
 
@@ -905,6 +998,27 @@ static bool config_valid(const struct net_server_config *cfg)
            cfg->connections_max <= NET_CONNECTIONS_MAX && cfg->inflight_requests_max > 0 &&
            cfg->inflight_requests_max <= NET_INFLIGHT_REQUESTS_MAX && cfg->output_bytes_max > 0 &&
            cfg->output_bytes_max <= NET_OUTPUT_BYTES_MAX;
+}
+
+static void pressure(void *ctx)
+{
+    struct net_server *s = ctx;
+    if (queued_full(s))
+        s->handler.pressure(s->handler.ctx);
+}
+
+/* Request memory fell below its bound: every connection paused for it reads again. */
+static void resume_reading(void *ctx)
+{
+    struct net_server *s = ctx;
+    struct net_conn *c = s->conns;
+    while (c != NULL && !queued_full(s)) {
+        struct net_conn *next = c->next;
+        conn_settle(c);
+        /* Requests dispatched by that settle may have answered others and closed next: walk
+         * again from the head then, as the shutdown does. Settling twice does no harm. */
+        c = next != NULL && next->closed ? s->conns : next;
+    }
 }
 
 static void shutdown_finish(void *ctx)
@@ -931,6 +1045,8 @@ int net_server_init(struct net_server *s, struct loop *loop, const struct net_se
     loop_timer_init(&s->reap_timer, reap, s);
     loop_timer_init(&s->accept_retry_timer, accept_retry, s);
     loop_timer_init(&s->shutdown_timer, shutdown_finish, s);
+    loop_timer_init(&s->resume_timer, resume_reading, s);
+    loop_timer_init(&s->pressure_timer, pressure, s);
     int fd = listen_open(s, cfg->host, cfg->port);
     if (fd < 0)
         return fd;
@@ -958,7 +1074,18 @@ void net_server_deinit(struct net_server *s)
         conn_close(s->conns);
     loop_timer_stop(s->loop, &s->shutdown_timer);
     loop_timer_stop(s->loop, &s->reap_timer);
+    loop_timer_stop(s->loop, &s->resume_timer);
+    loop_timer_stop(s->loop, &s->pressure_timer);
     reap(s);
+    /* The handler completes detached requests after this; they no longer count anywhere. */
+    while (s->detached != NULL) {
+        struct net_request *req = s->detached;
+        s->detached = req->next;
+        req->prev = req->next = NULL;
+        req->server = NULL;
+        s->stats.queued_bytes -= req->charged;
+        req->charged = 0;
+    }
     while (s->frame_cache_count > 0)
         free(s->frame_cache[--s->frame_cache_count]);
     s->frame_cache_bytes = 0;

@@ -25,11 +25,20 @@
  *
  * Bounds: reading a connection stops while it has inflight_requests_max requests in flight (read
  * and not yet fully answered) or output_bytes_max bytes of completed responses not yet sent, and
- * resumes below both; unparsed input is at most NET_READ_CHUNK_BYTES per connection; a frame's
- * buffer grows with the bytes actually received (or is a buffer of an earlier frame, kept for
- * reuse: at most NET_FRAME_CACHE_BYTES_MAX of them). At most connections_max connections; more are
- * accepted and closed at once. A connection with no request left with the handler and no traffic
- * for idle_ms is closed, also when it holds responses its peer does not read.
+ * resumes below both. Broker-wide, reading new requests stops on every connection while the
+ * memory held by requests (Kafka's queued.max.request.bytes: each frame's buffer as it is
+ * received, the memory of its response, and what the handler charges with net_request_charge)
+ * is at least queued_bytes_max, and resumes once requests are freed below it. As in Kafka the
+ * bound is checked before a request starts, so it is exceeded by at most the requests that
+ * started below it; a frame already started is always read to its end, so the bound never
+ * stops a request half-read. Requests detached by a close keep their memory
+ * counted until the handler completes them. Reaching the bound calls the handler's optional
+ * pressure callback, so that it answers what only waits. Unparsed input is at most
+ * NET_READ_CHUNK_BYTES per connection; a frame's buffer grows with the bytes actually received (or
+ * is a buffer of an earlier frame, kept for reuse: at most NET_FRAME_CACHE_BYTES_MAX of them). At
+ * most connections_max connections; more are accepted and closed at once. A connection with no
+ * request left with the handler and no traffic for idle_ms is closed, also when it holds responses
+ * its peer does not read.
  *
  * Threads: everything runs on the loop's thread.
  *
@@ -58,6 +67,10 @@ struct net_handler {
     void (*request)(void *ctx, struct net_request *req);
     /* Optional (may be NULL): a connection closed; its uncompleted requests are detached. */
     void (*closed)(void *ctx, uint64_t conn_id);
+    /* Optional (may be NULL): request memory reached queued_bytes_max and reading stopped.
+     * Called on the loop, outside any other callback; the handler answers what it may answer
+     * early (long polls) so that reading is not held up by requests that only wait. */
+    void (*pressure)(void *ctx);
     void *ctx;
 };
 
@@ -69,6 +82,7 @@ struct net_server_config {
     uint32_t connections_max;       /* at most NET_CONNECTIONS_MAX */
     uint32_t inflight_requests_max; /* at most NET_INFLIGHT_REQUESTS_MAX */
     uint64_t output_bytes_max;      /* at most NET_OUTPUT_BYTES_MAX */
+    uint64_t queued_bytes_max;      /* queued.max.request.bytes; 0: no broker-wide bound */
 };
 
 /* Defaults from base/limits.h, listening on 0.0.0.0:9092. */
@@ -80,9 +94,11 @@ struct net_server_stats {
     uint64_t requests_total;
     uint64_t frames_rejected_total; /* connections closed for a bad frame size */
     uint64_t idle_closed_total;
-    uint64_t requests_inflight;  /* over open connections */
-    uint64_t output_bytes;       /* unsent response bytes over open connections */
-    uint32_t connections_paused; /* connections not being read because of back-pressure */
+    uint64_t requests_inflight;   /* over open connections */
+    uint64_t output_bytes;        /* unsent response bytes over open connections */
+    uint32_t connections_paused;  /* connections not being read because of back-pressure */
+    uint64_t queued_bytes;        /* memory held by requests, detached ones included */
+    uint64_t queued_pauses_total; /* times reading stopped because queued_bytes reached its bound */
 };
 
 typedef void (*net_shutdown_fn)(void *ctx);
@@ -100,6 +116,9 @@ struct net_server {
     struct loop_timer reap_timer;
     struct loop_timer accept_retry_timer;
     struct loop_timer shutdown_timer;
+    struct loop_timer resume_timer;   /* resumes reading once request memory fell below its bound */
+    struct loop_timer pressure_timer; /* tells the handler that request memory reached it */
+    struct net_request *detached;     /* requests detached by a close, not yet completed */
     bool shutting_down;
     net_shutdown_fn shutdown_fn;
     void *shutdown_ctx;
@@ -143,6 +162,9 @@ struct slice net_request_frame(const struct net_request *req);
 uint64_t net_request_conn_id(const struct net_request *req);
 /* False once the connection closed: the response would be dropped. */
 bool net_request_connected(const struct net_request *req);
+/* Counts n more bytes of memory held for the request (the handler's own, e.g. its arena)
+ * against queued_bytes_max, until the request is freed. */
+void net_request_charge(struct net_request *req, uint64_t n);
 
 /* Appends a copy of n bytes to the response. ERR_TOO_LARGE when the response would exceed
  * INT32_MAX bytes or NET_RESPONSE_PIECES_MAX pieces. */

@@ -9,6 +9,7 @@ CRC is accepted). After each case a real client (confluent-kafka) must still get
 metadata, produce and read. Finally 10,000 bad requests must not grow VmRSS materially.
 """
 
+import socket
 import struct
 
 import confluent_kafka as ck
@@ -16,8 +17,10 @@ import pytest
 from confluent_kafka.admin import AdminClient
 
 import helpers
+import kafka_schema_wire
+from kafka_schema_wire import Repeat
 from kafka_wire import (API_API_VERSIONS, API_METADATA, API_PRODUCE, TIMEOUT_S, exchange, frame,
-                        header, i16, i32, produce_v3, record_batch, string, uvarint)
+                        header, i16, i32, produce_v3, receive, record_batch, string, uvarint)
 
 SOCKET_REQUEST_MAX_BYTES = 104857600  # chronik's default socket.request.max.bytes
 
@@ -204,4 +207,152 @@ def test_random_garbage_then_valid_request(module_broker, topic, seed_offset):
     outcome, payload = exchange(module_broker.port, frame(header(API_API_VERSIONS, 0, 77)))
     assert outcome == "response"
     assert struct.unpack(">ih", payload[:6]) == (77, KAFKA_NONE)
+    still_serves(module_broker, topic)
+
+
+# ---- large well-formed requests (issue 8 item 2) ------------------------------------------------
+
+# The most elements one decoded array may hold (PROTO_ARRAY_COUNT_MAX).
+ARRAY_MAX = 1000000
+
+# Peak RSS (VmHWM) the broker may reach while serving the large requests below, one at a time: a
+# frame (at most ~30 MB here), the request's memory budget (128 MiB: its decoded form and answer),
+# the encoded response (bounded by what the budget let the handler build), the listener's cache of
+# frame buffers (32 MiB) and the broker's own working set. Before request memory was a budget, the
+# first Fetch below aborted the broker instead.
+LARGE_REQUEST_HWM_KIB_MAX = 384 * 1024
+
+LARGE_TIMEOUT_S = 120
+
+
+def large_requests(topic):
+    """(name, api name, api key, version, values): for every API whose request has arrays, a
+    request with up to ARRAY_MAX elements in its arrays (twice over where they nest), built so
+    that it changes nothing (unknown names, wrong generations, validate-only)."""
+    m = ARRAY_MAX
+    parts = lambda elem: Repeat(m, elem)  # noqa: E731
+    return [
+        ("fetch-v4-600k-partitions", "FetchRequest", 1, 4, {
+            "ReplicaId": -1, "MaxWaitMs": 0, "MaxBytes": 1 << 20, "Topics": [
+                {"Topic": topic, "Partitions": Repeat(600000, {
+                    "Partition": 0, "PartitionMaxBytes": 1 << 20})}]}),
+        ("fetch-v11", "FetchRequest", 1, 11, {
+            "ReplicaId": -1, "MaxWaitMs": 0, "MaxBytes": 1 << 20, "SessionEpoch": -1,
+            "Topics": Repeat(2, {"Topic": topic, "Partitions": parts({
+                "Partition": 0, "PartitionMaxBytes": 1 << 20})})}),
+        ("produce-v3", "ProduceRequest", 0, 3, {
+            "Acks": 1, "TimeoutMs": 1000, "TopicData": Repeat(2, {
+                "Name": "no-such-topic", "PartitionData": parts({"Index": 0, "Records": None})})}),
+        ("produce-v3-acks0", "ProduceRequest", 0, 3, {
+            "Acks": 0, "TimeoutMs": 1000, "TopicData": Repeat(2, {
+                "Name": "no-such-topic", "PartitionData": parts({"Index": 0, "Records": None})})}),
+        ("list-offsets-v1", "ListOffsetsRequest", 2, 1, {
+            "ReplicaId": -1, "Topics": Repeat(2, {"Name": topic, "Partitions": parts({
+                "PartitionIndex": 0, "Timestamp": -1})})}),
+        ("metadata-v4", "MetadataRequest", 3, 4, {
+            "Topics": parts({"Name": topic}), "AllowAutoTopicCreation": False}),
+        ("offset-commit-v2", "OffsetCommitRequest", 8, 2, {
+            "GroupId": "large-group", "GenerationIdOrMemberEpoch": 5, "MemberId": "nobody",
+            "RetentionTimeMs": -1, "Topics": Repeat(2, {"Name": topic, "Partitions": parts({
+                "PartitionIndex": 0, "CommittedOffset": 0})})}),
+        ("offset-fetch-v1", "OffsetFetchRequest", 9, 1, {
+            "GroupId": "large-group", "Topics": Repeat(2, {
+                "Name": topic, "PartitionIndexes": Repeat(m, 0)})}),
+        ("offset-fetch-v5", "OffsetFetchRequest", 9, 5, {
+            "GroupId": "large-group", "Topics": Repeat(2, {
+                "Name": topic, "PartitionIndexes": Repeat(m, 0)})}),
+        ("find-coordinator-v4", "FindCoordinatorRequest", 10, 4, {
+            "KeyType": 0, "CoordinatorKeys": Repeat(m, "large-group")}),
+        ("join-group-v5", "JoinGroupRequest", 11, 5, {
+            "GroupId": "large-group", "SessionTimeoutMs": 10000, "RebalanceTimeoutMs": 10000,
+            "MemberId": "", "GroupInstanceId": None, "ProtocolType": "consumer",
+            "Protocols": parts({"Name": "range", "Metadata": b""})}),
+        ("sync-group-v3", "SyncGroupRequest", 14, 3, {
+            "GroupId": "large-group", "GenerationId": 5, "MemberId": "nobody",
+            "GroupInstanceId": None, "Assignments": parts({"MemberId": "m", "Assignment": b""})}),
+        ("leave-group-v3", "LeaveGroupRequest", 13, 3, {
+            "GroupId": "large-group", "Members": parts({"MemberId": "m",
+                                                        "GroupInstanceId": None})}),
+        ("describe-groups-v0", "DescribeGroupsRequest", 15, 0, {
+            "Groups": parts("no-such-group")}),
+        ("list-groups-v4", "ListGroupsRequest", 16, 4, {"StatesFilter": parts("Stable")}),
+        ("create-topics-v1", "CreateTopicsRequest", 19, 1, {
+            "Topics": parts({"Name": "large-create", "NumPartitions": 1,
+                             "ReplicationFactor": 1}),
+            "timeoutMs": 1000, "validateOnly": True}),
+        ("delete-topics-v1", "DeleteTopicsRequest", 20, 1, {
+            "TopicNames": parts("no-such-topic"), "TimeoutMs": 1000}),
+        ("delete-records-v0", "DeleteRecordsRequest", 21, 0, {
+            "Topics": Repeat(2, {"Name": "no-such-topic", "Partitions": parts({
+                "PartitionIndex": 0, "Offset": 0})}), "TimeoutMs": 1000}),
+        ("offset-for-leader-epoch-v2", "OffsetForLeaderEpochRequest", 23, 2, {
+            "Topics": Repeat(2, {"Topic": topic, "Partitions": parts({
+                "Partition": 0, "CurrentLeaderEpoch": -1, "LeaderEpoch": 0})})}),
+        ("describe-configs-v1", "DescribeConfigsRequest", 32, 1, {
+            "Resources": parts({"ResourceType": 2, "ResourceName": "no-such-topic",
+                                "ConfigurationKeys": None}), "IncludeSynonyms": True}),
+        ("alter-configs-v0", "AlterConfigsRequest", 33, 0, {
+            "Resources": parts({"ResourceType": 2, "ResourceName": "no-such-topic",
+                                "Configs": [{"Name": "retention.ms", "Value": "1000"}]}),
+            "ValidateOnly": True}),
+        ("create-partitions-v1", "CreatePartitionsRequest", 37, 1, {
+            "Topics": parts({"Name": "no-such-topic", "Count": 5, "Assignments": None}),
+            "TimeoutMs": 1000, "ValidateOnly": True}),
+        ("delete-groups-v1", "DeleteGroupsRequest", 42, 1, {
+            "GroupsNames": parts("no-such-group")}),
+        ("incremental-alter-configs-v0", "IncrementalAlterConfigsRequest", 44, 0, {
+            "Resources": parts({"ResourceType": 2, "ResourceName": "no-such-topic", "Configs": [
+                {"Name": "retention.ms", "ConfigOperation": 0, "Value": "1000"}]}),
+            "ValidateOnly": True}),
+        ("offset-delete-v0", "OffsetDeleteRequest", 47, 0, {
+            "GroupId": "large-group", "Topics": Repeat(2, {"Name": topic, "Partitions": parts({
+                "PartitionIndex": 0})})}),
+    ]
+
+
+def slow_exchange(port, data):
+    """exchange() with a timeout for requests that take seconds to send and serve."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=LARGE_TIMEOUT_S)
+    try:
+        try:
+            s.sendall(data)
+        except (ConnectionResetError, BrokenPipeError):
+            return ("closed", None)
+        return receive(s)
+    finally:
+        s.close()
+
+
+def vm_hwm_kib(broker):
+    with open("/proc/%d/status" % broker.pid) as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmHWM")
+
+
+LARGE_CASES = [c[0] for c in large_requests("t")]
+
+
+@pytest.mark.parametrize("case", LARGE_CASES)
+def test_large_well_formed_request(module_broker, topic, case):
+    # Issue 8 item 2: a well-formed request under socket.request.max.bytes whose decoded form and
+    # answer do not fit the request's memory budget aborted the broker (fetch.c: assertion
+    # failed: p != NULL). Every API that takes arrays now answers (with Kafka's error in the
+    # top-level error code where the response has one) or closes the connection, the broker
+    # keeps serving, and its memory stays bounded.
+    still_serves(module_broker, topic)  # creates the topic
+    name, api, key, version, values = next(c for c in large_requests(topic) if c[0] == case)
+    data = kafka_schema_wire.request(api, key, version, 7, values)
+    assert len(data) <= SOCKET_REQUEST_MAX_BYTES, (case, len(data))
+    outcome, payload = slow_exchange(module_broker.port, data)
+    assert module_broker.alive(), "%s: the broker died: %s" % (case, module_broker.stderr_text())
+    if outcome == "response":
+        assert struct.unpack(">i", payload[:4])[0] == 7
+    hwm = vm_hwm_kib(module_broker)
+    print("%s: %d bytes, %s, VmHWM %d KiB" % (case, len(data), outcome, hwm))
+    assert hwm <= LARGE_REQUEST_HWM_KIB_MAX, (case, hwm)
+    outcome, payload = exchange(module_broker.port, frame(header(API_API_VERSIONS, 0, 78)))
+    assert outcome == "response"
+    assert struct.unpack(">ih", payload[:6]) == (78, KAFKA_NONE)
     still_serves(module_broker, topic)

@@ -153,12 +153,39 @@ static void test_strndup(void **state)
     arena_deinit(&a);
 }
 
+static void meter_add(void *ctx, size_t bytes)
+{
+    *(size_t *)ctx += bytes;
+}
+
+/* The meter sees every block the arena takes from the heap, ordinary and oversized, and nothing
+ * for allocations served from a block it already has. */
+static void test_meter_counts_blocks(void **state)
+{
+    (void)state;
+    struct arena a;
+    arena_init(&a, 1024, 1 << 20);
+    size_t metered = 0;
+    arena_set_meter(&a, meter_add, &metered);
+    assert_non_null(arena_alloc(&a, 16));
+    size_t first = metered;
+    assert_true(first >= 1024 && first < 1024 + 128);
+    assert_non_null(arena_alloc(&a, 16));
+    assert_int_equal(metered, first);
+    assert_non_null(arena_alloc(&a, 5000));
+    assert_true(metered >= first + 5000 && metered < first + 5000 + 128);
+    assert_null(arena_alloc(&a, 2 << 20)); /* over the limit: refused, nothing taken */
+    assert_true(metered < first + 5000 + 128);
+    arena_deinit(&a);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_alignment_and_no_overlap), cmocka_unit_test(test_limit_exact),
         cmocka_unit_test(test_reset_reuses_one_block),   cmocka_unit_test(test_oversized),
         cmocka_unit_test(test_calloc_and_zalloc),        cmocka_unit_test(test_strndup),
+        cmocka_unit_test(test_meter_counts_blocks),
     };
     return cmocka_run_group_tests_name("base_arena", tests, NULL, NULL);
 }

@@ -67,6 +67,7 @@ struct th {
     bool shutdown_done;
     struct net_request *abort_on_release;
     uint32_t abort_releases;
+    uint32_t pressures;
 };
 
 static uint64_t test_seed(void)
@@ -180,6 +181,12 @@ static void on_closed(void *ctx, uint64_t conn_id)
     t->closed_count++;
 }
 
+static void on_pressure(void *ctx)
+{
+    struct th *t = ctx;
+    t->pressures++;
+}
+
 static void on_shutdown(void *ctx)
 {
     struct th *t = ctx;
@@ -203,7 +210,8 @@ static struct th *th_start(const struct net_server_config *cfg, bool sim_clock)
     t->file_fd = -1;
     t->big_bytes = 64 * KIB;
     assert_int_equal(loop_epoll_init(&t->loop, sim_clock ? &t->sim.clock : clock_real()), 0);
-    struct net_handler h = {.request = on_request, .closed = on_closed, .ctx = t};
+    struct net_handler h = {
+        .request = on_request, .closed = on_closed, .pressure = on_pressure, .ctx = t};
     assert_int_equal(net_server_init(&t->server, &t->loop.loop, cfg, &h), 0);
     assert_true(net_server_port(&t->server) > 0);
     return t;
@@ -694,6 +702,133 @@ static void test_backpressure_inflight(void **state)
     buf_deinit(&in);
     buf_deinit(&b);
     close(fd);
+    th_stop(t);
+}
+
+/* Issue 8 item 2: memory held by requests is bounded broker-wide (queued.max.request.bytes).
+ * Requests of many connections parked by the handler stop the reading of new requests on every
+ * connection once their memory reaches the bound (a begun frame is always finished), also after
+ * their connection closed, and
+ * reading resumes on every connection once answers free memory below the bound. */
+static void test_backpressure_queued_bytes(void **state)
+{
+    (void)state;
+    enum { CONNS = 4, PAYLOAD = 30 * 1024 };
+    struct net_server_config cfg = test_config();
+    cfg.queued_bytes_max = 64 * 1024;
+    struct th *t = th_start(&cfg, false);
+    uint8_t *payload = xcalloc(1, PAYLOAD);
+    struct buf b;
+    buf_init(&b);
+    int fds[CONNS];
+    for (uint32_t i = 0; i < CONNS; i++) {
+        fds[i] = client_connect(t);
+        buf_reset(&b);
+        frame_build(&b, OP_HOLD, i, payload, PAYLOAD);
+        client_send(t, fds[i], b.data, b.len);
+    }
+    /* Two frames are below the bound, so a third begins and is read whole; then nothing more. */
+    uint64_t end = now_ms() + WAIT_MS;
+    while (t->requests < 3) {
+        assert_true(now_ms() < end);
+        pump(t);
+    }
+    int echo_fd = client_connect(t);
+    buf_reset(&b);
+    frame_build(&b, OP_ECHO, 99, "x", 1);
+    client_send(t, echo_fd, b.data, b.len);
+    pump_ms(t, 50);
+    assert_int_equal(t->requests, 3);
+    struct net_server_stats st;
+    net_server_stats(&t->server, &st);
+    assert_true(st.queued_bytes >= 3 * PAYLOAD && st.queued_bytes < 4 * PAYLOAD);
+    assert_int_equal(st.queued_pauses_total, 1);
+    assert_int_equal(t->pressures, 1);                  /* told once, from the loop */
+    assert_int_equal(st.connections_paused, CONNS + 1); /* none may start a request */
+
+    /* A held request whose connection closes still holds its memory until it is answered. */
+    struct slice f = net_request_frame(t->held[0]);
+    uint32_t gone = be32_load(f.ptr + 1);
+    /* A reset, which the server sees although it does not read the paused connection. */
+    struct linger lg = {.l_onoff = 1, .l_linger = 0};
+    assert_int_equal(setsockopt(fds[gone], SOL_SOCKET, SO_LINGER, &lg, sizeof(lg)), 0);
+    close(fds[gone]);
+    fds[gone] = -1;
+    while (t->closed_count < 1) {
+        assert_true(now_ms() < end);
+        pump(t);
+    }
+    pump_ms(t, 20);
+    assert_int_equal(t->requests, 3);
+    net_server_stats(&t->server, &st);
+    assert_true(st.queued_bytes >= 3 * PAYLOAD);
+    answer_held(t, 0);
+    /* The freed memory lets the paused connections in again: everything is served. */
+    while (t->requests < CONNS + 1) {
+        assert_true(now_ms() < end);
+        pump(t);
+        while (t->held_count > 0)
+            answer_held(t, 0);
+    }
+    uint8_t resp[4 + 4 + 1];
+    assert_true(client_recv(t, echo_fd, resp, sizeof(resp)));
+    assert_int_equal(be32_load(resp + 4), 99);
+    for (uint32_t i = 0; i < CONNS; i++) {
+        if (fds[i] < 0)
+            continue;
+        uint8_t hdr[8];
+        assert_true(client_recv(t, fds[i], hdr, sizeof(hdr)));
+        assert_int_equal(be32_load(hdr + 4), i);
+        uint8_t *body = xmalloc(PAYLOAD);
+        assert_true(client_recv(t, fds[i], body, PAYLOAD));
+        free(body);
+        close(fds[i]);
+    }
+    close(echo_fd);
+    while (t->closed_count < CONNS + 1) {
+        assert_true(now_ms() < end);
+        pump(t);
+    }
+    net_server_stats(&t->server, &st);
+    assert_int_equal(st.queued_bytes, 0);
+    assert_int_equal(st.connections_paused, 0);
+    free(payload);
+    buf_deinit(&b);
+    th_stop(t);
+}
+
+/* A frame counts for the bytes received, not the size announced: peers that announce frames of
+ * the largest size and send nothing more do not use up queued_bytes_max for everyone else. */
+static void test_queued_bytes_count_received_bytes(void **state)
+{
+    (void)state;
+    struct net_server_config cfg = test_config();
+    cfg.queued_bytes_max = MIB; /* a hundredth of one announced frame */
+    struct th *t = th_start(&cfg, false);
+    int idle[4];
+    for (uint32_t i = 0; i < 4; i++) {
+        idle[i] = client_connect(t);
+        uint8_t hdr[5];
+        be32_store(hdr, cfg.frame_bytes_max);
+        hdr[4] = OP_ECHO;
+        client_send(t, idle[i], hdr, sizeof(hdr));
+    }
+    pump_ms(t, 20);
+    struct net_server_stats st;
+    net_server_stats(&t->server, &st);
+    assert_true(st.queued_bytes < cfg.queued_bytes_max);
+    int fd = client_connect(t);
+    struct buf b;
+    buf_init(&b);
+    frame_build(&b, OP_ECHO, 5, "y", 1);
+    client_send(t, fd, b.data, b.len);
+    uint8_t resp[4 + 4 + 1];
+    assert_true(client_recv(t, fd, resp, sizeof(resp)));
+    assert_int_equal(be32_load(resp + 4), 5);
+    close(fd);
+    for (uint32_t i = 0; i < 4; i++)
+        close(idle[i]);
+    buf_deinit(&b);
     th_stop(t);
 }
 
@@ -1293,6 +1428,8 @@ int main(void)
         cmocka_unit_test(test_pipelined_out_of_order),
         cmocka_unit_test(test_backpressure_inflight),
         cmocka_unit_test(test_backpressure_output),
+        cmocka_unit_test(test_backpressure_queued_bytes),
+        cmocka_unit_test(test_queued_bytes_count_received_bytes),
         cmocka_unit_test(test_idle_timeout),
         cmocka_unit_test(test_sendfile),
         cmocka_unit_test(test_disconnect_inflight),

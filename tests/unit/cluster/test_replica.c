@@ -1,0 +1,154 @@
+/*
+ * Tests for the standalone replica on the simulated disk with a manual flusher, so a sync is
+ * "slow" for exactly as long as a test wants.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include "base/buf.h"
+#include "base/clock.h"
+#include "base/error.h"
+#include "base/limits.h"
+#include "cluster/replica.h"
+#include "io/io_sim.h"
+#include "log/batch.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+struct fx {
+    struct io *io;
+    struct clock_sim clock;
+    struct log_files *files;
+    struct log_flusher *fl;
+    struct replica *r;
+    struct buf batch; /* one record, appended again and again (the log stamps a copy) */
+    struct buf copy;
+};
+
+static void fx_init(struct fx *f)
+{
+    memset(f, 0, sizeof(*f));
+    f->io = io_sim_create();
+    clock_sim_init(&f->clock, 1700000000000);
+    f->files = log_files_create(f->io, 64);
+    f->fl = log_flusher_create(false);
+    struct log_env env = {
+        .io = f->io, .clock = &f->clock.clock, .files = f->files, .flusher = f->fl};
+    struct log_config cfg;
+    log_config_default(&cfg);
+    cfg.prealloc_bytes = 0;
+    assert_int_equal(replica_open(&env, "/p", &cfg, 1, &f->r), 0);
+    buf_init(&f->batch);
+    buf_init(&f->copy);
+    struct batch_record rec = {.value = slice_make("v", 1), .timestamp_ms = 1700000000000};
+    struct batch_build_opts opts = {.producer_id = -1, .producer_epoch = -1, .base_sequence = -1};
+    assert_int_equal(batch_build(&f->batch, &opts, &rec, 1), 0);
+}
+
+static void fx_deinit(struct fx *f)
+{
+    assert_int_equal(replica_close(f->r), 0);
+    log_flusher_destroy(f->fl);
+    log_files_destroy(f->files);
+    io_destroy(f->io);
+    buf_deinit(&f->batch);
+    buf_deinit(&f->copy);
+}
+
+static int fx_append(struct fx *f, struct replica_commit *c, replica_commit_fn fn, void *ctx)
+{
+    buf_reset(&f->copy);
+    buf_append(&f->copy, f->batch.data, f->batch.len);
+    struct log_append_result res;
+    return replica_append(f->r, f->copy.data, f->copy.len, c, fn, ctx, &res);
+}
+
+static void fx_sync(struct fx *f)
+{
+    log_flusher_run_pending(f->fl);
+    log_flusher_drain(f->fl);
+}
+
+static void on_commit(void *ctx, int err)
+{
+    int *out = ctx;
+    *out = err == 0 ? 1 : err;
+}
+
+/*
+ * Issue 8 item 4: every append registered its own flush waiter, so appends without a waiting
+ * producer (acks=0) during one slow sync reached LOG_FLUSH_WAITERS_MAX, the append failed with
+ * ERR_TOO_LARGE, and the replica kept that error until restart. A temporary limit must never
+ * fail the partition: more appends than the bound while a sync is pending all succeed, the
+ * replica stays healthy, and the next syncs make everything committed.
+ */
+static void test_appends_beyond_waiter_bound_while_sync_pending(void **state)
+{
+    (void)state;
+    struct fx f;
+    fx_init(&f);
+    for (uint32_t i = 0; i < LOG_FLUSH_WAITERS_MAX + 10; i++) {
+        int rc = fx_append(&f, NULL, NULL, NULL);
+        if (rc != 0)
+            fail_msg("append %u failed: %d", i, rc);
+    }
+    assert_int_equal(replica_error(f.r), 0);
+    int64_t end = replica_log_end_offset(f.r);
+    assert_int_equal(end, (int64_t)LOG_FLUSH_WAITERS_MAX + 10);
+    /* A producer that waits, after the flood: committed once the syncs caught up. */
+    struct replica_commit c;
+    int committed = 0;
+    assert_int_equal(fx_append(&f, &c, on_commit, &committed), 0);
+    for (int i = 0; i < 3 && committed == 0; i++)
+        fx_sync(&f);
+    assert_int_equal(committed, 1);
+    assert_int_equal(replica_high_watermark(f.r), end + 1);
+    assert_int_equal(replica_error(f.r), 0);
+    fx_deinit(&f);
+}
+
+/* Appends made while a sync runs are covered by the next one, which starts when the first
+ * completes: commits still complete in order and the high watermark reaches the end. */
+static void test_appends_during_sync_are_committed_by_the_next(void **state)
+{
+    (void)state;
+    struct fx f;
+    fx_init(&f);
+    struct replica_commit c[3];
+    int done[3] = {0, 0, 0};
+    assert_int_equal(fx_append(&f, &c[0], on_commit, &done[0]), 0);
+    assert_int_equal(fx_append(&f, &c[1], on_commit, &done[1]), 0);
+    fx_sync(&f); /* the sync started by the first append covers only it */
+    assert_int_equal(done[0], 1);
+    assert_int_equal(done[1], 0);
+    assert_int_equal(replica_high_watermark(f.r), 1);
+    fx_sync(&f);
+    assert_int_equal(done[1], 1);
+    assert_int_equal(replica_high_watermark(f.r), 2);
+    assert_int_equal(fx_append(&f, &c[2], on_commit, &done[2]), 0);
+    assert_int_equal(fx_append(&f, NULL, NULL, NULL), 0);
+    fx_sync(&f);
+    assert_int_equal(done[2], 1);
+    assert_int_equal(replica_high_watermark(f.r), 3);
+    fx_sync(&f);
+    assert_int_equal(replica_high_watermark(f.r), 4);
+    /* Nothing more to sync: the next round finds no job. */
+    fx_sync(&f);
+    assert_int_equal(replica_high_watermark(f.r), 4);
+    assert_int_equal(replica_error(f.r), 0);
+    fx_deinit(&f);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_appends_beyond_waiter_bound_while_sync_pending),
+        cmocka_unit_test(test_appends_during_sync_are_committed_by_the_next),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
