@@ -300,6 +300,40 @@ const struct broker_config_key broker_config_keys[BROKER_KEY_COUNT] = {
             .read_only = true,
             .doc = "Minutes the committed offsets of an empty group are kept.",
         },
+    [BROKER_KEY_CONTROLLER_MUTATION_RATE] =
+        {
+            .name = "controller.mutation.rate",
+            .type = BROKER_CONFIG_INT,
+            .default_value = "1000",
+            .min = 1,
+            .max = BROKER_MUTATION_RATE_MAX,
+            .synonym_of = BROKER_KEY_CONTROLLER_MUTATION_RATE,
+            .read_only = true,
+            .doc = "Partitions per second that topic creation, partition creation and topic "
+                   "deletion may add or remove (Kafka's controller_mutation_rate quota).",
+        },
+    [BROKER_KEY_CONTROLLER_QUOTA_WINDOW_NUM] =
+        {
+            .name = "controller.quota.window.num",
+            .type = BROKER_CONFIG_INT,
+            .default_value = "11",
+            .min = 1,
+            .max = BROKER_QUOTA_WINDOW_NUM_MAX,
+            .synonym_of = BROKER_KEY_CONTROLLER_QUOTA_WINDOW_NUM,
+            .read_only = true,
+            .doc = "Samples of the mutation quota; the burst allowed is rate * samples * window.",
+        },
+    [BROKER_KEY_CONTROLLER_QUOTA_WINDOW_SIZE_SECONDS] =
+        {
+            .name = "controller.quota.window.size.seconds",
+            .type = BROKER_CONFIG_INT,
+            .default_value = "1",
+            .min = 1,
+            .max = BROKER_QUOTA_WINDOW_SECONDS_MAX,
+            .synonym_of = BROKER_KEY_CONTROLLER_QUOTA_WINDOW_SIZE_SECONDS,
+            .read_only = true,
+            .doc = "Seconds per sample of the mutation quota.",
+        },
 };
 
 const struct broker_config_key *broker_config_key_find(const char *name)
@@ -1151,6 +1185,15 @@ static void apply_number(struct broker_config *config, enum broker_config_key_id
     case BROKER_KEY_OFFSETS_RETENTION_MINUTES:
         config->offsets_retention_minutes = (int32_t)v;
         break;
+    case BROKER_KEY_CONTROLLER_MUTATION_RATE:
+        config->controller_mutation_rate = (int32_t)v;
+        break;
+    case BROKER_KEY_CONTROLLER_QUOTA_WINDOW_NUM:
+        config->controller_quota_window_num = (int32_t)v;
+        break;
+    case BROKER_KEY_CONTROLLER_QUOTA_WINDOW_SIZE_SECONDS:
+        config->controller_quota_window_size_seconds = (int32_t)v;
+        break;
     default:
         UNREACHABLE();
     }
@@ -1351,6 +1394,15 @@ void broker_config_value(const struct broker_config *config, enum broker_config_
         break;
     case BROKER_KEY_OFFSETS_RETENTION_MINUTES:
         v = config->offsets_retention_minutes;
+        break;
+    case BROKER_KEY_CONTROLLER_MUTATION_RATE:
+        v = config->controller_mutation_rate;
+        break;
+    case BROKER_KEY_CONTROLLER_QUOTA_WINDOW_NUM:
+        v = config->controller_quota_window_num;
+        break;
+    case BROKER_KEY_CONTROLLER_QUOTA_WINDOW_SIZE_SECONDS:
+        v = config->controller_quota_window_size_seconds;
         break;
     default:
         UNREACHABLE();

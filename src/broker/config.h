@@ -63,6 +63,9 @@ enum broker_config_key_id {
     BROKER_KEY_OFFSETS_TOPIC_NUM_PARTITIONS,
     BROKER_KEY_GROUP_INITIAL_REBALANCE_DELAY_MS,
     BROKER_KEY_OFFSETS_RETENTION_MINUTES,
+    BROKER_KEY_CONTROLLER_MUTATION_RATE,
+    BROKER_KEY_CONTROLLER_QUOTA_WINDOW_NUM,
+    BROKER_KEY_CONTROLLER_QUOTA_WINDOW_SIZE_SECONDS,
     BROKER_KEY_COUNT,
 };
 
@@ -119,6 +122,9 @@ struct broker_config {
     int32_t offsets_topic_num_partitions;     /* partitions of __consumer_offsets */
     int32_t group_initial_rebalance_delay_ms; /* an empty group's first rebalance waits this */
     int32_t offsets_retention_minutes;        /* offsets of an empty group live this long */
+    int32_t controller_mutation_rate;         /* partition mutations per second, all clients */
+    int32_t controller_quota_window_num;      /* the burst is rate * num * size seconds */
+    int32_t controller_quota_window_size_seconds;
 };
 
 /* Where a setting came from; a later (greater) source wins over an earlier one. */

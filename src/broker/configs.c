@@ -882,11 +882,13 @@ struct alter_resource {
     bool replace; /* AlterConfigs: the items become the whole override set */
 };
 
+/* Commits the changes recorded in the metadata store: one journal append. */
 static int save_image(struct broker *b)
 {
-    int rc = meta_image_save(&b->meta, b->io, b->cfg->log_dir, b->meta_path);
+    int rc = meta_store_commit(&b->store, &b->meta);
     if (rc < 0)
-        fprintf(stderr, "chronik: cannot save %s: %s\n", b->meta_path, err_str(rc));
+        fprintf(stderr, "chronik: cannot write the metadata journal %s: %s\n",
+                b->store.journal_path, err_str(rc));
     return rc;
 }
 
@@ -927,6 +929,7 @@ static int store_overrides(struct breq *rq, const char *topic, const struct topi
             return ERR_TOO_LARGE;
     }
     write_overrides(b, topic, set);
+    meta_store_put_topic(&b->store, meta_topic_find(&b->meta, topic, strlen(topic)));
     if (save_image(b) == 0) {
         broker_topic_reconfigure(b, topic);
         return KAFKA_NONE;
@@ -1178,4 +1181,9 @@ void incremental_alter_configs_handle(struct breq *rq)
     resp.responses.items = out;
     resp.responses.count = n;
     breq_respond(rq, &resp);
+}
+
+void broker_apply_dynamic_configs(struct broker *b)
+{
+    (void)b;
 }
