@@ -151,6 +151,8 @@ void topic_config_resolve(const struct broker_config *cfg, const struct meta_top
 /* Kafka's DescribeConfigs configSource numbers, sent as they are. */
 enum admin_config_source {
     ADMIN_SOURCE_DYNAMIC_TOPIC = 1,
+    ADMIN_SOURCE_DYNAMIC_BROKER = 2,         /* a dynamic config of this broker */
+    ADMIN_SOURCE_DYNAMIC_DEFAULT_BROKER = 3, /* a cluster-wide dynamic default */
     ADMIN_SOURCE_STATIC_BROKER = 4,
     ADMIN_SOURCE_DEFAULT = 5,
 };

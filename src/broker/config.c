@@ -1199,6 +1199,42 @@ static void apply_number(struct broker_config *config, enum broker_config_key_id
     }
 }
 
+int broker_config_set_dynamic(struct broker_config *config, enum broker_config_key_id id,
+                              const char *text, char *why, size_t why_bytes)
+{
+    ASSERT(id < BROKER_KEY_COUNT && broker_config_keys[id].synonym_of == id);
+    const struct broker_config_key *k = &broker_config_keys[id];
+    char trimmed[BROKER_CONFIG_VALUE_BYTES_MAX];
+    size_t len = strlen(text);
+    while (len > 0 && (unsigned char)text[0] <= ' ') {
+        text++;
+        len--;
+    }
+    while (len > 0 && (unsigned char)text[len - 1] <= ' ')
+        len--;
+    int64_t v = 0;
+    if (len < sizeof(trimmed)) {
+        memcpy(trimmed, text, len);
+        trimmed[len] = '\0';
+    }
+    if (k->type != BROKER_CONFIG_INT && k->type != BROKER_CONFIG_LONG) {
+        snprintf(why, why_bytes, "not a numeric key");
+        return ERR_INVALID;
+    }
+    if (len >= sizeof(trimmed) || !parse_int64(trimmed, &v)) {
+        snprintf(why, why_bytes, "Not a number of type %s",
+                 k->type == BROKER_CONFIG_INT ? "INT" : "LONG");
+        return ERR_INVALID;
+    }
+    if (v < k->min || v > k->max) {
+        snprintf(why, why_bytes, "Value must be between %lld and %lld", (long long)k->min,
+                 (long long)k->max);
+        return ERR_INVALID;
+    }
+    apply_number(config, id, v);
+    return 0;
+}
+
 /* Fills the field of canonical key c from text, already checked by check_value(). */
 static void apply_value(struct broker_config *config, enum broker_config_key_id c,
                         enum broker_config_key_id member, const char *text)

@@ -221,6 +221,14 @@ int broker_config_resolve(const struct broker_config_input *input, struct broker
 void broker_config_value(const struct broker_config *config, enum broker_config_key_id id,
                          char *out, size_t out_bytes);
 
+/*
+ * A dynamic broker config: parses text (Kafka's integer syntax, blanks around it allowed) as
+ * the value of canonical numeric key id and, when it is within the key's bounds, stores it in
+ * config. Returns 0, or ERR_INVALID with what is allowed in why (why_bytes bytes).
+ */
+int broker_config_set_dynamic(struct broker_config *config, enum broker_config_key_id id,
+                              const char *text, char *why, size_t why_bytes);
+
 /* Appends the effective configuration to out as a properties file: every canonical key in
  * table order, escaped so that loading it back gives the same configuration. */
 void broker_config_format(const struct broker_config *config, struct buf *out);
