@@ -124,7 +124,7 @@
 #define BROKER_QUOTA_WINDOW_NUM_MAX      1000        /* controller.quota.window.num */
 #define BROKER_QUOTA_WINDOW_SECONDS_MAX  3600        /* controller.quota.window.size.seconds */
 #define BROKER_DIR_NAME_BYTES_MAX        255u        /* NAME_MAX: a marked partition directory */
-#define BROKER_AUTO_CREATE_PER_REQUEST_MAX 64u       /* topics one Metadata/Produce may create */
+#define BROKER_AUTO_CREATE_PER_REQUEST_MAX 64u       /* topics one Metadata request may create */
 
 /* ---- group (the group coordinator and __consumer_offsets) ------------------------------- */
 #define GROUP_OFFSETS_PARTITIONS_DEFAULT   50u      /* offsets.topic.num.partitions */
