@@ -159,8 +159,6 @@ struct reaper *reaper_create(struct io *io);
 void reaper_destroy(struct reaper *r);
 /* Queues a marked directory for removal (the path is copied). */
 void reaper_add(struct reaper *r, const char *path);
-/* Waits until the queue is empty and nothing is being removed (tests, shutdown hooks). */
-void reaper_wait_idle(struct reaper *r);
 
 /* ---- handlers, one file per API family --------------------------------------------------- */
 

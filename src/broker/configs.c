@@ -720,17 +720,22 @@ static const char *dynamic_value(const struct broker *b, int id, enum admin_conf
     return v;
 }
 
-/* A broker key's effective value and source, dynamic configs included. */
-static enum admin_config_source broker_key_value(const struct describe_ctx *c, int id, char *out,
-                                                 size_t out_bytes)
+enum admin_config_source admin_broker_key_source(const struct broker *b,
+                                                 const struct broker_config *defaults, int id,
+                                                 char *out, size_t out_bytes)
 {
-    const struct broker *b = c->rq->b;
     enum admin_config_source source;
     if (!broker_config_keys[id].read_only && dynamic_value(b, id, &source) != NULL) {
         broker_config_value(b->cfg, (enum broker_config_key_id)id, out, out_bytes);
         return source;
     }
-    return admin_broker_value(b->static_cfg, &c->defaults, id, out, out_bytes);
+    return admin_broker_value(b->static_cfg, defaults, id, out, out_bytes);
+}
+
+static enum admin_config_source broker_key_value(const struct describe_ctx *c, int id, char *out,
+                                                 size_t out_bytes)
+{
+    return admin_broker_key_source(c->rq->b, &c->defaults, id, out, out_bytes);
 }
 
 /* The synonyms of a broker key in Kafka's order: this node's dynamic value, the cluster-wide

@@ -33,10 +33,8 @@ struct reaper {
     pthread_t thread;
     pthread_mutex_t mu;
     pthread_cond_t cond;
-    pthread_cond_t idle_cond;
     struct reaper_item *head;
     struct reaper_item *tail;
-    bool busy;
     bool stopping;
 };
 
@@ -78,13 +76,10 @@ static void *reaper_main(void *arg)
         r->head = it->next;
         if (r->head == NULL)
             r->tail = NULL;
-        r->busy = true;
         pthread_mutex_unlock(&r->mu);
         remove_dir(r->io, it->path);
         free(it);
         pthread_mutex_lock(&r->mu);
-        r->busy = false;
-        pthread_cond_broadcast(&r->idle_cond);
     }
     pthread_mutex_unlock(&r->mu);
     return NULL;
@@ -96,7 +91,6 @@ struct reaper *reaper_create(struct io *io)
     r->io = io;
     pthread_mutex_init(&r->mu, NULL);
     pthread_cond_init(&r->cond, NULL);
-    pthread_cond_init(&r->idle_cond, NULL);
     int rc = pthread_create(&r->thread, NULL, reaper_main, r);
     /* Thread creation fails only when the process is out of resources at start-up. */
     ASSERT(rc == 0);
@@ -119,14 +113,6 @@ void reaper_add(struct reaper *r, const char *path)
     pthread_mutex_unlock(&r->mu);
 }
 
-void reaper_wait_idle(struct reaper *r)
-{
-    pthread_mutex_lock(&r->mu);
-    while (r->head != NULL || r->busy)
-        pthread_cond_wait(&r->idle_cond, &r->mu);
-    pthread_mutex_unlock(&r->mu);
-}
-
 void reaper_destroy(struct reaper *r)
 {
     if (r == NULL)
@@ -143,6 +129,5 @@ void reaper_destroy(struct reaper *r)
     }
     pthread_mutex_destroy(&r->mu);
     pthread_cond_destroy(&r->cond);
-    pthread_cond_destroy(&r->idle_cond);
     free(r);
 }

@@ -222,6 +222,9 @@ static int fill_create_configs(struct breq *rq, const struct topic_config_set *s
         char value[BROKER_CONFIG_VALUE_BYTES_MAX];
         enum admin_config_source source = topic_config_effective(
             rq->b->cfg, defaults, set, (enum topic_config_id)id, value, sizeof(value));
+        int broker_key = topic_config_keys[id].broker_key;
+        if (source != ADMIN_SOURCE_DYNAMIC_TOPIC && broker_key != TOPIC_CONFIG_NO_BROKER_KEY)
+            source = admin_broker_key_source(rq->b, defaults, broker_key, value, sizeof(value));
         struct kafka_create_topics_response_creatable_topic_configs *c = &r->configs.items[id];
         char *copy = arena_strndup(&rq->arena, value, strlen(value));
         if (copy == NULL)
