@@ -13,7 +13,7 @@ import subprocess
 import time
 
 import confluent_kafka as ck
-from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
+from confluent_kafka.admin import AdminClient, ConfigResource, NewPartitions, NewTopic
 
 from conftest import CHRONIK_BIN, free_ports
 import helpers
@@ -223,23 +223,36 @@ def test_0021_sigterm_during_a_metadata_flood_stops_cleanly(make_broker):
             s.close()
 
 
-def test_0022_create_topics_beyond_the_mutation_quota_is_throttled(make_broker):
-    # Issue 8 item 3: nothing bounded the partitions one client could create. Kafka's
-    # controller mutation quota (KIP-599): with rate 10/s and 11 one-second windows the bucket
-    # holds 110 partitions; a topic is admitted while the bucket is not negative.
-    b = make_broker(["--set", "controller.mutation.rate=10"]).start()
-    a = AdminClient({"bootstrap.servers": b.bootstrap})
-    topics = [NewTopic("quota-%d" % i, 60, 1) for i in range(3)]
-    results = {}
-    for name, f in a.create_topics(topics, operation_timeout=TIMEOUT_S).items():
+def quota_codes(futures):
+    codes = {}
+    for name, f in futures.items():
         try:
             f.result(timeout=TIMEOUT_S)
-            results[name] = 0
+            codes[name] = 0
         except ck.KafkaException as e:
-            results[name] = e.args[0].code()
-    assert results == {"quota-0": 0, "quota-1": 0, "quota-2": THROTTLING_QUOTA_EXCEEDED}
+            codes[name] = e.args[0].code()
+    return codes
+
+
+def test_0022_topic_mutations_beyond_the_quota_are_throttled(make_broker):
+    # Issue 8 item 3: nothing bounded the partitions one client could create or delete.
+    # Kafka's controller mutation quota (KIP-599): with rate 1/s and 11 one-second windows the
+    # bucket holds 11 partitions; a change is admitted while the bucket is not negative, so
+    # the 20-partition topic overdraws it to -9 and everything after is refused with
+    # THROTTLING_QUOTA_EXCEEDED for the next 9 s.
+    b = make_broker(["--set", "controller.mutation.rate=1"]).start()
+    a = AdminClient({"bootstrap.servers": b.bootstrap})
+    topics = [NewTopic("quota-0", 20, 1), NewTopic("quota-1", 1, 1), NewTopic("quota-2", 1, 1)]
+    start = time.monotonic()
+    assert quota_codes(a.create_topics(topics, operation_timeout=TIMEOUT_S)) == {
+        "quota-0": 0, "quota-1": THROTTLING_QUOTA_EXCEEDED, "quota-2": THROTTLING_QUOTA_EXCEEDED}
+    grow = a.create_partitions([NewPartitions("quota-0", 21)], operation_timeout=TIMEOUT_S)
+    assert quota_codes(grow) == {"quota-0": THROTTLING_QUOTA_EXCEEDED}
+    gone = a.delete_topics(["quota-0"], operation_timeout=TIMEOUT_S)
+    assert quota_codes(gone) == {"quota-0": THROTTLING_QUOTA_EXCEEDED}
+    assert time.monotonic() - start < 9, "too slow to observe the exhausted bucket"
     listed = a.list_topics(timeout=TIMEOUT_S).topics
-    assert "quota-1" in listed and "quota-2" not in listed
+    assert len(listed["quota-0"].partitions) == 20 and "quota-1" not in listed
     b.stop()
 
 
