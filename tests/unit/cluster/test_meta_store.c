@@ -340,6 +340,34 @@ static void test_bad_frame_in_the_middle_refused(void **state)
     io_destroy(io);
 }
 
+/* A last frame cut short (a crash during its write) is dropped, and cut off the file so the
+ * next append starts at a frame boundary. */
+static void test_torn_tail_cut_off(void **state)
+{
+    (void)state;
+    struct io *io = new_disk();
+    assert_int_equal(run_scenario(io), STEPS + 1);
+    struct buf j;
+    buf_init(&j);
+    read_file(io, DIR "/metadata.journal", &j);
+    write_file(io, DIR "/metadata.journal", j.data, j.len - 5);
+    struct meta_store s;
+    struct meta_image back, want;
+    for (int round = 0; round < 2; round++) {
+        meta_image_init(&back);
+        bool created;
+        assert_int_equal(meta_store_open(&s, io, DIR, &back, &created), 0);
+        assert_true(round == 0 ? s.torn_bytes > 0 : s.torn_bytes == 0);
+        build_state(&want, STEPS); /* without the last step, whose frame was torn */
+        assert_images_equal(&back, &want);
+        meta_image_deinit(&want);
+        meta_store_close(&s);
+        meta_image_deinit(&back);
+    }
+    buf_deinit(&j);
+    io_destroy(io);
+}
+
 /* Upgrade path: a data directory written before the journal (a CHRMETA1 image only). */
 static void test_reads_v1_image(void **state)
 {
@@ -389,6 +417,7 @@ int main(void)
         cmocka_unit_test(test_crash_at_every_operation),
         cmocka_unit_test(test_commit_is_one_write_and_one_sync),
         cmocka_unit_test(test_bad_frame_in_the_middle_refused),
+        cmocka_unit_test(test_torn_tail_cut_off),
         cmocka_unit_test(test_reads_v1_image),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
