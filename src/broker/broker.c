@@ -183,6 +183,71 @@ bool broker_auto_create_allowed(const struct broker *b)
     return b->cfg->auto_create_topics_enable;
 }
 
+/* The name a deleted partition directory is renamed to, as Kafka's LocalLog names it:
+ * `<topic>-<partition>.<32 hex digits of id>-delete`, the topic cut so the name fits NAME_MAX. */
+static int marked_dir(const struct broker *b, const char *topic, uint32_t partition,
+                      const struct meta_uuid *id, char *out, size_t size)
+{
+    char suffix[64];
+    int n = snprintf(suffix, sizeof(suffix), "-%u.", partition);
+    for (int i = 0; i < META_UUID_BYTES; i++)
+        n += snprintf(suffix + n, sizeof(suffix) - (size_t)n, "%02x", id->b[i]);
+    snprintf(suffix + n, sizeof(suffix) - (size_t)n, "-delete");
+    size_t keep = MIN(strlen(topic), (size_t)BROKER_DIR_NAME_BYTES_MAX - strlen(suffix));
+    int w = snprintf(out, size, "%s/%.*s%s", b->cfg->log_dir, (int)keep, topic, suffix);
+    return w < 0 || (size_t)w >= size ? -ENAMETOOLONG : 0;
+}
+
+static void random_uuid(struct broker *b, struct meta_uuid *id)
+{
+    for (int i = 0; i < 2; i++) {
+        uint64_t x = rng_next(&b->rng);
+        memcpy(id->b + 8 * i, &x, 8);
+    }
+}
+
+/* Renames a partition directory to its marked name and hands it to the reaper. A directory
+ * that does not exist (never written, or renamed before a crash) needs nothing. */
+static int retire_dir(struct broker *b, const char *dir, const char *topic, uint32_t partition,
+                      const struct meta_uuid *id)
+{
+    char marked[IO_PATH_BYTES_MAX];
+    int rc = marked_dir(b, topic, partition, id, marked, sizeof(marked));
+    if (rc == 0)
+        rc = io_rename(b->io, dir, marked);
+    if (rc == -ENOENT)
+        return 0;
+    if (rc == 0)
+        reaper_add(b->reaper, marked);
+    return rc;
+}
+
+/* A new topic's (or new partitions') directories must not exist: one left by a delete whose
+ * rename failed would bring old data back. Retires any such directory first. */
+static int clear_stale_dirs(struct broker *b, const char *topic, uint32_t from, uint32_t to)
+{
+    struct meta_uuid id;
+    random_uuid(b, &id);
+    for (uint32_t p = from; p < to; p++) {
+        char dir[IO_PATH_BYTES_MAX];
+        bool is_dir = false;
+        int rc = partition_dir(b, topic, p, dir, sizeof(dir));
+        if (rc == 0)
+            rc = io_exists(b->io, dir, &is_dir);
+        if (rc == -ENOENT)
+            continue;
+        if (rc == 0) {
+            fprintf(stderr, "chronik: removing stale partition directory %s\n", dir);
+            rc = retire_dir(b, dir, topic, p, &id);
+        }
+        if (rc < 0) {
+            fprintf(stderr, "chronik: cannot clear %s: %s\n", dir, err_str(rc));
+            return rc;
+        }
+    }
+    return 0;
+}
+
 static void stage(struct broker *b, const char *name, uint32_t old_count)
 {
     if (b->staged_count == b->staged_cap) {
@@ -265,6 +330,10 @@ int broker_create_topic(struct broker *b, const char *name, int32_t partitions,
     }
     if (validate_only)
         return KAFKA_NONE;
+    if (clear_stale_dirs(b, name, 0, (uint32_t)partitions) < 0) {
+        *why = "The broker could not clear an old directory of the topic";
+        return KAFKA_KAFKA_STORAGE_ERROR;
+    }
 
     struct meta_uuid id;
     do {
@@ -321,6 +390,10 @@ int broker_grow_topic(struct broker *b, const char *name, size_t len, int32_t ne
     if (validate_only)
         return KAFKA_NONE;
     uint32_t old_count = mt->partition_count;
+    if (clear_stale_dirs(b, mt->name, old_count, (uint32_t)new_count) < 0) {
+        *why = "The broker could not clear an old directory of the topic";
+        return KAFKA_KAFKA_STORAGE_ERROR;
+    }
     size_t added = (size_t)new_count - old_count;
     int32_t *assignment = xcalloc(added * (size_t)mt->replication_factor, sizeof(*assignment));
     for (size_t i = 0; i < added * (size_t)mt->replication_factor; i++)
@@ -346,45 +419,6 @@ void broker_topic_reconfigure(struct broker *b, const char *name)
         /* The values passed validation against the same bounds when they were set. */
         ASSERT(rc == 0);
     }
-}
-
-/* The name a deleted partition directory is renamed to, as Kafka's LocalLog names it:
- * `<topic>-<partition>.<32 hex digits of id>-delete`, the topic cut so the name fits NAME_MAX. */
-static int marked_dir(const struct broker *b, const char *topic, uint32_t partition,
-                      const struct meta_uuid *id, char *out, size_t size)
-{
-    char suffix[64];
-    int n = snprintf(suffix, sizeof(suffix), "-%u.", partition);
-    for (int i = 0; i < META_UUID_BYTES; i++)
-        n += snprintf(suffix + n, sizeof(suffix) - (size_t)n, "%02x", id->b[i]);
-    snprintf(suffix + n, sizeof(suffix) - (size_t)n, "-delete");
-    size_t keep = MIN(strlen(topic), (size_t)BROKER_DIR_NAME_BYTES_MAX - strlen(suffix));
-    int w = snprintf(out, size, "%s/%.*s%s", b->cfg->log_dir, (int)keep, topic, suffix);
-    return w < 0 || (size_t)w >= size ? -ENAMETOOLONG : 0;
-}
-
-static void random_uuid(struct broker *b, struct meta_uuid *id)
-{
-    for (int i = 0; i < 2; i++) {
-        uint64_t x = rng_next(&b->rng);
-        memcpy(id->b + 8 * i, &x, 8);
-    }
-}
-
-/* Renames a partition directory to its marked name and hands it to the reaper. A directory
- * that does not exist (never written, or renamed before a crash) needs nothing. */
-static int retire_dir(struct broker *b, const char *dir, const char *topic, uint32_t partition,
-                      const struct meta_uuid *id)
-{
-    char marked[IO_PATH_BYTES_MAX];
-    int rc = marked_dir(b, topic, partition, id, marked, sizeof(marked));
-    if (rc == 0)
-        rc = io_rename(b->io, dir, marked);
-    if (rc == -ENOENT)
-        return 0;
-    if (rc == 0)
-        reaper_add(b->reaper, marked);
-    return rc;
 }
 
 int broker_delete_topic(struct broker *b, const char *name, size_t len)
@@ -440,7 +474,7 @@ static int collect_entry(void *ctx, const char *name)
 /* Start-up: `name` in the data directory may be a marked directory (a delete not finished
  * before the last stop) or a partition directory the metadata does not know (a delete
  * interrupted by a crash after its record); either goes to the reaper. */
-static int clean_entry(struct broker *b, const char *name)
+static int clean_entry(struct broker *b, const char *name, bool created)
 {
     size_t len = strlen(name);
     char path[IO_PATH_BYTES_MAX];
@@ -463,6 +497,15 @@ static int clean_entry(struct broker *b, const char *name)
     const struct meta_topic *mt = meta_topic_find(&b->meta, name, (size_t)(dash - name));
     if (mt != NULL && partition < mt->partition_count)
         return 0;
+    if (created) {
+        /* Partition data without any metadata is a lost metadata store, not an interrupted
+         * delete: never remove it. */
+        fprintf(stderr,
+                "chronik: %s holds partition directories (%s) but no metadata; refusing to "
+                "start\n",
+                b->cfg->log_dir, name);
+        return ERR_CORRUPT;
+    }
     char topic[IO_PATH_BYTES_MAX];
     snprintf(topic, sizeof(topic), "%.*s", (int)(dash - name), name);
     struct meta_uuid id;
@@ -474,7 +517,7 @@ static int clean_entry(struct broker *b, const char *name)
     return rc;
 }
 
-static int clean_data_dir(struct broker *b)
+static int clean_data_dir(struct broker *b, bool created)
 {
     /* Names first, renames after: a directory listing that sees its own renames is not
      * defined by POSIX. */
@@ -482,7 +525,7 @@ static int clean_data_dir(struct broker *b)
     int rc = io_list_dir(b->io, b->cfg->log_dir, collect_entry, &l);
     for (uint32_t i = 0; i < l.count; i++) {
         if (rc == 0)
-            rc = clean_entry(b, l.names[i]);
+            rc = clean_entry(b, l.names[i], created);
         free(l.names[i]);
     }
     free(l.names);
@@ -544,10 +587,9 @@ static void log_config_from(const struct broker_config *cfg, struct log_config *
     out->retention_bytes = cfg->log_retention_bytes;
 }
 
-static int load_metadata(struct broker *b)
+static int load_metadata(struct broker *b, bool *created)
 {
-    bool created = false;
-    int rc = meta_store_open(&b->store, b->io, b->cfg->log_dir, &b->meta, &created);
+    int rc = meta_store_open(&b->store, b->io, b->cfg->log_dir, &b->meta, created);
     if (rc < 0) {
         fprintf(stderr, "chronik: cannot load the metadata of %s: %s\n", b->cfg->log_dir,
                 err_str(rc));
@@ -556,16 +598,20 @@ static int load_metadata(struct broker *b)
     if (b->store.torn_bytes > 0)
         fprintf(stderr, "chronik: cut a torn tail of %llu bytes off %s\n",
                 (unsigned long long)b->store.torn_bytes, b->store.journal_path);
-    if (created) {
-        struct meta_uuid random;
-        random_uuid(b, &random);
-        meta_image_set_cluster_id(&b->meta, random.b);
-        rc = meta_store_snapshot(&b->store, &b->meta);
-        if (rc < 0)
-            fprintf(stderr, "chronik: cannot write %s: %s\n", b->store.snapshot_path, err_str(rc));
-    }
-    if (rc == 0)
-        broker_apply_dynamic_configs(b);
+    broker_apply_dynamic_configs(b);
+    return 0;
+}
+
+/* A new data directory: a new cluster id, in the first snapshot. Only once the directory was
+ * checked (clean_data_dir), so a refused start leaves no metadata behind. */
+static int create_metadata(struct broker *b)
+{
+    struct meta_uuid random;
+    random_uuid(b, &random);
+    meta_image_set_cluster_id(&b->meta, random.b);
+    int rc = meta_store_snapshot(&b->store, &b->meta);
+    if (rc < 0)
+        fprintf(stderr, "chronik: cannot write %s: %s\n", b->store.snapshot_path, err_str(rc));
     return rc;
 }
 
@@ -654,13 +700,19 @@ int broker_open(const struct broker_config *cfg, struct broker **out)
         fprintf(stderr, "chronik: cannot use data directory %s: %s\n", cfg->log_dir, err_str(rc));
         goto fail;
     }
-    rc = load_metadata(b);
+    bool created = false;
+    rc = load_metadata(b, &created);
     if (rc < 0)
         goto fail;
-    rc = clean_data_dir(b);
+    rc = clean_data_dir(b, created);
     if (rc < 0) {
         fprintf(stderr, "chronik: cannot clean data directory %s: %s\n", cfg->log_dir, err_str(rc));
         goto fail;
+    }
+    if (created) {
+        rc = create_metadata(b);
+        if (rc < 0)
+            goto fail;
     }
     rc = open_all(b);
     if (rc < 0)

@@ -465,3 +465,24 @@ def test_0028_static_broker_configs_stay_refused(broker):
     assert code == 40 and "Invalid value abc for configuration log.retention.ms" in message
     e = broker_entry(a, "1", "log.retention.ms")
     assert int(e.source) != SOURCE_DYNAMIC_BROKER
+
+
+def test_0029_partition_data_without_metadata_is_never_removed(tmp_path):
+    # Issue 8 item 6, the other side of start-up clean-up: partition directories the
+    # metadata does not know are removed as interrupted deletes, but a data directory holding
+    # partitions and no metadata at all has lost its metadata store; the node refuses to start
+    # there instead of removing the data (or creating a fresh cluster over it).
+    data = tmp_path / "data"
+    part = data / "orphan-0"
+    part.mkdir(parents=True)
+    (part / "00000000000000000000.log").write_bytes(b"x" * 100)
+    port, http_port, cluster_port = free_ports(3)
+    proc = subprocess.run(
+        [CHRONIK_BIN, "--port", str(port), "--data-dir", str(data),
+         "--set", "http.port=%d" % http_port, "--set", "cluster.port=%d" % cluster_port],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=TIMEOUT_S)
+    err = proc.stderr.decode("utf-8", "replace")
+    assert proc.returncode == 2, "exit status %d; stderr: %s" % (proc.returncode, err)
+    assert "holds partition directories (orphan-0) but no metadata" in err, err
+    assert (part / "00000000000000000000.log").read_bytes() == b"x" * 100
+    assert not (data / "metadata.image").exists()
