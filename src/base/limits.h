@@ -95,6 +95,9 @@
 #define META_CONFIG_KEY_BYTES_MAX   128u
 #define META_CONFIG_VALUE_BYTES_MAX 1024u
 #define META_IMAGE_BYTES_MAX        (256u * MIB)
+#define META_BROKER_CONFIGS_MAX     1024u    /* dynamic broker configs, all resources */
+#define META_JOURNAL_BYTES_MIN      (1u * MIB) /* journal size that never triggers a snapshot */
+#define META_JOURNAL_FRAME_BYTES_MAX META_IMAGE_BYTES_MAX
 
 /* ---- broker ------------------------------------------------------------------------------ */
 /* Bounds of the configuration keys that belong to no other module (src/broker/config.c). */
@@ -118,6 +121,11 @@
 #define BROKER_ADMIN_MESSAGE_BYTES_MAX   512u        /* one error message of an admin response */
 #define BROKER_ADMIN_QUOTE_BYTES_MAX     100u        /* a client's name or value quoted in one */
 #define BROKER_CONFIG_SYNONYMS_MAX       8u          /* synonyms DescribeConfigs lists per entry */
+#define BROKER_MUTATION_RATE_MAX         1000000     /* controller.mutation.rate, partitions/s */
+#define BROKER_QUOTA_WINDOW_NUM_MAX      1000        /* controller.quota.window.num */
+#define BROKER_QUOTA_WINDOW_SECONDS_MAX  3600        /* controller.quota.window.size.seconds */
+#define BROKER_DIR_NAME_BYTES_MAX        255u        /* NAME_MAX: a marked partition directory */
+#define BROKER_AUTO_CREATE_PER_REQUEST_MAX 64u       /* topics one Metadata request may create */
 
 /* ---- group (the group coordinator and __consumer_offsets) ------------------------------- */
 #define GROUP_OFFSETS_PARTITIONS_DEFAULT   50u      /* offsets.topic.num.partitions */

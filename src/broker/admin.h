@@ -151,9 +151,19 @@ void topic_config_resolve(const struct broker_config *cfg, const struct meta_top
 /* Kafka's DescribeConfigs configSource numbers, sent as they are. */
 enum admin_config_source {
     ADMIN_SOURCE_DYNAMIC_TOPIC = 1,
+    ADMIN_SOURCE_DYNAMIC_BROKER = 2,         /* a dynamic config of this broker */
+    ADMIN_SOURCE_DYNAMIC_DEFAULT_BROKER = 3, /* a cluster-wide dynamic default */
     ADMIN_SOURCE_STATIC_BROKER = 4,
     ADMIN_SOURCE_DEFAULT = 5,
 };
+
+struct broker;
+/* A broker key's effective value on this node and its source, dynamic broker configs
+ * included: this node's dynamic value, the cluster-wide default, then as admin_broker_value()
+ * on the static configuration (configs.c). */
+enum admin_config_source admin_broker_key_source(const struct broker *b,
+                                                 const struct broker_config *defaults, int id,
+                                                 char *out, size_t out_bytes);
 
 /* The broker configuration with nothing set: every key at its default. */
 void admin_broker_defaults(struct broker_config *out);

@@ -6,11 +6,16 @@
  * open-addressing table). Start-up recovers everything before the listener opens, so a client
  * never sees a partition that is not ready.
  *
- * Data directory: `metadata.image` (the metadata image, replaced atomically) and one directory
- * per partition, `<topic>-<partition>`, as Kafka names them.
+ * Data directory: the metadata store (`metadata.image` and `metadata.journal`, see
+ * cluster/metadata.h), one directory per partition, `<topic>-<partition>`, as Kafka names
+ * them, and deleted partitions awaiting removal, `<topic>-<partition>.<id>-delete`.
  *
- * Metadata changes are rare and small, so they are saved synchronously on the loop thread
- * (one file write and two syncs); the log's appends never are.
+ * Metadata changes are committed on the loop thread, once per request: one journal append and
+ * one sync however many topics the request changes; their count is bounded by the controller
+ * mutation quota and the auto-create cap. Deleted partition directories are renamed at once
+ * and removed by the reaper thread. At start-up, marked directories and partition directories
+ * the metadata does not know (left by a crash in the middle of a delete) are renamed and
+ * handed to the reaper, so a topic created again under an old name always starts empty.
  */
 #include "base/alloc.h"
 #include "base/assert.h"
@@ -178,12 +183,121 @@ bool broker_auto_create_allowed(const struct broker *b)
     return b->cfg->auto_create_topics_enable;
 }
 
-static int save_metadata(struct broker *b)
+/* The name a deleted partition directory is renamed to, as Kafka's LocalLog names it:
+ * `<topic>-<partition>.<32 hex digits of id>-delete`, the topic cut so the name fits NAME_MAX. */
+static int marked_dir(const struct broker *b, const char *topic, uint32_t partition,
+                      const struct meta_uuid *id, char *out, size_t size)
 {
-    int rc = meta_image_save(&b->meta, b->io, b->cfg->log_dir, b->meta_path);
-    if (rc < 0)
-        fprintf(stderr, "chronik: cannot save %s: %s\n", b->meta_path, err_str(rc));
+    char suffix[64];
+    int n = snprintf(suffix, sizeof(suffix), "-%u.", partition);
+    for (int i = 0; i < META_UUID_BYTES; i++)
+        n += snprintf(suffix + n, sizeof(suffix) - (size_t)n, "%02x", id->b[i]);
+    snprintf(suffix + n, sizeof(suffix) - (size_t)n, "-delete");
+    size_t keep = MIN(strlen(topic), (size_t)BROKER_DIR_NAME_BYTES_MAX - strlen(suffix));
+    int w = snprintf(out, size, "%s/%.*s%s", b->cfg->log_dir, (int)keep, topic, suffix);
+    return w < 0 || (size_t)w >= size ? -ENAMETOOLONG : 0;
+}
+
+static void random_uuid(struct broker *b, struct meta_uuid *id)
+{
+    for (int i = 0; i < 2; i++) {
+        uint64_t x = rng_next(&b->rng);
+        memcpy(id->b + 8 * i, &x, 8);
+    }
+}
+
+/* Renames a partition directory to its marked name and hands it to the reaper. A directory
+ * that does not exist (never written, or renamed before a crash) needs nothing. */
+static int retire_dir(struct broker *b, const char *dir, const char *topic, uint32_t partition,
+                      const struct meta_uuid *id)
+{
+    char marked[IO_PATH_BYTES_MAX];
+    int rc = marked_dir(b, topic, partition, id, marked, sizeof(marked));
+    if (rc == 0)
+        rc = io_rename(b->io, dir, marked);
+    if (rc == -ENOENT)
+        return 0;
+    if (rc == 0)
+        reaper_add(b->reaper, marked);
     return rc;
+}
+
+/* A new topic's (or new partitions') directories must not exist: one left by a delete whose
+ * rename failed would bring old data back. Retires any such directory first. */
+static int clear_stale_dirs(struct broker *b, const char *topic, uint32_t from, uint32_t to)
+{
+    struct meta_uuid id;
+    random_uuid(b, &id);
+    for (uint32_t p = from; p < to; p++) {
+        char dir[IO_PATH_BYTES_MAX];
+        bool is_dir = false;
+        int rc = partition_dir(b, topic, p, dir, sizeof(dir));
+        if (rc == 0)
+            rc = io_exists(b->io, dir, &is_dir);
+        if (rc == -ENOENT)
+            continue;
+        if (rc == 0) {
+            fprintf(stderr, "chronik: removing stale partition directory %s\n", dir);
+            rc = retire_dir(b, dir, topic, p, &id);
+        }
+        if (rc < 0) {
+            fprintf(stderr, "chronik: cannot clear %s: %s\n", dir, err_str(rc));
+            return rc;
+        }
+    }
+    return 0;
+}
+
+static void stage(struct broker *b, const char *name, uint32_t old_count)
+{
+    if (b->staged_count == b->staged_cap) {
+        b->staged_cap = b->staged_cap == 0 ? 16 : b->staged_cap * 2;
+        b->staged = xrealloc(b->staged, b->staged_cap * sizeof(*b->staged));
+    }
+    b->staged[b->staged_count++] =
+        (struct broker_staged){.name = xstrdup(name), .old_count = old_count};
+}
+
+static void unstage(struct broker *b, const struct broker_staged *st)
+{
+    if (meta_topic_find(&b->meta, st->name, strlen(st->name)) == NULL)
+        return;
+    int rc = st->old_count == 0 ? meta_topic_delete(&b->meta, st->name)
+                                : meta_partitions_shrink(&b->meta, st->name, st->old_count);
+    ASSERT(rc == 0);
+}
+
+/* Opens the partitions a committed change added: all of a created topic, the new ones of a
+ * grown one. */
+static int open_staged(struct broker *b, const struct meta_topic *mt)
+{
+    struct broker_topic *t = broker_topic_find(b, mt->name, strlen(mt->name));
+    int rc = 0;
+    if (t == NULL)
+        return topic_attach(b, mt, &rc) == NULL ? rc : 0;
+    return t->partition_count < mt->partition_count ? open_replicas(b, mt, t, t->partition_count)
+                                                    : 0;
+}
+
+int broker_topics_commit(struct broker *b)
+{
+    int rc = meta_store_commit(&b->store, &b->meta);
+    if (rc < 0)
+        fprintf(stderr, "chronik: cannot write the metadata journal %s: %s\n",
+                b->store.journal_path, err_str(rc));
+    int err = KAFKA_NONE;
+    /* Undo in reverse, so a topic created and grown in one request is undone whole. */
+    for (uint32_t i = b->staged_count; rc < 0 && i-- > 0;)
+        unstage(b, &b->staged[i]);
+    for (uint32_t i = 0; i < b->staged_count; i++) {
+        const struct broker_staged *st = &b->staged[i];
+        const struct meta_topic *mt = meta_topic_find(&b->meta, st->name, strlen(st->name));
+        if (rc == 0 && mt != NULL && open_staged(b, mt) < 0)
+            err = KAFKA_KAFKA_STORAGE_ERROR;
+        free(st->name);
+    }
+    b->staged_count = 0;
+    return rc < 0 ? KAFKA_KAFKA_STORAGE_ERROR : err;
 }
 
 int broker_create_topic(struct broker *b, const char *name, int32_t partitions,
@@ -216,6 +330,10 @@ int broker_create_topic(struct broker *b, const char *name, int32_t partitions,
     }
     if (validate_only)
         return KAFKA_NONE;
+    if (clear_stale_dirs(b, name, 0, (uint32_t)partitions) < 0) {
+        *why = "The broker could not clear an old directory of the topic";
+        return KAFKA_KAFKA_STORAGE_ERROR;
+    }
 
     struct meta_uuid id;
     do {
@@ -249,16 +367,8 @@ int broker_create_topic(struct broker *b, const char *name, int32_t partitions,
             return KAFKA_INVALID_CONFIG;
         }
     }
-    if (save_metadata(b) < 0) {
-        meta_topic_delete(&b->meta, name);
-        *why = "The broker could not write its metadata";
-        return KAFKA_KAFKA_STORAGE_ERROR;
-    }
-    const struct meta_topic *mt = meta_topic_find(&b->meta, name, len);
-    if (topic_attach(b, mt, &rc) == NULL) {
-        *why = "The broker could not create the partition logs";
-        return KAFKA_KAFKA_STORAGE_ERROR;
-    }
+    meta_store_put_topic(&b->store, meta_topic_find(&b->meta, name, len));
+    stage(b, name, 0);
     return KAFKA_NONE;
 }
 
@@ -280,6 +390,10 @@ int broker_grow_topic(struct broker *b, const char *name, size_t len, int32_t ne
     if (validate_only)
         return KAFKA_NONE;
     uint32_t old_count = mt->partition_count;
+    if (clear_stale_dirs(b, mt->name, old_count, (uint32_t)new_count) < 0) {
+        *why = "The broker could not clear an old directory of the topic";
+        return KAFKA_KAFKA_STORAGE_ERROR;
+    }
     size_t added = (size_t)new_count - old_count;
     int32_t *assignment = xcalloc(added * (size_t)mt->replication_factor, sizeof(*assignment));
     for (size_t i = 0; i < added * (size_t)mt->replication_factor; i++)
@@ -287,16 +401,8 @@ int broker_grow_topic(struct broker *b, const char *name, size_t len, int32_t ne
     int rc = meta_partitions_grow(&b->meta, mt->name, (uint32_t)new_count, assignment);
     free(assignment);
     ASSERT(rc == 0);
-    if (save_metadata(b) < 0) {
-        *why = "The broker could not write its metadata";
-        return KAFKA_KAFKA_STORAGE_ERROR;
-    }
-    struct broker_topic *t = broker_topic_find(b, mt->name, strlen(mt->name));
-    ASSERT(t != NULL && t->partition_count == old_count);
-    if (open_replicas(b, mt, t, old_count) < 0) {
-        *why = "The broker could not create the partition logs";
-        return KAFKA_KAFKA_STORAGE_ERROR;
-    }
+    meta_store_put_topic(&b->store, mt);
+    stage(b, mt->name, old_count);
     return KAFKA_NONE;
 }
 
@@ -315,58 +421,117 @@ void broker_topic_reconfigure(struct broker *b, const char *name)
     }
 }
 
-struct dir_ctx {
-    struct io *io;
-    const char *dir;
-};
-
-static int remove_entry(void *ctx, const char *name)
-{
-    const struct dir_ctx *d = ctx;
-    char path[IO_PATH_BYTES_MAX];
-    if (snprintf(path, sizeof(path), "%s/%s", d->dir, name) >= (int)sizeof(path))
-        return -ENAMETOOLONG;
-    return io_remove(d->io, path);
-}
-
-/* Removes a partition directory and the files in it. */
-static int remove_dir(struct broker *b, const char *dir)
-{
-    struct dir_ctx d = {.io = b->io, .dir = dir};
-    int rc = io_list_dir(b->io, dir, remove_entry, &d);
-    if (rc == 0)
-        rc = io_rmdir(b->io, dir);
-    return rc;
-}
-
 int broker_delete_topic(struct broker *b, const char *name, size_t len)
 {
     struct meta_topic *mt = meta_topic_find(&b->meta, name, len);
     if (mt == NULL)
         return KAFKA_UNKNOWN_TOPIC_OR_PARTITION;
     char *copy = xstrdup(mt->name);
-    int rc = meta_topic_delete(&b->meta, copy);
-    ASSERT(rc == 0);
-    if (save_metadata(b) < 0) {
-        /* The topic is gone from this run's image but may come back after a restart: the
-         * same as a delete that did not complete, which a client retries. */
-        free(copy);
-        return KAFKA_KAFKA_STORAGE_ERROR;
-    }
+    struct meta_uuid id = mt->id;
+    uint32_t parts = mt->partition_count;
     struct broker_topic *t = broker_topic_find(b, copy, strlen(copy));
     if (t != NULL) {
-        uint32_t parts = t->partition_count;
         table_remove(b, t);
         topic_free(t, false);
-        for (uint32_t p = 0; p < parts; p++) {
-            char dir[IO_PATH_BYTES_MAX];
-            if (partition_dir(b, copy, p, dir, sizeof(dir)) == 0 && remove_dir(b, dir) < 0)
-                fprintf(stderr, "chronik: cannot remove %s\n", dir);
-        }
-        io_sync_dir(b->io, b->cfg->log_dir);
     }
+    /* The directories go first: whatever happens next, the name holds no data any more, and
+     * start-up removes marked directories and those the metadata does not know. */
+    int err = KAFKA_NONE;
+    for (uint32_t p = 0; p < parts; p++) {
+        char dir[IO_PATH_BYTES_MAX];
+        int rc = partition_dir(b, copy, p, dir, sizeof(dir));
+        if (rc == 0)
+            rc = retire_dir(b, dir, copy, p, &id);
+        if (rc < 0) {
+            fprintf(stderr, "chronik: cannot rename %s for deletion: %s\n", dir, err_str(rc));
+            err = KAFKA_KAFKA_STORAGE_ERROR;
+        }
+    }
+    int rc = meta_topic_delete(&b->meta, copy);
+    ASSERT(rc == 0);
+    meta_store_remove_topic(&b->store, copy, &id);
     free(copy);
-    return KAFKA_NONE;
+    return err;
+}
+
+struct clean_list {
+    char **names;
+    uint32_t count;
+    uint32_t cap;
+};
+
+static int collect_entry(void *ctx, const char *name)
+{
+    struct clean_list *l = ctx;
+    if (l->count == l->cap) {
+        l->cap = l->cap == 0 ? 64 : l->cap * 2;
+        l->names = xrealloc(l->names, l->cap * sizeof(*l->names));
+    }
+    l->names[l->count++] = xstrdup(name);
+    return 0;
+}
+
+/* Start-up: `name` in the data directory may be a marked directory (a delete not finished
+ * before the last stop) or a partition directory the metadata does not know (a delete
+ * interrupted by a crash after its record); either goes to the reaper. */
+static int clean_entry(struct broker *b, const char *name, bool created)
+{
+    size_t len = strlen(name);
+    char path[IO_PATH_BYTES_MAX];
+    if (snprintf(path, sizeof(path), "%s/%s", b->cfg->log_dir, name) >= (int)sizeof(path))
+        return 0;
+    bool is_dir = false;
+    if (io_exists(b->io, path, &is_dir) < 0 || !is_dir)
+        return 0;
+    static const char mark[] = "-delete";
+    if (len > sizeof(mark) - 1 && strcmp(name + len - (sizeof(mark) - 1), mark) == 0) {
+        fprintf(stderr, "chronik: removing deleted partition directory %s\n", path);
+        reaper_add(b->reaper, path);
+        return 0;
+    }
+    const char *dash = strrchr(name, '-');
+    if (dash == NULL || dash == name || dash[1] == '\0' || strlen(dash + 1) > 9 ||
+        strspn(dash + 1, "0123456789") != strlen(dash + 1))
+        return 0;
+    uint32_t partition = (uint32_t)strtoul(dash + 1, NULL, 10);
+    const struct meta_topic *mt = meta_topic_find(&b->meta, name, (size_t)(dash - name));
+    if (mt != NULL && partition < mt->partition_count)
+        return 0;
+    if (created) {
+        /* Partition data without any metadata is a lost metadata store, not an interrupted
+         * delete: never remove it. */
+        fprintf(stderr,
+                "chronik: %s holds partition directories (%s) but no metadata; refusing to "
+                "start\n",
+                b->cfg->log_dir, name);
+        return ERR_CORRUPT;
+    }
+    char topic[IO_PATH_BYTES_MAX];
+    snprintf(topic, sizeof(topic), "%.*s", (int)(dash - name), name);
+    struct meta_uuid id;
+    random_uuid(b, &id);
+    fprintf(stderr, "chronik: removing partition directory %s: not in the metadata\n", path);
+    int rc = retire_dir(b, path, topic, partition, &id);
+    if (rc < 0)
+        fprintf(stderr, "chronik: cannot rename %s for deletion: %s\n", path, err_str(rc));
+    return rc;
+}
+
+static int clean_data_dir(struct broker *b, bool created)
+{
+    /* Names first, renames after: a directory listing that sees its own renames is not
+     * defined by POSIX. */
+    struct clean_list l = {0};
+    int rc = io_list_dir(b->io, b->cfg->log_dir, collect_entry, &l);
+    for (uint32_t i = 0; i < l.count; i++) {
+        if (rc == 0)
+            rc = clean_entry(b, l.names[i], created);
+        free(l.names[i]);
+    }
+    free(l.names);
+    if (rc == 0)
+        rc = io_sync_dir(b->io, b->cfg->log_dir);
+    return rc;
 }
 
 /* ---- life cycle -------------------------------------------------------------------------- */
@@ -422,20 +587,31 @@ static void log_config_from(const struct broker_config *cfg, struct log_config *
     out->retention_bytes = cfg->log_retention_bytes;
 }
 
-static int load_metadata(struct broker *b)
+static int load_metadata(struct broker *b, bool *created)
 {
-    int rc = meta_image_load(&b->meta, b->io, b->meta_path);
-    if (rc == -ENOENT) {
-        uint8_t random[META_UUID_BYTES];
-        for (int i = 0; i < 2; i++) {
-            uint64_t x = rng_next(&b->rng);
-            memcpy(random + 8 * i, &x, 8);
-        }
-        meta_image_set_cluster_id(&b->meta, random);
-        return save_metadata(b);
+    int rc = meta_store_open(&b->store, b->io, b->cfg->log_dir, &b->meta, created);
+    if (rc < 0) {
+        fprintf(stderr, "chronik: cannot load the metadata of %s: %s\n", b->cfg->log_dir,
+                err_str(rc));
+        return rc;
     }
+    if (b->store.torn_bytes > 0)
+        fprintf(stderr, "chronik: cut a torn tail of %llu bytes off %s\n",
+                (unsigned long long)b->store.torn_bytes, b->store.journal_path);
+    broker_apply_dynamic_configs(b);
+    return 0;
+}
+
+/* A new data directory: a new cluster id, in the first snapshot. Only once the directory was
+ * checked (clean_data_dir), so a refused start leaves no metadata behind. */
+static int create_metadata(struct broker *b)
+{
+    struct meta_uuid random;
+    random_uuid(b, &random);
+    meta_image_set_cluster_id(&b->meta, random.b);
+    int rc = meta_store_snapshot(&b->store, &b->meta);
     if (rc < 0)
-        fprintf(stderr, "chronik: cannot load %s: %s\n", b->meta_path, err_str(rc));
+        fprintf(stderr, "chronik: cannot write %s: %s\n", b->store.snapshot_path, err_str(rc));
     return rc;
 }
 
@@ -481,7 +657,9 @@ int broker_open(const struct broker_config *cfg, struct broker **out)
 {
     struct broker_full *full = xcalloc(1, sizeof(*full));
     struct broker *b = &full->b;
-    b->cfg = cfg;
+    b->static_cfg = cfg;
+    b->live_cfg = *cfg;
+    b->cfg = &b->live_cfg;
     b->clock = clock_real();
     uint64_t seed = 0;
     if (getrandom(&seed, sizeof(seed), 0) != (ssize_t)sizeof(seed))
@@ -508,6 +686,7 @@ int broker_open(const struct broker_config *cfg, struct broker **out)
     b->io = io_posix_create();
     b->files = log_files_create(b->io, open_files_max());
     b->flusher = log_flusher_create(true);
+    b->reaper = reaper_create(b->io);
     meta_image_init(&b->meta);
     *out = b;
 
@@ -521,14 +700,20 @@ int broker_open(const struct broker_config *cfg, struct broker **out)
         fprintf(stderr, "chronik: cannot use data directory %s: %s\n", cfg->log_dir, err_str(rc));
         goto fail;
     }
-    if (snprintf(b->meta_path, sizeof(b->meta_path), "%s/metadata.image", cfg->log_dir) >=
-        (int)sizeof(b->meta_path)) {
-        rc = -ENAMETOOLONG;
-        goto fail;
-    }
-    rc = load_metadata(b);
+    bool created = false;
+    rc = load_metadata(b, &created);
     if (rc < 0)
         goto fail;
+    rc = clean_data_dir(b, created);
+    if (rc < 0) {
+        fprintf(stderr, "chronik: cannot clean data directory %s: %s\n", cfg->log_dir, err_str(rc));
+        goto fail;
+    }
+    if (created) {
+        rc = create_metadata(b);
+        if (rc < 0)
+            goto fail;
+    }
     rc = open_all(b);
     if (rc < 0)
         goto fail;
@@ -597,6 +782,12 @@ void broker_close(struct broker *b)
     loop_signal_deinit(b->loop, &b->signals);
     log_flusher_destroy(b->flusher);
     log_files_destroy(b->files);
+    /* Directories not removed yet stay marked; the next start-up removes them. */
+    reaper_destroy(b->reaper);
+    for (uint32_t i = 0; i < b->staged_count; i++)
+        free(b->staged[i].name);
+    free(b->staged);
+    meta_store_close(&b->store);
     meta_image_deinit(&b->meta);
     io_destroy(b->io);
     loop_epoll_deinit(&full->loop);

@@ -28,6 +28,7 @@
 
 struct groups;
 struct fetch;
+struct reaper;
 
 /* The internal topic of the group coordinator; clients may read it but never produce to it. */
 #define BROKER_OFFSETS_TOPIC "__consumer_offsets"
@@ -54,9 +55,21 @@ struct broker {
     bool server_up;
     bool stopping;
     int exit_status;
-    struct rng rng; /* topic ids; seeded from the OS */
-    char meta_path[IO_PATH_BYTES_MAX];
+    struct rng rng;          /* topic ids; seeded from the OS */
+    struct meta_store store; /* the metadata journal and snapshot of cfg->log_dir */
     struct meta_image meta;
+    /* Topic changes made to `meta` and recorded in `store` but not committed yet. */
+    struct broker_staged *staged;
+    uint32_t staged_count;
+    uint32_t staged_cap;
+    /* The controller mutation quota (KIP-599): a token bucket of partition mutations. */
+    double quota_tokens;
+    uint64_t quota_updated_ns;
+    struct reaper *reaper; /* reaper.c: removes deleted partition directories in the background */
+    /* cfg points here: the configuration given at start-up (static_cfg) with the dynamic
+     * broker configs of the metadata applied (configs.c). */
+    struct broker_config live_cfg;
+    const struct broker_config *static_cfg;
     /* Replicas by topic name: open addressing, power-of-two capacity. */
     struct broker_topic **topics;
     uint32_t topic_slots;
@@ -103,27 +116,59 @@ void breq_fail(struct breq *rq, int err);
 
 /* ---- topics and replicas (broker.c) ------------------------------------------------------ */
 
+/* A staged topic change: what broker_topics_commit() opens, or undoes when the commit fails. */
+struct broker_staged {
+    char *name;
+    uint32_t old_count; /* 0 for a created topic */
+};
+
 struct broker_topic *broker_topic_find(struct broker *b, const char *name, size_t len);
 struct replica *broker_replica(struct broker *b, const char *name, size_t len, int32_t partition);
 /*
- * Creates a topic (metadata, then its partition logs) and persists the metadata. Returns 0 or
- * a Kafka error code (positive) with a message in *why (static storage) for the response.
+ * Topic changes are staged, then committed once per request: broker_create_topic,
+ * broker_grow_topic and broker_delete_topic change the image and record the change in the
+ * metadata store; broker_topics_commit() makes all of them durable with one journal append
+ * and one sync, then opens the new partitions. Nothing staged is visible to a client before
+ * the commit: every handler commits before it answers.
+ *
+ * Stages a topic creation. Returns 0 or a Kafka error code (positive) with a message in *why
+ * (static storage) for the response.
  */
 int broker_create_topic(struct broker *b, const char *name, int32_t partitions,
                         int16_t replication_factor, const char *const *config_keys,
                         const char *const *config_values, uint32_t config_count, bool validate_only,
                         const char **why);
-/* Grows a topic to new_count partitions (metadata persisted, new logs opened). Returns a Kafka
- * error code with *why set for the response when not KAFKA_NONE. */
+/* Stages growing a topic to new_count partitions. Returns a Kafka error code with *why set for
+ * the response when not KAFKA_NONE. */
 int broker_grow_topic(struct broker *b, const char *name, size_t len, int32_t new_count,
                       bool validate_only, const char **why);
 /* Applies a topic's current configuration to its open partition logs. */
 void broker_topic_reconfigure(struct broker *b, const char *name);
-/* Deletes a topic: its metadata (persisted), its replicas and their directories. Returns a
+/* Stages deleting a topic: closes its replicas and renames their directories to
+ * `<topic>-<partition>.<topic id>-delete` at once (so the name can be created again, empty),
+ * and records the removal; the commit hands the renamed directories to the reaper. Returns a
  * Kafka error code. */
 int broker_delete_topic(struct broker *b, const char *name, size_t len);
+/* Commits the staged changes: KAFKA_NONE, or KAFKA_KAFKA_STORAGE_ERROR when the metadata could
+ * not be written (created and grown topics are then undone in memory). */
+int broker_topics_commit(struct broker *b);
+/* The controller mutation quota: whether a change of `mutations` partitions may go ahead now
+ * (admitted while the bucket is not negative, then taken from it, as Kafka does), and the
+ * throttle time a refused or over-quota client is told to wait. */
+bool broker_quota_admit(struct broker *b, uint32_t mutations);
+int32_t broker_quota_throttle_ms(struct broker *b);
+/* configs.c: applies the dynamic broker configs of b->meta to b->live_cfg and b->log_cfg. */
+void broker_apply_dynamic_configs(struct broker *b);
 /* Whether a Metadata or Produce request may create the topic. */
 bool broker_auto_create_allowed(const struct broker *b);
+
+/* ---- reaper.c: removes marked (deleted) partition directories on its own thread ---------- */
+
+struct reaper *reaper_create(struct io *io);
+/* Stops the thread; paths still queued are left on disk for the next start-up. */
+void reaper_destroy(struct reaper *r);
+/* Queues a marked directory for removal (the path is copied). */
+void reaper_add(struct reaper *r, const char *path);
 
 /* ---- handlers, one file per API family --------------------------------------------------- */
 

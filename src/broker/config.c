@@ -311,6 +311,40 @@ const struct broker_config_key broker_config_keys[BROKER_KEY_COUNT] = {
             .read_only = true,
             .doc = "Minutes the committed offsets of an empty group are kept.",
         },
+    [BROKER_KEY_CONTROLLER_MUTATION_RATE] =
+        {
+            .name = "controller.mutation.rate",
+            .type = BROKER_CONFIG_INT,
+            .default_value = "1000",
+            .min = 1,
+            .max = BROKER_MUTATION_RATE_MAX,
+            .synonym_of = BROKER_KEY_CONTROLLER_MUTATION_RATE,
+            .read_only = true,
+            .doc = "Partitions per second that topic creation, partition creation and topic "
+                   "deletion may add or remove (Kafka's controller_mutation_rate quota).",
+        },
+    [BROKER_KEY_CONTROLLER_QUOTA_WINDOW_NUM] =
+        {
+            .name = "controller.quota.window.num",
+            .type = BROKER_CONFIG_INT,
+            .default_value = "11",
+            .min = 1,
+            .max = BROKER_QUOTA_WINDOW_NUM_MAX,
+            .synonym_of = BROKER_KEY_CONTROLLER_QUOTA_WINDOW_NUM,
+            .read_only = true,
+            .doc = "Samples of the mutation quota; the burst allowed is rate * samples * window.",
+        },
+    [BROKER_KEY_CONTROLLER_QUOTA_WINDOW_SIZE_SECONDS] =
+        {
+            .name = "controller.quota.window.size.seconds",
+            .type = BROKER_CONFIG_INT,
+            .default_value = "1",
+            .min = 1,
+            .max = BROKER_QUOTA_WINDOW_SECONDS_MAX,
+            .synonym_of = BROKER_KEY_CONTROLLER_QUOTA_WINDOW_SIZE_SECONDS,
+            .read_only = true,
+            .doc = "Seconds per sample of the mutation quota.",
+        },
 };
 
 const struct broker_config_key *broker_config_key_find(const char *name)
@@ -1165,9 +1199,54 @@ static void apply_number(struct broker_config *config, enum broker_config_key_id
     case BROKER_KEY_OFFSETS_RETENTION_MINUTES:
         config->offsets_retention_minutes = (int32_t)v;
         break;
+    case BROKER_KEY_CONTROLLER_MUTATION_RATE:
+        config->controller_mutation_rate = (int32_t)v;
+        break;
+    case BROKER_KEY_CONTROLLER_QUOTA_WINDOW_NUM:
+        config->controller_quota_window_num = (int32_t)v;
+        break;
+    case BROKER_KEY_CONTROLLER_QUOTA_WINDOW_SIZE_SECONDS:
+        config->controller_quota_window_size_seconds = (int32_t)v;
+        break;
     default:
         UNREACHABLE();
     }
+}
+
+int broker_config_set_dynamic(struct broker_config *config, enum broker_config_key_id id,
+                              const char *text, char *why, size_t why_bytes)
+{
+    ASSERT(id < BROKER_KEY_COUNT && broker_config_keys[id].synonym_of == id);
+    const struct broker_config_key *k = &broker_config_keys[id];
+    char trimmed[BROKER_CONFIG_VALUE_BYTES_MAX];
+    size_t len = strlen(text);
+    while (len > 0 && (unsigned char)text[0] <= ' ') {
+        text++;
+        len--;
+    }
+    while (len > 0 && (unsigned char)text[len - 1] <= ' ')
+        len--;
+    int64_t v = 0;
+    if (len < sizeof(trimmed)) {
+        memcpy(trimmed, text, len);
+        trimmed[len] = '\0';
+    }
+    if (k->type != BROKER_CONFIG_INT && k->type != BROKER_CONFIG_LONG) {
+        snprintf(why, why_bytes, "not a numeric key");
+        return ERR_INVALID;
+    }
+    if (len >= sizeof(trimmed) || !parse_int64(trimmed, &v)) {
+        snprintf(why, why_bytes, "Not a number of type %s",
+                 k->type == BROKER_CONFIG_INT ? "INT" : "LONG");
+        return ERR_INVALID;
+    }
+    if (v < k->min || v > k->max) {
+        snprintf(why, why_bytes, "Value must be between %lld and %lld", (long long)k->min,
+                 (long long)k->max);
+        return ERR_INVALID;
+    }
+    apply_number(config, id, v);
+    return 0;
 }
 
 /* Fills the field of canonical key c from text, already checked by check_value(). */
@@ -1376,6 +1455,15 @@ void broker_config_value(const struct broker_config *config, enum broker_config_
         break;
     case BROKER_KEY_OFFSETS_RETENTION_MINUTES:
         v = config->offsets_retention_minutes;
+        break;
+    case BROKER_KEY_CONTROLLER_MUTATION_RATE:
+        v = config->controller_mutation_rate;
+        break;
+    case BROKER_KEY_CONTROLLER_QUOTA_WINDOW_NUM:
+        v = config->controller_quota_window_num;
+        break;
+    case BROKER_KEY_CONTROLLER_QUOTA_WINDOW_SIZE_SECONDS:
+        v = config->controller_quota_window_size_seconds;
         break;
     default:
         UNREACHABLE();

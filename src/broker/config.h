@@ -64,6 +64,9 @@ enum broker_config_key_id {
     BROKER_KEY_OFFSETS_TOPIC_NUM_PARTITIONS,
     BROKER_KEY_GROUP_INITIAL_REBALANCE_DELAY_MS,
     BROKER_KEY_OFFSETS_RETENTION_MINUTES,
+    BROKER_KEY_CONTROLLER_MUTATION_RATE,
+    BROKER_KEY_CONTROLLER_QUOTA_WINDOW_NUM,
+    BROKER_KEY_CONTROLLER_QUOTA_WINDOW_SIZE_SECONDS,
     BROKER_KEY_COUNT,
 };
 
@@ -121,6 +124,9 @@ struct broker_config {
     int32_t offsets_topic_num_partitions;     /* partitions of __consumer_offsets */
     int32_t group_initial_rebalance_delay_ms; /* an empty group's first rebalance waits this */
     int32_t offsets_retention_minutes;        /* offsets of an empty group live this long */
+    int32_t controller_mutation_rate;         /* partition mutations per second, all clients */
+    int32_t controller_quota_window_num;      /* the burst is rate * num * size seconds */
+    int32_t controller_quota_window_size_seconds;
 };
 
 /* Where a setting came from; a later (greater) source wins over an earlier one. */
@@ -216,6 +222,14 @@ int broker_config_resolve(const struct broker_config_input *input, struct broker
  */
 void broker_config_value(const struct broker_config *config, enum broker_config_key_id id,
                          char *out, size_t out_bytes);
+
+/*
+ * A dynamic broker config: parses text (Kafka's integer syntax, blanks around it allowed) as
+ * the value of canonical numeric key id and, when it is within the key's bounds, stores it in
+ * config. Returns 0, or ERR_INVALID with what is allowed in why (why_bytes bytes).
+ */
+int broker_config_set_dynamic(struct broker_config *config, enum broker_config_key_id id,
+                              const char *text, char *why, size_t why_bytes);
 
 /* Appends the effective configuration to out as a properties file: every canonical key in
  * table order, escaped so that loading it back gives the same configuration. */

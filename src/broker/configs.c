@@ -699,6 +699,65 @@ static void fill_entry(struct describe_ctx *c, describe_entry *e, const char *na
         *failed = true;
 }
 
+/* This node's resource name for dynamic broker configs: its id in decimal. */
+static void node_resource(const struct broker *b, char *out, size_t out_bytes)
+{
+    snprintf(out, out_bytes, "%d", b->cfg->node_id);
+}
+
+/* The dynamic value of canonical key id that applies to this node and its source, or NULL. */
+static const char *dynamic_value(const struct broker *b, int id, enum admin_config_source *source)
+{
+    char node[16];
+    node_resource(b, node, sizeof(node));
+    const char *name = broker_config_keys[id].name;
+    const char *v = meta_broker_config_get(&b->meta, node, name);
+    *source = ADMIN_SOURCE_DYNAMIC_BROKER;
+    if (v == NULL) {
+        v = meta_broker_config_get(&b->meta, "", name);
+        *source = ADMIN_SOURCE_DYNAMIC_DEFAULT_BROKER;
+    }
+    return v;
+}
+
+enum admin_config_source admin_broker_key_source(const struct broker *b,
+                                                 const struct broker_config *defaults, int id,
+                                                 char *out, size_t out_bytes)
+{
+    enum admin_config_source source;
+    if (!broker_config_keys[id].read_only && dynamic_value(b, id, &source) != NULL) {
+        broker_config_value(b->cfg, (enum broker_config_key_id)id, out, out_bytes);
+        return source;
+    }
+    return admin_broker_value(b->static_cfg, defaults, id, out, out_bytes);
+}
+
+static enum admin_config_source broker_key_value(const struct describe_ctx *c, int id, char *out,
+                                                 size_t out_bytes)
+{
+    return admin_broker_key_source(c->rq->b, &c->defaults, id, out, out_bytes);
+}
+
+/* The synonyms of a broker key in Kafka's order: this node's dynamic value, the cluster-wide
+ * dynamic default, then the static ones. */
+static void add_all_broker_synonyms(struct describe_ctx *c, describe_entry *e, int id, bool *failed)
+{
+    const struct broker *b = c->rq->b;
+    const char *name = broker_config_keys[id].name;
+    char node[16];
+    node_resource(b, node, sizeof(node));
+    const char *v = meta_broker_config_get(&b->meta, node, name);
+    if (v != NULL)
+        add_synonym(c, e, name, v, ADMIN_SOURCE_DYNAMIC_BROKER, failed);
+    v = meta_broker_config_get(&b->meta, "", name);
+    if (v != NULL)
+        add_synonym(c, e, name, v, ADMIN_SOURCE_DYNAMIC_DEFAULT_BROKER, failed);
+    char value[BROKER_CONFIG_VALUE_BYTES_MAX];
+    enum admin_config_source source =
+        admin_broker_value(b->static_cfg, &c->defaults, id, value, sizeof(value));
+    add_broker_synonyms(c, e, id, value, source, failed);
+}
+
 static int describe_topic(struct describe_ctx *c, const struct meta_topic *mt, describe_result *r)
 {
     ASSERT(mt != NULL && r->configs.count == 0);
@@ -715,18 +774,16 @@ static int describe_topic(struct describe_ctx *c, const struct meta_topic *mt, d
         char value[BROKER_CONFIG_VALUE_BYTES_MAX];
         enum admin_config_source source = topic_config_effective(
             c->rq->b->cfg, &c->defaults, &set, (enum topic_config_id)id, value, sizeof(value));
+        if (source != ADMIN_SOURCE_DYNAMIC_TOPIC && k->broker_key != TOPIC_CONFIG_NO_BROKER_KEY)
+            source = broker_key_value(c, k->broker_key, value, sizeof(value));
         describe_entry *e = &r->configs.items[r->configs.count++];
         fill_entry(c, e, k->name, value, source, false, (int8_t)k->type, k->doc, &failed);
         if (!c->synonyms || failed)
             continue;
         if (source == ADMIN_SOURCE_DYNAMIC_TOPIC)
             add_synonym(c, e, k->name, value, source, &failed);
-        if (k->broker_key != TOPIC_CONFIG_NO_BROKER_KEY) {
-            char inherited[BROKER_CONFIG_VALUE_BYTES_MAX];
-            enum admin_config_source from = admin_broker_value(
-                c->rq->b->cfg, &c->defaults, k->broker_key, inherited, sizeof(inherited));
-            add_broker_synonyms(c, e, k->broker_key, inherited, from, &failed);
-        }
+        if (k->broker_key != TOPIC_CONFIG_NO_BROKER_KEY)
+            add_all_broker_synonyms(c, e, k->broker_key, &failed);
     }
     return failed ? ERR_TOO_LARGE : 0;
 }
@@ -745,13 +802,34 @@ static int describe_broker(struct describe_ctx *c, describe_result *r)
         if ((int)k->synonym_of != id || !wanted(c, k->name))
             continue;
         char value[BROKER_CONFIG_VALUE_BYTES_MAX];
-        enum admin_config_source source =
-            admin_broker_value(c->rq->b->cfg, &c->defaults, id, value, sizeof(value));
+        enum admin_config_source source = broker_key_value(c, id, value, sizeof(value));
         describe_entry *e = &r->configs.items[r->configs.count++];
-        /* Nothing of the broker changes at run time: every key is read-only. */
-        fill_entry(c, e, k->name, value, source, true, (int8_t)k->type, k->doc, &failed);
+        fill_entry(c, e, k->name, value, source, k->read_only, (int8_t)k->type, k->doc, &failed);
         if (c->synonyms && !failed)
-            add_broker_synonyms(c, e, id, value, source, &failed);
+            add_all_broker_synonyms(c, e, id, &failed);
+    }
+    return failed ? ERR_TOO_LARGE : 0;
+}
+
+/* The cluster-wide dynamic defaults that are set, as Kafka lists them for the empty name. */
+static int describe_cluster_defaults(struct describe_ctx *c, describe_result *r)
+{
+    const struct meta_image *img = &c->rq->b->meta;
+    r->configs.items =
+        arena_calloc(&c->rq->arena, img->broker_config_count, sizeof(*r->configs.items));
+    if (r->configs.items == NULL)
+        return ERR_TOO_LARGE;
+    bool failed = false;
+    for (uint32_t i = 0; i < img->broker_config_count && !failed; i++) {
+        const struct meta_broker_config *bc = &img->broker_configs[i];
+        const struct broker_config_key *k = broker_config_key_find(bc->key);
+        if (bc->resource[0] != '\0' || k == NULL || !wanted(c, k->name))
+            continue;
+        describe_entry *e = &r->configs.items[r->configs.count++];
+        fill_entry(c, e, k->name, bc->value, ADMIN_SOURCE_DYNAMIC_DEFAULT_BROKER, false,
+                   (int8_t)k->type, k->doc, &failed);
+        if (c->synonyms && !failed)
+            add_synonym(c, e, k->name, bc->value, ADMIN_SOURCE_DYNAMIC_DEFAULT_BROKER, &failed);
     }
     return failed ? ERR_TOO_LARGE : 0;
 }
@@ -825,10 +903,9 @@ describe_resource(struct describe_ctx *c,
         return describe_topic(c, mt, r);
     }
     if (q->resource_type == RESOURCE_BROKER) {
-        /* The empty name asks for the cluster-wide dynamic defaults, which Chronik does not
-         * have: no entries, as a Kafka cluster where none were set. */
+        /* The empty name asks for the cluster-wide dynamic defaults that are set. */
         if (q->resource_name.len == 0)
-            return 0;
+            return describe_cluster_defaults(c, r);
         r->error_code = (int16_t)check_broker_name(rq, q->resource_name, true, &r->error_message);
         return r->error_code == KAFKA_NONE ? describe_broker(c, r) : 0;
     }
@@ -882,11 +959,13 @@ struct alter_resource {
     bool replace; /* AlterConfigs: the items become the whole override set */
 };
 
+/* Commits the changes recorded in the metadata store: one journal append. */
 static int save_image(struct broker *b)
 {
-    int rc = meta_image_save(&b->meta, b->io, b->cfg->log_dir, b->meta_path);
+    int rc = meta_store_commit(&b->store, &b->meta);
     if (rc < 0)
-        fprintf(stderr, "chronik: cannot save %s: %s\n", b->meta_path, err_str(rc));
+        fprintf(stderr, "chronik: cannot write the metadata journal %s: %s\n",
+                b->store.journal_path, err_str(rc));
     return rc;
 }
 
@@ -927,6 +1006,7 @@ static int store_overrides(struct breq *rq, const char *topic, const struct topi
             return ERR_TOO_LARGE;
     }
     write_overrides(b, topic, set);
+    meta_store_put_topic(&b->store, meta_topic_find(&b->meta, topic, strlen(topic)));
     if (save_image(b) == 0) {
         broker_topic_reconfigure(b, topic);
         return KAFKA_NONE;
@@ -976,28 +1056,154 @@ static int check_shape(struct breq *rq, const struct alter_resource *res, struct
     return KAFKA_NONE;
 }
 
-static int alter_broker(struct breq *rq, const struct alter_resource *res, struct proto_str *why)
+/* The keys of res that cannot change at run time (unknown, synonyms, read-only), as Kafka lists
+ * them in its refusal; "" when there is none. */
+static void static_keys(const struct alter_resource *res, char *list, size_t list_bytes)
+{
+    size_t used = 0;
+    list[0] = '\0';
+    for (size_t i = 0; i < res->count && used < list_bytes; i++) {
+        const struct alter_item *it = &res->items[i];
+        char name[META_CONFIG_KEY_BYTES_MAX + 1];
+        const struct broker_config_key *k = NULL;
+        if (it->name.len < sizeof(name)) {
+            memcpy(name, it->name.ptr, it->name.len);
+            name[it->name.len] = '\0';
+            k = broker_config_key_find(name);
+        }
+        if (k != NULL && !k->read_only && &broker_config_keys[k->synonym_of] == k)
+            continue;
+        int n = snprintf(list + used, list_bytes - used, "%s%.*s", used > 0 ? ", " : "",
+                         (int)MIN(it->name.len, BROKER_ADMIN_QUOTE_BYTES_MAX), it->name.ptr);
+        used += n > 0 ? (size_t)n : 0;
+    }
+}
+
+/* One change to a dynamic broker config: the key, and the new value (NULL removes it). */
+struct broker_change {
+    const char *key;
+    char *value;
+    char *old; /* for the undo when the commit fails */
+};
+
+/* Checks every item of res and turns it into changes (replace: every other key of the resource
+ * is removed). Returns a Kafka error with *why, or ERR_TOO_LARGE when the arena is full. */
+static int plan_broker_changes(struct breq *rq, const struct alter_resource *res,
+                               const char *resource, struct broker_change *ch, size_t *count,
+                               struct proto_str *why)
+{
+    struct broker *b = rq->b;
+    struct broker_config scratch = *b->cfg;
+    size_t n = 0;
+    for (size_t i = 0; i < res->count; i++) {
+        const struct alter_item *it = &res->items[i];
+        char name[META_CONFIG_KEY_BYTES_MAX + 1];
+        memcpy(name, it->name.ptr, it->name.len);
+        name[it->name.len] = '\0';
+        const struct broker_config_key *k = broker_config_key_find(name);
+        ASSERT(k != NULL); /* static_keys() refused the others */
+        enum broker_config_key_id id = k->synonym_of;
+        ch[n].key = k->name;
+        ch[n].value = NULL;
+        if (it->op == TOPIC_CONFIG_OP_APPEND || it->op == TOPIC_CONFIG_OP_SUBTRACT) {
+            *why = admin_printf(&rq->arena, "Config value %s is not allowed for config key: %s",
+                                it->op == TOPIC_CONFIG_OP_APPEND ? "append" : "subtract", k->name);
+            return KAFKA_INVALID_CONFIG;
+        }
+        if (it->op == TOPIC_CONFIG_OP_SET) {
+            char text[BROKER_CONFIG_VALUE_BYTES_MAX];
+            char problem[BROKER_ADMIN_MESSAGE_BYTES_MAX];
+            int quoted = (int)MIN(it->value.len, BROKER_ADMIN_QUOTE_BYTES_MAX);
+            snprintf(text, sizeof(text), "%.*s", (int)MIN(it->value.len, sizeof(text) - 1),
+                     it->value.ptr);
+            if (it->value.len >= sizeof(text) ||
+                broker_config_set_dynamic(&scratch, id, text, problem, sizeof(problem)) < 0) {
+                *why = admin_printf(&rq->arena, "Invalid value %.*s for configuration %s: %s",
+                                    quoted, it->value.ptr, k->name,
+                                    it->value.len >= sizeof(text) ? "too long" : problem);
+                return KAFKA_INVALID_CONFIG;
+            }
+            broker_config_value(&scratch, id, text, sizeof(text));
+            ch[n].value = arena_strndup(&rq->arena, text, strlen(text));
+            if (ch[n].value == NULL)
+                return ERR_TOO_LARGE;
+        }
+        n++;
+    }
+    if (res->replace) {
+        /* AlterConfigs sets the resource's whole set: what it does not name goes. */
+        for (uint32_t i = 0; i < b->meta.broker_config_count; i++) {
+            const struct meta_broker_config *bc = &b->meta.broker_configs[i];
+            bool named = false;
+            for (size_t j = 0; j < n && !named; j++)
+                named = strcmp(ch[j].key, bc->key) == 0;
+            if (strcmp(bc->resource, resource) != 0 || named)
+                continue;
+            const struct broker_config_key *k = broker_config_key_find(bc->key);
+            if (k == NULL)
+                continue;
+            ch[n++] = (struct broker_change){.key = k->name, .value = NULL};
+        }
+    }
+    *count = n;
+    return KAFKA_NONE;
+}
+
+static void write_broker_changes(struct broker *b, const char *resource,
+                                 const struct broker_change *ch, size_t n, bool undo)
+{
+    for (size_t i = 0; i < n; i++) {
+        const char *v = undo ? ch[i].old : ch[i].value;
+        int rc = meta_broker_config_set(&b->meta, resource, ch[i].key, v);
+        /* Known keys, short values and two resources: far under every bound. */
+        ASSERT(rc == 0);
+        if (!undo)
+            meta_store_put_broker_config(&b->store, resource, ch[i].key, v);
+    }
+}
+
+static int alter_broker(struct breq *rq, const struct alter_resource *res, bool validate_only,
+                        struct proto_str *why)
 {
     ASSERT(res->type == RESOURCE_BROKER && why != NULL);
+    struct broker *b = rq->b;
+    char resource[16] = "";
     if (res->name.len > 0) {
         int err = check_broker_name(rq, res->name, false, why);
         if (err != KAFKA_NONE)
             return err;
+        node_resource(b, resource, sizeof(resource));
     }
-    if (res->count == 0)
-        return KAFKA_NONE;
-    char list[BROKER_ADMIN_MESSAGE_BYTES_MAX] = "";
-    size_t used = 0;
-    for (size_t i = 0; i < res->count && used < sizeof(list); i++) {
-        int n = snprintf(list + used, sizeof(list) - used, "%s%.*s", used > 0 ? ", " : "",
-                         (int)MIN(res->items[i].name.len, BROKER_ADMIN_QUOTE_BYTES_MAX),
-                         res->items[i].name.ptr);
-        used += n > 0 ? (size_t)n : 0;
+    char list[BROKER_ADMIN_MESSAGE_BYTES_MAX];
+    static_keys(res, list, sizeof(list));
+    if (list[0] != '\0') {
+        /* What Kafka answers for a broker key that only a restart changes. */
+        *why = admin_printf(&rq->arena, "Cannot update these configs dynamically: %s", list);
+        return KAFKA_INVALID_REQUEST;
     }
-    /* What Kafka answers for a broker key that only a restart changes; in Chronik every
-     * broker key is one. */
-    *why = admin_printf(&rq->arena, "Cannot update these configs dynamically: %s", list);
-    return KAFKA_INVALID_REQUEST;
+    size_t cap = res->count + META_BROKER_CONFIGS_MAX;
+    struct broker_change *ch = arena_calloc(&rq->arena, cap, sizeof(*ch));
+    size_t n = 0;
+    if (ch == NULL)
+        return ERR_TOO_LARGE;
+    int err = plan_broker_changes(rq, res, resource, ch, &n, why);
+    if (err != KAFKA_NONE || validate_only || n == 0)
+        return err;
+    for (size_t i = 0; i < n; i++) {
+        const char *old = meta_broker_config_get(&b->meta, resource, ch[i].key);
+        ch[i].old = old != NULL ? arena_strndup(&rq->arena, old, strlen(old)) : NULL;
+        if (old != NULL && ch[i].old == NULL)
+            return ERR_TOO_LARGE;
+    }
+    write_broker_changes(b, resource, ch, n, false);
+    if (save_image(b) != 0) {
+        for (size_t i = n; i-- > 0;)
+            write_broker_changes(b, resource, &ch[i], 1, true);
+        *why = proto_str_make("The broker could not write its metadata");
+        return KAFKA_KAFKA_STORAGE_ERROR;
+    }
+    broker_apply_dynamic_configs(b);
+    return KAFKA_NONE;
 }
 
 static int alter_topic(struct breq *rq, const struct alter_resource *res, bool validate_only,
@@ -1053,7 +1259,7 @@ static int alter_resource(struct breq *rq, const struct alter_resource *res, boo
     if (res->type == RESOURCE_TOPIC)
         return alter_topic(rq, res, validate_only, why);
     if (res->type == RESOURCE_BROKER)
-        return alter_broker(rq, res, why);
+        return alter_broker(rq, res, validate_only, why);
     *why = admin_printf(&rq->arena, "Unknown resource type %d", (int)res->type);
     return KAFKA_INVALID_REQUEST;
 }
@@ -1178,4 +1384,34 @@ void incremental_alter_configs_handle(struct breq *rq)
     resp.responses.items = out;
     resp.responses.count = n;
     breq_respond(rq, &resp);
+}
+
+void broker_apply_dynamic_configs(struct broker *b)
+{
+    char node[16];
+    node_resource(b, node, sizeof(node));
+    b->live_cfg = *b->static_cfg;
+    /* The cluster-wide defaults first, then this node's values over them. */
+    const char *const resources[] = {"", node};
+    for (int r = 0; r < 2; r++) {
+        for (uint32_t i = 0; i < b->meta.broker_config_count; i++) {
+            const struct meta_broker_config *bc = &b->meta.broker_configs[i];
+            const struct broker_config_key *k = broker_config_key_find(bc->key);
+            if (strcmp(bc->resource, resources[r]) != 0 || k == NULL || k->read_only ||
+                &broker_config_keys[k->synonym_of] != k)
+                continue;
+            char why[BROKER_ADMIN_MESSAGE_BYTES_MAX];
+            /* A stored value is validated again; one that no longer passes is ignored. */
+            if (broker_config_set_dynamic(&b->live_cfg, k->synonym_of, bc->value, why,
+                                          sizeof(why)) < 0)
+                fprintf(stderr, "chronik: ignoring dynamic config %s=%s: %s\n", bc->key, bc->value,
+                        why);
+        }
+    }
+    b->log_cfg.segment_bytes = (uint64_t)b->live_cfg.log_segment_bytes;
+    b->log_cfg.roll_ms = (uint64_t)b->live_cfg.log_roll_ms;
+    b->log_cfg.retention_ms = b->live_cfg.log_retention_ms;
+    b->log_cfg.retention_bytes = b->live_cfg.log_retention_bytes;
+    for (uint32_t i = 0; i < b->meta.topic_count; i++)
+        broker_topic_reconfigure(b, b->meta.topics[i]->name);
 }

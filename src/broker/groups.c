@@ -379,6 +379,8 @@ static bool groups_topic(struct groups *gs)
         const char *why = NULL;
         int rc = broker_create_topic(b, OFFSETS_TOPIC, (int32_t)gs->coord.cfg.partition_count, 1,
                                      keys, values, 3, false, &why);
+        if (rc == KAFKA_NONE)
+            rc = broker_topics_commit(b);
         if (rc != KAFKA_NONE) {
             fprintf(stderr, "chronik: cannot create %s: %s\n", OFFSETS_TOPIC,
                     why != NULL ? why : "unknown error");

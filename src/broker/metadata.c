@@ -1,7 +1,7 @@
 /*
  * Metadata: this node as the cluster's only broker and controller, and the topics asked for
  * (every topic for a null list, or an empty one in version 0), creating missing ones when both
- * the request and auto.create.topics.enable allow it.
+ * the request and auto.create.topics.enable allow it (see auto_create for the bounds).
  */
 #include "base/error.h"
 #include "broker/broker_internal.h"
@@ -52,6 +52,31 @@ static void fill_missing(struct kafka_metadata_response_metadata_response_topic 
     out->topic_authorized_operations = INT32_MIN;
 }
 
+/*
+ * Auto-creation is batched and bounded: every missing topic of the request is staged, then
+ * committed with one metadata journal append. At most BROKER_AUTO_CREATE_PER_REQUEST_MAX
+ * topics are created per request, and only while the controller mutation quota admits them;
+ * the others are answered LEADER_NOT_AVAILABLE, which clients retry (as Kafka answers a topic
+ * whose creation is under way), so a request naming 100,000 unknown topics costs the loop one
+ * bounded step.
+ */
+static int16_t auto_create(struct broker *b, struct proto_str name, uint32_t *created)
+{
+    if (*created >= BROKER_AUTO_CREATE_PER_REQUEST_MAX ||
+        !broker_quota_admit(b, (uint32_t)b->cfg->num_partitions))
+        return KAFKA_LEADER_NOT_AVAILABLE;
+    char copy[META_TOPIC_NAME_BYTES_MAX + 1];
+    memcpy(copy, name.ptr, name.len);
+    copy[name.len] = '\0';
+    const char *why = NULL;
+    int err = broker_create_topic(b, copy, b->cfg->num_partitions,
+                                  (int16_t)b->cfg->default_replication_factor, NULL, NULL, 0, false,
+                                  &why);
+    if (err == KAFKA_NONE)
+        (*created)++;
+    return err == KAFKA_TOPIC_ALREADY_EXISTS ? KAFKA_NONE : (int16_t)err;
+}
+
 static int answer_requested(struct breq *rq, const struct kafka_metadata_request *req,
                             struct kafka_metadata_response *resp)
 {
@@ -63,6 +88,24 @@ static int answer_requested(struct breq *rq, const struct kafka_metadata_request
     resp->topics.items = arena_calloc(&rq->arena, n, sizeof(*resp->topics.items));
     if (resp->topics.items == NULL)
         return ERR_TOO_LARGE;
+    /* First pass: stage the creations; error_code holds the answer for a missing topic. */
+    uint32_t created = 0;
+    for (size_t i = 0; i < n; i++) {
+        const struct kafka_metadata_request_metadata_request_topic *q = &req->topics.items[i];
+        struct kafka_metadata_response_metadata_response_topic *out = &resp->topics.items[i];
+        out->error_code = KAFKA_UNKNOWN_TOPIC_OR_PARTITION;
+        if (q->name.ptr == NULL || meta_topic_find(&b->meta, q->name.ptr, q->name.len) != NULL)
+            continue;
+        if (!meta_topic_name_valid(q->name.ptr, q->name.len))
+            out->error_code = KAFKA_INVALID_TOPIC_EXCEPTION;
+        else if (may_create)
+            out->error_code = auto_create(b, q->name, &created);
+    }
+    if (created > 0 && broker_topics_commit(b) != KAFKA_NONE) {
+        for (size_t i = 0; i < n; i++)
+            if (resp->topics.items[i].error_code == KAFKA_NONE)
+                resp->topics.items[i].error_code = KAFKA_LEADER_NOT_AVAILABLE;
+    }
     int rc = 0;
     for (size_t i = 0; i < n && rc == 0; i++) {
         const struct kafka_metadata_request_metadata_request_topic *q = &req->topics.items[i];
@@ -78,23 +121,8 @@ static int answer_requested(struct breq *rq, const struct kafka_metadata_request
             continue;
         }
         const struct meta_topic *t = meta_topic_find(&b->meta, q->name.ptr, q->name.len);
-        if (t == NULL && !meta_topic_name_valid(q->name.ptr, q->name.len)) {
-            fill_missing(out, q->name, NULL, KAFKA_INVALID_TOPIC_EXCEPTION);
-            continue;
-        }
-        if (t == NULL && may_create) {
-            const char *why = NULL;
-            int err = broker_create_topic(b, q->name.ptr, b->cfg->num_partitions,
-                                          (int16_t)b->cfg->default_replication_factor, NULL, NULL,
-                                          0, false, &why);
-            if (err != KAFKA_NONE && err != KAFKA_TOPIC_ALREADY_EXISTS) {
-                fill_missing(out, q->name, NULL, (int16_t)err);
-                continue;
-            }
-            t = meta_topic_find(&b->meta, q->name.ptr, q->name.len);
-        }
         if (t == NULL)
-            fill_missing(out, q->name, NULL, KAFKA_UNKNOWN_TOPIC_OR_PARTITION);
+            fill_missing(out, q->name, NULL, out->error_code);
         else
             rc = fill_topic(rq, out, t);
     }

@@ -4,9 +4,18 @@
  * Each handler answers every entry of the request in request order, with Kafka's per-entry
  * error codes and messages (ReplicationControlManager and ControllerApis); one bad entry never
  * fails the others. The changes themselves go through broker.c (broker_create_topic,
- * broker_grow_topic, broker_delete_topic), which update the metadata image and save it before
- * they return, so a request is answered only once its changes are durable; timeout_ms is
- * therefore always met.
+ * broker_grow_topic, broker_delete_topic), which stage them; each handler commits them all at
+ * once (one metadata journal append) before it answers, so a request is answered only once
+ * its changes are durable; timeout_ms is therefore always met.
+ *
+ * The controller mutation quota (KIP-599) bounds the work: a token bucket of partitions,
+ * filled at controller.mutation.rate per second up to rate * controller.quota.window.num *
+ * controller.quota.window.size.seconds. An entry is admitted while the bucket is not negative
+ * and takes its partitions from it (so one entry may overdraw it); later entries get
+ * THROTTLING_QUOTA_EXCEEDED and the response's throttle_time_ms says when the bucket is back
+ * at zero. Kafka applies the quota per user and client id and only from CreateTopics v6,
+ * CreatePartitions v3 and DeleteTopics v5 on; Chronik has one bucket for the node and applies
+ * it to every version, since it protects the one loop thread.
  *
  * Invariants: a topic is created only with overrides that passed the topic config table; a
  * manual replica assignment is accepted only when every replica is this node (the only live
@@ -24,6 +33,48 @@
 
 /* Kafka's DeleteRecordsRequest.HIGH_WATERMARK: delete up to the high watermark. */
 #define DELETE_TO_HIGH_WATERMARK (-1)
+
+/* ---- the controller mutation quota ----------------------------------------------------------- */
+
+static double quota_burst(const struct broker *b)
+{
+    return (double)b->cfg->controller_mutation_rate * b->cfg->controller_quota_window_num *
+           b->cfg->controller_quota_window_size_seconds;
+}
+
+/* Refills the bucket for the time since its last update (K = min(K + dt * R, B)). */
+static void quota_refill(struct broker *b)
+{
+    uint64_t now = clock_mono_ns(b->clock);
+    if (b->quota_updated_ns == 0) {
+        b->quota_tokens = quota_burst(b);
+    } else {
+        double dt_s = (double)(now - b->quota_updated_ns) / 1e9;
+        b->quota_tokens =
+            MIN(b->quota_tokens + dt_s * b->cfg->controller_mutation_rate, quota_burst(b));
+    }
+    b->quota_updated_ns = now;
+}
+
+bool broker_quota_admit(struct broker *b, uint32_t mutations)
+{
+    quota_refill(b);
+    if (b->quota_tokens < 0)
+        return false;
+    b->quota_tokens -= mutations;
+    return true;
+}
+
+int32_t broker_quota_throttle_ms(struct broker *b)
+{
+    quota_refill(b);
+    if (b->quota_tokens >= 0)
+        return 0;
+    double ms = -b->quota_tokens * 1000.0 / b->cfg->controller_mutation_rate;
+    return ms >= (double)INT32_MAX ? INT32_MAX : (int32_t)ms + 1;
+}
+
+static const char quota_message[] = "The throttling quota has been exceeded.";
 
 /* ---- manual replica assignments -------------------------------------------------------------- */
 
@@ -171,6 +222,9 @@ static int fill_create_configs(struct breq *rq, const struct topic_config_set *s
         char value[BROKER_CONFIG_VALUE_BYTES_MAX];
         enum admin_config_source source = topic_config_effective(
             rq->b->cfg, defaults, set, (enum topic_config_id)id, value, sizeof(value));
+        int broker_key = topic_config_keys[id].broker_key;
+        if (source != ADMIN_SOURCE_DYNAMIC_TOPIC && broker_key != TOPIC_CONFIG_NO_BROKER_KEY)
+            source = admin_broker_key_source(rq->b, defaults, broker_key, value, sizeof(value));
         struct kafka_create_topics_response_creatable_topic_configs *c = &r->configs.items[id];
         char *copy = arena_strndup(&rq->arena, value, strlen(value));
         if (copy == NULL)
@@ -224,8 +278,14 @@ static int create_one(struct breq *rq, const struct kafka_create_topics_request_
             }
         }
         const char *why = NULL;
-        err = broker_create_topic(b, q->name.ptr, partitions, replicas, keys, values, count,
-                                  validate_only, &why);
+        int32_t mutations = partitions == -1 ? b->cfg->num_partitions : partitions;
+        if (!validate_only && !broker_quota_admit(b, (uint32_t)MAX(mutations, 0))) {
+            why = quota_message;
+            err = KAFKA_THROTTLING_QUOTA_EXCEEDED;
+        } else {
+            err = broker_create_topic(b, q->name.ptr, partitions, replicas, keys, values, count,
+                                      validate_only, &why);
+        }
         if (err != KAFKA_NONE)
             r->error_message = proto_str_make(why);
     }
@@ -282,11 +342,20 @@ void create_topics_handle(struct breq *rq)
         r->configs.items = arena_alloc(&rq->arena, 0);
         rc = create_one(rq, &req->topics.items[i], dup[i], validate_only, defaults, r);
     }
+    /* One commit for every topic of the request, even when the answer cannot be sent. */
+    int err = broker_topics_commit(rq->b);
     if (rc < 0) {
         /* The answer does not fit the request's arena; the topics created so far stay. */
         breq_abort(rq);
         return;
     }
+    for (size_t i = 0; i < m && err != KAFKA_NONE && !validate_only; i++) {
+        if (out[i].error_code == KAFKA_NONE) {
+            out[i].error_code = (int16_t)err;
+            out[i].error_message = proto_str_make("The broker could not write its metadata");
+        }
+    }
+    resp.throttle_time_ms = broker_quota_throttle_ms(rq->b);
     resp.topics.items = out;
     resp.topics.count = m;
     breq_respond(rq, &resp);
@@ -397,7 +466,11 @@ static void delete_one(struct breq *rq, const struct delete_entry *e, bool dup, 
     if (err == KAFKA_NONE) {
         r->name = proto_str_make(e->found);
         memcpy(r->topic_id.bytes, e->found_id.b, sizeof(r->topic_id.bytes));
-        err = broker_delete_topic(rq->b, e->found, strlen(e->found));
+        const struct meta_topic *mt = meta_topic_find(&rq->b->meta, e->found, strlen(e->found));
+        if (mt != NULL && !broker_quota_admit(rq->b, mt->partition_count))
+            err = KAFKA_THROTTLING_QUOTA_EXCEEDED;
+        else
+            err = broker_delete_topic(rq->b, e->found, strlen(e->found));
     }
     /* Kafka's default messages (ApiError of the code alone). */
     if (err == KAFKA_UNKNOWN_TOPIC_OR_PARTITION)
@@ -406,6 +479,8 @@ static void delete_one(struct breq *rq, const struct delete_entry *e, bool dup, 
         why = "This server does not host this topic ID.";
     else if (err == KAFKA_KAFKA_STORAGE_ERROR)
         why = "The broker could not write its metadata.";
+    else if (err == KAFKA_THROTTLING_QUOTA_EXCEEDED)
+        why = quota_message;
     r->error_code = (int16_t)err;
     r->error_message = proto_str_make(why);
 }
@@ -448,6 +523,16 @@ void delete_topics_handle(struct breq *rq)
         if (!later[i])
             delete_one(rq, &e[i], dup[i], by_id[i], &out[m++]);
     }
+    /* The directories are renamed already: a failed commit leaves the topics gone from this
+     * run and back, empty, after a restart, as a delete that did not complete. */
+    int err = broker_topics_commit(rq->b);
+    for (size_t i = 0; i < m && err != KAFKA_NONE; i++) {
+        if (out[i].error_code == KAFKA_NONE) {
+            out[i].error_code = (int16_t)err;
+            out[i].error_message = proto_str_make("The broker could not write its metadata.");
+        }
+    }
+    resp.throttle_time_ms = broker_quota_throttle_ms(rq->b);
     resp.responses.items = out;
     resp.responses.count = m;
     breq_respond(rq, &resp);
@@ -512,6 +597,11 @@ static void grow_one(struct breq *rq,
     } else {
         err = check_grow(rq, q, mt, &r->error_message);
     }
+    if (err == KAFKA_NONE && !validate_only &&
+        !broker_quota_admit(rq->b, (uint32_t)q->count - mt->partition_count)) {
+        r->error_message = proto_str_make(quota_message);
+        err = KAFKA_THROTTLING_QUOTA_EXCEEDED;
+    }
     if (err == KAFKA_NONE) {
         const char *why = NULL;
         err = broker_grow_topic(rq->b, q->name.ptr, q->name.len, q->count, validate_only, &why);
@@ -545,6 +635,14 @@ void create_partitions_handle(struct breq *rq)
         if (!later[i])
             grow_one(rq, &req->topics.items[i], dup[i], req->validate_only, &out[m++]);
     }
+    int err = broker_topics_commit(rq->b);
+    for (size_t i = 0; i < m && err != KAFKA_NONE && !req->validate_only; i++) {
+        if (out[i].error_code == KAFKA_NONE) {
+            out[i].error_code = (int16_t)err;
+            out[i].error_message = proto_str_make("The broker could not write its metadata");
+        }
+    }
+    resp.throttle_time_ms = broker_quota_throttle_ms(rq->b);
     resp.results.items = out;
     resp.results.count = m;
     breq_respond(rq, &resp);

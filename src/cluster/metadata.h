@@ -4,9 +4,13 @@
  *
  * The image is plain data owned by one thread (the event loop). Changes go through the
  * meta_* functions below, which validate and either apply the whole change or nothing; each
- * applied change bumps `version`. Today a standalone node persists the image with
- * meta_image_save() (one file, replaced atomically) after every change; the metadata Raft
- * group will later produce the same changes as log records, and the image API stays as is.
+ * applied change bumps `version`. A standalone node persists the image with a meta_store:
+ * an append-only journal of change records (one append and one sync per request, whatever
+ * the number of changes in it) and a snapshot of the whole image that truncates the journal
+ * once the journal outgrows it. The records mirror Kafka's KRaft metadata records (a topic
+ * record carries its partitions and configs, RemoveTopicRecord, ConfigRecord for a broker
+ * resource), so the metadata Raft group can later carry the same changes and apply them to
+ * the same image.
  *
  * Ownership: the image owns every topic, partition array and config string in it. Pointers
  * returned by lookups stay valid until the next change to the image.
@@ -14,6 +18,7 @@
 #ifndef CHRONIK_CLUSTER_METADATA_H
 #define CHRONIK_CLUSTER_METADATA_H
 
+#include "base/buf.h"
 #include "base/limits.h"
 #include "io/io.h"
 
@@ -51,12 +56,22 @@ struct meta_topic {
     struct meta_config_entry *configs; /* sorted by key */
 };
 
+/* A dynamic broker config (Kafka's ConfigRecord with resource type BROKER): resource is the
+ * node id in decimal, or "" for the cluster-wide default. */
+struct meta_broker_config {
+    char *resource;
+    char *key;
+    char *value;
+};
+
 struct meta_image {
     char cluster_id[META_CLUSTER_ID_CHARS + 1];
     uint64_t version;
     uint32_t topic_count;
     uint32_t topic_cap;
     struct meta_topic **topics; /* sorted by name */
+    uint32_t broker_config_count;
+    struct meta_broker_config *broker_configs; /* sorted by (resource, key) */
 };
 
 void meta_image_init(struct meta_image *img);
@@ -88,6 +103,8 @@ int meta_topic_delete(struct meta_image *img, const char *name);
  * each new partition. ERR_INVALID if new_count is not larger than the current count. */
 int meta_partitions_grow(struct meta_image *img, const char *name, uint32_t new_count,
                          const int32_t *assignment);
+/* Undoes a grow whose commit failed: back to count partitions (ERR_INVALID if not fewer). */
+int meta_partitions_shrink(struct meta_image *img, const char *name, uint32_t count);
 /* Sets (value != NULL) or removes (value == NULL) a topic config override. */
 int meta_topic_config_set(struct meta_image *img, const char *name, const char *key,
                           const char *value);
@@ -97,8 +114,16 @@ const char *meta_topic_config_get(const struct meta_topic *t, const char *key);
 int meta_partition_set_leader(struct meta_image *img, const char *name, uint32_t partition,
                               int32_t leader, int32_t leader_epoch);
 
+/* Sets (value != NULL) or removes (value == NULL) a dynamic broker config. ERR_INVALID for a
+ * resource, key or value over its bound, ERR_TOO_LARGE past META_BROKER_CONFIGS_MAX. */
+int meta_broker_config_set(struct meta_image *img, const char *resource, const char *key,
+                           const char *value);
+/* The value for (resource, key), or NULL. */
+const char *meta_broker_config_get(const struct meta_image *img, const char *resource,
+                                   const char *key);
+
 /*
- * Persistence: the image as one file `path`, written to `path.tmp`, synced, renamed over
+ * The snapshot file: the image as one file `path`, written to `path.tmp`, synced, renamed over
  * `path`, and the directory synced, so a crash leaves either the old or the new image.
  * meta_image_load() returns -ENOENT when there is no file (a new data directory) and
  * ERR_CORRUPT when the file fails its checksum or does not parse; `img` must be freshly
@@ -106,5 +131,61 @@ int meta_partition_set_leader(struct meta_image *img, const char *name, uint32_t
  */
 int meta_image_save(const struct meta_image *img, struct io *io, const char *dir, const char *path);
 int meta_image_load(struct meta_image *img, struct io *io, const char *path);
+
+/*
+ * The metadata store of a data directory: `metadata.image` (the snapshot, in the format of
+ * meta_image_save, which also reads the files of earlier versions that had no journal) and
+ * `metadata.journal` (frames of change records appended since that snapshot).
+ *
+ * A caller changes the image, records each change with meta_store_put_topic(),
+ * meta_store_remove_topic() or meta_store_put_broker_config(), then calls meta_store_commit()
+ * once: the records go to the journal as one frame (one write, one sync), so a crash keeps all
+ * of a request's changes or none. Records are idempotent (a topic record replaces the topic of
+ * that name whole), and each frame carries the image version after it, so replay skips frames
+ * a snapshot already holds and a crash between a snapshot and the journal's truncation is
+ * harmless. Once the journal is larger than the snapshot (and than META_JOURNAL_BYTES_MIN),
+ * a commit writes a new snapshot and empties the journal, so the cost of a change stays
+ * proportional to the change.
+ *
+ * A failed append or sync breaks the store: the journal's state on disk is unknown, so every
+ * later commit fails with -EIO until the broker restarts and recovers. Owns its open journal
+ * file; the caller owns the image.
+ */
+struct meta_store {
+    struct io *io;
+    char dir[IO_PATH_BYTES_MAX];
+    char snapshot_path[IO_PATH_BYTES_MAX];
+    char journal_path[IO_PATH_BYTES_MAX];
+    struct io_file *journal;
+    uint64_t journal_bytes;
+    uint64_t snapshot_bytes;
+    struct buf pending; /* records of the next frame */
+    uint32_t pending_count;
+    uint64_t torn_bytes; /* cut off the journal's tail by meta_store_open, for its log line */
+    bool broken;
+};
+
+/*
+ * Opens the store of dir and loads the image from it: the snapshot, then every journal frame
+ * after it. A torn last frame (short, or failing its checksum with nothing after it) is cut off;
+ * a bad frame followed by more data is ERR_CORRUPT. *created is true when the directory held
+ * no metadata at all: the caller then sets the cluster id and calls meta_store_snapshot().
+ * `img` must be freshly initialised; on error it is left initialised (empty) and the store
+ * closed.
+ */
+int meta_store_open(struct meta_store *s, struct io *io, const char *dir, struct meta_image *img,
+                    bool *created);
+void meta_store_close(struct meta_store *s);
+/* Record a change already made to the image. */
+void meta_store_put_topic(struct meta_store *s, const struct meta_topic *t);
+void meta_store_remove_topic(struct meta_store *s, const char *name, const struct meta_uuid *id);
+void meta_store_put_broker_config(struct meta_store *s, const char *resource, const char *key,
+                                  const char *value);
+/* Appends the recorded changes as one frame and syncs it; 0 without changes. The recorded
+ * changes are dropped either way. May then write a snapshot; a failed snapshot does not fail
+ * the commit (the journal holds the changes) and is tried again at the next commit. */
+int meta_store_commit(struct meta_store *s, const struct meta_image *img);
+/* Writes a snapshot of img atomically and empties the journal. */
+int meta_store_snapshot(struct meta_store *s, const struct meta_image *img);
 
 #endif
