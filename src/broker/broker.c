@@ -509,6 +509,7 @@ int broker_open(const struct broker_config *cfg, struct broker **out)
     b->files = log_files_create(b->io, open_files_max());
     b->flusher = log_flusher_create(true);
     meta_image_init(&b->meta);
+    records_codec_init(&b->codec);
     *out = b;
 
     loop_fd_init(&b->flusher_watch, log_flusher_fd(b->flusher), on_flusher, b);
@@ -594,6 +595,7 @@ void broker_close(struct broker *b)
     log_flusher_destroy(b->flusher);
     log_files_destroy(b->files);
     meta_image_deinit(&b->meta);
+    records_codec_deinit(&b->codec);
     io_destroy(b->io);
     loop_epoll_deinit(&full->loop);
     free(full);

@@ -56,6 +56,7 @@ enum broker_config_key_id {
     BROKER_KEY_LOG_RETENTION_HOURS,
     BROKER_KEY_LOG_RETENTION_BYTES,
     BROKER_KEY_MESSAGE_MAX_BYTES,
+    BROKER_KEY_COMPRESSION_TYPE,
     BROKER_KEY_SOCKET_REQUEST_MAX_BYTES,
     BROKER_KEY_CONNECTIONS_MAX_IDLE_MS,
     BROKER_KEY_HTTP_PORT,
@@ -112,6 +113,7 @@ struct broker_config {
     int64_t log_retention_ms;    /* -1: no time limit */
     int64_t log_retention_bytes; /* -1: no size limit */
     int32_t message_max_bytes;
+    char compression_type[BROKER_COMPRESSION_TYPE_BYTES_MAX]; /* a topic's default codec */
     int32_t socket_request_max_bytes;
     int64_t connections_max_idle_ms;
     uint16_t http_port;                       /* served on the listener's host */
