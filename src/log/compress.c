@@ -106,9 +106,8 @@ static int snappy_block(const uint8_t *in, size_t len, size_t out_max, size_t st
         return ERR_CORRUPT;
     if (n > out_max - (out->len - start)) {
         /* Too large only if it is a block at all: garbage often claims a huge length. */
-        return snappy_validate_compressed_buffer((const char *)in, len) == SNAPPY_OK
-                   ? ERR_TOO_LARGE
-                   : ERR_CORRUPT;
+        return snappy_validate_compressed_buffer((const char *)in, len) == SNAPPY_OK ? ERR_TOO_LARGE
+                                                                                     : ERR_CORRUPT;
     }
     buf_reserve(out, n);
     size_t got = n;
@@ -166,7 +165,8 @@ static int snappy_compress_xerial(const uint8_t *in, size_t len, struct buf *out
 static int lz4_decompress(struct records_codec *c, const uint8_t *in, size_t len, size_t out_max,
                           struct buf *out)
 {
-    if (c->lz4_in == NULL && LZ4F_isError(LZ4F_createDecompressionContext(&c->lz4_in, LZ4F_VERSION)))
+    if (c->lz4_in == NULL &&
+        LZ4F_isError(LZ4F_createDecompressionContext(&c->lz4_in, LZ4F_VERSION)))
         base_panic(__FILE__, __LINE__, "lz4: cannot create a decompression context");
     LZ4F_dctx *d = c->lz4_in;
     /* A context left mid-frame by a failed call starts over. */

@@ -287,10 +287,10 @@ static void test_check_refuses_bad_payloads(void **state)
             buf_append(&records, sec.ptr, sec.len);
             struct reader r;
             rd_init(&r, records.data, records.len);
-            rd_varint(&r);           /* record length */
-            rd_u8(&r);               /* attributes */
-            rd_varlong(&r);          /* timestamp delta */
-            rd_varint(&r);           /* offset delta */
+            rd_varint(&r);  /* record length */
+            rd_u8(&r);      /* attributes */
+            rd_varlong(&r); /* timestamp delta */
+            rd_varint(&r);  /* offset delta */
             assert_int_equal(rd_err(&r), 0);
             records.data[r.pos - records.data] = 0x7e; /* key length 63 */
             forge_packed(&bad, &plain, codec, buf_slice(&records), n);
