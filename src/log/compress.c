@@ -22,6 +22,10 @@
 
 #define STEP_BYTES (64u * 1024u)
 
+/* log2 of LOG_BATCH_PLAIN_BYTES_MAX: the largest zstd window a frame may ask for. */
+#define ZSTD_WINDOW_LOG_MAX 26
+STATIC_ASSERT((1ull << ZSTD_WINDOW_LOG_MAX) == LOG_BATCH_PLAIN_BYTES_MAX, "zstd window bound");
+
 static const uint8_t xerial_magic[8] = {0x82, 'S', 'N', 'A', 'P', 'P', 'Y', 0};
 #define XERIAL_HEADER_BYTES 16u
 
@@ -213,8 +217,14 @@ static int lz4_compress(const uint8_t *in, size_t len, struct buf *out)
 static int zstd_decompress(struct records_codec *c, const uint8_t *in, size_t len, size_t out_max,
                            struct buf *out)
 {
-    if (c->zstd_in == NULL && (c->zstd_in = ZSTD_createDCtx()) == NULL)
-        base_panic(__FILE__, __LINE__, "zstd: cannot create a decompression context");
+    if (c->zstd_in == NULL) {
+        c->zstd_in = ZSTD_createDCtx();
+        if (c->zstd_in == NULL)
+            base_panic(__FILE__, __LINE__, "zstd: cannot create a decompression context");
+        /* A frame header may claim a window of up to 2 GiB, which the context would allocate;
+         * no window is needed beyond the largest output accepted. */
+        ZSTD_DCtx_setParameter(c->zstd_in, ZSTD_d_windowLogMax, ZSTD_WINDOW_LOG_MAX);
+    }
     ZSTD_DCtx *d = c->zstd_in;
     ZSTD_DCtx_reset(d, ZSTD_reset_session_only);
     size_t start = out->len;
@@ -282,6 +292,11 @@ void records_codec_deinit(struct records_codec *c)
 
 void records_codec_trim(struct records_codec *c)
 {
+    /* A zstd frame with a large window leaves its buffers in the context. */
+    if (c->zstd_in != NULL && ZSTD_sizeof_DCtx(c->zstd_in) > LOG_CODEC_SCRATCH_KEEP_BYTES) {
+        ZSTD_freeDCtx(c->zstd_in);
+        c->zstd_in = NULL;
+    }
     if (c->plain.cap > LOG_CODEC_SCRATCH_KEEP_BYTES)
         buf_deinit(&c->plain);
     if (c->rebuilt.cap > LOG_CODEC_SCRATCH_KEEP_BYTES)

@@ -23,6 +23,7 @@
 #include "log_testutil.h"
 
 #include <snappy-c.h>
+#include <zstd.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -468,6 +469,57 @@ static void test_codec_reuse(void **state)
     buf_deinit(&out);
 }
 
+/* A zstd frame of unknown size with window log w, as a streaming compressor writes it. */
+static void zstd_frame(struct buf *out, const struct buf *in, int w)
+{
+    ZSTD_CCtx *z = ZSTD_createCCtx();
+    assert_non_null(z);
+    assert_false(ZSTD_isError(ZSTD_CCtx_setParameter(z, ZSTD_c_windowLog, w)));
+    buf_reset(out);
+    buf_reserve(out, ZSTD_compressBound(in->len) + 64);
+    ZSTD_outBuffer ob = {out->data, out->cap, 0};
+    ZSTD_inBuffer ib = {in->data, in->len, 0};
+    /* Input given before the end: the compressor does not know the size, keeps the window. */
+    assert_false(ZSTD_isError(ZSTD_compressStream2(z, &ob, &ib, ZSTD_e_continue)));
+    assert_int_equal(ib.pos, ib.size);
+    assert_int_equal(ZSTD_compressStream2(z, &ob, &ib, ZSTD_e_end), 0);
+    out->len = ob.pos;
+    ZSTD_freeCCtx(z);
+}
+
+/* A tiny zstd frame may ask for a window of up to 2 GiB, which the decompression context would
+ * allocate: frames asking for more than the plain bound are refused, and a context grown by a
+ * large window is let go by trim. */
+static void test_zstd_window_bounded(void **state)
+{
+    (void)state;
+    struct rng rng;
+    rng_seed(&rng, g_seed + 7);
+    struct records_codec c;
+    records_codec_init(&c);
+    struct buf in, packed, out;
+    buf_init(&in);
+    buf_init(&packed);
+    buf_init(&out);
+    payload(&rng, &in, 3u << 20, false);
+    zstd_frame(&packed, &in, 27);
+    assert_int_equal(
+        records_codec_decompress(&c, BATCH_CODEC_ZSTD, packed.data, packed.len, 64u << 20, &out),
+        ERR_CORRUPT);
+    zstd_frame(&packed, &in, 26);
+    assert_int_equal(
+        records_codec_decompress(&c, BATCH_CODEC_ZSTD, packed.data, packed.len, 64u << 20, &out),
+        0);
+    assert_int_equal(out.len, in.len);
+    assert_memory_equal(out.data, in.data, in.len);
+    records_codec_trim(&c);
+    assert_true(c.zstd_in == NULL || ZSTD_sizeof_DCtx(c.zstd_in) <= LOG_CODEC_SCRATCH_KEEP_BYTES);
+    records_codec_deinit(&c);
+    buf_deinit(&in);
+    buf_deinit(&packed);
+    buf_deinit(&out);
+}
+
 int main(void)
 {
     g_seed = test_seed("log_compress_test", 1);
@@ -481,6 +533,7 @@ int main(void)
         cmocka_unit_test(test_check_uncompressed_in_place),
         cmocka_unit_test(test_rebuild_every_codec_pair),
         cmocka_unit_test(test_codec_reuse),
+        cmocka_unit_test(test_zstd_window_bounded),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
