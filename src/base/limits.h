@@ -45,6 +45,8 @@
 #define LOG_SCAN_CHUNK_BYTES        (64u * KIB)      /* read-ahead of a header walk */
 #define LOG_CHECKPOINT_BYTES_MAX    (4u * MIB)       /* a checkpoint file read at open */
 #define LOG_FLUSH_WAITERS_MAX       1000000u         /* pending flush callbacks per log */
+#define LOG_BATCH_PLAIN_BYTES_MAX   (64u * MIB)      /* decompressed records of one produced batch */
+#define LOG_CODEC_SCRATCH_KEEP_BYTES (8u * MIB)      /* codec scratch kept between batches */
 
 /* ---- proto ------------------------------------------------------------------------------- */
 #define PROTO_ARRAY_COUNT_MAX    1000000u        /* elements in one decoded array */
@@ -109,6 +111,7 @@
 #define BROKER_CLUSTER_PORT_OFFSET       2000u       /* cluster.port default: Kafka port + this */
 #define BROKER_HOST_BYTES_MAX            256u        /* a listener host, NUL included */
 #define BROKER_LISTENER_BYTES_MAX        300u        /* PLAINTEXT://[host]:port, NUL included */
+#define BROKER_COMPRESSION_TYPE_BYTES_MAX 16u        /* compression.type, NUL included */
 #define BROKER_SOCKET_REQUEST_BYTES_MIN  (4u * KIB)  /* socket.request.max.bytes */
 #define BROKER_SOCKET_REQUEST_BYTES_MAX  PROTO_REQUEST_ARENA_MAX /* a request fits its arena */
 #define BROKER_IDLE_MS_MIN               100u        /* connections.max.idle.ms */

@@ -143,7 +143,15 @@ struct topic_config_values {
     int32_t max_message_bytes;
     int32_t min_insync_replicas;
     bool log_append_time; /* message.timestamp.type=LogAppendTime */
+    int compression;      /* compression.type: an enum batch_codec, or TOPIC_COMPRESSION_PRODUCER */
 };
+
+/* compression.type=producer: batches are stored with the codec the producer chose. */
+#define TOPIC_COMPRESSION_PRODUCER (-1)
+
+/* The codec a compression.type value names (enum batch_codec), TOPIC_COMPRESSION_PRODUCER for
+ * "producer", or ERR_INVALID for anything else. */
+int topic_compression_parse(const char *value);
 
 void topic_config_resolve(const struct broker_config *cfg, const struct meta_topic *mt,
                           struct topic_config_values *out);

@@ -688,6 +688,7 @@ int broker_open(const struct broker_config *cfg, struct broker **out)
     b->flusher = log_flusher_create(true);
     b->reaper = reaper_create(b->io);
     meta_image_init(&b->meta);
+    records_codec_init(&b->codec);
     *out = b;
 
     loop_fd_init(&b->flusher_watch, log_flusher_fd(b->flusher), on_flusher, b);
@@ -789,6 +790,7 @@ void broker_close(struct broker *b)
     free(b->staged);
     meta_store_close(&b->store);
     meta_image_deinit(&b->meta);
+    records_codec_deinit(&b->codec);
     io_destroy(b->io);
     loop_epoll_deinit(&full->loop);
     free(full);

@@ -17,6 +17,7 @@
 #include "broker/kafka_errors.h"
 #include "cluster/metadata.h"
 #include "cluster/replica.h"
+#include "log/compress.h"
 #include "log/log.h"
 #include "net/loop.h"
 #include "net/server.h"
@@ -76,6 +77,7 @@ struct broker {
     uint32_t topic_count;
     struct groups *groups;         /* groups.c: the group coordinator's host, NULL until opened */
     struct fetch *fetches_waiting; /* fetch.c: long polls waiting for data */
+    struct records_codec codec;    /* produce.c: codec contexts and scratch, reused per batch */
 };
 
 struct breq;

@@ -223,6 +223,18 @@ const struct broker_config_key broker_config_keys[BROKER_KEY_COUNT] = {
             .read_only = false,
             .doc = "Largest record batch a produce may append, in bytes.",
         },
+    [BROKER_KEY_COMPRESSION_TYPE] =
+        {
+            .name = "compression.type",
+            .type = BROKER_CONFIG_STRING,
+            .default_value = "producer",
+            .min = 0,
+            .max = BROKER_COMPRESSION_TYPE_BYTES_MAX - 1,
+            .synonym_of = BROKER_KEY_COMPRESSION_TYPE,
+            .read_only = false,
+            .doc = "The default compression.type of topics: producer, uncompressed, gzip, "
+                   "snappy, lz4 or zstd.",
+        },
     [BROKER_KEY_SOCKET_REQUEST_MAX_BYTES] =
         {
             .name = "socket.request.max.bytes",
@@ -1030,6 +1042,17 @@ static int parse_listener(const char *s, struct broker_listener *out, const char
     return parse_hostport(s + sizeof(scheme) - 1, out, why);
 }
 
+/* Kafka's BrokerCompressionType names (exact case, as Kafka's validator takes them). */
+static bool is_compression_type(const char *text)
+{
+    static const char *const names[] = {"producer", "uncompressed", "gzip",
+                                        "snappy",   "lz4",          "zstd"};
+    for (size_t i = 0; i < ARRAY_LEN(names); i++)
+        if (strcmp(text, names[i]) == 0)
+            return true;
+    return false;
+}
+
 static int bad_value(const struct broker_config_input *input, enum broker_config_key_id id,
                      const struct broker_config_setting *s, const char *text, const char *allowed,
                      struct broker_config_error *err)
@@ -1081,6 +1104,11 @@ static int check_value(const struct broker_config_input *input, enum broker_conf
     case BROKER_KEY_LISTENERS:
         if (parse_listener(text, &listener, &why) < 0)
             return bad_value(input, id, s, text, why, err);
+        return 0;
+    case BROKER_KEY_COMPRESSION_TYPE:
+        if (!is_compression_type(text))
+            return bad_value(input, id, s, text,
+                             "expected producer, uncompressed, gzip, snappy, lz4 or zstd", err);
         return 0;
     case BROKER_KEY_ADVERTISED_LISTENERS:
         if (parse_listener(text, &listener, &why) < 0)
@@ -1270,6 +1298,10 @@ static void apply_value(struct broker_config *config, enum broker_config_key_id 
     case BROKER_KEY_AUTO_CREATE_TOPICS_ENABLE:
         config->auto_create_topics_enable = strcasecmp(text, "true") == 0;
         break;
+    case BROKER_KEY_COMPRESSION_TYPE:
+        ASSERT(strlen(text) < sizeof(config->compression_type));
+        strcpy(config->compression_type, text);
+        break;
     default:
         apply_number(config, c, member_number(text, member));
         break;
@@ -1404,6 +1436,9 @@ void broker_config_value(const struct broker_config *config, enum broker_config_
         return;
     case BROKER_KEY_AUTO_CREATE_TOPICS_ENABLE:
         snprintf(out, out_bytes, "%s", config->auto_create_topics_enable ? "true" : "false");
+        return;
+    case BROKER_KEY_COMPRESSION_TYPE:
+        snprintf(out, out_bytes, "%s", config->compression_type);
         return;
     case BROKER_KEY_NODE_ID:
         v = config->node_id;

@@ -56,6 +56,7 @@ enum broker_config_key_id {
     BROKER_KEY_LOG_RETENTION_HOURS,
     BROKER_KEY_LOG_RETENTION_BYTES,
     BROKER_KEY_MESSAGE_MAX_BYTES,
+    BROKER_KEY_COMPRESSION_TYPE,
     BROKER_KEY_SOCKET_REQUEST_MAX_BYTES,
     BROKER_KEY_QUEUED_MAX_REQUEST_BYTES,
     BROKER_KEY_CONNECTIONS_MAX_IDLE_MS,
@@ -116,6 +117,7 @@ struct broker_config {
     int64_t log_retention_ms;    /* -1: no time limit */
     int64_t log_retention_bytes; /* -1: no size limit */
     int32_t message_max_bytes;
+    char compression_type[BROKER_COMPRESSION_TYPE_BYTES_MAX]; /* a topic's default codec */
     int32_t socket_request_max_bytes;
     int64_t queued_max_request_bytes; /* -1: no broker-wide bound on request memory */
     int64_t connections_max_idle_ms;

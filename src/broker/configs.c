@@ -38,7 +38,6 @@ static const char *const cleanup_values[] = {"compact", "delete", NULL};
 static const char *const cleanup_supported[] = {"delete", NULL};
 static const char *const compression_values[] = {"uncompressed", "zstd",     "lz4", "snappy",
                                                  "gzip",         "producer", NULL};
-static const char *const compression_supported[] = {"producer", NULL};
 static const char *const timestamp_values[] = {"CreateTime", "LogAppendTime", NULL};
 static const char *const false_only[] = {"false", NULL};
 
@@ -60,13 +59,10 @@ const struct topic_config_key topic_config_keys[TOPIC_CONFIG_COUNT] = {
             .name = "compression.type",
             .type = TOPIC_CONFIG_STRING,
             .kafka_values = compression_values,
-            .supported_values = compression_supported,
-            .unsupported_why = ": batches are stored as the producer compressed them "
-                               "(compression.type=producer)",
-            .broker_key = TOPIC_CONFIG_NO_BROKER_KEY,
-            .default_value = "producer",
-            .doc = "The compression of stored batches: producer keeps each batch as the "
-                   "producer compressed it.",
+            .broker_key = BROKER_KEY_COMPRESSION_TYPE,
+            .doc = "The codec of stored batches: producer keeps each batch as the producer "
+                   "compressed it; another value makes the broker recompress batches with a "
+                   "different codec.",
         },
     [TOPIC_CONFIG_MAX_MESSAGE_BYTES] =
         {
@@ -476,6 +472,22 @@ static int64_t effective_number(const struct broker_config *cfg, const struct to
     return strtoll(text, NULL, 10);
 }
 
+int topic_compression_parse(const char *value)
+{
+    static const char *const names[] = {
+        [BATCH_CODEC_NONE] = "uncompressed", [BATCH_CODEC_GZIP] = "gzip",
+        [BATCH_CODEC_SNAPPY] = "snappy",     [BATCH_CODEC_LZ4] = "lz4",
+        [BATCH_CODEC_ZSTD] = "zstd",
+    };
+    ASSERT(value != NULL);
+    if (strcmp(value, "producer") == 0)
+        return TOPIC_COMPRESSION_PRODUCER;
+    for (size_t i = 0; i < ARRAY_LEN(names); i++)
+        if (strcmp(value, names[i]) == 0)
+            return (int)i;
+    return ERR_INVALID;
+}
+
 void topic_config_resolve(const struct broker_config *cfg, const struct meta_topic *mt,
                           struct topic_config_values *out)
 {
@@ -492,6 +504,14 @@ void topic_config_resolve(const struct broker_config *cfg, const struct meta_top
     out->log_append_time =
         set.present[TOPIC_CONFIG_MESSAGE_TIMESTAMP_TYPE] &&
         strcmp(set.values[TOPIC_CONFIG_MESSAGE_TIMESTAMP_TYPE], "LogAppendTime") == 0;
+    char compression[BROKER_CONFIG_VALUE_BYTES_MAX];
+    if (set.present[TOPIC_CONFIG_COMPRESSION_TYPE])
+        snprintf(compression, sizeof(compression), "%s", set.values[TOPIC_CONFIG_COMPRESSION_TYPE]);
+    else
+        topic_config_default(cfg, TOPIC_CONFIG_COMPRESSION_TYPE, compression, sizeof(compression));
+    /* Both sources were validated against the same list of values. */
+    out->compression = topic_compression_parse(compression);
+    ASSERT(out->compression >= TOPIC_COMPRESSION_PRODUCER);
 }
 
 void broker_topic_log_config(const struct broker *b, const struct meta_topic *mt,

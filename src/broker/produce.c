@@ -1,11 +1,18 @@
 /*
- * Produce: validate each partition's record batch (header and CRC; never decompressed), append
- * it through the partition's replica, and answer once every append is committed (acks=1 and
- * acks=all: after the group commit's fsync covers it), or at once with no response (acks=0).
+ * Produce: validate each partition's record batch, recompress it when the topic's
+ * compression.type asks for another codec, append it through the partition's replica, and
+ * answer once every append is committed (acks=1 and acks=all: after the group commit's fsync
+ * covers it), or at once with no response (acks=0).
  *
- * Validation follows Kafka's: exactly one batch of magic 2 per partition (INVALID_RECORD),
- * a batch that fails its CRC or structure (CORRUPT_MESSAGE), one larger than the topic's
- * max.message.bytes (MESSAGE_TOO_LARGE) or than its segment size (RECORD_LIST_TOO_LARGE).
+ * Validation follows Kafka's (LogValidator): exactly one batch of magic 2 per partition, with
+ * recordCount = lastOffsetDelta + 1 > 0, no control batch and a sequence when a producer id is
+ * set (INVALID_RECORD); a batch that fails its CRC or structure, or whose compressed payload
+ * does not decompress (CORRUPT_MESSAGE); records of a compressed batch that do not parse, are
+ * fewer or more than its header says, or have offset deltas other than 0, 1, 2, ...
+ * (INVALID_RECORD); one larger than the topic's max.message.bytes, before or after
+ * recompression, or decompressing past LOG_BATCH_PLAIN_BYTES_MAX (MESSAGE_TOO_LARGE), or than
+ * its segment size (RECORD_LIST_TOO_LARGE). An uncompressed batch is checked in place, without
+ * a copy; a compressed one is decompressed into the broker's reused codec scratch.
  * A topic with message.timestamp.type=LogAppendTime gets the broker's time stamped on the batch.
  */
 #include "base/assert.h"
@@ -13,6 +20,7 @@
 #include "broker/admin.h"
 #include "broker/broker_internal.h"
 #include "log/batch.h"
+#include "log/compress.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -52,9 +60,55 @@ static void on_commit(void *ctx, int err)
     produce_done(part->pr);
 }
 
-/* Checks one partition's records; KAFKA_NONE and the batch, or the error for the response. */
-static int16_t check_records(const struct topic_config_values *tc, struct slice records,
+/* The answer to a failed records_check or records_rebuild. */
+static int16_t codec_error(int err)
+{
+    switch (err) {
+    case ERR_INVALID:
+        return KAFKA_INVALID_RECORD;
+    case ERR_TOO_LARGE:
+        return KAFKA_MESSAGE_TOO_LARGE;
+    case ERR_UNSUPPORTED:
+        return KAFKA_UNSUPPORTED_COMPRESSION_TYPE;
+    default:
+        return KAFKA_CORRUPT_MESSAGE;
+    }
+}
+
+static int16_t check_size(const struct topic_config_values *tc, size_t len)
+{
+    if ((int64_t)len > tc->max_message_bytes)
+        return KAFKA_MESSAGE_TOO_LARGE;
+    if ((int64_t)len > tc->segment_bytes)
+        return KAFKA_RECORD_LIST_TOO_LARGE;
+    return KAFKA_NONE;
+}
+
+/*
+ * The records of a batch that passed its header and CRC checks, and the batch to store: the
+ * request's bytes, or, when the topic's compression.type names another codec than the batch's,
+ * the batch rebuilt with that codec in the broker's codec scratch (valid until the next batch).
+ */
+static int16_t check_payload(struct records_codec *codec, const struct topic_config_values *tc,
                              struct slice *batch, struct batch_header *h)
+{
+    struct slice plain;
+    int rc = records_check(codec, batch->ptr, h, LOG_BATCH_PLAIN_BYTES_MAX, &plain);
+    if (rc < 0)
+        return codec_error(rc);
+    if (tc->compression == TOPIC_COMPRESSION_PRODUCER || tc->compression == (int)batch_codec(h))
+        return KAFKA_NONE;
+    rc = records_rebuild(codec, batch->ptr, h, plain, (enum batch_codec)tc->compression, batch);
+    if (rc == 0)
+        rc = batch_header_parse(batch->ptr, batch->len, h);
+    if (rc < 0)
+        return codec_error(rc);
+    return check_size(tc, batch->len);
+}
+
+/* Checks one partition's records; KAFKA_NONE and the batch, or the error for the response. */
+static int16_t check_records(struct records_codec *codec, const struct topic_config_values *tc,
+                             struct slice records, struct slice *batch, struct batch_header *h)
 {
     if (records.ptr == NULL || records.len == 0)
         return KAFKA_INVALID_RECORD;
@@ -71,12 +125,13 @@ static int16_t check_records(const struct topic_config_values *tc, struct slice 
         return KAFKA_CORRUPT_MESSAGE;
     if (batch_total_bytes(h) != records.len)
         return KAFKA_INVALID_RECORD; /* Produce v3+ carries exactly one batch per partition */
-    if ((int64_t)records.len > tc->max_message_bytes)
-        return KAFKA_MESSAGE_TOO_LARGE;
-    if ((int64_t)records.len > tc->segment_bytes)
-        return KAFKA_RECORD_LIST_TOO_LARGE;
+    int16_t err = check_size(tc, records.len);
+    if (err != KAFKA_NONE)
+        return err;
+    if (batch_check_produced(h) < 0)
+        return KAFKA_INVALID_RECORD;
     *batch = records;
-    return KAFKA_NONE;
+    return check_payload(codec, tc, batch, h);
 }
 
 /* message.timestamp.type=LogAppendTime: the batch's timestamp becomes the broker's clock,
@@ -125,7 +180,7 @@ static void produce_partition(struct produce *pr, const struct meta_topic *mt, c
     topic_config_resolve(b->cfg, mt, &tc);
     struct slice batch;
     struct batch_header h;
-    out->error_code = check_records(&tc, in->records, &batch, &h);
+    out->error_code = check_records(&b->codec, &tc, in->records, &batch, &h);
     if (out->error_code != KAFKA_NONE)
         return;
     /* Standalone, the in-sync replica set is this node alone. */
@@ -137,8 +192,9 @@ static void produce_partition(struct produce *pr, const struct meta_topic *mt, c
     part->pr = pr;
     part->out = out;
     struct log_append_result res;
-    /* The frame belongs to this request until it is answered; the batch is stamped in place
-     * with its offset and leader epoch, outside the CRC, and stored as received. */
+    /* The frame belongs to this request until it is answered; the batch (or its rebuilt copy,
+     * which the log has written when replica_append returns) is stamped in place with its offset
+     * and leader epoch, outside the CRC, and stored as received. */
     uint8_t *bytes = (uint8_t *)batch.ptr;
     if (tc.log_append_time) {
         out->log_append_time_ms = clock_wall_ms(b->clock);
@@ -222,6 +278,8 @@ void produce_handle(struct breq *rq)
             produce_partition(pr, mt, t->name.ptr, t->name.len, &t->partition_data.items[p],
                               &ot->partition_responses.items[p], &parts[k]);
     }
+    /* Every batch is written or refused: a scratch buffer a huge batch grew is let go. */
+    records_codec_trim(&rq->b->codec);
     if (req->acks == 0) {
         /* No response at all: Kafka's acks=0 contract. A failed partition closes the
          * connection instead, as Kafka does, which is the only way to tell such a client. */

@@ -57,6 +57,18 @@ int batch_header_parse(const uint8_t *p, size_t len, struct batch_header *out)
     return 0;
 }
 
+int batch_check_produced(const struct batch_header *h)
+{
+    ASSERT(h != NULL);
+    if (h->record_count <= 0 || (int64_t)h->record_count != (int64_t)h->last_offset_delta + 1)
+        return ERR_INVALID;
+    if (batch_is_control(h))
+        return ERR_INVALID;
+    if (h->producer_id >= 0 && h->base_sequence < 0)
+        return ERR_INVALID;
+    return 0;
+}
+
 uint32_t batch_compute_crc(const uint8_t *p, const struct batch_header *h)
 {
     ASSERT(p != NULL);

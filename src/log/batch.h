@@ -12,7 +12,8 @@
  *
  * Invariants: a parse never reads a byte before checking it is there, never trusts a length
  * or count before checking it against the bytes present and base/limits.h, and never asserts
- * on input. Must never decompress: compressed records are checked by header and CRC only.
+ * on input. Must never decompress: compressed records are checked by header and CRC here, and
+ * record by record by records_check (log/compress.h) on the produce path.
  */
 #ifndef CHRONIK_LOG_BATCH_H
 #define CHRONIK_LOG_BATCH_H
@@ -111,6 +112,14 @@ int batch_header_parse(const uint8_t *p, size_t len, struct batch_header *out);
  * it ends.
  */
 int batch_parse(const uint8_t *p, size_t len, struct batch_header *out);
+
+/*
+ * The header rules Kafka (LogValidator.validateBatch) adds for a batch a client produces, on
+ * top of batch_header_parse's: at least one record, recordCount equal to lastOffsetDelta + 1 (no
+ * gaps: only compaction makes them), no control batch (only the broker writes those), and a
+ * baseSequence >= 0 when a producerId is set. Returns 0 or ERR_INVALID (INVALID_RECORD).
+ */
+int batch_check_produced(const struct batch_header *h);
 
 /* CRC-32C of the CRC'd region (attributes..end) of a batch whose header is valid. */
 uint32_t batch_compute_crc(const uint8_t *p, const struct batch_header *h);

@@ -74,26 +74,70 @@ def frame(payload):
     return i32(len(payload)) + payload
 
 
-def record_batch(values, good_crc=True, ts_step_ms=0):
-    """A RecordBatch v2 of uncompressed records with null keys and no headers; record i has
-    timestamp TS_BASE_MS + i * ts_step_ms."""
+def records_section(values, ts_step_ms=0):
+    """The records of a batch: uncompressed, null keys, no headers, offset deltas 0, 1, 2, ...
+    and timestamp deltas i * ts_step_ms."""
     records = b""
     for i, v in enumerate(values):
         body = (b"\x00" + varint(i * ts_step_ms) + varint(i) + varint(-1) + varint(len(v)) + v +
                 varint(0))
         records += varint(len(body)) + body
-    max_ts = helpers.TS_BASE_MS + (len(values) - 1) * ts_step_ms
-    after_crc = (i16(0) + i32(len(values) - 1) + i64(helpers.TS_BASE_MS) + i64(max_ts) +
-                 i64(-1) + i16(-1) + i32(-1) + i32(len(values)) + records)
+    return records
+
+
+def batch_of(payload, count, codec=0, good_crc=True, ts_step_ms=0):
+    """A RecordBatch v2 whose records field is payload (records, compressed as codec or not, or
+    any bytes at all) and whose header says count records, with baseTimestamp TS_BASE_MS."""
+    max_ts = helpers.TS_BASE_MS + max(count - 1, 0) * ts_step_ms
+    after_crc = (i16(codec) + i32(count - 1) + i64(helpers.TS_BASE_MS) + i64(max_ts) +
+                 i64(-1) + i16(-1) + i32(-1) + i32(count) + payload)
     crc = crc32c(after_crc) ^ (0 if good_crc else 0x5A5A5A5A)
     after_length = i32(0) + b"\x02" + struct.pack(">I", crc) + after_crc
     return i64(0) + i32(len(after_length)) + after_length
+
+
+def record_batch(values, good_crc=True, ts_step_ms=0):
+    """A RecordBatch v2 of uncompressed records with null keys and no headers; record i has
+    timestamp TS_BASE_MS + i * ts_step_ms."""
+    return batch_of(records_section(values, ts_step_ms), len(values), 0, good_crc, ts_step_ms)
 
 
 def produce_v3(correlation_id, topic, batch):
     body = (string(None) + i16(-1) + i32(TIMEOUT_S * 1000) + i32(1) + string(topic) + i32(1) +
             i32(0) + i32(len(batch)) + batch)
     return frame(header(API_PRODUCE, 3, correlation_id) + body)
+
+
+def produce_v3_answer(payload, correlation_id):
+    """(error_code, base_offset) from a Produce v3 response for one topic and partition."""
+    assert struct.unpack(">ii", payload[:8]) == (correlation_id, 1)
+    off = 10 + struct.unpack(">h", payload[8:10])[0]
+    count, _, error_code, base_offset = struct.unpack(">iihq", payload[off:off + 18])
+    assert count == 1
+    return error_code, base_offset
+
+
+def fetch_v4_batches(payload, correlation_id):
+    """(error_code, [raw batch bytes]) from a Fetch v4 response for one topic and partition."""
+    assert struct.unpack(">i", payload[:4])[0] == correlation_id
+    off = 8  # correlation id, throttle time
+    assert struct.unpack(">i", payload[off:off + 4])[0] == 1
+    off += 4
+    off += 2 + struct.unpack(">h", payload[off:off + 2])[0]
+    assert struct.unpack(">i", payload[off:off + 4])[0] == 1
+    off += 4
+    _, error_code, _, _, aborted = struct.unpack(">ihqqi", payload[off:off + 26])
+    off += 26 + 16 * max(aborted, 0)
+    size = struct.unpack(">i", payload[off:off + 4])[0]
+    records = payload[off + 4:off + 4 + max(size, 0)]
+    batches = []
+    while len(records) >= 12:
+        total = 12 + struct.unpack(">i", records[8:12])[0]
+        if total > len(records):
+            break  # a partial batch at the end of the fetch
+        batches.append(records[:total])
+        records = records[total:]
+    return error_code, batches
 
 
 def fetch_v4(correlation_id, topic, partition, offset, max_wait_ms):

@@ -5,6 +5,7 @@ requests. Some bugs are memory errors that a release build may survive silently:
 certain against the ASan build (CHRONIK_BIN=build/asan/chronik), where the broker aborts.
 """
 
+import gzip
 import os
 import shutil
 import socket
@@ -13,13 +14,17 @@ import subprocess
 import time
 
 import confluent_kafka as ck
+import lz4.frame
 from confluent_kafka.admin import AdminClient, ConfigResource, NewPartitions, NewTopic
 
 from conftest import CHRONIK_BIN, free_ports
 import helpers
 import kafka_schema_wire
-from kafka_wire import (API_FETCH, exchange, fetch_v4, frame, header, i32, i64, list_offsets_v1,
-                        list_offsets_v1_answer, produce_v3, receive, record_batch, send, string)
+from kafka_wire import (API_FETCH, batch_of, exchange, fetch_v4, fetch_v4_batches, frame, header,
+                        i32, i64, list_offsets_v1, list_offsets_v1_answer, produce_v3,
+                        produce_v3_answer, receive, record_batch, records_section, send, string)
+from test_confluent_kafka import produce as ck_produce, read as ck_read
+from test_kafka_python import read as kp_read
 
 TIMEOUT_S = 30
 MIB = 1024 * 1024
@@ -566,3 +571,139 @@ def test_0029_partition_data_without_metadata_is_never_removed(tmp_path):
     assert "holds partition directories (orphan-0) but no metadata" in err, err
     assert (part / "00000000000000000000.log").read_bytes() == b"x" * 100
     assert not (data / "metadata.image").exists()
+
+
+KAFKA_CORRUPT_MESSAGE, KAFKA_MESSAGE_TOO_LARGE, KAFKA_INVALID_RECORD = 2, 10, 87
+CODEC_NONE, CODEC_GZIP, CODEC_SNAPPY, CODEC_LZ4, CODEC_ZSTD = 0, 1, 2, 3, 4
+CODEC_NAMES = {"uncompressed": CODEC_NONE, "gzip": CODEC_GZIP, "snappy": CODEC_SNAPPY,
+               "lz4": CODEC_LZ4, "zstd": CODEC_ZSTD}
+
+
+def raw_produce(broker, topic, batch, correlation_id=1):
+    outcome, payload = exchange(broker.port, produce_v3(correlation_id, topic, batch))
+    assert outcome == "response", "the broker closed the connection"
+    return produce_v3_answer(payload, correlation_id)
+
+
+def stored_codecs(broker, topic, offset=0):
+    """The codec of every batch stored from offset on, read with a raw Fetch."""
+    outcome, payload = exchange(broker.port, fetch_v4(5, topic, 0, offset, 0))
+    assert outcome == "response"
+    error_code, batches = fetch_v4_batches(payload, 5)
+    assert error_code == 0
+    return [struct_u16(b, 21) & 7 for b in batches]
+
+
+def struct_u16(b, at):
+    return (b[at] << 8) | b[at + 1]
+
+
+def create(broker, topic, **configs):
+    a = AdminClient({"bootstrap.servers": broker.bootstrap})
+    futures = a.create_topics([NewTopic(topic, 1, 1, config=configs)],
+                              operation_timeout=TIMEOUT_S)
+    futures[topic].result(timeout=TIMEOUT_S)
+
+
+def bad_compressed_batches():
+    """(name, batch, Kafka's answer): batches whose CRC is right but whose compressed records no
+    consumer can decode, or decode to other records than the header promises."""
+    values = [b"bad-%d" % i for i in range(5)]
+    good = records_section(values)
+    packed = gzip.compress(good)
+    # Record 0 is: length, attributes, timestamp delta, offset delta, key length (-1 = 0x01).
+    bad_key_length = good[:4] + b"\x7e" + good[5:]  # 63 bytes of key in a 12-byte record
+    swapped_deltas = records_section(values[:2])
+    first = swapped_deltas[0] + 1
+    swapped_deltas = (swapped_deltas[:3] + b"\x02" + swapped_deltas[4:first + 3] + b"\x00" +
+                      swapped_deltas[first + 4:])
+    return [
+        ("gzip garbage", batch_of(b"\x1f\x8b\x08\x00" + bytes(range(60)), 5, CODEC_GZIP),
+         KAFKA_CORRUPT_MESSAGE),
+        ("gzip truncated", batch_of(packed[:-7], 5, CODEC_GZIP), KAFKA_CORRUPT_MESSAGE),
+        ("lz4 garbage", batch_of(b"\x04\x22\x4d\x18" + b"\xff" * 40, 5, CODEC_LZ4),
+         KAFKA_CORRUPT_MESSAGE),
+        ("fewer records than the header says", batch_of(packed, 6, CODEC_GZIP),
+         KAFKA_INVALID_RECORD),
+        ("more records than the header says", batch_of(packed, 4, CODEC_GZIP),
+         KAFKA_INVALID_RECORD),
+        ("a bad varint inside a record", batch_of(gzip.compress(bad_key_length), 5, CODEC_GZIP),
+         KAFKA_INVALID_RECORD),
+        ("offset deltas 1, 0", batch_of(lz4.frame.compress(swapped_deltas), 2, CODEC_LZ4),
+         KAFKA_INVALID_RECORD),
+    ]
+
+
+def test_0050_compressed_batches_are_validated(broker, topic):
+    # Bug 50 (issue 8 item 9): the broker checked a compressed batch by its header and CRC only,
+    # so one client could store a batch whose records no consumer can decode, and every
+    # consumer of the partition stopped there. Kafka decompresses and checks each record on
+    # produce; so does the broker now, answering as Kafka: CORRUPT_MESSAGE for a payload that
+    # does not decompress, INVALID_RECORD for records that do not match the header.
+    create(broker, topic)
+    good = [b"good-%d" % i for i in range(3)]
+    assert raw_produce(broker, topic, batch_of(gzip.compress(records_section(good)), 3,
+                                               CODEC_GZIP)) == (0, 0)
+    for name, batch, code in bad_compressed_batches():
+        assert raw_produce(broker, topic, batch)[0] == code, name
+    assert raw_produce(broker, topic, record_batch([b"after"])) == (0, 3)
+    # A consumer reads the good data and nothing of the bad batches.
+    got = ck_read(broker, topic, 0)
+    assert [(r["offset"], r["value"]) for r in got] == [(0, good[0]), (1, good[1]),
+                                                        (2, good[2]), (3, b"after")]
+    assert broker.alive()
+
+
+def test_0051_topic_compression_type_recompresses(broker, topic):
+    # Bug 51 (issue 8 item 12): a topic's compression.type other than producer was refused
+    # with INVALID_CONFIG (librdkafka test 0081), where Kafka accepts it and recompresses on
+    # produce. Here the topic asks for gzip, librdkafka sends uncompressed batches, and the
+    # stored batches must be gzip with the very same records for both Python clients.
+    create(broker, topic, **{"compression.type": "gzip"})
+    msgs = helpers.sample_messages(topic, 30, null_header_values=False)
+    offsets = ck_produce(broker, topic, msgs, **{"compression.type": "none"})
+    assert offsets == list(range(30))
+    codecs = stored_codecs(broker, topic)
+    assert codecs and set(codecs) == {CODEC_GZIP}, codecs
+    helpers.assert_same_records(ck_read(broker, topic, 0), msgs)
+    helpers.assert_same_records(kp_read(broker, topic, 0), msgs)
+
+
+def test_0052_compression_type_altered_and_inherited(make_broker, topic):
+    # Bug 52 (issue 8 item 12): AlterConfigs with compression.type=lz4 was refused, and the
+    # broker had no compression.type of its own for topics to inherit (Kafka's default is
+    # producer). Each produce is stored with the codec in effect when it arrives.
+    broker = make_broker(["--set", "compression.type=zstd"]).start()
+    create(broker, topic)
+    a = AdminClient({"bootstrap.servers": broker.bootstrap})
+    res = ConfigResource(ConfigResource.Type.TOPIC, topic)
+    described = a.describe_configs([res])[res].result(timeout=TIMEOUT_S)
+    assert described["compression.type"].value == "zstd"
+    msgs = helpers.sample_messages(topic, 12)
+    ck_produce(broker, topic, msgs[:4], **{"compression.type": "gzip"})
+    a.alter_configs([ConfigResource(ConfigResource.Type.TOPIC, topic,
+                                    set_config={"compression.type": "lz4"})])[res].result(
+        timeout=TIMEOUT_S)
+    ck_produce(broker, topic, msgs[4:8], **{"compression.type": "snappy"})
+    a.alter_configs([ConfigResource(ConfigResource.Type.TOPIC, topic,
+                                    set_config={"compression.type": "uncompressed"})])[res].result(
+        timeout=TIMEOUT_S)
+    ck_produce(broker, topic, msgs[8:], **{"compression.type": "zstd"})
+    codecs = stored_codecs(broker, topic)
+    # The producer may split each group of four records into several batches.
+    runs = [c for i, c in enumerate(codecs) if i == 0 or codecs[i - 1] != c]
+    assert runs == [CODEC_ZSTD, CODEC_LZ4, CODEC_NONE], codecs
+    helpers.assert_same_records(ck_read(broker, topic, 0), msgs)
+
+
+def test_0053_recompressed_batch_over_max_message_bytes(broker, topic):
+    # Bug 53 (issue 8 item 12): a batch that grows when the broker recompresses it (here
+    # decompresses, for compression.type=uncompressed) must still fit max.message.bytes, as in
+    # Kafka, which checks the size again after conversion: MESSAGE_TOO_LARGE otherwise.
+    create(broker, topic, **{"compression.type": "uncompressed", "max.message.bytes": "4000"})
+    big = batch_of(gzip.compress(records_section([b"\x00" * 20000])), 1, CODEC_GZIP)
+    assert len(big) < 4000
+    assert raw_produce(broker, topic, big)[0] == KAFKA_MESSAGE_TOO_LARGE
+    small = batch_of(gzip.compress(records_section([b"\x00" * 2000])), 1, CODEC_GZIP)
+    assert raw_produce(broker, topic, small) == (0, 0)
+    assert stored_codecs(broker, topic) == [CODEC_NONE]

@@ -11,6 +11,7 @@
 #include <cmocka.h>
 
 #include "base/alloc.h"
+#include "base/compiler.h"
 #include "base/error.h"
 #include "base/rand.h"
 #include "broker/config.h"
@@ -593,6 +594,9 @@ static void check_key_value(const char *key, const char *value, bool ok)
     broker_config_input_deinit(&in);
 }
 
+static const char *const compression_names[] = {"producer", "uncompressed", "gzip",
+                                                "snappy",   "lz4",          "zstd"};
+
 static void test_every_key_rejects_bad_values(void **state)
 {
     (void)state;
@@ -654,6 +658,14 @@ static void test_every_key_rejects_bad_values(void **state)
     struct broker_config c;
     config_from_text("auto.create.topics.enable=FALSE\n", &c);
     assert_false(c.auto_create_topics_enable);
+    /* compression.type takes Kafka's names, in Kafka's case. */
+    for (size_t i = 0; i < ARRAY_LEN(compression_names); i++)
+        check_key_value("compression.type", compression_names[i], true);
+    check_key_value("compression.type", "LZ4", false);
+    check_key_value("compression.type", "none", false);
+    check_key_value("compression.type", "", false);
+    config_from_text("compression.type=zstd\n", &c);
+    assert_string_equal(c.compression_type, "zstd");
 }
 
 /* ---- listeners and ports ------------------------------------------------------------------- */
@@ -1063,6 +1075,9 @@ static void test_random_round_trip(void **state)
                 if (k->synonym_of == BROKER_KEY_LOG_DIRS)
                     random_text(&r, value, 1 + rng_below(&r, 100),
                                 " \t\n\r\f\\#!=:/abc\xc3\xa9.-_");
+                else if (k->synonym_of == BROKER_KEY_COMPRESSION_TYPE)
+                    snprintf(value, sizeof(value), "%s",
+                             compression_names[rng_below(&r, ARRAY_LEN(compression_names))]);
                 else
                     random_listener(&r, value, sizeof(value),
                                     (uint16_t)rng_range(&r, 1, BROKER_PORT_MAX));

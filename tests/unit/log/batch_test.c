@@ -579,6 +579,42 @@ static void test_varint_widths(void **state)
     buf_deinit(&b);
 }
 
+/* Issue 8 item 9: Kafka's header rules for a produced batch (LogValidator.validateBatch). A
+ * client's batch passes; each rule broken alone is refused. */
+static void test_check_produced(void **state)
+{
+    (void)state;
+    const struct batch_record recs[3] = {
+        {.value = slice_make("a", 1), .timestamp_ms = 1},
+        {.value = slice_make("b", 1), .timestamp_ms = 2},
+        {.value = slice_make("c", 1), .timestamp_ms = 3},
+    };
+    struct batch_build_opts opts = {.producer_id = -1, .producer_epoch = -1, .base_sequence = -1};
+    struct buf b;
+    buf_init(&b);
+    assert_int_equal(batch_build(&b, &opts, recs, 3), 0);
+    struct batch_header good;
+    assert_int_equal(batch_parse(b.data, b.len, &good), 0);
+    assert_int_equal(batch_check_produced(&good), 0);
+
+    struct batch_header h = good;
+    h.last_offset_delta = 3; /* a gap: count 3 over offsets 0..3 */
+    assert_int_equal(batch_check_produced(&h), ERR_INVALID);
+    h = good;
+    h.record_count = 0;
+    h.last_offset_delta = 0;
+    assert_int_equal(batch_check_produced(&h), ERR_INVALID);
+    h = good;
+    h.attributes |= BATCH_ATTR_CONTROL;
+    assert_int_equal(batch_check_produced(&h), ERR_INVALID);
+    h = good;
+    h.producer_id = 7;
+    assert_int_equal(batch_check_produced(&h), ERR_INVALID); /* no sequence */
+    h.base_sequence = 0;
+    assert_int_equal(batch_check_produced(&h), 0);
+    buf_deinit(&b);
+}
+
 int main(void)
 {
     g_seed = test_seed("log_batch_test", 1);
@@ -597,6 +633,7 @@ int main(void)
         cmocka_unit_test(test_kafkajs_golden),
         cmocka_unit_test(test_record_iterator),
         cmocka_unit_test(test_varint_widths),
+        cmocka_unit_test(test_check_produced),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
