@@ -5,19 +5,25 @@ requests. Some bugs are memory errors that a release build may survive silently:
 certain against the ASan build (CHRONIK_BIN=build/asan/chronik), where the broker aborts.
 """
 
+import os
 import socket
+import struct
 import subprocess
 import time
 
 import confluent_kafka as ck
+import pytest
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from conftest import CHRONIK_BIN, free_ports
+from conftest import CHRONIK_BIN, REPO_DIR, free_ports
 import helpers
-from kafka_wire import (exchange, fetch_v4, list_offsets_v1, list_offsets_v1_answer, produce_v3,
-                        receive, record_batch, send)
+import rdkafka_admin
+from kafka_wire import (exchange, fetch_v4, frame, list_offsets_v1, list_offsets_v1_answer,
+                        produce_v3, receive, record_batch, send)
 
 TIMEOUT_S = 30
+# Requests librdkafka 2.0.2 sends with bytes after their body (tests/unit/proto).
+TRAILING_DIR = os.path.join(REPO_DIR, "tests", "golden", "trailing", "librdkafka")
 
 
 def serves(broker):
@@ -113,3 +119,54 @@ def test_0004_produce_to_internal_topic_is_refused(broker, topic):
     assert len(errors) == 1 and errors[0] is not None
     assert errors[0].code() == ck.KafkaError.TOPIC_EXCEPTION, errors[0]
     serves(broker)
+
+
+def _trailing_frame(name):
+    with open(os.path.join(TRAILING_DIR, name), "rb") as f:
+        return f.read()
+
+
+def _committed_group(broker, topic, partitions=1):
+    """A topic and a group with offset 7 committed for its partition 0 by a real consumer."""
+    a = AdminClient({"bootstrap.servers": broker.bootstrap})
+    a.create_topics([NewTopic(topic, partitions, 1)])[topic].result(timeout=TIMEOUT_S)
+    group = "g-" + topic
+    c = ck.Consumer({"bootstrap.servers": broker.bootstrap, "group.id": group})
+    try:
+        c.commit(offsets=[ck.TopicPartition(topic, 0, 7)], asynchronous=False)
+    finally:
+        c.close()
+    return group
+
+
+def test_0040_librdkafka_list_consumer_groups(broker, topic):
+    # Bug 40 (issue 8 item 11): librdkafka 2.0.2 (Debian 12's) sends ListGroups v4 with its
+    # body's tag byte written twice. The broker closed the connection over the byte left after
+    # the body, where Kafka ignores it, so rd_kafka_ListConsumerGroups failed with
+    # _TRANSPORT for every application on that client.
+    group = _committed_group(broker, topic)
+    ids, errors = rdkafka_admin.list_consumer_groups(broker.bootstrap, TIMEOUT_S)
+    assert errors == []
+    assert group in ids
+    # The captured frame itself (tests/golden/trailing), whatever librdkafka is installed.
+    outcome, payload = exchange(broker.port, frame(_trailing_frame("list_groups_v4.bin")))
+    assert outcome == "response"
+    assert struct.unpack(">i", payload[:4])[0] == 3  # the frame's correlation id
+    serves(broker)
+
+
+def test_0041_librdkafka_list_consumer_group_offsets(broker, topic):
+    # Bug 41 (issue 8 item 11): librdkafka 2.0.2 asks for all of a group's offsets with an
+    # OffsetFetch v7 whose null topic array is followed by three bytes of a count placeholder;
+    # the broker closed the connection instead of answering as Kafka does, so
+    # rd_kafka_ListConsumerGroupOffsets failed with _TRANSPORT.
+    group = _committed_group(broker, topic)
+    err, offsets = rdkafka_admin.list_consumer_group_offsets(broker.bootstrap, group,
+                                                             timeout_s=TIMEOUT_S)
+    assert err == "NO_ERROR"
+    assert offsets == {(topic, 0): (7, "NO_ERROR")}
+    outcome, payload = exchange(broker.port, frame(_trailing_frame("offset_fetch_v7.bin")))
+    assert outcome == "response"
+    assert struct.unpack(">i", payload[:4])[0] == 4
+    serves(broker)
+
