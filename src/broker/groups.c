@@ -641,6 +641,17 @@ void leave_group_handle(struct breq *rq)
 
 /* ---- OffsetCommit ------------------------------------------------------------------------ */
 
+/* Whether the metadata has the partition. Kafka answers UNKNOWN_TOPIC_OR_PARTITION for one it
+ * does not have before the coordinator sees the commit, so no offset (and no group) is ever
+ * stored for a topic that does not exist. */
+static bool partition_exists(struct broker *b, struct proto_str topic, int32_t partition)
+{
+    if (topic.ptr == NULL || partition < 0)
+        return false;
+    const struct meta_topic *mt = meta_topic_find(&b->meta, topic.ptr, topic.len);
+    return mt != NULL && (uint32_t)partition < mt->partition_count;
+}
+
 void offset_commit_handle(struct breq *rq)
 {
     const struct kafka_offset_commit_request *req = rq->body;
@@ -669,12 +680,16 @@ void offset_commit_handle(struct breq *rq)
         ot->partitions.count = it->partitions.count;
         ot->partitions.items =
             must(arena_calloc(&rq->arena, it->partitions.count + 1, sizeof(*ot->partitions.items)));
-        for (size_t p = 0; p < it->partitions.count; p++, k++) {
+        for (size_t p = 0; p < it->partitions.count; p++) {
             const struct kafka_offset_commit_request_offset_commit_request_partition *ip =
                 &it->partitions.items[p];
             ot->partitions.items[p].partition_index = ip->partition_index;
+            if (!partition_exists(rq->b, it->name, ip->partition_index)) {
+                ot->partitions.items[p].error_code = KAFKA_UNKNOWN_TOPIC_OR_PARTITION;
+                continue;
+            }
             slots[k] = &ot->partitions.items[p].error_code;
-            parts[k] = (struct group_commit_part){
+            parts[k++] = (struct group_commit_part){
                 .topic = sl(it->name),
                 .partition = ip->partition_index,
                 .offset = ip->committed_offset,
@@ -682,6 +697,13 @@ void offset_commit_handle(struct breq *rq)
                 .metadata = sl(ip->committed_metadata),
             };
         }
+    }
+    /* Only the partitions that exist go to the coordinator; with none, Kafka answers without
+     * looking at the group at all. */
+    total = k;
+    if (total == 0) {
+        gop_done(op);
+        return;
     }
     if (gs == NULL) {
         for (size_t i = 0; i < total; i++)
@@ -1035,13 +1057,20 @@ void offset_delete_handle(struct breq *rq)
         ot->partitions.count = it->partitions.count;
         ot->partitions.items =
             must(arena_calloc(&rq->arena, it->partitions.count + 1, sizeof(*ot->partitions.items)));
-        for (size_t p = 0; p < it->partitions.count; p++, k++) {
-            ot->partitions.items[p].partition_index = it->partitions.items[p].partition_index;
+        for (size_t p = 0; p < it->partitions.count; p++) {
+            int32_t index = it->partitions.items[p].partition_index;
+            ot->partitions.items[p].partition_index = index;
+            /* As for commits, Kafka refuses a partition it does not know before the group. */
+            if (!partition_exists(rq->b, it->name, index)) {
+                ot->partitions.items[p].error_code = KAFKA_UNKNOWN_TOPIC_OR_PARTITION;
+                continue;
+            }
             topics[k] = sl(it->name);
-            parts[k] = it->partitions.items[p].partition_index;
-            slots[k] = &ot->partitions.items[p].error_code;
+            parts[k] = index;
+            slots[k++] = &ot->partitions.items[p].error_code;
         }
     }
+    total = k;
     if (gs == NULL) {
         resp->error_code = KAFKA_COORDINATOR_NOT_AVAILABLE;
         gop_done(op);

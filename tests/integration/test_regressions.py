@@ -170,3 +170,38 @@ def test_0041_librdkafka_list_consumer_group_offsets(broker, topic):
     assert struct.unpack(">i", payload[:4])[0] == 4
     serves(broker)
 
+
+def test_0042_commit_to_unknown_topic_fails(broker, topic):
+    # Bug 42 (issue 8 item 10): OffsetCommit for a topic that does not exist answered NONE and
+    # stored the offset; Kafka answers UNKNOWN_TOPIC_OR_PARTITION per partition and stores
+    # nothing (librdkafka test 0030 do_nonexist_commit).
+    group = "g-" + topic
+    c = ck.Consumer({"bootstrap.servers": broker.bootstrap, "group.id": group})
+    try:
+        with pytest.raises(ck.KafkaException) as e:
+            c.commit(offsets=[ck.TopicPartition(topic, 0, 5)], asynchronous=False)
+        assert e.value.args[0].code() == ck.KafkaError.UNKNOWN_TOPIC_OR_PART
+    finally:
+        c.close()
+    err, offsets = rdkafka_admin.list_consumer_group_offsets(broker.bootstrap, group,
+                                                             timeout_s=TIMEOUT_S)
+    assert (err, offsets) == ("NO_ERROR", {})
+
+
+def test_0043_alter_group_offsets_of_unknown_partitions_fails(broker, topic):
+    # Bug 43 (issue 8 item 10): AlterConsumerGroupOffsets (an OffsetCommit outside any
+    # generation) accepted a topic that does not exist and partitions beyond a topic's count;
+    # Kafka answers UNKNOWN_TOPIC_OR_PARTITION for each of those and commits the rest
+    # (librdkafka test 0081).
+    a = AdminClient({"bootstrap.servers": broker.bootstrap})
+    a.create_topics([NewTopic(topic, 2, 1)])[topic].result(timeout=TIMEOUT_S)
+    group = "g-" + topic
+    missing = topic + "-missing"
+    err, parts = rdkafka_admin.alter_consumer_group_offsets(
+        broker.bootstrap, group, [(topic, 1, 4), (topic, 2, 4), (missing, 0, 3)], TIMEOUT_S)
+    assert err == "NO_ERROR"
+    assert parts == {(topic, 1): (4, "NO_ERROR"), (topic, 2): (4, "UNKNOWN_TOPIC_OR_PART"),
+                     (missing, 0): (3, "UNKNOWN_TOPIC_OR_PART")}
+    err, offsets = rdkafka_admin.list_consumer_group_offsets(broker.bootstrap, group,
+                                                             timeout_s=TIMEOUT_S)
+    assert (err, offsets) == ("NO_ERROR", {(topic, 1): (4, "NO_ERROR")})
