@@ -2,8 +2,9 @@
  * The group APIs (FindCoordinator, JoinGroup, SyncGroup, Heartbeat, LeaveGroup, OffsetCommit,
  * OffsetFetch, ListGroups, DescribeGroups, DeleteGroups, OffsetDelete) and the host of the
  * pure group coordinator (src/group): its effects become responses and appends to
- * __consumer_offsets, its time comes from a periodic timer, and its state is loaded from the
- * topic before it answers for a partition.
+ * __consumer_offsets, its time comes from a timer armed for its next deadline (and from every
+ * request, which first lets it expire what is due), and its state is loaded from the topic
+ * before it answers for a partition.
  *
  * Owns: struct groups (b->groups), created on the first group request or by groups_open, and
  * the internal topic __consumer_offsets, created when first needed. A group's coordinator is
@@ -240,6 +241,19 @@ static void answer_sync(const struct group_fx *fx)
     breq_respond(rq, &resp);
 }
 
+/* Arms the tick timer for the coordinator's next deadline, so a session or a rebalance ends when
+ * it is due, not up to a tick later. It still fires at least every GROUP_TICK_MS (a tick with
+ * nothing due costs nothing), which bounds how late a deadline can be if the wall clock the
+ * deadlines use jumps against the loop's monotonic timers. */
+static void arm_tick(struct groups *gs)
+{
+    int64_t next = group_coord_next_deadline_ms(&gs->coord);
+    int64_t now = now_ms(gs);
+    uint64_t delay_ms = next <= now ? 0 : (uint64_t)MIN(next - now, (int64_t)GROUP_TICK_MS);
+    int rc = loop_timer_start(gs->b->loop, &gs->tick_timer, delay_ms, GROUP_TICK_MS);
+    ASSERT(rc == 0); /* the timer is active (groups_open): restarting it reuses its place */
+}
+
 /* Turns every effect into a response or an append, until none is left. */
 static void drain(struct groups *gs)
 {
@@ -258,8 +272,10 @@ static void drain(struct groups *gs)
                 break;
             }
         }
-        if (gs->failed_count == 0)
+        if (gs->failed_count == 0) {
+            arm_tick(gs);
             return;
+        }
         struct failed_append f = gs->failed[--gs->failed_count];
         group_coord_append_done(&gs->coord, f.id, f.err, now_ms(gs));
         drain(gs);
@@ -413,12 +429,18 @@ int groups_open(struct broker *b)
     group_coord_init(&gs->coord, &cfg);
     loop_timer_init(&gs->tick_timer, on_tick, gs);
     loop_timer_init(&gs->load_timer, on_load_timer, gs);
-    b->groups = gs;
+    /* The tick timer stays active from here to groups_close (arm_tick relies on it). */
     int rc = loop_timer_start(b->loop, &gs->tick_timer, GROUP_TICK_MS, GROUP_TICK_MS);
+    if (rc < 0) {
+        group_coord_deinit(&gs->coord);
+        free(gs);
+        return rc;
+    }
+    b->groups = gs;
     /* An existing topic is loaded at start-up; a missing one waits for the first need. */
-    if (rc == 0 && meta_topic_find(&b->meta, OFFSETS_TOPIC, strlen(OFFSETS_TOPIC)) != NULL)
+    if (meta_topic_find(&b->meta, OFFSETS_TOPIC, strlen(OFFSETS_TOPIC)) != NULL)
         groups_topic(gs);
-    return rc;
+    return 0;
 }
 
 void groups_close(struct broker *b)
@@ -426,13 +448,14 @@ void groups_close(struct broker *b)
     struct groups *gs = b->groups;
     if (gs == NULL)
         return;
-    loop_timer_stop(b->loop, &gs->tick_timer);
-    loop_timer_stop(b->loop, &gs->load_timer);
     /* Parked JoinGroup/SyncGroup requests are answered NOT_COORDINATOR, as when leadership
      * moves; appends still in flight answer their requests without the coordinator. */
     for (uint32_t p = 0; gs->topic_ready && p < gs->coord.cfg.partition_count; p++)
         group_coord_unload(&gs->coord, p);
     drain(gs);
+    /* After the last drain, which re-arms the tick. */
+    loop_timer_stop(b->loop, &gs->tick_timer);
+    loop_timer_stop(b->loop, &gs->load_timer);
     for (struct gappend *a = gs->inflight; a != NULL; a = a->next)
         a->gs = NULL;
     group_coord_deinit(&gs->coord);
@@ -448,7 +471,14 @@ static struct groups *groups_get(struct broker *b)
 {
     if (b->groups == NULL && groups_open(b) < 0)
         return NULL;
-    return groups_topic(b->groups) ? b->groups : NULL;
+    struct groups *gs = b->groups;
+    if (!groups_topic(gs))
+        return NULL;
+    /* What is due by now (a session that ended) happens before the request is answered, even
+     * if the timer has not fired yet: views like DescribeGroups never show it. */
+    group_coord_tick(&gs->coord, now_ms(gs));
+    drain(gs);
+    return gs;
 }
 
 /* ---- FindCoordinator --------------------------------------------------------------------- */
@@ -1020,7 +1050,7 @@ void delete_groups_handle(struct breq *rq)
         w->slots[0] = &res->error_code;
         w->slot_count = 1;
         bool appended = false;
-        res->error_code = group_delete(&gs->coord, sl(res->group_id), w, &appended);
+        res->error_code = group_delete(&gs->coord, sl(res->group_id), w, &appended, now_ms(gs));
         if (appended)
             op->pending++;
         drain(gs);
@@ -1082,7 +1112,7 @@ void offset_delete_handle(struct breq *rq)
     w->slot_count = total;
     bool appended = false;
     resp->error_code = group_offset_delete(&gs->coord, sl(req->group_id), topics, parts, total,
-                                           errors, w, &appended);
+                                           errors, w, &appended, now_ms(gs));
     if (resp->error_code == KAFKA_NONE) {
         for (size_t i = 0; i < total; i++)
             *slots[i] = errors[i];

@@ -8,8 +8,11 @@
  * that partition is marked owned and loaded (NOT_COORDINATOR and COORDINATOR_LOAD_IN_PROGRESS
  * otherwise), so it moves with the partition's leadership.
  *
- * Pure: no sockets, files, clocks or threads. Time comes in as now_ms on every call and through
- * group_coord_tick(), which the host calls every GROUP_TICK_MS or so. Results that cannot be
+ * Pure: no sockets, files, clocks or threads. Time comes in as now_ms on every call that changes
+ * state, and through group_coord_tick(), which the host calls at group_coord_next_deadline_ms()
+ * and before it reads the views for a request. Whatever is due at now_ms (a session ending, a
+ * rebalance timing out) happens before a call at now_ms acts, so no request at or after a
+ * deadline sees the state from before it. Results that cannot be
  * given at once come out as effects the host drains with group_coord_poll() after every call:
  * answer a JoinGroup or SyncGroup (identified by the token the host passed in), or append
  * records to a partition of __consumer_offsets. The host appends through the partition's
@@ -219,6 +222,7 @@ struct group_coord {
     struct group_append *appends; /* appends not yet done, oldest first */
     uint64_t next_append_id;
     int64_t next_retention_ms;
+    int64_t next_deadline_ms; /* no deadline falls before it (tick has nothing to do) */
 };
 
 /* ---- life cycle and partitions ----------------------------------------------------------- */
@@ -245,8 +249,12 @@ void group_coord_unload(struct group_coord *c, uint32_t p);
  * LOAD_IN_PROGRESS or INVALID_GROUP_ID (an empty id). */
 int16_t group_coord_check(const struct group_coord *c, struct slice group_id);
 
-/* Expires sessions, pending members, rebalance and sync deadlines, and offsets. */
+/* Expires sessions, pending members, rebalance and sync deadlines, and offsets, as due at
+ * now_ms; returns at once when nothing is due. */
 void group_coord_tick(struct group_coord *c, int64_t now_ms);
+/* No deadline falls before this time, so group_coord_tick() has nothing to do until then: the
+ * host arms its timer for it, and every deadline happens on time. */
+int64_t group_coord_next_deadline_ms(const struct group_coord *c);
 
 /* An append from a GROUP_FX_APPEND is committed (err 0) or failed (err < 0). */
 void group_coord_append_done(struct group_coord *c, uint64_t append_id, int err, int64_t now_ms);
@@ -338,10 +346,11 @@ int16_t group_offset_get(const struct group_coord *c, struct slice group_id, str
  * rules as group_offset_commit. */
 int16_t group_offset_delete(struct group_coord *c, struct slice group_id,
                             const struct slice *topics, const int32_t *partitions, size_t count,
-                            int16_t *errors, void *token, bool *appended);
+                            int16_t *errors, void *token, bool *appended, int64_t now_ms);
 
 /* Deletes an empty group with its offsets (DeleteGroups). Same answer rules. */
-int16_t group_delete(struct group_coord *c, struct slice group_id, void *token, bool *appended);
+int16_t group_delete(struct group_coord *c, struct slice group_id, void *token, bool *appended,
+                     int64_t now_ms);
 
 /* ---- views ------------------------------------------------------------------------------- */
 
