@@ -136,6 +136,7 @@
 #define GROUP_OFFSETS_MAX                  1000000u /* committed offsets of one group */
 #define GROUP_TICK_MS                      100u     /* longest wait between coordinator ticks */
 #define GROUP_LOAD_CHUNK_BYTES             (1u * MIB) /* log read per step while loading */
+#define GROUP_LOAD_RETRY_MS                1000u    /* wait before reading again after a load error */
 
 /* ---- bench (bench/kafka: the chronik-bench tool) ---------------------------------------- */
 #define BENCH_HIST_SUB_BUCKETS       128u           /* per power of two: relative error < 1/128 */

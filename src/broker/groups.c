@@ -15,7 +15,10 @@
  * through its effect; a request waiting for an append is answered only after the append is
  * committed (or failed), so an acknowledged commit is durable. Loading reads each partition from
  * its log start to its high watermark, GROUP_LOAD_CHUNK_BYTES at a time, on the loop; requests
- * for a partition not loaded yet get COORDINATOR_LOAD_IN_PROGRESS.
+ * for a partition not loaded yet get COORDINATOR_LOAD_IN_PROGRESS. A partition is served only
+ * once all of it was read and applied: a read that fails keeps it loading and is retried (the
+ * error logged once), and stored data that cannot be applied fails the partition for good
+ * (UNKNOWN_SERVER_ERROR, logged with its offset), never leaving part of it served.
  *
  * It must never trust a request: the coordinator validates what it keeps, and this file only
  * copies, bounded by the request's arena.
@@ -26,7 +29,6 @@
 #include "base/limits.h"
 #include "broker/broker_internal.h"
 #include "group/group.h"
-#include "group/records.h"
 #include "io/io.h"
 #include "log/batch.h"
 
@@ -45,8 +47,14 @@ enum { KEY_TYPE_GROUP = 0, KEY_TYPE_TRANSACTION = 1 };
 struct groups {
     struct broker *b;
     struct group_coord coord;
-    bool topic_ready;         /* __consumer_offsets exists and its loads started */
-    int64_t *load_next;       /* per partition: the next offset to load, -1 once loaded */
+    bool topic_ready; /* __consumer_offsets exists and its loads started */
+    struct gload {
+        int64_t next;         /* the next offset to load, -1 once loaded (or failed) */
+        int64_t retry_ms;     /* after a read error: not read again before this time */
+        int err;              /* the read error last logged, 0 when none */
+        int64_t err_offset;   /* where it happened */
+    } * loads;                /* per partition */
+    bool loads_retrying;      /* a partition waits to retry a read */
     struct gappend *inflight; /* appends the replicas have not reported yet */
     struct loop_timer tick_timer;
     struct loop_timer load_timer;
@@ -285,83 +293,121 @@ static void drain(struct groups *gs)
 
 /* ---- loading ----------------------------------------------------------------------------- */
 
-struct load_ctx {
-    struct group_coord *coord;
-    uint32_t partition;
+enum load_result {
+    LOAD_DONE,   /* the partition is loaded up to its high watermark */
+    LOAD_MORE,   /* a chunk was applied and more remains */
+    LOAD_RETRY,  /* the log could not be read now: read again after GROUP_LOAD_RETRY_MS */
+    LOAD_FAILED, /* what is stored cannot be applied: the partition is not served */
 };
 
-static int load_one(void *ctx, int64_t offset, struct slice key, struct slice value)
+/* Logs a read error once per partition and offset, not on every retry. */
+static void load_read_error(struct groups *gs, uint32_t p, int64_t offset, int err,
+                            const char *what)
 {
-    struct load_ctx *lc = ctx;
-    (void)offset;
-    if (key.ptr == NULL)
-        return 0;
-    /* A record we cannot read (another broker's newer format) is skipped, as Kafka does
-     * with record types it does not know. */
-    group_coord_load_record(lc->coord, lc->partition, key, value);
-    return 0;
+    struct gload *l = &gs->loads[p];
+    l->retry_ms = now_ms(gs) + GROUP_LOAD_RETRY_MS;
+    if (l->err == err && l->err_offset == offset)
+        return;
+    l->err = err;
+    l->err_offset = offset;
+    fprintf(stderr,
+            "chronik: cannot load groups from %s-%u at offset %lld: %s (%s); its groups answer "
+            "COORDINATOR_LOAD_IN_PROGRESS, retrying every %u ms\n",
+            OFFSETS_TOPIC, p, (long long)offset, what, err_str(err), GROUP_LOAD_RETRY_MS);
 }
 
-/* Loads one chunk of partition p; returns true once it is fully loaded. */
-static bool load_step(struct groups *gs, uint32_t p)
+/* Reads and applies one chunk of partition p. */
+static enum load_result load_step(struct groups *gs, uint32_t p)
 {
+    struct gload *l = &gs->loads[p];
     struct replica *r = broker_replica(gs->b, OFFSETS_TOPIC, strlen(OFFSETS_TOPIC), (int32_t)p);
-    if (r == NULL)
-        return true;
-    int64_t from = MAX(gs->load_next[p], replica_log_start_offset(r));
+    if (r == NULL || replica_error(r) != 0) {
+        load_read_error(gs, p, l->next, r == NULL ? ERR_CLOSED : replica_error(r),
+                        "the partition is not available");
+        return LOAD_RETRY;
+    }
+    int64_t from = MAX(l->next, replica_log_start_offset(r));
     if (from >= replica_high_watermark(r))
-        return true;
+        return LOAD_DONE;
     struct log_read rd;
     int rc = replica_read(r, from, GROUP_LOAD_CHUNK_BYTES, &rd);
-    if (rc < 0 || rd.file == NULL) {
-        if (rc < 0)
-            fprintf(stderr, "chronik: cannot load %s-%u: %s\n", OFFSETS_TOPIC, p, err_str(rc));
-        return true;
+    if (rc == 0 && rd.file == NULL)
+        rc = ERR_INCOMPLETE; /* below the high watermark the log must have batches */
+    if (rc < 0) {
+        load_read_error(gs, p, from, rc, "read failed");
+        return LOAD_RETRY;
     }
     uint8_t *bytes = xmalloc(rd.bytes + 1);
     ssize_t n = io_pread(log_file_io(rd.file), bytes, rd.bytes, rd.position);
-    int64_t next = rd.next_offset;
+    int64_t first = rd.first_offset, next = rd.next_offset;
+    uint64_t want = rd.bytes;
     log_read_release(&rd);
-    struct load_ctx lc = {.coord = &gs->coord, .partition = p};
-    size_t pos = 0;
-    while (n > 0 && pos < (size_t)n) {
-        struct batch_header h;
-        if (batch_parse(bytes + pos, (size_t)n - pos, &h) < 0)
-            break;
-        grec_batch_walk(bytes + pos, batch_total_bytes(&h), load_one, &lc);
-        pos += batch_total_bytes(&h);
-    }
-    free(bytes);
-    if (n < 0 || (uint64_t)n != rd.bytes) {
-        fprintf(stderr, "chronik: cannot read %s-%u while loading groups\n", OFFSETS_TOPIC, p);
-        return true;
-    }
-    gs->load_next[p] = next;
-    return next >= replica_high_watermark(r);
-}
-
-/* One chunk of every partition still loading; true when all are loaded. */
-static bool load_all_step(struct groups *gs)
-{
-    bool all = true;
-    for (uint32_t p = 0; p < gs->coord.cfg.partition_count; p++) {
-        if (gs->load_next[p] < 0)
-            continue;
-        if (load_step(gs, p)) {
-            gs->load_next[p] = -1;
-            group_coord_load_done(&gs->coord, p, now_ms(gs));
+    enum load_result res = LOAD_MORE;
+    /* Nothing of a chunk is applied unless all of it was read. */
+    if (n < 0 || (uint64_t)n != want) {
+        load_read_error(gs, p, from, n < 0 ? (int)n : ERR_INCOMPLETE,
+                        n < 0 ? "read failed" : "short read");
+        res = LOAD_RETRY;
+    } else {
+        int64_t bad = -1;
+        rc = group_coord_load_batches(&gs->coord, p, bytes, want, first, &bad);
+        if (rc < 0) {
+            fprintf(stderr,
+                    "chronik: cannot load groups from %s-%u: the record at offset %lld is not "
+                    "valid (%s); the partition's groups answer UNKNOWN_SERVER_ERROR until it is "
+                    "repaired and the broker restarted\n",
+                    OFFSETS_TOPIC, p, (long long)bad, err_str(rc));
+            res = LOAD_FAILED;
         } else {
-            all = false;
+            l->next = next;
+            l->err = 0;
+            res = next >= replica_high_watermark(r) ? LOAD_DONE : LOAD_MORE;
         }
     }
-    return all;
+    free(bytes);
+    return res;
+}
+
+/* One chunk of every partition still loading (those waiting to retry a read only once their
+ * time has come); true when one has more to read at once. */
+static bool load_all_step(struct groups *gs)
+{
+    bool more = false;
+    int64_t now = now_ms(gs);
+    gs->loads_retrying = false;
+    for (uint32_t p = 0; p < gs->coord.cfg.partition_count; p++) {
+        struct gload *l = &gs->loads[p];
+        if (l->next < 0)
+            continue;
+        if (now < l->retry_ms) {
+            gs->loads_retrying = true;
+            continue;
+        }
+        switch (load_step(gs, p)) {
+        case LOAD_DONE:
+            l->next = -1;
+            group_coord_load_done(&gs->coord, p, now);
+            break;
+        case LOAD_MORE:
+            more = true;
+            break;
+        case LOAD_RETRY:
+            gs->loads_retrying = true;
+            break;
+        case LOAD_FAILED:
+            l->next = -1;
+            group_coord_load_failed(&gs->coord, p);
+            break;
+        }
+    }
+    return more;
 }
 
 static void on_load_timer(void *ctx)
 {
     struct groups *gs = ctx;
-    if (!load_all_step(gs) && loop_timer_start(gs->b->loop, &gs->load_timer, 0, 0) < 0)
-        while (!load_all_step(gs)) /* no timer left: finish now rather than never */
+    if (load_all_step(gs) && loop_timer_start(gs->b->loop, &gs->load_timer, 0, 0) < 0)
+        while (load_all_step(gs)) /* no timer left: finish now rather than never */
             ;
     drain(gs);
 }
@@ -369,6 +415,10 @@ static void on_load_timer(void *ctx)
 static void on_tick(void *ctx)
 {
     struct groups *gs = ctx;
+    /* Reads that failed are retried from here: the tick timer is always active, and a retry
+     * waits GROUP_LOAD_RETRY_MS anyway. */
+    if (gs->loads_retrying && !loop_timer_active(&gs->load_timer))
+        on_load_timer(gs);
     group_coord_tick(&gs->coord, now_ms(gs));
     drain(gs);
 }
@@ -404,12 +454,12 @@ static bool groups_topic(struct groups *gs)
         group_coord_init(&gs->coord, &cfg);
     }
     uint32_t n = gs->coord.cfg.partition_count;
-    gs->load_next = xcalloc(n, sizeof(*gs->load_next));
+    gs->loads = xcalloc(n, sizeof(*gs->loads));
     for (uint32_t p = 0; p < n; p++)
         group_coord_load_begin(&gs->coord, p);
     gs->topic_ready = true;
     /* Small topics load at once; a large one continues from the loop, one chunk per turn. */
-    if (!load_all_step(gs))
+    if (load_all_step(gs))
         on_load_timer(gs);
     return true;
 }
@@ -459,7 +509,7 @@ void groups_close(struct broker *b)
     for (struct gappend *a = gs->inflight; a != NULL; a = a->next)
         a->gs = NULL;
     group_coord_deinit(&gs->coord);
-    free(gs->load_next);
+    free(gs->loads);
     free(gs->failed);
     free(gs);
     b->groups = NULL;
@@ -938,9 +988,9 @@ void list_groups_handle(struct breq *rq)
     struct kafka_list_groups_response resp;
     kafka_list_groups_response_init(&resp);
     resp.groups.items = must(arena_alloc(&rq->arena, 0));
-    if (gs == NULL || group_coord_any_loading(&gs->coord)) {
-        resp.error_code =
-            gs == NULL ? KAFKA_COORDINATOR_NOT_AVAILABLE : KAFKA_COORDINATOR_LOAD_IN_PROGRESS;
+    resp.error_code =
+        gs == NULL ? KAFKA_COORDINATOR_NOT_AVAILABLE : group_coord_list_error(&gs->coord);
+    if (resp.error_code != KAFKA_NONE) {
         breq_respond(rq, &resp);
         return;
     }

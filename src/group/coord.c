@@ -20,6 +20,7 @@
 #include "base/error.h"
 #include "base/limits.h"
 #include "group/records.h"
+#include "log/batch.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,6 +30,7 @@ enum part_state {
     PART_UNOWNED = 0,
     PART_LOADING,
     PART_READY,
+    PART_FAILED, /* its log could not be read whole: nothing of it is served */
 };
 
 enum append_kind {
@@ -987,17 +989,23 @@ int16_t group_coord_check(const struct group_coord *c, struct slice group_id)
         return GROUP_ERR_NONE;
     case PART_LOADING:
         return GROUP_ERR_LOAD_IN_PROGRESS;
+    case PART_FAILED:
+        return GROUP_ERR_UNKNOWN_SERVER_ERROR;
     default:
         return GROUP_ERR_NOT_COORDINATOR;
     }
 }
 
-bool group_coord_any_loading(const struct group_coord *c)
+int16_t group_coord_list_error(const struct group_coord *c)
 {
-    for (uint32_t p = 0; p < c->cfg.partition_count; p++)
+    int16_t err = GROUP_ERR_NONE;
+    for (uint32_t p = 0; p < c->cfg.partition_count; p++) {
         if (c->partition_state[p] == PART_LOADING)
-            return true;
-    return false;
+            return GROUP_ERR_LOAD_IN_PROGRESS;
+        if (c->partition_state[p] == PART_FAILED)
+            err = GROUP_ERR_UNKNOWN_SERVER_ERROR;
+    }
+    return err;
 }
 
 /* ---- loading ----------------------------------------------------------------------------- */
@@ -1120,6 +1128,67 @@ int group_coord_load_record(struct group_coord *c, uint32_t p, struct slice key,
     if (k.group.len == 0 || group_partition_of(k.group, c->cfg.partition_count) != p)
         return ERR_CORRUPT; /* a record in the wrong partition is not ours to apply */
     return k.kind == GREC_OFFSET ? load_offset(c, &k, value) : load_group(c, &k, value);
+}
+
+struct load_walk {
+    struct group_coord *c;
+    uint32_t p;
+    int64_t offset; /* of the record that failed */
+};
+
+static int load_walk_record(void *ctx, int64_t offset, struct slice key, struct slice value)
+{
+    struct load_walk *w = ctx;
+    /* Every record of the topic has a key; Kafka's loader refuses one without. */
+    int rc = key.ptr == NULL ? ERR_CORRUPT : group_coord_load_record(w->c, w->p, key, value);
+    /* A record type or version this broker does not know is skipped, as Kafka's coordinator
+     * skips unknown record types (KIP-915); anything else leaves the state incomplete. */
+    if (rc < 0 && rc != ERR_UNSUPPORTED) {
+        w->offset = offset;
+        return rc;
+    }
+    return 0;
+}
+
+int group_coord_load_batches(struct group_coord *c, uint32_t p, const uint8_t *bytes, size_t len,
+                             int64_t first_offset, int64_t *bad_offset)
+{
+    ASSERT(p < c->cfg.partition_count);
+    ASSERT(c->partition_state[p] == PART_LOADING);
+    struct load_walk w = {.c = c, .p = p, .offset = -1};
+    int64_t expected = first_offset;
+    size_t pos = 0;
+    while (pos < len) {
+        struct batch_header h;
+        int rc = batch_parse(bytes + pos, len - pos, &h);
+        if (rc == 0 && h.base_offset < expected)
+            rc = ERR_CORRUPT; /* offsets go back: not the log's batches */
+        if (rc == 0)
+            rc = grec_batch_walk(bytes + pos, batch_total_bytes(&h), load_walk_record, &w);
+        if (rc < 0) {
+            /* The log returns whole batches, so even a cut one is corrupt here. */
+            *bad_offset = w.offset >= 0 ? w.offset : expected;
+            return rc == ERR_INCOMPLETE ? ERR_CORRUPT : rc;
+        }
+        expected = batch_last_offset(&h) + 1;
+        pos += batch_total_bytes(&h);
+    }
+    return 0;
+}
+
+void group_coord_load_failed(struct group_coord *c, uint32_t p)
+{
+    ASSERT(p < c->cfg.partition_count);
+    ASSERT(c->partition_state[p] == PART_LOADING);
+    /* What was loaded is a prefix of the log at best: drop it rather than ever serve it. No
+     * request is parked on a loading partition and no append is in flight for it. */
+    for (size_t i = 0; i < c->group_count;) {
+        if (c->groups[i]->partition == p)
+            group_destroy(c, c->groups[i]);
+        else
+            i++;
+    }
+    c->partition_state[p] = PART_FAILED;
 }
 
 void group_coord_load_done(struct group_coord *c, uint32_t p, int64_t now_ms)

@@ -39,6 +39,7 @@
 
 /* The Kafka error codes the coordinator answers with (their protocol values). */
 enum group_error {
+    GROUP_ERR_UNKNOWN_SERVER_ERROR = -1,
     GROUP_ERR_NONE = 0,
     GROUP_ERR_OFFSET_METADATA_TOO_LARGE = 12,
     GROUP_ERR_LOAD_IN_PROGRESS = 14,
@@ -237,16 +238,28 @@ int group_coord_poll(struct group_coord *c, struct group_fx *out);
 /* Starts coordinating partition p: it answers LOAD_IN_PROGRESS until group_coord_load_done. */
 void group_coord_load_begin(struct group_coord *c, uint32_t p);
 /* Applies one record of partition p read during its load (value.ptr NULL: a tombstone). A
- * record that does not decode is skipped and reported with ERR_CORRUPT or ERR_UNSUPPORTED. */
+ * record that does not decode is not applied and reported with ERR_CORRUPT or ERR_UNSUPPORTED
+ * (a record type or version this coordinator does not know). */
 int group_coord_load_record(struct group_coord *c, uint32_t p, struct slice key,
                             struct slice value);
+/* Applies the whole batches of partition p the log returned from first_offset on, len bytes.
+ * Every batch must parse (header, CRC, records) and follow the one before; records of unknown
+ * types are skipped. Returns 0, or ERR_CORRUPT (a bad batch or record), ERR_UNSUPPORTED (a
+ * compressed batch) or ERR_TOO_LARGE (over GROUP_GROUPS_MAX) with *bad_offset at the batch or
+ * record that failed: the partition's state is then incomplete, for group_coord_load_failed. */
+int group_coord_load_batches(struct group_coord *c, uint32_t p, const uint8_t *bytes, size_t len,
+                             int64_t first_offset, int64_t *bad_offset);
 void group_coord_load_done(struct group_coord *c, uint32_t p, int64_t now_ms);
+/* Partition p cannot be loaded whole: what was loaded is dropped, and its groups answer
+ * UNKNOWN_SERVER_ERROR (never a partial state) until it is unloaded and loaded again. */
+void group_coord_load_failed(struct group_coord *c, uint32_t p);
 /* Stops coordinating partition p: its groups are dropped, their parked requests answered with
  * NOT_COORDINATOR. */
 void group_coord_unload(struct group_coord *c, uint32_t p);
 
 /* NONE when the coordinator answers for the group now, else NOT_COORDINATOR,
- * LOAD_IN_PROGRESS or INVALID_GROUP_ID (an empty id). */
+ * LOAD_IN_PROGRESS, UNKNOWN_SERVER_ERROR (its partition failed to load) or INVALID_GROUP_ID
+ * (an empty id). */
 int16_t group_coord_check(const struct group_coord *c, struct slice group_id);
 
 /* Expires sessions, pending members, rebalance and sync deadlines, and offsets, as due at
@@ -360,8 +373,10 @@ const struct group *group_coord_find(const struct group_coord *c, struct slice g
  * ready. */
 size_t group_coord_group_count(const struct group_coord *c);
 const struct group *group_coord_group_at(const struct group_coord *c, size_t i);
-/* Whether a partition is being loaded (ListGroups answers LOAD_IN_PROGRESS meanwhile). */
-bool group_coord_any_loading(const struct group_coord *c);
+/* What ListGroups answers for the whole coordinator: LOAD_IN_PROGRESS while a partition is
+ * loading, UNKNOWN_SERVER_ERROR if one failed to load (a list without it would be partial), else
+ * NONE. */
+int16_t group_coord_list_error(const struct group_coord *c);
 /* The metadata a member offered for the group's protocol (empty when none). */
 struct slice group_member_metadata(const struct group *g, const struct group_member *m);
 

@@ -205,3 +205,54 @@ def test_0043_alter_group_offsets_of_unknown_partitions_fails(broker, topic):
     err, offsets = rdkafka_admin.list_consumer_group_offsets(broker.bootstrap, group,
                                                              timeout_s=TIMEOUT_S)
     assert (err, offsets) == ("NO_ERROR", {(topic, 1): (4, "NO_ERROR")})
+
+
+def _offsets_partition(group, partitions=50):
+    """Kafka's __consumer_offsets partition of a group: abs(String.hashCode) mod partitions."""
+    h = 0
+    for ch in group.encode():
+        h = (h * 31 + ch) & 0xFFFFFFFF
+    return (h & 0x7FFFFFFF) % partitions
+
+
+def test_0044_corrupt_offsets_partition_is_not_served_partially(make_broker, topic):
+    # Bug 44 (issue 8 item 7): the group loader stopped at the first __consumer_offsets batch it
+    # could not parse and marked the partition loaded, so after a restart the group silently
+    # resumed from the offsets before that batch (here 7 instead of 9). Now the partition fails
+    # as a whole, visibly: one log line names it and the offset, its groups answer an error,
+    # and groups of other partitions are served.
+    broker = make_broker().start()
+    group = _committed_group(broker, topic)  # offset 7 for partition 0 of the topic
+    c = ck.Consumer({"bootstrap.servers": broker.bootstrap, "group.id": group})
+    c.commit(offsets=[ck.TopicPartition(topic, 0, 9)], asynchronous=False)
+    c.close()
+    other = "o-" + topic
+    while _offsets_partition(other) == _offsets_partition(group):
+        other += "x"
+    c = ck.Consumer({"bootstrap.servers": broker.bootstrap, "group.id": other})
+    c.commit(offsets=[ck.TopicPartition(topic, 0, 3)], asynchronous=False)
+    c.close()
+    broker.stop()
+    p = _offsets_partition(group)
+    seg = os.path.join(broker.data_dir, "__consumer_offsets-%d" % p, "%020d.log" % 0)
+    with open(seg, "r+b") as f:  # a flipped bit in the last record: its batch's CRC fails
+        f.seek(-2, os.SEEK_END)
+        b = f.read(1)
+        f.seek(-2, os.SEEK_END)
+        f.write(bytes([b[0] ^ 0x40]))
+    broker.start()
+
+    def committed(g):
+        c = ck.Consumer({"bootstrap.servers": broker.bootstrap, "group.id": g})
+        try:
+            return c.committed([ck.TopicPartition(topic, 0)], timeout=10)[0].offset
+        finally:
+            c.close()
+
+    assert committed(other) == 3
+    with pytest.raises(ck.KafkaException) as e:
+        committed(group)  # never 7, the offset before the corrupt batch, nor a reset
+    assert e.value.args[0].code() == ck.KafkaError.UNKNOWN, e.value
+    err = broker.stderr_text()
+    assert "__consumer_offsets-%d" % p in err and "offset 1" in err, err
+    serves(broker)

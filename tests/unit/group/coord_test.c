@@ -12,6 +12,7 @@
 #include "base/rand.h"
 #include "group/group.h"
 #include "group/records.h"
+#include "log/batch.h"
 
 #include <setjmp.h>
 #include <stdarg.h>
@@ -908,6 +909,146 @@ static void test_load_latest_wins(void **state)
     host_stop();
 }
 
+/* The stored records of partition p as the log holds them: one batch per record, offsets 0.. */
+static size_t stored_batches(uint32_t p, struct buf *out, size_t *batch_ends, size_t ends_max)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < H->log_count; i++) {
+        const struct stored *st = &H->log[i];
+        if (st->partition != p)
+            continue;
+        struct batch_record rec = {.key = buf_slice(&st->key),
+                                   .value =
+                                       st->tombstone ? slice_make(NULL, 0) : buf_slice(&st->value),
+                                   .timestamp_ms = H->now_ms};
+        struct batch_build_opts opts = {.base_offset = (int64_t)n,
+                                        .producer_id = -1,
+                                        .producer_epoch = -1,
+                                        .base_sequence = -1};
+        assert_int_equal(batch_build(out, &opts, &rec, 1), 0);
+        assert_true(n < ends_max);
+        batch_ends[n++] = out->len;
+    }
+    return n;
+}
+
+/* A coordinator loading every partition, partition p from bytes; returns load_batches' answer. */
+static int load_fresh(struct group_coord *fresh, uint32_t p, const uint8_t *bytes, size_t len,
+                      int64_t *bad)
+{
+    struct group_config cfg;
+    group_config_default(&cfg);
+    cfg.partition_count = 4;
+    group_coord_init(fresh, &cfg);
+    for (uint32_t q = 0; q < 4; q++)
+        group_coord_load_begin(fresh, q);
+    *bad = -1;
+    int rc = group_coord_load_batches(fresh, p, bytes, len, 0, bad);
+    for (uint32_t q = 0; q < 4; q++) {
+        if (q == p && rc < 0)
+            group_coord_load_failed(fresh, q);
+        else
+            group_coord_load_done(fresh, q, H->now_ms);
+    }
+    return rc;
+}
+
+/*
+ * Issue 8 item 7: the broker's loader stopped at the first batch it could not parse and marked
+ * the partition loaded, so its groups came back with the offsets before that batch (or none) and
+ * consumers silently restarted from reset offsets. A partition whose stored batches do not all
+ * apply is now failed as a whole: its groups answer UNKNOWN_SERVER_ERROR and nothing of it is
+ * visible; the other partitions are served.
+ */
+static void test_load_never_serves_partial_state(void **state)
+{
+    (void)state;
+    host_start(0);
+    bool appended;
+    int16_t err;
+    commit("g", "t", 0, 5, tok(1), &appended, &err);
+    commit("g", "t", 1, 6, tok(2), &appended, &err);
+    commit("g", "t", 0, 7, tok(3), &appended, &err);
+    drain();
+    uint32_t p = group_partition_of(s("g"), 4);
+    const char *other = "h";
+    while (group_partition_of(s(other), 4) == p)
+        other = other[0] == 'h' ? "i" : "j";
+    struct buf log;
+    buf_init(&log);
+    size_t ends[8];
+    assert_int_equal(stored_batches(p, &log, ends, 8), 3);
+    struct group_coord fresh;
+    int64_t bad;
+    const struct group_offset *o;
+
+    /* Whole: every offset back. */
+    assert_int_equal(load_fresh(&fresh, p, log.data, log.len, &bad), 0);
+    assert_int_equal(group_offset_get(&fresh, s("g"), s("t"), 0, false, &o), GROUP_ERR_NONE);
+    assert_int_equal(o->offset, 7);
+    assert_int_equal(group_coord_list_error(&fresh), GROUP_ERR_NONE);
+    group_coord_deinit(&fresh);
+
+    /* A flipped byte in the last batch's record: its CRC fails at offset 2. */
+    log.data[log.len - 2] ^= 0x40;
+    assert_int_equal(load_fresh(&fresh, p, log.data, log.len, &bad), ERR_CORRUPT);
+    assert_int_equal(bad, 2);
+    assert_int_equal(group_coord_check(&fresh, s("g")), GROUP_ERR_UNKNOWN_SERVER_ERROR);
+    assert_null(group_coord_find(&fresh, s("g")));
+    assert_int_equal(group_offset_get(&fresh, s("g"), s("t"), 0, false, &o),
+                     GROUP_ERR_UNKNOWN_SERVER_ERROR);
+    assert_null(o); /* never the offset 5 of the batches before */
+    assert_int_equal(group_coord_list_error(&fresh), GROUP_ERR_UNKNOWN_SERVER_ERROR);
+    for (size_t i = 0; i < group_coord_group_count(&fresh); i++)
+        assert_null(group_coord_group_at(&fresh, i)); /* nothing of p is held */
+    /* The other partitions serve. */
+    assert_int_equal(group_coord_check(&fresh, s(other)), GROUP_ERR_NONE);
+    group_coord_deinit(&fresh);
+    log.data[log.len - 2] ^= 0x40;
+
+    /* A chunk cut inside its second batch: whole batches are expected, so it is corrupt. */
+    assert_int_equal(load_fresh(&fresh, p, log.data, ends[1] - 1, &bad), ERR_CORRUPT);
+    assert_int_equal(bad, 1);
+    group_coord_deinit(&fresh);
+
+    /* Offsets that go back (the first batch twice) are not the log's batches. */
+    struct buf twice;
+    buf_init(&twice);
+    buf_append(&twice, log.data, ends[0]);
+    buf_append(&twice, log.data, log.len);
+    assert_int_equal(load_fresh(&fresh, p, twice.data, twice.len, &bad), ERR_CORRUPT);
+    assert_int_equal(bad, 1);
+    group_coord_deinit(&fresh);
+    buf_deinit(&twice);
+
+    /* A record of a type this coordinator does not know (key version 99) is skipped, as Kafka
+     * skips unknown record types; a keyless record is corrupt. */
+    struct buf more;
+    buf_init(&more);
+    buf_append(&more, log.data, log.len);
+    static const uint8_t future_key[] = {0, 99, 0, 1, 'g'};
+    struct batch_record rec = {.key = slice_make(future_key, sizeof(future_key)),
+                               .value = s("v"),
+                               .timestamp_ms = H->now_ms};
+    struct batch_build_opts opts = {
+        .base_offset = 3, .producer_id = -1, .producer_epoch = -1, .base_sequence = -1};
+    assert_int_equal(batch_build(&more, &opts, &rec, 1), 0);
+    assert_int_equal(load_fresh(&fresh, p, more.data, more.len, &bad), 0);
+    assert_int_equal(group_offset_get(&fresh, s("g"), s("t"), 0, false, &o), GROUP_ERR_NONE);
+    assert_int_equal(o->offset, 7);
+    group_coord_deinit(&fresh);
+    rec.key = slice_make(NULL, 0);
+    opts.base_offset = 4;
+    assert_int_equal(batch_build(&more, &opts, &rec, 1), 0);
+    assert_int_equal(load_fresh(&fresh, p, more.data, more.len, &bad), ERR_CORRUPT);
+    assert_int_equal(bad, 4);
+    group_coord_deinit(&fresh);
+    buf_deinit(&more);
+
+    buf_deinit(&log);
+    host_stop();
+}
+
 static void test_unowned_partition(void **state)
 {
     (void)state;
@@ -1082,6 +1223,7 @@ int main(void)
         cmocka_unit_test(test_offset_delete_subscribed),
         cmocka_unit_test(test_retention_expires_offsets),
         cmocka_unit_test(test_load_latest_wins),
+        cmocka_unit_test(test_load_never_serves_partial_state),
         cmocka_unit_test(test_unowned_partition),
         cmocka_unit_test(test_random_walk),
     };
