@@ -24,6 +24,9 @@ from kafka_wire import (exchange, fetch_v4, frame, list_offsets_v1, list_offsets
 TIMEOUT_S = 30
 # Requests librdkafka 2.0.2 sends with bytes after their body (tests/unit/proto).
 TRAILING_DIR = os.path.join(REPO_DIR, "tests", "golden", "trailing", "librdkafka")
+# The LD_PRELOAD shim that fails one pread (tests/integration/pread_fault.c; ctest sets it).
+PREAD_FAULT_LIB = os.environ.get("PREAD_FAULT_LIB", os.path.join(
+    REPO_DIR, "build", "release", "tests", "integration", "libpread_fault.so"))
 
 
 def serves(broker):
@@ -255,4 +258,51 @@ def test_0044_corrupt_offsets_partition_is_not_served_partially(make_broker, top
     assert e.value.args[0].code() == ck.KafkaError.UNKNOWN, e.value
     err = broker.stderr_text()
     assert "__consumer_offsets-%d" % p in err and "offset 1" in err, err
+    serves(broker)
+
+
+def test_0045_read_error_while_loading_offsets_is_retried(make_broker, topic, tmp_path,
+                                                         monkeypatch):
+    # Bug 45 (issue 8 item 7): a read error while loading __consumer_offsets ended the load as
+    # if it had completed, and the group was served with no offsets at all (consumers reset).
+    # Now the partition keeps answering COORDINATOR_LOAD_IN_PROGRESS, the error is logged once
+    # with partition and offset, and the read is retried until the group is served whole.
+    # The read error is injected by tests/integration/pread_fault.c on the loader's read.
+    assert os.path.exists(PREAD_FAULT_LIB), PREAD_FAULT_LIB
+    broker = make_broker().start()
+    group = _committed_group(broker, topic)
+    c = ck.Consumer({"bootstrap.servers": broker.bootstrap, "group.id": group})
+    c.commit(offsets=[ck.TopicPartition(topic, 0, 9)], asynchronous=False)
+    c.close()
+    broker.stop()
+    p = _offsets_partition(group)
+    seg = os.path.join("__consumer_offsets-%d" % p, "%020d.log" % 0)
+    size = os.path.getsize(os.path.join(broker.data_dir, seg))
+
+    def committed():
+        c = ck.Consumer({"bootstrap.servers": broker.bootstrap, "group.id": group})
+        try:
+            return c.committed([ck.TopicPartition(topic, 0)], timeout=TIMEOUT_S)[0].offset
+        finally:
+            c.close()
+
+    # A first start counts the segment's reads: the loader's is the last of the whole file.
+    trace = str(tmp_path / "preads")
+    monkeypatch.setenv("LD_PRELOAD", PREAD_FAULT_LIB)
+    monkeypatch.setenv("PREAD_FAULT_PATH", seg)
+    monkeypatch.setenv("PREAD_FAULT_TRACE", trace)
+    broker.start()
+    assert committed() == 9
+    broker.stop()
+    with open(trace) as f:
+        reads = [tuple(int(x) for x in line.split()) for line in f]
+    loads = [n for n, count, offset in reads if count == size and offset == 0]
+    assert loads, reads
+    monkeypatch.delenv("PREAD_FAULT_TRACE")
+    monkeypatch.setenv("PREAD_FAULT_FAIL", str(loads[-1]))
+    broker.start()
+    assert committed() == 9  # not -1001 (no offset): the failed read was retried
+    err = broker.stderr_text()
+    line = "cannot load groups from __consumer_offsets-%d at offset 0: read failed" % p
+    assert err.count(line) == 1, err
     serves(broker)
