@@ -6,7 +6,8 @@
  * their committed offsets, and the appends that make them durable. A group lives in partition
  * group_partition_of(id) of __consumer_offsets; the coordinator answers for a group only while
  * that partition is marked owned and loaded (NOT_COORDINATOR and COORDINATOR_LOAD_IN_PROGRESS
- * otherwise), so it moves with the partition's leadership.
+ * otherwise, UNKNOWN_SERVER_ERROR once its load failed), so it moves with the partition's
+ * leadership.
  *
  * Pure: no sockets, files, clocks or threads. Time comes in as now_ms on every call that changes
  * state, and through group_coord_tick(), which the host calls at group_coord_next_deadline_ms()
