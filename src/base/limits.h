@@ -146,8 +146,9 @@
 #define GROUP_PROTOCOL_BYTES_MAX           (1u * MIB) /* one member's metadata or assignment */
 #define GROUP_GROUPS_MAX                   1000000u /* groups one coordinator holds */
 #define GROUP_OFFSETS_MAX                  1000000u /* committed offsets of one group */
-#define GROUP_TICK_MS                      100u     /* how often the host ticks the coordinator */
+#define GROUP_TICK_MS                      100u     /* longest wait between coordinator ticks */
 #define GROUP_LOAD_CHUNK_BYTES             (1u * MIB) /* log read per step while loading */
+#define GROUP_LOAD_RETRY_MS                1000u    /* wait before reading again after a load error */
 
 /* ---- bench (bench/kafka: the chronik-bench tool) ---------------------------------------- */
 #define BENCH_HIST_SUB_BUCKETS       128u           /* per power of two: relative error < 1/128 */

@@ -2,8 +2,9 @@
  * The group APIs (FindCoordinator, JoinGroup, SyncGroup, Heartbeat, LeaveGroup, OffsetCommit,
  * OffsetFetch, ListGroups, DescribeGroups, DeleteGroups, OffsetDelete) and the host of the
  * pure group coordinator (src/group): its effects become responses and appends to
- * __consumer_offsets, its time comes from a periodic timer, and its state is loaded from the
- * topic before it answers for a partition.
+ * __consumer_offsets, its time comes from a timer armed for its next deadline (and from every
+ * request, which first lets it expire what is due), and its state is loaded from the topic
+ * before it answers for a partition.
  *
  * Owns: struct groups (b->groups), created on the first group request or by groups_open, and
  * the internal topic __consumer_offsets, created when first needed. A group's coordinator is
@@ -14,7 +15,10 @@
  * through its effect; a request waiting for an append is answered only after the append is
  * committed (or failed), so an acknowledged commit is durable. Loading reads each partition from
  * its log start to its high watermark, GROUP_LOAD_CHUNK_BYTES at a time, on the loop; requests
- * for a partition not loaded yet get COORDINATOR_LOAD_IN_PROGRESS.
+ * for a partition not loaded yet get COORDINATOR_LOAD_IN_PROGRESS. A partition is served only
+ * once all of it was read and applied: a read that fails keeps it loading and is retried (the
+ * error logged once), and stored data that cannot be applied fails the partition for good
+ * (UNKNOWN_SERVER_ERROR, logged with its offset), never leaving part of it served.
  *
  * It must never trust a request: the coordinator validates what it keeps, and this file only
  * copies, bounded by the request's arena.
@@ -25,7 +29,6 @@
 #include "base/limits.h"
 #include "broker/broker_internal.h"
 #include "group/group.h"
-#include "group/records.h"
 #include "io/io.h"
 #include "log/batch.h"
 
@@ -44,8 +47,14 @@ enum { KEY_TYPE_GROUP = 0, KEY_TYPE_TRANSACTION = 1 };
 struct groups {
     struct broker *b;
     struct group_coord coord;
-    bool topic_ready;         /* __consumer_offsets exists and its loads started */
-    int64_t *load_next;       /* per partition: the next offset to load, -1 once loaded */
+    bool topic_ready; /* __consumer_offsets exists and its loads started */
+    struct gload {
+        int64_t next;         /* the next offset to load, -1 once loaded (or failed) */
+        int64_t retry_ms;     /* after a read error: not read again before this time */
+        int err;              /* the read error last logged, 0 when none */
+        int64_t err_offset;   /* where it happened */
+    } * loads;                /* per partition */
+    bool loads_retrying;      /* a partition waits to retry a read */
     struct gappend *inflight; /* appends the replicas have not reported yet */
     struct loop_timer tick_timer;
     struct loop_timer load_timer;
@@ -247,6 +256,19 @@ static void answer_sync(const struct group_fx *fx)
     breq_respond(rq, &resp);
 }
 
+/* Arms the tick timer for the coordinator's next deadline, so a session or a rebalance ends when
+ * it is due, not up to a tick later. It still fires at least every GROUP_TICK_MS (a tick with
+ * nothing due costs nothing), which bounds how late a deadline can be if the wall clock the
+ * deadlines use jumps against the loop's monotonic timers. */
+static void arm_tick(struct groups *gs)
+{
+    int64_t next = group_coord_next_deadline_ms(&gs->coord);
+    int64_t now = now_ms(gs);
+    uint64_t delay_ms = next <= now ? 0 : (uint64_t)MIN(next - now, (int64_t)GROUP_TICK_MS);
+    int rc = loop_timer_start(gs->b->loop, &gs->tick_timer, delay_ms, GROUP_TICK_MS);
+    ASSERT(rc == 0); /* the timer is active (groups_open): restarting it reuses its place */
+}
+
 /* Turns every effect into a response or an append, until none is left. */
 static void drain(struct groups *gs)
 {
@@ -265,8 +287,10 @@ static void drain(struct groups *gs)
                 break;
             }
         }
-        if (gs->failed_count == 0)
+        if (gs->failed_count == 0) {
+            arm_tick(gs);
             return;
+        }
         struct failed_append f = gs->failed[--gs->failed_count];
         group_coord_append_done(&gs->coord, f.id, f.err, now_ms(gs));
         drain(gs);
@@ -276,83 +300,121 @@ static void drain(struct groups *gs)
 
 /* ---- loading ----------------------------------------------------------------------------- */
 
-struct load_ctx {
-    struct group_coord *coord;
-    uint32_t partition;
+enum load_result {
+    LOAD_DONE,   /* the partition is loaded up to its high watermark */
+    LOAD_MORE,   /* a chunk was applied and more remains */
+    LOAD_RETRY,  /* the log could not be read now: read again after GROUP_LOAD_RETRY_MS */
+    LOAD_FAILED, /* what is stored cannot be applied: the partition is not served */
 };
 
-static int load_one(void *ctx, int64_t offset, struct slice key, struct slice value)
+/* Logs a read error once per partition and offset, not on every retry. */
+static void load_read_error(struct groups *gs, uint32_t p, int64_t offset, int err,
+                            const char *what)
 {
-    struct load_ctx *lc = ctx;
-    (void)offset;
-    if (key.ptr == NULL)
-        return 0;
-    /* A record we cannot read (another broker's newer format) is skipped, as Kafka does
-     * with record types it does not know. */
-    group_coord_load_record(lc->coord, lc->partition, key, value);
-    return 0;
+    struct gload *l = &gs->loads[p];
+    l->retry_ms = now_ms(gs) + GROUP_LOAD_RETRY_MS;
+    if (l->err == err && l->err_offset == offset)
+        return;
+    l->err = err;
+    l->err_offset = offset;
+    fprintf(stderr,
+            "chronik: cannot load groups from %s-%u at offset %lld: %s (%s); its groups answer "
+            "COORDINATOR_LOAD_IN_PROGRESS, retrying every %u ms\n",
+            OFFSETS_TOPIC, p, (long long)offset, what, err_str(err), GROUP_LOAD_RETRY_MS);
 }
 
-/* Loads one chunk of partition p; returns true once it is fully loaded. */
-static bool load_step(struct groups *gs, uint32_t p)
+/* Reads and applies one chunk of partition p. */
+static enum load_result load_step(struct groups *gs, uint32_t p)
 {
+    struct gload *l = &gs->loads[p];
     struct replica *r = broker_replica(gs->b, OFFSETS_TOPIC, strlen(OFFSETS_TOPIC), (int32_t)p);
-    if (r == NULL)
-        return true;
-    int64_t from = MAX(gs->load_next[p], replica_log_start_offset(r));
+    if (r == NULL || replica_error(r) != 0) {
+        load_read_error(gs, p, l->next, r == NULL ? ERR_CLOSED : replica_error(r),
+                        "the partition is not available");
+        return LOAD_RETRY;
+    }
+    int64_t from = MAX(l->next, replica_log_start_offset(r));
     if (from >= replica_high_watermark(r))
-        return true;
+        return LOAD_DONE;
     struct log_read rd;
     int rc = replica_read(r, from, GROUP_LOAD_CHUNK_BYTES, &rd);
-    if (rc < 0 || rd.file == NULL) {
-        if (rc < 0)
-            fprintf(stderr, "chronik: cannot load %s-%u: %s\n", OFFSETS_TOPIC, p, err_str(rc));
-        return true;
+    if (rc == 0 && rd.file == NULL)
+        rc = ERR_INCOMPLETE; /* below the high watermark the log must have batches */
+    if (rc < 0) {
+        load_read_error(gs, p, from, rc, "read failed");
+        return LOAD_RETRY;
     }
     uint8_t *bytes = xmalloc(rd.bytes + 1);
     ssize_t n = io_pread(log_file_io(rd.file), bytes, rd.bytes, rd.position);
-    int64_t next = rd.next_offset;
+    int64_t first = rd.first_offset, next = rd.next_offset;
+    uint64_t want = rd.bytes;
     log_read_release(&rd);
-    struct load_ctx lc = {.coord = &gs->coord, .partition = p};
-    size_t pos = 0;
-    while (n > 0 && pos < (size_t)n) {
-        struct batch_header h;
-        if (batch_parse(bytes + pos, (size_t)n - pos, &h) < 0)
-            break;
-        grec_batch_walk(bytes + pos, batch_total_bytes(&h), load_one, &lc);
-        pos += batch_total_bytes(&h);
-    }
-    free(bytes);
-    if (n < 0 || (uint64_t)n != rd.bytes) {
-        fprintf(stderr, "chronik: cannot read %s-%u while loading groups\n", OFFSETS_TOPIC, p);
-        return true;
-    }
-    gs->load_next[p] = next;
-    return next >= replica_high_watermark(r);
-}
-
-/* One chunk of every partition still loading; true when all are loaded. */
-static bool load_all_step(struct groups *gs)
-{
-    bool all = true;
-    for (uint32_t p = 0; p < gs->coord.cfg.partition_count; p++) {
-        if (gs->load_next[p] < 0)
-            continue;
-        if (load_step(gs, p)) {
-            gs->load_next[p] = -1;
-            group_coord_load_done(&gs->coord, p, now_ms(gs));
+    enum load_result res = LOAD_MORE;
+    /* Nothing of a chunk is applied unless all of it was read. */
+    if (n < 0 || (uint64_t)n != want) {
+        load_read_error(gs, p, from, n < 0 ? (int)n : ERR_INCOMPLETE,
+                        n < 0 ? "read failed" : "short read");
+        res = LOAD_RETRY;
+    } else {
+        int64_t bad = -1;
+        rc = group_coord_load_batches(&gs->coord, p, bytes, want, first, &bad);
+        if (rc < 0) {
+            fprintf(stderr,
+                    "chronik: cannot load groups from %s-%u: the record at offset %lld is not "
+                    "valid (%s); the partition's groups answer UNKNOWN_SERVER_ERROR until it is "
+                    "repaired and the broker restarted\n",
+                    OFFSETS_TOPIC, p, (long long)bad, err_str(rc));
+            res = LOAD_FAILED;
         } else {
-            all = false;
+            l->next = next;
+            l->err = 0;
+            res = next >= replica_high_watermark(r) ? LOAD_DONE : LOAD_MORE;
         }
     }
-    return all;
+    free(bytes);
+    return res;
+}
+
+/* One chunk of every partition still loading (those waiting to retry a read only once their
+ * time has come); true when one has more to read at once. */
+static bool load_all_step(struct groups *gs)
+{
+    bool more = false;
+    int64_t now = now_ms(gs);
+    gs->loads_retrying = false;
+    for (uint32_t p = 0; p < gs->coord.cfg.partition_count; p++) {
+        struct gload *l = &gs->loads[p];
+        if (l->next < 0)
+            continue;
+        if (now < l->retry_ms) {
+            gs->loads_retrying = true;
+            continue;
+        }
+        switch (load_step(gs, p)) {
+        case LOAD_DONE:
+            l->next = -1;
+            group_coord_load_done(&gs->coord, p, now);
+            break;
+        case LOAD_MORE:
+            more = true;
+            break;
+        case LOAD_RETRY:
+            gs->loads_retrying = true;
+            break;
+        case LOAD_FAILED:
+            l->next = -1;
+            group_coord_load_failed(&gs->coord, p);
+            break;
+        }
+    }
+    return more;
 }
 
 static void on_load_timer(void *ctx)
 {
     struct groups *gs = ctx;
-    if (!load_all_step(gs) && loop_timer_start(gs->b->loop, &gs->load_timer, 0, 0) < 0)
-        while (!load_all_step(gs)) /* no timer left: finish now rather than never */
+    if (load_all_step(gs) && loop_timer_start(gs->b->loop, &gs->load_timer, 0, 0) < 0)
+        while (load_all_step(gs)) /* no timer left: finish now rather than never */
             ;
     drain(gs);
 }
@@ -360,6 +422,10 @@ static void on_load_timer(void *ctx)
 static void on_tick(void *ctx)
 {
     struct groups *gs = ctx;
+    /* Reads that failed are retried from here: the tick timer is always active, and a retry
+     * waits GROUP_LOAD_RETRY_MS anyway. */
+    if (gs->loads_retrying && !loop_timer_active(&gs->load_timer))
+        on_load_timer(gs);
     group_coord_tick(&gs->coord, now_ms(gs));
     drain(gs);
 }
@@ -397,12 +463,12 @@ static bool groups_topic(struct groups *gs)
         group_coord_init(&gs->coord, &cfg);
     }
     uint32_t n = gs->coord.cfg.partition_count;
-    gs->load_next = xcalloc(n, sizeof(*gs->load_next));
+    gs->loads = xcalloc(n, sizeof(*gs->loads));
     for (uint32_t p = 0; p < n; p++)
         group_coord_load_begin(&gs->coord, p);
     gs->topic_ready = true;
     /* Small topics load at once; a large one continues from the loop, one chunk per turn. */
-    if (!load_all_step(gs))
+    if (load_all_step(gs))
         on_load_timer(gs);
     return true;
 }
@@ -422,12 +488,18 @@ int groups_open(struct broker *b)
     group_coord_init(&gs->coord, &cfg);
     loop_timer_init(&gs->tick_timer, on_tick, gs);
     loop_timer_init(&gs->load_timer, on_load_timer, gs);
-    b->groups = gs;
+    /* The tick timer stays active from here to groups_close (arm_tick relies on it). */
     int rc = loop_timer_start(b->loop, &gs->tick_timer, GROUP_TICK_MS, GROUP_TICK_MS);
+    if (rc < 0) {
+        group_coord_deinit(&gs->coord);
+        free(gs);
+        return rc;
+    }
+    b->groups = gs;
     /* An existing topic is loaded at start-up; a missing one waits for the first need. */
-    if (rc == 0 && meta_topic_find(&b->meta, OFFSETS_TOPIC, strlen(OFFSETS_TOPIC)) != NULL)
+    if (meta_topic_find(&b->meta, OFFSETS_TOPIC, strlen(OFFSETS_TOPIC)) != NULL)
         groups_topic(gs);
-    return rc;
+    return 0;
 }
 
 void groups_close(struct broker *b)
@@ -435,17 +507,18 @@ void groups_close(struct broker *b)
     struct groups *gs = b->groups;
     if (gs == NULL)
         return;
-    loop_timer_stop(b->loop, &gs->tick_timer);
-    loop_timer_stop(b->loop, &gs->load_timer);
     /* Parked JoinGroup/SyncGroup requests are answered NOT_COORDINATOR, as when leadership
      * moves; appends still in flight answer their requests without the coordinator. */
     for (uint32_t p = 0; gs->topic_ready && p < gs->coord.cfg.partition_count; p++)
         group_coord_unload(&gs->coord, p);
     drain(gs);
+    /* After the last drain, which re-arms the tick. */
+    loop_timer_stop(b->loop, &gs->tick_timer);
+    loop_timer_stop(b->loop, &gs->load_timer);
     for (struct gappend *a = gs->inflight; a != NULL; a = a->next)
         a->gs = NULL;
     group_coord_deinit(&gs->coord);
-    free(gs->load_next);
+    free(gs->loads);
     free(gs->failed);
     free(gs);
     b->groups = NULL;
@@ -457,7 +530,14 @@ static struct groups *groups_get(struct broker *b)
 {
     if (b->groups == NULL && groups_open(b) < 0)
         return NULL;
-    return groups_topic(b->groups) ? b->groups : NULL;
+    struct groups *gs = b->groups;
+    if (!groups_topic(gs))
+        return NULL;
+    /* What is due by now (a session that ended) happens before the request is answered, even
+     * if the timer has not fired yet: views like DescribeGroups never show it. */
+    group_coord_tick(&gs->coord, now_ms(gs));
+    drain(gs);
+    return gs;
 }
 
 /* ---- FindCoordinator --------------------------------------------------------------------- */
@@ -665,6 +745,17 @@ void leave_group_handle(struct breq *rq)
 
 /* ---- OffsetCommit ------------------------------------------------------------------------ */
 
+/* Whether the metadata has the partition. Kafka answers UNKNOWN_TOPIC_OR_PARTITION for one it
+ * does not have before the coordinator sees the commit, so no offset (and no group) is ever
+ * stored for a topic that does not exist. */
+static bool partition_exists(struct broker *b, struct proto_str topic, int32_t partition)
+{
+    if (topic.ptr == NULL || partition < 0)
+        return false;
+    const struct meta_topic *mt = meta_topic_find(&b->meta, topic.ptr, topic.len);
+    return mt != NULL && (uint32_t)partition < mt->partition_count;
+}
+
 void offset_commit_handle(struct breq *rq)
 {
     const struct kafka_offset_commit_request *req = rq->body;
@@ -707,12 +798,16 @@ void offset_commit_handle(struct breq *rq)
             &resp->topics.items[t];
         ot->name = it->name;
         ot->partitions.count = it->partitions.count;
-        for (size_t p = 0; p < it->partitions.count; p++, k++) {
+        for (size_t p = 0; p < it->partitions.count; p++) {
             const struct kafka_offset_commit_request_offset_commit_request_partition *ip =
                 &it->partitions.items[p];
             ot->partitions.items[p].partition_index = ip->partition_index;
+            if (!partition_exists(rq->b, it->name, ip->partition_index)) {
+                ot->partitions.items[p].error_code = KAFKA_UNKNOWN_TOPIC_OR_PARTITION;
+                continue;
+            }
             slots[k] = &ot->partitions.items[p].error_code;
-            parts[k] = (struct group_commit_part){
+            parts[k++] = (struct group_commit_part){
                 .topic = sl(it->name),
                 .partition = ip->partition_index,
                 .offset = ip->committed_offset,
@@ -720,6 +815,13 @@ void offset_commit_handle(struct breq *rq)
                 .metadata = sl(ip->committed_metadata),
             };
         }
+    }
+    /* Only the partitions that exist go to the coordinator; with none, Kafka answers without
+     * looking at the group at all. */
+    total = k;
+    if (total == 0) {
+        gop_done(op);
+        return;
     }
     if (gs == NULL) {
         for (size_t i = 0; i < total; i++)
@@ -934,9 +1036,9 @@ void list_groups_handle(struct breq *rq)
     struct kafka_list_groups_response resp;
     kafka_list_groups_response_init(&resp);
     resp.groups.items = arena_alloc(&rq->arena, 0); /* n == 0 never fails */
-    if (gs == NULL || group_coord_any_loading(&gs->coord)) {
-        resp.error_code =
-            gs == NULL ? KAFKA_COORDINATOR_NOT_AVAILABLE : KAFKA_COORDINATOR_LOAD_IN_PROGRESS;
+    resp.error_code =
+        gs == NULL ? KAFKA_COORDINATOR_NOT_AVAILABLE : group_coord_list_error(&gs->coord);
+    if (resp.error_code != KAFKA_NONE) {
         breq_respond(rq, &resp);
         return;
     }
@@ -1063,7 +1165,7 @@ void delete_groups_handle(struct breq *rq)
         w->slots[0] = &res->error_code;
         w->slot_count = 1;
         bool appended = false;
-        res->error_code = group_delete(&gs->coord, sl(res->group_id), w, &appended);
+        res->error_code = group_delete(&gs->coord, sl(res->group_id), w, &appended, now_ms(gs));
         if (appended)
             op->pending++;
         drain(gs);
@@ -1115,13 +1217,20 @@ void offset_delete_handle(struct breq *rq)
             &resp->topics.items[t];
         ot->name = it->name;
         ot->partitions.count = it->partitions.count;
-        for (size_t p = 0; p < it->partitions.count; p++, k++) {
-            ot->partitions.items[p].partition_index = it->partitions.items[p].partition_index;
+        for (size_t p = 0; p < it->partitions.count; p++) {
+            int32_t index = it->partitions.items[p].partition_index;
+            ot->partitions.items[p].partition_index = index;
+            /* As for commits, Kafka refuses a partition it does not know before the group. */
+            if (!partition_exists(rq->b, it->name, index)) {
+                ot->partitions.items[p].error_code = KAFKA_UNKNOWN_TOPIC_OR_PARTITION;
+                continue;
+            }
             topics[k] = sl(it->name);
-            parts[k] = it->partitions.items[p].partition_index;
-            slots[k] = &ot->partitions.items[p].error_code;
+            parts[k] = index;
+            slots[k++] = &ot->partitions.items[p].error_code;
         }
     }
+    total = k;
     if (gs == NULL) {
         resp->error_code = KAFKA_COORDINATOR_NOT_AVAILABLE;
         gop_done(op);
@@ -1132,7 +1241,7 @@ void offset_delete_handle(struct breq *rq)
     w->slot_count = total;
     bool appended = false;
     resp->error_code = group_offset_delete(&gs->coord, sl(req->group_id), topics, parts, total,
-                                           errors, w, &appended);
+                                           errors, w, &appended, now_ms(gs));
     if (resp->error_code == KAFKA_NONE) {
         for (size_t i = 0; i < total; i++)
             *slots[i] = errors[i];

@@ -5,7 +5,9 @@
  * What a malformed request gets mirrors Kafka: an ApiVersions request of a version we do not
  * support is answered with UNSUPPORTED_VERSION in a version-0 body (so any client can learn our
  * versions); any other request we cannot parse (unknown API, unsupported version, a header or
- * body that does not decode) closes the connection.
+ * body that does not decode) closes the connection. Bytes after a complete body are ignored, as
+ * Kafka's parser ignores them: librdkafka 2.0.2 sends ListGroups v4 and OffsetFetch v7 with bytes
+ * left over, and refusing them fails every such client. The frame still bounds what is read.
  *
  * Request memory is a budget, never an assumption: the decoded request and everything a handler
  * builds for its answer come from the request's arena, bounded by PROTO_REQUEST_ARENA_MAX and
@@ -237,7 +239,7 @@ void broker_on_request(void *ctx, struct net_request *req)
                  ? ERR_TOO_LARGE
                  : proto_decode(rq->api->request, &rq->arena, &r, rq->api_version, rq->body);
     }
-    if (rc != 0 || rd_left(&r) != 0) {
+    if (rc != 0) {
         breq_abort(rq);
         return;
     }

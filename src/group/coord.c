@@ -20,6 +20,7 @@
 #include "base/error.h"
 #include "base/limits.h"
 #include "group/records.h"
+#include "log/batch.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,6 +30,7 @@ enum part_state {
     PART_UNOWNED = 0,
     PART_LOADING,
     PART_READY,
+    PART_FAILED, /* its log could not be read whole: nothing of it is served */
 };
 
 enum append_kind {
@@ -624,6 +626,21 @@ static void set_state(struct group *g, enum group_state s, int64_t now_ms)
     g->state_ms = now_ms;
 }
 
+/* Lowers the coordinator's next deadline to at_ms: every deadline set anywhere is noted here, so
+ * group_coord_tick() may skip all work before c->next_deadline_ms. */
+static void deadline_note(struct group_coord *c, int64_t at_ms)
+{
+    if (at_ms < c->next_deadline_ms)
+        c->next_deadline_ms = at_ms;
+}
+
+/* The member's session starts again at now_ms. */
+static void session_start(struct group_coord *c, struct group_member *m, int64_t now_ms)
+{
+    m->session_deadline_ms = now_ms + m->session_timeout_ms;
+    deadline_note(c, m->session_deadline_ms);
+}
+
 /* A fresh member id: prefix-UUID, as Kafka makes them. */
 static struct group_bytes new_member_id(struct group_coord *c, struct slice prefix)
 {
@@ -693,7 +710,8 @@ static bool selected_metadata_match(const struct group *g, const struct group_me
     return false;
 }
 
-static void member_update(struct group_member *m, const struct group_join_req *req, int64_t now_ms)
+static void member_update(struct group_coord *c, struct group_member *m,
+                          const struct group_join_req *req, int64_t now_ms)
 {
     member_set_protocols(m, req);
     gb_set(&m->client_id, req->client_id.ptr != NULL ? req->client_id : cstr(""));
@@ -701,7 +719,7 @@ static void member_update(struct group_member *m, const struct group_join_req *r
     m->session_timeout_ms = req->session_timeout_ms;
     m->rebalance_timeout_ms =
         req->rebalance_timeout_ms > 0 ? req->rebalance_timeout_ms : req->session_timeout_ms;
-    m->session_deadline_ms = now_ms + m->session_timeout_ms;
+    session_start(c, m, now_ms);
 }
 
 static bool member_supports(const struct group_member *m, struct slice name)
@@ -802,6 +820,8 @@ static void fail_syncs(struct group_coord *c, struct group *g, int16_t error)
         if (m->sync_token != NULL) {
             fx_sync_error(c, m->sync_token, error);
             m->sync_token = NULL;
+            /* No longer parked: its session counts again. */
+            deadline_note(c, m->session_deadline_ms);
         }
     }
 }
@@ -826,6 +846,7 @@ static void prepare_rebalance(struct group_coord *c, struct group *g, int64_t no
         g->initial_active = false;
     }
     g->rebalance_deadline_ms = now_ms + rebalance_ms;
+    deadline_note(c, g->initial_active ? g->initial_deadline_ms : g->rebalance_deadline_ms);
     set_state(g, GROUP_PREPARING_REBALANCE, now_ms);
     try_complete_join(c, g, now_ms);
 }
@@ -863,11 +884,12 @@ static void complete_join(struct group_coord *c, struct group *g, int64_t now_ms
         gb_set(&g->leader_id, group_bytes_slice(g->members[0]->member_id));
     set_state(g, GROUP_COMPLETING_REBALANCE, now_ms);
     g->sync_deadline_ms = now_ms + max_rebalance_ms(g);
+    deadline_note(c, g->sync_deadline_ms);
     for (size_t i = 0; i < g->member_count; i++) {
         struct group_member *m = g->members[i];
         fx_join_ok(c, g, m, m->join_token, false);
         m->join_token = NULL;
-        m->session_deadline_ms = now_ms + m->session_timeout_ms;
+        session_start(c, m, now_ms);
     }
 }
 
@@ -967,17 +989,23 @@ int16_t group_coord_check(const struct group_coord *c, struct slice group_id)
         return GROUP_ERR_NONE;
     case PART_LOADING:
         return GROUP_ERR_LOAD_IN_PROGRESS;
+    case PART_FAILED:
+        return GROUP_ERR_UNKNOWN_SERVER_ERROR;
     default:
         return GROUP_ERR_NOT_COORDINATOR;
     }
 }
 
-bool group_coord_any_loading(const struct group_coord *c)
+int16_t group_coord_list_error(const struct group_coord *c)
 {
-    for (uint32_t p = 0; p < c->cfg.partition_count; p++)
+    int16_t err = GROUP_ERR_NONE;
+    for (uint32_t p = 0; p < c->cfg.partition_count; p++) {
         if (c->partition_state[p] == PART_LOADING)
-            return true;
-    return false;
+            return GROUP_ERR_LOAD_IN_PROGRESS;
+        if (c->partition_state[p] == PART_FAILED)
+            err = GROUP_ERR_UNKNOWN_SERVER_ERROR;
+    }
+    return err;
 }
 
 /* ---- loading ----------------------------------------------------------------------------- */
@@ -1102,6 +1130,67 @@ int group_coord_load_record(struct group_coord *c, uint32_t p, struct slice key,
     return k.kind == GREC_OFFSET ? load_offset(c, &k, value) : load_group(c, &k, value);
 }
 
+struct load_walk {
+    struct group_coord *c;
+    uint32_t p;
+    int64_t offset; /* of the record that failed */
+};
+
+static int load_walk_record(void *ctx, int64_t offset, struct slice key, struct slice value)
+{
+    struct load_walk *w = ctx;
+    /* Every record of the topic has a key; Kafka's loader refuses one without. */
+    int rc = key.ptr == NULL ? ERR_CORRUPT : group_coord_load_record(w->c, w->p, key, value);
+    /* A record type or version this broker does not know is skipped, as Kafka's coordinator
+     * skips unknown record types (KIP-915); anything else leaves the state incomplete. */
+    if (rc < 0 && rc != ERR_UNSUPPORTED) {
+        w->offset = offset;
+        return rc;
+    }
+    return 0;
+}
+
+int group_coord_load_batches(struct group_coord *c, uint32_t p, const uint8_t *bytes, size_t len,
+                             int64_t first_offset, int64_t *bad_offset)
+{
+    ASSERT(p < c->cfg.partition_count);
+    ASSERT(c->partition_state[p] == PART_LOADING);
+    struct load_walk w = {.c = c, .p = p, .offset = -1};
+    int64_t expected = first_offset;
+    size_t pos = 0;
+    while (pos < len) {
+        struct batch_header h;
+        int rc = batch_parse(bytes + pos, len - pos, &h);
+        if (rc == 0 && h.base_offset < expected)
+            rc = ERR_CORRUPT; /* offsets go back: not the log's batches */
+        if (rc == 0)
+            rc = grec_batch_walk(bytes + pos, batch_total_bytes(&h), load_walk_record, &w);
+        if (rc < 0) {
+            /* The log returns whole batches, so even a cut one is corrupt here. */
+            *bad_offset = w.offset >= 0 ? w.offset : expected;
+            return rc == ERR_INCOMPLETE ? ERR_CORRUPT : rc;
+        }
+        expected = batch_last_offset(&h) + 1;
+        pos += batch_total_bytes(&h);
+    }
+    return 0;
+}
+
+void group_coord_load_failed(struct group_coord *c, uint32_t p)
+{
+    ASSERT(p < c->cfg.partition_count);
+    ASSERT(c->partition_state[p] == PART_LOADING);
+    /* What was loaded is a prefix of the log at best: drop it rather than ever serve it. No
+     * request is parked on a loading partition and no append is in flight for it. */
+    for (size_t i = 0; i < c->group_count;) {
+        if (c->groups[i]->partition == p)
+            group_destroy(c, c->groups[i]);
+        else
+            i++;
+    }
+    c->partition_state[p] = PART_FAILED;
+}
+
 void group_coord_load_done(struct group_coord *c, uint32_t p, int64_t now_ms)
 {
     ASSERT(p < c->cfg.partition_count);
@@ -1112,7 +1201,7 @@ void group_coord_load_done(struct group_coord *c, uint32_t p, int64_t now_ms)
         if (g->partition != p)
             continue;
         for (size_t k = 0; k < g->member_count; k++)
-            g->members[k]->session_deadline_ms = now_ms + g->members[k]->session_timeout_ms;
+            session_start(c, g->members[k], now_ms);
         if (g->state == GROUP_EMPTY && g->state_ms < 0)
             g->state_ms = now_ms;
     }
@@ -1175,7 +1264,7 @@ static void add_member_and_join(struct group_coord *c, struct group *g, struct g
     struct group_member *m = xcalloc(1, sizeof(*m));
     m->member_id = id;
     m->instance_id = gb_dup(req->instance_id);
-    member_update(m, req, now_ms);
+    member_update(c, m, req, now_ms);
     if (g->member_count == 0)
         gb_set(&g->protocol_type, req->protocol_type);
     g->members = xrealloc(g->members, (g->member_count + 1) * sizeof(*g->members));
@@ -1207,7 +1296,7 @@ static void replace_static(struct group_coord *c, struct group *g, struct group_
     m->member_id = new_member_id(c, req->instance_id);
     if (was_leader)
         gb_set(&g->leader_id, group_bytes_slice(m->member_id));
-    member_update(m, req, now_ms);
+    member_update(c, m, req, now_ms);
     if (g->state == GROUP_STABLE && same) {
         /* KIP-345: the same subscription gets its assignment back without a rebalance; a
          * returning leader is told to skip the assignment (JoinGroup v9). */
@@ -1237,7 +1326,7 @@ static void join_known(struct group_coord *c, struct group *g, const struct grou
         return;
     }
     bool same = member_protocols_match(m, req);
-    member_update(m, req, now_ms);
+    member_update(c, m, req, now_ms);
     switch (g->state) {
     case GROUP_PREPARING_REBALANCE:
         park_join(c, m, token);
@@ -1268,7 +1357,7 @@ void group_join(struct group_coord *c, const struct group_join_req *req, void *t
                 int64_t now_ms)
 {
     ASSERT(token != NULL);
-    fx_gc(c);
+    group_coord_tick(c, now_ms); /* what is due by now happens first */
     int16_t err = group_coord_check(c, req->group_id);
     if (err == GROUP_ERR_NONE)
         err = check_join(c, req);
@@ -1323,6 +1412,7 @@ void group_join(struct group_coord *c, const struct group_join_req *req, void *t
         g->pending = xrealloc(g->pending, (g->pending_count + 1) * sizeof(*g->pending));
         g->pending[g->pending_count++] = (struct group_pending){
             .member_id = id, .deadline_ms = now_ms + req->session_timeout_ms};
+        deadline_note(c, now_ms + req->session_timeout_ms);
         fx_join_error(c, token, GROUP_ERR_MEMBER_ID_REQUIRED, group_bytes_slice(id));
         return;
     }
@@ -1396,7 +1486,7 @@ void group_sync(struct group_coord *c, const struct group_sync_req *req, void *t
                 int64_t now_ms)
 {
     ASSERT(token != NULL);
-    fx_gc(c);
+    group_coord_tick(c, now_ms); /* what is due by now happens first */
     int16_t err = group_coord_check(c, req->group_id);
     struct group *g = err == GROUP_ERR_NONE ? group_get(c, req->group_id) : NULL;
     struct group_member *m = NULL;
@@ -1413,7 +1503,7 @@ void group_sync(struct group_coord *c, const struct group_sync_req *req, void *t
         fx_sync_error(c, token, err);
         return;
     }
-    m->session_deadline_ms = now_ms + m->session_timeout_ms;
+    session_start(c, m, now_ms);
     switch (g->state) {
     case GROUP_PREPARING_REBALANCE:
         fx_sync_error(c, token, GROUP_ERR_REBALANCE_IN_PROGRESS);
@@ -1436,7 +1526,7 @@ void group_sync(struct group_coord *c, const struct group_sync_req *req, void *t
 int16_t group_heartbeat(struct group_coord *c, struct slice group_id, struct slice member_id,
                         struct slice instance_id, int32_t generation, int64_t now_ms)
 {
-    fx_gc(c);
+    group_coord_tick(c, now_ms); /* what is due by now happens first */
     int16_t err = group_coord_check(c, group_id);
     if (err != GROUP_ERR_NONE)
         return err;
@@ -1447,7 +1537,7 @@ int16_t group_heartbeat(struct group_coord *c, struct slice group_id, struct sli
         return err;
     if (generation != g->generation)
         return GROUP_ERR_ILLEGAL_GENERATION;
-    m->session_deadline_ms = now_ms + m->session_timeout_ms;
+    session_start(c, m, now_ms);
     return g->state == GROUP_PREPARING_REBALANCE ? GROUP_ERR_REBALANCE_IN_PROGRESS : GROUP_ERR_NONE;
 }
 
@@ -1478,7 +1568,7 @@ int16_t group_leave(struct group_coord *c, struct slice group_id,
                     const struct group_leave_member *members, size_t count, int16_t *errors,
                     int64_t now_ms)
 {
-    fx_gc(c);
+    group_coord_tick(c, now_ms); /* what is due by now happens first */
     int16_t err = group_coord_check(c, group_id);
     if (err != GROUP_ERR_NONE)
         return err;
@@ -1579,17 +1669,52 @@ static bool tick_group(struct group_coord *c, struct group *g, int64_t now_ms, b
     return c->group_count == before;
 }
 
+/* The earliest deadline tick_group() acts on in g's current state, or INT64_MAX. Parked
+ * members and an assignment being stored wait for an answer, not for the clock. */
+static int64_t group_next_deadline(const struct group *g)
+{
+    int64_t next = INT64_MAX;
+    for (size_t i = 0; i < g->pending_count; i++)
+        next = MIN(next, g->pending[i].deadline_ms);
+    for (size_t i = 0; i < g->member_count; i++) {
+        const struct group_member *m = g->members[i];
+        if (m->join_token == NULL && m->sync_token == NULL)
+            next = MIN(next, m->session_deadline_ms);
+    }
+    if (g->state == GROUP_PREPARING_REBALANCE)
+        next = MIN(next, g->initial_active ? g->initial_deadline_ms : g->rebalance_deadline_ms);
+    if (g->state == GROUP_COMPLETING_REBALANCE && g->sync_append_id == 0)
+        next = MIN(next, g->sync_deadline_ms);
+    return next;
+}
+
 void group_coord_tick(struct group_coord *c, int64_t now_ms)
 {
     fx_gc(c);
+    if (now_ms < c->next_deadline_ms)
+        return;
     bool retention = now_ms >= c->next_retention_ms;
     if (retention)
         c->next_retention_ms = now_ms + c->cfg.retention_check_ms;
+    /* Recomputed exactly from what every group has due after its tick; what ticking a group
+     * noted meanwhile concerns that group alone and may be stale (a rebalance it started and
+     * completed at once). Groups of partitions not ready are skipped: load_done notes them. */
+    int64_t next = c->next_retention_ms;
     for (size_t i = 0; i < c->group_count;) {
         struct group *g = c->groups[i];
-        if (!part_ready(c, g->partition) || tick_group(c, g, now_ms, retention))
+        if (!part_ready(c, g->partition)) {
             i++;
+        } else if (tick_group(c, g, now_ms, retention)) {
+            next = MIN(next, group_next_deadline(g));
+            i++;
+        }
     }
+    c->next_deadline_ms = next;
+}
+
+int64_t group_coord_next_deadline_ms(const struct group_coord *c)
+{
+    return c->next_deadline_ms;
 }
 
 /* ---- append completion ------------------------------------------------------------------- */
@@ -1610,7 +1735,7 @@ static void sync_stored(struct group_coord *c, struct group *g, int err, int64_t
             fx_sync_ok(c, g, m, m->sync_token);
             m->sync_token = NULL;
         }
-        m->session_deadline_ms = now_ms + m->session_timeout_ms;
+        session_start(c, m, now_ms);
     }
 }
 
@@ -1664,7 +1789,7 @@ static int16_t check_commit(struct group_coord *c, const struct group_commit_req
             return err;
         if (req->generation != g->generation)
             return GROUP_ERR_ILLEGAL_GENERATION;
-        m->session_deadline_ms = now_ms + m->session_timeout_ms;
+        session_start(c, m, now_ms);
     } else {
         return GROUP_ERR_UNKNOWN_MEMBER_ID;
     }
@@ -1677,7 +1802,7 @@ int16_t group_offset_commit(struct group_coord *c, const struct group_commit_req
                             const struct group_commit_part *parts, size_t count, int16_t *errors,
                             void *token, bool *appended, int64_t now_ms)
 {
-    fx_gc(c);
+    group_coord_tick(c, now_ms); /* what is due by now happens first */
     *appended = false;
     struct group *g = NULL;
     int16_t err = check_commit(c, req, &g, now_ms);
@@ -1775,9 +1900,9 @@ static bool subscribed(const struct group *g, struct slice topic)
 
 int16_t group_offset_delete(struct group_coord *c, struct slice group_id,
                             const struct slice *topics, const int32_t *partitions, size_t count,
-                            int16_t *errors, void *token, bool *appended)
+                            int16_t *errors, void *token, bool *appended, int64_t now_ms)
 {
-    fx_gc(c);
+    group_coord_tick(c, now_ms); /* what is due by now happens first */
     *appended = false;
     int16_t err = group_coord_check(c, group_id);
     struct group *g = err == GROUP_ERR_NONE ? group_get(c, group_id) : NULL;
@@ -1807,9 +1932,10 @@ int16_t group_offset_delete(struct group_coord *c, struct slice group_id,
     return GROUP_ERR_NONE;
 }
 
-int16_t group_delete(struct group_coord *c, struct slice group_id, void *token, bool *appended)
+int16_t group_delete(struct group_coord *c, struct slice group_id, void *token, bool *appended,
+                     int64_t now_ms)
 {
-    fx_gc(c);
+    group_coord_tick(c, now_ms); /* what is due by now happens first */
     *appended = false;
     int16_t err = group_coord_check(c, group_id);
     struct group *g = err == GROUP_ERR_NONE ? group_get(c, group_id) : NULL;

@@ -6,10 +6,14 @@
  * their committed offsets, and the appends that make them durable. A group lives in partition
  * group_partition_of(id) of __consumer_offsets; the coordinator answers for a group only while
  * that partition is marked owned and loaded (NOT_COORDINATOR and COORDINATOR_LOAD_IN_PROGRESS
- * otherwise), so it moves with the partition's leadership.
+ * otherwise, UNKNOWN_SERVER_ERROR once its load failed), so it moves with the partition's
+ * leadership.
  *
- * Pure: no sockets, files, clocks or threads. Time comes in as now_ms on every call and through
- * group_coord_tick(), which the host calls every GROUP_TICK_MS or so. Results that cannot be
+ * Pure: no sockets, files, clocks or threads. Time comes in as now_ms on every call that changes
+ * state, and through group_coord_tick(), which the host calls at group_coord_next_deadline_ms()
+ * and before it reads the views for a request. Whatever is due at now_ms (a session ending, a
+ * rebalance timing out) happens before a call at now_ms acts, so no request at or after a
+ * deadline sees the state from before it. Results that cannot be
  * given at once come out as effects the host drains with group_coord_poll() after every call:
  * answer a JoinGroup or SyncGroup (identified by the token the host passed in), or append
  * records to a partition of __consumer_offsets. The host appends through the partition's
@@ -36,6 +40,7 @@
 
 /* The Kafka error codes the coordinator answers with (their protocol values). */
 enum group_error {
+    GROUP_ERR_UNKNOWN_SERVER_ERROR = -1,
     GROUP_ERR_NONE = 0,
     GROUP_ERR_OFFSET_METADATA_TOO_LARGE = 12,
     GROUP_ERR_LOAD_IN_PROGRESS = 14,
@@ -219,6 +224,7 @@ struct group_coord {
     struct group_append *appends; /* appends not yet done, oldest first */
     uint64_t next_append_id;
     int64_t next_retention_ms;
+    int64_t next_deadline_ms; /* no deadline falls before it (tick has nothing to do) */
 };
 
 /* ---- life cycle and partitions ----------------------------------------------------------- */
@@ -233,20 +239,36 @@ int group_coord_poll(struct group_coord *c, struct group_fx *out);
 /* Starts coordinating partition p: it answers LOAD_IN_PROGRESS until group_coord_load_done. */
 void group_coord_load_begin(struct group_coord *c, uint32_t p);
 /* Applies one record of partition p read during its load (value.ptr NULL: a tombstone). A
- * record that does not decode is skipped and reported with ERR_CORRUPT or ERR_UNSUPPORTED. */
+ * record that does not decode is not applied and reported with ERR_CORRUPT or ERR_UNSUPPORTED
+ * (a record type or version this coordinator does not know). */
 int group_coord_load_record(struct group_coord *c, uint32_t p, struct slice key,
                             struct slice value);
+/* Applies the whole batches of partition p the log returned from first_offset on, len bytes.
+ * Every batch must parse (header, CRC, records) and follow the one before; records of unknown
+ * types are skipped. Returns 0, or ERR_CORRUPT (a bad batch or record), ERR_UNSUPPORTED (a
+ * compressed batch) or ERR_TOO_LARGE (over GROUP_GROUPS_MAX) with *bad_offset at the batch or
+ * record that failed: the partition's state is then incomplete, for group_coord_load_failed. */
+int group_coord_load_batches(struct group_coord *c, uint32_t p, const uint8_t *bytes, size_t len,
+                             int64_t first_offset, int64_t *bad_offset);
 void group_coord_load_done(struct group_coord *c, uint32_t p, int64_t now_ms);
+/* Partition p cannot be loaded whole: what was loaded is dropped, and its groups answer
+ * UNKNOWN_SERVER_ERROR (never a partial state) until it is unloaded and loaded again. */
+void group_coord_load_failed(struct group_coord *c, uint32_t p);
 /* Stops coordinating partition p: its groups are dropped, their parked requests answered with
  * NOT_COORDINATOR. */
 void group_coord_unload(struct group_coord *c, uint32_t p);
 
 /* NONE when the coordinator answers for the group now, else NOT_COORDINATOR,
- * LOAD_IN_PROGRESS or INVALID_GROUP_ID (an empty id). */
+ * LOAD_IN_PROGRESS, UNKNOWN_SERVER_ERROR (its partition failed to load) or INVALID_GROUP_ID
+ * (an empty id). */
 int16_t group_coord_check(const struct group_coord *c, struct slice group_id);
 
-/* Expires sessions, pending members, rebalance and sync deadlines, and offsets. */
+/* Expires sessions, pending members, rebalance and sync deadlines, and offsets, as due at
+ * now_ms; returns at once when nothing is due. */
 void group_coord_tick(struct group_coord *c, int64_t now_ms);
+/* No deadline falls before this time, so group_coord_tick() has nothing to do until then: the
+ * host arms its timer for it, and every deadline happens on time. */
+int64_t group_coord_next_deadline_ms(const struct group_coord *c);
 
 /* An append from a GROUP_FX_APPEND is committed (err 0) or failed (err < 0). */
 void group_coord_append_done(struct group_coord *c, uint64_t append_id, int err, int64_t now_ms);
@@ -338,10 +360,11 @@ int16_t group_offset_get(const struct group_coord *c, struct slice group_id, str
  * rules as group_offset_commit. */
 int16_t group_offset_delete(struct group_coord *c, struct slice group_id,
                             const struct slice *topics, const int32_t *partitions, size_t count,
-                            int16_t *errors, void *token, bool *appended);
+                            int16_t *errors, void *token, bool *appended, int64_t now_ms);
 
 /* Deletes an empty group with its offsets (DeleteGroups). Same answer rules. */
-int16_t group_delete(struct group_coord *c, struct slice group_id, void *token, bool *appended);
+int16_t group_delete(struct group_coord *c, struct slice group_id, void *token, bool *appended,
+                     int64_t now_ms);
 
 /* ---- views ------------------------------------------------------------------------------- */
 
@@ -351,8 +374,10 @@ const struct group *group_coord_find(const struct group_coord *c, struct slice g
  * ready. */
 size_t group_coord_group_count(const struct group_coord *c);
 const struct group *group_coord_group_at(const struct group_coord *c, size_t i);
-/* Whether a partition is being loaded (ListGroups answers LOAD_IN_PROGRESS meanwhile). */
-bool group_coord_any_loading(const struct group_coord *c);
+/* What ListGroups answers for the whole coordinator: LOAD_IN_PROGRESS while a partition is
+ * loading, UNKNOWN_SERVER_ERROR if one failed to load (a list without it would be partial), else
+ * NONE. */
+int16_t group_coord_list_error(const struct group_coord *c);
 /* The metadata a member offered for the group's protocol (empty when none). */
 struct slice group_member_metadata(const struct group *g, const struct group_member *m);
 

@@ -1,7 +1,8 @@
 /*
  * Writes the seed corpus for fuzz_request: for every API and request version, a few encoded
- * random requests, plus every golden request frame, each as api key, version (int16 BE) and
- * body. Usage: proto_corpus_gen DIR [SEED]. Files are named by content so reruns are stable.
+ * random requests, plus every golden request frame and the client frames with bytes after their
+ * body (TRAILING_DIR), each as api key, version (int16 BE) and body. Usage: proto_corpus_gen DIR
+ * [SEED]. Files are named by content so reruns are stable.
  */
 #include "../unit/proto/golden.h"
 #include "../unit/proto/proto_fill.h"
@@ -96,6 +97,63 @@ static int write_golden(const char *dir)
     return 0;
 }
 
+/* The largest frame file read; the captures are a few dozen bytes. */
+#define TRAILING_FILE_BYTES_MAX 4096u
+
+/* Reads a whole binary file into a new buffer the caller frees. */
+static int read_binary(const char *path, uint8_t **out, size_t *len_out)
+{
+    FILE *f = fopen(path, "rb");
+    if (f == NULL)
+        return -errno;
+    uint8_t *bytes = malloc(TRAILING_FILE_BYTES_MAX + 1);
+    size_t len = bytes != NULL ? fread(bytes, 1, TRAILING_FILE_BYTES_MAX + 1, f) : 0;
+    int err = bytes == NULL                   ? -ENOMEM
+              : ferror(f)                     ? -EIO
+              : len > TRAILING_FILE_BYTES_MAX ? ERR_TOO_LARGE
+                                              : 0;
+    fclose(f);
+    if (err != 0) {
+        free(bytes);
+        return err;
+    }
+    *out = bytes;
+    *len_out = len;
+    return 0;
+}
+
+/* librdkafka's requests with bytes after the body (issue 8 item 11), their header cut off. */
+static int write_trailing(const char *dir)
+{
+    static const char *const files[] = {"list_groups_v4.bin", "offset_fetch_v7.bin"};
+    struct arena a;
+    arena_init(&a, ARENA_BLOCK_BYTES_DEFAULT, PROTO_REQUEST_ARENA_MAX);
+    int err = 0;
+    for (size_t i = 0; i < sizeof(files) / sizeof(files[0]) && err == 0; i++) {
+        char path[4096];
+        snprintf(path, sizeof(path), "%s/librdkafka/%s", TRAILING_DIR, files[i]);
+        uint8_t *bytes;
+        size_t len;
+        err = read_binary(path, &bytes, &len);
+        if (err != 0)
+            break;
+        err = len < 4 ? ERR_CORRUPT : 0;
+        int16_t key = err == 0 ? (int16_t)be16_load(bytes) : 0;
+        int16_t version = err == 0 ? (int16_t)be16_load(bytes + 2) : 0;
+        int hv = err == 0 ? proto_request_header_version(key, version) : ERR_CORRUPT;
+        struct reader r;
+        rd_init(&r, bytes, len);
+        struct kafka_request_header h;
+        arena_reset(&a);
+        err = hv < 0 ? hv : kafka_request_header_decode(&a, &r, (int16_t)hv, &h);
+        if (err == 0)
+            err = write_entry(dir, key, version, r.pos, rd_left(&r));
+        free(bytes);
+    }
+    arena_deinit(&a);
+    return err;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2 || argc > 3) {
@@ -110,6 +168,8 @@ int main(int argc, char **argv)
     int err = write_random(argv[1], seed);
     if (err == 0)
         err = write_golden(argv[1]);
+    if (err == 0)
+        err = write_trailing(argv[1]);
     if (err != 0) {
         fprintf(stderr, "proto_corpus_gen: %s\n", err_str(err));
         return 1;

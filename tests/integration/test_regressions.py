@@ -15,9 +15,10 @@ import time
 
 import confluent_kafka as ck
 import lz4.frame
+import pytest
 from confluent_kafka.admin import AdminClient, ConfigResource, NewPartitions, NewTopic
 
-from conftest import CHRONIK_BIN, free_ports
+from conftest import CHRONIK_BIN, REPO_DIR, free_ports
 import helpers
 import kafka_schema_wire
 from kafka_wire import (API_FETCH, batch_of, exchange, fetch_v4, fetch_v4_batches, frame, header,
@@ -25,11 +26,17 @@ from kafka_wire import (API_FETCH, batch_of, exchange, fetch_v4, fetch_v4_batche
                         produce_v3_answer, receive, record_batch, records_section, send, string)
 from test_confluent_kafka import produce as ck_produce, read as ck_read
 from test_kafka_python import read as kp_read
+import rdkafka_admin
 
 TIMEOUT_S = 30
 MIB = 1024 * 1024
 KAFKA_UNKNOWN_SERVER_ERROR = -1
 PARKED_FETCHES = 24
+# Requests librdkafka 2.0.2 sends with bytes after their body (tests/unit/proto).
+TRAILING_DIR = os.path.join(REPO_DIR, "tests", "golden", "trailing", "librdkafka")
+# The LD_PRELOAD shim that fails one pread (tests/integration/pread_fault.c; ctest sets it).
+PREAD_FAULT_LIB = os.environ.get("PREAD_FAULT_LIB", os.path.join(
+    REPO_DIR, "build", "release", "tests", "integration", "libpread_fault.so"))
 
 
 def serves(broker):
@@ -707,3 +714,187 @@ def test_0053_recompressed_batch_over_max_message_bytes(broker, topic):
     small = batch_of(gzip.compress(records_section([b"\x00" * 2000])), 1, CODEC_GZIP)
     assert raw_produce(broker, topic, small) == (0, 0)
     assert stored_codecs(broker, topic) == [CODEC_NONE]
+
+
+def _trailing_frame(name):
+    with open(os.path.join(TRAILING_DIR, name), "rb") as f:
+        return f.read()
+
+
+def _committed_group(broker, topic, partitions=1):
+    """A topic and a group with offset 7 committed for its partition 0 by a real consumer."""
+    a = AdminClient({"bootstrap.servers": broker.bootstrap})
+    a.create_topics([NewTopic(topic, partitions, 1)])[topic].result(timeout=TIMEOUT_S)
+    group = "g-" + topic
+    c = ck.Consumer({"bootstrap.servers": broker.bootstrap, "group.id": group})
+    try:
+        c.commit(offsets=[ck.TopicPartition(topic, 0, 7)], asynchronous=False)
+    finally:
+        c.close()
+    return group
+
+
+def test_0040_librdkafka_list_consumer_groups(broker, topic):
+    # Bug 40 (issue 8 item 11): librdkafka 2.0.2 (Debian 12's) sends ListGroups v4 with its
+    # body's tag byte written twice. The broker closed the connection over the byte left after
+    # the body, where Kafka ignores it, so rd_kafka_ListConsumerGroups failed with
+    # _TRANSPORT for every application on that client.
+    group = _committed_group(broker, topic)
+    ids, errors = rdkafka_admin.list_consumer_groups(broker.bootstrap, TIMEOUT_S)
+    assert errors == []
+    assert group in ids
+    # The captured frame itself (tests/golden/trailing), whatever librdkafka is installed.
+    outcome, payload = exchange(broker.port, frame(_trailing_frame("list_groups_v4.bin")))
+    assert outcome == "response"
+    assert struct.unpack(">i", payload[:4])[0] == 3  # the frame's correlation id
+    serves(broker)
+
+
+def test_0041_librdkafka_list_consumer_group_offsets(broker, topic):
+    # Bug 41 (issue 8 item 11): librdkafka 2.0.2 asks for all of a group's offsets with an
+    # OffsetFetch v7 whose null topic array is followed by three bytes of a count placeholder;
+    # the broker closed the connection instead of answering as Kafka does, so
+    # rd_kafka_ListConsumerGroupOffsets failed with _TRANSPORT.
+    group = _committed_group(broker, topic)
+    err, offsets = rdkafka_admin.list_consumer_group_offsets(broker.bootstrap, group,
+                                                             timeout_s=TIMEOUT_S)
+    assert err == "NO_ERROR"
+    assert offsets == {(topic, 0): (7, "NO_ERROR")}
+    outcome, payload = exchange(broker.port, frame(_trailing_frame("offset_fetch_v7.bin")))
+    assert outcome == "response"
+    assert struct.unpack(">i", payload[:4])[0] == 4
+    serves(broker)
+
+
+def test_0042_commit_to_unknown_topic_fails(broker, topic):
+    # Bug 42 (issue 8 item 10): OffsetCommit for a topic that does not exist answered NONE and
+    # stored the offset; Kafka answers UNKNOWN_TOPIC_OR_PARTITION per partition and stores
+    # nothing (librdkafka test 0030 do_nonexist_commit).
+    group = "g-" + topic
+    c = ck.Consumer({"bootstrap.servers": broker.bootstrap, "group.id": group})
+    try:
+        with pytest.raises(ck.KafkaException) as e:
+            c.commit(offsets=[ck.TopicPartition(topic, 0, 5)], asynchronous=False)
+        assert e.value.args[0].code() == ck.KafkaError.UNKNOWN_TOPIC_OR_PART
+    finally:
+        c.close()
+    err, offsets = rdkafka_admin.list_consumer_group_offsets(broker.bootstrap, group,
+                                                             timeout_s=TIMEOUT_S)
+    assert (err, offsets) == ("NO_ERROR", {})
+
+
+def test_0043_alter_group_offsets_of_unknown_partitions_fails(broker, topic):
+    # Bug 43 (issue 8 item 10): AlterConsumerGroupOffsets (an OffsetCommit outside any
+    # generation) accepted a topic that does not exist and partitions beyond a topic's count;
+    # Kafka answers UNKNOWN_TOPIC_OR_PARTITION for each of those and commits the rest
+    # (librdkafka test 0081).
+    a = AdminClient({"bootstrap.servers": broker.bootstrap})
+    a.create_topics([NewTopic(topic, 2, 1)])[topic].result(timeout=TIMEOUT_S)
+    group = "g-" + topic
+    missing = topic + "-missing"
+    err, parts = rdkafka_admin.alter_consumer_group_offsets(
+        broker.bootstrap, group, [(topic, 1, 4), (topic, 2, 4), (missing, 0, 3)], TIMEOUT_S)
+    assert err == "NO_ERROR"
+    assert parts == {(topic, 1): (4, "NO_ERROR"), (topic, 2): (4, "UNKNOWN_TOPIC_OR_PART"),
+                     (missing, 0): (3, "UNKNOWN_TOPIC_OR_PART")}
+    err, offsets = rdkafka_admin.list_consumer_group_offsets(broker.bootstrap, group,
+                                                             timeout_s=TIMEOUT_S)
+    assert (err, offsets) == ("NO_ERROR", {(topic, 1): (4, "NO_ERROR")})
+
+
+def _offsets_partition(group, partitions=50):
+    """Kafka's __consumer_offsets partition of a group: abs(String.hashCode) mod partitions."""
+    h = 0
+    for ch in group.encode():
+        h = (h * 31 + ch) & 0xFFFFFFFF
+    return (h & 0x7FFFFFFF) % partitions
+
+
+def test_0044_corrupt_offsets_partition_is_not_served_partially(make_broker, topic):
+    # Bug 44 (issue 8 item 7): the group loader stopped at the first __consumer_offsets batch it
+    # could not parse and marked the partition loaded, so after a restart the group silently
+    # resumed from the offsets before that batch (here 7 instead of 9). Now the partition fails
+    # as a whole, visibly: one log line names it and the offset, its groups answer an error,
+    # and groups of other partitions are served.
+    broker = make_broker().start()
+    group = _committed_group(broker, topic)  # offset 7 for partition 0 of the topic
+    c = ck.Consumer({"bootstrap.servers": broker.bootstrap, "group.id": group})
+    c.commit(offsets=[ck.TopicPartition(topic, 0, 9)], asynchronous=False)
+    c.close()
+    other = "o-" + topic
+    while _offsets_partition(other) == _offsets_partition(group):
+        other += "x"
+    c = ck.Consumer({"bootstrap.servers": broker.bootstrap, "group.id": other})
+    c.commit(offsets=[ck.TopicPartition(topic, 0, 3)], asynchronous=False)
+    c.close()
+    broker.stop()
+    p = _offsets_partition(group)
+    seg = os.path.join(broker.data_dir, "__consumer_offsets-%d" % p, "%020d.log" % 0)
+    with open(seg, "r+b") as f:  # a flipped bit in the last record: its batch's CRC fails
+        f.seek(-2, os.SEEK_END)
+        b = f.read(1)
+        f.seek(-2, os.SEEK_END)
+        f.write(bytes([b[0] ^ 0x40]))
+    broker.start()
+
+    def committed(g):
+        c = ck.Consumer({"bootstrap.servers": broker.bootstrap, "group.id": g})
+        try:
+            return c.committed([ck.TopicPartition(topic, 0)], timeout=10)[0].offset
+        finally:
+            c.close()
+
+    assert committed(other) == 3
+    with pytest.raises(ck.KafkaException) as e:
+        committed(group)  # never 7, the offset before the corrupt batch, nor a reset
+    assert e.value.args[0].code() == ck.KafkaError.UNKNOWN, e.value
+    err = broker.stderr_text()
+    assert "__consumer_offsets-%d" % p in err and "offset 1" in err, err
+    serves(broker)
+
+
+def test_0045_read_error_while_loading_offsets_is_retried(make_broker, topic, tmp_path,
+                                                         monkeypatch):
+    # Bug 45 (issue 8 item 7): a read error while loading __consumer_offsets ended the load as
+    # if it had completed, and the group was served with no offsets at all (consumers reset).
+    # Now the partition keeps answering COORDINATOR_LOAD_IN_PROGRESS, the error is logged once
+    # with partition and offset, and the read is retried until the group is served whole.
+    # The read error is injected by tests/integration/pread_fault.c on the loader's read.
+    assert os.path.exists(PREAD_FAULT_LIB), PREAD_FAULT_LIB
+    broker = make_broker().start()
+    group = _committed_group(broker, topic)
+    c = ck.Consumer({"bootstrap.servers": broker.bootstrap, "group.id": group})
+    c.commit(offsets=[ck.TopicPartition(topic, 0, 9)], asynchronous=False)
+    c.close()
+    broker.stop()
+    p = _offsets_partition(group)
+    seg = os.path.join("__consumer_offsets-%d" % p, "%020d.log" % 0)
+    size = os.path.getsize(os.path.join(broker.data_dir, seg))
+
+    def committed():
+        c = ck.Consumer({"bootstrap.servers": broker.bootstrap, "group.id": group})
+        try:
+            return c.committed([ck.TopicPartition(topic, 0)], timeout=TIMEOUT_S)[0].offset
+        finally:
+            c.close()
+
+    # A first start counts the segment's reads: the loader's is the last of the whole file.
+    trace = str(tmp_path / "preads")
+    monkeypatch.setenv("LD_PRELOAD", PREAD_FAULT_LIB)
+    monkeypatch.setenv("PREAD_FAULT_PATH", seg)
+    monkeypatch.setenv("PREAD_FAULT_TRACE", trace)
+    broker.start()
+    assert committed() == 9
+    broker.stop()
+    with open(trace) as f:
+        reads = [tuple(int(x) for x in line.split()) for line in f]
+    loads = [n for n, count, offset in reads if count == size and offset == 0]
+    assert loads, reads
+    monkeypatch.delenv("PREAD_FAULT_TRACE")
+    monkeypatch.setenv("PREAD_FAULT_FAIL", str(loads[-1]))
+    broker.start()
+    assert committed() == 9  # not -1001 (no offset): the failed read was retried
+    err = broker.stderr_text()
+    line = "cannot load groups from __consumer_offsets-%d at offset 0: read failed" % p
+    assert err.count(line) == 1, err
+    serves(broker)

@@ -12,6 +12,7 @@
 #include "base/rand.h"
 #include "group/group.h"
 #include "group/records.h"
+#include "log/batch.h"
 
 #include <setjmp.h>
 #include <stdarg.h>
@@ -171,14 +172,22 @@ static void host_stop(void)
     H = NULL;
 }
 
+/* Moves the clock ms ahead as the broker's host does: the coordinator is ticked exactly at each
+ * deadline it names, never in between, so a deadline it did not name would be missed here. */
 static void advance(int64_t ms)
 {
     int64_t end = H->now_ms + ms;
-    while (H->now_ms < end) {
-        H->now_ms = H->now_ms + 100 < end ? H->now_ms + 100 : end;
+    for (;;) {
+        int64_t next = group_coord_next_deadline_ms(&H->c);
+        if (next > end)
+            break;
+        H->now_ms = next > H->now_ms ? next : H->now_ms;
         group_coord_tick(&H->c, H->now_ms);
         drain();
+        /* Whatever was due is done: the next deadline is in the future. */
+        assert_true(group_coord_next_deadline_ms(&H->c) > H->now_ms);
     }
+    H->now_ms = end;
 }
 
 /* A JoinGroup with the given protocols ("name=metadata" pairs, up to 4). */
@@ -446,6 +455,75 @@ static void test_session_timeout_removes_member(void **state)
     host_stop();
 }
 
+/*
+ * Issue 8 item 14: a session that ends at D is over for every request at D. The host used to
+ * tick the coordinator every 100 ms and the coordinator expired sessions only when ticked, so a
+ * request in the tick's shadow still found the member: librdkafka's test 0081 deleted a group
+ * exactly at its static member's session timeout and got NON_EMPTY_GROUP, and a heartbeat that
+ * late revived a member Kafka has already removed. Here the clock is off the tick's grid.
+ */
+static void test_request_at_session_deadline_sees_it_expired(void **state)
+{
+    (void)state;
+    host_start(1000);
+    H->now_ms += 37;
+    join(1, "g", "", "inst-a");
+    advance(1000); /* the initial delay ends: generation 1 */
+    char a[TEXT_MAX];
+    strcpy(a, H->answers[1].member_id);
+    const char *mids[1] = {a};
+    const char *as[1] = {"PA"};
+    sync_req(2, "g", a, "inst-a", 1, mids, as, 1);
+    assert_int_equal(find("g")->state, GROUP_STABLE);
+    int64_t deadline_ms = find("g")->members[0]->session_deadline_ms;
+    assert_int_equal(deadline_ms, H->now_ms + 10000);
+    H->now_ms = deadline_ms - 1;
+    assert_int_equal(heartbeat("g", a, 1), GROUP_ERR_NONE); /* alive 1 ms before: renewed */
+    deadline_ms = find("g")->members[0]->session_deadline_ms;
+    for (int i = 0; i < 99; i++) /* the old host's ticks, every 100 ms up to 1 ms short */
+        group_coord_tick(&H->c, H->now_ms += 100);
+    group_coord_tick(&H->c, H->now_ms += 99);
+    drain();
+    assert_int_equal(find("g")->member_count, 1);
+    H->now_ms = deadline_ms;
+    int16_t err =
+        group_heartbeat(&H->c, s("g"), s(a), s("inst-a"), 1, H->now_ms); /* at the deadline */
+    drain();
+    assert_int_equal(err, GROUP_ERR_UNKNOWN_MEMBER_ID);
+    assert_int_equal(find("g")->member_count, 0);
+    assert_int_equal(find("g")->state, GROUP_EMPTY);
+    host_stop();
+}
+
+/* Item 14 as 0081 saw it: DeleteGroups exactly at a static member's session timeout finds the
+ * group empty, and the deadline the host arms its timer for is that session's end. */
+static void test_delete_at_static_session_deadline(void **state)
+{
+    (void)state;
+    host_start(1000);
+    H->now_ms += 37;
+    join(1, "g", "", "inst-a");
+    advance(1000);
+    char a[TEXT_MAX];
+    strcpy(a, H->answers[1].member_id);
+    const char *mids[1] = {a};
+    const char *as[1] = {"PA"};
+    sync_req(2, "g", a, "inst-a", 1, mids, as, 1);
+    assert_int_equal(find("g")->state, GROUP_STABLE);
+    int64_t deadline_ms = find("g")->members[0]->session_deadline_ms;
+    assert_int_equal(group_coord_next_deadline_ms(&H->c), deadline_ms);
+    bool appended;
+    H->now_ms = deadline_ms - 1;
+    assert_int_equal(group_delete(&H->c, s("g"), tok(3), &appended, H->now_ms),
+                     GROUP_ERR_NON_EMPTY_GROUP);
+    H->now_ms = deadline_ms;
+    assert_int_equal(group_delete(&H->c, s("g"), tok(4), &appended, H->now_ms), GROUP_ERR_NONE);
+    assert_true(appended);
+    drain();
+    assert_null(find("g"));
+    host_stop();
+}
+
 static void test_rebalance_timeout_drops_silent_member(void **state)
 {
     (void)state;
@@ -676,8 +754,9 @@ static void test_delete_group_and_offsets(void **state)
     char ids[3][TEXT_MAX];
     form_group_of_three(ids);
     bool appended;
-    assert_int_equal(group_delete(&H->c, s("g"), tok(1), &appended), GROUP_ERR_NON_EMPTY_GROUP);
-    assert_int_equal(group_delete(&H->c, s("none"), tok(1), &appended),
+    assert_int_equal(group_delete(&H->c, s("g"), tok(1), &appended, H->now_ms),
+                     GROUP_ERR_NON_EMPTY_GROUP);
+    assert_int_equal(group_delete(&H->c, s("none"), tok(1), &appended, H->now_ms),
                      GROUP_ERR_GROUP_ID_NOT_FOUND);
     int16_t err;
     commit("e", "t", 0, 1, tok(2), &appended, &err);
@@ -686,20 +765,22 @@ static void test_delete_group_and_offsets(void **state)
     struct slice topics[2] = {s("t"), s("missing")};
     int32_t parts[2] = {0, 0};
     int16_t errs[2];
-    assert_int_equal(group_offset_delete(&H->c, s("e"), topics, parts, 2, errs, tok(4), &appended),
-                     GROUP_ERR_NONE);
+    assert_int_equal(
+        group_offset_delete(&H->c, s("e"), topics, parts, 2, errs, tok(4), &appended, H->now_ms),
+        GROUP_ERR_NONE);
     assert_true(appended);
     drain();
     assert_int_equal(fetch("e", "t", 0, false, &err), -1);
     assert_int_equal(fetch("e", "u", 0, false, &err), 2);
-    assert_int_equal(group_delete(&H->c, s("e"), tok(5), &appended), GROUP_ERR_NONE);
+    assert_int_equal(group_delete(&H->c, s("e"), tok(5), &appended, H->now_ms), GROUP_ERR_NONE);
     drain();
     assert_null(find("e"));
     /* A stable consumer group cannot lose offsets of a topic it subscribes to. The members'
      * metadata here is not a consumer subscription, so nothing is subscribed. */
     struct slice gt[1] = {s("t")};
-    assert_int_equal(group_offset_delete(&H->c, s("g"), gt, parts, 1, errs, tok(6), &appended),
-                     GROUP_ERR_NONE);
+    assert_int_equal(
+        group_offset_delete(&H->c, s("g"), gt, parts, 1, errs, tok(6), &appended, H->now_ms),
+        GROUP_ERR_NONE);
     assert_int_equal(errs[0], GROUP_ERR_NONE);
     host_stop();
 }
@@ -729,8 +810,9 @@ static void test_offset_delete_subscribed(void **state)
     int32_t parts[2] = {0, 0};
     int16_t errs[2];
     bool appended;
-    assert_int_equal(group_offset_delete(&H->c, s("g"), topics, parts, 2, errs, tok(2), &appended),
-                     GROUP_ERR_NONE);
+    assert_int_equal(
+        group_offset_delete(&H->c, s("g"), topics, parts, 2, errs, tok(2), &appended, H->now_ms),
+        GROUP_ERR_NONE);
     assert_int_equal(errs[0], GROUP_ERR_GROUP_SUBSCRIBED_TO_TOPIC);
     assert_int_equal(errs[1], GROUP_ERR_NONE);
     host_stop();
@@ -797,7 +879,7 @@ static void test_load_latest_wins(void **state)
     drain();
     commit("gone", "t", 0, 5, tok(3), &appended, errs);
     drain();
-    group_delete(&H->c, s("gone"), tok(4), &appended);
+    group_delete(&H->c, s("gone"), tok(4), &appended, H->now_ms);
     drain();
 
     struct group_coord fresh;
@@ -827,10 +909,152 @@ static void test_load_latest_wins(void **state)
     host_stop();
 }
 
-static void test_unowned_partition(void **state)
+/* The stored records of partition p as the log holds them: one batch per record, offsets 0.. */
+static size_t stored_batches(uint32_t p, struct buf *out, size_t *batch_ends, size_t ends_max)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < H->log_count; i++) {
+        const struct stored *st = &H->log[i];
+        if (st->partition != p)
+            continue;
+        struct batch_record rec = {.key = buf_slice(&st->key),
+                                   .value =
+                                       st->tombstone ? slice_make(NULL, 0) : buf_slice(&st->value),
+                                   .timestamp_ms = H->now_ms};
+        struct batch_build_opts opts = {.base_offset = (int64_t)n,
+                                        .producer_id = -1,
+                                        .producer_epoch = -1,
+                                        .base_sequence = -1};
+        assert_int_equal(batch_build(out, &opts, &rec, 1), 0);
+        assert_true(n < ends_max);
+        batch_ends[n++] = out->len;
+    }
+    return n;
+}
+
+/* A coordinator loading every partition, partition p from bytes; returns load_batches' answer. */
+static int load_fresh(struct group_coord *fresh, uint32_t p, const uint8_t *bytes, size_t len,
+                      int64_t *bad)
+{
+    struct group_config cfg;
+    group_config_default(&cfg);
+    cfg.partition_count = 4;
+    group_coord_init(fresh, &cfg);
+    for (uint32_t q = 0; q < 4; q++)
+        group_coord_load_begin(fresh, q);
+    *bad = -1;
+    int rc = group_coord_load_batches(fresh, p, bytes, len, 0, bad);
+    for (uint32_t q = 0; q < 4; q++) {
+        if (q == p && rc < 0)
+            group_coord_load_failed(fresh, q);
+        else
+            group_coord_load_done(fresh, q, H->now_ms);
+    }
+    return rc;
+}
+
+/*
+ * Issue 8 item 7: the broker's loader stopped at the first batch it could not parse and marked
+ * the partition loaded, so its groups came back with the offsets before that batch (or none) and
+ * consumers silently restarted from reset offsets. A partition whose stored batches do not all
+ * apply is now failed as a whole: its groups answer UNKNOWN_SERVER_ERROR and nothing of it is
+ * visible; the other partitions are served.
+ */
+static void test_load_never_serves_partial_state(void **state)
 {
     (void)state;
     host_start(0);
+    bool appended;
+    int16_t err;
+    commit("g", "t", 0, 5, tok(1), &appended, &err);
+    commit("g", "t", 1, 6, tok(2), &appended, &err);
+    commit("g", "t", 0, 7, tok(3), &appended, &err);
+    drain();
+    uint32_t p = group_partition_of(s("g"), 4);
+    const char *other = "h";
+    while (group_partition_of(s(other), 4) == p)
+        other = other[0] == 'h' ? "i" : "j";
+    struct buf log;
+    buf_init(&log);
+    size_t ends[8];
+    assert_int_equal(stored_batches(p, &log, ends, 8), 3);
+    struct group_coord fresh;
+    int64_t bad;
+    const struct group_offset *o;
+
+    /* Whole: every offset back. */
+    assert_int_equal(load_fresh(&fresh, p, log.data, log.len, &bad), 0);
+    assert_int_equal(group_offset_get(&fresh, s("g"), s("t"), 0, false, &o), GROUP_ERR_NONE);
+    assert_int_equal(o->offset, 7);
+    assert_int_equal(group_coord_list_error(&fresh), GROUP_ERR_NONE);
+    group_coord_deinit(&fresh);
+
+    /* A flipped byte in the last batch's record: its CRC fails at offset 2. */
+    log.data[log.len - 2] ^= 0x40;
+    assert_int_equal(load_fresh(&fresh, p, log.data, log.len, &bad), ERR_CORRUPT);
+    assert_int_equal(bad, 2);
+    assert_int_equal(group_coord_check(&fresh, s("g")), GROUP_ERR_UNKNOWN_SERVER_ERROR);
+    assert_null(group_coord_find(&fresh, s("g")));
+    assert_int_equal(group_offset_get(&fresh, s("g"), s("t"), 0, false, &o),
+                     GROUP_ERR_UNKNOWN_SERVER_ERROR);
+    assert_null(o); /* never the offset 5 of the batches before */
+    assert_int_equal(group_coord_list_error(&fresh), GROUP_ERR_UNKNOWN_SERVER_ERROR);
+    for (size_t i = 0; i < group_coord_group_count(&fresh); i++)
+        assert_null(group_coord_group_at(&fresh, i)); /* nothing of p is held */
+    /* The other partitions serve. */
+    assert_int_equal(group_coord_check(&fresh, s(other)), GROUP_ERR_NONE);
+    group_coord_deinit(&fresh);
+    log.data[log.len - 2] ^= 0x40;
+
+    /* A chunk cut inside its second batch: whole batches are expected, so it is corrupt. */
+    assert_int_equal(load_fresh(&fresh, p, log.data, ends[1] - 1, &bad), ERR_CORRUPT);
+    assert_int_equal(bad, 1);
+    group_coord_deinit(&fresh);
+
+    /* Offsets that go back (the first batch twice) are not the log's batches. */
+    struct buf twice;
+    buf_init(&twice);
+    buf_append(&twice, log.data, ends[0]);
+    buf_append(&twice, log.data, log.len);
+    assert_int_equal(load_fresh(&fresh, p, twice.data, twice.len, &bad), ERR_CORRUPT);
+    assert_int_equal(bad, 1);
+    group_coord_deinit(&fresh);
+    buf_deinit(&twice);
+
+    /* A record of a type this coordinator does not know (key version 99) is skipped, as Kafka
+     * skips unknown record types; a keyless record is corrupt. */
+    struct buf more;
+    buf_init(&more);
+    buf_append(&more, log.data, log.len);
+    static const uint8_t future_key[] = {0, 99, 0, 1, 'g'};
+    struct batch_record rec = {.key = slice_make(future_key, sizeof(future_key)),
+                               .value = s("v"),
+                               .timestamp_ms = H->now_ms};
+    struct batch_build_opts opts = {
+        .base_offset = 3, .producer_id = -1, .producer_epoch = -1, .base_sequence = -1};
+    assert_int_equal(batch_build(&more, &opts, &rec, 1), 0);
+    assert_int_equal(load_fresh(&fresh, p, more.data, more.len, &bad), 0);
+    assert_int_equal(group_offset_get(&fresh, s("g"), s("t"), 0, false, &o), GROUP_ERR_NONE);
+    assert_int_equal(o->offset, 7);
+    group_coord_deinit(&fresh);
+    rec.key = slice_make(NULL, 0);
+    opts.base_offset = 4;
+    assert_int_equal(batch_build(&more, &opts, &rec, 1), 0);
+    assert_int_equal(load_fresh(&fresh, p, more.data, more.len, &bad), ERR_CORRUPT);
+    assert_int_equal(bad, 4);
+    group_coord_deinit(&fresh);
+    buf_deinit(&more);
+
+    buf_deinit(&log);
+    host_stop();
+}
+
+static void test_unowned_partition(void **state)
+{
+    (void)state;
+    /* An initial delay, so that both joins make generation 1 (with none, the first join's
+     * generation is due at once and a second join at the same time starts another). */
+    host_start(100);
     uint32_t p = group_partition_of(s("g"), 4);
     join(1, "g", "", NULL);
     join(9, "g", "", NULL);
@@ -853,6 +1077,29 @@ static void test_unowned_partition(void **state)
 }
 
 /* ---- random walk ------------------------------------------------------------------------- */
+
+/* No deadline of g falls before the coordinator's next deadline, so a host that sleeps until
+ * then cannot miss one (the rules of group_coord_tick: parked members and an assignment being
+ * stored wait for an answer, not for the clock). */
+static void assert_deadlines_covered(const struct group *g)
+{
+    if (g == NULL)
+        return;
+    int64_t next = group_coord_next_deadline_ms(&H->c);
+    for (size_t i = 0; i < g->pending_count; i++)
+        assert_true(next <= g->pending[i].deadline_ms);
+    for (size_t i = 0; i < g->member_count; i++) {
+        const struct group_member *m = g->members[i];
+        if (m->join_token == NULL && m->sync_token == NULL)
+            assert_true(next <= m->session_deadline_ms);
+    }
+    if (g->state == GROUP_PREPARING_REBALANCE)
+        assert_true(next <=
+                    (g->initial_active ? g->initial_deadline_ms : g->rebalance_deadline_ms));
+    if (g->state == GROUP_COMPLETING_REBALANCE && g->sync_append_id == 0)
+        assert_true(next <= g->sync_deadline_ms);
+    assert_true(next <= H->c.next_retention_ms);
+}
 
 static void walk(uint64_t seed)
 {
@@ -913,7 +1160,10 @@ static void walk(uint64_t seed)
             advance((int64_t)rng_below(&r, 3000));
             break;
         }
-        /* Invariants: EMPTY exactly when there are no members; parked tokens match states. */
+        /* Invariants: EMPTY exactly when there are no members; parked tokens match states; the
+         * coordinator's next deadline covers every deadline. */
+        assert_deadlines_covered(find("rw"));
+        assert_deadlines_covered(find("rw-solo"));
         const struct group *g = find("rw");
         if (g != NULL) {
             assert_true((g->state == GROUP_EMPTY) == (g->member_count == 0));
@@ -961,6 +1211,8 @@ int main(void)
         cmocka_unit_test(test_protocol_selection),
         cmocka_unit_test(test_protocol_tie_and_bad_joins),
         cmocka_unit_test(test_session_timeout_removes_member),
+        cmocka_unit_test(test_request_at_session_deadline_sees_it_expired),
+        cmocka_unit_test(test_delete_at_static_session_deadline),
         cmocka_unit_test(test_rebalance_timeout_drops_silent_member),
         cmocka_unit_test(test_stale_generation_and_unknown_member),
         cmocka_unit_test(test_static_member_restart),
@@ -971,6 +1223,7 @@ int main(void)
         cmocka_unit_test(test_offset_delete_subscribed),
         cmocka_unit_test(test_retention_expires_offsets),
         cmocka_unit_test(test_load_latest_wins),
+        cmocka_unit_test(test_load_never_serves_partial_state),
         cmocka_unit_test(test_unowned_partition),
         cmocka_unit_test(test_random_walk),
     };
