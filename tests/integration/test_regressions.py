@@ -5,6 +5,7 @@ requests. Some bugs are memory errors that a release build may survive silently:
 certain against the ASan build (CHRONIK_BIN=build/asan/chronik), where the broker aborts.
 """
 
+import select
 import socket
 import subprocess
 import time
@@ -14,8 +15,8 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from conftest import CHRONIK_BIN, free_ports
 import helpers
-from kafka_wire import (exchange, fetch_v4, list_offsets_v1, list_offsets_v1_answer, produce_v3,
-                        receive, record_batch, send)
+from kafka_wire import (API_API_VERSIONS, exchange, fetch_v4, frame, header, list_offsets_v1,
+                        list_offsets_v1_answer, produce_v3, receive, record_batch, send)
 
 TIMEOUT_S = 30
 
@@ -29,24 +30,64 @@ def serves(broker):
     assert md.brokers
 
 
+def broker_unread_bytes(broker_port, client_port):
+    """Bytes the broker has not read yet on its end of a loopback connection (the rx_queue of its
+    socket in /proc/net/tcp), or None when there is no such socket."""
+    with open("/proc/net/tcp") as f:
+        next(f)
+        for line in f:
+            fields = line.split()
+            local, remote, queues = fields[1], fields[2], fields[4]
+            if (int(local.split(":")[1], 16) == broker_port and
+                    int(remote.split(":")[1], 16) == client_port):
+                return int(queues.split(":")[1], 16)
+    return None
+
+
+def wait_parked(broker, socks):
+    """Returns once every request sent on socks is parked in the broker: the broker has read all
+    of it (its end of the connection holds no unread byte), then answered a later request on
+    another connection (the loop is single-threaded, so any immediate answer to the earlier
+    ones has been written by then), and still no answer has reached socks."""
+    deadline = time.monotonic() + TIMEOUT_S
+    for s in socks:
+        port = s.getsockname()[1]
+        while broker_unread_bytes(broker.port, port) != 0:
+            assert time.monotonic() < deadline, "the broker did not read the request"
+            time.sleep(0.005)  # polls the observed state
+    outcome, _ = exchange(broker.port, frame(header(API_API_VERSIONS, 0, 7)))
+    assert outcome == "response"
+    readable, _, _ = select.select(socks, [], [], 0)
+    assert not readable, "a fetch was answered at once instead of waiting for data"
+
+
 def test_0001_delete_topic_while_fetch_waits(broker, topic):
     # Bug 1: DeleteTopics freed a partition's replica while a long-polling Fetch still watched
     # it; when the fetch's wait timer fired, fetch_finish -> replica_watch_remove wrote into the
     # freed replica (heap-use-after-free under ASan, found by test_kcat's delete after reads).
     # Fixed in 62e3e33 (closing replicas answer their watchers); this test fails on 8d48c52.
+    # Issue 8 item 17: it used to sleep and assume the fetches were parked; it now observes it
+    # (wait_parked), and observes that their wait timers are past before checking the broker.
     a = AdminClient({"bootstrap.servers": broker.bootstrap})
-    a.create_topics([NewTopic(topic, 1, 1)])[topic].result(timeout=TIMEOUT_S)
+    barrier_topic = topic + "-barrier"
+    for t in (topic, barrier_topic):
+        a.create_topics([NewTopic(t, 1, 1)])[t].result(timeout=TIMEOUT_S)
     waiting = [send(broker.port, fetch_v4(i, topic, 0, 0, 1500)) for i in range(3)]
+    # Sent after them with the same wait on an empty partition: timers fire in deadline order,
+    # so once it is answered, the parked fetches' timers are due too.
+    barrier = None
     try:
-        time.sleep(0.2)  # the fetches are parked, waiting for data at offset 0
+        wait_parked(broker, waiting)
+        barrier = send(broker.port, fetch_v4(9, barrier_topic, 0, 0, 1500))
         a.delete_topics([topic], operation_timeout=TIMEOUT_S)[topic].result(timeout=TIMEOUT_S)
         for s in waiting:
             outcome, _ = receive(s)  # an answer (an error for the partition) or a close
             assert outcome in ("response", "closed")
+        outcome, _ = receive(barrier)
+        assert outcome == "response"
     finally:
-        for s in waiting:
+        for s in waiting + ([barrier] if barrier else []):
             s.close()
-    time.sleep(0.2)
     assert broker.alive(), "the broker died: %s" % broker.stderr_text()
     serves(broker)
 
