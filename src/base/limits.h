@@ -117,6 +117,9 @@
 #define BROKER_ADMIN_MESSAGE_BYTES_MAX   512u        /* one error message of an admin response */
 #define BROKER_ADMIN_QUOTE_BYTES_MAX     100u        /* a client's name or value quoted in one */
 #define BROKER_CONFIG_SYNONYMS_MAX       8u          /* synonyms DescribeConfigs lists per entry */
+/* Threads opening partition logs at start-up: opening is bound by fsync latency, which
+ * concurrent syncs share, not by CPU. */
+#define BROKER_OPEN_THREADS              8u
 
 /* ---- group (the group coordinator and __consumer_offsets) ------------------------------- */
 #define GROUP_OFFSETS_PARTITIONS_DEFAULT   50u      /* offsets.topic.num.partitions */

@@ -32,12 +32,16 @@ struct fetch;
 /* The internal topic of the group coordinator; clients may read it but never produce to it. */
 #define BROKER_OFFSETS_TOPIC "__consumer_offsets"
 
-/* The replicas of one topic, indexed by partition. */
+/* The replicas of one topic, indexed by partition. A NULL replica is still opening
+ * (open_errors[p] == 0) or failed to open (open_errors[p] < 0). */
 struct broker_topic {
     char *name;
     uint32_t partition_count;
     struct replica **replicas;
+    int *open_errors;
 };
+
+struct broker_opener;
 
 struct broker {
     const struct broker_config *cfg;
@@ -61,6 +65,7 @@ struct broker {
     struct broker_topic **topics;
     uint32_t topic_slots;
     uint32_t topic_count;
+    struct broker_opener *opener;  /* broker.c: start-up opening of partition logs, or NULL */
     struct groups *groups;         /* groups.c: the group coordinator's host, NULL until opened */
     struct fetch *fetches_waiting; /* fetch.c: long polls waiting for data */
 };
@@ -94,7 +99,13 @@ void breq_abort(struct breq *rq);
 /* ---- topics and replicas (broker.c) ------------------------------------------------------ */
 
 struct broker_topic *broker_topic_find(struct broker *b, const char *name, size_t len);
+/* The partition's replica, or NULL: no such partition, or one not open (see below). */
 struct replica *broker_replica(struct broker *b, const char *name, size_t len, int32_t partition);
+/* The Kafka error for a partition broker_replica() gave no replica for: UNKNOWN_TOPIC_OR_PARTITION
+ * when there is none, NOT_LEADER_OR_FOLLOWER while its log is still opening at start-up (a
+ * retriable error, Kafka's answer for a partition it is still loading), KAFKA_STORAGE_ERROR when
+ * its log failed to open. */
+int16_t broker_replica_error(struct broker *b, const char *name, size_t len, int32_t partition);
 /*
  * Creates a topic (metadata, then its partition logs) and persists the metadata. Returns 0 or
  * a Kafka error code (positive) with a message in *why (static storage) for the response.
