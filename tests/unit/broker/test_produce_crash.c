@@ -225,6 +225,8 @@ static void read_responses(struct world *w)
         on_response(w, w->in.data + off + 4, size);
         off += 4 + size;
     }
+    if (off == 0)
+        return;
     memmove(w->in.data, w->in.data + off, w->in.len - off);
     w->in.len -= off;
 }
