@@ -127,6 +127,8 @@ struct replica *broker_replica(struct broker *b, const char *name, size_t len, i
     return t->replicas[partition];
 }
 
+static void opener_want(struct broker *b, const struct broker_topic *t, uint32_t partition);
+
 int16_t broker_replica_error(struct broker *b, const char *name, size_t len, int32_t partition)
 {
     struct broker_topic *t = broker_topic_find(b, name, len);
@@ -134,8 +136,10 @@ int16_t broker_replica_error(struct broker *b, const char *name, size_t len, int
         return KAFKA_UNKNOWN_TOPIC_OR_PARTITION;
     if (t->replicas[partition] != NULL)
         return KAFKA_NONE;
-    return t->open_errors[partition] == 0 ? KAFKA_NOT_LEADER_OR_FOLLOWER
-                                          : KAFKA_KAFKA_STORAGE_ERROR;
+    if (t->open_errors[partition] != 0)
+        return KAFKA_KAFKA_STORAGE_ERROR;
+    opener_want(b, t, (uint32_t)partition);
+    return KAFKA_NOT_LEADER_OR_FOLLOWER;
 }
 
 /* ---- replicas ---------------------------------------------------------------------------- */
@@ -246,19 +250,40 @@ struct broker_opener {
     uint32_t thread_count;
     struct loop_event done_event;
     pthread_mutex_t mu;
-    uint32_t next;     /* under mu: the next job to take */
+    uint32_t next;    /* under mu: jobs below it are taken (in order) or were wanted */
+    bool *taken;      /* under mu */
+    uint32_t *wanted; /* under mu: jobs a client asked for, taken first (a stack) */
+    uint32_t wanted_len;
+    bool *wanted_once; /* under mu: a job goes on the wanted stack at most once */
     bool stop;         /* under mu: take no more jobs */
     uint32_t *done;    /* under mu: finished jobs the loop has not taken yet */
     uint32_t done_len; /* under mu */
     uint32_t *taking;  /* loop thread only: the jobs being installed */
 };
 
+/* The next job to run under mu, or UINT32_MAX when none is left. */
+static uint32_t take_job(struct broker_opener *o)
+{
+    uint32_t i = UINT32_MAX;
+    while (i == UINT32_MAX && o->wanted_len > 0) {
+        uint32_t w = o->wanted[--o->wanted_len];
+        if (!o->taken[w])
+            i = w;
+    }
+    for (; i == UINT32_MAX && o->next < o->job_count; o->next++)
+        if (!o->taken[o->next])
+            i = o->next;
+    if (i != UINT32_MAX)
+        o->taken[i] = true;
+    return i;
+}
+
 static void *opener_main(void *arg)
 {
     struct broker_opener *o = arg;
     pthread_mutex_lock(&o->mu);
-    while (!o->stop && o->next < o->job_count) {
-        uint32_t i = o->next++;
+    uint32_t i;
+    while (!o->stop && (i = take_job(o)) != UINT32_MAX) {
         struct open_job *j = &o->jobs[i];
         pthread_mutex_unlock(&o->mu);
         j->rc = replica_open(&o->env, j->dir, &j->cfg, j->leader_epoch, &j->replica);
@@ -301,6 +326,9 @@ static void opener_free(struct broker *b)
     free(o->jobs);
     free(o->done);
     free(o->taking);
+    free(o->taken);
+    free(o->wanted);
+    free(o->wanted_once);
     pthread_mutex_destroy(&o->mu);
     free(o);
     b->opener = NULL;
@@ -360,11 +388,15 @@ static int opener_start(struct broker *b)
     o->jobs = xcalloc(count, sizeof(*o->jobs));
     o->done = xcalloc(count, sizeof(*o->done));
     o->taking = xcalloc(count, sizeof(*o->taking));
+    o->taken = xcalloc(count, sizeof(*o->taken));
+    o->wanted = xcalloc(count, sizeof(*o->wanted));
+    o->wanted_once = xcalloc(count, sizeof(*o->wanted_once));
     pthread_mutex_init(&o->mu, NULL);
     for (uint32_t i = 0; i < b->meta.topic_count; i++) {
         const struct meta_topic *mt = b->meta.topics[i];
         if (strcmp(mt->name, BROKER_OFFSETS_TOPIC) == 0)
             continue;
+        broker_topic_find(b, mt->name, strlen(mt->name))->open_job_first = o->job_count;
         for (uint32_t p = 0; p < mt->partition_count; p++) {
             struct open_job *j = &o->jobs[o->job_count++];
             char dir[IO_PATH_BYTES_MAX];
@@ -394,6 +426,24 @@ static int opener_start(struct broker *b)
         opener_finish(b, false);
     }
     return 0;
+}
+
+/* A client asked for a partition still opening: its job runs next (loop thread). */
+static void opener_want(struct broker *b, const struct broker_topic *t, uint32_t partition)
+{
+    struct broker_opener *o = b->opener;
+    if (o == NULL)
+        return;
+    uint32_t i = t->open_job_first + partition;
+    if (i >= o->job_count || o->jobs[i].partition != partition ||
+        strcmp(o->jobs[i].topic, t->name) != 0)
+        return;
+    pthread_mutex_lock(&o->mu);
+    if (!o->taken[i] && !o->wanted_once[i]) {
+        o->wanted_once[i] = true;
+        o->wanted[o->wanted_len++] = i;
+    }
+    pthread_mutex_unlock(&o->mu);
 }
 
 bool broker_partitions_opened(const struct broker *b)

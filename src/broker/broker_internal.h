@@ -39,6 +39,7 @@ struct broker_topic {
     uint32_t partition_count;
     struct replica **replicas;
     int *open_errors;
+    uint32_t open_job_first; /* the start-up opener's job of partition 0 */
 };
 
 struct broker_opener;
@@ -103,8 +104,8 @@ struct broker_topic *broker_topic_find(struct broker *b, const char *name, size_
 struct replica *broker_replica(struct broker *b, const char *name, size_t len, int32_t partition);
 /* The Kafka error for a partition broker_replica() gave no replica for: UNKNOWN_TOPIC_OR_PARTITION
  * when there is none, NOT_LEADER_OR_FOLLOWER while its log is still opening at start-up (a
- * retriable error, Kafka's answer for a partition it is still loading), KAFKA_STORAGE_ERROR when
- * its log failed to open. */
+ * retriable error, Kafka's answer for a partition it is still loading; the opener then opens it
+ * next), KAFKA_STORAGE_ERROR when its log failed to open. */
 int16_t broker_replica_error(struct broker *b, const char *name, size_t len, int32_t partition);
 /*
  * Creates a topic (metadata, then its partition logs) and persists the metadata. Returns 0 or

@@ -26,7 +26,6 @@ static void fill_topic(struct breq *rq, struct kafka_metadata_response_metadata_
     out->partitions.count = t->partition_count;
     out->partitions.items =
         must(arena_calloc(&rq->arena, t->partition_count, sizeof(*out->partitions.items)));
-    struct broker_topic *bt = broker_topic_find(rq->b, t->name, strlen(t->name));
     for (uint32_t p = 0; p < t->partition_count; p++) {
         const struct meta_partition *mp = &t->partitions[p];
         struct kafka_metadata_response_metadata_response_partition *op = &out->partitions.items[p];
@@ -34,10 +33,10 @@ static void fill_topic(struct breq *rq, struct kafka_metadata_response_metadata_
         op->partition_index = (int32_t)p;
         op->leader_id = mp->leader;
         op->leader_epoch = mp->leader_epoch;
-        if (bt != NULL && p < bt->partition_count && bt->replicas[p] == NULL &&
-            bt->open_errors[p] == 0) {
-            /* Still opening at start-up: no leader yet, as Kafka shows a partition it is still
-             * loading, so clients wait and refresh instead of sending to it. */
+        if (broker_replica_error(rq->b, t->name, strlen(t->name), (int32_t)p) ==
+            KAFKA_NOT_LEADER_OR_FOLLOWER) {
+            /* Still opening at start-up (and now opened next): no leader yet, as Kafka shows a
+             * partition it is still loading, so clients wait and refresh instead of sending. */
             op->error_code = KAFKA_LEADER_NOT_AVAILABLE;
             op->leader_id = -1;
         }
