@@ -238,7 +238,7 @@ struct open_job {
     struct log_config cfg;
     int32_t leader_epoch;
     struct replica *replica; /* set by the opener thread that ran the job */
-    int rc;
+    int rc;                  /* its outcome; an error set beforehand skips the open */
 };
 
 struct broker_opener {
@@ -286,7 +286,8 @@ static void *opener_main(void *arg)
     while (!o->stop && (i = take_job(o)) != UINT32_MAX) {
         struct open_job *j = &o->jobs[i];
         pthread_mutex_unlock(&o->mu);
-        j->rc = replica_open(&o->env, j->dir, &j->cfg, j->leader_epoch, &j->replica);
+        if (j->rc == 0)
+            j->rc = replica_open(&o->env, j->dir, &j->cfg, j->leader_epoch, &j->replica);
         pthread_mutex_lock(&o->mu);
         o->done[o->done_len++] = i;
         loop_event_signal(&o->done_event);
@@ -400,10 +401,11 @@ static int opener_start(struct broker *b)
         for (uint32_t p = 0; p < mt->partition_count; p++) {
             struct open_job *j = &o->jobs[o->job_count++];
             char dir[IO_PATH_BYTES_MAX];
-            int rc = partition_dir(b, mt->name, p, dir, sizeof(dir));
+            /* A name too long for a path fails that partition alone, when it is installed. */
+            j->rc = partition_dir(b, mt->name, p, dir, sizeof(dir));
             j->topic = xstrdup(mt->name);
             j->partition = p;
-            j->dir = xstrdup(rc == 0 ? dir : "");
+            j->dir = xstrdup(j->rc == 0 ? dir : mt->name);
             broker_topic_log_config(b, mt, &j->cfg);
             j->leader_epoch = mt->partitions[p].leader_epoch;
         }
