@@ -9,8 +9,10 @@
  * It must never hold broker logic: everything it decides comes from src/broker.
  */
 #include "base/buf.h"
+#include "base/clock.h"
 #include "broker/broker.h"
 #include "broker/config.h"
+#include "io/io.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -58,14 +60,18 @@ static int print_config(const struct broker_config *config)
 static int run(const struct broker_config *config)
 {
     struct broker *b = NULL;
-    if (broker_open(config, &b) < 0)
+    const struct broker_env env = {.io = io_posix_create(), .clock = clock_real()};
+    if (broker_open(config, &env, &b) < 0) {
+        io_destroy(env.io);
         return EXIT_START_FAILED;
+    }
     static char line[BROKER_CONFIG_DESCRIBE_BYTES_MAX];
     broker_config_describe(config, line, sizeof(line));
     printf("%s\n", line);
     fflush(stdout);
     int rc = broker_run(b);
     broker_close(b);
+    io_destroy(env.io);
     return rc == 0 ? EXIT_SUCCESS : EXIT_START_FAILED;
 }
 

@@ -130,6 +130,11 @@
 #define BROKER_DIR_NAME_BYTES_MAX        255u        /* NAME_MAX: a marked partition directory */
 #define BROKER_AUTO_CREATE_PER_REQUEST_MAX 64u       /* topics one Metadata request may create */
 
+
+/* Threads opening partition logs at start-up: opening is bound by fsync latency, which
+ * concurrent syncs share, not by CPU. */
+#define BROKER_OPEN_THREADS              8u
+
 /* ---- group (the group coordinator and __consumer_offsets) ------------------------------- */
 #define GROUP_OFFSETS_PARTITIONS_DEFAULT   50u      /* offsets.topic.num.partitions */
 #define GROUP_OFFSETS_PARTITIONS_MAX       1000u

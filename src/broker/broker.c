@@ -2,9 +2,19 @@
  * The broker's wiring and its topic registry.
  *
  * Owns: the loop, the listener, the flusher and its eventfd watch, the stop signals, the
- * metadata image and its file, and one replica per partition (by topic name in an
- * open-addressing table). Start-up recovers everything before the listener opens, so a client
- * never sees a partition that is not ready.
+ * metadata image and its file, one replica per partition (by topic name in an open-addressing
+ * table) and the start-up opener. The io and the clock are the caller's.
+ *
+ * Start-up: the listener opens as soon as the metadata image is loaded and the group
+ * coordinator's partitions are open (the coordinator loads from them). Every other partition
+ * log is opened by BROKER_OPEN_THREADS opener threads: opening is a handful of fsyncs per
+ * partition, and after a crash a scan of the log's tail, so doing it all before listening made
+ * a restart with 10,000 partitions take seconds. A partition is served only once its log is
+ * open, recovered and handed to the loop; until then it answers NOT_LEADER_OR_FOLLOWER, and a
+ * partition whose log failed to open answers KAFKA_STORAGE_ERROR while the others serve.
+ * Invariant: an opener thread touches only its job (the log it opens, through the thread-safe
+ * io and file cache); the loop installs the result. Topic deletion and growth first wait for
+ * the opener, so no opener thread ever works in a directory the loop changes.
  *
  * Data directory: the metadata store (`metadata.image` and `metadata.journal`, see
  * cluster/metadata.h), one directory per partition, `<topic>-<partition>`, as Kafka names
@@ -25,6 +35,7 @@
 #include "net/loop_epoll.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -121,6 +132,21 @@ struct replica *broker_replica(struct broker *b, const char *name, size_t len, i
     return t->replicas[partition];
 }
 
+static void opener_want(struct broker *b, const struct broker_topic *t, uint32_t partition);
+
+int16_t broker_replica_error(struct broker *b, const char *name, size_t len, int32_t partition)
+{
+    struct broker_topic *t = broker_topic_find(b, name, len);
+    if (t == NULL || partition < 0 || (uint32_t)partition >= t->partition_count)
+        return KAFKA_UNKNOWN_TOPIC_OR_PARTITION;
+    if (t->replicas[partition] != NULL)
+        return KAFKA_NONE;
+    if (t->open_errors[partition] != 0)
+        return KAFKA_KAFKA_STORAGE_ERROR;
+    opener_want(b, t, (uint32_t)partition);
+    return KAFKA_NOT_LEADER_OR_FOLLOWER;
+}
+
 /* ---- replicas ---------------------------------------------------------------------------- */
 
 static int partition_dir(const struct broker *b, const char *topic, uint32_t partition, char *out,
@@ -130,12 +156,29 @@ static int partition_dir(const struct broker *b, const char *topic, uint32_t par
     return n < 0 || (size_t)n >= size ? -ENAMETOOLONG : 0;
 }
 
+static void log_env_of(const struct broker *b, struct log_env *env)
+{
+    *env =
+        (struct log_env){.io = b->io, .clock = b->clock, .files = b->files, .flusher = b->flusher};
+}
+
+/* Makes room for partitions [from, count): not open, no error. */
+static void topic_resize(struct broker_topic *t, uint32_t from, uint32_t count)
+{
+    t->replicas = xrealloc(t->replicas, count * sizeof(*t->replicas));
+    t->open_errors = xrealloc(t->open_errors, count * sizeof(*t->open_errors));
+    for (uint32_t p = from; p < count; p++) {
+        t->replicas[p] = NULL;
+        t->open_errors[p] = 0;
+    }
+}
+
 static int open_replicas(struct broker *b, const struct meta_topic *mt, struct broker_topic *t,
                          uint32_t from)
 {
-    const struct log_env env = {
-        .io = b->io, .clock = b->clock, .files = b->files, .flusher = b->flusher};
-    t->replicas = xrealloc(t->replicas, mt->partition_count * sizeof(*t->replicas));
+    struct log_env env;
+    log_env_of(b, &env);
+    topic_resize(t, from, mt->partition_count);
     for (uint32_t p = from; p < mt->partition_count; p++) {
         char dir[IO_PATH_BYTES_MAX];
         int rc = partition_dir(b, mt->name, p, dir, sizeof(dir));
@@ -155,12 +198,15 @@ static int open_replicas(struct broker *b, const struct meta_topic *mt, struct b
 static void topic_free(struct broker_topic *t, bool clean)
 {
     for (uint32_t p = 0; p < t->partition_count; p++) {
+        if (t->replicas[p] == NULL)
+            continue;
         if (clean)
             replica_close(t->replicas[p]);
         else
             replica_abandon(t->replicas[p]);
     }
     free(t->replicas);
+    free(t->open_errors);
     free(t->name);
     free(t);
 }
@@ -176,6 +222,240 @@ static struct broker_topic *topic_attach(struct broker *b, const struct meta_top
     }
     table_add(b, t);
     return t;
+}
+
+/* A topic whose partitions the opener opens: in the table, every replica still NULL. */
+static void topic_add_unopened(struct broker *b, const struct meta_topic *mt)
+{
+    struct broker_topic *t = xcalloc(1, sizeof(*t));
+    t->name = xstrdup(mt->name);
+    topic_resize(t, 0, mt->partition_count);
+    t->partition_count = mt->partition_count;
+    table_add(b, t);
+}
+
+/* ---- start-up opener --------------------------------------------------------------------- */
+
+struct open_job {
+    char *topic;
+    uint32_t partition;
+    char *dir;
+    struct log_config cfg;
+    int32_t leader_epoch;
+    struct replica *replica; /* set by the opener thread that ran the job */
+    int rc;                  /* its outcome; an error set beforehand skips the open */
+};
+
+struct broker_opener {
+    struct log_env env;
+    struct open_job *jobs;
+    uint32_t job_count;
+    uint32_t installed; /* loop thread only */
+    pthread_t threads[BROKER_OPEN_THREADS];
+    uint32_t thread_count;
+    struct loop_event done_event;
+    pthread_mutex_t mu;
+    uint32_t next;    /* under mu: jobs below it are taken (in order) or were wanted */
+    bool *taken;      /* under mu */
+    uint32_t *wanted; /* under mu: jobs a client asked for, taken first (a stack) */
+    uint32_t wanted_len;
+    bool *wanted_once; /* under mu: a job goes on the wanted stack at most once */
+    bool stop;         /* under mu: take no more jobs */
+    uint32_t *done;    /* under mu: finished jobs the loop has not taken yet */
+    uint32_t done_len; /* under mu */
+    uint32_t *taking;  /* loop thread only: the jobs being installed */
+};
+
+/* The next job to run under mu, or UINT32_MAX when none is left. */
+static uint32_t take_job(struct broker_opener *o)
+{
+    uint32_t i = UINT32_MAX;
+    while (i == UINT32_MAX && o->wanted_len > 0) {
+        uint32_t w = o->wanted[--o->wanted_len];
+        if (!o->taken[w])
+            i = w;
+    }
+    for (; i == UINT32_MAX && o->next < o->job_count; o->next++)
+        if (!o->taken[o->next])
+            i = o->next;
+    if (i != UINT32_MAX)
+        o->taken[i] = true;
+    return i;
+}
+
+static void *opener_main(void *arg)
+{
+    struct broker_opener *o = arg;
+    pthread_mutex_lock(&o->mu);
+    uint32_t i;
+    while (!o->stop && (i = take_job(o)) != UINT32_MAX) {
+        struct open_job *j = &o->jobs[i];
+        pthread_mutex_unlock(&o->mu);
+        if (j->rc == 0)
+            j->rc = replica_open(&o->env, j->dir, &j->cfg, j->leader_epoch, &j->replica);
+        pthread_mutex_lock(&o->mu);
+        o->done[o->done_len++] = i;
+        loop_event_signal(&o->done_event);
+    }
+    pthread_mutex_unlock(&o->mu);
+    return NULL;
+}
+
+/* Hands a finished job's replica to its partition (loop thread). Deletion and growth wait for
+ * the opener, so the topic and the partition are still there. */
+static void install(struct broker *b, struct open_job *j)
+{
+    struct broker_topic *t = broker_topic_find(b, j->topic, strlen(j->topic));
+    const struct meta_topic *mt = meta_topic_find(&b->meta, j->topic, strlen(j->topic));
+    ASSERT(t != NULL && mt != NULL && j->partition < t->partition_count);
+    ASSERT(t->replicas[j->partition] == NULL && t->open_errors[j->partition] == 0);
+    if (j->rc < 0) {
+        fprintf(stderr, "chronik: cannot open partition %s: %s\n", j->dir, err_str(j->rc));
+        t->open_errors[j->partition] = j->rc;
+        return;
+    }
+    /* The topic's configuration may have changed while the log opened. */
+    struct log_config cfg;
+    broker_topic_log_config(b, mt, &cfg);
+    int rc = log_set_config(replica_log(j->replica), &cfg);
+    ASSERT(rc == 0); /* validated against the same bounds when it was set */
+    t->replicas[j->partition] = j->replica;
+}
+
+static void opener_free(struct broker *b)
+{
+    struct broker_opener *o = b->opener;
+    for (uint32_t i = 0; i < o->job_count; i++) {
+        free(o->jobs[i].topic);
+        free(o->jobs[i].dir);
+    }
+    free(o->jobs);
+    free(o->done);
+    free(o->taking);
+    free(o->taken);
+    free(o->wanted);
+    free(o->wanted_once);
+    pthread_mutex_destroy(&o->mu);
+    free(o);
+    b->opener = NULL;
+}
+
+/* Installs every job finished so far; true once every job is installed. */
+static bool opener_take(struct broker *b)
+{
+    struct broker_opener *o = b->opener;
+    pthread_mutex_lock(&o->mu);
+    uint32_t n = o->done_len;
+    memcpy(o->taking, o->done, n * sizeof(*o->taking));
+    o->done_len = 0;
+    pthread_mutex_unlock(&o->mu);
+    for (uint32_t i = 0; i < n; i++)
+        install(b, &o->jobs[o->taking[i]]);
+    o->installed += n;
+    return o->installed == o->job_count;
+}
+
+/* Stops the opener (stop: jobs not started yet are dropped, their partitions stay unopened;
+ * otherwise every job runs), waits for its threads and installs what they opened. */
+static void opener_finish(struct broker *b, bool stop)
+{
+    struct broker_opener *o = b->opener;
+    if (o == NULL)
+        return;
+    pthread_mutex_lock(&o->mu);
+    o->stop = o->stop || stop;
+    pthread_mutex_unlock(&o->mu);
+    for (uint32_t i = 0; i < o->thread_count; i++)
+        pthread_join(o->threads[i], NULL);
+    opener_take(b);
+    loop_event_deinit(b->loop, &o->done_event);
+    opener_free(b);
+}
+
+static void on_opened(void *ctx, uint64_t count)
+{
+    struct broker *b = ctx;
+    (void)count;
+    if (opener_take(b))
+        opener_finish(b, false);
+}
+
+/* Queues every partition of the unopened topics and starts the opener threads. */
+static int opener_start(struct broker *b)
+{
+    uint32_t count = 0;
+    for (uint32_t i = 0; i < b->meta.topic_count; i++)
+        if (strcmp(b->meta.topics[i]->name, BROKER_OFFSETS_TOPIC) != 0)
+            count += b->meta.topics[i]->partition_count;
+    if (count == 0)
+        return 0;
+    struct broker_opener *o = xcalloc(1, sizeof(*o));
+    log_env_of(b, &o->env);
+    o->jobs = xcalloc(count, sizeof(*o->jobs));
+    o->done = xcalloc(count, sizeof(*o->done));
+    o->taking = xcalloc(count, sizeof(*o->taking));
+    o->taken = xcalloc(count, sizeof(*o->taken));
+    o->wanted = xcalloc(count, sizeof(*o->wanted));
+    o->wanted_once = xcalloc(count, sizeof(*o->wanted_once));
+    pthread_mutex_init(&o->mu, NULL);
+    for (uint32_t i = 0; i < b->meta.topic_count; i++) {
+        const struct meta_topic *mt = b->meta.topics[i];
+        if (strcmp(mt->name, BROKER_OFFSETS_TOPIC) == 0)
+            continue;
+        broker_topic_find(b, mt->name, strlen(mt->name))->open_job_first = o->job_count;
+        for (uint32_t p = 0; p < mt->partition_count; p++) {
+            struct open_job *j = &o->jobs[o->job_count++];
+            char dir[IO_PATH_BYTES_MAX];
+            /* A name too long for a path fails that partition alone, when it is installed. */
+            j->rc = partition_dir(b, mt->name, p, dir, sizeof(dir));
+            j->topic = xstrdup(mt->name);
+            j->partition = p;
+            j->dir = xstrdup(j->rc == 0 ? dir : mt->name);
+            broker_topic_log_config(b, mt, &j->cfg);
+            j->leader_epoch = mt->partitions[p].leader_epoch;
+        }
+    }
+    b->opener = o;
+    int rc = loop_event_init(b->loop, &o->done_event, on_opened, b);
+    if (rc < 0) {
+        opener_free(b);
+        return rc;
+    }
+    uint32_t want = MIN(count, BROKER_OPEN_THREADS);
+    for (uint32_t i = 0; i < want; i++) {
+        if (pthread_create(&o->threads[o->thread_count], NULL, opener_main, o) != 0)
+            break;
+        o->thread_count++;
+    }
+    if (o->thread_count == 0) {
+        /* No thread at all: the jobs run on the loop thread now. */
+        opener_main(o);
+        opener_finish(b, false);
+    }
+    return 0;
+}
+
+/* A client asked for a partition still opening: its job runs next (loop thread). */
+static void opener_want(struct broker *b, const struct broker_topic *t, uint32_t partition)
+{
+    struct broker_opener *o = b->opener;
+    if (o == NULL)
+        return;
+    uint32_t i = t->open_job_first + partition;
+    if (i >= o->job_count || o->jobs[i].partition != partition ||
+        strcmp(o->jobs[i].topic, t->name) != 0)
+        return;
+    pthread_mutex_lock(&o->mu);
+    if (!o->taken[i] && !o->wanted_once[i]) {
+        o->wanted_once[i] = true;
+        o->wanted[o->wanted_len++] = i;
+    }
+    pthread_mutex_unlock(&o->mu);
+}
+
+bool broker_partitions_opened(const struct broker *b)
+{
+    return b->opener == NULL;
 }
 
 bool broker_auto_create_allowed(const struct broker *b)
@@ -389,6 +669,7 @@ int broker_grow_topic(struct broker *b, const char *name, size_t len, int32_t ne
     }
     if (validate_only)
         return KAFKA_NONE;
+    opener_finish(b, false);
     uint32_t old_count = mt->partition_count;
     if (clear_stale_dirs(b, mt->name, old_count, (uint32_t)new_count) < 0) {
         *why = "The broker could not clear an old directory of the topic";
@@ -415,6 +696,8 @@ void broker_topic_reconfigure(struct broker *b, const char *name)
     struct log_config cfg;
     broker_topic_log_config(b, mt, &cfg);
     for (uint32_t p = 0; p < t->partition_count; p++) {
+        if (t->replicas[p] == NULL)
+            continue; /* still opening: it gets the configuration when installed */
         int rc = log_set_config(replica_log(t->replicas[p]), &cfg);
         /* The values passed validation against the same bounds when they were set. */
         ASSERT(rc == 0);
@@ -426,6 +709,8 @@ int broker_delete_topic(struct broker *b, const char *name, size_t len)
     struct meta_topic *mt = meta_topic_find(&b->meta, name, len);
     if (mt == NULL)
         return KAFKA_UNKNOWN_TOPIC_OR_PARTITION;
+    /* Its directories go: no opener thread may still be working in one. */
+    opener_finish(b, false);
     char *copy = xstrdup(mt->name);
     struct meta_uuid id = mt->id;
     uint32_t parts = mt->partition_count;
@@ -574,7 +859,8 @@ static void on_retention(void *ctx)
         if (t == NULL || t == &tombstone)
             continue;
         for (uint32_t p = 0; p < t->partition_count; p++)
-            log_enforce_retention(replica_log(t->replicas[p]));
+            if (t->replicas[p] != NULL)
+                log_enforce_retention(replica_log(t->replicas[p]));
     }
 }
 
@@ -615,11 +901,16 @@ static int create_metadata(struct broker *b)
     return rc;
 }
 
+/* Opens the group coordinator's topic now (it loads from it) and puts every other topic in
+ * the table unopened, for the opener. */
 static int open_all(struct broker *b)
 {
     for (uint32_t i = 0; i < b->meta.topic_count; i++) {
+        const struct meta_topic *mt = b->meta.topics[i];
         int rc;
-        if (topic_attach(b, b->meta.topics[i], &rc) == NULL)
+        if (strcmp(mt->name, BROKER_OFFSETS_TOPIC) != 0)
+            topic_add_unopened(b, mt);
+        else if (topic_attach(b, mt, &rc) == NULL)
             return rc;
     }
     return 0;
@@ -634,7 +925,25 @@ static int ensure_dir(struct io *io, const char *path)
     if (rc != -ENOENT)
         return rc;
     rc = io_mkdir(io, path);
-    return rc == -EEXIST ? 0 : rc;
+    if (rc == -EEXIST)
+        return 0;
+    if (rc < 0)
+        return rc;
+    /* The new directory's entry must be durable before anything in it can be: found by the
+     * simulated-disk produce crash test, which lost a fresh data directory with its data. */
+    char parent[IO_PATH_BYTES_MAX];
+    size_t n = strlen(path);
+    while (n > 1 && path[n - 1] == '/')
+        n--;
+    while (n > 0 && path[n - 1] != '/')
+        n--;
+    while (n > 1 && path[n - 1] == '/')
+        n--;
+    if (n == 0)
+        snprintf(parent, sizeof(parent), ".");
+    else
+        snprintf(parent, sizeof(parent), "%.*s", (int)n, path);
+    return io_sync_dir(io, parent);
 }
 
 /* How many segment files the log may keep open: raise the descriptor limit to its hard
@@ -653,14 +962,15 @@ static uint32_t open_files_max(void)
     return (uint32_t)MAX(MIN(half, (rlim_t)LOG_OPEN_FILES_MAX_DEFAULT), (rlim_t)16);
 }
 
-int broker_open(const struct broker_config *cfg, struct broker **out)
+int broker_open(const struct broker_config *cfg, const struct broker_env *env, struct broker **out)
 {
+    ASSERT(env->io != NULL && env->clock != NULL);
     struct broker_full *full = xcalloc(1, sizeof(*full));
     struct broker *b = &full->b;
     b->static_cfg = cfg;
     b->live_cfg = *cfg;
     b->cfg = &b->live_cfg;
-    b->clock = clock_real();
+    b->clock = env->clock;
     uint64_t seed = 0;
     if (getrandom(&seed, sizeof(seed), 0) != (ssize_t)sizeof(seed))
         seed = clock_mono_ns(b->clock) ^ (uint64_t)getpid();
@@ -683,9 +993,9 @@ int broker_open(const struct broker_config *cfg, struct broker **out)
         free(full);
         return rc;
     }
-    b->io = io_posix_create();
+    b->io = env->io;
     b->files = log_files_create(b->io, open_files_max());
-    b->flusher = log_flusher_create(true);
+    b->flusher = log_flusher_create(!env->flush_manual);
     b->reaper = reaper_create(b->io);
     meta_image_init(&b->meta);
     records_codec_init(&b->codec);
@@ -743,6 +1053,9 @@ int broker_open(const struct broker_config *cfg, struct broker **out)
     rc = loop_timer_start(b->loop, &b->retention_timer, 30000, 30000);
     if (rc < 0)
         goto fail;
+    rc = opener_start(b);
+    if (rc < 0)
+        goto fail;
     return 0;
 fail:
     broker_close(b);
@@ -756,17 +1069,29 @@ int broker_run(struct broker *b)
     return rc < 0 ? rc : b->exit_status;
 }
 
+int broker_run_once(struct broker *b, int timeout_ms)
+{
+    return loop_run_once(b->loop, timeout_ms);
+}
+
+void broker_flush_pending(struct broker *b)
+{
+    log_flusher_run_pending(b->flusher);
+}
+
 uint16_t broker_port(const struct broker *b)
 {
     return net_server_port(&b->server);
 }
 
-void broker_close(struct broker *b)
+/* clean: every log is closed cleanly; otherwise left as a killed process leaves it. */
+static void broker_free(struct broker *b, bool clean)
 {
     struct broker_full *full = CONTAINER_OF(b, struct broker_full, b);
     if (b->server_up)
         net_server_deinit(&b->server);
     loop_timer_stop(b->loop, &b->retention_timer);
+    opener_finish(b, true);
     /* Long polls hold pointers to replicas of many topics: answer them all before any
      * replica closes. */
     fetch_finish_all(b);
@@ -774,7 +1099,7 @@ void broker_close(struct broker *b)
     for (uint32_t i = 0; i < b->topic_slots; i++) {
         struct broker_topic *t = b->topics[i];
         if (t != NULL && t != &tombstone)
-            topic_free(t, true);
+            topic_free(t, clean);
     }
     free(b->topics);
     /* Completions of the last syncs arrive through the flusher; the logs waited for them. */
@@ -791,7 +1116,16 @@ void broker_close(struct broker *b)
     meta_store_close(&b->store);
     meta_image_deinit(&b->meta);
     records_codec_deinit(&b->codec);
-    io_destroy(b->io);
     loop_epoll_deinit(&full->loop);
     free(full);
+}
+
+void broker_close(struct broker *b)
+{
+    broker_free(b, true);
+}
+
+void broker_abandon(struct broker *b)
+{
+    broker_free(b, false);
 }

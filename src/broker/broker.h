@@ -2,28 +2,53 @@
  * The broker: one node serving the Kafka protocol. It owns the event loop, the Kafka listener,
  * the metadata image, the partition replicas and the log's flusher, and wires them together.
  *
- * Life cycle: broker_open() recovers the data directory (metadata image, every partition log)
- * and starts listening; broker_run() serves until SIGTERM or SIGINT (or broker_stop()), then
- * shuts down cleanly: stops accepting, lets requests in flight finish, waits for the last
- * group commit, closes every log (writing their clean-shutdown markers); broker_close() frees
- * everything. Single-threaded apart from the flusher thread.
+ * Life cycle: broker_open() loads the metadata image, opens the group coordinator's partitions
+ * and starts listening; the other partition logs open (and recover after a crash) on opener
+ * threads in the background, each served once it is open. broker_run() serves until SIGTERM or
+ * SIGINT (or broker_stop()), then shuts down cleanly: stops accepting, lets requests in flight
+ * finish, waits for the last group commit, closes every log (writing their clean-shutdown
+ * markers); broker_close() frees everything. The loop thread owns all state; the flusher thread
+ * syncs and the opener threads open logs they then hand to the loop.
  */
 #ifndef CHRONIK_BROKER_BROKER_H
 #define CHRONIK_BROKER_BROKER_H
 
 #include "broker/config.h"
 
+#include <stdbool.h>
 #include <stdint.h>
 
 struct broker;
+struct clock;
+struct io;
+
+/* What the broker runs on: main.c passes the real filesystem and clock, a test a simulated
+ * disk. Both are borrowed and must outlive the broker. */
+struct broker_env {
+    struct io *io;
+    struct clock *clock;
+    /* Tests only: syncs run when broker_flush_pending() is called, never in the background,
+     * so a test decides what is durable when its simulated disk crashes. */
+    bool flush_manual;
+};
 
 /* The config must outlive the broker. Errors are printed to stderr with their cause. */
-int broker_open(const struct broker_config *cfg, struct broker **out);
+int broker_open(const struct broker_config *cfg, const struct broker_env *env, struct broker **out);
 /* Serves until a stop signal, then shuts down cleanly. 0 after a clean shutdown. */
 int broker_run(struct broker *b);
 /* Asks a running broker to shut down (loop thread only, e.g. from a test's timer). */
 void broker_stop(struct broker *b);
 void broker_close(struct broker *b);
+/* Frees the broker the way a killed process leaves its data: no log is closed cleanly and no
+ * clean-shutdown marker is written (syncs already queued still run). For crash tests. */
+void broker_abandon(struct broker *b);
 uint16_t broker_port(const struct broker *b);
+/* For tests that drive the loop themselves: one iteration (see loop_run_once). */
+int broker_run_once(struct broker *b, int timeout_ms);
+/* flush_manual only: performs every queued sync now; their completions (the acknowledgements
+ * waiting for them) reach the loop on its next iteration. */
+void broker_flush_pending(struct broker *b);
+/* Whether every partition log has finished opening (opened or failed). */
+bool broker_partitions_opened(const struct broker *b);
 
 #endif

@@ -34,12 +34,17 @@ struct reaper;
 /* The internal topic of the group coordinator; clients may read it but never produce to it. */
 #define BROKER_OFFSETS_TOPIC "__consumer_offsets"
 
-/* The replicas of one topic, indexed by partition. */
+/* The replicas of one topic, indexed by partition. A NULL replica is still opening
+ * (open_errors[p] == 0) or failed to open (open_errors[p] < 0). */
 struct broker_topic {
     char *name;
     uint32_t partition_count;
     struct replica **replicas;
+    int *open_errors;
+    uint32_t open_job_first; /* the start-up opener's job of partition 0 */
 };
+
+struct broker_opener;
 
 struct broker {
     const struct broker_config *cfg;
@@ -75,6 +80,7 @@ struct broker {
     struct broker_topic **topics;
     uint32_t topic_slots;
     uint32_t topic_count;
+    struct broker_opener *opener;  /* broker.c: start-up opening of partition logs, or NULL */
     struct groups *groups;         /* groups.c: the group coordinator's host, NULL until opened */
     struct fetch *fetches_waiting; /* fetch.c: long polls waiting for data */
     struct records_codec codec;    /* produce.c: codec contexts and scratch, reused per batch */
@@ -125,7 +131,13 @@ struct broker_staged {
 };
 
 struct broker_topic *broker_topic_find(struct broker *b, const char *name, size_t len);
+/* The partition's replica, or NULL: no such partition, or one not open (see below). */
 struct replica *broker_replica(struct broker *b, const char *name, size_t len, int32_t partition);
+/* The Kafka error for a partition broker_replica() gave no replica for: UNKNOWN_TOPIC_OR_PARTITION
+ * when there is none, NOT_LEADER_OR_FOLLOWER while its log is still opening at start-up (a
+ * retriable error, Kafka's answer for a partition it is still loading; the opener then opens it
+ * next), KAFKA_STORAGE_ERROR when its log failed to open. */
+int16_t broker_replica_error(struct broker *b, const char *name, size_t len, int32_t partition);
 /*
  * Topic changes are staged, then committed once per request: broker_create_topic,
  * broker_grow_topic and broker_delete_topic change the image and record the change in the

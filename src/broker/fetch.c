@@ -45,8 +45,11 @@ static int16_t check_partition(struct fetch_part *p, const char *name, size_t na
 {
     struct broker *b = p->f->rq->b;
     p->r = name != NULL ? broker_replica(b, name, name_len, p->in->partition) : NULL;
-    if (p->r == NULL)
-        return by_id ? KAFKA_UNKNOWN_TOPIC_ID : KAFKA_UNKNOWN_TOPIC_OR_PARTITION;
+    if (p->r == NULL) {
+        int16_t err = name != NULL ? broker_replica_error(b, name, name_len, p->in->partition)
+                                   : KAFKA_UNKNOWN_TOPIC_OR_PARTITION;
+        return err == KAFKA_UNKNOWN_TOPIC_OR_PARTITION && by_id ? KAFKA_UNKNOWN_TOPIC_ID : err;
+    }
     if (replica_error(p->r) != 0)
         return KAFKA_KAFKA_STORAGE_ERROR;
     int32_t epoch = replica_leader_epoch(p->r);

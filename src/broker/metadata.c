@@ -28,6 +28,13 @@ static int fill_topic(struct breq *rq, struct kafka_metadata_response_metadata_r
         op->partition_index = (int32_t)p;
         op->leader_id = mp->leader;
         op->leader_epoch = mp->leader_epoch;
+        if (broker_replica_error(rq->b, t->name, strlen(t->name), (int32_t)p) ==
+            KAFKA_NOT_LEADER_OR_FOLLOWER) {
+            /* Still opening at start-up (and now opened next): no leader yet, as Kafka shows a
+             * partition it is still loading, so clients wait and refresh instead of sending. */
+            op->error_code = KAFKA_LEADER_NOT_AVAILABLE;
+            op->leader_id = -1;
+        }
         op->replica_nodes.count = mp->replica_count;
         op->replica_nodes.items = (int32_t *)mp->replicas;
         op->isr_nodes.count = mp->isr_count;

@@ -94,7 +94,7 @@ static void list_partition(struct breq *rq, const char *name, size_t name_len,
     out->old_style_offsets.items = arena_alloc(&rq->arena, 0); /* n == 0 never fails */
     struct replica *r = broker_replica(rq->b, name, name_len, in->partition_index);
     if (r == NULL) {
-        out->error_code = KAFKA_UNKNOWN_TOPIC_OR_PARTITION;
+        out->error_code = broker_replica_error(rq->b, name, name_len, in->partition_index);
         return;
     }
     out->error_code = epoch_check(r, in->current_leader_epoch);
@@ -196,7 +196,8 @@ void offset_for_leader_epoch_handle(struct breq *rq)
             op->end_offset = -1;
             struct replica *r = broker_replica(rq->b, in->topic.ptr, in->topic.len, ip->partition);
             if (r == NULL) {
-                op->error_code = KAFKA_UNKNOWN_TOPIC_OR_PARTITION;
+                op->error_code =
+                    broker_replica_error(rq->b, in->topic.ptr, in->topic.len, ip->partition);
                 continue;
             }
             op->error_code = epoch_check(r, ip->current_leader_epoch);

@@ -162,7 +162,8 @@ static void produce_partition(struct produce *pr, const struct meta_topic *mt, c
 
     struct replica *r = mt != NULL ? broker_replica(b, name, name_len, in->index) : NULL;
     if (r == NULL) {
-        out->error_code = KAFKA_UNKNOWN_TOPIC_OR_PARTITION;
+        out->error_code = mt != NULL ? broker_replica_error(b, name, name_len, in->index)
+                                     : KAFKA_UNKNOWN_TOPIC_OR_PARTITION;
         return;
     }
     if (strcmp(mt->name, BROKER_OFFSETS_TOPIC) == 0) {
@@ -200,7 +201,13 @@ static void produce_partition(struct produce *pr, const struct meta_topic *mt, c
         out->log_append_time_ms = clock_wall_ms(b->clock);
         stamp_log_append_time(bytes, &h, out->log_append_time_ms);
     }
+#ifdef CHRONIK_BUG_ACK_BEFORE_FSYNC
+    /* The injected bug of the crash test's "does it bite" build (never in the broker): the
+     * answer leaves at append time, before the group commit's fsync. */
+    bool wait = false;
+#else
     bool wait = req->acks != 0;
+#endif
     int rc =
         replica_append(r, bytes, batch.len, wait ? &part->commit : NULL, on_commit, part, &res);
     if (rc < 0) {

@@ -662,7 +662,7 @@ delete_records_one(struct breq *rq, struct proto_str topic,
     r->low_watermark = -1;
     struct replica *rep = broker_replica(rq->b, topic.ptr, topic.len, q->partition_index);
     if (rep == NULL) {
-        r->error_code = KAFKA_UNKNOWN_TOPIC_OR_PARTITION;
+        r->error_code = broker_replica_error(rq->b, topic.ptr, topic.len, q->partition_index);
         return;
     }
     if (replica_error(rep) != 0) {

@@ -165,8 +165,8 @@ class Broker:
     def alive(self):
         return self.proc is not None and self.proc.poll() is None
 
-    def stop(self):
-        """SIGTERM, then asserts a clean shutdown (exit status 0) within STOP_TIMEOUT_S."""
+    def stop(self, timeout_s=STOP_TIMEOUT_S):
+        """SIGTERM, then asserts a clean shutdown (exit status 0) within timeout_s."""
         if self.proc is None:
             return
         proc = self.proc
@@ -176,13 +176,13 @@ class Broker:
                 proc.returncode, self.stderr_text()))
         proc.send_signal(signal.SIGTERM)
         try:
-            proc.wait(timeout=STOP_TIMEOUT_S)
+            proc.wait(timeout=timeout_s)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
             _live.discard(proc)
             raise BrokerError("chronik did not stop within %.0f s of SIGTERM; stderr:\n%s" % (
-                STOP_TIMEOUT_S, self.stderr_text()))
+                timeout_s, self.stderr_text()))
         _live.discard(proc)
         if proc.returncode != 0:
             raise BrokerError("chronik exited with %d after SIGTERM; stderr:\n%s" % (
