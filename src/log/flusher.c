@@ -79,17 +79,45 @@ struct flush_job *job_new(struct log *log, struct io *io)
     return job;
 }
 
+void seal_deinit(struct flush_seal *seal)
+{
+    files_unpin(seal->file);
+    free(seal->index_path);
+    free(seal->time_path);
+    buf_deinit(&seal->index);
+    buf_deinit(&seal->times);
+}
+
+int seal_perform(struct io *io, const struct flush_seal *seal)
+{
+    struct io_file *f = seal->file->io; /* pinned for the job: open until it is freed */
+    uint64_t size = 0;
+    int rc = io_size(f, &size);
+    if (rc == 0 && size > seal->bytes)
+        rc = io_truncate(f, seal->bytes);
+    if (rc == 0)
+        rc = seg_write_file(io, seal->index_path, &seal->index, true);
+    if (rc == 0)
+        rc = seg_write_file(io, seal->time_path, &seal->times, true);
+    if (rc == 0)
+        rc = io_sync(f);
+    return rc;
+}
+
 void job_free(struct flush_job *job)
 {
+    for (uint32_t i = 0; i < job->seal_count; i++)
+        seal_deinit(&job->seals[i]);
     for (uint32_t i = 0; i < job->file_count; i++)
         files_unpin(job->files[i]);
     for (uint32_t i = 0; i < job->checkpoint_count; i++) {
         free(job->checkpoints[i].path);
         buf_deinit(&job->checkpoints[i].text);
     }
-    for (uint32_t i = 0; i < job->sync_path_count; i++)
-        free(job->sync_paths[i]);
-    free(job->sync_paths);
+    for (uint32_t i = 0; i < job->removal_count; i++)
+        free(job->removals[i]);
+    free(job->removals);
+    free(job->seals);
     free(job->files);
     free(job->dir);
     free(job);
@@ -112,10 +140,15 @@ static void perform(struct flush_job *job)
      * which recovery trims; the reverse order could lose an epoch for durable data. The
      * recovery point goes last: it vouches for segments this job has just synced. */
     int rc = write_checkpoints(job, false);
+    for (uint32_t i = 0; rc == 0 && i < job->seal_count; i++)
+        rc = seal_perform(job->io, &job->seals[i]);
     for (uint32_t i = 0; rc == 0 && i < job->file_count; i++)
         rc = io_sync(job->files[i]->io);
-    for (uint32_t i = 0; rc == 0 && i < job->sync_path_count; i++)
-        rc = seg_sync_path(job->io, job->sync_paths[i]);
+    for (uint32_t i = 0; rc == 0 && i < job->removal_count; i++) {
+        rc = io_remove(job->io, job->removals[i]);
+        if (rc == -ENOENT)
+            rc = 0; /* an index file a crash or a truncation never left */
+    }
     if (rc == 0 && job->dir != NULL)
         rc = io_sync_dir(job->io, job->dir);
     if (rc == 0)

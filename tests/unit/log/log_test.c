@@ -744,6 +744,82 @@ static void test_recovery_leftovers(void **state)
     fx_deinit(&f);
 }
 
+/*
+ * Issue 8 item 5: a roll submits a job that seals the rolled segment; deleting that segment
+ * (DeleteRecords, then retention) before the job ran made the flusher reopen a removed index
+ * file by path, and the -ENOENT stuck to the log until restart.
+ */
+static void test_delete_segment_before_its_seal(void **state)
+{
+    (void)state;
+    for (int by_retention = 0; by_retention < 2; by_retention++) {
+        struct fx f;
+        fx_init(&f, g_seed + 12 + (uint64_t)by_retention);
+        append_n(&f, 20, 10);
+        fx_sync(&f);
+        /* Roll with no job in flight: the roll submits one holding the rolled segment. */
+        uint32_t segments = log_segment_count(f.log);
+        while (log_segment_count(f.log) == segments)
+            append_n(&f, 1, 10);
+        int64_t end = model_end(&f.m);
+        assert_int_equal(log_set_high_watermark(f.log, end), 0);
+        if (by_retention) {
+            struct log_config cfg = f.cfg;
+            cfg.retention_bytes = 0;
+            assert_int_equal(log_set_config(f.log, &cfg), 0);
+            assert_int_equal(log_enforce_retention(f.log), (int)segments);
+        } else {
+            assert_int_equal(log_delete_records(f.log, f.m.v[f.m.len - 1].base_offset), 0);
+        }
+        assert_int_equal(log_segment_count(f.log), 1);
+        log_flusher_run_pending(f.fl);
+        log_flusher_drain(f.fl);
+        assert_int_equal(log_error(f.log), 0);
+        append_n(&f, 3, 10);
+        fx_sync(&f);
+        assert_int_equal(log_error(f.log), 0);
+        check(&f);
+        int64_t start = log_start_offset(f.log);
+        reopen(&f, false);
+        assert_int_equal(log_start_offset(f.log), start);
+        check(&f);
+        /* The deleted segments' files are gone, index files included. */
+        char path[128];
+        snprintf(path, sizeof(path), "/p/%020d.index", 0);
+        assert_int_equal(io_exists(f.io, path, NULL), -ENOENT);
+        snprintf(path, sizeof(path), "/p/%020d.log", 0);
+        assert_int_equal(io_exists(f.io, path, NULL), -ENOENT);
+        fx_deinit(&f);
+    }
+}
+
+/* Found by the crash test's DeleteRecords step: deleting records up to the log end left an
+ * epoch entry at the end, and the next append in a newer epoch tripped an assertion. */
+static void test_delete_records_to_end_then_new_epoch(void **state)
+{
+    (void)state;
+    struct fx f;
+    fx_init(&f, g_seed + 14);
+    append_n(&f, 5, 10);
+    fx_sync(&f);
+    int64_t end = model_end(&f.m);
+    assert_int_equal(log_set_high_watermark(f.log, end), 0);
+    assert_int_equal(log_delete_records(f.log, end), 0);
+    f.epoch++;
+    append_n(&f, 2, 10);
+    int32_t want = f.m.v[model_find(&f.m, end)].epoch, epoch = -1;
+    assert_true(want > f.m.v[0].epoch);
+    assert_int_equal(log_epoch_of(f.log, end, &epoch), 0);
+    assert_int_equal(epoch, want);
+    fx_sync(&f);
+    reopen(&f, false);
+    assert_int_equal(log_start_offset(f.log), end);
+    assert_int_equal(log_epoch_of(f.log, end, &epoch), 0);
+    assert_int_equal(epoch, want);
+    check(&f);
+    fx_deinit(&f);
+}
+
 int main(void)
 {
     g_seed = test_seed("log_test", 1);
@@ -762,6 +838,8 @@ int main(void)
         cmocka_unit_test(test_truncate_unsynced_roll),
         cmocka_unit_test(test_follower_append_at),
         cmocka_unit_test(test_recovery_leftovers),
+        cmocka_unit_test(test_delete_segment_before_its_seal),
+        cmocka_unit_test(test_delete_records_to_end_then_new_epoch),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
