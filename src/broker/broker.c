@@ -138,6 +138,12 @@ static int open_replicas(struct broker *b, const struct meta_topic *mt, struct b
         broker_topic_log_config(b, mt, &cfg);
         if (rc == 0)
             rc = replica_open(&env, dir, &cfg, mt->partitions[p].leader_epoch, &t->replicas[p]);
+        if (rc == ERR_DAMAGED) {
+            /* The log said why in one line; the partition stays offline (no replica: clients
+             * are told it has no leader) while every other one serves. */
+            t->replicas[p] = NULL;
+            rc = 0;
+        }
         if (rc < 0) {
             fprintf(stderr, "chronik: cannot open partition %s: %s\n", dir, err_str(rc));
             return rc;
@@ -150,6 +156,8 @@ static int open_replicas(struct broker *b, const struct meta_topic *mt, struct b
 static void topic_free(struct broker_topic *t, bool clean)
 {
     for (uint32_t p = 0; p < t->partition_count; p++) {
+        if (t->replicas[p] == NULL)
+            continue; /* offline */
         if (clean)
             replica_close(t->replicas[p]);
         else
@@ -309,6 +317,8 @@ void broker_topic_reconfigure(struct broker *b, const char *name)
     struct log_config cfg;
     broker_topic_log_config(b, mt, &cfg);
     for (uint32_t p = 0; p < t->partition_count; p++) {
+        if (t->replicas[p] == NULL)
+            continue; /* offline */
         int rc = log_set_config(replica_log(t->replicas[p]), &cfg);
         /* The values passed validation against the same bounds when they were set. */
         ASSERT(rc == 0);
@@ -409,7 +419,8 @@ static void on_retention(void *ctx)
         if (t == NULL || t == &tombstone)
             continue;
         for (uint32_t p = 0; p < t->partition_count; p++)
-            log_enforce_retention(replica_log(t->replicas[p]));
+            if (t->replicas[p] != NULL) /* else offline */
+                log_enforce_retention(replica_log(t->replicas[p]));
     }
 }
 

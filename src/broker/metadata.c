@@ -39,6 +39,13 @@ static void fill_topic(struct breq *rq, struct kafka_metadata_response_metadata_
         op->isr_nodes.items = (int32_t *)mp->isr;
         op->offline_replicas.count = 0;
         op->offline_replicas.items = must(arena_alloc(&rq->arena, 0));
+        if (broker_replica(rq->b, t->name, strlen(t->name), (int32_t)p) == NULL) {
+            /* Its log refused to open (damaged): offline, as Kafka reports a failed log dir. */
+            op->error_code = KAFKA_LEADER_NOT_AVAILABLE;
+            op->leader_id = -1;
+            op->offline_replicas.items = op->replica_nodes.items;
+            op->offline_replicas.count = op->replica_nodes.count;
+        }
     }
     out->topic_authorized_operations = INT32_MIN;
 }
