@@ -330,8 +330,8 @@ static int check_bad_point(struct log *log, uint32_t i, const struct trust *t, b
         return refuse(log, s, "the log was closed cleanly, so it was synced");
     if (!last && log->segs[i + 1]->base_offset <= t->point_on_disk)
         return refuse(log, s, "the segment lies below the recovery point, so it was synced");
-    int rc = find_valid_batch(log, log_file_io(s->file), s->bytes + 1, s->file_bytes,
-                              s->end_offset);
+    int rc =
+        find_valid_batch(log, log_file_io(s->file), s->bytes + 1, s->file_bytes, s->end_offset);
     if (rc < 0)
         return rc;
     if (rc == 1)
