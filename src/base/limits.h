@@ -45,6 +45,7 @@
 #define LOG_SCAN_CHUNK_BYTES        (64u * KIB)      /* read-ahead of a header walk */
 #define LOG_CHECKPOINT_BYTES_MAX    (4u * MIB)       /* a checkpoint file read at open */
 #define LOG_FLUSH_WAITERS_MAX       1000000u         /* pending flush callbacks per log */
+#define LOG_FLUSHER_THREADS         4u               /* syncs of different logs in parallel */
 
 /* ---- proto ------------------------------------------------------------------------------- */
 #define PROTO_ARRAY_COUNT_MAX    1000000u        /* elements in one decoded array */
