@@ -149,6 +149,13 @@ static void perform(struct flush_job *job)
         rc = seal_perform(job->io, &job->seals[i]);
     for (uint32_t i = 0; rc == 0 && i < job->file_count; i++)
         rc = io_sync(job->files[i]->io);
+    if (rc == 0 && job->alloc_to > job->alloc_from) {
+        rc = io_allocate(job->files[0]->io, job->alloc_from, job->alloc_to - job->alloc_from);
+        if (rc == -EOPNOTSUPP) {
+            job->alloc_unsupported = true; /* plain appends still work, only slower to sync */
+            rc = 0;
+        }
+    }
     for (uint32_t i = 0; rc == 0 && i < job->removal_count; i++) {
         rc = io_remove(job->io, job->removals[i]);
         if (rc == -ENOENT)

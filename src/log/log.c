@@ -145,6 +145,12 @@ static void submit_job(struct log *log)
     int rc = files_pin(active, false);
     ASSERT(rc == 0); /* the active file is already pinned, hence open */
     job->files[job->file_count++] = active;
+    if (log->alloc_target > 0) {
+        job->alloc_from = log_active(log)->file_bytes;
+        job->alloc_to = log->alloc_target;
+        job->alloc_era = log->alloc_era;
+        log->alloc_target = 0;
+    }
     if (log->epochs_dirty)
         epochs_format(&log->epochs, &add_checkpoint(job, log, LOG_EPOCH_CHECKPOINT, false)->text);
     if (log->start_dirty)
@@ -207,11 +213,19 @@ void log_job_done(struct log *log, struct flush_job *job)
         log->durable_offset = MAX(log->durable_offset, log->inflight_target);
     if (job->err == 0)
         log->recovery_point = MAX(log->recovery_point, job->recovery_point);
+    if (job->err == 0 && job->alloc_to > 0 && job->alloc_era == log->alloc_era) {
+        struct segment *s = log_active(log);
+        if (job->alloc_unsupported)
+            log->prealloc_off = true;
+        else
+            s->file_bytes = MAX(s->file_bytes, job->alloc_to);
+    }
     job_free(job);
     int err = log->err;
     struct flush_waiter *ready = take_ready(log, err);
     bool waiting = log->waiters != NULL && log_end(log) > log->durable_offset;
-    bool housekeeping = log->seal_count > 0 || log->removal_count > 0 || log->start_dirty;
+    bool housekeeping =
+        log->seal_count > 0 || log->removal_count > 0 || log->start_dirty || log->alloc_target > 0;
     if (err == 0 && (waiting || housekeeping))
         submit_job(log);
     run_waiters(ready, err, log->durable_offset);
@@ -246,13 +260,13 @@ int log_flush(struct log *log, int64_t end_offset, log_flush_fn fn, void *ctx)
 static int seal_active(struct log *log)
 {
     struct segment *s = log_active(log);
-    int rc = 0;
-    if (s->file_bytes > s->bytes) {
+    uint64_t size = 0;
+    int rc = io_size(log_file_io(s->file), &size);
+    if (rc == 0 && size > s->bytes)
         rc = io_truncate(log_file_io(s->file), s->bytes);
-        if (rc < 0)
-            return rc;
-        s->file_bytes = s->bytes;
-    }
+    if (rc < 0)
+        return rc;
+    s->file_bytes = s->bytes;
     seg_finish_times(s);
     rc = seg_write_indexes(log->env.io, log->dir, s);
     if (rc == 0)
@@ -301,6 +315,8 @@ static int roll(struct log *log)
         return log_fail(log, rc);
     }
     queue_seal(log);
+    log->alloc_target = 0;
+    log->alloc_era++; /* a preallocation in flight was for the sealed file */
     log->active_pin = s->file;
     log_push_segment(log, s);
     log->dir_dirty = true;
@@ -322,22 +338,22 @@ static int maybe_roll(struct log *log, uint64_t len, const struct batch_header *
     return full || old || wide ? roll(log) : 0;
 }
 
-/* Grows the active segment's preallocation so [bytes, bytes + len) lies inside the file. */
-static int ensure_space(struct log *log, struct segment *s, uint64_t len)
+/* Asks the next job to grow the active segment's preallocation once less than half a chunk
+ * is left ahead of the writes. Writes past the preallocated end are plain appends meanwhile:
+ * the owner thread never waits for an allocation. */
+static void plan_space(struct log *log, const struct segment *s)
 {
-    uint64_t need = s->bytes + len;
-    if (log->cfg.prealloc_bytes == 0 || log->prealloc_off || need <= s->file_bytes)
-        return 0;
-    uint64_t target = MIN(s->file_bytes + log->cfg.prealloc_bytes, log->cfg.segment_bytes);
-    target = MAX(target, need);
-    int rc = io_allocate(log_file_io(s->file), s->file_bytes, target - s->file_bytes);
-    if (rc == -EOPNOTSUPP) {
-        log->prealloc_off = true; /* plain appends still work, only slower to sync */
-        return 0;
-    }
-    if (rc == 0)
-        s->file_bytes = target;
-    return rc;
+    uint64_t chunk = log->cfg.prealloc_bytes;
+    if (chunk == 0 || log->prealloc_off || log->alloc_target > 0)
+        return;
+    if (log->inflight != NULL && log->inflight->alloc_to > 0)
+        return; /* the allocation in flight is the one this would ask for */
+    if (s->file_bytes >= log->cfg.segment_bytes ||
+        s->file_bytes - MIN(s->bytes, s->file_bytes) >= chunk / 2)
+        return;
+    log->alloc_target = MIN(MAX(s->file_bytes, s->bytes) + chunk, log->cfg.segment_bytes);
+    if (log->alloc_target <= s->file_bytes)
+        log->alloc_target = 0;
 }
 
 static int write_batch(struct log *log, const uint8_t *p, size_t len, const struct batch_header *h,
@@ -349,9 +365,6 @@ static int write_batch(struct log *log, const uint8_t *p, size_t len, const stru
     if (rc < 0)
         return rc;
     struct segment *s = log_active(log);
-    rc = ensure_space(log, s, len);
-    if (rc < 0)
-        return log_fail(log, rc);
     ssize_t n = io_pwrite(log_file_io(s->file), p, len, s->bytes);
     if (n < 0)
         return log_fail(log, (int)n);
@@ -366,7 +379,8 @@ static int write_batch(struct log *log, const uint8_t *p, size_t len, const stru
     log->epochs_dirty |= h->leader_epoch != latest;
     out->base_offset = h->base_offset;
     out->last_offset = batch_last_offset(h);
-    if (log->waiters != NULL && log->inflight == NULL)
+    plan_space(log, s);
+    if ((log->waiters != NULL || log->alloc_target > 0) && log->inflight == NULL)
         submit_job(log);
     return 0;
 }
@@ -729,6 +743,8 @@ int log_truncate_to(struct log *log, int64_t offset)
         if (rc < 0)
             return rc;
     }
+    log->alloc_target = 0;
+    log->alloc_era++; /* the cut file's size is set below, not by an allocation in flight */
     /* From here on the cut is decided: nothing below may claim offsets past it, even if a
      * step fails and leaves the log failed. */
     log->high_watermark = MIN(log->high_watermark, offset);

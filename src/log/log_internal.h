@@ -105,8 +105,9 @@ void seal_deinit(struct flush_seal *seal);
  * One sync round for one log, built and pinned by the owner, performed by a flusher thread,
  * completed (pins released, durable offset advanced) by the owner in drain. The flusher
  * thread reads the fields up to `err` and writes only `err`, `performed` and `next` (under
- * the flusher's mutex). Steps, in order: checkpoints marked before the files, seals, file
- * syncs, removals of deleted segments' files, the directory sync, checkpoints marked after.
+ * the flusher's mutex, and `alloc_unsupported`). Steps, in order: checkpoints marked before
+ * the files, seals, file syncs, the active segment's next preallocation, removals of deleted
+ * segments' files, the directory sync, checkpoints marked after.
  * A log has at most one job outstanding, so a job's steps come after every step of the log's
  * earlier jobs: a removal can never overtake the seal that writes the files it removes.
  */
@@ -120,6 +121,10 @@ struct flush_job {
     uint32_t file_count;
     char **removals; /* files of deleted segments; a missing one is fine */
     uint32_t removal_count;
+    uint64_t alloc_from; /* preallocate [alloc_from, alloc_to) of files[0] when alloc_to > 0 */
+    uint64_t alloc_to;
+    uint32_t alloc_era;     /* the log's alloc_era when submitted */
+    bool alloc_unsupported; /* set by the flusher: the filesystem cannot preallocate */
     struct flush_checkpoint checkpoints[3];
     uint32_t checkpoint_count;
     char *dir;              /* synced after the files when set */
@@ -266,6 +271,10 @@ struct log {
     char **removals; /* files of segments deleted since the last job */
     uint32_t removal_count;
     uint32_t removal_cap;
+    /* The active segment grows by preallocation chunks that the flusher allocates ahead of the
+     * writes (fallocate can wait on the disk's journal; the owner thread must not). */
+    uint64_t alloc_target; /* size to preallocate the active segment to in the next job; 0: none */
+    uint32_t alloc_era;    /* bumped when the active file changes size otherwise (roll, cut) */
     struct flush_job *inflight;
     int64_t inflight_target;
     struct flush_waiter *waiters;

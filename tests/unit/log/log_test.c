@@ -923,6 +923,40 @@ static void test_midlog_corruption_refused(void **state)
     buf_deinit(&after);
 }
 
+/* Issue 8 item 18: the owner thread (the broker's event loop) must not do file-system work
+ * that can wait on the disk. Appends used to fallocate the next preallocation chunk inline, and
+ * rolls to write the sealed segment's index files inline; the flusher does both now. */
+static void test_no_allocation_or_index_write_on_append(void **state)
+{
+    (void)state;
+    struct fx f;
+    fx_init(&f, g_seed + 30);
+    uint64_t allocs = io_sim_op_count(f.io, IO_SIM_ALLOCATE);
+    append_n(&f, 1, 10);
+    assert_int_equal(io_sim_op_count(f.io, IO_SIM_ALLOCATE), allocs);
+    fx_sync(&f); /* the job preallocates a chunk ahead of the writes */
+    assert_true(io_sim_op_count(f.io, IO_SIM_ALLOCATE) > allocs);
+    struct log_read r;
+    assert_int_equal(log_read(f.log, 0, 1, INT64_MAX, &r), 0);
+    uint64_t size = 0;
+    assert_int_equal(io_size(log_file_io(r.file), &size), 0);
+    log_read_release(&r);
+    assert_true(size >= f.cfg.prealloc_bytes);
+    /* Appends through a roll: the only file the owner opens is the new segment's. */
+    uint32_t segments = log_segment_count(f.log);
+    allocs = io_sim_op_count(f.io, IO_SIM_ALLOCATE);
+    uint64_t opens = io_sim_op_count(f.io, IO_SIM_OPEN);
+    while (log_segment_count(f.log) == segments)
+        append_n(&f, 1, 10);
+    assert_int_equal(io_sim_op_count(f.io, IO_SIM_ALLOCATE), allocs);
+    assert_int_equal(io_sim_op_count(f.io, IO_SIM_OPEN), opens + 1);
+    fx_sync(&f);
+    check(&f);
+    reopen(&f, false);
+    check(&f);
+    fx_deinit(&f);
+}
+
 int main(void)
 {
     g_seed = test_seed("log_test", 1);
@@ -944,6 +978,7 @@ int main(void)
         cmocka_unit_test(test_delete_segment_before_its_seal),
         cmocka_unit_test(test_delete_records_to_end_then_new_epoch),
         cmocka_unit_test(test_midlog_corruption_refused),
+        cmocka_unit_test(test_no_allocation_or_index_write_on_append),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
