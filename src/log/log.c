@@ -338,9 +338,30 @@ static int maybe_roll(struct log *log, uint64_t len, const struct batch_header *
     return full || old || wide ? roll(log) : 0;
 }
 
-/* Asks the next job to grow the active segment's preallocation once less than half a chunk
- * is left ahead of the writes. Writes past the preallocated end are plain appends meanwhile:
- * the owner thread never waits for an allocation. */
+/* Grows the active segment's preallocation on the owner thread when the batch would not fit:
+ * the first chunk of a new segment (once per roll, as the file's creation), or when the flusher
+ * fell behind the writes. */
+static int ensure_space(struct log *log, struct segment *s, uint64_t len)
+{
+    uint64_t need = s->bytes + len;
+    if (log->cfg.prealloc_bytes == 0 || log->prealloc_off || need <= s->file_bytes)
+        return 0;
+    uint64_t target = MIN(s->file_bytes + log->cfg.prealloc_bytes, log->cfg.segment_bytes);
+    target = MAX(target, need);
+    int rc = io_allocate(log_file_io(s->file), s->file_bytes, target - s->file_bytes);
+    if (rc == -EOPNOTSUPP) {
+        log->prealloc_off = true; /* plain appends still work, only slower to sync */
+        return 0;
+    }
+    if (rc == 0)
+        s->file_bytes = target;
+    return rc;
+}
+
+/* Asks the next job to grow the preallocation by a chunk once less than half a chunk is left
+ * ahead of the writes, so the owner thread does not wait for allocations in steady state
+ * (fallocate can wait on the filesystem journal behind the syncs in progress). The chunk lies
+ * past everything written: allocating over dirty pages would be slow. */
 static void plan_space(struct log *log, const struct segment *s)
 {
     uint64_t chunk = log->cfg.prealloc_bytes;
@@ -348,12 +369,10 @@ static void plan_space(struct log *log, const struct segment *s)
         return;
     if (log->inflight != NULL && log->inflight->alloc_to > 0)
         return; /* the allocation in flight is the one this would ask for */
-    if (s->file_bytes >= log->cfg.segment_bytes ||
-        s->file_bytes - MIN(s->bytes, s->file_bytes) >= chunk / 2)
+    if (s->file_bytes < s->bytes || s->file_bytes - s->bytes >= chunk / 2 ||
+        s->file_bytes >= log->cfg.segment_bytes)
         return;
-    log->alloc_target = MIN(MAX(s->file_bytes, s->bytes) + chunk, log->cfg.segment_bytes);
-    if (log->alloc_target <= s->file_bytes)
-        log->alloc_target = 0;
+    log->alloc_target = MIN(s->file_bytes + chunk, log->cfg.segment_bytes);
 }
 
 static int write_batch(struct log *log, const uint8_t *p, size_t len, const struct batch_header *h,
@@ -365,6 +384,9 @@ static int write_batch(struct log *log, const uint8_t *p, size_t len, const stru
     if (rc < 0)
         return rc;
     struct segment *s = log_active(log);
+    rc = ensure_space(log, s, len);
+    if (rc < 0)
+        return log_fail(log, rc);
     ssize_t n = io_pwrite(log_file_io(s->file), p, len, s->bytes);
     if (n < 0)
         return log_fail(log, (int)n);
