@@ -10,6 +10,12 @@
  *     with a bounded window of unsynced bytes, 2 MiB by default): MB/s, fsyncs/s, p50/p99 flush
  * latency, with and without preallocation of the active segment. Not a test: it prints figures and
  * exits 0.
+ *
+ * log_bench rate dir partitions mb_per_s seconds [batch_kib]: the acks=all path at a fixed load,
+ * without a network or a client: batches (16 KiB by default) appended round robin over that
+ * many partition logs at a fixed schedule, each with a flush, as the broker does for a produce.
+ * Prints MB/s and the latency from each batch's scheduled time to its flush callback (p50, p99,
+ * p999, max), so a stall of the appending thread counts too.
  */
 #include "base/alloc.h"
 #include "base/clock.h"
@@ -219,8 +225,96 @@ static void log_run(const char *dir, size_t batch_bytes, uint64_t total_bytes, d
         exit(1);
 }
 
+static void rate_run(const char *dir, uint32_t partitions, double mb_per_s, double seconds,
+                     size_t batch_bytes)
+{
+    char cmd[1100];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s/log_bench_rate'", dir);
+    if (system(cmd) != 0)
+        exit(1);
+    struct io *io = io_posix_create();
+    struct log_files *files = log_files_create(io, LOG_OPEN_FILES_MAX_DEFAULT);
+    struct log_flusher *fl = log_flusher_create(true);
+    struct log_env env = {.io = io, .clock = clock_real(), .files = files, .flusher = fl};
+    struct log_config cfg;
+    log_config_default(&cfg);
+    struct log **logs = xcalloc(partitions, sizeof(*logs));
+    char part[1024];
+    snprintf(part, sizeof(part), "%s/log_bench_rate", dir);
+    if (io_mkdir(io, part) < 0) {
+        fprintf(stderr, "cannot create %s\n", part);
+        exit(1);
+    }
+    for (uint32_t i = 0; i < partitions; i++) {
+        snprintf(part, sizeof(part), "%s/log_bench_rate/p-%u", dir, i);
+        int rc = log_open(&env, part, &cfg, &logs[i]);
+        if (rc < 0) {
+            fprintf(stderr, "log_open %s: %d\n", part, rc);
+            exit(1);
+        }
+    }
+    struct buf b;
+    buf_init(&b);
+    build_batch(&b, batch_bytes);
+    struct flush_stat st = {.lat_ns = xcalloc(SAMPLES_MAX, sizeof(uint64_t))};
+    struct clock *c = clock_real();
+    uint64_t interval_ns = (uint64_t)((double)b.len / (mb_per_s * MIB) * 1e9);
+    uint64_t t0 = clock_mono_ns(c), n = 0, written = 0;
+    uint64_t end = t0 + (uint64_t)(seconds * 1e9);
+    for (uint64_t due = t0; due < end; due += interval_ns, n++) {
+        uint64_t now;
+        while ((now = clock_mono_ns(c)) < due) {
+            uint64_t wait_ms = (due - now) / 1000000;
+            drain(fl, wait_ms > 0 ? (int)wait_ms : 0);
+        }
+        struct log *log = logs[n % partitions];
+        struct log_append_result res;
+        int rc = log_append(log, b.data, b.len, 1, &res);
+        if (rc < 0) {
+            fprintf(stderr, "log_append: %d\n", rc);
+            exit(1);
+        }
+        written += b.len;
+        struct pending *p = xmalloc(sizeof(*p));
+        *p = (struct pending){.st = &st, .t0 = due};
+        rc = log_flush(log, res.last_offset + 1, on_flush, p);
+        if (rc == 1)
+            on_flush(p, 0, log_durable_offset(log));
+        else if (rc < 0)
+            exit(1);
+        drain(fl, 0);
+    }
+    for (uint32_t i = 0; i < partitions; i++)
+        while (log_durable_offset(logs[i]) < log_end_offset(logs[i]))
+            drain(fl, -1);
+    double secs = (double)(clock_mono_ns(c) - t0) / 1e9;
+    printf("== rate: %u partitions, %zu B batches, asked %.1f MB/s: %.1f MB/s over %.1f s; "
+           "latency p50 %.2f ms  p99 %.2f ms  p999 %.2f ms  max %.2f ms (%zu batches)\n",
+           partitions, b.len, mb_per_s, (double)written / MIB / secs, secs,
+           pct_ms(st.lat_ns, st.n, 0.50), pct_ms(st.lat_ns, st.n, 0.99),
+           pct_ms(st.lat_ns, st.n, 0.999), pct_ms(st.lat_ns, st.n, 1.0), st.n);
+    fflush(stdout);
+    for (uint32_t i = 0; i < partitions; i++)
+        if (log_close(logs[i]) != 0)
+            exit(1);
+    free(logs);
+    free(st.lat_ns);
+    buf_deinit(&b);
+    log_flusher_destroy(fl);
+    log_files_destroy(files);
+    io_destroy(io);
+    if (system(cmd) != 0)
+        exit(1);
+}
+
 int main(int argc, char **argv)
 {
+    if (argc >= 6 && strcmp(argv[1], "rate") == 0) {
+        size_t batch_kib = argc > 6 ? strtoull(argv[6], NULL, 0) : 16;
+        rate_run(argv[2], (uint32_t)strtoul(argv[3], NULL, 0), strtod(argv[4], NULL),
+                 strtod(argv[5], NULL), batch_kib * KIB);
+        return 0;
+    }
     const char *dir = argc > 1 ? argv[1] : ".";
     if (argc > 2)
         g_window_bytes = strtoull(argv[2], NULL, 0) * KIB;

@@ -25,6 +25,8 @@ const char *err_str(int err)
         return "wrong state";
     case ERR_CLOSED:
         return "closed";
+    case ERR_DAMAGED:
+        return "stored data damaged";
     default:
         break;
     }

@@ -19,6 +19,7 @@ enum {
     ERR_RANGE,       /* an offset or index outside what is stored */
     ERR_STATE,       /* the object is in a state that does not allow the call */
     ERR_CLOSED,      /* the object was closed or failed earlier and is unusable */
+    ERR_DAMAGED,     /* stored data is damaged where repairing it would lose durable data */
     ERR_LAST,
 };
 

@@ -47,6 +47,7 @@
 #define LOG_FLUSH_WAITERS_MAX       1000000u         /* pending flush callbacks per log */
 #define LOG_BATCH_PLAIN_BYTES_MAX   (64u * MIB)      /* decompressed records of one produced batch */
 #define LOG_CODEC_SCRATCH_KEEP_BYTES (8u * MIB)      /* codec scratch kept between batches */
+#define LOG_FLUSHER_THREADS         4u               /* syncs of different logs in parallel */
 
 /* ---- proto ------------------------------------------------------------------------------- */
 #define PROTO_ARRAY_COUNT_MAX    1000000u        /* elements in one decoded array */

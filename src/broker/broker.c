@@ -186,6 +186,14 @@ static int open_replicas(struct broker *b, const struct meta_topic *mt, struct b
         broker_topic_log_config(b, mt, &cfg);
         if (rc == 0)
             rc = replica_open(&env, dir, &cfg, mt->partitions[p].leader_epoch, &t->replicas[p]);
+        if (rc == ERR_DAMAGED) {
+            /* The log said why in one line; the partition stays offline (no replica, its open
+             * error kept: clients are told it has no leader and KAFKA_STORAGE_ERROR) while every
+             * other one serves. */
+            t->replicas[p] = NULL;
+            t->open_errors[p] = rc;
+            rc = 0;
+        }
         if (rc < 0) {
             fprintf(stderr, "chronik: cannot open partition %s: %s\n", dir, err_str(rc));
             return rc;
@@ -199,7 +207,7 @@ static void topic_free(struct broker_topic *t, bool clean)
 {
     for (uint32_t p = 0; p < t->partition_count; p++) {
         if (t->replicas[p] == NULL)
-            continue;
+            continue; /* still opening, or its log failed to open */
         if (clean)
             replica_close(t->replicas[p]);
         else
@@ -697,7 +705,7 @@ void broker_topic_reconfigure(struct broker *b, const char *name)
     broker_topic_log_config(b, mt, &cfg);
     for (uint32_t p = 0; p < t->partition_count; p++) {
         if (t->replicas[p] == NULL)
-            continue; /* still opening: it gets the configuration when installed */
+            continue; /* still opening (it gets the configuration when installed) or failed */
         int rc = log_set_config(replica_log(t->replicas[p]), &cfg);
         /* The values passed validation against the same bounds when they were set. */
         ASSERT(rc == 0);
@@ -859,7 +867,7 @@ static void on_retention(void *ctx)
         if (t == NULL || t == &tombstone)
             continue;
         for (uint32_t p = 0; p < t->partition_count; p++)
-            if (t->replicas[p] != NULL)
+            if (t->replicas[p] != NULL) /* else still opening or failed */
                 log_enforce_retention(replica_log(t->replicas[p]));
     }
 }

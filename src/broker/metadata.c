@@ -41,6 +41,14 @@ static int fill_topic(struct breq *rq, struct kafka_metadata_response_metadata_r
         op->isr_nodes.items = (int32_t *)mp->isr;
         op->offline_replicas.count = 0;
         op->offline_replicas.items = arena_alloc(&rq->arena, 0); /* n == 0 never fails */
+        if (broker_replica_error(rq->b, t->name, strlen(t->name), (int32_t)p) ==
+            KAFKA_KAFKA_STORAGE_ERROR) {
+            /* Its log refused to open (damaged): offline, as Kafka reports a failed log dir. */
+            op->error_code = KAFKA_LEADER_NOT_AVAILABLE;
+            op->leader_id = -1;
+            op->offline_replicas.items = op->replica_nodes.items;
+            op->offline_replicas.count = op->replica_nodes.count;
+        }
     }
     out->topic_authorized_operations = INT32_MIN;
     return 0;

@@ -53,6 +53,12 @@ int epochs_assign(struct epochs *e, int32_t epoch, int64_t start_offset)
         const struct epoch_entry *last = &e->v[e->len - 1];
         if (epoch == last->epoch)
             return 0;
+        if (epoch > last->epoch && start_offset == last->start_offset && e->len == 1) {
+            /* The log start moved up to the end (DeleteRecords to the end): the entry names an
+             * offset no batch holds yet, and the first batch there brings a newer epoch. */
+            e->v[0].epoch = epoch;
+            return 0;
+        }
         if (epoch < last->epoch || start_offset <= last->start_offset)
             return ERR_INVALID;
     }

@@ -1,13 +1,17 @@
 /*
  * The flusher: group commit for every partition log of one owner thread.
  *
- * Owns the job queues, the background thread and the eventfd. The owner submits jobs (each one
- * a set of pinned files to fdatasync, optional checkpoint files to replace, an optional
- * directory to sync); the flusher thread performs whole queued batches of jobs, moves them to
- * the done list and signals the eventfd; the owner drains the done list on its own thread.
- * Invariants: a job is on exactly one of queue, in-progress (flusher's local list) or done;
- * `outstanding` counts jobs submitted and not drained and is touched by the owner only. The
- * flusher thread must never touch a struct log, take a pin or release one.
+ * Owns the job queue, the worker threads and the eventfd. The owner submits jobs (each one
+ * segments to seal, pinned files to fdatasync, checkpoint files to replace, files to remove,
+ * a directory to sync); a pool of LOG_FLUSHER_THREADS workers takes them one at a time in
+ * submission order, so the syncs of different partitions run in parallel (fdatasync of
+ * distinct files proceeds concurrently: one slow partition no longer delays the others' acks,
+ * and each sync waits for its own data only). A finished job goes to the done list and the
+ * eventfd is signalled; the owner drains the done list on its own thread. A log has at most one
+ * job outstanding, so two workers never work on the same log.
+ * Invariants: a job is on exactly one of queue, a worker, or done; `outstanding` counts jobs
+ * submitted and not drained and is touched by the owner only. A worker must never touch a
+ * struct log, take a pin or release one.
  */
 #include "log/log_internal.h"
 
@@ -25,11 +29,12 @@
 
 struct log_flusher {
     bool threaded;
-    pthread_t thread;
+    pthread_t threads[LOG_FLUSHER_THREADS];
     pthread_mutex_t mu;
     pthread_cond_t cond;
-    pthread_cond_t performed_cond; /* broadcast when a batch of jobs moves to done */
-    struct flush_job *queue;       /* LIFO under the lock; reversed when taken */
+    pthread_cond_t performed_cond; /* broadcast when a job moves to done */
+    struct flush_job *queue;       /* FIFO under the lock */
+    struct flush_job *queue_tail;
     struct flush_job *done;
     bool stop;
     int efd;
@@ -79,17 +84,45 @@ struct flush_job *job_new(struct log *log, struct io *io)
     return job;
 }
 
+void seal_deinit(struct flush_seal *seal)
+{
+    files_unpin(seal->file);
+    free(seal->index_path);
+    free(seal->time_path);
+    buf_deinit(&seal->index);
+    buf_deinit(&seal->times);
+}
+
+int seal_perform(struct io *io, const struct flush_seal *seal)
+{
+    struct io_file *f = seal->file->io; /* pinned for the job: open until it is freed */
+    uint64_t size = 0;
+    int rc = io_size(f, &size);
+    if (rc == 0 && size > seal->bytes)
+        rc = io_truncate(f, seal->bytes);
+    if (rc == 0)
+        rc = seg_write_file(io, seal->index_path, &seal->index, true);
+    if (rc == 0)
+        rc = seg_write_file(io, seal->time_path, &seal->times, true);
+    if (rc == 0)
+        rc = io_sync(f);
+    return rc;
+}
+
 void job_free(struct flush_job *job)
 {
+    for (uint32_t i = 0; i < job->seal_count; i++)
+        seal_deinit(&job->seals[i]);
     for (uint32_t i = 0; i < job->file_count; i++)
         files_unpin(job->files[i]);
     for (uint32_t i = 0; i < job->checkpoint_count; i++) {
         free(job->checkpoints[i].path);
         buf_deinit(&job->checkpoints[i].text);
     }
-    for (uint32_t i = 0; i < job->sync_path_count; i++)
-        free(job->sync_paths[i]);
-    free(job->sync_paths);
+    for (uint32_t i = 0; i < job->removal_count; i++)
+        free(job->removals[i]);
+    free(job->removals);
+    free(job->seals);
     free(job->files);
     free(job->dir);
     free(job);
@@ -112,10 +145,22 @@ static void perform(struct flush_job *job)
      * which recovery trims; the reverse order could lose an epoch for durable data. The
      * recovery point goes last: it vouches for segments this job has just synced. */
     int rc = write_checkpoints(job, false);
+    for (uint32_t i = 0; rc == 0 && i < job->seal_count; i++)
+        rc = seal_perform(job->io, &job->seals[i]);
     for (uint32_t i = 0; rc == 0 && i < job->file_count; i++)
         rc = io_sync(job->files[i]->io);
-    for (uint32_t i = 0; rc == 0 && i < job->sync_path_count; i++)
-        rc = seg_sync_path(job->io, job->sync_paths[i]);
+    if (rc == 0 && job->alloc_to > job->alloc_from) {
+        rc = io_allocate(job->files[0]->io, job->alloc_from, job->alloc_to - job->alloc_from);
+        if (rc == -EOPNOTSUPP) {
+            job->alloc_unsupported = true; /* plain appends still work, only slower to sync */
+            rc = 0;
+        }
+    }
+    for (uint32_t i = 0; rc == 0 && i < job->removal_count; i++) {
+        rc = io_remove(job->io, job->removals[i]);
+        if (rc == -ENOENT)
+            rc = 0; /* an index file a crash or a truncation never left */
+    }
     if (rc == 0 && job->dir != NULL)
         rc = io_sync_dir(job->io, job->dir);
     if (rc == 0)
@@ -143,23 +188,30 @@ static void signal_done(struct log_flusher *fl)
     ASSERT(n == (ssize_t)sizeof(one) || errno == EAGAIN);
 }
 
-/* Performs every job taken from the queue and publishes them as done. */
-static void run_batch(struct log_flusher *fl, struct flush_job *jobs)
+/* Performs one job taken from the queue and publishes it as done. */
+static void run_job(struct log_flusher *fl, struct flush_job *job)
 {
-    jobs = reverse(jobs);
-    for (struct flush_job *j = jobs; j; j = j->next)
-        perform(j);
+    perform(job);
     pthread_mutex_lock(&fl->mu);
-    while (jobs) {
-        struct flush_job *next = jobs->next;
-        jobs->performed = true;
-        jobs->next = fl->done;
-        fl->done = jobs;
-        jobs = next;
-    }
+    job->performed = true;
+    job->next = fl->done;
+    fl->done = job;
     pthread_cond_broadcast(&fl->performed_cond);
     pthread_mutex_unlock(&fl->mu);
     signal_done(fl);
+}
+
+/* Under the lock: the oldest queued job, or NULL. */
+static struct flush_job *take_locked(struct log_flusher *fl)
+{
+    struct flush_job *job = fl->queue;
+    if (job != NULL) {
+        fl->queue = job->next;
+        if (fl->queue == NULL)
+            fl->queue_tail = NULL;
+        job->next = NULL;
+    }
+    return job;
 }
 
 static void *flusher_main(void *arg)
@@ -169,12 +221,11 @@ static void *flusher_main(void *arg)
     for (;;) {
         while (fl->queue == NULL && !fl->stop)
             pthread_cond_wait(&fl->cond, &fl->mu);
-        if (fl->queue == NULL && fl->stop)
-            break;
-        struct flush_job *jobs = fl->queue;
-        fl->queue = NULL;
+        struct flush_job *job = take_locked(fl);
+        if (job == NULL)
+            break; /* stopping, and nothing left */
         pthread_mutex_unlock(&fl->mu);
-        run_batch(fl, jobs);
+        run_job(fl, job);
         pthread_mutex_lock(&fl->mu);
     }
     pthread_mutex_unlock(&fl->mu);
@@ -190,8 +241,8 @@ struct log_flusher *log_flusher_create(bool threaded)
     pthread_cond_init(&fl->performed_cond, NULL);
     fl->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     ASSERT(fl->efd >= 0);
-    if (threaded) {
-        int rc = pthread_create(&fl->thread, NULL, flusher_main, fl);
+    for (uint32_t i = 0; threaded && i < LOG_FLUSHER_THREADS; i++) {
+        int rc = pthread_create(&fl->threads[i], NULL, flusher_main, fl);
         ASSERT(rc == 0);
     }
     return fl;
@@ -203,9 +254,10 @@ void log_flusher_destroy(struct log_flusher *fl)
     if (fl->threaded) {
         pthread_mutex_lock(&fl->mu);
         fl->stop = true;
-        pthread_cond_signal(&fl->cond);
+        pthread_cond_broadcast(&fl->cond);
         pthread_mutex_unlock(&fl->mu);
-        pthread_join(fl->thread, NULL);
+        for (uint32_t i = 0; i < LOG_FLUSHER_THREADS; i++)
+            pthread_join(fl->threads[i], NULL);
     }
     ASSERT(fl->queue == NULL && fl->done == NULL);
     close(fl->efd);
@@ -226,8 +278,11 @@ void flusher_submit(struct log_flusher *fl, struct flush_job *job)
     ASSERT(fl->outstanding < UINT32_MAX);
     fl->outstanding++;
     pthread_mutex_lock(&fl->mu);
-    job->next = fl->queue;
-    fl->queue = job;
+    if (fl->queue_tail != NULL)
+        fl->queue_tail->next = job;
+    else
+        fl->queue = job;
+    fl->queue_tail = job;
     pthread_cond_signal(&fl->cond);
     pthread_mutex_unlock(&fl->mu);
 }
@@ -235,12 +290,14 @@ void flusher_submit(struct log_flusher *fl, struct flush_job *job)
 void log_flusher_run_pending(struct log_flusher *fl)
 {
     ASSERT(!fl->threaded);
-    pthread_mutex_lock(&fl->mu);
-    struct flush_job *jobs = fl->queue;
-    fl->queue = NULL;
-    pthread_mutex_unlock(&fl->mu);
-    if (jobs)
-        run_batch(fl, jobs);
+    for (;;) {
+        pthread_mutex_lock(&fl->mu);
+        struct flush_job *job = take_locked(fl);
+        pthread_mutex_unlock(&fl->mu);
+        if (job == NULL)
+            break;
+        run_job(fl, job);
+    }
 }
 
 void log_flusher_drain(struct log_flusher *fl)

@@ -123,49 +123,44 @@ static struct flush_checkpoint *add_checkpoint(struct flush_job *job, const stru
     return c;
 }
 
-/* "dir/<base>.log" -> "dir/<base><ext>", heap-allocated. */
-static char *sibling_path(const char *log_path, const char *ext)
-{
-    size_t n = strlen(log_path);
-    ASSERT(n > 4 && strcmp(log_path + n - 4, ".log") == 0);
-    size_t e = strlen(ext);
-    char *p = xmalloc(n - 4 + e + 1);
-    memcpy(p, log_path, n - 4);
-    memcpy(p + n - 4, ext, e + 1);
-    return p;
-}
-
-/* Hands the flusher everything written so far: sealed segments (with their index files), the
- * active segment, dirty checkpoints and the directory when segments were created or deleted.
- * A job that syncs sealed segments also moves the recovery point up to the active segment. */
+/* Hands the flusher everything written so far: segments to seal, the active segment, dirty
+ * checkpoints, files of deleted segments to remove, and the directory when segments were
+ * created or deleted. A job that seals segments also moves the recovery point up to the
+ * active segment. */
 static void submit_job(struct log *log)
 {
     ASSERT(log->inflight == NULL);
     ASSERT(log->err == 0);
     struct flush_job *job = job_new(log, log->env.io);
-    job->files = xmalloc((size_t)(log->sealed_len + 1) * sizeof(*job->files));
-    if (log->sealed_len > 0)
-        job->sync_paths = xmalloc((size_t)log->sealed_len * 2 * sizeof(*job->sync_paths));
-    for (uint32_t i = 0; i < log->sealed_len; i++) {
-        job->files[job->file_count++] = log->sealed[i];
-        job->sync_paths[job->sync_path_count++] = sibling_path(log->sealed[i]->path, ".index");
-        job->sync_paths[job->sync_path_count++] = sibling_path(log->sealed[i]->path, ".timeindex");
-    }
+    job->seals = log->seals;
+    job->seal_count = log->seal_count;
+    log->seals = NULL;
+    log->seal_count = log->seal_cap = 0;
+    job->removals = log->removals;
+    job->removal_count = log->removal_count;
+    log->removals = NULL;
+    log->removal_count = log->removal_cap = 0;
+    job->files = xmalloc(sizeof(*job->files));
     struct log_file *active = log_active(log)->file;
     int rc = files_pin(active, false);
     ASSERT(rc == 0); /* the active file is already pinned, hence open */
     job->files[job->file_count++] = active;
+    if (log->alloc_target > 0) {
+        job->alloc_from = log_active(log)->file_bytes;
+        job->alloc_to = log->alloc_target;
+        job->alloc_era = log->alloc_era;
+        log->alloc_target = 0;
+    }
     if (log->epochs_dirty)
         epochs_format(&log->epochs, &add_checkpoint(job, log, LOG_EPOCH_CHECKPOINT, false)->text);
     if (log->start_dirty)
         log_start_text(log->start_offset,
                        &add_checkpoint(job, log, LOG_START_CHECKPOINT, false)->text);
-    if (log->sealed_len > 0 && log_active(log)->base_offset > log->recovery_point) {
+    if (job->seal_count > 0 && log_active(log)->base_offset > log->recovery_point) {
         job->recovery_point = log_active(log)->base_offset;
         log_start_text(job->recovery_point,
                        &add_checkpoint(job, log, LOG_RECOVERY_CHECKPOINT, true)->text);
     }
-    log->sealed_len = 0;
     log->epochs_dirty = log->start_dirty = false;
     if (log->dir_dirty)
         job->dir = xstrdup(log->dir);
@@ -218,10 +213,20 @@ void log_job_done(struct log *log, struct flush_job *job)
         log->durable_offset = MAX(log->durable_offset, log->inflight_target);
     if (job->err == 0)
         log->recovery_point = MAX(log->recovery_point, job->recovery_point);
+    if (job->err == 0 && job->alloc_to > 0 && job->alloc_era == log->alloc_era) {
+        struct segment *s = log_active(log);
+        if (job->alloc_unsupported)
+            log->prealloc_off = true;
+        else
+            s->file_bytes = MAX(s->file_bytes, job->alloc_to);
+    }
     job_free(job);
     int err = log->err;
     struct flush_waiter *ready = take_ready(log, err);
-    if (err == 0 && log->waiters != NULL && log_end(log) > log->durable_offset)
+    bool waiting = log->waiters != NULL && log_end(log) > log->durable_offset;
+    bool housekeeping =
+        log->seal_count > 0 || log->removal_count > 0 || log->start_dirty || log->alloc_target > 0;
+    if (err == 0 && (waiting || housekeeping))
         submit_job(log);
     run_waiters(ready, err, log->durable_offset);
 }
@@ -250,16 +255,18 @@ int log_flush(struct log *log, int64_t end_offset, log_flush_fn fn, void *ctx)
 
 /* ---- appending ----------------------------------------------------------------------------- */
 
+/* Seals the active segment on the owner thread (clean close): trims it and writes its index
+ * files, unsynced. */
 static int seal_active(struct log *log)
 {
     struct segment *s = log_active(log);
-    int rc = 0;
-    if (s->file_bytes > s->bytes) {
+    uint64_t size = 0;
+    int rc = io_size(log_file_io(s->file), &size);
+    if (rc == 0 && size > s->bytes)
         rc = io_truncate(log_file_io(s->file), s->bytes);
-        if (rc < 0)
-            return rc;
-        s->file_bytes = s->bytes;
-    }
+    if (rc < 0)
+        return rc;
+    s->file_bytes = s->bytes;
     seg_finish_times(s);
     rc = seg_write_indexes(log->env.io, log->dir, s);
     if (rc == 0)
@@ -267,29 +274,53 @@ static int seal_active(struct log *log)
     return rc;
 }
 
+/* Queues the sealing of the active segment, which is about to roll, for the next job: the
+ * owner thread only encodes its indexes, the flusher trims the file and writes them. The
+ * log's pin on the file moves to the seal. */
+static void queue_seal(struct log *log)
+{
+    struct segment *s = log_active(log);
+    seg_finish_times(s);
+    if (log->seal_count == log->seal_cap) {
+        log->seal_cap = log->seal_cap ? log->seal_cap * 2 : 4;
+        log->seals = xrealloc(log->seals, (size_t)log->seal_cap * sizeof(*log->seals));
+    }
+    struct flush_seal *seal = &log->seals[log->seal_count++];
+    char path[IO_PATH_BYTES_MAX];
+    seal->file = s->file;
+    seal->bytes = s->bytes;
+    seg_path(path, log->dir, s->base_offset, ".index");
+    seal->index_path = xstrdup(path);
+    seg_path(path, log->dir, s->base_offset, ".timeindex");
+    seal->time_path = xstrdup(path);
+    buf_init(&seal->index);
+    buf_init(&seal->times);
+    seg_encode_indexes(s, &seal->index, &seal->times);
+    /* What the files hold once the seal is performed; a clean close performs pending seals
+     * before it looks, and a truncation removes the files whether or not they were written. */
+    s->file_bytes = s->bytes;
+    s->index_on_disk = true;
+    s->index_unsynced = false;
+}
+
 static int roll(struct log *log)
 {
     if (log->seg_count >= LOG_SEGMENTS_MAX)
         return ERR_TOO_LARGE;
     struct segment *old = log_active(log);
-    int rc = seal_active(log);
-    if (rc < 0)
-        return log_fail(log, rc);
     struct segment *s = seg_new(log->env.files, log->dir, old->end_offset);
-    rc = files_pin(s->file, true);
+    int rc = files_pin(s->file, true);
     if (rc < 0) {
         seg_free(s);
         return log_fail(log, rc);
     }
-    if (log->sealed_len == log->sealed_cap) {
-        log->sealed_cap = log->sealed_cap ? log->sealed_cap * 2 : 4;
-        log->sealed = xrealloc(log->sealed, (size_t)log->sealed_cap * sizeof(*log->sealed));
-    }
-    log->sealed[log->sealed_len++] = old->file; /* the log's pin moves to the next sync */
+    queue_seal(log);
+    log->alloc_target = 0;
+    log->alloc_era++; /* a preallocation in flight was for the sealed file */
     log->active_pin = s->file;
     log_push_segment(log, s);
     log->dir_dirty = true;
-    /* Sync the rolled segment soon even if nobody asked: that also releases its pin. */
+    /* Seal the rolled segment soon even if nobody asked: that also releases its pin. */
     if (log->inflight == NULL)
         submit_job(log);
     return 0;
@@ -307,7 +338,9 @@ static int maybe_roll(struct log *log, uint64_t len, const struct batch_header *
     return full || old || wide ? roll(log) : 0;
 }
 
-/* Grows the active segment's preallocation so [bytes, bytes + len) lies inside the file. */
+/* Grows the active segment's preallocation on the owner thread when the batch would not fit:
+ * the first chunk of a new segment (once per roll, as the file's creation), or when the flusher
+ * fell behind the writes. */
 static int ensure_space(struct log *log, struct segment *s, uint64_t len)
 {
     uint64_t need = s->bytes + len;
@@ -323,6 +356,23 @@ static int ensure_space(struct log *log, struct segment *s, uint64_t len)
     if (rc == 0)
         s->file_bytes = target;
     return rc;
+}
+
+/* Asks the next job to grow the preallocation by a chunk once less than half a chunk is left
+ * ahead of the writes, so the owner thread does not wait for allocations in steady state
+ * (fallocate can wait on the filesystem journal behind the syncs in progress). The chunk lies
+ * past everything written: allocating over dirty pages would be slow. */
+static void plan_space(struct log *log, const struct segment *s)
+{
+    uint64_t chunk = log->cfg.prealloc_bytes;
+    if (chunk == 0 || log->prealloc_off || log->alloc_target > 0)
+        return;
+    if (log->inflight != NULL && log->inflight->alloc_to > 0)
+        return; /* the allocation in flight is the one this would ask for */
+    if (s->file_bytes < s->bytes || s->file_bytes - s->bytes >= chunk / 2 ||
+        s->file_bytes >= log->cfg.segment_bytes)
+        return;
+    log->alloc_target = MIN(s->file_bytes + chunk, log->cfg.segment_bytes);
 }
 
 static int write_batch(struct log *log, const uint8_t *p, size_t len, const struct batch_header *h,
@@ -351,7 +401,8 @@ static int write_batch(struct log *log, const uint8_t *p, size_t len, const stru
     log->epochs_dirty |= h->leader_epoch != latest;
     out->base_offset = h->base_offset;
     out->last_offset = batch_last_offset(h);
-    if (log->waiters != NULL && log->inflight == NULL)
+    plan_space(log, s);
+    if ((log->waiters != NULL || log->alloc_target > 0) && log->inflight == NULL)
         submit_job(log);
     return 0;
 }
@@ -564,30 +615,53 @@ void log_end_offset_for_epoch(struct log *log, int32_t epoch, int32_t *epoch_out
 
 /* ---- truncation and deletion ------------------------------------------------------------- */
 
-/* Forgets a rolled file still waiting for its sync: its segment is deleted or active again,
- * and its index files are gone, so the next job must not try to sync them. */
+/* Forgets the pending seal of a segment that is deleted or active again (its index files are
+ * removed or stale), so the next job does not write them. */
 static void unseal(struct log *log, struct log_file *f)
 {
-    for (uint32_t i = 0; i < log->sealed_len; i++) {
-        if (log->sealed[i] != f)
+    for (uint32_t i = 0; i < log->seal_count; i++) {
+        if (log->seals[i].file != f)
             continue;
-        files_unpin(f);
-        log->sealed[i] = log->sealed[--log->sealed_len];
+        seal_deinit(&log->seals[i]);
+        log->seals[i] = log->seals[--log->seal_count];
         return;
     }
 }
 
-/* Deletes segment i (never the one the log pins as active) and its files. */
-static int delete_segment(struct log *log, uint32_t i)
+static void queue_removal(struct log *log, const char *path)
+{
+    if (log->removal_count == log->removal_cap) {
+        log->removal_cap = log->removal_cap ? log->removal_cap * 2 : 8;
+        log->removals = xrealloc(log->removals, (size_t)log->removal_cap * sizeof(*log->removals));
+    }
+    log->removals[log->removal_count++] = xstrdup(path);
+}
+
+/*
+ * Deletes segment i (never the one the log pins as active). now: its files are removed here,
+ * which requires that no job is in flight (a truncation, whose freed names new segments
+ * reuse). Otherwise the removals are queued for the next job, behind any job that may still
+ * seal the segment (retention and DeleteRecords, whose names are below the log start and
+ * never reused): removing them here could pull a file from under a queued seal.
+ */
+static int delete_segment(struct log *log, uint32_t i, bool now)
 {
     ASSERT(i < log->seg_count);
+    ASSERT(!now || log->inflight == NULL || log->inflight->performed);
     struct segment *s = log->segs[i];
+    static const char *const exts[] = {".log", ".index", ".timeindex"};
     char path[IO_PATH_BYTES_MAX];
-    seg_path(path, log->dir, s->base_offset, ".log");
-    int rc = io_remove(log->env.io, path);
-    if (rc < 0 && rc != -ENOENT)
-        return log_fail(log, rc);
-    seg_remove_files(log->env.io, log->dir, s->base_offset);
+    for (size_t k = 0; k < ARRAY_LEN(exts); k++) {
+        seg_path(path, log->dir, s->base_offset, exts[k]);
+        if (!now) {
+            queue_removal(log, path);
+            continue;
+        }
+        int rc = io_remove(log->env.io, path);
+        if (rc < 0 && rc != -ENOENT && k == 0)
+            return log_fail(log, rc);
+        /* a missing index file is normal; a stale one is ignored */
+    }
     ASSERT(s->file != log->active_pin);
     unseal(log, s->file);
     seg_free(s);
@@ -671,6 +745,12 @@ int log_truncate_to(struct log *log, int64_t offset)
         return ERR_RANGE;
     if (offset == log_end(log))
         return 0;
+    /* A job in flight may still trim and seal segments this cut rewrites or deletes. */
+    if (log->inflight != NULL) {
+        flusher_wait_performed(log->env.flusher, log->inflight);
+        if (log->inflight->err != 0)
+            return log_fail(log, log->inflight->err);
+    }
     uint32_t i = find_segment(log, offset);
     struct segment *s = log->segs[i];
     uint64_t pos;
@@ -685,6 +765,8 @@ int log_truncate_to(struct log *log, int64_t offset)
         if (rc < 0)
             return rc;
     }
+    log->alloc_target = 0;
+    log->alloc_era++; /* the cut file's size is set below, not by an allocation in flight */
     /* From here on the cut is decided: nothing below may claim offsets past it, even if a
      * step fails and leaves the log failed. */
     log->high_watermark = MIN(log->high_watermark, offset);
@@ -699,7 +781,7 @@ int log_truncate_to(struct log *log, int64_t offset)
         log->active_pin = s->file;
     }
     while (log->seg_count - 1 > i) {
-        rc = delete_segment(log, log->seg_count - 1);
+        rc = delete_segment(log, log->seg_count - 1, true);
         if (rc < 0)
             return rc;
     }
@@ -750,7 +832,7 @@ int log_enforce_retention(struct log *log)
         if (!by_time && !by_size)
             break;
         total -= (int64_t)s->bytes;
-        int rc = delete_segment(log, 0);
+        int rc = delete_segment(log, 0, false);
         if (rc < 0)
             return rc;
         deleted++;
@@ -760,6 +842,8 @@ int log_enforce_retention(struct log *log)
         log->start_dirty = true;
         log->epochs_dirty |= epochs_truncate_from_start(&log->epochs, log->start_offset);
     }
+    if (deleted > 0 && log->inflight == NULL)
+        submit_job(log); /* removes the files; else the job in flight starts the next one */
     return deleted;
 }
 
@@ -775,12 +859,12 @@ int log_delete_records(struct log *log, int64_t offset)
     log->start_dirty = true;
     log->epochs_dirty |= epochs_truncate_from_start(&log->epochs, offset);
     while (log->seg_count > 1 && log->segs[0]->end_offset <= offset) {
-        int rc = delete_segment(log, 0);
+        int rc = delete_segment(log, 0, false);
         if (rc < 0)
             return rc;
     }
     if (log->inflight == NULL)
-        submit_job(log); /* persist the new start offset soon, not only at close */
+        submit_job(log); /* persist the new start offset and remove the files soon */
     return 0;
 }
 
@@ -819,10 +903,26 @@ static int write_checkpoints(struct log *log)
     return rc;
 }
 
+/* Performs on the owner thread what the next job would have: seals and removals. */
+static int perform_pending(struct log *log)
+{
+    int rc = 0;
+    for (uint32_t i = 0; rc == 0 && i < log->seal_count; i++)
+        rc = seal_perform(log->env.io, &log->seals[i]);
+    for (uint32_t i = 0; rc == 0 && i < log->removal_count; i++) {
+        rc = io_remove(log->env.io, log->removals[i]);
+        if (rc == -ENOENT)
+            rc = 0;
+    }
+    return rc;
+}
+
 /* Makes everything durable, then leaves the marker that lets the next open skip the scan. */
 static int close_clean(struct log *log)
 {
-    int rc = seal_active(log);
+    int rc = perform_pending(log);
+    if (rc == 0)
+        rc = seal_active(log);
     for (uint32_t i = 0; rc == 0 && i < log->seg_count; i++) {
         struct segment *s = log->segs[i];
         if (!s->index_on_disk) {
@@ -832,8 +932,6 @@ static int close_clean(struct log *log)
         if (rc == 0 && s->index_unsynced)
             rc = seg_sync_indexes(log->env.io, log->dir, s);
     }
-    for (uint32_t i = 0; rc == 0 && i < log->sealed_len; i++)
-        rc = io_sync(log_file_io(log->sealed[i]));
     if (rc == 0)
         rc = sync_file(log_active(log)->file);
     if (rc == 0)
@@ -859,14 +957,17 @@ void log_free(struct log *log)
     log->waiters = log->waiters_tail = NULL;
     log->waiter_count = 0;
     run_waiters(w, ERR_CLOSED, log->durable_offset);
-    for (uint32_t i = 0; i < log->sealed_len; i++)
-        files_unpin(log->sealed[i]);
+    for (uint32_t i = 0; i < log->seal_count; i++)
+        seal_deinit(&log->seals[i]);
+    for (uint32_t i = 0; i < log->removal_count; i++)
+        free(log->removals[i]);
+    free(log->removals);
     if (log->active_pin)
         files_unpin(log->active_pin);
     for (uint32_t i = 0; i < log->seg_count; i++)
         seg_free(log->segs[i]);
     free(log->segs);
-    free(log->sealed);
+    free(log->seals);
     epochs_deinit(&log->epochs);
     buf_deinit(&log->scratch);
     free(log->dir);

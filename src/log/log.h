@@ -11,35 +11,41 @@
  *   log-start-offset-checkpoint     "0\n<offset>\n"
  *   recovery-point-offset-checkpoint "0\n<offset>\n": segments below it are synced, indexes too
  *   .clean_shutdown                 present only between a clean close and the next open
- * Index files are written when a segment rolls and at clean close; the active segment's index
- * lives in memory. The active segment is preallocated in chunks and trimmed on roll and close,
- * so after a crash its end is found by scanning, never from the file size. After a crash only
- * the segments from the recovery point on are scanned batch by batch (Kafka's recovery point).
+ * Index files are written when a segment rolls (by the flusher, which also trims the rolled
+ * file) and at clean close; the active segment's index lives in memory. The active segment is
+ * preallocated in chunks and trimmed on roll and close, so after a crash its end is found by
+ * scanning, never from the file size. After a crash only the segments from the recovery point on
+ * are scanned batch by batch (Kafka's recovery point). Segments deleted by retention or
+ * DeleteRecords leave the log at once; their files are removed by the flusher behind any job still
+ * sealing them.
  *
  * Objects and ownership:
  * - struct log_files: the open-file cache shared by every log of a node; bounds the segment
  *   files held open (least recently used closed first). A file pinned by a reader, a flush or
  *   the active segment stays open, so the bound can be exceeded only by pins.
- * - struct log_flusher: one per owner thread (the broker's event loop); a background thread
- *   that does group commit (one fdatasync per file covers every append before it) and hands
- *   completions back through an eventfd.
+ * - struct log_flusher: one per owner thread (the broker's event loop); background threads
+ *   (syncing different logs in parallel) that do group commit (one fdatasync per file covers
+ *   every append before it) and hand completions back through an eventfd.
  * - struct log: one partition, created by log_open and freed by log_close or log_abandon.
  *   Everything the log allocates is freed by those; the caller owns the bytes it passes in.
  *
  * Threads: a log, its flusher's drain and every function below except log_read_release and
  * the log_file accessors belong to one owner thread. log_read_release may be called from any
- * thread. The flusher thread only syncs files pinned for it and writes checkpoint files.
+ * thread. The flusher threads only touch files pinned for it, index and checkpoint files it
+ * was handed, and files of deleted segments it was asked to remove.
  *
  * Durability: an append is in the page cache when log_append returns; it is durable when the
  * durable offset (log_durable_offset) has passed it, which happens in log_flusher_drain after
  * the flusher's fdatasync of every file holding it (and of the directory when segments were
  * created or deleted). The epoch and start-offset checkpoints are replaced (temp file, sync,
  * rename, directory sync) by the flusher in the same round, before those syncs. A rolled
- * segment is synced by the next round, which a roll starts itself when none is in flight;
- * its file stays pinned until then. Everything recovered by log_open is durable when it
+ * segment is sealed and synced by the next round, which a roll starts itself when none is in
+ * flight; its file stays pinned until then. Everything recovered by log_open is durable when it
  * returns. A storage error (a failed write, sync, truncate, allocation or rename) is fatal for
  * that log: every later call returns the error and nothing more is reported durable.
- * Blocking: only log_open, log_close and log_truncate_to wait for syncs on the owner thread.
+ * Blocking: only log_open, log_close and log_truncate_to wait for syncs on the owner thread;
+ * other calls do no file-system work beyond writing the batch (and creating the next segment's
+ * file on a roll): allocation, sealing and removal happen on the flusher.
  */
 #ifndef CHRONIK_LOG_LOG_H
 #define CHRONIK_LOG_LOG_H
@@ -70,7 +76,7 @@ int log_file_fd(const struct log_file *f); /* for sendfile; -1 on a simulated di
 
 /* ---- flusher ---------------------------------------------------------------------------- */
 
-/* threaded: run syncs on a background thread (production). When false, nothing happens until
+/* threaded: run syncs on background threads (production). When false, nothing happens until
  * log_flusher_run_pending is called, which makes tests deterministic. */
 struct log_flusher *log_flusher_create(bool threaded);
 /* Requires every log using it to be closed. */

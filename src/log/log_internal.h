@@ -82,19 +82,49 @@ struct flush_checkpoint {
 };
 
 /*
- * One sync round for one log, built and pinned by the owner, performed by the flusher thread,
+ * A segment rolled since the last job, sealed by the flusher: its file trimmed to the valid
+ * bytes (the preallocation dropped), its index files written from the encoded contents, then
+ * all three synced. The job holds the segment file by its pin (an open handle), never by path,
+ * and the index files are written only here: the owner never removes a segment's files while a
+ * job may still touch them (removals are queued behind it, see struct flush_job).
+ */
+struct flush_seal {
+    struct log_file *file; /* pinned */
+    uint64_t bytes;
+    char *index_path;
+    char *time_path;
+    struct buf index; /* .index content */
+    struct buf times; /* .timeindex content */
+};
+
+/* Trims, writes and syncs one sealed segment (the flusher's thread, or the owner at close). */
+int seal_perform(struct io *io, const struct flush_seal *seal);
+void seal_deinit(struct flush_seal *seal);
+
+/*
+ * One sync round for one log, built and pinned by the owner, performed by a flusher thread,
  * completed (pins released, durable offset advanced) by the owner in drain. The flusher
- * thread reads the fields up to `err` and writes only `err` and `performed` (under the
- * flusher's mutex).
+ * thread reads the fields up to `err` and writes only `err`, `performed` and `next` (under
+ * the flusher's mutex, and `alloc_unsupported`). Steps, in order: checkpoints marked before
+ * the files, seals, file syncs, the active segment's next preallocation, removals of deleted
+ * segments' files, the directory sync, checkpoints marked after.
+ * A log has at most one job outstanding, so a job's steps come after every step of the log's
+ * earlier jobs: a removal can never overtake the seal that writes the files it removes.
  */
 struct flush_job {
     struct flush_job *next;
     struct log *log;
     struct io *io;
+    struct flush_seal *seals;
+    uint32_t seal_count;
     struct log_file **files; /* pinned; synced in order */
     uint32_t file_count;
-    char **sync_paths; /* index files of rolled segments, synced after the files */
-    uint32_t sync_path_count;
+    char **removals; /* files of deleted segments; a missing one is fine */
+    uint32_t removal_count;
+    uint64_t alloc_from; /* preallocate [alloc_from, alloc_to) of files[0] when alloc_to > 0 */
+    uint64_t alloc_to;
+    uint32_t alloc_era;     /* the log's alloc_era when submitted */
+    bool alloc_unsupported; /* set by the flusher: the filesystem cannot preallocate */
     struct flush_checkpoint checkpoints[3];
     uint32_t checkpoint_count;
     char *dir;              /* synced after the files when set */
@@ -187,11 +217,13 @@ uint64_t seg_index_floor(const struct segment *s, int64_t offset);
 void seg_finish_times(struct segment *s);
 /* Writes .index and .timeindex from memory (not synced). */
 int seg_write_indexes(struct io *io, const char *dir, struct segment *s);
+/* The contents of .index and .timeindex, appended to index and times. */
+void seg_encode_indexes(const struct segment *s, struct buf *index, struct buf *times);
+/* Writes a whole small file (created or replaced in place), synced when sync is set. */
+int seg_write_file(struct io *io, const char *path, const struct buf *b, bool sync);
 /* Loads .index and .timeindex; ERR_CORRUPT when missing or inconsistent with file_bytes. */
 int seg_load_indexes(struct io *io, const char *dir, struct segment *s);
 int seg_sync_indexes(struct io *io, const char *dir, struct segment *s);
-/* Opens path, fdatasyncs it and closes it. */
-int seg_sync_path(struct io *io, const char *path);
 /* Whether the index files hold exactly the in-memory indexes (after a rebuild). */
 bool seg_indexes_match(struct io *io, const char *dir, const struct segment *s);
 /* Reads a whole file of at most bytes_max bytes, appending to b. */
@@ -233,9 +265,16 @@ struct log {
     bool dir_dirty;
     bool prealloc_off;
     struct log_file *active_pin; /* the active segment's file, pinned by the log */
-    struct log_file **sealed;    /* pinned files of segments rolled since the last job */
-    uint32_t sealed_len;
-    uint32_t sealed_cap;
+    struct flush_seal *seals;    /* segments rolled since the last job, their files pinned */
+    uint32_t seal_count;
+    uint32_t seal_cap;
+    char **removals; /* files of segments deleted since the last job */
+    uint32_t removal_count;
+    uint32_t removal_cap;
+    /* The active segment grows by preallocation chunks that the flusher allocates ahead of the
+     * writes (fallocate can wait on the disk's journal; the owner thread must not). */
+    uint64_t alloc_target; /* size to preallocate the active segment to in the next job; 0: none */
+    uint32_t alloc_era;    /* bumped when the active file changes size otherwise (roll, cut) */
     struct flush_job *inflight;
     int64_t inflight_target;
     struct flush_waiter *waiters;

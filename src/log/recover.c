@@ -6,8 +6,16 @@
  * epoch checkpoint). After a crash the same holds for the segments below the recovery point
  * (synced with their index files before the point was written); every later segment, and any
  * trusted one that does not check out, is validated batch by batch (header, CRC, records,
- * contiguous offsets, non-decreasing epochs): the first bad batch ends the log, its segment is
- * truncated there and every later segment is deleted. The epoch cache is rebuilt from the
+ * contiguous offsets, non-decreasing epochs). The first bad batch ends the log only when it can
+ * be a torn tail, the unsynced end a crash leaves: then its segment is truncated there and
+ * every later segment is deleted. It cannot be one, and the log refuses to open with
+ * ERR_DAMAGED and one line naming the file, position and offset, changing nothing, when the
+ * bytes there were synced (the segment lies below the recovery point on disk, or the log was
+ * closed cleanly) or a valid batch follows (later in the segment, or in a later segment that
+ * does not continue it): fsynced data after it may have been acknowledged, and repairing would
+ * silently drop it (a Raft voter would forget entries it acknowledged). A rolled segment
+ * whose trim a crash lost ends in preallocated bytes that the next segment continues: it is
+ * trimmed, nothing else. The epoch cache is rebuilt from the
  * scanned batches on top of the checkpoint's entries below the recovery point, and everything
  * recovered is synced before the log is usable, so the durable offset starts at the log end.
  * Must never trust a file size as the end of valid data, nor keep a segment that does not
@@ -21,6 +29,7 @@
 #include "base/limits.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -209,6 +218,72 @@ static int scan_segment(struct log *log, struct segment *s, struct epochs *epoch
     return rc < 0 && rc > -4096 ? rc : 0;
 }
 
+/* 1 when a complete batch that passes batch_parse starts at pos of f (ending at or before
+ * limit) with a base offset of at least min_base, 0 when not, -errno on I/O failure. */
+static int valid_batch_at(struct log *log, struct io_file *f, uint64_t pos, uint64_t limit,
+                          int64_t min_base)
+{
+    uint8_t head[LOG_BATCH_HEADER_BYTES];
+    struct batch_header h;
+    if (pos > limit || limit - pos < sizeof(head))
+        return 0;
+    ssize_t n = io_pread(f, head, sizeof(head), pos);
+    if (n < 0)
+        return (int)n;
+    if ((size_t)n != sizeof(head) || batch_header_parse(head, sizeof(head), &h) != 0)
+        return 0;
+    uint64_t total = batch_total_bytes(&h);
+    if (total > limit - pos || h.base_offset < min_base)
+        return 0;
+    buf_reset(&log->scratch);
+    uint8_t *p = buf_extend(&log->scratch, (size_t)total);
+    n = io_pread(f, p, (size_t)total, pos);
+    if (n < 0)
+        return (int)n;
+    return (uint64_t)n == total && batch_parse(p, (size_t)total, &h) == 0;
+}
+
+/* Looks for a valid batch (as valid_batch_at) starting anywhere in [from, limit) of f: 1 when
+ * one is found. Only a damaged or torn segment is searched, once, at open. */
+static int find_valid_batch(struct log *log, struct io_file *f, uint64_t from, uint64_t limit,
+                            int64_t min_base)
+{
+    enum { MAGIC_AT = 16 }; /* baseOffset, batchLength, partitionLeaderEpoch, then magic 2 */
+    uint8_t *chunk = xmalloc(LOG_SCAN_CHUNK_BYTES);
+    int rc = 0;
+    uint64_t at = from;
+    while (rc == 0 && at < limit && limit - at >= LOG_BATCH_HEADER_BYTES) {
+        ssize_t n = io_pread(f, chunk, (size_t)MIN(limit - at, LOG_SCAN_CHUNK_BYTES), at);
+        if (n < 0) {
+            rc = (int)n;
+            break;
+        }
+        if (n <= MAGIC_AT)
+            break;
+        for (size_t k = 0; rc == 0 && k + MAGIC_AT < (size_t)n; k++) {
+            if (chunk[k + MAGIC_AT] == 2)
+                rc = valid_batch_at(log, f, at + k, limit, min_base);
+        }
+        at += (uint64_t)n - MAGIC_AT; /* the last positions' magic byte lies in the next chunk */
+    }
+    free(chunk);
+    return rc;
+}
+
+/* 1 when the first batch of segment s is valid, 0 when not (or the file is empty). */
+static int starts_valid(struct log *log, struct segment *s)
+{
+    int rc = files_pin(s->file, false);
+    if (rc < 0)
+        return rc;
+    uint64_t size = 0;
+    rc = io_size(log_file_io(s->file), &size);
+    if (rc == 0)
+        rc = valid_batch_at(log, log_file_io(s->file), 0, MIN(size, UINT32_MAX), s->base_offset);
+    files_unpin(s->file);
+    return rc;
+}
+
 static int open_segment_file(struct segment *s)
 {
     int rc = files_pin(s->file, false);
@@ -224,10 +299,54 @@ static int open_segment_file(struct segment *s)
  * below the recovery point (synced with their index files before it was written). */
 struct trust {
     bool clean;
+    bool synced_all;             /* the clean-shutdown marker was there: every byte was synced */
     const struct epochs *epochs; /* what trusted segments' epochs must agree with */
     int64_t recovery_point;      /* -1: trust nothing */
     int64_t point_on_disk;       /* the checkpoint's value, trusted or not; -1 if none */
 };
+
+static int refuse(struct log *log, const struct segment *s, const char *why)
+{
+    char path[IO_PATH_BYTES_MAX];
+    seg_path(path, log->dir, s->base_offset, ".log");
+    fprintf(stderr,
+            "chronik: partition log %s is damaged: the batch at byte %llu of %s (offset %lld) is "
+            "invalid and %s; the partition stays offline, nothing was changed on disk\n",
+            log->dir, (unsigned long long)s->bytes, path, (long long)s->end_offset, why);
+    return ERR_DAMAGED;
+}
+
+/*
+ * Segment i's valid batches end at s->bytes, before the end of its file. 0 when that can be a
+ * torn tail (*continues: the next segment carries on exactly where the valid batches end, so
+ * only the rolled segment's untrimmed preallocation follows them); ERR_DAMAGED when it cannot.
+ */
+static int check_bad_point(struct log *log, uint32_t i, const struct trust *t, bool *continues)
+{
+    struct segment *s = log->segs[i];
+    bool last = i + 1 == log->seg_count;
+    *continues = false;
+    if (t->synced_all)
+        return refuse(log, s, "the log was closed cleanly, so it was synced");
+    if (!last && log->segs[i + 1]->base_offset <= t->point_on_disk)
+        return refuse(log, s, "the segment lies below the recovery point, so it was synced");
+    int rc =
+        find_valid_batch(log, log_file_io(s->file), s->bytes + 1, s->file_bytes, s->end_offset);
+    if (rc < 0)
+        return rc;
+    if (rc == 1)
+        return refuse(log, s, "valid batches follow it in the segment");
+    if (last)
+        return 0;
+    if (log->segs[i + 1]->base_offset == s->end_offset) {
+        *continues = true;
+        return 0;
+    }
+    rc = starts_valid(log, log->segs[i + 1]);
+    if (rc < 0)
+        return rc;
+    return rc == 1 ? refuse(log, s, "valid batches follow it in the next segment") : 0;
+}
 
 /* Recovers segment i; sets *stop when the log ends inside it. ERR_STATE when a segment below
  * the recovery point does not match its index files: the caller starts over scanning all. */
@@ -249,10 +368,14 @@ static int recover_segment(struct log *log, uint32_t i, const struct trust *t,
         seg_finish_times(s); /* as a roll leaves it, so written index files can match */
     }
     bool truncated = false;
+    bool continues = false;
+    if (rc == 0 && s->bytes < s->file_bytes)
+        rc = check_bad_point(log, i, t, &continues);
     if (rc == 0 && s->bytes < s->file_bytes) {
         rc = io_truncate(log_file_io(s->file), s->bytes);
         s->file_bytes = s->bytes;
-        truncated = *stop = true;
+        truncated = true;
+        *stop = !continues;
     }
     if (rc == 0 && !loaded && !truncated && seg_indexes_match(log->env.io, log->dir, s)) {
         /* Index files written at a roll still fit: keep them, a clean close only syncs them
@@ -476,7 +599,8 @@ int log_open(const struct log_env *env, const char *dir, const struct log_config
         rc = sync_parent(env->io, dir);
     if (rc == 0)
         rc = discover(log, &clean);
-    struct trust t = {.clean = clean, .recovery_point = -1, .point_on_disk = -1};
+    struct trust t = {
+        .clean = clean, .synced_all = clean, .recovery_point = -1, .point_on_disk = -1};
     t.epochs = &stored;
     if (rc == 0)
         rc = plan_trust(log, &t, &stored, &rebuilt);

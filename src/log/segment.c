@@ -228,7 +228,7 @@ int seg_cursor_next(struct seg_cursor *c, struct batch_header *h, uint64_t *pos)
 
 /* ---- index files ----------------------------------------------------------------------------- */
 
-static int write_file(struct io *io, const char *path, const struct buf *b)
+int seg_write_file(struct io *io, const char *path, const struct buf *b, bool sync)
 {
     struct io_file *f = NULL;
     int rc = io_open(io, path, IO_RDWR | IO_CREATE, &f);
@@ -239,6 +239,8 @@ static int write_file(struct io *io, const char *path, const struct buf *b)
         ssize_t n = io_pwrite(f, b->data, b->len, 0);
         rc = n < 0 ? (int)n : 0;
     }
+    if (rc == 0 && sync)
+        rc = io_sync(f);
     io_close(f);
     return rc;
 }
@@ -259,28 +261,34 @@ static void encode_times(const struct segment *s, struct buf *b)
     }
 }
 
+void seg_encode_indexes(const struct segment *s, struct buf *index, struct buf *times)
+{
+    encode_offsets(s, index);
+    encode_times(s, times);
+}
+
 int seg_write_indexes(struct io *io, const char *dir, struct segment *s)
 {
     char path[IO_PATH_BYTES_MAX];
-    struct buf b;
-    buf_init(&b);
-    encode_offsets(s, &b);
+    struct buf index, times;
+    buf_init(&index);
+    buf_init(&times);
+    seg_encode_indexes(s, &index, &times);
     seg_path(path, dir, s->base_offset, ".index");
-    int rc = write_file(io, path, &b);
-    if (rc < 0)
-        goto done;
-    buf_reset(&b);
-    encode_times(s, &b);
-    seg_path(path, dir, s->base_offset, ".timeindex");
-    rc = write_file(io, path, &b);
+    int rc = seg_write_file(io, path, &index, false);
+    if (rc == 0) {
+        seg_path(path, dir, s->base_offset, ".timeindex");
+        rc = seg_write_file(io, path, &times, false);
+    }
     if (rc == 0)
         s->index_unsynced = true;
-done:
-    buf_deinit(&b);
+    buf_deinit(&index);
+    buf_deinit(&times);
     return rc;
 }
 
-int seg_sync_path(struct io *io, const char *path)
+/* Opens path, fdatasyncs it and closes it. */
+static int sync_path(struct io *io, const char *path)
 {
     struct io_file *f = NULL;
     int rc = io_open(io, path, IO_RDWR, &f);
@@ -295,10 +303,10 @@ int seg_sync_indexes(struct io *io, const char *dir, struct segment *s)
 {
     char path[IO_PATH_BYTES_MAX];
     seg_path(path, dir, s->base_offset, ".index");
-    int rc = seg_sync_path(io, path);
+    int rc = sync_path(io, path);
     if (rc == 0) {
         seg_path(path, dir, s->base_offset, ".timeindex");
-        rc = seg_sync_path(io, path);
+        rc = sync_path(io, path);
     }
     if (rc == 0)
         s->index_unsynced = false;

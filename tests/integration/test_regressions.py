@@ -1046,3 +1046,81 @@ def test_0061_partition_that_cannot_open_fails_alone(make_broker, topic):
     assert "cannot open partition" in b.stderr_text()
     serves(b)
     b.stop()
+
+
+def _batch_positions(path):
+    """(position, length) of every batch in a segment file, up to the first zero length."""
+    with open(path, "rb") as f:
+        data = f.read()
+    out, pos = [], 0
+    while pos + 12 <= len(data):
+        length = int.from_bytes(data[pos + 8:pos + 12], "big")
+        if length == 0:
+            break
+        out.append((pos, 12 + length))
+        pos += 12 + length
+    return out
+
+
+def test_0030_midlog_corruption_takes_only_its_partition_offline(make_broker, topic):
+    # Issue 8 item 8: after an unclean stop, recovery truncated a partition at its first invalid
+    # batch and deleted everything after it, so one damaged byte silently dropped fsynced,
+    # acknowledged records behind it. Now that log refuses to open, naming the file and offset,
+    # changes nothing on disk, and only its partition goes offline: the others keep serving.
+    b = make_broker().start()
+    admin = AdminClient({"bootstrap.servers": b.bootstrap})
+    admin.create_topics([NewTopic(topic, 2, 1)])[topic].result(timeout=TIMEOUT_S)
+    p = ck.Producer({"bootstrap.servers": b.bootstrap, "acks": "all", "linger.ms": 0})
+    for i in range(8):  # separate batches in each partition
+        for part in (0, 1):
+            p.produce(topic, value=b"v%d-%d" % (part, i) * 50, partition=part)
+        assert p.flush(TIMEOUT_S) == 0
+    b.kill()  # unclean: the next start scans the logs
+    seg = os.path.join(b.data_dir, "%s-0" % topic, "%020d.log" % 0)
+    batches = _batch_positions(seg)
+    assert len(batches) >= 8, batches
+    pos, length = batches[3]
+    with open(seg, "r+b") as f:
+        f.seek(pos + length - 3)
+        byte = f.read(1)
+        f.seek(pos + length - 3)
+        f.write(bytes([byte[0] ^ 0x5A]))
+    with open(seg, "rb") as f:
+        damaged = f.read()
+
+    b.start()
+    # Partitions open in the background after the listener starts (item 19): wait until the
+    # opener has reached both, i.e. partition 1 has a leader and the damage has been reported.
+    admin = AdminClient({"bootstrap.servers": b.bootstrap})
+    deadline = time.monotonic() + TIMEOUT_S
+    while True:
+        parts = admin.list_topics(topic, timeout=TIMEOUT_S).topics[topic].partitions
+        err = b.stderr_text()
+        lines = [line for line in err.splitlines() if "is damaged" in line]
+        if (lines and parts[1].leader >= 0) or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert len(lines) == 1 and seg in lines[0] and "offset 3" in lines[0], err
+    with open(seg, "rb") as f:
+        assert f.read() == damaged, "recovery changed the damaged partition's file"
+    assert parts[0].error is not None and parts[0].leader == -1, parts[0]
+    assert parts[1].error is None and parts[1].leader >= 0, parts[1]
+    # The damaged partition refuses produce with KAFKA_STORAGE_ERROR (56), not a retriable error.
+    assert produce_errors(b.port, topic, [0]) == {0: KAFKA_STORAGE_ERROR}
+    # Partition 1 serves everything it acknowledged, and takes more.
+    p = ck.Producer({"bootstrap.servers": b.bootstrap, "acks": "all"})
+    p.produce(topic, value=b"after", partition=1)
+    assert p.flush(TIMEOUT_S) == 0
+    c = ck.Consumer({"bootstrap.servers": b.bootstrap, "group.id": topic,
+                     "enable.auto.commit": False})
+    c.assign([ck.TopicPartition(topic, 1, 0)])
+    got = []
+    deadline = time.monotonic() + TIMEOUT_S
+    while len(got) < 9 and time.monotonic() < deadline:
+        m = c.poll(0.5)
+        if m is not None and m.error() is None:
+            got.append(m.value())
+    c.close()
+    assert got == [b"v1-%d" % i * 50 for i in range(8)] + [b"after"]
+    assert b.alive()
+    serves(b)

@@ -744,6 +744,219 @@ static void test_recovery_leftovers(void **state)
     fx_deinit(&f);
 }
 
+/*
+ * Issue 8 item 5: a roll submits a job that seals the rolled segment; deleting that segment
+ * (DeleteRecords, then retention) before the job ran made the flusher reopen a removed index
+ * file by path, and the -ENOENT stuck to the log until restart.
+ */
+static void test_delete_segment_before_its_seal(void **state)
+{
+    (void)state;
+    for (int by_retention = 0; by_retention < 2; by_retention++) {
+        struct fx f;
+        fx_init(&f, g_seed + 12 + (uint64_t)by_retention);
+        append_n(&f, 20, 10);
+        fx_sync(&f);
+        /* Roll with no job in flight: the roll submits one holding the rolled segment. */
+        uint32_t segments = log_segment_count(f.log);
+        while (log_segment_count(f.log) == segments)
+            append_n(&f, 1, 10);
+        int64_t end = model_end(&f.m);
+        assert_int_equal(log_set_high_watermark(f.log, end), 0);
+        if (by_retention) {
+            struct log_config cfg = f.cfg;
+            cfg.retention_bytes = 0;
+            assert_int_equal(log_set_config(f.log, &cfg), 0);
+            assert_int_equal(log_enforce_retention(f.log), (int)segments);
+        } else {
+            assert_int_equal(log_delete_records(f.log, f.m.v[f.m.len - 1].base_offset), 0);
+        }
+        assert_int_equal(log_segment_count(f.log), 1);
+        log_flusher_run_pending(f.fl);
+        log_flusher_drain(f.fl);
+        assert_int_equal(log_error(f.log), 0);
+        append_n(&f, 3, 10);
+        fx_sync(&f);
+        assert_int_equal(log_error(f.log), 0);
+        check(&f);
+        int64_t start = log_start_offset(f.log);
+        reopen(&f, false);
+        assert_int_equal(log_start_offset(f.log), start);
+        check(&f);
+        /* The deleted segments' files are gone, index files included. */
+        char path[128];
+        snprintf(path, sizeof(path), "/p/%020d.index", 0);
+        assert_int_equal(io_exists(f.io, path, NULL), -ENOENT);
+        snprintf(path, sizeof(path), "/p/%020d.log", 0);
+        assert_int_equal(io_exists(f.io, path, NULL), -ENOENT);
+        fx_deinit(&f);
+    }
+}
+
+/* Found by the crash test's DeleteRecords step: deleting records up to the log end left an
+ * epoch entry at the end, and the next append in a newer epoch tripped an assertion. */
+static void test_delete_records_to_end_then_new_epoch(void **state)
+{
+    (void)state;
+    struct fx f;
+    fx_init(&f, g_seed + 14);
+    append_n(&f, 5, 10);
+    fx_sync(&f);
+    int64_t end = model_end(&f.m);
+    assert_int_equal(log_set_high_watermark(f.log, end), 0);
+    assert_int_equal(log_delete_records(f.log, end), 0);
+    f.epoch++;
+    append_n(&f, 2, 10);
+    int32_t want = f.m.v[model_find(&f.m, end)].epoch, epoch = -1;
+    assert_true(want > f.m.v[0].epoch);
+    assert_int_equal(log_epoch_of(f.log, end, &epoch), 0);
+    assert_int_equal(epoch, want);
+    fx_sync(&f);
+    reopen(&f, false);
+    assert_int_equal(log_start_offset(f.log), end);
+    assert_int_equal(log_epoch_of(f.log, end, &epoch), 0);
+    assert_int_equal(epoch, want);
+    check(&f);
+    fx_deinit(&f);
+}
+
+/* Appends name and content of every file in /p to out (a snapshot of the disk). */
+static int snapshot_entry(void *ctx, const char *name)
+{
+    struct fx *f = ((void **)ctx)[0];
+    struct buf *out = ((void **)ctx)[1];
+    char path[128];
+    snprintf(path, sizeof(path), "/p/%s", name);
+    struct io_file *file;
+    uint64_t size = 0;
+    assert_int_equal(io_open(f->io, path, IO_RDONLY, &file), 0);
+    assert_int_equal(io_size(file, &size), 0);
+    buf_append(out, name, strlen(name) + 1);
+    uint8_t *p = buf_extend(out, (size_t)size);
+    assert_int_equal(io_pread(file, p, (size_t)size, 0), (ssize_t)size);
+    io_close(file);
+    return 0;
+}
+
+static void snapshot(struct fx *f, struct buf *out)
+{
+    void *ctx[2] = {f, out};
+    buf_reset(out);
+    assert_int_equal(io_list_dir(f->io, "/p", snapshot_entry, ctx), 0);
+}
+
+/* Flips a byte of batch k durably: its magic (the header walk of a trusted segment then fails)
+ * or one near the end of its records (its CRC then fails). */
+static void corrupt_batch(struct fx *f, size_t k, bool header)
+{
+    struct log_read r;
+    assert_int_equal(log_read(f->log, f->m.v[k].base_offset, 1, INT64_MAX, &r), 0);
+    assert_int_equal(r.first_offset, f->m.v[k].base_offset);
+    uint8_t byte;
+    uint64_t at = header ? r.position + 16 : r.position + r.bytes - 2;
+    assert_int_equal(io_pread(log_file_io(r.file), &byte, 1, at), 1);
+    byte ^= 0x5a;
+    assert_int_equal(io_pwrite(log_file_io(r.file), &byte, 1, at), 1);
+    assert_int_equal(io_sync(log_file_io(r.file)), 0);
+    log_read_release(&r);
+}
+
+/* Whether batch k lies in the log's first segment. */
+static bool first_segment_holds(struct fx *f, size_t k)
+{
+    struct log_read a, b;
+    assert_int_equal(log_read(f->log, f->m.v[0].base_offset, 1, INT64_MAX, &a), 0);
+    assert_int_equal(log_read(f->log, f->m.v[k].base_offset, 1, INT64_MAX, &b), 0);
+    bool same = a.file == b.file;
+    log_read_release(&a);
+    log_read_release(&b);
+    return same;
+}
+
+/*
+ * Issue 8 item 8: recovery truncated at the first invalid batch and deleted every later
+ * segment, silently dropping fsynced data behind mid-log corruption. A bad batch followed by
+ * valid data, or inside synced data (a segment below the recovery point), must make the open
+ * refuse with ERR_DAMAGED and change nothing on disk; a torn tail still recovers.
+ */
+static void test_midlog_corruption_refused(void **state)
+{
+    (void)state;
+    struct buf before, after;
+    buf_init(&before);
+    buf_init(&after);
+    /* 0: in the active segment with valid batches after it; 1: the header of the first
+     * segment's last batch (sealed, below the recovery point: synced); 2: the last batch, a
+     * torn tail. */
+    for (int where = 0; where < 3; where++) {
+        struct fx f;
+        fx_init(&f, g_seed + 20 + (uint64_t)where);
+        append_n(&f, 120, 10);
+        fx_sync(&f);
+        assert_true(log_segment_count(f.log) >= 3);
+        size_t k = where == 0 ? f.m.len - 3 : f.m.len - 1;
+        if (where == 1)
+            for (k = 0; first_segment_holds(&f, k + 1);)
+                k++;
+        corrupt_batch(&f, k, where == 1);
+        log_abandon(f.log); /* a crash: the next open scans */
+        f.log = NULL;
+        snapshot(&f, &before);
+        int rc = log_open(&f.env, "/p", &f.cfg, &f.log);
+        if (where < 2) {
+            assert_int_equal(rc, ERR_DAMAGED);
+            assert_null(f.log);
+            snapshot(&f, &after);
+            assert_int_equal(after.len, before.len);
+            assert_memory_equal(after.data, before.data, before.len);
+            /* It keeps refusing: nothing was repaired on the way. */
+            assert_int_equal(log_open(&f.env, "/p", &f.cfg, &f.log), ERR_DAMAGED);
+        } else {
+            assert_int_equal(rc, 0);
+            assert_int_equal(log_end_offset(f.log), f.m.v[k].base_offset);
+            model_truncate(&f.m, f.m.v[k].base_offset);
+            check(&f);
+        }
+        fx_deinit(&f);
+    }
+    buf_deinit(&before);
+    buf_deinit(&after);
+}
+
+/* Issue 8 item 18: the owner thread (the broker's event loop) must not do file-system work
+ * that can wait on the disk in steady state. Appends used to fallocate every preallocation
+ * chunk inline, and rolls to trim the sealed segment and write its index files inline; the
+ * flusher grows the preallocation ahead of the writes and seals now. Only the first chunk of a
+ * new segment is allocated inline, with its creation. */
+static void test_no_allocation_or_index_write_on_append(void **state)
+{
+    (void)state;
+    struct fx f;
+    fx_init(&f, g_seed + 30);
+    append_n(&f, 1, 10); /* the first chunk, allocated with the segment */
+    fx_sync(&f);
+    uint32_t segments = log_segment_count(f.log);
+    uint64_t allocs = io_sim_op_count(f.io, IO_SIM_ALLOCATE);
+    uint64_t owner_allocs = 0;
+    while (log_segment_count(f.log) < segments + 2) {
+        uint64_t before = io_sim_op_count(f.io, IO_SIM_ALLOCATE);
+        uint64_t opens = io_sim_op_count(f.io, IO_SIM_OPEN);
+        uint32_t n = log_segment_count(f.log);
+        append_n(&f, 1, 10);
+        bool rolled = log_segment_count(f.log) > n;
+        /* A roll opens (creates) one file, the new segment, and allocates its first chunk. */
+        assert_int_equal(io_sim_op_count(f.io, IO_SIM_OPEN), opens + (rolled ? 1 : 0));
+        owner_allocs += io_sim_op_count(f.io, IO_SIM_ALLOCATE) - before - (rolled ? 1 : 0);
+        fx_sync(&f); /* the flusher runs between appends, as it keeps up in steady state */
+    }
+    assert_int_equal(owner_allocs, 0);
+    assert_true(io_sim_op_count(f.io, IO_SIM_ALLOCATE) > allocs + 2); /* the flusher's */
+    check(&f);
+    reopen(&f, false);
+    check(&f);
+    fx_deinit(&f);
+}
+
 int main(void)
 {
     g_seed = test_seed("log_test", 1);
@@ -762,6 +975,10 @@ int main(void)
         cmocka_unit_test(test_truncate_unsynced_roll),
         cmocka_unit_test(test_follower_append_at),
         cmocka_unit_test(test_recovery_leftovers),
+        cmocka_unit_test(test_delete_segment_before_its_seal),
+        cmocka_unit_test(test_delete_records_to_end_then_new_epoch),
+        cmocka_unit_test(test_midlog_corruption_refused),
+        cmocka_unit_test(test_no_allocation_or_index_write_on_append),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
