@@ -334,6 +334,7 @@ static void test_acknowledged_produce_survives_crash(void **state)
     const char *why = NULL;
     assert_int_equal(broker_create_topic(w.b, TOPIC, PARTITIONS, 1, NULL, NULL, 0, false, &why),
                      KAFKA_NONE);
+    assert_int_equal(broker_topics_commit(w.b), KAFKA_NONE);
     connect_client(&w);
 
     for (uint64_t round = 1; round <= rounds; round++) {
