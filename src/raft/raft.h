@@ -238,6 +238,7 @@ struct raft {
     uint32_t election_ticks;
     uint32_t heartbeat_ticks;
     uint32_t election_elapsed;
+    uint32_t lease_elapsed; /* ticks since this node last heard from a leader (saturating) */
     uint32_t heartbeat_elapsed;
     uint32_t election_timeout; /* randomised in [election_ticks, 2 * election_ticks) */
     uint32_t transfer_elapsed;
@@ -253,7 +254,6 @@ struct raft {
     uint8_t hard_dirty;
     uint8_t commit_dirty;
     uint8_t role_dirty;
-    uint8_t booting;    /* within the first election timeout after init */
     uint8_t lease_lost; /* leader: sent TimeoutNow this term */
     struct raft_config config;
     struct raft_config config_prev;
