@@ -8,7 +8,9 @@
  * candidate; a leader counts only entries of its own term towards commit (earlier ones commit
  * with them); a follower truncates only above its commit index and acknowledges only indices
  * that are both persisted and verified against the current leader; a leader in transfer
- * accepts no proposals; at most one membership change is uncommitted at a time.
+ * accepts no proposals; at most one membership change is uncommitted at a time; under
+ * check-quorum, a node that heard from a leader less than an election timeout ago grants no
+ * vote but a transfer's, in any term (the leader's lease depends on it).
  *
  * Never: allocate, read a clock, block, or touch anything outside src/base. Compile-time
  * RAFT_BUG_* flags exist only for the simulator's "does it bite" tests and are never defined

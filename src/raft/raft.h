@@ -286,7 +286,8 @@ int raft_read_index(struct raft *r, uint64_t id);
  * Leader only: true while a quorum acknowledged heartbeats sent less than election_ticks -
  * RAFT_LEASE_MARGIN_TICKS ago, so no other leader can exist yet (lease reads). Assumes tick
  * rates differ by less than the margin over one election timeout; false for the rest of the
- * term once a transfer was attempted.
+ * term once a transfer was attempted. It rests on every follower that answered refusing all
+ * votes but a transfer's for election_ticks afterwards, whatever terms it learns meanwhile.
  */
 bool raft_lease_valid(const struct raft *r);
 /* The host replaced its log with a snapshot ending at index/term (durable) with config c. */
