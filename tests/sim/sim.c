@@ -130,7 +130,7 @@ struct centry {
     int64_t term;
     uint64_t data;
     int64_t commit_term; /* lowest term in which any node reported it committed */
-    int64_t ack_term;    /* term of the leader that acknowledged it to a client, or 0 */
+    int64_t ack_term;    /* term in which its leader acknowledged it to a client, or 0 */
     bool set;
 };
 
@@ -736,8 +736,13 @@ static void ack_proposals(struct replica *rep, int64_t commit)
         g->acked_max = MAX(g->acked_max, p->last);
         if (p->at >= rep->sim->o->time_max && g->live_acked_at == 0)
             g->live_acked_at = rep->sim->now;
+        /* The term it is acknowledged in, not the one it was proposed in: a leader that
+         * proposed in term 2 and, leading again in term 4, commits it then, owes it only to
+         * leaders of terms above 4. A term-3 election that completes later (a vote request
+         * delivered late) may elect a leader without it, and that leader can commit nothing
+         * over it, since a term-4 majority holds it and refuses term 3. */
         for (int64_t i = p->first; i <= p->last && i < g->committed_cap; i++)
-            g->committed[i].ack_term = p->term;
+            g->committed[i].ack_term = rep->r.term;
     }
     while (g->prop_first_pending < g->prop_count &&
            (g->props[g->prop_first_pending].acked ||
