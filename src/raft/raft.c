@@ -8,7 +8,9 @@
  * candidate; a leader counts only entries of its own term towards commit (earlier ones commit
  * with them); a follower truncates only above its commit index and acknowledges only indices
  * that are both persisted and verified against the current leader; a leader in transfer
- * accepts no proposals; at most one membership change is uncommitted at a time.
+ * accepts no proposals; at most one membership change is uncommitted at a time; under
+ * check-quorum, a node that heard from a leader less than an election timeout ago grants no
+ * vote but a transfer's, in any term (the leader's lease depends on it).
  *
  * Never: allocate, read a clock, block, or touch anything outside src/base. Compile-time
  * RAFT_BUG_* flags exist only for the simulator's "does it bite" tests and are never defined
@@ -27,6 +29,9 @@ enum {
     PROGRESS_REPLICATE,
     PROGRESS_SNAPSHOT,
 };
+
+/* Where lease_elapsed stops counting: far past any election timeout, never wrapping. */
+#define LEASE_ELAPSED_MAX (RAFT_ELECTION_TICKS_MAX * 4)
 
 /* ---- log view helpers ---------------------------------------------------------------------- */
 
@@ -821,11 +826,13 @@ static void step_follower(struct raft *r, const struct raft_msg *m)
     switch (m->type) {
     case RAFT_MSG_APPEND:
         r->election_elapsed = 0;
+        r->lease_elapsed = 0;
         r->leader = m->from;
         handle_append(r, m);
         break;
     case RAFT_MSG_HEARTBEAT:
         r->election_elapsed = 0;
+        r->lease_elapsed = 0;
         r->leader = m->from;
         follower_commit(r, m->commit);
         out = msg_new(r, RAFT_MSG_HEARTBEAT_RESP, m->from);
@@ -843,11 +850,34 @@ static void step_follower(struct raft *r, const struct raft_msg *m)
 
 /* ---- votes --------------------------------------------------------------------------------- */
 
+/*
+ * Has this node promised a leader's lease? A follower that answered a leader less than an
+ * election timeout ago has: that leader counts on no other leader being elected meanwhile
+ * (raft_lease_valid), so the follower votes for no one else until the promise runs out. The
+ * promise outlives the leader's identity: a higher term learnt from a candidate's message
+ * (say, a rejected pre-vote) clears r->leader but not the promise, and a vote request that
+ * then arrives at that same term must still be refused. A leader refuses disruptive
+ * candidates until check-quorum deposes it.
+ */
+static bool in_lease(const struct raft *r)
+{
+    if (!r->check_quorum)
+        return false;
+    if (r->role == RAFT_LEADER)
+        return true;
+#ifdef RAFT_BUG_LEASE_FORGOTTEN
+    if (r->leader == RAFT_NONE && r->now_ticks >= r->election_ticks)
+        return false;
+#endif
+    return r->lease_elapsed < r->election_ticks;
+}
+
 static void handle_vote(struct raft *r, const struct raft_msg *m)
 {
     bool pre = m->type == RAFT_MSG_PRE_VOTE;
-    bool can_vote = r->vote == m->from || (r->vote == RAFT_NONE && r->leader == RAFT_NONE) ||
-                    (pre && m->term > r->term);
+    bool free_vote = (r->vote == RAFT_NONE && r->leader == RAFT_NONE) || (pre && m->term > r->term);
+    /* A transfer's candidate (flag) was sent by the leader, which gave up its lease. */
+    bool can_vote = r->vote == m->from || (free_vote && (m->flag || !in_lease(r)));
     int64_t lt = last_term(r);
     bool up_to_date = m->log_term > lt || (m->log_term == lt && m->index >= log_last(r));
     struct raft_msg *out;
@@ -915,12 +945,7 @@ int raft_step(struct raft *r, const struct raft_msg *m)
     if (rc != 0)
         return rc;
     if (m->term > r->term) {
-        /* After a restart the node does not know whether it heard from a leader just before
-         * the crash, so it keeps the lease for one election timeout (leases depend on it). */
-        bool in_lease = r->check_quorum && (r->leader != RAFT_NONE || r->booting) &&
-                        r->election_elapsed < r->election_ticks;
-
-        if (vote_req && in_lease && !m->flag)
+        if (vote_req && !m->flag && in_lease(r))
             return 0; /* a leader is alive: do not let a disruptive server depose it (4.2.3) */
         if (m->type == RAFT_MSG_PRE_VOTE || (m->type == RAFT_MSG_PRE_VOTE_RESP && !m->reject)) {
             /* Pre-votes never change our term. */
@@ -1030,8 +1055,8 @@ void raft_tick(struct raft *r)
 {
     ASSERT(r->log != NULL);
     r->now_ticks++;
-    if (r->now_ticks >= r->election_ticks)
-        r->booting = 0;
+    if (r->lease_elapsed < LEASE_ELAPSED_MAX)
+        r->lease_elapsed++;
     if (r->role == RAFT_LEADER) {
         tick_leader(r);
         return;
@@ -1219,8 +1244,10 @@ int raft_init(struct raft *r, const struct raft_options *o)
     r->heartbeat_ticks = o->heartbeat_ticks;
     r->pre_vote = o->pre_vote;
     r->check_quorum = o->check_quorum;
-    /* A node that never saw a term never acknowledged a leader: it owes no lease. */
-    r->booting = o->term > 0;
+    /* After a restart the node does not know whether it answered a leader just before the
+     * crash, so it keeps the promise for one election timeout; a node that never saw a term
+     * never answered a leader and owes no lease. */
+    r->lease_elapsed = o->term > 0 ? 0 : LEASE_ELAPSED_MAX;
     /* Everything in the log at start is durable: the host recovered it from disk. */
     r->persisted = log_last(r);
     r->write_first = log_last(r) + 1;

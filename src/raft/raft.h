@@ -238,6 +238,7 @@ struct raft {
     uint32_t election_ticks;
     uint32_t heartbeat_ticks;
     uint32_t election_elapsed;
+    uint32_t lease_elapsed; /* ticks since this node last heard from a leader (saturating) */
     uint32_t heartbeat_elapsed;
     uint32_t election_timeout; /* randomised in [election_ticks, 2 * election_ticks) */
     uint32_t transfer_elapsed;
@@ -253,7 +254,6 @@ struct raft {
     uint8_t hard_dirty;
     uint8_t commit_dirty;
     uint8_t role_dirty;
-    uint8_t booting;    /* within the first election timeout after init */
     uint8_t lease_lost; /* leader: sent TimeoutNow this term */
     struct raft_config config;
     struct raft_config config_prev;
@@ -286,7 +286,8 @@ int raft_read_index(struct raft *r, uint64_t id);
  * Leader only: true while a quorum acknowledged heartbeats sent less than election_ticks -
  * RAFT_LEASE_MARGIN_TICKS ago, so no other leader can exist yet (lease reads). Assumes tick
  * rates differ by less than the margin over one election timeout; false for the rest of the
- * term once a transfer was attempted.
+ * term once a transfer was attempted. It rests on every follower that answered refusing all
+ * votes but a transfer's for election_ticks afterwards, whatever terms it learns meanwhile.
  */
 bool raft_lease_valid(const struct raft *r);
 /* The host replaced its log with a snapshot ending at index/term (durable) with config c. */

@@ -14,8 +14,18 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+/* Fault profiles. A seed draws one (SIM_PROFILE_MIX) unless the run forces it. */
+enum sim_profile {
+    SIM_PROFILE_MIX,
+    SIM_PROFILE_NORMAL,
+    SIM_PROFILE_CHAOS,
+    SIM_PROFILE_FIGURE8,
+    SIM_PROFILE_LEASE,
+};
+
 struct sim_options {
     uint64_t seed;
+    int profile;        /* enum sim_profile */
     uint64_t time_max;  /* simulated time units with faults (a tick is SIM_TICK_UNITS) */
     bool trace;         /* print the event trace as it happens */
     bool trace_on_fail; /* print the last events when an invariant fails */
@@ -33,7 +43,13 @@ struct sim_result {
     uint64_t changes;
     uint64_t transfers;
     uint64_t reads;
+    /* A follower still bound by a lease promise learnt a higher term from a candidate's
+     * message: the moment a voter may be tempted to break the promise (issue 8 item 15). */
+    uint64_t lease_bumps;
 };
+
+/* The profile named s, or -1. */
+int sim_profile_parse(const char *s);
 
 /* Runs one seed. Returns 0 when every invariant and liveness bound held. */
 int sim_run(const struct sim_options *o, struct sim_result *res);

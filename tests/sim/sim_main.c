@@ -2,13 +2,15 @@
  * raft_sim: runs the Raft simulator over a range of seeds (or replays one) and prints a
  * summary. It owns nothing beyond one run at a time.
  *
- *   raft_sim [--seeds N] [--first S] [--seed S] [--time UNITS] [--trace] [--expect-violation]
+ *   raft_sim [--seeds N] [--first S] [--seed S] [--time UNITS] [--profile P] [--trace]
+ *            [--expect-violation]
  *
  * --seed S (or the environment variable RAFT_SIM_SEED) replays one seed, printing its trace
  * on failure (--trace prints it as it runs). --expect-violation inverts the verdict: the run
  * succeeds only if some seed breaks an invariant (used with the deliberately buggy cores); it
  * stops at the first violation unless --all asks to count them over every seed. --progress
  * names each seed on stderr before running it (for a seed that dies on an assertion).
+ * --profile forces one fault profile (mix, the default, lets each seed draw one).
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -27,7 +29,7 @@ int main(int argc, char **argv)
 {
     struct sim_options o = {.time_max = 3000, .trace_on_fail = true};
     uint64_t seeds = 100, first = 1, failures = 0, steps = 0, acked = 0, elections = 0;
-    uint64_t crashes = 0, snapshots = 0, changes = 0, transfers = 0, reads = 0;
+    uint64_t crashes = 0, snapshots = 0, changes = 0, transfers = 0, reads = 0, bumps = 0;
     const char *env = getenv("RAFT_SIM_SEED");
     bool expect_violation = false, all = false, progress = false;
     struct timespec t0, t1;
@@ -44,6 +46,9 @@ int main(int argc, char **argv)
         } else if (strcmp(argv[i], "--seed") == 0 && i + 1 < argc) {
             first = parse_u64(argv[++i]);
             seeds = 1;
+        } else if (strcmp(argv[i], "--profile") == 0 && i + 1 < argc &&
+                   sim_profile_parse(argv[i + 1]) >= 0) {
+            o.profile = sim_profile_parse(argv[++i]);
         } else if (strcmp(argv[i], "--time") == 0 && i + 1 < argc) {
             o.time_max = parse_u64(argv[++i]);
         } else if (strcmp(argv[i], "--trace") == 0) {
@@ -58,7 +63,8 @@ int main(int argc, char **argv)
         } else {
             fprintf(stderr,
                     "usage: %s [--seeds N] [--first S] [--seed S] [--time UNITS] "
-                    "[--trace] [--expect-violation] [--all] [--progress]\n",
+                    "[--profile mix|normal|chaos|figure8|lease] [--trace] "
+                    "[--expect-violation] [--all] [--progress]\n",
                     argv[0]);
             return 2;
         }
@@ -93,12 +99,14 @@ int main(int argc, char **argv)
         changes += r.changes;
         transfers += r.transfers;
         reads += r.reads;
+        bumps += r.lease_bumps;
     }
     clock_gettime(CLOCK_MONOTONIC, &t1);
     printf("raft_sim: %" PRIu64 " failures; %" PRIu64 " steps, %" PRIu64 " acked, %" PRIu64
            " elections, %" PRIu64 " crashes, %" PRIu64 " snapshots, %" PRIu64
-           " config changes, %" PRIu64 " transfers, %" PRIu64 " reads in %.1f s\n",
-           failures, steps, acked, elections, crashes, snapshots, changes, transfers, reads,
+           " config changes, %" PRIu64 " transfers, %" PRIu64 " reads, %" PRIu64
+           " lease bumps in %.1f s\n",
+           failures, steps, acked, elections, crashes, snapshots, changes, transfers, reads, bumps,
            (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
     if (expect_violation)
         return failures > 0 ? 0 : 1;

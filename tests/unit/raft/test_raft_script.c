@@ -67,6 +67,13 @@ static void test_read_index(void **state)
     run("read_index");
 }
 
+/* Issue 8 item 15: a voter's lease promise must survive a higher term learnt from a candidate. */
+static void test_lease(void **state)
+{
+    (void)state;
+    run("lease");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -74,6 +81,7 @@ int main(void)
         cmocka_unit_test(test_conflict),   cmocka_unit_test(test_transfer),
         cmocka_unit_test(test_membership), cmocka_unit_test(test_check_quorum),
         cmocka_unit_test(test_snapshot),   cmocka_unit_test(test_read_index),
+        cmocka_unit_test(test_lease),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
