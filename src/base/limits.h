@@ -114,7 +114,8 @@
 #define CLUSTER_PEERS_MAX           1024u        /* nodes one transport knows */
 #define CLUSTER_QUEUE_BYTES_MAX     (64u * MIB)  /* queued for one peer; Raft messages beyond are dropped */
 #define CLUSTER_QUEUE_MSGS_MAX      65536u       /* messages queued for one peer, likewise */
-#define CLUSTER_SIM_INFLIGHT_MAX    1000000u     /* messages in flight in a simulated network */
+#define CLUSTER_SIM_NODES_MAX       64u          /* node ids of a simulated network: 0..63 */
+#define CLUSTER_SIM_INFLIGHT_MAX    1000000u     /* frames in flight in a simulated network */
 #define CLUSTER_SIM_DELAY_MS_MAX    60000u       /* a simulated network's longest delay */
 
 /* ---- broker ------------------------------------------------------------------------------ */

@@ -55,12 +55,12 @@ static int check_batch_bytes(size_t count, const size_t *lens)
     return count > 1 && total > RAFT_MSG_BYTES_MAX ? ERR_TOO_LARGE : 0;
 }
 
-static int check_out_msg(const struct wire_msg *w, int32_t from, int32_t to, size_t *batches)
+int wire_msg_check(const struct wire_msg *w)
 {
     const struct raft_msg *m = &w->msg;
     size_t lens[RAFT_MSG_BATCHES_MAX];
 
-    if (m->from != from || m->to != to || m->type >= RAFT_MSG_TYPE_COUNT || w->group.partition < 0)
+    if (m->type >= RAFT_MSG_TYPE_COUNT || w->group.partition < 0 || m->from < 0 || m->to < 0)
         return ERR_INVALID;
     if (m->batch_count == 0)
         return 0;
@@ -73,8 +73,15 @@ static int check_out_msg(const struct wire_msg *w, int32_t from, int32_t to, siz
             return ERR_INVALID;
         lens[i] = w->batch_bytes[i].len;
     }
-    *batches += m->batch_count;
     return check_batch_bytes(m->batch_count, lens);
+}
+
+static int check_out_msg(const struct wire_msg *w, int32_t from, int32_t to, size_t *batches)
+{
+    if (w->msg.from != from || w->msg.to != to)
+        return ERR_INVALID;
+    *batches += w->msg.batch_count;
+    return wire_msg_check(w);
 }
 
 static bool uuid_eq(const struct proto_uuid *a, const struct proto_uuid *b)

@@ -110,6 +110,10 @@ int wire_raft_pack(struct arena *a, int32_t from, int32_t to, const struct wire_
  */
 int wire_raft_unpack(struct arena *a, const struct kafka_raft_messages_request *in,
                      struct wire_raft *out);
+/* Whether m can go on the wire (the checks of wire_raft_pack for one message, without the
+ * frame's nodes): 0, ERR_INVALID or ERR_TOO_LARGE. Transports check at queueing time so that one
+ * bad message never costs a whole frame. */
+int wire_msg_check(const struct wire_msg *m);
 /* An upper bound of the bytes m adds to a frame (its topic's entry included), for splitting
  * what is queued for a peer into frames of about CLUSTER_FRAME_BYTES_TARGET. */
 size_t wire_msg_bytes(const struct wire_msg *m);
