@@ -114,6 +114,10 @@
 #define CLUSTER_PEERS_MAX           1024u        /* nodes one transport knows */
 #define CLUSTER_QUEUE_BYTES_MAX     (64u * MIB)  /* queued for one peer; Raft messages beyond are dropped */
 #define CLUSTER_QUEUE_MSGS_MAX      65536u       /* messages queued for one peer, likewise */
+#define CLUSTER_REDIAL_MS_MIN       50u          /* first wait before dialling a lost peer again */
+#define CLUSTER_REDIAL_MS_MAX       2000u        /* the wait doubles up to this */
+#define CLUSTER_HELLO_TIMEOUT_MS    5000u        /* an accepted connection must say hello by then */
+#define CLUSTER_INBOUND_CONNS_MAX   (2u * CLUSTER_PEERS_MAX) /* accepted connections at once */
 #define CLUSTER_SIM_NODES_MAX       64u          /* node ids of a simulated network: 0..63 */
 #define CLUSTER_SIM_INFLIGHT_MAX    1000000u     /* frames in flight in a simulated network */
 #define CLUSTER_SIM_DELAY_MS_MAX    60000u       /* a simulated network's longest delay */
