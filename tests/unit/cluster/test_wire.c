@@ -555,6 +555,47 @@ static void test_hello_frames(void **state)
     arena_deinit(&a);
 }
 
+/* A RaftMessages frame with one coalesced heartbeat of the metadata group, byte by byte. */
+static void test_heartbeat_frame_bytes(void **state)
+{
+    (void)state;
+    /* clang-format off */
+    static const uint8_t want[] = {
+        0x00, 0x00, 0x00, 0x42,             /* size: 66 */
+        0x7d, 0x01,                         /* api key 32001: RaftMessages */
+        0x00, 0x00,                         /* version 0 */
+        0x00, 0x00, 0x00, 0x07,             /* correlation id */
+        0xff, 0xff,                         /* client id: null (classic string) */
+        0x00,                               /* header tags */
+        0x00, 0x00, 0x00, 0x01,             /* FromNodeId */
+        0x00, 0x00, 0x00, 0x02,             /* ToNodeId */
+        0x02,                               /* Topics: 1 (compact) */
+        0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, /* METADATA_TOPIC_ID */
+        0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x01,
+        0x01,                               /* Messages: none */
+        0x02,                               /* Heartbeats: 1 */
+        0x00, 0x00, 0x00, 0x00,             /* Partition 0 */
+        0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x05, /* Term */
+        0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x09, /* Commit */
+        0x00, 0x00, 0x00, 0x0b,             /* Seq */
+        0x00,                               /* heartbeat tags */
+        0x01,                               /* HeartbeatResponses: none */
+        0x00,                               /* topic tags */
+        0x00,                               /* body tags */
+    };
+    /* clang-format on */
+    struct wire_msg hb = core_heartbeat(wire_metadata_group, RAFT_MSG_HEARTBEAT, 5, 9, 11);
+    struct arena a;
+    arena_init(&a, ARENA_BLOCK_BYTES_DEFAULT, CLUSTER_FRAME_ARENA_MAX);
+    struct buf b;
+    buf_init(&b);
+    assert_int_equal(wire_raft_frame(&a, 1, 2, &hb, 1, 7, &b), 0);
+    assert_int_equal(b.len, sizeof(want));
+    assert_memory_equal(b.data, want, sizeof(want));
+    buf_deinit(&b);
+    arena_deinit(&a);
+}
+
 int main(void)
 {
     const char *env = getenv("WIRE_TEST_SEED");
@@ -570,6 +611,7 @@ int main(void)
         cmocka_unit_test(test_frames_refused),
         cmocka_unit_test(test_hello_decide),
         cmocka_unit_test(test_hello_frames),
+        cmocka_unit_test(test_heartbeat_frame_bytes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
