@@ -529,10 +529,11 @@ int wire_raft_frame(struct arena *scratch, int32_t from, int32_t to, const struc
     return frame_end(out, start, kafka_raft_messages_request_encode(&req, 0, out));
 }
 
-/* A string the peer sent: present and within its bound. */
+/* A string the peer sent: present, within its bound, and without a NUL inside (the fields are
+ * used as C strings, so "a\0b" would otherwise pass for "a", e.g. as a cluster id). */
 static bool str_ok(struct proto_str s, size_t max)
 {
-    return s.ptr != NULL && s.len <= max;
+    return s.ptr != NULL && s.len <= max && memchr(s.ptr, 0, s.len) == NULL;
 }
 
 /* Maps the codec's errors for a whole frame: a short frame is corrupt, not incomplete. */
@@ -603,7 +604,7 @@ int wire_hello_answer_decode(struct arena *a, struct slice frame, int32_t *corre
         return frame_err(rc);
     if (rd_left(&r) != 0 || !str_ok(resp.cluster_id, CLUSTER_ID_BYTES_MAX) ||
         (resp.error_message.ptr != NULL &&
-         resp.error_message.len >= CLUSTER_HELLO_REASON_BYTES_MAX) ||
+         !str_ok(resp.error_message, CLUSTER_HELLO_REASON_BYTES_MAX - 1)) ||
         resp.node_id < 0 || (resp.error_code == WIRE_HELLO_OK && resp.protocol_version < 0))
         return ERR_CORRUPT;
     *correlation_id = h.correlation_id;

@@ -551,6 +551,22 @@ static void test_hello_frames(void **state)
     buf_reset(&b);
     assert_int_equal(wire_hello_frame(&bad, 1, &b), 0);
     assert_int_equal(wire_request_decode(&a, slice_make(b.data + 4, b.len - 4), &req), ERR_CORRUPT);
+
+    /* A NUL inside a string (found by fuzz_cluster): "MkU3...\0x" must not pass for the cluster
+     * id before the NUL, in a hello or in an answer. */
+    buf_reset(&b);
+    assert_int_equal(wire_hello_frame(&hello, 1, &b), 0);
+    uint8_t *nul = memmem(b.data, b.len, "MkU3", 4);
+    assert_non_null(nul);
+    nul[21] = 0;
+    assert_int_equal(wire_request_decode(&a, slice_make(b.data + 4, b.len - 4), &req), ERR_CORRUPT);
+    buf_reset(&b);
+    assert_int_equal(wire_hello_answer_frame(&ans, 9, &b), 0);
+    nul = memmem(b.data, b.len, "another", 7);
+    assert_non_null(nul);
+    nul[3] = 0;
+    assert_int_equal(wire_hello_answer_decode(&a, slice_make(b.data + 4, b.len - 4), &corr, &back),
+                     ERR_CORRUPT);
     buf_deinit(&b);
     arena_deinit(&a);
 }
