@@ -102,6 +102,27 @@
 #define META_JOURNAL_BYTES_MIN      (1u * MIB) /* journal size that never triggers a snapshot */
 #define META_JOURNAL_FRAME_BYTES_MAX META_IMAGE_BYTES_MAX
 
+/* ---- cluster (transport: wire format, transports, simulated network) ------------------- */
+#define CLUSTER_FRAME_BYTES_MAX     (LOG_BATCH_BYTES_MAX + 1u * MIB) /* one frame: the largest batch fits */
+#define CLUSTER_FRAME_BYTES_TARGET  (1u * MIB)   /* a sender starts another frame beyond this */
+#define CLUSTER_FRAME_TOPICS_MAX    65536u       /* topics in one RaftMessages frame */
+#define CLUSTER_FRAME_MSGS_MAX      65536u       /* Raft messages in one frame, heartbeats included */
+#define CLUSTER_FRAME_BATCHES_MAX   65536u       /* batches in one frame */
+#define CLUSTER_FRAME_ARENA_MAX     (64u * MIB)  /* decode memory of one frame (records are borrowed) */
+#define CLUSTER_ID_BYTES_MAX        64u          /* a cluster id (Kafka's are 22 characters) */
+#define CLUSTER_HOST_BYTES_MAX      256u         /* an advertised cluster host */
+#define CLUSTER_HELLO_REASON_BYTES_MAX 256u      /* why a hello was refused, NUL included */
+#define CLUSTER_PEERS_MAX           1024u        /* nodes one transport knows */
+#define CLUSTER_QUEUE_BYTES_MAX     (64u * MIB)  /* queued for one peer; Raft messages beyond are dropped */
+#define CLUSTER_QUEUE_MSGS_MAX      65536u       /* messages queued for one peer, likewise */
+#define CLUSTER_REDIAL_MS_MIN       50u          /* first wait before dialling a lost peer again */
+#define CLUSTER_REDIAL_MS_MAX       2000u        /* the wait doubles up to this */
+#define CLUSTER_HELLO_TIMEOUT_MS    5000u        /* an accepted connection must say hello by then */
+#define CLUSTER_INBOUND_CONNS_MAX   (2u * CLUSTER_PEERS_MAX) /* accepted connections at once */
+#define CLUSTER_SIM_NODES_MAX       64u          /* node ids of a simulated network: 0..63 */
+#define CLUSTER_SIM_INFLIGHT_MAX    1000000u     /* frames in flight in a simulated network */
+#define CLUSTER_SIM_DELAY_MS_MAX    60000u       /* a simulated network's longest delay */
+
 /* ---- broker ------------------------------------------------------------------------------ */
 /* Bounds of the configuration keys that belong to no other module (src/broker/config.c). */
 #define BROKER_NODE_ID_MAX               INT32_MAX   /* node.id is a Kafka int32 broker id */

@@ -157,6 +157,12 @@ bool meta_uuid_is_zero(const struct meta_uuid *id)
     return memcmp(id, &zero, sizeof(zero)) == 0;
 }
 
+bool meta_uuid_is_reserved(const struct meta_uuid *id)
+{
+    static const struct meta_uuid one = {.b = {[META_UUID_BYTES - 1] = 1}};
+    return meta_uuid_is_zero(id) || memcmp(id, &one, sizeof(one)) == 0;
+}
+
 struct meta_topic *meta_topic_find_id(const struct meta_image *img, const struct meta_uuid *id)
 {
     /* Linear: ids are looked up per request only by the newer Fetch and DeleteTopics versions,
@@ -211,7 +217,7 @@ int meta_topic_create(struct meta_image *img, const char *name, const struct met
                       const int32_t *assignment)
 {
     size_t len = strlen(name);
-    if (!meta_topic_name_valid(name, len) || meta_uuid_is_zero(id) || partition_count == 0 ||
+    if (!meta_topic_name_valid(name, len) || meta_uuid_is_reserved(id) || partition_count == 0 ||
         replication_factor < 1 || (unsigned)replication_factor > RAFT_VOTERS_MAX ||
         !assignment_valid(assignment, partition_count, replication_factor))
         return ERR_INVALID;

@@ -86,6 +86,9 @@ bool meta_topic_name_valid(const char *name, size_t len);
 struct meta_topic *meta_topic_find(const struct meta_image *img, const char *name, size_t len);
 struct meta_topic *meta_topic_find_id(const struct meta_image *img, const struct meta_uuid *id);
 bool meta_uuid_is_zero(const struct meta_uuid *id);
+/* Kafka's reserved ids, never a topic's: zero, and one (METADATA_TOPIC_ID, which names the
+ * metadata Raft group on the cluster wire, cluster/wire.h). */
+bool meta_uuid_is_reserved(const struct meta_uuid *id);
 
 /*
  * Creates a topic. `assignment` holds partition_count * replication_factor node ids, partition

@@ -142,12 +142,13 @@ enum proto_message_kind {
     PROTO_KIND_RESPONSE,
     PROTO_KIND_HEADER,
     PROTO_KIND_DATA,
+    PROTO_KIND_METADATA, /* a KRaft metadata record; api_key is the record type (proto/metarec.h) */
 };
 
 struct proto_message {
     const char *name; /* Kafka's message name, e.g. "ProduceRequest" */
     uint8_t kind;     /* enum proto_message_kind */
-    int16_t api_key;  /* -1 for headers and data messages */
+    int16_t api_key;  /* -1 for headers and data messages; the record type of metadata records */
     int16_t version_min, version_max;
     int16_t flexible_min; /* first flexible version, or INT16_MAX if none */
     const struct proto_struct *body;

@@ -78,6 +78,10 @@ static void test_create_find_delete(void **state)
     assert_int_equal(meta_topic_create(&img, "x_y", &id10, 1, 1, one), -EEXIST);
     assert_int_equal(meta_topic_create(&img, "new", &id9, 1, 1, one), ERR_INVALID);
     assert_int_equal(meta_topic_create(&img, "new", &zero, 1, 1, one), ERR_INVALID);
+    /* Kafka's METADATA_TOPIC_ID names the metadata group on the cluster wire: never a topic. */
+    struct meta_uuid metadata_id = zero;
+    metadata_id.b[15] = 1;
+    assert_int_equal(meta_topic_create(&img, "new", &metadata_id, 1, 1, one), ERR_INVALID);
     assert_int_equal(meta_topic_create(&img, "new", &id10, 0, 1, one), ERR_INVALID);
     assert_int_equal(meta_topic_create(&img, "bad name", &id10, 1, 1, one), ERR_INVALID);
     int32_t dup[2] = {1, 1};

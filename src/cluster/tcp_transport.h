@@ -1,0 +1,56 @@
+/*
+ * The cluster transport over TCP on the net loop (the cluster port), implementing
+ * cluster/transport.h.
+ *
+ * One connection per peer pair and direction: this node dials each peer it sends to (lazily, on
+ * the first send) and accepts the peers' connections to it. A dialled connection starts with
+ * ClusterHello; the peer's answer must accept it and name the expected node and cluster, or the
+ * link is reported down with the peer's reason. An accepted connection must say hello within
+ * CLUSTER_HELLO_TIMEOUT_MS; a stranger (another cluster id, a node id this node does not admit,
+ * a hello meant for another node, a Kafka client on the wrong port) is answered with the refusal
+ * and closed. After that, RaftMessages frames flow from the dialler only.
+ *
+ * A lost or refused link is dialled again after a backoff that doubles from
+ * CLUSTER_REDIAL_MS_MIN to CLUSTER_REDIAL_MS_MAX, on the next send after it. Messages sent while
+ * the link is being set up wait in the peer's bounded queue; while it is in backoff, or while the
+ * socket holds more than CLUSTER_QUEUE_BYTES_MAX unsent, they are dropped (Raft retransmits), so
+ * a slow or dead peer costs bounded memory and never blocks the loop. All sockets are
+ * non-blocking.
+ *
+ * Known limit: peer host names are resolved with getaddrinfo on the loop thread when dialling
+ * (instant for numeric addresses and /etc/hosts names).
+ */
+#ifndef CHRONIK_CLUSTER_TCP_TRANSPORT_H
+#define CHRONIK_CLUSTER_TCP_TRANSPORT_H
+
+#include "cluster/transport.h"
+#include "net/loop.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct tcp_transport;
+
+/* Whether a node that is not a known peer may connect (e.g. an observer); NULL: known only. */
+typedef bool (*tcp_admit_fn)(void *ctx, int32_t node, const char *host, uint16_t port);
+
+struct tcp_transport_config {
+    int32_t self;
+    const char *cluster_id;
+    const char *listen_host;     /* NULL: all addresses */
+    uint16_t listen_port;        /* 0: an ephemeral port (tests) */
+    const char *advertised_host; /* sent in the hello */
+    uint16_t advertised_port;    /* 0: the bound port */
+    tcp_admit_fn admit;
+    void *admit_ctx;
+};
+
+/* Binds the listener and starts accepting. -errno (the port is taken, ...) or ERR_INVALID. */
+int tcp_transport_create(struct loop *loop, const struct tcp_transport_config *cfg,
+                         const struct transport_handler *h, struct tcp_transport **out);
+/* Closes every connection and frees t; nothing is flushed. */
+void tcp_transport_destroy(struct tcp_transport *t);
+struct transport *tcp_transport_base(struct tcp_transport *t);
+uint16_t tcp_transport_port(const struct tcp_transport *t);
+
+#endif
