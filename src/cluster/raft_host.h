@@ -1,0 +1,151 @@
+/*
+ * The Raft host: runs Raft groups (the pure core of raft/raft.h) on this node, each over a
+ * partition log (log/log.h) as its Raft log, talking to the other nodes through one transport
+ * (cluster/transport.h). The metadata group and, later, every replicated partition are groups
+ * of one host.
+ *
+ * What it owns:
+ * - struct raft_host: one per node and loop. Knows its groups and routes the transport's
+ *   inbound messages to them by group id (wire_group).
+ * - struct raft_group: one group: the core, a compact in-memory index of the log's batch
+ *   boundaries (first index, last index, term, size, kind) so the core's batch_at/term_at answer
+ *   for any index of the log, the term of the entry before the log start, the hard-state file,
+ *   and the proposals waiting for commit. The log is the caller's (opened before, closed after).
+ *
+ * Mapping to the partition log: index = offset, term = partitionLeaderEpoch. A leader stamps
+ * proposals with baseOffset and leaderEpoch = term (log_append); a follower writes the leader's
+ * bytes unchanged at the same offsets (log_append_at); a conflicting suffix is cut with
+ * log_truncate_to (durable when it returns). A new leader's no-op is a Kafka control batch
+ * (one LEADER_CHANGE control record), which every consumer skips.
+ * Single-node data written before the cluster carries leader epoch 0, and Raft's term 0 means
+ * "no entry": the host reads epoch 0 as term 1 (RAFT_HOST_TERM_STANDALONE) and every group's
+ * hard state starts at term 1, so no election ever makes a leader of term 1 and the only term-1
+ * entries in any log are the standalone node's own data (log matching holds).
+ *
+ * Durability rules (the loop of docs/raft.md):
+ * - Hard state (term, vote) is written to the group's own small file (temp file, fsync,
+ *   rename, directory fsync) before any message of the same ready is handed to the transport.
+ *   Elections are rare, so it blocks the loop for one write; a per-node file shared by all
+ *   groups and synced in batches is the next step for thousands of groups.
+ * - Entries become durable through the log flusher's group commit (log_flush); the host reports
+ *   them with raft_persisted() only from the log's durable offset, so the core never counts or
+ *   acknowledges an entry that is not on disk. The leader sends appends before its own copy is
+ *   durable (Raft allows it: the leader counts itself only once persisted).
+ * - The transport's flush() is the caller's, once per loop iteration, after the host's work.
+ *
+ * Proposals: raft_group_propose() appends on the leader and returns (offset, term); its waiter
+ * completes with 0 once that entry is committed, or with ERR_STATE (Kafka's NOT_LEADER_OR_FOLLOWER)
+ * when it was truncated or another entry committed at its offset, or ERR_CLOSED when the group
+ * closes or fails.
+ *
+ * Threads: everything on the owner loop. Callbacks never run inside the call that registered
+ * them, except apply/role callbacks, which run inside any host call that processes a ready.
+ */
+#ifndef CHRONIK_CLUSTER_RAFT_HOST_H
+#define CHRONIK_CLUSTER_RAFT_HOST_H
+
+#include "cluster/transport.h"
+#include "cluster/wire.h"
+#include "io/io.h"
+#include "log/log.h"
+#include "raft/raft.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* The term single-node data (leader epoch 0) reads as, and the term every hard state starts at. */
+#define RAFT_HOST_TERM_STANDALONE 1
+
+struct raft_host;
+struct raft_group;
+
+/* Called when the commit index advanced: entries [first, last] are committed (in order, never
+ * twice). */
+typedef void (*raft_group_apply_fn)(void *ctx, int64_t first, int64_t last);
+/* Called when the role or the known leader changed. */
+typedef void (*raft_group_role_fn)(void *ctx, uint8_t role, int32_t leader, int64_t term);
+
+/* A proposal's completion: err 0 once committed; ERR_STATE (NOT_LEADER_OR_FOLLOWER) when it
+ * never will be; ERR_CLOSED when the group closed first; the storage error when it failed. */
+typedef void (*raft_group_done_fn)(void *ctx, int err);
+
+/* A proposal waiting for commit, caller-allocated, linked in while waiting. Keyed by (offset,
+ * term): a waiter completes only if the entry committed is the one proposed. */
+struct raft_waiter {
+    struct raft_waiter *next;
+    int64_t last_offset;
+    int64_t term;
+    raft_group_done_fn fn;
+    void *ctx;
+};
+
+struct raft_host_options {
+    int32_t self;
+    struct io *io;
+    struct clock *clock;   /* timestamps of no-op batches */
+    const char *state_dir; /* where the groups' hard-state files live (must exist) */
+};
+
+struct raft_group_options {
+    struct wire_group group;
+    struct log *log;            /* open; the caller closes it after raft_group_close */
+    struct raft_config config;  /* the members (config.index -1) */
+    uint32_t election_ticks;    /* 0: RAFT_ELECTION_TICKS_DEFAULT */
+    uint32_t heartbeat_ticks;   /* 0: RAFT_HEARTBEAT_TICKS_DEFAULT */
+    uint64_t seed;              /* election timeout randomisation */
+    raft_group_apply_fn apply;  /* may be NULL */
+    raft_group_role_fn on_role; /* may be NULL */
+    void *ctx;
+};
+
+struct raft_host_stats {
+    uint64_t msgs_sent;
+    uint64_t msgs_received;
+    uint64_t msgs_refused; /* malformed, unknown group, or bytes that disagree with their shape */
+    uint64_t msgs_dropped; /* the transport refused them (queue full, peer unknown) */
+    uint64_t hard_state_writes;
+};
+
+/* The host of node o->self. ERR_INVALID for bad options. */
+int raft_host_create(const struct raft_host_options *o, struct raft_host **out);
+/* Requires every group to be closed. */
+void raft_host_destroy(struct raft_host *h);
+/* The handler to give the transport (on_raft steps the groups). */
+void raft_host_handler(struct raft_host *h, struct transport_handler *out);
+/* The transport messages go to; NULL detaches (messages are then dropped). */
+void raft_host_set_transport(struct raft_host *h, struct transport *t);
+/* One tick of every group (the caller's loop timer). */
+void raft_host_tick(struct raft_host *h);
+/* Inbound messages (what on_raft does). */
+void raft_host_receive(struct raft_host *h, const struct wire_raft *frame);
+void raft_host_stats(const struct raft_host *h, struct raft_host_stats *out);
+
+/*
+ * Opens a group over o->log: reads the hard state (term 1, no vote when there is none), indexes
+ * the log's batches (everything in the log is durable at open) and starts the core. ERR_STATE
+ * for a group already open, ERR_CORRUPT for a damaged hard-state file or a log whose epochs go
+ * down, a storage error from reading the log, ERR_INVALID for a bad config.
+ */
+int raft_group_open(struct raft_host *h, const struct raft_group_options *o,
+                    struct raft_group **out);
+/* Fails every waiter with ERR_CLOSED and forgets the group (the log stays open). */
+void raft_group_close(struct raft_group *g);
+
+/*
+ * Leader only: appends one batch (len bytes that passed batch_parse, stamped in place with its
+ * base offset and leader epoch = term). *offset and *term are where it went; w (if not NULL)
+ * is called once it commits or cannot. ERR_STATE (NOT_LEADER_OR_FOLLOWER) when this node does
+ * not lead (or is handing leadership over), ERR_INVALID for a control batch or a term beyond a
+ * leader epoch, a log error otherwise. Nothing is appended on error.
+ */
+int raft_group_propose(struct raft_group *g, uint8_t *batch, size_t len, struct raft_waiter *w,
+                       raft_group_done_fn fn, void *ctx, int64_t *offset, int64_t *term);
+
+struct raft *raft_group_core(struct raft_group *g); /* read-only views: role, term, commit */
+bool raft_group_is_leader(const struct raft_group *g);
+int64_t raft_group_commit(const struct raft_group *g);
+/* The group's error (a storage error stops it: nothing more is acknowledged), or 0. */
+int raft_group_error(const struct raft_group *g);
+
+#endif

@@ -1,0 +1,506 @@
+/*
+ * The Raft host on three simulated nodes: each with its own simulated disk (io_sim), a partition
+ * log with a manual flusher (a sync happens when the test says so, so writes sit unsynced for a
+ * while), a host with one group, and a transport on one simulated network (sim_net). The test's
+ * loop is the only clock: each step runs some flush jobs, ticks every host, delivers due frames
+ * and flushes every transport.
+ *
+ * After every step it checks the promise the host exists to keep: no node acknowledges an entry
+ * it has not made durable (every successful append response leaving a node is checked against
+ * that node's durable offset by a wrapper around its transport), and every index a node holds as
+ * committed is durable, with the same term, on a majority. Scenarios: election, proposals
+ * committed with identical bytes at identical offsets on every node, a follower crash (losing
+ * unsynced writes) and catch-up, a leader crash and a new election keeping every acknowledged
+ * entry, and an isolated leader's divergent tail truncated on its disk.
+ *
+ * Built twice: as is, and with RAFT_HOST_BUG_ACK_UNSYNCED (the host reports entries persisted
+ * when written, not when synced), which this test must catch (run with --expect-bug).
+ * Seeded (CHRONIK_SEED replays a run); the seed is printed.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include "base/buf.h"
+#include "base/clock.h"
+#include "base/error.h"
+#include "base/limits.h"
+#include "cluster/raft_host.h"
+#include "cluster/sim_net.h"
+#include "io/io_sim.h"
+#include "log/batch.h"
+#include "unit/log/log_testutil.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define NODES     3
+#define STEP_MS   10
+#define PROPS_MAX 512
+
+static bool expect_bug;
+
+struct node;
+
+/* A transport that checks every message a node sends before passing it on. */
+struct wrap {
+    struct transport t;
+    struct transport *inner;
+    struct node *node;
+};
+
+struct node {
+    int32_t id;
+    bool up;
+    struct io *io;
+    struct log_files *files;
+    struct log_flusher *fl;
+    struct log *log;
+    struct raft_host *host;
+    struct raft_group *g;
+    struct wrap wrap;
+};
+
+struct prop {
+    struct raft_waiter w;
+    int64_t offset;
+    int64_t term;
+    int state; /* 0 waiting, 1 committed, -1 failed */
+    uint32_t value;
+};
+
+struct world {
+    struct sim_net *net;
+    struct clock_sim clock;
+    struct rng rng;
+    uint64_t now_ms;
+    struct node n[NODES];
+    struct prop props[PROPS_MAX];
+    size_t prop_count;
+    uint64_t violations; /* acknowledgements of entries not durable */
+};
+
+static struct world *W;
+
+static void violation(const char *what, int32_t node, int64_t index, int64_t durable)
+{
+    W->violations++;
+    if (!expect_bug)
+        fail_msg("node %d %s index %" PRId64 " with durable offset %" PRId64, node, what, index,
+                 durable);
+    /* The injected bug is caught: what follows it (lost entries) is not this run's question. */
+    fprintf(stderr,
+            "raft_host: caught: node %d %s index %" PRId64 " with durable offset %" PRId64 "\n",
+            node, what, index, durable);
+    exit(0);
+}
+
+static int wrap_peer_set(struct transport *t, int32_t node, const char *host, uint16_t port)
+{
+    struct wrap *w = (struct wrap *)t;
+    return transport_peer_set(w->inner, node, host, port);
+}
+
+static void wrap_peer_remove(struct transport *t, int32_t node)
+{
+    struct wrap *w = (struct wrap *)t;
+    transport_peer_remove(w->inner, node);
+}
+
+static int wrap_send(struct transport *t, const struct wire_msg *m)
+{
+    struct wrap *w = (struct wrap *)t;
+    int64_t durable = log_durable_offset(w->node->log);
+
+    if (m->msg.type == RAFT_MSG_APPEND_RESP && !m->msg.reject && m->msg.index >= durable)
+        violation("acknowledged", w->node->id, m->msg.index, durable);
+    return transport_send(w->inner, m);
+}
+
+static void wrap_flush(struct transport *t)
+{
+    struct wrap *w = (struct wrap *)t;
+    transport_flush(w->inner);
+}
+
+static const struct transport_ops wrap_ops = {.peer_set = wrap_peer_set,
+                                              .peer_remove = wrap_peer_remove,
+                                              .send = wrap_send,
+                                              .flush = wrap_flush};
+
+static struct raft_config three(void)
+{
+    struct raft_config c = {.count = NODES, .index = -1};
+    for (int i = 0; i < NODES; i++) {
+        c.ids[i] = i;
+        c.voter[i] = 1;
+    }
+    return c;
+}
+
+static void node_start(struct world *w, struct node *n)
+{
+    struct log_config cfg;
+    struct transport_handler h;
+    struct transport *inner;
+
+    n->files = log_files_create(n->io, 16);
+    n->fl = log_flusher_create(false);
+    struct log_env env = {
+        .io = n->io, .clock = &w->clock.clock, .files = n->files, .flusher = n->fl};
+    log_config_default(&cfg);
+    cfg.prealloc_bytes = 0;
+    cfg.segment_bytes = LOG_SEGMENT_BYTES_MIN; /* rolls too */
+    assert_int_equal(log_open(&env, "/log", &cfg, &n->log), 0);
+    struct raft_host_options ho = {
+        .self = n->id, .io = n->io, .clock = &w->clock.clock, .state_dir = "/"};
+    assert_int_equal(raft_host_create(&ho, &n->host), 0);
+    struct raft_group_options go = {.group = wire_metadata_group,
+                                    .log = n->log,
+                                    .config = three(),
+                                    .election_ticks = 10,
+                                    .heartbeat_ticks = 1,
+                                    .seed = rng_next(&w->rng)};
+    assert_int_equal(raft_group_open(n->host, &go, &n->g), 0);
+    raft_host_handler(n->host, &h);
+    assert_int_equal(sim_net_attach(w->net, n->id, &h, &inner), 0);
+    n->wrap = (struct wrap){.t = {.ops = &wrap_ops, .self = n->id}, .inner = inner, .node = n};
+    for (int32_t p = 0; p < NODES; p++)
+        if (p != n->id)
+            assert_int_equal(transport_peer_set(&n->wrap.t, p, "sim", 0), 0);
+    raft_host_set_transport(n->host, &n->wrap.t);
+    n->up = true;
+}
+
+/* Power loss: unsynced writes are lost at a random point, the process dies. */
+static void node_crash(struct world *w, struct node *n)
+{
+    raft_group_close(n->g);
+    raft_host_destroy(n->host);
+    sim_net_detach(w->net, n->id);
+    io_sim_crash(n->io, &w->rng);
+    log_abandon(n->log);
+    log_flusher_destroy(n->fl);
+    log_files_destroy(n->files);
+    n->up = false;
+}
+
+static void node_stop(struct world *w, struct node *n)
+{
+    raft_group_close(n->g);
+    raft_host_destroy(n->host);
+    sim_net_detach(w->net, n->id);
+    assert_int_equal(log_close(n->log), 0);
+    log_flusher_destroy(n->fl);
+    log_files_destroy(n->files);
+    n->up = false;
+}
+
+static int64_t term_at(struct node *n, int64_t index)
+{
+    int32_t epoch;
+    if (log_epoch_of(n->log, index, &epoch) != 0)
+        return -1;
+    return epoch;
+}
+
+/* Every index a node holds as committed is durable with the same term on a majority (only
+ * checked while every node is up: a crashed node's disk still holds its share). */
+static void check_commit(struct world *w)
+{
+    for (int i = 0; i < NODES; i++)
+        if (!w->n[i].up)
+            return;
+    for (int i = 0; i < NODES; i++) {
+        int64_t c = raft_group_commit(w->n[i].g), t = term_at(&w->n[i], c);
+        int durable = 0;
+        if (c < 0)
+            continue;
+        for (int j = 0; j < NODES; j++)
+            if (log_durable_offset(w->n[j].log) > c && term_at(&w->n[j], c) == t)
+                durable++;
+        if (durable < 2)
+            violation("committed (durable on fewer than two nodes)", i, c, durable);
+    }
+}
+
+static void step(struct world *w)
+{
+    w->now_ms += STEP_MS;
+    clock_sim_advance_ms(&w->clock, STEP_MS);
+    for (int i = 0; i < NODES; i++) {
+        struct node *n = &w->n[i];
+        if (!n->up)
+            continue;
+        if (rng_chance(&w->rng, 1, 2)) { /* the disk is slow half the time */
+            log_flusher_run_pending(n->fl);
+            log_flusher_drain(n->fl);
+        }
+        raft_host_tick(n->host);
+    }
+    sim_net_advance(w->net, w->now_ms);
+    for (int i = 0; i < NODES; i++)
+        if (w->n[i].up)
+            transport_flush(&w->n[i].wrap.t);
+    check_commit(w);
+}
+
+static int leader(struct world *w)
+{
+    int found = -1;
+    int64_t term = -1;
+    for (int i = 0; i < NODES; i++) {
+        struct node *n = &w->n[i];
+        if (n->up && raft_group_is_leader(n->g) && raft_group_core(n->g)->term > term) {
+            found = i;
+            term = raft_group_core(n->g)->term;
+        }
+    }
+    return found;
+}
+
+static void on_done(void *ctx, int err)
+{
+    struct prop *p = ctx;
+    assert_int_equal(p->state, 0);
+    p->state = err == 0 ? 1 : -1;
+}
+
+static bool propose(struct world *w, int at)
+{
+    struct buf b;
+    char value[16];
+    struct prop *p = &w->props[w->prop_count];
+
+    if (at < 0 || w->prop_count == PROPS_MAX)
+        return false;
+    buf_init(&b);
+    p->value = (uint32_t)w->prop_count;
+    int len = snprintf(value, sizeof(value), "v%u", p->value);
+    struct batch_record rec = {.value = slice_make(value, (size_t)len),
+                               .timestamp_ms = clock_wall_ms(&w->clock.clock)};
+    struct batch_build_opts opts = {.producer_id = -1, .producer_epoch = -1, .base_sequence = -1};
+    assert_int_equal(batch_build(&b, &opts, &rec, 1), 0);
+    int rc = raft_group_propose(w->n[at].g, b.data, b.len, &p->w, on_done, p, &p->offset, &p->term);
+    buf_deinit(&b);
+    if (rc != 0)
+        return false;
+    w->prop_count++;
+    return true;
+}
+
+static void run(struct world *w, int steps)
+{
+    for (int i = 0; i < steps; i++)
+        step(w);
+}
+
+static int elect(struct world *w)
+{
+    for (int i = 0; i < 500; i++) {
+        int l = leader(w);
+        if (l >= 0)
+            return l;
+        step(w);
+    }
+    fail_msg("no leader elected");
+    return -1;
+}
+
+/* Steps until every up node has committed through the up leader's last index, all in sync. */
+static void settle(struct world *w)
+{
+    for (int i = 0; i < 2000; i++) {
+        int l = leader(w);
+        bool done = l >= 0;
+        for (int j = 0; done && j < NODES; j++) {
+            struct node *n = &w->n[j];
+            if (n->up && (raft_group_commit(n->g) != log_end_offset(w->n[l].log) - 1 ||
+                          log_end_offset(n->log) != log_end_offset(w->n[l].log)))
+                done = false;
+        }
+        if (done)
+            return;
+        step(w);
+    }
+    fail_msg("the cluster did not settle");
+}
+
+/* The bytes of the batch at offset (whole), into out. */
+static int read_at(struct node *n, int64_t offset, struct buf *out)
+{
+    struct log_read rd;
+    int rc = log_read(n->log, offset, 1, INT64_MAX, &rd);
+    if (rc != 0)
+        return rc;
+    if (rd.file == NULL)
+        return ERR_RANGE;
+    buf_reset(out);
+    uint8_t *p = buf_extend(out, rd.bytes);
+    ssize_t got = io_pread(log_file_io(rd.file), p, rd.bytes, rd.position);
+    log_read_release(&rd);
+    return got == (ssize_t)rd.bytes ? 0 : ERR_CORRUPT;
+}
+
+/* Every up node holds byte-identical logs up to commit; every acknowledged proposal is there. */
+static void check_logs(struct world *w)
+{
+    struct buf a, b;
+    int ref = leader(w);
+    assert_true(ref >= 0);
+    struct node *r = &w->n[ref];
+    int64_t commit = raft_group_commit(r->g);
+
+    buf_init(&a);
+    buf_init(&b);
+    for (int64_t off = log_start_offset(r->log); off <= commit;) {
+        struct batch_header h;
+        assert_int_equal(read_at(r, off, &a), 0);
+        assert_int_equal(batch_parse(a.data, a.len, &h), 0);
+        assert_int_equal(h.base_offset, off);
+        for (int j = 0; j < NODES; j++) {
+            if (!w->n[j].up || j == ref)
+                continue;
+            assert_int_equal(read_at(&w->n[j], off, &b), 0);
+            assert_int_equal(b.len, a.len);
+            assert_memory_equal(b.data, a.data, a.len);
+        }
+        off = batch_last_offset(&h) + 1;
+    }
+    for (size_t i = 0; i < w->prop_count; i++) {
+        struct prop *p = &w->props[i];
+        char value[16];
+        if (p->state != 1)
+            continue;
+        assert_true(p->offset <= commit);
+        assert_int_equal(term_at(r, p->offset), p->term);
+        assert_int_equal(read_at(r, p->offset, &a), 0);
+        int len = snprintf(value, sizeof(value), "v%u", p->value);
+        assert_non_null(memmem(a.data, a.len, value, (size_t)len));
+    }
+    buf_deinit(&a);
+    buf_deinit(&b);
+}
+
+static void propose_some(struct world *w, int count)
+{
+    for (int i = 0; i < count; i++) {
+        propose(w, leader(w));
+        run(w, (int)rng_below(&w->rng, 3));
+    }
+}
+
+static void test_three_hosts(void **state)
+{
+    (void)state;
+    struct world *w = calloc(1, sizeof(*w));
+    W = w;
+    uint64_t seed = test_seed(expect_bug ? "raft_host_bug_ack_unsynced" : "raft_host", 20261203);
+    struct sim_net_options no = {.seed = seed, .delay_ms_min = 1, .delay_ms_max = 15};
+
+    rng_seed(&w->rng, seed);
+    clock_sim_init(&w->clock, 1700000000000);
+    assert_int_equal(sim_net_create(&no, &w->net), 0);
+    for (int i = 0; i < NODES; i++) {
+        w->n[i].id = i;
+        w->n[i].io = io_sim_create();
+        node_start(w, &w->n[i]);
+    }
+
+    /* A leader is elected and proposals commit everywhere with identical bytes. */
+    int l = elect(w);
+    assert_true(raft_group_core(w->n[l].g)->term > RAFT_HOST_TERM_STANDALONE);
+    propose_some(w, 40);
+    settle(w);
+    check_logs(w);
+
+    /* A follower crashes (losing unsynced writes) while proposals go on, restarts, catches up. */
+    int f = (leader(w) + 1) % NODES;
+    propose_some(w, 5);
+    node_crash(w, &w->n[f]);
+    propose_some(w, 30);
+    node_start(w, &w->n[f]);
+    propose_some(w, 10);
+    settle(w);
+    check_logs(w);
+
+    /* The leader crashes: a new one is elected and no acknowledged entry is lost. */
+    l = leader(w);
+    propose_some(w, 5);
+    node_crash(w, &w->n[l]);
+    int l2 = elect(w);
+    assert_int_not_equal(l2, l);
+    propose_some(w, 20);
+    node_start(w, &w->n[l]);
+    settle(w);
+    check_logs(w);
+
+    /* An isolated leader appends a tail nobody else gets; the majority moves on; on healing the
+     * old leader's divergent tail is cut from its disk and replaced by the committed entries. */
+    l = leader(w);
+    int32_t side[1] = {l};
+    propose_some(w, 2);
+    settle(w);
+    sim_net_partition(w->net, side, 1);
+    int64_t tail_from = log_end_offset(w->n[l].log);
+    for (int i = 0; i < 5; i++)
+        propose(w, l);
+    for (int i = 0; i < 20; i++) { /* sync the doomed tail so only a truncation removes it */
+        log_flusher_run_pending(w->n[l].fl);
+        log_flusher_drain(w->n[l].fl);
+        step(w);
+    }
+    assert_true(log_durable_offset(w->n[l].log) > tail_from);
+    int64_t old_term = term_at(&w->n[l], tail_from);
+    int other = -1;
+    for (int i = 0; i < 500 && other < 0; i++) {
+        for (int j = 0; j < NODES; j++)
+            if (j != l && raft_group_is_leader(w->n[j].g))
+                other = j;
+        step(w);
+    }
+    assert_true(other >= 0);
+    propose_some(w, 10);
+    sim_net_heal(w->net);
+    settle(w);
+    check_logs(w);
+    assert_int_not_equal(term_at(&w->n[l], tail_from), old_term);
+    for (size_t i = 0; i < w->prop_count; i++)
+        if (w->props[i].offset >= tail_from && w->props[i].term == old_term)
+            assert_int_equal(w->props[i].state, -1); /* its waiters failed: NOT_LEADER */
+    /* The cut is durable: after a crash the old leader's disk still has the new entries. */
+    node_crash(w, &w->n[l]);
+    node_start(w, &w->n[l]);
+    assert_int_not_equal(term_at(&w->n[l], tail_from), old_term);
+    settle(w);
+    check_logs(w);
+
+    size_t acked = 0;
+    for (size_t i = 0; i < w->prop_count; i++)
+        acked += w->props[i].state == 1;
+    fprintf(stderr, "raft_host: %zu proposals, %zu acknowledged, %" PRIu64 " violations\n",
+            w->prop_count, acked, w->violations);
+    assert_false(expect_bug); /* the bug went unnoticed */
+    assert_true(acked > 50);
+
+    for (int i = 0; i < NODES; i++) {
+        node_stop(w, &w->n[i]);
+        io_destroy(w->n[i].io);
+    }
+    sim_net_destroy(w->net);
+    free(w);
+}
+
+int main(int argc, char **argv)
+{
+    expect_bug = argc > 1 && strcmp(argv[1], "--expect-bug") == 0;
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_three_hosts),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
