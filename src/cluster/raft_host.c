@@ -20,13 +20,16 @@
 #include "base/limits.h"
 #include "log/batch.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define HS_VERSION 0
-#define HS_BYTES   20 /* version, 3 zero bytes, be64 term, be32 vote, be32 CRC-32C of the rest */
+/* version, 3 zero bytes, be64 term, be32 vote, be64 log start, be64 term of the entry before the
+ * log start, be32 CRC-32C of everything before it */
+#define HS_BYTES 36
 /* The control record type a no-op carries: Kafka's LEADER_CHANGE (ControlRecordType 2). */
 #define NOOP_CONTROL_TYPE 2
 
@@ -47,6 +50,10 @@ struct raft_group {
     struct rh_batch *idx;
     size_t idx_count, idx_cap;
     int64_t prev_term;
+    /* What the hard-state file holds. */
+    int64_t hs_term;
+    int32_t hs_vote;
+    int64_t hs_start, hs_prev_term;
     int64_t reported_index, reported_term; /* last raft_persisted() */
     int64_t flush_end;                     /* highest end offset a flush callback waits for */
     uint32_t flush_outstanding;
@@ -79,6 +86,8 @@ struct raft_host {
     struct raft_host_stats stats;
 };
 
+static void hs_save_start(struct raft_group *g);
+
 /* ---- the batch index ----------------------------------------------------------------------- */
 
 static void idx_push(struct raft_group *g, const struct rh_batch *b)
@@ -103,6 +112,7 @@ static void idx_follow_start(struct raft_group *g)
     g->prev_term = g->idx[n - 1].term;
     memmove(g->idx, g->idx + n, (g->idx_count - n) * sizeof(*g->idx));
     g->idx_count -= n;
+    hs_save_start(g);
 }
 
 static int64_t idx_start(const struct raft_group *g)
@@ -173,11 +183,16 @@ static int idx_build(struct raft_group *g)
     int64_t off = log_start_offset(g->log), end = log_end_offset(g->log);
     int32_t epoch;
 
+    /* The term before the start: from the hard-state file when it recorded this start; else
+     * (the start moved behind the host's back and a crash came before it noticed) the term of
+     * the first batch, which is an upper bound (see raft_group_compact). */
     g->prev_term = 0;
-    if (off > 0 && log_epoch_of(g->log, off - 1, &epoch) == 0)
+    if (off > 0 && off == g->hs_start)
+        g->prev_term = g->hs_prev_term;
+    else if (off > 0 && log_epoch_of(g->log, off, &epoch) == 0)
         g->prev_term = term_of_epoch(epoch);
     else if (off > 0)
-        g->prev_term = RAFT_HOST_TERM_STANDALONE;
+        g->prev_term = g->hs_term;
     while (off < end) {
         struct rh_batch b;
         struct log_read rd;
@@ -334,19 +349,31 @@ static uint32_t get_be32(const uint8_t *p)
     return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
 }
 
+static void put_be64(uint8_t *p, int64_t v)
+{
+    put_be32(p, (uint32_t)((uint64_t)v >> 32));
+    put_be32(p + 4, (uint32_t)v);
+}
+
+static int64_t get_be64(const uint8_t *p)
+{
+    return (int64_t)((uint64_t)get_be32(p) << 32 | get_be32(p + 4));
+}
+
 /* Temp file, fsync, rename over the old one, directory fsync: the old state or the new one
  * survives a crash, never a mix. */
-static int hs_write(struct raft_group *g, int64_t term, int32_t vote)
+static int hs_write(struct raft_group *g)
 {
     struct io *io = g->host->io;
     uint8_t b[HS_BYTES] = {HS_VERSION};
     struct io_file *f = NULL;
     int rc;
 
-    put_be32(b + 4, (uint32_t)((uint64_t)term >> 32));
-    put_be32(b + 8, (uint32_t)term);
-    put_be32(b + 12, (uint32_t)vote);
-    put_be32(b + 16, crc32c_update(0, b, 16));
+    put_be64(b + 4, g->hs_term);
+    put_be32(b + 12, (uint32_t)g->hs_vote);
+    put_be64(b + 16, g->hs_start);
+    put_be64(b + 24, g->hs_prev_term);
+    put_be32(b + 32, crc32c_update(0, b, 32));
     rc = io_open(io, g->state_tmp, IO_RDWR | IO_CREATE, &f);
     if (rc == 0)
         rc = io_truncate(f, 0);
@@ -366,18 +393,22 @@ static int hs_write(struct raft_group *g, int64_t term, int32_t vote)
     return rc;
 }
 
-static int hs_read(struct raft_group *g, int64_t *term, int32_t *vote)
+static int hs_read(struct raft_group *g)
 {
     uint8_t b[HS_BYTES];
     struct io_file *f;
     bool is_dir;
     ssize_t n;
 
-    *term = RAFT_HOST_TERM_STANDALONE;
-    *vote = RAFT_NONE;
-    if (io_exists(g->host->io, g->state_path, &is_dir) != 0)
+    g->hs_term = RAFT_HOST_TERM_STANDALONE;
+    g->hs_vote = RAFT_NONE;
+    g->hs_start = -1;
+    g->hs_prev_term = 0;
+    int rc = io_exists(g->host->io, g->state_path, &is_dir);
+    if (rc == -ENOENT)
         return 0; /* a new group (a temp file left by a crash is rewritten) */
-    int rc = io_open(g->host->io, g->state_path, IO_RDONLY, &f);
+    if (rc == 0)
+        rc = io_open(g->host->io, g->state_path, IO_RDONLY, &f);
     if (rc != 0)
         return rc;
     n = io_pread(f, b, sizeof(b), 0);
@@ -385,13 +416,31 @@ static int hs_read(struct raft_group *g, int64_t *term, int32_t *vote)
     if (n < 0)
         return (int)n;
     if (n != (ssize_t)sizeof(b) || b[0] != HS_VERSION ||
-        get_be32(b + 16) != crc32c_update(0, b, 16))
+        get_be32(b + 32) != crc32c_update(0, b, 32))
         return ERR_CORRUPT;
-    *term = (int64_t)((uint64_t)get_be32(b + 4) << 32 | get_be32(b + 8));
-    *vote = (int32_t)get_be32(b + 12);
-    if (*term < RAFT_HOST_TERM_STANDALONE || *vote < RAFT_NONE)
+    g->hs_term = get_be64(b + 4);
+    g->hs_vote = (int32_t)get_be32(b + 12);
+    g->hs_start = get_be64(b + 16);
+    g->hs_prev_term = get_be64(b + 24);
+    if (g->hs_term < RAFT_HOST_TERM_STANDALONE || g->hs_vote < RAFT_NONE || g->hs_start < -1 ||
+        g->hs_prev_term < 0 || g->hs_prev_term > g->hs_term)
         return ERR_CORRUPT;
     return 0;
+}
+
+/* Records the log start and the term before it, which the log's epoch cache forgets when its
+ * start moves (term_at(start - 1) must survive restarts). */
+static void hs_save_start(struct raft_group *g)
+{
+    int64_t start = idx_start(g);
+
+    if (g->err != 0 || (start == g->hs_start && g->prev_term == g->hs_prev_term))
+        return;
+    g->hs_start = start;
+    g->hs_prev_term = g->prev_term;
+    int rc = hs_write(g);
+    if (rc != 0)
+        g->err = rc;
 }
 
 /* ---- waiters ------------------------------------------------------------------------------- */
@@ -586,7 +635,9 @@ static void process_ready(struct raft_group *g)
     raft_ready(&g->raft, &rd);
     /* 1. Persist: hard state now (before anything leaves); the log through the flusher. */
     if (rd.hard_state_changed) {
-        int rc = hs_write(g, rd.term, rd.vote);
+        g->hs_term = rd.term;
+        g->hs_vote = rd.vote;
+        int rc = hs_write(g);
         if (rc != 0) {
             g->err = rc;
             return;
@@ -605,6 +656,10 @@ static void process_ready(struct raft_group *g)
         apply_last = rd.commit_index;
         g->applied = rd.commit_index;
         done = waiters_take_committed(g, rd.commit_index);
+        /* Consumers read up to the commit index, never past it. */
+        int rc = log_set_high_watermark(g->log, rd.commit_index + 1);
+        if (rc != 0 && g->err == 0)
+            g->err = rc;
     }
     role_changed = rd.role_changed;
     role = rd.role;
@@ -765,8 +820,6 @@ int raft_group_open(struct raft_host *h, const struct raft_group_options *o,
                     struct raft_group **out)
 {
     struct raft_options ro;
-    int64_t term;
-    int32_t vote;
     char hex[33];
     int rc;
 
@@ -791,11 +844,16 @@ int raft_group_open(struct raft_host *h, const struct raft_group_options *o,
     if (rc == 0 && (n <= 0 || (size_t)n >= sizeof(g->state_tmp)))
         rc = ERR_INVALID;
     if (rc == 0)
-        rc = hs_read(g, &term, &vote);
+        rc = hs_read(g);
     if (rc == 0)
         rc = idx_build(g);
     if (rc != 0)
         goto fail;
+    hs_save_start(g);
+    if (g->err != 0) {
+        rc = g->err;
+        goto fail;
+    }
     g->flush_end = log_end_offset(g->log);
     g->ops = (struct raft_log_ops){.start_index = ops_start_index,
                                    .last_index = ops_last_index,
@@ -805,9 +863,9 @@ int raft_group_open(struct raft_host *h, const struct raft_group_options *o,
                                    .truncate = ops_truncate};
     memset(&ro, 0, sizeof(ro));
     ro.self = h->self;
-    ro.term = term;
-    ro.vote = vote;
-    ro.commit_index = -1;
+    ro.term = g->hs_term;
+    ro.vote = g->hs_vote;
+    ro.commit_index = o->applied_index < idx_last(g) ? o->applied_index : idx_last(g);
     ro.config = o->config;
     ro.config_prev = o->config;
     ro.election_ticks = o->election_ticks ? o->election_ticks : RAFT_ELECTION_TICKS_DEFAULT;
@@ -882,6 +940,33 @@ int raft_group_propose(struct raft_group *g, uint8_t *batch, size_t len, struct 
         g->waiters_tail = &w->next;
     }
     group_pump(g);
+    return 0;
+}
+
+int raft_group_compact(struct raft_group *g, int64_t offset)
+{
+    const struct rh_batch *b;
+    int64_t before = 0;
+    int rc;
+
+    if (g->err != 0)
+        return g->err;
+    idx_follow_start(g);
+    if (offset <= idx_start(g))
+        return 0;
+    b = idx_find(g, offset - 1);
+    if (offset > g->raft.commit + 1 || b == NULL || b->last != offset - 1)
+        return ERR_INVALID;
+    before = b->term;
+    /* The term before the new start is on disk before the start moves. */
+    g->hs_start = offset;
+    g->hs_prev_term = before;
+    rc = hs_write(g);
+    if (rc == 0)
+        rc = log_delete_records(g->log, offset);
+    if (rc != 0)
+        return rc;
+    idx_follow_start(g);
     return 0;
 }
 

@@ -94,6 +94,7 @@ struct raft_group_options {
     uint32_t election_ticks;    /* 0: RAFT_ELECTION_TICKS_DEFAULT */
     uint32_t heartbeat_ticks;   /* 0: RAFT_HEARTBEAT_TICKS_DEFAULT */
     uint64_t seed;              /* election timeout randomisation */
+    int64_t applied_index;      /* what the caller applied before (its snapshot), or -1 */
     raft_group_apply_fn apply;  /* may be NULL */
     raft_group_role_fn on_role; /* may be NULL */
     void *ctx;
@@ -141,6 +142,16 @@ void raft_group_close(struct raft_group *g);
  */
 int raft_group_propose(struct raft_group *g, uint8_t *batch, size_t len, struct raft_waiter *w,
                        raft_group_done_fn fn, void *ctx, int64_t *offset, int64_t *term);
+
+/*
+ * Drops the log below offset (a batch boundary at or below commit + 1): records the new start
+ * and the term before it in the hard-state file, then log_delete_records. Prefix drops of a
+ * hosted log go through here; one made behind the host's back (retention) is recorded when the
+ * host notices, and a crash in between leaves the term before the start as an upper bound (the
+ * first batch's) until the next compaction. ERR_INVALID for an offset that is not such a
+ * boundary; a storage error otherwise.
+ */
+int raft_group_compact(struct raft_group *g, int64_t offset);
 
 struct raft *raft_group_core(struct raft_group *g); /* read-only views: role, term, commit */
 bool raft_group_is_leader(const struct raft_group *g);

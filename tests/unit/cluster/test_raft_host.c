@@ -112,13 +112,39 @@ static void wrap_peer_remove(struct transport *t, int32_t node)
     transport_peer_remove(w->inner, node);
 }
 
+/* The term and vote in the node's hard-state file (written with fsync before any message that
+ * depends on it may leave). */
+static void hard_state(struct node *n, int64_t *term, int32_t *vote)
+{
+    static const char path[] = "/00000000000000000000000000000001-0.raft-state";
+    uint8_t b[16];
+    struct io_file *f;
+
+    assert_int_equal(io_open(n->io, path, IO_RDONLY, &f), 0);
+    assert_int_equal(io_pread(f, b, sizeof(b), 0), (ssize_t)sizeof(b));
+    io_close(f);
+    *term = 0;
+    for (int i = 4; i < 12; i++)
+        *term = *term << 8 | b[i];
+    *vote = (int32_t)((uint32_t)b[12] << 24 | (uint32_t)b[13] << 16 | (uint32_t)b[14] << 8 | b[15]);
+}
+
 static int wrap_send(struct transport *t, const struct wire_msg *m)
 {
     struct wrap *w = (struct wrap *)t;
-    int64_t durable = log_durable_offset(w->node->log);
+    int64_t durable = log_durable_offset(w->node->log), term;
+    int32_t vote;
 
     if (m->msg.type == RAFT_MSG_APPEND_RESP && !m->msg.reject && m->msg.index >= durable)
         violation("acknowledged", w->node->id, m->msg.index, durable);
+    if (m->msg.type != RAFT_MSG_PRE_VOTE && m->msg.type != RAFT_MSG_PRE_VOTE_RESP) {
+        /* Every message carries the sender's term: it must be on disk already, and so must
+         * a vote it grants. */
+        hard_state(w->node, &term, &vote);
+        assert_int_equal(term, m->msg.term);
+        if (m->msg.type == RAFT_MSG_VOTE_RESP && !m->msg.reject)
+            assert_int_equal(vote, m->msg.to);
+    }
     return transport_send(w->inner, m);
 }
 
@@ -165,7 +191,8 @@ static void node_start(struct world *w, struct node *n)
                                     .config = three(),
                                     .election_ticks = 10,
                                     .heartbeat_ticks = 1,
-                                    .seed = rng_next(&w->rng)};
+                                    .seed = rng_next(&w->rng),
+                                    .applied_index = -1};
     assert_int_equal(raft_group_open(n->host, &go, &n->g), 0);
     raft_host_handler(n->host, &h);
     assert_int_equal(sim_net_attach(w->net, n->id, &h, &inner), 0);
@@ -219,10 +246,11 @@ static void check_commit(struct world *w)
     for (int i = 0; i < NODES; i++) {
         int64_t c = raft_group_commit(w->n[i].g), t = term_at(&w->n[i], c);
         int durable = 0;
-        if (c < 0)
-            continue;
+        if (c < log_start_offset(w->n[i].log))
+            continue; /* nothing, or dropped by a compaction (which only drops what committed) */
         for (int j = 0; j < NODES; j++)
-            if (log_durable_offset(w->n[j].log) > c && term_at(&w->n[j], c) == t)
+            if (c < log_start_offset(w->n[j].log) ||
+                (log_durable_offset(w->n[j].log) > c && term_at(&w->n[j], c) == t))
                 durable++;
         if (durable < 2)
             violation("committed (durable on fewer than two nodes)", i, c, durable);
@@ -422,9 +450,11 @@ static void test_three_hosts(void **state)
     /* A follower crashes (losing unsynced writes) while proposals go on, restarts, catches up. */
     int f = (leader(w) + 1) % NODES;
     propose_some(w, 5);
+    int64_t f_term = raft_group_core(w->n[f].g)->term;
     node_crash(w, &w->n[f]);
     propose_some(w, 30);
     node_start(w, &w->n[f]);
+    assert_int_equal(raft_group_core(w->n[f].g)->term, f_term); /* hard state survived */
     propose_some(w, 10);
     settle(w);
     check_logs(w);
@@ -470,15 +500,48 @@ static void test_three_hosts(void **state)
     settle(w);
     check_logs(w);
     assert_int_not_equal(term_at(&w->n[l], tail_from), old_term);
-    for (size_t i = 0; i < w->prop_count; i++)
-        if (w->props[i].offset >= tail_from && w->props[i].term == old_term)
+    int doomed = 0;
+    for (size_t i = 0; i < w->prop_count; i++) {
+        if (w->props[i].offset >= tail_from && w->props[i].term == old_term) {
             assert_int_equal(w->props[i].state, -1); /* its waiters failed: NOT_LEADER */
+            doomed++;
+        }
+    }
+    assert_int_equal(doomed, 5);
     /* The cut is durable: after a crash the old leader's disk still has the new entries. */
     node_crash(w, &w->n[l]);
     node_start(w, &w->n[l]);
     assert_int_not_equal(term_at(&w->n[l], tail_from), old_term);
     settle(w);
     check_logs(w);
+
+    /* A prefix dropped through the host: after a crash the term before the new log start is
+     * still known (the log's epoch cache forgets it; the hard-state file keeps it). */
+    struct node *c = &w->n[(leader(w) + 2) % NODES];
+    struct raft *core = raft_group_core(c->g);
+    int64_t cut = -1, before = -1, t;
+    for (int64_t off = 1; off <= raft_group_commit(c->g); off++) {
+        struct raft_batch b;
+        assert_int_equal(core->log->batch_at(core->log_ctx, off, &b), 0);
+        if (b.first_index == off && b.term != term_at(c, off - 1)) {
+            cut = off; /* the first batch of a term, so the term before it differs */
+            before = term_at(c, off - 1);
+        }
+    }
+    assert_true(cut > 0);
+    assert_int_equal(raft_group_compact(c->g, cut), 0);
+    int64_t start = log_start_offset(c->log);
+    assert_int_equal(start, cut);
+    assert_int_equal(core->log->term_at(core->log_ctx, start - 1, &t), 0);
+    assert_int_equal(t, before);
+    node_crash(w, c);
+    node_start(w, c);
+    core = raft_group_core(c->g);
+    assert_int_equal(log_start_offset(c->log), start);
+    assert_int_equal(core->log->term_at(core->log_ctx, start - 1, &t), 0);
+    assert_int_equal(t, before);
+    propose_some(w, 5);
+    settle(w);
 
     size_t acked = 0;
     for (size_t i = 0; i < w->prop_count; i++)
