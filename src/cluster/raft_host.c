@@ -627,6 +627,8 @@ static void process_ready(struct raft_group *g)
 {
     struct raft_ready rd;
     struct raft_waiter *done = NULL;
+    int32_t snapshot_peers[RAFT_MEMBERS_MAX];
+    uint32_t snapshot_count;
     int64_t apply_first = -1, apply_last = -1;
     bool role_changed;
     uint8_t role;
@@ -648,8 +650,9 @@ static void process_ready(struct raft_group *g)
         return;
     /* 2. Send. */
     send_msgs(g, rd.msgs, rd.msg_count);
-    for (uint32_t i = 0; i < rd.snapshot_peer_count; i++)
-        raft_snapshot_failed(&g->raft, rd.snapshot_peers[i]); /* not hosted yet */
+    /* Snapshots (copies of sealed segments) are not hosted yet: the leader asks again later. */
+    snapshot_count = rd.snapshot_peer_count;
+    memcpy(snapshot_peers, rd.snapshot_peers, sizeof(snapshot_peers));
     /* 3. Apply (after advance, so callbacks may call back into the group). */
     if (rd.commit_changed && rd.commit_index > g->applied) {
         apply_first = g->applied + 1;
@@ -665,6 +668,8 @@ static void process_ready(struct raft_group *g)
     role = rd.role;
     leader = rd.leader;
     raft_advance(&g->raft);
+    for (uint32_t i = 0; i < snapshot_count; i++)
+        raft_snapshot_failed(&g->raft, snapshot_peers[i]);
     if (role_changed && g->on_role != NULL)
         g->on_role(g->ctx, role, leader, g->raft.term);
     if (apply_last >= 0 && g->apply != NULL)

@@ -559,11 +559,195 @@ static void test_three_hosts(void **state)
     free(w);
 }
 
+/* ---- many groups on one host ------------------------------------------------------------- */
+
+#define GROUPS 6
+
+struct mnode {
+    struct io *io;
+    struct log_files *files;
+    struct log_flusher *fl;
+    struct log *logs[GROUPS];
+    struct raft_host *host;
+    struct raft_group *g[GROUPS];
+    struct transport *t;
+};
+
+static struct wire_group group_id(int k)
+{
+    struct wire_group id = {.partition = k};
+    id.topic_id.bytes[0] = 0x42; /* not one of Kafka's reserved ids */
+    id.topic_id.bytes[15] = (uint8_t)(k % 2);
+    return id;
+}
+
+static int group_leader(struct mnode *m, int k)
+{
+    for (int i = 0; i < NODES; i++)
+        if (raft_group_is_leader(m[i].g[k]))
+            return i;
+    return -1;
+}
+
+/* Several groups per host over one transport per node: every group elects and commits with the
+ * same bytes everywhere, and the messages of all groups share frames. */
+static void test_many_groups(void **state)
+{
+    (void)state;
+    struct mnode m[NODES];
+    struct sim_net *net;
+    struct clock_sim clock;
+    struct rng rng;
+    uint64_t seed = test_seed("raft_host_many_groups", 20261204), now = 0;
+    struct sim_net_options no = {.seed = seed, .delay_ms_min = 1, .delay_ms_max = 5};
+
+    if (expect_bug)
+        skip();
+    rng_seed(&rng, seed);
+    clock_sim_init(&clock, 1700000000000);
+    assert_int_equal(sim_net_create(&no, &net), 0);
+    memset(m, 0, sizeof(m));
+    for (int i = 0; i < NODES; i++) {
+        struct log_config cfg;
+        struct transport_handler h;
+        m[i].io = io_sim_create();
+        m[i].files = log_files_create(m[i].io, 16);
+        m[i].fl = log_flusher_create(false);
+        struct log_env env = {
+            .io = m[i].io, .clock = &clock.clock, .files = m[i].files, .flusher = m[i].fl};
+        struct raft_host_options ho = {
+            .self = i, .io = m[i].io, .clock = &clock.clock, .state_dir = "/"};
+        log_config_default(&cfg);
+        cfg.prealloc_bytes = 0;
+        assert_int_equal(raft_host_create(&ho, &m[i].host), 0);
+        for (int k = 0; k < GROUPS; k++) {
+            char dir[32];
+            snprintf(dir, sizeof(dir), "/g%d", k);
+            assert_int_equal(log_open(&env, dir, &cfg, &m[i].logs[k]), 0);
+            struct raft_group_options go = {.group = group_id(k),
+                                            .log = m[i].logs[k],
+                                            .config = three(),
+                                            .election_ticks = 10,
+                                            .heartbeat_ticks = 1,
+                                            .seed = rng_next(&rng),
+                                            .applied_index = -1};
+            assert_int_equal(raft_group_open(m[i].host, &go, &m[i].g[k]), 0);
+        }
+        raft_host_handler(m[i].host, &h);
+        assert_int_equal(sim_net_attach(net, i, &h, &m[i].t), 0);
+        for (int32_t p = 0; p < NODES; p++)
+            if (p != i)
+                assert_int_equal(transport_peer_set(m[i].t, p, "sim", 0), 0);
+        raft_host_set_transport(m[i].host, m[i].t);
+    }
+
+    int proposed[GROUPS] = {0};
+    bool done = false;
+    for (int step_no = 0; step_no < 3000 && !done; step_no++) {
+        now += STEP_MS;
+        clock_sim_advance_ms(&clock, STEP_MS);
+        for (int i = 0; i < NODES; i++) {
+            log_flusher_run_pending(m[i].fl);
+            log_flusher_drain(m[i].fl);
+            raft_host_tick(m[i].host);
+        }
+        sim_net_advance(net, now);
+        for (int i = 0; i < NODES; i++)
+            transport_flush(m[i].t);
+        done = true;
+        for (int k = 0; k < GROUPS; k++) {
+            int l = group_leader(m, k);
+            if (l < 0) {
+                done = false;
+                continue;
+            }
+            if (proposed[k] < 10) {
+                struct buf b;
+                int64_t off, term;
+                struct batch_record rec = {.value = slice_make("x", 1), .timestamp_ms = 1};
+                struct batch_build_opts opts = {
+                    .producer_id = -1, .producer_epoch = -1, .base_sequence = -1};
+                buf_init(&b);
+                assert_int_equal(batch_build(&b, &opts, &rec, 1), 0);
+                if (raft_group_propose(m[l].g[k], b.data, b.len, NULL, NULL, NULL, &off, &term) ==
+                    0)
+                    proposed[k]++;
+                buf_deinit(&b);
+                done = false;
+                continue;
+            }
+            for (int i = 0; i < NODES; i++)
+                if (raft_group_commit(m[i].g[k]) != log_end_offset(m[l].logs[k]) - 1 ||
+                    log_end_offset(m[i].logs[k]) != log_end_offset(m[l].logs[k]))
+                    done = false;
+        }
+    }
+    assert_true(done);
+
+    /* Identical bytes in every group on every node. */
+    struct buf a, b;
+    buf_init(&a);
+    buf_init(&b);
+    for (int k = 0; k < GROUPS; k++) {
+        struct node n0 = {.log = m[0].logs[k]};
+        for (int64_t off = 0; off < log_end_offset(m[0].logs[k]);) {
+            struct batch_header h;
+            assert_int_equal(read_at(&n0, off, &a), 0);
+            assert_int_equal(batch_parse(a.data, a.len, &h), 0);
+            for (int i = 1; i < NODES; i++) {
+                struct node ni = {.log = m[i].logs[k]};
+                assert_int_equal(read_at(&ni, off, &b), 0);
+                assert_int_equal(b.len, a.len);
+                assert_memory_equal(b.data, a.data, a.len);
+            }
+            off = batch_last_offset(&h) + 1;
+        }
+    }
+    buf_deinit(&a);
+    buf_deinit(&b);
+
+    /* Idle: the heartbeats of all groups between two nodes travel together. */
+    struct sim_net_stats s0, s1;
+    uint64_t msgs0 = 0, msgs1 = 0;
+    sim_net_stats(net, &s0);
+    for (int i = 0; i < NODES; i++)
+        msgs0 += m[i].t->stats.msgs_queued;
+    for (int step_no = 0; step_no < 100; step_no++) {
+        now += STEP_MS;
+        for (int i = 0; i < NODES; i++)
+            raft_host_tick(m[i].host);
+        sim_net_advance(net, now);
+        for (int i = 0; i < NODES; i++)
+            transport_flush(m[i].t);
+    }
+    sim_net_stats(net, &s1);
+    for (int i = 0; i < NODES; i++)
+        msgs1 += m[i].t->stats.msgs_queued;
+    fprintf(stderr,
+            "raft_host_many_groups: %d groups, idle: %" PRIu64 " messages in %" PRIu64 " frames\n",
+            GROUPS, msgs1 - msgs0, s1.frames_sent - s0.frames_sent);
+    assert_true(msgs1 - msgs0 >= 2 * (s1.frames_sent - s0.frames_sent));
+
+    for (int i = 0; i < NODES; i++) {
+        for (int k = 0; k < GROUPS; k++) {
+            raft_group_close(m[i].g[k]);
+            assert_int_equal(log_close(m[i].logs[k]), 0);
+        }
+        raft_host_destroy(m[i].host);
+        sim_net_detach(net, i);
+        log_flusher_destroy(m[i].fl);
+        log_files_destroy(m[i].files);
+        io_destroy(m[i].io);
+    }
+    sim_net_destroy(net);
+}
+
 int main(int argc, char **argv)
 {
     expect_bug = argc > 1 && strcmp(argv[1], "--expect-bug") == 0;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_three_hosts),
+        cmocka_unit_test(test_many_groups),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
