@@ -487,11 +487,13 @@ static struct raft_waiter *waiters_take_committed(struct raft_group *g, int64_t 
 
     while (*link != NULL && (*link)->last_offset <= commit)
         link = &(*link)->next;
+    if (link == &g->waiters)
+        return NULL; /* none committed */
     g->waiters = *link;
     *link = NULL;
     if (g->waiters == NULL)
         g->waiters_tail = &g->waiters;
-    return g->waiters == done ? NULL : done;
+    return done;
 }
 
 /* ---- the loop ------------------------------------------------------------------------------ */
