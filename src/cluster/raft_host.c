@@ -637,6 +637,9 @@ static void process_ready(struct raft_group *g)
     int32_t leader;
 
     raft_ready(&g->raft, &rd);
+#ifdef RAFT_HOST_BUG_SEND_BEFORE_HARD_STATE
+    send_msgs(g, rd.msgs, rd.msg_count); /* injected bug: a vote or term leaves before its fsync */
+#endif
     /* 1. Persist: hard state now (before anything leaves); the log through the flusher. */
     if (rd.hard_state_changed) {
         g->hs_term = rd.term;
@@ -650,8 +653,10 @@ static void process_ready(struct raft_group *g)
     report_durable(g);
     if (g->err != 0)
         return;
-    /* 2. Send. */
+        /* 2. Send. */
+#ifndef RAFT_HOST_BUG_SEND_BEFORE_HARD_STATE
     send_msgs(g, rd.msgs, rd.msg_count);
+#endif
     /* Snapshots (copies of sealed segments) are not hosted yet: the leader asks again later. */
     snapshot_count = rd.snapshot_peer_count;
     memcpy(snapshot_peers, rd.snapshot_peers, sizeof(snapshot_peers));

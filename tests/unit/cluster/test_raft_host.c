@@ -13,8 +13,9 @@
  * unsynced writes) and catch-up, a leader crash and a new election keeping every acknowledged
  * entry, and an isolated leader's divergent tail truncated on its disk.
  *
- * Built twice: as is, and with RAFT_HOST_BUG_ACK_UNSYNCED (the host reports entries persisted
- * when written, not when synced), which this test must catch (run with --expect-bug).
+ * Built three times: as is, with RAFT_HOST_BUG_ACK_UNSYNCED (the host reports entries persisted
+ * when written, not when synced) and with RAFT_HOST_BUG_SEND_BEFORE_HARD_STATE (a ready's
+ * messages go out before its term and vote are on disk); it must catch both (--expect-bug).
  * Seeded (CHRONIK_SEED replays a run); the seed is printed.
  */
 #include <setjmp.h>
@@ -92,12 +93,10 @@ static void violation(const char *what, int32_t node, int64_t index, int64_t dur
 {
     W->violations++;
     if (!expect_bug)
-        fail_msg("node %d %s index %" PRId64 " with durable offset %" PRId64, node, what, index,
-                 durable);
+        fail_msg("node %d: %s: %" PRId64 ", %" PRId64, node, what, index, durable);
     /* The injected bug is caught: what follows it (lost entries) is not this run's question. */
-    fprintf(stderr,
-            "raft_host: caught: node %d %s index %" PRId64 " with durable offset %" PRId64 "\n",
-            node, what, index, durable);
+    fprintf(stderr, "raft_host: caught: node %d: %s: %" PRId64 ", %" PRId64 "\n", node, what, index,
+            durable);
     exit(0);
 }
 
@@ -137,14 +136,18 @@ static int wrap_send(struct transport *t, const struct wire_msg *m)
     int32_t vote;
 
     if (m->msg.type == RAFT_MSG_APPEND_RESP && !m->msg.reject && m->msg.index >= durable)
-        violation("acknowledged", w->node->id, m->msg.index, durable);
+        violation("acknowledged an index not durable (index, durable offset)", w->node->id,
+                  m->msg.index, durable);
     if (m->msg.type != RAFT_MSG_PRE_VOTE && m->msg.type != RAFT_MSG_PRE_VOTE_RESP) {
         /* Every message carries the sender's term: it must be on disk already, and so must
          * a vote it grants. */
         hard_state(w->node, &term, &vote);
-        assert_int_equal(term, m->msg.term);
-        if (m->msg.type == RAFT_MSG_VOTE_RESP && !m->msg.reject)
-            assert_int_equal(vote, m->msg.to);
+        if (term != m->msg.term)
+            violation("sent a term not on disk (term, term on disk)", w->node->id, m->msg.term,
+                      term);
+        if (m->msg.type == RAFT_MSG_VOTE_RESP && !m->msg.reject && vote != m->msg.to)
+            violation("granted a vote not on disk (to, vote on disk)", w->node->id, m->msg.to,
+                      vote);
     }
     return transport_send(w->inner, m);
 }
@@ -254,7 +257,7 @@ static void check_commit(struct world *w)
                 (log_durable_offset(w->n[j].log) > c && term_at(&w->n[j], c) == t))
                 durable++;
         if (durable < 2)
-            violation("committed (durable on fewer than two nodes)", i, c, durable);
+            violation("committed an index durable on no majority (index, nodes)", i, c, durable);
     }
 }
 
