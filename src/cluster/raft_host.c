@@ -80,7 +80,7 @@ struct raft_host {
     struct clock *clock;
     char state_dir[IO_PATH_BYTES_MAX];
     struct transport *transport;
-    struct raft_group **groups;
+    struct raft_group **groups; /* sorted by group id */
     size_t group_count, group_cap;
     struct buf scratch; /* batch bytes of one outgoing append, and the no-op */
     struct raft_host_stats stats;
@@ -706,12 +706,33 @@ static void group_pump(struct raft_group *g)
 
 /* ---- inbound ------------------------------------------------------------------------------- */
 
+static int group_cmp(const struct wire_group *a, const struct wire_group *b)
+{
+    int c = memcmp(a->topic_id.bytes, b->topic_id.bytes, sizeof(a->topic_id.bytes));
+    if (c != 0)
+        return c;
+    return (a->partition > b->partition) - (a->partition < b->partition);
+}
+
+/* The position of id in the sorted groups, or where it would go. */
+static size_t group_pos(const struct raft_host *h, const struct wire_group *id)
+{
+    size_t lo = 0, hi = h->group_count;
+
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (group_cmp(&h->groups[mid]->id, id) < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
 static struct raft_group *find_group(struct raft_host *h, const struct wire_group *id)
 {
-    for (size_t i = 0; i < h->group_count; i++)
-        if (wire_group_eq(&h->groups[i]->id, id))
-            return h->groups[i];
-    return NULL;
+    size_t i = group_pos(h, id);
+    return i < h->group_count && wire_group_eq(&h->groups[i]->id, id) ? h->groups[i] : NULL;
 }
 
 /* The bytes of an inbound append must be the batches their shapes describe, stamped by the
@@ -895,7 +916,10 @@ int raft_group_open(struct raft_host *h, const struct raft_group_options *o,
         h->group_cap = h->group_cap ? h->group_cap * 2 : 8;
         h->groups = xrealloc(h->groups, h->group_cap * sizeof(*h->groups));
     }
-    h->groups[h->group_count++] = g;
+    size_t at = group_pos(h, &g->id);
+    memmove(h->groups + at + 1, h->groups + at, (h->group_count - at) * sizeof(*h->groups));
+    h->groups[at] = g;
+    h->group_count++;
     *out = g;
     return 0;
 fail:
@@ -907,12 +931,10 @@ void raft_group_close(struct raft_group *g)
 {
     struct raft_host *h = g->host;
 
-    for (size_t i = 0; i < h->group_count; i++) {
-        if (h->groups[i] == g) {
-            h->groups[i] = h->groups[--h->group_count];
-            break;
-        }
-    }
+    size_t at = group_pos(h, &g->id);
+    ASSERT(at < h->group_count && h->groups[at] == g);
+    memmove(h->groups + at, h->groups + at + 1, (h->group_count - at - 1) * sizeof(*h->groups));
+    h->group_count--;
     fail_waiters_from(g, INT64_MIN, ERR_CLOSED);
     g->closed = true;
     if (g->flush_outstanding == 0)

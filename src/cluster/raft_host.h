@@ -5,8 +5,8 @@
  * of one host.
  *
  * What it owns:
- * - struct raft_host: one per node and loop. Knows its groups and routes the transport's
- *   inbound messages to them by group id (wire_group).
+ * - struct raft_host: one per node and loop. Knows its groups (sorted by group id) and routes
+ *   the transport's inbound messages to them by group id (wire_group).
  * - struct raft_group: one group: the core, a compact in-memory index of the log's batch
  *   boundaries (first index, last index, term, size, kind) so the core's batch_at/term_at answer
  *   for any index of the log, the term of the entry before the log start, the hard-state file,
@@ -38,8 +38,9 @@
  * when it was truncated or another entry committed at its offset, or ERR_CLOSED when the group
  * closes or fails.
  *
- * Threads: everything on the owner loop. Callbacks never run inside the call that registered
- * them, except apply/role callbacks, which run inside any host call that processes a ready.
+ * Threads: everything on the owner loop. Callbacks (apply, role, waiters) run inside whichever
+ * host call processed the ready (a tick, a received message, a flush completion, a proposal),
+ * after raft_advance(), so they may propose; they must not close a group or destroy the host.
  */
 #ifndef CHRONIK_CLUSTER_RAFT_HOST_H
 #define CHRONIK_CLUSTER_RAFT_HOST_H

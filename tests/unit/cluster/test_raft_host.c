@@ -716,6 +716,10 @@ static void test_many_groups(void **state)
                                             .applied_index = -1};
             assert_int_equal(raft_group_open(m[i].host, &go, &m[i].g[k]), 0);
         }
+        struct raft_group *dup;
+        struct raft_group_options again = {
+            .group = group_id(GROUPS - 1), .log = m[i].logs[0], .config = three()};
+        assert_int_equal(raft_group_open(m[i].host, &again, &dup), ERR_STATE);
         raft_host_handler(m[i].host, &h);
         assert_int_equal(sim_net_attach(net, i, &h, &m[i].t), 0);
         for (int32_t p = 0; p < NODES; p++)
