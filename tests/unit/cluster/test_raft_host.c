@@ -829,6 +829,85 @@ static void test_many_groups(void **state)
     sim_net_destroy(net);
 }
 
+/* A partition written before the cluster (leader epoch 0) hosted as a one-voter group: its data
+ * reads as term 1, the first leader has term 2 and appends after it, and everything commits. */
+static void test_standalone_data(void **state)
+{
+    (void)state;
+    struct clock_sim clock;
+    struct log_config cfg;
+    struct log *log;
+    struct raft_host *host;
+    struct raft_group *g;
+    struct buf b;
+    int64_t off, term;
+    struct batch_record rec = {.value = slice_make("old", 3), .timestamp_ms = 1};
+    struct batch_build_opts opts = {.producer_id = -1, .producer_epoch = -1, .base_sequence = -1};
+
+    if (expect_bug)
+        skip();
+    struct io *io = io_sim_create();
+    struct log_files *files = log_files_create(io, 16);
+    struct log_flusher *fl = log_flusher_create(false);
+    clock_sim_init(&clock, 1700000000000);
+    struct log_env env = {.io = io, .clock = &clock.clock, .files = files, .flusher = fl};
+    log_config_default(&cfg);
+    cfg.prealloc_bytes = 0;
+    assert_int_equal(log_open(&env, "/p", &cfg, &log), 0);
+    buf_init(&b);
+    for (int i = 0; i < 3; i++) { /* today's produce path: epoch 0 */
+        struct log_append_result res;
+        buf_reset(&b);
+        assert_int_equal(batch_build(&b, &opts, &rec, 1), 0);
+        assert_int_equal(log_append(log, b.data, b.len, 0, &res), 0);
+    }
+    assert_int_equal(log_close(log), 0);
+    assert_int_equal(log_open(&env, "/p", &cfg, &log), 0);
+
+    struct raft_host_options ho = {.self = 7, .io = io, .clock = &clock.clock, .state_dir = "/"};
+    assert_int_equal(raft_host_create(&ho, &host), 0);
+    struct raft_group_options go = {.group = group_id(1),
+                                    .log = log,
+                                    .config = {.ids = {7}, .voter = {1}, .count = 1, .index = -1},
+                                    .seed = 1,
+                                    .applied_index = -1};
+    assert_int_equal(raft_group_open(host, &go, &g), 0);
+    struct raft *core = raft_group_core(g);
+    assert_int_equal(core->log->term_at(core->log_ctx, 2, &term), 0);
+    assert_int_equal(term, RAFT_HOST_TERM_STANDALONE);
+    assert_int_equal(core->term, RAFT_HOST_TERM_STANDALONE);
+    for (int i = 0; i < 100 && !raft_group_is_leader(g); i++) {
+        log_flusher_run_pending(fl);
+        log_flusher_drain(fl);
+        raft_host_tick(host);
+    }
+    assert_true(raft_group_is_leader(g));
+    assert_int_equal(core->term, RAFT_HOST_TERM_STANDALONE + 1);
+    buf_reset(&b);
+    assert_int_equal(batch_build(&b, &opts, &rec, 1), 0);
+    assert_int_equal(raft_group_propose(g, b.data, b.len, NULL, NULL, NULL, &off, &term), 0);
+    assert_int_equal(off, 4); /* after the old data and the new leader's no-op */
+    assert_int_equal(term, 2);
+    for (int i = 0; i < 10 && raft_group_commit(g) < off; i++) {
+        log_flusher_run_pending(fl);
+        log_flusher_drain(fl);
+        raft_host_tick(host);
+    }
+    assert_int_equal(raft_group_commit(g), off);
+    assert_int_equal(log_high_watermark(log), off + 1);
+    int32_t epoch;
+    assert_int_equal(log_epoch_of(log, 3, &epoch), 0);
+    assert_int_equal(epoch, 2); /* the no-op names the new epoch */
+
+    buf_deinit(&b);
+    raft_group_close(g);
+    raft_host_destroy(host);
+    assert_int_equal(log_close(log), 0);
+    log_flusher_destroy(fl);
+    log_files_destroy(files);
+    io_destroy(io);
+}
+
 int main(int argc, char **argv)
 {
     expect_bug = argc > 1 && strcmp(argv[1], "--expect-bug") == 0;
@@ -836,6 +915,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_three_hosts),
         cmocka_unit_test(test_many_groups),
         cmocka_unit_test(test_random_faults),
+        cmocka_unit_test(test_standalone_data),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
