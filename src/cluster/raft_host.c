@@ -952,7 +952,7 @@ int raft_group_propose(struct raft_group *g, uint8_t *batch, size_t len, struct 
         return g->err;
     rc = batch_header_parse(batch, len, &hdr);
     if (rc != 0 || batch_is_control(&hdr) || batch_total_bytes(&hdr) != len ||
-        len > RAFT_MSG_BYTES_MAX || g->raft.term > INT32_MAX)
+        g->raft.term > INT32_MAX)
         return rc != 0 ? rc : ERR_INVALID;
     if (g->raft.role != RAFT_LEADER)
         return ERR_STATE;
