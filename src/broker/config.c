@@ -1523,7 +1523,7 @@ static int resolve_addresses(const struct broker_config_input *input, const bool
     if (config->http_port == config->listener.port ||
         config->cluster_port == config->listener.port || config->http_port == config->cluster_port)
         return fail(err, ERR_INVALID,
-                    "the Kafka port %u (%s), http.port %u and cluster.port %u must all differ",
+                    "the Kafka port %u (from %s), http.port %u and cluster.port %u must all differ",
                     config->listener.port, config->port_setting, config->http_port,
                     config->cluster_port);
     return 0;
