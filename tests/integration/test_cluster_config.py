@@ -337,3 +337,18 @@ def test_scripts_cluster_reports_a_node_that_cannot_start(tmp_path):
     # Node 1 was stopped again: nothing is left running.
     assert not list(root.glob("node*.pid"))
     assert not port_taken(base + 1)
+
+
+def test_broker_rack_is_in_metadata(make_broker):
+    # broker.rack reaches clients in Metadata (kafka-python's describe_cluster reads it);
+    # without it the rack is null.
+    from kafka.admin import KafkaAdminClient
+    racked = make_broker(["--set", "broker.rack=eu-west-1a"]).start()
+    plain = make_broker().start()
+    for node, rack in ((racked, "eu-west-1a"), (plain, None)):
+        admin = KafkaAdminClient(bootstrap_servers=node.bootstrap)
+        try:
+            brokers = admin.describe_cluster()["brokers"]
+        finally:
+            admin.close()
+        assert [b["rack"] for b in brokers] == [rack], brokers
