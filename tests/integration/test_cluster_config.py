@@ -13,7 +13,6 @@ import random
 import signal
 import socket
 import subprocess
-import time
 
 import pytest
 from confluent_kafka.admin import AdminClient
@@ -282,6 +281,18 @@ def port_taken(port):
         s.close()
 
 
+def kill_leftovers(root):
+    """After a failed check: no node the script started may outlive the test."""
+    for pidfile in root.glob("node*.pid"):
+        pid = int(pidfile.read_text())
+        try:
+            with open("/proc/%d/cmdline" % pid, "rb") as f:
+                if b"--node-id" in f.read():
+                    os.kill(pid, signal.SIGKILL)
+        except (FileNotFoundError, ProcessLookupError):
+            pass
+
+
 def test_scripts_cluster_starts_and_stops_three_nodes(tmp_path):
     root = tmp_path / "cluster"
     base = free_base_port(3)
@@ -317,11 +328,7 @@ def test_scripts_cluster_starts_and_stops_three_nodes(tmp_path):
             assert not (root / ("node%d.pid" % i)).exists()
             assert not port_taken(base + i)
     finally:
-        for pid in pids:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        kill_leftovers(root)
 
 
 def test_scripts_cluster_reports_a_node_that_cannot_start(tmp_path):
@@ -330,7 +337,10 @@ def test_scripts_cluster_reports_a_node_that_cannot_start(tmp_path):
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", base + 2 + 2000))  # node 2's cluster port
         s.listen()
-        proc = script(["start", "2"], root, base)
+        try:
+            proc = script(["start", "2"], root, base)
+        finally:
+            kill_leftovers(root)
     err = proc.stderr.decode()
     assert proc.returncode == 1, err
     assert "node 2 failed to start" in err and "for the cluster port" in err, err
