@@ -151,6 +151,9 @@
 #define BROKER_QUOTA_WINDOW_SECONDS_MAX  3600        /* controller.quota.window.size.seconds */
 #define BROKER_DIR_NAME_BYTES_MAX        255u        /* NAME_MAX: a marked partition directory */
 #define BROKER_AUTO_CREATE_PER_REQUEST_MAX 64u       /* topics one Metadata request may create */
+#define BROKER_RACK_BYTES_MAX            256u        /* broker.rack, NUL included */
+#define BROKER_VOTERS_MAX                RAFT_VOTERS_MAX /* controller.quorum.voters entries */
+#define BROKER_META_PROPERTIES_BYTES_MAX (64u * KIB) /* a data directory's meta.properties */
 
 
 /* Threads opening partition logs at start-up: opening is bound by fsync latency, which

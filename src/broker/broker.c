@@ -31,6 +31,7 @@
 #include "base/assert.h"
 #include "base/error.h"
 #include "broker/broker_internal.h"
+#include "broker/meta_properties.h"
 #include "io/io.h"
 #include "net/loop_epoll.h"
 
@@ -896,17 +897,128 @@ static int load_metadata(struct broker *b, bool *created)
     return 0;
 }
 
-/* A new data directory: a new cluster id, in the first snapshot. Only once the directory was
- * checked (clean_data_dir), so a refused start leaves no metadata behind. */
-static int create_metadata(struct broker *b)
+/* A new metadata store: the cluster id of meta.properties when the directory has one (its
+ * identity outlives a lost metadata store), else a new one; in the first snapshot. Only once
+ * the directory was checked (clean_data_dir), so a refused start leaves no metadata behind. */
+static int create_metadata(struct broker *b, const struct meta_properties *props)
 {
-    struct meta_uuid random;
-    random_uuid(b, &random);
-    meta_image_set_cluster_id(&b->meta, random.b);
+    if (props != NULL) {
+        meta_image_set_cluster_id_text(&b->meta, props->cluster_id);
+    } else {
+        struct meta_uuid random;
+        random_uuid(b, &random);
+        meta_image_set_cluster_id(&b->meta, random.b);
+    }
     int rc = meta_store_snapshot(&b->store, &b->meta);
     if (rc < 0)
         fprintf(stderr, "chronik: cannot write %s: %s\n", b->store.snapshot_path, err_str(rc));
     return rc;
+}
+
+/*
+ * Reads the data directory's meta.properties before anything in the directory is used, and
+ * refuses a node id other than the one it records: the directory's partitions and offsets
+ * belong to that node. *found is false for a directory without one (new, or written by a
+ * version without it).
+ */
+static int check_identity(struct broker *b, struct meta_properties *props, bool *found)
+{
+    char why[BROKER_CONFIG_ERROR_BYTES_MAX];
+    int rc = meta_properties_load(b->io, b->cfg->log_dir, props, found, why, sizeof(why));
+    if (rc < 0 && (rc == ERR_CORRUPT || rc == ERR_UNSUPPORTED || rc == ERR_TOO_LARGE)) {
+        fprintf(stderr,
+                "chronik: cannot use %s/" META_PROPERTIES_NAME ": %s; restore it or use a new "
+                "data directory\n",
+                b->cfg->log_dir, why);
+        return rc;
+    }
+    if (rc < 0) {
+        fprintf(stderr, "chronik: cannot read %s/" META_PROPERTIES_NAME ": %s\n", b->cfg->log_dir,
+                err_str(rc));
+        return rc;
+    }
+    if (*found && props->node_id != b->cfg->node_id) {
+        fprintf(
+            stderr,
+            "chronik: data directory %s belongs to node %d (node.id=%d in its " META_PROPERTIES_NAME
+            "), but this node was started with node.id %d; start it "
+            "with --node-id %d, or give node %d a data directory of its own\n",
+            b->cfg->log_dir, (int)props->node_id, (int)props->node_id, (int)b->cfg->node_id,
+            (int)props->node_id, (int)b->cfg->node_id);
+        return ERR_INVALID;
+    }
+    return 0;
+}
+
+/* After the metadata is loaded or created: the metadata's cluster id must be the directory's,
+ * and a directory without meta.properties gets one now (first start, or the first start after
+ * an upgrade: its cluster id is the one the metadata already holds). */
+static int settle_identity(struct broker *b, const struct meta_properties *props, bool found,
+                           bool created)
+{
+    if (found && strcmp(props->cluster_id, b->meta.cluster_id) != 0) {
+        fprintf(stderr,
+                "chronik: %s/" META_PROPERTIES_NAME " says cluster.id %s but the metadata in %s "
+                "belongs to cluster %s; the directory mixes two clusters' files: restore the "
+                "matching " META_PROPERTIES_NAME " or use a new data directory\n",
+                b->cfg->log_dir, props->cluster_id, b->cfg->log_dir, b->meta.cluster_id);
+        return ERR_CORRUPT;
+    }
+    if (found)
+        return 0;
+    struct meta_properties own = {.node_id = b->cfg->node_id};
+    memcpy(own.cluster_id, b->meta.cluster_id, sizeof(own.cluster_id));
+    int rc = meta_properties_store(b->io, b->cfg->log_dir, &own);
+    if (rc < 0) {
+        fprintf(stderr, "chronik: cannot write %s/" META_PROPERTIES_NAME ": %s\n", b->cfg->log_dir,
+                err_str(rc));
+        return rc;
+    }
+    if (!created)
+        fprintf(stderr,
+                "chronik: wrote %s/" META_PROPERTIES_NAME " (cluster.id %s, node.id %d) for a "
+                "data directory from a version without it\n",
+                b->cfg->log_dir, own.cluster_id, (int)own.node_id);
+    return 0;
+}
+
+/* "cannot listen on HOST:PORT for WHAT (from SETTING): why", the one line of a taken port. */
+static void port_error(const char *host, uint16_t port, const char *what, const char *setting,
+                       int rc)
+{
+    fprintf(stderr, "chronik: cannot listen on %s:%u for %s (from %s): %s\n", host, port, what,
+            setting, err_str(rc));
+}
+
+/*
+ * Before the data directory is touched: binds the cluster port and keeps it, so two nodes
+ * given conflicting ports cannot both start, and checks that the Kafka port is free (the
+ * server binds it once the partitions are open), so a taken port leaves a new data directory
+ * uncreated. The message names the port and the setting that chose it.
+ */
+static int reserve_ports(struct broker *b)
+{
+    const struct broker_config *cfg = b->cfg;
+    const char *host = cfg->listener.host[0] != '\0' ? cfg->listener.host : "0.0.0.0";
+    uint16_t bound = 0;
+    int fd = net_listen_socket(host, cfg->cluster_port, &bound);
+    if (fd < 0) {
+        port_error(host, cfg->cluster_port, "the cluster port", cfg->cluster_port_setting, fd);
+        return fd;
+    }
+    b->cluster_listen_fd = fd;
+    fd = net_listen_socket(host, cfg->listener.port, &bound);
+    if (fd < 0) {
+        port_error(host, cfg->listener.port, "the Kafka protocol", cfg->port_setting, fd);
+        return fd;
+    }
+    close(fd);
+    return 0;
+}
+
+const char *broker_cluster_id(const struct broker *b)
+{
+    return b->meta.cluster_id;
 }
 
 /* Opens the group coordinator's topic now (it loads from it) and puts every other topic in
@@ -1002,6 +1114,7 @@ int broker_open(const struct broker_config *cfg, const struct broker_env *env, s
         return rc;
     }
     b->io = env->io;
+    b->cluster_listen_fd = -1;
     b->files = log_files_create(b->io, open_files_max());
     b->flusher = log_flusher_create(!env->flush_manual);
     b->reaper = reaper_create(b->io);
@@ -1014,11 +1127,19 @@ int broker_open(const struct broker_config *cfg, const struct broker_env *env, s
     if (rc < 0)
         goto fail;
 
+    rc = reserve_ports(b);
+    if (rc < 0)
+        goto fail;
     rc = ensure_dir(b->io, cfg->log_dir);
     if (rc < 0) {
         fprintf(stderr, "chronik: cannot use data directory %s: %s\n", cfg->log_dir, err_str(rc));
         goto fail;
     }
+    struct meta_properties props = {0};
+    bool props_found = false;
+    rc = check_identity(b, &props, &props_found);
+    if (rc < 0)
+        goto fail;
     bool created = false;
     rc = load_metadata(b, &created);
     if (rc < 0)
@@ -1029,10 +1150,13 @@ int broker_open(const struct broker_config *cfg, const struct broker_env *env, s
         goto fail;
     }
     if (created) {
-        rc = create_metadata(b);
+        rc = create_metadata(b, props_found ? &props : NULL);
         if (rc < 0)
             goto fail;
     }
+    rc = settle_identity(b, &props, props_found, created);
+    if (rc < 0)
+        goto fail;
     rc = open_all(b);
     if (rc < 0)
         goto fail;
@@ -1054,7 +1178,7 @@ int broker_open(const struct broker_config *cfg, const struct broker_env *env, s
         .request = broker_on_request, .closed = NULL, .pressure = broker_on_pressure, .ctx = b};
     rc = net_server_init(&b->server, b->loop, &ncfg, &handler);
     if (rc < 0) {
-        fprintf(stderr, "chronik: cannot listen on %s:%u: %s\n", ncfg.host, ncfg.port, err_str(rc));
+        port_error(ncfg.host, ncfg.port, "the Kafka protocol", cfg->port_setting, rc);
         goto fail;
     }
     b->server_up = true;
@@ -1098,6 +1222,8 @@ static void broker_free(struct broker *b, bool clean)
     struct broker_full *full = CONTAINER_OF(b, struct broker_full, b);
     if (b->server_up)
         net_server_deinit(&b->server);
+    if (b->cluster_listen_fd >= 0)
+        close(b->cluster_listen_fd);
     loop_timer_stop(b->loop, &b->retention_timer);
     opener_finish(b, true);
     /* Long polls hold pointers to replicas of many topics: answer them all before any

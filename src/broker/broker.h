@@ -43,6 +43,9 @@ void broker_close(struct broker *b);
  * clean-shutdown marker is written (syncs already queued still run). For crash tests. */
 void broker_abandon(struct broker *b);
 uint16_t broker_port(const struct broker *b);
+/* The cluster id this node belongs to (its data directory's meta.properties), for the cluster
+ * transport's hello. NUL-terminated, META_CLUSTER_ID_CHARS characters. */
+const char *broker_cluster_id(const struct broker *b);
 /* For tests that drive the loop themselves: one iteration (see loop_run_once). */
 int broker_run_once(struct broker *b, int timeout_ms);
 /* flush_manual only: performs every queued sync now; their completions (the acknowledgements

@@ -59,6 +59,10 @@ struct broker {
     struct loop_timer retention_timer;
     struct net_server server;
     bool server_up;
+    /* The cluster port, bound and listening from start-up so no other process (another node
+     * started with conflicting ports) can take it; the cluster transport takes it over. -1
+     * when not open. Nothing accepts on it yet. */
+    int cluster_listen_fd;
     bool stopping;
     int exit_status;
     struct rng rng;          /* topic ids; seeded from the OS */

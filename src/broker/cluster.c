@@ -55,7 +55,8 @@ void describe_cluster_handle(struct breq *rq)
         me->broker_id = b->cfg->node_id;
         me->host = proto_str_make(b->cfg->advertised.host);
         me->port = b->cfg->advertised.port;
-        me->rack = (struct proto_str){NULL, 0};
+        me->rack =
+            b->cfg->rack[0] != '\0' ? proto_str_make(b->cfg->rack) : (struct proto_str){NULL, 0};
         resp.brokers.items = me;
         resp.brokers.count = 1;
     } else {

@@ -290,6 +290,29 @@ const struct broker_config_key broker_config_keys[BROKER_KEY_COUNT] = {
             .read_only = true,
             .doc = "Port of the node-to-node cluster RPC; the Kafka port + 2000 when not set.",
         },
+    [BROKER_KEY_CONTROLLER_QUORUM_VOTERS] =
+        {
+            .name = "controller.quorum.voters",
+            .type = BROKER_CONFIG_STRING,
+            .default_value = NULL,
+            .min = 0,
+            .max = BROKER_CONFIG_VALUE_BYTES_MAX - 1,
+            .synonym_of = BROKER_KEY_CONTROLLER_QUORUM_VOTERS,
+            .read_only = true,
+            .doc = "The metadata group's voters as ID@HOST:PORT,... (each port that voter's "
+                   "cluster port); not set: this node is the only voter.",
+        },
+    [BROKER_KEY_BROKER_RACK] =
+        {
+            .name = "broker.rack",
+            .type = BROKER_CONFIG_STRING,
+            .default_value = NULL,
+            .min = 0,
+            .max = BROKER_RACK_BYTES_MAX - 1,
+            .synonym_of = BROKER_KEY_BROKER_RACK,
+            .read_only = true,
+            .doc = "The rack of this node, for rack-aware replica placement; not set: none.",
+        },
     [BROKER_KEY_OFFSETS_TOPIC_NUM_PARTITIONS] =
         {
             .name = "offsets.topic.num.partitions",
@@ -1042,6 +1065,122 @@ static int parse_listener(const char *s, struct broker_listener *out, const char
     return parse_hostport(s + sizeof(scheme) - 1, out, why);
 }
 
+/* "[host]:65535" with the longest host, NUL included. */
+#define HOSTPORT_BYTES_MAX (BROKER_HOST_BYTES_MAX + 8)
+STATIC_ASSERT(HOSTPORT_BYTES_MAX + 12 <= BROKER_LISTENER_BYTES_MAX, "a listener fits its bound");
+
+static void format_hostport(const struct broker_listener *l, uint16_t port, char *out,
+                            size_t out_bytes)
+{
+    if (strchr(l->host, ':') != NULL)
+        snprintf(out, out_bytes, "[%s]:%u", l->host, port);
+    else
+        snprintf(out, out_bytes, "%s:%u", l->host, port);
+}
+
+static bool same_address(const struct broker_listener *a, const struct broker_listener *b)
+{
+    return a->port == b->port && strcasecmp(a->host, b->host) == 0;
+}
+
+/* Parses one voter entry, ID@HOST:PORT, of entry_len bytes (blanks already trimmed). */
+static int parse_voter(const char *entry, size_t entry_len, uint32_t index,
+                       struct broker_voter *out, char *why, size_t why_bytes)
+{
+    char text[BROKER_CONFIG_VALUE_BYTES_MAX];
+    const char *reason = NULL;
+    int64_t id = 0;
+    ASSERT(entry_len < sizeof(text));
+    memcpy(text, entry, entry_len);
+    text[entry_len] = '\0';
+    char *at = strchr(text, '@');
+    if (at == NULL) {
+        snprintf(why, why_bytes, "entry %u '%.*s%s' is not ID@HOST:PORT", index, QUOTE_BYTES_MAX,
+                 text, elision(text));
+        return ERR_INVALID;
+    }
+    *at = '\0';
+    if (text[0] < '0' || text[0] > '9' || !parse_int64(text, &id) || id > BROKER_NODE_ID_MAX) {
+        snprintf(why, why_bytes, "entry %u: the node id '%.*s%s' is not an integer from 0 to %d",
+                 index, QUOTE_BYTES_MAX, text, elision(text), (int)BROKER_NODE_ID_MAX);
+        return ERR_INVALID;
+    }
+    out->id = (int32_t)id;
+    if (parse_hostport(at + 1, &out->addr, &reason) < 0) {
+        snprintf(why, why_bytes, "entry %u (node %d): %s", index, (int)out->id, reason);
+        return ERR_INVALID;
+    }
+    if (is_wildcard_host(out->addr.host)) {
+        snprintf(why, why_bytes,
+                 "entry %u (node %d): peers need a host they can reach, not a wildcard address",
+                 index, (int)out->id);
+        return ERR_INVALID;
+    }
+    return 0;
+}
+
+int broker_voters_parse(const char *text, struct broker_voters *out, char *why, size_t why_bytes)
+{
+    ASSERT(text != NULL && out != NULL && why != NULL && why_bytes > 0);
+    size_t len = strlen(text);
+    size_t pos = 0;
+    memset(out, 0, sizeof(*out));
+    if (len >= BROKER_CONFIG_VALUE_BYTES_MAX) {
+        snprintf(why, why_bytes, "longer than %u bytes", BROKER_CONFIG_VALUE_BYTES_MAX - 1);
+        return ERR_INVALID;
+    }
+    for (uint32_t index = 1;; index++) {
+        const char *comma = memchr(text + pos, ',', len - pos);
+        size_t end = comma != NULL ? (size_t)(comma - text) : len;
+        size_t start = pos;
+        size_t stop = end;
+        while (start < stop && is_blank(text[start]))
+            start++;
+        while (stop > start && is_blank(text[stop - 1]))
+            stop--;
+        if (start == stop) {
+            snprintf(why, why_bytes, "entry %u is empty; expected ID@HOST:PORT,ID@HOST:PORT,...",
+                     index);
+            return ERR_INVALID;
+        }
+        if (out->count == BROKER_VOTERS_MAX) {
+            snprintf(why, why_bytes, "more than %u voters", BROKER_VOTERS_MAX);
+            return ERR_INVALID;
+        }
+        struct broker_voter *v = &out->voters[out->count];
+        if (parse_voter(text + start, stop - start, index, v, why, why_bytes) < 0)
+            return ERR_INVALID;
+        for (uint32_t i = 0; i < out->count; i++) {
+            const struct broker_voter *o = &out->voters[i];
+            char hostport[HOSTPORT_BYTES_MAX];
+            if (o->id == v->id) {
+                snprintf(why, why_bytes, "node id %d appears twice", (int)v->id);
+                return ERR_INVALID;
+            }
+            if (same_address(&o->addr, &v->addr)) {
+                format_hostport(&v->addr, v->addr.port, hostport, sizeof(hostport));
+                snprintf(why, why_bytes, "nodes %d and %d have the same address %s", (int)o->id,
+                         (int)v->id, hostport);
+                return ERR_INVALID;
+            }
+        }
+        out->count++;
+        if (comma == NULL)
+            return 0;
+        pos = end + 1;
+    }
+}
+
+const struct broker_voter *broker_voters_find(const struct broker_voters *v, int32_t id)
+{
+    ASSERT(v != NULL);
+    for (uint32_t i = 0; i < v->count; i++) {
+        if (v->voters[i].id == id)
+            return &v->voters[i];
+    }
+    return NULL;
+}
+
 /* Kafka's BrokerCompressionType names (exact case, as Kafka's validator takes them). */
 static bool is_compression_type(const char *text)
 {
@@ -1116,6 +1255,20 @@ static int check_value(const struct broker_config_input *input, enum broker_conf
         if (is_wildcard_host(listener.host))
             return bad_value(input, id, s, text,
                              "clients need a host they can reach, not a wildcard address", err);
+        return 0;
+    case BROKER_KEY_CONTROLLER_QUORUM_VOTERS: {
+        struct broker_voters voters;
+        char voters_why[BROKER_CONFIG_ERROR_BYTES_MAX / 2];
+        if (broker_voters_parse(text, &voters, voters_why, sizeof(voters_why)) < 0)
+            return bad_value(input, id, s, text, voters_why, err);
+        return 0;
+    }
+    case BROKER_KEY_BROKER_RACK:
+        for (const char *c = text; *c != '\0'; c++) {
+            if ((unsigned char)*c < ' ')
+                return bad_value(input, id, s, text, "a rack name holds no control characters",
+                                 err);
+        }
         return 0;
     default:
         UNREACHABLE();
@@ -1302,6 +1455,16 @@ static void apply_value(struct broker_config *config, enum broker_config_key_id 
         ASSERT(strlen(text) < sizeof(config->compression_type));
         strcpy(config->compression_type, text);
         break;
+    case BROKER_KEY_CONTROLLER_QUORUM_VOTERS: {
+        char voters_why[BROKER_CONFIG_ERROR_BYTES_MAX / 2];
+        if (broker_voters_parse(text, &config->voters, voters_why, sizeof(voters_why)) < 0)
+            UNREACHABLE();
+        break;
+    }
+    case BROKER_KEY_BROKER_RACK:
+        ASSERT(strlen(text) < sizeof(config->rack));
+        strcpy(config->rack, text);
+        break;
     default:
         apply_number(config, c, member_number(text, member));
         break;
@@ -1342,18 +1505,71 @@ static int resolve_addresses(const struct broker_config_input *input, const bool
                         config->listener.host);
         config->advertised = config->listener;
     }
-    if (!present[BROKER_KEY_HTTP_PORT])
+    config->port_setting = input->port.value != NULL ? "--port" : "listeners";
+    config->http_port_setting = "http.port";
+    config->cluster_port_setting = "cluster.port";
+    if (!present[BROKER_KEY_HTTP_PORT]) {
+        config->http_port_setting = "the Kafka port + 1000, as http.port is not set";
         rc = derive_port(config, BROKER_KEY_HTTP_PORT, BROKER_HTTP_PORT_OFFSET, err);
-    if (rc == 0 && !present[BROKER_KEY_CLUSTER_PORT])
+    }
+    if (rc == 0 && !present[BROKER_KEY_CLUSTER_PORT]) {
+        config->cluster_port_setting = "the Kafka port + 2000, as cluster.port is not set";
         rc = derive_port(config, BROKER_KEY_CLUSTER_PORT, BROKER_CLUSTER_PORT_OFFSET, err);
+    }
+    STATIC_ASSERT(BROKER_HTTP_PORT_OFFSET == 1000 && BROKER_CLUSTER_PORT_OFFSET == 2000,
+                  "the port setting texts name the offsets");
     if (rc < 0)
         return rc;
     if (config->http_port == config->listener.port ||
         config->cluster_port == config->listener.port || config->http_port == config->cluster_port)
         return fail(err, ERR_INVALID,
-                    "the Kafka port %u, http.port %u and cluster.port %u must all differ",
-                    config->listener.port, config->http_port, config->cluster_port);
+                    "the Kafka port %u (from %s), http.port %u and cluster.port %u must all differ",
+                    config->listener.port, config->port_setting, config->http_port,
+                    config->cluster_port);
     return 0;
+}
+
+/*
+ * This node's place in the metadata group. Its cluster address is the advertised host (or the
+ * listener host) at cluster.port; a voter entry for this node must name it, since peers dial
+ * that entry. Without a voter list the node is the only voter, at that address.
+ */
+static int resolve_voters(const bool present[], struct broker_config *config,
+                          struct broker_config_error *err)
+{
+    char own[HOSTPORT_BYTES_MAX];
+    char named[HOSTPORT_BYTES_MAX];
+    struct broker_listener self = config->advertised;
+    self.port = config->cluster_port;
+    config->standalone = !present[BROKER_KEY_CONTROLLER_QUORUM_VOTERS];
+    if (config->standalone) {
+        config->voters.count = 1;
+        config->voters.voters[0] = (struct broker_voter){.id = config->node_id, .addr = self};
+        config->role = BROKER_ROLE_VOTER;
+        return 0;
+    }
+    const struct broker_voter *v = broker_voters_find(&config->voters, config->node_id);
+    if (v == NULL) {
+        config->role = BROKER_ROLE_OBSERVER;
+        return 0;
+    }
+    config->role = BROKER_ROLE_VOTER;
+    struct broker_listener bound = config->listener;
+    bound.port = config->cluster_port;
+    if (same_address(&v->addr, &self) || same_address(&v->addr, &bound))
+        return 0;
+    format_hostport(&v->addr, v->addr.port, named, sizeof(named));
+    format_hostport(&self, self.port, own, sizeof(own));
+    if (v->addr.port != config->cluster_port)
+        return fail(err, ERR_INVALID,
+                    "controller.quorum.voters names this node (node.id %d) at %s, but its "
+                    "cluster port is %u (from %s); make the entry's port %u or set cluster.port=%u",
+                    (int)config->node_id, named, config->cluster_port, config->cluster_port_setting,
+                    config->cluster_port, v->addr.port);
+    return fail(err, ERR_INVALID,
+                "controller.quorum.voters names this node (node.id %d) at %s, but its cluster "
+                "address is %s (the advertised host and cluster.port); make the entry say %s",
+                (int)config->node_id, named, own, own);
 }
 
 int broker_config_resolve(const struct broker_config_input *input, struct broker_config *config,
@@ -1393,29 +1609,36 @@ int broker_config_resolve(const struct broker_config_input *input, struct broker
                     "queued.max.request.bytes (%lld) must be -1 or at least "
                     "socket.request.max.bytes (%d)",
                     (long long)config->queued_max_request_bytes, config->socket_request_max_bytes);
-    return resolve_addresses(input, present, config, err);
+    rc = resolve_addresses(input, present, config, err);
+    if (rc < 0)
+        return rc;
+    return resolve_voters(present, config, err);
 }
 
 /* ---- output -------------------------------------------------------------------------------- */
-
-/* "[host]:65535" with the longest host, NUL included. */
-#define HOSTPORT_BYTES_MAX (BROKER_HOST_BYTES_MAX + 8)
-STATIC_ASSERT(HOSTPORT_BYTES_MAX + 12 <= BROKER_LISTENER_BYTES_MAX, "a listener fits its bound");
-
-static void format_hostport(const struct broker_listener *l, uint16_t port, char *out,
-                            size_t out_bytes)
-{
-    if (strchr(l->host, ':') != NULL)
-        snprintf(out, out_bytes, "[%s]:%u", l->host, port);
-    else
-        snprintf(out, out_bytes, "%s:%u", l->host, port);
-}
 
 static void format_listener(const struct broker_listener *l, char *out, size_t out_bytes)
 {
     char hostport[HOSTPORT_BYTES_MAX];
     format_hostport(l, l->port, hostport, sizeof(hostport));
     snprintf(out, out_bytes, "PLAINTEXT://%s", hostport);
+}
+
+/* controller.quorum.voters as given; "" for a standalone node, so the output loads back as
+ * standalone too. */
+static void format_voters(const struct broker_config *config, char *out, size_t out_bytes)
+{
+    size_t used = 0;
+    out[0] = '\0';
+    for (uint32_t i = 0; !config->standalone && i < config->voters.count; i++) {
+        const struct broker_voter *v = &config->voters.voters[i];
+        char hostport[HOSTPORT_BYTES_MAX];
+        format_hostport(&v->addr, v->addr.port, hostport, sizeof(hostport));
+        int n = snprintf(out + used, out_bytes - used, "%s%d@%s", i > 0 ? "," : "", (int)v->id,
+                         hostport);
+        ASSERT(n > 0 && (size_t)n < out_bytes - used);
+        used += (size_t)n;
+    }
 }
 
 void broker_config_value(const struct broker_config *config, enum broker_config_key_id id,
@@ -1439,6 +1662,12 @@ void broker_config_value(const struct broker_config *config, enum broker_config_
         return;
     case BROKER_KEY_COMPRESSION_TYPE:
         snprintf(out, out_bytes, "%s", config->compression_type);
+        return;
+    case BROKER_KEY_CONTROLLER_QUORUM_VOTERS:
+        format_voters(config, out, out_bytes);
+        return;
+    case BROKER_KEY_BROKER_RACK:
+        snprintf(out, out_bytes, "%s", config->rack);
         return;
     case BROKER_KEY_NODE_ID:
         v = config->node_id;

@@ -10,9 +10,11 @@
  * over log.dir).
  *
  * Invariants: a `struct broker_config` filled by broker_config_resolve() holds only values
- * inside the table's bounds, with distinct Kafka, HTTP and cluster ports, and a routable
- * advertised listener. The table is the single list of keys: defaults are parsed from its
- * text, DescribeConfigs will list it, and a unit test checks docs/configuration.md against it.
+ * inside the table's bounds, with distinct Kafka, HTTP and cluster ports, a routable
+ * advertised listener, and a voter list of distinct ids and distinct addresses in which this
+ * node, when it is a voter, has its own cluster address. The table is the single list of keys:
+ * defaults are parsed from its text, DescribeConfigs will list it, and a unit test checks
+ * docs/configuration.md against it.
  *
  * This module never exits the process and never prints anything except warnings about unknown
  * keys to the stream given to broker_config_input_init(); errors come back as text in a
@@ -62,6 +64,8 @@ enum broker_config_key_id {
     BROKER_KEY_CONNECTIONS_MAX_IDLE_MS,
     BROKER_KEY_HTTP_PORT,
     BROKER_KEY_CLUSTER_PORT,
+    BROKER_KEY_CONTROLLER_QUORUM_VOTERS,
+    BROKER_KEY_BROKER_RACK,
     BROKER_KEY_OFFSETS_TOPIC_NUM_PARTITIONS,
     BROKER_KEY_GROUP_INITIAL_REBALANCE_DELAY_MS,
     BROKER_KEY_OFFSETS_RETENTION_MINUTES,
@@ -102,6 +106,24 @@ struct broker_listener {
     uint16_t port; /* 1..65535 */
 };
 
+/* One entry of controller.quorum.voters: ID@HOST:PORT, the port being that voter's cluster port. */
+struct broker_voter {
+    int32_t id;
+    struct broker_listener addr;
+};
+
+/* The voters of the metadata group, in the order given. */
+struct broker_voters {
+    uint32_t count; /* 1..BROKER_VOTERS_MAX once resolved */
+    struct broker_voter voters[BROKER_VOTERS_MAX];
+};
+
+/* What this node is in the metadata group. */
+enum broker_node_role {
+    BROKER_ROLE_VOTER,    /* in controller.quorum.voters (or standalone: the only voter) */
+    BROKER_ROLE_OBSERVER, /* not in the list: a learner of the metadata log */
+};
+
 /* The validated configuration. Plain data: copy it freely; nothing in it needs freeing. */
 struct broker_config {
     int32_t node_id;
@@ -121,8 +143,19 @@ struct broker_config {
     int32_t socket_request_max_bytes;
     int64_t queued_max_request_bytes; /* -1: no broker-wide bound on request memory */
     int64_t connections_max_idle_ms;
-    uint16_t http_port;                       /* served on the listener's host */
-    uint16_t cluster_port;                    /* served on the listener's host */
+    uint16_t http_port;    /* served on the listener's host */
+    uint16_t cluster_port; /* served on the listener's host */
+    /* Which setting chose each port, for messages ("--port", "cluster.port", "the Kafka port +
+     * 2000, as cluster.port is not set", ...). Static storage. */
+    const char *port_setting;
+    const char *http_port_setting;
+    const char *cluster_port_setting;
+    /* controller.quorum.voters; when it is not set (standalone), this node alone at its cluster
+     * address. */
+    struct broker_voters voters;
+    bool standalone; /* controller.quorum.voters was not set */
+    enum broker_node_role role;
+    char rack[BROKER_RACK_BYTES_MAX];         /* broker.rack; "" when not set */
     int32_t offsets_topic_num_partitions;     /* partitions of __consumer_offsets */
     int32_t group_initial_rebalance_delay_ms; /* an empty group's first rebalance waits this */
     int32_t offsets_retention_minutes;        /* offsets of an empty group live this long */
@@ -216,6 +249,18 @@ int broker_config_parse_args(struct broker_config_input *input, int argc, char *
  */
 int broker_config_resolve(const struct broker_config_input *input, struct broker_config *config,
                           struct broker_config_error *err);
+
+/*
+ * Parses a controller.quorum.voters value: ID@HOST:PORT entries separated by commas, blanks
+ * around an entry allowed, HOST a name, an IPv4 address or a bracketed IPv6 address. Checks
+ * each entry (not empty, an id from 0 to BROKER_NODE_ID_MAX, a valid port, no wildcard host),
+ * at most BROKER_VOTERS_MAX of them, no id and no HOST:PORT twice. Returns 0, or ERR_INVALID
+ * with what is wrong in why (why_bytes bytes, one line).
+ */
+int broker_voters_parse(const char *text, struct broker_voters *out, char *why, size_t why_bytes);
+
+/* The voter with node id id, or NULL. */
+const struct broker_voter *broker_voters_find(const struct broker_voters *v, int32_t id);
 
 /*
  * Writes the value of canonical key id in config as it would appear in a properties file,

@@ -160,7 +160,9 @@ void metadata_handle(struct breq *rq)
     me->node_id = b->cfg->node_id;
     me->host = proto_str_make(b->cfg->advertised.host);
     me->port = b->cfg->advertised.port;
-    me->rack = (struct proto_str){.ptr = NULL, .len = 0};
+    /* broker.rack; null when not set, as Kafka answers. */
+    me->rack = b->cfg->rack[0] != '\0' ? proto_str_make(b->cfg->rack)
+                                       : (struct proto_str){.ptr = NULL, .len = 0};
     resp.brokers.items = me;
     resp.brokers.count = 1;
     resp.cluster_id = proto_str_make(b->meta.cluster_id);

@@ -103,6 +103,13 @@ void meta_image_set_cluster_id(struct meta_image *img, const uint8_t random[META
     img->version++;
 }
 
+void meta_image_set_cluster_id_text(struct meta_image *img, const char *id)
+{
+    ASSERT(strlen(id) == META_CLUSTER_ID_CHARS);
+    memcpy(img->cluster_id, id, META_CLUSTER_ID_CHARS + 1);
+    img->version++;
+}
+
 bool meta_topic_name_valid(const char *name, size_t len)
 {
     if (len == 0 || len > META_TOPIC_NAME_BYTES_MAX)

@@ -79,6 +79,8 @@ void meta_image_deinit(struct meta_image *img);
 
 /* Sets a new random cluster id (from 16 random bytes the caller supplies). */
 void meta_image_set_cluster_id(struct meta_image *img, const uint8_t random[META_UUID_BYTES]);
+/* Sets the cluster id to id, META_CLUSTER_ID_CHARS base64url characters (the caller checked). */
+void meta_image_set_cluster_id_text(struct meta_image *img, const char *id);
 
 /* Kafka's topic name rules: 1..249 chars of [a-zA-Z0-9._-], not "." or "..". */
 bool meta_topic_name_valid(const char *name, size_t len);

@@ -934,7 +934,7 @@ static void listen_close(struct net_server *s)
     s->listen_watch.fd = -1;
 }
 
-static int listen_open(struct net_server *s, const char *host, uint16_t port)
+int net_listen_socket(const char *host, uint16_t port, uint16_t *bound_port)
 {
     char port_str[8];
     snprintf(port_str, sizeof(port_str), "%u", (unsigned)port);
@@ -970,9 +970,14 @@ static int listen_open(struct net_server *s, const char *host, uint16_t port)
         close(fd);
         return rc;
     }
-    s->port = ntohs(addr.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&addr)->sin6_port
-                                               : ((struct sockaddr_in *)&addr)->sin_port);
+    *bound_port = ntohs(addr.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&addr)->sin6_port
+                                                   : ((struct sockaddr_in *)&addr)->sin_port);
     return fd;
+}
+
+static int listen_open(struct net_server *s, const char *host, uint16_t port)
+{
+    return net_listen_socket(host, port, &s->port);
 }
 
 /* ---- server ----------------------------------------------------------------------------- */

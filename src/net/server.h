@@ -142,6 +142,13 @@ int net_server_init(struct net_server *s, struct loop *loop, const struct net_se
 void net_server_deinit(struct net_server *s);
 /* The bound port. */
 uint16_t net_server_port(const struct net_server *s);
+
+/*
+ * A non-blocking listening TCP socket on host:port (port 0: any free port, written to
+ * *bound_port), as the server opens its own. Returns the descriptor, which the caller closes,
+ * or a negative error (-EADDRINUSE when the port is taken, ERR_NOT_FOUND for an unknown host).
+ */
+int net_listen_socket(const char *host, uint16_t port, uint16_t *bound_port);
 void net_server_stats(const struct net_server *s, struct net_server_stats *out);
 
 /*

@@ -68,6 +68,8 @@ expect_line "$out" "log.dirs=./data" "default log.dirs"
 expect_line "$out" "listeners=PLAINTEXT://127.0.0.1:9092" "default listeners"
 expect_line "$out" "http.port=10092" "default http.port"
 expect_line "$out" "cluster.port=11092" "default cluster.port"
+expect_line "$out" "controller.quorum.voters=" "default controller.quorum.voters: standalone"
+expect_line "$out" "broker.rack=" "default broker.rack: none"
 expect_line "$out" "log.retention.ms=604800000" "default retention"
 expect_empty "$err" "--print-config defaults"
 

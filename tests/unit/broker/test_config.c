@@ -1044,6 +1044,31 @@ static void random_listener(struct rng *r, char *out, size_t out_bytes, uint16_t
     }
 }
 
+/* A valid voter list of 1 to BROKER_VOTERS_MAX entries: distinct ids and distinct addresses
+ * (entry i has port i + 1), written with blanks around some entries. */
+static void random_voters(struct rng *r, char *out, size_t out_bytes)
+{
+    uint32_t count = 1 + (uint32_t)rng_below(r, BROKER_VOTERS_MAX);
+    int32_t ids[BROKER_VOTERS_MAX];
+    size_t used = 0;
+    for (uint32_t i = 0; i < count; i++) {
+        bool fresh = false;
+        while (!fresh) {
+            ids[i] = (int32_t)rng_range(r, 0, BROKER_NODE_ID_MAX);
+            fresh = true;
+            for (uint32_t j = 0; j < i; j++)
+                fresh = fresh && ids[j] != ids[i];
+        }
+        char listener[BROKER_LISTENER_BYTES_MAX];
+        random_listener(r, listener, sizeof(listener), (uint16_t)(i + 1));
+        int n = snprintf(out + used, out_bytes - used, "%s%s%d@%s", i > 0 ? "," : "",
+                         rng_chance(r, 1, 4) ? " " : "", (int)ids[i],
+                         listener + strlen("PLAINTEXT://"));
+        assert_true(n > 0 && (size_t)n < out_bytes - used);
+        used += (size_t)n;
+    }
+}
+
 /* Random valid settings of every key resolve, print and load back to the same configuration;
  * random bytes fed to the loader never crash it. */
 static void test_random_round_trip(void **state)
@@ -1078,6 +1103,10 @@ static void test_random_round_trip(void **state)
                 else if (k->synonym_of == BROKER_KEY_COMPRESSION_TYPE)
                     snprintf(value, sizeof(value), "%s",
                              compression_names[rng_below(&r, ARRAY_LEN(compression_names))]);
+                else if (k->synonym_of == BROKER_KEY_CONTROLLER_QUORUM_VOTERS)
+                    random_voters(&r, value, sizeof(value));
+                else if (k->synonym_of == BROKER_KEY_BROKER_RACK)
+                    random_text(&r, value, 1 + rng_below(&r, 30), "abcXYZ019 -_./");
                 else
                     random_listener(&r, value, sizeof(value),
                                     (uint16_t)rng_range(&r, 1, BROKER_PORT_MAX));
@@ -1107,6 +1136,165 @@ static void test_random_round_trip(void **state)
             (void)broker_config_resolve(&in, &c, &err);
         broker_config_input_deinit(&in);
     }
+}
+
+/* Every way a controller.quorum.voters value can be wrong has its own message; valid lists
+ * parse to their ids, hosts and ports in order. */
+static void test_voters_parse(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *text;
+        uint32_t count; /* 0: refused */
+        const char *needle;
+    } cases[] = {
+        {"1@127.0.0.1:11092", 1, NULL},
+        {"1@127.0.0.1:11092,2@127.0.0.1:11093,3@127.0.0.1:11094", 3, NULL},
+        {" 1@a:1 , 2@b:1\t", 2, NULL},
+        {"0@[::1]:5,2147483647@[fe80::1%eth0]:6", 2, NULL},
+        {"1@h:1,2@h:2,3@h:3,4@h:4,5@h:5,6@h:6,7@h:7", 7, NULL},
+        {"1@h:1,2@H:2", 2, NULL},
+        {",", 0, "entry 1 is empty"},
+        {" ", 0, "entry 1 is empty"},
+        {"1@a:1,", 0, "entry 2 is empty"},
+        {"1@a:1,,2@b:2", 0, "entry 2 is empty"},
+        {"1@a:1, ,2@b:2", 0, "entry 2 is empty"},
+        {"a:1", 0, "entry 1 'a:1' is not ID@HOST:PORT"},
+        {"1@a:1,2", 0, "entry 2 '2' is not ID@HOST:PORT"},
+        {"x@a:1", 0, "the node id 'x' is not an integer"},
+        {"@a:1", 0, "the node id '' is not an integer"},
+        {"-1@a:1", 0, "the node id '-1' is not an integer"},
+        {"+1@a:1", 0, "the node id '+1' is not an integer"},
+        {"2147483648@a:1", 0, "the node id '2147483648' is not an integer from 0 to 2147483647"},
+        {"1 @a:1", 0, "the node id '1 ' is not an integer"},
+        {"1@a", 0, "entry 1 (node 1): expected HOST:PORT"},
+        {"1@a:0", 0, "the port must be a number from 1 to 65535"},
+        {"1@a:65536", 0, "the port must be a number from 1 to 65535"},
+        {"1@a:x", 0, "the port must be a number"},
+        {"1@:5", 0, "not a wildcard address"},
+        {"1@0.0.0.0:5", 0, "not a wildcard address"},
+        {"1@[::]:5", 0, "not a wildcard address"},
+        {"1@::1:5", 0, "an IPv6 host must be in brackets"},
+        {"1@[::1:5", 0, "closing ']'"},
+        {"1@a b:5", 0, "a host may hold only"},
+        {"1@a@b:5", 0, "a host may hold only"},
+        {"1@a:1,1@b:2", 0, "node id 1 appears twice"},
+        {"1@a:1,2@b:2,1@c:3", 0, "node id 1 appears twice"},
+        {"1@a:1,2@a:1", 0, "nodes 1 and 2 have the same address a:1"},
+        {"1@a:1,2@A:1", 0, "nodes 1 and 2 have the same address A:1"},
+        {"1@[::1]:1,2@[::1]:1", 0, "nodes 1 and 2 have the same address [::1]:1"},
+        {"1@h:1,2@h:2,3@h:3,4@h:4,5@h:5,6@h:6,7@h:7,8@h:8", 0, "more than 7 voters"},
+    };
+    for (size_t i = 0; i < ARRAY_LEN(cases); i++) {
+        struct broker_voters v;
+        char why[256] = "";
+        int rc = broker_voters_parse(cases[i].text, &v, why, sizeof(why));
+        if (cases[i].count == 0) {
+            if (rc != ERR_INVALID)
+                fail_msg("'%s' was accepted", cases[i].text);
+            assert_contains(why, cases[i].needle);
+            continue;
+        }
+        if (rc != 0)
+            fail_msg("'%s' refused: %s", cases[i].text, why);
+        assert_int_equal(v.count, cases[i].count);
+    }
+    struct broker_voters v;
+    char why[256];
+    assert_int_equal(
+        broker_voters_parse("3@node-3.example:11094, 1@[::1]:11092", &v, why, sizeof(why)), 0);
+    assert_int_equal(v.voters[0].id, 3);
+    assert_string_equal(v.voters[0].addr.host, "node-3.example");
+    assert_int_equal(v.voters[0].addr.port, 11094);
+    assert_int_equal(v.voters[1].id, 1);
+    assert_string_equal(v.voters[1].addr.host, "::1");
+    assert_int_equal(v.voters[1].addr.port, 11092);
+    assert_ptr_equal(broker_voters_find(&v, 1), &v.voters[1]);
+    assert_null(broker_voters_find(&v, 2));
+}
+
+/* The voter list against this node: standalone, voter, observer, and an entry for this node
+ * with another address than its own cluster address (refused, saying which). */
+static void test_voters_role(void **state)
+{
+    (void)state;
+    struct broker_config c;
+    config_from_text("node.id=4\nlisteners=PLAINTEXT://127.0.0.1:9095\n", &c);
+    assert_true(c.standalone);
+    assert_int_equal(c.role, BROKER_ROLE_VOTER);
+    assert_int_equal(c.voters.count, 1);
+    assert_int_equal(c.voters.voters[0].id, 4);
+    assert_string_equal(c.voters.voters[0].addr.host, "127.0.0.1");
+    assert_int_equal(c.voters.voters[0].addr.port, 11095);
+
+    /* An empty value is no value: standalone too, and printed as empty. */
+    config_from_text("controller.quorum.voters=\n", &c);
+    assert_true(c.standalone);
+    assert_int_equal(c.voters.count, 1);
+
+    static const char voters[] = "controller.quorum.voters=1@127.0.0.1:11092,2@127.0.0.1:11093,"
+                                 "3@127.0.0.1:11094\n";
+    char text[512];
+    snprintf(text, sizeof(text), "node.id=2\nlisteners=PLAINTEXT://127.0.0.1:9093\n%s", voters);
+    config_from_text(text, &c);
+    assert_false(c.standalone);
+    assert_int_equal(c.role, BROKER_ROLE_VOTER);
+    assert_int_equal(c.voters.count, 3);
+    snprintf(text, sizeof(text), "node.id=4\nlisteners=PLAINTEXT://127.0.0.1:9095\n%s", voters);
+    config_from_text(text, &c);
+    assert_int_equal(c.role, BROKER_ROLE_OBSERVER);
+    assert_int_equal(c.voters.count, 3);
+
+    /* A wildcard listener: the entry names the advertised host (or the listener's, were it
+     * not a wildcard). */
+    config_from_text("node.id=1\nlisteners=PLAINTEXT://0.0.0.0:9092\n"
+                     "advertised.listeners=PLAINTEXT://node1.example:9092\n"
+                     "controller.quorum.voters=1@node1.example:11092,2@node2.example:11092\n",
+                     &c);
+    assert_int_equal(c.role, BROKER_ROLE_VOTER);
+    config_from_text("node.id=1\nlisteners=PLAINTEXT://10.0.0.1:9092\n"
+                     "advertised.listeners=PLAINTEXT://node1.example:9092\n"
+                     "controller.quorum.voters=1@10.0.0.1:11092\n",
+                     &c);
+    assert_int_equal(c.role, BROKER_ROLE_VOTER);
+
+    struct broker_config_input in;
+    broker_config_input_init(&in, NULL);
+    set_ok(&in, BROKER_CONFIG_SOURCE_SET, "node.id", "2");
+    set_ok(&in, BROKER_CONFIG_SOURCE_SET, "controller.quorum.voters",
+           "1@127.0.0.1:11092,2@127.0.0.1:11092");
+    resolve_fails(&in, "controller.quorum.voters", "same address 127.0.0.1:11092");
+    set_ok(&in, BROKER_CONFIG_SOURCE_SET, "controller.quorum.voters",
+           "1@127.0.0.1:11093,2@127.0.0.1:11094");
+    resolve_fails(&in, "names this node (node.id 2) at 127.0.0.1:11094",
+                  "cluster port is 11092 (from the Kafka port + 2000, as cluster.port is not set)");
+    set_ok(&in, BROKER_CONFIG_SOURCE_SET, "cluster.port", "12000");
+    resolve_fails(&in, "cluster port is 12000 (from cluster.port)", "set cluster.port=11094");
+    set_ok(&in, BROKER_CONFIG_SOURCE_SET, "controller.quorum.voters",
+           "1@127.0.0.1:11093,2@127.0.0.2:12000");
+    resolve_fails(&in, "names this node (node.id 2) at 127.0.0.2:12000",
+                  "its cluster address is 127.0.0.1:12000");
+    set_ok(&in, BROKER_CONFIG_SOURCE_SET, "controller.quorum.voters",
+           "1@127.0.0.1:11093,2@localhost:12000");
+    resolve_fails(&in, "at localhost:12000", "make the entry say 127.0.0.1:12000");
+    set_ok(&in, BROKER_CONFIG_SOURCE_SET, "controller.quorum.voters",
+           "1@127.0.0.1:11093,2@127.0.0.1:12000");
+    resolve_ok(&in, &c);
+    assert_int_equal(c.role, BROKER_ROLE_VOTER);
+    broker_config_input_deinit(&in);
+}
+
+/* broker.rack: any text but control characters, printed back as given. */
+static void test_rack(void **state)
+{
+    (void)state;
+    struct broker_config c;
+    config_from_text("broker.rack=eu-west-1a\n", &c);
+    assert_string_equal(c.rack, "eu-west-1a");
+    config_from_text("", &c);
+    assert_string_equal(c.rack, "");
+    check_key_value("broker.rack", "a\x01b", false);
+    check_key_value("broker.rack", "rack 7", true);
 }
 
 static void test_describe(void **state)
@@ -1227,6 +1415,9 @@ int main(void)
         cmocka_unit_test(test_args_errors),
         cmocka_unit_test(test_format_round_trip),
         cmocka_unit_test(test_random_round_trip),
+        cmocka_unit_test(test_voters_parse),
+        cmocka_unit_test(test_voters_role),
+        cmocka_unit_test(test_rack),
         cmocka_unit_test(test_describe),
         cmocka_unit_test(test_docs_list_every_key),
     };

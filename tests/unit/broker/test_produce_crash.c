@@ -103,6 +103,7 @@ static void config_make(struct broker_config *cfg)
     broker_config_input_deinit(&input);
     snprintf(cfg->listener.host, sizeof(cfg->listener.host), "127.0.0.1");
     cfg->listener.port = 0; /* the kernel picks */
+    cfg->cluster_port = 0;  /* reserved at start-up: any free port, so runs never collide */
 }
 
 static void connect_client(struct world *w)
