@@ -578,6 +578,45 @@ int16_t meta_ctl_unfence_broker(const struct meta_image *img, int32_t id, int64_
     return ok(res);
 }
 
+int16_t meta_ctl_partition_change(const struct meta_image *img, const struct meta_uuid *topic_id,
+                                  int32_t partition, int32_t leader, const int32_t *isr,
+                                  uint32_t isr_count, struct meta_records *out,
+                                  struct meta_ctl_result *res)
+{
+    const struct meta_topic *t = meta_topic_find_id(img, topic_id);
+    if (t == NULL)
+        return fail(res, META_CTL_UNKNOWN_TOPIC_ID, "This server does not know the topic id.");
+    if (partition < 0 || (uint32_t)partition >= t->partition_count)
+        return fail(res, META_CTL_UNKNOWN_TOPIC_OR_PARTITION,
+                    "This server does not host this topic-partition.");
+    const struct meta_partition *mp = &t->partitions[partition];
+    if (isr == NULL) {
+        isr = mp->isr;
+        isr_count = mp->isr_count;
+    }
+    bool in_isr = leader == META_NO_LEADER;
+    for (uint32_t i = 0; i < isr_count; i++) {
+        bool replica = false;
+        for (unsigned r = 0; r < mp->replica_count; r++)
+            replica |= mp->replicas[r] == isr[i];
+        for (uint32_t j = 0; j < i; j++)
+            replica &= isr[j] != isr[i];
+        if (!replica)
+            return fail(res, META_CTL_INVALID_REQUEST,
+                        "The ISR must be distinct replicas of the partition.");
+        in_isr |= isr[i] == leader;
+    }
+    if (!in_isr)
+        return fail(res, META_CTL_INVALID_REQUEST, "The leader %d is not in the ISR.", leader);
+    bool isr_same = isr_count == mp->isr_count &&
+                    (isr_count == 0 || memcmp(isr, mp->isr, isr_count * sizeof(*isr)) == 0);
+    bool leader_same = leader == mp->leader;
+    if (!isr_same || !leader_same)
+        put_change(out, t, (uint32_t)partition, leader_same ? META_NO_LEADER_CHANGE : leader,
+                   isr_same ? NULL : isr, isr_same ? 0 : isr_count);
+    return ok(res);
+}
+
 int16_t meta_ctl_alloc_producer_ids(const struct meta_image *img, int32_t broker_id,
                                     int64_t broker_epoch, struct meta_records *out,
                                     struct meta_ctl_result *res, int64_t *first)

@@ -125,6 +125,15 @@ int16_t meta_ctl_fence_broker(const struct meta_image *img, int32_t id, struct m
  * STALE_BROKER_EPOCH. */
 int16_t meta_ctl_unfence_broker(const struct meta_image *img, int32_t id, int64_t epoch,
                                 struct meta_records *out, struct meta_ctl_result *res);
+/* A partition's leader and ISR as reported (a leader change or, next, an ISR change): one
+ * PartitionChangeRecord with the fields that differ (none when nothing does); isr NULL keeps
+ * the ISR. A new leader bumps the leader epoch by one (the record cannot carry an epoch).
+ * UNKNOWN_TOPIC_ID, UNKNOWN_TOPIC_OR_PARTITION (no such partition), INVALID_REQUEST (an ISR
+ * outside the replicas or repeating one, a leader neither -1 nor in the ISR). */
+int16_t meta_ctl_partition_change(const struct meta_image *img, const struct meta_uuid *topic_id,
+                                  int32_t partition, int32_t leader, const int32_t *isr,
+                                  uint32_t isr_count, struct meta_records *out,
+                                  struct meta_ctl_result *res);
 /* ProducerIdsRecord for the next block of META_PRODUCER_ID_BLOCK ids, starting at *first.
  * BROKER_ID_NOT_REGISTERED, STALE_BROKER_EPOCH, UNKNOWN_SERVER_ERROR (ids exhausted). */
 int16_t meta_ctl_alloc_producer_ids(const struct meta_image *img, int32_t broker_id,

@@ -383,6 +383,58 @@ static void test_fence_unfence_register(void **state)
     meta_image_deinit(&img);
 }
 
+/* Leader and ISR news from a partition's leader: only what differs is recorded. */
+static void test_partition_change(void **state)
+{
+    (void)state;
+    struct meta_image img;
+    meta_image_init(&img);
+    add_brokers(&img, 3, NULL);
+    struct meta_ctl_result res;
+    assert_int_equal(create(&img, "t", 1, 1, 3, &res), 0);
+    const struct meta_partition *p = &meta_topic_find(&img, "t", 1)->partitions[0];
+    struct meta_uuid id = uuid_n(1);
+    struct meta_uuid other = uuid_n(2);
+    int32_t l0 = p->replicas[0], l1 = p->replicas[1];
+    const int32_t all[] = {p->replicas[0], p->replicas[1], p->replicas[2]};
+    const int32_t two[] = {l1, l0}, dup[] = {l0, l0}, stranger[] = {l0, 9};
+    struct {
+        const char *what;
+        const struct meta_uuid *topic;
+        int32_t partition, leader;
+        const int32_t *isr;
+        uint32_t isr_count;
+        int16_t want;
+        uint32_t records;
+        int32_t leader_epoch_after, partition_epoch_after;
+    } cases[] = {
+        {"unknown topic id", &other, 0, l0, NULL, 0, META_CTL_UNKNOWN_TOPIC_ID, 0, 0, 0},
+        {"unknown partition", &id, 1, l0, NULL, 0, KAFKA_UNKNOWN_TOPIC_OR_PARTITION, 0, 0, 0},
+        {"nothing changes", &id, 0, l0, all, 3, 0, 0, 0, 0},
+        {"isr shrinks", &id, 0, l0, two, 2, 0, 1, 0, 1},
+        {"leader moves", &id, 0, l1, NULL, 0, 0, 1, 1, 2},
+        {"leader outside isr", &id, 0, all[2], NULL, 0, KAFKA_INVALID_REQUEST, 0, 1, 2},
+        {"isr repeats", &id, 0, l0, dup, 2, KAFKA_INVALID_REQUEST, 0, 1, 2},
+        {"isr outside replicas", &id, 0, l0, stranger, 2, KAFKA_INVALID_REQUEST, 0, 1, 2},
+        {"no leader", &id, 0, META_NO_LEADER, NULL, 0, 0, 1, 2, 3},
+    };
+    struct meta_records r;
+    meta_records_init(&r);
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        print_message("case %s\n", cases[i].what);
+        assert_int_equal(meta_ctl_partition_change(&img, cases[i].topic, cases[i].partition,
+                                                   cases[i].leader, cases[i].isr,
+                                                   cases[i].isr_count, &r, &res),
+                         cases[i].want);
+        assert_int_equal(r.count, cases[i].records);
+        commit(&img, &r);
+        assert_int_equal(p->leader_epoch, cases[i].leader_epoch_after);
+        assert_int_equal(p->partition_epoch, cases[i].partition_epoch_after);
+    }
+    meta_records_deinit(&r);
+    meta_image_deinit(&img);
+}
+
 /* ---- random request sequences ------------------------------------------------------------- */
 
 static const char *const topic_names[] = {"a", "b", "c.d", "c_d", "e"};
@@ -394,7 +446,20 @@ static void random_request(struct meta_image *img, struct rng *g, uint32_t *next
     struct meta_ctl_result res;
     const char *name = topic_names[rng_below(g, 5)];
     int32_t broker = 1 + (int32_t)rng_below(g, 5);
-    switch (rng_below(g, 8)) {
+    switch (rng_below(g, 9)) {
+    case 8: {
+        const struct meta_topic *t = meta_topic_find(img, name, strlen(name));
+        if (t == NULL || t->partition_count == 0)
+            break;
+        uint32_t p = (uint32_t)rng_below(g, t->partition_count);
+        const struct meta_partition *mp = &t->partitions[p];
+        int32_t isr[RAFT_VOTERS_MAX];
+        uint32_t n = 1 + (uint32_t)rng_below(g, mp->replica_count);
+        memcpy(isr, mp->replicas, n * sizeof(*isr));
+        int32_t leader = rng_chance(g, 1, 4) ? META_NO_LEADER : isr[rng_below(g, n)];
+        (void)meta_ctl_partition_change(img, &t->id, (int32_t)p, leader, isr, n, out, &res);
+        break;
+    }
     case 0:
     case 1: {
         struct meta_ctl_config cfg[] = {{"retention.ms", "5"}};
@@ -521,9 +586,9 @@ static void test_random_requests(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_balance),         cmocka_unit_test(test_racks),
-        cmocka_unit_test(test_errors),          cmocka_unit_test(test_fence_unfence_register),
-        cmocka_unit_test(test_random_requests),
+        cmocka_unit_test(test_balance),          cmocka_unit_test(test_racks),
+        cmocka_unit_test(test_errors),           cmocka_unit_test(test_fence_unfence_register),
+        cmocka_unit_test(test_partition_change), cmocka_unit_test(test_random_requests),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
