@@ -101,6 +101,12 @@
 #define META_BROKER_CONFIGS_MAX     1024u    /* dynamic broker configs, all resources */
 #define META_JOURNAL_BYTES_MIN      (1u * MIB) /* journal size that never triggers a snapshot */
 #define META_JOURNAL_FRAME_BYTES_MAX META_IMAGE_BYTES_MAX
+#define META_BROKERS_MAX            1024u    /* registered brokers (as CLUSTER_PEERS_MAX) */
+#define META_BROKER_ENDPOINTS_MAX   16u      /* listeners of one broker */
+#define META_HOST_BYTES_MAX         256u     /* an endpoint's host, a listener name, a rack */
+#define META_FEATURES_MAX           64u      /* finalized feature levels */
+#define META_PRODUCER_ID_BLOCK      1000     /* ids per ProducerIdsRecord block (Kafka's) */
+#define META_RECORD_ARENA_MAX       (16u * MIB) /* decode memory of one metadata record */
 
 /* ---- cluster (transport: wire format, transports, simulated network) ------------------- */
 #define CLUSTER_FRAME_BYTES_MAX     (LOG_BATCH_BYTES_MAX + 1u * MIB) /* one frame: the largest batch fits */

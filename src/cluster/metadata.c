@@ -3,7 +3,10 @@
  *
  * Invariants: topics[] is sorted by name with no duplicates and no two names equal once '.'
  * and '_' are treated alike; every topic has partition_count >= 1 partitions, each with
- * replication_factor replicas; config overrides are sorted by key with unique keys.
+ * replication_factor replicas, except a topic made by a KRaft TopicRecord, which has none until
+ * its PartitionRecords (in the same batch) follow (cluster/meta_records.c keeps
+ * replication_factor equal to partition 0's replica count); config overrides are sorted by key
+ * with unique keys; brokers[] is sorted by id, features[] by name.
  *
  * Snapshot format (all integers big-endian): "CHRMETA2", u32 body length, body, u32 CRC-32C of
  * the body. Body: u64 version, 22-byte cluster id, u32 topic count, then per topic (a topic
@@ -74,8 +77,25 @@ static void broker_config_free(struct meta_broker_config *c)
     free(c->value);
 }
 
+void meta_broker_free(struct meta_broker *b)
+{
+    for (uint32_t i = 0; i < b->endpoint_count; i++) {
+        free(b->endpoints[i].name);
+        free(b->endpoints[i].host);
+    }
+    free(b->endpoints);
+    free(b->rack);
+    memset(b, 0, sizeof(*b));
+}
+
 void meta_image_deinit(struct meta_image *img)
 {
+    for (uint32_t i = 0; i < img->broker_count; i++)
+        meta_broker_free(&img->brokers[i]);
+    free(img->brokers);
+    for (uint32_t i = 0; i < img->feature_count; i++)
+        free(img->features[i].name);
+    free(img->features);
     for (uint32_t i = 0; i < img->topic_count; i++)
         topic_free(img->topics[i]);
     free(img->topics);
@@ -172,6 +192,8 @@ bool meta_uuid_is_reserved(const struct meta_uuid *id)
 
 struct meta_topic *meta_topic_find_id(const struct meta_image *img, const struct meta_uuid *id)
 {
+    if (img->recent != NULL && memcmp(&img->recent->id, id, sizeof(*id)) == 0)
+        return img->recent;
     /* Linear: ids are looked up per request only by the newer Fetch and DeleteTopics versions,
      * and topic counts per node are modest. */
     for (uint32_t i = 0; i < img->topic_count; i++)
@@ -219,22 +241,48 @@ static bool assignment_valid(const int32_t *assignment, uint32_t partitions, int
     return true;
 }
 
-int meta_topic_create(struct meta_image *img, const char *name, const struct meta_uuid *id,
-                      uint32_t partition_count, int16_t replication_factor,
-                      const int32_t *assignment)
+/* The checks every new topic passes (see meta_topic_create). */
+static int topic_check_new(const struct meta_image *img, const char *name,
+                           const struct meta_uuid *id)
 {
-    size_t len = strlen(name);
-    if (!meta_topic_name_valid(name, len) || meta_uuid_is_reserved(id) || partition_count == 0 ||
-        replication_factor < 1 || (unsigned)replication_factor > RAFT_VOTERS_MAX ||
-        !assignment_valid(assignment, partition_count, replication_factor))
+    if (!meta_topic_name_valid(name, strlen(name)) || meta_uuid_is_reserved(id))
         return ERR_INVALID;
-    if (partition_count > META_PARTITIONS_MAX || img->topic_count >= META_TOPICS_MAX)
+    if (img->topic_count >= META_TOPICS_MAX)
         return ERR_TOO_LARGE;
     if (meta_topic_find_id(img, id) != NULL)
         return ERR_INVALID;
     for (uint32_t i = 0; i < img->topic_count; i++)
         if (names_collide(name, img->topics[i]->name))
             return -EEXIST;
+    return 0;
+}
+
+static void topic_insert(struct meta_image *img, struct meta_topic *t)
+{
+    if (img->topic_count == img->topic_cap) {
+        img->topic_cap = img->topic_cap == 0 ? 16 : img->topic_cap * 2;
+        img->topics = xrealloc(img->topics, img->topic_cap * sizeof(*img->topics));
+    }
+    uint32_t at = lower_bound(img, t->name, strlen(t->name));
+    memmove(&img->topics[at + 1], &img->topics[at], (img->topic_count - at) * sizeof(*img->topics));
+    img->topics[at] = t;
+    img->topic_count++;
+    img->version++;
+}
+
+int meta_topic_create(struct meta_image *img, const char *name, const struct meta_uuid *id,
+                      uint32_t partition_count, int16_t replication_factor,
+                      const int32_t *assignment)
+{
+    if (partition_count == 0 || replication_factor < 1 ||
+        (unsigned)replication_factor > RAFT_VOTERS_MAX ||
+        !assignment_valid(assignment, partition_count, replication_factor))
+        return ERR_INVALID;
+    if (partition_count > META_PARTITIONS_MAX)
+        return ERR_TOO_LARGE;
+    int rc = topic_check_new(img, name, id);
+    if (rc != 0)
+        return rc;
 
     struct meta_topic *t = xcalloc(1, sizeof(*t));
     t->name = xstrdup(name);
@@ -245,16 +293,19 @@ int meta_topic_create(struct meta_image *img, const char *name, const struct met
     for (uint32_t p = 0; p < partition_count; p++)
         fill_partition(&t->partitions[p], assignment + (size_t)p * (size_t)replication_factor,
                        replication_factor);
+    topic_insert(img, t);
+    return 0;
+}
 
-    if (img->topic_count == img->topic_cap) {
-        img->topic_cap = img->topic_cap == 0 ? 16 : img->topic_cap * 2;
-        img->topics = xrealloc(img->topics, img->topic_cap * sizeof(*img->topics));
-    }
-    uint32_t at = lower_bound(img, name, len);
-    memmove(&img->topics[at + 1], &img->topics[at], (img->topic_count - at) * sizeof(*img->topics));
-    img->topics[at] = t;
-    img->topic_count++;
-    img->version++;
+int meta_topic_create_empty(struct meta_image *img, const char *name, const struct meta_uuid *id)
+{
+    int rc = topic_check_new(img, name, id);
+    if (rc != 0)
+        return rc;
+    struct meta_topic *t = xcalloc(1, sizeof(*t));
+    t->name = xstrdup(name);
+    t->id = *id;
+    topic_insert(img, t);
     return 0;
 }
 
@@ -264,6 +315,8 @@ int meta_topic_delete(struct meta_image *img, const char *name)
     uint32_t at = lower_bound(img, name, len);
     if (at >= img->topic_count || name_cmp(name, len, img->topics[at]->name) != 0)
         return ERR_NOT_FOUND;
+    if (img->recent == img->topics[at])
+        img->recent = NULL;
     topic_free(img->topics[at]);
     memmove(&img->topics[at], &img->topics[at + 1],
             (img->topic_count - at - 1) * sizeof(*img->topics));
@@ -457,6 +510,8 @@ static void topic_put(struct meta_image *img, struct meta_topic *t)
     size_t len = strlen(t->name);
     uint32_t at = lower_bound(img, t->name, len);
     if (at < img->topic_count && name_cmp(t->name, len, img->topics[at]->name) == 0) {
+        if (img->recent == img->topics[at])
+            img->recent = NULL;
         topic_free(img->topics[at]);
         img->topics[at] = t;
         return;

@@ -35,6 +35,7 @@ struct meta_uuid {
 struct meta_partition {
     int32_t leader; /* node id; -1 when there is none */
     int32_t leader_epoch;
+    int32_t partition_epoch; /* bumped by every PartitionChangeRecord (KRaft's) */
     uint8_t replica_count;
     uint8_t isr_count;
     int32_t replicas[RAFT_VOTERS_MAX];
@@ -64,6 +65,32 @@ struct meta_broker_config {
     char *value;
 };
 
+/* A broker's listener as RegisterBrokerRecord carries it. */
+struct meta_endpoint {
+    char *name; /* the listener name, e.g. "PLAINTEXT" */
+    char *host;
+    uint16_t port;
+    int16_t security_protocol; /* Kafka's SecurityProtocol id: 0 PLAINTEXT, 1 SSL, ... */
+};
+
+/* A registered broker (RegisterBrokerRecord, then Fence/Unfence/BrokerRegistrationChange). */
+struct meta_broker {
+    int32_t id;
+    struct meta_uuid incarnation_id; /* one per process start: a restart registers anew */
+    int64_t epoch;                   /* given by the controller at registration */
+    uint32_t endpoint_count;
+    struct meta_endpoint *endpoints;
+    char *rack; /* NULL: none */
+    bool fenced;
+    bool in_controlled_shutdown;
+};
+
+/* A finalized feature level (FeatureLevelRecord); level 0 is never stored. */
+struct meta_feature {
+    char *name;
+    int16_t level;
+};
+
 struct meta_image {
     char cluster_id[META_CLUSTER_ID_CHARS + 1];
     uint64_t version;
@@ -72,10 +99,18 @@ struct meta_image {
     struct meta_topic **topics; /* sorted by name */
     uint32_t broker_config_count;
     struct meta_broker_config *broker_configs; /* sorted by (resource, key) */
+    /* Kept by the KRaft records of cluster/meta_records.h (not by the meta_store files). */
+    uint32_t broker_count;
+    struct meta_broker *brokers; /* sorted by id */
+    uint32_t feature_count;
+    struct meta_feature *features; /* sorted by name */
+    int64_t next_producer_id;      /* first id of the next block; 0 before any block */
+    struct meta_topic *recent;     /* cache of the last topic found by id; NULL after a delete */
 };
 
 void meta_image_init(struct meta_image *img);
 void meta_image_deinit(struct meta_image *img);
+void meta_broker_free(struct meta_broker *b);
 
 /* Sets a new random cluster id (from 16 random bytes the caller supplies). */
 void meta_image_set_cluster_id(struct meta_image *img, const uint8_t random[META_UUID_BYTES]);
@@ -102,6 +137,9 @@ bool meta_uuid_is_reserved(const struct meta_uuid *id);
 int meta_topic_create(struct meta_image *img, const char *name, const struct meta_uuid *id,
                       uint32_t partition_count, int16_t replication_factor,
                       const int32_t *assignment);
+/* A topic with no partitions yet (KRaft's TopicRecord: PartitionRecords follow). Same checks
+ * and errors as meta_topic_create. */
+int meta_topic_create_empty(struct meta_image *img, const char *name, const struct meta_uuid *id);
 /* ERR_NOT_FOUND if there is no such topic. */
 int meta_topic_delete(struct meta_image *img, const char *name);
 /* Grows a topic to new_count partitions; `assignment` gives replication_factor node ids for
