@@ -32,13 +32,6 @@ static int16_t ok(struct meta_ctl_result *res)
     return META_CTL_NONE;
 }
 
-static struct proto_uuid puuid(const struct meta_uuid *u)
-{
-    struct proto_uuid p;
-    memcpy(p.bytes, u->b, META_UUID_BYTES);
-    return p;
-}
-
 /* ---- placement ---------------------------------------------------------------------------- */
 
 struct placer {
@@ -182,7 +175,7 @@ static int16_t place(const struct meta_image *img, const struct meta_uuid *id, u
         struct kafka_partition_record r;
         kafka_partition_record_init(&r);
         r.partition_id = (int32_t)p;
-        r.topic_id = puuid(id);
+        r.topic_id = meta_uuid_to_proto(id);
         r.replicas.items = replicas;
         r.replicas.count = (size_t)rf;
         r.isr.items = replicas;
@@ -274,7 +267,7 @@ int16_t meta_ctl_create_topic(const struct meta_image *img, const struct meta_ct
     struct kafka_topic_record t;
     kafka_topic_record_init(&t);
     t.name = proto_str_make(req->name);
-    t.topic_id = puuid(&req->id);
+    t.topic_id = meta_uuid_to_proto(&req->id);
     meta_records_add(out, METAREC_TOPIC, &t);
     if (place(img, &req->id, 0, (uint32_t)req->partitions, req->replication_factor, out, res) !=
         META_CTL_NONE) {
@@ -298,7 +291,7 @@ int16_t meta_ctl_delete_topic(const struct meta_image *img, const char *name,
                     "This server does not host this topic-partition.");
     struct kafka_remove_topic_record r;
     kafka_remove_topic_record_init(&r);
-    r.topic_id = puuid(&t->id);
+    r.topic_id = meta_uuid_to_proto(&t->id);
     meta_records_add(out, METAREC_REMOVE_TOPIC, &r);
     return ok(res);
 }
@@ -455,23 +448,18 @@ int16_t meta_ctl_register_broker(const struct meta_image *img,
         return fail(res, META_CTL_POLICY_VIOLATION, "The cluster holds %u brokers, its limit.",
                     META_BROKERS_MAX);
 
-    struct kafka_register_broker_record r;
-    kafka_register_broker_record_init(&r);
-    struct kafka_register_broker_record_broker_endpoint eps[META_BROKER_ENDPOINTS_MAX];
-    for (uint32_t i = 0; i < req->endpoint_count; i++)
-        eps[i] = (struct kafka_register_broker_record_broker_endpoint){
-            .name = proto_str_make(req->endpoints[i].name),
-            .host = proto_str_make(req->endpoints[i].host),
-            .port = req->endpoints[i].port,
-            .security_protocol = req->endpoints[i].security_protocol};
-    r.broker_id = req->id;
-    r.incarnation_id = puuid(&req->incarnation_id);
-    r.broker_epoch = req->epoch;
-    r.end_points.items = eps;
-    r.end_points.count = req->endpoint_count;
-    r.rack = proto_str_make(req->rack);
-    r.fenced = true;
-    meta_records_add(out, METAREC_REGISTER_BROKER, &r);
+    /* The new registration as the image will hold it (fenced until its first heartbeat); the
+     * record only reads the request's endpoints and rack. */
+    const struct meta_broker b = {
+        .id = req->id,
+        .incarnation_id = req->incarnation_id,
+        .epoch = req->epoch,
+        .endpoint_count = req->endpoint_count,
+        .endpoints = (struct meta_endpoint *)req->endpoints,
+        .rack = (char *)req->rack,
+        .fenced = true,
+    };
+    meta_records_add_broker(out, &b);
     *epoch = req->epoch;
     return ok(res);
 }
@@ -504,7 +492,7 @@ static void put_change(struct meta_records *out, const struct meta_topic *t, uin
 {
     struct kafka_partition_change_record c;
     kafka_partition_change_record_init(&c);
-    c.topic_id = puuid(&t->id);
+    c.topic_id = meta_uuid_to_proto(&t->id);
     c.partition_id = (int32_t)p;
     c.leader = leader;
     c.isr.items = (int32_t *)isr;

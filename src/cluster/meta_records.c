@@ -582,14 +582,14 @@ int meta_apply_batch(struct meta_image *img, struct slice batch, struct meta_app
 
 /* ---- snapshot ----------------------------------------------------------------------------- */
 
-static struct proto_uuid puuid(const struct meta_uuid *u)
+struct proto_uuid meta_uuid_to_proto(const struct meta_uuid *u)
 {
     struct proto_uuid p;
     memcpy(p.bytes, u->b, META_UUID_BYTES);
     return p;
 }
 
-static void put_broker(const struct meta_broker *b, struct meta_records *out)
+void meta_records_add_broker(struct meta_records *out, const struct meta_broker *b)
 {
     struct kafka_register_broker_record r;
     kafka_register_broker_record_init(&r);
@@ -601,7 +601,7 @@ static void put_broker(const struct meta_broker *b, struct meta_records *out)
             .port = b->endpoints[i].port,
             .security_protocol = b->endpoints[i].security_protocol};
     r.broker_id = b->id;
-    r.incarnation_id = puuid(&b->incarnation_id);
+    r.incarnation_id = meta_uuid_to_proto(&b->incarnation_id);
     r.broker_epoch = b->epoch;
     r.end_points.items = eps;
     r.end_points.count = b->endpoint_count;
@@ -628,7 +628,7 @@ static void put_topic(const struct meta_topic *t, struct meta_records *out)
     struct kafka_topic_record tr;
     kafka_topic_record_init(&tr);
     tr.name = proto_str_make(t->name);
-    tr.topic_id = puuid(&t->id);
+    tr.topic_id = meta_uuid_to_proto(&t->id);
     meta_records_add(out, METAREC_TOPIC, &tr);
     for (uint32_t i = 0; i < t->partition_count; i++) {
         const struct meta_partition *p = &t->partitions[i];
@@ -659,7 +659,7 @@ void meta_snapshot(const struct meta_image *img, struct meta_records *out)
         meta_records_add(out, METAREC_FEATURE_LEVEL, &f);
     }
     for (uint32_t i = 0; i < img->broker_count; i++)
-        put_broker(&img->brokers[i], out);
+        meta_records_add_broker(out, &img->brokers[i]);
     for (uint32_t i = 0; i < img->topic_count; i++)
         put_topic(img->topics[i], out);
     for (uint32_t i = 0; i < img->broker_config_count; i++) {

@@ -95,6 +95,11 @@ int meta_apply_batch(struct meta_image *img, struct slice batch, struct meta_app
  * meta_image_equal to img. The cluster id and version are not records (meta.properties holds
  * the cluster id; the version counts local changes). */
 void meta_snapshot(const struct meta_image *img, struct meta_records *out);
+
+/* The RegisterBrokerRecord that describes b (what a snapshot writes and a registration
+ * proposes). */
+void meta_records_add_broker(struct meta_records *out, const struct meta_broker *b);
+struct proto_uuid meta_uuid_to_proto(const struct meta_uuid *u);
 /* Equal content: everything records carry (all but cluster_id, version and the lookup cache). */
 bool meta_image_equal(const struct meta_image *a, const struct meta_image *b);
 
