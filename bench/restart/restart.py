@@ -5,7 +5,7 @@ It owns one broker process at a time on a data directory it creates: it creates 
 holding PARTITIONS partitions in all, writes one record batch to every partition, stops the
 broker (SIGTERM, a clean shutdown, or SIGKILL, a crash), starts it again and times the restart
 from exec. Standard library only; speaks the Kafka wire format itself (CreateTopics v0,
-Metadata v1, Produce v3, ListOffsets v1). Run through bench/restart/run.sh.
+Metadata v1, Produce v3, ListOffsets v1) with the integration tests' builders. Run through bench/restart/run.sh.
 """
 
 import os
@@ -20,63 +20,10 @@ TIMEOUT_S = 1800.0
 TOPIC_PARTITIONS_MAX = 1000  # partitions per topic
 SEGMENT_BYTES = 256 * 1024
 
-
-def i16(v):
-    return struct.pack(">h", v)
-
-
-def i32(v):
-    return struct.pack(">i", v)
-
-
-def i64(v):
-    return struct.pack(">q", v)
-
-
-def string(s):
-    if s is None:
-        return i16(-1)
-    b = s.encode()
-    return i16(len(b)) + b
-
-
-def varint(n):
-    n = (n << 1) ^ (n >> 63)
-    out = b""
-    while n >= 0x80:
-        out += bytes([n & 0x7F | 0x80])
-        n >>= 7
-    return out + bytes([n])
-
-
-def _crc32c_table():
-    table = []
-    for i in range(256):
-        c = i
-        for _ in range(8):
-            c = (c >> 1) ^ 0x82F63B78 if c & 1 else c >> 1
-        table.append(c)
-    return table
-
-
-CRC_TABLE = _crc32c_table()
-
-
-def crc32c(data):
-    c = 0xFFFFFFFF
-    for b in data:
-        c = CRC_TABLE[(c ^ b) & 0xFF] ^ (c >> 8)
-    return c ^ 0xFFFFFFFF
-
-
-def record_batch(value):
-    body = b"\x00" + varint(0) + varint(0) + varint(-1) + varint(len(value)) + value + varint(0)
-    records = varint(len(body)) + body
-    ts = int(time.time() * 1000)
-    after_crc = (i16(0) + i32(0) + i64(ts) + i64(ts) + i64(-1) + i16(-1) + i32(-1) + i32(1) +
-                 records)
-    after_length = i32(0) + b"\x02" + struct.pack(">I", crc32c(after_crc)) + after_crc
-    return i64(0) + i32(len(after_length)) + after_length
+# The byte-level builders the integration tests use (tests/integration/kafka_wire.py).
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tests",
+                                "integration"))
+from kafka_wire import i16, i32, i64, record_batch, string  # noqa: E402
 
 
 def request(api_key, version, correlation_id, body):
@@ -138,7 +85,7 @@ def produce_all(conn, layout, value):
     """One batch to every partition, acks=all; returns the partitions that did not answer
     NONE."""
     failed = 0
-    batch = record_batch(value)
+    batch = record_batch([value])
     for name, count in layout:
         parts = b"".join(i32(p) + i32(len(batch)) + batch for p in range(count))
         body = string(None) + i16(-1) + i32(int(TIMEOUT_S * 1000)) + i32(1) + string(name) + \
