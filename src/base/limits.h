@@ -107,6 +107,8 @@
 #define META_FEATURES_MAX           64u      /* finalized feature levels */
 #define META_PRODUCER_ID_BLOCK      1000     /* ids per ProducerIdsRecord block (Kafka's) */
 #define META_RECORD_ARENA_MAX       (16u * MIB) /* decode memory of one metadata record */
+#define META_SNAPSHOT_BYTES         (4u * MIB)  /* metadata log applied between two snapshots */
+#define META_APPLY_READ_BYTES       (1u * MIB)  /* metadata log read per step of apply */
 
 /* ---- cluster (transport: wire format, transports, simulated network) ------------------- */
 #define CLUSTER_FRAME_BYTES_MAX     (LOG_BATCH_BYTES_MAX + 1u * MIB) /* one frame: the largest batch fits */
@@ -125,6 +127,7 @@
 #define CLUSTER_REDIAL_MS_MAX       2000u        /* the wait doubles up to this */
 #define CLUSTER_HELLO_TIMEOUT_MS    5000u        /* an accepted connection must say hello by then */
 #define CLUSTER_INBOUND_CONNS_MAX   (2u * CLUSTER_PEERS_MAX) /* accepted connections at once */
+#define CLUSTER_RPC_ARENA_MAX       (16u * MIB)  /* decode memory of one controller RPC */
 #define CLUSTER_SIM_NODES_MAX       64u          /* node ids of a simulated network: 0..63 */
 #define CLUSTER_SIM_INFLIGHT_MAX    1000000u     /* frames in flight in a simulated network */
 #define CLUSTER_SIM_DELAY_MS_MAX    60000u       /* a simulated network's longest delay */
@@ -165,6 +168,14 @@
 /* Threads opening partition logs at start-up: opening is bound by fsync latency, which
  * concurrent syncs share, not by CPU. */
 #define BROKER_OPEN_THREADS              8u
+
+/* ---- broker: the cluster (broker/cluster_node.c) ----------------------------------------- */
+#define BROKER_RAFT_TICK_MS              50u         /* the Raft host's tick */
+#define BROKER_FORWARD_TIMEOUT_MS        30000u      /* an admin request forwarded to the controller */
+#define BROKER_FORWARD_RETRY_MS          100u        /* wait before sending it to a new controller */
+#define BROKER_META_SEGMENT_BYTES        (16u * MIB) /* segments of the metadata log */
+#define BROKER_STAGED_NAMES_MAX          1024u       /* topics of one CreateTopics checked for collisions */
+#define BROKER_SERVE_WAIT_MS             10000u      /* a standalone node's start-up wait for its metadata */
 
 /* ---- group (the group coordinator and __consumer_offsets) ------------------------------- */
 #define GROUP_OFFSETS_PARTITIONS_DEFAULT   50u      /* offsets.topic.num.partitions */

@@ -47,6 +47,12 @@
 
 #define TOPIC_SLOTS_MIN 64u
 
+/* open_errors[p] of a partition another node hosts. */
+#define OPEN_ELSEWHERE 1
+
+/* The metadata group's log directory (cluster_node.c), never a topic's. */
+#define META_LOG_DIR "__cluster_metadata-0"
+
 /* Removed entries in the topic table; never dereferenced. */
 static struct broker_topic tombstone;
 
@@ -142,6 +148,8 @@ int16_t broker_replica_error(struct broker *b, const char *name, size_t len, int
         return KAFKA_UNKNOWN_TOPIC_OR_PARTITION;
     if (t->replicas[partition] != NULL)
         return KAFKA_NONE;
+    if (t->open_errors[partition] == OPEN_ELSEWHERE)
+        return KAFKA_NOT_LEADER_OR_FOLLOWER;
     if (t->open_errors[partition] != 0)
         return KAFKA_KAFKA_STORAGE_ERROR;
     opener_want(b, t, (uint32_t)partition);
@@ -163,14 +171,23 @@ static void log_env_of(const struct broker *b, struct log_env *env)
         (struct log_env){.io = b->io, .clock = b->clock, .files = b->files, .flusher = b->flusher};
 }
 
-/* Makes room for partitions [from, count): not open, no error. */
-static void topic_resize(struct broker_topic *t, uint32_t from, uint32_t count)
+bool broker_hosts(const struct broker *b, const struct meta_partition *mp)
+{
+    for (uint8_t i = 0; i < mp->replica_count; i++)
+        if (mp->replicas[i] == b->cfg->node_id)
+            return true;
+    return false;
+}
+
+/* Makes room for partitions [from, count): not open, no error (or hosted elsewhere). */
+static void topic_resize(struct broker_topic *t, const struct meta_topic *mt, const struct broker *b,
+                         uint32_t from, uint32_t count)
 {
     t->replicas = xrealloc(t->replicas, count * sizeof(*t->replicas));
     t->open_errors = xrealloc(t->open_errors, count * sizeof(*t->open_errors));
     for (uint32_t p = from; p < count; p++) {
         t->replicas[p] = NULL;
-        t->open_errors[p] = 0;
+        t->open_errors[p] = broker_hosts(b, &mt->partitions[p]) ? 0 : OPEN_ELSEWHERE;
     }
 }
 
@@ -179,8 +196,11 @@ static int open_replicas(struct broker *b, const struct meta_topic *mt, struct b
 {
     struct log_env env;
     log_env_of(b, &env);
-    topic_resize(t, from, mt->partition_count);
+    topic_resize(t, mt, b, from, mt->partition_count);
     for (uint32_t p = from; p < mt->partition_count; p++) {
+        t->partition_count = p + 1;
+        if (t->open_errors[p] == OPEN_ELSEWHERE)
+            continue;
         char dir[IO_PATH_BYTES_MAX];
         int rc = partition_dir(b, mt->name, p, dir, sizeof(dir));
         struct log_config cfg;
@@ -197,9 +217,9 @@ static int open_replicas(struct broker *b, const struct meta_topic *mt, struct b
         }
         if (rc < 0) {
             fprintf(stderr, "chronik: cannot open partition %s: %s\n", dir, err_str(rc));
+            t->partition_count = p;
             return rc;
         }
-        t->partition_count = p + 1;
     }
     return 0;
 }
@@ -224,6 +244,7 @@ static struct broker_topic *topic_attach(struct broker *b, const struct meta_top
 {
     struct broker_topic *t = xcalloc(1, sizeof(*t));
     t->name = xstrdup(mt->name);
+    t->id = mt->id;
     *rc = open_replicas(b, mt, t, 0);
     if (*rc < 0) {
         topic_free(t, false);
@@ -238,7 +259,8 @@ static void topic_add_unopened(struct broker *b, const struct meta_topic *mt)
 {
     struct broker_topic *t = xcalloc(1, sizeof(*t));
     t->name = xstrdup(mt->name);
-    topic_resize(t, 0, mt->partition_count);
+    t->id = mt->id;
+    topic_resize(t, mt, b, 0, mt->partition_count);
     t->partition_count = mt->partition_count;
     table_add(b, t);
 }
@@ -395,7 +417,8 @@ static int opener_start(struct broker *b)
     uint32_t count = 0;
     for (uint32_t i = 0; i < b->meta.topic_count; i++)
         if (strcmp(b->meta.topics[i]->name, BROKER_OFFSETS_TOPIC) != 0)
-            count += b->meta.topics[i]->partition_count;
+            for (uint32_t p = 0; p < b->meta.topics[i]->partition_count; p++)
+                count += broker_hosts(b, &b->meta.topics[i]->partitions[p]);
     if (count == 0)
         return 0;
     struct broker_opener *o = xcalloc(1, sizeof(*o));
@@ -413,6 +436,8 @@ static int opener_start(struct broker *b)
             continue;
         broker_topic_find(b, mt->name, strlen(mt->name))->open_job_first = o->job_count;
         for (uint32_t p = 0; p < mt->partition_count; p++) {
+            if (!broker_hosts(b, &mt->partitions[p]))
+                continue; /* another node's */
             struct open_job *j = &o->jobs[o->job_count++];
             char dir[IO_PATH_BYTES_MAX];
             /* A name too long for a path fails that partition alone, when it is installed. */
@@ -513,21 +538,23 @@ static int retire_dir(struct broker *b, const char *dir, const char *topic, uint
 
 /* A new topic's (or new partitions') directories must not exist: one left by a delete whose
  * rename failed would bring old data back. Retires any such directory first. */
-static int clear_stale_dirs(struct broker *b, const char *topic, uint32_t from, uint32_t to)
+static int clear_stale_dirs(struct broker *b, const struct meta_topic *mt, uint32_t from)
 {
     struct meta_uuid id;
     random_uuid(b, &id);
-    for (uint32_t p = from; p < to; p++) {
+    for (uint32_t p = from; p < mt->partition_count; p++) {
+        if (!broker_hosts(b, &mt->partitions[p]))
+            continue;
         char dir[IO_PATH_BYTES_MAX];
         bool is_dir = false;
-        int rc = partition_dir(b, topic, p, dir, sizeof(dir));
+        int rc = partition_dir(b, mt->name, p, dir, sizeof(dir));
         if (rc == 0)
             rc = io_exists(b->io, dir, &is_dir);
         if (rc == -ENOENT)
             continue;
         if (rc == 0) {
             fprintf(stderr, "chronik: removing stale partition directory %s\n", dir);
-            rc = retire_dir(b, dir, topic, p, &id);
+            rc = retire_dir(b, dir, mt->name, p, &id);
         }
         if (rc < 0) {
             fprintf(stderr, "chronik: cannot clear %s: %s\n", dir, err_str(rc));
@@ -537,163 +564,117 @@ static int clear_stale_dirs(struct broker *b, const char *topic, uint32_t from, 
     return 0;
 }
 
-static void stage(struct broker *b, const char *name, uint32_t old_count)
+/* The message of a builder's refusal, in the request's arena. */
+static void ctl_why(struct breq *rq, const struct meta_ctl_result *res, struct proto_str *why)
 {
-    if (b->staged_count == b->staged_cap) {
-        b->staged_cap = b->staged_cap == 0 ? 16 : b->staged_cap * 2;
-        b->staged = xrealloc(b->staged, b->staged_cap * sizeof(*b->staged));
-    }
-    b->staged[b->staged_count++] =
-        (struct broker_staged){.name = xstrdup(name), .old_count = old_count};
+    *why = admin_printf(&rq->arena, "%s", res->message);
 }
 
-static void unstage(struct broker *b, const struct broker_staged *st)
-{
-    if (meta_topic_find(&b->meta, st->name, strlen(st->name)) == NULL)
-        return;
-    int rc = st->old_count == 0 ? meta_topic_delete(&b->meta, st->name)
-                                : meta_partitions_shrink(&b->meta, st->name, st->old_count);
-    ASSERT(rc == 0);
-}
-
-/* Opens the partitions a committed change added: all of a created topic, the new ones of a
- * grown one. */
-static int open_staged(struct broker *b, const struct meta_topic *mt)
-{
-    struct broker_topic *t = broker_topic_find(b, mt->name, strlen(mt->name));
-    int rc = 0;
-    if (t == NULL)
-        return topic_attach(b, mt, &rc) == NULL ? rc : 0;
-    return t->partition_count < mt->partition_count ? open_replicas(b, mt, t, t->partition_count)
-                                                    : 0;
-}
-
-int broker_topics_commit(struct broker *b)
-{
-    int rc = meta_store_commit(&b->store, &b->meta);
-    if (rc < 0)
-        fprintf(stderr, "chronik: cannot write the metadata journal %s: %s\n",
-                b->store.journal_path, err_str(rc));
-    int err = KAFKA_NONE;
-    /* Undo in reverse, so a topic created and grown in one request is undone whole. */
-    for (uint32_t i = b->staged_count; rc < 0 && i-- > 0;)
-        unstage(b, &b->staged[i]);
-    for (uint32_t i = 0; i < b->staged_count; i++) {
-        const struct broker_staged *st = &b->staged[i];
-        const struct meta_topic *mt = meta_topic_find(&b->meta, st->name, strlen(st->name));
-        if (rc == 0 && mt != NULL && open_staged(b, mt) < 0)
-            err = KAFKA_KAFKA_STORAGE_ERROR;
-        free(st->name);
-    }
-    b->staged_count = 0;
-    return rc < 0 ? KAFKA_KAFKA_STORAGE_ERROR : err;
-}
-
-int broker_create_topic(struct broker *b, const char *name, int32_t partitions,
+int broker_create_topic(struct breq *rq, const char *name, size_t len, int32_t partitions,
                         int16_t replication_factor, const char *const *config_keys,
                         const char *const *config_values, uint32_t config_count, bool validate_only,
-                        const char **why)
+                        struct proto_str *why, struct meta_uuid *id)
 {
-    size_t len = strlen(name);
-    *why = NULL;
-    if (!meta_topic_name_valid(name, len)) {
-        *why = "Topic name is illegal: it must be 1 to 249 characters of [a-zA-Z0-9._-], "
-               "and not '.' or '..'";
-        return KAFKA_INVALID_TOPIC_EXCEPTION;
-    }
-    if (meta_topic_find(&b->meta, name, len) != NULL) {
-        *why = "Topic already exists";
-        return KAFKA_TOPIC_ALREADY_EXISTS;
-    }
+    struct broker *b = rq->b;
+    *why = (struct proto_str){NULL, 0};
     if (partitions == -1)
         partitions = b->cfg->num_partitions;
     if (replication_factor == -1)
         replication_factor = (int16_t)b->cfg->default_replication_factor;
-    if (partitions < 1 || (uint32_t)partitions > META_PARTITIONS_MAX) {
-        *why = "Number of partitions must be at least 1 and at most 100000";
-        return KAFKA_INVALID_PARTITIONS;
-    }
-    if (replication_factor < 1 || replication_factor > 1) {
-        *why = "Replication factor must be at least 1 and at most the number of live brokers (1)";
+    if (replication_factor > 1) {
+        *why = admin_printf(&rq->arena,
+                            "Replication factor %d is not supported yet: every partition has one "
+                            "replica (replication factor 1) until replicated partitions land",
+                            (int)replication_factor);
         return KAFKA_INVALID_REPLICATION_FACTOR;
     }
-    if (validate_only)
-        return KAFKA_NONE;
-    if (clear_stale_dirs(b, name, 0, (uint32_t)partitions) < 0) {
-        *why = "The broker could not clear an old directory of the topic";
-        return KAFKA_KAFKA_STORAGE_ERROR;
+    char *copy = arena_strndup(&rq->arena, name, len);
+    struct meta_ctl_config *cfgs = arena_calloc(&rq->arena, config_count, sizeof(*cfgs));
+    if (copy == NULL || (config_count > 0 && cfgs == NULL))
+        return ERR_TOO_LARGE;
+    for (uint32_t i = 0; i < config_count; i++)
+        cfgs[i] = (struct meta_ctl_config){.key = config_keys[i], .value = config_values[i]};
+    /* Another topic of this request with a colliding name ('.' and '_' alike). */
+    for (uint32_t i = 0; i < b->staged_name_count; i++) {
+        const char *o = b->staged_names[i];
+        bool collide = strlen(o) == len;
+        for (size_t k = 0; collide && k < len; k++) {
+            char x = o[k] == '.' ? '_' : o[k], y = copy[k] == '.' ? '_' : copy[k];
+            collide = x == y;
+        }
+        if (collide) {
+            *why = admin_printf(&rq->arena, "Topic '%s' collides with existing topic: %s", copy,
+                                o);
+            return KAFKA_INVALID_TOPIC_EXCEPTION;
+        }
     }
-
-    struct meta_uuid id;
+    struct meta_ctl_create_topic req = {.name = copy,
+                                        .partitions = partitions,
+                                        .replication_factor = replication_factor,
+                                        .configs = cfgs,
+                                        .config_count = config_count};
     do {
-        for (int i = 0; i < 2; i++) {
-            uint64_t x = rng_next(&b->rng);
-            memcpy(id.b + 8 * i, &x, 8);
-        }
-        id.b[6] = (uint8_t)((id.b[6] & 0x0f) | 0x40); /* version 4 */
-        id.b[8] = (uint8_t)((id.b[8] & 0x3f) | 0x80); /* RFC 4122 variant */
-    } while (meta_topic_find_id(&b->meta, &id) != NULL);
-
-    int32_t *assignment = xcalloc((size_t)partitions, sizeof(*assignment));
-    for (int32_t p = 0; p < partitions; p++)
-        assignment[p] = b->cfg->node_id;
-    int rc = meta_topic_create(&b->meta, name, &id, (uint32_t)partitions, replication_factor,
-                               assignment);
-    free(assignment);
-    if (rc == -EEXIST) {
-        *why = "Topic collides with an existing topic: '.' and '_' are treated alike";
-        return KAFKA_INVALID_TOPIC_EXCEPTION;
+        random_uuid(b, &req.id);
+        req.id.b[6] = (uint8_t)((req.id.b[6] & 0x0f) | 0x40); /* version 4 */
+        req.id.b[8] = (uint8_t)((req.id.b[8] & 0x3f) | 0x80); /* RFC 4122 variant */
+    } while (meta_uuid_is_reserved(&req.id) || meta_topic_find_id(&b->meta, &req.id) != NULL);
+    struct meta_records scratch;
+    meta_records_init(&scratch);
+    struct meta_ctl_result res;
+    int16_t err = meta_ctl_create_topic(&b->meta, &req, validate_only ? &scratch : b->staging,
+                                        &res);
+    meta_records_deinit(&scratch);
+    if (err != META_CTL_NONE) {
+        ctl_why(rq, &res, why);
+        return err;
     }
-    if (rc < 0) {
-        *why = "The topic cannot be created: the node holds too many topics";
-        return KAFKA_POLICY_VIOLATION;
-    }
-    for (uint32_t i = 0; i < config_count; i++) {
-        rc = meta_topic_config_set(&b->meta, name, config_keys[i], config_values[i]);
-        if (rc < 0) {
-            meta_topic_delete(&b->meta, name);
-            *why = "Invalid topic config";
-            return KAFKA_INVALID_CONFIG;
-        }
-    }
-    meta_store_put_topic(&b->store, meta_topic_find(&b->meta, name, len));
-    stage(b, name, 0);
+    *id = req.id;
+    if (!validate_only && b->staged_name_count < BROKER_STAGED_NAMES_MAX)
+        b->staged_names[b->staged_name_count++] = copy;
     return KAFKA_NONE;
 }
 
-int broker_grow_topic(struct broker *b, const char *name, size_t len, int32_t new_count,
-                      bool validate_only, const char **why)
+int broker_grow_topic(struct breq *rq, const char *name, size_t len, int32_t new_count,
+                      bool validate_only, struct proto_str *why)
 {
-    struct meta_topic *mt = meta_topic_find(&b->meta, name, len);
-    *why = NULL;
-    if (mt == NULL)
-        return KAFKA_UNKNOWN_TOPIC_OR_PARTITION;
-    if (new_count <= (int32_t)mt->partition_count) {
-        *why = "The new partition count must be larger than the current one";
-        return KAFKA_INVALID_PARTITIONS;
-    }
-    if ((uint32_t)new_count > META_PARTITIONS_MAX) {
-        *why = "Number of partitions must be at most 100000";
-        return KAFKA_INVALID_PARTITIONS;
-    }
-    if (validate_only)
-        return KAFKA_NONE;
-    opener_finish(b, false);
-    uint32_t old_count = mt->partition_count;
-    if (clear_stale_dirs(b, mt->name, old_count, (uint32_t)new_count) < 0) {
-        *why = "The broker could not clear an old directory of the topic";
-        return KAFKA_KAFKA_STORAGE_ERROR;
-    }
-    size_t added = (size_t)new_count - old_count;
-    int32_t *assignment = xcalloc(added * (size_t)mt->replication_factor, sizeof(*assignment));
-    for (size_t i = 0; i < added * (size_t)mt->replication_factor; i++)
-        assignment[i] = b->cfg->node_id;
-    int rc = meta_partitions_grow(&b->meta, mt->name, (uint32_t)new_count, assignment);
-    free(assignment);
-    ASSERT(rc == 0);
-    meta_store_put_topic(&b->store, mt);
-    stage(b, mt->name, old_count);
-    return KAFKA_NONE;
+    struct broker *b = rq->b;
+    char *copy = arena_strndup(&rq->arena, name, len);
+    if (copy == NULL)
+        return ERR_TOO_LARGE;
+    struct meta_records scratch;
+    meta_records_init(&scratch);
+    struct meta_ctl_result res;
+    int16_t err = meta_ctl_create_partitions(&b->meta, copy, new_count,
+                                             validate_only ? &scratch : b->staging, &res);
+    meta_records_deinit(&scratch);
+    *why = (struct proto_str){NULL, 0};
+    if (err != META_CTL_NONE)
+        ctl_why(rq, &res, why);
+    return err;
+}
+
+int broker_delete_topic(struct breq *rq, const char *name, size_t len)
+{
+    struct broker *b = rq->b;
+    char *copy = arena_strndup(&rq->arena, name, len);
+    if (copy == NULL)
+        return ERR_TOO_LARGE;
+    struct meta_ctl_result res;
+    return meta_ctl_delete_topic(&b->meta, copy, b->staging, &res);
+}
+
+int broker_stage_configs(struct breq *rq, int8_t resource_type, const char *resource,
+                         const struct meta_ctl_config *configs, uint32_t count, bool replace,
+                         struct proto_str *why)
+{
+    struct broker *b = rq->b;
+    struct meta_ctl_result res;
+    int16_t err = meta_ctl_alter_configs(&b->meta, resource_type, resource, configs, count,
+                                         replace, b->staging, &res);
+    *why = (struct proto_str){NULL, 0};
+    if (err != META_CTL_NONE)
+        ctl_why(rq, &res, why);
+    return err;
 }
 
 void broker_topic_reconfigure(struct broker *b, const char *name)
@@ -713,39 +694,72 @@ void broker_topic_reconfigure(struct broker *b, const char *name)
     }
 }
 
-int broker_delete_topic(struct broker *b, const char *name, size_t len)
+/* A topic gone from the image (or replaced by another of its name): its replicas close and
+ * its directories are marked for the reaper. */
+static void retire_topic(struct broker *b, struct broker_topic *t)
 {
-    struct meta_topic *mt = meta_topic_find(&b->meta, name, len);
-    if (mt == NULL)
-        return KAFKA_UNKNOWN_TOPIC_OR_PARTITION;
     /* Its directories go: no opener thread may still be working in one. */
     opener_finish(b, false);
-    char *copy = xstrdup(mt->name);
-    struct meta_uuid id = mt->id;
-    uint32_t parts = mt->partition_count;
-    struct broker_topic *t = broker_topic_find(b, copy, strlen(copy));
-    if (t != NULL) {
-        table_remove(b, t);
-        topic_free(t, false);
-    }
-    /* The directories go first: whatever happens next, the name holds no data any more, and
-     * start-up removes marked directories and those the metadata does not know. */
-    int err = KAFKA_NONE;
-    for (uint32_t p = 0; p < parts; p++) {
+    table_remove(b, t);
+    for (uint32_t p = 0; p < t->partition_count; p++) {
+        if (t->open_errors[p] == OPEN_ELSEWHERE)
+            continue;
         char dir[IO_PATH_BYTES_MAX];
-        int rc = partition_dir(b, copy, p, dir, sizeof(dir));
-        if (rc == 0)
-            rc = retire_dir(b, dir, copy, p, &id);
-        if (rc < 0) {
-            fprintf(stderr, "chronik: cannot rename %s for deletion: %s\n", dir, err_str(rc));
-            err = KAFKA_KAFKA_STORAGE_ERROR;
+        if (t->replicas[p] != NULL) {
+            replica_abandon(t->replicas[p]);
+            t->replicas[p] = NULL;
         }
+        int rc = partition_dir(b, t->name, p, dir, sizeof(dir));
+        if (rc == 0)
+            rc = retire_dir(b, dir, t->name, p, &t->id);
+        if (rc < 0)
+            fprintf(stderr, "chronik: cannot rename %s for deletion: %s\n", dir, err_str(rc));
     }
-    int rc = meta_topic_delete(&b->meta, copy);
-    ASSERT(rc == 0);
-    meta_store_remove_topic(&b->store, copy, &id);
-    free(copy);
-    return err;
+    t->partition_count = 0;
+    topic_free(t, false);
+}
+
+void broker_reconcile(struct broker *b)
+{
+    /* Topics deleted (or deleted and created again under their name). */
+    uint32_t n = 0;
+    struct broker_topic **gone = xcalloc(b->topic_count + 1, sizeof(*gone));
+    for (uint32_t i = 0; i < b->topic_slots; i++) {
+        struct broker_topic *t = b->topics[i];
+        if (t == NULL || t == &tombstone)
+            continue;
+        const struct meta_topic *mt = meta_topic_find(&b->meta, t->name, strlen(t->name));
+        if (mt == NULL || memcmp(mt->id.b, t->id.b, META_UUID_BYTES) != 0)
+            gone[n++] = t;
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        if (strcmp(gone[i]->name, BROKER_OFFSETS_TOPIC) == 0)
+            groups_close(b);
+        retire_topic(b, gone[i]);
+    }
+    free(gone);
+    /* Topics created and grown: their partitions hosted here open now. */
+    for (uint32_t i = 0; i < b->meta.topic_count; i++) {
+        const struct meta_topic *mt = b->meta.topics[i];
+        struct broker_topic *t = broker_topic_find(b, mt->name, strlen(mt->name));
+        int rc = 0;
+        if (t == NULL) {
+            rc = clear_stale_dirs(b, mt, 0);
+            if (rc == 0 && topic_attach(b, mt, &rc) == NULL && rc == 0)
+                rc = ERR_INVALID;
+        } else if (t->partition_count < mt->partition_count) {
+            opener_finish(b, false);
+            rc = clear_stale_dirs(b, mt, t->partition_count);
+            if (rc == 0)
+                rc = open_replicas(b, mt, t, t->partition_count);
+        }
+        if (rc < 0)
+            fprintf(stderr, "chronik: cannot open the partitions of %s: %s\n", mt->name,
+                    err_str(rc));
+    }
+    for (uint32_t i = 0; i < b->meta.topic_count; i++)
+        broker_topic_reconfigure(b, b->meta.topics[i]->name);
+    broker_apply_dynamic_configs(b);
 }
 
 struct clean_list {
@@ -775,7 +789,7 @@ static int clean_entry(struct broker *b, const char *name, bool created)
     if (snprintf(path, sizeof(path), "%s/%s", b->cfg->log_dir, name) >= (int)sizeof(path))
         return 0;
     bool is_dir = false;
-    if (io_exists(b->io, path, &is_dir) < 0 || !is_dir)
+    if (io_exists(b->io, path, &is_dir) < 0 || !is_dir || strcmp(name, META_LOG_DIR) == 0)
         return 0;
     static const char mark[] = "-delete";
     if (len > sizeof(mark) - 1 && strcmp(name + len - (sizeof(mark) - 1), mark) == 0) {
@@ -835,6 +849,8 @@ static void on_flusher(void *ctx, uint32_t events)
     struct broker *b = ctx;
     (void)events;
     log_flusher_drain(b->flusher);
+    /* Completions may have let the Raft host send (acknowledgements, commits). */
+    broker_cluster_kick(b);
 }
 
 static void on_shutdown_done(void *ctx)
@@ -848,7 +864,7 @@ void broker_stop(struct broker *b)
     if (b->stopping)
         return;
     b->stopping = true;
-    int rc = net_server_shutdown(&b->server, 10000, on_shutdown_done, b);
+    int rc = b->server_up ? net_server_shutdown(&b->server, 10000, on_shutdown_done, b) : -1;
     if (rc < 0)
         loop_stop(b->loop);
 }
@@ -880,106 +896,6 @@ static void log_config_from(const struct broker_config *cfg, struct log_config *
     out->roll_ms = (uint64_t)cfg->log_roll_ms;
     out->retention_ms = cfg->log_retention_ms;
     out->retention_bytes = cfg->log_retention_bytes;
-}
-
-static int load_metadata(struct broker *b, bool *created)
-{
-    int rc = meta_store_open(&b->store, b->io, b->cfg->log_dir, &b->meta, created);
-    if (rc < 0) {
-        fprintf(stderr, "chronik: cannot load the metadata of %s: %s\n", b->cfg->log_dir,
-                err_str(rc));
-        return rc;
-    }
-    if (b->store.torn_bytes > 0)
-        fprintf(stderr, "chronik: cut a torn tail of %llu bytes off %s\n",
-                (unsigned long long)b->store.torn_bytes, b->store.journal_path);
-    broker_apply_dynamic_configs(b);
-    return 0;
-}
-
-/* A new metadata store: the cluster id of meta.properties when the directory has one (its
- * identity outlives a lost metadata store), else a new one; in the first snapshot. Only once
- * the directory was checked (clean_data_dir), so a refused start leaves no metadata behind. */
-static int create_metadata(struct broker *b, const struct meta_properties *props)
-{
-    if (props != NULL) {
-        meta_image_set_cluster_id_text(&b->meta, props->cluster_id);
-    } else {
-        struct meta_uuid random;
-        random_uuid(b, &random);
-        meta_image_set_cluster_id(&b->meta, random.b);
-    }
-    int rc = meta_store_snapshot(&b->store, &b->meta);
-    if (rc < 0)
-        fprintf(stderr, "chronik: cannot write %s: %s\n", b->store.snapshot_path, err_str(rc));
-    return rc;
-}
-
-/*
- * Reads the data directory's meta.properties before anything in the directory is used, and
- * refuses a node id other than the one it records: the directory's partitions and offsets
- * belong to that node. *found is false for a directory without one (new, or written by a
- * version without it).
- */
-static int check_identity(struct broker *b, struct meta_properties *props, bool *found)
-{
-    char why[BROKER_CONFIG_ERROR_BYTES_MAX];
-    int rc = meta_properties_load(b->io, b->cfg->log_dir, props, found, why, sizeof(why));
-    if (rc < 0 && (rc == ERR_CORRUPT || rc == ERR_UNSUPPORTED || rc == ERR_TOO_LARGE)) {
-        fprintf(stderr,
-                "chronik: cannot use %s/" META_PROPERTIES_NAME ": %s; restore it or use a new "
-                "data directory\n",
-                b->cfg->log_dir, why);
-        return rc;
-    }
-    if (rc < 0) {
-        fprintf(stderr, "chronik: cannot read %s/" META_PROPERTIES_NAME ": %s\n", b->cfg->log_dir,
-                err_str(rc));
-        return rc;
-    }
-    if (*found && props->node_id != b->cfg->node_id) {
-        fprintf(
-            stderr,
-            "chronik: data directory %s belongs to node %d (node.id=%d in its " META_PROPERTIES_NAME
-            "), but this node was started with node.id %d; start it "
-            "with --node-id %d, or give node %d a data directory of its own\n",
-            b->cfg->log_dir, (int)props->node_id, (int)props->node_id, (int)b->cfg->node_id,
-            (int)props->node_id, (int)b->cfg->node_id);
-        return ERR_INVALID;
-    }
-    return 0;
-}
-
-/* After the metadata is loaded or created: the metadata's cluster id must be the directory's,
- * and a directory without meta.properties gets one now (first start, or the first start after
- * an upgrade: its cluster id is the one the metadata already holds). */
-static int settle_identity(struct broker *b, const struct meta_properties *props, bool found,
-                           bool created)
-{
-    if (found && strcmp(props->cluster_id, b->meta.cluster_id) != 0) {
-        fprintf(stderr,
-                "chronik: %s/" META_PROPERTIES_NAME " says cluster.id %s but the metadata in %s "
-                "belongs to cluster %s; the directory mixes two clusters' files: restore the "
-                "matching " META_PROPERTIES_NAME " or use a new data directory\n",
-                b->cfg->log_dir, props->cluster_id, b->cfg->log_dir, b->meta.cluster_id);
-        return ERR_CORRUPT;
-    }
-    if (found)
-        return 0;
-    struct meta_properties own = {.node_id = b->cfg->node_id};
-    memcpy(own.cluster_id, b->meta.cluster_id, sizeof(own.cluster_id));
-    int rc = meta_properties_store(b->io, b->cfg->log_dir, &own);
-    if (rc < 0) {
-        fprintf(stderr, "chronik: cannot write %s/" META_PROPERTIES_NAME ": %s\n", b->cfg->log_dir,
-                err_str(rc));
-        return rc;
-    }
-    if (!created)
-        fprintf(stderr,
-                "chronik: wrote %s/" META_PROPERTIES_NAME " (cluster.id %s, node.id %d) for a "
-                "data directory from a version without it\n",
-                b->cfg->log_dir, own.cluster_id, (int)own.node_id);
-    return 0;
 }
 
 /* "cannot listen on HOST:PORT for WHAT (from SETTING): why", the one line of a taken port. */
@@ -1082,6 +998,48 @@ static uint32_t open_files_max(void)
     return (uint32_t)MAX(MIN(half, (rlim_t)LOG_OPEN_FILES_MAX_DEFAULT), (rlim_t)16);
 }
 
+int broker_start_serving(struct broker *b)
+{
+    const struct broker_config *cfg = b->cfg;
+    ASSERT(!b->serving);
+    int rc = clean_data_dir(b, b->created);
+    if (rc < 0) {
+        fprintf(stderr, "chronik: cannot clean data directory %s: %s\n", cfg->log_dir, err_str(rc));
+        return rc;
+    }
+    broker_apply_dynamic_configs(b);
+    rc = open_all(b);
+    if (rc < 0)
+        return rc;
+    /* The group coordinator loads __consumer_offsets before the listener opens. */
+    rc = groups_open(b);
+    if (rc < 0)
+        return rc;
+
+    struct net_server_config ncfg;
+    net_server_config_default(&ncfg);
+    ncfg.host = cfg->listener.host[0] != '\0' ? cfg->listener.host : "0.0.0.0";
+    ncfg.port = cfg->listener.port;
+    ncfg.frame_bytes_max = (uint32_t)cfg->socket_request_max_bytes;
+    ncfg.idle_ms = (uint64_t)cfg->connections_max_idle_ms;
+    /* Kafka's queued.max.request.bytes: 0 and below set no bound. */
+    ncfg.queued_bytes_max =
+        cfg->queued_max_request_bytes > 0 ? (uint64_t)cfg->queued_max_request_bytes : 0;
+    const struct net_handler handler = {
+        .request = broker_on_request, .closed = NULL, .pressure = broker_on_pressure, .ctx = b};
+    rc = net_server_init(&b->server, b->loop, &ncfg, &handler);
+    if (rc < 0) {
+        port_error(ncfg.host, ncfg.port, "the Kafka protocol", cfg->port_setting, rc);
+        return rc;
+    }
+    b->server_up = true;
+    b->serving = true;
+    rc = loop_timer_start(b->loop, &b->retention_timer, 30000, 30000);
+    if (rc < 0)
+        return rc;
+    return opener_start(b);
+}
+
 int broker_open(const struct broker_config *cfg, const struct broker_env *env, struct broker **out)
 {
     ASSERT(env->io != NULL && env->clock != NULL);
@@ -1115,6 +1073,7 @@ int broker_open(const struct broker_config *cfg, const struct broker_env *env, s
     }
     b->io = env->io;
     b->cluster_listen_fd = -1;
+    b->controller_id = -1;
     b->files = log_files_create(b->io, open_files_max());
     b->flusher = log_flusher_create(!env->flush_manual);
     b->reaper = reaper_create(b->io);
@@ -1140,54 +1099,28 @@ int broker_open(const struct broker_config *cfg, const struct broker_env *env, s
     rc = check_identity(b, &props, &props_found);
     if (rc < 0)
         goto fail;
-    bool created = false;
-    rc = load_metadata(b, &created);
+    rc = broker_cluster_open(b);
     if (rc < 0)
         goto fail;
-    rc = clean_data_dir(b, created);
-    if (rc < 0) {
-        fprintf(stderr, "chronik: cannot clean data directory %s: %s\n", cfg->log_dir, err_str(rc));
-        goto fail;
-    }
-    if (created) {
-        rc = create_metadata(b, props_found ? &props : NULL);
-        if (rc < 0)
+    /* A node alone in its metadata group leads it at once: it serves before broker_open
+     * returns, as a single node always has. A cluster's node starts serving from the loop once
+     * it has caught up with the metadata and is unfenced. */
+    if (cfg->voters.count == 1 && cfg->voters.voters[0].id == cfg->node_id) {
+        uint64_t until = clock_mono_ms(b->clock) + BROKER_SERVE_WAIT_MS;
+        while (!b->serving && !b->stopping && b->exit_status == 0 &&
+               clock_mono_ms(b->clock) < until) {
+            if (env->flush_manual)
+                log_flusher_run_pending(b->flusher);
+            rc = loop_run_once(b->loop, 10);
+            if (rc < 0)
+                goto fail;
+        }
+        if (!b->serving) {
+            fprintf(stderr, "chronik: the metadata of %s did not load\n", cfg->log_dir);
+            rc = b->exit_status != 0 ? ERR_INVALID : -ETIMEDOUT;
             goto fail;
+        }
     }
-    rc = settle_identity(b, &props, props_found, created);
-    if (rc < 0)
-        goto fail;
-    rc = open_all(b);
-    if (rc < 0)
-        goto fail;
-    /* The group coordinator loads __consumer_offsets before the listener opens. */
-    rc = groups_open(b);
-    if (rc < 0)
-        goto fail;
-
-    struct net_server_config ncfg;
-    net_server_config_default(&ncfg);
-    ncfg.host = cfg->listener.host[0] != '\0' ? cfg->listener.host : "0.0.0.0";
-    ncfg.port = cfg->listener.port;
-    ncfg.frame_bytes_max = (uint32_t)cfg->socket_request_max_bytes;
-    ncfg.idle_ms = (uint64_t)cfg->connections_max_idle_ms;
-    /* Kafka's queued.max.request.bytes: 0 and below set no bound. */
-    ncfg.queued_bytes_max =
-        cfg->queued_max_request_bytes > 0 ? (uint64_t)cfg->queued_max_request_bytes : 0;
-    const struct net_handler handler = {
-        .request = broker_on_request, .closed = NULL, .pressure = broker_on_pressure, .ctx = b};
-    rc = net_server_init(&b->server, b->loop, &ncfg, &handler);
-    if (rc < 0) {
-        port_error(ncfg.host, ncfg.port, "the Kafka protocol", cfg->port_setting, rc);
-        goto fail;
-    }
-    b->server_up = true;
-    rc = loop_timer_start(b->loop, &b->retention_timer, 30000, 30000);
-    if (rc < 0)
-        goto fail;
-    rc = opener_start(b);
-    if (rc < 0)
-        goto fail;
     return 0;
 fail:
     broker_close(b);
@@ -1220,6 +1153,8 @@ uint16_t broker_port(const struct broker *b)
 static void broker_free(struct broker *b, bool clean)
 {
     struct broker_full *full = CONTAINER_OF(b, struct broker_full, b);
+    /* Forwarded requests end first: their clients' requests belong to the listener. */
+    broker_cluster_close(b, clean);
     if (b->server_up)
         net_server_deinit(&b->server);
     if (b->cluster_listen_fd >= 0)
@@ -1244,10 +1179,6 @@ static void broker_free(struct broker *b, bool clean)
     log_files_destroy(b->files);
     /* Directories not removed yet stay marked; the next start-up removes them. */
     reaper_destroy(b->reaper);
-    for (uint32_t i = 0; i < b->staged_count; i++)
-        free(b->staged[i].name);
-    free(b->staged);
-    meta_store_close(&b->store);
     meta_image_deinit(&b->meta);
     records_codec_deinit(&b->codec);
     loop_epoll_deinit(&full->loop);

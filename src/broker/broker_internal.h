@@ -15,6 +15,7 @@
 #include "base/rand.h"
 #include "broker/broker.h"
 #include "broker/kafka_errors.h"
+#include "cluster/meta_records.h"
 #include "cluster/metadata.h"
 #include "cluster/replica.h"
 #include "log/compress.h"
@@ -35,9 +36,11 @@ struct reaper;
 #define BROKER_OFFSETS_TOPIC "__consumer_offsets"
 
 /* The replicas of one topic, indexed by partition. A NULL replica is still opening
- * (open_errors[p] == 0) or failed to open (open_errors[p] < 0). */
+ * (open_errors[p] == 0), failed to open (open_errors[p] < 0), or is another node's
+ * (open_errors[p] == 1). */
 struct broker_topic {
     char *name;
+    struct meta_uuid id;
     uint32_t partition_count;
     struct replica **replicas;
     int *open_errors;
@@ -63,15 +66,22 @@ struct broker {
      * started with conflicting ports) can take it; the cluster transport takes it over. -1
      * when not open. Nothing accepts on it yet. */
     int cluster_listen_fd;
+    int32_t controller_id; /* the metadata group's leader as last known, -1 unknown */
     bool stopping;
     int exit_status;
-    struct rng rng;          /* topic ids; seeded from the OS */
-    struct meta_store store; /* the metadata journal and snapshot of cfg->log_dir */
+    struct rng rng; /* topic ids; seeded from the OS */
+    /* The metadata image: the metadata group's committed records applied (cluster_node.c). */
     struct meta_image meta;
-    /* Topic changes made to `meta` and recorded in `store` but not committed yet. */
-    struct broker_staged *staged;
-    uint32_t staged_count;
-    uint32_t staged_cap;
+    struct broker_cluster *cluster; /* cluster_node.c: host, transport, metadata node */
+    /* While an admin request builds on the controller: where its records go (else NULL). */
+    struct meta_records *staging;
+    struct broker_admin *admin; /* the admin request building now */
+    /* Topics the building request created so far (its arena's strings), to refuse a second
+     * name that collides with one of them. */
+    const char *staged_names[BROKER_STAGED_NAMES_MAX];
+    uint32_t staged_name_count;
+    bool created;               /* the data directory held no metadata at start-up */
+    bool serving;               /* caught up: partitions opened, listener up */
     /* The controller mutation quota (KIP-599): a token bucket of partition mutations. */
     double quota_tokens;
     uint64_t quota_updated_ns;
@@ -92,6 +102,7 @@ struct broker {
 
 struct breq;
 typedef void (*breq_handler_fn)(struct breq *rq);
+typedef void (*breq_sink_fn)(void *ctx, const struct buf *response, int16_t error);
 
 struct breq {
     struct broker *b;
@@ -104,6 +115,11 @@ struct breq {
     const struct proto_api *api;
     void *body;         /* the decoded request, a struct kafka_<api>_request */
     bool out_of_memory; /* an allocation for the answer failed: breq_respond() fails instead */
+    /* A request not from a connection (net NULL): run for the controller (broker_run_frame),
+     * its answer handed to sink. */
+    breq_sink_fn sink;
+    void *sink_ctx;
+    struct broker_admin *admin; /* the controller operation it builds, or NULL */
 };
 
 /* Encodes the response header and body (a struct kafka_<api>_response) and sends it. */
@@ -125,14 +141,10 @@ void breq_abort(struct breq *rq);
  * calls this.
  */
 void breq_fail(struct breq *rq, int err);
+/* Refuses a sink request whole with error (for its sender, e.g. NOT_CONTROLLER). */
+void breq_refuse(struct breq *rq, int16_t error);
 
 /* ---- topics and replicas (broker.c) ------------------------------------------------------ */
-
-/* A staged topic change: what broker_topics_commit() opens, or undoes when the commit fails. */
-struct broker_staged {
-    char *name;
-    uint32_t old_count; /* 0 for a created topic */
-};
 
 struct broker_topic *broker_topic_find(struct broker *b, const char *name, size_t len);
 /* The partition's replica, or NULL: no such partition, or one not open (see below). */
@@ -140,36 +152,80 @@ struct replica *broker_replica(struct broker *b, const char *name, size_t len, i
 /* The Kafka error for a partition broker_replica() gave no replica for: UNKNOWN_TOPIC_OR_PARTITION
  * when there is none, NOT_LEADER_OR_FOLLOWER while its log is still opening at start-up (a
  * retriable error, Kafka's answer for a partition it is still loading; the opener then opens it
- * next), KAFKA_STORAGE_ERROR when its log failed to open. */
+ * next) or when another node hosts it, KAFKA_STORAGE_ERROR when its log failed to open. */
 int16_t broker_replica_error(struct broker *b, const char *name, size_t len, int32_t partition);
+
 /*
- * Topic changes are staged, then committed once per request: broker_create_topic,
- * broker_grow_topic and broker_delete_topic change the image and record the change in the
- * metadata store; broker_topics_commit() makes all of them durable with one journal append
- * and one sync, then opens the new partitions. Nothing staged is visible to a client before
- * the commit: every handler commits before it answers.
- *
- * Stages a topic creation. Returns 0 or a Kafka error code (positive) with a message in *why
- * (static storage) for the response.
+ * Topic administration runs on the controller only (cluster_node.c forwards every admin request
+ * there, from any node, and answers the client once the change is applied on the node that
+ * received it). There a handler runs as the build step of one controller operation
+ * (meta_node_submit): it checks each entry against the image and stages KRaft records with the
+ * functions below (b->staging), then calls broker_admin_commit() with what finishes the answer.
+ * The staged records are proposed as one batch, so a request's changes commit together; finish
+ * runs once they are committed and applied (err KAFKA_NONE), or with the error that stopped
+ * them (NOT_CONTROLLER when leadership moved first). A handler that answers at once (a request
+ * it refuses whole) does not call broker_admin_commit(), and what it staged is dropped.
+ * The partitions themselves open (and deleted ones close) as the records apply, on every node
+ * (broker_reconcile).
  */
-int broker_create_topic(struct broker *b, const char *name, int32_t partitions,
+typedef void (*broker_admin_finish_fn)(struct breq *rq, int16_t err);
+void broker_admin_commit(struct breq *rq, broker_admin_finish_fn finish);
+/* Stages a topic creation. Returns 0 or a Kafka error code (positive) with a message in *why
+ * (the request's arena) for the response; *id is the new topic's id. */
+int broker_create_topic(struct breq *rq, const char *name, size_t len, int32_t partitions,
                         int16_t replication_factor, const char *const *config_keys,
                         const char *const *config_values, uint32_t config_count, bool validate_only,
-                        const char **why);
-/* Stages growing a topic to new_count partitions. Returns a Kafka error code with *why set for
- * the response when not KAFKA_NONE. */
-int broker_grow_topic(struct broker *b, const char *name, size_t len, int32_t new_count,
-                      bool validate_only, const char **why);
+                        struct proto_str *why, struct meta_uuid *id);
+/* Stages growing a topic to new_count partitions. */
+int broker_grow_topic(struct breq *rq, const char *name, size_t len, int32_t new_count,
+                      bool validate_only, struct proto_str *why);
+/* Stages deleting a topic. */
+int broker_delete_topic(struct breq *rq, const char *name, size_t len);
+/* Stages config overrides of a topic (resource_type META_RESOURCE_TOPIC) or of brokers
+ * (META_RESOURCE_BROKER, resource "" or a node id): replace as AlterConfigs, else as
+ * IncrementalAlterConfigs (a NULL value deletes). */
+int broker_stage_configs(struct breq *rq, int8_t resource_type, const char *resource,
+                         const struct meta_ctl_config *configs, uint32_t count, bool replace,
+                         struct proto_str *why);
 /* Applies a topic's current configuration to its open partition logs. */
 void broker_topic_reconfigure(struct broker *b, const char *name);
-/* Stages deleting a topic: closes its replicas and renames their directories to
- * `<topic>-<partition>.<topic id>-delete` at once (so the name can be created again, empty),
- * and records the removal; the commit hands the renamed directories to the reaper. Returns a
- * Kafka error code. */
-int broker_delete_topic(struct broker *b, const char *name, size_t len);
-/* Commits the staged changes: KAFKA_NONE, or KAFKA_KAFKA_STORAGE_ERROR when the metadata could
- * not be written (created and grown topics are then undone in memory). */
-int broker_topics_commit(struct broker *b);
+/* After the image changed: opens the partitions this node now hosts, closes (and marks for
+ * removal) those of deleted topics, applies configs. */
+void broker_reconcile(struct broker *b);
+/* Once the metadata is caught up at start-up: clears the data directory of what the metadata
+ * does not know, opens the partitions and starts listening. */
+int broker_start_serving(struct broker *b);
+/* Whether a partition is hosted by this node (its replicas include it). */
+bool broker_hosts(const struct broker *b, const struct meta_partition *mp);
+
+/* ---- cluster_node.c: the cluster transport, the Raft host and the metadata node ---------- */
+
+int broker_cluster_open(struct broker *b);
+/* clean: the metadata log is closed cleanly; otherwise left as a killed process leaves it. */
+void broker_cluster_close(struct broker *b, bool clean);
+/* Sends what the Raft host and the metadata node queued, once this loop iteration's work is
+ * done. */
+void broker_cluster_kick(struct broker *b);
+/* The metadata node, NULL before it is open (a node still learning its cluster id). */
+struct meta_node *broker_meta_node(struct broker *b);
+/*
+ * Sends one Kafka request frame (header and body, no size prefix) to the controller, which
+ * runs it as an admin request; done(ctx, response) gets the response frame once the change is
+ * applied on this node, or NULL (timed out, or no controller answered in time). The frame is
+ * copied. A node that is the controller runs it itself, through the same path.
+ */
+typedef void (*broker_forward_fn)(void *ctx, const struct buf *response);
+void broker_forward(struct broker *b, struct slice frame, broker_forward_fn done, void *ctx);
+/* Runs a request frame as if a client had sent it, answering into sink instead of a connection
+ * (sink(ctx, NULL) when the request was refused whole or aborted). request.c. */
+void broker_run_frame(struct broker *b, struct slice frame, breq_sink_fn sink, void *sink_ctx);
+/* Whether an API is topic administration (run on the controller). */
+bool broker_api_is_admin(int16_t api_key);
+/* Runs an admin request (a sink request) as one controller operation: fn is its handler. */
+void broker_admin_run(struct breq *rq, breq_handler_fn fn);
+/* rq is being freed: its operation must not touch it any more. */
+void broker_admin_forget(struct breq *rq);
+
 /* The controller mutation quota: whether a change of `mutations` partitions may go ahead now
  * (admitted while the bucket is not negative, then taken from it, as Kafka does), and the
  * throttle time a refused or over-quota client is told to wait. */

@@ -380,6 +380,41 @@ const struct broker_config_key broker_config_keys[BROKER_KEY_COUNT] = {
             .read_only = true,
             .doc = "Seconds per sample of the mutation quota.",
         },
+    [BROKER_KEY_CONTROLLER_QUORUM_ELECTION_TIMEOUT_MS] =
+        {
+            .name = "controller.quorum.election.timeout.ms",
+            .type = BROKER_CONFIG_INT,
+            .default_value = "300",
+            .min = 2 * BROKER_RAFT_TICK_MS,
+            .max = 60000,
+            .synonym_of = BROKER_KEY_CONTROLLER_QUORUM_ELECTION_TIMEOUT_MS,
+            .read_only = true,
+            .doc = "Milliseconds a Raft follower waits without hearing from its leader before it "
+                   "starts an election (each waits a random time between this and twice this).",
+        },
+    [BROKER_KEY_BROKER_HEARTBEAT_INTERVAL_MS] =
+        {
+            .name = "broker.heartbeat.interval.ms",
+            .type = BROKER_CONFIG_INT,
+            .default_value = "2000",
+            .min = BROKER_RAFT_TICK_MS,
+            .max = 3600000,
+            .synonym_of = BROKER_KEY_BROKER_HEARTBEAT_INTERVAL_MS,
+            .read_only = true,
+            .doc = "Milliseconds between a node's heartbeats to the controller.",
+        },
+    [BROKER_KEY_BROKER_SESSION_TIMEOUT_MS] =
+        {
+            .name = "broker.session.timeout.ms",
+            .type = BROKER_CONFIG_INT,
+            .default_value = "9000",
+            .min = BROKER_RAFT_TICK_MS,
+            .max = 3600000,
+            .synonym_of = BROKER_KEY_BROKER_SESSION_TIMEOUT_MS,
+            .read_only = true,
+            .doc = "Milliseconds without a heartbeat after which the controller fences a node "
+                   "(no longer offered to clients as a leader or coordinator).",
+        },
 };
 
 const struct broker_config_key *broker_config_key_find(const char *name)
@@ -1389,6 +1424,15 @@ static void apply_number(struct broker_config *config, enum broker_config_key_id
     case BROKER_KEY_CONTROLLER_QUOTA_WINDOW_SIZE_SECONDS:
         config->controller_quota_window_size_seconds = (int32_t)v;
         break;
+    case BROKER_KEY_CONTROLLER_QUORUM_ELECTION_TIMEOUT_MS:
+        config->controller_quorum_election_timeout_ms = (int32_t)v;
+        break;
+    case BROKER_KEY_BROKER_HEARTBEAT_INTERVAL_MS:
+        config->broker_heartbeat_interval_ms = (int32_t)v;
+        break;
+    case BROKER_KEY_BROKER_SESSION_TIMEOUT_MS:
+        config->broker_session_timeout_ms = (int32_t)v;
+        break;
     default:
         UNREACHABLE();
     }
@@ -1728,6 +1772,15 @@ void broker_config_value(const struct broker_config *config, enum broker_config_
         break;
     case BROKER_KEY_CONTROLLER_QUOTA_WINDOW_SIZE_SECONDS:
         v = config->controller_quota_window_size_seconds;
+        break;
+    case BROKER_KEY_CONTROLLER_QUORUM_ELECTION_TIMEOUT_MS:
+        v = config->controller_quorum_election_timeout_ms;
+        break;
+    case BROKER_KEY_BROKER_HEARTBEAT_INTERVAL_MS:
+        v = config->broker_heartbeat_interval_ms;
+        break;
+    case BROKER_KEY_BROKER_SESSION_TIMEOUT_MS:
+        v = config->broker_session_timeout_ms;
         break;
     default:
         UNREACHABLE();

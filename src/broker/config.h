@@ -72,6 +72,9 @@ enum broker_config_key_id {
     BROKER_KEY_CONTROLLER_MUTATION_RATE,
     BROKER_KEY_CONTROLLER_QUOTA_WINDOW_NUM,
     BROKER_KEY_CONTROLLER_QUOTA_WINDOW_SIZE_SECONDS,
+    BROKER_KEY_CONTROLLER_QUORUM_ELECTION_TIMEOUT_MS,
+    BROKER_KEY_BROKER_HEARTBEAT_INTERVAL_MS,
+    BROKER_KEY_BROKER_SESSION_TIMEOUT_MS,
     BROKER_KEY_COUNT,
 };
 
@@ -162,6 +165,10 @@ struct broker_config {
     int32_t controller_mutation_rate;         /* partition mutations per second, all clients */
     int32_t controller_quota_window_num;      /* the burst is rate * num * size seconds */
     int32_t controller_quota_window_size_seconds;
+    int32_t controller_quorum_election_timeout_ms; /* a Raft follower's patience (randomised up
+                                                    * to twice it) */
+    int32_t broker_heartbeat_interval_ms;          /* to the controller */
+    int32_t broker_session_timeout_ms;             /* fenced after this without heartbeats */
 };
 
 /* Where a setting came from; a later (greater) source wins over an earlier one. */

@@ -73,6 +73,8 @@ bool api_versions_supported(int16_t api_key, int16_t *min, int16_t *max)
 
 static void breq_free(struct breq *rq)
 {
+    if (rq->admin != NULL)
+        broker_admin_forget(rq);
     arena_deinit(&rq->arena);
     free(rq);
 }
@@ -90,7 +92,8 @@ int breq_begin_response(struct breq *rq, struct buf *out)
 
 void breq_finish(struct breq *rq)
 {
-    net_request_complete(rq->net);
+    if (rq->net != NULL)
+        net_request_complete(rq->net);
     breq_free(rq);
 }
 
@@ -101,8 +104,12 @@ static void respond_body(struct breq *rq, const void *response)
     int rc = breq_begin_response(rq, &out);
     if (rc == 0)
         rc = proto_encode(rq->api->response, response, rq->api_version, &out);
-    if (rc == 0)
+    if (rc == 0 && rq->sink != NULL) {
+        rq->sink(rq->sink_ctx, &out, KAFKA_NONE);
+        rq->sink = NULL;
+    } else if (rc == 0) {
         rc = net_request_append_buf(rq->net, &out);
+    }
     buf_deinit(&out);
     if (rc != 0) {
         /* Our own response did not encode: a bug or a response over the wire's limits. The
@@ -179,7 +186,19 @@ void breq_respond_none(struct breq *rq)
 
 void breq_abort(struct breq *rq)
 {
-    net_request_abort(rq->net);
+    if (rq->sink != NULL)
+        rq->sink(rq->sink_ctx, NULL, KAFKA_UNKNOWN_SERVER_ERROR);
+    else if (rq->net != NULL)
+        net_request_abort(rq->net);
+    breq_free(rq);
+}
+
+/* A sink request refused whole, with a code its sender acts on (e.g. NOT_CONTROLLER). */
+void breq_refuse(struct breq *rq, int16_t error)
+{
+    ASSERT(rq->sink != NULL);
+    rq->sink(rq->sink_ctx, NULL, error);
+    rq->sink = NULL;
     breq_free(rq);
 }
 
@@ -195,17 +214,30 @@ static void answer_unsupported_api_versions(struct breq *rq)
     breq_respond(rq, &resp);
 }
 
-void broker_on_request(void *ctx, struct net_request *req)
+/* The controller's answer to a client's admin request, applied here: sent as it is (it carries
+ * the client's correlation id); none in time closes the connection, which clients retry. */
+static void respond_forwarded(void *ctx, const struct buf *response)
 {
-    struct broker *b = ctx;
-    struct breq *rq = xcalloc(1, sizeof(*rq));
-    rq->b = b;
-    rq->net = req;
-    arena_init(&rq->arena, ARENA_BLOCK_BYTES_DEFAULT, PROTO_REQUEST_ARENA_MAX);
-    arena_set_meter(&rq->arena, charge_arena, req);
-    net_request_charge(req, sizeof(*rq));
+    struct breq *rq = ctx;
+    if (response == NULL) {
+        breq_abort(rq);
+        return;
+    }
+    if (net_request_append(rq->net, response->data, response->len) != 0) {
+        breq_abort(rq);
+        return;
+    }
+    breq_finish(rq);
+}
 
-    struct slice frame = net_request_frame(req);
+bool broker_api_is_admin(int16_t api_key)
+{
+    return api_key == 19 || api_key == 20 || api_key == 33 || api_key == 37 || api_key == 44;
+}
+
+/* Decodes the frame into rq and runs its handler; closes (aborts) what does not parse. */
+static void dispatch(struct breq *rq, struct slice frame)
+{
     if (frame.len < 8) {
         breq_abort(rq);
         return;
@@ -243,5 +275,40 @@ void broker_on_request(void *ctx, struct net_request *req)
         breq_abort(rq);
         return;
     }
+    if (rq->sink != NULL) {
+        /* Run for the controller: only topic administration is sent this way. */
+        if (!broker_api_is_admin(rq->api_key))
+            breq_abort(rq);
+        else
+            broker_admin_run(rq, handlers[rq->api_key].fn);
+        return;
+    }
+    if (broker_api_is_admin(rq->api_key)) {
+        /* Carried out by the controller, wherever it is; answered once applied here. */
+        broker_forward(rq->b, frame, respond_forwarded, rq);
+        return;
+    }
     handlers[rq->api_key].fn(rq);
+}
+
+void broker_on_request(void *ctx, struct net_request *req)
+{
+    struct broker *b = ctx;
+    struct breq *rq = xcalloc(1, sizeof(*rq));
+    rq->b = b;
+    rq->net = req;
+    arena_init(&rq->arena, ARENA_BLOCK_BYTES_DEFAULT, PROTO_REQUEST_ARENA_MAX);
+    arena_set_meter(&rq->arena, charge_arena, req);
+    net_request_charge(req, sizeof(*rq));
+    dispatch(rq, net_request_frame(req));
+}
+
+void broker_run_frame(struct broker *b, struct slice frame, breq_sink_fn sink, void *sink_ctx)
+{
+    struct breq *rq = xcalloc(1, sizeof(*rq));
+    rq->b = b;
+    rq->sink = sink;
+    rq->sink_ctx = sink_ctx;
+    arena_init(&rq->arena, ARENA_BLOCK_BYTES_DEFAULT, PROTO_REQUEST_ARENA_MAX);
+    dispatch(rq, frame);
 }

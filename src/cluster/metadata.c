@@ -733,22 +733,28 @@ static int write_all(struct io *io, const char *path, const struct buf *b)
     return rc;
 }
 
-static int save_image(const struct meta_image *img, struct io *io, const char *dir,
-                      const char *path, uint64_t *bytes)
+int meta_write_atomic(struct io *io, const char *dir, const char *path, const struct buf *b)
 {
     char tmp[IO_PATH_BYTES_MAX];
     if (snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp))
         return -ENAMETOOLONG;
-    struct buf b;
-    buf_init(&b);
-    encode_image(img, &b);
-    *bytes = b.len;
-    int rc = write_all(io, tmp, &b);
-    buf_deinit(&b);
+    int rc = write_all(io, tmp, b);
     if (rc == 0)
         rc = io_rename(io, tmp, path);
     if (rc == 0)
         rc = io_sync_dir(io, dir);
+    return rc;
+}
+
+static int save_image(const struct meta_image *img, struct io *io, const char *dir,
+                      const char *path, uint64_t *bytes)
+{
+    struct buf b;
+    buf_init(&b);
+    encode_image(img, &b);
+    *bytes = b.len;
+    int rc = meta_write_atomic(io, dir, path, &b);
+    buf_deinit(&b);
     return rc;
 }
 

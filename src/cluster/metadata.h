@@ -173,6 +173,8 @@ const char *meta_broker_config_get(const struct meta_image *img, const char *res
  * initialised and is left initialised (empty) on error.
  */
 int meta_image_save(const struct meta_image *img, struct io *io, const char *dir, const char *path);
+/* Writes b as the whole file path atomically (path.tmp, sync, rename, sync of dir). */
+int meta_write_atomic(struct io *io, const char *dir, const char *path, const struct buf *b);
 int meta_image_load(struct meta_image *img, struct io *io, const char *path);
 
 /*

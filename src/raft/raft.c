@@ -1065,9 +1065,12 @@ void raft_tick(struct raft *r)
      * as if it had heard from a leader, or it would refuse votes it owes. */
     if (r->election_elapsed < RAFT_ELECTION_TICKS_MAX * 4)
         r->election_elapsed++;
-    if (r->election_elapsed >= r->election_timeout && promotable(r)) {
+    /* The only voter has nobody to hear from: waiting a timeout would only delay a standalone
+     * node's start-up. */
+    bool alone = voter_count(&r->config) == 1;
+    if ((r->election_elapsed >= r->election_timeout || alone) && promotable(r)) {
         r->election_elapsed = 0;
-        campaign(r, r->pre_vote, false);
+        campaign(r, r->pre_vote && !alone, false);
     }
 }
 

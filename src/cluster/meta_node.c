@@ -1,0 +1,879 @@
+/*
+ * The metadata node (see meta_node.h): the metadata group's apply loop, its snapshots, the
+ * controller's operation queue and broker sessions, and this node's registration.
+ *
+ * Invariants:
+ * - mn->applied is the last offset of the last batch applied to the image; batches are applied
+ *   whole, in order, and only once their last offset is committed.
+ * - At most one controller operation is proposed and not yet done (mn->inflight); the others
+ *   wait in the queue unbuilt.
+ * - mn->ready implies this node leads the group and applied its own term's first entry (the
+ *   new leader's no-op), so the image holds everything committed before its term.
+ */
+#include "cluster/meta_node.h"
+
+#include "base/alloc.h"
+#include "base/arena.h"
+#include "base/assert.h"
+#include "base/bytes.h"
+#include "base/clock.h"
+#include "base/crc32c.h"
+#include "base/error.h"
+#include "base/limits.h"
+#include "cluster/meta_controller.h"
+#include "log/batch.h"
+#include "proto/gen/kafka.h"
+#include "proto/proto.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define API_BROKER_REGISTRATION 62
+#define API_BROKER_HEARTBEAT    63
+#define RPC_VERSION             0
+
+/* Kafka's error codes this module answers with. */
+enum {
+    ERR_CODE_NOT_CONTROLLER = 41,
+    ERR_CODE_STALE_BROKER_EPOCH = 77,
+    ERR_CODE_BROKER_ID_NOT_REGISTERED = 102,
+    ERR_CODE_INCONSISTENT_CLUSTER_ID = 104,
+};
+
+#define SNAPSHOT_MAGIC 0x4348534eu /* "CHSN" */
+
+enum op_kind { OP_EXTERNAL, OP_REGISTER, OP_FENCE, OP_UNFENCE };
+
+struct op {
+    struct op *next;
+    enum op_kind kind;
+    meta_node_build_fn build;
+    meta_node_done_fn done;
+    void *ctx;
+    struct raft_waiter waiter;
+    struct meta_node *mn;
+    int64_t offset;
+    /* OP_REGISTER: who asked, and the answer once built. */
+    int32_t from;
+    int64_t correlation_id;
+    int16_t error;
+    int64_t epoch;
+    struct meta_broker reg; /* the registration asked for (owns its strings) */
+    /* OP_FENCE / OP_UNFENCE */
+    int32_t broker;
+    int64_t broker_epoch;
+};
+
+struct session {
+    int32_t id;
+    uint64_t last_ms;
+    bool change_pending; /* a fence or unfence is queued */
+};
+
+enum reg_state { REG_NONE, REG_SENT, REG_DONE };
+
+struct meta_node {
+    struct meta_node_config cfg;
+    int32_t voters[RAFT_VOTERS_MAX];
+    char cluster_id[CLUSTER_ID_BYTES_MAX];
+    char rack[META_HOST_BYTES_MAX];
+    char host_name[META_HOST_BYTES_MAX];
+    struct meta_node_env env;
+    char snapshot_dir[IO_PATH_BYTES_MAX];
+    char snapshot_path[IO_PATH_BYTES_MAX];
+    struct meta_image *img;
+    struct meta_node_handler h;
+    struct raft_group *group;
+    int err;
+
+    int64_t applied;
+    uint64_t applied_bytes; /* applied since the last snapshot */
+    int64_t snapshot_offset, snapshot_prev_offset;
+    struct buf read_buf;
+
+    int32_t leader;
+    int64_t term;
+    bool leading, ready;
+    bool caught_up;
+    int64_t catch_up_to;
+
+    struct op *head, *tail;
+    struct op *inflight;
+    struct meta_records recs;
+    struct buf batch;
+
+    struct session *sessions;
+    uint32_t session_count, session_cap;
+
+    enum reg_state reg;
+    int64_t broker_epoch;
+    bool unfenced;
+    uint64_t next_send_ms;
+    int64_t correlation;
+    int64_t awaiting; /* the correlation id of our request in flight */
+};
+
+static char *dup_str(struct proto_str s)
+{
+    char *p = xmalloc(s.len + 1);
+    memcpy(p, s.ptr, s.len);
+    p[s.len] = '\0';
+    return p;
+}
+
+static uint64_t now_ms(const struct meta_node *mn)
+{
+    return clock_mono_ms(mn->env.clock);
+}
+
+/* ---- snapshot ----------------------------------------------------------------------------- */
+
+int meta_node_load(struct io *io, const char *path, struct meta_image *img, int64_t *applied)
+{
+    struct io_file *f = NULL;
+    uint8_t *data = NULL;
+    uint64_t size = 0;
+    *applied = -1;
+    int rc = io_open(io, path, IO_RDONLY, &f);
+    if (rc == -ENOENT)
+        return 0;
+    if (rc < 0)
+        return rc;
+    rc = io_size(f, &size);
+    if (rc == 0 && (size < 20 || size > META_IMAGE_BYTES_MAX))
+        rc = ERR_CORRUPT;
+    if (rc == 0) {
+        data = xmalloc((size_t)size);
+        ssize_t got = io_pread(f, data, (size_t)size, 0);
+        if (got != (ssize_t)size)
+            rc = got < 0 ? (int)got : ERR_CORRUPT;
+    }
+    io_close(f);
+    if (rc != 0)
+        goto out;
+    struct reader r;
+    rd_init(&r, data, (size_t)size);
+    uint32_t magic = rd_be32(&r), crc = rd_be32(&r);
+    if (magic != SNAPSHOT_MAGIC || crc != crc32c(data + 8, (size_t)size - 8)) {
+        rc = ERR_CORRUPT;
+        goto out;
+    }
+    int64_t offset = (int64_t)rd_be64(&r);
+    uint32_t count = rd_be32(&r);
+    struct arena scratch;
+    arena_init(&scratch, ARENA_BLOCK_BYTES_DEFAULT, META_RECORD_ARENA_MAX);
+    for (uint32_t i = 0; i < count && rc == 0; i++) {
+        uint32_t len = rd_be32(&r);
+        const uint8_t *p = rd_bytes(&r, len);
+        if (rd_err(&r) != 0) {
+            rc = ERR_CORRUPT;
+            break;
+        }
+        arena_reset(&scratch);
+        /* Written from an image, so every record applies; one that does not means damage. */
+        if (meta_apply_value(img, &scratch, slice_make(p, len)) != 0)
+            rc = ERR_CORRUPT;
+    }
+    arena_deinit(&scratch);
+    if (rc == 0 && (rd_left(&r) != 0 || offset < -1))
+        rc = ERR_CORRUPT;
+    if (rc == 0)
+        *applied = offset;
+out:
+    free(data);
+    return rc;
+}
+
+int meta_node_save(struct io *io, const char *dir, const char *path, const struct meta_image *img,
+                   int64_t applied)
+{
+    struct meta_records recs;
+    meta_records_init(&recs);
+    meta_snapshot(img, &recs);
+    struct buf b;
+    buf_init(&b);
+    buf_put_be32(&b, SNAPSHOT_MAGIC);
+    buf_put_be32(&b, 0);
+    buf_put_be64(&b, (uint64_t)applied);
+    buf_put_be32(&b, recs.count);
+    for (uint32_t i = 0; i < recs.count; i++) {
+        struct slice v = meta_records_at(&recs, i);
+        buf_put_be32(&b, (uint32_t)v.len);
+        buf_append(&b, v.ptr, v.len);
+    }
+    meta_records_deinit(&recs);
+    uint32_t crc = crc32c(b.data + 8, b.len - 8);
+    be32_store(b.data + 4, crc);
+    int rc = meta_write_atomic(io, dir, path, &b);
+    buf_deinit(&b);
+    return rc;
+}
+
+static int snapshot_write(struct meta_node *mn)
+{
+    return meta_node_save(mn->env.io, mn->snapshot_dir, mn->snapshot_path, mn->img, mn->applied);
+}
+
+/* After applying: a snapshot once enough log was applied, then the log below the snapshot
+ * before it dropped (one interval of log stays for peers that lag). */
+static void maybe_snapshot(struct meta_node *mn)
+{
+    if (mn->applied_bytes < META_SNAPSHOT_BYTES)
+        return;
+    int rc = snapshot_write(mn);
+    if (rc != 0) {
+        fprintf(stderr, "chronik: cannot write the metadata snapshot %s: %s\n", mn->snapshot_path,
+                err_str(rc));
+        mn->applied_bytes = 0; /* tried again after another interval */
+        return;
+    }
+    mn->applied_bytes = 0;
+    int64_t drop = mn->snapshot_offset;
+    mn->snapshot_prev_offset = mn->snapshot_offset;
+    mn->snapshot_offset = mn->applied;
+    if (drop >= 0 && drop + 1 > log_start_offset(mn->env.log)) {
+        rc = raft_group_compact(mn->group, drop + 1);
+        if (rc != 0)
+            fprintf(stderr, "chronik: cannot drop the metadata log below %lld: %s\n",
+                    (long long)(drop + 1), err_str(rc));
+    }
+}
+
+/* ---- apply -------------------------------------------------------------------------------- */
+
+static void check_caught_up(struct meta_node *mn)
+{
+    if (mn->caught_up || mn->leader < 0)
+        return;
+    if (mn->catch_up_to < 0)
+        mn->catch_up_to = raft_group_commit(mn->group);
+    if (mn->applied >= mn->catch_up_to && (!mn->leading || mn->ready))
+        mn->caught_up = true;
+}
+
+/* Applies the committed batches after mn->applied up to commit. */
+static int apply_upto(struct meta_node *mn, int64_t commit)
+{
+    while (mn->applied < commit) {
+        struct log_read rd;
+        int64_t off = mn->applied + 1;
+        int rc = log_read(mn->env.log, off, META_APPLY_READ_BYTES, commit + 1, &rd);
+        if (rc != 0)
+            return rc;
+        if (rd.file == NULL)
+            return 0; /* the batch holding commit is not whole yet */
+        if (rd.first_offset != off) {
+            log_read_release(&rd);
+            return ERR_CORRUPT;
+        }
+        buf_reset(&mn->read_buf);
+        uint8_t *p = buf_extend(&mn->read_buf, (size_t)rd.bytes);
+        ssize_t n = io_pread(log_file_io(rd.file), p, (size_t)rd.bytes, rd.position);
+        log_read_release(&rd);
+        if (n != (ssize_t)rd.bytes)
+            return n < 0 ? (int)n : ERR_CORRUPT;
+        size_t at = 0;
+        while (at < (size_t)rd.bytes) {
+            struct batch_header bh;
+            rc = batch_header_parse(p + at, (size_t)rd.bytes - at, &bh);
+            if (rc != 0)
+                return ERR_CORRUPT;
+            size_t len = (size_t)batch_total_bytes(&bh);
+            if (len > (size_t)rd.bytes - at || batch_last_offset(&bh) > commit)
+                break;
+            struct meta_apply_result res = {0};
+            rc = meta_apply_batch(mn->img, slice_make(p + at, len), &res);
+            if (rc != 0 && res.first_error != 0)
+                fprintf(stderr,
+                        "chronik: metadata record at offset %lld refused (%s); every node refuses "
+                        "it alike\n",
+                        (long long)res.first_error_offset, err_str(res.first_error));
+            else if (rc != 0)
+                return rc;
+            if (batch_is_control(&bh) && mn->leading && bh.leader_epoch == mn->term)
+                mn->ready = true;
+            mn->applied = batch_last_offset(&bh);
+            mn->applied_bytes += len;
+            at += len;
+        }
+        if (at == 0)
+            return 0;
+    }
+    return 0;
+}
+
+static void maybe_send(struct meta_node *mn);
+
+/* This broker is unfenced once the image says so for its current registration. */
+static void check_unfenced(struct meta_node *mn)
+{
+    const struct meta_broker *b = meta_broker_find(mn->img, mn->cfg.self);
+    mn->unfenced = mn->reg == REG_DONE && b != NULL && b->epoch == mn->broker_epoch && !b->fenced;
+}
+
+static void on_apply(void *ctx, int64_t first, int64_t last)
+{
+    struct meta_node *mn = ctx;
+    (void)first;
+    int64_t before = mn->applied;
+    bool was_caught_up = mn->caught_up;
+    int rc = apply_upto(mn, last);
+    if (rc != 0 && mn->err == 0) {
+        mn->err = rc;
+        fprintf(stderr, "chronik: cannot apply the metadata log: %s\n", err_str(rc));
+    }
+    check_caught_up(mn);
+    check_unfenced(mn);
+    if (!was_caught_up && mn->caught_up)
+        maybe_send(mn);
+    if (mn->applied > before) {
+        maybe_snapshot(mn);
+        if (mn->h.applied != NULL)
+            mn->h.applied(mn->h.ctx, mn->applied);
+    }
+}
+
+/* ---- the controller's queue --------------------------------------------------------------- */
+
+static void run_queue(struct meta_node *mn);
+static void send_rpc(struct meta_node *mn, int32_t to, uint8_t kind, int64_t correlation,
+                     int16_t api_key, const struct proto_message *m, const void *body);
+
+static void op_free(struct op *o)
+{
+    free(o->reg.endpoints != NULL ? o->reg.endpoints[0].name : NULL);
+    free(o->reg.endpoints != NULL ? o->reg.endpoints[0].host : NULL);
+    free(o->reg.endpoints);
+    free(o->reg.rack);
+    free(o);
+}
+
+static struct session *session_find(struct meta_node *mn, int32_t id)
+{
+    for (uint32_t i = 0; i < mn->session_count; i++)
+        if (mn->sessions[i].id == id)
+            return &mn->sessions[i];
+    return NULL;
+}
+
+static struct session *session_get(struct meta_node *mn, int32_t id)
+{
+    struct session *s = session_find(mn, id);
+    if (s != NULL)
+        return s;
+    if (mn->session_count == mn->session_cap) {
+        mn->session_cap = mn->session_cap ? mn->session_cap * 2 : 8;
+        mn->sessions = xrealloc(mn->sessions, mn->session_cap * sizeof(*mn->sessions));
+    }
+    s = &mn->sessions[mn->session_count++];
+    *s = (struct session){.id = id, .last_ms = now_ms(mn)};
+    return s;
+}
+
+static bool session_alive(struct meta_node *mn, int32_t id)
+{
+    struct session *s = session_find(mn, id);
+    return s != NULL && now_ms(mn) - s->last_ms <= mn->cfg.broker_session_ms;
+}
+
+static void build_op(struct meta_node *mn, struct op *o, struct meta_records *out)
+{
+    struct meta_ctl_result res;
+    switch (o->kind) {
+    case OP_EXTERNAL:
+        o->build(o->ctx, out);
+        break;
+    case OP_REGISTER: {
+        const struct meta_broker *cur = meta_broker_find(mn->img, o->reg.id);
+        /* A new incarnation at the same endpoint is the same node restarted: the old process
+         * cannot hold the port the new one advertises, so its session is over. */
+        bool same_place = cur != NULL && cur->endpoint_count > 0 && o->reg.endpoint_count > 0 &&
+                          strcmp(cur->endpoints[0].host, o->reg.endpoints[0].host) == 0 &&
+                          cur->endpoints[0].port == o->reg.endpoints[0].port;
+        struct meta_ctl_register_broker req = {
+            .id = o->reg.id,
+            .incarnation_id = o->reg.incarnation_id,
+            .epoch = log_end_offset(mn->env.log),
+            .endpoints = o->reg.endpoints,
+            .endpoint_count = o->reg.endpoint_count,
+            .rack = o->reg.rack,
+            .current_alive = !same_place && session_alive(mn, o->reg.id),
+        };
+        o->error = meta_ctl_register_broker(mn->img, &req, out, &res, &o->epoch);
+        break;
+    }
+    case OP_FENCE:
+    case OP_UNFENCE: {
+        const struct meta_broker *cur = meta_broker_find(mn->img, o->broker);
+        struct session *s = session_find(mn, o->broker);
+        if (s != NULL)
+            s->change_pending = false;
+        /* Still wanted? The state may have changed while the operation waited. */
+        if (cur == NULL || cur->epoch != o->broker_epoch)
+            break;
+        if (o->kind == OP_FENCE && !cur->fenced && !session_alive(mn, o->broker))
+            meta_ctl_fence_broker(mn->img, o->broker, out, &res);
+        else if (o->kind == OP_UNFENCE && cur->fenced)
+            meta_ctl_unfence_broker(mn->img, o->broker, o->broker_epoch, out, &res);
+        break;
+    }
+    }
+}
+
+static void finish_op(struct meta_node *mn, struct op *o, int err, int64_t offset)
+{
+    if (o->kind == OP_EXTERNAL) {
+        o->done(o->ctx, err, offset);
+    } else if (o->kind == OP_REGISTER) {
+        struct kafka_broker_registration_response resp;
+        kafka_broker_registration_response_init(&resp);
+        resp.error_code = err == 0 ? o->error : ERR_CODE_NOT_CONTROLLER;
+        resp.broker_epoch = err == 0 && o->error == 0 ? o->epoch : -1;
+        if (resp.error_code == 0) {
+            struct session *s = session_get(mn, o->reg.id);
+            s->last_ms = now_ms(mn);
+        }
+        send_rpc(mn, o->from, WIRE_RPC_RESPONSE, o->correlation_id, API_BROKER_REGISTRATION,
+                 proto_api_get(API_BROKER_REGISTRATION)->response, &resp);
+    }
+    op_free(o);
+}
+
+static void on_committed(void *ctx, int err)
+{
+    struct op *o = ctx;
+    struct meta_node *mn = o->mn;
+    ASSERT(mn->inflight == o);
+    mn->inflight = NULL;
+    finish_op(mn, o, err, o->offset);
+    run_queue(mn);
+}
+
+/* Builds and proposes queued operations until one is in flight or the queue is empty. */
+static void run_queue(struct meta_node *mn)
+{
+    while (mn->inflight == NULL && mn->head != NULL && mn->ready && mn->err == 0) {
+        struct op *o = mn->head;
+        mn->head = o->next;
+        if (mn->head == NULL)
+            mn->tail = NULL;
+        meta_records_reset(&mn->recs);
+        build_op(mn, o, &mn->recs);
+        if (mn->recs.count == 0) {
+            finish_op(mn, o, 0, mn->applied);
+            continue;
+        }
+        buf_reset(&mn->batch);
+        int rc = meta_records_batch(&mn->recs, 0, mn->recs.count,
+                                    clock_wall_ms(mn->env.clock),
+                                    &mn->batch);
+        int64_t term = 0;
+        if (rc == 0) {
+            o->mn = mn;
+            mn->inflight = o;
+            rc = raft_group_propose(mn->group, mn->batch.data, mn->batch.len, &o->waiter,
+                                    on_committed, o, &o->offset, &term);
+            if (rc != 0)
+                mn->inflight = NULL;
+        }
+        if (rc != 0)
+            finish_op(mn, o, rc == ERR_STATE ? ERR_STATE : rc, -1);
+    }
+}
+
+static void fail_queue(struct meta_node *mn, int err)
+{
+    while (mn->head != NULL) {
+        struct op *o = mn->head;
+        mn->head = o->next;
+        finish_op(mn, o, err, -1);
+    }
+    mn->tail = NULL;
+}
+
+static void enqueue(struct meta_node *mn, struct op *o)
+{
+    o->next = NULL;
+    o->mn = mn;
+    if (mn->tail != NULL)
+        mn->tail->next = o;
+    else
+        mn->head = o;
+    mn->tail = o;
+    run_queue(mn);
+}
+
+int meta_node_submit(struct meta_node *mn, meta_node_build_fn build, meta_node_done_fn done,
+                     void *ctx)
+{
+    if (!mn->ready)
+        return ERR_STATE;
+    struct op *o = xcalloc(1, sizeof(*o));
+    o->kind = OP_EXTERNAL;
+    o->build = build;
+    o->done = done;
+    o->ctx = ctx;
+    enqueue(mn, o);
+    return 0;
+}
+
+static void on_role(void *ctx, uint8_t role, int32_t leader, int64_t term)
+{
+    struct meta_node *mn = ctx;
+    bool was = mn->leading;
+    int32_t before = mn->leader;
+    mn->leading = role == RAFT_LEADER;
+    mn->leader = leader;
+    mn->term = term;
+    if (!mn->leading) {
+        mn->ready = false;
+        fail_queue(mn, ERR_STATE);
+    } else if (!was) {
+        /* A new controller: every broker gets a full session before it can be fenced. */
+        mn->session_count = 0;
+    }
+    if (before != leader) {
+        /* Our registration goes to the new controller at once. */
+        mn->next_send_ms = 0;
+        if (mn->reg == REG_SENT)
+            mn->reg = REG_NONE;
+        if (mn->h.controller != NULL)
+            mn->h.controller(mn->h.ctx, leader);
+    }
+    check_caught_up(mn);
+}
+
+/* ---- RPCs --------------------------------------------------------------------------------- */
+
+static void send_rpc(struct meta_node *mn, int32_t to, uint8_t kind, int64_t correlation,
+                     int16_t api_key, const struct proto_message *m, const void *body)
+{
+    struct buf b;
+    buf_init(&b);
+    int rc = proto_encode(m, body, RPC_VERSION, &b);
+    if (rc == 0) {
+        struct wire_rpc r = {.from = mn->cfg.self,
+                             .to = to,
+                             .kind = kind,
+                             .correlation_id = correlation,
+                             .api_key = api_key,
+                             .api_version = RPC_VERSION,
+                             .payload = slice_make(b.data, b.len)};
+        rc = transport_send_rpc(mn->env.transport, &r);
+    }
+    buf_deinit(&b);
+    (void)rc; /* a lost RPC is sent again after its interval */
+}
+
+static void serve_registration(struct meta_node *mn, const struct wire_rpc *r,
+                               const struct kafka_broker_registration_request *q)
+{
+    struct kafka_broker_registration_response resp;
+    kafka_broker_registration_response_init(&resp);
+    if (!mn->ready)
+        resp.error_code = ERR_CODE_NOT_CONTROLLER;
+    else if (q->cluster_id.len != strlen(mn->cluster_id) ||
+             memcmp(q->cluster_id.ptr, mn->cluster_id, q->cluster_id.len) != 0)
+        resp.error_code = ERR_CODE_INCONSISTENT_CLUSTER_ID;
+    else if (q->listeners.count == 0 || q->listeners.count > META_BROKER_ENDPOINTS_MAX)
+        resp.error_code = META_CTL_INVALID_REQUEST;
+    if (resp.error_code != 0) {
+        send_rpc(mn, r->from, WIRE_RPC_RESPONSE, r->correlation_id, API_BROKER_REGISTRATION,
+                 proto_api_get(API_BROKER_REGISTRATION)->response, &resp);
+        return;
+    }
+    struct op *o = xcalloc(1, sizeof(*o));
+    o->kind = OP_REGISTER;
+    o->from = r->from;
+    o->correlation_id = r->correlation_id;
+    o->reg.id = q->broker_id;
+    memcpy(o->reg.incarnation_id.b, q->incarnation_id.bytes, META_UUID_BYTES);
+    /* The first listener is the one clients are told about. */
+    const struct kafka_broker_registration_request_listener *l = &q->listeners.items[0];
+    o->reg.endpoints = xcalloc(1, sizeof(*o->reg.endpoints));
+    o->reg.endpoint_count = 1;
+    o->reg.endpoints[0].name = dup_str(l->name);
+    o->reg.endpoints[0].host = dup_str(l->host);
+    o->reg.endpoints[0].port = l->port;
+    o->reg.endpoints[0].security_protocol = l->security_protocol;
+    o->reg.rack = q->rack.ptr != NULL ? dup_str(q->rack) : NULL;
+    enqueue(mn, o);
+}
+
+static void queue_change(struct meta_node *mn, enum op_kind kind, const struct meta_broker *b)
+{
+    struct session *s = session_get(mn, b->id);
+    if (s->change_pending)
+        return;
+    s->change_pending = true;
+    struct op *o = xcalloc(1, sizeof(*o));
+    o->kind = kind;
+    o->broker = b->id;
+    o->broker_epoch = b->epoch;
+    enqueue(mn, o);
+}
+
+static void serve_heartbeat(struct meta_node *mn, const struct wire_rpc *r,
+                            const struct kafka_broker_heartbeat_request *q)
+{
+    struct kafka_broker_heartbeat_response resp;
+    kafka_broker_heartbeat_response_init(&resp);
+    const struct meta_broker *b = meta_broker_find(mn->img, q->broker_id);
+    if (!mn->ready)
+        resp.error_code = ERR_CODE_NOT_CONTROLLER;
+    else if (b == NULL)
+        resp.error_code = ERR_CODE_BROKER_ID_NOT_REGISTERED;
+    else if (b->epoch != q->broker_epoch)
+        resp.error_code = ERR_CODE_STALE_BROKER_EPOCH;
+    if (resp.error_code == 0) {
+        session_get(mn, b->id)->last_ms = now_ms(mn);
+        resp.is_caught_up = q->current_metadata_offset >= b->epoch;
+        resp.is_fenced = b->fenced;
+        if (b->fenced && resp.is_caught_up)
+            queue_change(mn, OP_UNFENCE, b);
+    }
+    send_rpc(mn, r->from, WIRE_RPC_RESPONSE, r->correlation_id, API_BROKER_HEARTBEAT,
+             proto_api_get(API_BROKER_HEARTBEAT)->response, &resp);
+}
+
+static void on_registration_answer(struct meta_node *mn,
+                                   const struct kafka_broker_registration_response *a)
+{
+    if (a->error_code != 0) {
+        if (a->error_code != ERR_CODE_NOT_CONTROLLER)
+            fprintf(stderr, "chronik: the controller (node %d) refused this node's registration: "
+                            "error %d; trying again\n",
+                    (int)mn->leader, (int)a->error_code);
+        mn->reg = REG_NONE;
+        return;
+    }
+    mn->reg = REG_DONE;
+    mn->broker_epoch = a->broker_epoch;
+    mn->next_send_ms = 0; /* the first heartbeat now: it unfences */
+    check_unfenced(mn);
+    maybe_send(mn);
+}
+
+static void on_heartbeat_answer(struct meta_node *mn, const struct kafka_broker_heartbeat_response *a)
+{
+    if (a->error_code == ERR_CODE_STALE_BROKER_EPOCH ||
+        a->error_code == ERR_CODE_BROKER_ID_NOT_REGISTERED) {
+        mn->reg = REG_NONE;
+        mn->unfenced = false;
+        mn->next_send_ms = 0;
+        return;
+    }
+    check_unfenced(mn);
+}
+
+bool meta_node_on_rpc(struct meta_node *mn, const struct wire_rpc *r)
+{
+    if (r->api_key != API_BROKER_REGISTRATION && r->api_key != API_BROKER_HEARTBEAT)
+        return false;
+    const struct proto_api *api = proto_api_get(r->api_key);
+    const struct proto_message *m = r->kind == WIRE_RPC_REQUEST ? api->request : api->response;
+    if (r->kind == WIRE_RPC_RESPONSE && r->correlation_id != mn->awaiting)
+        return true; /* an answer we gave up on */
+    struct arena a;
+    arena_init(&a, ARENA_BLOCK_BYTES_DEFAULT, CLUSTER_RPC_ARENA_MAX);
+    void *body = arena_alloc(&a, m->body->bytes);
+    struct reader rd;
+    rd_init(&rd, r->payload.ptr, r->payload.len);
+    int rc = body == NULL ? ERR_TOO_LARGE : proto_decode(m, &a, &rd, r->api_version, body);
+    if (rc == 0 && r->api_version == RPC_VERSION) {
+        if (r->api_key == API_BROKER_REGISTRATION && r->kind == WIRE_RPC_REQUEST)
+            serve_registration(mn, r, body);
+        else if (r->api_key == API_BROKER_HEARTBEAT && r->kind == WIRE_RPC_REQUEST)
+            serve_heartbeat(mn, r, body);
+        else if (r->api_key == API_BROKER_REGISTRATION)
+            on_registration_answer(mn, body);
+        else
+            on_heartbeat_answer(mn, body);
+    }
+    arena_deinit(&a);
+    return true;
+}
+
+/* ---- this node as a broker ---------------------------------------------------------------- */
+
+static void send_registration(struct meta_node *mn)
+{
+    struct kafka_broker_registration_request q;
+    kafka_broker_registration_request_init(&q);
+    struct kafka_broker_registration_request_listener l;
+    memset(&l, 0, sizeof(l));
+    l.name = proto_str_make(mn->cfg.endpoint.name);
+    l.host = proto_str_make(mn->cfg.endpoint.host);
+    l.port = mn->cfg.endpoint.port;
+    l.security_protocol = mn->cfg.endpoint.security_protocol;
+    q.broker_id = mn->cfg.self;
+    q.cluster_id = proto_str_make(mn->cluster_id);
+    memcpy(q.incarnation_id.bytes, mn->cfg.incarnation_id.b, META_UUID_BYTES);
+    q.listeners.items = &l;
+    q.listeners.count = 1;
+    q.rack = mn->cfg.rack != NULL ? proto_str_make(mn->cfg.rack) : (struct proto_str){NULL, 0};
+    mn->awaiting = ++mn->correlation;
+    mn->reg = REG_SENT;
+    send_rpc(mn, mn->leader, WIRE_RPC_REQUEST, mn->awaiting, API_BROKER_REGISTRATION,
+             proto_api_get(API_BROKER_REGISTRATION)->request, &q);
+}
+
+static void send_heartbeat(struct meta_node *mn)
+{
+    struct kafka_broker_heartbeat_request q;
+    kafka_broker_heartbeat_request_init(&q);
+    q.broker_id = mn->cfg.self;
+    q.broker_epoch = mn->broker_epoch;
+    q.current_metadata_offset = mn->applied;
+    mn->awaiting = ++mn->correlation;
+    send_rpc(mn, mn->leader, WIRE_RPC_REQUEST, mn->awaiting, API_BROKER_HEARTBEAT,
+             proto_api_get(API_BROKER_HEARTBEAT)->request, &q);
+}
+
+/* The controller's side of the tick: fence every broker whose session expired. */
+static void check_sessions(struct meta_node *mn)
+{
+    for (uint32_t i = 0; i < mn->img->broker_count; i++) {
+        const struct meta_broker *b = &mn->img->brokers[i];
+        if (b->fenced)
+            continue;
+        (void)session_get(mn, b->id); /* a broker never heard from gets a whole session */
+        if (!session_alive(mn, b->id))
+            queue_change(mn, OP_FENCE, b);
+    }
+}
+
+/* Registration or heartbeat, when one is due. */
+static void maybe_send(struct meta_node *mn)
+{
+    uint64_t now = now_ms(mn);
+    if (mn->err != 0 || mn->leader < 0 || !mn->caught_up || now < mn->next_send_ms)
+        return;
+    mn->next_send_ms = now + mn->cfg.broker_heartbeat_ms;
+    if (mn->reg == REG_DONE)
+        send_heartbeat(mn);
+    else
+        send_registration(mn);
+}
+
+void meta_node_tick(struct meta_node *mn)
+{
+    if (mn->err != 0)
+        return;
+    if (mn->ready)
+        check_sessions(mn);
+    maybe_send(mn);
+}
+
+/* ---- open and close ----------------------------------------------------------------------- */
+
+int meta_node_open(const struct meta_node_config *cfg, const struct meta_node_env *env,
+                   struct meta_image *img, int64_t applied, const struct meta_node_handler *h,
+                   struct meta_node **out)
+{
+    if (cfg->voter_count == 0 || cfg->voter_count > RAFT_VOTERS_MAX || cfg->cluster_id == NULL ||
+        strlen(cfg->cluster_id) >= CLUSTER_ID_BYTES_MAX)
+        return ERR_INVALID;
+    struct meta_node *mn = xcalloc(1, sizeof(*mn));
+    mn->cfg = *cfg;
+    memcpy(mn->voters, cfg->voters, cfg->voter_count * sizeof(int32_t));
+    mn->cfg.voters = mn->voters;
+    snprintf(mn->cluster_id, sizeof(mn->cluster_id), "%s", cfg->cluster_id);
+    mn->cfg.cluster_id = mn->cluster_id;
+    if (cfg->rack != NULL) {
+        snprintf(mn->rack, sizeof(mn->rack), "%s", cfg->rack);
+        mn->cfg.rack = mn->rack;
+    }
+    snprintf(mn->host_name, sizeof(mn->host_name), "%s", cfg->endpoint.host);
+    mn->cfg.endpoint.host = mn->host_name;
+    mn->env = *env;
+    snprintf(mn->snapshot_dir, sizeof(mn->snapshot_dir), "%s", env->snapshot_dir);
+    snprintf(mn->snapshot_path, sizeof(mn->snapshot_path), "%s", env->snapshot_path);
+    mn->env.snapshot_dir = mn->snapshot_dir;
+    mn->env.snapshot_path = mn->snapshot_path;
+    mn->img = img;
+    if (h != NULL)
+        mn->h = *h;
+    mn->applied = applied;
+    mn->snapshot_offset = applied;
+    mn->snapshot_prev_offset = -1;
+    mn->leader = -1;
+    mn->catch_up_to = -1;
+    buf_init(&mn->read_buf);
+    buf_init(&mn->batch);
+    meta_records_init(&mn->recs);
+
+    struct raft_group_options go = {
+        .group = wire_metadata_group,
+        .log = env->log,
+        .election_ticks = cfg->election_ticks,
+        .heartbeat_ticks = cfg->heartbeat_ticks,
+        .seed = cfg->seed,
+        .applied_index = applied,
+        .apply = on_apply,
+        .on_role = on_role,
+        .ctx = mn,
+    };
+    go.config.index = -1;
+    go.config.count = cfg->voter_count;
+    for (uint32_t i = 0; i < cfg->voter_count; i++) {
+        go.config.ids[i] = cfg->voters[i];
+        go.config.voter[i] = 1;
+    }
+    int rc = raft_group_open(env->host, &go, &mn->group);
+    if (rc != 0) {
+        buf_deinit(&mn->read_buf);
+        buf_deinit(&mn->batch);
+        meta_records_deinit(&mn->recs);
+        free(mn);
+        return rc;
+    }
+    *out = mn;
+    return 0;
+}
+
+void meta_node_close(struct meta_node *mn)
+{
+    if (mn == NULL)
+        return;
+    fail_queue(mn, ERR_CLOSED);
+    /* The in-flight operation's waiter fails with ERR_CLOSED as the group closes. */
+    raft_group_close(mn->group);
+    buf_deinit(&mn->read_buf);
+    buf_deinit(&mn->batch);
+    meta_records_deinit(&mn->recs);
+    free(mn->sessions);
+    free(mn);
+}
+
+int32_t meta_node_controller(const struct meta_node *mn)
+{
+    return mn->leader;
+}
+
+bool meta_node_is_controller(const struct meta_node *mn)
+{
+    return mn->ready;
+}
+
+int64_t meta_node_applied(const struct meta_node *mn)
+{
+    return mn->applied;
+}
+
+bool meta_node_caught_up(const struct meta_node *mn)
+{
+    return mn->caught_up;
+}
+
+bool meta_node_unfenced(const struct meta_node *mn)
+{
+    return mn->unfenced;
+}
+
+int meta_node_error(const struct meta_node *mn)
+{
+    return mn->err != 0 ? mn->err : raft_group_error(mn->group);
+}
