@@ -20,8 +20,8 @@
  *
  * The receiver decodes each frame with cluster/wire.h; a frame that fails to decode or is not
  * from the link's sender to the receiver is refused and counted. Faults apply to frames, so to
- * RPC frames exactly as to Raft frames. Handlers may call send() and
- * flush() on any transport; they must not attach, detach, block or advance.
+ * RPC frames exactly as to Raft frames. Handlers may call send(),
+ * send_rpc() and flush() on any transport; they must not attach, detach, block or advance.
  *
  * Ownership: sim_net_create allocates the network; sim_net_destroy frees it with every attached
  * transport. A transport returned by sim_net_attach lives until its node is detached.
