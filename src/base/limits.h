@@ -123,6 +123,11 @@
 #define CLUSTER_PEERS_MAX           1024u        /* nodes one transport knows */
 #define CLUSTER_QUEUE_BYTES_MAX     (64u * MIB)  /* queued for one peer; Raft messages beyond are dropped */
 #define CLUSTER_QUEUE_MSGS_MAX      65536u       /* messages queued for one peer, likewise */
+#define CLUSTER_RPC_BYTES_MAX       (16u * MIB)  /* the payload of one controller RPC */
+#define CLUSTER_FRAME_RPCS_MAX      65536u       /* RPCs in one ClusterRpc frame */
+#define CLUSTER_QUEUE_RPCS_MAX      4096u        /* RPCs queued for one peer (or self); beyond: dropped */
+#define CLUSTER_QUEUE_RPC_BYTES_MAX (64u * MIB)  /* RPC payloads queued for one peer (or self), likewise */
+#define CLUSTER_SELF_RPC_ROUNDS_MAX 4u           /* a flush delivers RPCs to self sent by on_rpc this often */
 #define CLUSTER_REDIAL_MS_MIN       50u          /* first wait before dialling a lost peer again */
 #define CLUSTER_REDIAL_MS_MAX       2000u        /* the wait doubles up to this */
 #define CLUSTER_HELLO_TIMEOUT_MS    5000u        /* an accepted connection must say hello by then */

@@ -26,7 +26,8 @@ struct sim_node {
     bool known[N]; /* peers set with peer_set */
     bool up[N];    /* what on_peer_up/down last told the handler */
     int32_t correlation[N];
-    struct tqueue queues[N];
+    struct tqueue queues[N]; /* queues[self] stays empty: RPCs to self wait in self_rpcs */
+    struct tself self_rpcs;
 };
 
 struct packet {
@@ -195,7 +196,7 @@ static void op_peer_remove(struct transport *t, int32_t node)
         return;
     s->known[node] = false;
     s->up[node] = false;
-    t->stats.msgs_dropped += tqueue_clear(&s->queues[node]);
+    t->stats.msgs_dropped += tqueue_clear(&s->queues[node], &t->stats.rpcs_dropped);
 }
 
 static int op_send(struct transport *t, const struct wire_msg *m)
@@ -219,17 +220,42 @@ static int op_send(struct transport *t, const struct wire_msg *m)
     return 0;
 }
 
+static int op_send_rpc(struct transport *t, const struct wire_rpc *r)
+{
+    struct sim_node *s = node_of(t);
+    int32_t to = r->to;
+    int rc;
+
+    if (r->from != t->self)
+        rc = ERR_INVALID;
+    else if (to == t->self)
+        rc = tqueue_push_rpc(&s->self_rpcs.queue, r);
+    else if (!valid_id(to) || !s->known[to])
+        rc = ERR_NOT_FOUND;
+    else
+        rc = tqueue_push_rpc(&s->queues[to], r);
+    if (rc != 0) {
+        t->stats.rpcs_dropped++;
+        return rc;
+    }
+    t->stats.rpcs_queued++;
+    return 0;
+}
+
 static void op_flush(struct transport *t)
 {
     struct sim_node *s = node_of(t);
 
+    /* RPCs to self first: what their handlers send to peers leaves in this flush. */
+    tself_deliver(&s->self_rpcs, t);
     for (int32_t to = 0; to < (int32_t)N; to++) {
         struct emit_ctx e = {.net = s->net, .from = t->self, .to = to};
 
-        if (s->queues[to].count == 0)
+        if (tqueue_empty(&s->queues[to]))
             continue;
-        t->stats.msgs_dropped += tqueue_drain(&s->queues[to], &s->net->scratch, t->self, to,
-                                              &s->correlation[to], &s->net->frame, emit, &e);
+        t->stats.msgs_dropped +=
+            tqueue_drain(&s->queues[to], &s->net->scratch, t->self, to, &s->correlation[to],
+                         &s->net->frame, emit, &e, &t->stats.rpcs_dropped);
     }
 }
 
@@ -237,6 +263,7 @@ static const struct transport_ops sim_ops = {
     .peer_set = op_peer_set,
     .peer_remove = op_peer_remove,
     .send = op_send,
+    .send_rpc = op_send_rpc,
     .flush = op_flush,
 };
 
@@ -298,6 +325,7 @@ int sim_net_attach(struct sim_net *n, int32_t node, const struct transport_handl
     s->net = n;
     for (size_t i = 0; i < N; i++)
         tqueue_init(&s->queues[i]);
+    tself_init(&s->self_rpcs);
     n->nodes[node] = s;
     *out = &s->t;
     return 0;
@@ -321,6 +349,7 @@ void sim_net_detach(struct sim_net *n, int32_t node)
     s = n->nodes[node];
     for (size_t i = 0; i < N; i++)
         tqueue_deinit(&s->queues[i]);
+    tself_deinit(&s->self_rpcs);
     free(s);
     n->nodes[node] = NULL;
     cut_links_of(n, node);
@@ -380,7 +409,7 @@ static void notify_links(struct sim_net *n)
                 continue;
             s->up[b] = usable;
             if (!usable)
-                s->t.stats.msgs_dropped += tqueue_clear(&s->queues[b]);
+                s->t.stats.msgs_dropped += tqueue_clear(&s->queues[b], &s->t.stats.rpcs_dropped);
             if (usable && s->t.handler.on_peer_up != NULL)
                 s->t.handler.on_peer_up(s->t.handler.ctx, b);
             else if (!usable && s->t.handler.on_peer_down != NULL)
@@ -401,15 +430,26 @@ static void deliver(struct sim_net *n, const struct packet *p)
         &n->decode,
         slice_make(p->bytes + WIRE_FRAME_PREFIX_BYTES, p->len - WIRE_FRAME_PREFIX_BYTES), &req);
     s->t.stats.frames_received++;
-    if (rc != 0 || req.api_key != WIRE_API_RAFT_MESSAGES || req.raft.from != p->from ||
-        req.raft.to != p->to) {
+    if (rc == 0 && req.api_key == WIRE_API_RAFT_MESSAGES && req.raft.from == p->from &&
+        req.raft.to == p->to) {
+        s->t.stats.msgs_received += req.raft.count;
+        n->stats.frames_delivered++;
+        if (s->t.handler.on_raft != NULL)
+            s->t.handler.on_raft(s->t.handler.ctx, &req.raft);
+    } else if (rc == 0 && req.api_key == WIRE_API_CLUSTER_RPC && req.rpcs.from == p->from &&
+               req.rpcs.to == p->to) {
+        n->stats.frames_delivered++;
+        for (size_t i = 0; i < req.rpcs.count; i++) {
+            if (s->t.handler.on_rpc == NULL) {
+                s->t.stats.rpcs_dropped++;
+                continue;
+            }
+            s->t.stats.rpcs_received++;
+            s->t.handler.on_rpc(s->t.handler.ctx, &req.rpcs.rpcs[i]);
+        }
+    } else {
         s->t.stats.frames_refused++;
-        return;
     }
-    s->t.stats.msgs_received += req.raft.count;
-    n->stats.frames_delivered++;
-    if (s->t.handler.on_raft != NULL)
-        s->t.handler.on_raft(s->t.handler.ctx, &req.raft);
 }
 
 size_t sim_net_advance(struct sim_net *n, uint64_t now_ms)

@@ -1,7 +1,9 @@
 /*
  * A simulated network behind the transport interface (cluster/transport.h), for unit tests and
- * the whole-cluster simulation: N nodes in one process exchange the same RaftMessages frames TCP
- * would carry, with faults decided by one seeded PRNG, so a seed replays exactly.
+ * the whole-cluster simulation: N nodes in one process exchange the same RaftMessages and
+ * ClusterRpc frames TCP would carry, with faults decided by one seeded PRNG, so a seed replays
+ * exactly. RPCs a node sends itself never enter the network: its flush() delivers them (no
+ * fault applies, as on a real node).
  *
  * Time is the caller's: sim_net_advance(now) delivers every frame due by now in (delivery time,
  * send order) order; nothing happens between calls. Each frame a node's flush() sends gets a
@@ -17,8 +19,9 @@
  * being usable, at the start of the next sim_net_advance (never inside another call).
  *
  * The receiver decodes each frame with cluster/wire.h; a frame that fails to decode or is not
- * from the link's sender to the receiver is refused and counted. Handlers may call send() and
- * flush() on any transport; they must not attach, detach, block or advance.
+ * from the link's sender to the receiver is refused and counted. Faults apply to frames, so to
+ * RPC frames exactly as to Raft frames. Handlers may call send(),
+ * send_rpc() and flush() on any transport; they must not attach, detach, block or advance.
  *
  * Ownership: sim_net_create allocates the network; sim_net_destroy frees it with every attached
  * transport. A transport returned by sim_net_attach lives until its node is detached.

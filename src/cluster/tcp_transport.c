@@ -4,7 +4,10 @@
  * Outbound, per peer: IDLE (no socket) -> CONNECTING (non-blocking connect) -> HELLO (hello
  * sent, waiting for the answer) -> READY; any failure -> BACKOFF (socket closed, queue dropped,
  * timer running) -> IDLE. Inbound, per accepted socket: waiting for the hello, then reading
- * RaftMessages frames; a refusal is written and the socket closed once it is out.
+ * RaftMessages and ClusterRpc frames; a refusal is written and the socket closed once it is out.
+ *
+ * Invariant: cluster_id is "" until learnt (or given at creation), then never changes; every
+ * accepted hello and every accepted answer agreed with it as it was at that moment.
  *
  * Handler callbacks run only from fd and timer callbacks, never inside a transport op: a failure
  * found inside send() or flush() is reported by a zero-delay timer.
@@ -80,6 +83,7 @@ struct tcp_transport {
     struct arena scratch; /* encoding */
     struct arena decode;
     struct buf frame;
+    struct tself self_rpcs;
 };
 
 /* ---- connections --------------------------------------------------------------------------- */
@@ -188,7 +192,7 @@ static void peer_fail(struct peer *p, int err, const char *reason)
     struct tcp_transport *tt = p->c.tt;
 
     conn_close(&p->c);
-    tt->t.stats.msgs_dropped += tqueue_clear(&p->queue);
+    tt->t.stats.msgs_dropped += tqueue_clear(&p->queue, &tt->t.stats.rpcs_dropped);
     p->state = PEER_BACKOFF;
     p->down_pending = true;
     p->down_err = err;
@@ -268,7 +272,18 @@ static void peer_hello(struct peer *p)
     p->state = PEER_HELLO;
 }
 
-/* The answer to our hello. 0 when accepted; otherwise the link fails with the reason. */
+/* Adopts id as this node's cluster id if it has none yet, telling the handler (once). */
+static void learn_cluster_id(struct tcp_transport *tt, const char *id)
+{
+    if (tt->cluster_id[0] != 0 || id[0] == 0)
+        return;
+    snprintf(tt->cluster_id, sizeof(tt->cluster_id), "%s", id);
+    if (tt->t.handler.on_cluster_id != NULL)
+        tt->t.handler.on_cluster_id(tt->t.handler.ctx, tt->cluster_id);
+}
+
+/* The answer to our hello. 0 when accepted (a node without a cluster id adopts the answer's);
+ * otherwise the link fails with the reason. */
 static int peer_answer(struct peer *p, struct slice frame)
 {
     struct tcp_transport *tt = p->c.tt;
@@ -286,11 +301,13 @@ static int peer_answer(struct peer *p, struct slice frame)
         snprintf(reason, sizeof(reason), "node %d refused the connection (error %d): %s", p->id,
                  a.error_code, a.reason != NULL ? a.reason : "");
         rc = ERR_INVALID;
-    } else if (a.node_id != p->id || strcmp(a.cluster_id, tt->cluster_id) != 0) {
+    } else if (a.node_id != p->id || a.cluster_id[0] == 0 ||
+               (tt->cluster_id[0] != 0 && strcmp(a.cluster_id, tt->cluster_id) != 0)) {
         snprintf(reason, sizeof(reason), "%.64s:%u is node %d of cluster %.64s, not node %d",
                  p->host, (unsigned)p->port, a.node_id, a.cluster_id, p->id);
         rc = ERR_INVALID;
     } else {
+        learn_cluster_id(tt, a.cluster_id);
         return 0;
     }
     peer_fail(p, rc, reason);
@@ -436,19 +453,32 @@ static int inbound_frame(struct inbound *ib, struct slice frame)
         } else {
             ib->accepted = true;
             ib->peer = req.hello.node_id;
+            learn_cluster_id(tt, a.cluster_id);
         }
         return conn_write(&ib->c);
     }
     tt->t.stats.frames_received++;
-    if (rc != 0 || req.api_key != WIRE_API_RAFT_MESSAGES || req.raft.from != ib->peer ||
-        req.raft.to != tt->t.self) {
-        tt->t.stats.frames_refused++;
-        return rc != 0 ? rc : ERR_CORRUPT;
+    if (rc == 0 && req.api_key == WIRE_API_RAFT_MESSAGES && req.raft.from == ib->peer &&
+        req.raft.to == tt->t.self) {
+        tt->t.stats.msgs_received += req.raft.count;
+        if (tt->t.handler.on_raft != NULL)
+            tt->t.handler.on_raft(tt->t.handler.ctx, &req.raft);
+        return 0;
     }
-    tt->t.stats.msgs_received += req.raft.count;
-    if (tt->t.handler.on_raft != NULL)
-        tt->t.handler.on_raft(tt->t.handler.ctx, &req.raft);
-    return 0;
+    if (rc == 0 && req.api_key == WIRE_API_CLUSTER_RPC && req.rpcs.from == ib->peer &&
+        req.rpcs.to == tt->t.self) {
+        for (size_t i = 0; i < req.rpcs.count; i++) {
+            if (tt->t.handler.on_rpc == NULL) {
+                tt->t.stats.rpcs_dropped++;
+                continue;
+            }
+            tt->t.stats.rpcs_received++;
+            tt->t.handler.on_rpc(tt->t.handler.ctx, &req.rpcs.rpcs[i]);
+        }
+        return 0;
+    }
+    tt->t.stats.frames_refused++;
+    return rc != 0 ? rc : ERR_CORRUPT;
 }
 
 static void inbound_ready(void *ctx, uint32_t events)
@@ -551,7 +581,7 @@ static int op_peer_set(struct transport *t, int32_t node, const char *host, uint
         return 0;
     } else if (p->state != PEER_IDLE && p->state != PEER_BACKOFF) {
         conn_close(&p->c);
-        tt->t.stats.msgs_dropped += tqueue_clear(&p->queue);
+        tt->t.stats.msgs_dropped += tqueue_clear(&p->queue, &tt->t.stats.rpcs_dropped);
         p->state = PEER_IDLE;
     }
     snprintf(p->host, sizeof(p->host), "%s", host);
@@ -567,6 +597,7 @@ static void op_peer_remove(struct transport *t, int32_t node)
         if (tt->peers[i]->id != node)
             continue;
         tt->t.stats.msgs_dropped += tt->peers[i]->queue.count;
+        tt->t.stats.rpcs_dropped += tt->peers[i]->queue.rpc_count;
         peer_free(tt->peers[i]);
         tt->peers[i] = tt->peers[--tt->peer_count];
         return;
@@ -597,6 +628,32 @@ static int op_send(struct transport *t, const struct wire_msg *m)
     return 0;
 }
 
+static int op_send_rpc(struct transport *t, const struct wire_rpc *r)
+{
+    struct tcp_transport *tt = tt_of(t);
+    struct peer *p = NULL;
+    int rc;
+
+    if (r->from != t->self)
+        rc = ERR_INVALID;
+    else if (r->to == t->self)
+        rc = tqueue_push_rpc(&tt->self_rpcs.queue, r);
+    else if ((p = peer_find(tt, r->to)) == NULL)
+        rc = ERR_NOT_FOUND;
+    else if (p->state == PEER_BACKOFF)
+        rc = ERR_CLOSED;
+    else
+        rc = tqueue_push_rpc(&p->queue, r);
+    if (rc != 0) {
+        t->stats.rpcs_dropped++;
+        return rc;
+    }
+    t->stats.rpcs_queued++;
+    if (p != NULL && p->state == PEER_IDLE)
+        peer_dial(p);
+    return 0;
+}
+
 static void emit(void *ctx, struct slice frame)
 {
     struct peer *p = ctx;
@@ -611,20 +668,24 @@ static void op_flush(struct transport *t)
 {
     struct tcp_transport *tt = tt_of(t);
 
+    /* RPCs to self first: what their handlers send to peers leaves in this flush. */
+    tself_deliver(&tt->self_rpcs, t);
     for (size_t i = 0; i < tt->peer_count; i++) {
         struct peer *p = tt->peers[i];
         char reason[CLUSTER_HELLO_REASON_BYTES_MAX];
         int rc;
 
-        if (p->state != PEER_READY || p->queue.count == 0)
+        if (p->state != PEER_READY || tqueue_empty(&p->queue))
             continue;
         if (conn_unsent(&p->c) > CLUSTER_QUEUE_BYTES_MAX) {
-            /* The peer does not read: drop rather than grow; Raft sends again later. */
-            t->stats.msgs_dropped += tqueue_clear(&p->queue);
+            /* The peer does not read: drop rather than grow; Raft sends again later, the RPC
+             * layer times out. */
+            t->stats.msgs_dropped += tqueue_clear(&p->queue, &t->stats.rpcs_dropped);
             continue;
         }
-        t->stats.msgs_dropped += tqueue_drain(&p->queue, &tt->scratch, t->self, p->id,
-                                              &p->correlation, &tt->frame, emit, p);
+        t->stats.msgs_dropped +=
+            tqueue_drain(&p->queue, &tt->scratch, t->self, p->id, &p->correlation, &tt->frame, emit,
+                         p, &t->stats.rpcs_dropped);
         rc = conn_write(&p->c);
         if (rc != 0) {
             snprintf(reason, sizeof(reason), "connection to node %d lost: %s", p->id, err_str(rc));
@@ -637,6 +698,7 @@ static const struct transport_ops tcp_ops = {
     .peer_set = op_peer_set,
     .peer_remove = op_peer_remove,
     .send = op_send,
+    .send_rpc = op_send_rpc,
     .flush = op_flush,
 };
 
@@ -688,9 +750,9 @@ int tcp_transport_create(struct loop *loop, const struct tcp_transport_config *c
     struct tcp_transport *tt;
     int fd;
 
-    if (cfg->self < 0 || cfg->cluster_id == NULL ||
-        strlen(cfg->cluster_id) > CLUSTER_ID_BYTES_MAX || cfg->advertised_host == NULL ||
-        strlen(cfg->advertised_host) >= CLUSTER_HOST_BYTES_MAX)
+    if (cfg->self < 0 ||
+        (cfg->cluster_id != NULL && strlen(cfg->cluster_id) > CLUSTER_ID_BYTES_MAX) ||
+        cfg->advertised_host == NULL || strlen(cfg->advertised_host) >= CLUSTER_HOST_BYTES_MAX)
         return ERR_INVALID;
     tt = xcalloc(1, sizeof(*tt));
     fd = listen_open(tt, cfg->listen_host, cfg->listen_port);
@@ -702,7 +764,8 @@ int tcp_transport_create(struct loop *loop, const struct tcp_transport_config *c
     tt->t.handler = *h;
     tt->t.self = cfg->self;
     tt->loop = loop;
-    snprintf(tt->cluster_id, sizeof(tt->cluster_id), "%s", cfg->cluster_id);
+    snprintf(tt->cluster_id, sizeof(tt->cluster_id), "%s",
+             cfg->cluster_id != NULL ? cfg->cluster_id : "");
     snprintf(tt->adv_host, sizeof(tt->adv_host), "%s", cfg->advertised_host);
     tt->adv_port = cfg->advertised_port != 0 ? cfg->advertised_port : tt->port;
     tt->admit = cfg->admit;
@@ -710,6 +773,7 @@ int tcp_transport_create(struct loop *loop, const struct tcp_transport_config *c
     arena_init(&tt->scratch, ARENA_BLOCK_BYTES_DEFAULT, CLUSTER_FRAME_ARENA_MAX);
     arena_init(&tt->decode, ARENA_BLOCK_BYTES_DEFAULT, CLUSTER_FRAME_ARENA_MAX);
     buf_init(&tt->frame);
+    tself_init(&tt->self_rpcs);
     loop_fd_init(&tt->listen_watch, fd, listen_ready, tt);
     int rc = loop_fd_start(loop, &tt->listen_watch, LOOP_READ);
     if (rc < 0) {
@@ -736,6 +800,7 @@ void tcp_transport_destroy(struct tcp_transport *tt)
     arena_deinit(&tt->scratch);
     arena_deinit(&tt->decode);
     buf_deinit(&tt->frame);
+    tself_deinit(&tt->self_rpcs);
     free(tt);
 }
 
@@ -747,4 +812,9 @@ struct transport *tcp_transport_base(struct tcp_transport *tt)
 uint16_t tcp_transport_port(const struct tcp_transport *tt)
 {
     return tt->port;
+}
+
+const char *tcp_transport_cluster_id(const struct tcp_transport *tt)
+{
+    return tt->cluster_id[0] != 0 ? tt->cluster_id : NULL;
 }

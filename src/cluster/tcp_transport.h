@@ -8,7 +8,17 @@
  * link is reported down with the peer's reason. An accepted connection must say hello within
  * CLUSTER_HELLO_TIMEOUT_MS; a stranger (another cluster id, a node id this node does not admit,
  * a hello meant for another node, a Kafka client on the wrong port) is answered with the refusal
- * and closed. After that, RaftMessages frames flow from the dialler only.
+ * and closed. After that, RaftMessages and ClusterRpc frames flow from the dialler only.
+ *
+ * Cluster id learning. A node whose data directory is new and who is not the cluster's first
+ * voter does not know the cluster id: its transport is created without one and says hello with
+ * an empty id. A node that knows the id accepts such a hello from a node it admits and its
+ * answer carries the id; two nodes that both lack it refuse each other. The new node adopts the
+ * first id it is told, by the answer to its own hello or by an accepted inbound hello (only from
+ * a node it admits: a known peer or one the admit fn accepts), calls on_cluster_id once (before
+ * the matching on_peer_up), and from then on behaves exactly as a transport created with that id.
+ * Until then messages and RPCs are queued and peers dialled as usual; a link refused meanwhile is
+ * dialled again after its backoff, now with the id.
  *
  * A lost or refused link is dialled again after a backoff that doubles from
  * CLUSTER_REDIAL_MS_MIN to CLUSTER_REDIAL_MS_MAX, on the next send after it. Messages sent while
@@ -36,7 +46,7 @@ typedef bool (*tcp_admit_fn)(void *ctx, int32_t node, const char *host, uint16_t
 
 struct tcp_transport_config {
     int32_t self;
-    const char *cluster_id;
+    const char *cluster_id;      /* NULL or "": not known yet, learnt from the peers (above) */
     const char *listen_host;     /* NULL: all addresses */
     uint16_t listen_port;        /* 0: an ephemeral port (tests) */
     const char *advertised_host; /* sent in the hello */
@@ -52,5 +62,7 @@ int tcp_transport_create(struct loop *loop, const struct tcp_transport_config *c
 void tcp_transport_destroy(struct tcp_transport *t);
 struct transport *tcp_transport_base(struct tcp_transport *t);
 uint16_t tcp_transport_port(const struct tcp_transport *t);
+/* The cluster id: the one given at creation or learnt since; NULL while unknown. */
+const char *tcp_transport_cluster_id(const struct tcp_transport *t);
 
 #endif

@@ -1,10 +1,12 @@
 /*
  * The outbound queue every transport keeps per peer (see transport.h). Messages are copied in
- * with their batch shapes and bytes, in arrays that grow until the queue bounds, and leave as
- * frames at drain, in the order they were queued.
+ * with their batch shapes and bytes, RPCs with their payloads, in arrays that grow until the
+ * queue bounds, and leave as frames at drain, each kind in the order it was queued. Also the
+ * delivery of RPCs a node sends itself.
  *
  * Invariant: items[i] owns shapes[shape_at, shape_at + batch_count) and the bytes of those
- * batches back to back from bytes_at; frame_bytes bounds the frames' total size.
+ * batches back to back from bytes_at; rpcs[i] owns bytes[payload_at, payload_at + payload.len);
+ * frame_bytes bounds the Raft frames' total size, rpc_bytes is the sum of the payloads.
  */
 #include "cluster/transport.h"
 
@@ -25,17 +27,21 @@ void tqueue_deinit(struct tqueue *q)
 {
     free(q->items);
     free(q->shapes);
+    free(q->rpcs);
     buf_deinit(&q->bytes);
     memset(q, 0, sizeof(*q));
 }
 
-size_t tqueue_clear(struct tqueue *q)
+size_t tqueue_clear(struct tqueue *q, uint64_t *rpcs)
 {
     size_t n = q->count;
 
+    *rpcs += q->rpc_count;
     q->count = 0;
     q->shape_count = 0;
     q->frame_bytes = 0;
+    q->rpc_count = 0;
+    q->rpc_bytes = 0;
     buf_reset(&q->bytes);
     return n;
 }
@@ -73,20 +79,86 @@ int tqueue_push(struct tqueue *q, const struct wire_msg *m)
     return 0;
 }
 
-size_t tqueue_drain(struct tqueue *q, struct arena *scratch, int32_t from, int32_t to,
-                    int32_t *correlation_id, struct buf *frame, tqueue_emit_fn emit, void *ctx)
+int tqueue_push_rpc(struct tqueue *q, const struct wire_rpc *r)
+{
+    int rc = wire_rpc_check(r);
+
+    if (rc != 0)
+        return rc;
+    if (q->rpc_count >= CLUSTER_QUEUE_RPCS_MAX ||
+        q->rpc_bytes + r->payload.len > CLUSTER_QUEUE_RPC_BYTES_MAX)
+        return ERR_TOO_LARGE;
+    if (q->rpc_count == q->rpc_cap) {
+        q->rpc_cap = q->rpc_cap == 0 ? 16 : q->rpc_cap * 2;
+        q->rpcs = xrealloc(q->rpcs, q->rpc_cap * sizeof(*q->rpcs));
+    }
+    struct tqueue_rpc *it = &q->rpcs[q->rpc_count++];
+    it->r = *r;
+    it->r.payload = slice_make(NULL, r->payload.len);
+    it->payload_at = q->bytes.len;
+    buf_append(&q->bytes, r->payload.ptr, r->payload.len);
+    q->rpc_bytes += r->payload.len;
+    return 0;
+}
+
+/* Queued RPC i with its payload pointing into q->bytes (stable until the queue grows); an empty
+ * payload points at a static byte, as a decoded one does, never at NULL. */
+static struct wire_rpc rpc_at(const struct tqueue *q, size_t i)
+{
+    static const uint8_t empty[1];
+    struct wire_rpc r = q->rpcs[i].r;
+
+    r.payload = r.payload.len == 0
+                    ? slice_make(empty, 0)
+                    : slice_make(q->bytes.data + q->rpcs[i].payload_at, r.payload.len);
+    return r;
+}
+
+/* Encodes the queued RPCs into ClusterRpc frames of about CLUSTER_FRAME_BYTES_TARGET. */
+static uint64_t drain_rpcs(struct tqueue *q, struct arena *scratch, int32_t from, int32_t to,
+                           int32_t *correlation_id, struct buf *frame, tqueue_emit_fn emit,
+                           void *ctx)
+{
+    uint64_t lost = 0;
+    size_t start = 0, est = 0;
+    struct wire_rpc *rpcs;
+
+    arena_reset(scratch);
+    rpcs = arena_calloc(scratch, q->rpc_count, sizeof(*rpcs));
+    if (rpcs == NULL)
+        return q->rpc_count;
+    for (size_t i = 0; i < q->rpc_count; i++)
+        rpcs[i] = rpc_at(q, i);
+    for (size_t i = 0; i <= q->rpc_count; i++) {
+        size_t n = i < q->rpc_count ? wire_rpc_bytes(&rpcs[i]) : 0;
+
+        if (i > start && (i == q->rpc_count || est + n > CLUSTER_FRAME_BYTES_TARGET)) {
+            buf_reset(frame);
+            if (wire_rpc_frame(scratch, from, to, rpcs + start, i - start, (*correlation_id)++,
+                               frame) == 0)
+                emit(ctx, buf_slice(frame));
+            else
+                lost += i - start;
+            start = i;
+            est = 0;
+        }
+        est += n;
+    }
+    return lost;
+}
+
+static size_t drain_msgs(struct tqueue *q, struct arena *scratch, int32_t from, int32_t to,
+                         int32_t *correlation_id, struct buf *frame, tqueue_emit_fn emit, void *ctx)
 {
     size_t lost = 0, start = 0, est = 0;
     struct wire_msg *msgs;
     struct slice *slices;
 
-    if (q->count == 0)
-        return 0;
     arena_reset(scratch);
     msgs = arena_calloc(scratch, q->count, sizeof(*msgs));
     slices = arena_calloc(scratch, q->shape_count, sizeof(*slices));
     if (msgs == NULL || slices == NULL)
-        return tqueue_clear(q);
+        return q->count;
     /* The queue no longer grows, so pointers into its arrays are stable from here on. */
     for (size_t i = 0; i < q->count; i++) {
         const struct tqueue_item *it = &q->items[i];
@@ -120,6 +192,64 @@ size_t tqueue_drain(struct tqueue *q, struct arena *scratch, int32_t from, int32
         }
         est += n;
     }
-    tqueue_clear(q);
     return lost;
+}
+
+size_t tqueue_drain(struct tqueue *q, struct arena *scratch, int32_t from, int32_t to,
+                    int32_t *correlation_id, struct buf *frame, tqueue_emit_fn emit, void *ctx,
+                    uint64_t *rpcs_lost)
+{
+    size_t lost = 0;
+    uint64_t cleared = 0;
+
+    if (q->count > 0)
+        lost = drain_msgs(q, scratch, from, to, correlation_id, frame, emit, ctx);
+    if (q->rpc_count > 0)
+        *rpcs_lost += drain_rpcs(q, scratch, from, to, correlation_id, frame, emit, ctx);
+    tqueue_clear(q, &cleared);
+    return lost;
+}
+
+/* ---- RPCs to self -------------------------------------------------------------------------- */
+
+void tself_init(struct tself *s)
+{
+    tqueue_init(&s->queue);
+    tqueue_init(&s->delivering);
+    s->busy = false;
+}
+
+void tself_deinit(struct tself *s)
+{
+    tqueue_deinit(&s->queue);
+    tqueue_deinit(&s->delivering);
+}
+
+void tself_deliver(struct tself *s, struct transport *t)
+{
+    if (s->busy)
+        return;
+    s->busy = true;
+    for (unsigned round = 0; round < CLUSTER_SELF_RPC_ROUNDS_MAX && s->queue.rpc_count > 0;
+         round++) {
+        /* Swap, so that what on_rpc sends itself now lands in the other queue: the payloads
+         * being delivered stay where they are. */
+        struct tqueue q = s->delivering;
+        s->delivering = s->queue;
+        s->queue = q;
+        struct tqueue *d = &s->delivering;
+        for (size_t i = 0; i < d->rpc_count; i++) {
+            struct wire_rpc r = rpc_at(d, i);
+
+            if (t->handler.on_rpc == NULL) {
+                t->stats.rpcs_dropped++;
+                continue;
+            }
+            t->stats.rpcs_received++;
+            t->handler.on_rpc(t->handler.ctx, &r);
+        }
+        uint64_t none = 0;
+        tqueue_clear(d, &none);
+    }
+    s->busy = false;
 }

@@ -9,6 +9,7 @@
  */
 #include "cluster/wire.h"
 
+#include "base/assert.h"
 #include "base/compiler.h"
 #include "base/error.h"
 #include "base/limits.h"
@@ -400,6 +401,108 @@ size_t wire_msg_bytes(const struct wire_msg *m)
     return n;
 }
 
+/* ---- controller RPCs ----------------------------------------------------------------------- */
+
+/* One RPC's encoding besides its payload: kind, correlation id, api key and version, error,
+ * the payload's length (a uvarint of at most 5 bytes) and the tag section. */
+#define WIRE_RPC_BYTES_MAX 32u
+
+/* The largest RPC fits a frame with room for the header and the frame's own fields. */
+STATIC_ASSERT(CLUSTER_RPC_BYTES_MAX + 1u * KIB <= CLUSTER_FRAME_BYTES_MAX,
+              "a frame holds the largest RPC");
+
+int wire_rpc_check(const struct wire_rpc *r)
+{
+    if (r->kind != WIRE_RPC_REQUEST && r->kind != WIRE_RPC_RESPONSE)
+        return ERR_INVALID;
+    if ((r->kind == WIRE_RPC_REQUEST && r->error != 0) || r->from < 0 || r->to < 0 ||
+        (r->payload.ptr == NULL && r->payload.len > 0))
+        return ERR_INVALID;
+    return r->payload.len > CLUSTER_RPC_BYTES_MAX ? ERR_TOO_LARGE : 0;
+}
+
+size_t wire_rpc_bytes(const struct wire_rpc *r)
+{
+    return WIRE_RPC_BYTES_MAX + r->payload.len;
+}
+
+int wire_rpc_pack(struct arena *a, int32_t from, int32_t to, const struct wire_rpc *rpcs,
+                  size_t count, struct kafka_cluster_rpc_request *out)
+{
+    int rc;
+
+    if (from < 0 || to < 0 || from == to)
+        return ERR_INVALID;
+    if (count > CLUSTER_FRAME_RPCS_MAX)
+        return ERR_TOO_LARGE;
+    for (size_t i = 0; i < count; i++) {
+        if (rpcs[i].from != from || rpcs[i].to != to)
+            return ERR_INVALID;
+        rc = wire_rpc_check(&rpcs[i]);
+        if (rc != 0)
+            return rc;
+    }
+    kafka_cluster_rpc_request_init(out);
+    out->from_node_id = from;
+    out->to_node_id = to;
+    out->rpcs.items = arena_calloc(a, count, sizeof(*out->rpcs.items));
+    if (out->rpcs.items == NULL && count > 0)
+        return ERR_TOO_LARGE;
+    out->rpcs.count = count;
+    for (size_t i = 0; i < count; i++) {
+        const struct wire_rpc *r = &rpcs[i];
+
+        out->rpcs.items[i] = (struct kafka_cluster_rpc_request_rpc){
+            .kind = (int8_t)r->kind,
+            .correlation_id = r->correlation_id,
+            .api_key = r->api_key,
+            .api_version = r->api_version,
+            .error_code = r->error,
+            .payload = r->payload,
+        };
+    }
+    return 0;
+}
+
+int wire_rpc_unpack(struct arena *a, const struct kafka_cluster_rpc_request *in,
+                    struct wire_rpcs *out)
+{
+    if (in->from_node_id < 0 || in->to_node_id < 0 || in->from_node_id == in->to_node_id)
+        return ERR_CORRUPT;
+    if (in->rpcs.count > CLUSTER_FRAME_RPCS_MAX)
+        return ERR_TOO_LARGE;
+    for (size_t i = 0; i < in->rpcs.count; i++) {
+        const struct kafka_cluster_rpc_request_rpc *r = &in->rpcs.items[i];
+
+        if ((r->kind != WIRE_RPC_REQUEST && r->kind != WIRE_RPC_RESPONSE) ||
+            (r->kind == WIRE_RPC_REQUEST && r->error_code != 0) || r->payload.ptr == NULL)
+            return ERR_CORRUPT;
+        if (r->payload.len > CLUSTER_RPC_BYTES_MAX)
+            return ERR_TOO_LARGE;
+    }
+    out->from = in->from_node_id;
+    out->to = in->to_node_id;
+    out->count = in->rpcs.count;
+    out->rpcs = arena_calloc(a, out->count, sizeof(*out->rpcs));
+    if (out->rpcs == NULL && out->count > 0)
+        return ERR_TOO_LARGE;
+    for (size_t i = 0; i < in->rpcs.count; i++) {
+        const struct kafka_cluster_rpc_request_rpc *r = &in->rpcs.items[i];
+
+        out->rpcs[i] = (struct wire_rpc){
+            .from = out->from,
+            .to = out->to,
+            .kind = (uint8_t)r->kind,
+            .correlation_id = r->correlation_id,
+            .api_key = r->api_key,
+            .api_version = r->api_version,
+            .error = r->error_code,
+            .payload = r->payload,
+        };
+    }
+    return 0;
+}
+
 /* ---- hello --------------------------------------------------------------------------------- */
 
 void wire_hello_decide(const struct wire_hello *h, const char *cluster_id, int32_t self,
@@ -411,12 +514,20 @@ void wire_hello_decide(const struct wire_hello *h, const char *cluster_id, int32
 
     *out = (struct wire_hello_answer){
         .error_code = WIRE_HELLO_OK,
-        .cluster_id = cluster_id,
+        .cluster_id = cluster_id[0] != 0 ? cluster_id : h->cluster_id,
         .node_id = self,
         .version = -1,
     };
     /* %.64s: the sender's strings are bounded on decode; quote no more than that. */
-    if (strcmp(h->cluster_id, cluster_id) != 0) {
+    if (h->cluster_id[0] == 0 && cluster_id[0] == 0) {
+        out->error_code = WIRE_HELLO_INCONSISTENT_CLUSTER_ID;
+        out->cluster_id = cluster_id;
+        snprintf(reason_buf, n,
+                 "neither node %d nor this node (%d) knows the cluster id yet; one of them must "
+                 "first reach a node that does",
+                 h->node_id, self);
+    } else if (h->cluster_id[0] != 0 && cluster_id[0] != 0 &&
+               strcmp(h->cluster_id, cluster_id) != 0) {
         out->error_code = WIRE_HELLO_INCONSISTENT_CLUSTER_ID;
         snprintf(reason_buf, n, "node %d belongs to cluster %.64s, this node (%d) to %.64s",
                  h->node_id, h->cluster_id, self, cluster_id);
@@ -442,6 +553,7 @@ void wire_hello_decide(const struct wire_hello *h, const char *cluster_id, int32
         out->version = hi;
         return;
     }
+    out->cluster_id = cluster_id;
     out->reason = reason_buf;
 }
 
@@ -529,6 +641,18 @@ int wire_raft_frame(struct arena *scratch, int32_t from, int32_t to, const struc
     return frame_end(out, start, kafka_raft_messages_request_encode(&req, 0, out));
 }
 
+int wire_rpc_frame(struct arena *scratch, int32_t from, int32_t to, const struct wire_rpc *rpcs,
+                   size_t count, int32_t correlation_id, struct buf *out)
+{
+    struct kafka_cluster_rpc_request req;
+    int rc = wire_rpc_pack(scratch, from, to, rpcs, count, &req);
+
+    if (rc != 0)
+        return rc;
+    size_t start = frame_begin(out, true, WIRE_API_CLUSTER_RPC, correlation_id);
+    return frame_end(out, start, kafka_cluster_rpc_request_encode(&req, 0, out));
+}
+
 /* A string the peer sent: present, within its bound, and without a NUL inside (the fields are
  * used as C strings, so "a\0b" would otherwise pass for "a", e.g. as a cluster id). */
 static bool str_ok(struct proto_str s, size_t max)
@@ -580,6 +704,15 @@ int wire_request_decode(struct arena *a, struct slice frame, struct wire_request
         if (rc != 0)
             return frame_err(rc);
         rc = wire_raft_unpack(a, &req, &out->raft);
+        if (rc != 0)
+            return rc;
+    } else if (h.request_api_key == WIRE_API_CLUSTER_RPC) {
+        struct kafka_cluster_rpc_request req;
+
+        rc = kafka_cluster_rpc_request_decode(a, &r, h.request_api_version, &req);
+        if (rc != 0)
+            return frame_err(rc);
+        rc = wire_rpc_unpack(a, &req, &out->rpcs);
         if (rc != 0)
             return rc;
     } else {

@@ -10,6 +10,8 @@
  *   ClusterHello (32000)  request/response: the first exchange on every connection; the
  *                         answer accepts or refuses the dialling node.
  *   RaftMessages (32001)  one-way: Raft messages of many groups from one node to another.
+ *   ClusterRpc (32002)    one-way: controller RPCs (requests and responses, each an opaque
+ *                         encoded Kafka message body) from one node to another.
  *
  * A Raft group is named by (topic id, partition): a partition's group by its topic's id, the
  * metadata group by Kafka's METADATA_TOPIC_ID (0...01), partition 0. Topic ids come from the
@@ -18,9 +20,10 @@
  * with its partitions' entries under it (4 bytes of group id per message).
  *
  * This module converts between the Raft core's struct raft_msg (plus the group and the bytes of
- * appended batches) and the generated structs, and encodes and decodes whole frames. Pure: no
- * I/O, no state. Everything it decodes lives in the caller's arena and borrows the frame's bytes
- * (batch records are never copied), so the frame must outlive the decoded messages.
+ * appended batches), and struct wire_rpc, and the generated structs, and encodes and decodes
+ * whole frames. Pure: no I/O, no state. Everything it decodes lives in the caller's arena and
+ * borrows the frame's bytes (batch records and RPC payloads are never copied), so the frame must
+ * outlive the decoded messages.
  * Every count and size is checked against base/limits.h before anything is allocated for it.
  */
 #ifndef CHRONIK_CLUSTER_WIRE_H
@@ -39,6 +42,7 @@
 
 #define WIRE_API_CLUSTER_HELLO (PROTO_CLUSTER_API_KEY_MIN + 0)
 #define WIRE_API_RAFT_MESSAGES (PROTO_CLUSTER_API_KEY_MIN + 1)
+#define WIRE_API_CLUSTER_RPC   (PROTO_CLUSTER_API_KEY_MIN + 2)
 
 /* The cluster protocol versions this build speaks; every cluster message version follows it. */
 #define WIRE_PROTOCOL_VERSION_MIN 0
@@ -118,9 +122,59 @@ int wire_msg_check(const struct wire_msg *m);
  * what is queued for a peer into frames of about CLUSTER_FRAME_BYTES_TARGET. */
 size_t wire_msg_bytes(const struct wire_msg *m);
 
+/* ---- controller RPCs ---- */
+
+#define WIRE_RPC_REQUEST  0
+#define WIRE_RPC_RESPONSE 1
+
+/*
+ * One controller RPC: a request, or the response to the request with the same correlation id
+ * (chosen by the requester; the transport does not match them). payload is an encoded Kafka
+ * message body (api_key, api_version) the transport never looks inside, at most
+ * CLUSTER_RPC_BYTES_MAX bytes. error is 0, or for a response a transport-level error (a Kafka
+ * error code) that replaced the answer; a request always carries 0.
+ */
+struct wire_rpc {
+    int32_t from;
+    int32_t to;
+    uint8_t kind; /* WIRE_RPC_REQUEST or WIRE_RPC_RESPONSE */
+    int64_t correlation_id;
+    int16_t api_key;
+    int16_t api_version;
+    int16_t error;
+    struct slice payload;
+};
+
+/* A decoded ClusterRpc frame. */
+struct wire_rpcs {
+    int32_t from;
+    int32_t to;
+    struct wire_rpc *rpcs; /* in the arena; payloads borrow the frame's bytes */
+    size_t count;
+};
+
+/* Whether r can go on the wire, its nodes aside: ERR_INVALID for a kind other than
+ * WIRE_RPC_REQUEST/RESPONSE, a request with an error, negative node ids or a NULL payload with
+ * a length; ERR_TOO_LARGE for a payload over CLUSTER_RPC_BYTES_MAX. */
+int wire_rpc_check(const struct wire_rpc *r);
+/* An upper bound of the bytes r adds to a ClusterRpc frame. */
+size_t wire_rpc_bytes(const struct wire_rpc *r);
+/*
+ * Converts count RPCs from `from` to `to` into the generated request (array in a): ERR_INVALID
+ * for from == to, an RPC not from/to these nodes, or wire_rpc_check's error; ERR_TOO_LARGE over
+ * CLUSTER_FRAME_RPCS_MAX or when a runs out. Payloads are borrowed, not copied.
+ */
+int wire_rpc_pack(struct arena *a, int32_t from, int32_t to, const struct wire_rpc *rpcs,
+                  size_t count, struct kafka_cluster_rpc_request *out);
+/* The inverse, in frame order: ERR_TOO_LARGE over CLUSTER_FRAME_RPCS_MAX (checked before
+ * allocating) or a payload over CLUSTER_RPC_BYTES_MAX, ERR_CORRUPT for negative or equal node
+ * ids, an unknown kind or a request with an error. Payloads borrow in's bytes. */
+int wire_rpc_unpack(struct arena *a, const struct kafka_cluster_rpc_request *in,
+                    struct wire_rpcs *out);
+
 /* A hello: who dials whom. Strings are NUL-terminated. */
 struct wire_hello {
-    const char *cluster_id;
+    const char *cluster_id; /* "": the sender does not know its cluster's id yet (a new node) */
     int32_t node_id;        /* the sender */
     int32_t target_node_id; /* whom the sender means to reach */
     const char *host;       /* the sender's advertised cluster address */
@@ -130,18 +184,22 @@ struct wire_hello {
 
 /* The answer to a hello. */
 struct wire_hello_answer {
-    int16_t error_code; /* enum wire_hello_error */
-    const char *reason; /* for the operator; NULL when accepted */
-    const char *cluster_id;
-    int32_t node_id; /* the receiver */
-    int16_t version; /* the protocol version of the connection; -1 when refused */
+    int16_t error_code;     /* enum wire_hello_error */
+    const char *reason;     /* for the operator; NULL when accepted */
+    const char *cluster_id; /* the cluster id the connection agrees on; the receiver's if refused */
+    int32_t node_id;        /* the receiver */
+    int16_t version;        /* the protocol version of the connection; -1 when refused */
 };
 
 /*
- * The receiver's answer to h (pure). self and cluster_id are the receiver's; admitted says
- * whether the receiver knows h->node_id as a peer (a voter, or a node it accepts as an observer).
- * Checks in this order: cluster id, protocol version, the sender claiming the receiver's id, the
- * target, admission. reason is written to reason_buf (CLUSTER_HELLO_REASON_BYTES_MAX bytes).
+ * The receiver's answer to h (pure). self and cluster_id are the receiver's (cluster_id "" while
+ * it does not know it); admitted says whether the receiver knows h->node_id as a peer (a voter,
+ * or a node it accepts as an observer). Checks in this order: cluster id, protocol version, the
+ * sender claiming the receiver's id, the target, admission. The cluster ids agree when they are
+ * equal and not both empty, or when exactly one side's is empty: a new node learns the id from
+ * the first admitted node that knows it. Two nodes that both lack it are refused: neither can
+ * tell the other belongs to its cluster. An accept's cluster_id is the non-empty one of the two.
+ * reason is written to reason_buf (CLUSTER_HELLO_REASON_BYTES_MAX bytes).
  */
 void wire_hello_decide(const struct wire_hello *h, const char *cluster_id, int32_t self,
                        bool admitted, char *reason_buf, struct wire_hello_answer *out);
@@ -154,13 +212,16 @@ int wire_hello_answer_frame(const struct wire_hello_answer *a, int32_t correlati
                             struct buf *out);
 int wire_raft_frame(struct arena *scratch, int32_t from, int32_t to, const struct wire_msg *msgs,
                     size_t count, int32_t correlation_id, struct buf *out);
+int wire_rpc_frame(struct arena *scratch, int32_t from, int32_t to, const struct wire_rpc *rpcs,
+                   size_t count, int32_t correlation_id, struct buf *out);
 
-/* A decoded request frame: a hello or Raft messages. */
+/* A decoded request frame: a hello, Raft messages or controller RPCs. */
 struct wire_request {
     int16_t api_key; /* WIRE_API_* */
     int32_t correlation_id;
     struct wire_hello hello; /* WIRE_API_CLUSTER_HELLO */
     struct wire_raft raft;   /* WIRE_API_RAFT_MESSAGES */
+    struct wire_rpcs rpcs;   /* WIRE_API_CLUSTER_RPC */
 };
 
 /*

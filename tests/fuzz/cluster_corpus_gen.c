@@ -1,6 +1,7 @@
 /*
- * Writes the seed corpus for fuzz_cluster: hello and answer frames, RaftMessages frames with
- * every message type, coalesced heartbeats and an append, and every metadata record type at
+ * Writes the seed corpus for fuzz_cluster: hello and answer frames (a new node's too),
+ * RaftMessages frames with every message type, coalesced heartbeats and an append, ClusterRpc
+ * frames of requests and responses, and every metadata record type at
  * every version from random values, each behind fuzz_cluster's selector byte. Usage:
  * cluster_corpus_gen DIR.
  */
@@ -83,6 +84,49 @@ int main(int argc, char **argv)
         buf_reset(&b);
         arena_reset(&a);
         if (wire_raft_frame(&a, 1, 2, msgs, n, (int32_t)n, &b) == 0)
+            rc |= put(dir, 0, b.data + 4, b.len - 4);
+    }
+
+    /* A new node's hello and the member's answer that teaches it the id. */
+    struct wire_hello fresh = h;
+    fresh.cluster_id = "";
+    buf_reset(&b);
+    wire_hello_frame(&fresh, 2, &b);
+    rc |= put(dir, 0, b.data + 4, b.len - 4);
+    wire_hello_decide(&fresh, h.cluster_id, 1, true, reason, &ans);
+    buf_reset(&b);
+    wire_hello_answer_frame(&ans, 2, &b);
+    rc |= put(dir, 1, b.data + 4, b.len - 4);
+
+    static const uint8_t body[] = "a Kafka message body";
+    const struct wire_rpc rpcs[] = {
+        {.from = 1,
+         .to = 2,
+         .kind = WIRE_RPC_REQUEST,
+         .correlation_id = 1,
+         .api_key = 19,
+         .api_version = 7,
+         .payload = slice_make(body, sizeof(body))},
+        {.from = 1,
+         .to = 2,
+         .kind = WIRE_RPC_RESPONSE,
+         .correlation_id = 2,
+         .api_key = 19,
+         .api_version = 7,
+         .error = 41,
+         .payload = slice_make(body, 0)},
+        {.from = 1,
+         .to = 2,
+         .kind = WIRE_RPC_RESPONSE,
+         .correlation_id = -3,
+         .api_key = 62,
+         .api_version = 0,
+         .payload = slice_make(body, 5)},
+    };
+    for (size_t n = 1; n <= sizeof(rpcs) / sizeof(rpcs[0]); n++) {
+        buf_reset(&b);
+        arena_reset(&a);
+        if (wire_rpc_frame(&a, 1, 2, rpcs, n, (int32_t)n, &b) == 0)
             rc |= put(dir, 0, b.data + 4, b.len - 4);
     }
 

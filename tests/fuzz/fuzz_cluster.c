@@ -6,8 +6,9 @@
  * prefix (wire_request_decode), 1 a hello answer frame (wire_hello_answer_decode), 2 a metadata
  * record value (metarec_decode). Checks: no crash, leak or sanitizer report; only the documented
  * errors; the decode arena stays within CLUSTER_FRAME_ARENA_MAX; whatever decodes encodes again
- * and decodes to the same thing (the same messages of a RaftMessages frame, the same hello
- * fields, and for a metadata record a fixed point of encode(decode(x))). Any violation aborts.
+ * and decodes to the same thing (the same messages of a RaftMessages frame, the same RPCs of a
+ * ClusterRpc frame with payloads inside the input, the same hello fields, and for a metadata
+ * record a fixed point of encode(decode(x))). Any violation aborts.
  */
 #include "base/arena.h"
 #include "base/assert.h"
@@ -40,6 +41,9 @@ static void check_request(struct arena *a, struct arena *b, struct slice in)
     buf_init(&out);
     if (req.api_key == WIRE_API_CLUSTER_HELLO) {
         ASSERT(wire_hello_frame(&req.hello, req.correlation_id, &out) == 0);
+    } else if (req.api_key == WIRE_API_CLUSTER_RPC) {
+        ASSERT(wire_rpc_frame(b, req.rpcs.from, req.rpcs.to, req.rpcs.rpcs, req.rpcs.count,
+                              req.correlation_id, &out) == 0);
     } else {
         ASSERT(wire_raft_frame(b, req.raft.from, req.raft.to, req.raft.msgs, req.raft.count,
                                req.correlation_id, &out) == 0);
@@ -50,6 +54,20 @@ static void check_request(struct arena *a, struct arena *b, struct slice in)
         ASSERT(strcmp(back.hello.cluster_id, req.hello.cluster_id) == 0);
         ASSERT(strcmp(back.hello.host, req.hello.host) == 0);
         ASSERT(back.hello.node_id == req.hello.node_id && back.hello.port == req.hello.port);
+    } else if (req.api_key == WIRE_API_CLUSTER_RPC) {
+        ASSERT(back.rpcs.count == req.rpcs.count && back.rpcs.from == req.rpcs.from &&
+               back.rpcs.to == req.rpcs.to);
+        for (size_t i = 0; i < req.rpcs.count; i++) {
+            const struct wire_rpc *x = &req.rpcs.rpcs[i], *y = &back.rpcs.rpcs[i];
+
+            /* Payloads are borrowed from the input, never copied. */
+            ASSERT(x->payload.len == 0 || (x->payload.ptr >= in.ptr &&
+                                           x->payload.ptr + x->payload.len <= in.ptr + in.len));
+            ASSERT(x->kind == y->kind && x->correlation_id == y->correlation_id &&
+                   x->api_key == y->api_key && x->api_version == y->api_version &&
+                   x->error == y->error && x->from == y->from && x->to == y->to);
+            ASSERT(slice_eq(x->payload, y->payload));
+        }
     } else {
         ASSERT(back.raft.count == req.raft.count && back.raft.from == req.raft.from);
     }

@@ -3,7 +3,9 @@
  * process): messages queued while the connection is set up leave as one frame after the hello;
  * both directions work; each kind of stranger is refused with its reason; a dead peer is
  * reported down and messages to it are dropped, not kept; a Kafka client on the cluster port is
- * disconnected.
+ * disconnected. Controller RPCs travel both ways beside Raft messages and to self. A node created
+ * without a cluster id learns it from the first admitted node that knows it, once, and is then
+ * as strict as any member.
  */
 #include "base/clock.h"
 #include "base/compiler.h"
@@ -36,7 +38,20 @@ struct node {
     bool up[NODES];
     size_t downs[NODES];
     char reason[CLUSTER_HELLO_REASON_BYTES_MAX];
+    /* RPCs */
+    size_t requests, responses;
+    int64_t corr_sum;
+    size_t payload_len;
+    uint8_t payload_byte;
+    int32_t last_from;
+    bool answer;
+    /* cluster id learning */
+    size_t ids_learnt;
+    char learnt[CLUSTER_ID_BYTES_MAX + 1];
+    uint64_t learnt_seq, up_seq[NODES];
 };
+
+static uint64_t events; /* orders the callbacks */
 
 static struct loop_epoll lp;
 static struct node nodes[NODES];
@@ -55,10 +70,41 @@ static void on_raft(void *ctx, const struct wire_raft *f)
     }
 }
 
+static void on_rpc(void *ctx, const struct wire_rpc *r)
+{
+    struct node *n = ctx;
+    assert_int_equal(r->to, n->id);
+    n->last_from = r->from;
+    n->payload_len = r->payload.len;
+    n->payload_byte = r->payload.len > 0 ? r->payload.ptr[r->payload.len - 1] : 0;
+    if (r->kind == WIRE_RPC_RESPONSE) {
+        n->responses++;
+        n->corr_sum += r->correlation_id;
+        return;
+    }
+    n->requests++;
+    if (n->answer) {
+        struct wire_rpc resp = *r;
+        resp.from = n->id;
+        resp.to = r->from;
+        resp.kind = WIRE_RPC_RESPONSE;
+        assert_int_equal(transport_send_rpc(n->t, &resp), 0);
+    }
+}
+
+static void on_cluster_id(void *ctx, const char *id)
+{
+    struct node *n = ctx;
+    n->ids_learnt++;
+    n->learnt_seq = ++events;
+    snprintf(n->learnt, sizeof(n->learnt), "%s", id);
+}
+
 static void on_up(void *ctx, int32_t peer)
 {
     struct node *n = ctx;
     n->up[peer] = true;
+    n->up_seq[peer] = ++events;
 }
 
 static void on_down(void *ctx, int32_t peer, int err, const char *reason)
@@ -81,8 +127,12 @@ static void start(int32_t id, const char *cluster_id)
         .listen_host = "127.0.0.1",
         .advertised_host = "127.0.0.1",
     };
-    struct transport_handler h = {
-        .on_raft = on_raft, .on_peer_up = on_up, .on_peer_down = on_down, .ctx = n};
+    struct transport_handler h = {.on_raft = on_raft,
+                                  .on_rpc = on_rpc,
+                                  .on_cluster_id = on_cluster_id,
+                                  .on_peer_up = on_up,
+                                  .on_peer_down = on_down,
+                                  .ctx = n};
     assert_int_equal(tcp_transport_create(&lp.loop, &cfg, &h, &n->tt), 0);
     n->t = tcp_transport_base(n->tt);
 }
@@ -345,6 +395,163 @@ static void test_stalled_peer_bounded(void **state)
     close(lfd);
 }
 
+static struct wire_rpc rpc(int32_t from, int32_t to, int64_t corr, const uint8_t *p, size_t len)
+{
+    return (struct wire_rpc){.from = from,
+                             .to = to,
+                             .kind = WIRE_RPC_REQUEST,
+                             .correlation_id = corr,
+                             .api_key = 19,
+                             .api_version = 7,
+                             .payload = slice_make(p, len)};
+}
+
+/* Requests from node 1 to node 2 (and to itself) queued in the same iteration as Raft messages
+ * leave in the same flush, a RaftMessages frame then a ClusterRpc frame; node 2 answers from
+ * on_rpc on its own connection. Catches: RPC frames refused by the receiver as "not Raft" (the
+ * connection dropped); RPCs waiting for a later flush or crowding out Raft messages; answers
+ * lost on the way back; a self RPC dialling the node itself instead of being delivered by the
+ * flush; an RPC to an unknown node queued instead of refused. */
+static void test_rpc_loopback_both_ways(void **state)
+{
+    (void)state;
+    start(1, "cluster-A");
+    start(2, "cluster-A");
+    know(1, 2);
+    know(2, 1);
+    nodes[2].answer = true;
+
+    static uint8_t body[200000]; /* more than one read */
+    memset(body, 0x3d, sizeof(body));
+    for (int64_t i = 0; i < 5; i++) {
+        struct wire_msg m = msg(1, 2, (int32_t)i, i);
+        assert_int_equal(transport_send(nodes[1].t, &m), 0);
+        struct wire_rpc r = rpc(1, 2, 10 + i, body, sizeof(body));
+        assert_int_equal(transport_send_rpc(nodes[1].t, &r), 0);
+    }
+    memset(body, 0, sizeof(body));
+    struct wire_rpc self = rpc(1, 1, 99, (const uint8_t *)"me", 2);
+    assert_int_equal(transport_send_rpc(nodes[1].t, &self), 0);
+    struct wire_rpc nobody = rpc(1, 6, 1, body, 1);
+    assert_int_equal(transport_send_rpc(nodes[1].t, &nobody), ERR_NOT_FOUND);
+    assert_int_equal(nodes[1].requests, 0);
+    transport_flush(nodes[1].t);
+    assert_int_equal(nodes[1].requests, 1); /* to self, by the flush, before any connection */
+    assert_int_equal(nodes[1].last_from, 1);
+
+    RUN_UNTIL(nodes[2].requests == 5 && nodes[1].responses == 5);
+    /* Everything queued while connecting left in one flush: one frame of each kind. */
+    assert_int_equal(nodes[1].t->stats.frames_sent, 2);
+    assert_int_equal(nodes[2].msgs, 5);
+    assert_int_equal(nodes[2].frames, 1);
+    assert_int_equal(nodes[2].payload_len, sizeof(body));
+    assert_int_equal(nodes[2].payload_byte, 0x3d);
+    assert_int_equal(nodes[1].corr_sum, 10 + 11 + 12 + 13 + 14);
+    assert_int_equal(nodes[1].last_from, 2);
+    assert_int_equal(nodes[1].t->stats.rpcs_received, 6);
+    assert_int_equal(nodes[2].t->stats.frames_refused, 0);
+    assert_int_equal(nodes[1].t->stats.frames_refused, 0);
+    assert_int_equal(nodes[1].t->stats.rpcs_dropped, 1);
+    assert_true(nodes[1].up[2] && nodes[2].up[1]);
+}
+
+/* Node 2 starts without a cluster id and learns it from node 1, once, before the matching
+ * peer up; node 1 then reaches node 2 as any member; node 3 of another cluster is refused by
+ * both. Catches: a member refusing a new node (the cluster could not grow); the id not learnt,
+ * learnt twice or after on_peer_up (the host would act on a link before knowing its cluster);
+ * a joiner that keeps accepting any cluster once it has an id. */
+static void test_cluster_id_learnt(void **state)
+{
+    (void)state;
+    start(1, "cluster-A");
+    start(2, NULL);
+    start(3, "cluster-B");
+    assert_null(tcp_transport_cluster_id(nodes[2].tt));
+    assert_string_equal(tcp_transport_cluster_id(nodes[1].tt), "cluster-A");
+    know(1, 2);
+    know(2, 1);
+    know(3, 1);
+    know(3, 2);
+
+    struct wire_msg m = msg(2, 1, 0, 5);
+    assert_int_equal(transport_send(nodes[2].t, &m), 0);
+    struct wire_rpc r = rpc(2, 1, 7, (const uint8_t *)"join", 4);
+    assert_int_equal(transport_send_rpc(nodes[2].t, &r), 0);
+    RUN_UNTIL(nodes[1].msgs == 1 && nodes[1].requests == 1);
+    assert_int_equal(nodes[2].ids_learnt, 1);
+    assert_string_equal(nodes[2].learnt, "cluster-A");
+    assert_string_equal(tcp_transport_cluster_id(nodes[2].tt), "cluster-A");
+    assert_true(nodes[2].up[1]);
+    assert_true(nodes[2].learnt_seq < nodes[2].up_seq[1]);
+
+    struct wire_msg back = msg(1, 2, 0, 6);
+    assert_int_equal(transport_send(nodes[1].t, &back), 0);
+    RUN_UNTIL(nodes[2].msgs == 1);
+    assert_int_equal(nodes[2].ids_learnt, 1);
+    assert_int_equal(nodes[1].ids_learnt, 0);
+
+    struct wire_msg m31 = msg(3, 1, 0, 1), m32 = msg(3, 2, 0, 1);
+    assert_int_equal(transport_send(nodes[3].t, &m31), 0);
+    assert_int_equal(transport_send(nodes[3].t, &m32), 0);
+    RUN_UNTIL(nodes[3].downs[1] == 1 && nodes[3].downs[2] == 1);
+    assert_non_null(strstr(nodes[3].reason, "error 104"));
+    assert_int_equal(nodes[1].msgs, 1);
+    assert_int_equal(nodes[2].msgs, 1);
+    assert_int_equal(nodes[3].ids_learnt, 0);
+    assert_string_equal(tcp_transport_cluster_id(nodes[2].tt), "cluster-A");
+}
+
+/* A new node learns the id from an inbound hello of a node it admits, but never from one it
+ * does not admit, and two new nodes refuse each other. Catches: a joiner adopting the id of any
+ * node that dials it (a stranger could capture a new node into its cluster); two nodes with no
+ * id exchanging Raft messages before either knows its cluster. */
+static void test_cluster_id_only_from_admitted(void **state)
+{
+    (void)state;
+    start(1, "cluster-A");
+    start(4, NULL);
+    start(5, "cluster-B");
+    start(6, NULL);
+    know(5, 4); /* node 4 does not know node 5 and has no admit fn */
+    struct wire_msg m = msg(5, 4, 0, 1);
+    assert_int_equal(transport_send(nodes[5].t, &m), 0);
+    RUN_UNTIL(nodes[5].downs[4] == 1);
+    assert_non_null(strstr(nodes[5].reason, "error 102"));
+    assert_null(tcp_transport_cluster_id(nodes[4].tt));
+    assert_int_equal(nodes[4].ids_learnt, 0);
+
+    know(6, 4);
+    know(4, 6);
+    struct wire_msg m64 = msg(6, 4, 0, 1);
+    assert_int_equal(transport_send(nodes[6].t, &m64), 0);
+    RUN_UNTIL(nodes[6].downs[4] == 1);
+    assert_non_null(strstr(nodes[6].reason, "knows the cluster id"));
+    assert_int_equal(nodes[4].msgs, 0);
+    assert_null(tcp_transport_cluster_id(nodes[6].tt));
+
+    /* Node 1, a member node 4 knows, dials it: node 4 accepts and learns the id from the hello. */
+    know(1, 4);
+    know(4, 1);
+    struct wire_msg m14 = msg(1, 4, 0, 3);
+    assert_int_equal(transport_send(nodes[1].t, &m14), 0);
+    RUN_UNTIL(nodes[4].msgs == 1);
+    assert_int_equal(nodes[4].ids_learnt, 1);
+    assert_string_equal(tcp_transport_cluster_id(nodes[4].tt), "cluster-A");
+    struct wire_msg m41 = msg(4, 1, 0, 3);
+    assert_int_equal(transport_send(nodes[4].t, &m41), 0);
+    RUN_UNTIL(nodes[1].msgs == 1);
+    assert_int_equal(nodes[4].ids_learnt, 1);
+    assert_true(nodes[4].up[1]);
+
+    /* Now a member, node 4 refuses node 5's cluster even from a node it admits. */
+    know(4, 5);
+    struct wire_msg m45 = msg(4, 5, 0, 1);
+    assert_int_equal(transport_send(nodes[4].t, &m45), 0);
+    RUN_UNTIL(nodes[4].downs[5] == 1);
+    assert_non_null(strstr(nodes[4].reason, "error 104"));
+    assert_string_equal(tcp_transport_cluster_id(nodes[4].tt), "cluster-A");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -353,6 +560,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_dead_peer, setup, teardown),
         cmocka_unit_test_setup_teardown(test_kafka_client_disconnected, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stalled_peer_bounded, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rpc_loopback_both_ways, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cluster_id_learnt, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cluster_id_only_from_admitted, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -3,7 +3,9 @@
  * RaftMessages frame with every field equal and batch bytes borrowed from the frame; heartbeats
  * of many groups coalesce into short entries; counts and sizes over base/limits.h are refused
  * before anything is allocated; malformed frames and foreign requests are refused; the hello
- * decision refuses each kind of stranger and accepts a member.
+ * decision refuses each kind of stranger and accepts a member, and lets a new node without a
+ * cluster id learn it. ClusterRpc frames round-trip every field with payloads borrowed from the
+ * frame; every refusal (oversized payload, hostile counts, bad kinds, truncation) in tables.
  *
  * Seed: WIRE_TEST_SEED overrides the seed; it is printed.
  */
@@ -612,6 +614,315 @@ static void test_heartbeat_frame_bytes(void **state)
     arena_deinit(&a);
 }
 
+/* ---- controller RPCs ---- */
+
+static struct wire_rpc rpc_of(uint8_t kind, int64_t corr, int16_t error, struct slice payload)
+{
+    return (struct wire_rpc){.from = 1,
+                             .to = 2,
+                             .kind = kind,
+                             .correlation_id = corr,
+                             .api_key = 19,
+                             .api_version = 7,
+                             .error = error,
+                             .payload = payload};
+}
+
+/* A frame of RPCs round-trips with every field equal, payloads pointing into the frame, and
+ * the frame's envelope (api key 32002, correlation id, nodes). Catches: a field dropped or
+ * truncated on the way (int64 correlation ids, negative api versions, errors on responses); a
+ * payload copied (memory per frame) or mixed up between RPCs; an empty payload decoded as NULL. */
+static void test_rpc_round_trip(void **state)
+{
+    (void)state;
+    struct arena a;
+    arena_init(&a, ARENA_BLOCK_BYTES_DEFAULT, CLUSTER_FRAME_ARENA_MAX);
+    struct buf b;
+    buf_init(&b);
+    static uint8_t big[70000];
+    for (size_t i = 0; i < sizeof(big); i++)
+        big[i] = (uint8_t)(i * 7);
+    const struct wire_rpc rpcs[] = {
+        rpc_of(WIRE_RPC_REQUEST, 1, 0, slice_make((const uint8_t *)"create", 6)),
+        rpc_of(WIRE_RPC_RESPONSE, INT64_MAX, 0, slice_make((const uint8_t *)"created", 7)),
+        rpc_of(WIRE_RPC_RESPONSE, INT64_MIN, 41, slice_make(NULL, 0)),
+        rpc_of(WIRE_RPC_REQUEST, -5, 0, slice_make(big, sizeof(big))),
+    };
+    const size_t n = sizeof(rpcs) / sizeof(rpcs[0]);
+    struct wire_rpc odd = rpcs[0];
+    odd.api_key = 32767;
+    odd.api_version = -1;
+
+    for (size_t count = 0; count <= n; count++) {
+        arena_reset(&a);
+        buf_reset(&b);
+        assert_int_equal(wire_rpc_frame(&a, 1, 2, rpcs, count, 31, &b), 0);
+        assert_int_equal(be32_load(b.data), b.len - WIRE_FRAME_PREFIX_BYTES);
+        assert_int_equal(be16_load(b.data + 4), WIRE_API_CLUSTER_RPC);
+        struct slice body = slice_make(b.data + 4, b.len - 4);
+        struct wire_request req;
+        assert_int_equal(wire_request_decode(&a, body, &req), 0);
+        assert_int_equal(req.api_key, WIRE_API_CLUSTER_RPC);
+        assert_int_equal(req.correlation_id, 31);
+        assert_int_equal(req.rpcs.from, 1);
+        assert_int_equal(req.rpcs.to, 2);
+        assert_int_equal(req.rpcs.count, count);
+        for (size_t i = 0; i < count; i++) {
+            const struct wire_rpc *x = &rpcs[i], *y = &req.rpcs.rpcs[i];
+            assert_int_equal(y->from, 1);
+            assert_int_equal(y->to, 2);
+            assert_int_equal(y->kind, x->kind);
+            assert_int_equal(y->correlation_id, x->correlation_id);
+            assert_int_equal(y->api_key, x->api_key);
+            assert_int_equal(y->api_version, x->api_version);
+            assert_int_equal(y->error, x->error);
+            assert_non_null(y->payload.ptr);
+            assert_true(slice_eq(y->payload, x->payload));
+            if (y->payload.len > 0)
+                assert_true(y->payload.ptr > body.ptr && y->payload.ptr < body.ptr + body.len);
+        }
+    }
+    size_t est = 0;
+    for (size_t i = 0; i < n; i++)
+        est += wire_rpc_bytes(&rpcs[i]);
+    assert_true(b.len <= est + 64); /* the estimate bounds the frame, its header aside */
+
+    arena_reset(&a);
+    buf_reset(&b);
+    assert_int_equal(wire_rpc_frame(&a, 1, 2, &odd, 1, 1, &b), 0);
+    struct wire_request req;
+    assert_int_equal(wire_request_decode(&a, slice_make(b.data + 4, b.len - 4), &req), 0);
+    assert_int_equal(req.rpcs.rpcs[0].api_key, 32767);
+    assert_int_equal(req.rpcs.rpcs[0].api_version, -1);
+    buf_deinit(&b);
+    arena_deinit(&a);
+}
+
+/* What the sender refuses: each row an RPC (or frame nodes) and the error. Catches: an RPC
+ * that cannot be decoded by the peer leaving anyway (a whole frame lost for one bad RPC); a
+ * payload over CLUSTER_RPC_BYTES_MAX read or copied before being refused; a frame from a node to
+ * itself (self RPCs never touch the wire). */
+static void test_rpc_pack_refuses(void **state)
+{
+    (void)state;
+    static const uint8_t p[4] = {1, 2, 3, 4};
+    const struct slice ok = slice_make(p, sizeof(p));
+    const struct slice huge = slice_make(p, (size_t)CLUSTER_RPC_BYTES_MAX + 1); /* never read */
+    struct row {
+        const char *what;
+        int32_t from, to;
+        struct wire_rpc r;
+        int want;
+    } rows[] = {
+        {"fine", 1, 2, rpc_of(WIRE_RPC_REQUEST, 1, 0, ok), 0},
+        {"empty payload", 1, 2, rpc_of(WIRE_RPC_RESPONSE, 1, 0, slice_make(p, 0)), 0},
+        {"payload over the bound", 1, 2, rpc_of(WIRE_RPC_REQUEST, 1, 0, huge), ERR_TOO_LARGE},
+        {"kind 2", 1, 2, rpc_of(2, 1, 0, ok), ERR_INVALID},
+        {"kind 255", 1, 2, rpc_of(255, 1, 0, ok), ERR_INVALID},
+        {"request with an error", 1, 2, rpc_of(WIRE_RPC_REQUEST, 1, 41, ok), ERR_INVALID},
+        {"NULL payload with a length", 1, 2, rpc_of(WIRE_RPC_REQUEST, 1, 0, slice_make(NULL, 3)),
+         ERR_INVALID},
+        {"frame to self", 1, 1, rpc_of(WIRE_RPC_REQUEST, 1, 0, ok), ERR_INVALID},
+        {"negative node", -1, 2, rpc_of(WIRE_RPC_REQUEST, 1, 0, ok), ERR_INVALID},
+        {"rpc of another sender", 3, 2, rpc_of(WIRE_RPC_REQUEST, 1, 0, ok), ERR_INVALID},
+    };
+    struct arena a;
+    arena_init(&a, ARENA_BLOCK_BYTES_DEFAULT, CLUSTER_FRAME_ARENA_MAX);
+    struct buf b;
+    buf_init(&b);
+    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+        struct row *w = &rows[i];
+        if (w->from == w->to || w->from < 0)
+            w->r.from = w->from, w->r.to = w->to;
+        print_message("%s\n", w->what);
+        arena_reset(&a);
+        buf_reset(&b);
+        assert_int_equal(wire_rpc_frame(&a, w->from, w->to, &w->r, 1, 1, &b), w->want);
+        if (w->want != 0)
+            assert_int_equal(b.len, 0);
+        if (w->from == 1 && w->to == 2)
+            assert_int_equal(wire_rpc_check(&w->r), w->want);
+    }
+
+    /* More RPCs than a frame may hold: refused by the count, before anything is read. */
+    struct wire_rpc *many = calloc(CLUSTER_FRAME_RPCS_MAX + 1, sizeof(*many));
+    assert_non_null(many);
+    for (size_t i = 0; i <= CLUSTER_FRAME_RPCS_MAX; i++)
+        many[i] = rpc_of(WIRE_RPC_REQUEST, (int64_t)i, 0, ok);
+    struct kafka_cluster_rpc_request req;
+    arena_reset(&a);
+    assert_int_equal(wire_rpc_pack(&a, 1, 2, many, CLUSTER_FRAME_RPCS_MAX + 1, &req),
+                     ERR_TOO_LARGE);
+    assert_int_equal(arena_used(&a), 0);
+    assert_int_equal(wire_rpc_pack(&a, 1, 2, many, CLUSTER_FRAME_RPCS_MAX, &req), 0);
+    free(many);
+    buf_deinit(&b);
+    arena_deinit(&a);
+}
+
+/* Writes a ClusterRpc frame (after its size prefix) straight from the generated struct, with
+ * none of pack's checks: what a hostile or broken peer could send. */
+static void raw_rpc_frame(const struct kafka_cluster_rpc_request *req, struct buf *b)
+{
+    struct kafka_request_header h;
+    kafka_request_header_init(&h);
+    h.request_api_key = WIRE_API_CLUSTER_RPC;
+    h.request_api_version = 0;
+    h.correlation_id = 3;
+    buf_reset(b);
+    assert_int_equal(kafka_request_header_encode(&h, 2, b), 0);
+    assert_int_equal(kafka_cluster_rpc_request_encode(req, 0, b), 0);
+}
+
+/* What the receiver refuses, each row a frame a peer could send, decoded from the wire. Catches:
+ * a payload over CLUSTER_RPC_BYTES_MAX or more RPCs than a frame may hold accepted (or their
+ * memory allocated before the check); an unknown kind or a request with an error passed up to
+ * the RPC layer; a frame from a node to itself; a truncated frame or trailing bytes read past;
+ * a huge count on the wire allocating before the bytes behind it are there. */
+static void test_rpc_frames_refused(void **state)
+{
+    (void)state;
+    struct arena a;
+    arena_init(&a, ARENA_BLOCK_BYTES_DEFAULT, CLUSTER_FRAME_ARENA_MAX);
+    struct buf b;
+    buf_init(&b);
+    struct wire_request out;
+    uint8_t *big = calloc(1, CLUSTER_RPC_BYTES_MAX + 1);
+    assert_non_null(big);
+    struct kafka_cluster_rpc_request_rpc one = {
+        .kind = WIRE_RPC_REQUEST, .correlation_id = 1, .payload = slice_make(big, 10)};
+    struct row {
+        const char *what;
+        int32_t from, to;
+        int8_t kind;
+        int16_t error;
+        size_t payload_len;
+        int want;
+    } rows[] = {
+        {"fine", 1, 2, WIRE_RPC_REQUEST, 0, 10, 0},
+        {"largest payload", 1, 2, WIRE_RPC_RESPONSE, 0, CLUSTER_RPC_BYTES_MAX, 0},
+        {"payload over the bound", 1, 2, WIRE_RPC_RESPONSE, 0, CLUSTER_RPC_BYTES_MAX + 1,
+         ERR_TOO_LARGE},
+        {"kind -1", 1, 2, -1, 0, 10, ERR_CORRUPT},
+        {"kind 2", 1, 2, 2, 0, 10, ERR_CORRUPT},
+        {"request with an error", 1, 2, WIRE_RPC_REQUEST, 41, 10, ERR_CORRUPT},
+        {"response with an error", 1, 2, WIRE_RPC_RESPONSE, 41, 10, 0},
+        {"from itself", 2, 2, WIRE_RPC_REQUEST, 0, 10, ERR_CORRUPT},
+        {"negative sender", -1, 2, WIRE_RPC_REQUEST, 0, 10, ERR_CORRUPT},
+        {"negative receiver", 1, -3, WIRE_RPC_REQUEST, 0, 10, ERR_CORRUPT},
+    };
+    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+        const struct row *w = &rows[i];
+        struct kafka_cluster_rpc_request req;
+        print_message("%s\n", w->what);
+        kafka_cluster_rpc_request_init(&req);
+        req.from_node_id = w->from;
+        req.to_node_id = w->to;
+        one.kind = w->kind;
+        one.error_code = w->error;
+        one.payload = slice_make(big, w->payload_len);
+        req.rpcs.items = &one;
+        req.rpcs.count = 1;
+        raw_rpc_frame(&req, &b);
+        arena_reset(&a);
+        assert_int_equal(wire_request_decode(&a, buf_slice(&b), &out), w->want);
+        assert_true(arena_used(&a) < 4096); /* the payload is borrowed, never copied */
+    }
+
+    /* Counts: over CLUSTER_FRAME_RPCS_MAX whole RPCs on the wire; refused with memory bounded.
+     * The converter alone refuses by the count before allocating. */
+    struct kafka_cluster_rpc_request req;
+    kafka_cluster_rpc_request_init(&req);
+    req.from_node_id = 1;
+    req.to_node_id = 2;
+    req.rpcs.count = CLUSTER_FRAME_RPCS_MAX + 1;
+    req.rpcs.items = calloc(req.rpcs.count, sizeof(*req.rpcs.items));
+    assert_non_null(req.rpcs.items);
+    for (size_t i = 0; i < req.rpcs.count; i++)
+        req.rpcs.items[i].payload = slice_make(big, 0);
+    raw_rpc_frame(&req, &b);
+    arena_reset(&a);
+    assert_int_equal(wire_request_decode(&a, buf_slice(&b), &out), ERR_TOO_LARGE);
+    assert_true(arena_used(&a) <= CLUSTER_FRAME_ARENA_MAX);
+    free(req.rpcs.items);
+    struct wire_rpcs unpacked;
+    req.rpcs.items = NULL; /* never read */
+    arena_reset(&a);
+    assert_int_equal(wire_rpc_unpack(&a, &req, &unpacked), ERR_TOO_LARGE);
+    assert_int_equal(arena_used(&a), 0);
+
+    /* A count of 2^31 - 2 RPCs with nothing behind it: short, not a huge allocation. */
+    struct kafka_request_header h;
+    kafka_request_header_init(&h);
+    h.request_api_key = WIRE_API_CLUSTER_RPC;
+    buf_reset(&b);
+    assert_int_equal(kafka_request_header_encode(&h, 2, &b), 0);
+    buf_put_be32(&b, 1);
+    buf_put_be32(&b, 2);
+    static const uint8_t count[] = {0xff, 0xff, 0xff, 0xff, 0x07}; /* compact: count + 1 */
+    buf_append(&b, count, sizeof(count));
+    arena_reset(&a);
+    int rc = wire_request_decode(&a, buf_slice(&b), &out);
+    assert_true(rc == ERR_CORRUPT || rc == ERR_TOO_LARGE);
+    assert_true(arena_used(&a) < 4096);
+
+    /* Every truncation of a good frame, and a byte too many. */
+    struct wire_rpc good[2] = {rpc_of(WIRE_RPC_REQUEST, 7, 0, slice_make(big, 40)),
+                               rpc_of(WIRE_RPC_RESPONSE, 8, 41, slice_make(big, 0))};
+    buf_reset(&b);
+    arena_reset(&a);
+    assert_int_equal(wire_rpc_frame(&a, 1, 2, good, 2, 5, &b), 0);
+    struct slice body = slice_make(b.data + 4, b.len - 4);
+    for (size_t cut = 0; cut < body.len; cut++) {
+        arena_reset(&a);
+        assert_int_equal(wire_request_decode(&a, slice_make(body.ptr, cut), &out), ERR_CORRUPT);
+    }
+    buf_put_u8(&b, 0);
+    arena_reset(&a);
+    assert_int_equal(wire_request_decode(&a, slice_make(b.data + 4, b.len - 4), &out), ERR_CORRUPT);
+    free(big);
+    buf_deinit(&b);
+    arena_deinit(&a);
+}
+
+/* A new node (no cluster id yet) and a member: the member admits it and tells it the id; two
+ * new nodes refuse each other; admission and the other checks still apply to a new node.
+ * Catches: a member refusing every new node (a cluster could never grow); a new node adopting
+ * an id from a node it does not admit; two new nodes linking up with no cluster to agree on;
+ * a member's answer that does not carry the id. */
+static void test_hello_decide_new_node(void **state)
+{
+    (void)state;
+    char reason[CLUSTER_HELLO_REASON_BYTES_MAX];
+    struct wire_hello_answer ans;
+    struct wire_hello fresh = hello;
+    fresh.cluster_id = "";
+
+    wire_hello_decide(&fresh, hello.cluster_id, 1, true, reason, &ans);
+    assert_int_equal(ans.error_code, WIRE_HELLO_OK);
+    assert_string_equal(ans.cluster_id, hello.cluster_id);
+
+    wire_hello_decide(&fresh, hello.cluster_id, 1, false, reason, &ans);
+    assert_int_equal(ans.error_code, WIRE_HELLO_BROKER_ID_NOT_REGISTERED);
+
+    wire_hello_decide(&fresh, "", 1, true, reason, &ans);
+    assert_int_equal(ans.error_code, WIRE_HELLO_INCONSISTENT_CLUSTER_ID);
+    assert_non_null(strstr(ans.reason, "knows the cluster id"));
+    assert_string_equal(ans.cluster_id, "");
+
+    /* A new node receiving a member's hello: accepted with the member's id, unless the member
+     * is not admitted, in which case the answer carries the new node's (empty) id. */
+    wire_hello_decide(&hello, "", 1, true, reason, &ans);
+    assert_int_equal(ans.error_code, WIRE_HELLO_OK);
+    assert_string_equal(ans.cluster_id, hello.cluster_id);
+    wire_hello_decide(&hello, "", 1, false, reason, &ans);
+    assert_int_equal(ans.error_code, WIRE_HELLO_BROKER_ID_NOT_REGISTERED);
+    assert_string_equal(ans.cluster_id, "");
+
+    wire_hello_decide(&fresh, hello.cluster_id, 3, true, reason, &ans);
+    assert_int_equal(ans.error_code, WIRE_HELLO_INCONSISTENT_VOTER_SET);
+}
+
 int main(void)
 {
     const char *env = getenv("WIRE_TEST_SEED");
@@ -628,6 +939,10 @@ int main(void)
         cmocka_unit_test(test_hello_decide),
         cmocka_unit_test(test_hello_frames),
         cmocka_unit_test(test_heartbeat_frame_bytes),
+        cmocka_unit_test(test_rpc_round_trip),
+        cmocka_unit_test(test_rpc_pack_refuses),
+        cmocka_unit_test(test_rpc_frames_refused),
+        cmocka_unit_test(test_hello_decide_new_node),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
