@@ -180,6 +180,7 @@
 #define BROKER_FORWARD_RETRY_MS          100u        /* wait before sending it to a new controller */
 #define BROKER_META_SEGMENT_BYTES        (16u * MIB) /* segments of the metadata log */
 #define BROKER_STAGED_NAMES_MAX          1024u       /* topics of one CreateTopics checked for collisions */
+#define BROKER_INTERNAL_CREATE_VERSION   4           /* CreateTopics version of a node's own creations */
 #define BROKER_SERVE_WAIT_MS             10000u      /* a standalone node's start-up wait for its metadata */
 
 /* ---- group (the group coordinator and __consumer_offsets) ------------------------------- */

@@ -30,7 +30,9 @@
 #include "base/alloc.h"
 #include "base/assert.h"
 #include "base/error.h"
+#include "broker/admin.h"
 #include "broker/broker_internal.h"
+#include "cluster/meta_controller.h"
 #include "broker/meta_properties.h"
 #include "io/io.h"
 #include "net/loop_epoll.h"
@@ -180,8 +182,8 @@ bool broker_hosts(const struct broker *b, const struct meta_partition *mp)
 }
 
 /* Makes room for partitions [from, count): not open, no error (or hosted elsewhere). */
-static void topic_resize(struct broker_topic *t, const struct meta_topic *mt, const struct broker *b,
-                         uint32_t from, uint32_t count)
+static void topic_resize(struct broker_topic *t, const struct meta_topic *mt,
+                         const struct broker *b, uint32_t from, uint32_t count)
 {
     t->replicas = xrealloc(t->replicas, count * sizeof(*t->replicas));
     t->open_errors = xrealloc(t->open_errors, count * sizeof(*t->open_errors));
@@ -603,8 +605,7 @@ int broker_create_topic(struct breq *rq, const char *name, size_t len, int32_t p
             collide = x == y;
         }
         if (collide) {
-            *why = admin_printf(&rq->arena, "Topic '%s' collides with existing topic: %s", copy,
-                                o);
+            *why = admin_printf(&rq->arena, "Topic '%s' collides with existing topic: %s", copy, o);
             return KAFKA_INVALID_TOPIC_EXCEPTION;
         }
     }
@@ -621,8 +622,8 @@ int broker_create_topic(struct breq *rq, const char *name, size_t len, int32_t p
     struct meta_records scratch;
     meta_records_init(&scratch);
     struct meta_ctl_result res;
-    int16_t err = meta_ctl_create_topic(&b->meta, &req, validate_only ? &scratch : b->staging,
-                                        &res);
+    int16_t err =
+        meta_ctl_create_topic(&b->meta, &req, validate_only ? &scratch : b->staging, &res);
     meta_records_deinit(&scratch);
     if (err != META_CTL_NONE) {
         ctl_why(rq, &res, why);
@@ -669,8 +670,8 @@ int broker_stage_configs(struct breq *rq, int8_t resource_type, const char *reso
 {
     struct broker *b = rq->b;
     struct meta_ctl_result res;
-    int16_t err = meta_ctl_alter_configs(&b->meta, resource_type, resource, configs, count,
-                                         replace, b->staging, &res);
+    int16_t err = meta_ctl_alter_configs(&b->meta, resource_type, resource, configs, count, replace,
+                                         b->staging, &res);
     *why = (struct proto_str){NULL, 0};
     if (err != META_CTL_NONE)
         ctl_why(rq, &res, why);
@@ -825,7 +826,7 @@ static int clean_entry(struct broker *b, const char *name, bool created)
     return rc;
 }
 
-static int clean_data_dir(struct broker *b, bool created)
+int broker_clean_data_dir(struct broker *b, bool created)
 {
     /* Names first, renames after: a directory listing that sees its own renames is not
      * defined by POSIX. */
@@ -896,6 +897,41 @@ static void log_config_from(const struct broker_config *cfg, struct log_config *
     out->roll_ms = (uint64_t)cfg->log_roll_ms;
     out->retention_ms = cfg->log_retention_ms;
     out->retention_bytes = cfg->log_retention_bytes;
+}
+
+/*
+ * Reads the data directory's meta.properties before anything in the directory is used, and
+ * refuses a node id other than the one it records: the directory's partitions and offsets
+ * belong to that node. *found is false for a directory without one (new, or written by a
+ * version without it).
+ */
+static int check_identity(struct broker *b, struct meta_properties *props, bool *found)
+{
+    char why[BROKER_CONFIG_ERROR_BYTES_MAX];
+    int rc = meta_properties_load(b->io, b->cfg->log_dir, props, found, why, sizeof(why));
+    if (rc < 0 && (rc == ERR_CORRUPT || rc == ERR_UNSUPPORTED || rc == ERR_TOO_LARGE)) {
+        fprintf(stderr,
+                "chronik: cannot use %s/" META_PROPERTIES_NAME ": %s; restore it or use a new "
+                "data directory\n",
+                b->cfg->log_dir, why);
+        return rc;
+    }
+    if (rc < 0) {
+        fprintf(stderr, "chronik: cannot read %s/" META_PROPERTIES_NAME ": %s\n", b->cfg->log_dir,
+                err_str(rc));
+        return rc;
+    }
+    if (*found && props->node_id != b->cfg->node_id) {
+        fprintf(
+            stderr,
+            "chronik: data directory %s belongs to node %d (node.id=%d in its " META_PROPERTIES_NAME
+            "), but this node was started with node.id %d; start it "
+            "with --node-id %d, or give node %d a data directory of its own\n",
+            b->cfg->log_dir, (int)props->node_id, (int)props->node_id, (int)b->cfg->node_id,
+            (int)props->node_id, (int)b->cfg->node_id);
+        return ERR_INVALID;
+    }
+    return 0;
 }
 
 /* "cannot listen on HOST:PORT for WHAT (from SETTING): why", the one line of a taken port. */
@@ -1002,7 +1038,7 @@ int broker_start_serving(struct broker *b)
 {
     const struct broker_config *cfg = b->cfg;
     ASSERT(!b->serving);
-    int rc = clean_data_dir(b, b->created);
+    int rc = broker_clean_data_dir(b, false);
     if (rc < 0) {
         fprintf(stderr, "chronik: cannot clean data directory %s: %s\n", cfg->log_dir, err_str(rc));
         return rc;

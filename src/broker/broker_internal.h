@@ -15,6 +15,7 @@
 #include "base/rand.h"
 #include "broker/broker.h"
 #include "broker/kafka_errors.h"
+#include "cluster/meta_controller.h"
 #include "cluster/meta_records.h"
 #include "cluster/metadata.h"
 #include "cluster/replica.h"
@@ -80,8 +81,7 @@ struct broker {
      * name that collides with one of them. */
     const char *staged_names[BROKER_STAGED_NAMES_MAX];
     uint32_t staged_name_count;
-    bool created;               /* the data directory held no metadata at start-up */
-    bool serving;               /* caught up: partitions opened, listener up */
+    bool serving; /* caught up: partitions opened, listener up */
     /* The controller mutation quota (KIP-599): a token bucket of partition mutations. */
     double quota_tokens;
     uint64_t quota_updated_ns;
@@ -120,6 +120,8 @@ struct breq {
     breq_sink_fn sink;
     void *sink_ctx;
     struct broker_admin *admin; /* the controller operation it builds, or NULL */
+    bool auto_created;          /* Metadata: its missing topics were asked for already */
+    void *admin_state;          /* an admin handler's answer between build and finish */
 };
 
 /* Encodes the response header and body (a struct kafka_<api>_response) and sends it. */
@@ -195,6 +197,10 @@ void broker_reconcile(struct broker *b);
 /* Once the metadata is caught up at start-up: clears the data directory of what the metadata
  * does not know, opens the partitions and starts listening. */
 int broker_start_serving(struct broker *b);
+/* Start-up: marked directories and partition directories the metadata does not know go to the
+ * reaper; created (a directory with no metadata at all): partition directories are refused
+ * (ERR_CORRUPT, said why) and nothing is removed. */
+int broker_clean_data_dir(struct broker *b, bool created);
 /* Whether a partition is hosted by this node (its replicas include it). */
 bool broker_hosts(const struct broker *b, const struct meta_partition *mp);
 
@@ -216,6 +222,12 @@ struct meta_node *broker_meta_node(struct broker *b);
  */
 typedef void (*broker_forward_fn)(void *ctx, const struct buf *response);
 void broker_forward(struct broker *b, struct slice frame, broker_forward_fn done, void *ctx);
+/* Creates topics as a CreateTopics request of this node would (forwarded to the controller):
+ * partitions -1 for the default, the default replication factor, the given configs for each.
+ * done(ctx, response) as broker_forward's (NULL when it could not be sent). */
+void broker_create_topics(struct broker *b, const struct proto_str *names, uint32_t count,
+                          int32_t partitions, const char *const *keys, const char *const *values,
+                          uint32_t config_count, broker_forward_fn done, void *ctx);
 /* Runs a request frame as if a client had sent it, answering into sink instead of a connection
  * (sink(ctx, NULL) when the request was refused whole or aborted). request.c. */
 void broker_run_frame(struct broker *b, struct slice frame, breq_sink_fn sink, void *sink_ctx);

@@ -37,6 +37,7 @@
 #include <unistd.h>
 
 #define API_ENVELOPE        58
+#define API_CREATE_TOPICS   19
 #define CODE_NOT_CONTROLLER 41
 #define META_LOG_DIR        "__cluster_metadata-0"
 #define META_SNAPSHOT_FILE  "metadata.snapshot"
@@ -65,7 +66,7 @@ struct broker_cluster {
     struct loop_timer tick;
     struct loop_task flush_task;
     bool flush_posted;
-    char cluster_id[CLUSTER_ID_BYTES_MAX]; /* "" while this node is still learning it */
+    char cluster_id[META_CLUSTER_ID_CHARS + 1]; /* "" while this node is still learning it */
     char dir[IO_PATH_BYTES_MAX];
     char snapshot_path[IO_PATH_BYTES_MAX];
     int32_t voters[RAFT_VOTERS_MAX];
@@ -398,7 +399,9 @@ static void on_peer_down(void *ctx, int32_t peer, int err, const char *reason)
 static void check_serving(struct broker_cluster *c)
 {
     struct broker *b = c->b;
-    if (b->serving || c->mn == NULL || !meta_node_caught_up(c->mn))
+    /* As a Kafka broker: once caught up with the metadata and unfenced, so topics created
+     * from the first request on can be placed here. */
+    if (b->serving || c->mn == NULL || !meta_node_caught_up(c->mn) || !meta_node_unfenced(c->mn))
         return;
     int rc = broker_start_serving(b);
     if (rc < 0) {
@@ -507,8 +510,8 @@ static int open_meta_node(struct broker_cluster *c, int64_t applied)
         .voters = c->voters,
         .voter_count = c->voter_count,
         .tick_ms = BROKER_RAFT_TICK_MS,
-        .election_ticks = (uint32_t)(cfg->controller_quorum_election_timeout_ms /
-                                     BROKER_RAFT_TICK_MS),
+        .election_ticks =
+            (uint32_t)(cfg->controller_quorum_election_timeout_ms / BROKER_RAFT_TICK_MS),
         .heartbeat_ticks = 1,
         .seed = rng_next(&b->rng),
         .broker_heartbeat_ms = (uint64_t)cfg->broker_heartbeat_interval_ms,
@@ -531,8 +534,7 @@ static int open_meta_node(struct broker_cluster *c, int64_t applied)
     struct meta_node_handler h = {.applied = on_applied, .controller = on_controller, .ctx = c};
     int rc = meta_node_open(&mc, &env, &b->meta, applied, &h, &c->mn);
     if (rc < 0)
-        fprintf(stderr, "chronik: cannot open the metadata group in %s: %s\n", c->dir,
-                err_str(rc));
+        fprintf(stderr, "chronik: cannot open the metadata group in %s: %s\n", c->dir, err_str(rc));
     return rc;
 }
 
@@ -543,6 +545,12 @@ static void on_cluster_id(void *ctx, const char *id)
     struct broker *b = c->b;
     if (c->mn != NULL)
         return;
+    if (strlen(id) != META_CLUSTER_ID_CHARS) {
+        fprintf(stderr, "chronik: the peers' cluster id '%s' is not a cluster id\n", id);
+        b->exit_status = 1;
+        broker_stop(b);
+        return;
+    }
     snprintf(c->cluster_id, sizeof(c->cluster_id), "%s", id);
     meta_image_set_cluster_id_text(&b->meta, id);
     struct meta_properties props = {.node_id = b->cfg->node_id};
@@ -635,7 +643,14 @@ int broker_cluster_open(struct broker *b)
         return rc;
     bool is_dir = false;
     bool have_log = io_exists(b->io, c->dir, &is_dir) == 0;
-    b->created = !found && !migrated && !have_log;
+    bool created = !found && !migrated && !have_log;
+    if (created) {
+        /* Partition data without any metadata is a lost metadata log: refused before anything
+         * of a new cluster is written over it. */
+        rc = broker_clean_data_dir(b, true);
+        if (rc < 0)
+            return rc;
+    }
     if (found)
         snprintf(c->cluster_id, sizeof(c->cluster_id), "%s", props.cluster_id);
     else if (migrated)
@@ -662,8 +677,8 @@ int broker_cluster_open(struct broker *b)
         snprintf(own.cluster_id, sizeof(own.cluster_id), "%s", c->cluster_id);
         rc = meta_properties_store(b->io, cfg->log_dir, &own);
         if (rc < 0) {
-            fprintf(stderr, "chronik: cannot write %s/" META_PROPERTIES_NAME ": %s\n",
-                    cfg->log_dir, err_str(rc));
+            fprintf(stderr, "chronik: cannot write %s/" META_PROPERTIES_NAME ": %s\n", cfg->log_dir,
+                    err_str(rc));
             return rc;
         }
         if (migrated)
@@ -738,4 +753,49 @@ void broker_cluster_close(struct broker *b, bool clean)
         raft_host_destroy(c->host);
     free(c);
     b->cluster = NULL;
+}
+
+/* ---- topics the broker creates itself ------------------------------------------------------ */
+
+void broker_create_topics(struct broker *b, const struct proto_str *names, uint32_t count,
+                          int32_t partitions, const char *const *keys, const char *const *values,
+                          uint32_t config_count, broker_forward_fn done, void *ctx)
+{
+    struct kafka_create_topics_request_creatable_topic *topics = xcalloc(count, sizeof(*topics));
+    struct kafka_create_topics_request_creatable_topic_config *cfgs =
+        xcalloc(config_count + 1, sizeof(*cfgs));
+    for (uint32_t i = 0; i < config_count; i++) {
+        cfgs[i].name = proto_str_make(keys[i]);
+        cfgs[i].value = proto_str_make(values[i]);
+    }
+    for (uint32_t i = 0; i < count; i++) {
+        topics[i].name = names[i];
+        topics[i].num_partitions = partitions;
+        topics[i].replication_factor = -1;
+        topics[i].assignments.items = (void *)topics; /* empty, not null */
+        topics[i].configs.items = cfgs;
+        topics[i].configs.count = config_count;
+    }
+    struct kafka_create_topics_request req;
+    kafka_create_topics_request_init(&req);
+    req.topics.items = topics;
+    req.topics.count = count;
+    struct kafka_request_header h;
+    kafka_request_header_init(&h);
+    h.request_api_key = API_CREATE_TOPICS;
+    h.request_api_version = BROKER_INTERNAL_CREATE_VERSION;
+    h.client_id = proto_str_make("chronik-internal");
+    struct buf frame;
+    buf_init(&frame);
+    int rc = kafka_request_header_encode(&h, 1, &frame);
+    if (rc == 0)
+        rc = proto_encode(proto_api_get(API_CREATE_TOPICS)->request, &req,
+                          BROKER_INTERNAL_CREATE_VERSION, &frame);
+    free(topics);
+    free(cfgs);
+    if (rc == 0)
+        broker_forward(b, buf_slice(&frame), done, ctx);
+    else
+        done(ctx, NULL);
+    buf_deinit(&frame);
 }

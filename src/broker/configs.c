@@ -877,7 +877,8 @@ static int check_broker_name(struct breq *rq, struct proto_str name, bool or_emp
                             name.ptr != NULL ? name.ptr : "");
         return KAFKA_INVALID_REQUEST;
     }
-    if (id != node) {
+    /* Any registered broker's (run on the controller for the whole cluster), or this one's. */
+    if (id != node && meta_broker_find(&rq->b->meta, (int32_t)id) == NULL) {
         *why = admin_printf(&rq->arena, "Unexpected broker id, expected %d%s, but received %.*s",
                             node, or_empty ? " or empty string" : "", quoted, name.ptr);
         return KAFKA_INVALID_REQUEST;
@@ -979,67 +980,17 @@ struct alter_resource {
     bool replace; /* AlterConfigs: the items become the whole override set */
 };
 
-/* Commits the changes recorded in the metadata store: one journal append. */
-static int save_image(struct broker *b)
-{
-    int rc = meta_store_commit(&b->store, &b->meta);
-    if (rc < 0)
-        fprintf(stderr, "chronik: cannot write the metadata journal %s: %s\n",
-                b->store.journal_path, err_str(rc));
-    return rc;
-}
-
-/* Makes the topic's overrides exactly `set` (keys the table does not know are dropped). */
-static void write_overrides(struct broker *b, const char *topic, const struct topic_config_set *set)
-{
-    const struct meta_topic *mt = meta_topic_find(&b->meta, topic, strlen(topic));
-    ASSERT(mt != NULL);
-    while (mt->config_count > 0) {
-        int rc = meta_topic_config_set(&b->meta, topic, mt->configs[0].key, NULL);
-        ASSERT(rc == 0);
-    }
-    for (int id = 0; id < TOPIC_CONFIG_COUNT; id++) {
-        if (!set->present[id])
-            continue;
-        int rc =
-            meta_topic_config_set(&b->meta, topic, topic_config_keys[id].name, set->values[id]);
-        ASSERT(rc == 0); /* fewer keys than META_TOPIC_CONFIGS_MAX, short values */
-    }
-}
-
-/* Stores the new overrides and saves the image; on a failed save the old ones come back. */
+/* Stages the topic's overrides as exactly `set` (keys the table does not know are dropped). */
 static int store_overrides(struct breq *rq, const char *topic, const struct topic_config_set *set,
                            struct proto_str *why)
 {
-    struct broker *b = rq->b;
-    const struct meta_topic *mt = meta_topic_find(&b->meta, topic, strlen(topic));
-    ASSERT(mt != NULL);
-    uint32_t old_count = mt->config_count;
-    struct meta_config_entry *old = arena_calloc(&rq->arena, old_count, sizeof(*old));
-    if (old == NULL)
-        return ERR_TOO_LARGE;
-    for (uint32_t i = 0; i < old_count; i++) {
-        const struct meta_config_entry *e = &mt->configs[i];
-        old[i].key = arena_strndup(&rq->arena, e->key, strlen(e->key));
-        old[i].value = arena_strndup(&rq->arena, e->value, strlen(e->value));
-        if (old[i].key == NULL || old[i].value == NULL)
-            return ERR_TOO_LARGE;
-    }
-    write_overrides(b, topic, set);
-    meta_store_put_topic(&b->store, meta_topic_find(&b->meta, topic, strlen(topic)));
-    if (save_image(b) == 0) {
-        broker_topic_reconfigure(b, topic);
-        return KAFKA_NONE;
-    }
-    struct topic_config_set none;
-    memset(&none, 0, sizeof(none));
-    write_overrides(b, topic, &none);
-    for (uint32_t i = 0; i < old_count; i++) {
-        int rc = meta_topic_config_set(&b->meta, topic, old[i].key, old[i].value);
-        ASSERT(rc == 0); /* the same entries the image held a moment ago */
-    }
-    *why = proto_str_make("The broker could not write its metadata");
-    return KAFKA_KAFKA_STORAGE_ERROR;
+    struct meta_ctl_config cfgs[TOPIC_CONFIG_COUNT];
+    uint32_t n = 0;
+    for (int id = 0; id < TOPIC_CONFIG_COUNT; id++)
+        if (set->present[id])
+            cfgs[n++] = (struct meta_ctl_config){.key = topic_config_keys[id].name,
+                                                 .value = set->values[id]};
+    return broker_stage_configs(rq, META_RESOURCE_TOPIC, topic, cfgs, n, true, why);
 }
 
 /* The request-shape checks Kafka's ConfigAdminManager makes before anything else. */
@@ -1103,7 +1054,6 @@ static void static_keys(const struct alter_resource *res, char *list, size_t lis
 struct broker_change {
     const char *key;
     char *value;
-    char *old; /* for the undo when the commit fails */
 };
 
 /* Checks every item of res and turns it into changes (replace: every other key of the resource
@@ -1169,30 +1119,16 @@ static int plan_broker_changes(struct breq *rq, const struct alter_resource *res
     return KAFKA_NONE;
 }
 
-static void write_broker_changes(struct broker *b, const char *resource,
-                                 const struct broker_change *ch, size_t n, bool undo)
-{
-    for (size_t i = 0; i < n; i++) {
-        const char *v = undo ? ch[i].old : ch[i].value;
-        int rc = meta_broker_config_set(&b->meta, resource, ch[i].key, v);
-        /* Known keys, short values and two resources: far under every bound. */
-        ASSERT(rc == 0);
-        if (!undo)
-            meta_store_put_broker_config(&b->store, resource, ch[i].key, v);
-    }
-}
-
 static int alter_broker(struct breq *rq, const struct alter_resource *res, bool validate_only,
                         struct proto_str *why)
 {
     ASSERT(res->type == RESOURCE_BROKER && why != NULL);
-    struct broker *b = rq->b;
     char resource[16] = "";
     if (res->name.len > 0) {
         int err = check_broker_name(rq, res->name, false, why);
         if (err != KAFKA_NONE)
             return err;
-        node_resource(b, resource, sizeof(resource));
+        snprintf(resource, sizeof(resource), "%.*s", (int)res->name.len, res->name.ptr);
     }
     char list[BROKER_ADMIN_MESSAGE_BYTES_MAX];
     static_keys(res, list, sizeof(list));
@@ -1209,21 +1145,12 @@ static int alter_broker(struct breq *rq, const struct alter_resource *res, bool 
     int err = plan_broker_changes(rq, res, resource, ch, &n, why);
     if (err != KAFKA_NONE || validate_only || n == 0)
         return err;
-    for (size_t i = 0; i < n; i++) {
-        const char *old = meta_broker_config_get(&b->meta, resource, ch[i].key);
-        ch[i].old = old != NULL ? arena_strndup(&rq->arena, old, strlen(old)) : NULL;
-        if (old != NULL && ch[i].old == NULL)
-            return ERR_TOO_LARGE;
-    }
-    write_broker_changes(b, resource, ch, n, false);
-    if (save_image(b) != 0) {
-        for (size_t i = n; i-- > 0;)
-            write_broker_changes(b, resource, &ch[i], 1, true);
-        *why = proto_str_make("The broker could not write its metadata");
-        return KAFKA_KAFKA_STORAGE_ERROR;
-    }
-    broker_apply_dynamic_configs(b);
-    return KAFKA_NONE;
+    struct meta_ctl_config *cfgs = arena_calloc(&rq->arena, n, sizeof(*cfgs));
+    if (cfgs == NULL)
+        return ERR_TOO_LARGE;
+    for (size_t i = 0; i < n; i++)
+        cfgs[i] = (struct meta_ctl_config){.key = ch[i].key, .value = ch[i].value};
+    return broker_stage_configs(rq, META_RESOURCE_BROKER, resource, cfgs, (uint32_t)n, false, why);
 }
 
 static int alter_topic(struct breq *rq, const struct alter_resource *res, bool validate_only,
@@ -1324,11 +1251,54 @@ static int alter_all(struct breq *rq, const struct alter_resource *res, size_t n
     return 0;
 }
 
+/* An Alter answer between the build and the commit. */
+struct alter_answer {
+    void *items;
+    size_t count;
+    bool validate_only;
+};
+
+#define COMMIT_FAILED(err)                                              \
+    ((err) == KAFKA_NOT_CONTROLLER ? "The controller moved; try again." \
+                                   : "The controller could not write the metadata.")
+
+static void alter_finish(struct breq *rq, int16_t err)
+{
+    struct alter_answer *st = rq->admin_state;
+    legacy_result *out = st->items;
+    for (size_t i = 0; i < st->count && err != KAFKA_NONE && !st->validate_only; i++) {
+        if (out[i].error_code == KAFKA_NONE) {
+            out[i].error_code = err;
+            out[i].error_message = proto_str_make(COMMIT_FAILED(err));
+        }
+    }
+    struct kafka_alter_configs_response resp;
+    kafka_alter_configs_response_init(&resp);
+    resp.responses.items = out;
+    resp.responses.count = st->count;
+    breq_respond(rq, &resp);
+}
+
+static void incremental_finish(struct breq *rq, int16_t err)
+{
+    struct alter_answer *st = rq->admin_state;
+    incremental_result *out = st->items;
+    for (size_t i = 0; i < st->count && err != KAFKA_NONE && !st->validate_only; i++) {
+        if (out[i].error_code == KAFKA_NONE) {
+            out[i].error_code = err;
+            out[i].error_message = proto_str_make(COMMIT_FAILED(err));
+        }
+    }
+    struct kafka_incremental_alter_configs_response resp;
+    kafka_incremental_alter_configs_response_init(&resp);
+    resp.responses.items = out;
+    resp.responses.count = st->count;
+    breq_respond(rq, &resp);
+}
+
 void alter_configs_handle(struct breq *rq)
 {
     const struct kafka_alter_configs_request *req = rq->body;
-    struct kafka_alter_configs_response resp;
-    kafka_alter_configs_response_init(&resp);
     size_t n = req->resources.count;
     struct alter_resource *res = arena_calloc(&rq->arena, n, sizeof(*res));
     int16_t *codes = arena_calloc(&rq->arena, n, sizeof(*codes));
@@ -1361,16 +1331,19 @@ void alter_configs_handle(struct breq *rq)
                                  .error_message = messages[i],
                                  .resource_type = res[i].type,
                                  .resource_name = res[i].name};
-    resp.responses.items = out;
-    resp.responses.count = n;
-    breq_respond(rq, &resp);
+    struct alter_answer *st = arena_calloc(&rq->arena, 1, sizeof(*st));
+    if (st == NULL) {
+        breq_abort(rq);
+        return;
+    }
+    *st = (struct alter_answer){.items = out, .count = n, .validate_only = req->validate_only};
+    rq->admin_state = st;
+    broker_admin_commit(rq, alter_finish);
 }
 
 void incremental_alter_configs_handle(struct breq *rq)
 {
     const struct kafka_incremental_alter_configs_request *req = rq->body;
-    struct kafka_incremental_alter_configs_response resp;
-    kafka_incremental_alter_configs_response_init(&resp);
     size_t n = req->resources.count;
     struct alter_resource *res = arena_calloc(&rq->arena, n, sizeof(*res));
     int16_t *codes = arena_calloc(&rq->arena, n, sizeof(*codes));
@@ -1401,9 +1374,14 @@ void incremental_alter_configs_handle(struct breq *rq)
                                       .error_message = messages[i],
                                       .resource_type = res[i].type,
                                       .resource_name = res[i].name};
-    resp.responses.items = out;
-    resp.responses.count = n;
-    breq_respond(rq, &resp);
+    struct alter_answer *st = arena_calloc(&rq->arena, 1, sizeof(*st));
+    if (st == NULL) {
+        breq_abort(rq);
+        return;
+    }
+    *st = (struct alter_answer){.items = out, .count = n, .validate_only = req->validate_only};
+    rq->admin_state = st;
+    broker_admin_commit(rq, incremental_finish);
 }
 
 void broker_apply_dynamic_configs(struct broker *b)

@@ -48,6 +48,7 @@ struct groups {
     struct broker *b;
     struct group_coord coord;
     bool topic_ready; /* __consumer_offsets exists and its loads started */
+    bool creating;    /* its creation was asked of the controller and is not answered yet */
     struct gload {
         int64_t next;         /* the next offset to load, -1 once loaded (or failed) */
         int64_t retry_ms;     /* after a read error: not read again before this time */
@@ -430,7 +431,14 @@ static void on_tick(void *ctx)
     drain(gs);
 }
 
-/* Creates __consumer_offsets if needed and starts loading it; false if it cannot exist. */
+static void on_topic_created(void *ctx, const struct buf *response)
+{
+    struct groups *gs = ctx;
+    (void)response; /* the image says whether it exists now */
+    gs->creating = false;
+}
+
+/* Creates __consumer_offsets if needed and starts loading it; false while it does not exist. */
 static bool groups_topic(struct groups *gs)
 {
     if (gs->topic_ready)
@@ -438,22 +446,19 @@ static bool groups_topic(struct groups *gs)
     struct broker *b = gs->b;
     const struct meta_topic *mt = meta_topic_find(&b->meta, OFFSETS_TOPIC, strlen(OFFSETS_TOPIC));
     if (mt == NULL) {
-        /* Offsets are kept until they are deleted or expire, never by the log's age or size
-         * (there is no compaction yet, so the topic grows with every commit). */
+        /* Created through the controller like any topic; group requests are answered
+         * COORDINATOR_NOT_AVAILABLE until it exists here, and clients retry. Offsets are kept
+         * until they are deleted or expire, never by the log's age or size (there is no
+         * compaction yet, so the topic grows with every commit). */
         static const char *const keys[] = {"retention.ms", "retention.bytes", "segment.bytes"};
         static const char *const values[] = {"-1", "-1", "104857600"};
-        const char *why = NULL;
-        int rc = broker_create_topic(b, OFFSETS_TOPIC, (int32_t)gs->coord.cfg.partition_count, 1,
-                                     keys, values, 3, false, &why);
-        if (rc == KAFKA_NONE)
-            rc = broker_topics_commit(b);
-        if (rc != KAFKA_NONE) {
-            fprintf(stderr, "chronik: cannot create %s: %s\n", OFFSETS_TOPIC,
-                    why != NULL ? why : "unknown error");
-            return false;
+        if (!gs->creating) {
+            gs->creating = true;
+            struct proto_str name = proto_str_make(OFFSETS_TOPIC);
+            broker_create_topics(b, &name, 1, (int32_t)gs->coord.cfg.partition_count, keys, values,
+                                 3, on_topic_created, gs);
         }
-        mt = meta_topic_find(&b->meta, OFFSETS_TOPIC, strlen(OFFSETS_TOPIC));
-        ASSERT(mt != NULL);
+        return false;
     }
     if (mt->partition_count != gs->coord.cfg.partition_count) {
         /* The topic's partition count decides where groups live, whatever the default. */

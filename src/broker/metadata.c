@@ -68,28 +68,20 @@ static void fill_missing(struct kafka_metadata_response_metadata_response_topic 
 }
 
 /*
- * Auto-creation is batched and bounded: every missing topic of the request is staged, then
- * committed with one metadata journal append. At most BROKER_AUTO_CREATE_PER_REQUEST_MAX
- * topics are created per request, and only while the controller mutation quota admits them;
- * the others are answered LEADER_NOT_AVAILABLE, which clients retry (as Kafka answers a topic
- * whose creation is under way), so a request naming 100,000 unknown topics costs the loop one
- * bounded step.
+ * Auto-creation is batched and bounded: every missing topic of the request goes to the
+ * controller in one CreateTopics of this node, and the request is answered once that is done
+ * and applied here (so the answer holds the new topics and their leaders). At most
+ * BROKER_AUTO_CREATE_PER_REQUEST_MAX topics are created per request, and only while the
+ * controller mutation quota admits them; the others are answered LEADER_NOT_AVAILABLE, which
+ * clients retry (as Kafka answers a topic whose creation is under way), so a request naming
+ * 100,000 unknown topics costs one bounded step.
  */
-static int16_t auto_create(struct broker *b, struct proto_str name, uint32_t *created)
+static void on_auto_created(void *ctx, const struct buf *response)
 {
-    if (*created >= BROKER_AUTO_CREATE_PER_REQUEST_MAX ||
-        !broker_quota_admit(b, (uint32_t)b->cfg->num_partitions))
-        return KAFKA_LEADER_NOT_AVAILABLE;
-    char copy[META_TOPIC_NAME_BYTES_MAX + 1];
-    memcpy(copy, name.ptr, name.len);
-    copy[name.len] = '\0';
-    const char *why = NULL;
-    int err = broker_create_topic(b, copy, b->cfg->num_partitions,
-                                  (int16_t)b->cfg->default_replication_factor, NULL, NULL, 0, false,
-                                  &why);
-    if (err == KAFKA_NONE)
-        (*created)++;
-    return err == KAFKA_TOPIC_ALREADY_EXISTS ? KAFKA_NONE : (int16_t)err;
+    struct breq *rq = ctx;
+    (void)response; /* what exists now is in the image; a failure leaves a missing topic */
+    rq->auto_created = true;
+    metadata_handle(rq);
 }
 
 static int answer_requested(struct breq *rq, const struct kafka_metadata_request *req,
@@ -103,7 +95,11 @@ static int answer_requested(struct breq *rq, const struct kafka_metadata_request
     resp->topics.items = arena_calloc(&rq->arena, n, sizeof(*resp->topics.items));
     if (resp->topics.items == NULL)
         return ERR_TOO_LARGE;
-    /* First pass: stage the creations; error_code holds the answer for a missing topic. */
+    /* First pass: what to create; error_code holds the answer for a missing topic. */
+    struct proto_str *create =
+        arena_calloc(&rq->arena, BROKER_AUTO_CREATE_PER_REQUEST_MAX, sizeof(*create));
+    if (create == NULL)
+        return ERR_TOO_LARGE;
     uint32_t created = 0;
     for (size_t i = 0; i < n; i++) {
         const struct kafka_metadata_request_metadata_request_topic *q = &req->topics.items[i];
@@ -111,15 +107,24 @@ static int answer_requested(struct breq *rq, const struct kafka_metadata_request
         out->error_code = KAFKA_UNKNOWN_TOPIC_OR_PARTITION;
         if (q->name.ptr == NULL || meta_topic_find(&b->meta, q->name.ptr, q->name.len) != NULL)
             continue;
-        if (!meta_topic_name_valid(q->name.ptr, q->name.len))
+        if (!meta_topic_name_valid(q->name.ptr, q->name.len)) {
             out->error_code = KAFKA_INVALID_TOPIC_EXCEPTION;
-        else if (may_create)
-            out->error_code = auto_create(b, q->name, &created);
+        } else if (may_create) {
+            /* Asked once: a topic still missing after its creation is being created still (or
+             * could not be), which clients retry. */
+            out->error_code = KAFKA_LEADER_NOT_AVAILABLE;
+            bool again = false;
+            for (uint32_t k = 0; k < created && !again; k++)
+                again = create[k].len == q->name.len &&
+                        memcmp(create[k].ptr, q->name.ptr, q->name.len) == 0;
+            if (!rq->auto_created && !again && created < BROKER_AUTO_CREATE_PER_REQUEST_MAX &&
+                broker_quota_admit(b, (uint32_t)b->cfg->num_partitions))
+                create[created++] = q->name;
+        }
     }
-    if (created > 0 && broker_topics_commit(b) != KAFKA_NONE) {
-        for (size_t i = 0; i < n; i++)
-            if (resp->topics.items[i].error_code == KAFKA_NONE)
-                resp->topics.items[i].error_code = KAFKA_LEADER_NOT_AVAILABLE;
+    if (created > 0) {
+        broker_create_topics(b, create, created, -1, NULL, NULL, 0, on_auto_created, rq);
+        return 1;
     }
     int rc = 0;
     for (size_t i = 0; i < n && rc == 0; i++) {
@@ -180,6 +185,8 @@ void metadata_handle(struct breq *rq)
     } else {
         rc = answer_requested(rq, req, &resp);
     }
+    if (rc == 1)
+        return; /* answered once the topics it creates are applied */
     if (rc < 0)
         breq_fail(rq, rc); /* topics created so far stay, as after any failed answer */
     else

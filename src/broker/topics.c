@@ -3,10 +3,10 @@
  *
  * Each handler answers every entry of the request in request order, with Kafka's per-entry
  * error codes and messages (ReplicationControlManager and ControllerApis); one bad entry never
- * fails the others. The changes themselves go through broker.c (broker_create_topic,
- * broker_grow_topic, broker_delete_topic), which stage them; each handler commits them all at
- * once (one metadata journal append) before it answers, so a request is answered only once
- * its changes are durable; timeout_ms is therefore always met.
+ * fails the others. They run on the controller (see broker_internal.h): the changes go through
+ * broker.c (broker_create_topic, broker_grow_topic, broker_delete_topic), which stage them as
+ * KRaft records; each handler commits them all at once (one batch of the metadata log) and
+ * answers once they are committed and applied.
  *
  * The controller mutation quota (KIP-599) bounds the work: a token bucket of partitions,
  * filled at controller.mutation.rate per second up to rate * controller.quota.window.num *
@@ -18,8 +18,7 @@
  * it to every version, since it protects the one loop thread.
  *
  * Invariants: a topic is created only with overrides that passed the topic config table; a
- * manual replica assignment is accepted only when every replica is this node (the only live
- * broker).
+ * manual replica assignment is accepted only when every replica is this node.
  *
  * Never: asserts on anything a client sent, or keeps a pointer into the metadata image across a
  * change to it (names are copied into the request's arena first).
@@ -247,6 +246,7 @@ static int create_one(struct breq *rq, const struct kafka_create_topics_request_
     struct broker *b = rq->b;
     int32_t partitions = q->num_partitions;
     int16_t replicas = q->replication_factor;
+    struct meta_uuid id = {0};
     struct topic_config_set set;
     int err = KAFKA_NONE;
     if (duplicate) {
@@ -271,33 +271,30 @@ static int create_one(struct breq *rq, const struct kafka_create_topics_request_
     if (err == KAFKA_NONE) {
         const char *keys[TOPIC_CONFIG_COUNT], *values[TOPIC_CONFIG_COUNT];
         uint32_t count = 0;
-        for (int id = 0; id < TOPIC_CONFIG_COUNT; id++) {
-            if (set.present[id]) {
-                keys[count] = topic_config_keys[id].name;
-                values[count++] = set.values[id];
+        for (int k = 0; k < TOPIC_CONFIG_COUNT; k++) {
+            if (set.present[k]) {
+                keys[count] = topic_config_keys[k].name;
+                values[count++] = set.values[k];
             }
         }
-        const char *why = NULL;
         int32_t mutations = partitions == -1 ? b->cfg->num_partitions : partitions;
         if (!validate_only && !broker_quota_admit(b, (uint32_t)MAX(mutations, 0))) {
-            why = quota_message;
+            r->error_message = proto_str_make(quota_message);
             err = KAFKA_THROTTLING_QUOTA_EXCEEDED;
         } else {
-            err = broker_create_topic(b, q->name.ptr, partitions, replicas, keys, values, count,
-                                      validate_only, &why);
+            err = broker_create_topic(rq, q->name.ptr, q->name.len, partitions, replicas, keys,
+                                      values, count, validate_only, &r->error_message, &id);
         }
-        if (err != KAFKA_NONE)
-            r->error_message = proto_str_make(why);
     }
+    if (err < 0)
+        return err;
     r->error_code = (int16_t)err;
     if (err != KAFKA_NONE)
         return 0;
     r->error_message = (struct proto_str){NULL, 0};
     r->num_partitions = partitions == -1 ? b->cfg->num_partitions : partitions;
     r->replication_factor = replicas == -1 ? (int16_t)b->cfg->default_replication_factor : replicas;
-    const struct meta_topic *mt = meta_topic_find(&b->meta, q->name.ptr, q->name.len);
-    if (mt != NULL)
-        memcpy(r->topic_id.bytes, mt->id.b, sizeof(r->topic_id.bytes));
+    memcpy(r->topic_id.bytes, id.b, sizeof(r->topic_id.bytes));
     return rq->api_version >= 5 ? fill_create_configs(rq, &set, defaults, r) : 0;
 }
 
@@ -314,11 +311,40 @@ static int create_duplicates(struct breq *rq, const struct kafka_create_topics_r
     return admin_find_duplicates(&rq->arena, keys, n, dup, later);
 }
 
+/* What a handler keeps for its answer between the build and the commit. */
+struct admin_answer {
+    void *items;
+    size_t count;
+    bool validate_only;
+};
+
+static const char *commit_message(int16_t err)
+{
+    return err == KAFKA_NOT_CONTROLLER ? "The controller moved; try again."
+                                       : "The controller could not write the metadata.";
+}
+
+static void create_finish(struct breq *rq, int16_t err)
+{
+    struct admin_answer *st = rq->admin_state;
+    create_result *out = st->items;
+    for (size_t i = 0; i < st->count && err != KAFKA_NONE && !st->validate_only; i++) {
+        if (out[i].error_code == KAFKA_NONE) {
+            out[i].error_code = err;
+            out[i].error_message = proto_str_make(commit_message(err));
+        }
+    }
+    struct kafka_create_topics_response resp;
+    kafka_create_topics_response_init(&resp);
+    resp.throttle_time_ms = broker_quota_throttle_ms(rq->b);
+    resp.topics.items = out;
+    resp.topics.count = st->count;
+    breq_respond(rq, &resp);
+}
+
 void create_topics_handle(struct breq *rq)
 {
     const struct kafka_create_topics_request *req = rq->body;
-    struct kafka_create_topics_response resp;
-    kafka_create_topics_response_init(&resp);
     size_t n = req->topics.count;
     bool validate_only = rq->api_version >= 1 && req->validate_only;
     create_result *out = arena_calloc(&rq->arena, n, sizeof(*out));
@@ -342,23 +368,15 @@ void create_topics_handle(struct breq *rq)
         r->configs.items = arena_alloc(&rq->arena, 0);
         rc = create_one(rq, &req->topics.items[i], dup[i], validate_only, defaults, r);
     }
-    /* One commit for every topic of the request, even when the answer cannot be sent. */
-    int err = broker_topics_commit(rq->b);
-    if (rc < 0) {
-        /* The answer does not fit the request's arena; the topics created so far stay. */
+    struct admin_answer *st = arena_calloc(&rq->arena, 1, sizeof(*st));
+    if (rc < 0 || st == NULL) {
+        /* The answer does not fit the request's arena: nothing of it is proposed. */
         breq_abort(rq);
         return;
     }
-    for (size_t i = 0; i < m && err != KAFKA_NONE && !validate_only; i++) {
-        if (out[i].error_code == KAFKA_NONE) {
-            out[i].error_code = (int16_t)err;
-            out[i].error_message = proto_str_make("The broker could not write its metadata");
-        }
-    }
-    resp.throttle_time_ms = broker_quota_throttle_ms(rq->b);
-    resp.topics.items = out;
-    resp.topics.count = m;
-    breq_respond(rq, &resp);
+    *st = (struct admin_answer){.items = out, .count = m, .validate_only = validate_only};
+    rq->admin_state = st;
+    broker_admin_commit(rq, create_finish);
 }
 
 /* ---- DeleteTopics ---------------------------------------------------------------------------- */
@@ -470,7 +488,9 @@ static void delete_one(struct breq *rq, const struct delete_entry *e, bool dup, 
         if (mt != NULL && !broker_quota_admit(rq->b, mt->partition_count))
             err = KAFKA_THROTTLING_QUOTA_EXCEEDED;
         else
-            err = broker_delete_topic(rq->b, e->found, strlen(e->found));
+            err = broker_delete_topic(rq, e->found, strlen(e->found));
+        if (err < 0)
+            err = KAFKA_UNKNOWN_SERVER_ERROR;
     }
     /* Kafka's default messages (ApiError of the code alone). */
     if (err == KAFKA_UNKNOWN_TOPIC_OR_PARTITION)
@@ -485,11 +505,27 @@ static void delete_one(struct breq *rq, const struct delete_entry *e, bool dup, 
     r->error_message = proto_str_make(why);
 }
 
+static void delete_finish(struct breq *rq, int16_t err)
+{
+    struct admin_answer *st = rq->admin_state;
+    delete_result *out = st->items;
+    for (size_t i = 0; i < st->count && err != KAFKA_NONE; i++) {
+        if (out[i].error_code == KAFKA_NONE) {
+            out[i].error_code = err;
+            out[i].error_message = proto_str_make(commit_message(err));
+        }
+    }
+    struct kafka_delete_topics_response resp;
+    kafka_delete_topics_response_init(&resp);
+    resp.throttle_time_ms = broker_quota_throttle_ms(rq->b);
+    resp.responses.items = out;
+    resp.responses.count = st->count;
+    breq_respond(rq, &resp);
+}
+
 void delete_topics_handle(struct breq *rq)
 {
     const struct kafka_delete_topics_request *req = rq->body;
-    struct kafka_delete_topics_response resp;
-    kafka_delete_topics_response_init(&resp);
     bool v6 = rq->api_version >= 6;
     size_t n = v6 ? req->topics.count : req->topic_names.count;
     struct delete_entry *e = arena_calloc(&rq->arena, n, sizeof(*e));
@@ -523,19 +559,14 @@ void delete_topics_handle(struct breq *rq)
         if (!later[i])
             delete_one(rq, &e[i], dup[i], by_id[i], &out[m++]);
     }
-    /* The directories are renamed already: a failed commit leaves the topics gone from this
-     * run and back, empty, after a restart, as a delete that did not complete. */
-    int err = broker_topics_commit(rq->b);
-    for (size_t i = 0; i < m && err != KAFKA_NONE; i++) {
-        if (out[i].error_code == KAFKA_NONE) {
-            out[i].error_code = (int16_t)err;
-            out[i].error_message = proto_str_make("The broker could not write its metadata.");
-        }
+    struct admin_answer *st = arena_calloc(&rq->arena, 1, sizeof(*st));
+    if (st == NULL) {
+        breq_abort(rq);
+        return;
     }
-    resp.throttle_time_ms = broker_quota_throttle_ms(rq->b);
-    resp.responses.items = out;
-    resp.responses.count = m;
-    breq_respond(rq, &resp);
+    *st = (struct admin_answer){.items = out, .count = m};
+    rq->admin_state = st;
+    broker_admin_commit(rq, delete_finish);
 }
 
 /* ---- CreatePartitions ------------------------------------------------------------------------ */
@@ -602,19 +633,33 @@ static void grow_one(struct breq *rq,
         r->error_message = proto_str_make(quota_message);
         err = KAFKA_THROTTLING_QUOTA_EXCEEDED;
     }
-    if (err == KAFKA_NONE) {
-        const char *why = NULL;
-        err = broker_grow_topic(rq->b, q->name.ptr, q->name.len, q->count, validate_only, &why);
-        r->error_message = proto_str_make(why);
+    if (err == KAFKA_NONE)
+        err = broker_grow_topic(rq, q->name.ptr, q->name.len, q->count, validate_only,
+                                &r->error_message);
+    r->error_code = (int16_t)(err < 0 ? KAFKA_UNKNOWN_SERVER_ERROR : err);
+}
+
+static void grow_finish(struct breq *rq, int16_t err)
+{
+    struct admin_answer *st = rq->admin_state;
+    grow_result *out = st->items;
+    for (size_t i = 0; i < st->count && err != KAFKA_NONE && !st->validate_only; i++) {
+        if (out[i].error_code == KAFKA_NONE) {
+            out[i].error_code = err;
+            out[i].error_message = proto_str_make(commit_message(err));
+        }
     }
-    r->error_code = (int16_t)err;
+    struct kafka_create_partitions_response resp;
+    kafka_create_partitions_response_init(&resp);
+    resp.throttle_time_ms = broker_quota_throttle_ms(rq->b);
+    resp.results.items = out;
+    resp.results.count = st->count;
+    breq_respond(rq, &resp);
 }
 
 void create_partitions_handle(struct breq *rq)
 {
     const struct kafka_create_partitions_request *req = rq->body;
-    struct kafka_create_partitions_response resp;
-    kafka_create_partitions_response_init(&resp);
     size_t n = req->topics.count;
     grow_result *out = arena_calloc(&rq->arena, n, sizeof(*out));
     bool *dup = arena_calloc(&rq->arena, n, sizeof(*dup));
@@ -635,17 +680,14 @@ void create_partitions_handle(struct breq *rq)
         if (!later[i])
             grow_one(rq, &req->topics.items[i], dup[i], req->validate_only, &out[m++]);
     }
-    int err = broker_topics_commit(rq->b);
-    for (size_t i = 0; i < m && err != KAFKA_NONE && !req->validate_only; i++) {
-        if (out[i].error_code == KAFKA_NONE) {
-            out[i].error_code = (int16_t)err;
-            out[i].error_message = proto_str_make("The broker could not write its metadata");
-        }
+    struct admin_answer *st = arena_calloc(&rq->arena, 1, sizeof(*st));
+    if (st == NULL) {
+        breq_abort(rq);
+        return;
     }
-    resp.throttle_time_ms = broker_quota_throttle_ms(rq->b);
-    resp.results.items = out;
-    resp.results.count = m;
-    breq_respond(rq, &resp);
+    *st = (struct admin_answer){.items = out, .count = m, .validate_only = req->validate_only};
+    rq->admin_state = st;
+    broker_admin_commit(rq, grow_finish);
 }
 
 /* ---- DeleteRecords --------------------------------------------------------------------------- */

@@ -326,8 +326,13 @@ static void on_apply(void *ctx, int64_t first, int64_t last)
     }
     check_caught_up(mn);
     check_unfenced(mn);
+    /* Caught up with its own registration: the heartbeat that gets it unfenced goes now. */
+    if (mn->reg == REG_DONE && !mn->unfenced && before < mn->broker_epoch &&
+        mn->applied >= mn->broker_epoch)
+        mn->next_send_ms = 0;
     if (!was_caught_up && mn->caught_up)
-        maybe_send(mn);
+        mn->next_send_ms = 0;
+    maybe_send(mn);
     if (mn->applied > before) {
         maybe_snapshot(mn);
         if (mn->h.applied != NULL)
@@ -466,8 +471,7 @@ static void run_queue(struct meta_node *mn)
             continue;
         }
         buf_reset(&mn->batch);
-        int rc = meta_records_batch(&mn->recs, 0, mn->recs.count,
-                                    clock_wall_ms(mn->env.clock),
+        int rc = meta_records_batch(&mn->recs, 0, mn->recs.count, clock_wall_ms(mn->env.clock),
                                     &mn->batch);
         int64_t term = 0;
         if (rc == 0) {
@@ -643,8 +647,9 @@ static void on_registration_answer(struct meta_node *mn,
 {
     if (a->error_code != 0) {
         if (a->error_code != ERR_CODE_NOT_CONTROLLER)
-            fprintf(stderr, "chronik: the controller (node %d) refused this node's registration: "
-                            "error %d; trying again\n",
+            fprintf(stderr,
+                    "chronik: the controller (node %d) refused this node's registration: "
+                    "error %d; trying again\n",
                     (int)mn->leader, (int)a->error_code);
         mn->reg = REG_NONE;
         return;
@@ -656,7 +661,8 @@ static void on_registration_answer(struct meta_node *mn,
     maybe_send(mn);
 }
 
-static void on_heartbeat_answer(struct meta_node *mn, const struct kafka_broker_heartbeat_response *a)
+static void on_heartbeat_answer(struct meta_node *mn,
+                                const struct kafka_broker_heartbeat_response *a)
 {
     if (a->error_code == ERR_CODE_STALE_BROKER_EPOCH ||
         a->error_code == ERR_CODE_BROKER_ID_NOT_REGISTERED) {

@@ -819,6 +819,14 @@ static void handle_append(struct raft *r, const struct raft_msg *m)
     maybe_ack(r);
 }
 
+/* A follower hears from its term's leader: the host is told (role_changed) when it is news. */
+static void learn_leader(struct raft *r, int32_t leader)
+{
+    if (r->leader != leader)
+        r->role_dirty = 1;
+    r->leader = leader;
+}
+
 static void step_follower(struct raft *r, const struct raft_msg *m)
 {
     struct raft_msg *out;
@@ -827,13 +835,13 @@ static void step_follower(struct raft *r, const struct raft_msg *m)
     case RAFT_MSG_APPEND:
         r->election_elapsed = 0;
         r->lease_elapsed = 0;
-        r->leader = m->from;
+        learn_leader(r, m->from);
         handle_append(r, m);
         break;
     case RAFT_MSG_HEARTBEAT:
         r->election_elapsed = 0;
         r->lease_elapsed = 0;
-        r->leader = m->from;
+        learn_leader(r, m->from);
         follower_commit(r, m->commit);
         out = msg_new(r, RAFT_MSG_HEARTBEAT_RESP, m->from);
         if (out != NULL)
@@ -1065,9 +1073,10 @@ void raft_tick(struct raft *r)
      * as if it had heard from a leader, or it would refuse votes it owes. */
     if (r->election_elapsed < RAFT_ELECTION_TICKS_MAX * 4)
         r->election_elapsed++;
-    /* The only voter has nobody to hear from: waiting a timeout would only delay a standalone
-     * node's start-up. */
-    bool alone = voter_count(&r->config) == 1;
+    /* A node configured as the only voter (a standalone node) has nobody to hear from: waiting
+     * a timeout at start would only delay its start-up. Only at the first tick and with the
+     * configured membership, so no leader of a shrunk group can still hold a lease. */
+    bool alone = voter_count(&r->config) == 1 && r->config.index == -1 && r->now_ticks == 1;
     if ((r->election_elapsed >= r->election_timeout || alone) && promotable(r)) {
         r->election_elapsed = 0;
         campaign(r, r->pre_vote && !alone, false);

@@ -162,7 +162,7 @@ wait "$pid"
 status=$?
 expect_status 0 "clean shutdown after SIGTERM"
 checks=$((checks + 1))
-[ -f "$work/data/metadata.image" ] || fail "no metadata.image in the data directory"
+[ -d "$work/data/__cluster_metadata-0" ] || fail "no metadata log (__cluster_metadata-0) in the data directory"
 
 echo "test_cli: $checks checks, $failures failed"
 [ "$failures" -eq 0 ]

@@ -621,7 +621,9 @@ def test_0029_partition_data_without_metadata_is_never_removed(tmp_path):
     assert proc.returncode == 2, "exit status %d; stderr: %s" % (proc.returncode, err)
     assert "holds partition directories (orphan-0) but no metadata" in err, err
     assert (part / "00000000000000000000.log").read_bytes() == b"x" * 100
-    assert not (data / "metadata.image").exists()
+    # A refused start leaves no metadata of its own behind either.
+    assert not (data / "__cluster_metadata-0").exists()
+    assert not (data / "meta.properties").exists()
 
 
 KAFKA_CORRUPT_MESSAGE, KAFKA_MESSAGE_TOO_LARGE, KAFKA_INVALID_RECORD = 2, 10, 87

@@ -317,6 +317,12 @@ static void run_round(struct world *w)
     read_responses(w);
 }
 
+static void on_created(void *ctx, const struct buf *response)
+{
+    assert_non_null(response);
+    *(bool *)ctx = true;
+}
+
 static void test_acknowledged_produce_survives_crash(void **state)
 {
     (void)state;
@@ -332,10 +338,14 @@ static void test_acknowledged_produce_survives_crash(void **state)
     w.env = (struct broker_env){.io = w.io, .clock = clock_real(), .flush_manual = true};
     config_make(&w.cfg);
     assert_int_equal(broker_open(&w.cfg, &w.env, &w.b), 0);
-    const char *why = NULL;
-    assert_int_equal(broker_create_topic(w.b, TOPIC, PARTITIONS, 1, NULL, NULL, 0, false, &why),
-                     KAFKA_NONE);
-    assert_int_equal(broker_topics_commit(w.b), KAFKA_NONE);
+    struct proto_str name = proto_str_make(TOPIC);
+    bool created = false;
+    broker_create_topics(w.b, &name, 1, PARTITIONS, NULL, NULL, 0, on_created, &created);
+    while (!created) {
+        broker_flush_pending(w.b);
+        assert_int_equal(broker_run_once(w.b, 10), 0);
+    }
+    assert_non_null(broker_replica(w.b, TOPIC, strlen(TOPIC), PARTITIONS - 1));
     connect_client(&w);
 
     for (uint64_t round = 1; round <= rounds; round++) {
