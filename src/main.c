@@ -61,18 +61,26 @@ static int print_config(const struct broker_config *config)
     return status;
 }
 
+/* The start-up line, once the node serves: scripts and tests wait for it. */
+static void print_serving(void *ctx)
+{
+    static char line[BROKER_CONFIG_DESCRIBE_BYTES_MAX];
+    broker_config_describe(ctx, line, sizeof(line));
+    printf("%s\n", line);
+    fflush(stdout);
+}
+
 static int run(const struct broker_config *config)
 {
     struct broker *b = NULL;
-    const struct broker_env env = {.io = io_posix_create(), .clock = clock_real()};
+    const struct broker_env env = {.io = io_posix_create(),
+                                   .clock = clock_real(),
+                                   .serving = print_serving,
+                                   .serving_ctx = (void *)config};
     if (broker_open(config, &env, &b) < 0) {
         io_destroy(env.io);
         return EXIT_START_FAILED;
     }
-    static char line[BROKER_CONFIG_DESCRIBE_BYTES_MAX];
-    broker_config_describe(config, line, sizeof(line));
-    printf("%s\n", line);
-    fflush(stdout);
     int rc = broker_run(b);
     broker_close(b);
     io_destroy(env.io);

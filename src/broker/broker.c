@@ -1071,9 +1071,11 @@ int broker_start_serving(struct broker *b)
     b->server_up = true;
     b->serving = true;
     rc = loop_timer_start(b->loop, &b->retention_timer, 30000, 30000);
-    if (rc < 0)
-        return rc;
-    return opener_start(b);
+    if (rc == 0)
+        rc = opener_start(b);
+    if (rc == 0 && b->on_serving != NULL)
+        b->on_serving(b->on_serving_ctx);
+    return rc;
 }
 
 int broker_open(const struct broker_config *cfg, const struct broker_env *env, struct broker **out)
@@ -1108,6 +1110,8 @@ int broker_open(const struct broker_config *cfg, const struct broker_env *env, s
         return rc;
     }
     b->io = env->io;
+    b->on_serving = env->serving;
+    b->on_serving_ctx = env->serving_ctx;
     b->cluster_listen_fd = -1;
     b->controller_id = -1;
     b->files = log_files_create(b->io, open_files_max());

@@ -30,6 +30,10 @@ struct broker_env {
     /* Tests only: syncs run when broker_flush_pending() is called, never in the background,
      * so a test decides what is durable when its simulated disk crashes. */
     bool flush_manual;
+    /* Called once the node serves (listens for clients), from broker_open for a node alone in
+     * its metadata group, later from the loop for a cluster's node; may be NULL. */
+    void (*serving)(void *ctx);
+    void *serving_ctx;
 };
 
 /* The config must outlive the broker. Errors are printed to stderr with their cause. */

@@ -82,6 +82,8 @@ struct broker {
     const char *staged_names[BROKER_STAGED_NAMES_MAX];
     uint32_t staged_name_count;
     bool serving; /* caught up: partitions opened, listener up */
+    void (*on_serving)(void *ctx);
+    void *on_serving_ctx;
     /* The controller mutation quota (KIP-599): a token bucket of partition mutations. */
     double quota_tokens;
     uint64_t quota_updated_ns;

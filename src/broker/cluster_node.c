@@ -309,6 +309,7 @@ static void admin_build(void *ctx, struct meta_records *out)
     struct broker *b = rq->b;
     b->staging = out;
     b->admin = op;
+    b->staged_name_count = 0;
     op->handler(rq);
     b->staging = NULL;
     b->admin = NULL;
@@ -483,7 +484,6 @@ static int migrate_store(struct broker_cluster *c, bool *migrated)
     meta_store_close(&store);
     rc = meta_node_save(b->io, b->cfg->log_dir, c->snapshot_path, &img, -1);
     if (rc == 0) {
-        memcpy(b->meta.cluster_id, img.cluster_id, sizeof(img.cluster_id));
         rc = io_remove(b->io, journal);
         if (rc == -ENOENT)
             rc = 0;
@@ -538,6 +538,39 @@ static int open_meta_node(struct broker_cluster *c, int64_t applied)
     return rc;
 }
 
+/* Records the cluster id: meta.properties when it has none (upgraded: say so), and a first
+ * snapshot when there is none, so the id outlives a lost meta.properties. */
+static int adopt_cluster_id(struct broker_cluster *c, bool write_props, bool upgraded)
+{
+    struct broker *b = c->b;
+    const struct broker_config *cfg = b->cfg;
+    int rc = 0;
+    bool is_dir = false;
+    if (io_exists(b->io, c->snapshot_path, &is_dir) == -ENOENT) {
+        rc = meta_node_save(b->io, cfg->log_dir, c->snapshot_path, &b->meta, -1);
+        if (rc < 0) {
+            fprintf(stderr, "chronik: cannot write %s: %s\n", c->snapshot_path, err_str(rc));
+            return rc;
+        }
+    }
+    if (!write_props)
+        return 0;
+    struct meta_properties own = {.node_id = cfg->node_id};
+    snprintf(own.cluster_id, sizeof(own.cluster_id), "%s", c->cluster_id);
+    rc = meta_properties_store(b->io, cfg->log_dir, &own);
+    if (rc < 0) {
+        fprintf(stderr, "chronik: cannot write %s/" META_PROPERTIES_NAME ": %s\n", cfg->log_dir,
+                err_str(rc));
+        return rc;
+    }
+    if (upgraded)
+        fprintf(stderr,
+                "chronik: wrote %s/" META_PROPERTIES_NAME " (cluster.id %s, node.id %d) for a "
+                "data directory from a version without it\n",
+                cfg->log_dir, own.cluster_id, (int)own.node_id);
+    return 0;
+}
+
 /* Learned from a peer's hello: this new node joins that cluster. */
 static void on_cluster_id(void *ctx, const char *id)
 {
@@ -553,9 +586,7 @@ static void on_cluster_id(void *ctx, const char *id)
     }
     snprintf(c->cluster_id, sizeof(c->cluster_id), "%s", id);
     meta_image_set_cluster_id_text(&b->meta, id);
-    struct meta_properties props = {.node_id = b->cfg->node_id};
-    snprintf(props.cluster_id, sizeof(props.cluster_id), "%s", id);
-    int rc = meta_properties_store(b->io, b->cfg->log_dir, &props);
+    int rc = adopt_cluster_id(c, true, false);
     if (rc == 0)
         rc = open_meta_node(c, -1);
     if (rc < 0) {
@@ -641,21 +672,26 @@ int broker_cluster_open(struct broker *b)
     rc = migrate_store(c, &migrated);
     if (rc < 0)
         return rc;
+    /* The image as of the snapshot (with the cluster id it was written for); the log's
+     * committed rest is applied once a leader is known. */
+    int64_t applied = -1;
+    bool have_snapshot = false;
+    rc = meta_node_load(b->io, c->snapshot_path, &b->meta, &applied, &have_snapshot);
+    if (rc < 0) {
+        fprintf(stderr, "chronik: cannot load the metadata snapshot %s: %s\n", c->snapshot_path,
+                err_str(rc));
+        return rc;
+    }
     bool is_dir = false;
     bool have_log = io_exists(b->io, c->dir, &is_dir) == 0;
-    bool created = !found && !migrated && !have_log;
-    if (created) {
+    if (!found && !have_snapshot && !have_log) {
         /* Partition data without any metadata is a lost metadata log: refused before anything
          * of a new cluster is written over it. */
         rc = broker_clean_data_dir(b, true);
         if (rc < 0)
             return rc;
     }
-    if (found)
-        snprintf(c->cluster_id, sizeof(c->cluster_id), "%s", props.cluster_id);
-    else if (migrated)
-        snprintf(c->cluster_id, sizeof(c->cluster_id), "%s", b->meta.cluster_id);
-    if (found && migrated && strcmp(props.cluster_id, b->meta.cluster_id) != 0) {
+    if (found && have_snapshot && strcmp(props.cluster_id, b->meta.cluster_id) != 0) {
         fprintf(stderr,
                 "chronik: %s/" META_PROPERTIES_NAME " says cluster.id %s but the metadata in %s "
                 "belongs to cluster %s; the directory mixes two clusters' files: restore the "
@@ -663,7 +699,21 @@ int broker_cluster_open(struct broker *b)
                 cfg->log_dir, props.cluster_id, cfg->log_dir, b->meta.cluster_id);
         return ERR_CORRUPT;
     }
+    if (found)
+        snprintf(c->cluster_id, sizeof(c->cluster_id), "%s", props.cluster_id);
+    else if (have_snapshot)
+        snprintf(c->cluster_id, sizeof(c->cluster_id), "%s", b->meta.cluster_id);
+    else if (have_log) {
+        fprintf(stderr,
+                "chronik: %s holds a metadata log but neither " META_PROPERTIES_NAME " nor a "
+                "metadata snapshot says which cluster it belongs to; restore %s/" META_PROPERTIES_NAME
+                " or use a new data directory\n",
+                cfg->log_dir, cfg->log_dir);
+        return ERR_CORRUPT;
+    }
+    bool fresh = false;
     if (c->cluster_id[0] == '\0' && (cfg->standalone || cfg->voters.voters[0].id == cfg->node_id)) {
+        /* The first voter of a new cluster names it; the others learn the name from it. */
         struct meta_uuid random;
         for (int i = 0; i < 2; i++) {
             uint64_t x = rng_next(&b->rng);
@@ -671,34 +721,14 @@ int broker_cluster_open(struct broker *b)
         }
         meta_image_set_cluster_id(&b->meta, random.b);
         snprintf(c->cluster_id, sizeof(c->cluster_id), "%s", b->meta.cluster_id);
+        fresh = true;
     }
-    if (c->cluster_id[0] != '\0' && !found) {
-        struct meta_properties own = {.node_id = cfg->node_id};
-        snprintf(own.cluster_id, sizeof(own.cluster_id), "%s", c->cluster_id);
-        rc = meta_properties_store(b->io, cfg->log_dir, &own);
-        if (rc < 0) {
-            fprintf(stderr, "chronik: cannot write %s/" META_PROPERTIES_NAME ": %s\n", cfg->log_dir,
-                    err_str(rc));
-            return rc;
-        }
-        if (migrated)
-            fprintf(stderr,
-                    "chronik: wrote %s/" META_PROPERTIES_NAME " (cluster.id %s, node.id %d) for a "
-                    "data directory from a version without it\n",
-                    cfg->log_dir, own.cluster_id, (int)own.node_id);
-    }
-
-    /* The image as of the snapshot; the log's committed rest is applied once a leader is
-     * known. */
-    int64_t applied = -1;
-    rc = meta_node_load(b->io, c->snapshot_path, &b->meta, &applied);
-    if (rc < 0) {
-        fprintf(stderr, "chronik: cannot load the metadata snapshot %s: %s\n", c->snapshot_path,
-                err_str(rc));
-        return rc;
-    }
-    if (c->cluster_id[0] != '\0')
+    if (c->cluster_id[0] != '\0') {
         meta_image_set_cluster_id_text(&b->meta, c->cluster_id);
+        rc = adopt_cluster_id(c, !found, !fresh && !found);
+        if (rc < 0)
+            return rc;
+    }
     struct log_env env = {.io = b->io, .clock = b->clock, .files = b->files, .flusher = b->flusher};
     struct log_config lc;
     log_config_default(&lc);

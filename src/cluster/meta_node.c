@@ -130,19 +130,21 @@ static uint64_t now_ms(const struct meta_node *mn)
 
 /* ---- snapshot ----------------------------------------------------------------------------- */
 
-int meta_node_load(struct io *io, const char *path, struct meta_image *img, int64_t *applied)
+int meta_node_load(struct io *io, const char *path, struct meta_image *img, int64_t *applied,
+                   bool *found)
 {
     struct io_file *f = NULL;
     uint8_t *data = NULL;
     uint64_t size = 0;
     *applied = -1;
+    *found = false;
     int rc = io_open(io, path, IO_RDONLY, &f);
     if (rc == -ENOENT)
         return 0;
     if (rc < 0)
         return rc;
     rc = io_size(f, &size);
-    if (rc == 0 && (size < 20 || size > META_IMAGE_BYTES_MAX))
+    if (rc == 0 && (size < 20 + META_CLUSTER_ID_CHARS || size > META_IMAGE_BYTES_MAX))
         rc = ERR_CORRUPT;
     if (rc == 0) {
         data = xmalloc((size_t)size);
@@ -161,7 +163,16 @@ int meta_node_load(struct io *io, const char *path, struct meta_image *img, int6
         goto out;
     }
     int64_t offset = (int64_t)rd_be64(&r);
+    const uint8_t *id = rd_bytes(&r, META_CLUSTER_ID_CHARS);
     uint32_t count = rd_be32(&r);
+    if (rd_err(&r) != 0) {
+        rc = ERR_CORRUPT;
+        goto out;
+    }
+    char text[META_CLUSTER_ID_CHARS + 1];
+    memcpy(text, id, META_CLUSTER_ID_CHARS);
+    text[META_CLUSTER_ID_CHARS] = '\0';
+    meta_image_set_cluster_id_text(img, text);
     struct arena scratch;
     arena_init(&scratch, ARENA_BLOCK_BYTES_DEFAULT, META_RECORD_ARENA_MAX);
     for (uint32_t i = 0; i < count && rc == 0; i++) {
@@ -179,8 +190,10 @@ int meta_node_load(struct io *io, const char *path, struct meta_image *img, int6
     arena_deinit(&scratch);
     if (rc == 0 && (rd_left(&r) != 0 || offset < -1))
         rc = ERR_CORRUPT;
-    if (rc == 0)
+    if (rc == 0) {
         *applied = offset;
+        *found = true;
+    }
 out:
     free(data);
     return rc;
@@ -197,6 +210,8 @@ int meta_node_save(struct io *io, const char *dir, const char *path, const struc
     buf_put_be32(&b, SNAPSHOT_MAGIC);
     buf_put_be32(&b, 0);
     buf_put_be64(&b, (uint64_t)applied);
+    ASSERT(strlen(img->cluster_id) == META_CLUSTER_ID_CHARS);
+    buf_append(&b, img->cluster_id, META_CLUSTER_ID_CHARS);
     buf_put_be32(&b, recs.count);
     for (uint32_t i = 0; i < recs.count; i++) {
         struct slice v = meta_records_at(&recs, i);

@@ -70,13 +70,14 @@ struct meta_node_handler {
     void *ctx;
 };
 
-/* Loads the snapshot at path into img (freshly initialised): *applied is the last offset it
- * holds, -1 without a snapshot (then img stays empty and 0 is returned). ERR_CORRUPT for a
- * damaged file. */
-int meta_node_load(struct io *io, const char *path, struct meta_image *img, int64_t *applied);
+/* Loads the snapshot at path into img (freshly initialised), its cluster id included: *applied
+ * is the last offset it holds (-1 for one written before any entry). Without a snapshot, *found
+ * is false, img stays empty and 0 is returned. ERR_CORRUPT for a damaged file. */
+int meta_node_load(struct io *io, const char *path, struct meta_image *img, int64_t *applied,
+                   bool *found);
 
-/* Writes img as the snapshot file at path (atomically, dir synced), holding the log up to
- * applied. */
+/* Writes img (its cluster id set) as the snapshot file at path (atomically, dir synced),
+ * holding the log up to applied. */
 int meta_node_save(struct io *io, const char *dir, const char *path, const struct meta_image *img,
                    int64_t applied);
 

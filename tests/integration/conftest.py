@@ -125,7 +125,24 @@ class Broker:
         raise BrokerError("chronik did not start: its ports were taken; stderr:\n%s" % (
             self.stderr_text()))
 
+    def launch(self):
+        """Starts the process on the ports already chosen, without waiting (a cluster's nodes
+        serve only once a majority of them runs)."""
+        assert self.port is not None and (self.proc is None or self.proc.poll() is not None)
+        self._launch()
+
+    def wait_started(self):
+        """Waits for the start-up line of a launch(); BrokerError if the node exits first."""
+        if not self._wait_line():
+            raise BrokerError("chronik could not bind its ports; stderr:\n%s" % (
+                self.stderr_text()))
+        self.served = True
+
     def _start_once(self):
+        self._launch()
+        return self._wait_line()
+
+    def _launch(self):
         self.starts += 1
         args = [
             CHRONIK_BIN, "--port", str(self.port), "--data-dir", self.data_dir,
@@ -141,6 +158,8 @@ class Broker:
             out.close()
             err.close()
         _live.add(self.proc)
+
+    def _wait_line(self):
         expected = "kafka PLAINTEXT://127.0.0.1:%d " % self.port
         deadline = time.monotonic() + START_TIMEOUT_S
         while time.monotonic() < deadline:
