@@ -1115,6 +1115,7 @@ int broker_open(const struct broker_config *cfg, const struct broker_env *env, s
     }
     b->io = env->io;
     b->cluster_listen_fd = -1;
+    b->controller_id = b->cfg->node_id;
     b->files = log_files_create(b->io, open_files_max());
     b->flusher = log_flusher_create(!env->flush_manual);
     b->reaper = reaper_create(b->io);
