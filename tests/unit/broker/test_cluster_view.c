@@ -616,6 +616,28 @@ static int16_t commit(const char *group)
     return resp->topics.items[0].partitions.items[0].error_code;
 }
 
+/* OffsetFetch v7 of t-0: the group's error, and the committed offset in *offset. */
+static int16_t fetch_offset(const char *group, int64_t *offset)
+{
+    int32_t part = 0;
+    struct kafka_offset_fetch_request_offset_fetch_request_topic ft = {.name =
+                                                                           proto_str_make(TOPIC)};
+    ft.partition_indexes.items = &part;
+    ft.partition_indexes.count = 1;
+    struct kafka_offset_fetch_request req;
+    kafka_offset_fetch_request_init(&req);
+    req.group_id = proto_str_make(group);
+    req.topics.items = &ft;
+    req.topics.count = 1;
+    const struct kafka_offset_fetch_response *resp = call(9, 7, &req);
+    *offset = -1;
+    if (resp->error_code == KAFKA_NONE) {
+        assert_int_equal(resp->topics.items[0].partitions.items[0].error_code, KAFKA_NONE);
+        *offset = resp->topics.items[0].partitions.items[0].committed_offset;
+    }
+    return resp->error_code;
+}
+
 static bool listed(const char *group)
 {
     struct kafka_list_groups_request req;
@@ -702,12 +724,47 @@ static void test_groups_follow_offsets_leaders(void **state)
     dg.groups.count = 1;
     const struct kafka_describe_groups_response *dresp = call(15, 5, &dg);
     assert_int_equal(dresp->groups.items[0].error_code, KAFKA_NOT_COORDINATOR);
+    int64_t offset = -1;
+    assert_int_equal(fetch_offset(moved, &offset), KAFKA_NOT_COORDINATOR);
+    struct kafka_delete_groups_request del;
+    kafka_delete_groups_request_init(&del);
+    del.groups_names.items = &gid;
+    del.groups_names.count = 1;
+    const struct kafka_delete_groups_response *delresp = call(42, 2, &del);
+    assert_int_equal(delresp->results.items[0].error_code, KAFKA_NOT_COORDINATOR);
 
     /* Back here: loaded again from the log, with the offset committed before the move. */
     set_leader(BROKER_OFFSETS_TOPIC, 1, 1, 2);
     c = find_v4(moved);
+    assert_int_equal(c->error_code, KAFKA_NONE);
     assert_int_equal(c->node_id, 1);
     assert_true(listed(moved));
+    assert_int_equal(fetch_offset(moved, &offset), KAFKA_NONE);
+    assert_int_equal(offset, 0);
+}
+
+/* Bug caught: this node described from its configuration even once its own registration is
+ * in the image (another advertised endpoint, or fenced: then not offered to clients). */
+static void test_own_registration_wins(void **state)
+{
+    (void)state;
+    register_broker(1, "node1.example", 19092, "rack-1", false);
+    struct kafka_metadata_request req;
+    kafka_metadata_request_init(&req);
+    req.topics.items = NULL;
+    const struct kafka_metadata_response *resp = call(3, 12, &req);
+    assert_int_equal(resp->brokers.count, 2);
+    assert_int_equal(resp->brokers.items[0].node_id, 1);
+    assert_true(proto_str_eq(resp->brokers.items[0].host, "node1.example"));
+    assert_int_equal(resp->brokers.items[0].port, 19092);
+    assert_true(proto_str_eq(resp->brokers.items[0].rack, "rack-1"));
+
+    register_broker(1, "node1.example", 19092, "rack-1", true);
+    resp = call(3, 12, &req);
+    assert_int_equal(resp->brokers.count, 1);
+    assert_int_equal(resp->brokers.items[0].node_id, 2);
+    assert_int_equal(partition_of(resp, TOPIC, P_LOCAL)->error_code, KAFKA_LEADER_NOT_AVAILABLE);
+    assert_int_equal(partition_of(resp, TOPIC, P_LOCAL)->leader_id, -1);
 }
 
 int main(void)
@@ -719,6 +776,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_fetch_led_elsewhere, setup, teardown),
         cmocka_unit_test_setup_teardown(test_offsets_led_elsewhere, setup, teardown),
         cmocka_unit_test_setup_teardown(test_groups_follow_offsets_leaders, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_own_registration_wins, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
