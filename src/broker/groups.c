@@ -52,16 +52,16 @@ struct groups {
     struct group_coord coord;
     bool topic_ready; /* __consumer_offsets exists and its loads started */
     struct gload {
-        int64_t next;          /* the next offset to load, -1 once loaded (or failed) */
-        int64_t retry_ms;      /* after a read error: not read again before this time */
-        int err;               /* the read error last logged, 0 when none */
-        int64_t err_offset;    /* where it happened */
-        bool owned;            /* led here: loading or loaded (see follow_leaders) */
-    } * loads;                 /* per partition */
-    bool followed;             /* follow_leaders ran since topic_ready */
-    uint64_t followed_version; /* the image version it followed */
-    bool loads_retrying;       /* a partition waits to retry a read */
-    struct gappend *inflight;  /* appends the replicas have not reported yet */
+        int64_t next;         /* the next offset to load, -1 once loaded (or failed) */
+        int64_t retry_ms;     /* after a read error: not read again before this time */
+        int err;              /* the read error last logged, 0 when none */
+        int64_t err_offset;   /* where it happened */
+        bool owned;           /* led here: loading or loaded (see follow_leaders) */
+    } * loads;                /* per partition */
+    bool followed;            /* follow_leaders ran since topic_ready */
+    uint64_t meta_version;    /* the image version it followed */
+    bool loads_retrying;      /* a partition waits to retry a read */
+    struct gappend *inflight; /* appends the replicas have not reported yet */
     struct loop_timer tick_timer;
     struct loop_timer load_timer;
     /* Appends that failed synchronously, reported once the effect queue is drained. */
@@ -434,10 +434,10 @@ static void on_load_timer(void *ctx)
 static void follow_leaders(struct groups *gs)
 {
     struct broker *b = gs->b;
-    if (!gs->topic_ready || (gs->followed && gs->followed_version == b->meta.version))
+    if (!gs->topic_ready || (gs->followed && gs->meta_version == b->meta.version))
         return;
     gs->followed = true;
-    gs->followed_version = b->meta.version;
+    gs->meta_version = b->meta.version;
     bool started = false;
     for (uint32_t p = 0; p < gs->coord.cfg.partition_count; p++) {
         struct broker_leader l;
