@@ -250,6 +250,54 @@ void broker_apply_dynamic_configs(struct broker *b);
 /* Whether a Metadata or Produce request may create the topic. */
 bool broker_auto_create_allowed(const struct broker *b);
 
+/* ---- nodes.c: the cluster as clients see it, from the metadata image ------------------- */
+
+/*
+ * A node as clients are told about it: its advertised endpoint (the listener named PLAINTEXT,
+ * else its first) and rack. Until this node's own registration is in the image (a standalone
+ * node never registers), it counts as registered and unfenced, with the advertised listener
+ * and rack of its configuration. Strings belong to the image or the configuration: valid until
+ * the next change to the image.
+ */
+struct broker_node {
+    int32_t id;
+    const char *host;
+    uint16_t port;
+    const char *rack; /* NULL: none */
+    bool fenced;
+};
+
+/* The node with this id, fenced or not; false when it is not registered or has no endpoint. */
+bool broker_node_find(const struct broker *b, int32_t id, struct broker_node *out);
+/* Whether the node is registered, has an endpoint and is not fenced: what clients may be sent
+ * to (as a leader or a coordinator). */
+bool broker_node_alive(const struct broker *b, int32_t id, struct broker_node *out);
+/* The alive nodes by id, in the request's memory; NULL when that is spent. */
+struct broker_node *broker_nodes_alive(struct breq *rq, size_t *count);
+
+/* Who leads a partition, as the image says. */
+struct broker_leader {
+    int32_t id;    /* -1 when none */
+    int32_t epoch; /* the partition's leader epoch */
+    bool local;    /* this node leads it: its requests are served here */
+    bool replica;  /* this node is one of its replicas */
+};
+
+/* The partition's leader; false when the image has no such partition. */
+bool broker_partition_leader(const struct broker *b, const char *topic, size_t len,
+                             int32_t partition, struct broker_leader *out);
+/*
+ * What the image alone says of a data request (Produce, Fetch, ListOffsets,
+ * OffsetForLeaderEpoch, DeleteRecords) for a partition, before its replica is looked at:
+ * UNKNOWN_TOPIC_OR_PARTITION when the image has no such partition; on a replica of it,
+ * FENCED_LEADER_EPOCH / UNKNOWN_LEADER_EPOCH when current_leader_epoch (-1: not given) is
+ * older / newer than the image's, as Kafka checks the epoch first; NOT_LEADER_OR_FOLLOWER when
+ * another node or none leads it; else KAFKA_NONE. *out (may be NULL) is the leader.
+ */
+int16_t broker_partition_check(const struct broker *b, const char *topic, size_t len,
+                               int32_t partition, int32_t current_leader_epoch,
+                               struct broker_leader *out);
+
 /* ---- reaper.c: removes marked (deleted) partition directories on its own thread ---------- */
 
 struct reaper *reaper_create(struct io *io);

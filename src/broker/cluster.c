@@ -1,5 +1,6 @@
 /*
- * DescribeCluster: this node as the cluster's only broker, also its controller.
+ * DescribeCluster: the alive brokers and the controller as the metadata image has them (the
+ * same as Metadata, from nodes.c).
  *
  * The Kafka endpoint is a broker endpoint (KIP-919): a request for the controllers' endpoint
  * type is answered MISMATCHED_ENDPOINT_TYPE as a Kafka broker answers it, and any other unknown
@@ -40,28 +41,30 @@ void describe_cluster_handle(struct breq *rq)
     int8_t type = rq->api_version >= 1 ? req->endpoint_type : ENDPOINT_BROKERS;
     resp.endpoint_type = type;
     resp.cluster_id = proto_str_make(b->meta.cluster_id);
-    resp.controller_id = b->cfg->node_id;
+    resp.controller_id = b->controller_id;
     resp.cluster_authorized_operations =
         req->include_cluster_authorized_operations ? CLUSTER_OPERATIONS_ALL : INT32_MIN;
     ASSERT(resp.cluster_id.len > 0);
 
-    struct kafka_describe_cluster_response_describe_cluster_broker *me =
-        arena_calloc(&rq->arena, 1, sizeof(*me));
-    if (me == NULL) {
+    size_t n = 0;
+    struct broker_node *nodes = type == ENDPOINT_BROKERS ? broker_nodes_alive(rq, &n) : NULL;
+    struct kafka_describe_cluster_response_describe_cluster_broker *brokers =
+        type != ENDPOINT_BROKERS || nodes != NULL
+            ? arena_calloc(&rq->arena, n + 1, sizeof(*brokers))
+            : NULL;
+    if (brokers == NULL) {
         breq_abort(rq);
         return;
     }
-    if (type == ENDPOINT_BROKERS) {
-        me->broker_id = b->cfg->node_id;
-        me->host = proto_str_make(b->cfg->advertised.host);
-        me->port = b->cfg->advertised.port;
-        me->rack =
-            b->cfg->rack[0] != '\0' ? proto_str_make(b->cfg->rack) : (struct proto_str){NULL, 0};
-        resp.brokers.items = me;
-        resp.brokers.count = 1;
-    } else {
-        resp.brokers.items = me;
-        resp.brokers.count = 0;
+    resp.brokers.items = brokers;
+    resp.brokers.count = n;
+    for (size_t i = 0; i < n; i++) {
+        brokers[i].broker_id = nodes[i].id;
+        brokers[i].host = proto_str_make(nodes[i].host);
+        brokers[i].port = nodes[i].port;
+        brokers[i].rack = proto_str_make(nodes[i].rack);
+    }
+    if (type != ENDPOINT_BROKERS) {
         resp.error_code = type == ENDPOINT_CONTROLLERS ? KAFKA_MISMATCHED_ENDPOINT_TYPE
                                                        : KAFKA_UNSUPPORTED_ENDPOINT_TYPE;
         resp.error_message =

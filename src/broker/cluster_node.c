@@ -704,11 +704,12 @@ int broker_cluster_open(struct broker *b)
     else if (have_snapshot)
         snprintf(c->cluster_id, sizeof(c->cluster_id), "%s", b->meta.cluster_id);
     else if (have_log) {
-        fprintf(stderr,
-                "chronik: %s holds a metadata log but neither " META_PROPERTIES_NAME " nor a "
-                "metadata snapshot says which cluster it belongs to; restore %s/" META_PROPERTIES_NAME
-                " or use a new data directory\n",
-                cfg->log_dir, cfg->log_dir);
+        fprintf(
+            stderr,
+            "chronik: %s holds a metadata log but neither " META_PROPERTIES_NAME " nor a "
+            "metadata snapshot says which cluster it belongs to; restore %s/" META_PROPERTIES_NAME
+            " or use a new data directory\n",
+            cfg->log_dir, cfg->log_dir);
         return ERR_CORRUPT;
     }
     bool fresh = false;
@@ -762,15 +763,12 @@ void broker_cluster_close(struct broker *b, bool clean)
     if (c == NULL)
         return;
     loop_timer_stop(b->loop, &c->tick);
-    /* A flush still posted runs before the loop goes (broker_free drains it): keep c until
-     * then by running it now and marking nothing posted. */
-    if (c->flush_posted) {
-        c->flush_posted = false;
-    }
-    while (c->forwards != NULL)
-        forward_end(c, c->forwards, NULL);
+    /* The metadata node first: the operation it fails may answer a forwarded request. */
     if (c->mn != NULL)
         meta_node_close(c->mn);
+    c->mn = NULL;
+    while (c->forwards != NULL)
+        forward_end(c, c->forwards, NULL);
     if (c->host != NULL)
         raft_host_set_transport(c->host, NULL);
     if (c->tcp != NULL)

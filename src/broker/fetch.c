@@ -23,6 +23,8 @@ struct fetch_part {
     struct fetch *f;
     const struct kafka_fetch_request_fetch_partition *in;
     struct kafka_fetch_response_partition_data *out;
+    const char *name; /* the topic's, NULL when unknown */
+    size_t name_len;
     struct replica *r;
     struct replica_watch watch;
     struct log_read *read; /* pinned bytes of the response, heap-allocated */
@@ -34,33 +36,81 @@ struct fetch {
     struct fetch_part *parts;
     size_t part_count;
     struct proto_splice *splices; /* part_count of them, for respond() */
+    /* v12+ (KIP-951): one current leader per partition; v16+: room for the endpoints of the
+     * alive brokers as the image had them when the request came (endpoints_cap). */
+    struct kafka_fetch_response_leader_id_and_epoch *leaders;
+    size_t endpoints_cap;
     struct loop_timer timer;
     bool waiting;
     struct fetch *prev_waiting, *next_waiting; /* in b->fetches_waiting while waiting */
 };
 
-/* Finds the replica and checks the partition's offset and epoch; the error for the response,
- * or KAFKA_NONE with p->r set. */
-static int16_t check_partition(struct fetch_part *p, const char *name, size_t name_len, bool by_id)
+/* Checks the partition's leader and epoch against the image (nodes.c), finds its replica and
+ * checks the offset; the error for the response, or KAFKA_NONE with p->r set. */
+static int16_t check_partition(struct fetch_part *p, bool by_id)
 {
     struct broker *b = p->f->rq->b;
-    p->r = name != NULL ? broker_replica(b, name, name_len, p->in->partition) : NULL;
-    if (p->r == NULL) {
-        int16_t err = name != NULL ? broker_replica_error(b, name, name_len, p->in->partition)
-                                   : KAFKA_UNKNOWN_TOPIC_OR_PARTITION;
-        return err == KAFKA_UNKNOWN_TOPIC_OR_PARTITION && by_id ? KAFKA_UNKNOWN_TOPIC_ID : err;
+    p->r = NULL;
+    int16_t err = p->name != NULL
+                      ? broker_partition_check(b, p->name, p->name_len, p->in->partition,
+                                               p->in->current_leader_epoch, NULL)
+                      : KAFKA_UNKNOWN_TOPIC_OR_PARTITION;
+    if (err == KAFKA_NONE) {
+        p->r = broker_replica(b, p->name, p->name_len, p->in->partition);
+        if (p->r == NULL)
+            err = broker_replica_error(b, p->name, p->name_len, p->in->partition);
     }
+    if (err != KAFKA_NONE)
+        return err == KAFKA_UNKNOWN_TOPIC_OR_PARTITION && by_id ? KAFKA_UNKNOWN_TOPIC_ID : err;
     if (replica_error(p->r) != 0)
         return KAFKA_KAFKA_STORAGE_ERROR;
-    int32_t epoch = replica_leader_epoch(p->r);
-    if (p->in->current_leader_epoch >= 0 && p->in->current_leader_epoch < epoch)
-        return KAFKA_FENCED_LEADER_EPOCH;
-    if (p->in->current_leader_epoch > epoch)
-        return KAFKA_UNKNOWN_LEADER_EPOCH;
     int64_t off = p->in->fetch_offset;
     if (off < replica_log_start_offset(p->r) || off > replica_log_end_offset(p->r))
         return KAFKA_OFFSET_OUT_OF_RANGE;
     return KAFKA_NONE;
+}
+
+/* The endpoint of an alive leader, once per node (v16+); leaders past the room taken at the
+ * start (brokers registered since) are left out: the client then asks Metadata. */
+static void add_endpoint(struct fetch *f, int32_t id)
+{
+    struct kafka_fetch_response *resp = &f->resp;
+    for (size_t i = 0; i < resp->node_endpoints.count; i++)
+        if (resp->node_endpoints.items[i].node_id == id)
+            return;
+    struct broker_node n;
+    if (resp->node_endpoints.count == f->endpoints_cap || !broker_node_alive(f->rq->b, id, &n))
+        return;
+    resp->node_endpoints.items[resp->node_endpoints.count++] =
+        (struct kafka_fetch_response_node_endpoint){.node_id = n.id,
+                                                    .host = proto_str_make(n.host),
+                                                    .port = n.port,
+                                                    .rack = proto_str_make(n.rack)};
+}
+
+/*
+ * KIP-951 (v12+): a partition answered NOT_LEADER_OR_FOLLOWER or FENCED_LEADER_EPOCH carries
+ * the leader and epoch the image names now (-1 when there is none), and (v16+) the response the
+ * endpoints of those leaders that are alive, as Kafka answers. Done when answering, as a replica
+ * that closed while the fetch waited also answers NOT_LEADER_OR_FOLLOWER.
+ */
+static void add_current_leaders(struct fetch *f)
+{
+    if (f->leaders == NULL)
+        return;
+    for (size_t i = 0; i < f->part_count; i++) {
+        struct fetch_part *p = &f->parts[i];
+        if (p->out->error_code != KAFKA_NOT_LEADER_OR_FOLLOWER &&
+            p->out->error_code != KAFKA_FENCED_LEADER_EPOCH)
+            continue;
+        struct broker_leader l;
+        broker_partition_leader(f->rq->b, p->name, p->name_len, p->in->partition, &l);
+        f->leaders[i] = (struct kafka_fetch_response_leader_id_and_epoch){.leader_id = l.id,
+                                                                          .leader_epoch = l.epoch};
+        p->out->current_leader = &f->leaders[i];
+        if (f->endpoints_cap > 0)
+            add_endpoint(f, l.id);
+    }
 }
 
 /* Reads p into the response under the limits and returns the bytes read; a failed replica or
@@ -126,6 +176,7 @@ static void respond(struct fetch *f)
     buf_init(&out);
     struct proto_splice *splices = f->splices;
     size_t count = 0;
+    add_current_leaders(f);
     int rc = breq_begin_response(rq, &out);
     if (rc == 0)
         rc = proto_encode_spliced(rq->api->response, &f->resp, rq->api_version, &out, splices,
@@ -294,6 +345,18 @@ static int fetch_alloc(struct fetch *f, const struct kafka_fetch_request *req)
     f->resp.responses.items = arena_calloc(a, req->topics.count, sizeof(*f->resp.responses.items));
     if (f->parts == NULL || f->splices == NULL || f->resp.responses.items == NULL)
         return ERR_TOO_LARGE;
+    if (f->rq->api_version >= 12) {
+        f->leaders = arena_calloc(a, f->part_count + 1, sizeof(*f->leaders));
+        if (f->leaders == NULL)
+            return ERR_TOO_LARGE;
+    }
+    if (f->rq->api_version >= 16) {
+        f->endpoints_cap = (size_t)f->rq->b->meta.broker_count + 1;
+        f->resp.node_endpoints.items =
+            arena_calloc(a, f->endpoints_cap, sizeof(*f->resp.node_endpoints.items));
+        if (f->resp.node_endpoints.items == NULL)
+            return ERR_TOO_LARGE;
+    }
     for (size_t t = 0; t < req->topics.count; t++) {
         size_t n = req->topics.items[t].partitions.count;
         struct kafka_fetch_response_fetchable_topic_response *ot = &f->resp.responses.items[t];
@@ -350,6 +413,8 @@ void fetch_handle(struct breq *rq)
             p->f = f;
             p->in = &in->partitions.items[i];
             p->out = out;
+            p->name = name;
+            p->name_len = name_len;
             out->partition_index = p->in->partition;
             out->high_watermark = -1;
             out->last_stable_offset = -1;
@@ -359,7 +424,7 @@ void fetch_handle(struct breq *rq)
             out->aborted_transactions.items =
                 req->isolation_level == 1 ? arena_alloc(&rq->arena, 0) : NULL;
             out->aborted_transactions.count = 0;
-            out->error_code = check_partition(p, name, name_len, by_id);
+            out->error_code = check_partition(p, by_id);
             if (out->error_code != KAFKA_NONE)
                 p->r = NULL;
         }

@@ -8,8 +8,11 @@
  *
  * Owns: struct groups (b->groups), created on the first group request or by groups_open, and
  * the internal topic __consumer_offsets, created when first needed. A group's coordinator is
- * the leader of __consumer_offsets partition group_partition_of(id): standalone, that is this
- * node for every partition, and the same code serves when partitions move under Raft.
+ * the leader of __consumer_offsets partition group_partition_of(id) as the metadata image names
+ * it (nodes.c): FindCoordinator names that node, and this node coordinates exactly the
+ * partitions it leads (follow_leaders), so a request for a group led elsewhere is answered
+ * NOT_COORDINATOR by the coordinator and the client looks the group up again. Standalone, this
+ * node leads every partition.
  *
  * Invariants: every JoinGroup and SyncGroup given to the coordinator is answered exactly once
  * through its effect; a request waiting for an append is answered only after the append is
@@ -54,7 +57,10 @@ struct groups {
         int64_t retry_ms;     /* after a read error: not read again before this time */
         int err;              /* the read error last logged, 0 when none */
         int64_t err_offset;   /* where it happened */
+        bool owned;           /* led here: loading or loaded (see follow_leaders) */
     } * loads;                /* per partition */
+    bool followed;            /* follow_leaders ran since topic_ready */
+    uint64_t meta_version;    /* the image version it followed */
     bool loads_retrying;      /* a partition waits to retry a read */
     struct gappend *inflight; /* appends the replicas have not reported yet */
     struct loop_timer tick_timer;
@@ -420,6 +426,42 @@ static void on_load_timer(void *ctx)
     drain(gs);
 }
 
+/*
+ * Coordinates exactly the partitions of __consumer_offsets the image says this node leads: one
+ * that came here starts loading, one that left is unloaded (its groups dropped, their parked
+ * JoinGroup and SyncGroup answered NOT_COORDINATOR), so clients find the new coordinator.
+ * Looks again only when the image changed.
+ */
+static void follow_leaders(struct groups *gs)
+{
+    struct broker *b = gs->b;
+    if (!gs->topic_ready || (gs->followed && gs->meta_version == b->meta.version))
+        return;
+    gs->followed = true;
+    gs->meta_version = b->meta.version;
+    bool started = false;
+    for (uint32_t p = 0; p < gs->coord.cfg.partition_count; p++) {
+        struct broker_leader l;
+        bool here =
+            broker_partition_leader(b, OFFSETS_TOPIC, strlen(OFFSETS_TOPIC), (int32_t)p, &l) &&
+            l.local;
+        struct gload *ld = &gs->loads[p];
+        if (here == ld->owned)
+            continue;
+        if (here) {
+            *ld = (struct gload){.next = 0, .owned = true};
+            group_coord_load_begin(&gs->coord, p);
+            started = true;
+        } else {
+            *ld = (struct gload){.next = -1, .owned = false};
+            group_coord_unload(&gs->coord, p);
+        }
+    }
+    /* Small topics load at once; a large one continues from the loop, one chunk per turn. */
+    if (started && load_all_step(gs))
+        on_load_timer(gs);
+}
+
 static void on_tick(void *ctx)
 {
     struct groups *gs = ctx;
@@ -427,6 +469,7 @@ static void on_tick(void *ctx)
      * waits GROUP_LOAD_RETRY_MS anyway. */
     if (gs->loads_retrying && !loop_timer_active(&gs->load_timer))
         on_load_timer(gs);
+    follow_leaders(gs);
     group_coord_tick(&gs->coord, now_ms(gs));
     drain(gs);
 }
@@ -470,11 +513,10 @@ static bool groups_topic(struct groups *gs)
     uint32_t n = gs->coord.cfg.partition_count;
     gs->loads = xcalloc(n, sizeof(*gs->loads));
     for (uint32_t p = 0; p < n; p++)
-        group_coord_load_begin(&gs->coord, p);
+        gs->loads[p].next = -1; /* not owned until follow_leaders finds it led here */
     gs->topic_ready = true;
-    /* Small topics load at once; a large one continues from the loop, one chunk per turn. */
-    if (load_all_step(gs))
-        on_load_timer(gs);
+    gs->followed = false;
+    follow_leaders(gs);
     return true;
 }
 
@@ -538,6 +580,7 @@ static struct groups *groups_get(struct broker *b)
     struct groups *gs = b->groups;
     if (!groups_topic(gs))
         return NULL;
+    follow_leaders(gs);
     /* What is due by now (a session that ended) happens before the request is answered, even
      * if the timer has not fired yet: views like DescribeGroups never show it. */
     group_coord_tick(&gs->coord, now_ms(gs));
@@ -547,7 +590,10 @@ static struct groups *groups_get(struct broker *b)
 
 /* ---- FindCoordinator --------------------------------------------------------------------- */
 
-static int16_t find_one(struct breq *rq, struct slice key, int8_t key_type)
+/* The coordinator of a group: the alive leader of its partition as the image names it, in
+ * *node; COORDINATOR_NOT_AVAILABLE when there is none (or, led here, its log is not open). */
+static int16_t find_one(struct breq *rq, struct slice key, int8_t key_type,
+                        struct broker_node *node)
 {
     if (key_type == KEY_TYPE_TRANSACTION)
         return KAFKA_COORDINATOR_NOT_AVAILABLE; /* no transactions yet */
@@ -559,6 +605,12 @@ static int16_t find_one(struct breq *rq, struct slice key, int8_t key_type)
     if (gs == NULL)
         return KAFKA_COORDINATOR_NOT_AVAILABLE;
     uint32_t p = group_partition_of(key, gs->coord.cfg.partition_count);
+    struct broker_leader l;
+    if (!broker_partition_leader(rq->b, OFFSETS_TOPIC, strlen(OFFSETS_TOPIC), (int32_t)p, &l) ||
+        !broker_node_alive(rq->b, l.id, node))
+        return KAFKA_COORDINATOR_NOT_AVAILABLE;
+    if (!l.local)
+        return KAFKA_NONE;
     struct replica *r = broker_replica(rq->b, OFFSETS_TOPIC, strlen(OFFSETS_TOPIC), (int32_t)p);
     return r != NULL && replica_error(r) == 0 ? KAFKA_NONE : KAFKA_COORDINATOR_NOT_AVAILABLE;
 }
@@ -578,16 +630,16 @@ static const char *find_message(int16_t err)
 void find_coordinator_handle(struct breq *rq)
 {
     const struct kafka_find_coordinator_request *req = rq->body;
-    const struct broker_config *cfg = rq->b->cfg;
     struct kafka_find_coordinator_response resp;
     kafka_find_coordinator_response_init(&resp);
+    struct broker_node node;
     if (rq->api_version < 4) {
-        int16_t err = find_one(rq, sl(req->key), req->key_type);
+        int16_t err = find_one(rq, sl(req->key), req->key_type, &node);
         resp.error_code = err;
         resp.error_message = proto_str_make(find_message(err));
-        resp.node_id = err == KAFKA_NONE ? cfg->node_id : -1;
-        resp.host = proto_str_make(err == KAFKA_NONE ? cfg->advertised.host : "");
-        resp.port = err == KAFKA_NONE ? cfg->advertised.port : -1;
+        resp.node_id = err == KAFKA_NONE ? node.id : -1;
+        resp.host = proto_str_make(err == KAFKA_NONE ? node.host : "");
+        resp.port = err == KAFKA_NONE ? node.port : -1;
         breq_respond(rq, &resp);
         return;
     }
@@ -600,13 +652,13 @@ void find_coordinator_handle(struct breq *rq)
     }
     for (size_t i = 0; i < n; i++) {
         struct kafka_find_coordinator_response_coordinator *c = &resp.coordinators.items[i];
-        int16_t err = find_one(rq, sl(req->coordinator_keys.items[i]), req->key_type);
+        int16_t err = find_one(rq, sl(req->coordinator_keys.items[i]), req->key_type, &node);
         c->key = req->coordinator_keys.items[i];
         c->error_code = err;
         c->error_message = proto_str_make(find_message(err));
-        c->node_id = err == KAFKA_NONE ? cfg->node_id : -1;
-        c->host = proto_str_make(err == KAFKA_NONE ? cfg->advertised.host : "");
-        c->port = err == KAFKA_NONE ? cfg->advertised.port : -1;
+        c->node_id = err == KAFKA_NONE ? node.id : -1;
+        c->host = proto_str_make(err == KAFKA_NONE ? node.host : "");
+        c->port = err == KAFKA_NONE ? node.port : -1;
     }
     breq_respond(rq, &resp);
 }

@@ -1,5 +1,7 @@
 /*
- * Metadata: this node as the cluster's only broker and controller, and the topics asked for
+ * Metadata: the cluster as the metadata image has it (every alive broker with its advertised
+ * endpoint and rack, the controller as last known, every partition's leader, epoch, replicas,
+ * ISR and offline replicas; see nodes.c), and the topics asked for
  * (every topic for a null list, or an empty one in version 0), creating missing ones when both
  * the request and auto.create.topics.enable allow it (see auto_create for the bounds).
  */
@@ -7,6 +9,49 @@
 #include "broker/broker_internal.h"
 
 #include <string.h>
+
+/* One partition as the image has it: the leader only if it is alive (registered, unfenced),
+ * else LEADER_NOT_AVAILABLE with no leader, as Kafka's metadata cache answers; replicas whose
+ * node is not alive are offline. A partition led here that is still opening or whose log failed
+ * is shown as today's single node showed it. ERR_TOO_LARGE when the request's memory is spent. */
+static int fill_partition(struct breq *rq, const struct meta_topic *t, uint32_t p,
+                          struct kafka_metadata_response_metadata_response_partition *op)
+{
+    struct broker *b = rq->b;
+    const struct meta_partition *mp = &t->partitions[p];
+    op->error_code = KAFKA_NONE;
+    op->partition_index = (int32_t)p;
+    op->leader_id = mp->leader;
+    op->leader_epoch = mp->leader_epoch;
+    op->replica_nodes.count = mp->replica_count;
+    op->replica_nodes.items = (int32_t *)mp->replicas;
+    op->isr_nodes.count = mp->isr_count;
+    op->isr_nodes.items = (int32_t *)mp->isr;
+    int16_t local = mp->leader == b->cfg->node_id
+                        ? broker_replica_error(b, t->name, strlen(t->name), (int32_t)p)
+                        : KAFKA_NONE;
+    int32_t *offline = arena_calloc(&rq->arena, (size_t)mp->replica_count + 1, sizeof(*offline));
+    if (offline == NULL)
+        return ERR_TOO_LARGE;
+    op->offline_replicas.items = offline;
+    op->offline_replicas.count = 0;
+    for (unsigned i = 0; i < mp->replica_count; i++) {
+        int32_t id = mp->replicas[i];
+        /* A log that refused to open (damaged) is offline, as Kafka reports a failed log dir. */
+        bool failed = id == b->cfg->node_id && local == KAFKA_KAFKA_STORAGE_ERROR;
+        if (failed || !broker_node_alive(b, id, NULL))
+            offline[op->offline_replicas.count++] = id;
+    }
+    /* No leader, a fenced or unknown one, a log still opening at start-up (opened next; Kafka
+     * shows a partition it is still loading so), or a failed log: no leader to send to, so
+     * clients wait and refresh instead of sending. */
+    if (!broker_node_alive(b, mp->leader, NULL) || local == KAFKA_NOT_LEADER_OR_FOLLOWER ||
+        local == KAFKA_KAFKA_STORAGE_ERROR) {
+        op->error_code = KAFKA_LEADER_NOT_AVAILABLE;
+        op->leader_id = -1;
+    }
+    return 0;
+}
 
 /* Fills out for t from the request's memory; ERR_TOO_LARGE when that is spent. */
 static int fill_topic(struct breq *rq, struct kafka_metadata_response_metadata_response_topic *out,
@@ -22,33 +67,9 @@ static int fill_topic(struct breq *rq, struct kafka_metadata_response_metadata_r
     if (out->partitions.items == NULL)
         return ERR_TOO_LARGE;
     for (uint32_t p = 0; p < t->partition_count; p++) {
-        const struct meta_partition *mp = &t->partitions[p];
-        struct kafka_metadata_response_metadata_response_partition *op = &out->partitions.items[p];
-        op->error_code = KAFKA_NONE;
-        op->partition_index = (int32_t)p;
-        op->leader_id = mp->leader;
-        op->leader_epoch = mp->leader_epoch;
-        if (broker_replica_error(rq->b, t->name, strlen(t->name), (int32_t)p) ==
-            KAFKA_NOT_LEADER_OR_FOLLOWER) {
-            /* Still opening at start-up (and now opened next): no leader yet, as Kafka shows a
-             * partition it is still loading, so clients wait and refresh instead of sending. */
-            op->error_code = KAFKA_LEADER_NOT_AVAILABLE;
-            op->leader_id = -1;
-        }
-        op->replica_nodes.count = mp->replica_count;
-        op->replica_nodes.items = (int32_t *)mp->replicas;
-        op->isr_nodes.count = mp->isr_count;
-        op->isr_nodes.items = (int32_t *)mp->isr;
-        op->offline_replicas.count = 0;
-        op->offline_replicas.items = arena_alloc(&rq->arena, 0); /* n == 0 never fails */
-        if (broker_replica_error(rq->b, t->name, strlen(t->name), (int32_t)p) ==
-            KAFKA_KAFKA_STORAGE_ERROR) {
-            /* Its log refused to open (damaged): offline, as Kafka reports a failed log dir. */
-            op->error_code = KAFKA_LEADER_NOT_AVAILABLE;
-            op->leader_id = -1;
-            op->offline_replicas.items = op->replica_nodes.items;
-            op->offline_replicas.count = op->replica_nodes.count;
-        }
+        int rc = fill_partition(rq, t, p, &out->partitions.items[p]);
+        if (rc < 0)
+            return rc;
     }
     out->topic_authorized_operations = INT32_MIN;
     return 0;
@@ -149,6 +170,27 @@ static int answer_requested(struct breq *rq, const struct kafka_metadata_request
     return rc;
 }
 
+/* Every alive broker with its advertised endpoint and rack (nodes.c). */
+static int fill_brokers(struct breq *rq, struct kafka_metadata_response *resp)
+{
+    size_t n = 0;
+    struct broker_node *nodes = broker_nodes_alive(rq, &n);
+    struct kafka_metadata_response_metadata_response_broker *brokers =
+        nodes != NULL ? arena_calloc(&rq->arena, n + 1, sizeof(*brokers)) : NULL;
+    if (brokers == NULL)
+        return ERR_TOO_LARGE;
+    for (size_t i = 0; i < n; i++) {
+        brokers[i].node_id = nodes[i].id;
+        brokers[i].host = proto_str_make(nodes[i].host);
+        brokers[i].port = nodes[i].port;
+        /* broker.rack; null when not set, as Kafka answers. */
+        brokers[i].rack = proto_str_make(nodes[i].rack);
+    }
+    resp->brokers.items = brokers;
+    resp->brokers.count = n;
+    return 0;
+}
+
 void metadata_handle(struct breq *rq)
 {
     struct broker *b = rq->b;
@@ -156,22 +198,12 @@ void metadata_handle(struct breq *rq)
     struct kafka_metadata_response resp;
     kafka_metadata_response_init(&resp);
 
-    struct kafka_metadata_response_metadata_response_broker *me =
-        arena_calloc(&rq->arena, 1, sizeof(*me));
-    if (me == NULL) {
+    if (fill_brokers(rq, &resp) < 0) {
         breq_fail(rq, ERR_TOO_LARGE);
         return;
     }
-    me->node_id = b->cfg->node_id;
-    me->host = proto_str_make(b->cfg->advertised.host);
-    me->port = b->cfg->advertised.port;
-    /* broker.rack; null when not set, as Kafka answers. */
-    me->rack = b->cfg->rack[0] != '\0' ? proto_str_make(b->cfg->rack)
-                                       : (struct proto_str){.ptr = NULL, .len = 0};
-    resp.brokers.items = me;
-    resp.brokers.count = 1;
     resp.cluster_id = proto_str_make(b->meta.cluster_id);
-    resp.controller_id = b->cfg->node_id;
+    resp.controller_id = b->controller_id;
 
     bool all = req->topics.items == NULL || (rq->api_version == 0 && req->topics.count == 0);
     int rc = 0;

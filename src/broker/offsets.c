@@ -1,6 +1,7 @@
 /*
  * ListOffsets and OffsetForLeaderEpoch: offsets by position (earliest, latest), by time, by
- * maximum timestamp, and the end offset of a leader epoch.
+ * maximum timestamp, and the end offset of a leader epoch. Only the partition's leader answers
+ * (NOT_LEADER_OR_FOLLOWER elsewhere), with the leader epoch the image has (nodes.c).
  */
 #include "base/alloc.h"
 #include "base/assert.h"
@@ -73,17 +74,23 @@ out:
     return rc;
 }
 
-static int16_t epoch_check(struct replica *r, int32_t current_leader_epoch)
+/* The partition's replica when the image says it is led here and current_leader_epoch
+ * matches (nodes.c), else NULL with the error for the response in *err. */
+static struct replica *leader_replica(struct broker *b, struct proto_str topic, int32_t partition,
+                                      int32_t current_leader_epoch, int16_t *err)
 {
-    int32_t epoch = replica_leader_epoch(r);
-    if (current_leader_epoch >= 0 && current_leader_epoch < epoch)
-        return KAFKA_FENCED_LEADER_EPOCH;
-    if (current_leader_epoch > epoch)
-        return KAFKA_UNKNOWN_LEADER_EPOCH;
-    return KAFKA_NONE;
+    *err = topic.ptr != NULL ? broker_partition_check(b, topic.ptr, topic.len, partition,
+                                                      current_leader_epoch, NULL)
+                             : KAFKA_UNKNOWN_TOPIC_OR_PARTITION;
+    if (*err != KAFKA_NONE)
+        return NULL;
+    struct replica *r = broker_replica(b, topic.ptr, topic.len, partition);
+    if (r == NULL)
+        *err = broker_replica_error(b, topic.ptr, topic.len, partition);
+    return r;
 }
 
-static void list_partition(struct breq *rq, const char *name, size_t name_len,
+static void list_partition(struct breq *rq, struct proto_str topic,
                            const struct kafka_list_offsets_request_list_offsets_partition *in,
                            struct kafka_list_offsets_response_list_offsets_partition_response *out)
 {
@@ -92,13 +99,9 @@ static void list_partition(struct breq *rq, const char *name, size_t name_len,
     out->offset = -1;
     out->leader_epoch = -1;
     out->old_style_offsets.items = arena_alloc(&rq->arena, 0); /* n == 0 never fails */
-    struct replica *r = broker_replica(rq->b, name, name_len, in->partition_index);
-    if (r == NULL) {
-        out->error_code = broker_replica_error(rq->b, name, name_len, in->partition_index);
-        return;
-    }
-    out->error_code = epoch_check(r, in->current_leader_epoch);
-    if (out->error_code != KAFKA_NONE)
+    struct replica *r = leader_replica(rq->b, topic, in->partition_index, in->current_leader_epoch,
+                                       &out->error_code);
+    if (r == NULL)
         return;
     struct log *log = replica_log(r);
     int64_t offset = -1, ts = -1;
@@ -156,8 +159,7 @@ void list_offsets_handle(struct breq *rq)
             return;
         }
         for (size_t p = 0; p < in->partitions.count; p++)
-            list_partition(rq, in->name.ptr, in->name.len, &in->partitions.items[p],
-                           &out->partitions.items[p]);
+            list_partition(rq, in->name, &in->partitions.items[p], &out->partitions.items[p]);
     }
     breq_respond(rq, &resp);
 }
@@ -194,14 +196,9 @@ void offset_for_leader_epoch_handle(struct breq *rq)
             op->partition = ip->partition;
             op->leader_epoch = -1;
             op->end_offset = -1;
-            struct replica *r = broker_replica(rq->b, in->topic.ptr, in->topic.len, ip->partition);
-            if (r == NULL) {
-                op->error_code =
-                    broker_replica_error(rq->b, in->topic.ptr, in->topic.len, ip->partition);
-                continue;
-            }
-            op->error_code = epoch_check(r, ip->current_leader_epoch);
-            if (op->error_code != KAFKA_NONE)
+            struct replica *r = leader_replica(rq->b, in->topic, ip->partition,
+                                               ip->current_leader_epoch, &op->error_code);
+            if (r == NULL)
                 continue;
             log_end_offset_for_epoch(replica_log(r), ip->leader_epoch, &op->leader_epoch,
                                      &op->end_offset);

@@ -35,6 +35,11 @@ struct produce {
     struct breq *rq;
     struct kafka_produce_response resp;
     uint32_t pending; /* appends not yet committed, plus one while the request is scanned */
+    /* v10+ (KIP-951): one current leader per partition, and room for the endpoints of the
+     * alive brokers as the image had them when the request came (endpoints_cap). */
+    struct kafka_produce_response_leader_id_and_epoch *leaders;
+    struct kafka_produce_response_node_endpoint *endpoints;
+    size_t endpoints_cap;
 };
 
 static int16_t storage_error(int err)
@@ -42,11 +47,58 @@ static int16_t storage_error(int err)
     return err == ERR_CLOSED ? KAFKA_NOT_LEADER_OR_FOLLOWER : KAFKA_KAFKA_STORAGE_ERROR;
 }
 
+/* The endpoint of an alive leader, once per node; leaders past the room taken at the start
+ * (brokers registered since) are left out: the client then asks Metadata. */
+static void add_endpoint(struct produce *pr, int32_t id)
+{
+    struct kafka_produce_response *resp = &pr->resp;
+    for (size_t i = 0; i < resp->node_endpoints.count; i++)
+        if (resp->node_endpoints.items[i].node_id == id)
+            return;
+    struct broker_node n;
+    if (resp->node_endpoints.count == pr->endpoints_cap || !broker_node_alive(pr->rq->b, id, &n))
+        return;
+    resp->node_endpoints.items[resp->node_endpoints.count++] =
+        (struct kafka_produce_response_node_endpoint){.node_id = n.id,
+                                                      .host = proto_str_make(n.host),
+                                                      .port = n.port,
+                                                      .rack = proto_str_make(n.rack)};
+}
+
+/*
+ * KIP-951 (v10+): every partition answered NOT_LEADER_OR_FOLLOWER carries the leader and epoch
+ * the image names now (-1 when there is none), and the response the endpoints of those leaders
+ * that are alive, so the client goes there without a Metadata round trip. Done when answering,
+ * as a replica that closed under an append also answers NOT_LEADER_OR_FOLLOWER.
+ */
+static void add_current_leaders(struct produce *pr)
+{
+    if (pr->leaders == NULL)
+        return;
+    size_t k = 0;
+    for (size_t t = 0; t < pr->resp.responses.count; t++) {
+        struct kafka_produce_response_topic_produce_response *ot = &pr->resp.responses.items[t];
+        for (size_t p = 0; p < ot->partition_responses.count; p++, k++) {
+            struct kafka_produce_response_partition_produce_response *op =
+                &ot->partition_responses.items[p];
+            if (op->error_code != KAFKA_NOT_LEADER_OR_FOLLOWER)
+                continue;
+            struct broker_leader l;
+            broker_partition_leader(pr->rq->b, ot->name.ptr, ot->name.len, op->index, &l);
+            pr->leaders[k] = (struct kafka_produce_response_leader_id_and_epoch){
+                .leader_id = l.id, .leader_epoch = l.epoch};
+            op->current_leader = &pr->leaders[k];
+            add_endpoint(pr, l.id);
+        }
+    }
+}
+
 static void produce_done(struct produce *pr)
 {
     ASSERT(pr->pending > 0);
     if (--pr->pending > 0)
         return;
+    add_current_leaders(pr);
     breq_respond(pr->rq, &pr->resp);
 }
 
@@ -160,10 +212,14 @@ static void produce_partition(struct produce *pr, const struct meta_topic *mt, c
     out->log_start_offset = -1;
     out->record_errors.items = arena_alloc(&rq->arena, 0); /* n == 0 never fails */
 
-    struct replica *r = mt != NULL ? broker_replica(b, name, name_len, in->index) : NULL;
+    /* Led elsewhere (or nowhere): NOT_LEADER_OR_FOLLOWER, with the leader (see above). */
+    out->error_code = mt != NULL ? broker_partition_check(b, name, name_len, in->index, -1, NULL)
+                                 : KAFKA_UNKNOWN_TOPIC_OR_PARTITION;
+    if (out->error_code != KAFKA_NONE)
+        return;
+    struct replica *r = broker_replica(b, name, name_len, in->index);
     if (r == NULL) {
-        out->error_code = mt != NULL ? broker_replica_error(b, name, name_len, in->index)
-                                     : KAFKA_UNKNOWN_TOPIC_OR_PARTITION;
+        out->error_code = broker_replica_error(b, name, name_len, in->index);
         return;
     }
     if (strcmp(mt->name, BROKER_OFFSETS_TOPIC) == 0) {
@@ -253,7 +309,16 @@ static struct produce *produce_alloc(struct breq *rq, struct produce_part **part
         total += np;
     }
     *parts = arena_calloc(&rq->arena, total, sizeof(**parts));
-    return *parts != NULL ? pr : NULL;
+    if (*parts == NULL)
+        return NULL;
+    if (rq->api_version >= 10) {
+        pr->endpoints_cap = (size_t)rq->b->meta.broker_count + 1;
+        pr->leaders = arena_calloc(&rq->arena, total + 1, sizeof(*pr->leaders));
+        pr->endpoints = arena_calloc(&rq->arena, pr->endpoints_cap, sizeof(*pr->endpoints));
+        if (pr->leaders == NULL || pr->endpoints == NULL)
+            return NULL;
+    }
+    return pr;
 }
 
 void produce_handle(struct breq *rq)
@@ -272,6 +337,8 @@ void produce_handle(struct breq *rq)
     size_t nt = req->topic_data.count;
     pr->resp.responses.count = nt;
     pr->resp.responses.items = topics;
+    if (pr->endpoints != NULL)
+        pr->resp.node_endpoints.items = pr->endpoints;
     size_t k = 0;
     for (size_t i = 0; i < nt; i++) {
         const struct kafka_produce_request_topic_produce_data *t = &req->topic_data.items[i];

@@ -702,6 +702,11 @@ delete_records_one(struct breq *rq, struct proto_str topic,
     ASSERT(topic.ptr != NULL && r != NULL);
     r->partition_index = q->partition_index;
     r->low_watermark = -1;
+    /* Only the partition's leader deletes (NOT_LEADER_OR_FOLLOWER elsewhere). */
+    r->error_code =
+        broker_partition_check(rq->b, topic.ptr, topic.len, q->partition_index, -1, NULL);
+    if (r->error_code != KAFKA_NONE)
+        return;
     struct replica *rep = broker_replica(rq->b, topic.ptr, topic.len, q->partition_index);
     if (rep == NULL) {
         r->error_code = broker_replica_error(rq->b, topic.ptr, topic.len, q->partition_index);
