@@ -108,7 +108,8 @@
 #define META_PRODUCER_ID_BLOCK      1000     /* ids per ProducerIdsRecord block (Kafka's) */
 #define META_RECORD_ARENA_MAX       (16u * MIB) /* decode memory of one metadata record */
 #define META_SNAPSHOT_BYTES         (4u * MIB)  /* metadata log applied between two snapshots */
-#define META_APPLY_READ_BYTES       (1u * MIB)  /* metadata log read per step of apply */
+#define META_APPLY_READ_BYTES       (1u * MIB)  /* metadata log read per step of apply or fetch */
+#define META_FETCH_RETRY_MS         1000u    /* an observer's unanswered metadata fetch is sent again */
 
 /* ---- cluster (transport: wire format, transports, simulated network) ------------------- */
 #define CLUSTER_FRAME_BYTES_MAX     (LOG_BATCH_BYTES_MAX + 1u * MIB) /* one frame: the largest batch fits */
@@ -186,6 +187,7 @@
 /* ---- group (the group coordinator and __consumer_offsets) ------------------------------- */
 #define GROUP_OFFSETS_PARTITIONS_DEFAULT   50u      /* offsets.topic.num.partitions */
 #define GROUP_OFFSETS_PARTITIONS_MAX       1000u
+#define GROUP_PARKED_FIND_MAX              256u     /* FindCoordinator waiting for __consumer_offsets */
 #define GROUP_INITIAL_DELAY_MS_DEFAULT     3000u    /* group.initial.rebalance.delay.ms */
 #define GROUP_INITIAL_DELAY_MS_MAX         300000u
 #define GROUP_SESSION_MS_MIN_DEFAULT       6000u    /* group.min.session.timeout.ms */

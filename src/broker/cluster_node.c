@@ -433,9 +433,28 @@ static void on_controller(void *ctx, int32_t id)
             f->send_ms = 0;
 }
 
+/* A new node that is not the first voter learns the cluster id from a peer's hello, so it must
+ * dial one: an RPC nobody awaits (an Envelope answer to no request) does that and is dropped. */
+static void probe_voters(struct broker_cluster *c)
+{
+    for (uint32_t i = 0; i < c->voter_count; i++) {
+        if (c->voters[i] == c->b->cfg->node_id)
+            continue;
+        struct wire_rpc r = {.from = c->b->cfg->node_id,
+                             .to = c->voters[i],
+                             .kind = WIRE_RPC_RESPONSE,
+                             .correlation_id = 0,
+                             .api_key = API_ENVELOPE,
+                             .error = CODE_NOT_CONTROLLER};
+        (void)transport_send_rpc(c->transport, &r);
+    }
+}
+
 static void on_tick(void *ctx)
 {
     struct broker_cluster *c = ctx;
+    if (c->mn == NULL)
+        probe_voters(c);
     raft_host_tick(c->host);
     if (c->mn != NULL) {
         meta_node_tick(c->mn);
@@ -598,6 +617,14 @@ static void on_cluster_id(void *ctx, const char *id)
     fprintf(stderr, "chronik: node %d joined cluster %s\n", (int)b->cfg->node_id, id);
 }
 
+/* A node not in the voter list (an observer) may connect: it is added as a peer at the address
+ * its hello advertises, so answers can reach it. Its cluster id is checked by the hello. */
+static bool admit_observer(void *ctx, int32_t node, const char *host, uint16_t port)
+{
+    struct broker_cluster *c = ctx;
+    return transport_peer_set(c->transport, node, host, port) == 0;
+}
+
 static int open_transport(struct broker_cluster *c)
 {
     struct broker *b = c->b;
@@ -615,6 +642,8 @@ static int open_transport(struct broker_cluster *c)
         .listen_port = cfg->cluster_port,
         .advertised_host = cfg->advertised.host,
         .advertised_port = cfg->cluster_port,
+        .admit = admit_observer,
+        .admit_ctx = c,
     };
     /* The port held since start-up is handed over: closed here, bound again at once. */
     if (b->cluster_listen_fd >= 0) {

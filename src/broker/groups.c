@@ -52,6 +52,9 @@ struct groups {
     struct group_coord coord;
     bool topic_ready; /* __consumer_offsets exists and its loads started */
     bool creating;    /* its creation was asked of the controller and is not answered yet */
+    /* FindCoordinator requests waiting for that creation (answered again once it is done). */
+    struct breq *parked[GROUP_PARKED_FIND_MAX];
+    uint32_t parked_count;
     struct gload {
         int64_t next;         /* the next offset to load, -1 once loaded (or failed) */
         int64_t retry_ms;     /* after a read error: not read again before this time */
@@ -474,11 +477,23 @@ static void on_tick(void *ctx)
     drain(gs);
 }
 
+/* Answers the parked FindCoordinator requests again, now without waiting. */
+static void unpark(struct groups *gs)
+{
+    uint32_t n = gs->parked_count;
+    struct breq *parked[GROUP_PARKED_FIND_MAX];
+    memcpy(parked, gs->parked, n * sizeof(*parked));
+    gs->parked_count = 0;
+    for (uint32_t i = 0; i < n; i++)
+        find_coordinator_handle(parked[i]);
+}
+
 static void on_topic_created(void *ctx, const struct buf *response)
 {
     struct groups *gs = ctx;
     (void)response; /* the image says whether it exists now */
     gs->creating = false;
+    unpark(gs);
 }
 
 /* Creates __consumer_offsets if needed and starts loading it; false while it does not exist. */
@@ -558,6 +573,10 @@ void groups_close(struct broker *b)
      * moves; appends still in flight answer their requests without the coordinator. */
     for (uint32_t p = 0; gs->topic_ready && p < gs->coord.cfg.partition_count; p++)
         group_coord_unload(&gs->coord, p);
+    /* Requests still waiting for the topic: their connections close (clients retry). */
+    for (uint32_t i = 0; i < gs->parked_count; i++)
+        breq_abort(gs->parked[i]);
+    gs->parked_count = 0;
     drain(gs);
     /* After the last drain, which re-arms the tick. */
     loop_timer_stop(b->loop, &gs->tick_timer);
@@ -630,6 +649,20 @@ static const char *find_message(int16_t err)
 void find_coordinator_handle(struct breq *rq)
 {
     const struct kafka_find_coordinator_request *req = rq->body;
+    /* The first group request has __consumer_offsets created; FindCoordinator waits for it (a
+     * bounded number at once), so clients are not sent into their retry backoff (librdkafka
+     * waits seconds before it asks again). Asked once: after that, the answer is what is. */
+    if (!rq->auto_created) {
+        rq->auto_created = true;
+        struct groups *gs = rq->b->groups;
+        if (gs == NULL && groups_open(rq->b) == 0)
+            gs = rq->b->groups;
+        if (gs != NULL && !gs->topic_ready && !groups_topic(gs) && gs->creating &&
+            gs->parked_count < GROUP_PARKED_FIND_MAX) {
+            gs->parked[gs->parked_count++] = rq;
+            return;
+        }
+    }
     struct kafka_find_coordinator_response resp;
     kafka_find_coordinator_response_init(&resp);
     struct broker_node node;

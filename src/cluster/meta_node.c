@@ -30,6 +30,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define API_FETCH               1
+#define FETCH_VERSION           13 /* topic ids, CurrentLeader */
 #define API_BROKER_REGISTRATION 62
 #define API_BROKER_HEARTBEAT    63
 #define RPC_VERSION             0
@@ -37,6 +39,8 @@
 /* Kafka's error codes this module answers with. */
 enum {
     ERR_CODE_NOT_CONTROLLER = 41,
+    ERR_CODE_OFFSET_OUT_OF_RANGE = 1,
+    ERR_CODE_NOT_LEADER_OR_FOLLOWER = 6,
     ERR_CODE_STALE_BROKER_EPOCH = 77,
     ERR_CODE_BROKER_ID_NOT_REGISTERED = 102,
     ERR_CODE_INCONSISTENT_CLUSTER_ID = 104,
@@ -106,6 +110,14 @@ struct meta_node {
 
     struct session *sessions;
     uint32_t session_count, session_cap;
+
+    /* An observer (not a voter): no Raft group; it fetches committed batches from a voter. */
+    bool observer;
+    bool snapshot_needed;   /* said once: behind the voters' log start */
+    int64_t fetch_awaiting; /* correlation id of the fetch in flight, 0 when none */
+    uint64_t fetch_sent_ms;
+    int64_t fetch_commit; /* the commit index the last fetch answer reported */
+    uint32_t fetch_next;  /* round robin over the voters while no leader is known */
 
     enum reg_state reg;
     int64_t broker_epoch;
@@ -249,7 +261,8 @@ static void maybe_snapshot(struct meta_node *mn)
     mn->snapshot_prev_offset = mn->snapshot_offset;
     mn->snapshot_offset = mn->applied;
     if (drop >= 0 && drop + 1 > log_start_offset(mn->env.log)) {
-        rc = raft_group_compact(mn->group, drop + 1);
+        rc = mn->group != NULL ? raft_group_compact(mn->group, drop + 1)
+                               : log_delete_records(mn->env.log, drop + 1);
         if (rc != 0)
             fprintf(stderr, "chronik: cannot drop the metadata log below %lld: %s\n",
                     (long long)(drop + 1), err_str(rc));
@@ -263,7 +276,7 @@ static void check_caught_up(struct meta_node *mn)
     if (mn->caught_up || mn->leader < 0)
         return;
     if (mn->catch_up_to < 0)
-        mn->catch_up_to = raft_group_commit(mn->group);
+        mn->catch_up_to = mn->group != NULL ? raft_group_commit(mn->group) : mn->fetch_commit;
     if (mn->applied >= mn->catch_up_to && (!mn->leading || mn->ready))
         mn->caught_up = true;
 }
@@ -358,8 +371,12 @@ static void on_apply(void *ctx, int64_t first, int64_t last)
 /* ---- the controller's queue --------------------------------------------------------------- */
 
 static void run_queue(struct meta_node *mn);
+static void serve_fetch(struct meta_node *mn, const struct wire_rpc *r,
+                        const struct kafka_fetch_request *q);
+static void on_fetch_answer(struct meta_node *mn, const struct kafka_fetch_response *a);
 static void send_rpc(struct meta_node *mn, int32_t to, uint8_t kind, int64_t correlation,
-                     int16_t api_key, const struct proto_message *m, const void *body);
+                     int16_t api_key, const struct proto_message *m, const void *body,
+                     int16_t version);
 
 static void op_free(struct op *o)
 {
@@ -456,7 +473,7 @@ static void finish_op(struct meta_node *mn, struct op *o, int err, int64_t offse
             s->last_ms = now_ms(mn);
         }
         send_rpc(mn, o->from, WIRE_RPC_RESPONSE, o->correlation_id, API_BROKER_REGISTRATION,
-                 proto_api_get(API_BROKER_REGISTRATION)->response, &resp);
+                 proto_api_get(API_BROKER_REGISTRATION)->response, &resp, RPC_VERSION);
     }
     op_free(o);
 }
@@ -538,6 +555,16 @@ int meta_node_submit(struct meta_node *mn, meta_node_build_fn build, meta_node_d
     return 0;
 }
 
+static void controller_moved(struct meta_node *mn)
+{
+    /* Our registration goes to the new controller at once. */
+    mn->next_send_ms = 0;
+    if (mn->reg == REG_SENT)
+        mn->reg = REG_NONE;
+    if (mn->h.controller != NULL)
+        mn->h.controller(mn->h.ctx, mn->leader);
+}
+
 static void on_role(void *ctx, uint8_t role, int32_t leader, int64_t term)
 {
     struct meta_node *mn = ctx;
@@ -553,32 +580,27 @@ static void on_role(void *ctx, uint8_t role, int32_t leader, int64_t term)
         /* A new controller: every broker gets a full session before it can be fenced. */
         mn->session_count = 0;
     }
-    if (before != leader) {
-        /* Our registration goes to the new controller at once. */
-        mn->next_send_ms = 0;
-        if (mn->reg == REG_SENT)
-            mn->reg = REG_NONE;
-        if (mn->h.controller != NULL)
-            mn->h.controller(mn->h.ctx, leader);
-    }
+    if (before != leader)
+        controller_moved(mn);
     check_caught_up(mn);
 }
 
 /* ---- RPCs --------------------------------------------------------------------------------- */
 
 static void send_rpc(struct meta_node *mn, int32_t to, uint8_t kind, int64_t correlation,
-                     int16_t api_key, const struct proto_message *m, const void *body)
+                     int16_t api_key, const struct proto_message *m, const void *body,
+                     int16_t version)
 {
     struct buf b;
     buf_init(&b);
-    int rc = proto_encode(m, body, RPC_VERSION, &b);
+    int rc = proto_encode(m, body, version, &b);
     if (rc == 0) {
         struct wire_rpc r = {.from = mn->cfg.self,
                              .to = to,
                              .kind = kind,
                              .correlation_id = correlation,
                              .api_key = api_key,
-                             .api_version = RPC_VERSION,
+                             .api_version = version,
                              .payload = slice_make(b.data, b.len)};
         rc = transport_send_rpc(mn->env.transport, &r);
     }
@@ -600,7 +622,7 @@ static void serve_registration(struct meta_node *mn, const struct wire_rpc *r,
         resp.error_code = META_CTL_INVALID_REQUEST;
     if (resp.error_code != 0) {
         send_rpc(mn, r->from, WIRE_RPC_RESPONSE, r->correlation_id, API_BROKER_REGISTRATION,
-                 proto_api_get(API_BROKER_REGISTRATION)->response, &resp);
+                 proto_api_get(API_BROKER_REGISTRATION)->response, &resp, RPC_VERSION);
         return;
     }
     struct op *o = xcalloc(1, sizeof(*o));
@@ -654,7 +676,7 @@ static void serve_heartbeat(struct meta_node *mn, const struct wire_rpc *r,
             queue_change(mn, OP_UNFENCE, b);
     }
     send_rpc(mn, r->from, WIRE_RPC_RESPONSE, r->correlation_id, API_BROKER_HEARTBEAT,
-             proto_api_get(API_BROKER_HEARTBEAT)->response, &resp);
+             proto_api_get(API_BROKER_HEARTBEAT)->response, &resp, RPC_VERSION);
 }
 
 static void on_registration_answer(struct meta_node *mn,
@@ -691,20 +713,27 @@ static void on_heartbeat_answer(struct meta_node *mn,
 
 bool meta_node_on_rpc(struct meta_node *mn, const struct wire_rpc *r)
 {
-    if (r->api_key != API_BROKER_REGISTRATION && r->api_key != API_BROKER_HEARTBEAT)
+    if (r->api_key != API_BROKER_REGISTRATION && r->api_key != API_BROKER_HEARTBEAT &&
+        r->api_key != API_FETCH)
         return false;
     const struct proto_api *api = proto_api_get(r->api_key);
     const struct proto_message *m = r->kind == WIRE_RPC_REQUEST ? api->request : api->response;
-    if (r->kind == WIRE_RPC_RESPONSE && r->correlation_id != mn->awaiting)
+    int64_t awaited = r->api_key == API_FETCH ? mn->fetch_awaiting : mn->awaiting;
+    if (r->kind == WIRE_RPC_RESPONSE && r->correlation_id != awaited)
         return true; /* an answer we gave up on */
+    int16_t version = r->api_key == API_FETCH ? FETCH_VERSION : RPC_VERSION;
     struct arena a;
     arena_init(&a, ARENA_BLOCK_BYTES_DEFAULT, CLUSTER_RPC_ARENA_MAX);
     void *body = arena_alloc(&a, m->body->bytes);
     struct reader rd;
     rd_init(&rd, r->payload.ptr, r->payload.len);
     int rc = body == NULL ? ERR_TOO_LARGE : proto_decode(m, &a, &rd, r->api_version, body);
-    if (rc == 0 && r->api_version == RPC_VERSION) {
-        if (r->api_key == API_BROKER_REGISTRATION && r->kind == WIRE_RPC_REQUEST)
+    if (rc == 0 && r->api_version == version) {
+        if (r->api_key == API_FETCH && r->kind == WIRE_RPC_REQUEST)
+            serve_fetch(mn, r, body);
+        else if (r->api_key == API_FETCH)
+            on_fetch_answer(mn, body);
+        else if (r->api_key == API_BROKER_REGISTRATION && r->kind == WIRE_RPC_REQUEST)
             serve_registration(mn, r, body);
         else if (r->api_key == API_BROKER_HEARTBEAT && r->kind == WIRE_RPC_REQUEST)
             serve_heartbeat(mn, r, body);
@@ -715,6 +744,158 @@ bool meta_node_on_rpc(struct meta_node *mn, const struct wire_rpc *r)
     }
     arena_deinit(&a);
     return true;
+}
+
+/* ---- observers ---------------------------------------------------------------------------- */
+
+/*
+ * An observer is not in the metadata group: like a KRaft observer it fetches the committed log
+ * from a voter (Kafka's Fetch, the metadata topic id, partition 0), appends it to its own
+ * metadata log as the voters wrote it, and applies it. Its log holds committed batches only, so
+ * everything in it applies at once after a restart. A voter answers with committed batches from
+ * the offset asked for, its high watermark (commit + 1) and the leader it knows.
+ */
+
+static void serve_fetch(struct meta_node *mn, const struct wire_rpc *r,
+                        const struct kafka_fetch_request *q)
+{
+    struct kafka_fetch_response resp;
+    struct kafka_fetch_response_fetchable_topic_response topic;
+    struct kafka_fetch_response_partition_data pd;
+    struct kafka_fetch_response_leader_id_and_epoch leader = {
+        .leader_id = mn->leader, .leader_epoch = mn->leader >= 0 ? (int32_t)mn->term : -1};
+    kafka_fetch_response_init(&resp);
+    memset(&topic, 0, sizeof(topic));
+    memset(&pd, 0, sizeof(pd));
+    topic.topic_id = wire_metadata_group.topic_id;
+    topic.partitions.items = &pd;
+    topic.partitions.count = 1;
+    resp.responses.items = &topic;
+    resp.responses.count = 1;
+    pd.current_leader = &leader;
+    pd.preferred_read_replica = -1;
+    pd.last_stable_offset = -1;
+    pd.aborted_transactions.items = (void *)&pd; /* empty, not null */
+    struct log *log = mn->env.log;
+    pd.high_watermark = log_high_watermark(log);
+    pd.log_start_offset = log_start_offset(log);
+    struct buf bytes;
+    buf_init(&bytes);
+    int64_t offset = -1;
+    if (q->topics.count == 1 && q->topics.items[0].partitions.count == 1)
+        offset = q->topics.items[0].partitions.items[0].fetch_offset;
+    if (mn->observer || mn->group == NULL) {
+        pd.error_code = ERR_CODE_NOT_LEADER_OR_FOLLOWER;
+    } else if (offset < pd.log_start_offset || offset > log_end_offset(log)) {
+        pd.error_code = ERR_CODE_OFFSET_OUT_OF_RANGE;
+    } else if (offset < pd.high_watermark) {
+        struct log_read rd;
+        int rc = log_read(log, offset, META_APPLY_READ_BYTES, pd.high_watermark, &rd);
+        if (rc == 0 && rd.file != NULL) {
+            uint8_t *p = buf_extend(&bytes, (size_t)rd.bytes);
+            ssize_t n = io_pread(log_file_io(rd.file), p, (size_t)rd.bytes, rd.position);
+            if (n != (ssize_t)rd.bytes)
+                bytes.len = 0;
+        }
+        if (rc == 0)
+            log_read_release(&rd);
+    }
+    pd.records = buf_slice(&bytes);
+    send_rpc(mn, r->from, WIRE_RPC_RESPONSE, r->correlation_id, API_FETCH,
+             proto_api_get(API_FETCH)->response, &resp, FETCH_VERSION);
+    buf_deinit(&bytes);
+}
+
+static void send_fetch(struct meta_node *mn)
+{
+    int32_t to = mn->leader;
+    if (to < 0 || to == mn->cfg.self)
+        to = mn->cfg.voters[mn->fetch_next++ % mn->cfg.voter_count];
+    struct kafka_fetch_request_fetch_partition part;
+    memset(&part, 0, sizeof(part));
+    part.partition = 0;
+    part.current_leader_epoch = -1;
+    part.fetch_offset = log_end_offset(mn->env.log);
+    part.last_fetched_epoch = -1;
+    part.log_start_offset = log_start_offset(mn->env.log);
+    part.partition_max_bytes = (int32_t)META_APPLY_READ_BYTES;
+    struct kafka_fetch_request_fetch_topic topic;
+    memset(&topic, 0, sizeof(topic));
+    topic.topic_id = wire_metadata_group.topic_id;
+    topic.partitions.items = &part;
+    topic.partitions.count = 1;
+    struct kafka_fetch_request q;
+    kafka_fetch_request_init(&q);
+    q.replica_id = mn->cfg.self;
+    q.max_bytes = (int32_t)META_APPLY_READ_BYTES;
+    q.topics.items = &topic;
+    q.topics.count = 1;
+    q.forgotten_topics_data.items = (void *)&topic; /* empty, not null */
+    mn->fetch_awaiting = ++mn->correlation;
+    mn->fetch_sent_ms = now_ms(mn);
+    send_rpc(mn, to, WIRE_RPC_REQUEST, mn->fetch_awaiting, API_FETCH,
+             proto_api_get(API_FETCH)->request, &q, FETCH_VERSION);
+}
+
+/* An observer's copy is made durable for its restarts only: the data is committed already. */
+static void on_observer_flushed(void *ctx, int err, int64_t durable_offset)
+{
+    struct meta_node *mn = ctx;
+    (void)durable_offset;
+    if (err != 0 && mn->err == 0)
+        mn->err = err;
+}
+
+static void on_fetch_answer(struct meta_node *mn, const struct kafka_fetch_response *a)
+{
+    mn->fetch_awaiting = 0;
+    if (a->responses.count != 1 || a->responses.items[0].partitions.count != 1)
+        return;
+    const struct kafka_fetch_response_partition_data *pd =
+        &a->responses.items[0].partitions.items[0];
+    if (pd->current_leader != NULL && pd->current_leader->leader_id >= 0 &&
+        pd->current_leader->leader_id != mn->leader) {
+        mn->leader = pd->current_leader->leader_id;
+        mn->term = pd->current_leader->leader_epoch;
+        controller_moved(mn);
+    }
+    if (pd->error_code == ERR_CODE_OFFSET_OUT_OF_RANGE && !mn->snapshot_needed) {
+        mn->snapshot_needed = true;
+        fprintf(stderr,
+                "chronik: node %d (an observer) is behind the metadata log's start (offset %lld, "
+                "log start %lld) and needs a snapshot, which observers cannot fetch yet\n",
+                (int)mn->cfg.self, (long long)log_end_offset(mn->env.log),
+                (long long)pd->log_start_offset);
+    }
+    if (pd->error_code != 0)
+        return;
+    struct slice rest = pd->records;
+    int64_t before = log_end_offset(mn->env.log);
+    while (rest.len > 0) {
+        struct batch_header bh;
+        if (batch_parse(rest.ptr, rest.len, &bh) != 0)
+            break; /* a partial batch at the end, or damage: what parsed is kept */
+        size_t len = (size_t)batch_total_bytes(&bh);
+        if (bh.base_offset != log_end_offset(mn->env.log))
+            break;
+        struct log_append_result res;
+        int rc = log_append_at(mn->env.log, rest.ptr, len, &res);
+        if (rc != 0) {
+            mn->err = rc;
+            fprintf(stderr, "chronik: cannot write the metadata log: %s\n", err_str(rc));
+            return;
+        }
+        rest = slice_make(rest.ptr + len, rest.len - len);
+    }
+    int64_t end = log_end_offset(mn->env.log);
+    mn->fetch_commit = MIN(pd->high_watermark, end) - 1;
+    if (end > 0)
+        (void)log_set_high_watermark(mn->env.log, end);
+    if (end > before)
+        (void)log_flush(mn->env.log, end, on_observer_flushed, mn);
+    on_apply(mn, mn->applied + 1, mn->fetch_commit);
+    if (end > before)
+        send_fetch(mn); /* more may follow at once */
 }
 
 /* ---- this node as a broker ---------------------------------------------------------------- */
@@ -738,7 +919,7 @@ static void send_registration(struct meta_node *mn)
     mn->awaiting = ++mn->correlation;
     mn->reg = REG_SENT;
     send_rpc(mn, mn->leader, WIRE_RPC_REQUEST, mn->awaiting, API_BROKER_REGISTRATION,
-             proto_api_get(API_BROKER_REGISTRATION)->request, &q);
+             proto_api_get(API_BROKER_REGISTRATION)->request, &q, RPC_VERSION);
 }
 
 static void send_heartbeat(struct meta_node *mn)
@@ -750,7 +931,7 @@ static void send_heartbeat(struct meta_node *mn)
     q.current_metadata_offset = mn->applied;
     mn->awaiting = ++mn->correlation;
     send_rpc(mn, mn->leader, WIRE_RPC_REQUEST, mn->awaiting, API_BROKER_HEARTBEAT,
-             proto_api_get(API_BROKER_HEARTBEAT)->request, &q);
+             proto_api_get(API_BROKER_HEARTBEAT)->request, &q, RPC_VERSION);
 }
 
 /* The controller's side of the tick: fence every broker whose session expired. */
@@ -783,6 +964,9 @@ void meta_node_tick(struct meta_node *mn)
 {
     if (mn->err != 0)
         return;
+    if (mn->observer &&
+        (mn->fetch_awaiting == 0 || now_ms(mn) - mn->fetch_sent_ms >= META_FETCH_RETRY_MS))
+        send_fetch(mn);
     if (mn->ready)
         check_sessions(mn);
     maybe_send(mn);
@@ -843,7 +1027,19 @@ int meta_node_open(const struct meta_node_config *cfg, const struct meta_node_en
         go.config.ids[i] = cfg->voters[i];
         go.config.voter[i] = 1;
     }
-    int rc = raft_group_open(env->host, &go, &mn->group);
+    mn->observer = true;
+    for (uint32_t i = 0; i < cfg->voter_count; i++)
+        mn->observer = mn->observer && cfg->voters[i] != cfg->self;
+    int rc = 0;
+    if (mn->observer) {
+        /* Everything an observer's log holds was committed when it was fetched. */
+        mn->fetch_commit = -1;
+        rc = apply_upto(mn, log_end_offset(env->log) - 1);
+        if (rc == 0 && log_end_offset(env->log) > 0)
+            rc = log_set_high_watermark(env->log, log_end_offset(env->log));
+    } else {
+        rc = raft_group_open(env->host, &go, &mn->group);
+    }
     if (rc != 0) {
         buf_deinit(&mn->read_buf);
         buf_deinit(&mn->batch);
@@ -861,7 +1057,8 @@ void meta_node_close(struct meta_node *mn)
         return;
     fail_queue(mn, ERR_CLOSED);
     /* The in-flight operation's waiter fails with ERR_CLOSED as the group closes. */
-    raft_group_close(mn->group);
+    if (mn->group != NULL)
+        raft_group_close(mn->group);
     buf_deinit(&mn->read_buf);
     buf_deinit(&mn->batch);
     meta_records_deinit(&mn->recs);
@@ -896,5 +1093,5 @@ bool meta_node_unfenced(const struct meta_node *mn)
 
 int meta_node_error(const struct meta_node *mn)
 {
-    return mn->err != 0 ? mn->err : raft_group_error(mn->group);
+    return mn->err != 0 ? mn->err : mn->group != NULL ? raft_group_error(mn->group) : 0;
 }

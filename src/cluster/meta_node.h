@@ -44,9 +44,9 @@ struct meta_node_config {
     uint32_t election_ticks;
     uint32_t heartbeat_ticks;
     uint64_t seed;
-    uint64_t broker_heartbeat_ms; /* broker.heartbeat.interval.ms */
-    uint64_t broker_session_ms;   /* broker.session.timeout.ms */
-    const char *cluster_id;       /* registrations of another cluster are refused */
+    uint64_t broker_heartbeat_ms;  /* broker.heartbeat.interval.ms */
+    uint64_t broker_session_ms;    /* broker.session.timeout.ms */
+    const char *cluster_id;        /* registrations of another cluster are refused */
     struct meta_endpoint endpoint; /* this broker's advertised Kafka endpoint */
     const char *rack;              /* NULL: none */
     struct meta_uuid incarnation_id;

@@ -24,12 +24,14 @@ def serving(port):
 
 
 class Cluster:
-    def __init__(self, root, n, extra_args=()):
+    """n voters (nodes 1..n) and `observers` more nodes (n+1..) that are not in the voter list."""
+
+    def __init__(self, root, n, extra_args=(), observers=0):
         self.root = str(root)
-        ports = free_ports(3 * n)
+        ports = free_ports(3 * (n + observers))
         self.nodes = {}
         voters = ",".join("%d@127.0.0.1:%d" % (i + 1, ports[3 * i + 2]) for i in range(n))
-        for i in range(n):
+        for i in range(n + observers):
             node_id = i + 1
             b = Broker(os.path.join(self.root, "node%d" % node_id),
                        ["--node-id", str(node_id), "--set",

@@ -6,6 +6,7 @@ that know one node reach every partition, consumer groups work across nodes, los
 controller costs a short election and no acknowledged data, and a restart keeps everything.
 """
 
+import base64
 import time
 import uuid
 
@@ -191,3 +192,59 @@ def test_full_cluster_restart_keeps_topics_configs_and_offsets(cluster):
     assert sum(tp.offset for tp in committed) == 90
     got = consume_all(cluster.bootstrap(3), topic, acked)
     assert {v: got[v] for v in acked} == acked
+
+
+def test_kafka_python_and_kafkajs_reach_every_partition(cluster):
+    # Catches: a client other than librdkafka stuck on a node that does not lead a partition
+    # (kafka-python and kafkajs follow Metadata's leaders and NOT_LEADER_OR_FOLLOWER alike).
+    from kafka import KafkaConsumer, KafkaProducer
+    from test_kafkajs import ok
+
+    topic = "t-" + uuid.uuid4().hex[:8]
+    create_topic(cluster.bootstrap(2), topic, 3)
+    # kafkajs, knowing only node 1, produces to every partition and reads each back.
+    for p in range(3):
+        values = [base64.b64encode(b"js-%d-%d" % (p, i)).decode() for i in range(5)]
+        res = ok(cluster.nodes[1], op="produce", topic=topic, partition=p, codec="none",
+                 messages=[{"key": None, "value": v, "headers": [], "ts": None} for v in values])
+        assert res[0]["errorCode"] == 0 and res[0]["baseOffset"] == 0, res
+    # kafka-python, knowing only node 2, produces more; knowing only node 3, reads everything.
+    producer = KafkaProducer(bootstrap_servers=cluster.bootstrap(2), acks="all")
+    for i in range(30):
+        producer.send(topic, key=b"py%d" % i, value=b"py-%d" % i).get(timeout=TIMEOUT_S)
+    producer.close()
+    consumer = KafkaConsumer(topic, bootstrap_servers=cluster.bootstrap(3),
+                             auto_offset_reset="earliest", enable_auto_commit=False,
+                             consumer_timeout_ms=5000)
+    seen = set()
+    deadline = time.monotonic() + TIMEOUT_S
+    while len(seen) < 45 and time.monotonic() < deadline:
+        for m in consumer:
+            seen.add(m.value.decode())
+    consumer.close()
+    want = {"js-%d-%d" % (p, i) for p in range(3) for i in range(5)} | {
+        "py-%d" % i for i in range(30)}
+    assert seen == want
+
+
+def test_observer_learns_the_metadata_and_hosts_partitions(tmp_path):
+    # Catches: a node outside controller.quorum.voters that never learns the cluster id or the
+    # metadata (nobody replicates to it), is never offered partitions, or loses them on restart.
+    c = Cluster(tmp_path, 3, observers=1).start()
+    try:
+        topic = "t-" + uuid.uuid4().hex[:8]
+        create_topic(c.bootstrap(4), topic, 8)
+        md = c.metadata(4, topic)
+        assert sorted(md.brokers) == [1, 2, 3, 4]
+        assert md.controller_id in (1, 2, 3)
+        leaders = [p.leader for p in md.topics[topic].partitions.values()]
+        assert sorted(set(leaders)) == [1, 2, 3, 4], leaders
+        acked = produce(c.bootstrap(4), topic, 160, "o")
+        assert set(acked.values()) == set(range(8))
+        c.nodes[4].kill()
+        c.nodes[4].start()
+        c.wait_serving([4])
+        got = consume_all(c.bootstrap(4), topic, acked)
+        assert {v: got[v] for v in acked} == acked
+    finally:
+        c.stop()

@@ -12,6 +12,7 @@ import os
 import random
 import signal
 import socket
+import time
 import subprocess
 
 import pytest
@@ -230,17 +231,30 @@ def test_meta_properties_of_another_cluster_is_refused(make_broker):
             node.data_dir, EXIT_START, "meta.properties: version 0 is not 1")
 
 
-def test_observer_and_voter_start(make_broker):
-    # A node in the voter list with its own cluster address and a node outside it (an
-    # observer) both start.
+def test_voter_and_observer_without_a_quorum_wait_and_stop_cleanly(make_broker):
+    # Catches: a node that serves clients before it has a controller and the metadata (it would
+    # answer with an empty or stale cluster), or that cannot be stopped while it waits.
+    # A voter of a two-voter group whose other voter never comes, and an observer whose only
+    # voter does not exist: both run, hold their ports, do not serve, and stop on SIGTERM.
     voter = Broker(make_broker().data_dir)
     voter.port, voter.http_port, voter.cluster_port = free_ports(3)
     voter.extra_args = ["--node-id", "1", "--set",
                         VOTERS + "1@127.0.0.1:%d,2@127.0.0.1:1" % voter.cluster_port]
-    voter.start()
-    voter.stop()
-    observer = make_broker(["--node-id", "9", "--set", VOTERS + "1@127.0.0.1:1"]).start()
-    assert observer.alive()
+    observer = Broker(make_broker().data_dir)
+    observer.port, observer.http_port, observer.cluster_port = free_ports(3)
+    observer.extra_args = ["--node-id", "9", "--set", VOTERS + "1@127.0.0.1:1"]
+    for node in (voter, observer):
+        node.launch()
+        # Its cluster port is bound (the transport listens) before anything else happens.
+        deadline = time.monotonic() + TIMEOUT_S
+        while not port_taken(node.cluster_port):
+            assert node.alive() and time.monotonic() < deadline, node.stderr_text()
+            time.sleep(0.02)
+        time.sleep(0.5)  # a few election timeouts: still no quorum, so still not serving
+        assert node.alive(), node.stderr_text()
+        with socket.socket() as s:
+            assert s.connect_ex(("127.0.0.1", node.port)) != 0, "serves without a quorum"
+        node.stop()
 
 
 def free_base_port(count):
