@@ -15,11 +15,13 @@
  * disk alone: logs recovered by log_open, hard state by raft_group_open.
  *
  * Checks:
- *   host promises     (unless end_to_end) no append response acknowledges an index the node has not
- * made durable; no message carries a term, no vote response a vote, that is not in the node's
- * hard-state file (checked as each message is handed to the transport); a restarted node's term is
- * at least every term it sent; state machine     every batch any node applies (its commit index
- * passed it) is read from that node's log and must match (offsets, term, CRC) what any node ever
+ *   host promises     no append response acknowledges an index the node has not made
+ *                     durable; no message carries a term, no vote response a vote, that is
+ *                     not in the node's hard-state file (checked as each message is handed to
+ *                     the transport); a restarted node's term is at least every term it sent
+ *                     (all left out with end_to_end);
+ *   state machine     every batch any node applies (its commit index passed it) is read from
+ *                     that node's log and must match (offsets, term, CRC) what any node ever
  *                     committed at those offsets: no offset holds two committed records;
  *   acknowledgement   a batch acknowledged to a client (acks=all: its waiter completed with 0)
  *                     is the batch committed at its offset, and no offset is acknowledged twice
@@ -43,8 +45,9 @@
  * Faults (drawn by the seed, within its fault phase): drop, delay, duplicate and reorder (the
  * network's settings change over time), symmetric and one-way partitions, a group's leader cut
  * off with a minority, a process crash (page cache survives) or a node's power loss (unsynced
- * writes lost, the last write possibly torn), power loss of every node at once, and injected
- * EIO/ENOSPC (the group stops, the process exits and is restarted).
+ * writes lost, the last write possibly torn), power loss of every node at once, injected
+ * EIO/ENOSPC (the group stops, the process exits and is restarted), and compaction of a prefix
+ * every node has committed and made durable.
  *
  * Extending: a node is what one process owns; the metadata group and the broker's handlers
  * belong in struct cs_node beside the partition groups, started in node_start and dropped in
@@ -301,7 +304,7 @@ static void check_acked_in(struct csim *s, int k, struct cs_part *pt, int64_t te
 {
     struct cs_pstate *p = &s->p[k];
 
-    for (int64_t off = 0; off < p->acked_end && !s->failed; off++) {
+    for (int64_t off = log_start_offset(pt->log); off < p->acked_end && !s->failed; off++) {
         struct cs_slot *sl = &p->slots[off];
         struct cs_fp fp = {0};
 
@@ -344,6 +347,8 @@ static void on_apply(void *ctx, int64_t first, int64_t last)
     struct cs_part *pt = ctx;
     struct csim *s = pt->s;
 
+    if (first < log_start_offset(pt->log))
+        first = log_start_offset(pt->log); /* compacted: checked when first applied */
     for (int64_t off = first; off <= last && !s->failed;) {
         struct cs_fp fp;
         int rc = fp_at(pt->log, off, &fp);
@@ -559,7 +564,8 @@ static void node_start(struct csim *s, struct cs_node *n)
                                         .election_ticks = CS_ELECTION_TICKS,
                                         .heartbeat_ticks = CS_HEARTBEAT_TICKS,
                                         .seed = rng_next(&s->rng),
-                                        .applied_index = -1,
+                                        /* a compacted prefix is committed */
+                                        .applied_index = log_start_offset(pt->log) - 1,
                                         .apply = on_apply,
                                         .on_role = on_role,
                                         .ctx = pt};
@@ -825,6 +831,38 @@ static void heal_net(struct csim *s)
     trace(s, "network heals");
 }
 
+/* Node i drops a prefix of partition k below a batch boundary that every node has committed
+ * and made durable (snapshots are not hosted yet: no node may need what is dropped). */
+static void compact(struct csim *s, int i, int k)
+{
+    struct cs_part *pt = &s->n[i].parts[k];
+    int64_t limit = INT64_MAX, start = log_start_offset(pt->log);
+    struct cs_fp fp;
+
+    for (int j = 0; j < s->nodes; j++) {
+        struct cs_part *o = &s->n[j].parts[k];
+        if (o->g == NULL)
+            return;
+        int64_t mine = raft_group_commit(o->g) + 1;
+        if (log_durable_offset(o->log) < mine)
+            mine = log_durable_offset(o->log);
+        if (mine < limit)
+            limit = mine;
+    }
+    if (pt->g == NULL || limit <= start + 1 ||
+        fp_at(pt->log, (int64_t)rng_range(&s->rng, (uint64_t)start + 1, (uint64_t)limit - 1),
+              &fp) != 0)
+        return;
+    int rc = raft_group_compact(pt->g, fp.base);
+    trace(s, "p%d n%d compacts below %" PRId64 ": %s", k, s->n[i].id, fp.base,
+          rc == 0 ? "ok" : err_str(rc));
+    if (rc == 0)
+        s->res->compactions++;
+    else if (raft_group_error(pt->g) == 0)
+        fail(s, "p%d node %d: compaction below %" PRId64 " (limit %" PRId64 ") refused: %s", k,
+             s->n[i].id, fp.base, limit, err_str(rc));
+}
+
 static void fault_step(struct csim *s)
 {
     int minority = (s->nodes - 1) / 2;
@@ -905,9 +943,12 @@ static void fault_step(struct csim *s)
             return;
         uint64_t nth = rng_range(&s->rng, 1, 60);
         int err = rng_chance(&s->rng, 1, 2) ? -EIO : -ENOSPC;
-        io_sim_fail_nth(n->io, IO_SIM_WRITE | IO_SIM_SYNC | IO_SIM_TRUNCATE, nth, err);
-        trace(s, "n%d's disk fails write/sync/truncate #%" PRIu64 " with %s", n->id, nth,
+        io_sim_fail_nth(n->io, IO_SIM_WRITE | IO_SIM_SYNC | IO_SIM_TRUNCATE | IO_SIM_DIROP, nth,
+                        err);
+        trace(s, "n%d's disk fails write/sync/truncate/rename #%" PRIu64 " with %s", n->id, nth,
               err == -EIO ? "EIO" : "ENOSPC");
+    } else if (r < 95 && down_count(s) == 0) { /* a node drops a committed prefix */
+        compact(s, (int)rng_below(&s->rng, (uint64_t)s->nodes), (int)rng_below(&s->rng, CS_PARTS));
     }
     /* else: nothing this time */
 }
