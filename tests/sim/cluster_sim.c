@@ -149,6 +149,7 @@ struct cs_node {
     struct csim *s;
     int32_t id;
     bool up;
+    bool exiting;        /* a storage error: the process exits after this step */
     uint64_t restart_at; /* while down */
     uint64_t next_tick_ms;
     uint64_t next_disk_ms;
@@ -590,6 +591,7 @@ static void node_start(struct csim *s, struct cs_node *n)
             transport_peer_set(&n->wrap.t, i, "sim", 0);
     raft_host_set_transport(n->host, &n->wrap.t);
     n->up = true;
+    n->exiting = false;
     n->restart_at = CS_NEVER;
     n->next_tick_ms = s->now + rng_range(&s->rng, 1, CS_TICK_MS);
     n->next_disk_ms = s->now + rng_range(&s->rng, 1, s->disk_ms_max);
@@ -858,7 +860,9 @@ static void compact(struct csim *s, int i, int k)
           rc == 0 ? "ok" : err_str(rc));
     if (rc == 0)
         s->res->compactions++;
-    else if (raft_group_error(pt->g) == 0)
+    else if (rc != ERR_INVALID)
+        s->n[i].exiting = true; /* a storage error: the process exits like on a group's */
+    else
         fail(s, "p%d node %d: compaction below %" PRId64 " (limit %" PRId64 ") refused: %s", k,
              s->n[i].id, fp.base, limit, err_str(rc));
 }
@@ -1048,7 +1052,7 @@ static void after_step(struct csim *s)
             transport_flush(&s->n[i].wrap.t);
     for (int i = 0; i < s->nodes && !s->failed; i++) {
         struct cs_node *n = &s->n[i];
-        bool exits = false;
+        bool exits = n->exiting;
         if (!n->up)
             continue;
         for (int k = 0; k < CS_PARTS; k++) {
