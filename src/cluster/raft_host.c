@@ -9,6 +9,10 @@
  * - No message of a ready reaches the transport before that ready's hard state is on disk.
  * - A closed group whose flush callbacks are still outstanding stays allocated (closed set)
  *   until the last one runs; nothing else touches it.
+ *
+ * RAFT_HOST_BUG_* (never defined in a product build) each break one of these promises on
+ * purpose: tests/unit/cluster and tests/sim/cluster_sim build this file with them and must catch
+ * every one.
  */
 #include "cluster/raft_host.h"
 
