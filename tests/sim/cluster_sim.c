@@ -46,8 +46,9 @@
  * network's settings change over time), symmetric and one-way partitions, a group's leader cut
  * off with a minority, a process crash (page cache survives) or a node's power loss (unsynced
  * writes lost, the last write possibly torn), power loss of every node at once, injected
- * EIO/ENOSPC (the group stops, the process exits and is restarted), and compaction of a prefix
- * every node has committed and made durable.
+ * EIO/ENOSPC (the group stops, the process exits and is restarted), and a prefix every node has
+ * committed and made durable dropped through the host (raft_group_compact) or behind its back
+ * (retention).
  *
  * Extending: a node is what one process owns; the metadata group and the broker's handlers
  * belong in struct cs_node beside the partition groups, started in node_start and dropped in
@@ -87,6 +88,7 @@
 #define CS_SETTLE_MS       5000u  /* then: every node caught up */
 #define CS_PROBE_MS        50u    /* liveness proposals are retried this often */
 #define CS_FETCH_BYTES     16384u /* a consumer's fetch size */
+#define CS_VALUE_BYTES_MAX 400u   /* a record's value, padded */
 #define CS_TRACE_RING      64u
 #define CS_TRACE_BYTES     160u
 #define CS_NEVER           UINT64_MAX
@@ -647,7 +649,7 @@ static int propose(struct csim *s, int client, int k, int32_t node)
 {
     struct cs_part *pt = &s->n[node].parts[k];
     struct batch_record recs[3];
-    char values[3][48];
+    char values[3][CS_VALUE_BYTES_MAX];
     uint64_t value = ++s->values;
     size_t count = (size_t)rng_range(&s->rng, 1, 3);
     struct batch_build_opts opts = {.producer_id = -1, .producer_epoch = -1, .base_sequence = -1};
@@ -655,8 +657,12 @@ static int propose(struct csim *s, int client, int k, int32_t node)
     int64_t offset, term;
 
     for (size_t i = 0; i < count; i++) {
-        int len =
-            snprintf(values[i], sizeof(values[i]), "c%d p%d v%" PRIu64 ".%zu", client, k, value, i);
+        /* Padded to a random length, so segments roll and retention has something to drop. */
+        int len = snprintf(values[i], sizeof(values[i]), "c%d p%d v%" PRIu64 ".%zu ", client, k,
+                           value, i);
+        size_t pad = (size_t)rng_below(&s->rng, sizeof(values[i]) - (size_t)len);
+        memset(values[i] + len, '.', pad);
+        len += (int)pad;
         recs[i] = (struct batch_record){.value = slice_make(values[i], (size_t)len),
                                         .timestamp_ms = clock_wall_ms(&s->clock.clock)};
     }
@@ -835,23 +841,59 @@ static void heal_net(struct csim *s)
 
 /* Node i drops a prefix of partition k below a batch boundary that every node has committed
  * and made durable (snapshots are not hosted yet: no node may need what is dropped). */
-static void compact(struct csim *s, int i, int k)
+/* The offset below which every node has committed and made partition k durable (nothing
+ * below it is ever needed again by anyone), or -1. */
+static int64_t safe_prefix(struct csim *s, int k)
 {
-    struct cs_part *pt = &s->n[i].parts[k];
-    int64_t limit = INT64_MAX, start = log_start_offset(pt->log);
-    struct cs_fp fp;
+    int64_t limit = INT64_MAX;
 
     for (int j = 0; j < s->nodes; j++) {
         struct cs_part *o = &s->n[j].parts[k];
-        if (o->g == NULL)
-            return;
+        if (!part_ok(&s->n[j], k))
+            return -1;
         int64_t mine = raft_group_commit(o->g) + 1;
         if (log_durable_offset(o->log) < mine)
             mine = log_durable_offset(o->log);
         if (mine < limit)
             limit = mine;
     }
-    if (pt->g == NULL || limit <= start + 1 ||
+    return limit;
+}
+
+/* Retention behind the host's back: node i's log of partition k deletes its old segments (the
+ * host notices at its next look at the log start), when no node needs them any more. */
+static void retain(struct csim *s, int i, int k)
+{
+    struct cs_part *pt = &s->n[i].parts[k];
+    struct log_config cfg;
+
+    if (!part_ok(&s->n[i], k) || safe_prefix(s, k) < log_high_watermark(pt->log))
+        return;
+    log_config_default(&cfg);
+    cfg.prealloc_bytes = 0;
+    cfg.segment_bytes = LOG_SEGMENT_BYTES_MIN;
+    cfg.retention_bytes = 0;
+    int rc = log_set_config(pt->log, &cfg);
+    ASSERT(rc == 0);
+    rc = log_enforce_retention(pt->log);
+    cfg.retention_bytes = -1;
+    log_set_config(pt->log, &cfg);
+    trace(s, "p%d n%d retention: %d segments deleted, log start %" PRId64, k, s->n[i].id, rc,
+          log_start_offset(pt->log));
+    if (rc > 0)
+        s->res->compactions++;
+}
+
+static void compact(struct csim *s, int i, int k)
+{
+    struct cs_part *pt = &s->n[i].parts[k];
+    int64_t limit = safe_prefix(s, k), start;
+    struct cs_fp fp;
+
+    if (limit < 0)
+        return;
+    start = log_start_offset(pt->log);
+    if (limit <= start + 1 ||
         fp_at(pt->log, (int64_t)rng_range(&s->rng, (uint64_t)start + 1, (uint64_t)limit - 1),
               &fp) != 0)
         return;
@@ -952,7 +994,12 @@ static void fault_step(struct csim *s)
         trace(s, "n%d's disk fails write/sync/truncate/rename #%" PRIu64 " with %s", n->id, nth,
               err == -EIO ? "EIO" : "ENOSPC");
     } else if (r < 95 && down_count(s) == 0) { /* a node drops a committed prefix */
-        compact(s, (int)rng_below(&s->rng, (uint64_t)s->nodes), (int)rng_below(&s->rng, CS_PARTS));
+        int i = (int)rng_below(&s->rng, (uint64_t)s->nodes);
+        int k = (int)rng_below(&s->rng, CS_PARTS);
+        if (rng_chance(&s->rng, 1, 2))
+            compact(s, i, k);
+        else
+            retain(s, i, k);
     }
     /* else: nothing this time */
 }

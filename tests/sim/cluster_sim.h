@@ -35,7 +35,7 @@ struct csim_result {
     uint64_t power_losses; /* all nodes at once */
     uint64_t disk_errors;  /* injected EIO/ENOSPC that stopped a group */
     uint64_t partitions;   /* symmetric, one-way and leader isolations */
-    uint64_t compactions;  /* committed prefixes dropped through raft_group_compact */
+    uint64_t compactions;  /* committed prefixes dropped (raft_group_compact, retention) */
 };
 
 /* Runs one seed. Returns 0 when every invariant and liveness bound held. */
