@@ -147,6 +147,9 @@ struct cs_wrap {
     struct cs_node *n;
 };
 
+/* A node: its disk, which outlives every process, and what its process owns while it runs,
+ * which node_start rebuilds from the disk alone and node_crash drops. Later stages add the
+ * metadata group and the broker's handlers here. */
 struct cs_node {
     struct csim *s;
     int32_t id;
