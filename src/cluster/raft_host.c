@@ -9,6 +9,10 @@
  * - No message of a ready reaches the transport before that ready's hard state is on disk.
  * - A closed group whose flush callbacks are still outstanding stays allocated (closed set)
  *   until the last one runs; nothing else touches it.
+ *
+ * RAFT_HOST_BUG_* (never defined in a product build) each break one of these promises on
+ * purpose: tests/unit/cluster and tests/sim/cluster_sim build this file with them and must catch
+ * every one.
  */
 #include "cluster/raft_host.h"
 
@@ -326,7 +330,9 @@ static void ops_truncate(void *ctx, int64_t from)
         g->idx_count--;
     if (g->flush_end > from)
         g->flush_end = from;
+#ifndef RAFT_HOST_BUG_WAITER_OFFSET_ONLY
     fail_waiters_from(g, from, ERR_STATE);
+#endif
     if (g->err == 0) {
         int rc = log_truncate_to(g->log, from); /* durable when it returns */
         if (rc != 0)
@@ -454,8 +460,15 @@ static void waiters_run(struct raft_waiter *list, int err_other, struct raft_gro
         w->next = NULL;
         /* Committed: success only if the committed entry is the one proposed (same term). */
         int err = err_other;
+#ifdef RAFT_HOST_BUG_WAITER_OFFSET_ONLY
+        /* injected bug: a waiter keyed by offset alone, kept across truncations */
+        if (g != NULL)
+            err = 0;
+        (void)term;
+#else
         if (g != NULL)
             err = ops_term_at(g, w->last_offset, &term) == 0 && term == w->term ? 0 : ERR_STATE;
+#endif
         w->fn(w->ctx, err);
     }
 }
@@ -535,6 +548,11 @@ static void report_durable(struct raft_group *g)
         return;
 #ifdef RAFT_HOST_BUG_ACK_UNSYNCED
     durable = end; /* injected bug: acknowledge what is only in the page cache */
+#endif
+#ifdef RAFT_HOST_BUG_DURABLE_SURVIVES_TRUNCATE
+    /* injected bug: what was reported durable once stays so, though a truncation cut it */
+    if (durable < g->reported_index + 1)
+        durable = g->reported_index + 1;
 #endif
     if (durable > end)
         durable = end;
@@ -667,10 +685,20 @@ static void process_ready(struct raft_group *g)
         g->applied = rd.commit_index;
         done = waiters_take_committed(g, rd.commit_index);
         /* Consumers read up to the commit index, never past it. */
+#ifdef RAFT_HOST_BUG_HW_BEYOND_COMMIT
+        /* injected bug: consumers may read everything appended, committed or not */
+        int rc = log_set_high_watermark(g->log, log_end_offset(g->log));
+#else
         int rc = log_set_high_watermark(g->log, rd.commit_index + 1);
+#endif
         if (rc != 0 && g->err == 0)
             g->err = rc;
     }
+#ifdef RAFT_HOST_BUG_ACK_ON_LEADER_FSYNC
+    /* injected bug: acks=all answered once the leader's own copy is durable */
+    if (done == NULL && g->raft.role == RAFT_LEADER)
+        done = waiters_take_committed(g, g->reported_index);
+#endif
     role_changed = rd.role_changed;
     role = rd.role;
     leader = rd.leader;

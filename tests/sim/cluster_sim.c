@@ -1,0 +1,1331 @@
+/*
+ * The whole-cluster simulator (cluster_sim.h, docs/raft.md "The cluster simulator").
+ *
+ * Owns, for one run: the nodes (struct cs_node: a simulated disk that outlives the process, and
+ * while the process runs its log files cache, log flusher (manual mode: an fsync completes when
+ * the simulator says so), one partition log and one Raft group per partition, the Raft host and
+ * its transport on the simulated network), the clients, and per partition the record of every
+ * committed and every acknowledged batch.
+ *
+ * Model: time is in simulated milliseconds. Every event is a step: a node's tick (every
+ * CS_TICK_MS at its own phase), a node's disk completing the fsyncs queued so far (after a
+ * latency drawn per seed), the network delivering the frames due, a client producing or
+ * fetching, a fault, a restart. After each step every running node's transport is flushed (the
+ * end of a loop iteration) and the continuous checks run. A restart rebuilds the node from its
+ * disk alone: logs recovered by log_open, hard state by raft_group_open.
+ *
+ * Checks:
+ *   host promises     no append response acknowledges an index the node has not made
+ *                     durable; no message carries a term, no vote response a vote, that is
+ *                     not in the node's hard-state file (checked as each message is handed to
+ *                     the transport); a restarted node's term is at least every term it sent
+ *                     (all left out with end_to_end);
+ *   state machine     every batch any node applies (its commit index passed it) is read from
+ *                     that node's log and must match (offsets, term, CRC) what any node ever
+ *                     committed at those offsets: no offset holds two committed records;
+ *   acknowledgement   a batch acknowledged to a client (acks=all: its waiter completed with 0)
+ *                     is the batch committed at its offset, and no offset is acknowledged twice
+ *                     with different records;
+ *   no loss           a node that becomes leader of term T holds, at their offsets, every batch
+ *                     acknowledged while its proposer was in a term below T (acknowledged in
+ *                     term A, it was committed by a leader of term <= A, so every leader of a
+ *                     later term has it);
+ *   election safety   one leader per term per group;
+ *   commit            a running node's commit index never goes back;
+ *   client view       a client fetches only from a leader that has committed in its term and
+ *                     is no older than the newest leader it saw (Kafka's leader-epoch fencing);
+ *                     the high watermark it sees never goes back, covers every batch
+ *                     acknowledged in an earlier term, and every batch it reads below it is
+ *                     committed (consumers never read uncommitted data);
+ *   at the end        after healing every fault and restarting every node: every group elects
+ *                     a leader and commits a new proposal within CS_LIVENESS_MS, every node
+ *                     catches up within CS_SETTLE_MS, and then every node's log holds exactly
+ *                     the committed batches and every acknowledged batch at its offset.
+ *
+ * Faults (drawn by the seed, within its fault phase): drop, delay, duplicate and reorder (the
+ * network's settings change over time), symmetric and one-way partitions, a group's leader cut
+ * off with a minority, a process crash (page cache survives) or a node's power loss (unsynced
+ * writes lost, the last write possibly torn), power loss of every node at once, injected
+ * EIO/ENOSPC (the group stops, the process exits and is restarted), and a prefix every node has
+ * committed and made durable dropped through the host (raft_group_compact) or behind its back
+ * (retention).
+ *
+ * Extending: a node is what one process owns; the metadata group and the broker's handlers
+ * belong in struct cs_node beside the partition groups, started in node_start and dropped in
+ * node_crash, so a restart keeps rebuilding everything from the disk alone.
+ */
+#include "sim/cluster_sim.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/alloc.h"
+#include "base/assert.h"
+#include "base/buf.h"
+#include "base/clock.h"
+#include "base/compiler.h"
+#include "base/error.h"
+#include "base/limits.h"
+#include "base/rand.h"
+#include "cluster/raft_host.h"
+#include "cluster/sim_net.h"
+#include "io/io_sim.h"
+#include "log/batch.h"
+#include "log/log.h"
+
+#define CS_NODES_MAX       5
+#define CS_PARTS           4
+#define CS_CLIENTS         3
+#define CS_TICK_MS         10u
+#define CS_ELECTION_TICKS  10u
+#define CS_HEARTBEAT_TICKS 2u
+#define CS_INFLIGHT_MAX    8u     /* proposals one client has waiting */
+#define CS_LIVENESS_MS     5000u  /* after healing: a leader and a new commit per group */
+#define CS_SETTLE_MS       5000u  /* then: every node caught up */
+#define CS_PROBE_MS        50u    /* liveness proposals are retried this often */
+#define CS_FETCH_BYTES     16384u /* a consumer's fetch size */
+#define CS_VALUE_BYTES_MAX 400u   /* a record's value, padded */
+#define CS_TRACE_RING      64u
+#define CS_TRACE_BYTES     160u
+#define CS_NEVER           UINT64_MAX
+
+/* What identifies a batch in a log: where it is, its term, and the CRC over its records. */
+struct cs_fp {
+    int64_t base;
+    int64_t last;
+    int64_t term;
+    uint32_t crc;
+};
+
+/* One offset of one partition, across nodes and time. */
+struct cs_slot {
+    struct cs_fp committed; /* the batch holding this offset, as first committed */
+    struct cs_fp acked;     /* at base offsets: the batch acknowledged there */
+    int64_t ack_term;       /* the proposer's term when it acknowledged */
+    bool is_committed;
+    bool is_acked;
+};
+
+struct cs_pstate {
+    struct cs_slot *slots;
+    int64_t cap;
+    int64_t acked_end; /* one past the highest acknowledged offset */
+    int32_t *leader_of_term;
+    int64_t *acked_last_of_term; /* the highest offset acknowledged in each term, or -1 */
+    int64_t term_cap;
+    bool probe_inflight;
+    bool live; /* a proposal made after healing was acknowledged */
+};
+
+struct csim;
+struct cs_node;
+
+/* One partition replica of a node. */
+struct cs_part {
+    struct csim *s;
+    struct cs_node *n;
+    int k;
+    struct log *log;
+    struct raft_group *g;
+    int64_t commit_seen; /* while the process runs */
+    /* Survive restarts: the highest term this replica sent, and what its hard-state file held
+     * when last read. */
+    int64_t term_shown;
+    int64_t disk_term;
+    int32_t disk_vote;
+    bool disk_known;
+};
+
+/* A transport that checks the host's promises on every message before passing it on. */
+struct cs_wrap {
+    struct transport t;
+    struct transport *inner;
+    struct cs_node *n;
+};
+
+/* A node: its disk, which outlives every process, and what its process owns while it runs,
+ * which node_start rebuilds from the disk alone and node_crash drops. Later stages add the
+ * metadata group and the broker's handlers here. */
+struct cs_node {
+    struct csim *s;
+    int32_t id;
+    bool up;
+    bool exiting;        /* a storage error: the process exits after this step */
+    uint64_t restart_at; /* while down */
+    uint64_t next_tick_ms;
+    uint64_t next_disk_ms;
+    struct io *io; /* the disk: outlives every process */
+    struct log_files *files;
+    struct log_flusher *fl;
+    struct raft_host *host;
+    struct cs_wrap wrap;
+    struct cs_part parts[CS_PARTS];
+};
+
+struct cs_client {
+    int32_t guess[CS_PARTS]; /* who it believes leads */
+    int64_t term_max[CS_PARTS];
+    int64_t hw_max[CS_PARTS];
+    int64_t pos[CS_PARTS]; /* its consumer's next offset */
+    uint32_t inflight;
+};
+
+struct cs_prop {
+    struct raft_waiter w;
+    struct csim *s;
+    int client; /* -1: a liveness probe */
+    int k;
+    int32_t node;
+    struct cs_fp fp;
+    uint64_t value;
+};
+
+struct csim {
+    const struct csim_options *o;
+    struct csim_result *res;
+    struct rng rng;
+    struct clock_sim clock;
+    uint64_t now;
+    int nodes;
+    bool failed;
+    struct sim_net *net;
+    struct sim_net_options net_opts;
+    struct cs_node n[CS_NODES_MAX];
+    struct cs_client c[CS_CLIENTS];
+    struct cs_pstate p[CS_PARTS];
+    /* Settings drawn per seed. */
+    uint32_t disk_ms_max;
+    uint32_t client_ms_max;
+    uint32_t fault_ms_min, fault_ms_max;
+    uint32_t power_losses_max;
+    /* Phases. */
+    bool faults_on, clients_on, probes_on;
+    uint64_t next_fault_ms, next_client_ms, next_probe_ms, heal_at;
+    uint64_t values;
+    struct buf scratch;
+    char trace[CS_TRACE_RING][CS_TRACE_BYTES];
+    uint64_t trace_count;
+};
+
+/* ---- trace and failure --------------------------------------------------------------------- */
+
+PRINTF_LIKE(2, 3) static void trace(struct csim *s, const char *fmt, ...)
+{
+    char *line = s->trace[s->trace_count++ % CS_TRACE_RING];
+    va_list ap;
+    int n = snprintf(line, CS_TRACE_BYTES, "%7" PRIu64 " ", s->now);
+
+    va_start(ap, fmt);
+    vsnprintf(line + n, CS_TRACE_BYTES - (size_t)n, fmt, ap);
+    va_end(ap);
+    if (s->o->trace)
+        printf("%s\n", line);
+}
+
+PRINTF_LIKE(2, 3) static void fail(struct csim *s, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (s->failed)
+        return;
+    s->failed = true;
+    va_start(ap, fmt);
+    vsnprintf(s->res->why, sizeof(s->res->why), fmt, ap);
+    va_end(ap);
+    trace(s, "VIOLATION: %s", s->res->why);
+}
+
+/* ---- per-partition records ------------------------------------------------------------------ */
+
+static struct cs_slot *slot(struct csim *s, int k, int64_t off)
+{
+    struct cs_pstate *p = &s->p[k];
+
+    ASSERT(off >= 0);
+    if (off >= p->cap) {
+        int64_t cap = p->cap ? p->cap : 1024;
+        while (cap <= off)
+            cap *= 2;
+        p->slots = xrealloc(p->slots, (size_t)cap * sizeof(*p->slots));
+        memset(p->slots + p->cap, 0, (size_t)(cap - p->cap) * sizeof(*p->slots));
+        p->cap = cap;
+    }
+    return &p->slots[off];
+}
+
+static bool fp_eq(const struct cs_fp *a, const struct cs_fp *b)
+{
+    return a->base == b->base && a->last == b->last && a->term == b->term && a->crc == b->crc;
+}
+
+/* The batch of log holding offset, from its header. */
+static int fp_at(struct log *log, int64_t off, struct cs_fp *out)
+{
+    uint8_t hdr[BATCH_OFF_RECORD_COUNT + 4];
+    struct batch_header h;
+    struct log_read rd;
+    int rc = log_read(log, off, 1, INT64_MAX, &rd);
+
+    if (rc != 0)
+        return rc;
+    if (rd.file == NULL)
+        return ERR_RANGE;
+    ssize_t got = io_pread(log_file_io(rd.file), hdr, sizeof(hdr), rd.position);
+    log_read_release(&rd);
+    if (got != (ssize_t)sizeof(hdr))
+        return got < 0 ? (int)got : ERR_CORRUPT;
+    rc = batch_header_parse(hdr, sizeof(hdr), &h);
+    if (rc != 0)
+        return rc;
+    *out = (struct cs_fp){
+        .base = h.base_offset, .last = batch_last_offset(&h), .term = h.leader_epoch, .crc = h.crc};
+    return 0;
+}
+
+/* Records that fp is committed (seen by node), or fails if another record was. */
+static void committed(struct csim *s, int k, int32_t node, const struct cs_fp *fp)
+{
+    for (int64_t off = fp->base; off <= fp->last && !s->failed; off++) {
+        struct cs_slot *sl = slot(s, k, off);
+        if (!sl->is_committed) {
+            sl->committed = *fp;
+            sl->is_committed = true;
+        } else if (!fp_eq(&sl->committed, fp)) {
+            fail(s,
+                 "p%d offset %" PRId64 ": node %d committed [%" PRId64 ", %" PRId64
+                 "] term %" PRId64 " crc %08x, but [%" PRId64 ", %" PRId64 "] term %" PRId64
+                 " crc %08x was committed",
+                 k, off, node, fp->base, fp->last, fp->term, fp->crc, sl->committed.base,
+                 sl->committed.last, sl->committed.term, sl->committed.crc);
+        }
+    }
+}
+
+/* Every acknowledged batch acknowledged in a term below term is in log at its offset. */
+static void check_acked_in(struct csim *s, int k, struct cs_part *pt, int64_t term, const char *who)
+{
+    struct cs_pstate *p = &s->p[k];
+
+    for (int64_t off = log_start_offset(pt->log); off < p->acked_end && !s->failed; off++) {
+        struct cs_slot *sl = &p->slots[off];
+        struct cs_fp fp = {0};
+
+        if (!sl->is_acked || sl->ack_term >= term)
+            continue;
+        int rc = fp_at(pt->log, off, &fp);
+        if (rc != 0 || !fp_eq(&fp, &sl->acked))
+            fail(s,
+                 "p%d: %s node %d (term %" PRId64 ") lacks acknowledged [%" PRId64 ", %" PRId64
+                 "] term %" PRId64 " (acknowledged in term %" PRId64 "): has [%" PRId64 ", %" PRId64
+                 "] term %" PRId64 " crc %08x/%08x (%s)",
+                 k, who, pt->n->id, term, sl->acked.base, sl->acked.last, sl->acked.term,
+                 sl->ack_term, fp.base, fp.last, fp.term, fp.crc, sl->acked.crc,
+                 rc != 0 ? err_str(rc) : "differs");
+    }
+}
+
+/* Makes the per-term tables of p reach term. */
+static void terms_cover(struct cs_pstate *p, int64_t term)
+{
+    if (term < p->term_cap)
+        return;
+    int64_t cap = p->term_cap ? p->term_cap : 64;
+    while (cap <= term)
+        cap *= 2;
+    p->leader_of_term = xrealloc(p->leader_of_term, (size_t)cap * sizeof(*p->leader_of_term));
+    p->acked_last_of_term =
+        xrealloc(p->acked_last_of_term, (size_t)cap * sizeof(*p->acked_last_of_term));
+    for (int64_t i = p->term_cap; i < cap; i++) {
+        p->leader_of_term[i] = RAFT_NONE;
+        p->acked_last_of_term[i] = -1;
+    }
+    p->term_cap = cap;
+}
+
+/* ---- the host's callbacks ------------------------------------------------------------------- */
+
+static void on_apply(void *ctx, int64_t first, int64_t last)
+{
+    struct cs_part *pt = ctx;
+    struct csim *s = pt->s;
+
+    if (first < log_start_offset(pt->log))
+        first = log_start_offset(pt->log); /* compacted: checked when first applied */
+    for (int64_t off = first; off <= last && !s->failed;) {
+        struct cs_fp fp;
+        int rc = fp_at(pt->log, off, &fp);
+        if (rc != 0) {
+            fail(s, "p%d node %d applied offset %" PRId64 " it cannot read: %s", pt->k, pt->n->id,
+                 off, err_str(rc));
+            return;
+        }
+        committed(s, pt->k, pt->n->id, &fp);
+        off = fp.last + 1;
+    }
+}
+
+static void on_role(void *ctx, uint8_t role, int32_t leader, int64_t term)
+{
+    struct cs_part *pt = ctx;
+    struct csim *s = pt->s;
+    struct cs_pstate *p = &s->p[pt->k];
+
+    trace(s, "p%d n%d %s term %" PRId64 " leader %d", pt->k, pt->n->id, raft_role_name(role), term,
+          leader);
+    if (role != RAFT_LEADER)
+        return;
+    s->res->elections++;
+    terms_cover(p, term);
+    if (p->leader_of_term[term] != RAFT_NONE && p->leader_of_term[term] != pt->n->id)
+        fail(s, "p%d: two leaders in term %" PRId64 ": nodes %d and %d", pt->k, term,
+             p->leader_of_term[term], pt->n->id);
+    p->leader_of_term[term] = pt->n->id;
+    check_acked_in(s, pt->k, pt, term, "new leader");
+}
+
+static void on_done(void *ctx, int err)
+{
+    struct cs_prop *pr = ctx;
+    struct csim *s = pr->s;
+    struct cs_pstate *p = &s->p[pr->k];
+
+    if (pr->client >= 0)
+        s->c[pr->client].inflight--;
+    else
+        p->probe_inflight = false;
+    if (err == 0) {
+        struct cs_part *pt = &s->n[pr->node].parts[pr->k];
+        struct cs_slot *sl = slot(s, pr->k, pr->fp.base);
+        int64_t term = raft_group_core(pt->g)->term;
+
+        s->res->acked++;
+        trace(s,
+              "p%d n%d ack [%" PRId64 ", %" PRId64 "] term %" PRId64 " value %" PRIu64
+              " (client %d)",
+              pr->k, pr->node, pr->fp.base, pr->fp.last, pr->fp.term, pr->value, pr->client);
+        if (!sl->is_committed || !fp_eq(&sl->committed, &pr->fp))
+            fail(s,
+                 "p%d: node %d acknowledged [%" PRId64 ", %" PRId64 "] term %" PRId64
+                 " but offset %" PRId64 " holds %s [%" PRId64 ", %" PRId64 "] term %" PRId64,
+                 pr->k, pr->node, pr->fp.base, pr->fp.last, pr->fp.term, pr->fp.base,
+                 sl->is_committed ? "committed" : "nothing committed,", sl->committed.base,
+                 sl->committed.last, sl->committed.term);
+        if (sl->is_acked && !fp_eq(&sl->acked, &pr->fp))
+            fail(s, "p%d: offset %" PRId64 " acknowledged twice with different records", pr->k,
+                 pr->fp.base);
+        if (!sl->is_acked || term < sl->ack_term) {
+            sl->acked = pr->fp;
+            sl->ack_term = term;
+        }
+        sl->is_acked = true;
+        if (pr->fp.base + 1 > p->acked_end)
+            p->acked_end = pr->fp.base + 1;
+        terms_cover(p, term);
+        if (pr->fp.last > p->acked_last_of_term[term])
+            p->acked_last_of_term[term] = pr->fp.last;
+        if (pr->client < 0)
+            p->live = true;
+    } else {
+        trace(s, "p%d n%d fail [%" PRId64 ", %" PRId64 "] term %" PRId64 ": %s", pr->k, pr->node,
+              pr->fp.base, pr->fp.last, pr->fp.term, err_str(err));
+    }
+    free(pr);
+}
+
+/* ---- the transport wrapper: the host's promises at the wire --------------------------------- */
+
+static struct wire_group group_id(int k)
+{
+    struct wire_group id = {.partition = k};
+    id.topic_id.bytes[0] = 0x43; /* not one of Kafka's reserved ids */
+    id.topic_id.bytes[15] = 0x01;
+    return id;
+}
+
+/* The term and vote in the replica's hard-state file (raft_host.c's format: version, 3 bytes,
+ * be64 term, be32 vote). */
+static void read_hard_state(struct cs_part *pt)
+{
+    struct wire_group id = group_id(pt->k);
+    char path[IO_PATH_BYTES_MAX];
+    uint8_t b[16];
+    struct io_file *f;
+    int n = 0;
+
+    n += snprintf(path, sizeof(path), "/");
+    for (int i = 0; i < 16; i++)
+        n += snprintf(path + n, sizeof(path) - (size_t)n, "%02x", id.topic_id.bytes[i]);
+    snprintf(path + n, sizeof(path) - (size_t)n, "-%d.raft-state", pt->k);
+    pt->disk_known = true;
+    pt->disk_term = 0;
+    pt->disk_vote = RAFT_NONE;
+    if (io_open(pt->n->io, path, IO_RDONLY, &f) != 0)
+        return;
+    if (io_pread(f, b, sizeof(b), 0) == (ssize_t)sizeof(b)) {
+        for (int i = 4; i < 12; i++)
+            pt->disk_term = pt->disk_term << 8 | b[i];
+        pt->disk_vote =
+            (int32_t)((uint32_t)b[12] << 24 | (uint32_t)b[13] << 16 | (uint32_t)b[14] << 8 | b[15]);
+    }
+    io_close(f);
+}
+
+static int wrap_peer_set(struct transport *t, int32_t node, const char *host, uint16_t port)
+{
+    struct cs_wrap *w = (struct cs_wrap *)t;
+    return transport_peer_set(w->inner, node, host, port);
+}
+
+static void wrap_peer_remove(struct transport *t, int32_t node)
+{
+    struct cs_wrap *w = (struct cs_wrap *)t;
+    transport_peer_remove(w->inner, node);
+}
+
+static int wrap_send(struct transport *t, const struct wire_msg *m)
+{
+    struct cs_wrap *w = (struct cs_wrap *)t;
+    struct csim *s = w->n->s;
+    const struct raft_msg *r = &m->msg;
+
+    if (s->o->end_to_end || m->group.partition < 0 || m->group.partition >= CS_PARTS)
+        return transport_send(w->inner, m);
+    struct cs_part *pt = &w->n->parts[m->group.partition];
+    int64_t durable = log_durable_offset(pt->log);
+    if (r->type == RAFT_MSG_APPEND_RESP && !r->reject && r->index >= durable)
+        fail(s, "p%d node %d acknowledged index %" PRId64 " to %d, durable offset %" PRId64, pt->k,
+             w->n->id, r->index, r->to, durable);
+    if (r->type != RAFT_MSG_PRE_VOTE && r->type != RAFT_MSG_PRE_VOTE_RESP) {
+        bool grant = r->type == RAFT_MSG_VOTE_RESP && !r->reject;
+        if (!pt->disk_known || pt->disk_term != r->term || (grant && pt->disk_vote != r->to))
+            read_hard_state(pt);
+        if (pt->disk_term != r->term)
+            fail(s, "p%d node %d sent %s in term %" PRId64 ", term %" PRId64 " on disk", pt->k,
+                 w->n->id, raft_msg_name(r->type), r->term, pt->disk_term);
+        else if (grant && pt->disk_vote != r->to)
+            fail(s, "p%d node %d granted its vote to %d, vote %d on disk", pt->k, w->n->id, r->to,
+                 pt->disk_vote);
+        if (r->term > pt->term_shown)
+            pt->term_shown = r->term;
+    }
+    return transport_send(w->inner, m);
+}
+
+static void wrap_flush(struct transport *t)
+{
+    struct cs_wrap *w = (struct cs_wrap *)t;
+    transport_flush(w->inner);
+}
+
+static const struct transport_ops wrap_ops = {.peer_set = wrap_peer_set,
+                                              .peer_remove = wrap_peer_remove,
+                                              .send = wrap_send,
+                                              .flush = wrap_flush};
+
+/* ---- a node's process: start from disk, crash ------------------------------------------------ */
+
+static void node_start(struct csim *s, struct cs_node *n)
+{
+    struct log_config cfg;
+    struct transport_handler h;
+    struct raft_config members = {.count = (uint32_t)s->nodes, .index = -1};
+    int rc;
+
+    for (int i = 0; i < s->nodes; i++) {
+        members.ids[i] = i;
+        members.voter[i] = 1;
+    }
+    n->files = log_files_create(n->io, 16);
+    n->fl = log_flusher_create(false);
+    struct log_env env = {
+        .io = n->io, .clock = &s->clock.clock, .files = n->files, .flusher = n->fl};
+    log_config_default(&cfg);
+    cfg.prealloc_bytes = 0;
+    cfg.segment_bytes = LOG_SEGMENT_BYTES_MIN; /* segments roll under load */
+    struct raft_host_options ho = {
+        .self = n->id, .io = n->io, .clock = &s->clock.clock, .state_dir = "/"};
+    rc = raft_host_create(&ho, &n->host);
+    ASSERT(rc == 0);
+    for (int k = 0; k < CS_PARTS; k++) {
+        struct cs_part *pt = &n->parts[k];
+        char dir[32];
+
+        snprintf(dir, sizeof(dir), "/p%d", k);
+        pt->g = NULL;
+        pt->log = NULL;
+        pt->commit_seen = -1;
+        rc = log_open(&env, dir, &cfg, &pt->log);
+        if (rc != 0) {
+            fail(s, "node %d: p%d's log does not open after restart: %s", n->id, k, err_str(rc));
+            pt->log = NULL;
+            continue;
+        }
+        struct raft_group_options go = {.group = group_id(k),
+                                        .log = pt->log,
+                                        .config = members,
+                                        .election_ticks = CS_ELECTION_TICKS,
+                                        .heartbeat_ticks = CS_HEARTBEAT_TICKS,
+                                        .seed = rng_next(&s->rng),
+                                        /* a compacted prefix is committed */
+                                        .applied_index = log_start_offset(pt->log) - 1,
+                                        .apply = on_apply,
+                                        .on_role = on_role,
+                                        .ctx = pt};
+        rc = raft_group_open(n->host, &go, &pt->g);
+        if (rc != 0) {
+            fail(s, "node %d: p%d's group does not open after restart: %s", n->id, k, err_str(rc));
+            pt->g = NULL;
+            continue;
+        }
+        if (raft_group_core(pt->g)->term < pt->term_shown)
+            fail(s, "p%d node %d restarted in term %" PRId64 " but had sent term %" PRId64, k,
+                 n->id, raft_group_core(pt->g)->term, pt->term_shown);
+        pt->disk_known = false;
+    }
+    raft_host_handler(n->host, &h);
+    rc = sim_net_attach(s->net, n->id, &h, &n->wrap.inner);
+    ASSERT(rc == 0);
+    n->wrap.t = (struct transport){.ops = &wrap_ops, .self = n->id};
+    n->wrap.n = n;
+    for (int32_t i = 0; i < s->nodes; i++)
+        if (i != n->id)
+            transport_peer_set(&n->wrap.t, i, "sim", 0);
+    raft_host_set_transport(n->host, &n->wrap.t);
+    n->up = true;
+    n->exiting = false;
+    n->restart_at = CS_NEVER;
+    n->next_tick_ms = s->now + rng_range(&s->rng, 1, CS_TICK_MS);
+    n->next_disk_ms = s->now + rng_range(&s->rng, 1, s->disk_ms_max);
+    trace(s, "n%d starts", n->id);
+}
+
+enum cs_crash { CS_KILL, CS_POWER, CS_STOP };
+
+/* The process dies: CS_KILL keeps the page cache (every write survives), CS_POWER loses what
+ * was not synced (the last write possibly torn), CS_STOP is a clean shutdown. */
+static void node_crash(struct csim *s, struct cs_node *n, enum cs_crash how)
+{
+    static const char *const names[] = {"crashes", "loses power", "stops"};
+
+    trace(s, "n%d %s", n->id, names[how]);
+    io_sim_fail_clear(n->io);
+    for (int k = 0; k < CS_PARTS; k++)
+        if (n->parts[k].g != NULL)
+            raft_group_close(n->parts[k].g);
+    raft_host_destroy(n->host);
+    sim_net_detach(s->net, n->id);
+    if (how == CS_POWER)
+        io_sim_crash(n->io, &s->rng);
+    else if (how == CS_KILL)
+        io_sim_crash_at(n->io, io_sim_pending_ops(n->io), 0);
+    for (int k = 0; k < CS_PARTS; k++) {
+        struct cs_part *pt = &n->parts[k];
+        if (pt->log == NULL)
+            continue;
+        if (how == CS_STOP)
+            log_close(pt->log);
+        else
+            log_abandon(pt->log);
+        pt->log = NULL;
+        pt->g = NULL;
+    }
+    log_flusher_destroy(n->fl);
+    log_files_destroy(n->files);
+    n->host = NULL;
+    n->up = false;
+    n->restart_at = CS_NEVER;
+}
+
+/* ---- clients --------------------------------------------------------------------------------- */
+
+static bool part_ok(const struct cs_node *n, int k)
+{
+    return n->up && n->parts[k].g != NULL && raft_group_error(n->parts[k].g) == 0;
+}
+
+/* Proposes one batch of 1 to 3 records at node for partition k; 0 or the host's error. */
+static int propose(struct csim *s, int client, int k, int32_t node)
+{
+    struct cs_part *pt = &s->n[node].parts[k];
+    struct batch_record recs[3];
+    char values[3][CS_VALUE_BYTES_MAX];
+    uint64_t value = ++s->values;
+    size_t count = (size_t)rng_range(&s->rng, 1, 3);
+    struct batch_build_opts opts = {.producer_id = -1, .producer_epoch = -1, .base_sequence = -1};
+    struct batch_header h;
+    int64_t offset, term;
+
+    for (size_t i = 0; i < count; i++) {
+        /* Padded to a random length, so segments roll and retention has something to drop. */
+        int len = snprintf(values[i], sizeof(values[i]), "c%d p%d v%" PRIu64 ".%zu ", client, k,
+                           value, i);
+        size_t pad = (size_t)rng_below(&s->rng, sizeof(values[i]) - (size_t)len);
+        memset(values[i] + len, '.', pad);
+        len += (int)pad;
+        recs[i] = (struct batch_record){.value = slice_make(values[i], (size_t)len),
+                                        .timestamp_ms = clock_wall_ms(&s->clock.clock)};
+    }
+    buf_reset(&s->scratch);
+    int rc = batch_build(&s->scratch, &opts, recs, count);
+    ASSERT(rc == 0);
+    rc = batch_header_parse(s->scratch.data, s->scratch.len, &h);
+    ASSERT(rc == 0);
+    struct cs_prop *pr = xcalloc(1, sizeof(*pr));
+    *pr = (struct cs_prop){.s = s, .client = client, .k = k, .node = node, .value = value};
+    rc = raft_group_propose(pt->g, s->scratch.data, s->scratch.len, &pr->w, on_done, pr, &offset,
+                            &term);
+    if (rc != 0) {
+        free(pr);
+        return rc;
+    }
+    pr->fp = (struct cs_fp){
+        .base = offset, .last = offset + h.last_offset_delta, .term = term, .crc = h.crc};
+    s->res->proposed++;
+    if (client >= 0)
+        s->c[client].inflight++;
+    else
+        s->p[k].probe_inflight = true;
+    trace(s,
+          "p%d n%d propose [%" PRId64 ", %" PRId64 "] term %" PRId64 " value %" PRIu64
+          " (client %d)",
+          k, node, pr->fp.base, pr->fp.last, term, value, client);
+    return 0;
+}
+
+/* The client turns elsewhere: to the leader node knows of, or anyone. */
+static void client_redirect(struct csim *s, struct cs_client *c, int k, int32_t node)
+{
+    int32_t next = RAFT_NONE;
+
+    if (part_ok(&s->n[node], k))
+        next = raft_group_core(s->n[node].parts[k].g)->leader;
+    if (next == RAFT_NONE || next == node || rng_chance(&s->rng, 1, 4))
+        next = (int32_t)rng_below(&s->rng, (uint64_t)s->nodes);
+    c->guess[k] = next;
+}
+
+/* Fetches from the leader it believes in: what it sees of the high watermark must not go back,
+ * and every batch below it must be committed. */
+static void client_fetch(struct csim *s, int ci, int k)
+{
+    struct cs_client *c = &s->c[ci];
+    struct cs_node *n = &s->n[c->guess[k]];
+    struct log_read rd;
+    int32_t epoch;
+
+    if (!part_ok(n, k) || !raft_group_is_leader(n->parts[k].g)) {
+        client_redirect(s, c, k, n->id);
+        return;
+    }
+    struct cs_part *pt = &n->parts[k];
+    struct raft *core = raft_group_core(pt->g);
+    int64_t commit = raft_group_commit(pt->g), hw = log_high_watermark(pt->log);
+    /* A new leader serves once it has committed in its own term (before that its high watermark
+     * may lag the previous leader's). A client ignores leaders older than one it saw. */
+    if (commit < 0 || log_epoch_of(pt->log, commit, &epoch) != 0 || epoch != core->term ||
+        core->term < c->term_max[k])
+        return;
+    if (hw < c->hw_max[k])
+        fail(s,
+             "p%d: client %d saw high watermark %" PRId64 " in term %" PRId64 ", then %" PRId64
+             " from node %d in term %" PRId64,
+             k, ci, c->hw_max[k], c->term_max[k], hw, n->id, core->term);
+    /* Everything acknowledged in an earlier term is committed below it (the leader holds it,
+     * and committed an entry of its own term after it). */
+    for (int64_t t = 0; t < core->term && t < s->p[k].term_cap; t++)
+        if (s->p[k].acked_last_of_term[t] >= hw)
+            fail(s,
+                 "p%d: node %d (term %" PRId64 ") serves high watermark %" PRId64
+                 " below offset %" PRId64 ", acknowledged in term %" PRId64,
+                 k, n->id, core->term, hw, s->p[k].acked_last_of_term[t], t);
+    c->term_max[k] = core->term;
+    c->hw_max[k] = hw;
+    if (c->pos[k] < log_start_offset(pt->log) || c->pos[k] > hw)
+        c->pos[k] = log_start_offset(pt->log);
+    int rc = log_read(pt->log, c->pos[k], CS_FETCH_BYTES, hw, &rd);
+    if (rc != 0 || rd.file == NULL) {
+        if (rc == 0)
+            return;
+        fail(s, "p%d node %d: fetch at %" PRId64 " below hw %" PRId64 ": %s", k, n->id, c->pos[k],
+             hw, err_str(rc));
+        return;
+    }
+    trace(s,
+          "p%d client %d fetches from n%d at %" PRId64 ", high watermark %" PRId64 " term %" PRId64,
+          k, ci, n->id, c->pos[k], hw, core->term);
+    buf_reset(&s->scratch);
+    uint8_t *p = buf_extend(&s->scratch, rd.bytes);
+    ssize_t got = io_pread(log_file_io(rd.file), p, rd.bytes, rd.position);
+    log_read_release(&rd);
+    if (got != (ssize_t)rd.bytes) {
+        fail(s, "p%d node %d: fetch read failed", k, n->id);
+        return;
+    }
+    struct batch_iter it;
+    struct slice b;
+    struct batch_header h;
+    batch_iter_init(&it, slice_make(s->scratch.data, s->scratch.len));
+    while (!s->failed && batch_iter_next(&it, &b, &h) == 1) {
+        struct cs_fp fp = {.base = h.base_offset,
+                           .last = batch_last_offset(&h),
+                           .term = h.leader_epoch,
+                           .crc = h.crc};
+        struct cs_slot *sl = slot(s, k, fp.base);
+        s->res->fetched++;
+        if (fp.last >= hw || !sl->is_committed || !fp_eq(&sl->committed, &fp))
+            fail(s,
+                 "p%d: client %d read [%" PRId64 ", %" PRId64 "] term %" PRId64
+                 " from node %d below high watermark %" PRId64 ", not committed",
+                 k, ci, fp.base, fp.last, fp.term, n->id, hw);
+        c->pos[k] = fp.last + 1;
+    }
+}
+
+static void client_step(struct csim *s)
+{
+    int ci = (int)rng_below(&s->rng, CS_CLIENTS);
+    int k = (int)rng_below(&s->rng, CS_PARTS);
+    struct cs_client *c = &s->c[ci];
+
+    if (rng_chance(&s->rng, 1, 4)) {
+        client_fetch(s, ci, k);
+        return;
+    }
+    if (c->inflight >= CS_INFLIGHT_MAX)
+        return;
+    int32_t node = c->guess[k];
+    if (!part_ok(&s->n[node], k)) {
+        client_redirect(s, c, k, node);
+        return;
+    }
+    int rc = propose(s, ci, k, node);
+    if (rc == ERR_STATE)
+        client_redirect(s, c, k, node); /* NOT_LEADER_OR_FOLLOWER */
+}
+
+/* ---- faults -----------------------------------------------------------------------------------
+ */
+
+static int down_count(const struct csim *s)
+{
+    int d = 0;
+    for (int i = 0; i < s->nodes; i++)
+        d += !s->n[i].up;
+    return d;
+}
+
+/* The running leader of partition k with the highest term, or -1. */
+static int32_t leader_of(struct csim *s, int k)
+{
+    int32_t found = -1;
+    int64_t term = -1;
+
+    for (int i = 0; i < s->nodes; i++) {
+        struct cs_node *n = &s->n[i];
+        if (part_ok(n, k) && raft_group_is_leader(n->parts[k].g) &&
+            raft_group_core(n->parts[k].g)->term > term) {
+            found = i;
+            term = raft_group_core(n->parts[k].g)->term;
+        }
+    }
+    return found;
+}
+
+static void heal_net(struct csim *s)
+{
+    sim_net_heal(s->net);
+    s->heal_at = CS_NEVER;
+    trace(s, "network heals");
+}
+
+/* Node i drops a prefix of partition k below a batch boundary that every node has committed
+ * and made durable (snapshots are not hosted yet: no node may need what is dropped). */
+/* The offset below which every node has committed and made partition k durable (nothing
+ * below it is ever needed again by anyone), or -1. */
+static int64_t safe_prefix(struct csim *s, int k)
+{
+    int64_t limit = INT64_MAX;
+
+    for (int j = 0; j < s->nodes; j++) {
+        struct cs_part *o = &s->n[j].parts[k];
+        if (!part_ok(&s->n[j], k))
+            return -1;
+        int64_t mine = raft_group_commit(o->g) + 1;
+        if (log_durable_offset(o->log) < mine)
+            mine = log_durable_offset(o->log);
+        if (mine < limit)
+            limit = mine;
+    }
+    return limit;
+}
+
+/* Retention behind the host's back: node i's log of partition k deletes its old segments (the
+ * host notices at its next look at the log start), when no node needs them any more. */
+static void retain(struct csim *s, int i, int k)
+{
+    struct cs_part *pt = &s->n[i].parts[k];
+    struct log_config cfg;
+
+    if (!part_ok(&s->n[i], k) || safe_prefix(s, k) < log_high_watermark(pt->log))
+        return;
+    log_config_default(&cfg);
+    cfg.prealloc_bytes = 0;
+    cfg.segment_bytes = LOG_SEGMENT_BYTES_MIN;
+    cfg.retention_bytes = 0;
+    int rc = log_set_config(pt->log, &cfg);
+    ASSERT(rc == 0);
+    rc = log_enforce_retention(pt->log);
+    cfg.retention_bytes = -1;
+    log_set_config(pt->log, &cfg);
+    trace(s, "p%d n%d retention: %d segments deleted, log start %" PRId64, k, s->n[i].id, rc,
+          log_start_offset(pt->log));
+    if (rc > 0)
+        s->res->compactions++;
+}
+
+static void compact(struct csim *s, int i, int k)
+{
+    struct cs_part *pt = &s->n[i].parts[k];
+    int64_t limit = safe_prefix(s, k), start;
+    struct cs_fp fp;
+
+    if (limit < 0)
+        return;
+    start = log_start_offset(pt->log);
+    if (limit <= start + 1 ||
+        fp_at(pt->log, (int64_t)rng_range(&s->rng, (uint64_t)start + 1, (uint64_t)limit - 1),
+              &fp) != 0)
+        return;
+    int rc = raft_group_compact(pt->g, fp.base);
+    trace(s, "p%d n%d compacts below %" PRId64 ": %s", k, s->n[i].id, fp.base,
+          rc == 0 ? "ok" : err_str(rc));
+    if (rc == 0)
+        s->res->compactions++;
+    else if (rc != ERR_INVALID)
+        s->n[i].exiting = true; /* a storage error: the process exits like on a group's */
+    else
+        fail(s, "p%d node %d: compaction below %" PRId64 " (limit %" PRId64 ") refused: %s", k,
+             s->n[i].id, fp.base, limit, err_str(rc));
+}
+
+static void fault_step(struct csim *s)
+{
+    int minority = (s->nodes - 1) / 2;
+    uint64_t r = rng_below(&s->rng, 100);
+
+    if (r < 12) { /* network quality changes */
+        struct sim_net_options o = s->net_opts;
+        o.delay_ms_min = (uint32_t)rng_range(&s->rng, 0, 3);
+        o.delay_ms_max = o.delay_ms_min + (uint32_t)rng_range(&s->rng, 1, 40);
+        o.drop_ppm = rng_chance(&s->rng, 1, 3) ? 0 : (uint32_t)rng_below(&s->rng, 100000);
+        o.duplicate_ppm = rng_chance(&s->rng, 1, 2) ? 0 : (uint32_t)rng_below(&s->rng, 50000);
+        o.reorder = rng_chance(&s->rng, 1, 2);
+        sim_net_set_faults(s->net, &o);
+        trace(s, "network: delay %u-%u ms, drop %u ppm, duplicate %u ppm%s", o.delay_ms_min,
+              o.delay_ms_max, o.drop_ppm, o.duplicate_ppm, o.reorder ? ", reorder" : "");
+    } else if (r < 30 && s->heal_at == CS_NEVER) { /* symmetric partition */
+        int32_t side[CS_NODES_MAX];
+        size_t count = 0;
+        uint64_t mask = rng_range(&s->rng, 1, (1u << s->nodes) - 2);
+        for (int i = 0; i < s->nodes; i++)
+            if (mask & (1u << i))
+                side[count++] = i;
+        sim_net_partition(s->net, side, count);
+        s->heal_at = s->now + rng_range(&s->rng, 50, 2000);
+        s->res->partitions++;
+        trace(s, "partition %#" PRIx64 " | rest until %" PRIu64, mask, s->heal_at);
+    } else if (r < 42 && s->heal_at == CS_NEVER) { /* a leader cut off with a minority */
+        int k = (int)rng_below(&s->rng, CS_PARTS);
+        int32_t side[CS_NODES_MAX], l = leader_of(s, k);
+        size_t count = 0;
+        if (l < 0)
+            return;
+        side[count++] = l;
+        if (minority > 1 && rng_chance(&s->rng, 1, 2)) {
+            int32_t mate = (int32_t)rng_below(&s->rng, (uint64_t)s->nodes);
+            if (mate != l)
+                side[count++] = mate;
+        }
+        sim_net_partition(s->net, side, count);
+        s->heal_at = s->now + rng_range(&s->rng, 100, 2000);
+        s->res->partitions++;
+        trace(s, "isolate p%d's leader n%d%s until %" PRIu64, k, l, count > 1 ? " with a mate" : "",
+              s->heal_at);
+    } else if (r < 50 && s->heal_at == CS_NEVER) { /* one-way cuts */
+        uint64_t cuts = rng_range(&s->rng, 1, 3);
+        for (uint64_t i = 0; i < cuts; i++) {
+            int32_t from = (int32_t)rng_below(&s->rng, (uint64_t)s->nodes);
+            int32_t to = (int32_t)rng_below(&s->rng, (uint64_t)s->nodes);
+            if (from == to)
+                continue;
+            sim_net_block(s->net, from, to, true);
+            trace(s, "cut n%d -> n%d", from, to);
+        }
+        s->heal_at = s->now + rng_range(&s->rng, 50, 1500);
+        s->res->partitions++;
+    } else if (r < 55) {
+        if (s->heal_at != CS_NEVER)
+            heal_net(s);
+    } else if (r < 75 && down_count(s) <= minority) { /* one node dies */
+        struct cs_node *n = &s->n[rng_below(&s->rng, (uint64_t)s->nodes)];
+        if (!n->up)
+            return;
+        s->res->crashes++;
+        node_crash(s, n, rng_chance(&s->rng, 1, 2) ? CS_POWER : CS_KILL);
+        n->restart_at = s->now + rng_range(&s->rng, 20, 1500);
+    } else if (r < 79 && s->res->power_losses < s->power_losses_max) { /* every node at once */
+        s->res->power_losses++;
+        trace(s, "power loss");
+        for (int i = 0; i < s->nodes; i++) {
+            struct cs_node *n = &s->n[i];
+            if (n->up)
+                node_crash(s, n, CS_POWER);
+            n->restart_at = s->now + rng_range(&s->rng, 20, 800);
+        }
+    } else if (r < 87) { /* the disk fails a write, sync or truncate */
+        struct cs_node *n = &s->n[rng_below(&s->rng, (uint64_t)s->nodes)];
+        if (!n->up)
+            return;
+        uint64_t nth = rng_range(&s->rng, 1, 60);
+        int err = rng_chance(&s->rng, 1, 2) ? -EIO : -ENOSPC;
+        io_sim_fail_nth(n->io, IO_SIM_WRITE | IO_SIM_SYNC | IO_SIM_TRUNCATE | IO_SIM_DIROP, nth,
+                        err);
+        trace(s, "n%d's disk fails write/sync/truncate/rename #%" PRIu64 " with %s", n->id, nth,
+              err == -EIO ? "EIO" : "ENOSPC");
+    } else if (r < 95 && down_count(s) == 0) { /* a node drops a committed prefix */
+        int i = (int)rng_below(&s->rng, (uint64_t)s->nodes);
+        int k = (int)rng_below(&s->rng, CS_PARTS);
+        if (rng_chance(&s->rng, 1, 2))
+            compact(s, i, k);
+        else
+            retain(s, i, k);
+    }
+    /* else: nothing this time */
+}
+
+/* ---- the event loop ---------------------------------------------------------------------------
+ */
+
+enum cs_event { EV_RESTART, EV_TICK, EV_DISK, EV_NET, EV_HEAL, EV_FAULT, EV_CLIENT, EV_PROBE };
+
+static void pick(uint64_t at, enum cs_event ev, int who, uint64_t *best, enum cs_event *bev,
+                 int *bwho)
+{
+    if (at < *best) {
+        *best = at;
+        *bev = ev;
+        *bwho = who;
+    }
+}
+
+static uint64_t next_event(struct csim *s, enum cs_event *ev, int *who)
+{
+    uint64_t best = CS_NEVER;
+
+    for (int i = 0; i < s->nodes; i++) {
+        struct cs_node *n = &s->n[i];
+        if (!n->up) {
+            pick(n->restart_at, EV_RESTART, i, &best, ev, who);
+            continue;
+        }
+        pick(n->next_tick_ms, EV_TICK, i, &best, ev, who);
+        pick(n->next_disk_ms, EV_DISK, i, &best, ev, who);
+    }
+    pick(sim_net_next_ms(s->net), EV_NET, 0, &best, ev, who);
+    pick(s->heal_at, EV_HEAL, 0, &best, ev, who);
+    if (s->faults_on)
+        pick(s->next_fault_ms, EV_FAULT, 0, &best, ev, who);
+    if (s->clients_on)
+        pick(s->next_client_ms, EV_CLIENT, 0, &best, ev, who);
+    if (s->probes_on)
+        pick(s->next_probe_ms, EV_PROBE, 0, &best, ev, who);
+    return best;
+}
+
+static void probe_step(struct csim *s)
+{
+    for (int k = 0; k < CS_PARTS; k++) {
+        int32_t l;
+        if (s->p[k].live || s->p[k].probe_inflight || (l = leader_of(s, k)) < 0)
+            continue;
+        propose(s, -1, k, l);
+    }
+}
+
+static void handle(struct csim *s, enum cs_event ev, int who)
+{
+    struct cs_node *n = &s->n[who];
+
+    switch (ev) {
+    case EV_RESTART:
+        node_start(s, n);
+        break;
+    case EV_TICK:
+        raft_host_tick(n->host);
+        n->next_tick_ms += CS_TICK_MS;
+        break;
+    case EV_DISK:
+        log_flusher_run_pending(n->fl);
+        log_flusher_drain(n->fl);
+        n->next_disk_ms = s->now + rng_range(&s->rng, 1, s->disk_ms_max);
+        break;
+    case EV_NET:
+        sim_net_advance(s->net, s->now);
+        break;
+    case EV_HEAL:
+        heal_net(s);
+        break;
+    case EV_FAULT:
+        fault_step(s);
+        s->next_fault_ms = s->now + rng_range(&s->rng, s->fault_ms_min, s->fault_ms_max);
+        break;
+    case EV_CLIENT:
+        client_step(s);
+        s->next_client_ms = s->now + rng_range(&s->rng, 1, s->client_ms_max);
+        break;
+    case EV_PROBE:
+        probe_step(s);
+        s->next_probe_ms = s->now + CS_PROBE_MS;
+        break;
+    }
+}
+
+/* The end of a loop iteration on every node, then what must hold after any step. */
+static void after_step(struct csim *s)
+{
+    for (int i = 0; i < s->nodes; i++)
+        if (s->n[i].up)
+            transport_flush(&s->n[i].wrap.t);
+    for (int i = 0; i < s->nodes && !s->failed; i++) {
+        struct cs_node *n = &s->n[i];
+        bool exits = n->exiting;
+        if (!n->up)
+            continue;
+        for (int k = 0; k < CS_PARTS; k++) {
+            struct cs_part *pt = &n->parts[k];
+            if (pt->g == NULL)
+                continue;
+            int64_t commit = raft_group_commit(pt->g);
+            if (commit < pt->commit_seen)
+                fail(s, "p%d node %d: commit index went back from %" PRId64 " to %" PRId64, k,
+                     n->id, pt->commit_seen, commit);
+            pt->commit_seen = commit;
+            if (raft_group_error(pt->g) != 0) {
+                trace(s, "p%d n%d stops on a storage error: %s", k, n->id,
+                      err_str(raft_group_error(pt->g)));
+                exits = true;
+            }
+        }
+        if (exits) { /* the process exits on a storage error; its supervisor restarts it */
+            s->res->disk_errors++;
+            node_crash(s, n, CS_KILL);
+            n->restart_at = s->now + rng_range(&s->rng, 20, 500);
+        }
+    }
+}
+
+static void advance_to(struct csim *s, uint64_t at)
+{
+    if (at > s->now) {
+        clock_sim_advance_ms(&s->clock, at - s->now);
+        s->now = at;
+    }
+}
+
+static void run_until(struct csim *s, uint64_t end, bool (*done)(struct csim *))
+{
+    while (!s->failed && !(done != NULL && done(s))) {
+        enum cs_event ev = EV_TICK;
+        int who = 0;
+        uint64_t at = next_event(s, &ev, &who);
+        if (at > end) {
+            advance_to(s, end);
+            return;
+        }
+        advance_to(s, at);
+        handle(s, ev, who);
+        s->res->steps++;
+        after_step(s);
+    }
+}
+
+static bool all_live(struct csim *s)
+{
+    for (int k = 0; k < CS_PARTS; k++)
+        if (!s->p[k].live)
+            return false;
+    return true;
+}
+
+/* Every node holds its leader's log and commit index, for every partition. */
+static bool settled(struct csim *s)
+{
+    for (int k = 0; k < CS_PARTS; k++) {
+        int32_t l = leader_of(s, k);
+        if (l < 0)
+            return false;
+        struct cs_part *lp = &s->n[l].parts[k];
+        int64_t end = log_end_offset(lp->log);
+        if (raft_group_commit(lp->g) != end - 1)
+            return false;
+        for (int i = 0; i < s->nodes; i++) {
+            struct cs_part *pt = &s->n[i].parts[k];
+            if (!part_ok(&s->n[i], k) || log_end_offset(pt->log) != end ||
+                raft_group_commit(pt->g) != end - 1)
+                return false;
+        }
+    }
+    return true;
+}
+
+/* After settling: every log holds exactly the committed batches, every acknowledged one too. */
+static void final_check(struct csim *s)
+{
+    for (int k = 0; k < CS_PARTS && !s->failed; k++) {
+        for (int i = 0; i < s->nodes && !s->failed; i++) {
+            struct cs_part *pt = &s->n[i].parts[k];
+            int64_t end = log_end_offset(pt->log);
+            for (int64_t off = log_start_offset(pt->log); off < end && !s->failed;) {
+                struct cs_fp fp;
+                int rc = fp_at(pt->log, off, &fp);
+                struct cs_slot *sl = slot(s, k, off);
+                if (rc != 0 || !sl->is_committed || !fp_eq(&fp, &sl->committed)) {
+                    fail(s, "p%d node %d: offset %" PRId64 " is not the committed batch (%s)", k, i,
+                         off, rc != 0 ? err_str(rc) : "differs");
+                    break;
+                }
+                off = fp.last + 1;
+            }
+            check_acked_in(s, k, pt, INT64_MAX, "caught-up");
+        }
+    }
+}
+
+static void setup(struct csim *s)
+{
+    s->nodes = s->o->nodes == 5 ? 5 : 3;
+    clock_sim_init(&s->clock, 1700000000000);
+    s->net_opts = (struct sim_net_options){.seed = rng_next(&s->rng),
+                                           .delay_ms_min = 1,
+                                           .delay_ms_max = (uint32_t)rng_range(&s->rng, 2, 20),
+                                           .drop_ppm = (uint32_t)rng_below(&s->rng, 20000),
+                                           .duplicate_ppm = (uint32_t)rng_below(&s->rng, 20000),
+                                           .reorder = rng_chance(&s->rng, 1, 2)};
+    int rc = sim_net_create(&s->net_opts, &s->net);
+    ASSERT(rc == 0);
+    s->disk_ms_max = (uint32_t)rng_range(&s->rng, 1, 30);
+    s->client_ms_max = (uint32_t)rng_range(&s->rng, 1, 10);
+    s->fault_ms_min = (uint32_t)rng_range(&s->rng, 20, 200);
+    s->fault_ms_max = s->fault_ms_min + (uint32_t)rng_range(&s->rng, 50, 600);
+    s->power_losses_max = (uint32_t)rng_below(&s->rng, 3);
+    s->heal_at = CS_NEVER;
+    buf_init(&s->scratch);
+    for (int i = 0; i < CS_CLIENTS; i++)
+        for (int k = 0; k < CS_PARTS; k++)
+            s->c[i].guess[k] = (int32_t)rng_below(&s->rng, (uint64_t)s->nodes);
+    for (int i = 0; i < s->nodes; i++) {
+        struct cs_node *n = &s->n[i];
+        n->s = s;
+        n->id = i;
+        n->io = io_sim_create();
+        for (int k = 0; k < CS_PARTS; k++)
+            n->parts[k] = (struct cs_part){.s = s, .n = n, .k = k};
+        node_start(s, n);
+    }
+    trace(s,
+          "seed %" PRIu64 ": %d nodes, %d partitions, net delay 1-%u ms drop %u dup %u%s, "
+          "disk sync <= %u ms",
+          s->o->seed, s->nodes, CS_PARTS, s->net_opts.delay_ms_max, s->net_opts.drop_ppm,
+          s->net_opts.duplicate_ppm, s->net_opts.reorder ? " reorder" : "", s->disk_ms_max);
+}
+
+static void teardown(struct csim *s)
+{
+    for (int i = 0; i < s->nodes; i++) {
+        if (s->n[i].up)
+            node_crash(s, &s->n[i], CS_KILL);
+        io_destroy(s->n[i].io);
+    }
+    sim_net_destroy(s->net);
+    buf_deinit(&s->scratch);
+    for (int k = 0; k < CS_PARTS; k++) {
+        free(s->p[k].slots);
+        free(s->p[k].leader_of_term);
+        free(s->p[k].acked_last_of_term);
+    }
+}
+
+int csim_run(const struct csim_options *o, struct csim_result *res)
+{
+    struct csim *s = xcalloc(1, sizeof(*s));
+    struct sim_net_options calm;
+    int rc;
+
+    memset(res, 0, sizeof(*res));
+    s->o = o;
+    s->res = res;
+    rng_seed(&s->rng, o->seed);
+    setup(s);
+
+    /* Faults and clients. */
+    s->faults_on = s->clients_on = true;
+    s->next_fault_ms = rng_range(&s->rng, s->fault_ms_min, s->fault_ms_max);
+    s->next_client_ms = 1;
+    run_until(s, o->time_ms, NULL);
+
+    /* Heal: a calm network, every node running, no injected disk errors. */
+    s->faults_on = s->clients_on = false;
+    if (!s->failed) {
+        trace(s, "heal everything");
+        heal_net(s);
+        calm = s->net_opts;
+        calm.delay_ms_min = 1;
+        calm.delay_ms_max = 10;
+        calm.drop_ppm = calm.duplicate_ppm = 0;
+        calm.reorder = false;
+        sim_net_set_faults(s->net, &calm);
+        for (int i = 0; i < s->nodes; i++) {
+            io_sim_fail_clear(s->n[i].io);
+            if (!s->n[i].up)
+                node_start(s, &s->n[i]);
+        }
+    }
+    /* Liveness: a leader per group and a new proposal committed, then everyone caught up. */
+    s->probes_on = true;
+    s->next_probe_ms = s->now;
+    uint64_t deadline = s->now + CS_LIVENESS_MS;
+    run_until(s, deadline, all_live);
+    if (!s->failed && !all_live(s)) {
+        for (int k = 0; k < CS_PARTS; k++)
+            if (!s->p[k].live)
+                fail(s, "p%d: no new proposal committed within %u ms of healing (leader %d)", k,
+                     CS_LIVENESS_MS, leader_of(s, k));
+        res->liveness = true;
+    }
+    s->probes_on = false;
+    deadline = s->now + CS_SETTLE_MS;
+    run_until(s, deadline, settled);
+    if (!s->failed && !settled(s)) {
+        fail(s, "the nodes did not catch up within %u ms", CS_SETTLE_MS);
+        res->liveness = true;
+    }
+    if (!s->failed)
+        final_check(s);
+
+    res->failed = s->failed;
+    if (s->failed && o->trace_on_fail) {
+        uint64_t from = s->trace_count > CS_TRACE_RING ? s->trace_count - CS_TRACE_RING : 0;
+        printf("seed %" PRIu64 " FAILED at %" PRIu64 " ms: %s\nlast events:\n", o->seed, s->now,
+               res->why);
+        for (uint64_t i = from; i < s->trace_count; i++)
+            printf("  %s\n", s->trace[i % CS_TRACE_RING]);
+    }
+    rc = s->failed ? -1 : 0;
+    teardown(s);
+    free(s);
+    return rc;
+}
