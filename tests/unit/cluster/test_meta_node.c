@@ -654,9 +654,10 @@ static bool new_controller(struct world *w, void *ctx)
 }
 
 /* Catches: an operation queued on a controller that lost its majority left waiting forever or
- * reported done although it never committed; survivors disagreeing on the new controller or
- * never electing one; a new controller that cannot commit; a crashed controller that comes back
- * with an image different from the others. */
+ * reported done although it never committed, or one left unanswered when the controller
+ * closes; a new controller fencing live brokers before their session ran; survivors disagreeing on
+ * the new controller or never electing one; a new controller that cannot commit; a crashed
+ * controller that comes back with an image different from the others. */
 static void test_failover(void **state)
 {
     (void)state;
@@ -697,8 +698,23 @@ static void test_failover(void **state)
     /* The controller crashes (unsynced writes lost); another takes over and commits; it comes
      * back, registers anew and ends equal. */
     struct node *gone = controller(w);
+    struct op x, y;
+    assert_int_equal(submit(gone, &x, "closing-x", 1), 0); /* in flight */
+    assert_int_equal(submit(gone, &y, "closing-y", 1), 0); /* queued */
     node_stop(w, gone, true, NULL);
+    assert_int_equal(x.dones, 1);
+    assert_int_equal(x.err, ERR_CLOSED);
+    assert_int_equal(y.dones, 1);
+    assert_int_equal(y.err, ERR_CLOSED);
+    assert_int_equal(y.builds, 0);
     wait_for(w, new_controller, gone, 5000, "a controller after the crash");
+    /* The new controller gives every broker a whole session: no survivor is fenced. */
+    for (uint64_t t = 0; t < 2 * SESSION_MS; t += SUB_MS) {
+        step(w);
+        for (int i = 0; i < w->count; i++)
+            if (w->n[i].up)
+                assert_true(meta_node_unfenced(w->n[i].mn));
+    }
     create_topic(w, "after-crash", 1);
     node_start(w, gone);
     settle(w);
@@ -837,6 +853,15 @@ static void test_snapshots(void **state)
     /* The log below the snapshot is gone: only what follows it can be applied. */
     assert_true(log_start_offset(f->log) > 0);
     assert_true(log_start_offset(f->log) <= s.offset + 1);
+    /* The broker starts serving once caught up and unfenced (cluster_node.c): by then its image
+     * holds everything committed before it came back. (meta_node_caught_up alone may turn true
+     * earlier: the leader's first message caps the commit index it tells at what it last knew
+     * this node held; the new registration it must apply to be unfenced comes after all of it.)
+     */
+    int64_t committed = meta_node_applied(controller(w)->mn);
+    while (!meta_node_caught_up(f->mn) || !meta_node_unfenced(f->mn))
+        step(w);
+    assert_true(meta_node_applied(f->mn) >= committed);
     settle(w);
     assert_non_null(meta_topic_find(f->img, "late", 4));
     world_destroy(w);
