@@ -341,6 +341,14 @@ static void settle(struct world *w)
     wait_for(w, settled, NULL, 20000, "the cluster settles");
 }
 
+/* What cluster_node.c waits for before the broker serves. */
+static bool serving(struct world *w, void *ctx)
+{
+    (void)w;
+    struct node *n = ctx;
+    return meta_node_caught_up(n->mn) && meta_node_unfenced(n->mn);
+}
+
 /* ---- controller operations ---------------------------------------------------------------- */
 
 struct op {
@@ -526,8 +534,10 @@ static void test_one_voter(void **state)
 /* ---- 2. three voters ---------------------------------------------------------------------- */
 
 /* Catches: two controllers at once, a node never registered or left fenced, images that differ
- * between nodes, a submit answered before commit and apply, and a non-controller that accepts
- * an operation (it would build against a stale image). */
+ * between nodes, a submit answered before commit and apply, a non-controller that accepts an
+ * operation (it would build against a stale image), two queued requests both passing a check
+ * only one may pass, and a broker restarted at its own endpoint refused until its old session
+ * expires. */
 static void test_three_voters(void **state)
 {
     (void)state;
@@ -560,6 +570,27 @@ static void test_three_voters(void **state)
     wait_for(w, op_finished, &o, 1000, "a refused operation finishes");
     assert_int_equal(o.err, 0);
     assert_int_equal(o.ctl_error, META_CTL_TOPIC_ALREADY_EXISTS);
+
+    /* Two requests for one name at once: the second is built after the first applied. */
+    struct op p, q;
+    assert_int_equal(submit(c, &p, "twice", 1), 0);
+    assert_int_equal(submit(c, &q, "twice", 2), 0);
+    wait_for(w, op_finished, &q, 1000, "the second request finishes");
+    assert_int_equal(p.dones, 1);
+    assert_int_equal(p.err, 0);
+    assert_int_equal(p.ctl_error, 0);
+    assert_int_equal(q.err, 0);
+    assert_int_equal(q.ctl_error, META_CTL_TOPIC_ALREADY_EXISTS);
+    settle(w);
+    assert_int_equal(meta_topic_find(c->img, "twice", 5)->partition_count, 1);
+
+    /* A follower restarts at once (a new incarnation at the same endpoint, its old session
+     * still running): registered again without waiting for the old session to expire. */
+    struct node *f = c == &w->n[0] ? &w->n[1] : &w->n[0];
+    node_stop(w, f, false, NULL);
+    node_start(w, f);
+    uint64_t took = wait_for(w, serving, f, SESSION_MS, "the restarted follower may serve");
+    assert_true(took < SESSION_MS / 2);
     settle(w);
     world_destroy(w);
 }
@@ -632,14 +663,6 @@ static void test_fencing(void **state)
     x->ticking = true;
     settle(w);
     world_destroy(w);
-}
-
-/* What cluster_node.c waits for before the broker serves. */
-static bool serving(struct world *w, void *ctx)
-{
-    (void)w;
-    struct node *n = ctx;
-    return meta_node_caught_up(n->mn) && meta_node_unfenced(n->mn);
 }
 
 /* ---- 4. controller fail-over -------------------------------------------------------------- */
