@@ -7,7 +7,9 @@ the documented command line (tests/integration/cluster_harness.py), and three fi
    CreateTopics sent to a survivor right after the kill is answered without error; the killed
    node is restarted and every node must serve and agree again before the next round.
 2. metadata propagation: ROUNDS CreateTopics through node 2; the time from the CreateTopics
-   answer to the topic (all its partitions) being in each node's Metadata.
+   answer to the topic (all its partitions, each with a leader) being in each node's Metadata.
+   Then the same through the controller when node 2 is not it: a node that forwards answers
+   only once it applied the change itself, the controller as soon as a majority has it.
 3. idle cost: PARTITIONS partitions in topics of 100; once every node's Metadata shows them,
    each process's CPU time (utime + stime from /proc/PID/stat), context switches (all threads)
    and RSS (VmRSS) over IDLE_S seconds without any request.
@@ -23,6 +25,7 @@ Run with Debian's python (the harness imports confluent_kafka):
 
 import argparse
 import os
+import random
 import select
 import shutil
 import socket
@@ -316,17 +319,24 @@ def failover(bench, rounds):
 
 # ---- 2. metadata propagation -------------------------------------------------------------
 
-def propagation(bench, rounds, partitions=3):
-    print("metadata propagation: %d CreateTopics (%d partitions) through node 2, controller "
-          "node %d" % (rounds, partitions, bench.controller()), flush=True)
+def propagation(bench, rounds, via, partitions=3):
+    print("metadata propagation: %d CreateTopics (%d partitions) through node %d, controller "
+          "node %d" % (rounds, partitions, via, bench.controller()), flush=True)
     ids = sorted(bench.c.nodes)
     per_node = {i: [] for i in ids}
     first_poll = {i: 0 for i in ids}  # rounds in which the first Metadata asked showed it
     every = []
+    answer_s = []
+    phase = random.Random(9)
     for n in range(rounds):
-        topic = "propagation-%02d" % n
-        bench.create(2, [(topic, partitions)])
+        # A random pause: back to back, each request would start just after the heartbeat that
+        # showed the last topic, always at the same point of the controller's 50 ms tick.
+        time.sleep(phase.uniform(0, 0.1))
+        topic = "propagation-%d-%02d" % (via, n)
+        sent = time.monotonic()
+        bench.create(via, [(topic, partitions)])
         answered = time.monotonic()
+        answer_s.append(answered - sent)
         left = set(ids)
         polls = 0
         while left:
@@ -344,6 +354,9 @@ def propagation(bench, rounds, partitions=3):
             if left:
                 time.sleep(POLL_S)
         every.append(max(per_node[i][-1] for i in ids))
+    print("  CreateTopics answered after: median %6.1f ms  worst %6.1f ms" % (
+        statistics.median(answer_s) * 1e3, max(answer_s) * 1e3))
+    print("  then in the Metadata of")
     for i in ids:
         v = per_node[i]
         print("  node %d: median %6.1f ms  worst %6.1f ms  (shown by the first Metadata asked "
@@ -485,7 +498,12 @@ def main():
         bench.controller()
         print("cluster formed and agreed in %.2f s" % (time.monotonic() - t0), flush=True)
         failover(bench, args.rounds)
-        propagation(bench, args.rounds)
+        propagation(bench, args.rounds, 2)
+        controller = bench.controller()
+        if controller != 2:
+            # Through the controller itself the answer does not wait for any other node, so
+            # the others' lag (the commit reaching them) shows.
+            propagation(bench, args.rounds, controller)
         idle_cost(bench, args.partitions, args.idle_s)
     except Exception as e:  # noqa: BLE001 -- one line, then the logs to look at
         print("run.py: %s: %s" % (type(e).__name__, e), file=sys.stderr)
