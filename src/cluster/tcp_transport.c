@@ -2,9 +2,10 @@
  * The TCP cluster transport (see tcp_transport.h).
  *
  * Outbound, per peer: IDLE (no socket) -> CONNECTING (non-blocking connect) -> HELLO (hello
- * sent, waiting for the answer) -> READY; any failure -> BACKOFF (socket closed, queue dropped,
- * timer running) -> IDLE. Inbound, per accepted socket: waiting for the hello, then reading
- * RaftMessages and ClusterRpc frames; a refusal is written and the socket closed once it is out.
+ * sent, waiting for the answer) -> READY (what was queued meanwhile leaves at once); any failure
+ * -> BACKOFF (socket closed, queue dropped, timer running) -> IDLE. Inbound, per accepted socket:
+ * waiting for the hello, then reading RaftMessages and ClusterRpc frames; a refusal is written
+ * and the socket closed once it is out.
  *
  * Invariant: cluster_id is "" until learnt (or given at creation), then never changes; every
  * accepted hello and every accepted answer agreed with it as it was at that moment.
@@ -185,6 +186,7 @@ static void conn_consume(struct conn *c, size_t n)
 /* ---- outbound ------------------------------------------------------------------------------ */
 
 static void peer_ready(void *ctx, uint32_t events);
+static void peer_flush(struct peer *p);
 
 /* Reports a peer's link down and starts the backoff; callbacks come from the peer's timer. */
 static void peer_fail(struct peer *p, int err, const char *reason)
@@ -320,6 +322,7 @@ static void peer_ready(void *ctx, uint32_t events)
     struct tcp_transport *tt = p->c.tt;
     char reason[CLUSTER_HELLO_REASON_BYTES_MAX];
     int rc = 0, read_rc = 0;
+    bool became_ready = false;
 
     if (p->state == PEER_CONNECTING) {
         int err = 0;
@@ -367,6 +370,7 @@ static void peer_ready(void *ctx, uint32_t events)
             return;
         conn_consume(&p->c, used);
         p->state = PEER_READY;
+        became_ready = true;
         p->backoff_ms = CLUSTER_REDIAL_MS_MIN;
         if (tt->t.handler.on_peer_up != NULL)
             tt->t.handler.on_peer_up(tt->t.handler.ctx, p->id);
@@ -376,6 +380,11 @@ static void peer_ready(void *ctx, uint32_t events)
         peer_fail(p, read_rc, reason);
     } else if (p->state == PEER_READY && p->c.in.len > 0) {
         peer_fail(p, ERR_CORRUPT, "the peer sent bytes on our connection after its answer");
+    } else if (became_ready) {
+        /* What was queued while connecting leaves now: the host flushes only when it has work
+         * of its own, which may be a Raft tick away (a pre-vote held that long let both
+         * survivors of a dead controller campaign in one term and split the vote). */
+        peer_flush(p);
     }
 }
 
@@ -664,34 +673,39 @@ static void emit(void *ctx, struct slice frame)
     buf_append(&p->c.out, frame.ptr, frame.len);
 }
 
+/* What is queued for a ready peer leaves as one frame (or a few). */
+static void peer_flush(struct peer *p)
+{
+    struct tcp_transport *tt = p->c.tt;
+    struct transport *t = &tt->t;
+    char reason[CLUSTER_HELLO_REASON_BYTES_MAX];
+    int rc;
+
+    if (p->state != PEER_READY || tqueue_empty(&p->queue))
+        return;
+    if (conn_unsent(&p->c) > CLUSTER_QUEUE_BYTES_MAX) {
+        /* The peer does not read: drop rather than grow; Raft sends again later, the RPC
+         * layer times out. */
+        t->stats.msgs_dropped += tqueue_clear(&p->queue, &t->stats.rpcs_dropped);
+        return;
+    }
+    t->stats.msgs_dropped += tqueue_drain(&p->queue, &tt->scratch, t->self, p->id, &p->correlation,
+                                          &tt->frame, emit, p, &t->stats.rpcs_dropped);
+    rc = conn_write(&p->c);
+    if (rc != 0) {
+        snprintf(reason, sizeof(reason), "connection to node %d lost: %s", p->id, err_str(rc));
+        peer_fail(p, rc, reason);
+    }
+}
+
 static void op_flush(struct transport *t)
 {
     struct tcp_transport *tt = tt_of(t);
 
     /* RPCs to self first: what their handlers send to peers leaves in this flush. */
     tself_deliver(&tt->self_rpcs, t);
-    for (size_t i = 0; i < tt->peer_count; i++) {
-        struct peer *p = tt->peers[i];
-        char reason[CLUSTER_HELLO_REASON_BYTES_MAX];
-        int rc;
-
-        if (p->state != PEER_READY || tqueue_empty(&p->queue))
-            continue;
-        if (conn_unsent(&p->c) > CLUSTER_QUEUE_BYTES_MAX) {
-            /* The peer does not read: drop rather than grow; Raft sends again later, the RPC
-             * layer times out. */
-            t->stats.msgs_dropped += tqueue_clear(&p->queue, &t->stats.rpcs_dropped);
-            continue;
-        }
-        t->stats.msgs_dropped +=
-            tqueue_drain(&p->queue, &tt->scratch, t->self, p->id, &p->correlation, &tt->frame, emit,
-                         p, &t->stats.rpcs_dropped);
-        rc = conn_write(&p->c);
-        if (rc != 0) {
-            snprintf(reason, sizeof(reason), "connection to node %d lost: %s", p->id, err_str(rc));
-            peer_fail(p, rc, reason);
-        }
-    }
+    for (size_t i = 0; i < tt->peer_count; i++)
+        peer_flush(tt->peers[i]);
 }
 
 static const struct transport_ops tcp_ops = {

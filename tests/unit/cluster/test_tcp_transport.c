@@ -243,6 +243,30 @@ static void test_loopback_both_ways(void **state)
     assert_int_equal(nodes[2].t->stats.frames_refused, 0);
 }
 
+/* Bug caught: what was queued while the connection was being set up waited for the host's next
+ * flush (the broker flushes only when it has work, so up to a Raft tick later). Two followers
+ * that never talked before an election met that delay on the pre-vote and its answer, both
+ * campaigned in the same term and split the vote: a failover took a second election timeout.
+ * The host here flushes once, right after sending, as the broker does. */
+static void test_queued_while_connecting_leaves_without_another_flush(void **state)
+{
+    (void)state;
+    start(1, "cluster-A");
+    start(2, "cluster-A");
+    know(1, 2);
+    know(2, 1);
+    struct wire_msg m = msg(1, 2, 0, 7);
+    assert_int_equal(transport_send(nodes[1].t, &m), 0);
+    transport_flush(nodes[1].t);
+    uint64_t until = clock_mono_ms(clock_real()) + 5000;
+    while (nodes[2].msgs == 0) {
+        assert_true(clock_mono_ms(clock_real()) < until);
+        assert_int_equal(loop_run_once(&lp.loop, 5), 0); /* no flush */
+    }
+    assert_int_equal(nodes[2].index_sum, 7);
+    assert_int_equal(nodes[1].t->stats.frames_sent, 1);
+}
+
 /* Another cluster, an unknown node, a hello meant for another node: each refused, with a reason
  * the dialler reports, and nothing delivered. */
 static void test_strangers_refused(void **state)
@@ -556,6 +580,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_loopback_both_ways, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_queued_while_connecting_leaves_without_another_flush,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_strangers_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dead_peer, setup, teardown),
         cmocka_unit_test_setup_teardown(test_kafka_client_disconnected, setup, teardown),
