@@ -56,8 +56,16 @@ struct forward {
     struct buf response;
 };
 
+struct peer_note {
+    int32_t peer;
+    bool down;
+    uint64_t reason_hash;
+};
+
 struct broker_cluster {
     struct broker *b;
+    struct peer_note notes[2 * RAFT_VOTERS_MAX];
+    uint32_t note_count;
     struct raft_host *host;
     struct tcp_transport *tcp;
     struct transport *transport;
@@ -382,19 +390,48 @@ static void on_rpc(void *ctx, const struct wire_rpc *r)
     kick(c);
 }
 
+/* The last reason a peer's link went down, so each is logged once, not at every redial. */
+static struct peer_note *peer_note(struct broker_cluster *c, int32_t peer)
+{
+    for (uint32_t i = 0; i < c->note_count; i++)
+        if (c->notes[i].peer == peer)
+            return &c->notes[i];
+    if (c->note_count == ARRAY_LEN(c->notes))
+        return NULL;
+    c->notes[c->note_count] = (struct peer_note){.peer = peer};
+    return &c->notes[c->note_count++];
+}
+
 static void on_peer_up(void *ctx, int32_t peer)
 {
-    (void)ctx;
-    (void)peer;
+    struct broker_cluster *c = ctx;
+    struct peer_note *n = peer_note(c, peer);
+    if (n != NULL && n->down) {
+        fprintf(stderr, "chronik: node %d reaches node %d again\n", (int)c->b->cfg->node_id,
+                (int)peer);
+        n->down = false;
+        n->reason_hash = 0;
+    }
 }
 
 static void on_peer_down(void *ctx, int32_t peer, int err, const char *reason)
 {
     struct broker_cluster *c = ctx;
-    if (reason != NULL)
-        fprintf(stderr, "chronik: node %d refused the cluster link from node %d: %s\n", (int)peer,
-                (int)c->b->cfg->node_id, reason);
     (void)err;
+    if (reason == NULL)
+        return;
+    uint64_t h = 1469598103934665603ull;
+    for (const char *p = reason; *p != '\0'; p++)
+        h = (h ^ (uint8_t)*p) * 1099511628211ull;
+    struct peer_note *n = peer_note(c, peer);
+    if (n != NULL && n->down && n->reason_hash == h)
+        return;
+    if (n != NULL) {
+        n->down = true;
+        n->reason_hash = h;
+    }
+    fprintf(stderr, "chronik: node %d cannot reach node %d: %s\n", (int)c->b->cfg->node_id,
+            (int)peer, reason);
 }
 
 static void check_serving(struct broker_cluster *c)

@@ -519,6 +519,9 @@ static void maybe_commit(struct raft *r)
 #endif
     r->commit = n_index;
     r->commit_dirty = 1;
+    /* Followers learn the new commit index now rather than at the next heartbeat tick, so
+     * what a leader answers as committed is applied everywhere one round trip later. */
+    bcast_heartbeat(r);
     /* A leader that removed itself leads until the removal commits (thesis 4.2.2), then
      * hands over to the most up-to-date voter rather than leaving the group to time out. */
     if (!raft_is_voter(&r->config, r->self) && r->commit >= r->config.index) {
