@@ -7,12 +7,8 @@
  * submission order, so the syncs of different partitions run in parallel (fdatasync of
  * distinct files proceeds concurrently: one slow partition no longer delays the others' acks,
  * and each sync waits for its own data only). A finished job goes to the done list and the
- * eventfd is signalled; the owner drains the done list on its own thread, in the order the jobs
- * finished. A log has at most one full job outstanding, plus at most one job that only syncs
- * the file that was active when it was submitted (log.c, submit_overlap): two workers may sync
- * the same file at once, or one sync it while the other seals it (trims the preallocated tail
- * past every byte the sync covers), which the file system allows; two full jobs of a log never
- * run at once.
+ * eventfd is signalled; the owner drains the done list on its own thread. A log has at most one
+ * job outstanding, so two workers never work on the same log.
  * Invariants: a job is on exactly one of queue, a worker, or done; `outstanding` counts jobs
  * submitted and not drained and is touched by the owner only. A worker must never touch a
  * struct log, take a pin or release one.
@@ -302,28 +298,6 @@ void log_flusher_run_pending(struct log_flusher *fl)
             break;
         run_job(fl, job);
     }
-}
-
-bool log_flusher_run_newest(struct log_flusher *fl)
-{
-    ASSERT(!fl->threaded);
-    pthread_mutex_lock(&fl->mu);
-    struct flush_job *prev = NULL, *job = fl->queue;
-    while (job != NULL && job->next != NULL) {
-        prev = job;
-        job = job->next;
-    }
-    if (job != NULL) {
-        if (prev != NULL)
-            prev->next = NULL;
-        else
-            fl->queue = NULL;
-        fl->queue_tail = prev;
-    }
-    pthread_mutex_unlock(&fl->mu);
-    if (job != NULL)
-        run_job(fl, job);
-    return job != NULL;
 }
 
 void log_flusher_drain(struct log_flusher *fl)

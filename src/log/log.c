@@ -2,11 +2,11 @@
  * The partition log after open: append, roll, group-commit flush, read, lookups, truncation,
  * retention and clean close (recover.c opens it).
  *
- * Owns the segments, the epoch cache, the flush waiters, the one in-flight flush job of a log
- * and at most one sync of its active file overlapping that job. Invariants are listed on struct log
- * (log_internal.h). A failed write, truncate, allocation, sync or rename sets the sticky error: the
- * log never pretends a write happened and never reports durable what a failed sync may have lost.
- * Must never block on fsync except in log_close and log_truncate_to (see there).
+ * Owns the segments, the epoch cache, the flush waiters and the one in-flight flush job of a
+ * log. Invariants are listed on struct log (log_internal.h). A failed write, truncate,
+ * allocation, sync or rename sets the sticky error: the log never pretends a write happened
+ * and never reports durable what a failed sync may have lost. Must never block on fsync
+ * except in log_close and log_truncate_to (see there).
  */
 #include "log/log_internal.h"
 
@@ -170,53 +170,6 @@ static void submit_job(struct log *log)
     flusher_submit(log->env.flusher, job);
 }
 
-/* Whether a sync of the active file alone makes everything below the log end durable: every
- * older segment is sealed and synced by a finished job, the active file's directory entry and
- * the checkpoints are durable, and the job in flight does nothing a sync could overtake. */
-static bool overlap_allowed(const struct log *log)
-{
-    const struct flush_job *j = log->inflight;
-    bool housekeeping = log->seal_count > 0 || log->removal_count > 0 || log->epochs_dirty ||
-                        log->start_dirty || log->dir_dirty;
-    return j != NULL && log->overlap == NULL && !housekeeping && j->seal_count == 0 &&
-           j->checkpoint_count == 0 && j->removal_count == 0 && j->dir == NULL;
-}
-
-/* Starts syncing what was appended after the job in flight began, without waiting for that job
- * to finish: a flush arriving during a sync would otherwise wait for that sync and then its own,
- * twice the sync time. fdatasync covers every write made before it, the in-flight job's data
- * too, so either job completing first vouches for its own target. At most one such job per log:
- * what arrives during it waits for the next one, as with the single job. */
-static void submit_overlap(struct log *log)
-{
-    ASSERT(overlap_allowed(log) && log->err == 0);
-    struct flush_job *job = job_new(log, log->env.io);
-    job->files = xmalloc(sizeof(*job->files));
-    struct log_file *active = log_active(log)->file;
-    int rc = files_pin(active, false);
-    ASSERT(rc == 0); /* the active file is already pinned, hence open */
-    job->files[job->file_count++] = active;
-    log->overlap = job;
-    log->overlap_target = log_end(log);
-    flusher_submit(log->env.flusher, job);
-}
-
-/* Called after an append or a new waiter: submits a job when someone waits for data that no
- * job in flight covers. */
-static void maybe_submit(struct log *log)
-{
-    int64_t covered = log->durable_offset;
-    if (log->overlap != NULL)
-        covered = log->overlap_target; /* submitted after the job in flight: it covers more */
-    else if (log->inflight != NULL)
-        covered = log->inflight_target;
-    bool uncovered = log->waiters != NULL && log_end(log) > covered;
-    if (log->inflight == NULL && (uncovered || log->alloc_target > 0))
-        submit_job(log);
-    else if (log->inflight != NULL && uncovered && overlap_allowed(log))
-        submit_overlap(log);
-}
-
 /* Detaches the waiters a completion satisfies (all of them on error), in FIFO order. */
 static struct flush_waiter *take_ready(struct log *log, int err)
 {
@@ -251,18 +204,13 @@ static void run_waiters(struct flush_waiter *w, int err, int64_t durable)
 
 void log_job_done(struct log *log, struct flush_job *job)
 {
-    ASSERT(log->inflight == job || log->overlap == job);
-    bool overlap = log->overlap == job;
-    int64_t target = overlap ? log->overlap_target : log->inflight_target;
-    ASSERT(log->err != 0 || target <= log_end(log));
-    if (overlap)
-        log->overlap = NULL;
-    else
-        log->inflight = NULL;
+    ASSERT(log->inflight == job);
+    ASSERT(log->err != 0 || log->inflight_target <= log_end(log));
+    log->inflight = NULL;
     if (job->err != 0)
         log_fail(log, job->err);
     else if (log->err == 0)
-        log->durable_offset = MAX(log->durable_offset, target);
+        log->durable_offset = MAX(log->durable_offset, log->inflight_target);
     if (job->err == 0)
         log->recovery_point = MAX(log->recovery_point, job->recovery_point);
     if (job->err == 0 && job->alloc_to > 0 && job->alloc_era == log->alloc_era) {
@@ -275,14 +223,11 @@ void log_job_done(struct log *log, struct flush_job *job)
     job_free(job);
     int err = log->err;
     struct flush_waiter *ready = take_ready(log, err);
-    int64_t covered = log->overlap != NULL ? log->overlap_target : log->durable_offset;
-    bool waiting = log->waiters != NULL && log_end(log) > covered;
+    bool waiting = log->waiters != NULL && log_end(log) > log->durable_offset;
     bool housekeeping =
         log->seal_count > 0 || log->removal_count > 0 || log->start_dirty || log->alloc_target > 0;
-    if (err == 0 && log->inflight == NULL && (waiting || housekeeping))
+    if (err == 0 && (waiting || housekeeping))
         submit_job(log);
-    else if (err == 0 && waiting && overlap_allowed(log))
-        submit_overlap(log); /* the older job is still syncing: do not wait for it */
     run_waiters(ready, err, log->durable_offset);
 }
 
@@ -303,7 +248,8 @@ int log_flush(struct log *log, int64_t end_offset, log_flush_fn fn, void *ctx)
         log->waiters = w;
     log->waiters_tail = w;
     log->waiter_count++;
-    maybe_submit(log);
+    if (log->inflight == NULL && log_end(log) > log->durable_offset)
+        submit_job(log);
     return 0;
 }
 
@@ -456,7 +402,8 @@ static int write_batch(struct log *log, const uint8_t *p, size_t len, const stru
     out->base_offset = h->base_offset;
     out->last_offset = batch_last_offset(h);
     plan_space(log, s);
-    maybe_submit(log);
+    if ((log->waiters != NULL || log->alloc_target > 0) && log->inflight == NULL)
+        submit_job(log);
     return 0;
 }
 
@@ -701,7 +648,6 @@ static int delete_segment(struct log *log, uint32_t i, bool now)
 {
     ASSERT(i < log->seg_count);
     ASSERT(!now || log->inflight == NULL || log->inflight->performed);
-    ASSERT(!now || log->overlap == NULL || log->overlap->performed);
     struct segment *s = log->segs[i];
     static const char *const exts[] = {".log", ".index", ".timeindex"};
     char path[IO_PATH_BYTES_MAX];
@@ -767,15 +713,6 @@ static int boundary_position(struct segment *s, int64_t offset, uint64_t *pos)
     return rc;
 }
 
-/* Blocks until the overlapping sync, if any, has been performed; its first error fails the log. */
-static int wait_overlap(struct log *log)
-{
-    if (log->overlap == NULL)
-        return 0;
-    flusher_wait_performed(log->env.flusher, log->overlap);
-    return log->overlap->err != 0 ? log_fail(log, log->overlap->err) : 0;
-}
-
 /* Makes the recovery point durably `base` before segment `base` changes, so a crash cannot
  * leave a rewritten segment trusted. An in-flight job might still write a higher value: wait
  * until it has been performed first. */
@@ -808,11 +745,7 @@ int log_truncate_to(struct log *log, int64_t offset)
         return ERR_RANGE;
     if (offset == log_end(log))
         return 0;
-    /* A job in flight may still trim and seal segments this cut rewrites or deletes; a sync
-     * overlapping it is let finish too, before any file of the cut is removed. */
-    int rc = wait_overlap(log);
-    if (rc < 0)
-        return rc;
+    /* A job in flight may still trim and seal segments this cut rewrites or deletes. */
     if (log->inflight != NULL) {
         flusher_wait_performed(log->env.flusher, log->inflight);
         if (log->inflight->err != 0)
@@ -821,7 +754,7 @@ int log_truncate_to(struct log *log, int64_t offset)
     uint32_t i = find_segment(log, offset);
     struct segment *s = log->segs[i];
     uint64_t pos;
-    rc = boundary_position(s, offset, &pos);
+    int rc = boundary_position(s, offset, &pos);
     if (rc < 0)
         return rc;
     int64_t vouched = log->recovery_point;
@@ -839,7 +772,6 @@ int log_truncate_to(struct log *log, int64_t offset)
     log->high_watermark = MIN(log->high_watermark, offset);
     log->durable_offset = MIN(log->durable_offset, offset);
     log->inflight_target = MIN(log->inflight_target, offset);
-    log->overlap_target = MIN(log->overlap_target, offset);
     bool was_active = i == log->seg_count - 1;
     if (!was_active) {
         rc = files_pin(s->file, false); /* s becomes the active segment */
@@ -1020,7 +952,7 @@ static int close_clean(struct log *log)
 
 void log_free(struct log *log)
 {
-    ASSERT(log->inflight == NULL && log->overlap == NULL);
+    ASSERT(log->inflight == NULL);
     struct flush_waiter *w = log->waiters;
     log->waiters = log->waiters_tail = NULL;
     log->waiter_count = 0;
@@ -1044,7 +976,7 @@ void log_free(struct log *log)
 
 static void wait_idle(struct log *log)
 {
-    while (log->inflight != NULL || log->overlap != NULL)
+    while (log->inflight != NULL)
         log_flusher_wait(log->env.flusher);
 }
 

@@ -90,9 +90,6 @@ void log_flusher_drain(struct log_flusher *fl);
 void log_flusher_wait(struct log_flusher *fl);
 /* Manual mode only: performs every queued job on the calling thread. */
 void log_flusher_run_pending(struct log_flusher *fl);
-/* Manual mode only: performs the most recently queued job alone, as background threads may
- * finish a later job first. Returns whether there was one. */
-bool log_flusher_run_newest(struct log_flusher *fl);
 
 /* ---- the log ---------------------------------------------------------------------------- */
 

@@ -108,10 +108,8 @@ void seal_deinit(struct flush_seal *seal);
  * the flusher's mutex, and `alloc_unsupported`). Steps, in order: checkpoints marked before
  * the files, seals, file syncs, the active segment's next preallocation, removals of deleted
  * segments' files, the directory sync, checkpoints marked after.
- * A log has at most one such job outstanding, so a job's steps come after every step of the
- * log's earlier jobs: a removal can never overtake the seal that writes the files it removes.
- * The only other job a log may have outstanding is an overlap (struct log): a sync of the
- * active file alone, with no other step, so there is nothing in it to overtake.
+ * A log has at most one job outstanding, so a job's steps come after every step of the log's
+ * earlier jobs: a removal can never overtake the seal that writes the files it removes.
  */
 struct flush_job {
     struct flush_job *next;
@@ -244,8 +242,7 @@ struct flush_waiter {
 /*
  * Invariants: segs sorted by base offset, contiguous (each base is the previous end), never
  * empty; the last is the active segment and its file is pinned by the log; start_offset <=
- * high_watermark <= end; durable_offset <= end; at most one flush job in flight, plus
- * at most one overlap.
+ * high_watermark <= end; durable_offset <= end; at most one flush job in flight.
  */
 struct log {
     struct log_env env;
@@ -280,10 +277,6 @@ struct log {
     uint32_t alloc_era;    /* bumped when the active file changes size otherwise (roll, cut) */
     struct flush_job *inflight;
     int64_t inflight_target;
-    /* A sync of the active file alone, submitted while `inflight` runs so that data appended
-     * meanwhile does not wait for that sync and then its own (see submit_overlap). */
-    struct flush_job *overlap;
-    int64_t overlap_target;
     struct flush_waiter *waiters;
     struct flush_waiter *waiters_tail;
     uint32_t waiter_count;

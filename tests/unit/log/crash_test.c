@@ -156,10 +156,6 @@ static void step(struct world *w)
         }
         break;
     case STEP_RUN:
-        /* Sometimes the newest job first, as another flusher thread may finish it first: a
-         * sync overlapping the job in flight must not vouch for what only that job syncs. */
-        if (rng_chance(&w->rng, 1, 3))
-            log_flusher_run_newest(w->fl);
         log_flusher_run_pending(w->fl);
         log_flusher_drain(w->fl);
         break;

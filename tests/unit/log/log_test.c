@@ -489,95 +489,6 @@ static void test_group_commit(void **state)
     fx_deinit(&f);
 }
 
-static void record_flush(void *ctx, int err, int64_t durable)
-{
-    int64_t *out = ctx;
-    assert_int_equal(err, 0);
-    *out = durable;
-}
-
-/* Issue 8 item 18: a flush requested while a sync was in flight waited for that sync to finish
- * and only then started its own, twice the sync time at a tail. A sync of the active file now
- * starts at once; it covers the data of the job in flight as well, so it may finish first and
- * vouch for both, even if the disk then loses power before the older job ran. */
-static void test_flush_overlaps_sync_in_flight(void **state)
-{
-    (void)state;
-    struct fx f;
-    fx_init(&f, g_seed + 11);
-    f.cfg.segment_bytes = MIB; /* no roll: a roll's seal must not be overtaken */
-    reopen(&f, true);
-    append_n(&f, 1, 10);
-    fx_sync(&f); /* the checkpoints the open left dirty: a job writing them is not overtaken */
-    int64_t first = -1, second = -1;
-    buf_reset(&f.b);
-    test_batch_random(&f.b, &f.rng, 8, 600, 1700000000000, 10);
-    assert_int_equal(model_append(&f.m, f.log, &f.b, f.epoch), 0);
-    int64_t end1 = log_end_offset(f.log);
-    assert_int_equal(log_flush(f.log, end1, record_flush, &first), 0);
-    buf_reset(&f.b);
-    test_batch_random(&f.b, &f.rng, 8, 600, 1700000000000, 10);
-    assert_int_equal(model_append(&f.m, f.log, &f.b, f.epoch), 0);
-    int64_t end2 = log_end_offset(f.log);
-    assert_int_equal(log_flush(f.log, end2, record_flush, &second), 0);
-    /* The second sync runs before the first one, as a second flusher thread may. */
-    assert_true(log_flusher_run_newest(f.fl));
-    log_flusher_drain(f.fl);
-    assert_int_equal(first, end2);
-    assert_int_equal(second, end2);
-    assert_int_equal(log_durable_offset(f.log), end2);
-    /* Power fails before the older job ran: what was acknowledged is there. */
-    io_sim_crash(f.io, &f.rng);
-    reopen(&f, false);
-    assert_int_equal(log_end_offset(f.log), end2);
-    check(&f);
-    fx_deinit(&f);
-}
-
-/* Appends one random batch and asks for its flush; returns the log end it waits for. */
-static int64_t append_flush(struct fx *f, int64_t *durable)
-{
-    buf_reset(&f->b);
-    test_batch_random(&f->b, &f->rng, 8, 600, 1700000000000, 10);
-    assert_int_equal(model_append(&f->m, f->log, &f->b, f->epoch), 0);
-    int64_t end = log_end_offset(f->log);
-    assert_int_equal(log_flush(f->log, end, record_flush, durable), 0);
-    return end;
-}
-
-/* Issue 8 item 18: when the overlapping sync finished before the older job, a flush that had
- * arrived during both waited for the older job to end before its own sync started, so one slow
- * sync still held every later acknowledgement of the partition. The next sync now starts as soon
- * as the overlap is done, again without waiting for the older job. */
-static void test_flush_overlap_resubmitted_while_older_job_runs(void **state)
-{
-    (void)state;
-    struct fx f;
-    fx_init(&f, g_seed + 12);
-    f.cfg.segment_bytes = MIB; /* no roll */
-    reopen(&f, true);
-    append_n(&f, 1, 10);
-    fx_sync(&f);
-    int64_t first = -1, second = -1, third = -1;
-    append_flush(&f, &first);                  /* the job in flight */
-    int64_t end2 = append_flush(&f, &second);  /* its overlap */
-    int64_t end3 = append_flush(&f, &third);   /* waits: one overlap at a time */
-    assert_true(log_flusher_run_newest(f.fl)); /* the overlap finishes first */
-    log_flusher_drain(f.fl);
-    assert_int_equal(second, end2);
-    assert_int_equal(third, -1);
-    /* The older job is still queued; the newest job must be a sync covering end3. */
-    assert_true(log_flusher_run_newest(f.fl));
-    log_flusher_drain(f.fl);
-    assert_int_equal(third, end3);
-    assert_int_equal(log_durable_offset(f.log), end3);
-    io_sim_crash(f.io, &f.rng);
-    reopen(&f, false);
-    assert_int_equal(log_end_offset(f.log), end3);
-    check(&f);
-    fx_deinit(&f);
-}
-
 static void test_read_pin_survives_deletion(void **state)
 {
     (void)state;
@@ -1068,8 +979,6 @@ int main(void)
         cmocka_unit_test(test_delete_records_to_end_then_new_epoch),
         cmocka_unit_test(test_midlog_corruption_refused),
         cmocka_unit_test(test_no_allocation_or_index_write_on_append),
-        cmocka_unit_test(test_flush_overlaps_sync_in_flight),
-        cmocka_unit_test(test_flush_overlap_resubmitted_while_older_job_runs),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
