@@ -6,10 +6,14 @@
  * - The metadata group on the node's Raft host, over the metadata log (opened and closed by the
  *   caller). Every node applies the committed batches, in order, to the caller's image
  *   (cluster/meta_records.h) and tells the caller; nothing uncommitted ever reaches the image.
- * - The snapshot file: the image as KRaft records up to an applied offset, written atomically
- *   once META_SNAPSHOT_BYTES of log were applied since the last one; the log prefix below it is
- *   then dropped (keeping META_LOG_RETAIN_BYTES behind it for peers that lag, since snapshot
- *   transfer is not hosted yet). A restart loads the snapshot and applies only what follows.
+ * - The snapshot file: the image as KRaft records up to an applied offset, with the cluster id,
+ *   written atomically once META_SNAPSHOT_BYTES of log were applied since the last one; the log
+ *   below the snapshot before it is then dropped (one interval of log stays for peers that lag:
+ *   snapshot transfer is not hosted yet, so a node that falls further behind cannot catch up).
+ *   A restart loads the snapshot and applies only what follows.
+ * - An observer (a node not among the voters): no Raft group; it fetches committed batches from
+ *   a voter (Kafka's Fetch of the metadata topic id), appends them to its own metadata log and
+ *   applies them, as a KRaft observer does.
  * - The controller (while this node leads the group and has applied every entry of earlier
  *   terms): one queue of operations, each built against the current image and proposed as one
  *   batch; the next is built only once the previous one committed and applied, so a build always
@@ -96,7 +100,10 @@ int32_t meta_node_controller(const struct meta_node *mn);
 /* This node leads the group and has applied everything before its term: it may build. */
 bool meta_node_is_controller(const struct meta_node *mn);
 int64_t meta_node_applied(const struct meta_node *mn);
-/* The image holds every entry committed when this node first heard from a leader (or led). */
+/* The image holds every entry committed as far as the leader's first word to this node said
+ * (or, leading, everything before its term). After a restart that can be only the node's own
+ * old log end; the broker serves once also unfenced, which needs its new registration applied,
+ * which comes after everything committed before it. */
 bool meta_node_caught_up(const struct meta_node *mn);
 /* This broker is registered and unfenced. */
 bool meta_node_unfenced(const struct meta_node *mn);

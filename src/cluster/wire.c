@@ -529,7 +529,9 @@ void wire_hello_decide(const struct wire_hello *h, const char *cluster_id, int32
     } else if (h->cluster_id[0] != 0 && cluster_id[0] != 0 &&
                strcmp(h->cluster_id, cluster_id) != 0) {
         out->error_code = WIRE_HELLO_INCONSISTENT_CLUSTER_ID;
-        snprintf(reason_buf, n, "node %d belongs to cluster %.64s, this node (%d) to %.64s",
+        snprintf(reason_buf, n,
+                 "node %d belongs to cluster %.40s, this node (%d) to %.40s: one of them was "
+                 "started with another cluster's data directory; give it its own, or a new one",
                  h->node_id, h->cluster_id, self, cluster_id);
     } else if (lo > hi) {
         out->error_code = WIRE_HELLO_UNSUPPORTED_VERSION;

@@ -14,7 +14,8 @@ import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
 
-from cluster_harness import Cluster
+from cluster_harness import Cluster, serving
+from conftest import Broker
 
 TIMEOUT_S = 30
 
@@ -246,5 +247,57 @@ def test_observer_learns_the_metadata_and_hosts_partitions(tmp_path):
         c.wait_serving([4])
         got = consume_all(c.bootstrap(4), topic, acked)
         assert {v: got[v] for v in acked} == acked
+    finally:
+        c.stop()
+
+
+def test_standalone_directory_becomes_the_first_voter(tmp_path):
+    # Catches: a single node's data (topics, records, its cluster id) lost or forked when it
+    # becomes node 1 of a cluster, or new nodes inventing their own cluster id.
+    c = Cluster(tmp_path, 3)
+    n1 = c.nodes[1]
+    alone = Broker(n1.data_dir)
+    alone.port, alone.http_port, alone.cluster_port = n1.port, n1.http_port, n1.cluster_port
+    alone.extra_args = ["--node-id", "1"]
+    alone.start()
+    topic = "t-" + uuid.uuid4().hex[:8]
+    create_topic(alone.bootstrap, topic, 4)
+    acked = produce(alone.bootstrap, topic, 40, "s")
+    cluster_id = AdminClient({"bootstrap.servers": alone.bootstrap}).list_topics(
+        timeout=TIMEOUT_S).cluster_id
+    alone.stop()
+    c.start()
+    try:
+        for i in (1, 2, 3):
+            md = c.metadata(i, topic)
+            assert md.cluster_id == cluster_id
+            assert len(md.topics[topic].partitions) == 4
+        got = consume_all(c.bootstrap(3), topic, acked)
+        assert {v: got[v] for v in acked} == acked
+    finally:
+        c.stop()
+
+
+def test_node_of_another_cluster_is_refused(tmp_path):
+    # Catches: a node whose data directory belongs to another cluster joining (and mixing two
+    # clusters' metadata), or being refused without saying why and what to do.
+    other = Cluster(tmp_path / "other", 3).start()
+    other.stop()
+    c = Cluster(tmp_path / "main", 3)
+    stranger = c.nodes[3]
+    # Node 3 of the main cluster is started over the other cluster's node-3 directory.
+    stranger.data_dir = other.nodes[3].data_dir
+    for b in c.nodes.values():
+        b.launch()
+    try:
+        c.nodes[1].wait_started()
+        c.nodes[2].wait_started()
+        deadline = time.monotonic() + TIMEOUT_S
+        while "belongs to cluster" not in stranger.stderr_text():
+            assert time.monotonic() < deadline, stranger.stderr_text()
+            time.sleep(0.05)
+        text = stranger.stderr_text()
+        assert "another cluster's data directory; give it its own, or a new one" in text, text
+        assert not serving(stranger.port)
     finally:
         c.stop()
