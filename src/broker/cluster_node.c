@@ -470,28 +470,25 @@ static void on_controller(void *ctx, int32_t id)
             f->send_ms = 0;
 }
 
-/* A new node that is not the first voter learns the cluster id from a peer's hello, so it must
- * dial one: an RPC nobody awaits (an Envelope answer to no request) does that and is dropped. */
-static void probe_voters(struct broker_cluster *c)
+/* A new node that is not the first voter learns the cluster id from the first voter's hello
+ * (tcp_transport's learn_only_from), so it must dial it: an RPC nobody awaits (an Envelope
+ * answer to no request) does that and is dropped there. */
+static void probe_first_voter(struct broker_cluster *c)
 {
-    for (uint32_t i = 0; i < c->voter_count; i++) {
-        if (c->voters[i] == c->b->cfg->node_id)
-            continue;
-        struct wire_rpc r = {.from = c->b->cfg->node_id,
-                             .to = c->voters[i],
-                             .kind = WIRE_RPC_RESPONSE,
-                             .correlation_id = 0,
-                             .api_key = API_ENVELOPE,
-                             .error = CODE_NOT_CONTROLLER};
-        (void)transport_send_rpc(c->transport, &r);
-    }
+    struct wire_rpc r = {.from = c->b->cfg->node_id,
+                         .to = c->b->cfg->voters.voters[0].id,
+                         .kind = WIRE_RPC_RESPONSE,
+                         .correlation_id = 0,
+                         .api_key = API_ENVELOPE,
+                         .error = CODE_NOT_CONTROLLER};
+    (void)transport_send_rpc(c->transport, &r);
 }
 
 static void on_tick(void *ctx)
 {
     struct broker_cluster *c = ctx;
     if (c->mn == NULL)
-        probe_voters(c);
+        probe_first_voter(c);
     raft_host_tick(c->host);
     if (c->mn != NULL) {
         meta_node_tick(c->mn);
@@ -681,6 +678,8 @@ static int open_transport(struct broker_cluster *c)
         .advertised_port = cfg->cluster_port,
         .admit = admit_observer,
         .admit_ctx = c,
+        .learn_only_from_set = true,
+        .learn_only_from = cfg->voters.voters[0].id,
     };
     /* The port held since start-up is handed over: closed here, bound again at once. */
     if (b->cluster_listen_fd >= 0) {

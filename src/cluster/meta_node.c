@@ -1020,6 +1020,10 @@ int meta_node_open(const struct meta_node_config *cfg, const struct meta_node_en
         .apply = on_apply,
         .on_role = on_role,
         .ctx = mn,
+        /* A voter other than the first with an empty log joins: the first voter founds a new
+         * cluster (or brings a standalone node's history) and leads first, so voters that know
+         * nothing never elect one of themselves over that history. */
+        .joining = cfg->voters[0] != cfg->self && log_end_offset(env->log) == 0,
     };
     go.config.index = -1;
     go.config.count = cfg->voter_count;

@@ -928,6 +928,7 @@ int raft_group_open(struct raft_host *h, const struct raft_group_options *o,
     ro.vote = g->hs_vote;
     ro.commit_index = o->applied_index < idx_last(g) ? o->applied_index : idx_last(g);
     ro.config = o->config;
+    ro.passive = o->joining;
     ro.config_prev = o->config;
     ro.election_ticks = o->election_ticks ? o->election_ticks : RAFT_ELECTION_TICKS_DEFAULT;
     ro.heartbeat_ticks = o->heartbeat_ticks ? o->heartbeat_ticks : RAFT_HEARTBEAT_TICKS_DEFAULT;

@@ -90,12 +90,16 @@ struct raft_host_options {
 
 struct raft_group_options {
     struct wire_group group;
-    struct log *log;            /* open; the caller closes it after raft_group_close */
-    struct raft_config config;  /* the members (config.index -1) */
-    uint32_t election_ticks;    /* 0: RAFT_ELECTION_TICKS_DEFAULT */
-    uint32_t heartbeat_ticks;   /* 0: RAFT_HEARTBEAT_TICKS_DEFAULT */
-    uint64_t seed;              /* election timeout randomisation */
-    int64_t applied_index;      /* what the caller applied before (its snapshot), or -1 */
+    struct log *log;           /* open; the caller closes it after raft_group_close */
+    struct raft_config config; /* the members (config.index -1) */
+    uint32_t election_ticks;   /* 0: RAFT_ELECTION_TICKS_DEFAULT */
+    uint32_t heartbeat_ticks;  /* 0: RAFT_HEARTBEAT_TICKS_DEFAULT */
+    uint64_t seed;             /* election timeout randomisation */
+    int64_t applied_index;     /* what the caller applied before (its snapshot), or -1 */
+    /* A member joining a group that may already hold committed entries elsewhere (a new node
+     * with an empty log): it never campaigns until it has heard from a leader, so members that
+     * know nothing cannot elect one of themselves and overwrite the history of those that do. */
+    bool joining;
     raft_group_apply_fn apply;  /* may be NULL */
     raft_group_role_fn on_role; /* may be NULL */
     void *ctx;

@@ -76,6 +76,8 @@ struct tcp_transport {
     uint16_t port;
     tcp_admit_fn admit;
     void *admit_ctx;
+    bool learn_only_from_set;
+    int32_t learn_only_from;
     struct loop_fd listen_watch;
     struct peer **peers;
     size_t peer_count;
@@ -275,6 +277,12 @@ static void peer_hello(struct peer *p)
 }
 
 /* Adopts id as this node's cluster id if it has none yet, telling the handler (once). */
+/* Whether a node that does not know its cluster id yet may link to (and learn it from) node. */
+static bool may_learn_from(const struct tcp_transport *tt, int32_t node)
+{
+    return tt->cluster_id[0] != 0 || !tt->learn_only_from_set || node == tt->learn_only_from;
+}
+
 static void learn_cluster_id(struct tcp_transport *tt, const char *id)
 {
     if (tt->cluster_id[0] != 0 || id[0] == 0)
@@ -307,6 +315,12 @@ static int peer_answer(struct peer *p, struct slice frame)
                (tt->cluster_id[0] != 0 && strcmp(a.cluster_id, tt->cluster_id) != 0)) {
         snprintf(reason, sizeof(reason), "%.64s:%u is node %d of cluster %.64s, not node %d",
                  p->host, (unsigned)p->port, a.node_id, a.cluster_id, p->id);
+        rc = ERR_INVALID;
+    } else if (!may_learn_from(tt, p->id)) {
+        snprintf(reason, sizeof(reason),
+                 "node %d says the cluster is %.64s, but this new node learns its cluster id "
+                 "from node %d only",
+                 p->id, a.cluster_id, tt->learn_only_from);
         rc = ERR_INVALID;
     } else {
         learn_cluster_id(tt, a.cluster_id);
@@ -454,6 +468,15 @@ static int inbound_frame(struct inbound *ib, struct slice frame)
             return rc != 0 ? rc : ERR_STATE; /* not a cluster node: no answer */
         wire_hello_decide(&req.hello, tt->cluster_id, tt->t.self, admitted(tt, &req.hello), reason,
                           &a);
+        if (a.error_code == WIRE_HELLO_OK && !may_learn_from(tt, req.hello.node_id)) {
+            a.error_code = WIRE_HELLO_INCONSISTENT_CLUSTER_ID;
+            a.cluster_id = tt->cluster_id;
+            a.version = -1;
+            snprintf(reason, sizeof(reason),
+                     "this node (%d) has not learnt its cluster id from node %d yet", tt->t.self,
+                     tt->learn_only_from);
+            a.reason = reason;
+        }
         (void)wire_hello_answer_frame(&a, req.correlation_id, &ib->c.out);
         loop_timer_stop(tt->loop, &ib->hello_timer);
         if (a.error_code != WIRE_HELLO_OK) {
@@ -783,6 +806,8 @@ int tcp_transport_create(struct loop *loop, const struct tcp_transport_config *c
     snprintf(tt->adv_host, sizeof(tt->adv_host), "%s", cfg->advertised_host);
     tt->adv_port = cfg->advertised_port != 0 ? cfg->advertised_port : tt->port;
     tt->admit = cfg->admit;
+    tt->learn_only_from_set = cfg->learn_only_from_set;
+    tt->learn_only_from = cfg->learn_only_from;
     tt->admit_ctx = cfg->admit_ctx;
     arena_init(&tt->scratch, ARENA_BLOCK_BYTES_DEFAULT, CLUSTER_FRAME_ARENA_MAX);
     arena_init(&tt->decode, ARENA_BLOCK_BYTES_DEFAULT, CLUSTER_FRAME_ARENA_MAX);

@@ -53,6 +53,11 @@ struct tcp_transport_config {
     uint16_t advertised_port;    /* 0: the bound port */
     tcp_admit_fn admit;
     void *admit_ctx;
+    /* A node without a cluster id learns it only from this node (the cluster's first voter,
+     * which names a new cluster), and links to no other node until it has: a node of another
+     * cluster can neither name it nor reach it first. False: from any admitted node. */
+    bool learn_only_from_set;
+    int32_t learn_only_from;
 };
 
 /* Binds the listener and starts accepting. -errno (the port is taken, ...) or ERR_INVALID. */

@@ -112,6 +112,8 @@ static uint32_t quorum(const struct raft *r)
  */
 static bool promotable(const struct raft *r)
 {
+    if (r->passive)
+        return false;
     if (raft_is_voter(&r->config, r->self))
         return true;
     return r->config.index > r->commit && raft_is_voter(&r->config_prev, r->self);
@@ -828,6 +830,7 @@ static void learn_leader(struct raft *r, int32_t leader)
     if (r->leader != leader)
         r->role_dirty = 1;
     r->leader = leader;
+    r->passive = false;
 }
 
 static void step_follower(struct raft *r, const struct raft_msg *m)
@@ -1259,6 +1262,7 @@ int raft_init(struct raft *r, const struct raft_options *o)
     r->heartbeat_ticks = o->heartbeat_ticks;
     r->pre_vote = o->pre_vote;
     r->check_quorum = o->check_quorum;
+    r->passive = o->passive;
     /* After a restart the node does not know whether it answered a leader just before the
      * crash, so it keeps the promise for one election timeout; a node that never saw a term
      * never answered a leader and owes no lease. */

@@ -180,6 +180,9 @@ struct raft_options {
     uint32_t heartbeat_ticks;
     bool pre_vote;
     bool check_quorum;
+    /* Never campaign until a leader is heard from (a member joining a group whose history lives
+     * elsewhere); it votes and follows as usual. */
+    bool passive;
     uint64_t seed;
     const struct raft_log_ops *log;
     void *log_ctx;
@@ -251,6 +254,7 @@ struct raft {
     uint8_t role;
     uint8_t pre_vote;
     uint8_t check_quorum;
+    uint8_t passive; /* may not campaign until it hears from a leader (raft_options.passive) */
     uint8_t hard_dirty;
     uint8_t commit_dirty;
     uint8_t role_dirty;

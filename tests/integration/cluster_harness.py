@@ -47,7 +47,12 @@ class Cluster:
         for b in self.nodes.values():
             b.launch()
         for b in self.nodes.values():
-            b.wait_started()
+            try:
+                b.wait_started()
+            except Exception as e:
+                raise AssertionError("node %d did not start: %s\nevery node's log:\n%s" % (
+                    b.node_id, e, "\n".join("node %d:\n%s" % (i, n.stderr_text())
+                                            for i, n in self.nodes.items())))
         self.wait_serving()
         return self
 

@@ -116,7 +116,8 @@ static void on_down(void *ctx, int32_t peer, int err, const char *reason)
     snprintf(n->reason, sizeof(n->reason), "%s", reason);
 }
 
-static void start(int32_t id, const char *cluster_id)
+/* learn_from >= 0: a new node that learns its cluster id from that node only. */
+static void start_learning(int32_t id, const char *cluster_id, int32_t learn_from)
 {
     struct node *n = &nodes[id];
     memset(n, 0, sizeof(*n));
@@ -126,6 +127,8 @@ static void start(int32_t id, const char *cluster_id)
         .cluster_id = cluster_id,
         .listen_host = "127.0.0.1",
         .advertised_host = "127.0.0.1",
+        .learn_only_from_set = learn_from >= 0,
+        .learn_only_from = learn_from,
     };
     struct transport_handler h = {.on_raft = on_raft,
                                   .on_rpc = on_rpc,
@@ -135,6 +138,11 @@ static void start(int32_t id, const char *cluster_id)
                                   .ctx = n};
     assert_int_equal(tcp_transport_create(&lp.loop, &cfg, &h, &n->tt), 0);
     n->t = tcp_transport_base(n->tt);
+}
+
+static void start(int32_t id, const char *cluster_id)
+{
+    start_learning(id, cluster_id, -1);
 }
 
 static void know(int32_t a, int32_t b)
@@ -576,6 +584,40 @@ static void test_cluster_id_only_from_admitted(void **state)
     assert_string_equal(tcp_transport_cluster_id(nodes[4].tt), "cluster-A");
 }
 
+/* Bug caught: a new node adopting the cluster id of whichever node reaches it first - a node
+ * started with another cluster's data directory - and then mixing that cluster's Raft messages
+ * into its own; it must learn from the cluster's first voter only and link to nobody before. */
+static void test_cluster_id_only_from_first_voter(void **state)
+{
+    (void)state;
+    start(1, "cluster-A");
+    start_learning(4, NULL, 1);
+    start(3, "cluster-B");
+    know(3, 4);
+    know(4, 3);
+    know(4, 1);
+    know(1, 4);
+    /* The stranger dials first: refused, no id learnt, nothing delivered. */
+    struct wire_msg m34 = msg(3, 4, 0, 1);
+    assert_int_equal(transport_send(nodes[3].t, &m34), 0);
+    RUN_UNTIL(nodes[3].downs[4] == 1);
+    assert_non_null(strstr(nodes[3].reason, "has not learnt its cluster id from node 1"));
+    assert_int_equal(nodes[4].ids_learnt, 0);
+    assert_int_equal(nodes[4].msgs, 0);
+    /* Node 4 dials the stranger: its answer names cluster-B, which node 4 does not adopt. */
+    struct wire_msg m43 = msg(4, 3, 0, 1);
+    assert_int_equal(transport_send(nodes[4].t, &m43), 0);
+    RUN_UNTIL(nodes[4].downs[3] == 1);
+    assert_non_null(strstr(nodes[4].reason, "learns its cluster id from node 1 only"));
+    assert_null(tcp_transport_cluster_id(nodes[4].tt));
+    /* The first voter: learnt. */
+    struct wire_msg m41 = msg(4, 1, 0, 3);
+    assert_int_equal(transport_send(nodes[4].t, &m41), 0);
+    RUN_UNTIL(nodes[1].msgs == 1);
+    assert_int_equal(nodes[4].ids_learnt, 1);
+    assert_string_equal(tcp_transport_cluster_id(nodes[4].tt), "cluster-A");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -589,6 +631,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_rpc_loopback_both_ways, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cluster_id_learnt, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cluster_id_only_from_admitted, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cluster_id_only_from_first_voter, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

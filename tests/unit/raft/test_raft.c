@@ -248,6 +248,36 @@ static void test_refusals(void **state)
     assert_int_equal(raft_progress(&r, NULL, 0), ERR_STATE);
 }
 
+/* Bug caught: a member that joins with nothing (an empty log, e.g. a new voter of a cluster
+ * whose first voter holds a standalone node's history) campaigning on its own timer: two such
+ * members elect one of themselves and overwrite the history the first voter holds. */
+static void test_passive_member_waits_for_a_leader(void **state)
+{
+    struct raft r;
+    struct tlog l;
+    struct raft_ready rd;
+
+    (void)state;
+    init3(&r, &l, 2);
+    r.passive = 1; /* as raft_options.passive sets it */
+    for (int i = 0; i < 100; i++)
+        raft_tick(&r);
+    assert_int_equal(r.role, RAFT_FOLLOWER);
+    raft_ready(&r, &rd);
+    assert_int_equal(rd.msg_count, 0); /* no (pre-)vote request ever left */
+    raft_advance(&r);
+    /* A leader's heartbeat: from now on it is an ordinary member and campaigns on timeout. */
+    struct raft_msg hb = {.type = RAFT_MSG_HEARTBEAT, .from = 1, .to = 2, .term = 1, .commit = -1};
+    assert_int_equal(raft_step(&r, &hb), 0);
+    assert_int_equal(r.leader, 1);
+    raft_ready(&r, &rd);
+    assert_true(rd.role_changed); /* the host is told who leads */
+    raft_advance(&r);
+    for (int i = 0; i < 100 && r.role == RAFT_FOLLOWER; i++)
+        raft_tick(&r);
+    assert_int_not_equal(r.role, RAFT_FOLLOWER);
+}
+
 static void test_single_voter(void **state)
 {
     struct raft_options o;
@@ -304,8 +334,11 @@ static void test_memory_per_group(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_config_apply),     cmocka_unit_test(test_malformed_messages),
-        cmocka_unit_test(test_refusals),         cmocka_unit_test(test_single_voter),
+        cmocka_unit_test(test_config_apply),
+        cmocka_unit_test(test_malformed_messages),
+        cmocka_unit_test(test_refusals),
+        cmocka_unit_test(test_single_voter),
+        cmocka_unit_test(test_passive_member_waits_for_a_leader),
         cmocka_unit_test(test_memory_per_group),
     };
 
