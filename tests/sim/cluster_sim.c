@@ -99,7 +99,7 @@
 #define CS_SESSION_MS      600u     /* broker.session.timeout.ms */
 #define CS_META_SETTLE_MS  5000u    /* after healing: equal images, a controller, all unfenced */
 #define CS_FENCE_MS        (CS_SESSION_MS + 2000u) /* an isolated broker is fenced within */
-#define CS_TOPICS_MAX      24u      /* topics the admin keeps at once */
+#define CS_TOPICS_MAX      24u                     /* topics the admin keeps at once */
 #define CS_CLUSTER_ID      "csim-cluster-id-000001"
 #define CS_META_SNAPSHOT   "/metadata.snapshot"
 
@@ -188,10 +188,12 @@ struct cs_topic {
     char name[16];
     struct meta_uuid id;
     int32_t partitions;
-    int64_t created_at;  /* the acknowledged creation's offset, or -1 */
-    int64_t deleted_at;  /* the acknowledged deletion's offset, or -1 */
-    bool delete_built;   /* a deletion was proposed (it may commit unacknowledged) */
-    bool gone;           /* a deletion was built (proposed, or found nothing): not live */
+    int64_t created_at; /* the acknowledged creation's offset, or -1 */
+    int64_t deleted_at; /* the acknowledged deletion's offset, or -1 */
+    bool delete_built;  /* a deletion was proposed (it may commit unacknowledged) */
+    bool gone;          /* a deletion was built (proposed, or found nothing): not live */
+    bool dup_built;     /* a second creation of the name was proposed, with id dup_id */
+    struct meta_uuid dup_id;
 };
 
 /* One controller operation of the admin: create or delete a topic. */
@@ -200,6 +202,7 @@ struct cs_mop {
     int32_t node;
     int topic; /* index into csim.topics */
     bool del;
+    bool dup;   /* a second creation of the name, queued right behind the first */
     bool built; /* the build added records */
     int16_t ctl_error;
 };
@@ -237,8 +240,8 @@ struct csim {
     struct cs_pstate p[CS_PARTS + 1]; /* the partitions, then the metadata log (CS_META) */
     struct cs_topic *topics;
     uint32_t topic_count, topic_cap, topics_live;
-    int32_t admin_guess; /* where the admin believes the controller is */
-    bool admin_busy;     /* one operation at a time */
+    int32_t admin_guess;  /* where the admin believes the controller is */
+    uint32_t admin_busy;  /* operations queued: one, or a creation and its duplicate */
     int32_t fence_target; /* the broker fence_check isolates */
     /* Settings drawn per seed. */
     uint32_t disk_ms_max;
@@ -489,9 +492,9 @@ static void check_image(struct csim *s, struct cs_node *n, const char *when)
     for (uint32_t i = 0; i < s->topic_count && !s->failed; i++) {
         const struct cs_topic *t = &s->topics[i];
         const struct meta_topic *m = meta_topic_find(n->img, t->name, strlen(t->name));
-        if (m != NULL &&
-            (memcmp(m->id.b, t->id.b, META_UUID_BYTES) != 0 ||
-             (int32_t)m->partition_count != t->partitions))
+        if (m != NULL && ((memcmp(m->id.b, t->id.b, META_UUID_BYTES) != 0 &&
+                           (!t->dup_built || memcmp(m->id.b, t->dup_id.b, META_UUID_BYTES) != 0)) ||
+                          (int32_t)m->partition_count != t->partitions))
             fail(s, "meta: node %d (%s, applied %" PRId64 ") holds topic %s unlike it was built",
                  n->id, when, n->meta_seen, t->name);
         else if (m == NULL && t->created_at >= 0 && t->created_at <= n->meta_seen &&
@@ -582,14 +585,16 @@ static void admin_build(void *ctx, struct meta_records *out)
     if (op->del) {
         op->ctl_error = meta_ctl_delete_topic(n->img, t->name, out, &res);
     } else {
-        struct meta_ctl_create_topic req = {
-            .name = t->name,
-            .id = t->id,
-            .partitions = t->partitions,
-            .replication_factor = (int16_t)rng_range(&s->rng, 1, (uint64_t)s->nodes)};
+        struct meta_ctl_create_topic req = {.name = t->name,
+                                            .id = op->dup ? t->dup_id : t->id,
+                                            .partitions = t->partitions,
+                                            .replication_factor =
+                                                (int16_t)rng_range(&s->rng, 1, (uint64_t)s->nodes)};
         op->ctl_error = meta_ctl_create_topic(n->img, &req, out, &res);
     }
     op->built = out->count > before;
+    if (op->dup)
+        t->dup_built = op->built;
     if (op->del) {
         /* Proposed, or found absent on a controller (which has applied everything committed
          * before its term, so a creation not there never commits): no longer live. */
@@ -608,22 +613,27 @@ static void admin_done(void *ctx, int err, int64_t offset)
     struct cs_topic *t = &s->topics[op->topic];
     struct cs_node *n = &s->n[op->node];
 
-    s->admin_busy = false;
+    s->admin_busy--;
     trace(s, "meta n%d %s %s done: %s at %" PRId64, n->id, op->del ? "delete" : "create", t->name,
           err_str(err), offset);
     if (err == 0 && op->built && op->ctl_error == 0) {
         if (op->del) {
             t->deleted_at = offset;
+        } else if (t->created_at >= 0) {
+            /* The second was built after the first applied: it must have found the name. */
+            fail(s, "meta: topic %s created twice (acknowledged at %" PRId64 " and %" PRId64 ")",
+                 t->name, t->created_at, offset);
         } else {
             t->created_at = offset;
         }
         if (n->mn != NULL && meta_node_applied(n->mn) < offset)
-            fail(s, "meta: node %d acknowledged offset %" PRId64 " before applying it (%" PRId64
-                 ")",
+            fail(s,
+                 "meta: node %d acknowledged offset %" PRId64 " before applying it (%" PRId64 ")",
                  n->id, offset, meta_node_applied(n->mn));
         check_image(s, n, "acknowledging");
-    } else if (!op->del && op->ctl_error != 0) {
-        t->gone = true; /* refused (too few unfenced brokers): never created */
+    } else if (!op->del && !op->dup && op->ctl_error != 0) {
+        t->gone = true; /* refused (too few unfenced brokers): never created, unless its
+                         * duplicate creates it (live then, and not counted) */
         s->topics_live--;
     }
     free(op);
@@ -636,7 +646,7 @@ static void admin_step(struct csim *s)
     struct cs_mop *op;
     int rc;
 
-    if (s->admin_busy)
+    if (s->admin_busy > 0)
         return;
     if (!n->up || n->mn == NULL) {
         s->admin_guess = (int32_t)rng_below(&s->rng, (uint64_t)s->nodes);
@@ -656,9 +666,8 @@ static void admin_step(struct csim *s)
             s->topics = xrealloc(s->topics, s->topic_cap * sizeof(*s->topics));
         }
         struct cs_topic *t = &s->topics[s->topic_count];
-        *t = (struct cs_topic){.partitions = (int32_t)rng_range(&s->rng, 1, 3),
-                               .created_at = -1,
-                               .deleted_at = -1};
+        *t = (struct cs_topic){
+            .partitions = (int32_t)rng_range(&s->rng, 1, 3), .created_at = -1, .deleted_at = -1};
         snprintf(t->name, sizeof(t->name), "t%u", s->topic_count);
         t->id.b[0] = 0x54;
         t->id.b[12] = (uint8_t)(s->topic_count >> 24);
@@ -672,13 +681,29 @@ static void admin_step(struct csim *s)
         free(op);
         return;
     }
+    /* op may be done and freed inside meta_node_submit. */
+    int topic = op->topic;
+    bool del = op->del;
     rc = meta_node_submit(n->mn, admin_build, admin_done, op);
     if (rc == 0) {
-        s->admin_busy = true;
+        s->admin_busy++;
+        if (del || !rng_chance(&s->rng, 1, 3))
+            return;
+        /* A second creation of the name, with another id, queued behind the first: built
+         * once the first applied, it must find the name taken (TOPIC_ALREADY_EXISTS). */
+        struct cs_topic *t = &s->topics[topic];
+        struct cs_mop *dup = xcalloc(1, sizeof(*dup));
+        *dup = (struct cs_mop){.s = s, .node = n->id, .topic = topic, .dup = true};
+        t->dup_id = t->id;
+        t->dup_id.b[1] = 0x44;
+        if (meta_node_submit(n->mn, admin_build, admin_done, dup) == 0)
+            s->admin_busy++;
+        else
+            free(dup);
         return;
     }
     /* ERR_STATE: not the controller; the admin asks where it is, or tries anyone. */
-    if (!op->del && op->topic == (int)s->topic_count - 1) {
+    if (!del && topic == (int)s->topic_count - 1) {
         s->topic_count--;
         s->topics_live--;
     }
@@ -746,8 +771,7 @@ static int wrap_send(struct transport *t, const struct wire_msg *m)
     const struct raft_msg *r = &m->msg;
 
     if (s->o->end_to_end || m->group.partition < 0 || m->group.partition >= CS_PARTS ||
-        memcmp(&m->group.topic_id, &wire_metadata_group.topic_id, sizeof(m->group.topic_id)) ==
-            0)
+        memcmp(&m->group.topic_id, &wire_metadata_group.topic_id, sizeof(m->group.topic_id)) == 0)
         return transport_send(w->inner, m);
     struct cs_part *pt = &w->n->parts[m->group.partition];
     int64_t durable = log_durable_offset(pt->log);
@@ -851,8 +875,7 @@ static void meta_start(struct csim *s, struct cs_node *n, const struct log_env *
     n->meta_seen = applied;
     rc = meta_node_open(&mc, &me, n->img, applied, &mh, &n->mn);
     if (rc != 0) {
-        fail(s, "node %d: the metadata group does not open after restart: %s", n->id,
-             err_str(rc));
+        fail(s, "node %d: the metadata group does not open after restart: %s", n->id, err_str(rc));
         n->mn = NULL;
     }
 }
@@ -1581,8 +1604,8 @@ static bool meta_settled(struct csim *s)
     for (int i = 0; i < s->nodes; i++) {
         struct cs_node *n = &s->n[i];
         if (!n->up || n->mn == NULL || !meta_node_unfenced(n->mn) ||
-            meta_node_applied(n->mn) != applied ||
-            log_end_offset(n->meta_log) != applied + 1 || !meta_image_equal(n->img, s->n[c].img))
+            meta_node_applied(n->mn) != applied || log_end_offset(n->meta_log) != applied + 1 ||
+            !meta_image_equal(n->img, s->n[c].img))
             return false;
     }
     return true;
