@@ -176,6 +176,7 @@ struct cs_node {
     struct cs_part parts[CS_PARTS];
     /* The metadata group: its log, the image it applies to and the metadata node. */
     struct log *meta_log;
+    struct cs_part meta_part; /* its log and hard state as the wire checks see them */
     struct meta_image *img;
     struct meta_node *mn;
     struct transport_handler host_h; /* the host's handler, which node_on_* forward to */
@@ -342,11 +343,12 @@ static void committed(struct csim *s, int k, int32_t node, const struct cs_fp *f
             sl->is_committed = true;
         } else if (!fp_eq(&sl->committed, fp)) {
             fail(s,
-                 "p%d offset %" PRId64 ": node %d committed [%" PRId64 ", %" PRId64
+                 "%s%d offset %" PRId64 ": node %d committed [%" PRId64 ", %" PRId64
                  "] term %" PRId64 " crc %08x, but [%" PRId64 ", %" PRId64 "] term %" PRId64
                  " crc %08x was committed",
-                 k, off, node, fp->base, fp->last, fp->term, fp->crc, sl->committed.base,
-                 sl->committed.last, sl->committed.term, sl->committed.crc);
+                 k == CS_META ? "meta" : "p", k == CS_META ? 0 : k, off, node, fp->base, fp->last,
+                 fp->term, fp->crc, sl->committed.base, sl->committed.last, sl->committed.term,
+                 sl->committed.crc);
         }
     }
 }
@@ -718,6 +720,8 @@ static void admin_step(struct csim *s)
 
 static struct wire_group group_id(int k)
 {
+    if (k == CS_META)
+        return wire_metadata_group;
     struct wire_group id = {.partition = k};
     id.topic_id.bytes[0] = 0x43; /* not one of Kafka's reserved ids */
     id.topic_id.bytes[15] = 0x01;
@@ -737,7 +741,7 @@ static void read_hard_state(struct cs_part *pt)
     n += snprintf(path, sizeof(path), "/");
     for (int i = 0; i < 16; i++)
         n += snprintf(path + n, sizeof(path) - (size_t)n, "%02x", id.topic_id.bytes[i]);
-    snprintf(path + n, sizeof(path) - (size_t)n, "-%d.raft-state", pt->k);
+    snprintf(path + n, sizeof(path) - (size_t)n, "-%d.raft-state", (int)id.partition);
     pt->disk_known = true;
     pt->disk_term = 0;
     pt->disk_vote = RAFT_NONE;
@@ -770,10 +774,11 @@ static int wrap_send(struct transport *t, const struct wire_msg *m)
     struct csim *s = w->n->s;
     const struct raft_msg *r = &m->msg;
 
-    if (s->o->end_to_end || m->group.partition < 0 || m->group.partition >= CS_PARTS ||
-        memcmp(&m->group.topic_id, &wire_metadata_group.topic_id, sizeof(m->group.topic_id)) == 0)
+    bool meta =
+        memcmp(&m->group.topic_id, &wire_metadata_group.topic_id, sizeof(m->group.topic_id)) == 0;
+    if (s->o->end_to_end || (!meta && (m->group.partition < 0 || m->group.partition >= CS_PARTS)))
         return transport_send(w->inner, m);
-    struct cs_part *pt = &w->n->parts[m->group.partition];
+    struct cs_part *pt = meta ? &w->n->meta_part : &w->n->parts[m->group.partition];
     int64_t durable = log_durable_offset(pt->log);
     if (r->type == RAFT_MSG_APPEND_RESP && !r->reject && r->index >= durable)
         fail(s, "p%d node %d acknowledged index %" PRId64 " to %d, durable offset %" PRId64, pt->k,
@@ -827,6 +832,8 @@ static void meta_start(struct csim *s, struct cs_node *n, const struct log_env *
     n->img = xcalloc(1, sizeof(*n->img));
     meta_image_init(n->img);
     rc = log_open(env, "/meta", cfg, &n->meta_log);
+    n->meta_part.log = n->meta_log;
+    n->meta_part.disk_known = false;
     if (rc != 0) {
         fail(s, "node %d: the metadata log does not open after restart: %s", n->id, err_str(rc));
         n->meta_log = NULL;
@@ -1708,6 +1715,7 @@ static void setup(struct csim *s)
         n->io = io_sim_create();
         for (int k = 0; k < CS_PARTS; k++)
             n->parts[k] = (struct cs_part){.s = s, .n = n, .k = k};
+        n->meta_part = (struct cs_part){.s = s, .n = n, .k = CS_META};
         node_start(s, n);
     }
     trace(s,
