@@ -3,16 +3,19 @@
  *
  * Owns, for one run: the nodes (struct cs_node: a simulated disk that outlives the process, and
  * while the process runs its log files cache, log flusher (manual mode: an fsync completes when
- * the simulator says so), one partition log and one Raft group per partition, the Raft host and
- * its transport on the simulated network), the clients, and per partition the record of every
- * committed and every acknowledged batch.
+ * the simulator says so), one partition log and one Raft group per partition, the metadata log,
+ * image and metadata node (cluster/meta_node.h), the Raft host and its transport on the
+ * simulated network), the clients and the admin (the controller's topic creations and
+ * deletions), per partition and for the metadata log the record of every committed and every
+ * acknowledged batch, and every topic the admin created or tried to.
  *
  * Model: time is in simulated milliseconds. Every event is a step: a node's tick (every
  * CS_TICK_MS at its own phase), a node's disk completing the fsyncs queued so far (after a
  * latency drawn per seed), the network delivering the frames due, a client producing or
  * fetching, a fault, a restart. After each step every running node's transport is flushed (the
  * end of a loop iteration) and the continuous checks run. A restart rebuilds the node from its
- * disk alone: logs recovered by log_open, hard state by raft_group_open.
+ * disk alone: logs recovered by log_open, hard state by raft_group_open, the metadata image by
+ * meta_node_load and the metadata log.
  *
  * Checks:
  *   host promises     no append response acknowledges an index the node has not made
@@ -37,10 +40,21 @@
  *                     the high watermark it sees never goes back, covers every batch
  *                     acknowledged in an earlier term, and every batch it reads below it is
  *                     committed (consumers never read uncommitted data);
+ *   metadata history  every batch a metadata node applies, read back from its log, is the one
+ *                     any node ever applied at those offsets (its apply is its commit);
+ *   metadata ops      once a node applied past an acknowledged operation's offset its image
+ *                     holds the created topic as built (unless a deletion of it was proposed)
+ *                     and not one whose deletion was acknowledged; no name is acknowledged as
+ *                     created twice (a second creation queued behind the first must be built
+ *                     after the first applied, and refused);
  *   at the end        after healing every fault and restarting every node: every group elects
  *                     a leader and commits a new proposal within CS_LIVENESS_MS, every node
- *                     catches up within CS_SETTLE_MS, and then every node's log holds exactly
- *                     the committed batches and every acknowledged batch at its offset.
+ *                     catches up within CS_SETTLE_MS; within CS_META_SETTLE_MS there is a
+ *                     controller, every node applied its whole metadata log and every image is
+ *                     equal, every broker unfenced; a broker then cut off alone is fenced within
+ *                     CS_FENCE_MS and all settles again within CS_META_SETTLE_MS of the heal;
+ *                     then every node's log holds exactly the committed batches and every
+ *                     acknowledged batch at its offset.
  *
  * Faults (drawn by the seed, within its fault phase): drop, delay, duplicate and reorder (the
  * network's settings change over time), symmetric and one-way partitions, a group's leader cut
@@ -48,10 +62,10 @@
  * writes lost, the last write possibly torn), power loss of every node at once, injected
  * EIO/ENOSPC (the group stops, the process exits and is restarted), and a prefix every node has
  * committed and made durable dropped through the host (raft_group_compact) or behind its back
- * (retention).
+ * (retention). The admin's operations run under all of them.
  *
- * Extending: a node is what one process owns; the metadata group and the broker's handlers
- * belong in struct cs_node beside the partition groups, started in node_start and dropped in
+ * Extending: a node is what one process owns; the broker's handlers belong in struct cs_node
+ * beside the partition groups and the metadata node, started in node_start and dropped in
  * node_crash, so a restart keeps rebuilding everything from the disk alone.
  */
 #include "sim/cluster_sim.h"
@@ -159,7 +173,7 @@ struct cs_wrap {
 
 /* A node: its disk, which outlives every process, and what its process owns while it runs,
  * which node_start rebuilds from the disk alone and node_crash drops. Later stages add the
- * metadata group and the broker's handlers here. */
+ * broker's handlers here. */
 struct cs_node {
     struct csim *s;
     int32_t id;
@@ -336,6 +350,12 @@ static int fp_at(struct log *log, int64_t off, struct cs_fp *out)
 /* Records that fp is committed (seen by node), or fails if another record was. */
 static void committed(struct csim *s, int k, int32_t node, const struct cs_fp *fp)
 {
+    char label[16];
+
+    if (k == CS_META)
+        snprintf(label, sizeof(label), "meta");
+    else
+        snprintf(label, sizeof(label), "p%d", k);
     for (int64_t off = fp->base; off <= fp->last && !s->failed; off++) {
         struct cs_slot *sl = slot(s, k, off);
         if (!sl->is_committed) {
@@ -343,12 +363,11 @@ static void committed(struct csim *s, int k, int32_t node, const struct cs_fp *f
             sl->is_committed = true;
         } else if (!fp_eq(&sl->committed, fp)) {
             fail(s,
-                 "%s%d offset %" PRId64 ": node %d committed [%" PRId64 ", %" PRId64
-                 "] term %" PRId64 " crc %08x, but [%" PRId64 ", %" PRId64 "] term %" PRId64
+                 "%s offset %" PRId64 ": node %d committed [%" PRId64 ", %" PRId64 "] term %" PRId64
+                 " crc %08x, but [%" PRId64 ", %" PRId64 "] term %" PRId64
                  " crc %08x was committed",
-                 k == CS_META ? "meta" : "p", k == CS_META ? 0 : k, off, node, fp->base, fp->last,
-                 fp->term, fp->crc, sl->committed.base, sl->committed.last, sl->committed.term,
-                 sl->committed.crc);
+                 label, off, node, fp->base, fp->last, fp->term, fp->crc, sl->committed.base,
+                 sl->committed.last, sl->committed.term, sl->committed.crc);
         }
     }
 }
