@@ -1240,6 +1240,15 @@ static int32_t leader_of(struct csim *s, int k)
     return found;
 }
 
+/* The running node that is the metadata controller (ready to build), or -1. */
+static int32_t controller_of(struct csim *s)
+{
+    for (int i = 0; i < s->nodes; i++)
+        if (s->n[i].up && s->n[i].mn != NULL && meta_node_is_controller(s->n[i].mn))
+            return i;
+    return -1;
+}
+
 static void heal_net(struct csim *s)
 {
     sim_net_heal(s->net);
@@ -1343,9 +1352,9 @@ static void fault_step(struct csim *s)
         s->heal_at = s->now + rng_range(&s->rng, 50, 2000);
         s->res->partitions++;
         trace(s, "partition %#" PRIx64 " | rest until %" PRIu64, mask, s->heal_at);
-    } else if (r < 42 && s->heal_at == CS_NEVER) { /* a leader cut off with a minority */
-        int k = (int)rng_below(&s->rng, CS_PARTS);
-        int32_t side[CS_NODES_MAX], l = leader_of(s, k);
+    } else if (r < 42 && s->heal_at == CS_NEVER) {     /* a leader cut off with a minority */
+        int k = (int)rng_below(&s->rng, CS_PARTS + 1); /* CS_META: the controller */
+        int32_t side[CS_NODES_MAX], l = k == CS_META ? controller_of(s) : leader_of(s, k);
         size_t count = 0;
         if (l < 0)
             return;
@@ -1358,8 +1367,12 @@ static void fault_step(struct csim *s)
         sim_net_partition(s->net, side, count);
         s->heal_at = s->now + rng_range(&s->rng, 100, 2000);
         s->res->partitions++;
-        trace(s, "isolate p%d's leader n%d%s until %" PRIu64, k, l, count > 1 ? " with a mate" : "",
-              s->heal_at);
+        if (k == CS_META)
+            trace(s, "isolate the controller n%d%s until %" PRIu64, l,
+                  count > 1 ? " with a mate" : "", s->heal_at);
+        else
+            trace(s, "isolate p%d's leader n%d%s until %" PRIu64, k, l,
+                  count > 1 ? " with a mate" : "", s->heal_at);
     } else if (r < 50 && s->heal_at == CS_NEVER) { /* one-way cuts */
         uint64_t cuts = rng_range(&s->rng, 1, 3);
         for (uint64_t i = 0; i < cuts; i++) {
@@ -1607,15 +1620,6 @@ static bool settled(struct csim *s)
         }
     }
     return true;
-}
-
-/* The running node that is the metadata controller (ready to build), or -1. */
-static int32_t controller_of(struct csim *s)
-{
-    for (int i = 0; i < s->nodes; i++)
-        if (s->n[i].up && s->n[i].mn != NULL && meta_node_is_controller(s->n[i].mn))
-            return i;
-    return -1;
 }
 
 /* A controller, every broker registered and unfenced, every node applied its whole metadata
