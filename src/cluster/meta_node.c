@@ -9,6 +9,11 @@
  *   wait in the queue unbuilt.
  * - mn->ready implies this node leads the group and applied its own term's first entry (the
  *   new leader's no-op), so the image holds everything committed before its term.
+ *
+ * META_NODE_BUG_* (never defined in a product build) each break one of these invariants on
+ * purpose, for the whole-cluster simulator (tests/sim/cluster_sim) to prove it notices:
+ * APPLY_UNCOMMITTED applies up to the log end instead of the commit index; BUILD_STALE builds an
+ * operation when it is submitted, against an image that may lack the operations queued before.
  */
 #include "cluster/meta_node.h"
 
@@ -68,6 +73,9 @@ struct op {
     /* OP_FENCE / OP_UNFENCE */
     int32_t broker;
     int64_t broker_epoch;
+#ifdef META_NODE_BUG_BUILD_STALE
+    struct meta_records stale; /* OP_EXTERNAL: built when submitted */
+#endif
 };
 
 struct session {
@@ -347,6 +355,11 @@ static void on_apply(void *ctx, int64_t first, int64_t last)
     (void)first;
     int64_t before = mn->applied;
     bool was_caught_up = mn->caught_up;
+#ifdef META_NODE_BUG_APPLY_UNCOMMITTED
+    /* injected bug: apply what the log holds, committed or not */
+    if (mn->group != NULL)
+        last = log_end_offset(mn->env.log) - 1;
+#endif
     int rc = apply_upto(mn, last);
     if (rc != 0 && mn->err == 0) {
         mn->err = rc;
@@ -380,6 +393,10 @@ static void send_rpc(struct meta_node *mn, int32_t to, uint8_t kind, int64_t cor
 
 static void op_free(struct op *o)
 {
+#ifdef META_NODE_BUG_BUILD_STALE
+    if (o->kind == OP_EXTERNAL)
+        meta_records_deinit(&o->stale);
+#endif
     free(o->reg.endpoints != NULL ? o->reg.endpoints[0].name : NULL);
     free(o->reg.endpoints != NULL ? o->reg.endpoints[0].host : NULL);
     free(o->reg.endpoints);
@@ -420,6 +437,15 @@ static void build_op(struct meta_node *mn, struct op *o, struct meta_records *ou
     struct meta_ctl_result res;
     switch (o->kind) {
     case OP_EXTERNAL:
+#ifdef META_NODE_BUG_BUILD_STALE
+    {
+        /* injected bug: the records built at submission, before earlier operations applied */
+        struct meta_records t = *out;
+        *out = o->stale;
+        o->stale = t;
+        break;
+    }
+#endif
         o->build(o->ctx, out);
         break;
     case OP_REGISTER: {
@@ -551,6 +577,10 @@ int meta_node_submit(struct meta_node *mn, meta_node_build_fn build, meta_node_d
     o->build = build;
     o->done = done;
     o->ctx = ctx;
+#ifdef META_NODE_BUG_BUILD_STALE
+    meta_records_init(&o->stale);
+    build(ctx, &o->stale);
+#endif
     enqueue(mn, o);
     return 0;
 }

@@ -3,16 +3,19 @@
  *
  * Owns, for one run: the nodes (struct cs_node: a simulated disk that outlives the process, and
  * while the process runs its log files cache, log flusher (manual mode: an fsync completes when
- * the simulator says so), one partition log and one Raft group per partition, the Raft host and
- * its transport on the simulated network), the clients, and per partition the record of every
- * committed and every acknowledged batch.
+ * the simulator says so), one partition log and one Raft group per partition, the metadata log,
+ * image and metadata node (cluster/meta_node.h), the Raft host and its transport on the
+ * simulated network), the clients and the admin (the controller's topic creations and
+ * deletions), per partition and for the metadata log the record of every committed and every
+ * acknowledged batch, and every topic the admin created or tried to.
  *
  * Model: time is in simulated milliseconds. Every event is a step: a node's tick (every
  * CS_TICK_MS at its own phase), a node's disk completing the fsyncs queued so far (after a
  * latency drawn per seed), the network delivering the frames due, a client producing or
  * fetching, a fault, a restart. After each step every running node's transport is flushed (the
  * end of a loop iteration) and the continuous checks run. A restart rebuilds the node from its
- * disk alone: logs recovered by log_open, hard state by raft_group_open.
+ * disk alone: logs recovered by log_open, hard state by raft_group_open, the metadata image by
+ * meta_node_load and the metadata log.
  *
  * Checks:
  *   host promises     no append response acknowledges an index the node has not made
@@ -37,10 +40,21 @@
  *                     the high watermark it sees never goes back, covers every batch
  *                     acknowledged in an earlier term, and every batch it reads below it is
  *                     committed (consumers never read uncommitted data);
+ *   metadata history  every batch a metadata node applies, read back from its log, is the one
+ *                     any node ever applied at those offsets (its apply is its commit);
+ *   metadata ops      once a node applied past an acknowledged operation's offset its image
+ *                     holds the created topic as built (unless a deletion of it was proposed)
+ *                     and not one whose deletion was acknowledged; no name is acknowledged as
+ *                     created twice (a second creation queued behind the first must be built
+ *                     after the first applied, and refused);
  *   at the end        after healing every fault and restarting every node: every group elects
  *                     a leader and commits a new proposal within CS_LIVENESS_MS, every node
- *                     catches up within CS_SETTLE_MS, and then every node's log holds exactly
- *                     the committed batches and every acknowledged batch at its offset.
+ *                     catches up within CS_SETTLE_MS; within CS_META_SETTLE_MS there is a
+ *                     controller, every node applied its whole metadata log and every image is
+ *                     equal, every broker unfenced; a broker then cut off alone is fenced within
+ *                     CS_FENCE_MS and all settles again within CS_META_SETTLE_MS of the heal;
+ *                     then every node's log holds exactly the committed batches and every
+ *                     acknowledged batch at its offset.
  *
  * Faults (drawn by the seed, within its fault phase): drop, delay, duplicate and reorder (the
  * network's settings change over time), symmetric and one-way partitions, a group's leader cut
@@ -48,10 +62,10 @@
  * writes lost, the last write possibly torn), power loss of every node at once, injected
  * EIO/ENOSPC (the group stops, the process exits and is restarted), and a prefix every node has
  * committed and made durable dropped through the host (raft_group_compact) or behind its back
- * (retention).
+ * (retention). The admin's operations run under all of them.
  *
- * Extending: a node is what one process owns; the metadata group and the broker's handlers
- * belong in struct cs_node beside the partition groups, started in node_start and dropped in
+ * Extending: a node is what one process owns; the broker's handlers belong in struct cs_node
+ * beside the partition groups and the metadata node, started in node_start and dropped in
  * node_crash, so a restart keeps rebuilding everything from the disk alone.
  */
 #include "sim/cluster_sim.h"
@@ -71,6 +85,8 @@
 #include "base/error.h"
 #include "base/limits.h"
 #include "base/rand.h"
+#include "cluster/meta_controller.h"
+#include "cluster/meta_node.h"
 #include "cluster/raft_host.h"
 #include "cluster/sim_net.h"
 #include "io/io_sim.h"
@@ -92,6 +108,14 @@
 #define CS_TRACE_RING      64u
 #define CS_TRACE_BYTES     160u
 #define CS_NEVER           UINT64_MAX
+#define CS_META            CS_PARTS /* the metadata log's record, beside the partitions' */
+#define CS_BROKER_HB_MS    100u     /* broker.heartbeat.interval.ms */
+#define CS_SESSION_MS      600u     /* broker.session.timeout.ms */
+#define CS_META_SETTLE_MS  5000u    /* after healing: equal images, a controller, all unfenced */
+#define CS_FENCE_MS        (CS_SESSION_MS + 2000u) /* an isolated broker is fenced within */
+#define CS_TOPICS_MAX      24u                     /* topics the admin keeps at once */
+#define CS_CLUSTER_ID      "csim-cluster-id-000001"
+#define CS_META_SNAPSHOT   "/metadata.snapshot"
 
 /* What identifies a batch in a log: where it is, its term, and the CRC over its records. */
 struct cs_fp {
@@ -149,7 +173,7 @@ struct cs_wrap {
 
 /* A node: its disk, which outlives every process, and what its process owns while it runs,
  * which node_start rebuilds from the disk alone and node_crash drops. Later stages add the
- * metadata group and the broker's handlers here. */
+ * broker's handlers here. */
 struct cs_node {
     struct csim *s;
     int32_t id;
@@ -164,6 +188,38 @@ struct cs_node {
     struct raft_host *host;
     struct cs_wrap wrap;
     struct cs_part parts[CS_PARTS];
+    /* The metadata group: its log, the image it applies to and the metadata node. */
+    struct log *meta_log;
+    struct cs_part meta_part; /* its log and hard state as the wire checks see them */
+    struct meta_image *img;
+    struct meta_node *mn;
+    struct transport_handler host_h; /* the host's handler, which node_on_* forward to */
+    int64_t meta_seen;               /* the last applied offset checked, while the process runs */
+    uint32_t starts;                 /* each start is a new incarnation */
+};
+
+/* A topic the admin created or tried to (names are never reused). */
+struct cs_topic {
+    char name[16];
+    struct meta_uuid id;
+    int32_t partitions;
+    int64_t created_at; /* the acknowledged creation's offset, or -1 */
+    int64_t deleted_at; /* the acknowledged deletion's offset, or -1 */
+    bool delete_built;  /* a deletion was proposed (it may commit unacknowledged) */
+    bool gone;          /* a deletion was built (proposed, or found nothing): not live */
+    bool dup_built;     /* a second creation of the name was proposed, with id dup_id */
+    struct meta_uuid dup_id;
+};
+
+/* One controller operation of the admin: create or delete a topic. */
+struct cs_mop {
+    struct csim *s;
+    int32_t node;
+    int topic; /* index into csim.topics */
+    bool del;
+    bool dup;   /* a second creation of the name, queued right behind the first */
+    bool built; /* the build added records */
+    int16_t ctl_error;
 };
 
 struct cs_client {
@@ -196,7 +252,12 @@ struct csim {
     struct sim_net_options net_opts;
     struct cs_node n[CS_NODES_MAX];
     struct cs_client c[CS_CLIENTS];
-    struct cs_pstate p[CS_PARTS];
+    struct cs_pstate p[CS_PARTS + 1]; /* the partitions, then the metadata log (CS_META) */
+    struct cs_topic *topics;
+    uint32_t topic_count, topic_cap, topics_live;
+    int32_t admin_guess;  /* where the admin believes the controller is */
+    uint32_t admin_busy;  /* operations queued: one, or a creation and its duplicate */
+    int32_t fence_target; /* the broker fence_check isolates */
     /* Settings drawn per seed. */
     uint32_t disk_ms_max;
     uint32_t client_ms_max;
@@ -204,7 +265,7 @@ struct csim {
     uint32_t power_losses_max;
     /* Phases. */
     bool faults_on, clients_on, probes_on;
-    uint64_t next_fault_ms, next_client_ms, next_probe_ms, heal_at;
+    uint64_t next_fault_ms, next_client_ms, next_probe_ms, next_admin_ms, heal_at;
     uint64_t values;
     struct buf scratch;
     char trace[CS_TRACE_RING][CS_TRACE_BYTES];
@@ -289,6 +350,12 @@ static int fp_at(struct log *log, int64_t off, struct cs_fp *out)
 /* Records that fp is committed (seen by node), or fails if another record was. */
 static void committed(struct csim *s, int k, int32_t node, const struct cs_fp *fp)
 {
+    char label[16];
+
+    if (k == CS_META)
+        snprintf(label, sizeof(label), "meta");
+    else
+        snprintf(label, sizeof(label), "p%d", k);
     for (int64_t off = fp->base; off <= fp->last && !s->failed; off++) {
         struct cs_slot *sl = slot(s, k, off);
         if (!sl->is_committed) {
@@ -296,10 +363,10 @@ static void committed(struct csim *s, int k, int32_t node, const struct cs_fp *f
             sl->is_committed = true;
         } else if (!fp_eq(&sl->committed, fp)) {
             fail(s,
-                 "p%d offset %" PRId64 ": node %d committed [%" PRId64 ", %" PRId64
-                 "] term %" PRId64 " crc %08x, but [%" PRId64 ", %" PRId64 "] term %" PRId64
+                 "%s offset %" PRId64 ": node %d committed [%" PRId64 ", %" PRId64 "] term %" PRId64
+                 " crc %08x, but [%" PRId64 ", %" PRId64 "] term %" PRId64
                  " crc %08x was committed",
-                 k, off, node, fp->base, fp->last, fp->term, fp->crc, sl->committed.base,
+                 label, off, node, fp->base, fp->last, fp->term, fp->crc, sl->committed.base,
                  sl->committed.last, sl->committed.term, sl->committed.crc);
         }
     }
@@ -436,10 +503,244 @@ static void on_done(void *ctx, int err)
     free(pr);
 }
 
+/* ---- the metadata group ---------------------------------------------------------------------- */
+
+/* What node n's image must show once it applied through its meta_seen: every topic whose
+ * creation was acknowledged at or below it and whose deletion was never proposed, with the id
+ * and partitions it was built with; none whose deletion was acknowledged at or below it. */
+static void check_image(struct csim *s, struct cs_node *n, const char *when)
+{
+    for (uint32_t i = 0; i < s->topic_count && !s->failed; i++) {
+        const struct cs_topic *t = &s->topics[i];
+        const struct meta_topic *m = meta_topic_find(n->img, t->name, strlen(t->name));
+        if (m != NULL && ((memcmp(m->id.b, t->id.b, META_UUID_BYTES) != 0 &&
+                           (!t->dup_built || memcmp(m->id.b, t->dup_id.b, META_UUID_BYTES) != 0)) ||
+                          (int32_t)m->partition_count != t->partitions))
+            fail(s, "meta: node %d (%s, applied %" PRId64 ") holds topic %s unlike it was built",
+                 n->id, when, n->meta_seen, t->name);
+        else if (m == NULL && t->created_at >= 0 && t->created_at <= n->meta_seen &&
+                 !t->delete_built)
+            fail(s,
+                 "meta: node %d (%s, applied %" PRId64 ") lacks topic %s, acknowledged at %" PRId64,
+                 n->id, when, n->meta_seen, t->name, t->created_at);
+        else if (m != NULL && t->deleted_at >= 0 && t->deleted_at <= n->meta_seen)
+            fail(s,
+                 "meta: node %d (%s, applied %" PRId64 ") holds topic %s, whose deletion was "
+                 "acknowledged at %" PRId64,
+                 n->id, when, n->meta_seen, t->name, t->deleted_at);
+    }
+}
+
+/* The metadata node applied through last: every batch it applied, read back from its log, is the
+ * one committed at those offsets on every node and at every time (one history), and its image
+ * shows every acknowledged operation up to there. */
+static void on_meta_applied(void *ctx, int64_t last)
+{
+    struct cs_node *n = ctx;
+    struct csim *s = n->s;
+    int64_t off = n->meta_seen + 1;
+
+    if (off < log_start_offset(n->meta_log))
+        off = log_start_offset(n->meta_log); /* below a snapshot: checked when first applied */
+    while (off <= last && !s->failed) {
+        struct cs_fp fp;
+        int rc = fp_at(n->meta_log, off, &fp);
+        if (rc != 0) {
+            fail(s, "meta: node %d applied offset %" PRId64 " it cannot read: %s", n->id, off,
+                 err_str(rc));
+            return;
+        }
+        committed(s, CS_META, n->id, &fp);
+        off = fp.last + 1;
+    }
+    if (last < n->meta_seen)
+        fail(s, "meta: node %d applied %" PRId64 " after %" PRId64, n->id, last, n->meta_seen);
+    n->meta_seen = last;
+    check_image(s, n, "applied");
+}
+
+static void on_meta_controller(void *ctx, int32_t id)
+{
+    struct cs_node *n = ctx;
+    trace(n->s, "meta n%d: controller %d", n->id, id);
+}
+
+static void node_on_raft(void *ctx, const struct wire_raft *frame)
+{
+    struct cs_node *n = ctx;
+    n->host_h.on_raft(n->host_h.ctx, frame);
+}
+
+static void node_on_rpc(void *ctx, const struct wire_rpc *r)
+{
+    struct cs_node *n = ctx;
+    if (n->mn != NULL)
+        (void)meta_node_on_rpc(n->mn, r);
+}
+
+static void node_on_peer_up(void *ctx, int32_t peer)
+{
+    struct cs_node *n = ctx;
+    if (n->host_h.on_peer_up != NULL)
+        n->host_h.on_peer_up(n->host_h.ctx, peer);
+}
+
+static void node_on_peer_down(void *ctx, int32_t peer, int err, const char *reason)
+{
+    struct cs_node *n = ctx;
+    if (n->host_h.on_peer_down != NULL)
+        n->host_h.on_peer_down(n->host_h.ctx, peer, err, reason);
+}
+
+/* The controller builds the admin's operation against its image (meta_node.h: every earlier
+ * operation committed and applied). */
+static void admin_build(void *ctx, struct meta_records *out)
+{
+    struct cs_mop *op = ctx;
+    struct csim *s = op->s;
+    struct cs_topic *t = &s->topics[op->topic];
+    struct cs_node *n = &s->n[op->node];
+    struct meta_ctl_result res;
+    uint32_t before = out->count;
+
+    if (op->del) {
+        op->ctl_error = meta_ctl_delete_topic(n->img, t->name, out, &res);
+    } else {
+        struct meta_ctl_create_topic req = {.name = t->name,
+                                            .id = op->dup ? t->dup_id : t->id,
+                                            .partitions = t->partitions,
+                                            .replication_factor =
+                                                (int16_t)rng_range(&s->rng, 1, (uint64_t)s->nodes)};
+        op->ctl_error = meta_ctl_create_topic(n->img, &req, out, &res);
+    }
+    op->built = out->count > before;
+    if (op->dup)
+        t->dup_built = op->built;
+    if (op->del) {
+        /* Proposed, or found absent on a controller (which has applied everything committed
+         * before its term, so a creation not there never commits): no longer live. */
+        t->delete_built = op->built;
+        t->gone = true;
+        s->topics_live--;
+    }
+    trace(s, "meta n%d builds %s %s: error %d, %u records", n->id, op->del ? "delete" : "create",
+          t->name, op->ctl_error, out->count - before);
+}
+
+static void admin_done(void *ctx, int err, int64_t offset)
+{
+    struct cs_mop *op = ctx;
+    struct csim *s = op->s;
+    struct cs_topic *t = &s->topics[op->topic];
+    struct cs_node *n = &s->n[op->node];
+
+    s->admin_busy--;
+    trace(s, "meta n%d %s %s done: %s at %" PRId64, n->id, op->del ? "delete" : "create", t->name,
+          err_str(err), offset);
+    if (err == 0 && op->built && op->ctl_error == 0) {
+        if (op->del) {
+            t->deleted_at = offset;
+        } else if (t->created_at >= 0) {
+            /* The second was built after the first applied: it must have found the name. */
+            fail(s, "meta: topic %s created twice (acknowledged at %" PRId64 " and %" PRId64 ")",
+                 t->name, t->created_at, offset);
+        } else {
+            t->created_at = offset;
+        }
+        if (n->mn != NULL && meta_node_applied(n->mn) < offset)
+            fail(s,
+                 "meta: node %d acknowledged offset %" PRId64 " before applying it (%" PRId64 ")",
+                 n->id, offset, meta_node_applied(n->mn));
+        check_image(s, n, "acknowledging");
+    } else if (!op->del && !op->dup && op->ctl_error != 0) {
+        t->gone = true; /* refused (too few unfenced brokers): never created, unless its
+                         * duplicate creates it (live then, and not counted) */
+        s->topics_live--;
+    }
+    free(op);
+}
+
+/* The admin creates a topic (a new name) or deletes one, at the node it believes controls. */
+static void admin_step(struct csim *s)
+{
+    struct cs_node *n = &s->n[s->admin_guess];
+    struct cs_mop *op;
+    int rc;
+
+    if (s->admin_busy > 0)
+        return;
+    if (!n->up || n->mn == NULL) {
+        s->admin_guess = (int32_t)rng_below(&s->rng, (uint64_t)s->nodes);
+        return;
+    }
+    op = xcalloc(1, sizeof(*op));
+    *op = (struct cs_mop){.s = s, .node = n->id, .topic = -1};
+    if (s->topics_live > 0 && (s->topics_live >= CS_TOPICS_MAX || rng_chance(&s->rng, 1, 3))) {
+        /* A topic known created (or not: then nothing is deleted). */
+        op->topic = (int)rng_below(&s->rng, s->topic_count);
+        op->del = true;
+        if (s->topics[op->topic].gone)
+            op->topic = -1;
+    } else {
+        if (s->topic_count == s->topic_cap) {
+            s->topic_cap = s->topic_cap ? s->topic_cap * 2 : 32;
+            s->topics = xrealloc(s->topics, s->topic_cap * sizeof(*s->topics));
+        }
+        struct cs_topic *t = &s->topics[s->topic_count];
+        *t = (struct cs_topic){
+            .partitions = (int32_t)rng_range(&s->rng, 1, 3), .created_at = -1, .deleted_at = -1};
+        snprintf(t->name, sizeof(t->name), "t%u", s->topic_count);
+        t->id.b[0] = 0x54;
+        t->id.b[12] = (uint8_t)(s->topic_count >> 24);
+        t->id.b[13] = (uint8_t)(s->topic_count >> 16);
+        t->id.b[14] = (uint8_t)(s->topic_count >> 8);
+        t->id.b[15] = (uint8_t)s->topic_count;
+        op->topic = (int)s->topic_count++;
+        s->topics_live++;
+    }
+    if (op->topic < 0) {
+        free(op);
+        return;
+    }
+    /* op may be done and freed inside meta_node_submit. */
+    int topic = op->topic;
+    bool del = op->del;
+    rc = meta_node_submit(n->mn, admin_build, admin_done, op);
+    if (rc == 0) {
+        s->admin_busy++;
+        if (del || !rng_chance(&s->rng, 1, 3))
+            return;
+        /* A second creation of the name, with another id, queued behind the first: built
+         * once the first applied, it must find the name taken (TOPIC_ALREADY_EXISTS). */
+        struct cs_topic *t = &s->topics[topic];
+        struct cs_mop *dup = xcalloc(1, sizeof(*dup));
+        *dup = (struct cs_mop){.s = s, .node = n->id, .topic = topic, .dup = true};
+        t->dup_id = t->id;
+        t->dup_id.b[1] = 0x44;
+        if (meta_node_submit(n->mn, admin_build, admin_done, dup) == 0)
+            s->admin_busy++;
+        else
+            free(dup);
+        return;
+    }
+    /* ERR_STATE: not the controller; the admin asks where it is, or tries anyone. */
+    if (!del && topic == (int)s->topic_count - 1) {
+        s->topic_count--;
+        s->topics_live--;
+    }
+    free(op);
+    int32_t next = meta_node_controller(n->mn);
+    if (next < 0 || next == n->id || rng_chance(&s->rng, 1, 4))
+        next = (int32_t)rng_below(&s->rng, (uint64_t)s->nodes);
+    s->admin_guess = next;
+}
+
 /* ---- the transport wrapper: the host's promises at the wire --------------------------------- */
 
 static struct wire_group group_id(int k)
 {
+    if (k == CS_META)
+        return wire_metadata_group;
     struct wire_group id = {.partition = k};
     id.topic_id.bytes[0] = 0x43; /* not one of Kafka's reserved ids */
     id.topic_id.bytes[15] = 0x01;
@@ -459,7 +760,7 @@ static void read_hard_state(struct cs_part *pt)
     n += snprintf(path, sizeof(path), "/");
     for (int i = 0; i < 16; i++)
         n += snprintf(path + n, sizeof(path) - (size_t)n, "%02x", id.topic_id.bytes[i]);
-    snprintf(path + n, sizeof(path) - (size_t)n, "-%d.raft-state", pt->k);
+    snprintf(path + n, sizeof(path) - (size_t)n, "-%d.raft-state", (int)id.partition);
     pt->disk_known = true;
     pt->disk_term = 0;
     pt->disk_vote = RAFT_NONE;
@@ -492,9 +793,11 @@ static int wrap_send(struct transport *t, const struct wire_msg *m)
     struct csim *s = w->n->s;
     const struct raft_msg *r = &m->msg;
 
-    if (s->o->end_to_end || m->group.partition < 0 || m->group.partition >= CS_PARTS)
+    bool meta =
+        memcmp(&m->group.topic_id, &wire_metadata_group.topic_id, sizeof(m->group.topic_id)) == 0;
+    if (s->o->end_to_end || (!meta && (m->group.partition < 0 || m->group.partition >= CS_PARTS)))
         return transport_send(w->inner, m);
-    struct cs_part *pt = &w->n->parts[m->group.partition];
+    struct cs_part *pt = meta ? &w->n->meta_part : &w->n->parts[m->group.partition];
     int64_t durable = log_durable_offset(pt->log);
     if (r->type == RAFT_MSG_APPEND_RESP && !r->reject && r->index >= durable)
         fail(s, "p%d node %d acknowledged index %" PRId64 " to %d, durable offset %" PRId64, pt->k,
@@ -515,6 +818,12 @@ static int wrap_send(struct transport *t, const struct wire_msg *m)
     return transport_send(w->inner, m);
 }
 
+static int wrap_send_rpc(struct transport *t, const struct wire_rpc *r)
+{
+    struct cs_wrap *w = (struct cs_wrap *)t;
+    return transport_send_rpc(w->inner, r);
+}
+
 static void wrap_flush(struct transport *t)
 {
     struct cs_wrap *w = (struct cs_wrap *)t;
@@ -524,9 +833,78 @@ static void wrap_flush(struct transport *t)
 static const struct transport_ops wrap_ops = {.peer_set = wrap_peer_set,
                                               .peer_remove = wrap_peer_remove,
                                               .send = wrap_send,
+                                              .send_rpc = wrap_send_rpc,
                                               .flush = wrap_flush};
 
 /* ---- a node's process: start from disk, crash ------------------------------------------------ */
+
+/* The metadata group of a starting node, from its disk alone: the snapshot, then the log. */
+static void meta_start(struct csim *s, struct cs_node *n, const struct log_env *env,
+                       const struct log_config *cfg)
+{
+    int32_t voters[CS_NODES_MAX];
+    int64_t applied = -1;
+    bool found = false;
+    int rc;
+
+    n->mn = NULL;
+    n->img = xcalloc(1, sizeof(*n->img));
+    meta_image_init(n->img);
+    rc = log_open(env, "/meta", cfg, &n->meta_log);
+    n->meta_part.log = n->meta_log;
+    n->meta_part.disk_known = false;
+    if (rc != 0) {
+        fail(s, "node %d: the metadata log does not open after restart: %s", n->id, err_str(rc));
+        n->meta_log = NULL;
+        return;
+    }
+    rc = meta_node_load(n->io, CS_META_SNAPSHOT, n->img, &applied, &found);
+    if (rc != 0) {
+        fail(s, "node %d: the metadata snapshot does not load: %s", n->id, err_str(rc));
+        return;
+    }
+    if (!found)
+        meta_image_set_cluster_id_text(n->img, CS_CLUSTER_ID);
+    for (int i = 0; i < s->nodes; i++)
+        voters[i] = i;
+    n->starts++;
+    struct meta_node_config mc = {
+        .self = n->id,
+        .voters = voters,
+        .voter_count = (uint32_t)s->nodes,
+        .tick_ms = CS_TICK_MS,
+        .election_ticks = CS_ELECTION_TICKS,
+        .heartbeat_ticks = CS_HEARTBEAT_TICKS,
+        .seed = rng_next(&s->rng),
+        .broker_heartbeat_ms = CS_BROKER_HB_MS,
+        .broker_session_ms = CS_SESSION_MS,
+        .cluster_id = CS_CLUSTER_ID,
+        .endpoint = {.name = "PLAINTEXT",
+                     .host = "sim",
+                     .port = (uint16_t)(9092 + n->id),
+                     .security_protocol = 0},
+    };
+    mc.incarnation_id.b[0] = (uint8_t)(n->id + 1);
+    mc.incarnation_id.b[12] = (uint8_t)(n->starts >> 24);
+    mc.incarnation_id.b[13] = (uint8_t)(n->starts >> 16);
+    mc.incarnation_id.b[14] = (uint8_t)(n->starts >> 8);
+    mc.incarnation_id.b[15] = (uint8_t)n->starts;
+    struct meta_node_env me = {.io = n->io,
+                               .clock = &s->clock.clock,
+                               .host = n->host,
+                               .transport = &n->wrap.t,
+                               .log = n->meta_log,
+                               .snapshot_dir = "/",
+                               .snapshot_path = CS_META_SNAPSHOT};
+    struct meta_node_handler mh = {
+        .applied = on_meta_applied, .controller = on_meta_controller, .ctx = n};
+    n->meta_seen = applied;
+    rc = meta_node_open(&mc, &me, n->img, applied, &mh, &n->mn);
+    if (rc != 0) {
+        fail(s, "node %d: the metadata group does not open after restart: %s", n->id, err_str(rc));
+        n->mn = NULL;
+    }
+}
 
 static void node_start(struct csim *s, struct cs_node *n)
 {
@@ -586,7 +964,12 @@ static void node_start(struct csim *s, struct cs_node *n)
                  n->id, raft_group_core(pt->g)->term, pt->term_shown);
         pt->disk_known = false;
     }
-    raft_host_handler(n->host, &h);
+    raft_host_handler(n->host, &n->host_h);
+    h = (struct transport_handler){.on_raft = node_on_raft,
+                                   .on_rpc = node_on_rpc,
+                                   .on_peer_up = node_on_peer_up,
+                                   .on_peer_down = node_on_peer_down,
+                                   .ctx = n};
     rc = sim_net_attach(s->net, n->id, &h, &n->wrap.inner);
     ASSERT(rc == 0);
     n->wrap.t = (struct transport){.ops = &wrap_ops, .self = n->id};
@@ -595,6 +978,7 @@ static void node_start(struct csim *s, struct cs_node *n)
         if (i != n->id)
             transport_peer_set(&n->wrap.t, i, "sim", 0);
     raft_host_set_transport(n->host, &n->wrap.t);
+    meta_start(s, n, &env, &cfg);
     n->up = true;
     n->exiting = false;
     n->restart_at = CS_NEVER;
@@ -605,6 +989,24 @@ static void node_start(struct csim *s, struct cs_node *n)
 
 enum cs_crash { CS_KILL, CS_POWER, CS_STOP };
 
+static void meta_stop(struct cs_node *n, enum cs_crash how)
+{
+    meta_node_close(n->mn);
+    n->mn = NULL;
+    if (n->meta_log != NULL) {
+        if (how == CS_STOP)
+            log_close(n->meta_log);
+        else
+            log_abandon(n->meta_log);
+        n->meta_log = NULL;
+    }
+    if (n->img != NULL) {
+        meta_image_deinit(n->img);
+        free(n->img);
+        n->img = NULL;
+    }
+}
+
 /* The process dies: CS_KILL keeps the page cache (every write survives), CS_POWER loses what
  * was not synced (the last write possibly torn), CS_STOP is a clean shutdown. */
 static void node_crash(struct csim *s, struct cs_node *n, enum cs_crash how)
@@ -613,6 +1015,8 @@ static void node_crash(struct csim *s, struct cs_node *n, enum cs_crash how)
 
     trace(s, "n%d %s", n->id, names[how]);
     io_sim_fail_clear(n->io);
+    meta_node_close(n->mn); /* queued operations fail with ERR_CLOSED */
+    n->mn = NULL;
     for (int k = 0; k < CS_PARTS; k++)
         if (n->parts[k].g != NULL)
             raft_group_close(n->parts[k].g);
@@ -633,6 +1037,7 @@ static void node_crash(struct csim *s, struct cs_node *n, enum cs_crash how)
         pt->log = NULL;
         pt->g = NULL;
     }
+    meta_stop(n, how);
     log_flusher_destroy(n->fl);
     log_files_destroy(n->files);
     n->host = NULL;
@@ -835,6 +1240,15 @@ static int32_t leader_of(struct csim *s, int k)
     return found;
 }
 
+/* The running node that is the metadata controller (ready to build), or -1. */
+static int32_t controller_of(struct csim *s)
+{
+    for (int i = 0; i < s->nodes; i++)
+        if (s->n[i].up && s->n[i].mn != NULL && meta_node_is_controller(s->n[i].mn))
+            return i;
+    return -1;
+}
+
 static void heal_net(struct csim *s)
 {
     sim_net_heal(s->net);
@@ -938,9 +1352,9 @@ static void fault_step(struct csim *s)
         s->heal_at = s->now + rng_range(&s->rng, 50, 2000);
         s->res->partitions++;
         trace(s, "partition %#" PRIx64 " | rest until %" PRIu64, mask, s->heal_at);
-    } else if (r < 42 && s->heal_at == CS_NEVER) { /* a leader cut off with a minority */
-        int k = (int)rng_below(&s->rng, CS_PARTS);
-        int32_t side[CS_NODES_MAX], l = leader_of(s, k);
+    } else if (r < 42 && s->heal_at == CS_NEVER) {     /* a leader cut off with a minority */
+        int k = (int)rng_below(&s->rng, CS_PARTS + 1); /* CS_META: the controller */
+        int32_t side[CS_NODES_MAX], l = k == CS_META ? controller_of(s) : leader_of(s, k);
         size_t count = 0;
         if (l < 0)
             return;
@@ -953,8 +1367,12 @@ static void fault_step(struct csim *s)
         sim_net_partition(s->net, side, count);
         s->heal_at = s->now + rng_range(&s->rng, 100, 2000);
         s->res->partitions++;
-        trace(s, "isolate p%d's leader n%d%s until %" PRIu64, k, l, count > 1 ? " with a mate" : "",
-              s->heal_at);
+        if (k == CS_META)
+            trace(s, "isolate the controller n%d%s until %" PRIu64, l,
+                  count > 1 ? " with a mate" : "", s->heal_at);
+        else
+            trace(s, "isolate p%d's leader n%d%s until %" PRIu64, k, l,
+                  count > 1 ? " with a mate" : "", s->heal_at);
     } else if (r < 50 && s->heal_at == CS_NEVER) { /* one-way cuts */
         uint64_t cuts = rng_range(&s->rng, 1, 3);
         for (uint64_t i = 0; i < cuts; i++) {
@@ -1010,7 +1428,17 @@ static void fault_step(struct csim *s)
 /* ---- the event loop ---------------------------------------------------------------------------
  */
 
-enum cs_event { EV_RESTART, EV_TICK, EV_DISK, EV_NET, EV_HEAL, EV_FAULT, EV_CLIENT, EV_PROBE };
+enum cs_event {
+    EV_RESTART,
+    EV_TICK,
+    EV_DISK,
+    EV_NET,
+    EV_HEAL,
+    EV_FAULT,
+    EV_CLIENT,
+    EV_PROBE,
+    EV_ADMIN
+};
 
 static void pick(uint64_t at, enum cs_event ev, int who, uint64_t *best, enum cs_event *bev,
                  int *bwho)
@@ -1039,8 +1467,10 @@ static uint64_t next_event(struct csim *s, enum cs_event *ev, int *who)
     pick(s->heal_at, EV_HEAL, 0, &best, ev, who);
     if (s->faults_on)
         pick(s->next_fault_ms, EV_FAULT, 0, &best, ev, who);
-    if (s->clients_on)
+    if (s->clients_on) {
         pick(s->next_client_ms, EV_CLIENT, 0, &best, ev, who);
+        pick(s->next_admin_ms, EV_ADMIN, 0, &best, ev, who);
+    }
     if (s->probes_on)
         pick(s->next_probe_ms, EV_PROBE, 0, &best, ev, who);
     return best;
@@ -1066,6 +1496,8 @@ static void handle(struct csim *s, enum cs_event ev, int who)
         break;
     case EV_TICK:
         raft_host_tick(n->host);
+        if (n->mn != NULL)
+            meta_node_tick(n->mn);
         n->next_tick_ms += CS_TICK_MS;
         break;
     case EV_DISK:
@@ -1090,6 +1522,10 @@ static void handle(struct csim *s, enum cs_event ev, int who)
     case EV_PROBE:
         probe_step(s);
         s->next_probe_ms = s->now + CS_PROBE_MS;
+        break;
+    case EV_ADMIN:
+        admin_step(s);
+        s->next_admin_ms = s->now + rng_range(&s->rng, 10, 200);
         break;
     }
 }
@@ -1119,6 +1555,10 @@ static void after_step(struct csim *s)
                       err_str(raft_group_error(pt->g)));
                 exits = true;
             }
+        }
+        if (n->mn != NULL && meta_node_error(n->mn) != 0) {
+            trace(s, "meta n%d stops on an error: %s", n->id, err_str(meta_node_error(n->mn)));
+            exits = true;
         }
         if (exits) { /* the process exits on a storage error; its supervisor restarts it */
             s->res->disk_errors++;
@@ -1182,6 +1622,70 @@ static bool settled(struct csim *s)
     return true;
 }
 
+/* A controller, every broker registered and unfenced, every node applied its whole metadata
+ * log, the same on all, and every image equal. */
+static bool meta_settled(struct csim *s)
+{
+    int32_t c = controller_of(s);
+
+    if (c < 0)
+        return false;
+    int64_t applied = meta_node_applied(s->n[c].mn);
+    for (int i = 0; i < s->nodes; i++) {
+        struct cs_node *n = &s->n[i];
+        if (!n->up || n->mn == NULL || !meta_node_unfenced(n->mn) ||
+            meta_node_applied(n->mn) != applied || log_end_offset(n->meta_log) != applied + 1 ||
+            !meta_image_equal(n->img, s->n[c].img))
+            return false;
+    }
+    return true;
+}
+
+static bool all_settled(struct csim *s)
+{
+    return settled(s) && meta_settled(s);
+}
+
+/* The controller's image shows s->fence_target fenced. */
+static bool target_fenced(struct csim *s)
+{
+    int32_t c = controller_of(s);
+    const struct meta_broker *b;
+
+    return c >= 0 && (b = meta_broker_find(s->n[c].img, s->fence_target)) != NULL && b->fenced;
+}
+
+/* Liveness of broker sessions: a broker cut off from the others past its session is fenced,
+ * and unfenced once the network heals, within stated times. */
+static void fence_check(struct csim *s)
+{
+    int32_t c = controller_of(s), side[1];
+    uint64_t deadline;
+
+    if (c < 0)
+        return;
+    side[0] = (c + 1 + (int32_t)rng_below(&s->rng, (uint64_t)s->nodes - 1)) % s->nodes;
+    s->fence_target = side[0];
+    trace(s, "isolate broker n%d (controller n%d)", side[0], c);
+    sim_net_partition(s->net, side, 1);
+    deadline = s->now + CS_FENCE_MS;
+    run_until(s, deadline, target_fenced);
+    if (!s->failed && !target_fenced(s)) {
+        fail(s, "meta: broker %d isolated for %u ms is not fenced (controller %d)", side[0],
+             CS_FENCE_MS, controller_of(s));
+        s->res->liveness = true;
+        return;
+    }
+    heal_net(s);
+    deadline = s->now + CS_META_SETTLE_MS;
+    run_until(s, deadline, all_settled);
+    if (!s->failed && !all_settled(s)) {
+        fail(s, "after broker %d's isolation the nodes did not settle within %u ms%s", side[0],
+             CS_META_SETTLE_MS, meta_settled(s) ? "" : " (metadata)");
+        s->res->liveness = true;
+    }
+}
+
 /* After settling: every log holds exactly the committed batches, every acknowledged one too. */
 static void final_check(struct csim *s)
 {
@@ -1234,6 +1738,7 @@ static void setup(struct csim *s)
         n->io = io_sim_create();
         for (int k = 0; k < CS_PARTS; k++)
             n->parts[k] = (struct cs_part){.s = s, .n = n, .k = k};
+        n->meta_part = (struct cs_part){.s = s, .n = n, .k = CS_META};
         node_start(s, n);
     }
     trace(s,
@@ -1252,7 +1757,8 @@ static void teardown(struct csim *s)
     }
     sim_net_destroy(s->net);
     buf_deinit(&s->scratch);
-    for (int k = 0; k < CS_PARTS; k++) {
+    free(s->topics);
+    for (int k = 0; k <= CS_META; k++) {
         free(s->p[k].slots);
         free(s->p[k].leader_of_term);
         free(s->p[k].acked_last_of_term);
@@ -1275,6 +1781,7 @@ int csim_run(const struct csim_options *o, struct csim_result *res)
     s->faults_on = s->clients_on = true;
     s->next_fault_ms = rng_range(&s->rng, s->fault_ms_min, s->fault_ms_max);
     s->next_client_ms = 1;
+    s->next_admin_ms = rng_range(&s->rng, 10, 200);
     run_until(s, o->time_ms, NULL);
 
     /* Heal: a calm network, every node running, no injected disk errors. */
@@ -1313,6 +1820,23 @@ int csim_run(const struct csim_options *o, struct csim_result *res)
         fail(s, "the nodes did not catch up within %u ms", CS_SETTLE_MS);
         res->liveness = true;
     }
+    /* The metadata: a controller, equal images, every broker unfenced. */
+    deadline = s->now + CS_META_SETTLE_MS;
+    run_until(s, deadline, meta_settled);
+    if (!s->failed && !meta_settled(s)) {
+        int32_t c = controller_of(s);
+        for (int i = 0; i < s->nodes && c >= 0; i++)
+            trace(s, "meta n%d: applied %" PRId64 ", log end %" PRId64 ", %s, image %s", i,
+                  meta_node_applied(s->n[i].mn), log_end_offset(s->n[i].meta_log),
+                  meta_node_unfenced(s->n[i].mn) ? "unfenced" : "fenced",
+                  meta_image_equal(s->n[i].img, s->n[c].img) ? "equal" : "differs");
+        fail(s, "metadata did not converge within %u ms (controller %d)", CS_META_SETTLE_MS, c);
+        res->liveness = true;
+    }
+    if (!s->failed)
+        fence_check(s);
+    for (int i = 0; i < s->nodes && !s->failed; i++)
+        check_image(s, &s->n[i], "at the end");
     if (!s->failed)
         final_check(s);
 

@@ -1,8 +1,9 @@
 /*
- * The whole-cluster simulator (issue 12, stage 1): N complete nodes in one process, each a real
- * Raft host (cluster/raft_host.h) with several partition groups over real partition logs on its
- * own simulated disk (io_sim), all talking over one simulated network (sim_net), on one
- * simulated clock, every choice drawn from one seeded PRNG, so a seed replays exactly.
+ * The whole-cluster simulator (issue 12, stages 1 and 2): N complete nodes in one process, each a
+ * real Raft host (cluster/raft_host.h) with several partition groups over real partition logs
+ * and the metadata group (cluster/meta_node.h) over its metadata log on its own simulated disk
+ * (io_sim), all talking over one simulated network (sim_net), on one simulated clock, every
+ * choice drawn from one seeded PRNG, so a seed replays exactly.
  *
  * It owns everything of one run: csim_run() builds the nodes, the network, the clients and the
  * record of what was committed and acknowledged, and frees them before it returns.
