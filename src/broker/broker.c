@@ -758,8 +758,7 @@ void broker_reconcile(struct broker *b)
             fprintf(stderr, "chronik: cannot open the partitions of %s: %s\n", mt->name,
                     err_str(rc));
     }
-    for (uint32_t i = 0; i < b->meta.topic_count; i++)
-        broker_topic_reconfigure(b, b->meta.topics[i]->name);
+    /* The dynamic broker configs, then every topic's configuration on its open logs. */
     broker_apply_dynamic_configs(b);
 }
 

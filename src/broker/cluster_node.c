@@ -199,6 +199,15 @@ static void forward_send(struct broker_cluster *c, struct forward *f)
 void broker_forward(struct broker *b, struct slice frame, broker_forward_fn done, void *ctx)
 {
     struct broker_cluster *c = b->cluster;
+    /* The copy is a client's size: bounded by what one controller RPC carries. */
+    if (frame.len > CLUSTER_RPC_BYTES_MAX) {
+        fprintf(stderr,
+                "chronik: an admin request of %zu bytes is over the %u bytes a request forwarded "
+                "to the controller may have; closing its connection\n",
+                frame.len, (unsigned)CLUSTER_RPC_BYTES_MAX);
+        done(ctx, NULL);
+        return;
+    }
     struct forward *f = xcalloc(1, sizeof(*f));
     buf_init(&f->frame);
     buf_init(&f->response);
@@ -562,7 +571,6 @@ static int open_meta_node(struct broker_cluster *c, int64_t applied)
         .self = cfg->node_id,
         .voters = c->voters,
         .voter_count = c->voter_count,
-        .tick_ms = BROKER_RAFT_TICK_MS,
         .election_ticks =
             (uint32_t)(cfg->controller_quorum_election_timeout_ms / BROKER_RAFT_TICK_MS),
         .heartbeat_ticks = 1,

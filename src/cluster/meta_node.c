@@ -102,7 +102,7 @@ struct meta_node {
 
     int64_t applied;
     uint64_t applied_bytes; /* applied since the last snapshot */
-    int64_t snapshot_offset, snapshot_prev_offset;
+    int64_t snapshot_offset;
     struct buf read_buf;
 
     int32_t leader;
@@ -266,7 +266,6 @@ static void maybe_snapshot(struct meta_node *mn)
     }
     mn->applied_bytes = 0;
     int64_t drop = mn->snapshot_offset;
-    mn->snapshot_prev_offset = mn->snapshot_offset;
     mn->snapshot_offset = mn->applied;
     if (drop >= 0 && drop + 1 > log_start_offset(mn->env.log)) {
         rc = mn->group != NULL ? raft_group_compact(mn->group, drop + 1)
@@ -1033,7 +1032,6 @@ int meta_node_open(const struct meta_node_config *cfg, const struct meta_node_en
         mn->h = *h;
     mn->applied = applied;
     mn->snapshot_offset = applied;
-    mn->snapshot_prev_offset = -1;
     mn->leader = -1;
     mn->catch_up_to = -1;
     buf_init(&mn->read_buf);

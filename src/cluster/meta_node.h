@@ -44,7 +44,6 @@ struct meta_node_config {
     int32_t self;
     const int32_t *voters; /* the metadata group's voters; self among them, or an observer */
     uint32_t voter_count;
-    uint32_t tick_ms; /* how often the caller calls meta_node_tick (and raft_host_tick) */
     uint32_t election_ticks;
     uint32_t heartbeat_ticks;
     uint64_t seed;
@@ -91,7 +90,7 @@ int meta_node_open(const struct meta_node_config *cfg, const struct meta_node_en
                    struct meta_node **out);
 /* Closes the group (queued operations fail with ERR_CLOSED) and frees mn. */
 void meta_node_close(struct meta_node *mn);
-/* Every cfg->tick_ms, after raft_host_tick. */
+/* Every tick of the caller's timer (election_ticks count them), after raft_host_tick. */
 void meta_node_tick(struct meta_node *mn);
 /* An RPC this module serves or awaits (BrokerRegistration, BrokerHeartbeat); false for others. */
 bool meta_node_on_rpc(struct meta_node *mn, const struct wire_rpc *r);

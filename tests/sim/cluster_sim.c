@@ -872,7 +872,6 @@ static void meta_start(struct csim *s, struct cs_node *n, const struct log_env *
         .self = n->id,
         .voters = voters,
         .voter_count = (uint32_t)s->nodes,
-        .tick_ms = CS_TICK_MS,
         .election_ticks = CS_ELECTION_TICKS,
         .heartbeat_ticks = CS_HEARTBEAT_TICKS,
         .seed = rng_next(&s->rng),

@@ -144,7 +144,6 @@ static void node_start(struct world *w, struct node *n)
         .self = n->id,
         .voters = w->voters,
         .voter_count = (uint32_t)w->count,
-        .tick_ms = TICK_MS,
         .election_ticks = ELECTION_TICK,
         .heartbeat_ticks = 1,
         .seed = rng_next(&w->rng),
