@@ -623,9 +623,14 @@ static void leader_append_resp(struct raft *r, int idx, const struct raft_msg *m
             p->state = PROGRESS_PROBE;
             p->next = m->index + 1;
         }
+        int64_t commit_before = r->commit;
         maybe_commit(r);
         if (r->role != RAFT_LEADER)
             return;
+        /* A follower that was not part of the commit just made (it was told a commit capped at
+         * what it held) and holds all of it now learns it at once, not at the next heartbeat. */
+        if (r->commit == commit_before && old < r->commit && m->index >= r->commit)
+            send_append(r, (int)idx, true);
         maybe_send_timeout_now(r, idx);
     } else {
         /* No progress: an answer to an append not yet durable there, or a stale one. A
