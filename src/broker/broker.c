@@ -1138,7 +1138,7 @@ int broker_open(const struct broker_config *cfg, const struct broker_env *env, s
     rc = check_identity(b, &props, &props_found);
     if (rc < 0)
         goto fail;
-    rc = broker_cluster_open(b);
+    rc = broker_cluster_open(b, props_found ? &props : NULL);
     if (rc < 0)
         goto fail;
     /* A node alone in its metadata group leads it at once: it serves before broker_open

@@ -208,7 +208,9 @@ bool broker_hosts(const struct broker *b, const struct meta_partition *mp);
 
 /* ---- cluster_node.c: the cluster transport, the Raft host and the metadata node ---------- */
 
-int broker_cluster_open(struct broker *b);
+struct meta_properties;
+/* props: the data directory's meta.properties as broker.c read and checked it, or NULL. */
+int broker_cluster_open(struct broker *b, const struct meta_properties *props);
 /* clean: the metadata log is closed cleanly; otherwise left as a killed process leaves it. */
 void broker_cluster_close(struct broker *b, bool clean);
 /* Sends what the Raft host and the metadata node queued, once this loop iteration's work is

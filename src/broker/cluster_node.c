@@ -712,7 +712,7 @@ static int open_transport(struct broker_cluster *c)
     return 0;
 }
 
-int broker_cluster_open(struct broker *b)
+int broker_cluster_open(struct broker *b, const struct meta_properties *found_props)
 {
     const struct broker_config *cfg = b->cfg;
     struct broker_cluster *c = xcalloc(1, sizeof(*c));
@@ -734,13 +734,11 @@ int broker_cluster_open(struct broker *b)
         return rc;
 
     /* The cluster id: the directory's (meta.properties, or the metadata of an older version),
-     * a new one for the first voter of a new cluster, else learned from the peers. */
+     * a new one for the first voter of a new cluster, else learned from the first voter. */
     struct meta_properties props = {0};
-    bool found = false;
-    char why[BROKER_CONFIG_ERROR_BYTES_MAX];
-    rc = meta_properties_load(b->io, cfg->log_dir, &props, &found, why, sizeof(why));
-    if (rc < 0)
-        return rc; /* broker.c checked it already and said why */
+    bool found = found_props != NULL;
+    if (found)
+        props = *found_props;
     bool migrated = false;
     rc = migrate_store(c, &migrated);
     if (rc < 0)
