@@ -301,3 +301,31 @@ def test_node_of_another_cluster_is_refused(tmp_path):
         assert not serving(stranger.port)
     finally:
         c.stop()
+
+
+def test_consumer_group_rebalances_across_nodes(cluster):
+    # Catches: members that reach the coordinator through different nodes split into two
+    # groups, or a rebalance that never hands a leaving member's partitions to the other.
+    topic = "t-" + uuid.uuid4().hex[:8]
+    group = "g-" + uuid.uuid4().hex[:8]
+    create_topic(cluster.bootstrap(1), topic, 6)
+
+    def member(node):
+        c = Consumer({"bootstrap.servers": cluster.bootstrap(node), "group.id": group,
+                      "auto.offset.reset": "earliest", "enable.auto.commit": False})
+        c.subscribe([topic])
+        return c
+
+    def poll_until(cs, cond):
+        deadline = time.monotonic() + TIMEOUT_S
+        while not cond():
+            assert time.monotonic() < deadline, [len(c.assignment()) for c in cs]
+            for c in cs:
+                c.poll(0.1)
+
+    a, b = member(1), member(3)
+    poll_until([a, b], lambda: len(a.assignment()) == 3 and len(b.assignment()) == 3)
+    assert {tp.partition for tp in a.assignment() + b.assignment()} == set(range(6))
+    b.close()
+    poll_until([a], lambda: len(a.assignment()) == 6)
+    a.close()
