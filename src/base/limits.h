@@ -110,6 +110,8 @@
 #define META_SNAPSHOT_BYTES         (4u * MIB)  /* metadata log applied between two snapshots */
 #define META_APPLY_READ_BYTES       (1u * MIB)  /* metadata log read per step of apply or fetch */
 #define META_FETCH_RETRY_MS         1000u    /* an observer's unanswered metadata fetch is sent again */
+#define META_REPORT_BATCH_MAX       1024u    /* partitions in one AlterPartition request */
+#define META_REPORT_RETRY_MS        2000u    /* an unanswered AlterPartition is sent again */
 
 /* ---- cluster (transport: wire format, transports, simulated network) ------------------- */
 #define CLUSTER_FRAME_BYTES_MAX     (LOG_BATCH_BYTES_MAX + 1u * MIB) /* one frame: the largest batch fits */
@@ -177,6 +179,7 @@
 
 /* ---- broker: the cluster (broker/cluster_node.c) ----------------------------------------- */
 #define BROKER_RAFT_TICK_MS              50u         /* the Raft host's tick */
+#define BROKER_PARTITION_HEARTBEAT_TICKS 2u          /* a partition leader heartbeats every 2 ticks */
 #define BROKER_FORWARD_TIMEOUT_MS        30000u      /* an admin request forwarded to the controller */
 #define BROKER_FORWARD_RETRY_MS          100u        /* wait before sending it to a new controller */
 #define BROKER_META_SEGMENT_BYTES        (16u * MIB) /* segments of the metadata log */

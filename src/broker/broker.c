@@ -141,6 +141,11 @@ struct replica *broker_replica(struct broker *b, const char *name, size_t len, i
     return t->replicas[partition];
 }
 
+bool broker_topic_is_tombstone(const struct broker_topic *t)
+{
+    return t == &tombstone;
+}
+
 static void opener_want(struct broker *b, const struct broker_topic *t, uint32_t partition);
 
 int16_t broker_replica_error(struct broker *b, const char *name, size_t len, int32_t partition)
@@ -186,11 +191,25 @@ static void topic_resize(struct broker_topic *t, const struct meta_topic *mt,
                          const struct broker *b, uint32_t from, uint32_t count)
 {
     t->replicas = xrealloc(t->replicas, count * sizeof(*t->replicas));
+    t->parts = xrealloc(t->parts, count * sizeof(*t->parts));
     t->open_errors = xrealloc(t->open_errors, count * sizeof(*t->open_errors));
     for (uint32_t p = from; p < count; p++) {
         t->replicas[p] = NULL;
+        t->parts[p] = NULL;
         t->open_errors[p] = broker_hosts(b, &mt->partitions[p]) ? 0 : OPEN_ELSEWHERE;
     }
+}
+
+/* Puts a replicated partition's new replica under its group; one that cannot be is closed. */
+static int attach_or_drop(struct broker *b, struct broker_topic *t, const struct meta_topic *mt,
+                          uint32_t p)
+{
+    int rc = broker_replica_attach(b, t, mt, p);
+    if (rc != 0) {
+        replica_abandon(t->replicas[p]);
+        t->replicas[p] = NULL;
+    }
+    return rc;
 }
 
 static int open_replicas(struct broker *b, const struct meta_topic *mt, struct broker_topic *t,
@@ -209,6 +228,8 @@ static int open_replicas(struct broker *b, const struct meta_topic *mt, struct b
         broker_topic_log_config(b, mt, &cfg);
         if (rc == 0)
             rc = replica_open(&env, dir, &cfg, mt->partitions[p].leader_epoch, &t->replicas[p]);
+        if (rc == 0)
+            rc = attach_or_drop(b, t, mt, p);
         if (rc == ERR_DAMAGED) {
             /* The log said why in one line; the partition stays offline (no replica, its open
              * error kept: clients are told it has no leader and KAFKA_STORAGE_ERROR) while every
@@ -229,14 +250,17 @@ static int open_replicas(struct broker *b, const struct meta_topic *mt, struct b
 static void topic_free(struct broker_topic *t, bool clean)
 {
     for (uint32_t p = 0; p < t->partition_count; p++) {
-        if (t->replicas[p] == NULL)
-            continue; /* still opening, or its log failed to open */
-        if (clean)
-            replica_close(t->replicas[p]);
-        else
-            replica_abandon(t->replicas[p]);
+        if (t->replicas[p] != NULL) {
+            /* (NULL: still opening, or its log failed to open) */
+            if (clean)
+                replica_close(t->replicas[p]);
+            else
+                replica_abandon(t->replicas[p]);
+        }
+        broker_part_free(t, p);
     }
     free(t->replicas);
+    free(t->parts);
     free(t->open_errors);
     free(t->name);
     free(t);
@@ -353,6 +377,12 @@ static void install(struct broker *b, struct open_job *j)
     int rc = log_set_config(replica_log(j->replica), &cfg);
     ASSERT(rc == 0); /* validated against the same bounds when it was set */
     t->replicas[j->partition] = j->replica;
+    rc = attach_or_drop(b, t, mt, j->partition);
+    if (rc != 0) {
+        fprintf(stderr, "chronik: cannot start the Raft group of partition %s: %s\n", j->dir,
+                err_str(rc));
+        t->open_errors[j->partition] = rc;
+    }
 }
 
 static void opener_free(struct broker *b)
@@ -572,6 +602,17 @@ static void ctl_why(struct breq *rq, const struct meta_ctl_result *res, struct p
     *why = admin_printf(&rq->arena, "%s", res->message);
 }
 
+int16_t broker_default_replication_factor(const struct broker *b)
+{
+    if (b->cfg->default_replication_factor > 0)
+        return (int16_t)b->cfg->default_replication_factor;
+    /* Not set: as many replicas as there are brokers, up to three (Kafka's default is 1). */
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < b->meta.broker_count; i++)
+        n += !b->meta.brokers[i].fenced;
+    return (int16_t)(n < 1 ? 1 : n > 3 ? 3 : n);
+}
+
 int broker_create_topic(struct breq *rq, const char *name, size_t len, int32_t partitions,
                         int16_t replication_factor, const char *const *config_keys,
                         const char *const *config_values, uint32_t config_count, bool validate_only,
@@ -582,14 +623,7 @@ int broker_create_topic(struct breq *rq, const char *name, size_t len, int32_t p
     if (partitions == -1)
         partitions = b->cfg->num_partitions;
     if (replication_factor == -1)
-        replication_factor = (int16_t)b->cfg->default_replication_factor;
-    if (replication_factor > 1) {
-        *why = admin_printf(&rq->arena,
-                            "Replication factor %d is not supported yet: every partition has one "
-                            "replica (replication factor 1) until replicated partitions land",
-                            (int)replication_factor);
-        return KAFKA_INVALID_REPLICATION_FACTOR;
-    }
+        replication_factor = broker_default_replication_factor(b);
     char *copy = arena_strndup(&rq->arena, name, len);
     struct meta_ctl_config *cfgs = arena_calloc(&rq->arena, config_count, sizeof(*cfgs));
     if (copy == NULL || (config_count > 0 && cfgs == NULL))
@@ -710,6 +744,7 @@ static void retire_topic(struct broker *b, struct broker_topic *t)
             replica_abandon(t->replicas[p]);
             t->replicas[p] = NULL;
         }
+        broker_part_free(t, p);
         int rc = partition_dir(b, t->name, p, dir, sizeof(dir));
         if (rc == 0)
             rc = retire_dir(b, dir, t->name, p, &t->id);
@@ -1210,6 +1245,8 @@ static void broker_free(struct broker *b, bool clean)
             topic_free(t, clean);
     }
     free(b->topics);
+    /* Every partition's group closed with its replica: the Raft host goes now. */
+    broker_cluster_free(b);
     /* Completions of the last syncs arrive through the flusher; the logs waited for them. */
     log_flusher_drain(b->flusher);
     loop_fd_stop(b->loop, &b->flusher_watch);

@@ -44,6 +44,7 @@ struct broker_topic {
     struct meta_uuid id;
     uint32_t partition_count;
     struct replica **replicas;
+    struct broker_part **parts; /* replicated partitions hosted here (replication.c), or NULL */
     int *open_errors;
     uint32_t open_job_first; /* the start-up opener's job of partition 0 */
 };
@@ -174,6 +175,8 @@ int16_t broker_replica_error(struct broker *b, const char *name, size_t len, int
  */
 typedef void (*broker_admin_finish_fn)(struct breq *rq, int16_t err);
 void broker_admin_commit(struct breq *rq, broker_admin_finish_fn finish);
+/* default.replication.factor, or when it is not set min(3, registered unfenced brokers). */
+int16_t broker_default_replication_factor(const struct broker *b);
 /* Stages a topic creation. Returns 0 or a Kafka error code (positive) with a message in *why
  * (the request's arena) for the response; *id is the new topic's id. */
 int broker_create_topic(struct breq *rq, const char *name, size_t len, int32_t partitions,
@@ -211,8 +214,11 @@ bool broker_hosts(const struct broker *b, const struct meta_partition *mp);
 struct meta_properties;
 /* props: the data directory's meta.properties as broker.c read and checked it, or NULL. */
 int broker_cluster_open(struct broker *b, const struct meta_properties *props);
-/* clean: the metadata log is closed cleanly; otherwise left as a killed process leaves it. */
+/* clean: the metadata log is closed cleanly; otherwise left as a killed process leaves it.
+ * The Raft host stays for the partitions' groups until broker_cluster_free. */
 void broker_cluster_close(struct broker *b, bool clean);
+/* Destroys the Raft host (every partition closed) and the cluster wiring. */
+void broker_cluster_free(struct broker *b);
 /* Sends what the Raft host and the metadata node queued, once this loop iteration's work is
  * done. */
 void broker_cluster_kick(struct broker *b);
@@ -286,8 +292,8 @@ struct broker_leader {
 };
 
 /* The partition's leader; false when the image has no such partition. */
-bool broker_partition_leader(const struct broker *b, const char *topic, size_t len,
-                             int32_t partition, struct broker_leader *out);
+bool broker_partition_leader(struct broker *b, const char *topic, size_t len, int32_t partition,
+                             struct broker_leader *out);
 /*
  * What the image alone says of a data request (Produce, Fetch, ListOffsets,
  * OffsetForLeaderEpoch, DeleteRecords) for a partition, before its replica is looked at:
@@ -296,9 +302,8 @@ bool broker_partition_leader(const struct broker *b, const char *topic, size_t l
  * older / newer than the image's, as Kafka checks the epoch first; NOT_LEADER_OR_FOLLOWER when
  * another node or none leads it; else KAFKA_NONE. *out (may be NULL) is the leader.
  */
-int16_t broker_partition_check(const struct broker *b, const char *topic, size_t len,
-                               int32_t partition, int32_t current_leader_epoch,
-                               struct broker_leader *out);
+int16_t broker_partition_check(struct broker *b, const char *topic, size_t len, int32_t partition,
+                               int32_t current_leader_epoch, struct broker_leader *out);
 
 /* ---- reaper.c: removes marked (deleted) partition directories on its own thread ---------- */
 
@@ -361,5 +366,26 @@ void list_groups_handle(struct breq *rq);
 void describe_groups_handle(struct breq *rq);
 void delete_groups_handle(struct breq *rq);
 void offset_delete_handle(struct breq *rq);
+
+/* ---- replicated partitions (replication.c) ---- */
+struct broker_part;
+/* The node's Raft host (cluster_node.c), NULL before the cluster wiring opened it. */
+struct raft_host *broker_raft_host(struct broker *b);
+/* Puts partition p's freshly installed replica under its Raft group when the partition has more
+ * than one replica (0 otherwise); ERR_* of replica_attach. */
+int broker_replica_attach(struct broker *b, struct broker_topic *t, const struct meta_topic *mt,
+                          uint32_t p);
+/* Frees t->parts[p] (after its replica closed). */
+void broker_part_free(struct broker_topic *t, uint32_t p);
+/* Once per Raft tick: ISR bookkeeping and leadership reports of every replicated partition. */
+void broker_replicas_tick(struct broker *b);
+/* This node's own view of a replicated partition it hosts (the group's leader and term);
+ * false for any other partition. */
+bool broker_replica_view(struct broker *b, const char *topic, size_t len, int32_t partition,
+                         struct broker_leader *out);
+/* A slot of b->topics holding a live topic. */
+bool broker_topic_is_tombstone(const struct broker_topic *t);
+/* The group coordinator: partition p of __consumer_offsets changed leadership here. */
+void groups_leadership_changed(struct broker *b, uint32_t p);
 
 #endif

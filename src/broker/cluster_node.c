@@ -101,6 +101,11 @@ struct meta_node *broker_meta_node(struct broker *b)
     return b->cluster != NULL ? b->cluster->mn : NULL;
 }
 
+struct raft_host *broker_raft_host(struct broker *b)
+{
+    return b->cluster != NULL ? b->cluster->host : NULL;
+}
+
 /* ---- flushing the transport --------------------------------------------------------------- */
 
 static void on_flush_task(void *ctx)
@@ -499,6 +504,7 @@ static void on_tick(void *ctx)
     if (c->mn == NULL)
         probe_first_voter(c);
     raft_host_tick(c->host);
+    broker_replicas_tick(c->b);
     if (c->mn != NULL) {
         meta_node_tick(c->mn);
         check_serving(c);
@@ -848,6 +854,14 @@ void broker_cluster_close(struct broker *b, bool clean)
         log_close(c->log);
     else if (c->log != NULL)
         log_abandon(c->log);
+    c->log = NULL;
+}
+
+void broker_cluster_free(struct broker *b)
+{
+    struct broker_cluster *c = b->cluster;
+    if (c == NULL)
+        return;
     if (c->host != NULL)
         raft_host_destroy(c->host);
     free(c);

@@ -108,12 +108,13 @@ const struct broker_config_key broker_config_keys[BROKER_KEY_COUNT] = {
         {
             .name = "default.replication.factor",
             .type = BROKER_CONFIG_INT,
-            .default_value = "1",
+            .default_value = NULL,
             .min = 1,
             .max = RAFT_VOTERS_MAX,
             .synonym_of = BROKER_KEY_DEFAULT_REPLICATION_FACTOR,
             .read_only = true,
-            .doc = "Replicas of a topic created without a replication factor.",
+            .doc = "Replicas of a topic created without a replication factor; when not set, "
+                   "min(3, registered brokers).",
         },
     [BROKER_KEY_MIN_INSYNC_REPLICAS] =
         {
@@ -414,6 +415,61 @@ const struct broker_config_key broker_config_keys[BROKER_KEY_COUNT] = {
             .read_only = true,
             .doc = "Milliseconds without a heartbeat after which the controller fences a node "
                    "(no longer offered to clients as a leader or coordinator).",
+        },
+    [BROKER_KEY_REPLICA_LAG_TIME_MAX_MS] =
+        {
+            .name = "replica.lag.time.max.ms",
+            .type = BROKER_CONFIG_INT,
+            .default_value = "30000",
+            .min = BROKER_RAFT_TICK_MS,
+            .max = 3600000,
+            .synonym_of = BROKER_KEY_REPLICA_LAG_TIME_MAX_MS,
+            .read_only = true,
+            .doc = "Milliseconds a follower may go without reaching the leader's log end before "
+                   "the leader takes it out of the ISR.",
+        },
+    [BROKER_KEY_CONTROLLED_SHUTDOWN_ENABLE] =
+        {
+            .name = "controlled.shutdown.enable",
+            .type = BROKER_CONFIG_BOOLEAN,
+            .default_value = "true",
+            .synonym_of = BROKER_KEY_CONTROLLED_SHUTDOWN_ENABLE,
+            .read_only = true,
+            .doc = "Whether SIGTERM first hands every leadership of this node to an in-sync "
+                   "follower.",
+        },
+    [BROKER_KEY_CONTROLLED_SHUTDOWN_TIMEOUT_MS] =
+        {
+            .name = "controlled.shutdown.timeout.ms",
+            .type = BROKER_CONFIG_INT,
+            .default_value = "10000",
+            .min = 0,
+            .max = 3600000,
+            .synonym_of = BROKER_KEY_CONTROLLED_SHUTDOWN_TIMEOUT_MS,
+            .read_only = true,
+            .doc = "Longest a controlled shutdown waits for its leadership transfers.",
+        },
+    [BROKER_KEY_AUTO_LEADER_REBALANCE_ENABLE] =
+        {
+            .name = "auto.leader.rebalance.enable",
+            .type = BROKER_CONFIG_BOOLEAN,
+            .default_value = "true",
+            .synonym_of = BROKER_KEY_AUTO_LEADER_REBALANCE_ENABLE,
+            .read_only = true,
+            .doc = "Whether a leader hands its partition back to the preferred replica (the "
+                   "first) once that one is in sync.",
+        },
+    [BROKER_KEY_LEADER_IMBALANCE_CHECK_INTERVAL_SECONDS] =
+        {
+            .name = "leader.imbalance.check.interval.seconds",
+            .type = BROKER_CONFIG_INT,
+            .default_value = "300",
+            .min = 1,
+            .max = 86400,
+            .synonym_of = BROKER_KEY_LEADER_IMBALANCE_CHECK_INTERVAL_SECONDS,
+            .read_only = true,
+            .doc = "Seconds between a node's checks for leaderships to hand back to preferred "
+                   "replicas.",
         },
 };
 
@@ -1433,6 +1489,15 @@ static void apply_number(struct broker_config *config, enum broker_config_key_id
     case BROKER_KEY_BROKER_SESSION_TIMEOUT_MS:
         config->broker_session_timeout_ms = (int32_t)v;
         break;
+    case BROKER_KEY_REPLICA_LAG_TIME_MAX_MS:
+        config->replica_lag_time_max_ms = (int32_t)v;
+        break;
+    case BROKER_KEY_CONTROLLED_SHUTDOWN_TIMEOUT_MS:
+        config->controlled_shutdown_timeout_ms = (int32_t)v;
+        break;
+    case BROKER_KEY_LEADER_IMBALANCE_CHECK_INTERVAL_SECONDS:
+        config->leader_imbalance_check_interval_seconds = (int32_t)v;
+        break;
     default:
         UNREACHABLE();
     }
@@ -1494,6 +1559,12 @@ static void apply_value(struct broker_config *config, enum broker_config_key_id 
         break;
     case BROKER_KEY_AUTO_CREATE_TOPICS_ENABLE:
         config->auto_create_topics_enable = strcasecmp(text, "true") == 0;
+        break;
+    case BROKER_KEY_CONTROLLED_SHUTDOWN_ENABLE:
+        config->controlled_shutdown_enable = strcasecmp(text, "true") == 0;
+        break;
+    case BROKER_KEY_AUTO_LEADER_REBALANCE_ENABLE:
+        config->auto_leader_rebalance_enable = strcasecmp(text, "true") == 0;
         break;
     case BROKER_KEY_COMPRESSION_TYPE:
         ASSERT(strlen(text) < sizeof(config->compression_type));
@@ -1704,6 +1775,12 @@ void broker_config_value(const struct broker_config *config, enum broker_config_
     case BROKER_KEY_AUTO_CREATE_TOPICS_ENABLE:
         snprintf(out, out_bytes, "%s", config->auto_create_topics_enable ? "true" : "false");
         return;
+    case BROKER_KEY_CONTROLLED_SHUTDOWN_ENABLE:
+        snprintf(out, out_bytes, "%s", config->controlled_shutdown_enable ? "true" : "false");
+        return;
+    case BROKER_KEY_AUTO_LEADER_REBALANCE_ENABLE:
+        snprintf(out, out_bytes, "%s", config->auto_leader_rebalance_enable ? "true" : "false");
+        return;
     case BROKER_KEY_COMPRESSION_TYPE:
         snprintf(out, out_bytes, "%s", config->compression_type);
         return;
@@ -1781,6 +1858,15 @@ void broker_config_value(const struct broker_config *config, enum broker_config_
         break;
     case BROKER_KEY_BROKER_SESSION_TIMEOUT_MS:
         v = config->broker_session_timeout_ms;
+        break;
+    case BROKER_KEY_REPLICA_LAG_TIME_MAX_MS:
+        v = config->replica_lag_time_max_ms;
+        break;
+    case BROKER_KEY_CONTROLLED_SHUTDOWN_TIMEOUT_MS:
+        v = config->controlled_shutdown_timeout_ms;
+        break;
+    case BROKER_KEY_LEADER_IMBALANCE_CHECK_INTERVAL_SECONDS:
+        v = config->leader_imbalance_check_interval_seconds;
         break;
     default:
         UNREACHABLE();

@@ -75,6 +75,11 @@ enum broker_config_key_id {
     BROKER_KEY_CONTROLLER_QUORUM_ELECTION_TIMEOUT_MS,
     BROKER_KEY_BROKER_HEARTBEAT_INTERVAL_MS,
     BROKER_KEY_BROKER_SESSION_TIMEOUT_MS,
+    BROKER_KEY_REPLICA_LAG_TIME_MAX_MS,
+    BROKER_KEY_CONTROLLED_SHUTDOWN_ENABLE,
+    BROKER_KEY_CONTROLLED_SHUTDOWN_TIMEOUT_MS,
+    BROKER_KEY_AUTO_LEADER_REBALANCE_ENABLE,
+    BROKER_KEY_LEADER_IMBALANCE_CHECK_INTERVAL_SECONDS,
     BROKER_KEY_COUNT,
 };
 
@@ -134,7 +139,7 @@ struct broker_config {
     struct broker_listener listener;   /* listeners: where the Kafka protocol is served */
     struct broker_listener advertised; /* advertised.listeners: what Metadata tells clients */
     int32_t num_partitions;
-    int32_t default_replication_factor;
+    int32_t default_replication_factor; /* 0: not set (min(3, registered brokers)) */
     int32_t min_insync_replicas;
     bool auto_create_topics_enable;
     int32_t log_segment_bytes;
@@ -169,6 +174,11 @@ struct broker_config {
                                                     * to twice it) */
     int32_t broker_heartbeat_interval_ms;          /* to the controller */
     int32_t broker_session_timeout_ms;             /* fenced after this without heartbeats */
+    int32_t replica_lag_time_max_ms;               /* a follower this far behind leaves the ISR */
+    bool controlled_shutdown_enable;               /* SIGTERM hands leaderships over first */
+    int32_t controlled_shutdown_timeout_ms;        /* bound on that hand-over */
+    bool auto_leader_rebalance_enable;             /* leaderships go back to preferred replicas */
+    int32_t leader_imbalance_check_interval_seconds;
 };
 
 /* Where a setting came from; a later (greater) source wins over an earlier one. */

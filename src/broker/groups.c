@@ -218,7 +218,8 @@ static void do_append(struct groups *gs, const struct group_fx *fx)
         a->id = fx->append_id;
         a->wait = fx->token;
         struct log_append_result res;
-        rc = replica_append(r, batch.data, batch.len, &a->commit, on_append_commit, a, &res);
+        rc = replica_append(r, batch.data, batch.len, REPLICA_WAIT_COMMIT, 1, &a->commit,
+                            on_append_commit, a, &res);
         if (rc == 0) {
             a->next = gs->inflight;
             gs->inflight = a;
@@ -420,17 +421,33 @@ static bool load_all_step(struct groups *gs)
     return more;
 }
 
+static void follow_leaders(struct groups *gs);
+
 static void on_load_timer(void *ctx)
 {
     struct groups *gs = ctx;
+    follow_leaders(gs);
     if (load_all_step(gs) && loop_timer_start(gs->b->loop, &gs->load_timer, 0, 0) < 0)
         while (load_all_step(gs)) /* no timer left: finish now rather than never */
             ;
     drain(gs);
 }
 
+void groups_leadership_changed(struct broker *b, uint32_t p)
+{
+    struct groups *gs = b->groups;
+    (void)p;
+    if (gs == NULL || !gs->topic_ready)
+        return;
+    /* Looked at from the loop, not from inside the Raft host's callback that said so. */
+    gs->followed = false;
+    if (!loop_timer_active(&gs->load_timer))
+        (void)loop_timer_start(b->loop, &gs->load_timer, 0, 0);
+}
+
 /*
- * Coordinates exactly the partitions of __consumer_offsets the image says this node leads: one
+ * Coordinates exactly the partitions of __consumer_offsets this node leads (a replicated one
+ * by its group's own view, which tells of every change: groups_leadership_changed): one
  * that came here starts loading, one that left is unloaded (its groups dropped, their parked
  * JoinGroup and SyncGroup answered NOT_COORDINATOR), so clients find the new coordinator.
  * Looks again only when the image changed.

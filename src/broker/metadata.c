@@ -21,13 +21,17 @@ static int fill_partition(struct breq *rq, const struct meta_topic *t, uint32_t 
     const struct meta_partition *mp = &t->partitions[p];
     op->error_code = KAFKA_NONE;
     op->partition_index = (int32_t)p;
-    op->leader_id = mp->leader;
-    op->leader_epoch = mp->leader_epoch;
+    /* The leader as this node knows it: a replicated partition hosted here by its group's own
+     * view (fresher than the image, which hears of it from the leader's report). */
+    struct broker_leader l;
+    broker_partition_leader(b, t->name, strlen(t->name), (int32_t)p, &l);
+    op->leader_id = l.id;
+    op->leader_epoch = l.epoch;
     op->replica_nodes.count = mp->replica_count;
     op->replica_nodes.items = (int32_t *)mp->replicas;
     op->isr_nodes.count = mp->isr_count;
     op->isr_nodes.items = (int32_t *)mp->isr;
-    int16_t local = mp->leader == b->cfg->node_id
+    int16_t local = l.id == b->cfg->node_id
                         ? broker_replica_error(b, t->name, strlen(t->name), (int32_t)p)
                         : KAFKA_NONE;
     int32_t *offline = arena_calloc(&rq->arena, (size_t)mp->replica_count + 1, sizeof(*offline));
@@ -45,7 +49,7 @@ static int fill_partition(struct breq *rq, const struct meta_topic *t, uint32_t 
     /* No leader, a fenced or unknown one, a log still opening at start-up (opened next; Kafka
      * shows a partition it is still loading so), or a failed log: no leader to send to, so
      * clients wait and refresh instead of sending. */
-    if (!broker_node_alive(b, mp->leader, NULL) || local == KAFKA_NOT_LEADER_OR_FOLLOWER ||
+    if (!broker_node_alive(b, op->leader_id, NULL) || local == KAFKA_NOT_LEADER_OR_FOLLOWER ||
         local == KAFKA_KAFKA_STORAGE_ERROR) {
         op->error_code = KAFKA_LEADER_NOT_AVAILABLE;
         op->leader_id = -1;

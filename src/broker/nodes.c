@@ -98,8 +98,8 @@ struct broker_node *broker_nodes_alive(struct breq *rq, size_t *count)
     return nodes;
 }
 
-bool broker_partition_leader(const struct broker *b, const char *topic, size_t len,
-                             int32_t partition, struct broker_leader *out)
+bool broker_partition_leader(struct broker *b, const char *topic, size_t len, int32_t partition,
+                             struct broker_leader *out)
 {
     *out = (struct broker_leader){.id = -1, .epoch = -1};
     if (topic == NULL || partition < 0)
@@ -107,6 +107,9 @@ bool broker_partition_leader(const struct broker *b, const char *topic, size_t l
     const struct meta_topic *mt = meta_topic_find(&b->meta, topic, len);
     if (mt == NULL || (uint32_t)partition >= mt->partition_count)
         return false;
+    /* A replicated partition hosted here: its group knows better than the image. */
+    if (broker_replica_view(b, topic, len, partition, out))
+        return true;
     const struct meta_partition *mp = &mt->partitions[partition];
     int32_t self = b->cfg->node_id;
     *out = (struct broker_leader){
@@ -117,9 +120,8 @@ bool broker_partition_leader(const struct broker *b, const char *topic, size_t l
     return true;
 }
 
-int16_t broker_partition_check(const struct broker *b, const char *topic, size_t len,
-                               int32_t partition, int32_t current_leader_epoch,
-                               struct broker_leader *out)
+int16_t broker_partition_check(struct broker *b, const char *topic, size_t len, int32_t partition,
+                               int32_t current_leader_epoch, struct broker_leader *out)
 {
     struct broker_leader l;
     if (!broker_partition_leader(b, topic, len, partition, &l))

@@ -44,7 +44,9 @@ struct produce {
 
 static int16_t storage_error(int err)
 {
-    return err == ERR_CLOSED ? KAFKA_NOT_LEADER_OR_FOLLOWER : KAFKA_KAFKA_STORAGE_ERROR;
+    /* Closed under the request, or no longer (or not yet) the leader. */
+    return err == ERR_CLOSED || err == ERR_STATE ? KAFKA_NOT_LEADER_OR_FOLLOWER
+                                                 : KAFKA_KAFKA_STORAGE_ERROR;
 }
 
 /* The endpoint of an alive leader, once per node; leaders past the room taken at the start
@@ -240,10 +242,15 @@ static void produce_partition(struct produce *pr, const struct meta_topic *mt, c
     out->error_code = check_records(&b->codec, &tc, in->records, &batch, &h);
     if (out->error_code != KAFKA_NONE)
         return;
-    /* Standalone, the in-sync replica set is this node alone. */
+    /* Too few in-sync replicas: refused before anything is appended (standalone, the ISR is
+     * this node alone). */
     if (req->acks == -1 && tc.min_insync_replicas > 1) {
-        out->error_code = KAFKA_NOT_ENOUGH_REPLICAS;
-        return;
+        int32_t isr[RAFT_MEMBERS_MAX];
+        uint32_t n = replica_group(r) != NULL ? replica_isr(r, isr, RAFT_MEMBERS_MAX) : 1;
+        if (n < (uint32_t)tc.min_insync_replicas) {
+            out->error_code = KAFKA_NOT_ENOUGH_REPLICAS;
+            return;
+        }
     }
 
     part->pr = pr;
@@ -260,19 +267,22 @@ static void produce_partition(struct produce *pr, const struct meta_topic *mt, c
 #ifdef CHRONIK_BUG_ACK_BEFORE_FSYNC
     /* The injected bug of the crash test's "does it bite" build (never in the broker): the
      * answer leaves at append time, before the group commit's fsync. */
-    bool wait = false;
+    enum replica_wait wait = REPLICA_WAIT_NONE;
 #else
-    bool wait = req->acks != 0;
+    enum replica_wait wait = req->acks == 0   ? REPLICA_WAIT_NONE
+                             : req->acks == 1 ? REPLICA_WAIT_LEADER
+                                              : REPLICA_WAIT_COMMIT;
 #endif
-    int rc =
-        replica_append(r, bytes, batch.len, wait ? &part->commit : NULL, on_commit, part, &res);
+    int rc = replica_append(r, bytes, batch.len, wait,
+                            tc.min_insync_replicas > 0 ? (uint32_t)tc.min_insync_replicas : 1,
+                            &part->commit, on_commit, part, &res);
     if (rc < 0) {
         out->error_code = storage_error(rc);
         return;
     }
     out->base_offset = res.base_offset;
     out->log_start_offset = replica_log_start_offset(r);
-    if (wait)
+    if (wait != REPLICA_WAIT_NONE)
         pr->pending++;
 }
 

@@ -293,7 +293,7 @@ static int create_one(struct breq *rq, const struct kafka_create_topics_request_
         return 0;
     r->error_message = (struct proto_str){NULL, 0};
     r->num_partitions = partitions == -1 ? b->cfg->num_partitions : partitions;
-    r->replication_factor = replicas == -1 ? (int16_t)b->cfg->default_replication_factor : replicas;
+    r->replication_factor = replicas == -1 ? broker_default_replication_factor(b) : replicas;
     memcpy(r->topic_id.bytes, id.b, sizeof(r->topic_id.bytes));
     return rq->api_version >= 5 ? fill_create_configs(rq, &set, defaults, r) : 0;
 }

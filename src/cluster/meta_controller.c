@@ -487,8 +487,8 @@ static int32_t elect(const struct meta_image *img, const struct meta_partition *
     return META_NO_LEADER;
 }
 
-static void put_change(struct meta_records *out, const struct meta_topic *t, uint32_t p,
-                       int32_t leader, const int32_t *isr, unsigned isr_count)
+static void put_change_epoch(struct meta_records *out, const struct meta_topic *t, uint32_t p,
+                             int32_t leader, const int32_t *isr, unsigned isr_count, int32_t epoch)
 {
     struct kafka_partition_change_record c;
     kafka_partition_change_record_init(&c);
@@ -497,7 +497,14 @@ static void put_change(struct meta_records *out, const struct meta_topic *t, uin
     c.leader = leader;
     c.isr.items = (int32_t *)isr;
     c.isr.count = isr_count;
+    c.leader_epoch = epoch;
     meta_records_add(out, METAREC_PARTITION_CHANGE, &c);
+}
+
+static void put_change(struct meta_records *out, const struct meta_topic *t, uint32_t p,
+                       int32_t leader, const int32_t *isr, unsigned isr_count)
+{
+    put_change_epoch(out, t, p, leader, isr, isr_count, -1);
 }
 
 int16_t meta_ctl_fence_broker(const struct meta_image *img, int32_t id, struct meta_records *out,
@@ -513,6 +520,11 @@ int16_t meta_ctl_fence_broker(const struct meta_image *img, int32_t id, struct m
         const struct meta_topic *t = img->topics[ti];
         for (uint32_t p = 0; p < t->partition_count; p++) {
             const struct meta_partition *mp = &t->partitions[p];
+            if (mp->replica_count > 1) {
+                if (mp->leader == id)
+                    put_change_epoch(out, t, p, META_NO_LEADER, NULL, 0, mp->leader_epoch);
+                continue;
+            }
             int32_t isr[RAFT_VOTERS_MAX];
             unsigned n = 0;
             for (unsigned i = 0; i < mp->isr_count; i++)
@@ -556,13 +568,69 @@ int16_t meta_ctl_unfence_broker(const struct meta_image *img, int32_t id, int64_
         const struct meta_topic *t = img->topics[ti];
         for (uint32_t p = 0; p < t->partition_count; p++) {
             const struct meta_partition *mp = &t->partitions[p];
-            if (mp->leader != META_NO_LEADER)
+            if (mp->leader != META_NO_LEADER || mp->replica_count > 1)
                 continue;
             int32_t leader = elect(img, mp, mp->isr, mp->isr_count, -1, id);
             if (leader != META_NO_LEADER)
                 put_change(out, t, p, leader, NULL, 0);
         }
     }
+    return ok(res);
+}
+
+/* The ISR is distinct replicas of mp and holds member (unless member is META_NO_LEADER). */
+static bool isr_valid(const struct meta_partition *mp, const int32_t *isr, uint32_t isr_count,
+                      int32_t member)
+{
+    bool in_isr = member == META_NO_LEADER;
+    for (uint32_t i = 0; i < isr_count; i++) {
+        bool replica = false;
+        for (unsigned r = 0; r < mp->replica_count; r++)
+            replica |= mp->replicas[r] == isr[i];
+        for (uint32_t j = 0; j < i; j++)
+            replica &= isr[j] != isr[i];
+        if (!replica)
+            return false;
+        in_isr |= isr[i] == member;
+    }
+    return in_isr;
+}
+
+int16_t meta_ctl_partition_report(const struct meta_image *img, const struct meta_uuid *topic_id,
+                                  int32_t partition, int32_t broker, int32_t epoch,
+                                  const int32_t *isr, uint32_t isr_count, struct meta_records *out,
+                                  struct meta_ctl_result *res)
+{
+    const struct meta_topic *t = meta_topic_find_id(img, topic_id);
+    if (t == NULL)
+        return fail(res, META_CTL_UNKNOWN_TOPIC_ID, "This server does not know the topic id.");
+    if (partition < 0 || (uint32_t)partition >= t->partition_count)
+        return fail(res, META_CTL_UNKNOWN_TOPIC_OR_PARTITION,
+                    "This server does not host this topic-partition.");
+    const struct meta_partition *mp = &t->partitions[partition];
+    bool replica = false;
+    for (unsigned r = 0; r < mp->replica_count; r++)
+        replica |= mp->replicas[r] == broker;
+    if (!replica)
+        return fail(res, META_CTL_NOT_LEADER_OR_FOLLOWER, "Broker %d is not a replica of %s-%d.",
+                    broker, t->name, partition);
+    if (mp->replica_count < 2 || isr_count == 0 || !isr_valid(mp, isr, isr_count, broker))
+        return fail(res, META_CTL_INVALID_REQUEST,
+                    "A report needs a replicated partition and an ISR of distinct replicas "
+                    "holding the leader.");
+    if (epoch < mp->leader_epoch ||
+        (epoch == mp->leader_epoch && mp->leader != broker && mp->leader != META_NO_LEADER))
+        return fail(res, META_CTL_FENCED_LEADER_EPOCH,
+                    "Leader epoch %d of broker %d is stale: the partition has epoch %d (leader "
+                    "%d).",
+                    epoch, broker, mp->leader_epoch, mp->leader);
+    bool isr_same =
+        isr_count == mp->isr_count && memcmp(isr, mp->isr, isr_count * sizeof(*isr)) == 0;
+    if (isr_same && mp->leader == broker && mp->leader_epoch == epoch)
+        return ok(res);
+    put_change_epoch(out, t, (uint32_t)partition,
+                     mp->leader == broker ? META_NO_LEADER_CHANGE : broker, isr_same ? NULL : isr,
+                     isr_same ? 0 : isr_count, epoch);
     return ok(res);
 }
 

@@ -43,6 +43,8 @@ enum meta_ctl_error {
     META_CTL_INVALID_CONFIG = 40,
     META_CTL_INVALID_REQUEST = 42,
     META_CTL_POLICY_VIOLATION = 44,
+    META_CTL_NOT_LEADER_OR_FOLLOWER = 6,
+    META_CTL_FENCED_LEADER_EPOCH = 74,
     META_CTL_STALE_BROKER_EPOCH = 77,
     META_CTL_UNKNOWN_TOPIC_ID = 100,
     META_CTL_DUPLICATE_BROKER_REGISTRATION = 101,
@@ -117,11 +119,14 @@ int16_t meta_ctl_register_broker(const struct meta_image *img,
                                  int64_t *epoch);
 /* Kafka's handleBrokerFenced: PartitionChangeRecords taking the broker out of every ISR (unless
  * it is the last member) and moving its leaderships to the first unfenced ISR member, or to no
- * leader; then FenceBrokerRecord. BROKER_ID_NOT_REGISTERED. */
+ * leader; then FenceBrokerRecord. A replicated partition's ISR and leader are its leader's to
+ * report: one the broker led is only marked leaderless (same epoch) until the group's next
+ * leader reports. BROKER_ID_NOT_REGISTERED. */
 int16_t meta_ctl_fence_broker(const struct meta_image *img, int32_t id, struct meta_records *out,
                               struct meta_ctl_result *res);
 /* Kafka's handleBrokerUnfenced: UnfenceBrokerRecord, then a leader for every leaderless
- * partition whose ISR now holds an unfenced broker. BROKER_ID_NOT_REGISTERED,
+ * partition of one replica whose ISR now holds an unfenced broker (a replicated partition's
+ * group elects its own). BROKER_ID_NOT_REGISTERED,
  * STALE_BROKER_EPOCH. */
 int16_t meta_ctl_unfence_broker(const struct meta_image *img, int32_t id, int64_t epoch,
                                 struct meta_records *out, struct meta_ctl_result *res);
@@ -130,6 +135,20 @@ int16_t meta_ctl_unfence_broker(const struct meta_image *img, int32_t id, int64_
  * the ISR. A new leader bumps the leader epoch by one (the record cannot carry an epoch).
  * UNKNOWN_TOPIC_ID, UNKNOWN_TOPIC_OR_PARTITION (no such partition), INVALID_REQUEST (an ISR
  * outside the replicas or repeating one, a leader neither -1 nor in the ISR). */
+/*
+ * What the leader of a replicated partition (replication factor > 1, a Raft group) reports
+ * (Kafka's AlterPartition): it leads in term epoch with this ISR. The group elected it, so the
+ * report is news to record, not a request to judge: one PartitionChangeRecord carrying the
+ * epoch when the leader, the epoch or the ISR differ from the image (none otherwise).
+ * FENCED_LEADER_EPOCH for an epoch below the image's, or the image's with another leader (a
+ * stale report); NOT_LEADER_OR_FOLLOWER for a broker that is not a replica; INVALID_REQUEST
+ * for a partition of one replica or an ISR that is not distinct replicas holding the broker;
+ * UNKNOWN_TOPIC_ID, UNKNOWN_TOPIC_OR_PARTITION.
+ */
+int16_t meta_ctl_partition_report(const struct meta_image *img, const struct meta_uuid *topic_id,
+                                  int32_t partition, int32_t broker, int32_t epoch,
+                                  const int32_t *isr, uint32_t isr_count, struct meta_records *out,
+                                  struct meta_ctl_result *res);
 int16_t meta_ctl_partition_change(const struct meta_image *img, const struct meta_uuid *topic_id,
                                   int32_t partition, int32_t leader, const int32_t *isr,
                                   uint32_t isr_count, struct meta_records *out,

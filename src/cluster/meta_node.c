@@ -39,6 +39,8 @@
 #define FETCH_VERSION           13 /* topic ids, CurrentLeader */
 #define API_BROKER_REGISTRATION 62
 #define API_BROKER_HEARTBEAT    63
+#define API_ALTER_PARTITION     56
+#define ALTER_PARTITION_VERSION 2
 #define RPC_VERSION             0
 
 /* Kafka's error codes this module answers with. */
@@ -53,7 +55,7 @@ enum {
 
 #define SNAPSHOT_MAGIC 0x4348534eu /* "CHSN" */
 
-enum op_kind { OP_EXTERNAL, OP_REGISTER, OP_FENCE, OP_UNFENCE };
+enum op_kind { OP_EXTERNAL, OP_REGISTER, OP_FENCE, OP_UNFENCE, OP_REPORT };
 
 struct op {
     struct op *next;
@@ -70,9 +72,13 @@ struct op {
     int16_t error;
     int64_t epoch;
     struct meta_broker reg; /* the registration asked for (owns its strings) */
-    /* OP_FENCE / OP_UNFENCE */
+    /* OP_FENCE / OP_UNFENCE; OP_REPORT: the reporting broker */
     int32_t broker;
     int64_t broker_epoch;
+    /* OP_REPORT: the partitions reported, and each one's answer once built */
+    struct meta_node_report *reports;
+    int16_t *report_errors;
+    uint32_t report_count;
 #ifdef META_NODE_BUG_BUILD_STALE
     struct meta_records stale; /* OP_EXTERNAL: built when submitted */
 #endif
@@ -133,6 +139,14 @@ struct meta_node {
     uint64_t next_send_ms;
     int64_t correlation;
     int64_t awaiting; /* the correlation id of our request in flight */
+
+    /* Leadership reports of this node's replicated partitions (meta_node_report). */
+    struct meta_node_report *reports; /* queued, the newest per partition */
+    uint32_t report_count, report_cap;
+    struct meta_node_report *report_sent; /* the request in flight */
+    uint32_t report_sent_count;
+    int64_t report_awaiting; /* its correlation id, 0 when none */
+    uint64_t report_sent_ms;
 };
 
 static char *dup_str(struct proto_str s)
@@ -390,6 +404,9 @@ static void send_rpc(struct meta_node *mn, int32_t to, uint8_t kind, int64_t cor
                      int16_t api_key, const struct proto_message *m, const void *body,
                      int16_t version);
 
+static void send_reports(struct meta_node *mn);
+static void requeue_reports(struct meta_node *mn);
+
 static void op_free(struct op *o)
 {
 #ifdef META_NODE_BUG_BUILD_STALE
@@ -400,6 +417,8 @@ static void op_free(struct op *o)
     free(o->reg.endpoints != NULL ? o->reg.endpoints[0].host : NULL);
     free(o->reg.endpoints);
     free(o->reg.rack);
+    free(o->reports);
+    free(o->report_errors);
     free(o);
 }
 
@@ -429,6 +448,41 @@ static bool session_alive(struct meta_node *mn, int32_t id)
 {
     struct session *s = session_find(mn, id);
     return s != NULL && now_ms(mn) - s->last_ms <= mn->cfg.broker_session_ms;
+}
+
+static bool same_partition(const struct meta_node_report *a, const struct meta_node_report *b)
+{
+    return a->partition == b->partition &&
+           memcmp(a->topic_id.b, b->topic_id.b, META_UUID_BYTES) == 0;
+}
+
+/* Every partition of one AlterPartition, each judged against the image (a partition named
+ * twice counts once: two records built against one image could contradict each other). */
+static void build_reports(struct meta_node *mn, struct op *o, struct meta_records *out)
+{
+    const struct meta_broker *b = meta_broker_find(mn->img, o->broker);
+    for (uint32_t i = 0; i < o->report_count; i++) {
+        const struct meta_node_report *r = &o->reports[i];
+        struct meta_ctl_result res;
+        if (b == NULL) {
+            o->report_errors[i] = ERR_CODE_BROKER_ID_NOT_REGISTERED;
+            continue;
+        }
+        if (b->epoch != o->broker_epoch) {
+            o->report_errors[i] = ERR_CODE_STALE_BROKER_EPOCH;
+            continue;
+        }
+        bool repeated = false;
+        for (uint32_t j = 0; j < i && !repeated; j++)
+            repeated = same_partition(&o->reports[j], r);
+        if (repeated) {
+            o->report_errors[i] = META_CTL_INVALID_REQUEST;
+            continue;
+        }
+        o->report_errors[i] =
+            meta_ctl_partition_report(mn->img, &r->topic_id, r->partition, o->broker, r->epoch,
+                                      r->isr, r->isr_count, out, &res);
+    }
 }
 
 static void build_op(struct meta_node *mn, struct op *o, struct meta_records *out)
@@ -481,7 +535,41 @@ static void build_op(struct meta_node *mn, struct op *o, struct meta_records *ou
             meta_ctl_unfence_broker(mn->img, o->broker, o->broker_epoch, out, &res);
         break;
     }
+    case OP_REPORT:
+        build_reports(mn, o, out);
+        break;
     }
+}
+
+static void answer_reports(struct meta_node *mn, const struct op *o, int16_t error)
+{
+    struct kafka_alter_partition_response resp;
+    kafka_alter_partition_response_init(&resp);
+    resp.error_code = error;
+    struct kafka_alter_partition_response_topic_data *topics = NULL;
+    struct kafka_alter_partition_response_partition_data *parts = NULL;
+    if (error == 0 && o->report_count > 0) {
+        /* One topic entry per report: the answer is read by partition, not by grouping. */
+        topics = xcalloc(o->report_count, sizeof(*topics));
+        parts = xcalloc(o->report_count, sizeof(*parts));
+        for (uint32_t i = 0; i < o->report_count; i++) {
+            const struct meta_node_report *r = &o->reports[i];
+            topics[i].topic_id = meta_uuid_to_proto(&r->topic_id);
+            topics[i].partitions.items = &parts[i];
+            topics[i].partitions.count = 1;
+            parts[i].partition_index = r->partition;
+            parts[i].error_code = o->report_errors[i];
+            parts[i].leader_id = o->broker;
+            parts[i].leader_epoch = r->epoch;
+            parts[i].partition_epoch = -1;
+        }
+        resp.topics.items = topics;
+        resp.topics.count = o->report_count;
+    }
+    send_rpc(mn, o->from, WIRE_RPC_RESPONSE, o->correlation_id, API_ALTER_PARTITION,
+             proto_api_get(API_ALTER_PARTITION)->response, &resp, ALTER_PARTITION_VERSION);
+    free(topics);
+    free(parts);
 }
 
 static void finish_op(struct meta_node *mn, struct op *o, int err, int64_t offset)
@@ -499,6 +587,8 @@ static void finish_op(struct meta_node *mn, struct op *o, int err, int64_t offse
         }
         send_rpc(mn, o->from, WIRE_RPC_RESPONSE, o->correlation_id, API_BROKER_REGISTRATION,
                  proto_api_get(API_BROKER_REGISTRATION)->response, &resp, RPC_VERSION);
+    } else if (o->kind == OP_REPORT) {
+        answer_reports(mn, o, err == 0 ? 0 : ERR_CODE_NOT_CONTROLLER);
     }
     op_free(o);
 }
@@ -590,6 +680,8 @@ static void controller_moved(struct meta_node *mn)
     mn->next_send_ms = 0;
     if (mn->reg == REG_SENT)
         mn->reg = REG_NONE;
+    if (mn->report_awaiting != 0)
+        requeue_reports(mn); /* the old controller may never answer */
     if (mn->h.controller != NULL)
         mn->h.controller(mn->h.ctx, mn->leader);
 }
@@ -708,6 +800,67 @@ static void serve_heartbeat(struct meta_node *mn, const struct wire_rpc *r,
              proto_api_get(API_BROKER_HEARTBEAT)->response, &resp, RPC_VERSION);
 }
 
+static void serve_reports(struct meta_node *mn, const struct wire_rpc *r,
+                          const struct kafka_alter_partition_request *q)
+{
+    struct op *o = xcalloc(1, sizeof(*o));
+    o->kind = OP_REPORT;
+    o->from = r->from;
+    o->correlation_id = r->correlation_id;
+    o->broker = q->broker_id;
+    o->broker_epoch = q->broker_epoch;
+    size_t n = 0;
+    for (size_t t = 0; t < q->topics.count; t++)
+        n += q->topics.items[t].partitions.count;
+    bool bad = q->broker_id != r->from || n > META_REPORT_BATCH_MAX;
+    o->reports = xcalloc(n + 1, sizeof(*o->reports));
+    o->report_errors = xcalloc(n + 1, sizeof(*o->report_errors));
+    for (size_t t = 0; t < q->topics.count && !bad; t++) {
+        const struct kafka_alter_partition_request_topic_data *td = &q->topics.items[t];
+        for (size_t p = 0; p < td->partitions.count && !bad; p++) {
+            const struct kafka_alter_partition_request_partition_data *pd =
+                &td->partitions.items[p];
+            struct meta_node_report *rep = &o->reports[o->report_count++];
+            memcpy(rep->topic_id.b, td->topic_id.bytes, META_UUID_BYTES);
+            rep->partition = pd->partition_index;
+            rep->epoch = pd->leader_epoch;
+            bad = pd->new_isr.count > RAFT_VOTERS_MAX;
+            rep->isr_count = bad ? 0 : (uint32_t)pd->new_isr.count;
+            for (uint32_t i = 0; i < rep->isr_count; i++)
+                rep->isr[i] = pd->new_isr.items[i];
+        }
+    }
+    if (!mn->ready || bad) {
+        o->report_count = 0;
+        answer_reports(mn, o, bad ? META_CTL_INVALID_REQUEST : ERR_CODE_NOT_CONTROLLER);
+        op_free(o);
+        return;
+    }
+    enqueue(mn, o);
+}
+
+/* The controller's answer to our reports: each one answered is done (recorded, or stale and
+ * dropped); the whole request goes again when the controller could not take it. */
+static void on_reports_answer(struct meta_node *mn, const struct kafka_alter_partition_response *a)
+{
+    mn->report_awaiting = 0;
+    if (a->error_code != 0) {
+        requeue_reports(mn);
+        return;
+    }
+    for (size_t t = 0; t < a->topics.count; t++)
+        for (size_t p = 0; p < a->topics.items[t].partitions.count; p++) {
+            int16_t e = a->topics.items[t].partitions.items[p].error_code;
+            if (e != 0 && e != META_CTL_FENCED_LEADER_EPOCH)
+                fprintf(stderr,
+                        "chronik: the controller refused this node's report on partition %d: "
+                        "error %d\n",
+                        (int)a->topics.items[t].partitions.items[p].partition_index, (int)e);
+        }
+    mn->report_sent_count = 0;
+    send_reports(mn);
+}
+
 static void on_registration_answer(struct meta_node *mn,
                                    const struct kafka_broker_registration_response *a)
 {
@@ -743,14 +896,18 @@ static void on_heartbeat_answer(struct meta_node *mn,
 bool meta_node_on_rpc(struct meta_node *mn, const struct wire_rpc *r)
 {
     if (r->api_key != API_BROKER_REGISTRATION && r->api_key != API_BROKER_HEARTBEAT &&
-        r->api_key != API_FETCH)
+        r->api_key != API_FETCH && r->api_key != API_ALTER_PARTITION)
         return false;
     const struct proto_api *api = proto_api_get(r->api_key);
     const struct proto_message *m = r->kind == WIRE_RPC_REQUEST ? api->request : api->response;
-    int64_t awaited = r->api_key == API_FETCH ? mn->fetch_awaiting : mn->awaiting;
+    int64_t awaited = r->api_key == API_FETCH             ? mn->fetch_awaiting
+                      : r->api_key == API_ALTER_PARTITION ? mn->report_awaiting
+                                                          : mn->awaiting;
     if (r->kind == WIRE_RPC_RESPONSE && r->correlation_id != awaited)
         return true; /* an answer we gave up on */
-    int16_t version = r->api_key == API_FETCH ? FETCH_VERSION : RPC_VERSION;
+    int16_t version = r->api_key == API_FETCH             ? FETCH_VERSION
+                      : r->api_key == API_ALTER_PARTITION ? ALTER_PARTITION_VERSION
+                                                          : RPC_VERSION;
     struct arena a;
     arena_init(&a, ARENA_BLOCK_BYTES_DEFAULT, CLUSTER_RPC_ARENA_MAX);
     void *body = arena_alloc(&a, m->body->bytes);
@@ -758,7 +915,11 @@ bool meta_node_on_rpc(struct meta_node *mn, const struct wire_rpc *r)
     rd_init(&rd, r->payload.ptr, r->payload.len);
     int rc = body == NULL ? ERR_TOO_LARGE : proto_decode(m, &a, &rd, r->api_version, body);
     if (rc == 0 && r->api_version == version) {
-        if (r->api_key == API_FETCH && r->kind == WIRE_RPC_REQUEST)
+        if (r->api_key == API_ALTER_PARTITION && r->kind == WIRE_RPC_REQUEST)
+            serve_reports(mn, r, body);
+        else if (r->api_key == API_ALTER_PARTITION)
+            on_reports_answer(mn, body);
+        else if (r->api_key == API_FETCH && r->kind == WIRE_RPC_REQUEST)
             serve_fetch(mn, r, body);
         else if (r->api_key == API_FETCH)
             on_fetch_answer(mn, body);
@@ -963,6 +1124,106 @@ static void send_heartbeat(struct meta_node *mn)
              proto_api_get(API_BROKER_HEARTBEAT)->request, &q, RPC_VERSION);
 }
 
+static int report_cmp(const void *a, const void *b)
+{
+    const struct meta_node_report *x = a, *y = b;
+    int c = memcmp(x->topic_id.b, y->topic_id.b, META_UUID_BYTES);
+    return c != 0 ? c : (x->partition > y->partition) - (x->partition < y->partition);
+}
+
+static struct meta_node_report *report_find(struct meta_node_report *list, uint32_t count,
+                                            const struct meta_node_report *r)
+{
+    for (uint32_t i = 0; i < count; i++)
+        if (same_partition(&list[i], r))
+            return &list[i];
+    return NULL;
+}
+
+static void report_queue(struct meta_node *mn, const struct meta_node_report *r)
+{
+    struct meta_node_report *q = report_find(mn->reports, mn->report_count, r);
+    if (q != NULL) {
+        *q = *r;
+        return;
+    }
+    if (mn->report_count == mn->report_cap) {
+        mn->report_cap = mn->report_cap ? mn->report_cap * 2 : 16;
+        mn->reports = xrealloc(mn->reports, mn->report_cap * sizeof(*mn->reports));
+    }
+    mn->reports[mn->report_count++] = *r;
+}
+
+void meta_node_report(struct meta_node *mn, const struct meta_node_report *r)
+{
+    report_queue(mn, r);
+    send_reports(mn);
+}
+
+uint32_t meta_node_reports_pending(const struct meta_node *mn)
+{
+    return mn->report_count + mn->report_sent_count;
+}
+
+/* The request in flight was not taken: its reports are queued again unless newer ones are. */
+static void requeue_reports(struct meta_node *mn)
+{
+    mn->report_awaiting = 0;
+    for (uint32_t i = 0; i < mn->report_sent_count; i++)
+        if (report_find(mn->reports, mn->report_count, &mn->report_sent[i]) == NULL)
+            report_queue(mn, &mn->report_sent[i]);
+    mn->report_sent_count = 0;
+}
+
+/* Sends the queued reports (up to META_REPORT_BATCH_MAX, grouped by topic) when none are in
+ * flight and this node is a registered broker that knows the controller. */
+static void send_reports(struct meta_node *mn)
+{
+    if (mn->report_awaiting != 0 && now_ms(mn) - mn->report_sent_ms >= META_REPORT_RETRY_MS)
+        requeue_reports(mn);
+    if (mn->report_awaiting != 0 || mn->report_count == 0 || mn->leader < 0 ||
+        mn->reg != REG_DONE || mn->err != 0)
+        return;
+    uint32_t n =
+        mn->report_count < META_REPORT_BATCH_MAX ? mn->report_count : META_REPORT_BATCH_MAX;
+    qsort(mn->reports, mn->report_count, sizeof(*mn->reports), report_cmp);
+    mn->report_sent = xrealloc(mn->report_sent, (n + 1) * sizeof(*mn->report_sent));
+    memcpy(mn->report_sent, mn->reports, n * sizeof(*mn->reports));
+    mn->report_sent_count = n;
+    memmove(mn->reports, mn->reports + n, (mn->report_count - n) * sizeof(*mn->reports));
+    mn->report_count -= n;
+
+    struct kafka_alter_partition_request q;
+    kafka_alter_partition_request_init(&q);
+    q.broker_id = mn->cfg.self;
+    q.broker_epoch = mn->broker_epoch;
+    struct kafka_alter_partition_request_topic_data *topics = xcalloc(n, sizeof(*topics));
+    struct kafka_alter_partition_request_partition_data *parts = xcalloc(n, sizeof(*parts));
+    size_t nt = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        const struct meta_node_report *r = &mn->report_sent[i];
+        if (i == 0 || memcmp(r->topic_id.b, r[-1].topic_id.b, META_UUID_BYTES) != 0) {
+            topics[nt].topic_id = meta_uuid_to_proto(&r->topic_id);
+            topics[nt].partitions.items = &parts[i];
+            nt++;
+        }
+        topics[nt - 1].partitions.count++;
+        parts[i].partition_index = r->partition;
+        parts[i].leader_epoch = r->epoch;
+        parts[i].new_isr.items = (int32_t *)r->isr;
+        parts[i].new_isr.count = r->isr_count;
+        parts[i].partition_epoch = -1;
+    }
+    q.topics.items = topics;
+    q.topics.count = nt;
+    mn->report_awaiting = ++mn->correlation;
+    mn->report_sent_ms = now_ms(mn);
+    send_rpc(mn, mn->leader, WIRE_RPC_REQUEST, mn->report_awaiting, API_ALTER_PARTITION,
+             proto_api_get(API_ALTER_PARTITION)->request, &q, ALTER_PARTITION_VERSION);
+    free(topics);
+    free(parts);
+}
+
 /* The controller's side of the tick: fence every broker whose session expired. */
 static void check_sessions(struct meta_node *mn)
 {
@@ -999,6 +1260,7 @@ void meta_node_tick(struct meta_node *mn)
     if (mn->ready)
         check_sessions(mn);
     maybe_send(mn);
+    send_reports(mn);
 }
 
 /* ---- open and close ----------------------------------------------------------------------- */
@@ -1095,6 +1357,8 @@ void meta_node_close(struct meta_node *mn)
     buf_deinit(&mn->batch);
     meta_records_deinit(&mn->recs);
     free(mn->sessions);
+    free(mn->reports);
+    free(mn->report_sent);
     free(mn);
 }
 

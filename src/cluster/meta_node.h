@@ -117,6 +117,24 @@ int meta_node_error(const struct meta_node *mn);
  * when the node closes, ERR_TOO_LARGE for records over one batch. ERR_STATE at once (neither
  * callback runs) when this node is not the controller.
  */
+/*
+ * A replicated partition's leadership, as its leader reports it to the controller (Kafka's
+ * AlterPartition, api 56, over ClusterRpc): this node leads the partition in Raft term epoch
+ * with this ISR. Reports are kept (the newest per partition) and sent in batches, one request
+ * in flight; one the controller never answered goes again. The controller records each as a
+ * PartitionChangeRecord carrying the epoch (meta_ctl_partition_report); a stale one is dropped.
+ */
+struct meta_node_report {
+    struct meta_uuid topic_id;
+    int32_t partition;
+    int32_t epoch;
+    uint32_t isr_count;
+    int32_t isr[RAFT_VOTERS_MAX];
+};
+void meta_node_report(struct meta_node *mn, const struct meta_node_report *r);
+/* Reports not yet answered by the controller (queued or in flight). */
+uint32_t meta_node_reports_pending(const struct meta_node *mn);
+
 typedef void (*meta_node_build_fn)(void *ctx, struct meta_records *out);
 typedef void (*meta_node_done_fn)(void *ctx, int err, int64_t offset);
 int meta_node_submit(struct meta_node *mn, meta_node_build_fn build, meta_node_done_fn done,

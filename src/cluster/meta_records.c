@@ -267,7 +267,14 @@ static int apply_partition_change(struct meta_image *img,
         rc = copy_ids(p.isr, &p.isr_count, r->isr.items, r->isr.count);
     if (rc != 0)
         return rc;
-    if (r->leader != META_NO_LEADER_CHANGE) {
+    if (r->leader_epoch >= 0) {
+        /* A replicated partition: its Raft term, as its leader reported it. */
+        if (r->leader_epoch < p.leader_epoch)
+            return ERR_INVALID;
+        if (r->leader != META_NO_LEADER_CHANGE)
+            p.leader = r->leader;
+        p.leader_epoch = r->leader_epoch;
+    } else if (r->leader != META_NO_LEADER_CHANGE) {
         if (p.leader_epoch == INT32_MAX)
             return ERR_INVALID;
         p.leader = r->leader;

@@ -1052,3 +1052,17 @@ int raft_group_error(const struct raft_group *g)
 {
     return g->err;
 }
+
+bool raft_group_leader_ready(struct raft_group *g)
+{
+    int64_t term;
+    return g->err == 0 && g->raft.role == RAFT_LEADER && g->raft.commit >= idx_start(g) &&
+           ops_term_at(g, g->raft.commit, &term) == 0 && term == g->raft.term;
+}
+
+int raft_group_term_at(struct raft_group *g, int64_t offset, int64_t *term)
+{
+    if (offset < idx_start(g) || offset > idx_last(g))
+        return ERR_RANGE;
+    return ops_term_at(g, offset, term);
+}

@@ -163,5 +163,10 @@ bool raft_group_is_leader(const struct raft_group *g);
 int64_t raft_group_commit(const struct raft_group *g);
 /* The group's error (a storage error stops it: nothing more is acknowledged), or 0. */
 int raft_group_error(const struct raft_group *g);
+/* Leader whose own term has an entry committed (its no-op): its commit index covers every
+ * entry any earlier leader committed, so what it answers never goes back. */
+bool raft_group_leader_ready(struct raft_group *g);
+/* The term of the entry at offset; ERR_RANGE outside the log. */
+int raft_group_term_at(struct raft_group *g, int64_t offset, int64_t *term);
 
 #endif

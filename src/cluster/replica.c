@@ -13,14 +13,21 @@
  * flight, and the next one starts when it completes, covering everything appended meanwhile.
  * What waits on the replica (commits, watches) is memory of the requests that wait, which the
  * broker bounds (queued.max.request.bytes).
+ *
+ * Raft mode: the host owns the high watermark (commit + 1) and the log's durability; the
+ * replica keeps the acks=1 waits (commits, as above, completed by the log's durable offset but
+ * only for entries still in the log in their term), the acks=all waits that are committed but
+ * not yet on min_insync replicas (insync, rechecked as acknowledgements come), and the ISR.
  */
 #include "cluster/replica.h"
 
 #include "base/alloc.h"
 #include "base/assert.h"
 #include "base/error.h"
+#include "log/batch.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 struct replica {
     struct log *log;
@@ -30,6 +37,20 @@ struct replica {
     struct replica_commit *commits_tail;
     struct replica_watch watches; /* list head */
     bool flush_waiting;           /* our one flush waiter is registered with the log */
+
+    /* Raft mode */
+    struct raft_group *group;
+    replica_change_fn on_change;
+    void *change_ctx;
+    int32_t leader;                /* as the group knows it, -1 when none */
+    int64_t term;                  /* the group's current term */
+    bool ready;                    /* leads with its term's no-op committed */
+    struct replica_commit *insync; /* committed acks=all waits short of min_insync replicas */
+    uint32_t member_count;
+    int32_t members[RAFT_MEMBERS_MAX];
+    uint64_t caught_up_ms[RAFT_MEMBERS_MAX]; /* leader: when each last reached the end */
+    bool in_isr[RAFT_MEMBERS_MAX];
+    int64_t end_at_tick; /* leader: the log end at the previous tick */
 };
 
 static void on_durable(void *ctx, int err, int64_t durable_offset);
@@ -94,6 +115,17 @@ static void notify_watches(struct replica *r)
     }
 }
 
+/* Raft mode: an entry durable here counts for acks=1 only if the log still holds it in the
+ * term it was appended in (a truncation may have put another leader's entry there). */
+static int still_ours(struct replica *r, const struct replica_commit *c)
+{
+    int64_t term;
+    if (r->group == NULL)
+        return 0;
+    return raft_group_term_at(r->group, c->last_offset, &term) == 0 && term == c->term ? 0
+                                                                                       : ERR_STATE;
+}
+
 static void finish_commits(struct replica *r, int err, int64_t durable_offset)
 {
     while (r->commits != NULL && (err != 0 || r->commits->last_offset < durable_offset)) {
@@ -101,7 +133,7 @@ static void finish_commits(struct replica *r, int err, int64_t durable_offset)
         r->commits = c->next;
         if (r->commits == NULL)
             r->commits_tail = NULL;
-        c->fn(c->ctx, err);
+        c->fn(c->ctx, err != 0 ? err : still_ours(r, c));
     }
 }
 
@@ -116,7 +148,9 @@ static void on_durable(void *ctx, int err, int64_t durable_offset)
         notify_watches(r);
         return;
     }
-    if (durable_offset > log_high_watermark(r->log)) {
+    if (r->group != NULL) {
+        finish_commits(r, 0, durable_offset); /* the host owns the high watermark */
+    } else if (durable_offset > log_high_watermark(r->log)) {
         int rc = log_set_high_watermark(r->log, durable_offset);
         ASSERT(rc == 0);
         finish_commits(r, 0, durable_offset);
@@ -129,12 +163,19 @@ static void on_durable(void *ctx, int err, int64_t durable_offset)
     }
 }
 
+static void finish_insync(struct replica *r, int err);
+
 static void drop_all(struct replica *r)
 {
     /* Watchers see the replica failed, so none keeps a pointer to it past this call. */
     if (r->err == 0)
         r->err = ERR_CLOSED;
     finish_commits(r, ERR_CLOSED, 0);
+    finish_insync(r, ERR_CLOSED);
+    /* Its acks=all waiters fail with ERR_CLOSED as the group closes. */
+    if (r->group != NULL)
+        raft_group_close(r->group);
+    r->group = NULL;
     notify_watches(r);
     ASSERT(r->commits == NULL);
 }
@@ -154,13 +195,247 @@ void replica_abandon(struct replica *r)
     free(r);
 }
 
-int replica_append(struct replica *r, uint8_t *batch, size_t len, struct replica_commit *c,
-                   replica_commit_fn fn, void *ctx, struct log_append_result *out)
+/* ---- Raft mode -------------------------------------------------------------------------- */
+
+/* Replicas holding offset durably (the leader by its durable offset, the others by the match
+ * they acknowledged, which they send only once durable). */
+static uint32_t holders(struct replica *r, int64_t offset)
+{
+    struct raft_progress pr[RAFT_MEMBERS_MAX];
+    int n = raft_progress(raft_group_core(r->group), pr, RAFT_MEMBERS_MAX);
+    uint32_t count = 0;
+    for (int i = 0; i < n; i++)
+        count += pr[i].voter && pr[i].match_index >= offset;
+    return count;
+}
+
+static void finish_insync(struct replica *r, int err)
+{
+    struct replica_commit **link = &r->insync;
+    while (*link != NULL) {
+        struct replica_commit *c = *link;
+        int e = err;
+        if (e == 0 && !r->ready)
+            e = ERR_STATE; /* no longer leads: whether it reaches more replicas is unknown */
+        if (e == 0 && holders(r, c->last_offset) < c->min_insync) {
+            link = &c->next;
+            continue;
+        }
+        *link = c->next;
+        c->next = NULL;
+        c->fn(c->ctx, e);
+    }
+}
+
+static void on_committed(void *ctx, int err)
+{
+    struct replica_commit *c = ctx;
+    struct replica *r = c->r;
+    if (err == 0 && c->min_insync > 1 && r->group != NULL &&
+        holders(r, c->last_offset) < c->min_insync) {
+        c->next = r->insync;
+        r->insync = c;
+        return;
+    }
+    c->fn(c->ctx, err);
+}
+
+static void isr_reset(struct replica *r, uint64_t now_ms)
+{
+    for (uint32_t i = 0; i < r->member_count; i++) {
+        r->caught_up_ms[i] = now_ms;
+        r->in_isr[i] = true;
+    }
+    r->end_at_tick = log_end_offset(r->log);
+}
+
+/* Role, leader or readiness changed: the broker hears of it, waiting fetches look again. */
+static void check_role(struct replica *r)
+{
+    struct raft *core = raft_group_core(r->group);
+    bool ready = raft_group_leader_ready(r->group);
+    if (ready == r->ready && core->leader == r->leader && core->term == r->term)
+        return;
+    bool became = ready && !r->ready;
+    r->ready = ready;
+    r->leader = core->leader;
+    r->term = core->term;
+    if (became)
+        isr_reset(r, 0);
+    if (!ready)
+        finish_insync(r, ERR_STATE);
+    notify_watches(r);
+    if (r->on_change != NULL)
+        r->on_change(r->change_ctx);
+}
+
+static void on_group_apply(void *ctx, int64_t first, int64_t last)
+{
+    struct replica *r = ctx;
+    (void)first;
+    (void)last;
+    check_role(r);
+    finish_insync(r, 0);
+    notify_watches(r);
+}
+
+static void on_group_role(void *ctx, uint8_t role, int32_t leader, int64_t term)
+{
+    (void)role;
+    (void)leader;
+    (void)term;
+    check_role(ctx);
+}
+
+int replica_attach(struct replica *r, const struct replica_raft *o)
+{
+    ASSERT(r->group == NULL && r->commits == NULL);
+    int64_t start = log_start_offset(r->log);
+    /* Nothing is known committed until the group says so; below the start everything was. */
+    int rc = log_set_high_watermark(r->log, start);
+    if (rc != 0)
+        return rc;
+    struct raft_group_options go = {
+        .group = o->group,
+        .log = r->log,
+        .config = o->config,
+        .election_ticks = o->election_ticks,
+        .heartbeat_ticks = o->heartbeat_ticks,
+        .seed = o->seed,
+        .applied_index = start - 1,
+        .apply = on_group_apply,
+        .on_role = on_group_role,
+        .ctx = r,
+    };
+    rc = raft_group_open(o->host, &go, &r->group);
+    if (rc != 0)
+        return rc;
+    r->on_change = o->on_change;
+    r->change_ctx = o->ctx;
+    r->leader = -1;
+    r->term = raft_group_core(r->group)->term;
+    r->member_count = o->config.count;
+    memcpy(r->members, o->config.ids, o->config.count * sizeof(*r->members));
+    return 0;
+}
+
+void replica_tick(struct replica *r, uint64_t now_ms, uint64_t lag_ms)
+{
+    if (r->group == NULL)
+        return;
+    if (raft_group_error(r->group) != 0 && r->err == 0) {
+        r->err = raft_group_error(r->group);
+        finish_commits(r, r->err, 0);
+        finish_insync(r, r->err);
+        notify_watches(r);
+        return;
+    }
+    check_role(r);
+    if (!r->ready)
+        return;
+    struct raft_progress pr[RAFT_MEMBERS_MAX];
+    int n = raft_progress(raft_group_core(r->group), pr, RAFT_MEMBERS_MAX);
+    bool changed = false;
+    for (int k = 0; k < n; k++) {
+        for (uint32_t i = 0; i < r->member_count; i++) {
+            if (r->members[i] != pr[k].id)
+                continue;
+            if (r->caught_up_ms[i] == 0 || pr[k].match_index >= r->end_at_tick - 1 ||
+                pr[k].id == r->leader)
+                r->caught_up_ms[i] = now_ms;
+            bool in = now_ms - r->caught_up_ms[i] <= lag_ms;
+            changed |= in != r->in_isr[i];
+            r->in_isr[i] = in;
+        }
+    }
+    r->end_at_tick = log_end_offset(r->log);
+    finish_insync(r, 0);
+    if (changed && r->on_change != NULL)
+        r->on_change(r->change_ctx);
+}
+
+struct raft_group *replica_group(struct replica *r)
+{
+    return r->group;
+}
+
+bool replica_leads(struct replica *r)
+{
+    return r->group == NULL || r->ready;
+}
+
+int32_t replica_leader(const struct replica *r)
+{
+    return r->leader;
+}
+
+int64_t replica_term(const struct replica *r)
+{
+    return r->term;
+}
+
+uint32_t replica_isr(const struct replica *r, int32_t *out, uint32_t max)
+{
+    uint32_t n = 0;
+    if (r->group == NULL)
+        return 0;
+    for (uint32_t i = 0; i < r->member_count && n < max; i++)
+        if (r->in_isr[i] || r->members[i] == r->leader)
+            out[n++] = r->members[i];
+    return n;
+}
+
+static int append_raft(struct replica *r, uint8_t *batch, size_t len, enum replica_wait wait,
+                       uint32_t min_insync, struct replica_commit *c, replica_commit_fn fn,
+                       void *ctx, struct log_append_result *out)
+{
+    if (!r->ready)
+        return ERR_STATE;
+    struct batch_header h;
+    int rc = batch_header_parse(batch, len, &h);
+    if (rc != 0)
+        return rc;
+    if (c != NULL)
+        *c = (struct replica_commit){.fn = fn, .ctx = ctx, .r = r, .min_insync = min_insync};
+    int64_t offset, term;
+    rc = raft_group_propose(r->group, batch, len, wait == REPLICA_WAIT_COMMIT ? &c->waiter : NULL,
+                            on_committed, c, &offset, &term);
+    if (rc != 0) {
+        if (raft_group_error(r->group) != 0 && r->err == 0)
+            r->err = raft_group_error(r->group);
+        return rc;
+    }
+    out->base_offset = offset;
+    out->last_offset = offset + h.last_offset_delta;
+    if (c != NULL) {
+        c->last_offset = out->last_offset;
+        c->term = term;
+    }
+    if (wait != REPLICA_WAIT_LEADER)
+        return 0;
+    rc = flush_ensure(r);
+    if (rc < 0)
+        return rc;
+    if (r->commits_tail != NULL)
+        r->commits_tail->next = c;
+    else
+        r->commits = c;
+    r->commits_tail = c;
+    return 0;
+}
+
+int replica_append(struct replica *r, uint8_t *batch, size_t len, enum replica_wait wait,
+                   uint32_t min_insync, struct replica_commit *c, replica_commit_fn fn, void *ctx,
+                   struct log_append_result *out)
 {
     ASSERT(batch != NULL && out != NULL);
-    ASSERT(c == NULL || fn != NULL);
+    ASSERT(wait == REPLICA_WAIT_NONE || (c != NULL && fn != NULL));
     if (r->err != 0)
         return r->err;
+    if (r->group != NULL)
+        return append_raft(r, batch, len, wait, min_insync, c, fn, ctx, out);
+    if (wait == REPLICA_WAIT_NONE)
+        c = NULL;
     int rc = log_append(r->log, batch, len, r->leader_epoch, out);
     if (rc < 0) {
         if (log_error(r->log) != 0 && r->err == 0)
@@ -173,7 +448,7 @@ int replica_append(struct replica *r, uint8_t *batch, size_t len, struct replica
     if (rc < 0)
         return rc;
     if (c != NULL) {
-        *c = (struct replica_commit){.last_offset = out->last_offset, .fn = fn, .ctx = ctx};
+        *c = (struct replica_commit){.last_offset = out->last_offset, .fn = fn, .ctx = ctx, .r = r};
         if (r->commits_tail != NULL)
             r->commits_tail->next = c;
         else
@@ -239,7 +514,7 @@ int64_t replica_log_end_offset(const struct replica *r)
 
 int32_t replica_leader_epoch(const struct replica *r)
 {
-    return r->leader_epoch;
+    return r->group != NULL ? (int32_t)r->term : r->leader_epoch;
 }
 
 int replica_error(const struct replica *r)

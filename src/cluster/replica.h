@@ -3,10 +3,20 @@
  * log directly: produce calls replica_append ("append, then tell me when committed"), fetch
  * reads up to the replica's high watermark and watches it advance.
  *
- * Standalone mode (today): this node is the only replica and always the leader; an entry is
- * committed when it is durable in the local log, so the high watermark is the log's durable
- * offset and advances when the flusher's group commit covers an append. The cluster mode will
- * put a Raft group under this same interface (committed = durable on a majority).
+ * Standalone mode (a partition of one replica): this node is the only replica and always the
+ * leader; an entry is committed when it is durable in the local log, so the high watermark is
+ * the log's durable offset and advances when the flusher's group commit covers an append.
+ *
+ * Raft mode (replica_attach: a partition with more replicas): the partition's Raft group on
+ * the node's Raft host runs over the same log. Only a ready leader (its term's no-op
+ * committed) appends and is read from; committed = durable on a majority, and the high
+ * watermark is the commit index (set by the host). REPLICA_WAIT_COMMIT (acks=all) completes
+ * once the batch is committed and held durably by at least min_insync replicas;
+ * REPLICA_WAIT_LEADER (acks=1) once it is durable here, if this node's log still holds it in
+ * the term it was appended in. A batch that can no longer commit here completes with
+ * ERR_STATE (Kafka's NOT_LEADER_OR_FOLLOWER). The leader keeps the ISR: itself and every
+ * follower whose acknowledged log reached the leader's end of one tick earlier within the last
+ * lag_ms (replica_tick).
  *
  * Ownership: replica_open allocates the replica and its log; replica_close frees both. Commit
  * waiters and watches are caller-allocated (usually in a request's arena) and linked in while
@@ -18,6 +28,7 @@
 #ifndef CHRONIK_CLUSTER_REPLICA_H
 #define CHRONIK_CLUSTER_REPLICA_H
 
+#include "cluster/raft_host.h"
 #include "log/log.h"
 
 #include <stdbool.h>
@@ -32,7 +43,33 @@ typedef void (*replica_commit_fn)(void *ctx, int err);
 struct replica_commit {
     struct replica_commit *next;
     int64_t last_offset;
+    int64_t term;        /* Raft mode: the term it was appended in */
+    uint32_t min_insync; /* Raft mode, REPLICA_WAIT_COMMIT: replicas that must hold it */
     replica_commit_fn fn;
+    void *ctx;
+    struct replica *r;
+    struct raft_waiter waiter; /* Raft mode, REPLICA_WAIT_COMMIT */
+};
+
+/* What an append waits for before its callback runs. */
+enum replica_wait {
+    REPLICA_WAIT_NONE,   /* acks=0: nothing */
+    REPLICA_WAIT_LEADER, /* acks=1: durable on this node (the leader) */
+    REPLICA_WAIT_COMMIT, /* acks=all: committed */
+};
+
+/* Raft mode: called on the loop when the group's leader, term or this node's readiness to lead
+ * changed, or the ISR it keeps as leader changed. */
+typedef void (*replica_change_fn)(void *ctx);
+
+struct replica_raft {
+    struct raft_host *host;
+    struct wire_group group;
+    struct raft_config config; /* the replicas, preferred leader first */
+    uint32_t election_ticks;
+    uint32_t heartbeat_ticks;
+    uint64_t seed;
+    replica_change_fn on_change;
     void *ctx;
 };
 
@@ -56,13 +93,32 @@ int replica_close(struct replica *r);
 /* Frees without a clean close (used after the log failed or for a deleted partition). */
 void replica_abandon(struct replica *r);
 
+/* Puts the replica under a Raft group (loop thread, once, before any append): ERR_* of
+ * raft_group_open. The high watermark drops to the log start until the group commits. */
+int replica_attach(struct replica *r, const struct replica_raft *o);
+
 /*
  * Appends one batch that passed batch_parse (stamped in place with its offset and the leader
- * epoch). On success *out holds the assigned offsets and, if c is not NULL, c->fn runs once the
- * batch is committed. A negative return means nothing was appended and no callback runs.
+ * epoch). On success *out holds the assigned offsets and, unless wait is REPLICA_WAIT_NONE,
+ * c->fn runs once the batch is what wait asks for (see above). A negative return means nothing
+ * was appended and no callback runs; ERR_STATE: this node does not lead (Raft mode).
  */
-int replica_append(struct replica *r, uint8_t *batch, size_t len, struct replica_commit *c,
-                   replica_commit_fn fn, void *ctx, struct log_append_result *out);
+int replica_append(struct replica *r, uint8_t *batch, size_t len, enum replica_wait wait,
+                   uint32_t min_insync, struct replica_commit *c, replica_commit_fn fn, void *ctx,
+                   struct log_append_result *out);
+
+/* Raft mode, once per host tick: the ISR (see above; lag_ms is replica.lag.time.max.ms) and
+ * acks=all waits for min_insync replicas. */
+void replica_tick(struct replica *r, uint64_t now_ms, uint64_t lag_ms);
+/* Raft mode: the group (NULL in standalone mode). */
+struct raft_group *replica_group(struct replica *r);
+/* True when this node serves the partition: standalone, or the ready Raft leader. */
+bool replica_leads(struct replica *r);
+/* Raft mode: the leader this node knows (-1 when none) and the current term. */
+int32_t replica_leader(const struct replica *r);
+int64_t replica_term(const struct replica *r);
+/* The ISR as the leader keeps it (standalone: this node), ids in replica order; the count. */
+uint32_t replica_isr(const struct replica *r, int32_t *out, uint32_t max);
 
 /* Whole batches from offset, up to max_bytes (KIP-74: the first batch whole), never past the
  * high watermark. Errors as log_read. */

@@ -65,7 +65,8 @@ static int fx_append(struct fx *f, struct replica_commit *c, replica_commit_fn f
     buf_reset(&f->copy);
     buf_append(&f->copy, f->batch.data, f->batch.len);
     struct log_append_result res;
-    return replica_append(f->r, f->copy.data, f->copy.len, c, fn, ctx, &res);
+    return replica_append(f->r, f->copy.data, f->copy.len,
+                          c != NULL ? REPLICA_WAIT_COMMIT : REPLICA_WAIT_NONE, 1, c, fn, ctx, &res);
 }
 
 static void fx_sync(struct fx *f)
