@@ -1797,6 +1797,10 @@ void broker_config_value(const struct broker_config *config, enum broker_config_
         v = config->num_partitions;
         break;
     case BROKER_KEY_DEFAULT_REPLICATION_FACTOR:
+        if (config->default_replication_factor == 0) {
+            out[0] = '\0'; /* not set: min(3, registered brokers) when a topic is created */
+            return;
+        }
         v = config->default_replication_factor;
         break;
     case BROKER_KEY_MIN_INSYNC_REPLICAS:

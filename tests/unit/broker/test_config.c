@@ -177,7 +177,7 @@ static void test_defaults(void **state)
     assert_string_equal(c.advertised.host, "127.0.0.1");
     assert_int_equal(c.advertised.port, 9092);
     assert_int_equal(c.num_partitions, 1);
-    assert_int_equal(c.default_replication_factor, 1);
+    assert_int_equal(c.default_replication_factor, 0); /* not set: min(3, brokers) */
     assert_int_equal(c.min_insync_replicas, 1);
     assert_true(c.auto_create_topics_enable);
     assert_int_equal(c.log_segment_bytes, LOG_SEGMENT_BYTES_DEFAULT);
