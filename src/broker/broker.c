@@ -907,7 +907,9 @@ void broker_stop(struct broker *b)
 static void on_signal(void *ctx, int signo)
 {
     struct broker *b = ctx;
-    (void)signo;
+    /* SIGTERM hands leaderships over first (a second one, or SIGINT, stops at once). */
+    if (signo == SIGTERM && broker_controlled_shutdown(b))
+        return;
     broker_stop(b);
 }
 

@@ -72,6 +72,10 @@ struct broker {
     bool stopping;
     int exit_status;
     struct rng rng; /* topic ids; seeded from the OS */
+    /* Replicated partitions (replication.c). */
+    bool handing_over;             /* a controlled shutdown is handing leaderships over */
+    uint64_t handover_deadline_ms; /* when it stops anyway */
+    uint64_t next_rebalance_ms;    /* next auto leader rebalance check */
     /* The metadata image: the metadata group's committed records applied (cluster_node.c). */
     struct meta_image meta;
     struct broker_cluster *cluster; /* cluster_node.c: host, transport, metadata node */
@@ -383,6 +387,10 @@ void broker_replicas_tick(struct broker *b);
  * false for any other partition. */
 bool broker_replica_view(struct broker *b, const char *topic, size_t len, int32_t partition,
                          struct broker_leader *out);
+/* SIGTERM with controlled.shutdown.enable: hands every leadership held here to an in-sync
+ * follower, then stops the broker (at the latest after controlled.shutdown.timeout.ms); false
+ * when there is nothing to do that way (stop at once). */
+bool broker_controlled_shutdown(struct broker *b);
 /* A slot of b->topics holding a live topic. */
 bool broker_topic_is_tombstone(const struct broker_topic *t);
 /* The group coordinator: partition p of __consumer_offsets changed leadership here. */

@@ -19,6 +19,7 @@
 #include "base/limits.h"
 #include "broker/broker_internal.h"
 #include "cluster/meta_node.h"
+#include "cluster/raft_host.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,10 +29,21 @@ struct broker_part {
     struct broker *b;
     struct broker_topic *t;
     uint32_t partition;
+    int32_t preferred; /* the first replica */
     int32_t reported_epoch; /* -1: nothing reported in this leadership */
     uint32_t reported_isr_count;
     int32_t reported_isr[RAFT_VOTERS_MAX];
+    bool led;                 /* led here at the last look */
+    uint64_t prefer_until_ms; /* hand the leadership to the preferred replica once it is
+                               * caught up, until then (0: not wanted) */
 };
+
+/* How long a leader waits for its preferred replica to catch up before it keeps the
+ * leadership until the next check. */
+static uint64_t prefer_window_ms(const struct broker *b)
+{
+    return 10u * (uint64_t)b->cfg->controller_quorum_election_timeout_ms;
+}
 
 /* A leader reports its epoch and ISR when either differs from its last report; a follower
  * forgets its last report, so the next leadership reports afresh. */
@@ -62,6 +74,16 @@ static void part_report(struct broker_part *bp)
 static void on_change(void *ctx)
 {
     struct broker_part *bp = ctx;
+    struct broker *b = bp->b;
+    struct replica *r = bp->t->replicas[bp->partition];
+    bool led = r != NULL && replica_leads(r);
+    /* A new leadership that is not the preferred replica's: hand it back as soon as that one
+     * is caught up (a new topic's first election is anyone's, a fail-over's survivor keeps it
+     * only while the preferred replica is away). */
+    if (led && !bp->led && b->cfg->auto_leader_rebalance_enable &&
+        bp->preferred != b->cfg->node_id)
+        bp->prefer_until_ms = clock_mono_ms(b->clock) + prefer_window_ms(b);
+    bp->led = led;
     part_report(bp);
     if (strcmp(bp->t->name, BROKER_OFFSETS_TOPIC) == 0)
         groups_leadership_changed(bp->b, bp->partition);
@@ -77,7 +99,8 @@ int broker_replica_attach(struct broker *b, struct broker_topic *t, const struct
     if (host == NULL)
         return ERR_STATE;
     struct broker_part *bp = xcalloc(1, sizeof(*bp));
-    *bp = (struct broker_part){.b = b, .t = t, .partition = p, .reported_epoch = -1};
+    *bp = (struct broker_part){
+        .b = b, .t = t, .partition = p, .preferred = mp->replicas[0], .reported_epoch = -1};
     struct replica_raft o = {
         .host = host,
         .election_ticks =
@@ -110,21 +133,84 @@ void broker_part_free(struct broker_topic *t, uint32_t p)
     t->parts[p] = NULL;
 }
 
+/* Auto leader rebalance: a wanted hand-back happens once the preferred replica is alive and
+ * holds the whole log (so the transfer is quick and loses nothing). */
+static void maybe_prefer(struct broker_part *bp, struct replica *r, uint64_t now)
+{
+    struct broker *b = bp->b;
+    if (bp->prefer_until_ms == 0)
+        return;
+    if (now > bp->prefer_until_ms || !replica_leads(r) || b->handing_over) {
+        bp->prefer_until_ms = 0;
+        return;
+    }
+    if (!broker_node_alive(b, bp->preferred, NULL) || !replica_caught_up(r, bp->preferred))
+        return;
+    bp->prefer_until_ms = 0;
+    (void)raft_group_transfer(replica_group(r), bp->preferred);
+}
+
+/* Controlled shutdown: a leadership held here goes to the most caught-up other replica; true
+ * while this partition still has one to hand over (a leader with nobody in sync keeps it). */
+static bool hand_over(struct broker *b, struct replica *r)
+{
+    struct raft_group *g = replica_group(r);
+    if (replica_leader(r) != b->cfg->node_id)
+        return false;
+    int32_t isr[RAFT_VOTERS_MAX];
+    if (replica_isr(r, isr, RAFT_VOTERS_MAX) < 2)
+        return false;
+    if (raft_group_core(g)->transferee == RAFT_NONE)
+        (void)raft_group_transfer(g, RAFT_NONE);
+    return true;
+}
+
 void broker_replicas_tick(struct broker *b)
 {
     uint64_t now = clock_mono_ms(b->clock);
     uint64_t lag = (uint64_t)b->cfg->replica_lag_time_max_ms;
+    bool recheck = b->cfg->auto_leader_rebalance_enable && now >= b->next_rebalance_ms;
+    if (recheck)
+        b->next_rebalance_ms =
+            now + 1000u * (uint64_t)b->cfg->leader_imbalance_check_interval_seconds;
+    uint32_t held = 0;
     for (uint32_t i = 0; i < b->topic_slots; i++) {
         struct broker_topic *t = b->topics[i];
         if (t == NULL || t->parts == NULL || broker_topic_is_tombstone(t))
             continue;
         for (uint32_t p = 0; p < t->partition_count; p++) {
-            if (t->parts[p] == NULL || t->replicas[p] == NULL)
+            struct broker_part *bp = t->parts[p];
+            struct replica *r = t->replicas[p];
+            if (bp == NULL || r == NULL)
                 continue;
-            replica_tick(t->replicas[p], now, lag);
-            part_report(t->parts[p]);
+            replica_tick(r, now, lag);
+            part_report(bp);
+            if (recheck && replica_leads(r) && bp->preferred != b->cfg->node_id)
+                bp->prefer_until_ms = now + prefer_window_ms(b);
+            maybe_prefer(bp, r, now);
+            if (b->handing_over && hand_over(b, r))
+                held++;
         }
     }
+    if (b->handing_over && (held == 0 || now >= b->handover_deadline_ms)) {
+        if (held > 0)
+            fprintf(stderr,
+                    "chronik: controlled shutdown: %u leaderships not handed over within "
+                    "controlled.shutdown.timeout.ms; stopping anyway\n",
+                    held);
+        broker_stop(b);
+    }
+}
+
+bool broker_controlled_shutdown(struct broker *b)
+{
+    if (b->handing_over || !b->cfg->controlled_shutdown_enable || broker_raft_host(b) == NULL)
+        return false;
+    b->handing_over = true;
+    b->handover_deadline_ms =
+        clock_mono_ms(b->clock) + (uint64_t)b->cfg->controlled_shutdown_timeout_ms;
+    broker_replicas_tick(b);
+    return true;
 }
 
 bool broker_replica_view(struct broker *b, const char *topic, size_t len, int32_t partition,

@@ -202,7 +202,7 @@ void replica_abandon(struct replica *r)
 static uint32_t holders(struct replica *r, int64_t offset)
 {
     struct raft_progress pr[RAFT_MEMBERS_MAX];
-    int n = raft_progress(raft_group_core(r->group), pr, RAFT_MEMBERS_MAX);
+    int n = raft_group_progress(r->group, pr, RAFT_MEMBERS_MAX);
     uint32_t count = 0;
     for (int i = 0; i < n; i++)
         count += pr[i].voter && pr[i].match_index >= offset;
@@ -231,7 +231,9 @@ static void on_committed(void *ctx, int err)
 {
     struct replica_commit *c = ctx;
     struct replica *r = c->r;
-    if (err == 0 && c->min_insync > 1 && r->group != NULL &&
+    /* Committed means durable on a majority: enough unless min_insync asks for more (then the
+     * leader counts the holders; a node that stopped leading meanwhile cannot). */
+    if (err == 0 && r->group != NULL && c->min_insync > r->member_count / 2 + 1 &&
         holders(r, c->last_offset) < c->min_insync) {
         c->next = r->insync;
         r->insync = c;
@@ -334,7 +336,7 @@ void replica_tick(struct replica *r, uint64_t now_ms, uint64_t lag_ms)
     if (!r->ready)
         return;
     struct raft_progress pr[RAFT_MEMBERS_MAX];
-    int n = raft_progress(raft_group_core(r->group), pr, RAFT_MEMBERS_MAX);
+    int n = raft_group_progress(r->group, pr, RAFT_MEMBERS_MAX);
     bool changed = false;
     for (int k = 0; k < n; k++) {
         for (uint32_t i = 0; i < r->member_count; i++) {
@@ -352,6 +354,16 @@ void replica_tick(struct replica *r, uint64_t now_ms, uint64_t lag_ms)
     finish_insync(r, 0);
     if (changed && r->on_change != NULL)
         r->on_change(r->change_ctx);
+}
+
+bool replica_caught_up(struct replica *r, int32_t id)
+{
+    struct raft_progress pr[RAFT_MEMBERS_MAX];
+    int n = r->ready ? raft_group_progress(r->group, pr, RAFT_MEMBERS_MAX) : 0;
+    for (int i = 0; i < n; i++)
+        if (pr[i].id == id)
+            return pr[i].match_index >= log_end_offset(r->log) - 1;
+    return false;
 }
 
 struct raft_group *replica_group(struct replica *r)

@@ -103,14 +103,19 @@ def test_topic_created_on_node_2_is_the_same_on_every_node(cluster):
         assert replicas == [leader] and isrs == [leader]
 
 
-def test_replication_factor_above_one_is_refused_with_the_limit(cluster):
-    # Catches: a factor the cluster cannot honour yet accepted (and silently not replicated).
+def test_replication_factor_beyond_the_brokers_is_refused(cluster):
+    # Catches: a factor the cluster cannot honour accepted (and silently under-replicated),
+    # and the default factor not following the registered brokers (min(3, brokers)).
     admin = AdminClient({"bootstrap.servers": cluster.bootstrap(1)})
-    fut = admin.create_topics([NewTopic("rf3", 3, 3)], request_timeout=TIMEOUT_S)
+    fut = admin.create_topics([NewTopic("rf4", 3, 4)], request_timeout=TIMEOUT_S)
     with pytest.raises(Exception) as e:
-        fut["rf3"].result(timeout=TIMEOUT_S)
+        fut["rf4"].result(timeout=TIMEOUT_S)
     assert "INVALID_REPLICATION_FACTOR" in str(e.value) or "Replication factor" in str(e.value)
-    assert "not supported yet" in str(e.value)
+    assert "only 3 broker(s) are registered" in str(e.value)
+    fut = admin.create_topics([NewTopic("rf-default", 2)], request_timeout=TIMEOUT_S)
+    fut["rf-default"].result(timeout=TIMEOUT_S)
+    md = cluster.metadata(2, "rf-default")
+    assert all(len(p.replicas) == 3 for p in md.topics["rf-default"].partitions.values())
 
 
 def test_clients_knowing_node_1_reach_every_partition(cluster):

@@ -1,0 +1,242 @@
+"""Replicated partitions on a three-node cluster of real processes with real clients (issue 10,
+"Tests"): every partition of a topic with replication factor 3 is a Raft group over its log.
+
+Each test names the bug it catches. Faults are real: kill -9 (the page cache survives it, so
+these tests catch acknowledgement and fail-over bugs, not a missing fsync: the simulated-disk
+tests and tests/sim/cluster_sim do that), SIGTERM and wiped data directories.
+"""
+
+import os
+import shutil
+import signal
+import socket
+import time
+
+import pytest
+from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+
+import kafka_wire as kw
+from cluster_harness import Cluster
+from helpers import wait_until
+
+TIMEOUT_S = 30
+NOT_LEADER_OR_FOLLOWER = 6
+NOT_ENOUGH_REPLICAS = 19
+
+# A follower is out of the ISR one second after it stopped acknowledging (default 30 s).
+FAST_ISR = ["--set", "replica.lag.time.max.ms=1000"]
+
+
+@pytest.fixture
+def cluster(tmp_path):
+    c = Cluster(tmp_path, 3, extra_args=FAST_ISR).start()
+    yield c
+    c.stop()
+
+
+def create_topic(c, name, partitions, config=None, node=1):
+    admin = AdminClient({"bootstrap.servers": c.bootstrap(node)})
+    fut = admin.create_topics([NewTopic(name, partitions, 3, config=config or {})],
+                              request_timeout=TIMEOUT_S)
+    fut[name].result(timeout=TIMEOUT_S)
+
+
+def partition_state(c, node, topic, partition):
+    """(leader, isr) as node answers Metadata; leader -1 while there is none."""
+    md = c.metadata(node, topic)
+    p = md.topics[topic].partitions[partition]
+    return p.leader, sorted(p.isrs)
+
+
+def wait_leader(c, topic, partition, alive):
+    """The leader every alive node agrees on, once there is one among them."""
+    def agreed():
+        seen = {partition_state(c, n, topic, partition)[0] for n in alive}
+        return seen.pop() if len(seen) == 1 and list(seen)[0] in alive else None
+    return wait_until(agreed, TIMEOUT_S, "an agreed leader of %s-%d" % (topic, partition))
+
+
+def produce(bootstrap, topic, values, partition=0, acks="all"):
+    """Sends values; returns ({value: offset} acknowledged, [errors])."""
+    acked, errors = {}, []
+
+    def report(err, msg):
+        if err is None:
+            acked[msg.value().decode()] = msg.offset()
+        else:
+            errors.append(err)
+
+    p = Producer({"bootstrap.servers": bootstrap, "acks": acks, "linger.ms": 5,
+                  "message.timeout.ms": TIMEOUT_S * 1000})
+    for v in values:
+        p.produce(topic, v.encode(), partition=partition, on_delivery=report)
+        p.poll(0)
+    assert p.flush(TIMEOUT_S + 5) == 0
+    return acked, errors
+
+
+def consume_all(bootstrap, topic, partition, count):
+    """{offset: value} of the first count records of the partition."""
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "check-%d" % time.monotonic_ns(),
+                  "enable.auto.commit": False})
+    c.assign([TopicPartition(topic, partition, 0)])
+    got = {}
+    deadline = time.monotonic() + TIMEOUT_S
+    while len(got) < count and time.monotonic() < deadline:
+        m = c.poll(0.2)
+        if m is None or m.error():
+            continue
+        assert m.offset() not in got, "offset %d read twice" % m.offset()
+        got[m.offset()] = m.value().decode()
+    c.close()
+    assert len(got) >= count, "read %d of %d records" % (len(got), count)
+    return got
+
+
+def partition_log_bytes(node, topic, partition):
+    """The partition's segment files' contents, in offset order, as node has them on disk."""
+    d = os.path.join(node.data_dir, "%s-%d" % (topic, partition))
+    names = sorted(n for n in os.listdir(d) if n.endswith(".log"))
+    return b"".join(open(os.path.join(d, n), "rb").read() for n in names)
+
+
+def raw_produce(port, topic, values):
+    """(error_code, base_offset) of one Produce v3 (acks=all) of values to partition 0."""
+    payload = kw.exchange(port, kw.produce_v3(7, topic, kw.record_batch(
+        [v.encode() for v in values])))
+    return kw.produce_v3_answer(payload, 7)
+
+
+def test_acknowledged_records_survive_leader_kill(cluster):
+    """acks=all records survive kill -9 of the partition's leader, each at the offset it was
+    acknowledged with, and every replica ends up with the leader's exact bytes. Catches: an
+    acknowledgement before a majority holds the batch, a new leader reusing offsets of
+    acknowledged records, followers storing other bytes than the leader's."""
+    c = cluster
+    create_topic(c, "r", 1, {"min.insync.replicas": "2"})
+    leader = wait_leader(c, "r", 0, [1, 2, 3])
+    first, errors = produce(c.bootstrap(leader), "r", ["a%d" % i for i in range(300)])
+    assert not errors and len(first) == 300
+    c.nodes[leader].kill()
+    alive = [n for n in (1, 2, 3) if n != leader]
+    new_leader = wait_leader(c, "r", 0, alive)
+    second, errors = produce(c.bootstrap(alive[0]), "r", ["b%d" % i for i in range(300)])
+    assert not errors and len(second) == 300
+    acked = {**first, **second}
+    assert len(set(acked.values())) == len(acked), "two acknowledged records share an offset"
+    got = consume_all(c.bootstrap(new_leader), "r", 0, max(acked.values()) + 1)
+    for value, offset in acked.items():
+        assert got.get(offset) == value, "acknowledged %s at %d, read %r" % (
+            value, offset, got.get(offset))
+    # The killed node comes back, catches up and rejoins the ISR; then all three logs match.
+    c.nodes[leader].launch()
+    c.wait_serving([leader])
+    wait_until(lambda: partition_state(c, new_leader, "r", 0)[1] == [1, 2, 3], TIMEOUT_S,
+               "node %d back in the ISR" % leader)
+    logs = wait_until(lambda: (lambda ls: ls if len(set(ls)) == 1 else None)(
+        [partition_log_bytes(c.nodes[n], "r", 0) for n in (1, 2, 3)]), TIMEOUT_S,
+        "identical replica logs")
+    assert len(logs[0]) > 600 * 2
+
+
+def test_min_insync_refusal(cluster):
+    """acks=all is refused with NOT_ENOUGH_REPLICAS, before anything is appended, once the
+    leader's ISR is smaller than min.insync.replicas (one node down, min.insync 3); with two of
+    three down nothing is acknowledged at all (min.insync 2). Catches: min.insync.replicas not
+    enforced, a refused batch appended anyway, a minority leader acknowledging."""
+    c = cluster
+    create_topic(c, "m3", 1, {"min.insync.replicas": "3"})
+    create_topic(c, "m2", 1, {"min.insync.replicas": "2"})
+    leader = wait_leader(c, "m3", 0, [1, 2, 3])
+    assert raw_produce(c.nodes[leader].port, "m3", ["ok"])[0] == 0
+    follower = next(n for n in (1, 2, 3) if n != leader)
+    c.nodes[follower].kill()
+    wait_until(lambda: len(partition_state(c, leader, "m3", 0)[1]) == 2, TIMEOUT_S,
+               "the ISR without node %d" % follower)
+    before = partition_log_bytes(c.nodes[leader], "m3", 0)
+    err, _ = raw_produce(c.nodes[leader].port, "m3", ["refused"])
+    assert err == NOT_ENOUGH_REPLICAS
+    assert partition_log_bytes(c.nodes[leader], "m3", 0) == before, "a refused batch was written"
+    # min.insync 2 with one node down still takes acks=all.
+    m2_leader = wait_leader(c, "m2", 0, [n for n in (1, 2, 3) if n != follower])
+    assert raw_produce(c.nodes[m2_leader].port, "m2", ["two of three"])[0] == 0
+    # Two of three down: no leader can commit; every attempt is refused, none acknowledged.
+    other = next(n for n in (1, 2, 3) if n not in (follower, m2_leader))
+    c.nodes[other].kill()
+    survivor = m2_leader
+    deadline = time.monotonic() + 3
+    while time.monotonic() < deadline:
+        err, _ = raw_produce(c.nodes[survivor].port, "m2", ["lost"])
+        assert err in (NOT_ENOUGH_REPLICAS, NOT_LEADER_OR_FOLLOWER), err
+    # Back to three: the partition serves again and never acknowledged the refused records.
+    for n in (follower, other):
+        c.nodes[n].launch()
+    c.wait_serving()
+    m2_leader = wait_leader(c, "m2", 0, [1, 2, 3])
+    err, offset = raw_produce(c.nodes[m2_leader].port, "m2", ["after"])
+    assert err == 0
+
+
+def test_wiped_replica_rejoins(cluster):
+    """A follower whose data directory is wiped while it is down rejoins on restart, catches up
+    from the leader and is back in the ISR without operator action, holding the leader's bytes.
+    Catches: a replica that cannot start from an empty log, or that never re-enters the ISR."""
+    c = cluster
+    create_topic(c, "w", 1, {"min.insync.replicas": "2"})
+    leader = wait_leader(c, "w", 0, [1, 2, 3])
+    acked, errors = produce(c.bootstrap(leader), "w", ["w%d" % i for i in range(500)])
+    assert not errors
+    # Node 1 founds the cluster when its directory is empty: wipe another one.
+    victim = next(n for n in (2, 3) if n != leader)
+    c.nodes[victim].kill()
+    shutil.rmtree(c.nodes[victim].data_dir)
+    more, errors = produce(c.bootstrap(leader), "w", ["x%d" % i for i in range(100)])
+    assert not errors
+    c.nodes[victim].launch()
+    c.wait_serving([victim])
+    wait_until(lambda: victim in partition_state(c, leader, "w", 0)[1], TIMEOUT_S,
+               "the wiped node back in the ISR")
+    wait_until(lambda: partition_log_bytes(c.nodes[victim], "w", 0) ==
+               partition_log_bytes(c.nodes[leader], "w", 0), TIMEOUT_S,
+               "the wiped replica holding the leader's log")
+
+
+def test_group_offsets_survive_coordinator_loss(cluster):
+    """Committed offsets live in the replicated __consumer_offsets: after kill -9 of the group's
+    coordinator, another node becomes coordinator (its offsets partition's new leader) and a
+    consumer of the group resumes at the committed offset. Catches: a coordinator that does not
+    follow its partition's leadership, offsets lost with one node."""
+    c = cluster
+    create_topic(c, "g", 1)
+    acked, errors = produce(c.bootstrap(1), "g", ["g%d" % i for i in range(50)])
+    assert not errors
+    conf = {"bootstrap.servers": c.bootstrap(1), "group.id": "survivors",
+            "enable.auto.commit": False, "auto.offset.reset": "earliest"}
+    cons = Consumer(conf)
+    cons.subscribe(["g"])
+    read = []
+    deadline = time.monotonic() + TIMEOUT_S
+    while len(read) < 20 and time.monotonic() < deadline:
+        m = cons.poll(0.2)
+        if m is not None and not m.error():
+            read.append(m)
+    assert len(read) >= 20
+    cons.commit(offsets=[TopicPartition("g", 0, 20)], asynchronous=False)
+    cons.close()
+    admin = AdminClient({"bootstrap.servers": c.bootstrap(1)})
+    coordinator = admin.describe_consumer_groups(["survivors"])["survivors"].result(
+        timeout=TIMEOUT_S).coordinator.id
+    c.nodes[coordinator].kill()
+    alive = [n for n in (1, 2, 3) if n != coordinator]
+    conf["bootstrap.servers"] = c.bootstrap(alive[0])
+    cons = Consumer(conf)
+    cons.subscribe(["g"])
+    first = None
+    deadline = time.monotonic() + TIMEOUT_S
+    while first is None and time.monotonic() < deadline:
+        m = cons.poll(0.2)
+        if m is not None and not m.error():
+            first = m.offset()
+    cons.close()
+    assert first == 20, "resumed at %r, committed 20" % first
