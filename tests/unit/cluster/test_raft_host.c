@@ -112,21 +112,44 @@ static void wrap_peer_remove(struct transport *t, int32_t node)
     transport_peer_remove(w->inner, node);
 }
 
-/* The term and vote in the node's hard-state file (written with fsync before any message that
- * depends on it may leave). */
+struct peek {
+    struct wire_group id;
+    struct raft_host_hard_state found;
+};
+
+static int peek_entry(void *ctx, const struct raft_host_hard_state *s)
+{
+    struct peek *p = ctx;
+    if (wire_group_eq(&s->id, &p->id))
+        p->found = *s;
+    return 0;
+}
+
+/* The hard state of group id in the journal in dir as it is on disk now (term 1, no vote when
+ * it holds none). */
+static struct raft_host_hard_state journal_state(struct io *io, const char *dir,
+                                                 struct wire_group id)
+{
+    char path[IO_PATH_BYTES_MAX];
+    struct peek p = {.id = id, .found = {.id = id, .term = 1, .vote = RAFT_NONE, .start = -1}};
+    struct io_file *f;
+    uint64_t size, valid;
+
+    snprintf(path, sizeof(path), "%s/raft.state", dir);
+    assert_int_equal(io_open(io, path, IO_RDONLY, &f), 0);
+    assert_int_equal(io_size(f, &size), 0);
+    assert_int_equal(raft_host_journal_read(f, size, peek_entry, &p, &valid), 0);
+    io_close(f);
+    return p.found;
+}
+
+/* The term and vote in the node's journal (synced before any message that depends on it may
+ * leave). */
 static void hard_state(struct node *n, int64_t *term, int32_t *vote)
 {
-    static const char path[] = "/00000000000000000000000000000001-0.raft-state";
-    uint8_t b[16];
-    struct io_file *f;
-
-    assert_int_equal(io_open(n->io, path, IO_RDONLY, &f), 0);
-    assert_int_equal(io_pread(f, b, sizeof(b), 0), (ssize_t)sizeof(b));
-    io_close(f);
-    *term = 0;
-    for (int i = 4; i < 12; i++)
-        *term = *term << 8 | b[i];
-    *vote = (int32_t)((uint32_t)b[12] << 24 | (uint32_t)b[13] << 16 | (uint32_t)b[14] << 8 | b[15]);
+    struct raft_host_hard_state s = journal_state(n->io, "", wire_metadata_group);
+    *term = s.term;
+    *vote = s.vote;
 }
 
 static int wrap_send(struct transport *t, const struct wire_msg *m)
@@ -277,8 +300,10 @@ static void step(struct world *w)
     }
     sim_net_advance(w->net, w->now_ms);
     for (int i = 0; i < NODES; i++)
-        if (w->n[i].up)
+        if (w->n[i].up) {
+            raft_host_flush(w->n[i].host);
             transport_flush(&w->n[i].wrap.t);
+        }
     check_commit(w);
 }
 
@@ -739,8 +764,10 @@ static void test_many_groups(void **state)
             raft_host_tick(m[i].host);
         }
         sim_net_advance(net, now);
-        for (int i = 0; i < NODES; i++)
+        for (int i = 0; i < NODES; i++) {
+            raft_host_flush(m[i].host);
             transport_flush(m[i].t);
+        }
         done = true;
         for (int k = 0; k < GROUPS; k++) {
             int l = group_leader(m, k);
@@ -804,8 +831,10 @@ static void test_many_groups(void **state)
         for (int i = 0; i < NODES; i++)
             raft_host_tick(m[i].host);
         sim_net_advance(net, now);
-        for (int i = 0; i < NODES; i++)
+        for (int i = 0; i < NODES; i++) {
+            raft_host_flush(m[i].host);
             transport_flush(m[i].t);
+        }
     }
     sim_net_stats(net, &s1);
     for (int i = 0; i < NODES; i++)
