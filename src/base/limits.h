@@ -89,6 +89,8 @@
 #define RAFT_HINT_STEPS_MAX          64u         /* batches walked back for a conflict hint */
 #define RAFT_LEASE_RING              8u          /* heartbeat send ticks remembered for leases */
 #define RAFT_LEASE_MARGIN_TICKS      2u          /* lease shortened for clock drift */
+#define RAFT_HOST_GROUPS_MAX         1000000u    /* hard states in one node's journal */
+#define RAFT_HOST_JOURNAL_BYTES_MIN  (1u * MIB)  /* compacted past max(this, 4 x live size) */
 
 /* ---- cluster (metadata image) ----------------------------------------------------------- */
 #define META_TOPIC_NAME_BYTES_MAX   249u     /* Kafka's topic name limit */

@@ -112,6 +112,8 @@ static void on_flush_task(void *ctx)
 {
     struct broker_cluster *c = ctx;
     c->flush_posted = false;
+    /* Hard state first: messages that depend on it are held in the host until it is synced. */
+    (void)raft_host_flush(c->host);
     transport_flush(c->transport);
 }
 

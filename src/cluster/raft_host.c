@@ -31,9 +31,16 @@
 #include <string.h>
 
 #define HS_VERSION 0
-/* version, 3 zero bytes, be64 term, be32 vote, be64 log start, be64 term of the entry before the
- * log start, be32 CRC-32C of everything before it */
-#define HS_BYTES 36
+/* The per-group file before the journal (read once to migrate): version, 3 zero bytes, be64 term,
+ * be32 vote, be64 log start, be64 term of the entry before the log start, be32 CRC-32C of
+ * everything before it. */
+#define HS_LEGACY_BYTES 36
+/* A journal record: be32 CRC-32C of everything after it, be32 entry count (> 0), version, 3 zero
+ * bytes; then count entries of HS_ENTRY_BYTES: topic id (16 bytes), be32 partition, be32 vote,
+ * be64 term, be64 log start, be64 term of the entry before the log start. */
+#define HS_RECORD_HEADER_BYTES 12
+#define HS_ENTRY_BYTES         48
+#define HS_JOURNAL_NAME        "raft.state"
 /* The control record type a no-op carries: Kafka's LEADER_CHANGE (ControlRecordType 2). */
 #define NOOP_CONTROL_TYPE 2
 
@@ -45,6 +52,21 @@ struct rh_batch {
     uint8_t kind;
 };
 
+/* One group's hard state as the host keeps it (the journal's latest entry, or newer and queued). */
+struct rh_state {
+    struct wire_group id;
+    int64_t term;
+    int32_t vote;
+    int64_t start, prev_term;
+    bool queued; /* in host->dirty: goes out with the next journal record */
+};
+
+/* A message held until the hard state it depends on is synced (raft_host_flush). */
+struct rh_held {
+    struct raft_group *g; /* NULL once the group closed */
+    struct raft_msg msg;
+};
+
 struct raft_group {
     struct raft_host *host;
     struct wire_group id;
@@ -54,10 +76,10 @@ struct raft_group {
     struct rh_batch *idx;
     size_t idx_count, idx_cap;
     int64_t prev_term;
-    /* What the hard-state file holds. */
-    int64_t hs_term;
-    int32_t hs_vote;
-    int64_t hs_start, hs_prev_term;
+    struct rh_state *hs; /* the host's entry for this group */
+    /* Equal to host->epoch while this group's term or vote is not yet synced: its messages are
+     * held until raft_host_flush. */
+    uint64_t hold_epoch;
     int64_t reported_index, reported_term; /* last raft_persisted() */
     int64_t flush_end;                     /* highest end offset a flush callback waits for */
     uint32_t flush_outstanding;
@@ -74,8 +96,6 @@ struct raft_group {
     raft_group_apply_fn apply;
     raft_group_role_fn on_role;
     void *ctx;
-    char state_path[IO_PATH_BYTES_MAX];
-    char state_tmp[IO_PATH_BYTES_MAX + 8];
 };
 
 struct raft_host {
@@ -88,6 +108,26 @@ struct raft_host {
     size_t group_count, group_cap;
     struct buf scratch; /* batch bytes of one outgoing append, and the no-op */
     struct raft_host_stats stats;
+    int err; /* the journal failed: every group stops */
+    /* The journal: an open-addressing table of every group's hard state (open or not), the
+     * entries queued for the next record, and the file. */
+    struct rh_state **states;
+    size_t state_count, state_cap; /* cap a power of two, at most half full */
+    struct rh_state **dirty;
+    size_t dirty_count, dirty_cap;
+    struct io_file *journal;
+    uint64_t journal_bytes;
+    struct buf jbuf;
+    char journal_path[IO_PATH_BYTES_MAX];
+    char journal_tmp[IO_PATH_BYTES_MAX];
+    /* Per-group files migrated into the journal, deleted once it is synced. */
+    char (*migrated)[IO_PATH_BYTES_MAX];
+    size_t migrated_count, migrated_cap;
+    /* Messages waiting for the sync of their group's hard state, in order; bumping epoch
+     * releases every group. */
+    struct rh_held *held;
+    size_t held_count, held_cap;
+    uint64_t epoch;
 };
 
 static void hs_save_start(struct raft_group *g);
@@ -191,12 +231,12 @@ static int idx_build(struct raft_group *g)
      * (the start moved behind the host's back and a crash came before it noticed) the term of
      * the first batch, which is an upper bound (see raft_group_compact). */
     g->prev_term = 0;
-    if (off > 0 && off == g->hs_start)
-        g->prev_term = g->hs_prev_term;
+    if (off > 0 && off == g->hs->start)
+        g->prev_term = g->hs->prev_term;
     else if (off > 0 && log_epoch_of(g->log, off, &epoch) == 0)
         g->prev_term = term_of_epoch(epoch);
     else if (off > 0)
-        g->prev_term = g->hs_term;
+        g->prev_term = g->hs->term;
     while (off < end) {
         struct rh_batch b;
         struct log_read rd;
@@ -340,7 +380,7 @@ static void ops_truncate(void *ctx, int64_t from)
     }
 }
 
-/* ---- hard state ---------------------------------------------------------------------------- */
+/* ---- hard state: the node's journal -------------------------------------------------------- */
 
 static void put_be32(uint8_t *p, uint32_t v)
 {
@@ -366,55 +406,366 @@ static int64_t get_be64(const uint8_t *p)
     return (int64_t)((uint64_t)get_be32(p) << 32 | get_be32(p + 4));
 }
 
-/* Temp file, fsync, rename over the old one, directory fsync: the old state or the new one
- * survives a crash, never a mix. */
-static int hs_write(struct raft_group *g)
+static bool hs_valid(const struct raft_host_hard_state *s)
 {
-    struct io *io = g->host->io;
-    uint8_t b[HS_BYTES] = {HS_VERSION};
-    struct io_file *f = NULL;
-    int rc;
+    return s->term >= RAFT_HOST_TERM_STANDALONE && s->vote >= RAFT_NONE && s->start >= -1 &&
+           s->prev_term >= 0 && s->prev_term <= s->term;
+}
 
-    put_be64(b + 4, g->hs_term);
-    put_be32(b + 12, (uint32_t)g->hs_vote);
-    put_be64(b + 16, g->hs_start);
-    put_be64(b + 24, g->hs_prev_term);
-    put_be32(b + 32, crc32c_update(0, b, 32));
-    rc = io_open(io, g->state_tmp, IO_RDWR | IO_CREATE, &f);
-    if (rc == 0)
-        rc = io_truncate(f, 0);
-    if (rc == 0) {
-        ssize_t n = io_pwrite(f, b, sizeof(b), 0);
-        rc = n == (ssize_t)sizeof(b) ? 0 : n < 0 ? (int)n : ERR_INCOMPLETE;
+static void hs_encode(const struct rh_state *s, uint8_t *p)
+{
+    memcpy(p, s->id.topic_id.bytes, sizeof(s->id.topic_id.bytes));
+    put_be32(p + 16, (uint32_t)s->id.partition);
+    put_be32(p + 20, (uint32_t)s->vote);
+    put_be64(p + 24, s->term);
+    put_be64(p + 32, s->start);
+    put_be64(p + 40, s->prev_term);
+}
+
+static void hs_decode(const uint8_t *p, struct raft_host_hard_state *s)
+{
+    memset(s, 0, sizeof(*s));
+    memcpy(s->id.topic_id.bytes, p, sizeof(s->id.topic_id.bytes));
+    s->id.partition = (int32_t)get_be32(p + 16);
+    s->vote = (int32_t)get_be32(p + 20);
+    s->term = get_be64(p + 24);
+    s->start = get_be64(p + 32);
+    s->prev_term = get_be64(p + 40);
+}
+
+/* Starts a record of count entries in b (header with the CRC left to hs_record_end). */
+static void hs_record_begin(struct buf *b, uint32_t count)
+{
+    uint8_t *p;
+
+    buf_reset(b);
+    p = buf_extend(b, HS_RECORD_HEADER_BYTES);
+    memset(p, 0, HS_RECORD_HEADER_BYTES);
+    put_be32(p + 4, count);
+    p[8] = HS_VERSION;
+}
+
+static void hs_record_add(struct buf *b, const struct rh_state *s)
+{
+    hs_encode(s, buf_extend(b, HS_ENTRY_BYTES));
+}
+
+static void hs_record_end(struct buf *b)
+{
+    put_be32(b->data, crc32c_update(0, b->data + 4, b->len - 4));
+}
+
+static bool all_zero(const uint8_t *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (p[i] != 0)
+            return false;
+    return true;
+}
+
+/* True when the bytes of f from off to size are all zero (a torn append's unwritten blocks). */
+static int tail_is_zero(struct io_file *f, uint64_t off, uint64_t size, bool *zero)
+{
+    uint8_t b[4096];
+
+    *zero = true;
+    while (off < size && *zero) {
+        size_t n = size - off < sizeof(b) ? (size_t)(size - off) : sizeof(b);
+        ssize_t got = io_pread(f, b, n, off);
+        if (got != (ssize_t)n)
+            return got < 0 ? (int)got : ERR_INCOMPLETE;
+        *zero = all_zero(b, n);
+        off += n;
     }
-    if (rc == 0)
-        rc = io_sync(f);
-    if (f != NULL)
-        io_close(f);
-    if (rc == 0)
-        rc = io_rename(io, g->state_tmp, g->state_path);
-    if (rc == 0)
-        rc = io_sync_dir(io, g->host->state_dir);
-    g->host->stats.hard_state_writes++;
+    return 0;
+}
+
+/*
+ * Reads the journal f of size bytes record by record, calling fn for every entry in file
+ * order (a later entry of a group replaces an earlier one). *valid is where the good records
+ * end. Only the last record can be torn (each is synced before the next is written): one
+ * running past the end, failing its CRC and ending exactly at the end, or followed only by
+ * zeros, is ignored. A bad record with good bytes after it is ERR_CORRUPT.
+ */
+int raft_host_journal_read(struct io_file *f, uint64_t size,
+                           int (*fn)(void *ctx, const struct raft_host_hard_state *s), void *ctx,
+                           uint64_t *valid)
+{
+    struct buf b;
+    uint64_t off = 0;
+    int rc = 0;
+
+    buf_init(&b);
+    while (rc == 0 && off < size) {
+        uint8_t hdr[HS_RECORD_HEADER_BYTES];
+        uint64_t left = size - off;
+        bool zero;
+
+        if (left < sizeof(hdr))
+            break; /* torn header */
+        ssize_t got = io_pread(f, hdr, sizeof(hdr), off);
+        if (got != (ssize_t)sizeof(hdr)) {
+            rc = got < 0 ? (int)got : ERR_INCOMPLETE;
+            break;
+        }
+        uint32_t count = get_be32(hdr + 4);
+        uint64_t len = sizeof(hdr) + (uint64_t)count * HS_ENTRY_BYTES;
+        bool header_ok = count > 0 && count <= RAFT_HOST_GROUPS_MAX && hdr[8] == HS_VERSION &&
+                         all_zero(hdr + 9, 3);
+        if (header_ok && len > left)
+            break; /* torn: the end of the last record never reached the disk */
+        buf_reset(&b);
+        if (header_ok) {
+            memcpy(buf_extend(&b, (size_t)len), hdr, sizeof(hdr));
+            got = io_pread(f, b.data + sizeof(hdr), (size_t)len - sizeof(hdr), off + sizeof(hdr));
+            if (got != (ssize_t)(len - sizeof(hdr))) {
+                rc = got < 0 ? (int)got : ERR_INCOMPLETE;
+                break;
+            }
+        }
+        if (!header_ok || get_be32(b.data) != crc32c_update(0, b.data + 4, b.len - 4)) {
+            if (header_ok && len == left)
+                break; /* torn: the last record, partly written */
+            rc = tail_is_zero(f, off, size, &zero);
+            if (rc == 0 && !zero)
+                rc = ERR_CORRUPT;
+            break;
+        }
+        for (uint32_t i = 0; i < count && rc == 0; i++) {
+            struct raft_host_hard_state s;
+            hs_decode(b.data + sizeof(hdr) + (size_t)i * HS_ENTRY_BYTES, &s);
+            rc = hs_valid(&s) ? fn(ctx, &s) : ERR_CORRUPT;
+        }
+        if (rc == 0)
+            off += len;
+    }
+    buf_deinit(&b);
+    *valid = off;
     return rc;
 }
 
-static int hs_read(struct raft_group *g)
+/* ---- the table of hard states: every group the journal knows, open or not ------------------- */
+
+static uint64_t hs_hash(const struct wire_group *id)
 {
-    uint8_t b[HS_BYTES];
+    uint64_t x = 1469598103934665603ull;
+
+    for (size_t i = 0; i < sizeof(id->topic_id.bytes); i++)
+        x = (x ^ id->topic_id.bytes[i]) * 1099511628211ull;
+    x = (x ^ (uint32_t)id->partition) * 1099511628211ull;
+    return x ^ (x >> 29);
+}
+
+static struct rh_state *hs_find(const struct raft_host *h, const struct wire_group *id)
+{
+    if (h->state_cap == 0)
+        return NULL;
+    for (size_t i = hs_hash(id) & (h->state_cap - 1);; i = (i + 1) & (h->state_cap - 1)) {
+        struct rh_state *s = h->states[i];
+        if (s == NULL || wire_group_eq(&s->id, id))
+            return s;
+    }
+}
+
+static void hs_insert_slot(struct rh_state **tab, size_t cap, struct rh_state *s)
+{
+    size_t i = hs_hash(&s->id) & (cap - 1);
+
+    while (tab[i] != NULL)
+        i = (i + 1) & (cap - 1);
+    tab[i] = s;
+}
+
+/* The entry of id, created with the initial hard state when absent; NULL over the bound. */
+static struct rh_state *hs_get(struct raft_host *h, const struct wire_group *id)
+{
+    struct rh_state *s = hs_find(h, id);
+
+    if (s != NULL)
+        return s;
+    if (h->state_count == RAFT_HOST_GROUPS_MAX)
+        return NULL;
+    if (2 * (h->state_count + 1) > h->state_cap) {
+        size_t cap = h->state_cap ? 2 * h->state_cap : 64;
+        struct rh_state **tab = xcalloc(cap, sizeof(*tab));
+        for (size_t i = 0; i < h->state_cap; i++)
+            if (h->states[i] != NULL)
+                hs_insert_slot(tab, cap, h->states[i]);
+        free(h->states);
+        h->states = tab;
+        h->state_cap = cap;
+    }
+    s = xcalloc(1, sizeof(*s));
+    *s = (struct rh_state){.id = *id,
+                           .term = RAFT_HOST_TERM_STANDALONE,
+                           .vote = RAFT_NONE,
+                           .start = -1,
+                           .prev_term = 0};
+    hs_insert_slot(h->states, h->state_cap, s);
+    h->state_count++;
+    return s;
+}
+
+/* Queues s for the next journal write. */
+static void hs_dirty(struct raft_host *h, struct rh_state *s)
+{
+    if (s->queued)
+        return;
+    if (h->dirty_count == h->dirty_cap) {
+        h->dirty_cap = h->dirty_cap ? 2 * h->dirty_cap : 64;
+        h->dirty = xrealloc(h->dirty, h->dirty_cap * sizeof(*h->dirty));
+    }
+    h->dirty[h->dirty_count++] = s;
+    s->queued = true;
+}
+
+static int journal_load_entry(void *ctx, const struct raft_host_hard_state *in)
+{
+    struct raft_host *h = ctx;
+    struct rh_state *s = hs_get(h, &in->id);
+
+    if (s == NULL)
+        return ERR_CORRUPT; /* more groups than any journal this host writes */
+    s->term = in->term;
+    s->vote = in->vote;
+    s->start = in->start;
+    s->prev_term = in->prev_term;
+    return 0;
+}
+
+/* Reads <state_dir>/raft.state into the table, cuts a torn tail, and opens it for appending. */
+static int journal_open(struct raft_host *h)
+{
+    uint64_t size = 0, valid = 0;
+    bool is_dir;
+    int rc = io_exists(h->io, h->journal_path, &is_dir);
+    bool created = rc == -ENOENT;
+
+    if (rc != 0 && !created)
+        return rc;
+    rc = io_open(h->io, h->journal_path, IO_RDWR | IO_CREATE, &h->journal);
+    if (rc == 0)
+        rc = io_size(h->journal, &size);
+    if (rc == 0)
+        rc = raft_host_journal_read(h->journal, size, journal_load_entry, h, &valid);
+    if (rc == 0 && valid < size) {
+        rc = io_truncate(h->journal, valid);
+        if (rc == 0)
+            rc = io_sync(h->journal);
+        h->stats.hard_state_syncs++;
+    }
+    if (rc == 0 && created) {
+        rc = io_sync_dir(h->io, h->state_dir); /* the file itself survives a crash */
+        h->stats.hard_state_syncs++;
+    }
+    h->journal_bytes = valid;
+    return rc;
+}
+
+/* Rewrites the journal as one record of every entry: temp file, fsync, rename, directory fsync
+ * (the old journal or the new one survives a crash, never a mix). */
+static int journal_compact(struct raft_host *h)
+{
+    struct io_file *f = NULL;
+    uint32_t n = 0;
+    int rc;
+
+    hs_record_begin(&h->jbuf, (uint32_t)h->state_count);
+    for (size_t i = 0; i < h->state_cap; i++) {
+        if (h->states[i] != NULL) {
+            hs_record_add(&h->jbuf, h->states[i]);
+            n++;
+        }
+    }
+    ASSERT(n == h->state_count);
+    hs_record_end(&h->jbuf);
+    rc = io_open(h->io, h->journal_tmp, IO_RDWR | IO_CREATE, &f);
+    if (rc == 0)
+        rc = io_truncate(f, 0);
+    if (rc == 0) {
+        ssize_t w = io_pwrite(f, h->jbuf.data, h->jbuf.len, 0);
+        rc = w == (ssize_t)h->jbuf.len ? 0 : w < 0 ? (int)w : ERR_INCOMPLETE;
+    }
+    if (rc == 0)
+        rc = io_sync(f);
+    if (rc == 0)
+        rc = io_rename(h->io, h->journal_tmp, h->journal_path);
+    if (rc == 0)
+        rc = io_sync_dir(h->io, h->state_dir);
+    h->stats.hard_state_syncs += 2;
+    h->stats.journal_compactions++;
+    if (rc != 0) {
+        if (f != NULL)
+            io_close(f);
+        return rc;
+    }
+    io_close(h->journal);
+    h->journal = f;
+    h->journal_bytes = h->jbuf.len;
+    return 0;
+}
+
+static void host_fail(struct raft_host *h, int err);
+
+/* Writes every queued hard state as one record and syncs it once, then deletes the migrated
+ * per-group files (their state is in the journal now) and compacts a journal grown past
+ * max(RAFT_HOST_JOURNAL_BYTES_MIN, 4 x its live size). */
+static int journal_commit(struct raft_host *h)
+{
+    int rc = 0;
+
+    if (h->err != 0 || h->dirty_count == 0)
+        return h->err;
+    hs_record_begin(&h->jbuf, (uint32_t)h->dirty_count);
+    for (size_t i = 0; i < h->dirty_count; i++) {
+        hs_record_add(&h->jbuf, h->dirty[i]);
+        h->dirty[i]->queued = false;
+    }
+    hs_record_end(&h->jbuf);
+    h->stats.hard_state_writes += h->dirty_count;
+    h->dirty_count = 0;
+    ssize_t w = io_pwrite(h->journal, h->jbuf.data, h->jbuf.len, h->journal_bytes);
+    rc = w == (ssize_t)h->jbuf.len ? 0 : w < 0 ? (int)w : ERR_INCOMPLETE;
+    if (rc == 0)
+        rc = io_sync(h->journal);
+    h->stats.hard_state_syncs++;
+    if (rc == 0) {
+        uint64_t live = HS_RECORD_HEADER_BYTES + (uint64_t)h->state_count * HS_ENTRY_BYTES;
+        h->journal_bytes += h->jbuf.len;
+        for (size_t i = 0; i < h->migrated_count; i++)
+            (void)io_remove(h->io, h->migrated[i]); /* a leftover is harmless: the journal wins */
+        h->migrated_count = 0;
+        if (h->journal_bytes > RAFT_HOST_JOURNAL_BYTES_MIN && h->journal_bytes > 4 * live)
+            rc = journal_compact(h);
+    }
+    if (rc != 0)
+        host_fail(h, rc);
+    return rc;
+}
+
+/* The hard state of a group opened for the first time since the journal: from the per-group
+ * file of the format before it (<topic id hex>-<partition>.raft-state), queued for the journal
+ * and the old file deleted once the journal is synced; the initial state when there is none. */
+static int hs_migrate(struct raft_host *h, struct rh_state *s)
+{
+    char path[IO_PATH_BYTES_MAX], hex[33];
+    uint8_t b[HS_LEGACY_BYTES];
     struct io_file *f;
+    struct raft_host_hard_state old = {.id = s->id};
     bool is_dir;
     ssize_t n;
 
-    g->hs_term = RAFT_HOST_TERM_STANDALONE;
-    g->hs_vote = RAFT_NONE;
-    g->hs_start = -1;
-    g->hs_prev_term = 0;
-    int rc = io_exists(g->host->io, g->state_path, &is_dir);
+    for (int i = 0; i < 16; i++)
+        snprintf(hex + 2 * i, 3, "%02x", s->id.topic_id.bytes[i]);
+    int len = snprintf(path, sizeof(path), "%s/%s-%" PRId32 ".raft-state", h->state_dir, hex,
+                       s->id.partition);
+    if (len <= 0 || (size_t)len >= sizeof(path))
+        return ERR_INVALID;
+    int rc = io_exists(h->io, path, &is_dir);
     if (rc == -ENOENT)
-        return 0; /* a new group (a temp file left by a crash is rewritten) */
+        return 0;
     if (rc == 0)
-        rc = io_open(g->host->io, g->state_path, IO_RDONLY, &f);
+        rc = io_open(h->io, path, IO_RDONLY, &f);
     if (rc != 0)
         return rc;
     n = io_pread(f, b, sizeof(b), 0);
@@ -424,29 +775,37 @@ static int hs_read(struct raft_group *g)
     if (n != (ssize_t)sizeof(b) || b[0] != HS_VERSION ||
         get_be32(b + 32) != crc32c_update(0, b, 32))
         return ERR_CORRUPT;
-    g->hs_term = get_be64(b + 4);
-    g->hs_vote = (int32_t)get_be32(b + 12);
-    g->hs_start = get_be64(b + 16);
-    g->hs_prev_term = get_be64(b + 24);
-    if (g->hs_term < RAFT_HOST_TERM_STANDALONE || g->hs_vote < RAFT_NONE || g->hs_start < -1 ||
-        g->hs_prev_term < 0 || g->hs_prev_term > g->hs_term)
+    old.term = get_be64(b + 4);
+    old.vote = (int32_t)get_be32(b + 12);
+    old.start = get_be64(b + 16);
+    old.prev_term = get_be64(b + 24);
+    if (!hs_valid(&old))
         return ERR_CORRUPT;
+    s->term = old.term;
+    s->vote = old.vote;
+    s->start = old.start;
+    s->prev_term = old.prev_term;
+    hs_dirty(h, s);
+    if (h->migrated_count == h->migrated_cap) {
+        h->migrated_cap = h->migrated_cap ? 2 * h->migrated_cap : 4;
+        h->migrated = xrealloc(h->migrated, h->migrated_cap * sizeof(*h->migrated));
+    }
+    memcpy(h->migrated[h->migrated_count++], path, (size_t)len + 1);
     return 0;
 }
 
 /* Records the log start and the term before it, which the log's epoch cache forgets when its
- * start moves (term_at(start - 1) must survive restarts). */
+ * start moves (term_at(start - 1) must survive restarts). Written with the next journal
+ * record; until then a crash leaves the term before the start as an upper bound. */
 static void hs_save_start(struct raft_group *g)
 {
     int64_t start = idx_start(g);
 
-    if (g->err != 0 || (start == g->hs_start && g->prev_term == g->hs_prev_term))
+    if (g->err != 0 || (start == g->hs->start && g->prev_term == g->hs->prev_term))
         return;
-    g->hs_start = start;
-    g->hs_prev_term = g->prev_term;
-    int rc = hs_write(g);
-    if (rc != 0)
-        g->err = rc;
+    g->hs->start = start;
+    g->hs->prev_term = g->prev_term;
+    hs_dirty(g->host, g->hs);
 }
 
 /* ---- waiters ------------------------------------------------------------------------------- */
@@ -620,26 +979,54 @@ static int send_append(struct raft_group *g, const struct raft_msg *m, struct wi
     return transport_send(g->host->transport, w);
 }
 
+static void send_msg(struct raft_group *g, const struct raft_msg *m)
+{
+    struct raft_host *h = g->host;
+    struct wire_msg w = {.group = g->id, .msg = *m};
+    int rc;
+
+    if (h->transport == NULL) {
+        h->stats.msgs_dropped++;
+        return;
+    }
+    if (m->type == RAFT_MSG_APPEND)
+        rc = send_append(g, m, &w);
+    else
+        rc = transport_send(h->transport, &w);
+    if (rc == 0)
+        h->stats.msgs_sent++;
+    else
+        h->stats.msgs_dropped++;
+}
+
+/* True while the group's term or vote is not synced: its messages wait for raft_host_flush. */
+static bool holds(const struct raft_group *g)
+{
+#ifdef RAFT_HOST_BUG_SEND_BEFORE_HARD_STATE
+    (void)g;
+    return false; /* injected bug: a vote or term leaves before its sync */
+#else
+    return g->hold_epoch == g->host->epoch;
+#endif
+}
+
+/* Sends now, or holds (in order: once one message of a group is held, the rest of the
+ * iteration's are too, since holds() stays true until raft_host_flush). */
 static void send_msgs(struct raft_group *g, const struct raft_msg *msgs, uint32_t count)
 {
     struct raft_host *h = g->host;
 
     for (uint32_t i = 0; i < count; i++) {
-        struct wire_msg w = {.group = g->id, .msg = msgs[i]};
-        int rc;
-
-        if (h->transport == NULL) {
-            h->stats.msgs_dropped++;
+        if (!holds(g)) {
+            send_msg(g, &msgs[i]);
             continue;
         }
-        if (msgs[i].type == RAFT_MSG_APPEND)
-            rc = send_append(g, &msgs[i], &w);
-        else
-            rc = transport_send(h->transport, &w);
-        if (rc == 0)
-            h->stats.msgs_sent++;
-        else
-            h->stats.msgs_dropped++;
+        if (h->held_count == h->held_cap) {
+            h->held_cap = h->held_cap ? 2 * h->held_cap : 64;
+            h->held = xrealloc(h->held, h->held_cap * sizeof(*h->held));
+        }
+        h->held[h->held_count++] = (struct rh_held){.g = g, .msg = msgs[i]};
+        h->stats.msgs_held++;
     }
 }
 
@@ -655,26 +1042,20 @@ static void process_ready(struct raft_group *g)
     int32_t leader;
 
     raft_ready(&g->raft, &rd);
-#ifdef RAFT_HOST_BUG_SEND_BEFORE_HARD_STATE
-    send_msgs(g, rd.msgs, rd.msg_count); /* injected bug: a vote or term leaves before its fsync */
-#endif
-    /* 1. Persist: hard state now (before anything leaves); the log through the flusher. */
+    /* 1. Persist: hard state queued for the journal, synced once for all groups by
+     * raft_host_flush, which releases the messages held meanwhile; the log through the
+     * flusher. */
     if (rd.hard_state_changed) {
-        g->hs_term = rd.term;
-        g->hs_vote = rd.vote;
-        int rc = hs_write(g);
-        if (rc != 0) {
-            g->err = rc;
-            return;
-        }
+        g->hs->term = rd.term;
+        g->hs->vote = rd.vote;
+        hs_dirty(g->host, g->hs);
+        g->hold_epoch = g->host->epoch;
     }
     report_durable(g);
     if (g->err != 0)
         return;
-        /* 2. Send. */
-#ifndef RAFT_HOST_BUG_SEND_BEFORE_HARD_STATE
+    /* 2. Send (or hold). */
     send_msgs(g, rd.msgs, rd.msg_count);
-#endif
     /* Snapshots (copies of sealed segments) are not hosted yet: the leader asks again later. */
     snapshot_count = rd.snapshot_peer_count;
     memcpy(snapshot_peers, rd.snapshot_peers, sizeof(snapshot_peers));
@@ -832,8 +1213,18 @@ int raft_host_create(const struct raft_host_options *o, struct raft_host **out)
     h->self = o->self;
     h->io = o->io;
     h->clock = o->clock;
+    h->epoch = 1;
     snprintf(h->state_dir, sizeof(h->state_dir), "%s", o->state_dir);
+    snprintf(h->journal_path, sizeof(h->journal_path), "%s/%s", o->state_dir, HS_JOURNAL_NAME);
+    snprintf(h->journal_tmp, sizeof(h->journal_tmp), "%s/%s.tmp", o->state_dir, HS_JOURNAL_NAME);
     buf_init(&h->scratch);
+    buf_init(&h->jbuf);
+    int rc = journal_open(h);
+    if (rc != 0) {
+        h->group_count = 0;
+        raft_host_destroy(h);
+        return rc;
+    }
     *out = h;
     return 0;
 }
@@ -843,7 +1234,16 @@ void raft_host_destroy(struct raft_host *h)
     if (h == NULL)
         return;
     ASSERT(h->group_count == 0);
+    if (h->journal != NULL)
+        io_close(h->journal);
+    for (size_t i = 0; i < h->state_cap; i++)
+        free(h->states[i]);
+    free(h->states);
+    free(h->dirty);
+    free(h->migrated);
+    free(h->held);
     free(h->groups);
+    buf_deinit(&h->jbuf);
     buf_deinit(&h->scratch);
     free(h);
 }
@@ -870,6 +1270,41 @@ void raft_host_tick(struct raft_host *h)
     }
 }
 
+/* The journal failed: nothing this node says about its term or votes can be trusted any more,
+ * so every group stops (held messages are dropped, waiters fail). */
+static void host_fail(struct raft_host *h, int err)
+{
+    if (h->err == 0)
+        h->err = err;
+    h->held_count = 0;
+    for (size_t i = 0; i < h->group_count; i++) {
+        struct raft_group *g = h->groups[i];
+        if (g->err == 0)
+            g->err = err;
+        fail_waiters_from(g, INT64_MIN, g->err);
+    }
+}
+
+int raft_host_flush(struct raft_host *h)
+{
+    size_t n = h->held_count;
+
+    if (h->err != 0)
+        return h->err;
+    int rc = journal_commit(h);
+    if (rc != 0)
+        return rc;
+    /* Synced: every held message may leave, in order; groups stop holding. */
+    h->epoch++;
+    h->held_count = 0;
+    for (size_t i = 0; i < n; i++) {
+        struct rh_held *m = &h->held[i];
+        if (m->g != NULL && m->g->err == 0)
+            send_msg(m->g, &m->msg);
+    }
+    return 0;
+}
+
 void raft_host_stats(const struct raft_host *h, struct raft_host_stats *out)
 {
     *out = h->stats;
@@ -881,12 +1316,23 @@ int raft_group_open(struct raft_host *h, const struct raft_group_options *o,
                     struct raft_group **out)
 {
     struct raft_options ro;
-    char hex[33];
     int rc;
 
+    if (h->err != 0)
+        return h->err;
     if (o->log == NULL || find_group(h, &o->group) != NULL)
         return o->log == NULL ? ERR_INVALID : ERR_STATE;
+    bool known = hs_find(h, &o->group) != NULL;
+    struct rh_state *hs = hs_get(h, &o->group);
+    if (hs == NULL)
+        return ERR_TOO_LARGE;
+    if (!known) {
+        rc = hs_migrate(h, hs);
+        if (rc != 0)
+            return rc;
+    }
     struct raft_group *g = xcalloc(1, sizeof(*g));
+    g->hs = hs;
     g->host = h;
     g->id = o->group;
     g->log = o->log;
@@ -896,18 +1342,7 @@ int raft_group_open(struct raft_host *h, const struct raft_group_options *o,
     g->waiters_tail = &g->waiters;
     g->reported_index = -1;
     g->reported_term = -1;
-    for (int i = 0; i < 16; i++)
-        snprintf(hex + 2 * i, 3, "%02x", o->group.topic_id.bytes[i]);
-    int n = snprintf(g->state_path, sizeof(g->state_path), "%s/%s-%" PRId32 ".raft-state",
-                     h->state_dir, hex, o->group.partition);
-    rc = n > 0 && (size_t)n < sizeof(g->state_path) ? 0 : ERR_INVALID;
-    n = snprintf(g->state_tmp, sizeof(g->state_tmp), "%s.tmp", g->state_path);
-    if (rc == 0 && (n <= 0 || (size_t)n >= sizeof(g->state_tmp)))
-        rc = ERR_INVALID;
-    if (rc == 0)
-        rc = hs_read(g);
-    if (rc == 0)
-        rc = idx_build(g);
+    rc = idx_build(g);
     if (rc != 0)
         goto fail;
     hs_save_start(g);
@@ -924,8 +1359,8 @@ int raft_group_open(struct raft_host *h, const struct raft_group_options *o,
                                    .truncate = ops_truncate};
     memset(&ro, 0, sizeof(ro));
     ro.self = h->self;
-    ro.term = g->hs_term;
-    ro.vote = g->hs_vote;
+    ro.term = hs->term;
+    ro.vote = hs->vote;
     ro.commit_index = o->applied_index < idx_last(g) ? o->applied_index : idx_last(g);
     ro.config = o->config;
     ro.passive = o->joining;
@@ -964,6 +1399,9 @@ void raft_group_close(struct raft_group *g)
     ASSERT(at < h->group_count && h->groups[at] == g);
     memmove(h->groups + at, h->groups + at + 1, (h->group_count - at - 1) * sizeof(*h->groups));
     h->group_count--;
+    for (size_t i = 0; i < h->held_count; i++)
+        if (h->held[i].g == g)
+            h->held[i].g = NULL;
     fail_waiters_from(g, INT64_MIN, ERR_CLOSED);
     g->closed = true;
     if (g->flush_outstanding == 0)
@@ -1022,15 +1460,51 @@ int raft_group_compact(struct raft_group *g, int64_t offset)
         return ERR_INVALID;
     before = b->term;
     /* The term before the new start is on disk before the start moves. */
-    g->hs_start = offset;
-    g->hs_prev_term = before;
-    rc = hs_write(g);
+    g->hs->start = offset;
+    g->hs->prev_term = before;
+    hs_dirty(g->host, g->hs);
+    rc = journal_commit(g->host);
     if (rc == 0)
         rc = log_delete_records(g->log, offset);
     if (rc != 0)
         return rc;
     idx_follow_start(g);
     return 0;
+}
+
+int raft_group_transfer(struct raft_group *g, int32_t target)
+{
+    struct raft_progress p[RAFT_MEMBERS_MAX];
+    int rc;
+
+    if (g->err != 0)
+        return g->err;
+    if (g->raft.role != RAFT_LEADER)
+        return ERR_STATE;
+    if (target == RAFT_NONE) {
+        /* The voter most caught up becomes leader soonest (the core waits for it to match). */
+        int64_t best = INT64_MIN;
+        int n = raft_progress(&g->raft, p, RAFT_MEMBERS_MAX);
+        for (int i = 0; i < n; i++) {
+            if (!p[i].voter || p[i].id == g->host->self)
+                continue;
+            if (p[i].match_index > best || (p[i].match_index == best && p[i].id < target)) {
+                best = p[i].match_index;
+                target = p[i].id;
+            }
+        }
+        if (target == RAFT_NONE)
+            return ERR_INVALID; /* no other voter */
+    }
+    rc = raft_transfer(&g->raft, target);
+    if (rc == 0)
+        group_pump(g);
+    return rc;
+}
+
+int raft_group_progress(struct raft_group *g, struct raft_progress *out, uint32_t max)
+{
+    return raft_progress(&g->raft, out, max);
 }
 
 struct raft *raft_group_core(struct raft_group *g)

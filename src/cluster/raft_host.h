@@ -9,8 +9,13 @@
  *   the transport's inbound messages to them by group id (wire_group).
  * - struct raft_group: one group: the core, a compact in-memory index of the log's batch
  *   boundaries (first index, last index, term, size, kind) so the core's batch_at/term_at answer
- *   for any index of the log, the term of the entry before the log start, the hard-state file,
- *   and the proposals waiting for commit. The log is the caller's (opened before, closed after).
+ *   for any index of the log, the term of the entry before the log start, and the proposals
+ *   waiting for commit. The log is the caller's (opened before, closed after).
+ * - The node's hard-state journal, <state_dir>/raft.state: every group's (term, vote, log start,
+ *   term before the start), kept in memory for every group the journal knows (open or not);
+ *   changes are appended as CRC'd records, all of one loop iteration in one record and one sync
+ *   (raft_host_flush), and the file is rewritten compacted once it grows past
+ *   max(RAFT_HOST_JOURNAL_BYTES_MIN, 4 x its live size).
  *
  * Mapping to the partition log: index = offset, term = partitionLeaderEpoch. A leader stamps
  * proposals with baseOffset and leaderEpoch = term (log_append); a follower writes the leader's
@@ -23,15 +28,24 @@
  * entries in any log are the standalone node's own data (log matching holds).
  *
  * Durability rules (the loop of docs/raft.md):
- * - Hard state (term, vote) is written to the group's own small file (temp file, fsync,
- *   rename, directory fsync) before any message of the same ready is handed to the transport.
- *   Elections are rare, so it blocks the loop for one write; a per-node file shared by all
- *   groups and synced in batches is the next step for thousands of groups.
+ * - Hard state (term, vote) is on disk before any message that depends on it leaves: a ready
+ *   that changed it queues it for the journal and the group holds its messages (in order) until
+ *   raft_host_flush() has written and synced the journal, once for all groups. So 10,000 groups
+ *   electing at once cost one write and one sync per loop iteration, not 10,000 x 3 syncs.
+ *   A transport queues on send() and puts bytes on the wire only in its flush() (transport.h;
+ *   tcp_transport and sim_net both do): holding in the host keeps the rule even for what is
+ *   sent from inside a transport flush (RPCs to self run there).
  * - Entries become durable through the log flusher's group commit (log_flush); the host reports
  *   them with raft_persisted() only from the log's durable offset, so the core never counts or
  *   acknowledges an entry that is not on disk. The leader sends appends before its own copy is
  *   durable (Raft allows it: the leader counts itself only once persisted).
- * - The transport's flush() is the caller's, once per loop iteration, after the host's work.
+ * - Once per loop iteration, after the host's work: raft_host_flush(), THEN the transport's
+ *   flush(). Held messages wait for the next raft_host_flush() otherwise.
+ * - A log start recorded by raft_group_compact is synced (with everything queued) before the
+ *   log's prefix is deleted; one noticed after retention goes out with the next record.
+ * - Upgrade: a group the journal does not know reads the per-group file of the format before it
+ *   (<topic id hex>-<partition>.raft-state) and deletes it once the journal holding its state is
+ *   synced.
  *
  * Proposals: raft_group_propose() appends on the leader and returns (offset, term); its waiter
  * completes with 0 once that entry is committed, or with ERR_STATE (Kafka's NOT_LEADER_OR_FOLLOWER)
@@ -85,7 +99,7 @@ struct raft_host_options {
     int32_t self;
     struct io *io;
     struct clock *clock;   /* timestamps of no-op batches */
-    const char *state_dir; /* where the groups' hard-state files live (must exist) */
+    const char *state_dir; /* where the hard-state journal lives (must exist) */
 };
 
 struct raft_group_options {
@@ -110,10 +124,23 @@ struct raft_host_stats {
     uint64_t msgs_received;
     uint64_t msgs_refused; /* malformed, unknown group, or bytes that disagree with their shape */
     uint64_t msgs_dropped; /* the transport refused them (queue full, peer unknown) */
-    uint64_t hard_state_writes;
+    uint64_t msgs_held;    /* held until their hard state was synced */
+    uint64_t hard_state_writes;   /* group hard states written to the journal */
+    uint64_t hard_state_syncs;    /* journal (and its directory) syncs */
+    uint64_t journal_compactions; /* journal rewrites */
 };
 
-/* The host of node o->self. ERR_INVALID for bad options. */
+/* One group's hard state as one journal entry holds it. */
+struct raft_host_hard_state {
+    struct wire_group id;
+    int64_t term;
+    int32_t vote;
+    int64_t start;     /* the log start recorded, or -1 */
+    int64_t prev_term; /* the term of the entry before start */
+};
+
+/* The host of node o->self: reads the journal (creating it if absent; a torn last record is
+ * cut). ERR_INVALID for bad options, ERR_CORRUPT for a damaged journal, a storage error. */
 int raft_host_create(const struct raft_host_options *o, struct raft_host **out);
 /* Requires every group to be closed. */
 void raft_host_destroy(struct raft_host *h);
@@ -126,6 +153,22 @@ void raft_host_tick(struct raft_host *h);
 /* Inbound messages (what on_raft does). */
 void raft_host_receive(struct raft_host *h, const struct wire_raft *frame);
 void raft_host_stats(const struct raft_host *h, struct raft_host_stats *out);
+/*
+ * Once per loop iteration, before the transport's flush(): writes every hard state changed since
+ * the last call as one journal record, syncs it once, and hands the messages held for it to the
+ * transport. A failure stops every group (raft_group_error) and is returned; 0 otherwise.
+ */
+int raft_host_flush(struct raft_host *h);
+/*
+ * The journal codec (for the host and for tests that read what is on disk): reads the journal
+ * f of size bytes, calling fn for every entry in file order (a later entry of a group replaces
+ * an earlier one; fn's error stops the read). *valid is the length of the good records. The last
+ * record may be torn (running past the end, or failing its CRC with nothing but zeros or nothing
+ * after it): it is ignored. ERR_CORRUPT for any other bad record or impossible entry.
+ */
+int raft_host_journal_read(struct io_file *f, uint64_t size,
+                           int (*fn)(void *ctx, const struct raft_host_hard_state *s), void *ctx,
+                           uint64_t *valid);
 
 /*
  * Opens a group over o->log: reads the hard state (term 1, no vote when there is none), indexes
@@ -150,13 +193,25 @@ int raft_group_propose(struct raft_group *g, uint8_t *batch, size_t len, struct 
 
 /*
  * Drops the log below offset (a batch boundary at or below commit + 1): records the new start
- * and the term before it in the hard-state file, then log_delete_records. Prefix drops of a
- * hosted log go through here; one made behind the host's back (retention) is recorded when the
+ * and the term before it in the journal (synced at once), then log_delete_records. Prefix drops of
+ * a hosted log go through here; one made behind the host's back (retention) is recorded when the
  * host notices, and a crash in between leaves the term before the start as an upper bound (the
  * first batch's) until the next compaction. ERR_INVALID for an offset that is not such a
  * boundary; a storage error otherwise.
  */
 int raft_group_compact(struct raft_group *g, int64_t offset);
+
+/*
+ * Leader only: hands leadership to voter target (RAFT_NONE: the other voter with the highest
+ * match, ties to the lowest id). The core brings it up to date, then tells it to campaign at
+ * once; meanwhile proposals are refused (ERR_STATE), and it gives up after an election timeout.
+ * Waiters of entries proposed before complete as usual: 0 once committed by the next leader,
+ * ERR_STATE if it truncates them. ERR_STATE when not leader, ERR_INVALID for self, a non-voter,
+ * an unknown node, or no other voter.
+ */
+int raft_group_transfer(struct raft_group *g, int32_t target);
+/* Leader only: every member's progress (raft_progress); the count or ERR_STATE. */
+int raft_group_progress(struct raft_group *g, struct raft_progress *out, uint32_t max);
 
 struct raft *raft_group_core(struct raft_group *g); /* read-only views: role, term, commit */
 bool raft_group_is_leader(const struct raft_group *g);

@@ -747,31 +747,32 @@ static struct wire_group group_id(int k)
     return id;
 }
 
-/* The term and vote in the replica's hard-state file (raft_host.c's format: version, 3 bytes,
- * be64 term, be32 vote). */
+static int journal_entry(void *ctx, const struct raft_host_hard_state *e)
+{
+    struct cs_part *pt = ctx;
+    struct wire_group id = group_id(pt->k);
+
+    if (wire_group_eq(&e->id, &id)) {
+        pt->disk_term = e->term;
+        pt->disk_vote = e->vote;
+    }
+    return 0;
+}
+
+/* The term and vote of the replica in its node's hard-state journal as it is on disk (term 1, no
+ * vote, the initial state, when it holds none). */
 static void read_hard_state(struct cs_part *pt)
 {
-    struct wire_group id = group_id(pt->k);
-    char path[IO_PATH_BYTES_MAX];
-    uint8_t b[16];
     struct io_file *f;
-    int n = 0;
+    uint64_t size, valid;
 
-    n += snprintf(path, sizeof(path), "/");
-    for (int i = 0; i < 16; i++)
-        n += snprintf(path + n, sizeof(path) - (size_t)n, "%02x", id.topic_id.bytes[i]);
-    snprintf(path + n, sizeof(path) - (size_t)n, "-%d.raft-state", (int)id.partition);
     pt->disk_known = true;
-    pt->disk_term = 0;
+    pt->disk_term = RAFT_HOST_TERM_STANDALONE;
     pt->disk_vote = RAFT_NONE;
-    if (io_open(pt->n->io, path, IO_RDONLY, &f) != 0)
+    if (io_open(pt->n->io, "/raft.state", IO_RDONLY, &f) != 0)
         return;
-    if (io_pread(f, b, sizeof(b), 0) == (ssize_t)sizeof(b)) {
-        for (int i = 4; i < 12; i++)
-            pt->disk_term = pt->disk_term << 8 | b[i];
-        pt->disk_vote =
-            (int32_t)((uint32_t)b[12] << 24 | (uint32_t)b[13] << 16 | (uint32_t)b[14] << 8 | b[15]);
-    }
+    if (io_size(f, &size) != 0 || raft_host_journal_read(f, size, journal_entry, pt, &valid) != 0)
+        fail(pt->n->s, "node %d: hard-state journal unreadable", pt->n->id);
     io_close(f);
 }
 
@@ -1533,8 +1534,10 @@ static void handle(struct csim *s, enum cs_event ev, int who)
 static void after_step(struct csim *s)
 {
     for (int i = 0; i < s->nodes; i++)
-        if (s->n[i].up)
+        if (s->n[i].up) {
+            raft_host_flush(s->n[i].host);
             transport_flush(&s->n[i].wrap.t);
+        }
     for (int i = 0; i < s->nodes && !s->failed; i++) {
         struct cs_node *n = &s->n[i];
         bool exits = n->exiting;

@@ -261,8 +261,10 @@ static void step(struct world *w)
     }
     sim_net_advance(w->net, w->now_ms);
     for (int i = 0; i < w->count; i++)
-        if (w->n[i].up)
+        if (w->n[i].up) {
+            raft_host_flush(w->n[i].host);
             transport_flush(w->n[i].t);
+        }
     for (int i = 0; i < w->count; i++)
         if (w->n[i].up)
             assert_int_equal(meta_node_error(w->n[i].mn), 0);
