@@ -29,7 +29,7 @@ struct broker_part {
     struct broker *b;
     struct broker_topic *t;
     uint32_t partition;
-    int32_t preferred; /* the first replica */
+    int32_t preferred;      /* the first replica */
     int32_t reported_epoch; /* -1: nothing reported in this leadership */
     uint32_t reported_isr_count;
     int32_t reported_isr[RAFT_VOTERS_MAX];
@@ -80,8 +80,7 @@ static void on_change(void *ctx)
     /* A new leadership that is not the preferred replica's: hand it back as soon as that one
      * is caught up (a new topic's first election is anyone's, a fail-over's survivor keeps it
      * only while the preferred replica is away). */
-    if (led && !bp->led && b->cfg->auto_leader_rebalance_enable &&
-        bp->preferred != b->cfg->node_id)
+    if (led && !bp->led && b->cfg->auto_leader_rebalance_enable && bp->preferred != b->cfg->node_id)
         bp->prefer_until_ms = clock_mono_ms(b->clock) + prefer_window_ms(b);
     bp->led = led;
     part_report(bp);
@@ -183,7 +182,7 @@ void broker_replicas_tick(struct broker *b)
             struct replica *r = t->replicas[p];
             if (bp == NULL || r == NULL)
                 continue;
-            replica_tick(r, now, lag);
+            replica_tick(r, now, BROKER_RAFT_TICK_MS, lag);
             part_report(bp);
             if (recheck && replica_leads(r) && bp->preferred != b->cfg->node_id)
                 bp->prefer_until_ms = now + prefer_window_ms(b);

@@ -1540,3 +1540,8 @@ int raft_group_term_at(struct raft_group *g, int64_t offset, int64_t *term)
         return ERR_RANGE;
     return ops_term_at(g, offset, term);
 }
+
+void raft_group_fail_waiters(struct raft_group *g, int err)
+{
+    fail_waiters_from(g, INT64_MIN, err);
+}

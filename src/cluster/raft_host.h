@@ -221,6 +221,9 @@ int raft_group_error(const struct raft_group *g);
 /* Leader whose own term has an entry committed (its no-op): its commit index covers every
  * entry any earlier leader committed, so what it answers never goes back. */
 bool raft_group_leader_ready(struct raft_group *g);
+/* Completes every waiting proposal with err now (a leader that lost its leadership answers
+ * them NOT_LEADER_OR_FOLLOWER, as Kafka does, though a later leader may still commit them). */
+void raft_group_fail_waiters(struct raft_group *g, int err);
 /* The term of the entry at offset; ERR_RANGE outside the log. */
 int raft_group_term_at(struct raft_group *g, int64_t offset, int64_t *term);
 

@@ -259,6 +259,7 @@ static void check_role(struct replica *r)
     if (ready == r->ready && core->leader == r->leader && core->term == r->term)
         return;
     bool became = ready && !r->ready;
+    bool lost = !ready && r->ready;
     r->ready = ready;
     r->leader = core->leader;
     r->term = core->term;
@@ -266,6 +267,10 @@ static void check_role(struct replica *r)
         isr_reset(r, 0);
     if (!ready)
         finish_insync(r, ERR_STATE);
+    /* No longer the leader: what waits here for a commit is answered NOT_LEADER_OR_FOLLOWER
+     * now (Kafka's delayed produce does the same), not whenever another leader decides. */
+    if (lost)
+        raft_group_fail_waiters(r->group, ERR_STATE);
     notify_watches(r);
     if (r->on_change != NULL)
         r->on_change(r->change_ctx);
@@ -321,7 +326,7 @@ int replica_attach(struct replica *r, const struct replica_raft *o)
     return 0;
 }
 
-void replica_tick(struct replica *r, uint64_t now_ms, uint64_t lag_ms)
+void replica_tick(struct replica *r, uint64_t now_ms, uint64_t tick_ms, uint64_t lag_ms)
 {
     if (r->group == NULL)
         return;
@@ -342,9 +347,14 @@ void replica_tick(struct replica *r, uint64_t now_ms, uint64_t lag_ms)
         for (uint32_t i = 0; i < r->member_count; i++) {
             if (r->members[i] != pr[k].id)
                 continue;
-            if (r->caught_up_ms[i] == 0 || pr[k].match_index >= r->end_at_tick - 1 ||
-                pr[k].id == r->leader)
+            /* Caught up when it last answered (a follower that stopped answering stops being
+             * caught up, however idle the partition). */
+            uint64_t heard = (uint64_t)pr[k].ticks_since_contact * tick_ms;
+            uint64_t at = now_ms > heard ? now_ms - heard : 0;
+            if (r->caught_up_ms[i] == 0 || pr[k].id == r->leader)
                 r->caught_up_ms[i] = now_ms;
+            else if (pr[k].match_index >= r->end_at_tick - 1 && at > r->caught_up_ms[i])
+                r->caught_up_ms[i] = at;
             bool in = now_ms - r->caught_up_ms[i] <= lag_ms;
             changed |= in != r->in_isr[i];
             r->in_isr[i] = in;

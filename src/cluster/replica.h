@@ -15,8 +15,8 @@
  * REPLICA_WAIT_LEADER (acks=1) once it is durable here, if this node's log still holds it in
  * the term it was appended in. A batch that can no longer commit here completes with
  * ERR_STATE (Kafka's NOT_LEADER_OR_FOLLOWER). The leader keeps the ISR: itself and every
- * follower whose acknowledged log reached the leader's end of one tick earlier within the last
- * lag_ms (replica_tick).
+ * follower that, when it last answered, had acknowledged the leader's log end of one tick
+ * earlier, if that was within the last lag_ms (replica_tick).
  *
  * Ownership: replica_open allocates the replica and its log; replica_close frees both. Commit
  * waiters and watches are caller-allocated (usually in a request's arena) and linked in while
@@ -107,9 +107,9 @@ int replica_append(struct replica *r, uint8_t *batch, size_t len, enum replica_w
                    uint32_t min_insync, struct replica_commit *c, replica_commit_fn fn, void *ctx,
                    struct log_append_result *out);
 
-/* Raft mode, once per host tick: the ISR (see above; lag_ms is replica.lag.time.max.ms) and
- * acks=all waits for min_insync replicas. */
-void replica_tick(struct replica *r, uint64_t now_ms, uint64_t lag_ms);
+/* Raft mode, once per host tick (tick_ms apart): the ISR (see above; lag_ms is
+ * replica.lag.time.max.ms) and acks=all waits for min_insync replicas. */
+void replica_tick(struct replica *r, uint64_t now_ms, uint64_t tick_ms, uint64_t lag_ms);
 /* Raft mode, ready leader: member id holds everything in the leader's log. */
 bool replica_caught_up(struct replica *r, int32_t id);
 /* Raft mode: the group (NULL in standalone mode). */

@@ -691,6 +691,15 @@ static void step_leader(struct raft *r, const struct raft_msg *m)
         p->paused = 0;
         if (p->state == PROGRESS_SNAPSHOT)
             break;
+        if (m->reject && m->index < p->match) {
+            /* It lost what it acknowledged: replicate again from where its log ends. The
+             * commit index stays (a majority without it held it). */
+            p->match = m->index;
+            p->next = m->index + 1;
+            p->state = PROGRESS_PROBE;
+            p->inflight_msgs = 0;
+            p->inflight_bytes = 0;
+        }
         if (p->match < log_last(r))
             send_append(r, idx, true);
         reads_check(r);
@@ -855,8 +864,15 @@ static void step_follower(struct raft *r, const struct raft_msg *m)
         learn_leader(r, m->from);
         follower_commit(r, m->commit);
         out = msg_new(r, RAFT_MSG_HEARTBEAT_RESP, m->from);
-        if (out != NULL)
-            out->seq = m->seq;
+        if (out == NULL)
+            break;
+        out->seq = m->seq;
+        /* The commit sent is capped at what this node acknowledged: beyond its log, it lost
+         * acknowledged entries (its disk was wiped or replaced), and says where its log ends. */
+        if (m->commit > log_last(r)) {
+            out->reject = 1;
+            out->index = log_last(r);
+        }
         break;
     case RAFT_MSG_TIMEOUT_NOW:
         if (promotable(r))

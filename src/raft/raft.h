@@ -104,7 +104,8 @@ enum raft_msg_type {
  *   APPEND_RESP:        success: index = match. reject: index = rejected prev index,
  *                       hint_index/hint_term = where the follower's log may agree.
  *   HEARTBEAT:          commit (already capped at the follower's match); seq.
- *   HEARTBEAT_RESP:     seq echoed.
+ *   HEARTBEAT_RESP:     seq echoed; reject with index = the follower's last index when the
+ *                       commit sent was beyond it (it lost entries it acknowledged).
  * Outbound appends have batches == NULL: the host reads the batches of [index + 1, last_index]
  * from its log when it encodes them. Inbound appends point batches at an array owned by the
  * host, valid for the duration of raft_step().

@@ -9,7 +9,7 @@ tests and tests/sim/cluster_sim do that), SIGTERM and wiped data directories.
 import os
 import shutil
 import signal
-import socket
+import struct
 import time
 
 import pytest
@@ -77,7 +77,8 @@ def produce(bootstrap, topic, values, partition=0, acks="all"):
 
 
 def consume_all(bootstrap, topic, partition, count):
-    """{offset: value} of the first count records of the partition."""
+    """{offset: value} of the first count records of the partition (control records, such as a
+    new leader's no-op, take offsets but are not records)."""
     c = Consumer({"bootstrap.servers": bootstrap, "group.id": "check-%d" % time.monotonic_ns(),
                   "enable.auto.commit": False})
     c.assign([TopicPartition(topic, partition, 0)])
@@ -95,17 +96,38 @@ def consume_all(bootstrap, topic, partition, count):
 
 
 def partition_log_bytes(node, topic, partition):
-    """The partition's segment files' contents, in offset order, as node has them on disk."""
+    """The partition's batches, in offset order, as node has them on disk (segment files are
+    preallocated: a segment's batches end where the next batch length is zero)."""
     d = os.path.join(node.data_dir, "%s-%d" % (topic, partition))
-    names = sorted(n for n in os.listdir(d) if n.endswith(".log"))
-    return b"".join(open(os.path.join(d, n), "rb").read() for n in names)
+    out = []
+    for name in sorted(n for n in os.listdir(d) if n.endswith(".log")):
+        data = open(os.path.join(d, name), "rb").read()
+        at = 0
+        while at + 12 <= len(data):
+            length = struct.unpack(">i", data[at + 8:at + 12])[0]
+            if length <= 0 or at + 12 + length > len(data):
+                break
+            out.append(data[at:at + 12 + length])
+            at += 12 + length
+    return b"".join(out)
 
 
 def raw_produce(port, topic, values):
     """(error_code, base_offset) of one Produce v3 (acks=all) of values to partition 0."""
-    payload = kw.exchange(port, kw.produce_v3(7, topic, kw.record_batch(
+    kind, payload = kw.exchange(port, kw.produce_v3(7, topic, kw.record_batch(
         [v.encode() for v in values])))
+    assert kind == "response", "the connection closed without an answer"
     return kw.produce_v3_answer(payload, 7)
+
+
+def find_coordinator(port, group):
+    """The coordinator's node id from FindCoordinator v0, once one is available."""
+    def ask():
+        kind, payload = kw.exchange(port, kw.frame(kw.header(10, 0, 9) + kw.string(group)))
+        assert kind == "response"
+        error, node = struct.unpack(">hi", payload[4:10])
+        return node if error == 0 else None
+    return wait_until(ask, TIMEOUT_S, "a coordinator for %s" % group)
 
 
 def test_acknowledged_records_survive_leader_kill(cluster):
@@ -125,7 +147,7 @@ def test_acknowledged_records_survive_leader_kill(cluster):
     assert not errors and len(second) == 300
     acked = {**first, **second}
     assert len(set(acked.values())) == len(acked), "two acknowledged records share an offset"
-    got = consume_all(c.bootstrap(new_leader), "r", 0, max(acked.values()) + 1)
+    got = consume_all(c.bootstrap(new_leader), "r", 0, len(acked))
     for value, offset in acked.items():
         assert got.get(offset) == value, "acknowledged %s at %d, read %r" % (
             value, offset, got.get(offset))
@@ -167,7 +189,7 @@ def test_min_insync_refusal(cluster):
     survivor = m2_leader
     deadline = time.monotonic() + 3
     while time.monotonic() < deadline:
-        err, _ = raw_produce(c.nodes[survivor].port, "m2", ["lost"])
+        err, _ = raw_produce(c.nodes[survivor].port, "m2", ["refused"])
         assert err in (NOT_ENOUGH_REPLICAS, NOT_LEADER_OR_FOLLOWER), err
     # Back to three: the partition serves again and never acknowledged the refused records.
     for n in (follower, other):
@@ -224,9 +246,7 @@ def test_group_offsets_survive_coordinator_loss(cluster):
     assert len(read) >= 20
     cons.commit(offsets=[TopicPartition("g", 0, 20)], asynchronous=False)
     cons.close()
-    admin = AdminClient({"bootstrap.servers": c.bootstrap(1)})
-    coordinator = admin.describe_consumer_groups(["survivors"])["survivors"].result(
-        timeout=TIMEOUT_S).coordinator.id
+    coordinator = find_coordinator(c.nodes[1].port, "survivors")
     c.nodes[coordinator].kill()
     alive = [n for n in (1, 2, 3) if n != coordinator]
     conf["bootstrap.servers"] = c.bootstrap(alive[0])
