@@ -34,6 +34,8 @@ struct broker_part {
     uint32_t reported_isr_count;
     int32_t reported_isr[RAFT_VOTERS_MAX];
     bool led;                 /* led here at the last look */
+    int32_t current_leader;   /* the leader as this node knew it at the last look */
+    int32_t last_leader;      /* the one before it */
     uint64_t prefer_until_ms; /* hand the leadership to the preferred replica once it is
                                * caught up, until then (0: not wanted) */
 };
@@ -77,10 +79,16 @@ static void on_change(void *ctx)
     struct broker *b = bp->b;
     struct replica *r = bp->t->replicas[bp->partition];
     bool led = r != NULL && replica_leads(r);
-    /* A new leadership that is not the preferred replica's: hand it back as soon as that one
-     * is caught up (a new topic's first election is anyone's, a fail-over's survivor keeps it
-     * only while the preferred replica is away). */
-    if (led && !bp->led && b->cfg->auto_leader_rebalance_enable && bp->preferred != b->cfg->node_id)
+    if (r != NULL && replica_leader(r) >= 0 && replica_leader(r) != bp->current_leader) {
+        bp->last_leader = bp->current_leader;
+        bp->current_leader = replica_leader(r);
+    }
+    /* A new leadership that is not the preferred replica's, of a partition the preferred
+     * replica did not lead just before (a new topic's first election is anyone's): hand it
+     * back as soon as that one is caught up. One the preferred replica gave up (a controlled
+     * shutdown, a crash) waits for the periodic check instead, or the two would trade it. */
+    if (led && !bp->led && b->cfg->auto_leader_rebalance_enable &&
+        bp->preferred != b->cfg->node_id && bp->last_leader != bp->preferred)
         bp->prefer_until_ms = clock_mono_ms(b->clock) + prefer_window_ms(b);
     bp->led = led;
     part_report(bp);
@@ -98,8 +106,13 @@ int broker_replica_attach(struct broker *b, struct broker_topic *t, const struct
     if (host == NULL)
         return ERR_STATE;
     struct broker_part *bp = xcalloc(1, sizeof(*bp));
-    *bp = (struct broker_part){
-        .b = b, .t = t, .partition = p, .preferred = mp->replicas[0], .reported_epoch = -1};
+    *bp = (struct broker_part){.b = b,
+                               .t = t,
+                               .partition = p,
+                               .preferred = mp->replicas[0],
+                               .reported_epoch = -1,
+                               .current_leader = -1,
+                               .last_leader = -1};
     struct replica_raft o = {
         .host = host,
         .election_ticks =
@@ -156,8 +169,11 @@ static bool hand_over(struct broker *b, struct replica *r)
     struct raft_group *g = replica_group(r);
     if (replica_leader(r) != b->cfg->node_id)
         return false;
-    int32_t isr[RAFT_VOTERS_MAX];
-    if (replica_isr(r, isr, RAFT_VOTERS_MAX) < 2)
+    /* Only to an in-sync follower that answers: one that is down stays in the ISR for up to
+     * replica.lag.time.max.ms. */
+    uint32_t within =
+        (uint32_t)(b->cfg->controller_quorum_election_timeout_ms / BROKER_RAFT_TICK_MS);
+    if (replica_reachable(r, within) == 0)
         return false;
     if (raft_group_core(g)->transferee == RAFT_NONE)
         (void)raft_group_transfer(g, RAFT_NONE);

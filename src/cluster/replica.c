@@ -366,6 +366,19 @@ void replica_tick(struct replica *r, uint64_t now_ms, uint64_t tick_ms, uint64_t
         r->on_change(r->change_ctx);
 }
 
+uint32_t replica_reachable(struct replica *r, uint32_t within_ticks)
+{
+    struct raft_progress pr[RAFT_MEMBERS_MAX];
+    int n = r->ready ? raft_group_progress(r->group, pr, RAFT_MEMBERS_MAX) : 0;
+    uint32_t count = 0;
+    for (int k = 0; k < n; k++) {
+        for (uint32_t i = 0; i < r->member_count; i++)
+            count += r->members[i] == pr[k].id && pr[k].id != r->leader && r->in_isr[i] &&
+                     pr[k].ticks_since_contact <= within_ticks;
+    }
+    return count;
+}
+
 bool replica_caught_up(struct replica *r, int32_t id)
 {
     struct raft_progress pr[RAFT_MEMBERS_MAX];

@@ -110,6 +110,8 @@ int replica_append(struct replica *r, uint8_t *batch, size_t len, enum replica_w
 /* Raft mode, once per host tick (tick_ms apart): the ISR (see above; lag_ms is
  * replica.lag.time.max.ms) and acks=all waits for min_insync replicas. */
 void replica_tick(struct replica *r, uint64_t now_ms, uint64_t tick_ms, uint64_t lag_ms);
+/* Raft mode, ready leader: followers in the ISR heard from within the last within_ticks. */
+uint32_t replica_reachable(struct replica *r, uint32_t within_ticks);
 /* Raft mode, ready leader: member id holds everything in the leader's log. */
 bool replica_caught_up(struct replica *r, int32_t id);
 /* Raft mode: the group (NULL in standalone mode). */
