@@ -36,10 +36,17 @@ def cluster(tmp_path):
 
 
 def create_topic(c, name, partitions, config=None, node=1):
+    """Creates the topic (replication factor 3) and waits until every node names each
+    partition's preferred replica (the first) as its leader: a new partition's first election
+    is anyone's, and its leader then hands the leadership to the preferred replica."""
     admin = AdminClient({"bootstrap.servers": c.bootstrap(node)})
     fut = admin.create_topics([NewTopic(name, partitions, 3, config=config or {})],
                               request_timeout=TIMEOUT_S)
     fut[name].result(timeout=TIMEOUT_S)
+    for p in range(partitions):
+        preferred = c.metadata(node, name).topics[name].partitions[p].replicas[0]
+        wait_until(lambda: all(partition_state(c, n, name, p)[0] == preferred for n in c.nodes),
+                   TIMEOUT_S, "%s-%d led by its preferred replica %d" % (name, p, preferred))
 
 
 def partition_state(c, node, topic, partition):
