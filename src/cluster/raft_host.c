@@ -973,6 +973,8 @@ static int send_append(struct raft_group *g, const struct raft_msg *m, struct wi
     }
     for (uint16_t k = 0; k < n; k++)
         bytes[k] = slice_make(s->data + at[k], shapes[k].bytes);
+    g->host->stats.append_batches_sent += n;
+    g->host->stats.append_bytes_sent += s->len;
     w->msg.batches = n ? shapes : NULL;
     w->msg.batch_count = n;
     w->batch_bytes = n ? bytes : NULL;
@@ -993,9 +995,10 @@ static void send_msg(struct raft_group *g, const struct raft_msg *m)
         rc = send_append(g, m, &w);
     else
         rc = transport_send(h->transport, &w);
-    if (rc == 0)
+    if (rc == 0) {
         h->stats.msgs_sent++;
-    else
+        h->stats.msgs_sent_by_type[m->type < RAFT_MSG_TYPE_COUNT ? m->type : 0]++;
+    } else
         h->stats.msgs_dropped++;
 }
 
@@ -1042,6 +1045,7 @@ static void process_ready(struct raft_group *g)
     int32_t leader;
 
     raft_ready(&g->raft, &rd);
+    g->host->stats.readies++;
     /* 1. Persist: hard state queued for the journal, synced once for all groups by
      * raft_host_flush, which releases the messages held meanwhile; the log through the
      * flusher. */
@@ -1170,6 +1174,8 @@ void raft_host_receive(struct raft_host *h, const struct wire_raft *frame)
         struct raft_group *g = find_group(h, &m->group);
 
         h->stats.msgs_received++;
+        if (m->msg.type < RAFT_MSG_TYPE_COUNT)
+            h->stats.msgs_received_by_type[m->msg.type]++;
         if (g == NULL || g->err != 0 || (m->msg.type == RAFT_MSG_APPEND && !append_bytes_ok(m))) {
             h->stats.msgs_refused++;
             continue;
@@ -1261,10 +1267,12 @@ void raft_host_set_transport(struct raft_host *h, struct transport *t)
 
 void raft_host_tick(struct raft_host *h)
 {
+    h->stats.host_ticks++;
     for (size_t i = 0; i < h->group_count; i++) {
         struct raft_group *g = h->groups[i];
         if (g->err != 0)
             continue;
+        h->stats.group_ticks++;
         raft_tick(&g->raft);
         group_pump(g);
     }

@@ -128,6 +128,14 @@ struct raft_host_stats {
     uint64_t hard_state_writes;   /* group hard states written to the journal */
     uint64_t hard_state_syncs;    /* journal (and its directory) syncs */
     uint64_t journal_compactions; /* journal rewrites */
+    /* Where an idle host's CPU goes (host-wide, no per-group state): */
+    uint64_t host_ticks;                             /* raft_host_tick calls */
+    uint64_t group_ticks;                            /* raft_tick calls: host ticks x groups */
+    uint64_t readies;                                /* readies processed */
+    uint64_t msgs_sent_by_type[RAFT_MSG_TYPE_COUNT]; /* by enum raft_msg_type */
+    uint64_t msgs_received_by_type[RAFT_MSG_TYPE_COUNT];
+    uint64_t append_batches_sent; /* batches read from the log into appends */
+    uint64_t append_bytes_sent;
 };
 
 /* One group's hard state as one journal entry holds it. */
