@@ -32,9 +32,10 @@
  *   that changed it queues it for the journal and the group holds its messages (in order) until
  *   raft_host_flush() has written and synced the journal, once for all groups. So 10,000 groups
  *   electing at once cost one write and one sync per loop iteration, not 10,000 x 3 syncs.
- *   A transport queues on send() and puts bytes on the wire only in its flush() (transport.h;
- *   tcp_transport and sim_net both do): holding in the host keeps the rule even for what is
- *   sent from inside a transport flush (RPCs to self run there).
+ *   The host holds rather than rely on the transport queueing until its flush(): sim_net does,
+ *   but tcp_transport also writes a peer's queue the moment its connection becomes ready (an
+ *   event between two flushes), and a transport flush delivers RPCs to self whose handlers may
+ *   send. Held, a message reaches transport_send() only once its hard state is synced.
  * - Entries become durable through the log flusher's group commit (log_flush); the host reports
  *   them with raft_persisted() only from the log's durable offset, so the core never counts or
  *   acknowledges an entry that is not on disk. The leader sends appends before its own copy is
