@@ -1,12 +1,17 @@
 /*
  * The Raft host (raft_host.h): the core's log view over a partition log, the persist -> send ->
- * apply -> advance loop, the hard-state file, and proposal waiters.
+ * apply -> advance loop, the node's hard-state journal, and proposal waiters.
  *
  * Invariants:
  * - idx[0..idx_count) are the log's batches from the log start to its end, in order, without
  *   gaps; prev_term is the term of the entry before the first one (0 before offset 0).
  * - The core is told an index is persisted only when the log's durable offset passed it.
- * - No message of a ready reaches the transport before that ready's hard state is on disk.
+ * - No message of a ready reaches the transport before that ready's hard state is on disk:
+ *   while a group's term or vote is queued and not synced (hold_epoch == host epoch) its
+ *   messages wait in host->held, in order; raft_host_flush syncs, then bumps the epoch.
+ * - The table holds exactly one entry per group the journal (or an open group) knows; an entry
+ *   is in host->dirty at most once (queued); the journal file ends at journal_bytes after the
+ *   last good record.
  * - A closed group whose flush callbacks are still outstanding stays allocated (closed set)
  *   until the last one runs; nothing else touches it.
  *
