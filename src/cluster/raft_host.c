@@ -1307,12 +1307,18 @@ int raft_host_flush(struct raft_host *h)
     int rc = journal_commit(h);
     if (rc != 0)
         return rc;
-    /* Synced: every held message may leave, in order; groups stop holding. */
+    /* Synced: the held messages leave, in order; groups stop holding. A message of a term the
+     * group has left since (a candidate that learnt a higher term in the same iteration) is
+     * dropped: what is on disk now is the later term, and Raft tolerates the loss. */
     h->epoch++;
     h->held_count = 0;
     for (size_t i = 0; i < n; i++) {
         struct rh_held *m = &h->held[i];
-        if (m->g != NULL && m->g->err == 0)
+        if (m->g == NULL || m->g->err != 0)
+            continue;
+        if (m->msg.term < m->g->raft.term)
+            h->stats.msgs_stale++;
+        else
             send_msg(m->g, &m->msg);
     }
     return 0;

@@ -126,6 +126,7 @@ struct raft_host_stats {
     uint64_t msgs_refused; /* malformed, unknown group, or bytes that disagree with their shape */
     uint64_t msgs_dropped; /* the transport refused them (queue full, peer unknown) */
     uint64_t msgs_held;    /* held until their hard state was synced */
+    uint64_t msgs_stale;   /* held, then dropped: the group moved to a later term meanwhile */
     uint64_t hard_state_writes;   /* group hard states written to the journal */
     uint64_t hard_state_syncs;    /* journal (and its directory) syncs */
     uint64_t journal_compactions; /* journal rewrites */
