@@ -1,12 +1,17 @@
 /*
  * The Raft host (raft_host.h): the core's log view over a partition log, the persist -> send ->
- * apply -> advance loop, the hard-state file, and proposal waiters.
+ * apply -> advance loop, the node's hard-state journal, and proposal waiters.
  *
  * Invariants:
  * - idx[0..idx_count) are the log's batches from the log start to its end, in order, without
  *   gaps; prev_term is the term of the entry before the first one (0 before offset 0).
  * - The core is told an index is persisted only when the log's durable offset passed it.
- * - No message of a ready reaches the transport before that ready's hard state is on disk.
+ * - No message of a ready reaches the transport before that ready's hard state is on disk:
+ *   while a group's term or vote is queued and not synced (hold_epoch == host epoch) its
+ *   messages wait in host->held, in order; raft_host_flush syncs, then bumps the epoch.
+ * - The table holds exactly one entry per group the journal (or an open group) knows; an entry
+ *   is in host->dirty at most once (queued); the journal file ends at journal_bytes after the
+ *   last good record.
  * - A closed group whose flush callbacks are still outstanding stays allocated (closed set)
  *   until the last one runs; nothing else touches it.
  *
@@ -973,6 +978,8 @@ static int send_append(struct raft_group *g, const struct raft_msg *m, struct wi
     }
     for (uint16_t k = 0; k < n; k++)
         bytes[k] = slice_make(s->data + at[k], shapes[k].bytes);
+    g->host->stats.append_batches_sent += n;
+    g->host->stats.append_bytes_sent += s->len;
     w->msg.batches = n ? shapes : NULL;
     w->msg.batch_count = n;
     w->batch_bytes = n ? bytes : NULL;
@@ -993,9 +1000,10 @@ static void send_msg(struct raft_group *g, const struct raft_msg *m)
         rc = send_append(g, m, &w);
     else
         rc = transport_send(h->transport, &w);
-    if (rc == 0)
+    if (rc == 0) {
         h->stats.msgs_sent++;
-    else
+        h->stats.msgs_sent_by_type[m->type < RAFT_MSG_TYPE_COUNT ? m->type : 0]++;
+    } else
         h->stats.msgs_dropped++;
 }
 
@@ -1042,6 +1050,7 @@ static void process_ready(struct raft_group *g)
     int32_t leader;
 
     raft_ready(&g->raft, &rd);
+    g->host->stats.readies++;
     /* 1. Persist: hard state queued for the journal, synced once for all groups by
      * raft_host_flush, which releases the messages held meanwhile; the log through the
      * flusher. */
@@ -1170,6 +1179,8 @@ void raft_host_receive(struct raft_host *h, const struct wire_raft *frame)
         struct raft_group *g = find_group(h, &m->group);
 
         h->stats.msgs_received++;
+        if (m->msg.type < RAFT_MSG_TYPE_COUNT)
+            h->stats.msgs_received_by_type[m->msg.type]++;
         if (g == NULL || g->err != 0 || (m->msg.type == RAFT_MSG_APPEND && !append_bytes_ok(m))) {
             h->stats.msgs_refused++;
             continue;
@@ -1261,10 +1272,12 @@ void raft_host_set_transport(struct raft_host *h, struct transport *t)
 
 void raft_host_tick(struct raft_host *h)
 {
+    h->stats.host_ticks++;
     for (size_t i = 0; i < h->group_count; i++) {
         struct raft_group *g = h->groups[i];
         if (g->err != 0)
             continue;
+        h->stats.group_ticks++;
         raft_tick(&g->raft);
         group_pump(g);
     }
@@ -1294,12 +1307,18 @@ int raft_host_flush(struct raft_host *h)
     int rc = journal_commit(h);
     if (rc != 0)
         return rc;
-    /* Synced: every held message may leave, in order; groups stop holding. */
+    /* Synced: the held messages leave, in order; groups stop holding. A message of a term the
+     * group has left since (a candidate that learnt a higher term in the same iteration) is
+     * dropped: what is on disk now is the later term, and Raft tolerates the loss. */
     h->epoch++;
     h->held_count = 0;
     for (size_t i = 0; i < n; i++) {
         struct rh_held *m = &h->held[i];
-        if (m->g != NULL && m->g->err == 0)
+        if (m->g == NULL || m->g->err != 0)
+            continue;
+        if (m->msg.term < m->g->raft.term)
+            h->stats.msgs_stale++;
+        else
             send_msg(m->g, &m->msg);
     }
     return 0;

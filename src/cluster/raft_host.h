@@ -32,9 +32,10 @@
  *   that changed it queues it for the journal and the group holds its messages (in order) until
  *   raft_host_flush() has written and synced the journal, once for all groups. So 10,000 groups
  *   electing at once cost one write and one sync per loop iteration, not 10,000 x 3 syncs.
- *   A transport queues on send() and puts bytes on the wire only in its flush() (transport.h;
- *   tcp_transport and sim_net both do): holding in the host keeps the rule even for what is
- *   sent from inside a transport flush (RPCs to self run there).
+ *   The host holds rather than rely on the transport queueing until its flush(): sim_net does,
+ *   but tcp_transport also writes a peer's queue the moment its connection becomes ready (an
+ *   event between two flushes), and a transport flush delivers RPCs to self whose handlers may
+ *   send. Held, a message reaches transport_send() only once its hard state is synced.
  * - Entries become durable through the log flusher's group commit (log_flush); the host reports
  *   them with raft_persisted() only from the log's durable offset, so the core never counts or
  *   acknowledges an entry that is not on disk. The leader sends appends before its own copy is
@@ -125,9 +126,18 @@ struct raft_host_stats {
     uint64_t msgs_refused; /* malformed, unknown group, or bytes that disagree with their shape */
     uint64_t msgs_dropped; /* the transport refused them (queue full, peer unknown) */
     uint64_t msgs_held;    /* held until their hard state was synced */
+    uint64_t msgs_stale;   /* held, then dropped: the group moved to a later term meanwhile */
     uint64_t hard_state_writes;   /* group hard states written to the journal */
     uint64_t hard_state_syncs;    /* journal (and its directory) syncs */
     uint64_t journal_compactions; /* journal rewrites */
+    /* Where an idle host's CPU goes (host-wide, no per-group state): */
+    uint64_t host_ticks;                             /* raft_host_tick calls */
+    uint64_t group_ticks;                            /* raft_tick calls: host ticks x groups */
+    uint64_t readies;                                /* readies processed */
+    uint64_t msgs_sent_by_type[RAFT_MSG_TYPE_COUNT]; /* by enum raft_msg_type */
+    uint64_t msgs_received_by_type[RAFT_MSG_TYPE_COUNT];
+    uint64_t append_batches_sent; /* batches read from the log into appends */
+    uint64_t append_bytes_sent;
 };
 
 /* One group's hard state as one journal entry holds it. */

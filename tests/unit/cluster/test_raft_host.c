@@ -900,8 +900,11 @@ static void test_many_groups(void **state)
     buf_deinit(&a);
     buf_deinit(&b);
 
-    /* Idle: the heartbeats of all groups between two nodes travel together. */
+    /* Idle: the heartbeats of all groups between two nodes travel together; the host's counters
+     * say where an idle host's work goes (ticks, readies, heartbeats). */
     struct sim_net_stats s0, s1;
+    struct raft_host_stats h0, h1;
+    raft_host_stats(m[0].host, &h0);
     uint64_t msgs0 = 0, msgs1 = 0;
     sim_net_stats(net, &s0);
     for (int i = 0; i < NODES; i++)
@@ -919,6 +922,23 @@ static void test_many_groups(void **state)
     sim_net_stats(net, &s1);
     for (int i = 0; i < NODES; i++)
         msgs1 += m[i].t->stats.msgs_queued;
+    raft_host_stats(m[0].host, &h1);
+    assert_int_equal(h1.host_ticks - h0.host_ticks, 100);
+    assert_int_equal(h1.group_ticks - h0.group_ticks, 100 * GROUPS);
+    uint64_t by_type = 0;
+    for (int t = 0; t < RAFT_MSG_TYPE_COUNT; t++)
+        by_type += h1.msgs_sent_by_type[t] - h0.msgs_sent_by_type[t];
+    assert_int_equal(by_type, h1.msgs_sent - h0.msgs_sent);
+    assert_true(h1.readies > h0.readies);
+    fprintf(stderr,
+            "raft_host_many_groups: node 0 idle: %" PRIu64 " group ticks, %" PRIu64
+            " readies, %" PRIu64 " heartbeats and %" PRIu64 " responses sent, %" PRIu64
+            " received\n",
+            h1.group_ticks - h0.group_ticks, h1.readies - h0.readies,
+            h1.msgs_sent_by_type[RAFT_MSG_HEARTBEAT] - h0.msgs_sent_by_type[RAFT_MSG_HEARTBEAT],
+            h1.msgs_sent_by_type[RAFT_MSG_HEARTBEAT_RESP] -
+                h0.msgs_sent_by_type[RAFT_MSG_HEARTBEAT_RESP],
+            h1.msgs_received - h0.msgs_received);
     fprintf(stderr,
             "raft_host_many_groups: %d groups, idle: %" PRIu64 " messages in %" PRIu64 " frames\n",
             GROUPS, msgs1 - msgs0, s1.frames_sent - s0.frames_sent);
