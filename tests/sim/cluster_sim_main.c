@@ -78,6 +78,10 @@ int main(int argc, char **argv)
             return 2;
         }
     }
+    const char *flags = o.end_to_end && o.reorder ? " --end-to-end --reorder"
+                        : o.end_to_end            ? " --end-to-end"
+                        : o.reorder               ? " --reorder"
+                                                  : "";
     printf("cluster_sim: seeds %" PRIu64 "..%" PRIu64 ", %d nodes, %" PRIu64 " ms each\n", first,
            first + seeds - 1, o.nodes, o.time_ms);
     fflush(stdout);
@@ -104,14 +108,14 @@ int main(int argc, char **argv)
         jumps += r.clock_jumps;
         if (rc != 0 && !expect_violation) {
             failures++;
-            printf("replay with: %s --seed %" PRIu64 " --time %" PRIu64 " --nodes %d --trace\n",
-                   argv[0], o.seed, o.time_ms, o.nodes);
+            printf("replay with: %s --seed %" PRIu64 " --time %" PRIu64 " --nodes %d%s --trace\n",
+                   argv[0], o.seed, o.time_ms, o.nodes, flags);
         } else if (r.failed && !r.liveness) {
             /* A buggy host may also stall; only a safety violation proves the bite. */
             failures++;
             printf("seed %" PRIu64 " violation (expected): %s\n", o.seed, r.why);
-            printf("replay with: %s --seed %" PRIu64 " --time %" PRIu64 " --nodes %d --trace\n",
-                   argv[0], o.seed, o.time_ms, o.nodes);
+            printf("replay with: %s --seed %" PRIu64 " --time %" PRIu64 " --nodes %d%s --trace\n",
+                   argv[0], o.seed, o.time_ms, o.nodes, flags);
             if (!all)
                 break;
         }
