@@ -65,8 +65,9 @@
  * holes; with reorder later writes too, out of order), power loss of every node at once,
  * injected EIO/ENOSPC on one operation or a disk that fills up (the group stops, the process
  * exits and is restarted, its operator having freed space), a node's clock jumping (monotonic
- * forward, wall either way, up to CS_CLOCK_JUMP_MS), and a prefix every node has committed and
- * made durable dropped through the host (raft_group_compact) or behind its back (retention).
+ * forward, wall either way, up to CS_CLOCK_JUMP_MS), a node's process stalling (what reaches it
+ * held until it runs again), and a prefix every node has committed and made durable dropped
+ * through the host (raft_group_compact) or behind its back (retention).
  * The admin's operations run under all of them.
  *
  * Extending: a node is what one process owns; the broker's handlers belong in struct cs_node
@@ -187,6 +188,19 @@ struct cs_clock {
     int64_t wall_skew_ms;
 };
 
+/* What reaches a stalled process (a frame, a peer going up or down), held in order until it
+ * runs again, as its sockets would. Owns copies of everything the frame points to. */
+enum cs_held_kind { CS_HELD_RAFT, CS_HELD_RPC, CS_HELD_UP, CS_HELD_DOWN };
+
+struct cs_held {
+    struct cs_held *next;
+    enum cs_held_kind kind;
+    struct wire_raft raft;
+    struct wire_rpc rpc;
+    int32_t peer;
+    int err;
+};
+
 /* A node: its disk, which outlives every process, and what its process owns while it runs,
  * which node_start rebuilds from the disk alone and node_crash drops. Later stages add the
  * broker's handlers here. */
@@ -202,6 +216,10 @@ struct cs_node {
     struct cs_clock clk;  /* the machine's clock: outlives every process */
     bool disk_full;       /* the disk's capacity is capped until this process exits */
     uint64_t disk_faults; /* io_sim_faults() when this process started */
+    /* A stalled process (SIGSTOP, a VM paused) does nothing until stalled_until; what reaches
+     * it waits in held. */
+    uint64_t stalled_until;
+    struct cs_held *held, **held_tail;
     struct log_files *files;
     struct log_flusher *fl;
     struct raft_host *host;
@@ -600,31 +618,141 @@ static void on_meta_controller(void *ctx, int32_t id)
     trace(n->s, "meta n%d: controller %d", n->id, id);
 }
 
+static bool stalled(const struct cs_node *n)
+{
+    return n->stalled_until != CS_NEVER;
+}
+
+static struct cs_held *hold(struct cs_node *n, enum cs_held_kind kind)
+{
+    struct cs_held *h = xcalloc(1, sizeof(*h));
+
+    h->kind = kind;
+    *n->held_tail = h;
+    n->held_tail = &h->next;
+    return h;
+}
+
+static struct slice slice_copy(struct slice from)
+{
+    uint8_t *p = xmalloc(from.len ? from.len : 1);
+
+    memcpy(p, from.ptr, from.len);
+    return slice_make(p, from.len);
+}
+
+static void held_free(struct cs_held *h)
+{
+    for (size_t i = 0; i < h->raft.count; i++) {
+        struct wire_msg *m = &h->raft.msgs[i];
+        for (uint16_t j = 0; m->batch_bytes != NULL && j < m->msg.batch_count; j++)
+            free((void *)m->batch_bytes[j].ptr);
+        free((void *)m->batch_bytes);
+        free((void *)m->msg.batches);
+    }
+    free(h->raft.msgs);
+    free((void *)h->rpc.payload.ptr);
+    free(h);
+}
+
 static void node_on_raft(void *ctx, const struct wire_raft *frame)
 {
     struct cs_node *n = ctx;
-    n->host_h.on_raft(n->host_h.ctx, frame);
+
+    if (!stalled(n)) {
+        n->host_h.on_raft(n->host_h.ctx, frame);
+        return;
+    }
+    struct cs_held *h = hold(n, CS_HELD_RAFT);
+    h->raft = *frame;
+    h->raft.msgs = xcalloc(frame->count ? frame->count : 1, sizeof(*h->raft.msgs));
+    for (size_t i = 0; i < frame->count; i++) {
+        const struct wire_msg *from = &frame->msgs[i];
+        struct wire_msg *m = &h->raft.msgs[i];
+        uint16_t count = from->msg.batch_count;
+
+        *m = *from;
+        m->msg.batches = NULL;
+        m->batch_bytes = NULL;
+        if (count == 0)
+            continue;
+        struct raft_batch *b = xmalloc(count * sizeof(*b));
+        memcpy(b, from->msg.batches, count * sizeof(*b));
+        m->msg.batches = b;
+        if (from->batch_bytes == NULL)
+            continue;
+        struct slice *bytes = xmalloc(count * sizeof(*bytes));
+        for (uint16_t j = 0; j < count; j++)
+            bytes[j] = slice_copy(from->batch_bytes[j]);
+        m->batch_bytes = bytes;
+    }
 }
 
 static void node_on_rpc(void *ctx, const struct wire_rpc *r)
 {
     struct cs_node *n = ctx;
-    if (n->mn != NULL)
+
+    if (stalled(n)) {
+        struct cs_held *h = hold(n, CS_HELD_RPC);
+        h->rpc = *r;
+        h->rpc.payload = slice_copy(r->payload);
+    } else if (n->mn != NULL) {
         (void)meta_node_on_rpc(n->mn, r);
+    }
 }
 
 static void node_on_peer_up(void *ctx, int32_t peer)
 {
     struct cs_node *n = ctx;
-    if (n->host_h.on_peer_up != NULL)
+
+    if (stalled(n))
+        hold(n, CS_HELD_UP)->peer = peer;
+    else if (n->host_h.on_peer_up != NULL)
         n->host_h.on_peer_up(n->host_h.ctx, peer);
 }
 
 static void node_on_peer_down(void *ctx, int32_t peer, int err, const char *reason)
 {
     struct cs_node *n = ctx;
-    if (n->host_h.on_peer_down != NULL)
+
+    if (stalled(n)) {
+        struct cs_held *h = hold(n, CS_HELD_DOWN);
+        h->peer = peer;
+        h->err = err;
+    } else if (n->host_h.on_peer_down != NULL) {
         n->host_h.on_peer_down(n->host_h.ctx, peer, err, reason);
+    }
+}
+
+/* Drops what a stalled process was holding (it crashed), or (deliver) runs again: everything
+ * held is handed over in order, its tick and its disk's completions come at once, once each. */
+static void unstall(struct csim *s, struct cs_node *n, bool deliver)
+{
+    struct cs_held *h = n->held;
+
+    if (!stalled(n))
+        return;
+    n->stalled_until = CS_NEVER;
+    n->held = NULL;
+    n->held_tail = &n->held;
+    if (deliver) {
+        trace(s, "n%d runs again", n->id);
+        n->next_tick_ms = s->now;
+        n->next_disk_ms = s->now;
+    }
+    while (h != NULL) {
+        struct cs_held *next = h->next;
+        if (deliver && h->kind == CS_HELD_RAFT)
+            node_on_raft(n, &h->raft);
+        else if (deliver && h->kind == CS_HELD_RPC)
+            node_on_rpc(n, &h->rpc);
+        else if (deliver && h->kind == CS_HELD_UP)
+            node_on_peer_up(n, h->peer);
+        else if (deliver)
+            node_on_peer_down(n, h->peer, h->err, "held while stalled");
+        held_free(h);
+        h = next;
+    }
 }
 
 /* The controller builds the admin's operation against its image (meta_node.h: every earlier
@@ -704,7 +832,7 @@ static void admin_step(struct csim *s)
 
     if (s->admin_busy > 0)
         return;
-    if (!n->up || n->mn == NULL) {
+    if (!n->up || n->mn == NULL || stalled(n)) {
         s->admin_guess = (int32_t)rng_below(&s->rng, (uint64_t)s->nodes);
         return;
     }
@@ -1048,6 +1176,7 @@ static void node_crash(struct csim *s, struct cs_node *n, enum cs_crash how)
     static const char *const names[] = {"crashes", "loses power", "stops"};
 
     trace(s, "n%d %s", n->id, names[how]);
+    unstall(s, n, false); /* what its sockets held is lost with them */
     io_sim_fail_clear(n->io);
     if (n->disk_full) { /* its operator frees space before the restart */
         io_sim_set_capacity(n->io, 0);
@@ -1087,9 +1216,10 @@ static void node_crash(struct csim *s, struct cs_node *n, enum cs_crash how)
 
 /* ---- clients --------------------------------------------------------------------------------- */
 
+/* Node n runs, answers, and its replica of partition k works. */
 static bool part_ok(const struct cs_node *n, int k)
 {
-    return n->up && n->parts[k].g != NULL && raft_group_error(n->parts[k].g) == 0;
+    return n->up && !stalled(n) && n->parts[k].g != NULL && raft_group_error(n->parts[k].g) == 0;
 }
 
 /* Proposes one batch of 1 to 3 records at node for partition k; 0 or the host's error. */
@@ -1493,7 +1623,7 @@ static void fault_step(struct csim *s)
             compact(s, i, k);
         else
             retain(s, i, k);
-    } else if (r < 98) { /* a node's clock jumps */
+    } else if (r < 97) { /* a node's clock jumps */
         struct cs_node *n = &s->n[rng_below(&s->rng, (uint64_t)s->nodes)];
         uint64_t mono_ms = rng_chance(&s->rng, 1, 2) ? rng_below(&s->rng, CS_CLOCK_JUMP_MS) : 0;
         int64_t wall_ms = (int64_t)rng_below(&s->rng, 2 * CS_CLOCK_JUMP_MS + 1) - CS_CLOCK_JUMP_MS;
@@ -1502,6 +1632,13 @@ static void fault_step(struct csim *s)
         s->res->clock_jumps++;
         trace(s, "n%d's clock jumps: monotonic +%" PRIu64 " ms, wall %+" PRId64 " ms", n->id,
               mono_ms, wall_ms);
+    } else { /* a node's process stalls: its clock runs on, it does nothing */
+        struct cs_node *n = &s->n[rng_below(&s->rng, (uint64_t)s->nodes)];
+        if (!n->up || stalled(n))
+            return;
+        n->stalled_until = s->now + rng_range(&s->rng, 50, CS_CLOCK_JUMP_MS);
+        s->res->stalls++;
+        trace(s, "n%d stalls until %" PRIu64, n->id, n->stalled_until);
     }
     /* else: nothing this time */
 }
@@ -1511,6 +1648,7 @@ static void fault_step(struct csim *s)
 
 enum cs_event {
     EV_RESTART,
+    EV_RESUME,
     EV_TICK,
     EV_DISK,
     EV_NET,
@@ -1539,6 +1677,10 @@ static uint64_t next_event(struct csim *s, enum cs_event *ev, int *who)
         struct cs_node *n = &s->n[i];
         if (!n->up) {
             pick(n->restart_at, EV_RESTART, i, &best, ev, who);
+            continue;
+        }
+        if (stalled(n)) {
+            pick(n->stalled_until, EV_RESUME, i, &best, ev, who);
             continue;
         }
         pick(n->next_tick_ms, EV_TICK, i, &best, ev, who);
@@ -1574,6 +1716,9 @@ static void handle(struct csim *s, enum cs_event ev, int who)
     switch (ev) {
     case EV_RESTART:
         node_start(s, n);
+        break;
+    case EV_RESUME:
+        unstall(s, n, true);
         break;
     case EV_TICK:
         raft_host_tick(n->host);
@@ -1820,6 +1965,8 @@ static void setup(struct csim *s)
         n->id = i;
         n->io = io_sim_create();
         n->clk = (struct cs_clock){.clock = {.ops = &node_clock_ops}, .s = s};
+        n->stalled_until = CS_NEVER;
+        n->held_tail = &n->held;
         for (int k = 0; k < CS_PARTS; k++)
             n->parts[k] = (struct cs_part){.s = s, .n = n, .k = k};
         n->meta_part = (struct cs_part){.s = s, .n = n, .k = CS_META};
@@ -1880,6 +2027,7 @@ int csim_run(const struct csim_options *o, struct csim_result *res)
         calm.reorder = false;
         sim_net_set_faults(s->net, &calm);
         for (int i = 0; i < s->nodes; i++) {
+            unstall(s, &s->n[i], true);
             io_sim_fail_clear(s->n[i].io);
             io_sim_set_capacity(s->n[i].io, 0);
             s->n[i].disk_full = false;

@@ -39,6 +39,7 @@ struct csim_result {
     uint64_t disk_fulls;   /* a node's disk filled up (until its process exits) */
     uint64_t stops;        /* clean shutdowns (then restarts) */
     uint64_t clock_jumps;  /* a node's monotonic clock forward, its wall clock either way */
+    uint64_t stalls;       /* a node's process did nothing for a while (its clock ran on) */
     uint64_t partitions;   /* symmetric, one-way and leader isolations */
     uint64_t compactions;  /* committed prefixes dropped (raft_group_compact, retention) */
 };

@@ -34,7 +34,7 @@ int main(int argc, char **argv)
     struct csim_options o = {.time_ms = 10000, .nodes = 3, .trace_on_fail = true};
     uint64_t seeds = 20, first = 1, failures = 0, steps = 0, proposed = 0, acked = 0;
     uint64_t fetched = 0, elections = 0, crashes = 0, power = 0, disk = 0, parts = 0, compacts = 0;
-    uint64_t fulls = 0, stops = 0, jumps = 0;
+    uint64_t fulls = 0, stops = 0, jumps = 0, stalls = 0;
     const char *env = getenv("CLUSTER_SIM_SEED");
     bool expect_violation = false, all = false, progress = false;
     struct timespec t0, t1;
@@ -106,6 +106,7 @@ int main(int argc, char **argv)
         fulls += r.disk_fulls;
         stops += r.stops;
         jumps += r.clock_jumps;
+        stalls += r.stalls;
         if (rc != 0 && !expect_violation) {
             failures++;
             printf("replay with: %s --seed %" PRIu64 " --time %" PRIu64 " --nodes %d%s --trace\n",
@@ -126,10 +127,10 @@ int main(int argc, char **argv)
     printf("cluster_sim: %" PRIu64 " failures; %" PRIu64 " steps, %" PRIu64 " proposed, %" PRIu64
            " acked, %" PRIu64 " fetched, %" PRIu64 " elections, %" PRIu64 " crashes, %" PRIu64
            " stops, %" PRIu64 " power losses, %" PRIu64 " disk errors, %" PRIu64
-           " full disks, %" PRIu64 " clock jumps, %" PRIu64 " partitions, %" PRIu64
-           " compactions in %.1f s (%.0f steps/s)\n",
+           " full disks, %" PRIu64 " clock jumps, %" PRIu64 " stalls, %" PRIu64
+           " partitions, %" PRIu64 " compactions in %.1f s (%.0f steps/s)\n",
            failures, steps, proposed, acked, fetched, elections, crashes, stops, power, disk, fulls,
-           jumps, parts, compacts, secs, secs > 0 ? (double)steps / secs : 0.0);
+           jumps, stalls, parts, compacts, secs, secs > 0 ? (double)steps / secs : 0.0);
     if (expect_violation)
         return failures > 0 ? 0 : 1;
     return failures == 0 ? 0 : 1;
