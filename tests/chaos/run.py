@@ -54,6 +54,7 @@ from confluent_kafka import (OFFSET_BEGINNING, Consumer, KafkaError,  # noqa: E4
 from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
 
 from checker import check  # noqa: E402
+from disklog import DiskLogError, read_partition  # noqa: E402
 from cluster_harness import Cluster  # noqa: E402
 from conftest import CHRONIK_BIN  # noqa: E402
 from proxy import FaultProxy  # noqa: E402
@@ -73,6 +74,12 @@ FAULTS = [
     ("slow", 1),
     ("kill_all", 0.5),
 ]
+# Only on request (--kinds wipe): kill -9 of a partition's leader, its copies of the topic
+# deleted, restart. With replication.factor 1 that loses acknowledged data, which the checker
+# must report (ctest chaos_detects_loss); with more replicas it is the "wiped replica rejoins"
+# case, but outside Raft's fault model (a wiped voter forgets what it acknowledged), so it is
+# never drawn at random.
+ON_REQUEST = ("wipe",)
 
 
 # librdkafka's own log lines (connection failures are the point of the run) go to the run's
@@ -82,7 +89,10 @@ CLIENT_LOG.propagate = False
 
 
 def client_config(conf):
-    return dict(conf, logger=CLIENT_LOG)
+    # A restarted node is dialled again within half a second (librdkafka's backoff otherwise
+    # grows to 10 s, and clients would sit out most of the run after a few restarts).
+    return dict(conf, logger=CLIENT_LOG, **{"reconnect.backoff.ms": 50,
+                                             "reconnect.backoff.max.ms": 500})
 
 
 class RunError(Exception):
@@ -141,6 +151,7 @@ class Producers:
             "message.timeout.ms": 15000,
             "request.timeout.ms": 5000,
             "linger.ms": 5,
+            "compression.type": "none",  # disklog.py reads uncompressed batches only
             "topic.metadata.refresh.interval.ms": 1000,
         }))
 
@@ -177,7 +188,9 @@ class Consumers:
     recording what it reads and its client's cached high watermarks; plus one thread asking
     ListOffsets for the high watermarks."""
 
-    def __init__(self, bootstrap, topic, partitions, n):
+    def __init__(self, bootstrap, topic, partitions, n, t0):
+        self.t0 = t0
+        self.partitions = partitions
         self.reads = {"c%d" % i: [] for i in range(n)}
         self.marks = {"c%d" % i: [] for i in range(n)}
         self.marks["listoffsets"] = []
@@ -206,6 +219,25 @@ class Consumers:
             fn(*args)
         except Exception as e:  # reported by stop(); the run fails
             self.failed.append(repr(e))
+
+    def _t(self):
+        return round(time.monotonic() - self.t0, 3)
+
+    def wait_reading(self, timeout_s=TIMEOUT_S):
+        """Waits until every consumer has read from every partition and the ListOffsets
+        client has seen every partition's high watermark, so faults hit a running workload."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            missing = {name: sorted(set(range(self.partitions)) - {r[0] for r in rs})
+                       for name, rs in list(self.reads.items()) + [
+                           ("listoffsets", self.marks["listoffsets"])]}
+            missing = {k: v for k, v in missing.items() if v}
+            if not missing:
+                return
+            if self.failed or time.monotonic() > deadline:
+                raise RunError("consumers not reading every partition after %d s: %s %s" % (
+                    timeout_s, missing, self.failed))
+            time.sleep(0.02)
 
     def _error(self, err):
         name = err.name() if isinstance(err, KafkaError) else str(err)
@@ -237,7 +269,7 @@ class Consumers:
                 for tp in tps:
                     _, high = c.get_watermark_offsets(tp, cached=True)
                     if high >= 0 and last.get(tp.partition) != high:
-                        marks.append([tp.partition, high])
+                        marks.append([tp.partition, high, self._t()])
                         last[tp.partition] = high
         finally:
             c.close()
@@ -255,7 +287,7 @@ class Consumers:
                         self._error(e.args[0])
                         continue
                     if high >= 0 and last.get(p) != high:
-                        marks.append([p, high])
+                        marks.append([p, high, self._t()])
                         last[p] = high
                 self._stop.wait(0.05)  # pacing between rounds, not waiting for a state
         finally:
@@ -394,6 +426,21 @@ class Chaos:
             time.sleep(hold_s)
             self.log("restart node %d", node)
             self.restart([node])
+        elif kind == "wipe":
+            leader, _ = self.leader_of(partition)
+            if leader not in self.up():
+                self.injected -= 1
+                self.log("wipe: no running leader of p%d (%r), skipped", partition, leader)
+                return
+            self.kill([leader], "leader of p%d, to wipe" % partition)
+            data_dir = self.cluster.nodes[leader].data_dir
+            wiped = sorted(d for d in os.listdir(data_dir) if d.startswith(self.topic + "-"))
+            for d in wiped:
+                shutil.rmtree(os.path.join(data_dir, d))
+            self.log("wiped node %d's %s", leader, ", ".join(wiped))
+            time.sleep(hold_s)
+            self.log("restart node %d", leader)
+            self.restart([leader])
         elif kind == "kill_all":
             self.kill(list(NODES), "all at once")
             time.sleep(hold_s)
@@ -455,6 +502,33 @@ class Chaos:
         self.cluster.wait_serving(timeout_s=RECOVERY_TIMEOUT_S)
         self.wait_partitions_serve()
 
+    def wait_in_sync(self, timeout_s=RECOVERY_TIMEOUT_S):
+        """Waits until Metadata shows every partition led and with all its replicas in sync;
+        returns {partition: replicas}."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            md = self.metadata(self.topic)
+            parts = {} if md is None else md.topics[self.topic].partitions
+            behind = {p: (m.leader, list(m.replicas), list(m.isrs)) for p, m in parts.items()
+                      if m.leader < 0 or set(m.isrs) != set(m.replicas)}
+            if len(parts) == self.args.partitions and not behind:
+                return {p: list(m.replicas) for p, m in parts.items()}
+            if time.monotonic() > deadline:
+                raise RunError("partitions not led with every replica in sync %d s after "
+                               "recovery: %s" % (timeout_s, behind or "no metadata"))
+            time.sleep(0.1)
+
+    def read_disks(self):
+        """Every node's copy of each partition, read from its segment files (the cluster is
+        stopped): {node: [[partition, offset, value], ...]}."""
+        out = {}
+        for i, b in self.cluster.nodes.items():
+            out[i] = []
+            for p in range(self.args.partitions):
+                for o, v in read_partition(b.data_dir, self.topic, p) or []:
+                    out[i].append([p, o, v.decode()])
+        return out
+
     # --- the final read ---
 
     def read_all(self):
@@ -507,11 +581,16 @@ class Chaos:
         self.log("topic %s serving", self.topic)
         producers = Producers(self.bootstrap, self.topic, args.partitions, args.producers,
                               args.rate, args.seed)
-        consumers = Consumers(self.bootstrap, self.topic, args.partitions, args.consumers)
+        consumers = Consumers(self.bootstrap, self.topic, args.partitions, args.consumers,
+                              self.log.t0)
         producers.start()
         consumers.start()
-        kinds = [k for k, _ in FAULTS]
-        weights = [w for _, w in FAULTS]
+        consumers.wait_reading()
+        self.log("every consumer reads every partition")
+        if args.kinds:
+            kinds, weights = args.kinds, [1] * len(args.kinds)
+        else:
+            kinds, weights = [k for k, _ in FAULTS], [w for _, w in FAULTS]
         end_by = None if args.duration_s is None else time.monotonic() + args.duration_s
         done = 0
         try:
@@ -529,6 +608,8 @@ class Chaos:
         self.log("sent %d, acknowledged %d, failed sends %s; consumer errors %s",
                  producers.sent, len(producers.acks), producers.errors or "none",
                  consumers.errors or "none")
+        assignment = self.wait_in_sync()
+        self.log("every partition led, all replicas in sync: %s", assignment)
         final, ends = self.read_all()
         self.log("final read: %d records, high watermarks %s", len(final), ends)
         return {
@@ -539,6 +620,7 @@ class Chaos:
             "watermarks": consumers.marks,
             "final": final,
             "final_end": ends,
+            "assignment": assignment,
         }
 
     def close(self):
@@ -570,11 +652,17 @@ def parse_args(argv):
     ap.add_argument("--gap-s-max", type=float, default=2.0)
     ap.add_argument("--hold-s-min", type=float, default=1.0)
     ap.add_argument("--hold-s-max", type=float, default=4.0)
+    ap.add_argument("--kinds", type=lambda text: text.split(","), default=None,
+                    help="draw only these fault kinds, evenly (comma-separated): %s" % ", ".join(
+                        [k for k, _ in FAULTS] + list(ON_REQUEST)))
     ap.add_argument("--broker-set", action="append", default=[], metavar="KEY=VALUE",
                     help="a setting for every node (--set KEY=VALUE), repeatable")
     ap.add_argument("--keep", action="store_true", help="keep the run's directory")
     ap.add_argument("--dir", help="the run's directory (default: a new temporary one)")
     args = ap.parse_args(argv)
+    unknown = set(args.kinds or ()) - {k for k, _ in FAULTS} - set(ON_REQUEST)
+    if unknown:
+        ap.error("unknown fault kinds: %s" % ", ".join(sorted(unknown)))
     if args.faults is None:
         args.faults = sys.maxsize if args.duration_s is not None else 10
     return args
@@ -602,6 +690,14 @@ def main(argv):
         except Exception as e:
             log("stopping the cluster failed: %s", e)
             history = history and dict(history, stop_error=str(e))
+    if history is not None and "stop_error" not in history:
+        try:
+            history["replicas"] = chaos.read_disks()
+            log("read every replica from disk: %s", {
+                i: len(rs) for i, rs in history["replicas"].items()})
+        except (DiskLogError, OSError, UnicodeDecodeError) as e:
+            log("reading the replicas from disk failed: %s", e)
+            history["stop_error"] = str(e)
     if history is not None:
         history["faults"] = log.events
         with open(os.path.join(root, "history.json"), "w") as f:
