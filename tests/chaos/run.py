@@ -5,36 +5,48 @@ Run by hand (from the repository, after scripts/build.sh release):
     /usr/bin/python3 tests/chaos/run.py --seed 7 --faults 200
     /usr/bin/python3 tests/chaos/run.py --seed 7 --duration-s 600       # faults for 10 minutes
     /usr/bin/python3 tests/chaos/run.py --seed 1 --faults 4 --rf 1 --min-insync 1
-The seed fixes the fault schedule (kinds, targets' roles, hold times, gaps); who holds a role
-(the leader, the controller) is looked up when the fault comes. CHRONIK_BIN names the binary
-(default build/release/chronik). ctest runs `--seed 1 --faults 4` (label "chaos").
+    /usr/bin/python3 tests/chaos/run.py --seed 3 --kinds isolate,one_way --keep
+    /usr/bin/python3 tests/chaos/checker.py /tmp/chronik-chaos-7-XXXX/history.json
+The seed fixes the fault schedule (kinds, which partition or node a fault aims at, hold times,
+gaps); who holds a role (the leader, the controller) is looked up when the fault comes, so a
+replay repeats the schedule, not every interleaving. CHRONIK_BIN names the binary (default
+build/release/chronik). ctest runs `--seed 1 --faults 4` (label "chaos", tests/chaos/
+CMakeLists.txt); a 4-fault run takes about 20 s, 200 faults about 15 minutes.
 
 What it does:
   - starts 3 nodes (cluster_harness.Cluster, free ports, its own directory) whose peers reach
     each other only through tests/chaos/proxy.py (node i dials j at the proxy port P[i][j]);
   - creates a topic (--partitions, --rf, min.insync.replicas=--min-insync);
-  - runs --producers librdkafka producers (acks=all, enable.idempotence=false, retries on),
-    each sending unique values round-robin over the partitions and recording every
-    acknowledged (partition, offset, value), and --consumers consumers (assign from the
-    beginning, every node in bootstrap.servers) recording every record read and the high
-    watermark their client caches after each poll; one more client polls ListOffsets;
+  - runs --producers librdkafka producers (acks=all, enable.idempotence=false, retries on,
+    message.timeout.ms 15 s), each sending unique values round-robin over the partitions and
+    recording every acknowledged (partition, offset, value), and --consumers consumers (assign
+    from the beginning, every node in bootstrap.servers) recording every record read and the
+    high watermark their client caches after each poll; one more client polls ListOffsets;
+    faults start once every consumer has read from every partition;
   - injects --faults faults, one at a time (a gap of load, the fault, a hold, the recovery),
     each logged with its time since the start: kill -9 (and restart) of a partition's leader,
     of the controller, of a follower (RF 1: a node that does not lead that partition); SIGSTOP
     then SIGCONT of a node; isolation of a node (its proxy pairs cut both ways) then heal; a
     one-way cut (one ordered pair, or all of a node's outgoing or incoming pairs); slow links
-    (a delay on a node's pairs); rarely kill -9 of all three nodes at once, then restart;
+    (a delay on a node's pairs); rarely kill -9 of all three nodes at once, then restart.
+    --kinds restricts the draw; "wipe" (a leader's copy deleted while it is down) is drawn only
+    when asked for;
   - then heals every link, restarts whatever is down, waits until every partition answers
-    ListOffsets, drains the producers and stops the consumers;
+    ListOffsets, drains the producers, stops the consumers and waits until Metadata shows
+    every partition led with all its replicas in sync;
   - reads every partition from offset 0 to its high watermark through its current leader (a
-    fresh consumer; Kafka serves fetches from the leader only, so this is the leader's log; the
-    reads during the run came from whichever node led at the time) and runs checker.py.
-Prints one summary line ("chaos: ... -> OK"), the first violations if any, and exits 1 on a
-violation or when the cluster does not come back. The run's directory (node logs, history.json
-for `checker.py history.json`) is kept when it fails or with --keep.
+    fresh consumer: Kafka serves fetches from the leader only; the reads during the run came
+    from whichever node led at the time), stops the cluster (SIGTERM, clean exits asserted) and
+    reads every node's copy of every partition from its segment files (disklog.py), so each
+    replica is compared with the leader's log, not only the node that leads at the end;
+  - runs checker.py on the history (its docstring lists the checks).
+Prints one summary line ("chaos: seed=S faults=N ... -> OK"), the first violations if any, and
+exits 1 on a violation or when the cluster does not come back. The run's directory (node logs,
+clients.log, history.json) is kept when it fails or with --keep.
 """
 
 import argparse
+import collections
 import json
 import logging
 import os
@@ -117,12 +129,17 @@ class Producers:
 
     def __init__(self, bootstrap, topic, partitions, n, rate_per_s, seed):
         self.acks = []
-        self.errors = {}
-        self.sent = 0
+        self.errors = collections.Counter()
+        self._errors_lock = threading.Lock()
+        self._sent = [0] * n  # one slot per writer thread
         self._stop = threading.Event()
         self._threads = [threading.Thread(target=self._run, name="producer-%d" % i, args=(
             bootstrap, topic, partitions, i, rate_per_s, seed), daemon=True) for i in range(n)]
         self.failed = []
+
+    @property
+    def sent(self):
+        return sum(self._sent)
 
     def start(self):
         for t in self._threads:
@@ -159,14 +176,14 @@ class Producers:
             if err is None:
                 self.acks.append([msg.partition(), msg.offset(), msg.value().decode()])
             else:
-                name = err.name()
-                self.errors[name] = self.errors.get(name, 0) + 1
+                with self._errors_lock:
+                    self.errors[err.name()] += 1
 
         interval_s = 1.0 / rate_per_s
         due = time.monotonic()
         n = 0
         while not self._stop.is_set():
-            value = "s%d-p%d-%d" % (seed, index, n)
+            value = "s%d-w%d-%d" % (seed, index, n)  # seed, writer, sequence: unique
             try:
                 p.produce(topic, value=value.encode(), partition=n % partitions,
                           on_delivery=on_delivery)
@@ -174,7 +191,7 @@ class Producers:
                 p.poll(interval_s)  # the queue is full: serve deliveries, then send it again
                 continue
             n += 1
-            self.sent += 1
+            self._sent[index] = n
             due += interval_s
             p.poll(max(0.0, due - time.monotonic()))
         left = p.flush(TIMEOUT_S)
@@ -194,7 +211,8 @@ class Consumers:
         self.reads = {"c%d" % i: [] for i in range(n)}
         self.marks = {"c%d" % i: [] for i in range(n)}
         self.marks["listoffsets"] = []
-        self.errors = {}
+        self.errors = collections.Counter()
+        self._errors_lock = threading.Lock()
         self.failed = []
         self._stop = threading.Event()
         self._threads = [threading.Thread(target=self._guard, name=name, args=(
@@ -240,8 +258,8 @@ class Consumers:
             time.sleep(0.02)
 
     def _error(self, err):
-        name = err.name() if isinstance(err, KafkaError) else str(err)
-        self.errors[name] = self.errors.get(name, 0) + 1
+        with self._errors_lock:
+            self.errors[err.name() if isinstance(err, KafkaError) else str(err)] += 1
 
     @staticmethod
     def _consumer(bootstrap, name):
@@ -606,8 +624,8 @@ class Chaos:
             producers.stop()
             consumers.stop()
         self.log("sent %d, acknowledged %d, failed sends %s; consumer errors %s",
-                 producers.sent, len(producers.acks), producers.errors or "none",
-                 consumers.errors or "none")
+                 producers.sent, len(producers.acks), dict(producers.errors) or "none",
+                 dict(consumers.errors) or "none")
         assignment = self.wait_in_sync()
         self.log("every partition led, all replicas in sync: %s", assignment)
         final, ends = self.read_all()
