@@ -74,6 +74,7 @@ from proxy import FaultProxy  # noqa: E402
 NODES = (1, 2, 3)
 TIMEOUT_S = 30
 RECOVERY_TIMEOUT_S = 60
+ROLE_TIMEOUT_S = 10  # for a leader or controller to be named before a fault aims at it
 
 # Fault kinds and their weights: node crashes most, a whole-cluster crash rarely.
 FAULTS = [
@@ -212,6 +213,7 @@ class Consumers:
         self.marks = {"c%d" % i: [] for i in range(n)}
         self.marks["listoffsets"] = []
         self.errors = collections.Counter()
+        self.error_log = []  # [seconds, client, error]: when each happened, for diagnosis
         self._errors_lock = threading.Lock()
         self.failed = []
         self._stop = threading.Event()
@@ -257,9 +259,11 @@ class Consumers:
                     timeout_s, missing, self.failed))
             time.sleep(0.02)
 
-    def _error(self, err):
+    def _error(self, name, err):
+        text = err.name() if isinstance(err, KafkaError) else str(err)
         with self._errors_lock:
-            self.errors[err.name() if isinstance(err, KafkaError) else str(err)] += 1
+            self.errors[text] += 1
+            self.error_log.append([self._t(), name, text])
 
     @staticmethod
     def _consumer(bootstrap, name):
@@ -281,7 +285,7 @@ class Consumers:
             while not self._stop.is_set():
                 for m in c.consume(num_messages=500, timeout=0.2):
                     if m.error() is not None:
-                        self._error(m.error())
+                        self._error(name, m.error())
                     else:
                         reads.append([m.partition(), m.offset(), m.value().decode()])
                 for tp in tps:
@@ -302,7 +306,7 @@ class Consumers:
                     try:
                         _, high = c.get_watermark_offsets(TopicPartition(topic, p), timeout=2)
                     except KafkaException as e:
-                        self._error(e.args[0])
+                        self._error(name, e.args[0])
                         continue
                     if high >= 0 and last.get(p) != high:
                         marks.append([p, high, self._t()])
@@ -350,16 +354,30 @@ class Chaos:
                 return md
         return None
 
-    def leader_of(self, partition):
-        md = self.metadata(self.topic)
-        if md is None:
-            return None, []
-        p = md.topics[self.topic].partitions[partition]
-        return p.leader, list(p.replicas)
+    def leader_of(self, partition, timeout_s=ROLE_TIMEOUT_S):
+        """(leader, replicas) of partition; the leader is None when none is known (during an
+        election, or with every replica down) within timeout_s."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            md = self.metadata(self.topic)
+            if md is not None:
+                p = md.topics[self.topic].partitions[partition]
+                if p.leader >= 0 or time.monotonic() > deadline:
+                    return (p.leader if p.leader >= 0 else None), list(p.replicas)
+            elif time.monotonic() > deadline:
+                return None, []
+            time.sleep(0.05)
 
-    def controller(self):
-        md = self.metadata()
-        return None if md is None else md.controller_id
+    def controller(self, timeout_s=ROLE_TIMEOUT_S):
+        """The controller's id, or None when no node names one within timeout_s."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            md = self.metadata()
+            if md is not None and md.controller_id >= 0:
+                return md.controller_id
+            if time.monotonic() > deadline:
+                return None
+            time.sleep(0.05)
 
     def create_topic(self):
         admin = AdminClient(client_config({"bootstrap.servers": self.bootstrap}))
@@ -636,6 +654,7 @@ class Chaos:
             "acks": producers.acks,
             "reads": consumers.reads,
             "watermarks": consumers.marks,
+            "consumer_errors": consumers.error_log,
             "final": final,
             "final_end": ends,
             "assignment": assignment,
