@@ -20,8 +20,9 @@ What it does:
   - runs --producers librdkafka producers (acks=all, enable.idempotence=false, retries on,
     message.timeout.ms 15 s), each sending unique values round-robin over the partitions and
     recording every acknowledged (partition, offset, value), and --consumers consumers (assign
-    from the beginning, every node in bootstrap.servers) recording every record read and the
-    high watermark their client caches after each poll; one more client polls ListOffsets;
+    from the beginning, every node in bootstrap.servers; read_committed and read_uncommitted
+    in turn) recording every record read and the high watermark their client caches after each
+    poll; one more client polls ListOffsets;
     faults start once every consumer has read from every partition;
   - injects --faults faults, one at a time (a gap of load, the fault, a hold, the recovery),
     each logged with its time since the start: kill -9 (and restart) of a partition's leader,
@@ -266,17 +267,22 @@ class Consumers:
             self.error_log.append([self._t(), name, text])
 
     @staticmethod
-    def _consumer(bootstrap, name):
+    def _consumer(bootstrap, name, isolation="read_committed"):
         return Consumer(client_config({
             "bootstrap.servers": bootstrap,
             "group.id": "chaos-" + name,  # required by the client; assign() joins no group
             "enable.auto.commit": False,
             "auto.offset.reset": "earliest",
+            "isolation.level": isolation,
             "topic.metadata.refresh.interval.ms": 1000,
         }))
 
     def _consume(self, bootstrap, topic, partitions, name):
-        c = self._consumer(bootstrap, name)
+        # Every other consumer reads uncommitted (its cached end is the high watermark itself);
+        # the others keep librdkafka's default, read_committed (the last stable offset, equal
+        # to the high watermark without transactions).
+        c = self._consumer(bootstrap, name, ("read_committed", "read_uncommitted")[
+            int(name[1:]) % 2])
         tps = [TopicPartition(topic, p) for p in range(partitions)]
         c.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in range(partitions)])
         reads, marks = self.reads[name], self.marks[name]
@@ -394,22 +400,29 @@ class Chaos:
         self.wait_partitions_serve()
 
     def wait_partitions_serve(self, timeout_s=RECOVERY_TIMEOUT_S):
-        """Waits until every partition answers ListOffsets (through its leader)."""
+        """Waits until every partition answers ListOffsets (through its leader). Each failed
+        attempt is logged and the next one uses a new client: librdkafka 2.0.2 clients created
+        just after a node restart were seen failing every query of that node's partition with
+        _UNKNOWN_PARTITION for over a minute while new clients (and kcat) got the offsets."""
         deadline = time.monotonic() + timeout_s
-        c = Consumer(client_config({"bootstrap.servers": self.bootstrap,
-                                    "group.id": "chaos-wait"}))
-        try:
-            for p in range(self.args.partitions):
-                while True:
-                    try:
-                        c.get_watermark_offsets(TopicPartition(self.topic, p), timeout=2)
-                        break
-                    except KafkaException as e:
-                        if time.monotonic() > deadline:
-                            raise RunError("partition %d answers no ListOffsets %d s after "
-                                           "recovery: %s" % (p, timeout_s, e))
-        finally:
-            c.close()
+        failures = collections.Counter()
+        for p in range(self.args.partitions):
+            while True:
+                c = Consumer(client_config({"bootstrap.servers": self.bootstrap,
+                                            "group.id": "chaos-wait"}))
+                try:
+                    c.get_watermark_offsets(TopicPartition(self.topic, p), timeout=2)
+                    break
+                except KafkaException as e:
+                    failures[(p, e.args[0].name())] += 1
+                    if time.monotonic() > deadline:
+                        raise RunError("partition %d answers no ListOffsets %d s after "
+                                       "recovery: %s" % (p, timeout_s, e))
+                finally:
+                    c.close()
+        if failures:
+            self.log("ListOffsets failed before every partition answered (partition, error: "
+                     "attempts): %s", dict(failures))
 
     # --- faults ---
 
