@@ -223,6 +223,9 @@ int broker_cluster_open(struct broker *b, const struct meta_properties *props);
 void broker_cluster_close(struct broker *b, bool clean);
 /* Destroys the Raft host (every partition closed) and the cluster wiring. */
 void broker_cluster_free(struct broker *b);
+/* False while the Raft tick is overdue by half an election timeout (the process stalled): a
+ * leader does not serve until the ticks it missed have run (and may have deposed it). */
+bool broker_ticks_current(struct broker *b);
 /* Sends what the Raft host and the metadata node queued, once this loop iteration's work is
  * done. */
 void broker_cluster_kick(struct broker *b);

@@ -72,6 +72,7 @@ struct broker_cluster {
     struct log *log;
     struct meta_node *mn;
     struct loop_timer tick;
+    uint64_t last_tick_ms; /* when on_tick last ran (0: not yet) */
     struct loop_task flush_task;
     bool flush_posted;
     char cluster_id[META_CLUSTER_ID_CHARS + 1]; /* "" while this node is still learning it */
@@ -500,12 +501,32 @@ static void probe_first_voter(struct broker_cluster *c)
     (void)transport_send_rpc(c->transport, &r);
 }
 
+bool broker_ticks_current(struct broker *b)
+{
+    struct broker_cluster *c = b->cluster;
+    uint64_t late_ms = (uint64_t)b->cfg->controller_quorum_election_timeout_ms / 2;
+    return c == NULL || c->last_tick_ms == 0 || now_ms(c) - c->last_tick_ms < late_ms;
+}
+
 static void on_tick(void *ctx)
 {
     struct broker_cluster *c = ctx;
+    /* Raft counts time in ticks. A process that stalled (SIGSTOP, swapping, a long page fault)
+     * gets the ticks it missed now, up to two election timeouts' worth, so check-quorum sees
+     * real time: a leader stalled past an election timeout, whose followers may have elected
+     * another meanwhile, steps down instead of serving as if no time had passed. */
+    uint64_t now = now_ms(c);
+    uint64_t ticks = 1;
+    if (c->last_tick_ms != 0 && now >= c->last_tick_ms + 2 * BROKER_RAFT_TICK_MS) {
+        uint64_t election =
+            (uint64_t)c->b->cfg->controller_quorum_election_timeout_ms / BROKER_RAFT_TICK_MS;
+        ticks = MIN((now - c->last_tick_ms) / BROKER_RAFT_TICK_MS, 2 * election + 2);
+    }
+    c->last_tick_ms = now;
     if (c->mn == NULL)
         probe_first_voter(c);
-    raft_host_tick(c->host);
+    for (uint64_t i = 0; i < ticks; i++)
+        raft_host_tick(c->host);
     broker_replicas_tick(c->b);
     if (c->mn != NULL) {
         meta_node_tick(c->mn);

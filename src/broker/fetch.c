@@ -129,6 +129,15 @@ static uint64_t read_partition(struct fetch_part *p, uint64_t *used)
             err == ERR_CLOSED ? KAFKA_NOT_LEADER_OR_FOLLOWER : KAFKA_KAFKA_STORAGE_ERROR;
         return 0;
     }
+    /* A fetch that waited (or came in while this node stalled) is answered only while this
+     * node still leads: a deposed leader's high watermark can be behind what the client saw
+     * from the new one, and clients must never see it go back. */
+    if (out->error_code == KAFKA_NONE &&
+        broker_partition_check(rq->b, p->name, p->name_len, p->in->partition, -1, NULL) !=
+            KAFKA_NONE) {
+        out->error_code = KAFKA_NOT_LEADER_OR_FOLLOWER;
+        return 0;
+    }
     out->high_watermark = replica_high_watermark(p->r);
     out->last_stable_offset = out->high_watermark;
     out->log_start_offset = replica_log_start_offset(p->r);

@@ -235,7 +235,7 @@ bool broker_replica_view(struct broker *b, const char *topic, size_t len, int32_
     if (r == NULL || replica_group(r) == NULL)
         return false;
     int32_t leader = replica_leader(r);
-    if (replica_leads(r)) {
+    if (replica_leads(r) && broker_ticks_current(b)) {
         out->id = b->cfg->node_id;
         out->local = true;
     } else {

@@ -348,3 +348,55 @@ def test_controlled_shutdown_under_load(tmp_path):
                        "cs-%d led by its preferred replica %d" % (p, preferred[p]))
     finally:
         c.stop()
+
+
+def fetch_answer(payload, correlation_id):
+    """(error_code, high_watermark) of a Fetch v4 answer for one topic and partition."""
+    assert struct.unpack(">i", payload[:4])[0] == correlation_id
+    off = 12
+    off += 2 + struct.unpack(">h", payload[off:off + 2])[0]
+    off += 4
+    _, error_code, high = struct.unpack(">ihq", payload[off:off + 14])
+    return error_code, high
+
+
+def test_stalled_leader_never_answers_a_stale_high_watermark(cluster):
+    """A fetch parked on a leader that is then stopped (SIGSTOP) for longer than an election
+    timeout, while another leader is elected and commits more, is not answered with the old
+    leader's high watermark when it resumes: the client already saw the new leader's higher
+    one, and the high watermark a client sees must never go back. Caught by the chaos harness
+    (seed 7, 60 faults: "c1 saw p2 high watermark 33919 after 34077"). Catches: a stalled
+    process serving with Raft timers that did not see the time pass, parked fetches answered
+    without looking at leadership again."""
+    c = cluster
+    create_topic(c, "st", 1, {"min.insync.replicas": "2"})
+    leader = wait_leader(c, "st", 0, [1, 2, 3])
+    first, errors = produce(c.bootstrap(leader), "st", ["s%d" % i for i in range(50)])
+    assert not errors
+    end = max(first.values()) + 1
+    # A fetch that waits up to 1.5 s for data; the leader stops while it waits, so when it
+    # resumes its wait is over and it answers at once, before it hears of the new leader.
+    parked = kw.send(c.nodes[leader].port, kw.fetch_v4(21, "st", 0, end, 1500))
+    sent = time.monotonic()
+    time.sleep(0.2)  # the fetch reaches the leader and parks there (nothing to observe)
+    os.kill(c.nodes[leader].proc.pid, signal.SIGSTOP)
+    try:
+        others = [n for n in (1, 2, 3) if n != leader]
+        second, errors = produce(",".join(c.bootstrap(n) for n in others), "st",
+                                 ["t%d" % i for i in range(50)])
+        assert not errors
+        new_leader = wait_leader(c, "st", 0, others)
+        kind, payload = kw.exchange(c.nodes[new_leader].port, kw.fetch_v4(22, "st", 0, 0, 0))
+        assert kind == "response"
+        err, newer = fetch_answer(payload, 22)
+        assert err == 0 and newer > end
+        time.sleep(max(0.0, sent + 2.0 - time.monotonic()))  # its wait is over by now
+    finally:
+        os.kill(c.nodes[leader].proc.pid, signal.SIGCONT)
+    kind, payload = kw.receive(parked)
+    parked.close()
+    assert kind == "response"
+    err, high = fetch_answer(payload, 21)
+    assert err == NOT_LEADER_OR_FOLLOWER or high >= newer, (
+        "the resumed old leader answered high watermark %d after the new leader's %d" % (
+            high, newer))
