@@ -47,7 +47,10 @@ POLL_S = 0.005         # producer poll granularity of the failover load
 CHECK_S = 0.05         # between Metadata checks while waiting for a state
 WAIT_S = 60.0          # the longest any one awaited state may take
 TOPIC_PARTITIONS = 100  # partitions per topic of the idle phase
-CREATE_BATCH = 10       # topics per CreateTopics request of the idle phase
+# Topics per CreateTopics request of the idle phase: one, as a user creates them; one request
+# of 10 topics of 100 partitions has made the controller lose its leadership (so it is not a
+# figure of the idle cost).
+CREATE_BATCH = 1
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 KIB = 1024
 TARGET_RATIO = 0.35
@@ -85,6 +88,15 @@ def proc_status(pid):
     return rss, threads, len(os.listdir("/proc/%d/fd" % pid))
 
 
+def quiet_logger():
+    """For librdkafka's log lines: connections to killed or stopping nodes fail on purpose."""
+    log = logging.getLogger("run.py.librdkafka")
+    if not log.handlers:
+        log.addHandler(logging.NullHandler())
+        log.propagate = False
+    return log
+
+
 def percentile(values, p):
     """Nearest rank: the smallest value with at least a share p of the values at or below it
     (over 20 values, p99 is the largest)."""
@@ -106,6 +118,7 @@ class Nodes:
         from cluster_harness import Cluster
         from conftest import Broker
         self.cluster = None
+        self.admin = None
         if n == 1:
             self.nodes = {1: Broker(os.path.join(root, "node1"))}
             self.nodes[1].node_id = 1
@@ -158,7 +171,8 @@ class Nodes:
         from confluent_kafka.admin import AdminClient
         if not self.nodes[node_id].alive() or not serving(self.nodes[node_id].port):
             return None
-        admin = AdminClient({"bootstrap.servers": self.nodes[node_id].bootstrap})
+        admin = AdminClient({"bootstrap.servers": self.nodes[node_id].bootstrap,
+                             "logger": quiet_logger()})
         md = admin.list_topics(topic=topic, timeout=5)
         return md if md.orig_broker_id == node_id else None
 
@@ -189,15 +203,23 @@ class Nodes:
         return True
 
     def create(self, topics, rf):
-        """topics: [(name, partitions)], created in one CreateTopics request."""
+        """topics: [(name, partitions)], created in one CreateTopics request. A topic found
+        to exist counts as created (librdkafka retries a request whose answer it lost); the
+        caller checks the partitions in Metadata."""
+        from confluent_kafka import KafkaError
         from confluent_kafka.admin import AdminClient, NewTopic
-        admin = AdminClient({"bootstrap.servers": self.bootstrap})
-        futures = admin.create_topics([NewTopic(n, p, rf) for n, p in topics],
-                                      operation_timeout=WAIT_S, request_timeout=WAIT_S)
+        if self.admin is None:
+            self.admin = AdminClient({"bootstrap.servers": self.bootstrap,
+                                      "logger": quiet_logger()})
+        futures = self.admin.create_topics([NewTopic(n, p, rf) for n, p in topics],
+                                           operation_timeout=WAIT_S, request_timeout=WAIT_S)
         for name, f in futures.items():
             try:
                 f.result()
             except Exception as e:  # noqa: BLE001
+                err = e.args[0] if e.args else None
+                if isinstance(err, KafkaError) and err.code() == KafkaError.TOPIC_ALREADY_EXISTS:
+                    continue
                 raise BenchError("CreateTopics %s (replication factor %d): %s" % (name, rf, e))
 
     def stop(self, timeout_s=WAIT_S):
@@ -255,8 +277,10 @@ def chronik_bench(args, nodes, root, name, topic, rf, rate):
     try:
         summary = json.loads(out.decode().strip().splitlines()[-1])
     except (ValueError, IndexError):
-        raise BenchError("%s: chronik-bench printed no summary (exit status %d), see %s.log" % (
-            name, proc.returncode, os.path.join(root, name)))
+        with open(os.path.join(root, name + ".log"), "rb") as log:
+            last = (log.read().decode("utf-8", "replace").strip().splitlines() or [""])[-1]
+        raise BenchError("%s: chronik-bench printed no summary (exit status %d): %s" % (
+            name, proc.returncode, last))
     p = summary["produce"]
     need(summary["ok"] and p["failed"] == 0 and p["messages"] > 0,
          "%s: %d records failed or none was acknowledged (chronik-bench exit status %d), "
@@ -307,9 +331,6 @@ class Load:
 
     def __init__(self, bootstrap, topic, rate, record_size):
         from confluent_kafka import Producer
-        quiet = logging.getLogger("run.py.librdkafka")  # connection errors are expected here
-        quiet.addHandler(logging.NullHandler())
-        quiet.propagate = False
         self.p = Producer({
             "bootstrap.servers": bootstrap,
             "acks": "all",
@@ -319,7 +340,8 @@ class Load:
             # The Java client's default; librdkafka's 10 s would measure its own back-off when
             # the killed node is the one that comes back (RF 1).
             "reconnect.backoff.max.ms": 1000,
-        }, logger=quiet)
+            "logger": quiet_logger(),
+        })
         self.topic = topic
         self.value = os.urandom(record_size)
         self.interval_s = 1.0 / rate
@@ -377,7 +399,6 @@ def failover(args, root):
         print("  rf 1: no replica takes over; the killed node is restarted at once and the "
               "figure includes its restart", flush=True)
     nodes = Nodes(os.path.join(root, "failover"), NODES)
-    load = None
     try:
         topic = "failover"
         nodes.create([(topic, 1)], args.rf)
@@ -438,7 +459,6 @@ def failover(args, root):
         print("  records acknowledged %d, failed %d%s" % (
             load.acked, load.failed, "".join(" %s x%d" % kv for kv in sorted(
                 load.errors.items()))), flush=True)
-        load = None
     finally:
         nodes.stop()
 
@@ -488,8 +508,9 @@ def idle_cost(args, root):
         nodes.wait("every node's Metadata shows all %d partitions with a leader and a full ISR"
                    % args.partitions, lambda: nodes.in_sync(dict(layout)),
                    timeout_s=max(WAIT_S, args.partitions / 50))
-        print("  %d topics created in %.1f s, in sync in every node's Metadata after %.1f s" % (
-            len(layout), created, time.monotonic() - t0), flush=True)
+        print("  %d topics created in %.1f s (%d per CreateTopics), in sync in every node's "
+              "Metadata after %.1f s" % (len(layout), created, CREATE_BATCH,
+                                         time.monotonic() - t0), flush=True)
         hosted = {i: 0 for i in ids}
         md = nodes.metadata(ids[0])
         need(md is not None, "node %d does not answer Metadata" % ids[0])
@@ -525,7 +546,7 @@ def main():
     ap.add_argument("--part", choices=("throughput", "failover", "idle", "all"), default="all")
     ap.add_argument("--rf", type=int, default=3, help="replication factor of the cluster runs")
     ap.add_argument("--quick", action="store_true",
-                    help="small sizes (about 2 minutes): --duration 5 --kills 5 "
+                    help="small sizes (about 2 minutes): --duration 8 --kills 10 "
                          "--partitions 1000 --idle-s 10, unless given")
     ap.add_argument("--chronik", default=os.path.join(REPO, "build", "release", "chronik"))
     ap.add_argument("--bench", default=os.path.join(REPO, "build", "release", "bench", "kafka",
@@ -543,7 +564,7 @@ def main():
         "DATA_ROOT", os.path.join(REPO, "build", "bench-data")))
     ap.add_argument("--keep", action="store_true", help="keep the data directories and logs")
     args = ap.parse_args()
-    for key, full, quick in (("duration", 20, 5), ("kills", 20, 5), ("partitions", 10000, 1000),
+    for key, full, quick in (("duration", 20, 8), ("kills", 20, 10), ("partitions", 10000, 1000),
                              ("idle_s", 30.0, 10.0)):
         if getattr(args, key) is None:
             setattr(args, key, quick if args.quick else full)
