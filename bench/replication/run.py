@@ -108,6 +108,11 @@ def met(ok):
     return "met" if ok else "MISSED"
 
 
+def target(args, text, ok):
+    """Prints nothing; keeps one line for the summary at the end of the run."""
+    args.targets.append("%-6s %s" % (met(ok), text))
+
+
 # ---- brokers -----------------------------------------------------------------------------
 
 class Nodes:
@@ -320,6 +325,9 @@ def throughput(args, root):
     ratio = rows[NODES]["mb_per_s"] / rows[1]["mb_per_s"]
     print("  cluster / single node MB/s: %.1f%% (target >= %.0f%%: %s)" % (
         100 * ratio, 100 * TARGET_RATIO, met(ratio >= TARGET_RATIO)), flush=True)
+    target(args, "throughput: cluster (rf %d) %.2f MB/s = %.1f%% of the single node's %.2f MB/s "
+           "(>= %.0f%%)" % (args.rf, rows[NODES]["mb_per_s"], 100 * ratio, rows[1]["mb_per_s"],
+                            100 * TARGET_RATIO), ratio >= TARGET_RATIO)
 
 
 # ---- 2. failover -------------------------------------------------------------------------
@@ -453,6 +461,10 @@ def failover(args, root):
               "(target p99 < %.0f ms: %s)" % (
                   statistics.median(took_s) * 1e3, p99 * 1e3, max(took_s) * 1e3,
                   TARGET_FAILOVER_P99_S * 1e3, met(p99 < TARGET_FAILOVER_P99_S)))
+        target(args, "failover (rf %d): kill -9 of the leader -> first acknowledged send: "
+               "median %.1f ms, p99 %.1f ms over %d kills (p99 < %.0f ms)" % (
+                   args.rf, statistics.median(took_s) * 1e3, p99 * 1e3, len(took_s),
+                   TARGET_FAILOVER_P99_S * 1e3), p99 < TARGET_FAILOVER_P99_S)
         print("  restart -> back in sync: median %.1f s  max %.1f s" % (
             statistics.median(back_s), max(back_s)))
         load.close()
@@ -533,6 +545,12 @@ def idle_cost(args, root):
                   worst_bytes, TARGET_REPLICA_BYTES, met(worst_bytes < TARGET_REPLICA_BYTES),
                   100 * worst_cpu, 100 * TARGET_IDLE_CPU, met(worst_cpu < TARGET_IDLE_CPU)),
               flush=True)
+        target(args, "idle (%d partitions, rf %d): worst node %.0f bytes per replica (< %d)" % (
+            args.partitions, args.rf, worst_bytes, TARGET_REPLICA_BYTES),
+            worst_bytes < TARGET_REPLICA_BYTES)
+        target(args, "idle (%d partitions, rf %d): worst node %.2f%% of a core (< %.0f%%)" % (
+            args.partitions, args.rf, 100 * worst_cpu, 100 * TARGET_IDLE_CPU),
+            worst_cpu < TARGET_IDLE_CPU)
     finally:
         took = nodes.stop(timeout_s=max(WAIT_S, args.partitions * args.rf / NODES * 0.05))
     print("  SIGTERM to exit (all nodes signalled at once): %s" % ", ".join(
@@ -564,6 +582,7 @@ def main():
         "DATA_ROOT", os.path.join(REPO, "build", "bench-data")))
     ap.add_argument("--keep", action="store_true", help="keep the data directories and logs")
     args = ap.parse_args()
+    args.targets = []
     for key, full, quick in (("duration", 20, 8), ("kills", 20, 10), ("partitions", 10000, 1000),
                              ("idle_s", 30.0, 10.0)):
         if getattr(args, key) is None:
@@ -588,6 +607,9 @@ def main():
             t0 = time.monotonic()
             {"throughput": throughput, "failover": failover, "idle": idle_cost}[part](args, root)
             print("  (%s took %.0f s)" % (part, time.monotonic() - t0), flush=True)
+        print("targets:")
+        for line in args.targets:
+            print("  " + line)
     except Exception as e:  # noqa: BLE001 -- one line, then the logs to look at
         print("run.py: %s: %s" % (type(e).__name__, e), file=sys.stderr)
         print("run.py: node logs are under %s" % root, file=sys.stderr)
