@@ -46,6 +46,7 @@ NODES = 3
 POLL_S = 0.005         # producer poll granularity of the failover load
 CHECK_S = 0.05         # between Metadata checks while waiting for a state
 WAIT_S = 60.0          # the longest any one awaited state may take
+STABLE_S = 1.0         # how long a partition's leader must be unchanged before it is killed
 TOPIC_PARTITIONS = 100  # partitions per topic of the idle phase
 # Topics per CreateTopics request of the idle phase: one, as a user creates them; one request
 # of 10 topics of 100 partitions has made the controller lose its leadership (so it is not a
@@ -448,14 +449,18 @@ def failover(args, root):
         load = Load(nodes.bootstrap, topic, args.failover_rate, args.record_size)
         took_s, back_s = [], []
         for n in range(args.kills):
-            state = {}
+            state = {"leaders": None, "since": 0.0}
 
-            def agreed():
-                state["leaders"] = nodes.in_sync({topic: 1})
-                return state["leaders"] is not None
+            def settled():
+                # The same answer for STABLE_S: a leadership that just moved (a new group's
+                # hand-over to its preferred replica) reaches Metadata only after a while.
+                leaders = nodes.in_sync({topic: 1})
+                if leaders is None or leaders != state["leaders"]:
+                    state["leaders"], state["since"] = leaders, time.monotonic()
+                return leaders is not None and time.monotonic() - state["since"] >= STABLE_S
 
-            nodes.wait("every node names the same leader of partition 0 of %s and a full ISR"
-                       % topic, agreed, pump=load.pump)
+            nodes.wait("every node names the same leader of partition 0 of %s and a full ISR "
+                       "for %.0f s" % (topic, STABLE_S), settled, pump=load.pump)
             old = state["leaders"][(topic, 0)]
             acked = load.acked
             nodes.wait("the producer has a record acknowledged (round %d)" % (n + 1),
