@@ -34,6 +34,7 @@ import os
 import shutil
 import signal
 import statistics
+import struct
 import subprocess
 import sys
 import tempfile
@@ -96,6 +97,49 @@ def quiet_logger():
         log.addHandler(logging.NullHandler())
         log.propagate = False
     return log
+
+
+def metadata_leader(port, topic):
+    """Partition 0's leader of topic as the node on port answers Metadata v4 (one short raw
+    connection: cheap enough to ask every CHECK_S beside a running producer), or None."""
+    from kafka_wire import exchange, frame, header, i32, string
+    try:
+        kind, payload = exchange(port, frame(header(3, 4, 1) + i32(1) + string(topic) +
+                                             b"\x00"))  # allow_auto_topic_creation false
+    except OSError:
+        return None
+    if kind != "response":
+        return None
+    d = payload[4:]  # after the correlation id
+
+    def take(fmt, o):
+        return struct.unpack_from(fmt, d, o)[0], o + struct.calcsize(fmt)
+
+    def skip_string(o):
+        n, o = take(">h", o)
+        return o + max(n, 0)
+
+    o = 4  # throttle
+    n, o = take(">i", o)
+    for _ in range(n):  # brokers: id, host, port, rack
+        o = skip_string(o + 4) + 4
+        o = skip_string(o)
+    o = skip_string(o) + 4  # cluster id, controller id
+    n, o = take(">i", o)
+    for _ in range(n):
+        err, o = take(">h", o)
+        o = skip_string(o) + 1  # name, internal
+        parts, o = take(">i", o)
+        for _ in range(parts):
+            perr, o = take(">h", o)
+            pid, o = take(">i", o)
+            leader, o = take(">i", o)
+            if err == 0 and perr == 0 and pid == 0:
+                return leader
+            for _ in range(2):  # replicas, isr
+                count, o = take(">i", o)
+                o += 4 * count
+    return None
 
 
 def percentile(values, p):
@@ -368,9 +412,9 @@ class Load:
     every delivery report is counted, and after watch(t) the first one without error for a
     record sent at or after t is kept. Runs only inside pump(), on the caller's thread."""
 
-    def __init__(self, bootstrap, topic, rate, record_size):
+    def __init__(self, bootstrap, topic, rate, record_size, settings):
         from confluent_kafka import Producer
-        self.p = Producer({
+        conf = {
             "bootstrap.servers": bootstrap,
             "acks": "all",
             "linger.ms": 0,
@@ -380,7 +424,9 @@ class Load:
             # the killed node is the one that comes back (RF 1).
             "reconnect.backoff.max.ms": 1000,
             "logger": quiet_logger(),
-        })
+        }
+        conf.update(settings)
+        self.p = Producer(conf)
         self.topic = topic
         self.value = os.urandom(record_size)
         self.interval_s = 1.0 / rate
@@ -446,7 +492,8 @@ def failover(args, root):
         nodes.create([(topic, 1)], args.rf)
         nodes.wait("partition 0 of %s has a leader and a full ISR on every node" % topic,
                    lambda: nodes.in_sync({topic: 1}) is not None)
-        load = Load(nodes.bootstrap, topic, args.failover_rate, args.record_size)
+        load = Load(nodes.bootstrap, topic, args.failover_rate, args.record_size,
+                    dict(kv.split("=", 1) for kv in args.producer_settings))
         took_s, back_s = [], []
         for n in range(args.kills):
             state = {"leaders": None, "since": 0.0}
@@ -470,13 +517,22 @@ def failover(args, root):
             load.watch(killed)
             nodes.kill(old)
             serving_s = []
+            named_s = []  # rf > 1: a survivor's Metadata names another leader
+            survivor = nodes.nodes[min(i for i in nodes.nodes if i != old)]
             if args.rf < 2:
                 nodes.launch(old)
                 restarted = time.monotonic()
 
-            def acknowledged():
+            def look():
                 if args.rf < 2 and not serving_s and serving(victim.port):
                     serving_s.append(time.monotonic() - killed)
+                if args.rf >= 2 and not named_s:
+                    leader = metadata_leader(survivor.port, topic)
+                    if leader is not None and leader >= 0 and leader != old:
+                        named_s.append(time.monotonic() - killed)
+
+            def acknowledged():
+                look()
                 return load.first_ack is not None
 
             nodes.wait("a record sent after the kill of node %d is acknowledged" % old,
@@ -486,8 +542,11 @@ def failover(args, root):
             if args.rf >= 2:
                 # Restarted only once out of the ISR, so that back in the ISR means caught up.
                 nodes.wait("node %d is taken out of the ISR of partition 0" % old,
-                           lambda: nodes.out_of_isr(topic, old), pump=load.pump)
+                           lambda: look() or nodes.out_of_isr(topic, old), pump=load.pump)
                 shrunk = "; out of the ISR %.1f s after the kill" % (time.monotonic() - killed)
+                need(named_s, "round %d: no survivor's Metadata named a new leader" % (n + 1))
+                shrunk = " (node %d's Metadata named a new leader after %.0f ms)%s" % (
+                    survivor.node_id, named_s[0] * 1e3, shrunk)
                 nodes.launch(old)
                 restarted = time.monotonic()
             nodes.wait("node %d is back and partition 0 in sync on every node" % old,
@@ -618,6 +677,9 @@ def main():
     ap.add_argument("--kills", type=int, help="failover rounds (default 20)")
     ap.add_argument("--failover-rate", type=int, default=1000,
                     help="records per second of the failover producer")
+    ap.add_argument("-X", dest="producer_settings", action="append", default=[],
+                    metavar="KEY=VALUE", help="a librdkafka property of the failover producer "
+                    "(wins over the bench's; repeatable)")
     ap.add_argument("--replica-lag-ms", type=int, default=1000,
                     help="replica.lag.time.max.ms of the failover cluster (rf > 1)")
     ap.add_argument("--partitions", type=int, help="partitions of the idle phase (default 10000)")
@@ -633,6 +695,8 @@ def main():
             setattr(args, key, quick if args.quick else full)
     if args.rf < 1 or args.rf > NODES:
         ap.error("--rf must be 1..%d" % NODES)
+    if any("=" not in kv for kv in args.producer_settings):
+        ap.error("-X takes KEY=VALUE")
     args.chronik = os.path.realpath(args.chronik)
     args.bench = os.path.realpath(args.bench)
     for tool in (args.chronik, args.bench):
