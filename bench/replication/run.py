@@ -169,6 +169,7 @@ class Nodes:
         from conftest import Broker
         self.cluster = None
         self.admin = None
+        self.retries = {}  # CreateTopics errors asked again, by name
         self.down = set()  # killed by the bench, not yet restarted
         if n == 1:
             self.nodes = {1: Broker(os.path.join(root, "node1"))}
@@ -203,8 +204,9 @@ class Nodes:
     def check_alive(self, what):
         for b in self.nodes.values():
             if b.node_id not in self.down and b.proc is not None and not b.alive():
-                raise BenchError("node %d died while %s:\n%s" % (b.node_id, what,
-                                                                 b.stderr_text()[-2000:]))
+                raise BenchError("node %d died (exit status %d) while %s; its stderr ends:\n%s"
+                                 % (b.node_id, b.proc.returncode, what,
+                                    b.stderr_text()[-2000:]))
 
     def wait(self, what, cond, timeout_s=WAIT_S, pump=None):
         """Checks cond every CHECK_S (running pump(seconds) in between when given, else
@@ -283,35 +285,55 @@ class Nodes:
         return False
 
     def create(self, topics, rf):
-        """topics: [(name, partitions)], created in one CreateTopics request. A topic found
-        to exist counts as created (librdkafka retries a request whose answer it lost); the
-        caller checks the partitions in Metadata."""
+        """topics: [(name, partitions)], created in one CreateTopics request; the topics
+        refused with a retriable error (the controller moved, a timeout) are asked again,
+        each error counted in self.retries, until WAIT_S has passed. A topic found to exist
+        counts as created (a retried request's first attempt may have created it); the caller
+        checks the partitions in Metadata."""
         from confluent_kafka import KafkaError
         from confluent_kafka.admin import AdminClient, NewTopic
         if self.admin is None:
             self.admin = AdminClient({"bootstrap.servers": self.bootstrap,
                                       "logger": quiet_logger()})
-        futures = self.admin.create_topics([NewTopic(n, p, rf) for n, p in topics],
-                                           operation_timeout=WAIT_S, request_timeout=WAIT_S)
-        for name, f in futures.items():
-            try:
-                f.result()
-            except Exception as e:  # noqa: BLE001
-                err = e.args[0] if e.args else None
-                if isinstance(err, KafkaError) and err.code() == KafkaError.TOPIC_ALREADY_EXISTS:
-                    continue
-                raise BenchError("CreateTopics %s (replication factor %d): %s" % (name, rf, e))
+        deadline = time.monotonic() + WAIT_S
+        left = list(topics)
+        while left:
+            futures = self.admin.create_topics([NewTopic(n, p, rf) for n, p in left],
+                                               operation_timeout=WAIT_S, request_timeout=WAIT_S)
+            again = []
+            for name, count in left:
+                try:
+                    futures[name].result()
+                except Exception as e:  # noqa: BLE001
+                    err = e.args[0] if e.args else None
+                    if not isinstance(err, KafkaError):
+                        raise
+                    if err.code() == KafkaError.TOPIC_ALREADY_EXISTS:
+                        continue
+                    self.check_alive("creating topics")
+                    if not err.retriable() and err.code() != KafkaError.NOT_CONTROLLER or \
+                            time.monotonic() > deadline:
+                        raise BenchError("CreateTopics %s (replication factor %d): %s" % (
+                            name, rf, e))
+                    self.retries[err.name()] = self.retries.get(err.name(), 0) + 1
+                    again.append((name, count))
+            left = again
+            if left:
+                time.sleep(CHECK_S)
 
     def stop(self, timeout_s=WAIT_S):
         """SIGTERM to every node at once (a node's shutdown time grows with the partitions it
         hosts); -> {node: seconds from the signal to its exit}. BenchError when one does not
         exit cleanly within timeout_s; it is then killed."""
+        failed = ["node %d had died (exit status %d); its stderr ends:\n%s" % (
+            b.node_id, b.proc.returncode, b.stderr_text()[-2000:])
+            for b in self.nodes.values()
+            if b.node_id not in self.down and b.proc is not None and not b.alive()]
         t0 = time.monotonic()
         running = [b for b in self.nodes.values() if b.alive()]
         for b in running:
             b.proc.send_signal(signal.SIGTERM)
         took = {}
-        failed = []
         for b in running:
             try:
                 b.proc.wait(timeout=max(0.1, t0 + timeout_s - time.monotonic()))
@@ -621,9 +643,11 @@ def idle_cost(args, root):
         nodes.wait("every node's Metadata shows all %d partitions with a leader and a full ISR"
                    % args.partitions, lambda: nodes.in_sync(dict(layout)) is not None,
                    timeout_s=max(WAIT_S, args.partitions / 50))
-        print("  %d topics created in %.1f s (%d per CreateTopics), in sync in every node's "
-              "Metadata after %.1f s" % (len(layout), created, CREATE_BATCH,
-                                         time.monotonic() - t0), flush=True)
+        print("  %d topics created in %.1f s (%d per CreateTopics%s), in sync in every node's "
+              "Metadata after %.1f s" % (
+                  len(layout), created, CREATE_BATCH, "".join(
+                      "; asked again after %s x%d" % kv for kv in sorted(nodes.retries.items())),
+                  time.monotonic() - t0), flush=True)
         hosted = {i: 0 for i in ids}
         md = nodes.metadata(ids[0])
         need(md is not None, "node %d does not answer Metadata" % ids[0])
