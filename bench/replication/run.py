@@ -286,12 +286,16 @@ class Nodes:
 
     def create(self, topics, rf):
         """topics: [(name, partitions)], created in one CreateTopics request; the topics
-        refused with a retriable error (the controller moved, a timeout) are asked again,
-        each error counted in self.retries, until WAIT_S has passed. A topic found to exist
-        counts as created (a retried request's first attempt may have created it); the caller
-        checks the partitions in Metadata."""
+        refused with a retriable error (the controller moved, a timeout, a lost connection)
+        are asked again, each error counted in self.retries, until WAIT_S has passed. A topic
+        found to exist counts as created (a retried request's first attempt may have created
+        it); the caller checks the partitions in Metadata."""
         from confluent_kafka import KafkaError
         from confluent_kafka.admin import AdminClient, NewTopic
+        # What a person would try again: the controller moved, or the request or its
+        # connection was lost on the way.
+        retried = (KafkaError.NOT_CONTROLLER, KafkaError.REQUEST_TIMED_OUT,
+                   KafkaError._TIMED_OUT, KafkaError._TRANSPORT)
         if self.admin is None:
             self.admin = AdminClient({"bootstrap.servers": self.bootstrap,
                                       "logger": quiet_logger()})
@@ -311,7 +315,7 @@ class Nodes:
                     if err.code() == KafkaError.TOPIC_ALREADY_EXISTS:
                         continue
                     self.check_alive("creating topics")
-                    if not err.retriable() and err.code() != KafkaError.NOT_CONTROLLER or \
+                    if not (err.retriable() or err.code() in retried) or \
                             time.monotonic() > deadline:
                         raise BenchError("CreateTopics %s (replication factor %d): %s" % (
                             name, rf, e))
