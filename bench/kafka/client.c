@@ -222,14 +222,32 @@ static int topic_ready(rd_kafka_t *rk, struct bench_run *run, int32_t *partition
     }
 }
 
+/* Errors of a leadership that is moving: a new replicated topic's first leader hands the
+ * partition to its preferred replica soon after creation, so the leader just found may have
+ * moved by the time its offsets are asked. */
+static bool leader_moving(rd_kafka_resp_err_t rc)
+{
+    return rc == RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION ||
+           rc == RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE ||
+           rc == RD_KAFKA_RESP_ERR_FENCED_LEADER_EPOCH ||
+           rc == RD_KAFKA_RESP_ERR_UNKNOWN_LEADER_EPOCH;
+}
+
 static int query_watermarks(rd_kafka_t *rk, struct bench_run *run, char *err, size_t err_bytes)
 {
     int32_t n = run->partition_count;
+    uint64_t deadline_ns = bench_mono_ns() + BENCH_SETUP_MS_MAX * 1000000ull;
     run->start_low = xcalloc((size_t)n, sizeof(int64_t));
     run->start_high = xcalloc((size_t)n, sizeof(int64_t));
     for (int32_t p = 0; p < n; p++) {
         rd_kafka_resp_err_t rc = rd_kafka_query_watermark_offsets(
             rk, run->opts->topic, p, &run->start_low[p], &run->start_high[p], BENCH_SETUP_MS_MAX);
+        if (leader_moving(rc) && bench_mono_ns() < deadline_ns) {
+            struct timespec pause = {0, METADATA_RETRY_MS * 1000000L};
+            nanosleep(&pause, NULL);
+            p--; /* the same partition again, once librdkafka has learned the new leader */
+            continue;
+        }
         if (rc != RD_KAFKA_RESP_ERR_NO_ERROR)
             return fail(err, err_bytes, "offsets of %s [%d]: %s", run->opts->topic, (int)p,
                         rd_kafka_err2str(rc));

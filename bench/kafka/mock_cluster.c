@@ -2,10 +2,12 @@
  * chronik-bench-mock: librdkafka's built-in mock Kafka cluster as a process, so chronik-bench
  * can be run end to end (test_mock.sh) while no real broker is at hand.
  *
- * Usage: chronik-bench-mock BROKERS [TOPIC:PARTITIONS ...]
+ * Usage: chronik-bench-mock BROKERS [--not-leader-list-offsets N] [TOPIC:PARTITIONS ...]
  * It starts BROKERS mock brokers on 127.0.0.1, creates the topics (the mock answers no
  * CreateTopics request), prints the bootstrap list as one line on stdout, and serves until
  * stdin reaches end of file or SIGTERM/SIGINT arrives. It owns nothing on disk.
+ * --not-leader-list-offsets N answers the first N ListOffsets requests with
+ * NOT_LEADER_OR_FOLLOWER, as a broker does while a partition's leadership moves.
  *
  * The mock is librdkafka's test double, not a broker: figures measured against it say nothing
  * about Chronik. It exists only to exercise the tool itself.
@@ -23,6 +25,8 @@
 #include <unistd.h>
 
 #define MOCK_BROKERS_MAX 9
+#define MOCK_ERRORS_MAX  100
+#define API_LIST_OFFSETS 2 /* Kafka's api key; librdkafka does not export its names */
 #define POLL_MS          200
 
 static volatile sig_atomic_t stop;
@@ -90,7 +94,20 @@ int main(int argc, char **argv)
         fprintf(stderr, "chronik-bench-mock: cannot start the mock cluster\n");
         goto out;
     }
-    for (int i = 2; i < argc; i++)
+    int first_topic = 2;
+    if (argc > 3 && strcmp(argv[2], "--not-leader-list-offsets") == 0) {
+        long n = strtol(argv[3], NULL, 10);
+        if (n < 1 || n > MOCK_ERRORS_MAX) {
+            fprintf(stderr, "chronik-bench-mock: --not-leader-list-offsets takes 1-%d\n",
+                    MOCK_ERRORS_MAX);
+            goto out;
+        }
+        for (long i = 0; i < n; i++)
+            rd_kafka_mock_push_request_errors(mc, API_LIST_OFFSETS, 1,
+                                              RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION);
+        first_topic = 4;
+    }
+    for (int i = first_topic; i < argc; i++)
         if (create_topic(mc, argv[i]) < 0)
             goto out;
     printf("%s\n", rd_kafka_mock_cluster_bootstraps(mc));
