@@ -23,7 +23,14 @@ Checks (each violation is one line naming what, where and the evidence):
                 log lost or truncated data a consumer had already seen as committed);
   nonmonotonic: a consumer read an offset of a partition not above the one it read before
                 (nothing here seeks, so offsets of one consumer only go up);
-  hw_back:      a client saw a partition's high watermark lower than one it saw before;
+  hw_back:      a client saw a partition's high watermark lower than one it saw before, and
+                its next observation of that partition (if any) was not back at that height.
+                A single low observation followed by one at least as high is counted as
+                hw_stale, not a violation: a fetch answer the old leader computed before it
+                stopped (SIGSTOP) can reach the client after the new leader's answers (the rest
+                of a partly written response is sent on SIGCONT), and librdkafka takes the
+                watermark of whichever answer it reads last. A server that keeps serving an
+                old high watermark shows it twice in a row;
   diverged:     a replica's copy below the final end is not a prefix of the final read (a value
                 the leader lacks, or a gap); a copy that is only shorter is a lagging follower;
   under_replicated: an acknowledged record is on fewer replicas' disks than a majority of the
@@ -56,12 +63,12 @@ class Result:
         c = self.counts
         v = {k: len(found) for k, found in self.violations.items()}
         return ("acked=%d final=%d read=%d lost=%d duplicates=%d unacked_present=%d "
-                "conflicts=%d vanished=%d nonmonotonic=%d hw_back=%d hw_seen=%d "
+                "conflicts=%d vanished=%d nonmonotonic=%d hw_back=%d hw_stale=%d hw_seen=%d "
                 "replica_copies=%d diverged=%d under_replicated=%d lagging=%d replica_tail=%d "
                 "-> %s" % (
                     c["acked"], c["final"], c["read"], v["lost"], c["duplicates"],
                     c["unacked_present"], v["conflict"], v["vanished"], v["nonmonotonic"],
-                    v["hw_back"], c["hw_seen"], c["replica_copies"], v["diverged"],
+                    v["hw_back"], c["hw_stale"], c["hw_seen"], c["replica_copies"], v["diverged"],
                     v["under_replicated"], c["lagging"], c["replica_tail"],
                     "OK" if self.ok else "FAILED"))
 
@@ -133,14 +140,19 @@ def check(history):
             last[p] = o
 
     hw_seen = 0
+    hw_stale = 0
     for name, ms in sorted(marks.items()):
         top = {}
         for i, (p, hw, *_) in enumerate(ms):
             hw_seen += 1
             if p in top and hw < top[p]:
-                r.violations["hw_back"].append(
-                    "%s saw p%d high watermark %d after %d (observation #%d)" % (name, p, hw,
-                                                                                 top[p], i))
+                after = next((m[1] for m in ms[i + 1:] if m[0] == p), None)
+                if after is not None and after >= top[p]:
+                    hw_stale += 1
+                else:
+                    r.violations["hw_back"].append(
+                        "%s saw p%d high watermark %d after %d (observation #%d)" % (
+                            name, p, hw, top[p], i))
             top[p] = max(hw, top.get(p, hw))
 
     copies, lagging, tail = check_replicas(history, replicas, final_at, acks, r)
@@ -156,6 +168,7 @@ def check(history):
         "duplicates": sum(1 for locs in offsets_of.values() if len(locs) > 1),
         "unacked_present": sum(1 for v in offsets_of if v not in acked_values),
         "hw_seen": hw_seen,
+        "hw_stale": hw_stale,
         "replica_copies": copies,
         "lagging": lagging,
         "replica_tail": tail,

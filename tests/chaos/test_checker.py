@@ -49,7 +49,8 @@ def test_clean_history_passes_and_counts():
     r = check(clean())
     assert r.ok, r.first_violations()
     assert r.counts == {"acked": 4, "final": 6, "read": 8, "duplicates": 1,
-                        "unacked_present": 1, "hw_seen": 6, "replica_copies": 6, "lagging": 1,
+                        "unacked_present": 1, "hw_seen": 6, "hw_stale": 0, "replica_copies": 6,
+                        "lagging": 1,
                         "replica_tail": 1}
     assert r.summary().endswith("-> OK")
     assert "lost=0 duplicates=1" in r.summary()
@@ -126,6 +127,15 @@ def test_high_watermark_going_back_after_a_dip_is_measured_against_the_top():
     h = clean()
     h["watermarks"]["listoffsets"] += [[0, 1], [0, 2]]  # both below the 3 seen first
     assert len(only(check(h), "hw_back")) == 2
+
+
+def test_one_late_low_high_watermark_corrected_at_once_is_counted_not_reported():
+    # An answer the old leader computed before it stopped, read after the new leader's.
+    h = clean()
+    h["watermarks"]["c1"] += [[1, 1], [1, 2]]  # p1 seen at 2, then 1, then 2 again
+    r = check(h)
+    assert r.ok, r.first_violations()
+    assert r.counts["hw_stale"] == 1
 
 
 def test_replica_with_a_value_the_leader_lacks_is_reported():
