@@ -31,13 +31,17 @@ struct csim_result {
     uint64_t steps;        /* events processed, each followed by the continuous checks */
     uint64_t proposed;     /* batches a leader accepted */
     uint64_t acked;        /* batches acknowledged (acks=all: the waiter completed with 0) */
+    uint64_t acked_leader; /* of those, acks=1 (durable on the leader only) */
+    uint64_t refused;      /* acks=all refused before appending: ISR below min.insync.replicas */
     uint64_t fetched;      /* batches consumers read below a high watermark */
     uint64_t elections;    /* a node became leader of a group */
     uint64_t crashes;      /* process crashes (page cache survives) and single-node power losses */
     uint64_t power_losses; /* all nodes at once */
     uint64_t disk_errors;  /* injected EIO/ENOSPC that stopped a group */
     uint64_t disk_fulls;   /* a node's disk filled up (until its process exits) */
-    uint64_t stops;        /* clean shutdowns (then restarts) */
+    uint64_t stops;        /* clean shutdowns (then restarts), controlled ones included */
+    uint64_t handovers;    /* controlled shutdowns: leaderships handed over, then a stop */
+    uint64_t transfers;    /* leadership transfers started (raft_group_transfer) */
     uint64_t clock_jumps;  /* a node's monotonic clock forward, its wall clock either way */
     uint64_t stalls;       /* a node's process did nothing for a while (its clock ran on) */
     uint64_t partitions;   /* symmetric, one-way and leader isolations */
