@@ -18,6 +18,12 @@
  * replica keeps the acks=1 waits (commits, as above, completed by the log's durable offset but
  * only for entries still in the log in their term), the acks=all waits that are committed but
  * not yet on min_insync replicas (insync, rechecked as acknowledgements come), and the ISR.
+ *
+ * REPLICA_BUG_* (never defined in a product build) each break one of these promises, so the
+ * whole-cluster simulator (tests/sim/cluster_sim.c) can show it catches the break:
+ * ACK_ON_LEADER_FSYNC answers acks=all once the batch is durable here, READ_BEYOND_COMMIT reads
+ * up to the log end instead of the high watermark, ISR_IGNORED answers acks=all at the commit
+ * however many replicas min_insync asks for.
  */
 #include "cluster/replica.h"
 
@@ -233,8 +239,13 @@ static void on_committed(void *ctx, int err)
     struct replica *r = c->r;
     /* Committed means durable on a majority: enough unless min_insync asks for more (then the
      * leader counts the holders; a node that stopped leading meanwhile cannot). */
-    if (err == 0 && r->group != NULL && c->min_insync > r->member_count / 2 + 1 &&
-        holders(r, c->last_offset) < c->min_insync) {
+    bool short_of_insync = err == 0 && r->group != NULL &&
+                           c->min_insync > r->member_count / 2 + 1 &&
+                           holders(r, c->last_offset) < c->min_insync;
+#ifdef REPLICA_BUG_ISR_IGNORED
+    short_of_insync = false; /* injected bug: answered at the commit, min_insync or not */
+#endif
+    if (short_of_insync) {
         c->next = r->insync;
         r->insync = c;
         return;
@@ -433,6 +444,11 @@ static int append_raft(struct replica *r, uint8_t *batch, size_t len, enum repli
     if (c != NULL)
         *c = (struct replica_commit){.fn = fn, .ctx = ctx, .r = r, .min_insync = min_insync};
     int64_t offset, term;
+#ifdef REPLICA_BUG_ACK_ON_LEADER_FSYNC
+    /* acks=all waits only for this node's fsync, like acks=1. */
+    if (wait == REPLICA_WAIT_COMMIT)
+        wait = REPLICA_WAIT_LEADER;
+#endif
     rc = raft_group_propose(r->group, batch, len, wait == REPLICA_WAIT_COMMIT ? &c->waiter : NULL,
                             on_committed, c, &offset, &term);
     if (rc != 0) {
@@ -495,7 +511,11 @@ int replica_append(struct replica *r, uint8_t *batch, size_t len, enum replica_w
 
 int replica_read(struct replica *r, int64_t offset, uint64_t max_bytes, struct log_read *out)
 {
+#ifdef REPLICA_BUG_READ_BEYOND_COMMIT
+    return log_read(r->log, offset, max_bytes, log_end_offset(r->log), out);
+#else
     return log_read(r->log, offset, max_bytes, log_high_watermark(r->log), out);
+#endif
 }
 
 void replica_watch_init(struct replica_watch *w, replica_watch_fn fn, void *ctx)
