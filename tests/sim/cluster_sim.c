@@ -3,7 +3,8 @@
  *
  * Owns, for one run: the nodes (struct cs_node: a simulated disk that outlives the process, and
  * while the process runs its log files cache, log flusher (manual mode: an fsync completes when
- * the simulator says so), one partition log and one Raft group per partition, the metadata log,
+ * the simulator says so), one replica per partition (cluster/replica.h: its log and, attached to
+ * the node's host, its Raft group), the metadata log,
  * image and metadata node (cluster/meta_node.h), the Raft host and its transport on the
  * simulated network), the clients and the admin (the controller's topic creations and
  * deletions), per partition and for the metadata log the record of every committed and every
@@ -14,8 +15,11 @@
  * latency drawn per seed), the network delivering the frames due, a client producing or
  * fetching, a fault, a restart. After each step every running node's transport is flushed (the
  * end of a loop iteration) and the continuous checks run. A restart rebuilds the node from its
- * disk alone: logs recovered by log_open, hard state by raft_group_open, the metadata image by
- * meta_node_load and the metadata log.
+ * disk alone: logs recovered by replica_open, hard state by replica_attach, the metadata image by
+ * meta_node_load and the metadata log. Clients go through the replicas as the broker's handlers
+ * do: produce with acks=all (REPLICA_WAIT_COMMIT with min.insync.replicas, refused while the
+ * ISR is smaller, as produce.c does) or acks=1 (REPLICA_WAIT_LEADER) to a node that
+ * replica_leads, fetch with replica_read; replica_tick runs with the node's tick.
  *
  * Checks:
  *   host promises     no append response acknowledges an index the node has not made
@@ -25,23 +29,29 @@
  *                     a group or the metadata node stops on a storage error only if the disk
  *                     failed (io_sim_faults moved) during that process's life (all left out
  *                     with end_to_end);
- *   state machine     every batch any node applies (its commit index passed it) is read from
- *                     that node's log and must match (offsets, term, CRC) what any node ever
- *                     committed at those offsets: no offset holds two committed records;
- *   acknowledgement   a batch acknowledged to a client (acks=all: its waiter completed with 0)
- *                     is the batch committed at its offset, and no offset is acknowledged twice
- *                     with different records;
+ *   state machine     every batch a node's commit index passed is read from that node's log
+ *                     and must match (offsets, term, CRC) what any node ever committed at those
+ *                     offsets: no offset holds two committed records;
+ *   acknowledgement   a batch acknowledged with acks=all (its wait completed with 0) is the
+ *                     batch committed at its offset, no offset is acknowledged twice with
+ *                     different records, and at that moment at least min.insync.replicas
+ *                     replicas hold it durably (those down then are read at their restart);
+ *                     one acknowledged with acks=1 is durable on the leader that answered (and
+ *                     may be lost later: no other check counts it); a failed wait is ERR_STATE,
+ *                     ERR_CLOSED or follows a disk error, never ERR_STATE from a node still
+ *                     leading the term it appended the batch in;
  *   no loss           a node that becomes leader of term T holds, at their offsets, every batch
- *                     acknowledged while its proposer was in a term below T (acknowledged in
- *                     term A, it was committed by a leader of term <= A, so every leader of a
- *                     later term has it);
+ *                     acknowledged with acks=all while its proposer was in a term below T
+ *                     (acknowledged in term A, it was committed by a leader of term <= A, so
+ *                     every leader of a later term has it);
  *   election safety   one leader per term per group;
  *   commit            a running node's commit index never goes back;
- *   client view       a client fetches only from a leader that has committed in its term and
- *                     is no older than the newest leader it saw (Kafka's leader-epoch fencing);
+ *   client view       a replica that replica_leads has committed in its term; a client ignores
+ *                     one older than the newest leader it saw (Kafka's leader-epoch fencing);
  *                     the high watermark it sees never goes back, covers every batch
- *                     acknowledged in an earlier term, and every batch it reads below it is
- *                     committed (consumers never read uncommitted data);
+ *                     acknowledged in an earlier term, and every batch replica_read returns is
+ *                     at or below the leader's commit index and committed (consumers never
+ *                     read uncommitted data);
  *   metadata history  every batch a metadata node applies, read back from its log, is the one
  *                     any node ever applied at those offsets (its apply is its commit);
  *   metadata ops      once a node applied past an acknowledged operation's offset its image
@@ -67,11 +77,13 @@
  * exits and is restarted, its operator having freed space), a node's clock jumping (monotonic
  * forward, wall either way, up to CS_CLOCK_JUMP_MS), a node's process stalling (what reaches it
  * held until it runs again), and a prefix every node has committed and made durable dropped
- * through the host (raft_group_compact) or behind its back (retention).
+ * through the host (raft_group_compact) or behind its back (retention), a leadership transfer
+ * (raft_group_transfer to a random or the most caught-up voter), and a controlled shutdown
+ * (every leadership the node holds handed over, bounded, then a clean stop and a restart).
  * The admin's operations run under all of them.
  *
  * Extending: a node is what one process owns; the broker's handlers belong in struct cs_node
- * beside the partition groups and the metadata node, started in node_start and dropped in
+ * beside the partition replicas and the metadata node, started in node_start and dropped in
  * node_crash, so a restart keeps rebuilding everything from the disk alone.
  */
 #include "sim/cluster_sim.h"
@@ -1782,7 +1794,7 @@ static void fault_step(struct csim *s)
     int minority = (s->nodes - 1) / 2;
     uint64_t r = rng_below(&s->rng, 110);
 
-    if (r >= 105) { /* a controlled shutdown: leaderships handed over, then a clean stop */
+    if (r >= 107) { /* a controlled shutdown: leaderships handed over, then a clean stop */
         struct cs_node *n = &s->n[rng_below(&s->rng, (uint64_t)s->nodes)];
         if (!n->up || n->handing_over || down_count(s) > minority)
             return;
