@@ -138,6 +138,7 @@
 #define CS_CLOCK_JUMP_MS   3000u /* a clock jump's bound, either way (monotonic: forward only) */
 #define CS_LAG_MS          500u  /* replica.lag.time.max.ms */
 #define CS_HANDOVER_MS_MAX 1500u /* a controlled shutdown's bound on handing leaderships over */
+#define CS_GONE_MS         1000u /* a wait for a batch its node lost completes within */
 
 /* What identifies a batch in a log: where it is, its term, and the CRC over its records. */
 struct cs_fp {
@@ -290,6 +291,7 @@ struct cs_client {
 
 struct cs_prop {
     struct replica_commit c;
+    struct cs_prop *prev, *next; /* csim.waits: every wait not completed yet */
     struct csim *s;
     int client; /* -1: a liveness probe */
     int k;
@@ -298,6 +300,7 @@ struct cs_prop {
     uint32_t min_insync;
     struct cs_fp fp;
     uint64_t value;
+    uint64_t gone_at; /* when its node's log was first seen without the batch, or CS_NEVER */
 };
 
 /* An acks=all acknowledgement made while fewer than min_insync running replicas held it: the
@@ -336,6 +339,7 @@ struct csim {
     uint32_t power_losses_max;
     uint32_t min_insync; /* min.insync.replicas of every partition */
     struct cs_durable_check *durable_checks;
+    struct cs_prop waits; /* list head */
     /* Phases. */
     bool faults_on, clients_on, probes_on;
     uint64_t next_fault_ms, next_client_ms, next_probe_ms, next_admin_ms, heal_at;
@@ -706,6 +710,8 @@ static void on_done(void *ctx, int err)
     struct csim *s = pr->s;
     struct cs_pstate *p = &s->p[pr->k];
 
+    pr->prev->next = pr->next;
+    pr->next->prev = pr->prev;
     if (pr->client >= 0)
         s->c[pr->client].inflight--;
     else
@@ -1477,6 +1483,11 @@ static int propose(struct csim *s, int client, int k, int32_t node, enum replica
     pr->fp = (struct cs_fp){
         .base = res.base_offset, .last = res.last_offset, .term = pr->c.term, .crc = h.crc};
     s->res->proposed++;
+    pr->gone_at = CS_NEVER;
+    pr->next = &s->waits;
+    pr->prev = s->waits.prev;
+    s->waits.prev->next = pr;
+    s->waits.prev = pr;
     if (client >= 0)
         s->c[client].inflight++;
     else
@@ -2054,6 +2065,35 @@ static void handle(struct csim *s, enum cs_event ev, int who)
     }
 }
 
+/* A wait whose batch its node's log no longer holds in the term it was appended in (truncated,
+ * or replaced by another leader's) can never be what it waits for: the replica completes it
+ * (replica.h: ERR_STATE) within CS_GONE_MS of simulated time, not whenever the log grows past
+ * it again. */
+static void gone_check(struct csim *s)
+{
+    for (struct cs_prop *pr = s->waits.next; pr != &s->waits && !s->failed; pr = pr->next) {
+        struct cs_node *n = &s->n[pr->node];
+        struct cs_part *pt = &n->parts[pr->k];
+        int64_t term;
+        if (!part_ok(n, pr->k) || pr->fp.last < log_start_offset(pt->log))
+            continue;
+        if (raft_group_term_at(pt->g, pr->fp.last, &term) == 0 && term == pr->fp.term) {
+            pr->gone_at = CS_NEVER;
+            continue;
+        }
+        if (pr->gone_at == CS_NEVER)
+            pr->gone_at = s->now;
+        else if (s->now - pr->gone_at > CS_GONE_MS)
+            fail(s,
+                 "p%d: node %d's acks=%s wait for [%" PRId64 ", %" PRId64 "] term %" PRId64
+                 " still pending %" PRIu64 " ms after its log lost the batch (log end %" PRId64
+                 ", durable %" PRId64 ", leader %d, term %" PRId64 ")",
+                 pr->k, pr->node, pr->wait == REPLICA_WAIT_LEADER ? "1" : "all", pr->fp.base,
+                 pr->fp.last, pr->fp.term, s->now - pr->gone_at, log_end_offset(pt->log),
+                 log_durable_offset(pt->log), replica_leader(pt->r), replica_term(pt->r));
+    }
+}
+
 /* The end of a loop iteration on every node, then what must hold after any step. */
 static void after_step(struct csim *s)
 {
@@ -2095,6 +2135,8 @@ static void after_step(struct csim *s)
             n->restart_at = s->now + rng_range(&s->rng, 20, 500);
         }
     }
+    if (!s->failed)
+        gone_check(s);
 }
 
 static void advance_to(struct csim *s, uint64_t at)
@@ -2243,6 +2285,30 @@ static void final_check(struct csim *s)
     }
 }
 
+static bool no_waits(struct csim *s)
+{
+    return s->waits.next == &s->waits;
+}
+
+/* After everything settled: every wait a running node holds completes (acknowledged, or failed
+ * because its batch can no longer be what it waits for) within CS_SETTLE_MS. */
+static void waits_check(struct csim *s)
+{
+    run_until(s, s->now + CS_SETTLE_MS, no_waits);
+    if (s->failed || no_waits(s))
+        return;
+    struct cs_prop *pr = s->waits.next;
+    struct cs_part *pt = &s->n[pr->node].parts[pr->k];
+    fail(s,
+         "p%d: node %d's acks=%s wait for [%" PRId64 ", %" PRId64 "] term %" PRId64
+         " never completed (log end %" PRId64 ", durable %" PRId64 ", commit %" PRId64
+         ", leader %d, term %" PRId64 ")",
+         pr->k, pr->node, pr->wait == REPLICA_WAIT_LEADER ? "1" : "all", pr->fp.base, pr->fp.last,
+         pr->fp.term, log_end_offset(pt->log), log_durable_offset(pt->log),
+         raft_group_commit(pt->g), replica_leader(pt->r), replica_term(pt->r));
+    s->res->liveness = true;
+}
+
 static void setup(struct csim *s)
 {
     s->nodes = s->o->nodes == 5 ? 5 : 3;
@@ -2264,6 +2330,7 @@ static void setup(struct csim *s)
      * majority: acks=all then also waits for the replicas beyond the commit). */
     s->min_insync = rng_chance(&s->rng, 1, 4) ? (uint32_t)s->nodes : 2;
     s->heal_at = CS_NEVER;
+    s->waits.next = s->waits.prev = &s->waits;
     buf_init(&s->scratch);
     for (int i = 0; i < CS_CLIENTS; i++)
         for (int k = 0; k < CS_PARTS; k++)
@@ -2388,6 +2455,8 @@ int csim_run(const struct csim_options *o, struct csim_result *res)
         check_image(s, &s->n[i], "at the end");
     if (!s->failed)
         final_check(s);
+    if (!s->failed)
+        waits_check(s);
 
     res->failed = s->failed;
     if (s->failed && o->trace_on_fail) {
