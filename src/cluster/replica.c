@@ -6,7 +6,9 @@
  * the standalone mode never does); a commit callback runs exactly once.
  *
  * The replica keeps at most one flush waiter on its log, for the end of the log when it was
- * registered, and registers the next one from its callback when more was appended meanwhile.
+ * registered, and registers the next one from its callback when more was appended meanwhile
+ * (Raft mode: plus, after a truncation cut the log below what it waits for, that one, until the
+ * log grows back past it: at most one per truncation).
  * One waiter per append would tie the log's waiter bound to how fast clients produce while a
  * sync is slow (acks=0 producers add appends without waiting for anything), and reaching that
  * bound must never fail the partition. The group commit is unchanged: the log has one sync in
@@ -42,7 +44,8 @@ struct replica {
     struct replica_commit *commits; /* oldest first */
     struct replica_commit *commits_tail;
     struct replica_watch watches; /* list head */
-    bool flush_waiting;           /* our one flush waiter is registered with the log */
+    uint32_t flush_waiters;       /* ours registered with the log: one, more after truncations */
+    int64_t flush_target;         /* the end the newest one waits for */
 
     /* Raft mode */
     struct raft_group *group;
@@ -65,11 +68,19 @@ static void on_durable(void *ctx, int err, int64_t durable_offset);
  * become durable. A failure of the log fails the replica. */
 static int flush_ensure(struct replica *r)
 {
-    if (r->flush_waiting || r->err != 0)
+    if (r->err != 0)
         return r->err;
-    int rc = log_flush(r->log, log_end_offset(r->log), on_durable, r);
-    if (rc == 0)
-        r->flush_waiting = true;
+    /* Raft mode: a truncation may have cut the log below the end our waiter waits for, and it
+     * then waits until the log grows back past it (log_truncate_to), however long the partition
+     * stays idle; one more waiter for the end as it is now. */
+    int64_t end = log_end_offset(r->log);
+    if (r->flush_waiters > 0 && r->flush_target <= end)
+        return 0;
+    int rc = log_flush(r->log, end, on_durable, r);
+    if (rc == 0) {
+        r->flush_waiters++;
+        r->flush_target = end;
+    }
     if (rc < 0) {
         /* Only a failed log refuses our one waiter: the log's bound on waiters is far above it,
          * so no temporary limit can fail the replica. */
@@ -146,7 +157,7 @@ static void finish_commits(struct replica *r, int err, int64_t durable_offset)
 static void on_durable(void *ctx, int err, int64_t durable_offset)
 {
     struct replica *r = ctx;
-    r->flush_waiting = false;
+    r->flush_waiters--;
     if (err != 0) {
         if (r->err == 0)
             r->err = err;
@@ -280,8 +291,11 @@ static void check_role(struct replica *r)
         finish_insync(r, ERR_STATE);
     /* No longer the leader: what waits here for a commit is answered NOT_LEADER_OR_FOLLOWER
      * now (Kafka's delayed produce does the same), not whenever another leader decides. */
-    if (lost)
+    if (lost) {
         raft_group_fail_waiters(r->group, ERR_STATE);
+        /* acks=1 too: a follower's log may be truncated below them without a word to us. */
+        finish_commits(r, ERR_STATE, 0);
+    }
     notify_watches(r);
     if (r->on_change != NULL)
         r->on_change(r->change_ctx);
