@@ -726,10 +726,12 @@ static void on_done(void *ctx, int err)
         check_leader_durable(s, pr);
     } else if (err == 0) {
         struct cs_part *pt = &s->n[pr->node].parts[pr->k];
-        struct cs_slot *sl = slot(s, pr->k, pr->fp.base);
         int64_t term = raft_group_core(pt->g)->term;
 
-        check_applied(pt); /* what its commit index passed so far, before the step ends */
+        /* What its commit index passed so far, before the step ends (first: it may grow the
+         * slots, so sl is taken after). */
+        check_applied(pt);
+        struct cs_slot *sl = slot(s, pr->k, pr->fp.base);
         s->res->acked++;
         trace(s,
               "p%d n%d ack [%" PRId64 ", %" PRId64 "] term %" PRId64 " value %" PRIu64
