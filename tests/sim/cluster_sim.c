@@ -40,6 +40,8 @@
  *                     may be lost later: no other check counts it); a failed wait is ERR_STATE,
  *                     ERR_CLOSED or follows a disk error, never ERR_STATE from a node still
  *                     leading the term it appended the batch in;
+ *   waits             a wait whose batch its node's log no longer holds in its term completes
+ *                     within CS_GONE_MS, and none is left pending once everything settled;
  *   no loss           a node that becomes leader of term T holds, at their offsets, every batch
  *                     acknowledged with acks=all while its proposer was in a term below T
  *                     (acknowledged in term A, it was committed by a leader of term <= A, so
