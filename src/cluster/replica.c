@@ -6,7 +6,9 @@
  * the standalone mode never does); a commit callback runs exactly once.
  *
  * The replica keeps at most one flush waiter on its log, for the end of the log when it was
- * registered, and registers the next one from its callback when more was appended meanwhile.
+ * registered, and registers the next one from its callback when more was appended meanwhile
+ * (Raft mode: plus, after a truncation cut the log below what it waits for, that one, until the
+ * log grows back past it: at most one per truncation).
  * One waiter per append would tie the log's waiter bound to how fast clients produce while a
  * sync is slow (acks=0 producers add appends without waiting for anything), and reaching that
  * bound must never fail the partition. The group commit is unchanged: the log has one sync in
@@ -18,6 +20,12 @@
  * replica keeps the acks=1 waits (commits, as above, completed by the log's durable offset but
  * only for entries still in the log in their term), the acks=all waits that are committed but
  * not yet on min_insync replicas (insync, rechecked as acknowledgements come), and the ISR.
+ *
+ * REPLICA_BUG_* (never defined in a product build) each break one of these promises, so the
+ * whole-cluster simulator (tests/sim/cluster_sim.c) can show it catches the break:
+ * ACK_ON_LEADER_FSYNC answers acks=all once the batch is durable here, READ_BEYOND_COMMIT reads
+ * up to the log end instead of the high watermark, ISR_IGNORED answers acks=all at the commit
+ * however many replicas min_insync asks for.
  */
 #include "cluster/replica.h"
 
@@ -36,7 +44,8 @@ struct replica {
     struct replica_commit *commits; /* oldest first */
     struct replica_commit *commits_tail;
     struct replica_watch watches; /* list head */
-    bool flush_waiting;           /* our one flush waiter is registered with the log */
+    uint32_t flush_waiters;       /* ours registered with the log: one, more after truncations */
+    int64_t flush_target;         /* the end the newest one waits for */
 
     /* Raft mode */
     struct raft_group *group;
@@ -59,11 +68,19 @@ static void on_durable(void *ctx, int err, int64_t durable_offset);
  * become durable. A failure of the log fails the replica. */
 static int flush_ensure(struct replica *r)
 {
-    if (r->flush_waiting || r->err != 0)
+    if (r->err != 0)
         return r->err;
-    int rc = log_flush(r->log, log_end_offset(r->log), on_durable, r);
-    if (rc == 0)
-        r->flush_waiting = true;
+    /* Raft mode: a truncation may have cut the log below the end our waiter waits for, and it
+     * then waits until the log grows back past it (log_truncate_to), however long the partition
+     * stays idle; one more waiter for the end as it is now. */
+    int64_t end = log_end_offset(r->log);
+    if (r->flush_waiters > 0 && r->flush_target <= end)
+        return 0;
+    int rc = log_flush(r->log, end, on_durable, r);
+    if (rc == 0) {
+        r->flush_waiters++;
+        r->flush_target = end;
+    }
     if (rc < 0) {
         /* Only a failed log refuses our one waiter: the log's bound on waiters is far above it,
          * so no temporary limit can fail the replica. */
@@ -140,7 +157,7 @@ static void finish_commits(struct replica *r, int err, int64_t durable_offset)
 static void on_durable(void *ctx, int err, int64_t durable_offset)
 {
     struct replica *r = ctx;
-    r->flush_waiting = false;
+    r->flush_waiters--;
     if (err != 0) {
         if (r->err == 0)
             r->err = err;
@@ -233,8 +250,13 @@ static void on_committed(void *ctx, int err)
     struct replica *r = c->r;
     /* Committed means durable on a majority: enough unless min_insync asks for more (then the
      * leader counts the holders; a node that stopped leading meanwhile cannot). */
-    if (err == 0 && r->group != NULL && c->min_insync > r->member_count / 2 + 1 &&
-        holders(r, c->last_offset) < c->min_insync) {
+    bool short_of_insync = err == 0 && r->group != NULL &&
+                           c->min_insync > r->member_count / 2 + 1 &&
+                           holders(r, c->last_offset) < c->min_insync;
+#ifdef REPLICA_BUG_ISR_IGNORED
+    short_of_insync = false; /* injected bug: answered at the commit, min_insync or not */
+#endif
+    if (short_of_insync) {
         c->next = r->insync;
         r->insync = c;
         return;
@@ -269,8 +291,11 @@ static void check_role(struct replica *r)
         finish_insync(r, ERR_STATE);
     /* No longer the leader: what waits here for a commit is answered NOT_LEADER_OR_FOLLOWER
      * now (Kafka's delayed produce does the same), not whenever another leader decides. */
-    if (lost)
+    if (lost) {
         raft_group_fail_waiters(r->group, ERR_STATE);
+        /* acks=1 too: a follower's log may be truncated below them without a word to us. */
+        finish_commits(r, ERR_STATE, 0);
+    }
     notify_watches(r);
     if (r->on_change != NULL)
         r->on_change(r->change_ctx);
@@ -433,6 +458,11 @@ static int append_raft(struct replica *r, uint8_t *batch, size_t len, enum repli
     if (c != NULL)
         *c = (struct replica_commit){.fn = fn, .ctx = ctx, .r = r, .min_insync = min_insync};
     int64_t offset, term;
+#ifdef REPLICA_BUG_ACK_ON_LEADER_FSYNC
+    /* acks=all waits only for this node's fsync, like acks=1. */
+    if (wait == REPLICA_WAIT_COMMIT)
+        wait = REPLICA_WAIT_LEADER;
+#endif
     rc = raft_group_propose(r->group, batch, len, wait == REPLICA_WAIT_COMMIT ? &c->waiter : NULL,
                             on_committed, c, &offset, &term);
     if (rc != 0) {
@@ -495,7 +525,11 @@ int replica_append(struct replica *r, uint8_t *batch, size_t len, enum replica_w
 
 int replica_read(struct replica *r, int64_t offset, uint64_t max_bytes, struct log_read *out)
 {
+#ifdef REPLICA_BUG_READ_BEYOND_COMMIT
+    return log_read(r->log, offset, max_bytes, log_end_offset(r->log), out);
+#else
     return log_read(r->log, offset, max_bytes, log_high_watermark(r->log), out);
+#endif
 }
 
 void replica_watch_init(struct replica_watch *w, replica_watch_fn fn, void *ctx)

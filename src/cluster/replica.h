@@ -13,8 +13,9 @@
  * watermark is the commit index (set by the host). REPLICA_WAIT_COMMIT (acks=all) completes
  * once the batch is committed and held durably by at least min_insync replicas;
  * REPLICA_WAIT_LEADER (acks=1) once it is durable here, if this node's log still holds it in
- * the term it was appended in. A batch that can no longer commit here completes with
- * ERR_STATE (Kafka's NOT_LEADER_OR_FOLLOWER). The leader keeps the ISR: itself and every
+ * the term it was appended in. A batch that can no longer commit here, and any wait still
+ * pending when this node stops leading, completes with ERR_STATE (Kafka's
+ * NOT_LEADER_OR_FOLLOWER). The leader keeps the ISR: itself and every
  * follower that, when it last answered, had acknowledged the leader's log end of one tick
  * earlier, if that was within the last lag_ms (replica_tick).
  *

@@ -3,7 +3,8 @@
  *
  * Owns, for one run: the nodes (struct cs_node: a simulated disk that outlives the process, and
  * while the process runs its log files cache, log flusher (manual mode: an fsync completes when
- * the simulator says so), one partition log and one Raft group per partition, the metadata log,
+ * the simulator says so), one replica per partition (cluster/replica.h: its log and, attached to
+ * the node's host, its Raft group), the metadata log,
  * image and metadata node (cluster/meta_node.h), the Raft host and its transport on the
  * simulated network), the clients and the admin (the controller's topic creations and
  * deletions), per partition and for the metadata log the record of every committed and every
@@ -14,8 +15,11 @@
  * latency drawn per seed), the network delivering the frames due, a client producing or
  * fetching, a fault, a restart. After each step every running node's transport is flushed (the
  * end of a loop iteration) and the continuous checks run. A restart rebuilds the node from its
- * disk alone: logs recovered by log_open, hard state by raft_group_open, the metadata image by
- * meta_node_load and the metadata log.
+ * disk alone: logs recovered by replica_open, hard state by replica_attach, the metadata image by
+ * meta_node_load and the metadata log. Clients go through the replicas as the broker's handlers
+ * do: produce with acks=all (REPLICA_WAIT_COMMIT with min.insync.replicas, refused while the
+ * ISR is smaller, as produce.c does) or acks=1 (REPLICA_WAIT_LEADER) to a node that
+ * replica_leads, fetch with replica_read; replica_tick runs with the node's tick.
  *
  * Checks:
  *   host promises     no append response acknowledges an index the node has not made
@@ -25,23 +29,31 @@
  *                     a group or the metadata node stops on a storage error only if the disk
  *                     failed (io_sim_faults moved) during that process's life (all left out
  *                     with end_to_end);
- *   state machine     every batch any node applies (its commit index passed it) is read from
- *                     that node's log and must match (offsets, term, CRC) what any node ever
- *                     committed at those offsets: no offset holds two committed records;
- *   acknowledgement   a batch acknowledged to a client (acks=all: its waiter completed with 0)
- *                     is the batch committed at its offset, and no offset is acknowledged twice
- *                     with different records;
+ *   state machine     every batch a node's commit index passed is read from that node's log
+ *                     and must match (offsets, term, CRC) what any node ever committed at those
+ *                     offsets: no offset holds two committed records;
+ *   acknowledgement   a batch acknowledged with acks=all (its wait completed with 0) is the
+ *                     batch committed at its offset, no offset is acknowledged twice with
+ *                     different records, and at that moment at least min.insync.replicas
+ *                     replicas hold it durably (those down then are read at their restart);
+ *                     one acknowledged with acks=1 is durable on the leader that answered (and
+ *                     may be lost later: no other check counts it); a failed wait is ERR_STATE,
+ *                     ERR_CLOSED or follows a disk error, never ERR_STATE from a node still
+ *                     leading the term it appended the batch in;
+ *   waits             a wait whose batch its node's log no longer holds in its term completes
+ *                     within CS_GONE_MS, and none is left pending once everything settled;
  *   no loss           a node that becomes leader of term T holds, at their offsets, every batch
- *                     acknowledged while its proposer was in a term below T (acknowledged in
- *                     term A, it was committed by a leader of term <= A, so every leader of a
- *                     later term has it);
+ *                     acknowledged with acks=all while its proposer was in a term below T
+ *                     (acknowledged in term A, it was committed by a leader of term <= A, so
+ *                     every leader of a later term has it);
  *   election safety   one leader per term per group;
  *   commit            a running node's commit index never goes back;
- *   client view       a client fetches only from a leader that has committed in its term and
- *                     is no older than the newest leader it saw (Kafka's leader-epoch fencing);
+ *   client view       a replica that replica_leads has committed in its term; a client ignores
+ *                     one older than the newest leader it saw (Kafka's leader-epoch fencing);
  *                     the high watermark it sees never goes back, covers every batch
- *                     acknowledged in an earlier term, and every batch it reads below it is
- *                     committed (consumers never read uncommitted data);
+ *                     acknowledged in an earlier term, and every batch replica_read returns is
+ *                     at or below the leader's commit index and committed (consumers never
+ *                     read uncommitted data);
  *   metadata history  every batch a metadata node applies, read back from its log, is the one
  *                     any node ever applied at those offsets (its apply is its commit);
  *   metadata ops      once a node applied past an acknowledged operation's offset its image
@@ -67,11 +79,13 @@
  * exits and is restarted, its operator having freed space), a node's clock jumping (monotonic
  * forward, wall either way, up to CS_CLOCK_JUMP_MS), a node's process stalling (what reaches it
  * held until it runs again), and a prefix every node has committed and made durable dropped
- * through the host (raft_group_compact) or behind its back (retention).
+ * through the host (raft_group_compact) or behind its back (retention), a leadership transfer
+ * (raft_group_transfer to a random or the most caught-up voter), and a controlled shutdown
+ * (every leadership the node holds handed over, bounded, then a clean stop and a restart).
  * The admin's operations run under all of them.
  *
  * Extending: a node is what one process owns; the broker's handlers belong in struct cs_node
- * beside the partition groups and the metadata node, started in node_start and dropped in
+ * beside the partition replicas and the metadata node, started in node_start and dropped in
  * node_crash, so a restart keeps rebuilding everything from the disk alone.
  */
 #include "sim/cluster_sim.h"
@@ -94,6 +108,7 @@
 #include "cluster/meta_controller.h"
 #include "cluster/meta_node.h"
 #include "cluster/raft_host.h"
+#include "cluster/replica.h"
 #include "cluster/sim_net.h"
 #include "io/io_sim.h"
 #include "log/batch.h"
@@ -123,6 +138,9 @@
 #define CS_CLUSTER_ID      "csim-cluster-id-000001"
 #define CS_META_SNAPSHOT   "/metadata.snapshot"
 #define CS_CLOCK_JUMP_MS   3000u /* a clock jump's bound, either way (monotonic: forward only) */
+#define CS_LAG_MS          500u  /* replica.lag.time.max.ms */
+#define CS_HANDOVER_MS_MAX 1500u /* a controlled shutdown's bound on handing leaderships over */
+#define CS_GONE_MS         1000u /* a wait for a batch its node lost completes within */
 
 /* What identifies a batch in a log: where it is, its term, and the CRC over its records. */
 struct cs_fp {
@@ -160,9 +178,11 @@ struct cs_part {
     struct csim *s;
     struct cs_node *n;
     int k;
+    struct replica *r; /* partitions: owns log and g (NULL for the metadata log) */
     struct log *log;
     struct raft_group *g;
-    int64_t commit_seen; /* while the process runs */
+    int64_t commit_seen;  /* while the process runs */
+    int64_t applied_seen; /* the last committed offset checked, while the process runs */
     /* Survive restarts: the highest term this replica sent, and what its hard-state file held
      * when last read. */
     int64_t term_shown;
@@ -210,6 +230,10 @@ struct cs_node {
     bool up;
     bool exiting;        /* a storage error: the process exits after this step */
     uint64_t restart_at; /* while down */
+    /* A controlled shutdown: leaderships are handed over until handover_deadline, then the
+     * process stops cleanly. */
+    bool handing_over;
+    uint64_t handover_deadline;
     uint64_t next_tick_ms;
     uint64_t next_disk_ms;
     struct io *io;        /* the disk: outlives every process */
@@ -268,13 +292,28 @@ struct cs_client {
 };
 
 struct cs_prop {
-    struct raft_waiter w;
+    struct replica_commit c;
+    struct cs_prop *prev, *next; /* csim.waits: every wait not completed yet */
     struct csim *s;
     int client; /* -1: a liveness probe */
     int k;
     int32_t node;
+    enum replica_wait wait; /* REPLICA_WAIT_COMMIT (acks=all) or REPLICA_WAIT_LEADER (acks=1) */
+    uint32_t min_insync;
     struct cs_fp fp;
     uint64_t value;
+    uint64_t gone_at; /* when its node's log was first seen without the batch, or CS_NEVER */
+};
+
+/* An acks=all acknowledgement made while fewer than min_insync running replicas held it: the
+ * replicas down at that moment (mask) are read when they restart, before anything else touches
+ * their logs, until need of them were found holding it. */
+struct cs_durable_check {
+    struct cs_durable_check *next;
+    int k;
+    struct cs_fp fp;
+    uint32_t need;
+    uint32_t mask;
 };
 
 struct csim {
@@ -300,6 +339,9 @@ struct csim {
     uint32_t client_ms_max;
     uint32_t fault_ms_min, fault_ms_max;
     uint32_t power_losses_max;
+    uint32_t min_insync; /* min.insync.replicas of every partition */
+    struct cs_durable_check *durable_checks;
+    struct cs_prop waits; /* list head */
     /* Phases. */
     bool faults_on, clients_on, probes_on;
     uint64_t next_fault_ms, next_client_ms, next_probe_ms, next_admin_ms, heal_at;
@@ -466,18 +508,27 @@ static void terms_cover(struct cs_pstate *p, int64_t term)
     p->term_cap = cap;
 }
 
-/* ---- the host's callbacks ------------------------------------------------------------------- */
+/* ---- the replicas' callbacks ----------------------------------------------------------------- */
 
-static void on_apply(void *ctx, int64_t first, int64_t last)
+/* The replica's group committed past applied_seen (the replica owns the group's apply
+ * callback, so the simulator looks after every step): every batch up to its commit index, read
+ * from its log, is the one any node ever committed at those offsets. */
+static void check_applied(struct cs_part *pt)
 {
-    struct cs_part *pt = ctx;
     struct csim *s = pt->s;
+    int64_t first = pt->applied_seen + 1, last = raft_group_commit(pt->g);
 
+    if (last > log_end_offset(pt->log) - 1)
+        last = log_end_offset(pt->log) - 1;
     if (first < log_start_offset(pt->log))
-        first = log_start_offset(pt->log); /* compacted: checked when first applied */
+        first = log_start_offset(pt->log); /* compacted: checked when first committed */
+    if (last > pt->applied_seen)
+        pt->applied_seen = last;
     for (int64_t off = first; off <= last && !s->failed;) {
         struct cs_fp fp;
         int rc = fp_at(pt->log, off, &fp);
+        if (rc != 0 && log_error(pt->log) != 0)
+            return; /* the log failed since: the group stops, nothing read more */
         if (rc != 0) {
             fail(s, "p%d node %d applied offset %" PRId64 " it cannot read: %s", pt->k, pt->n->id,
                  off, err_str(rc));
@@ -488,23 +539,171 @@ static void on_apply(void *ctx, int64_t first, int64_t last)
     }
 }
 
-static void on_role(void *ctx, uint8_t role, int32_t leader, int64_t term)
+/* The replica's role, leader, readiness or ISR changed (replica_raft.on_change, as the broker
+ * hears of it): a new leader of a term is the only one and holds everything acknowledged. */
+static void on_replica_change(void *ctx)
 {
     struct cs_part *pt = ctx;
     struct csim *s = pt->s;
     struct cs_pstate *p = &s->p[pt->k];
+    struct raft_group *g = replica_group(pt->r);
+    int32_t isr[RAFT_MEMBERS_MAX];
 
-    trace(s, "p%d n%d %s term %" PRId64 " leader %d", pt->k, pt->n->id, raft_role_name(role), term,
-          leader);
+    if (g == NULL)
+        return;
+    uint8_t role = raft_group_core(g)->role;
+    int64_t term = raft_group_core(g)->term;
+    uint32_t isr_count = replica_isr(pt->r, isr, RAFT_MEMBERS_MAX);
+    trace(s, "p%d n%d %s term %" PRId64 " leader %d%s, isr %u", pt->k, pt->n->id,
+          raft_role_name(role), term, replica_leader(pt->r), replica_leads(pt->r) ? " (ready)" : "",
+          isr_count);
     if (role != RAFT_LEADER)
         return;
-    s->res->elections++;
     terms_cover(p, term);
+    if (p->leader_of_term[term] == pt->n->id)
+        return; /* known since it was elected */
+    s->res->elections++;
     if (p->leader_of_term[term] != RAFT_NONE && p->leader_of_term[term] != pt->n->id)
         fail(s, "p%d: two leaders in term %" PRId64 ": nodes %d and %d", pt->k, term,
              p->leader_of_term[term], pt->n->id);
     p->leader_of_term[term] = pt->n->id;
     check_acked_in(s, pt->k, pt, term, "new leader");
+}
+
+/* Replicas holding fp durably now: running nodes whose log has it at its offset within the
+ * durable offset (or dropped it as a prefix, which only happens to what every node committed and
+ * made durable); *down gets the nodes not running and those whose log failed (it cannot be
+ * read, and the process exits after this step), to be read from their disks at restart. */
+static uint32_t durable_holders(struct csim *s, int k, const struct cs_fp *fp, uint32_t *down)
+{
+    uint32_t count = 0;
+
+    *down = 0;
+    for (int i = 0; i < s->nodes; i++) {
+        struct cs_part *pt = &s->n[i].parts[k];
+        struct cs_fp at;
+        if (!s->n[i].up || (pt->log != NULL && log_error(pt->log) != 0)) {
+            *down |= 1u << i;
+            continue;
+        }
+        if (pt->log == NULL)
+            continue;
+        if (fp->base < log_start_offset(pt->log))
+            count++;
+        else if (log_durable_offset(pt->log) > fp->last && fp_at(pt->log, fp->base, &at) == 0 &&
+                 fp_eq(&at, fp))
+            count++;
+    }
+    return count;
+}
+
+/* An acks=all acknowledgement: at that moment at least min_insync replicas hold the batch
+ * durably; those down now are read at their restart (durable_check_restart). */
+static void check_insync(struct csim *s, const struct cs_prop *pr)
+{
+    uint32_t down;
+    uint32_t count = durable_holders(s, pr->k, &pr->fp, &down);
+
+    if (count >= pr->min_insync)
+        return;
+    if (count + (uint32_t)__builtin_popcount(down) < pr->min_insync) {
+        for (int i = 0; i < s->nodes; i++) {
+            struct cs_part *pt = &s->n[i].parts[pr->k];
+            struct cs_fp at = {0};
+            if (pt->log != NULL)
+                (void)fp_at(pt->log, pr->fp.base, &at);
+            trace(s,
+                  "p%d n%d: log end %" PRId64 ", durable %" PRId64 ", [%" PRId64 ", %" PRId64
+                  "] term %" PRId64 " at %" PRId64,
+                  pr->k, i, pt->log != NULL ? log_end_offset(pt->log) : -1,
+                  pt->log != NULL ? log_durable_offset(pt->log) : -1, at.base, at.last, at.term,
+                  pr->fp.base);
+        }
+        fail(s,
+             "p%d: node %d acknowledged [%" PRId64 ", %" PRId64 "] term %" PRId64
+             " (acks=all, min.insync.replicas %u) durable on %u replicas",
+             pr->k, pr->node, pr->fp.base, pr->fp.last, pr->fp.term, pr->min_insync, count);
+        return;
+    }
+    struct cs_durable_check *d = xcalloc(1, sizeof(*d));
+    *d = (struct cs_durable_check){.next = s->durable_checks,
+                                   .k = pr->k,
+                                   .fp = pr->fp,
+                                   .need = pr->min_insync - count,
+                                   .mask = down};
+    s->durable_checks = d;
+}
+
+/* Node n restarts (or, at the end, has caught up): its partition k's log as recovered from its disk
+ * settles the checks that waited for it. */
+static void durable_check_restart(struct csim *s, struct cs_node *n, int k)
+{
+    struct cs_durable_check **link = &s->durable_checks;
+
+    while (*link != NULL) {
+        struct cs_durable_check *d = *link;
+        struct cs_part *pt = &n->parts[k];
+        struct cs_fp at;
+        if (d->k != k || !(d->mask & (1u << n->id))) {
+            link = &d->next;
+            continue;
+        }
+        d->mask &= ~(1u << n->id);
+        if (d->need > 0 && pt->log != NULL &&
+            (d->fp.base < log_start_offset(pt->log) ||
+             (fp_at(pt->log, d->fp.base, &at) == 0 && fp_eq(&at, &d->fp))))
+            d->need--;
+        if (d->need > 0 && d->mask == 0)
+            fail(s,
+                 "p%d: acks=all acknowledgement of [%" PRId64 ", %" PRId64 "] term %" PRId64
+                 " was durable on too few replicas (%u short, read after restarts)",
+                 k, d->fp.base, d->fp.last, d->fp.term, d->need);
+        if (d->need == 0 || d->mask == 0) {
+            *link = d->next;
+            free(d);
+        } else {
+            link = &d->next;
+        }
+    }
+}
+
+/* An acks=1 acknowledgement: the leader that answered holds the batch durably at its offset. It
+ * may be lost later (a new leader without it truncates it), so nothing else is promised. */
+static void check_leader_durable(struct csim *s, const struct cs_prop *pr)
+{
+    struct cs_part *pt = &s->n[pr->node].parts[pr->k];
+    struct cs_fp at = {0};
+
+    if (pt->log == NULL || log_durable_offset(pt->log) <= pr->fp.last ||
+        fp_at(pt->log, pr->fp.base, &at) != 0 || !fp_eq(&at, &pr->fp))
+        fail(s,
+             "p%d: node %d acknowledged [%" PRId64 ", %" PRId64 "] term %" PRId64
+             " (acks=1) but holds [%" PRId64 ", %" PRId64 "] term %" PRId64
+             ", durable offset %" PRId64,
+             pr->k, pr->node, pr->fp.base, pr->fp.last, pr->fp.term, at.base, at.last, at.term,
+             pt->log != NULL ? log_durable_offset(pt->log) : -1);
+}
+
+/* A failed wait: the node lost leadership (ERR_STATE), its process ends (ERR_CLOSED) or its
+ * disk failed. Never ERR_STATE from a node still leading in the term it appended in. */
+static void check_failed_wait(struct csim *s, const struct cs_prop *pr, int err)
+{
+    struct cs_node *n = &s->n[pr->node];
+    struct cs_part *pt = &n->parts[pr->k];
+
+    if (err == ERR_CLOSED || (n->up && io_sim_faults(n->io) != n->disk_faults))
+        return;
+    if (err != ERR_STATE) {
+        fail(s, "p%d: node %d failed the wait for [%" PRId64 ", %" PRId64 "] with %s", pr->k, n->id,
+             pr->fp.base, pr->fp.last, err_str(err));
+        return;
+    }
+    if (n->up && pt->g != NULL && raft_group_is_leader(pt->g) &&
+        raft_group_core(pt->g)->term == pr->fp.term)
+        fail(s,
+             "p%d: node %d failed the wait for [%" PRId64 ", %" PRId64 "] with ERR_STATE while "
+             "leading term %" PRId64 " it was appended in",
+             pr->k, n->id, pr->fp.base, pr->fp.last, pr->fp.term);
 }
 
 static void on_done(void *ctx, int err)
@@ -513,15 +712,28 @@ static void on_done(void *ctx, int err)
     struct csim *s = pr->s;
     struct cs_pstate *p = &s->p[pr->k];
 
+    pr->prev->next = pr->next;
+    pr->next->prev = pr->prev;
     if (pr->client >= 0)
         s->c[pr->client].inflight--;
     else
         p->probe_inflight = false;
-    if (err == 0) {
+    if (err == 0 && pr->wait == REPLICA_WAIT_LEADER) {
+        s->res->acked++;
+        s->res->acked_leader++;
+        trace(s,
+              "p%d n%d ack=1 [%" PRId64 ", %" PRId64 "] term %" PRId64 " value %" PRIu64
+              " (client %d)",
+              pr->k, pr->node, pr->fp.base, pr->fp.last, pr->fp.term, pr->value, pr->client);
+        check_leader_durable(s, pr);
+    } else if (err == 0) {
         struct cs_part *pt = &s->n[pr->node].parts[pr->k];
-        struct cs_slot *sl = slot(s, pr->k, pr->fp.base);
         int64_t term = raft_group_core(pt->g)->term;
 
+        /* What its commit index passed so far, before the step ends (first: it may grow the
+         * slots, so sl is taken after). */
+        check_applied(pt);
+        struct cs_slot *sl = slot(s, pr->k, pr->fp.base);
         s->res->acked++;
         trace(s,
               "p%d n%d ack [%" PRId64 ", %" PRId64 "] term %" PRId64 " value %" PRIu64
@@ -537,6 +749,8 @@ static void on_done(void *ctx, int err)
         if (sl->is_acked && !fp_eq(&sl->acked, &pr->fp))
             fail(s, "p%d: offset %" PRId64 " acknowledged twice with different records", pr->k,
                  pr->fp.base);
+        if (!s->failed)
+            check_insync(s, pr);
         if (!sl->is_acked || term < sl->ack_term) {
             sl->acked = pr->fp;
             sl->ack_term = term;
@@ -552,6 +766,7 @@ static void on_done(void *ctx, int err)
     } else {
         trace(s, "p%d n%d fail [%" PRId64 ", %" PRId64 "] term %" PRId64 ": %s", pr->k, pr->node,
               pr->fp.base, pr->fp.last, pr->fp.term, err_str(err));
+        check_failed_wait(s, pr, err);
     }
     free(pr);
 }
@@ -1098,30 +1313,31 @@ static void node_start(struct csim *s, struct cs_node *n)
         snprintf(dir, sizeof(dir), "/p%d", k);
         pt->g = NULL;
         pt->log = NULL;
+        pt->r = NULL;
         pt->commit_seen = -1;
-        rc = log_open(&env, dir, &cfg, &pt->log);
+        rc = replica_open(&env, dir, &cfg, 0, &pt->r);
         if (rc != 0) {
             fail(s, "node %d: p%d's log does not open after restart: %s", n->id, k, err_str(rc));
-            pt->log = NULL;
+            pt->r = NULL;
             continue;
         }
-        struct raft_group_options go = {.group = group_id(k),
-                                        .log = pt->log,
-                                        .config = members,
-                                        .election_ticks = CS_ELECTION_TICKS,
-                                        .heartbeat_ticks = CS_HEARTBEAT_TICKS,
-                                        .seed = rng_next(&s->rng),
-                                        /* a compacted prefix is committed */
-                                        .applied_index = log_start_offset(pt->log) - 1,
-                                        .apply = on_apply,
-                                        .on_role = on_role,
-                                        .ctx = pt};
-        rc = raft_group_open(n->host, &go, &pt->g);
+        pt->log = replica_log(pt->r);
+        pt->applied_seen = log_start_offset(pt->log) - 1; /* a compacted prefix is committed */
+        durable_check_restart(s, n, k);
+        struct replica_raft rr = {.host = n->host,
+                                  .group = group_id(k),
+                                  .config = members,
+                                  .election_ticks = CS_ELECTION_TICKS,
+                                  .heartbeat_ticks = CS_HEARTBEAT_TICKS,
+                                  .seed = rng_next(&s->rng),
+                                  .on_change = on_replica_change,
+                                  .ctx = pt};
+        rc = replica_attach(pt->r, &rr);
         if (rc != 0) {
             fail(s, "node %d: p%d's group does not open after restart: %s", n->id, k, err_str(rc));
-            pt->g = NULL;
             continue;
         }
+        pt->g = replica_group(pt->r);
         if (raft_group_core(pt->g)->term < pt->term_shown)
             fail(s, "p%d node %d restarted in term %" PRId64 " but had sent term %" PRId64, k,
                  n->id, raft_group_core(pt->g)->term, pt->term_shown);
@@ -1185,9 +1401,21 @@ static void node_crash(struct csim *s, struct cs_node *n, enum cs_crash how)
     }
     meta_node_close(n->mn); /* queued operations fail with ERR_CLOSED */
     n->mn = NULL;
-    for (int k = 0; k < CS_PARTS; k++)
-        if (n->parts[k].g != NULL)
-            raft_group_close(n->parts[k].g);
+    n->handing_over = false;
+    /* Waits fail with ERR_CLOSED; the groups close before their host, the logs with them (a
+     * crash abandons them; what reaches the disk is decided below). */
+    for (int k = 0; k < CS_PARTS; k++) {
+        struct cs_part *pt = &n->parts[k];
+        if (pt->r == NULL)
+            continue;
+        if (how == CS_STOP)
+            replica_close(pt->r);
+        else
+            replica_abandon(pt->r);
+        pt->r = NULL;
+        pt->log = NULL;
+        pt->g = NULL;
+    }
     raft_host_destroy(n->host);
     sim_net_detach(s->net, n->id);
     if (how == CS_POWER && rng_chance(&s->rng, 1, 2))
@@ -1196,17 +1424,6 @@ static void node_crash(struct csim *s, struct cs_node *n, enum cs_crash how)
         io_sim_crash_torn(n->io, &s->rng, s->o->reorder);
     else if (how == CS_KILL)
         io_sim_crash_at(n->io, io_sim_pending_ops(n->io), 0);
-    for (int k = 0; k < CS_PARTS; k++) {
-        struct cs_part *pt = &n->parts[k];
-        if (pt->log == NULL)
-            continue;
-        if (how == CS_STOP)
-            log_close(pt->log);
-        else
-            log_abandon(pt->log);
-        pt->log = NULL;
-        pt->g = NULL;
-    }
     meta_stop(n, how);
     log_flusher_destroy(n->fl);
     log_files_destroy(n->files);
@@ -1220,11 +1437,14 @@ static void node_crash(struct csim *s, struct cs_node *n, enum cs_crash how)
 /* Node n runs, answers, and its replica of partition k works. */
 static bool part_ok(const struct cs_node *n, int k)
 {
-    return n->up && !stalled(n) && n->parts[k].g != NULL && raft_group_error(n->parts[k].g) == 0;
+    return n->up && !stalled(n) && n->parts[k].g != NULL && raft_group_error(n->parts[k].g) == 0 &&
+           replica_error(n->parts[k].r) == 0;
 }
 
-/* Proposes one batch of 1 to 3 records at node for partition k; 0 or the host's error. */
-static int propose(struct csim *s, int client, int k, int32_t node)
+/* Produces one batch of 1 to 3 records at node for partition k through its replica, waiting
+ * for wait (min_insync: acks=all's min.insync.replicas); 0 or the replica's error. */
+static int propose(struct csim *s, int client, int k, int32_t node, enum replica_wait wait,
+                   uint32_t min_insync)
 {
     struct cs_part *pt = &s->n[node].parts[k];
     struct batch_record recs[3];
@@ -1233,7 +1453,7 @@ static int propose(struct csim *s, int client, int k, int32_t node)
     size_t count = (size_t)rng_range(&s->rng, 1, 3);
     struct batch_build_opts opts = {.producer_id = -1, .producer_epoch = -1, .base_sequence = -1};
     struct batch_header h;
-    int64_t offset, term;
+    struct log_append_result res;
 
     for (size_t i = 0; i < count; i++) {
         /* Padded to a random length, so segments roll and retention has something to drop. */
@@ -1251,24 +1471,36 @@ static int propose(struct csim *s, int client, int k, int32_t node)
     rc = batch_header_parse(s->scratch.data, s->scratch.len, &h);
     ASSERT(rc == 0);
     struct cs_prop *pr = xcalloc(1, sizeof(*pr));
-    *pr = (struct cs_prop){.s = s, .client = client, .k = k, .node = node, .value = value};
-    rc = raft_group_propose(pt->g, s->scratch.data, s->scratch.len, &pr->w, on_done, pr, &offset,
-                            &term);
+    *pr = (struct cs_prop){.s = s,
+                           .client = client,
+                           .k = k,
+                           .node = node,
+                           .wait = wait,
+                           .min_insync = min_insync,
+                           .value = value};
+    rc = replica_append(pt->r, s->scratch.data, s->scratch.len, wait, min_insync, &pr->c, on_done,
+                        pr, &res);
     if (rc != 0) {
         free(pr);
         return rc;
     }
     pr->fp = (struct cs_fp){
-        .base = offset, .last = offset + h.last_offset_delta, .term = term, .crc = h.crc};
+        .base = res.base_offset, .last = res.last_offset, .term = pr->c.term, .crc = h.crc};
     s->res->proposed++;
+    pr->gone_at = CS_NEVER;
+    pr->next = &s->waits;
+    pr->prev = s->waits.prev;
+    s->waits.prev->next = pr;
+    s->waits.prev = pr;
     if (client >= 0)
         s->c[client].inflight++;
     else
         s->p[k].probe_inflight = true;
     trace(s,
           "p%d n%d propose [%" PRId64 ", %" PRId64 "] term %" PRId64 " value %" PRIu64
-          " (client %d)",
-          k, node, pr->fp.base, pr->fp.last, term, value, client);
+          " (client %d, acks=%s)",
+          k, node, pr->fp.base, pr->fp.last, pr->fp.term, value, client,
+          wait == REPLICA_WAIT_LEADER ? "1" : "all");
     return 0;
 }
 
@@ -1284,8 +1516,9 @@ static void client_redirect(struct csim *s, struct cs_client *c, int k, int32_t 
     c->guess[k] = next;
 }
 
-/* Fetches from the leader it believes in: what it sees of the high watermark must not go back,
- * and every batch below it must be committed. */
+/* Fetches through replica_read from the leader it believes in: what it sees of the high
+ * watermark must not go back, and every batch it reads is committed and at or below the
+ * leader's commit index. */
 static void client_fetch(struct csim *s, int ci, int k)
 {
     struct cs_client *c = &s->c[ci];
@@ -1293,17 +1526,19 @@ static void client_fetch(struct csim *s, int ci, int k)
     struct log_read rd;
     int32_t epoch;
 
-    if (!part_ok(n, k) || !raft_group_is_leader(n->parts[k].g)) {
+    if (!part_ok(n, k) || !replica_leads(n->parts[k].r)) {
         client_redirect(s, c, k, n->id);
         return;
     }
     struct cs_part *pt = &n->parts[k];
     struct raft *core = raft_group_core(pt->g);
-    int64_t commit = raft_group_commit(pt->g), hw = log_high_watermark(pt->log);
-    /* A new leader serves once it has committed in its own term (before that its high watermark
-     * may lag the previous leader's). A client ignores leaders older than one it saw. */
-    if (commit < 0 || log_epoch_of(pt->log, commit, &epoch) != 0 || epoch != core->term ||
-        core->term < c->term_max[k])
+    int64_t commit = raft_group_commit(pt->g), hw = replica_high_watermark(pt->r);
+    /* The replica serves once it has committed in its own term (before that its high watermark
+     * may lag the previous leader's): say so. A client ignores leaders older than one it saw. */
+    if (commit < 0 || log_epoch_of(pt->log, commit, &epoch) != 0 || epoch != core->term)
+        fail(s, "p%d: node %d serves in term %" PRId64 " before committing in it", k, n->id,
+             core->term);
+    if (core->term < c->term_max[k])
         return;
     if (hw < c->hw_max[k])
         fail(s,
@@ -1322,7 +1557,7 @@ static void client_fetch(struct csim *s, int ci, int k)
     c->hw_max[k] = hw;
     if (c->pos[k] < log_start_offset(pt->log) || c->pos[k] > hw)
         c->pos[k] = log_start_offset(pt->log);
-    int rc = log_read(pt->log, c->pos[k], CS_FETCH_BYTES, hw, &rd);
+    int rc = replica_read(pt->r, c->pos[k], CS_FETCH_BYTES, &rd);
     if (rc != 0 || rd.file == NULL) {
         if (rc == 0)
             return;
@@ -1352,7 +1587,12 @@ static void client_fetch(struct csim *s, int ci, int k)
                            .crc = h.crc};
         struct cs_slot *sl = slot(s, k, fp.base);
         s->res->fetched++;
-        if (fp.last >= hw || !sl->is_committed || !fp_eq(&sl->committed, &fp))
+        if (fp.last > commit)
+            fail(s,
+                 "p%d: client %d read [%" PRId64 ", %" PRId64 "] term %" PRId64
+                 " from node %d above its commit index %" PRId64,
+                 k, ci, fp.base, fp.last, fp.term, n->id, commit);
+        else if (fp.last >= hw || !sl->is_committed || !fp_eq(&sl->committed, &fp))
             fail(s,
                  "p%d: client %d read [%" PRId64 ", %" PRId64 "] term %" PRId64
                  " from node %d below high watermark %" PRId64 ", not committed",
@@ -1374,11 +1614,20 @@ static void client_step(struct csim *s)
     if (c->inflight >= CS_INFLIGHT_MAX)
         return;
     int32_t node = c->guess[k];
-    if (!part_ok(&s->n[node], k)) {
-        client_redirect(s, c, k, node);
+    if (!part_ok(&s->n[node], k) || !replica_leads(s->n[node].parts[k].r)) {
+        client_redirect(s, c, k, node); /* NOT_LEADER_OR_FOLLOWER */
         return;
     }
-    int rc = propose(s, ci, k, node);
+    /* acks=1 one time in four; acks=all is refused before anything is appended while the ISR
+     * is below min.insync.replicas (NOT_ENOUGH_REPLICAS, as produce.c does). */
+    enum replica_wait wait = rng_chance(&s->rng, 1, 4) ? REPLICA_WAIT_LEADER : REPLICA_WAIT_COMMIT;
+    int32_t isr[RAFT_MEMBERS_MAX];
+    if (wait == REPLICA_WAIT_COMMIT &&
+        replica_isr(s->n[node].parts[k].r, isr, RAFT_MEMBERS_MAX) < s->min_insync) {
+        s->res->refused++;
+        return;
+    }
+    int rc = propose(s, ci, k, node, wait, s->min_insync);
     if (rc == ERR_STATE)
         client_redirect(s, c, k, node); /* NOT_LEADER_OR_FOLLOWER */
 }
@@ -1513,10 +1762,68 @@ static void compact(struct csim *s, int i, int k)
     }
 }
 
+/* A leadership transfer of partition k's leader: to a random voter or (RAFT_NONE) the most
+ * caught-up one. */
+static void transfer(struct csim *s, int k)
+{
+    int32_t l = leader_of(s, k);
+
+    if (l < 0 || !replica_leads(s->n[l].parts[k].r))
+        return;
+    int32_t to = RAFT_NONE;
+    if (rng_chance(&s->rng, 1, 2))
+        to = (l + 1 + (int32_t)rng_below(&s->rng, (uint64_t)s->nodes - 1)) % s->nodes;
+    int rc = raft_group_transfer(s->n[l].parts[k].g, to);
+    trace(s, "p%d n%d transfers leadership to %d: %s", k, l, to, rc == 0 ? "ok" : err_str(rc));
+    if (rc == 0)
+        s->res->transfers++;
+}
+
+/* A controlled shutdown in progress (broker_replicas_tick's hand_over, on the node's tick): each
+ * leadership held here goes to the most caught-up voter while an in-sync follower answers; once
+ * none is left to hand over, or the bound passed, the process stops cleanly and restarts later. */
+static void hand_over(struct csim *s, struct cs_node *n)
+{
+    uint32_t held = 0;
+
+    for (int k = 0; k < CS_PARTS; k++) {
+        struct cs_part *pt = &n->parts[k];
+        if (pt->g == NULL || replica_leader(pt->r) != n->id ||
+            replica_reachable(pt->r, CS_ELECTION_TICKS) == 0)
+            continue;
+        if (raft_group_core(pt->g)->transferee == RAFT_NONE &&
+            raft_group_transfer(pt->g, RAFT_NONE) == 0)
+            trace(s, "p%d n%d hands its leadership over", k, n->id);
+        held++;
+    }
+    if (held > 0 && s->now < n->handover_deadline)
+        return;
+    trace(s, "n%d stops after its controlled shutdown (%u leaderships still held)", n->id, held);
+    s->res->stops++;
+    node_crash(s, n, CS_STOP);
+    n->restart_at = s->now + rng_range(&s->rng, 20, 1500);
+}
+
 static void fault_step(struct csim *s)
 {
     int minority = (s->nodes - 1) / 2;
-    uint64_t r = rng_below(&s->rng, 100);
+    uint64_t r = rng_below(&s->rng, 110);
+
+    if (r >= 107) { /* a controlled shutdown: leaderships handed over, then a clean stop */
+        struct cs_node *n = &s->n[rng_below(&s->rng, (uint64_t)s->nodes)];
+        if (!n->up || n->handing_over || down_count(s) > minority)
+            return;
+        n->handing_over = true;
+        n->handover_deadline = s->now + rng_range(&s->rng, 100, CS_HANDOVER_MS_MAX);
+        s->res->handovers++;
+        trace(s, "n%d begins a controlled shutdown (until %" PRIu64 ")", n->id,
+              n->handover_deadline);
+        return;
+    }
+    if (r >= 100) { /* a leadership transfer */
+        transfer(s, (int)rng_below(&s->rng, CS_PARTS));
+        return;
+    }
 
     if (r < 12) { /* network quality changes */
         struct sim_net_options o = s->net_opts;
@@ -1706,7 +2013,7 @@ static void probe_step(struct csim *s)
         int32_t l;
         if (s->p[k].live || s->p[k].probe_inflight || (l = leader_of(s, k)) < 0)
             continue;
-        propose(s, -1, k, l);
+        propose(s, -1, k, l, REPLICA_WAIT_COMMIT, 1);
     }
 }
 
@@ -1723,9 +2030,14 @@ static void handle(struct csim *s, enum cs_event ev, int who)
         break;
     case EV_TICK:
         raft_host_tick(n->host);
+        for (int k = 0; k < CS_PARTS; k++)
+            if (n->parts[k].g != NULL)
+                replica_tick(n->parts[k].r, clock_mono_ms(&n->clk.clock), CS_TICK_MS, CS_LAG_MS);
         if (n->mn != NULL)
             meta_node_tick(n->mn);
         n->next_tick_ms += CS_TICK_MS;
+        if (n->handing_over)
+            hand_over(s, n);
         break;
     case EV_DISK:
         log_flusher_run_pending(n->fl);
@@ -1757,6 +2069,35 @@ static void handle(struct csim *s, enum cs_event ev, int who)
     }
 }
 
+/* A wait whose batch its node's log no longer holds in the term it was appended in (truncated,
+ * or replaced by another leader's) can never be what it waits for: the replica completes it
+ * (replica.h: ERR_STATE) within CS_GONE_MS of simulated time, not whenever the log grows past
+ * it again. */
+static void gone_check(struct csim *s)
+{
+    for (struct cs_prop *pr = s->waits.next; pr != &s->waits && !s->failed; pr = pr->next) {
+        struct cs_node *n = &s->n[pr->node];
+        struct cs_part *pt = &n->parts[pr->k];
+        int64_t term;
+        if (!part_ok(n, pr->k) || pr->fp.last < log_start_offset(pt->log))
+            continue;
+        if (raft_group_term_at(pt->g, pr->fp.last, &term) == 0 && term == pr->fp.term) {
+            pr->gone_at = CS_NEVER;
+            continue;
+        }
+        if (pr->gone_at == CS_NEVER)
+            pr->gone_at = s->now;
+        else if (s->now - pr->gone_at > CS_GONE_MS)
+            fail(s,
+                 "p%d: node %d's acks=%s wait for [%" PRId64 ", %" PRId64 "] term %" PRId64
+                 " still pending %" PRIu64 " ms after its log lost the batch (log end %" PRId64
+                 ", durable %" PRId64 ", leader %d, term %" PRId64 ")",
+                 pr->k, pr->node, pr->wait == REPLICA_WAIT_LEADER ? "1" : "all", pr->fp.base,
+                 pr->fp.last, pr->fp.term, s->now - pr->gone_at, log_end_offset(pt->log),
+                 log_durable_offset(pt->log), replica_leader(pt->r), replica_term(pt->r));
+    }
+}
+
 /* The end of a loop iteration on every node, then what must hold after any step. */
 static void after_step(struct csim *s)
 {
@@ -1779,6 +2120,7 @@ static void after_step(struct csim *s)
                 fail(s, "p%d node %d: commit index went back from %" PRId64 " to %" PRId64, k,
                      n->id, pt->commit_seen, commit);
             pt->commit_seen = commit;
+            check_applied(pt);
             if (raft_group_error(pt->g) != 0) {
                 trace(s, "p%d n%d stops on a storage error: %s", k, n->id,
                       err_str(raft_group_error(pt->g)));
@@ -1797,6 +2139,8 @@ static void after_step(struct csim *s)
             n->restart_at = s->now + rng_range(&s->rng, 20, 500);
         }
     }
+    if (!s->failed)
+        gone_check(s);
 }
 
 static void advance_to(struct csim *s, uint64_t at)
@@ -1917,9 +2261,14 @@ static void fence_check(struct csim *s)
     }
 }
 
-/* After settling: every log holds exactly the committed batches, every acknowledged one too. */
+/* After settling: every log holds exactly the committed batches, every acknowledged one too;
+ * an acks=all acknowledgement still waiting for a node's disk reads its log now (a node whose
+ * log failed without its process exiting). */
 static void final_check(struct csim *s)
 {
+    for (int i = 0; i < s->nodes && !s->failed; i++)
+        for (int k = 0; k < CS_PARTS && !s->failed; k++)
+            durable_check_restart(s, &s->n[i], k);
     for (int k = 0; k < CS_PARTS && !s->failed; k++) {
         for (int i = 0; i < s->nodes && !s->failed; i++) {
             struct cs_part *pt = &s->n[i].parts[k];
@@ -1940,6 +2289,30 @@ static void final_check(struct csim *s)
     }
 }
 
+static bool no_waits(struct csim *s)
+{
+    return s->waits.next == &s->waits;
+}
+
+/* After everything settled: every wait a running node holds completes (acknowledged, or failed
+ * because its batch can no longer be what it waits for) within CS_SETTLE_MS. */
+static void waits_check(struct csim *s)
+{
+    run_until(s, s->now + CS_SETTLE_MS, no_waits);
+    if (s->failed || no_waits(s))
+        return;
+    struct cs_prop *pr = s->waits.next;
+    struct cs_part *pt = &s->n[pr->node].parts[pr->k];
+    fail(s,
+         "p%d: node %d's acks=%s wait for [%" PRId64 ", %" PRId64 "] term %" PRId64
+         " never completed (log end %" PRId64 ", durable %" PRId64 ", commit %" PRId64
+         ", leader %d, term %" PRId64 ")",
+         pr->k, pr->node, pr->wait == REPLICA_WAIT_LEADER ? "1" : "all", pr->fp.base, pr->fp.last,
+         pr->fp.term, log_end_offset(pt->log), log_durable_offset(pt->log),
+         raft_group_commit(pt->g), replica_leader(pt->r), replica_term(pt->r));
+    s->res->liveness = true;
+}
+
 static void setup(struct csim *s)
 {
     s->nodes = s->o->nodes == 5 ? 5 : 3;
@@ -1957,7 +2330,11 @@ static void setup(struct csim *s)
     s->fault_ms_min = (uint32_t)rng_range(&s->rng, 20, 200);
     s->fault_ms_max = s->fault_ms_min + (uint32_t)rng_range(&s->rng, 50, 600);
     s->power_losses_max = (uint32_t)rng_below(&s->rng, 3);
+    /* min.insync.replicas: mostly 2 (a majority of 3), sometimes every replica (more than a
+     * majority: acks=all then also waits for the replicas beyond the commit). */
+    s->min_insync = rng_chance(&s->rng, 1, 4) ? (uint32_t)s->nodes : 2;
     s->heal_at = CS_NEVER;
+    s->waits.next = s->waits.prev = &s->waits;
     buf_init(&s->scratch);
     for (int i = 0; i < CS_CLIENTS; i++)
         for (int k = 0; k < CS_PARTS; k++)
@@ -1992,6 +2369,11 @@ static void teardown(struct csim *s)
     sim_net_destroy(s->net);
     buf_deinit(&s->scratch);
     free(s->topics);
+    while (s->durable_checks != NULL) {
+        struct cs_durable_check *d = s->durable_checks;
+        s->durable_checks = d->next;
+        free(d);
+    }
     for (int k = 0; k <= CS_META; k++) {
         free(s->p[k].slots);
         free(s->p[k].leader_of_term);
@@ -2031,6 +2413,7 @@ int csim_run(const struct csim_options *o, struct csim_result *res)
         sim_net_set_faults(s->net, &calm);
         for (int i = 0; i < s->nodes; i++) {
             unstall(s, &s->n[i], true);
+            s->n[i].handing_over = false;
             io_sim_fail_clear(s->n[i].io);
             io_sim_set_capacity(s->n[i].io, 0);
             s->n[i].disk_full = false;
@@ -2076,6 +2459,8 @@ int csim_run(const struct csim_options *o, struct csim_result *res)
         check_image(s, &s->n[i], "at the end");
     if (!s->failed)
         final_check(s);
+    if (!s->failed)
+        waits_check(s);
 
     res->failed = s->failed;
     if (s->failed && o->trace_on_fail) {

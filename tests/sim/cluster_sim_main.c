@@ -34,7 +34,8 @@ int main(int argc, char **argv)
     struct csim_options o = {.time_ms = 10000, .nodes = 3, .trace_on_fail = true};
     uint64_t seeds = 20, first = 1, failures = 0, steps = 0, proposed = 0, acked = 0;
     uint64_t fetched = 0, elections = 0, crashes = 0, power = 0, disk = 0, parts = 0, compacts = 0;
-    uint64_t fulls = 0, stops = 0, jumps = 0, stalls = 0;
+    uint64_t fulls = 0, stops = 0, jumps = 0, stalls = 0, acked1 = 0, refused = 0, transfers = 0;
+    uint64_t handovers = 0;
     const char *env = getenv("CLUSTER_SIM_SEED");
     bool expect_violation = false, all = false, progress = false;
     struct timespec t0, t1;
@@ -107,6 +108,10 @@ int main(int argc, char **argv)
         stops += r.stops;
         jumps += r.clock_jumps;
         stalls += r.stalls;
+        acked1 += r.acked_leader;
+        refused += r.refused;
+        transfers += r.transfers;
+        handovers += r.handovers;
         if (rc != 0 && !expect_violation) {
             failures++;
             printf("replay with: %s --seed %" PRIu64 " --time %" PRIu64 " --nodes %d%s --trace\n",
@@ -125,12 +130,14 @@ int main(int argc, char **argv)
     clock_gettime(CLOCK_MONOTONIC, &t1);
     double secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
     printf("cluster_sim: %" PRIu64 " failures; %" PRIu64 " steps, %" PRIu64 " proposed, %" PRIu64
-           " acked, %" PRIu64 " fetched, %" PRIu64 " elections, %" PRIu64 " crashes, %" PRIu64
-           " stops, %" PRIu64 " power losses, %" PRIu64 " disk errors, %" PRIu64
+           " acked (%" PRIu64 " acks=1), %" PRIu64 " refused, %" PRIu64 " fetched, %" PRIu64
+           " elections, %" PRIu64 " transfers, %" PRIu64 " crashes, %" PRIu64 " stops (%" PRIu64
+           " controlled), %" PRIu64 " power losses, %" PRIu64 " disk errors, %" PRIu64
            " full disks, %" PRIu64 " clock jumps, %" PRIu64 " stalls, %" PRIu64
            " partitions, %" PRIu64 " compactions in %.1f s (%.0f steps/s)\n",
-           failures, steps, proposed, acked, fetched, elections, crashes, stops, power, disk, fulls,
-           jumps, stalls, parts, compacts, secs, secs > 0 ? (double)steps / secs : 0.0);
+           failures, steps, proposed, acked, acked1, refused, fetched, elections, transfers,
+           crashes, stops, handovers, power, disk, fulls, jumps, stalls, parts, compacts, secs,
+           secs > 0 ? (double)steps / secs : 0.0);
     if (expect_violation)
         return failures > 0 ? 0 : 1;
     return failures == 0 ? 0 : 1;
