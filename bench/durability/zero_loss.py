@@ -96,12 +96,23 @@ def main():
         t.join()
         produce_s = time.monotonic() - start
 
-        # Read back every partition from its start, through any node (clients find leaders).
+        # Read back every partition from its start, through any node (clients find leaders),
+        # once every node serves again. A client created right after restarts can keep an
+        # "unknown partition" answer for a while (librdkafka), so each attempt uses a new one.
+        c.wait_serving(timeout_s=60)
+        ends = {}
+        deadline = time.monotonic() + 120
+        while len(ends) < PARTITIONS:
+            probe = Consumer({"bootstrap.servers": boot, "group.id": "zero-loss-ends"})
+            for p in range(PARTITIONS):
+                try:
+                    ends[p] = probe.get_watermark_offsets(TopicPartition("zl", p), timeout=5)[1]
+                except Exception:
+                    if time.monotonic() > deadline:
+                        raise
+            probe.close()
         cons = Consumer({"bootstrap.servers": boot, "group.id": "zero-loss-check",
                          "enable.auto.commit": False, "fetch.max.bytes": 52428800})
-        ends = {}
-        for p in range(PARTITIONS):
-            ends[p] = cons.get_watermark_offsets(TopicPartition("zl", p), timeout=30)[1]
         cons.assign([TopicPartition("zl", p, 0) for p in range(PARTITIONS)])
         at = {}
         positions = {p: -1 for p in range(PARTITIONS)}

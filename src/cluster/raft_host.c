@@ -1560,7 +1560,9 @@ int raft_group_error(const struct raft_group *g)
 bool raft_group_leader_ready(struct raft_group *g)
 {
     int64_t term;
-    return g->err == 0 && g->raft.role == RAFT_LEADER && g->raft.commit >= idx_start(g) &&
+    /* The commit index may sit just below the log start (retention moved it there): the term
+     * before the start is kept for that. */
+    return g->err == 0 && g->raft.role == RAFT_LEADER && g->raft.commit >= idx_start(g) - 1 &&
            ops_term_at(g, g->raft.commit, &term) == 0 && term == g->raft.term;
 }
 
