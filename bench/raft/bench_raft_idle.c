@@ -28,10 +28,10 @@
 #include "log/batch.h"
 #include "log/log.h"
 
-#define NODES          3
-#define TICK_MS        50
-#define SUBSTEP_MS     5
-#define ELECTION_TICKS 6
+#define NODES           3
+#define TICK_MS         50
+#define SUBSTEP_MS      5
+#define ELECTION_TICKS  6
 #define HEARTBEAT_TICKS 2
 
 struct node {
@@ -97,16 +97,14 @@ static void node_start(int i, struct rng *rng)
         rc = log_open(&env, dir, &cfg, &n->logs[k]);
         if (rc != 0)
             die("log_open", rc);
-        struct raft_group_options go = {.group = group_id(k),
-                                        .log = n->logs[k],
-                                        .config = {.ids = {0, 1, 2},
-                                                   .voter = {1, 1, 1},
-                                                   .count = NODES,
-                                                   .index = -1},
-                                        .election_ticks = ELECTION_TICKS,
-                                        .heartbeat_ticks = HEARTBEAT_TICKS,
-                                        .seed = rng_next(rng),
-                                        .applied_index = -1};
+        struct raft_group_options go = {
+            .group = group_id(k),
+            .log = n->logs[k],
+            .config = {.ids = {0, 1, 2}, .voter = {1, 1, 1}, .count = NODES, .index = -1},
+            .election_ticks = ELECTION_TICKS,
+            .heartbeat_ticks = HEARTBEAT_TICKS,
+            .seed = rng_next(rng),
+            .applied_index = -1};
         rc = raft_group_open(n->host, &go, &n->g[k]);
         if (rc != 0)
             die("raft_group_open", rc);
@@ -254,7 +252,7 @@ int main(int argc, char **argv)
         step();
     double cpu = cpu_s() - c0;
     sim_net_stats(net, &n1);
-    uint64_t sent = 0, recv = 0, ticks = 0, hb = 0;
+    uint64_t sent = 0, recv = 0, ticks = 0, hb = 0, live = 0;
     for (int i = 0; i < NODES; i++) {
         raft_host_stats(nodes[i].host, &h1[i]);
         sent += h1[i].msgs_sent - h0[i].msgs_sent;
@@ -262,13 +260,14 @@ int main(int argc, char **argv)
         ticks += h1[i].group_ticks - h0[i].group_ticks;
         hb += h1[i].msgs_sent_by_type[RAFT_MSG_HEARTBEAT] -
               h0[i].msgs_sent_by_type[RAFT_MSG_HEARTBEAT];
+        live += h1[i].liveness_sent - h0[i].liveness_sent;
     }
     double per = NODES * seconds;
     printf("bench_raft_idle: %d groups x %d nodes, idle %.0f s simulated: per node %.2f%% of a "
            "core (%.3f s CPU per simulated s), %.0f msgs/s sent (%.0f heartbeats/s), %.0f msgs/s "
-           "received, %.0f frames/s sent, %.0f raft_tick/s\n",
+           "received, %.0f liveness msgs/s sent, %.0f frames/s sent, %.0f raft_tick/s\n",
            groups, NODES, seconds, 100.0 * cpu / per, cpu / per, (double)sent / per,
-           (double)hb / per, (double)recv / per,
+           (double)hb / per, (double)recv / per, (double)live / per,
            (double)(n1.frames_sent - n0.frames_sent) / per, (double)ticks / per);
 
     /* Fail-over: kill node 0; how long until each group it led has another leader. */
@@ -298,8 +297,8 @@ int main(int argc, char **argv)
                " ms, p99 %" PRIu64 " ms, max %" PRIu64 " ms (simulated)\n",
                count, took[count / 2], took[(size_t)count * 99 / 100], took[count - 1]);
     } else {
-        printf("bench_raft_idle: fail-over: %d of %d groups without a leader after 60 s\n",
-               pending, count);
+        printf("bench_raft_idle: fail-over: %d of %d groups without a leader after 60 s\n", pending,
+               count);
     }
     for (int i = 1; i < NODES; i++)
         node_kill(i);
