@@ -1021,6 +1021,9 @@ static void node_crash(struct csim *s, struct cs_node *n, enum cs_crash how)
     for (int k = 0; k < CS_PARTS; k++)
         if (n->parts[k].g != NULL)
             raft_group_close(n->parts[k].g);
+    struct raft_host_stats hs;
+    raft_host_stats(n->host, &hs);
+    s->res->peer_wakes += hs.peer_wakes;
     raft_host_destroy(n->host);
     sim_net_detach(s->net, n->id);
     if (how == CS_POWER)

@@ -31,7 +31,8 @@ int main(int argc, char **argv)
 {
     struct csim_options o = {.time_ms = 10000, .nodes = 3, .trace_on_fail = true};
     uint64_t seeds = 20, first = 1, failures = 0, steps = 0, proposed = 0, acked = 0;
-    uint64_t fetched = 0, elections = 0, crashes = 0, power = 0, disk = 0, parts = 0, compacts = 0;
+    uint64_t fetched = 0, elections = 0, crashes = 0, power = 0, disk = 0, parts = 0, compacts = 0,
+             wakes = 0;
     const char *env = getenv("CLUSTER_SIM_SEED");
     bool expect_violation = false, all = false, progress = false;
     struct timespec t0, t1;
@@ -93,6 +94,7 @@ int main(int argc, char **argv)
         disk += r.disk_errors;
         parts += r.partitions;
         compacts += r.compactions;
+        wakes += r.peer_wakes;
         if (rc != 0 && !expect_violation) {
             failures++;
             printf("replay with: %s --seed %" PRIu64 " --time %" PRIu64 " --nodes %d --trace\n",
@@ -113,9 +115,9 @@ int main(int argc, char **argv)
     printf("cluster_sim: %" PRIu64 " failures; %" PRIu64 " steps, %" PRIu64 " proposed, %" PRIu64
            " acked, %" PRIu64 " fetched, %" PRIu64 " elections, %" PRIu64 " crashes, %" PRIu64
            " power losses, %" PRIu64 " disk errors, %" PRIu64 " partitions, %" PRIu64
-           " compactions in %.1f s\n",
+           " compactions, %" PRIu64 " quiesced groups woken by a silent node in %.1f s\n",
            failures, steps, proposed, acked, fetched, elections, crashes, power, disk, parts,
-           compacts, secs);
+           compacts, wakes, secs);
     if (expect_violation)
         return failures > 0 ? 0 : 1;
     return failures == 0 ? 0 : 1;

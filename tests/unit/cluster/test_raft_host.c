@@ -749,6 +749,149 @@ static void test_random_faults(void **state)
     free(w);
 }
 
+/* ---- quiescence under faults ------------------------------------------------------------- */
+
+#define QE 10 /* the group's election timeout in ticks (one tick per step) */
+
+/* Steps until every up node's group is quiesced (the whole group idle); the steps taken. */
+static int quiet(struct world *w)
+{
+    for (int i = 0; i < 50 * QE; i++) {
+        bool all = true;
+        for (int j = 0; j < NODES; j++)
+            if (w->n[j].up && !raft_group_core(w->n[j].g)->quiesced)
+                all = false;
+        if (all)
+            return i;
+        step(w);
+    }
+    fail_msg("the group never quiesced");
+    return -1;
+}
+
+/* Steps until a node other than old leads in a term above term; the steps taken. */
+static int new_leader(struct world *w, int old, int64_t term)
+{
+    for (int i = 0; i < 50 * QE; i++) {
+        int l = leader(w);
+        if (l >= 0 && l != old && raft_group_core(w->n[l].g)->term > term)
+            return i;
+        step(w);
+    }
+    fail_msg("no new leader");
+    return -1;
+}
+
+/*
+ * Bugs caught: followers of a quiesced group stopped their election timers, so without the
+ * host's per-node liveness a dead or unreachable leader was never replaced; a quiesced leader cut
+ * off from its followers was never deposed. Each fault hits a quiesced group: the new leader
+ * must come within about what an unquiesced group takes (an election timeout of silence, the
+ * rest of the randomised timeout, a pre-vote and a vote), and the group must quiesce again
+ * once healed, every acknowledged entry kept (check_commit runs at every step).
+ */
+static void test_quiesce_faults(void **state)
+{
+    (void)state;
+    struct world *w = calloc(1, sizeof(*w));
+    W = w;
+    uint64_t seed = test_seed("raft_host_quiesce", 20261207);
+    struct sim_net_options no = {.seed = seed, .delay_ms_min = 1, .delay_ms_max = 15};
+
+    if (expect_bug) {
+        free(w);
+        skip();
+    }
+    rng_seed(&w->rng, seed);
+    clock_sim_init(&w->clock, 1700000000000);
+    assert_int_equal(sim_net_create(&no, &w->net), 0);
+    for (int i = 0; i < NODES; i++) {
+        w->n[i].id = i;
+        w->n[i].io = io_sim_create();
+        node_start(w, &w->n[i]);
+    }
+    elect(w);
+    propose_some(w, 5);
+    settle(w);
+    quiet(w);
+
+    /* Idle, nothing happens however long: no election, no term change. */
+    int l = leader(w);
+    int64_t term = raft_group_core(w->n[l].g)->term;
+    run(w, 20 * QE);
+    assert_int_equal(leader(w), l);
+    assert_int_equal(raft_group_core(w->n[l].g)->term, term);
+
+    /* 1. The leader dies while quiesced. */
+    node_crash(w, &w->n[l]);
+    int took = new_leader(w, l, term);
+    fprintf(stderr, "raft_host_quiesce: leader killed: new leader after %d ticks\n", took);
+    assert_true(took <= 3 * QE);
+    node_start(w, &w->n[l]);
+    propose_some(w, 3);
+    settle(w);
+    quiet(w);
+
+    /* 2. One way: the leader's frames stop reaching the followers (it still hears them). */
+    l = leader(w);
+    term = raft_group_core(w->n[l].g)->term;
+    for (int i = 0; i < NODES; i++)
+        if (i != l)
+            sim_net_block(w->net, l, i, true);
+    took = new_leader(w, l, term);
+    fprintf(stderr, "raft_host_quiesce: leader unheard: new leader after %d ticks\n", took);
+    assert_true(took <= 3 * QE);
+    sim_net_heal(w->net);
+    propose_some(w, 3);
+    settle(w);
+    quiet(w);
+
+    /* 3. The other way: the leader hears nobody (they still hear it). It wakes when its
+     * followers' nodes go silent, and check-quorum deposes it; they elect another. */
+    l = leader(w);
+    term = raft_group_core(w->n[l].g)->term;
+    for (int i = 0; i < NODES; i++)
+        if (i != l)
+            sim_net_block(w->net, i, l, true);
+    int down = 0;
+    while (raft_group_is_leader(w->n[l].g) && down < 10 * QE) {
+        step(w);
+        down++;
+    }
+    fprintf(stderr, "raft_host_quiesce: leader deaf: stepped down after %d ticks\n", down);
+    assert_false(raft_group_is_leader(w->n[l].g));
+    assert_true(down <= 3 * QE);
+    took = new_leader(w, l, term);
+    sim_net_heal(w->net);
+    propose_some(w, 3);
+    settle(w);
+    quiet(w);
+
+    /* 4. A follower cut off while quiesced, then healed: the leader and its term stay (the
+     * follower's pre-votes are refused under the lease), and the group quiesces again. */
+    l = leader(w);
+    term = raft_group_core(w->n[l].g)->term;
+    int32_t side[1] = {(int32_t)((l + 1) % NODES)};
+    sim_net_partition(w->net, side, 1);
+    run(w, 5 * QE);
+    assert_int_equal(leader(w), l);
+    sim_net_heal(w->net);
+    took = quiet(w);
+    fprintf(stderr, "raft_host_quiesce: follower healed: quiet again after %d ticks\n", took);
+    assert_int_equal(leader(w), l);
+    assert_int_equal(raft_group_core(w->n[l].g)->term, term);
+    propose_some(w, 3);
+    settle(w);
+    check_logs(w);
+
+    for (int i = 0; i < NODES; i++) {
+        node_stop(w, &w->n[i]);
+        io_destroy(w->n[i].io);
+    }
+    sim_net_destroy(w->net);
+    free(w);
+}
+
 /* ---- many groups on one host ------------------------------------------------------------- */
 
 #define GROUPS 6
@@ -1084,7 +1227,7 @@ int main(int argc, char **argv)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_three_hosts),   cmocka_unit_test(test_many_groups),
         cmocka_unit_test(test_random_faults), cmocka_unit_test(test_standalone_data),
-        cmocka_unit_test(test_transfer),
+        cmocka_unit_test(test_transfer),      cmocka_unit_test(test_quiesce_faults),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
