@@ -531,7 +531,9 @@ static void wake(struct raft *r)
     r->quiesced = 0;
     if (r->role != RAFT_LEADER)
         return;
+#ifndef RAFT_BUG_QUIESCE_LEASE
     r->now_ticks += r->election_ticks;
+#endif
     r->election_elapsed = 0;
     r->heartbeat_elapsed = 0;
     for (uint32_t i = 0; i < r->config.count; i++)
