@@ -115,8 +115,9 @@ struct raft_group {
 /* Another node that is a member of one of our groups. */
 struct rh_peer {
     int32_t id;
-    uint32_t groups; /* open groups it is a member of */
-    uint64_t heard;  /* host tick of its last frame */
+    uint32_t groups;      /* open groups it is a member of */
+    uint64_t heard;       /* host tick of its last frame */
+    uint32_t incarnation; /* of its host, from its liveness messages; 0 until the first */
     bool silent;
 };
 
@@ -157,6 +158,7 @@ struct raft_host {
     struct rh_peer *peers;
     size_t peer_count, peer_cap;
     uint32_t election_ticks_min, heartbeat_ticks_min;
+    uint32_t incarnation; /* this host's, never 0: a peer that sees it change knows we restarted */
 };
 
 const struct wire_group raft_host_liveness_group = {.partition = 0};
@@ -229,6 +231,7 @@ static void peers_unref(struct raft_host *h, const struct raft_config *c)
 }
 
 static void hs_save_start(struct raft_group *g);
+static void peer_restarted(struct raft_host *h, struct rh_peer *p);
 
 /* ---- the batch index ----------------------------------------------------------------------- */
 
@@ -1280,7 +1283,14 @@ void raft_host_receive(struct raft_host *h, const struct wire_raft *frame)
         struct raft_group *g;
 
         if (wire_group_eq(&m->group, &raft_host_liveness_group)) {
-            h->stats.liveness_received++; /* the frame itself was the news */
+            /* The frame itself was the news; seq is the sender's incarnation. */
+            h->stats.liveness_received++;
+            if (p != NULL && m->msg.seq != 0 && m->msg.seq != p->incarnation) {
+                bool restarted = p->incarnation != 0;
+                p->incarnation = m->msg.seq;
+                if (restarted)
+                    peer_restarted(h, p);
+            }
             continue;
         }
         g = find_group(h, &m->group);
@@ -1312,16 +1322,12 @@ static void on_peer(void *ctx, int32_t peer)
 }
 
 /*
- * Peer p has gone silent: wakes every quiesced group that depends on it (raft_wake decides:
- * the groups it leads, and those this node leads with it as a member). O(groups), once per
- * silence.
+ * Wakes every quiesced group that depends on peer p (raft_wake decides: the groups it leads, and
+ * those this node leads with it as a member), p unheard for silent ticks. O(groups), once per
+ * silence or restart of a peer.
  */
-static void peer_silent(struct raft_host *h, struct rh_peer *p)
+static void peer_wake(struct raft_host *h, struct rh_peer *p, uint64_t silent)
 {
-    uint64_t silent = h->stats.host_ticks - p->heard;
-
-    p->silent = true;
-    h->stats.peers_silent++;
     for (size_t i = 0; i < h->group_count; i++) {
         struct raft_group *g = h->groups[i];
 
@@ -1333,6 +1339,22 @@ static void peer_silent(struct raft_host *h, struct rh_peer *p)
             group_pump(g);
         }
     }
+}
+
+static void peer_silent(struct raft_host *h, struct rh_peer *p)
+{
+    p->silent = true;
+    h->stats.peers_silent++;
+    peer_wake(h, p, h->stats.host_ticks - p->heard);
+}
+
+/* p's host restarted (a new incarnation) faster than it could go silent: it may have lost its
+ * groups' state (a wiped disk, a member joining passively), so the groups that depend on it wake
+ * and talk to it rather than wait for a message it may never send. */
+static void peer_restarted(struct raft_host *h, struct rh_peer *p)
+{
+    h->stats.peer_restarts++;
+    peer_wake(h, p, 0);
 }
 
 static void on_peer_down(void *ctx, int32_t peer, int err, const char *reason)
@@ -1359,10 +1381,12 @@ static void liveness_tick(struct raft_host *h)
         if (!p->silent && now - p->heard >= h->election_ticks_min)
             peer_silent(h, p);
         if (beat && h->transport != NULL) {
-            struct wire_msg w = {
-                .group = raft_host_liveness_group,
-                .msg = {
-                    .type = RAFT_MSG_HEARTBEAT, .from = h->self, .to = p->id, .hint_index = -1}};
+            struct wire_msg w = {.group = raft_host_liveness_group,
+                                 .msg = {.type = RAFT_MSG_HEARTBEAT,
+                                         .from = h->self,
+                                         .to = p->id,
+                                         .hint_index = -1,
+                                         .seq = h->incarnation}};
             if (transport_send(h->transport, &w) == 0)
                 h->stats.liveness_sent++;
         }
@@ -1383,6 +1407,13 @@ int raft_host_create(const struct raft_host_options *o, struct raft_host **out)
     h->epoch = 1;
     h->election_ticks_min = UINT32_MAX;
     h->heartbeat_ticks_min = UINT32_MAX;
+    /* Distinct across restarts of this node: the start time, and a count for hosts started in
+     * the same millisecond (or without a clock) by one process. */
+    static uint32_t created;
+    uint64_t t = o->clock != NULL ? (uint64_t)clock_wall_ms(o->clock) : 0;
+    h->incarnation = (uint32_t)(t * 2654435761u) ^ (uint32_t)(t >> 32) ^ ++created;
+    if (h->incarnation == 0)
+        h->incarnation = 1;
     snprintf(h->state_dir, sizeof(h->state_dir), "%s", o->state_dir);
     snprintf(h->journal_path, sizeof(h->journal_path), "%s/%s", o->state_dir, HS_JOURNAL_NAME);
     snprintf(h->journal_tmp, sizeof(h->journal_tmp), "%s/%s.tmp", o->state_dir, HS_JOURNAL_NAME);

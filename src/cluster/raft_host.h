@@ -62,8 +62,10 @@
  * transport, is silent: every quiesced group that depends on it (its leader, or a member of a
  * group this node leads) is woken with raft_wake() and the ticks of silence, so a dead leader's
  * followers elect as soon as unquiesced ones would and a leader cut off is deposed by
- * check-quorum. The liveness message is a heartbeat of raft_host_liveness_group (Kafka's zero
- * topic id, never a topic's), which no group steps.
+ * check-quorum. A peer whose host restarted (a new incarnation in its liveness messages) wakes
+ * the same groups, without the silence: it may have lost their state and wait passively. The
+ * liveness message is a heartbeat of raft_host_liveness_group (Kafka's zero topic id, never a
+ * topic's; seq is the sender's incarnation), which no group steps.
  *
  * Threads: everything on the owner loop. Callbacks (apply, role, waiters) run inside whichever
  * host call processed the ready (a tick, a received message, a flush completion, a proposal),
@@ -158,7 +160,8 @@ struct raft_host_stats {
     uint64_t liveness_sent;     /* liveness messages, one per peer per heartbeat interval */
     uint64_t liveness_received; /* (not counted in msgs_sent / msgs_received) */
     uint64_t peers_silent;      /* times a peer went silent (or was reported down) */
-    uint64_t peer_wakes;        /* quiesced groups woken because a peer went silent */
+    uint64_t peer_restarts;     /* times a peer's host restarted (its incarnation changed) */
+    uint64_t peer_wakes;        /* quiesced groups woken because a peer went silent or restarted */
 };
 
 /* One group's hard state as one journal entry holds it. */

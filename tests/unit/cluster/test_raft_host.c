@@ -58,6 +58,7 @@ struct wrap {
 struct node {
     int32_t id;
     bool up;
+    bool joining; /* its group joins passively (raft_group_options.joining) */
     struct io *io;
     struct log_files *files;
     struct log_flusher *fl;
@@ -221,7 +222,8 @@ static void node_start(struct world *w, struct node *n)
                                     .election_ticks = 10,
                                     .heartbeat_ticks = 1,
                                     .seed = rng_next(&w->rng),
-                                    .applied_index = -1};
+                                    .applied_index = -1,
+                                    .joining = n->joining};
     assert_int_equal(raft_group_open(n->host, &go, &n->g), 0);
     raft_host_handler(n->host, &h);
     assert_int_equal(sim_net_attach(w->net, n->id, &h, &inner), 0);
@@ -882,6 +884,25 @@ static void test_quiesce_faults(void **state)
     assert_int_equal(raft_group_core(w->n[l].g)->term, term);
     propose_some(w, 3);
     settle(w);
+    quiet(w);
+
+    /* 5. A follower's node restarts at once (never silent) with a wiped disk, its group joining
+     * passively as a new metadata voter does: it never campaigns, so only the leader can bring
+     * it back, and the leader's host must wake the group when it sees the new incarnation. */
+    l = leader(w);
+    int f = (l + 1) % NODES;
+    node_crash(w, &w->n[f]);
+    io_destroy(w->n[f].io);
+    w->n[f].io = io_sim_create();
+    w->n[f].joining = true;
+    node_start(w, &w->n[f]);
+    assert_int_equal(log_end_offset(w->n[f].log), 0);
+    settle(w);
+    took = quiet(w);
+    fprintf(stderr, "raft_host_quiesce: wiped follower caught up, quiet after %d more ticks\n",
+            took);
+    w->n[f].joining = false;
+    assert_int_equal(leader(w), l);
     check_logs(w);
 
     for (int i = 0; i < NODES; i++) {
