@@ -42,6 +42,7 @@
 #define LOG_EPOCH_ENTRIES_MAX       65536u           /* leader-epoch checkpoint entries */
 #define LOG_SEGMENTS_MAX            100000u          /* segments in one partition log */
 #define LOG_PREALLOC_BYTES_DEFAULT  (16u * MIB)      /* chunk the active segment grows by */
+#define LOG_PREALLOC_BYTES_FIRST    (64u * KIB)      /* ... at first: chunks double up to it */
 #define LOG_SCAN_CHUNK_BYTES        (64u * KIB)      /* read-ahead of a header walk */
 #define LOG_CHECKPOINT_BYTES_MAX    (4u * MIB)       /* a checkpoint file read at open */
 #define LOG_FLUSH_WAITERS_MAX       1000000u         /* pending flush callbacks per log */

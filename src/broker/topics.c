@@ -716,6 +716,12 @@ delete_records_one(struct breq *rq, struct proto_str topic,
         r->error_code = KAFKA_KAFKA_STORAGE_ERROR;
         return;
     }
+    /* A replicated partition's log start is not replicated yet: deleting on the leader alone
+     * would bring the records back with the next leader. Refused rather than half done. */
+    if (replica_group(rep) != NULL) {
+        r->error_code = KAFKA_POLICY_VIOLATION;
+        return;
+    }
     int64_t high = replica_high_watermark(rep);
     int64_t offset = q->offset == DELETE_TO_HIGH_WATERMARK ? high : q->offset;
     if (offset < 0 || offset > high) {

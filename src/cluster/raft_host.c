@@ -474,11 +474,13 @@ static void ops_truncate(void *ctx, int64_t from)
 #ifndef RAFT_HOST_BUG_WAITER_OFFSET_ONLY
     fail_waiters_from(g, from, ERR_STATE);
 #endif
+#ifndef RAFT_HOST_BUG_SKIP_TRUNCATE /* injected bug: the log on disk keeps the suffix */
     if (g->err == 0) {
         int rc = log_truncate_to(g->log, from); /* durable when it returns */
         if (rc != 0)
             g->err = rc;
     }
+#endif
 }
 
 /* ---- hard state: the node's journal -------------------------------------------------------- */
@@ -990,6 +992,9 @@ static void on_flushed(void *ctx, int err, int64_t durable_offset)
             group_free(g);
         return;
     }
+#ifdef RAFT_HOST_BUG_FSYNC_ERROR_IGNORED
+    err = 0;
+#endif
     if (err != 0 && g->err == 0)
         g->err = err;
     group_pump(g);
@@ -1002,8 +1007,14 @@ static void report_durable(struct raft_group *g)
     int64_t durable = log_durable_offset(g->log);
     int64_t index, term;
 
+#ifdef RAFT_HOST_BUG_FSYNC_ERROR_IGNORED
+    /* injected bug: a failed fsync taken as done (what the kernel dropped counted durable) */
+    if (g->err == 0 && log_error(g->log) != 0 && g->flush_end > durable)
+        durable = g->flush_end;
+#else
     if (g->err == 0 && log_error(g->log) != 0)
         g->err = log_error(g->log);
+#endif
     if (g->err != 0)
         return;
 #ifdef RAFT_HOST_BUG_ACK_UNSYNCED

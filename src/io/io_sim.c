@@ -89,6 +89,7 @@ struct inode {
     struct entries cur_dir, dur_dir;        /* directories */
     struct op *pending_head, *pending_tail; /* files: pending data ops, oldest first */
     struct inode *prev, *next;              /* every live inode */
+    bool scatter_stop; /* during a scattered crash: a later write of it can no longer land */
 };
 
 struct sim_file {
@@ -114,6 +115,7 @@ struct io_sim {
     unsigned fail_kinds;
     uint64_t fail_left;
     int fail_err;
+    uint64_t faults; /* errors injected or for want of space, so far */
 };
 
 static const struct io_ops sim_ops;
@@ -532,6 +534,7 @@ static int begin_op(struct io_sim *s, unsigned kind)
     if (--s->fail_left > 0)
         return 0;
     s->fail_kinds = 0;
+    s->faults++;
     return s->fail_err;
 }
 
@@ -694,7 +697,10 @@ static int extent_ok(struct io_sim *s, const struct inode *ino, uint64_t off, ui
     if (off > IO_SIM_FILE_BYTES_MAX || len > IO_SIM_FILE_BYTES_MAX - off)
         return -EFBIG;
     *new_size = MAX(ino->cur.size, off + len);
-    return space_ok(s, ino->cur.size, *new_size) ? 0 : -ENOSPC;
+    if (space_ok(s, ino->cur.size, *new_size))
+        return 0;
+    s->faults++;
+    return -ENOSPC;
 }
 
 static ssize_t sim_pwrite(struct io_file *file, const void *buf, size_t n, uint64_t off)
@@ -1038,7 +1044,25 @@ static int sim_sync_dir(struct io *io, const char *path)
 
 /* ---- crash ------------------------------------------------------------------------------- */
 
-static void crash_locked(struct io_sim *s, uint64_t keep_ops, uint64_t tear_bytes)
+/* Applies to the durable state the sectors of write op that rng keeps, each on its own. */
+static void op_apply_scattered(struct op *op, struct rng *rng)
+{
+    uint64_t at = op->off, end = op->off + op->len;
+
+    while (at < end) {
+        uint64_t next = MIN(end, (at / IO_SIM_SECTOR_BYTES + 1) * IO_SIM_SECTOR_BYTES);
+        if (rng_chance(rng, 1, 2))
+            content_write(&op->ino->dur, at, op->data + (at - op->off), next - at);
+        at = next;
+    }
+}
+
+/* The first keep_ops pending operations survive. Then either (scatter NULL) the first
+ * tear_bytes of the next one if it is a write, or (scatter set) any sectors of the next one if
+ * it is a write and, when reorder, of every later write up to its file's next truncate or
+ * allocation. */
+static void crash_locked(struct io_sim *s, uint64_t keep_ops, uint64_t tear_bytes,
+                         struct rng *scatter, bool reorder)
 {
     /* Pin every inode so nothing is freed while the lists are rebuilt. */
     uint64_t count = s->inode_count;
@@ -1054,7 +1078,12 @@ static void crash_locked(struct io_sim *s, uint64_t keep_ops, uint64_t tear_byte
         struct op *op = s->head;
         if (i < keep_ops)
             op_apply(s, op, op->len);
-        else if (i == keep_ops && op->type == OP_WRITE)
+        else if (scatter != NULL && op->type == OP_WRITE && !op->ino->scatter_stop &&
+                 (reorder || i == keep_ops))
+            op_apply_scattered(op, scatter);
+        else if (scatter != NULL && is_data_op(op))
+            op->ino->scatter_stop = true;
+        else if (scatter == NULL && i == keep_ops && op->type == OP_WRITE)
             op_apply(s, op, tear_bytes);
         i++;
         if (is_data_op(op))
@@ -1071,6 +1100,7 @@ static void crash_locked(struct io_sim *s, uint64_t keep_ops, uint64_t tear_byte
     }
     for (size_t j = 0; j < k; j++) {
         struct inode *ino = all[j];
+        ino->scatter_stop = false;
         account_resize(s, ino, ino->dur.size);
         content_assign(&ino->cur, &ino->dur);
         entries_assign(s, &ino->cur_dir, &ino->dur_dir);
@@ -1116,7 +1146,7 @@ void io_sim_crash_at(struct io *io, uint64_t keep_ops, uint64_t tear_bytes)
 {
     struct io_sim *s = to_sim(io);
     lock(s);
-    crash_locked(s, keep_ops, tear_bytes);
+    crash_locked(s, keep_ops, tear_bytes, NULL, false);
     unlock(s);
 }
 
@@ -1130,7 +1160,16 @@ void io_sim_crash(struct io *io, struct rng *rng)
     uint64_t tear_bytes = 0;
     if (next != NULL && next->type == OP_WRITE)
         tear_bytes = rng_below(rng, next->len + 1);
-    crash_locked(s, keep_ops, tear_bytes);
+    crash_locked(s, keep_ops, tear_bytes, NULL, false);
+    unlock(s);
+}
+
+void io_sim_crash_torn(struct io *io, struct rng *rng, bool reorder)
+{
+    ASSERT(rng != NULL);
+    struct io_sim *s = to_sim(io);
+    lock(s);
+    crash_locked(s, rng_below(rng, s->pending_count + 1), 0, rng, reorder);
     unlock(s);
 }
 
@@ -1174,6 +1213,24 @@ void io_sim_set_capacity(struct io *io, uint64_t bytes)
     lock(s);
     s->capacity_bytes = bytes;
     unlock(s);
+}
+
+uint64_t io_sim_faults(struct io *io)
+{
+    struct io_sim *s = to_sim(io);
+    lock(s);
+    uint64_t n = s->faults;
+    unlock(s);
+    return n;
+}
+
+uint64_t io_sim_used_bytes(struct io *io)
+{
+    struct io_sim *s = to_sim(io);
+    lock(s);
+    uint64_t n = s->used_bytes;
+    unlock(s);
+    return n;
 }
 
 /* ---- lifetime ---------------------------------------------------------------------------- */

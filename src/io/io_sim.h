@@ -15,6 +15,13 @@
  *   before the crash becomes stale: every call on it returns -EIO except io_close(), which
  *   frees it. The disk is usable again at once through new handles.
  * - io_sim_crash(rng): the same with keep_ops and tear_bytes drawn at random.
+ * - io_sim_crash_torn(rng, reorder): keep_ops drawn as above; then the next pending write, if
+ *   it is one, keeps each of its IO_SIM_SECTOR_BYTES-aligned pieces or not, on its own (a torn
+ *   write with holes). With reorder, a disk that writes back out of order, as a page cache and
+ *   a disk's write cache may: every later pending write too (a later write of a file on disk
+ *   without an earlier one), up to its file's next pending truncate or allocation, after which
+ *   nothing of that file lands. Every later directory operation, truncate and allocation is
+ *   lost. A file grown by a surviving piece reads zeros in the gap.
  * - Fault injection: io_sim_fail_nth(kinds, nth, err) makes the nth operation (counting from 1,
  *   from the call on) whose kind is in `kinds` fail with err (e.g. -EIO, -ENOSPC) and have no
  *   effect. A failed io_sync() is sticky for that file, as on Linux, which may drop dirty pages
@@ -48,7 +55,11 @@
 #include "base/rand.h"
 #include "io/io.h"
 
+#include <stdbool.h>
 #include <stdint.h>
+
+/* The unit a scattered crash keeps or loses: a disk sector. */
+#define IO_SIM_SECTOR_BYTES 512u
 
 enum io_sim_op_kind {
     IO_SIM_OPEN = 1 << 0,
@@ -70,9 +81,14 @@ uint64_t io_sim_pending_ops(struct io *io);
 uint64_t io_sim_pending_write_bytes(struct io *io, uint64_t i);
 void io_sim_crash_at(struct io *io, uint64_t keep_ops, uint64_t tear_bytes);
 void io_sim_crash(struct io *io, struct rng *rng);
+void io_sim_crash_torn(struct io *io, struct rng *rng, bool reorder);
 
 void io_sim_fail_nth(struct io *io, unsigned kinds, uint64_t nth, int err);
 void io_sim_fail_clear(struct io *io);
+/* Errors returned so far by injection or for want of space (the capacity), not counting the
+ * echoes of an earlier one (a sticky failed sync, a stale handle): a caller that failed while
+ * this did not move failed on its own. */
+uint64_t io_sim_faults(struct io *io);
 
 /* Operations performed so far, by kind (to drive "fail at every Nth operation" loops). */
 uint64_t io_sim_op_count(struct io *io, unsigned kinds);
@@ -80,5 +96,7 @@ uint64_t io_sim_op_count(struct io *io, unsigned kinds);
 /* A space limit in bytes over all file contents: writes and allocations beyond it fail with
  * -ENOSPC. 0 means no limit. */
 void io_sim_set_capacity(struct io *io, uint64_t bytes);
+/* Bytes the capacity counts right now (to fill a disk up to a chosen margin). */
+uint64_t io_sim_used_bytes(struct io *io);
 
 #endif

@@ -338,6 +338,16 @@ static int maybe_roll(struct log *log, uint64_t len, const struct batch_header *
     return full || old || wide ? roll(log) : 0;
 }
 
+/* The next preallocation chunk: as large as the segment already is, from
+ * LOG_PREALLOC_BYTES_FIRST up to the configured chunk, so a partition that holds a few bytes
+ * (an idle one of thousands: a replica holding only its leaders' no-ops) takes a few KiB of disk,
+ * not a whole chunk, while a busy one reaches full chunks after as many bytes. */
+static uint64_t prealloc_chunk(const struct log *log, const struct segment *s)
+{
+    uint64_t chunk = MAX((uint64_t)LOG_PREALLOC_BYTES_FIRST, s->file_bytes);
+    return MIN(chunk, log->cfg.prealloc_bytes);
+}
+
 /* Grows the active segment's preallocation on the owner thread when the batch would not fit:
  * the first chunk of a new segment (once per roll, as the file's creation), or when the flusher
  * fell behind the writes. */
@@ -346,7 +356,7 @@ static int ensure_space(struct log *log, struct segment *s, uint64_t len)
     uint64_t need = s->bytes + len;
     if (log->cfg.prealloc_bytes == 0 || log->prealloc_off || need <= s->file_bytes)
         return 0;
-    uint64_t target = MIN(s->file_bytes + log->cfg.prealloc_bytes, log->cfg.segment_bytes);
+    uint64_t target = MIN(s->file_bytes + prealloc_chunk(log, s), log->cfg.segment_bytes);
     target = MAX(target, need);
     int rc = io_allocate(log_file_io(s->file), s->file_bytes, target - s->file_bytes);
     if (rc == -EOPNOTSUPP) {
@@ -364,9 +374,9 @@ static int ensure_space(struct log *log, struct segment *s, uint64_t len)
  * past everything written: allocating over dirty pages would be slow. */
 static void plan_space(struct log *log, const struct segment *s)
 {
-    uint64_t chunk = log->cfg.prealloc_bytes;
-    if (chunk == 0 || log->prealloc_off || log->alloc_target > 0)
+    if (log->cfg.prealloc_bytes == 0 || log->prealloc_off || log->alloc_target > 0)
         return;
+    uint64_t chunk = prealloc_chunk(log, s);
     if (log->inflight != NULL && log->inflight->alloc_to > 0)
         return; /* the allocation in flight is the one this would ask for */
     if (s->file_bytes < s->bytes || s->file_bytes - s->bytes >= chunk / 2 ||

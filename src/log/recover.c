@@ -13,7 +13,10 @@
  * bytes there were synced (the segment lies below the recovery point on disk, or the log was
  * closed cleanly) or a valid batch follows (later in the segment, or in a later segment that
  * does not continue it): fsynced data after it may have been acknowledged, and repairing would
- * silently drop it (a Raft voter would forget entries it acknowledged). A rolled segment
+ * silently drop it (a Raft voter would forget entries it acknowledged). One exception: in the
+ * active segment, zero bytes up to the valid batch are pages that never reached the disk (a
+ * power loss that kept later unsynced writes, a failed fsync that dropped pages), so that
+ * region and everything after it was never synced: a torn tail. A rolled segment
  * whose trim a crash lost ends in preallocated bytes that the next segment continues: it is
  * trimmed, nothing else. The epoch cache is rebuilt from the
  * scanned batches on top of the checkpoint's entries below the recovery point, and everything
@@ -244,9 +247,9 @@ static int valid_batch_at(struct log *log, struct io_file *f, uint64_t pos, uint
 }
 
 /* Looks for a valid batch (as valid_batch_at) starting anywhere in [from, limit) of f: 1 when
- * one is found. Only a damaged or torn segment is searched, once, at open. */
+ * one is found (*found: where). Only a damaged or torn segment is searched, once, at open. */
 static int find_valid_batch(struct log *log, struct io_file *f, uint64_t from, uint64_t limit,
-                            int64_t min_base)
+                            int64_t min_base, uint64_t *found)
 {
     enum { MAGIC_AT = 16 }; /* baseOffset, batchLength, partitionLeaderEpoch, then magic 2 */
     uint8_t *chunk = xmalloc(LOG_SCAN_CHUNK_BYTES);
@@ -263,6 +266,8 @@ static int find_valid_batch(struct log *log, struct io_file *f, uint64_t from, u
         for (size_t k = 0; rc == 0 && k + MAGIC_AT < (size_t)n; k++) {
             if (chunk[k + MAGIC_AT] == 2)
                 rc = valid_batch_at(log, f, at + k, limit, min_base);
+            if (rc == 1)
+                *found = at + k;
         }
         at += (uint64_t)n - MAGIC_AT; /* the last positions' magic byte lies in the next chunk */
     }
@@ -305,6 +310,25 @@ struct trust {
     int64_t point_on_disk;       /* the checkpoint's value, trusted or not; -1 if none */
 };
 
+/* 1 when [from, to) of f holds only zero bytes, 0 when not. */
+static int all_zero(struct io_file *f, uint64_t from, uint64_t to)
+{
+    uint8_t *chunk = xmalloc(LOG_SCAN_CHUNK_BYTES);
+    int rc = 1;
+    for (uint64_t at = from; rc == 1 && at < to;) {
+        ssize_t n = io_pread(f, chunk, (size_t)MIN(to - at, LOG_SCAN_CHUNK_BYTES), at);
+        if (n <= 0) {
+            rc = n < 0 ? (int)n : 0;
+            break;
+        }
+        for (ssize_t k = 0; k < n && rc == 1; k++)
+            rc = chunk[k] == 0;
+        at += (uint64_t)n;
+    }
+    free(chunk);
+    return rc;
+}
+
 static int refuse(struct log *log, const struct segment *s, const char *why)
 {
     char path[IO_PATH_BYTES_MAX];
@@ -330,10 +354,24 @@ static int check_bad_point(struct log *log, uint32_t i, const struct trust *t, b
         return refuse(log, s, "the log was closed cleanly, so it was synced");
     if (!last && log->segs[i + 1]->base_offset <= t->point_on_disk)
         return refuse(log, s, "the segment lies below the recovery point, so it was synced");
-    int rc =
-        find_valid_batch(log, log_file_io(s->file), s->bytes + 1, s->file_bytes, s->end_offset);
+    uint64_t next = 0;
+    int rc = find_valid_batch(log, log_file_io(s->file), s->bytes + 1, s->file_bytes, s->end_offset,
+                              &next);
     if (rc < 0)
         return rc;
+    /* Zero bytes up to a later valid batch in the active segment are pages that never reached
+     * the disk (the space is preallocated zeros): an unsynced region, since a sync completed
+     * after the later batch was written would have persisted them too. Nothing from there on
+     * was acknowledged (a failed sync fails the log), so it is a torn tail. Anything else
+     * there (garbage) is damage. */
+    if (rc == 1 && last) {
+        rc = all_zero(log_file_io(s->file), s->bytes, next);
+        if (rc < 0)
+            return rc;
+        if (rc == 1)
+            return 0;
+        return refuse(log, s, "valid batches follow it in the segment");
+    }
     if (rc == 1)
         return refuse(log, s, "valid batches follow it in the segment");
     if (last)

@@ -24,18 +24,29 @@ def serving(port):
 
 
 class Cluster:
-    """n voters (nodes 1..n) and `observers` more nodes (n+1..) that are not in the voter list."""
+    """n voters (nodes 1..n) and `observers` more nodes (n+1..) that are not in the voter list.
 
-    def __init__(self, root, n, extra_args=(), observers=0):
+    node_args: {node id: [args]} added to that node's command line after extra_args.
+    voter_port(node, peer): the port node's voter list gives for peer (another voter), instead
+    of peer's cluster port; a node dials its peers there (tests/chaos puts a fault proxy on it).
+    A node's own entry is always its cluster port, as the broker requires."""
+
+    def __init__(self, root, n, extra_args=(), observers=0, node_args=None, voter_port=None):
         self.root = str(root)
         ports = free_ports(3 * (n + observers))
         self.nodes = {}
-        voters = ",".join("%d@127.0.0.1:%d" % (i + 1, ports[3 * i + 2]) for i in range(n))
+
+        def voters(node_id):
+            return ",".join("%d@127.0.0.1:%d" % (
+                i + 1, ports[3 * i + 2] if voter_port is None or i + 1 == node_id
+                else voter_port(node_id, i + 1)) for i in range(n))
+
         for i in range(n + observers):
             node_id = i + 1
             b = Broker(os.path.join(self.root, "node%d" % node_id),
                        ["--node-id", str(node_id), "--set",
-                        "controller.quorum.voters=" + voters] + list(extra_args))
+                        "controller.quorum.voters=" + voters(node_id)] + list(extra_args) +
+                       list((node_args or {}).get(node_id, ())))
             b.port, b.http_port, b.cluster_port = ports[3 * i:3 * i + 3]
             b.served = True  # fixed ports: the voter list names them
             b.node_id = node_id

@@ -23,6 +23,7 @@ from helpers import wait_until
 TIMEOUT_S = 30
 NOT_LEADER_OR_FOLLOWER = 6
 NOT_ENOUGH_REPLICAS = 19
+POLICY_VIOLATION = 44
 
 # A follower is out of the ISR one second after it stopped acknowledging (default 30 s).
 FAST_ISR = ["--set", "replica.lag.time.max.ms=1000"]
@@ -127,6 +128,17 @@ def raw_produce(port, topic, values):
     return kw.produce_v3_answer(payload, 7)
 
 
+def raw_delete_records(port, topic, offset):
+    """The error code of a DeleteRecords v0 of partition 0 up to offset."""
+    body = (kw.i32(1) + kw.string(topic) + kw.i32(1) + kw.i32(0) + kw.i64(offset) +
+            kw.i32(TIMEOUT_S * 1000))
+    kind, payload = kw.exchange(port, kw.frame(kw.header(21, 0, 11) + body))
+    assert kind == "response"
+    at = 8 + 4 + 2 + len(topic) + 4  # correlation, throttle, topic count, name, partitions
+    _, _, error = struct.unpack(">iqh", payload[at:at + 14])
+    return error
+
+
 def find_coordinator(port, group):
     """The coordinator's node id from FindCoordinator v0, once one is available."""
     def ask():
@@ -179,6 +191,9 @@ def test_min_insync_refusal(cluster):
     create_topic(c, "m2", 1, {"min.insync.replicas": "2"})
     leader = wait_leader(c, "m3", 0, [1, 2, 3])
     assert raw_produce(c.nodes[leader].port, "m3", ["ok"])[0] == 0
+    # DeleteRecords is refused on a replicated partition (its log start is not replicated, so
+    # the next leader would bring the records back), not done on the leader alone.
+    assert raw_delete_records(c.nodes[leader].port, "m3", 1) == POLICY_VIOLATION
     follower = next(n for n in (1, 2, 3) if n != leader)
     c.nodes[follower].kill()
     wait_until(lambda: len(partition_state(c, leader, "m3", 0)[1]) == 2, TIMEOUT_S,

@@ -21,8 +21,10 @@
  *   host promises     no append response acknowledges an index the node has not made
  *                     durable; no message carries a term, no vote response a vote, that is
  *                     not in the node's hard-state file (checked as each message is handed to
- *                     the transport); a restarted node's term is at least every term it sent
- *                     (all left out with end_to_end);
+ *                     the transport); a restarted node's term is at least every term it sent;
+ *                     a group or the metadata node stops on a storage error only if the disk
+ *                     failed (io_sim_faults moved) during that process's life (all left out
+ *                     with end_to_end);
  *   state machine     every batch any node applies (its commit index passed it) is read from
  *                     that node's log and must match (offsets, term, CRC) what any node ever
  *                     committed at those offsets: no offset holds two committed records;
@@ -58,11 +60,15 @@
  *
  * Faults (drawn by the seed, within its fault phase): drop, delay, duplicate and reorder (the
  * network's settings change over time), symmetric and one-way partitions, a group's leader cut
- * off with a minority, a process crash (page cache survives) or a node's power loss (unsynced
- * writes lost, the last write possibly torn), power loss of every node at once, injected
- * EIO/ENOSPC (the group stops, the process exits and is restarted), and a prefix every node has
- * committed and made durable dropped through the host (raft_group_compact) or behind its back
- * (retention). The admin's operations run under all of them.
+ * off with a minority, a process crash (page cache survives), a clean shutdown, or a node's
+ * power loss (unsynced writes lost; the last write kept as a prefix or sector by sector with
+ * holes; with reorder later writes too, out of order), power loss of every node at once,
+ * injected EIO/ENOSPC on one operation or a disk that fills up (the group stops, the process
+ * exits and is restarted, its operator having freed space), a node's clock jumping (monotonic
+ * forward, wall either way, up to CS_CLOCK_JUMP_MS), a node's process stalling (what reaches it
+ * held until it runs again), and a prefix every node has committed and made durable dropped
+ * through the host (raft_group_compact) or behind its back (retention).
+ * The admin's operations run under all of them.
  *
  * Extending: a node is what one process owns; the broker's handlers belong in struct cs_node
  * beside the partition groups and the metadata node, started in node_start and dropped in
@@ -116,6 +122,7 @@
 #define CS_TOPICS_MAX      24u                     /* topics the admin keeps at once */
 #define CS_CLUSTER_ID      "csim-cluster-id-000001"
 #define CS_META_SNAPSHOT   "/metadata.snapshot"
+#define CS_CLOCK_JUMP_MS   3000u /* a clock jump's bound, either way (monotonic: forward only) */
 
 /* What identifies a batch in a log: where it is, its term, and the CRC over its records. */
 struct cs_fp {
@@ -171,6 +178,29 @@ struct cs_wrap {
     struct cs_node *n;
 };
 
+/* A node's clock as its processes see it: the simulation's, moved by the jumps drawn for this
+ * node (the monotonic clock only forward, as a stalled machine sees it on waking; the wall
+ * clock either way, as an NTP step does). */
+struct cs_clock {
+    struct clock clock;
+    struct csim *s;
+    uint64_t mono_skew_ns;
+    int64_t wall_skew_ms;
+};
+
+/* What reaches a stalled process (a frame, a peer going up or down), held in order until it
+ * runs again, as its sockets would. Owns copies of everything the frame points to. */
+enum cs_held_kind { CS_HELD_RAFT, CS_HELD_RPC, CS_HELD_UP, CS_HELD_DOWN };
+
+struct cs_held {
+    struct cs_held *next;
+    enum cs_held_kind kind;
+    struct wire_raft raft;
+    struct wire_rpc rpc;
+    int32_t peer;
+    int err;
+};
+
 /* A node: its disk, which outlives every process, and what its process owns while it runs,
  * which node_start rebuilds from the disk alone and node_crash drops. Later stages add the
  * broker's handlers here. */
@@ -182,7 +212,14 @@ struct cs_node {
     uint64_t restart_at; /* while down */
     uint64_t next_tick_ms;
     uint64_t next_disk_ms;
-    struct io *io; /* the disk: outlives every process */
+    struct io *io;        /* the disk: outlives every process */
+    struct cs_clock clk;  /* the machine's clock: outlives every process */
+    bool disk_full;       /* the disk's capacity is capped until this process exits */
+    uint64_t disk_faults; /* io_sim_faults() when this process started */
+    /* A stalled process (SIGSTOP, a VM paused) does nothing until stalled_until; what reaches
+     * it waits in held. */
+    uint64_t stalled_until;
+    struct cs_held *held, **held_tail;
     struct log_files *files;
     struct log_flusher *fl;
     struct raft_host *host;
@@ -299,6 +336,22 @@ PRINTF_LIKE(2, 3) static void fail(struct csim *s, const char *fmt, ...)
     va_end(ap);
     trace(s, "VIOLATION: %s", s->res->why);
 }
+
+/* ---- the nodes' clocks ---------------------------------------------------------------------- */
+
+static uint64_t node_mono_ns(struct clock *c)
+{
+    struct cs_clock *k = (struct cs_clock *)c;
+    return clock_mono_ns(&k->s->clock.clock) + k->mono_skew_ns;
+}
+
+static int64_t node_wall_ms(struct clock *c)
+{
+    struct cs_clock *k = (struct cs_clock *)c;
+    return clock_wall_ms(&k->s->clock.clock) + k->wall_skew_ms;
+}
+
+static const struct clock_ops node_clock_ops = {.mono_ns = node_mono_ns, .wall_ms = node_wall_ms};
 
 /* ---- per-partition records ------------------------------------------------------------------ */
 
@@ -565,31 +618,141 @@ static void on_meta_controller(void *ctx, int32_t id)
     trace(n->s, "meta n%d: controller %d", n->id, id);
 }
 
+static bool stalled(const struct cs_node *n)
+{
+    return n->stalled_until != CS_NEVER;
+}
+
+static struct cs_held *hold(struct cs_node *n, enum cs_held_kind kind)
+{
+    struct cs_held *h = xcalloc(1, sizeof(*h));
+
+    h->kind = kind;
+    *n->held_tail = h;
+    n->held_tail = &h->next;
+    return h;
+}
+
+static struct slice slice_copy(struct slice from)
+{
+    uint8_t *p = xmalloc(from.len ? from.len : 1);
+
+    memcpy(p, from.ptr, from.len);
+    return slice_make(p, from.len);
+}
+
+static void held_free(struct cs_held *h)
+{
+    for (size_t i = 0; i < h->raft.count; i++) {
+        struct wire_msg *m = &h->raft.msgs[i];
+        for (uint16_t j = 0; m->batch_bytes != NULL && j < m->msg.batch_count; j++)
+            free((void *)m->batch_bytes[j].ptr);
+        free((void *)m->batch_bytes);
+        free((void *)m->msg.batches);
+    }
+    free(h->raft.msgs);
+    free((void *)h->rpc.payload.ptr);
+    free(h);
+}
+
 static void node_on_raft(void *ctx, const struct wire_raft *frame)
 {
     struct cs_node *n = ctx;
-    n->host_h.on_raft(n->host_h.ctx, frame);
+
+    if (!stalled(n)) {
+        n->host_h.on_raft(n->host_h.ctx, frame);
+        return;
+    }
+    struct cs_held *h = hold(n, CS_HELD_RAFT);
+    h->raft = *frame;
+    h->raft.msgs = xcalloc(frame->count ? frame->count : 1, sizeof(*h->raft.msgs));
+    for (size_t i = 0; i < frame->count; i++) {
+        const struct wire_msg *from = &frame->msgs[i];
+        struct wire_msg *m = &h->raft.msgs[i];
+        uint16_t count = from->msg.batch_count;
+
+        *m = *from;
+        m->msg.batches = NULL;
+        m->batch_bytes = NULL;
+        if (count == 0)
+            continue;
+        struct raft_batch *b = xmalloc(count * sizeof(*b));
+        memcpy(b, from->msg.batches, count * sizeof(*b));
+        m->msg.batches = b;
+        if (from->batch_bytes == NULL)
+            continue;
+        struct slice *bytes = xmalloc(count * sizeof(*bytes));
+        for (uint16_t j = 0; j < count; j++)
+            bytes[j] = slice_copy(from->batch_bytes[j]);
+        m->batch_bytes = bytes;
+    }
 }
 
 static void node_on_rpc(void *ctx, const struct wire_rpc *r)
 {
     struct cs_node *n = ctx;
-    if (n->mn != NULL)
+
+    if (stalled(n)) {
+        struct cs_held *h = hold(n, CS_HELD_RPC);
+        h->rpc = *r;
+        h->rpc.payload = slice_copy(r->payload);
+    } else if (n->mn != NULL) {
         (void)meta_node_on_rpc(n->mn, r);
+    }
 }
 
 static void node_on_peer_up(void *ctx, int32_t peer)
 {
     struct cs_node *n = ctx;
-    if (n->host_h.on_peer_up != NULL)
+
+    if (stalled(n))
+        hold(n, CS_HELD_UP)->peer = peer;
+    else if (n->host_h.on_peer_up != NULL)
         n->host_h.on_peer_up(n->host_h.ctx, peer);
 }
 
 static void node_on_peer_down(void *ctx, int32_t peer, int err, const char *reason)
 {
     struct cs_node *n = ctx;
-    if (n->host_h.on_peer_down != NULL)
+
+    if (stalled(n)) {
+        struct cs_held *h = hold(n, CS_HELD_DOWN);
+        h->peer = peer;
+        h->err = err;
+    } else if (n->host_h.on_peer_down != NULL) {
         n->host_h.on_peer_down(n->host_h.ctx, peer, err, reason);
+    }
+}
+
+/* Drops what a stalled process was holding (it crashed), or (deliver) runs again: everything
+ * held is handed over in order, its tick and its disk's completions come at once, once each. */
+static void unstall(struct csim *s, struct cs_node *n, bool deliver)
+{
+    struct cs_held *h = n->held;
+
+    if (!stalled(n))
+        return;
+    n->stalled_until = CS_NEVER;
+    n->held = NULL;
+    n->held_tail = &n->held;
+    if (deliver) {
+        trace(s, "n%d runs again", n->id);
+        n->next_tick_ms = s->now;
+        n->next_disk_ms = s->now;
+    }
+    while (h != NULL) {
+        struct cs_held *next = h->next;
+        if (deliver && h->kind == CS_HELD_RAFT)
+            node_on_raft(n, &h->raft);
+        else if (deliver && h->kind == CS_HELD_RPC)
+            node_on_rpc(n, &h->rpc);
+        else if (deliver && h->kind == CS_HELD_UP)
+            node_on_peer_up(n, h->peer);
+        else if (deliver)
+            node_on_peer_down(n, h->peer, h->err, "held while stalled");
+        held_free(h);
+        h = next;
+    }
 }
 
 /* The controller builds the admin's operation against its image (meta_node.h: every earlier
@@ -669,7 +832,7 @@ static void admin_step(struct csim *s)
 
     if (s->admin_busy > 0)
         return;
-    if (!n->up || n->mn == NULL) {
+    if (!n->up || n->mn == NULL || stalled(n)) {
         s->admin_guess = (int32_t)rng_below(&s->rng, (uint64_t)s->nodes);
         return;
     }
@@ -891,7 +1054,7 @@ static void meta_start(struct csim *s, struct cs_node *n, const struct log_env *
     mc.incarnation_id.b[14] = (uint8_t)(n->starts >> 8);
     mc.incarnation_id.b[15] = (uint8_t)n->starts;
     struct meta_node_env me = {.io = n->io,
-                               .clock = &s->clock.clock,
+                               .clock = &n->clk.clock,
                                .host = n->host,
                                .transport = &n->wrap.t,
                                .log = n->meta_log,
@@ -918,15 +1081,15 @@ static void node_start(struct csim *s, struct cs_node *n)
         members.ids[i] = i;
         members.voter[i] = 1;
     }
+    n->disk_faults = io_sim_faults(n->io);
     n->files = log_files_create(n->io, 16);
     n->fl = log_flusher_create(false);
-    struct log_env env = {
-        .io = n->io, .clock = &s->clock.clock, .files = n->files, .flusher = n->fl};
+    struct log_env env = {.io = n->io, .clock = &n->clk.clock, .files = n->files, .flusher = n->fl};
     log_config_default(&cfg);
     cfg.prealloc_bytes = 0;
     cfg.segment_bytes = LOG_SEGMENT_BYTES_MIN; /* segments roll under load */
     struct raft_host_options ho = {
-        .self = n->id, .io = n->io, .clock = &s->clock.clock, .state_dir = "/"};
+        .self = n->id, .io = n->io, .clock = &n->clk.clock, .state_dir = "/"};
     rc = raft_host_create(&ho, &n->host);
     ASSERT(rc == 0);
     for (int k = 0; k < CS_PARTS; k++) {
@@ -1015,7 +1178,12 @@ static void node_crash(struct csim *s, struct cs_node *n, enum cs_crash how)
     static const char *const names[] = {"crashes", "loses power", "stops"};
 
     trace(s, "n%d %s", n->id, names[how]);
+    unstall(s, n, false); /* what its sockets held is lost with them */
     io_sim_fail_clear(n->io);
+    if (n->disk_full) { /* its operator frees space before the restart */
+        io_sim_set_capacity(n->io, 0);
+        n->disk_full = false;
+    }
     meta_node_close(n->mn); /* queued operations fail with ERR_CLOSED */
     n->mn = NULL;
     for (int k = 0; k < CS_PARTS; k++)
@@ -1026,8 +1194,10 @@ static void node_crash(struct csim *s, struct cs_node *n, enum cs_crash how)
     s->res->peer_wakes += hs.peer_wakes;
     raft_host_destroy(n->host);
     sim_net_detach(s->net, n->id);
-    if (how == CS_POWER)
+    if (how == CS_POWER && rng_chance(&s->rng, 1, 2))
         io_sim_crash(n->io, &s->rng);
+    else if (how == CS_POWER) /* the last write torn with holes; out of order with reorder */
+        io_sim_crash_torn(n->io, &s->rng, s->o->reorder);
     else if (how == CS_KILL)
         io_sim_crash_at(n->io, io_sim_pending_ops(n->io), 0);
     for (int k = 0; k < CS_PARTS; k++) {
@@ -1051,9 +1221,10 @@ static void node_crash(struct csim *s, struct cs_node *n, enum cs_crash how)
 
 /* ---- clients --------------------------------------------------------------------------------- */
 
+/* Node n runs, answers, and its replica of partition k works. */
 static bool part_ok(const struct cs_node *n, int k)
 {
-    return n->up && n->parts[k].g != NULL && raft_group_error(n->parts[k].g) == 0;
+    return n->up && !stalled(n) && n->parts[k].g != NULL && raft_group_error(n->parts[k].g) == 0;
 }
 
 /* Proposes one batch of 1 to 3 records at node for partition k; 0 or the host's error. */
@@ -1216,6 +1387,20 @@ static void client_step(struct csim *s)
         client_redirect(s, c, k, node); /* NOT_LEADER_OR_FOLLOWER */
 }
 
+/* A group stopped on err: only the disk may cause that (an injected error, a full disk). An
+ * error while this process's disk never failed is the host misusing its log (e.g. appending
+ * past a suffix it forgot to truncate). */
+static void storage_error(struct csim *s, struct cs_node *n, const char *what, int k, int err)
+{
+    if (s->o->end_to_end || io_sim_faults(n->io) != n->disk_faults)
+        return;
+    if (k >= 0)
+        fail(s, "%s%d node %d stopped on %s though its disk never failed", what, k, n->id,
+             err_str(err));
+    else
+        fail(s, "%s node %d stopped on %s though its disk never failed", what, n->id, err_str(err));
+}
+
 /* ---- faults -----------------------------------------------------------------------------------
  */
 
@@ -1321,13 +1506,15 @@ static void compact(struct csim *s, int i, int k)
     int rc = raft_group_compact(pt->g, fp.base);
     trace(s, "p%d n%d compacts below %" PRId64 ": %s", k, s->n[i].id, fp.base,
           rc == 0 ? "ok" : err_str(rc));
-    if (rc == 0)
+    if (rc == 0) {
         s->res->compactions++;
-    else if (rc != ERR_INVALID)
+    } else if (rc != ERR_INVALID) {
         s->n[i].exiting = true; /* a storage error: the process exits like on a group's */
-    else
+        storage_error(s, &s->n[i], "p", k, rc);
+    } else {
         fail(s, "p%d node %d: compaction below %" PRId64 " (limit %" PRId64 ") refused: %s", k,
              s->n[i].id, fp.base, limit, err_str(rc));
+    }
 }
 
 static void fault_step(struct csim *s)
@@ -1389,17 +1576,24 @@ static void fault_step(struct csim *s)
         }
         s->heal_at = s->now + rng_range(&s->rng, 50, 1500);
         s->res->partitions++;
-    } else if (r < 55) {
+    } else if (r < 53) {
         if (s->heal_at != CS_NEVER)
             heal_net(s);
-    } else if (r < 75 && down_count(s) <= minority) { /* one node dies */
+    } else if (r < 68 && down_count(s) <= minority) { /* one node dies */
         struct cs_node *n = &s->n[rng_below(&s->rng, (uint64_t)s->nodes)];
         if (!n->up)
             return;
         s->res->crashes++;
         node_crash(s, n, rng_chance(&s->rng, 1, 2) ? CS_POWER : CS_KILL);
         n->restart_at = s->now + rng_range(&s->rng, 20, 1500);
-    } else if (r < 79 && s->res->power_losses < s->power_losses_max) { /* every node at once */
+    } else if (r < 72 && down_count(s) <= minority) { /* a clean shutdown, then a restart */
+        struct cs_node *n = &s->n[rng_below(&s->rng, (uint64_t)s->nodes)];
+        if (!n->up)
+            return;
+        s->res->stops++;
+        node_crash(s, n, CS_STOP);
+        n->restart_at = s->now + rng_range(&s->rng, 20, 1500);
+    } else if (r < 76 && s->res->power_losses < s->power_losses_max) { /* every node at once */
         s->res->power_losses++;
         trace(s, "power loss");
         for (int i = 0; i < s->nodes; i++) {
@@ -1408,7 +1602,7 @@ static void fault_step(struct csim *s)
                 node_crash(s, n, CS_POWER);
             n->restart_at = s->now + rng_range(&s->rng, 20, 800);
         }
-    } else if (r < 87) { /* the disk fails a write, sync or truncate */
+    } else if (r < 83) { /* the disk fails a write, sync or truncate */
         struct cs_node *n = &s->n[rng_below(&s->rng, (uint64_t)s->nodes)];
         if (!n->up)
             return;
@@ -1418,13 +1612,38 @@ static void fault_step(struct csim *s)
                         err);
         trace(s, "n%d's disk fails write/sync/truncate/rename #%" PRIu64 " with %s", n->id, nth,
               err == -EIO ? "EIO" : "ENOSPC");
-    } else if (r < 95 && down_count(s) == 0) { /* a node drops a committed prefix */
+    } else if (r < 87) { /* a node's disk fills up: every write beyond a margin fails */
+        struct cs_node *n = &s->n[rng_below(&s->rng, (uint64_t)s->nodes)];
+        if (!n->up || n->disk_full)
+            return;
+        uint64_t margin = rng_below(&s->rng, 65536);
+        io_sim_set_capacity(n->io, io_sim_used_bytes(n->io) + margin);
+        n->disk_full = true;
+        s->res->disk_fulls++;
+        trace(s, "n%d's disk is full %" PRIu64 " bytes from now", n->id, margin);
+    } else if (r < 93 && down_count(s) == 0) { /* a node drops a committed prefix */
         int i = (int)rng_below(&s->rng, (uint64_t)s->nodes);
         int k = (int)rng_below(&s->rng, CS_PARTS);
         if (rng_chance(&s->rng, 1, 2))
             compact(s, i, k);
         else
             retain(s, i, k);
+    } else if (r < 97) { /* a node's clock jumps */
+        struct cs_node *n = &s->n[rng_below(&s->rng, (uint64_t)s->nodes)];
+        uint64_t mono_ms = rng_chance(&s->rng, 1, 2) ? rng_below(&s->rng, CS_CLOCK_JUMP_MS) : 0;
+        int64_t wall_ms = (int64_t)rng_below(&s->rng, 2 * CS_CLOCK_JUMP_MS + 1) - CS_CLOCK_JUMP_MS;
+        n->clk.mono_skew_ns += mono_ms * 1000000u;
+        n->clk.wall_skew_ms += wall_ms;
+        s->res->clock_jumps++;
+        trace(s, "n%d's clock jumps: monotonic +%" PRIu64 " ms, wall %+" PRId64 " ms", n->id,
+              mono_ms, wall_ms);
+    } else { /* a node's process stalls: its clock runs on, it does nothing */
+        struct cs_node *n = &s->n[rng_below(&s->rng, (uint64_t)s->nodes)];
+        if (!n->up || stalled(n))
+            return;
+        n->stalled_until = s->now + rng_range(&s->rng, 50, CS_CLOCK_JUMP_MS);
+        s->res->stalls++;
+        trace(s, "n%d stalls until %" PRIu64, n->id, n->stalled_until);
     }
     /* else: nothing this time */
 }
@@ -1434,6 +1653,7 @@ static void fault_step(struct csim *s)
 
 enum cs_event {
     EV_RESTART,
+    EV_RESUME,
     EV_TICK,
     EV_DISK,
     EV_NET,
@@ -1462,6 +1682,10 @@ static uint64_t next_event(struct csim *s, enum cs_event *ev, int *who)
         struct cs_node *n = &s->n[i];
         if (!n->up) {
             pick(n->restart_at, EV_RESTART, i, &best, ev, who);
+            continue;
+        }
+        if (stalled(n)) {
+            pick(n->stalled_until, EV_RESUME, i, &best, ev, who);
             continue;
         }
         pick(n->next_tick_ms, EV_TICK, i, &best, ev, who);
@@ -1497,6 +1721,9 @@ static void handle(struct csim *s, enum cs_event ev, int who)
     switch (ev) {
     case EV_RESTART:
         node_start(s, n);
+        break;
+    case EV_RESUME:
+        unstall(s, n, true);
         break;
     case EV_TICK:
         raft_host_tick(n->host);
@@ -1559,11 +1786,13 @@ static void after_step(struct csim *s)
             if (raft_group_error(pt->g) != 0) {
                 trace(s, "p%d n%d stops on a storage error: %s", k, n->id,
                       err_str(raft_group_error(pt->g)));
+                storage_error(s, n, "p", k, raft_group_error(pt->g));
                 exits = true;
             }
         }
         if (n->mn != NULL && meta_node_error(n->mn) != 0) {
             trace(s, "meta n%d stops on an error: %s", n->id, err_str(meta_node_error(n->mn)));
+            storage_error(s, n, "meta", -1, meta_node_error(n->mn));
             exits = true;
         }
         if (exits) { /* the process exits on a storage error; its supervisor restarts it */
@@ -1742,6 +1971,9 @@ static void setup(struct csim *s)
         n->s = s;
         n->id = i;
         n->io = io_sim_create();
+        n->clk = (struct cs_clock){.clock = {.ops = &node_clock_ops}, .s = s};
+        n->stalled_until = CS_NEVER;
+        n->held_tail = &n->held;
         for (int k = 0; k < CS_PARTS; k++)
             n->parts[k] = (struct cs_part){.s = s, .n = n, .k = k};
         n->meta_part = (struct cs_part){.s = s, .n = n, .k = CS_META};
@@ -1790,7 +2022,7 @@ int csim_run(const struct csim_options *o, struct csim_result *res)
     s->next_admin_ms = rng_range(&s->rng, 10, 200);
     run_until(s, o->time_ms, NULL);
 
-    /* Heal: a calm network, every node running, no injected disk errors. */
+    /* Heal: a calm network, every node running, no injected disk errors, no full disk. */
     s->faults_on = s->clients_on = false;
     if (!s->failed) {
         trace(s, "heal everything");
@@ -1802,7 +2034,10 @@ int csim_run(const struct csim_options *o, struct csim_result *res)
         calm.reorder = false;
         sim_net_set_faults(s->net, &calm);
         for (int i = 0; i < s->nodes; i++) {
+            unstall(s, &s->n[i], true);
             io_sim_fail_clear(s->n[i].io);
+            io_sim_set_capacity(s->n[i].io, 0);
+            s->n[i].disk_full = false;
             if (!s->n[i].up)
                 node_start(s, &s->n[i]);
         }

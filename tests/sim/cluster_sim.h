@@ -21,6 +21,7 @@ struct csim_options {
     bool trace;         /* print the event trace as it happens */
     bool trace_on_fail; /* print the last events when an invariant fails */
     bool end_to_end;    /* skip the host-promise checks at the wire: only what clients see */
+    bool reorder;       /* a power loss may land unsynced writes out of order (io_sim_crash_torn) */
 };
 
 struct csim_result {
@@ -35,6 +36,10 @@ struct csim_result {
     uint64_t crashes;      /* process crashes (page cache survives) and single-node power losses */
     uint64_t power_losses; /* all nodes at once */
     uint64_t disk_errors;  /* injected EIO/ENOSPC that stopped a group */
+    uint64_t disk_fulls;   /* a node's disk filled up (until its process exits) */
+    uint64_t stops;        /* clean shutdowns (then restarts) */
+    uint64_t clock_jumps;  /* a node's monotonic clock forward, its wall clock either way */
+    uint64_t stalls;       /* a node's process did nothing for a while (its clock ran on) */
     uint64_t partitions;   /* symmetric, one-way and leader isolations */
     uint64_t compactions;  /* committed prefixes dropped (raft_group_compact, retention) */
     uint64_t peer_wakes;   /* quiesced groups woken because a node went silent */

@@ -491,6 +491,7 @@ static void test_fail_dirop(void **state)
     assert_int_equal(io_mkdir(io, "/a"), 0);
     assert_int_equal(io_mkdir(io, "/b"), -EIO);
     assert_int_equal(io_mkdir(io, "/c"), 0);
+    assert_int_equal(io_sim_faults(io), 1);
     assert_int_equal(io_exists(io, "/b", NULL), -ENOENT);
     io_sim_fail_nth(io, IO_SIM_DIROP, 1, -EIO);
     assert_int_equal(io_rename(io, "/a", "/d"), -EIO);
@@ -521,7 +522,10 @@ static void test_capacity(void **state)
     memset(data, 1, sizeof(data));
     struct io_file *f = open_rw(io, "/f");
     assert_int_equal(io_pwrite(f, data, 60, 0), 60);
+    assert_int_equal(io_sim_used_bytes(io), 60);
+    assert_int_equal(io_sim_faults(io), 0);
     assert_int_equal(io_pwrite(f, data, 50, 60), -ENOSPC);
+    assert_int_equal(io_sim_faults(io), 1);
     uint64_t size = 0;
     assert_int_equal(io_size(f, &size), 0);
     assert_int_equal(size, 60);
@@ -533,6 +537,7 @@ static void test_capacity(void **state)
     io_close(g);
     /* Removing a closed file gives its space back. */
     assert_int_equal(io_remove(io, "/g"), 0);
+    assert_int_equal(io_sim_used_bytes(io), 60);
     assert_int_equal(io_pwrite(f, data, 40, 60), 40);
     io_sim_set_capacity(io, 0);
     assert_int_equal(io_pwrite(f, data, 100, 100), 100);
@@ -671,6 +676,98 @@ static void test_crash_random_is_prefix(void **state)
     assert_true(seen_full);
 }
 
+/* io_sim_crash_torn with reorder: each sector of a pending write lands or not on its own, a later
+ * write without an earlier one, but nothing of a file past its pending truncate. Every byte read
+ * back is either durable before or written. */
+static void test_crash_torn_reorder(void **state)
+{
+    (void)state;
+    enum { SECTORS = 4, BYTES = SECTORS * IO_SIM_SECTOR_BYTES };
+    struct rng rng;
+    rng_seed(&rng, test_seed());
+    uint8_t a[BYTES], b[BYTES], buf[2 * BYTES + 16];
+    memset(a, 'a', sizeof(a));
+    memset(b, 'b', sizeof(b));
+    bool seen_hole = false, seen_b_without_a = false, seen_after_truncate = false;
+    for (int round = 0; round < 400; round++) {
+        struct io *io = io_sim_create();
+        struct io_file *f = durable_file(io, "/f", "", 0);
+        assert_int_equal(io_pwrite(f, a, sizeof(a), 0), (ssize_t)sizeof(a));
+        assert_int_equal(io_pwrite(f, b, sizeof(b), BYTES), (ssize_t)sizeof(b));
+        assert_int_equal(io_truncate(f, 1), 0);
+        assert_int_equal(io_pwrite(f, "c", 1, 1), 1);
+        io_sim_crash_torn(io, &rng, true);
+        size_t got = read_all(io, "/f", buf, sizeof(buf));
+        assert_true(got <= 2 * BYTES);
+        if (got >= 1 && got <= 2) { /* the truncate landed (in the prefix), maybe the "c" too */
+            assert_int_equal(buf[0], 'a');
+            assert_true(got == 1 || buf[1] == 'c' || buf[1] == 0);
+            seen_after_truncate = true;
+            io_close(f);
+            io_destroy(io);
+            continue;
+        }
+        bool sector_a[SECTORS] = {0}, any_b = false;
+        for (size_t i = 0; i < got; i++) {
+            uint8_t want = i < BYTES ? 'a' : 'b';
+            assert_true(buf[i] == want || buf[i] == 0); /* nothing past the pending truncate */
+            if (buf[i] == 0)
+                continue;
+            if (i < BYTES)
+                sector_a[i / IO_SIM_SECTOR_BYTES] = true;
+            else
+                any_b = true;
+            /* A sector lands whole. */
+            size_t first = i / IO_SIM_SECTOR_BYTES * IO_SIM_SECTOR_BYTES;
+            assert_true(got >= first + IO_SIM_SECTOR_BYTES);
+            assert_int_equal(buf[first], want);
+            assert_int_equal(buf[first + IO_SIM_SECTOR_BYTES - 1], want);
+        }
+        seen_hole |= sector_a[0] && !sector_a[1] && sector_a[2];
+        seen_b_without_a |= any_b && !sector_a[0];
+        io_close(f);
+        io_destroy(io);
+    }
+    assert_true(seen_hole);
+    assert_true(seen_b_without_a);
+    assert_true(seen_after_truncate);
+}
+
+/* io_sim_crash_torn without reorder: a prefix of the pending writes, then sectors of the next
+ * one with holes, nothing after it. */
+static void test_crash_torn_in_order(void **state)
+{
+    (void)state;
+    enum { SECTORS = 4, BYTES = SECTORS * IO_SIM_SECTOR_BYTES };
+    struct rng rng;
+    rng_seed(&rng, test_seed());
+    uint8_t a[BYTES], b[BYTES], buf[2 * BYTES + 16];
+    memset(a, 'a', sizeof(a));
+    memset(b, 'b', sizeof(b));
+    bool seen_hole = false;
+    for (int round = 0; round < 400; round++) {
+        struct io *io = io_sim_create();
+        struct io_file *f = durable_file(io, "/f", "", 0);
+        assert_int_equal(io_pwrite(f, a, sizeof(a), 0), (ssize_t)sizeof(a));
+        assert_int_equal(io_pwrite(f, b, sizeof(b), BYTES), (ssize_t)sizeof(b));
+        io_sim_crash_torn(io, &rng, false);
+        size_t got = read_all(io, "/f", buf, sizeof(buf));
+        bool a_whole = got >= BYTES && memcmp(buf, a, BYTES) == 0;
+        for (size_t i = 0; i < got; i++) {
+            uint8_t want = i < BYTES ? 'a' : 'b';
+            assert_true(buf[i] == want || buf[i] == 0);
+            /* b lands only after all of a. */
+            if (i >= BYTES && buf[i] != 0)
+                assert_true(a_whole);
+        }
+        seen_hole |= got >= 3 * IO_SIM_SECTOR_BYTES && buf[0] == 'a' &&
+                     buf[IO_SIM_SECTOR_BYTES] == 0 && buf[2 * IO_SIM_SECTOR_BYTES] == 'a';
+        io_close(f);
+        io_destroy(io);
+    }
+    assert_true(seen_hole);
+}
+
 static void test_many_files_and_large_file(void **state)
 {
     (void)state;
@@ -793,6 +890,8 @@ int main(void)
         cmocka_unit_test(test_capacity),
         cmocka_unit_test(test_random_crash_model),
         cmocka_unit_test(test_crash_random_is_prefix),
+        cmocka_unit_test(test_crash_torn_reorder),
+        cmocka_unit_test(test_crash_torn_in_order),
         cmocka_unit_test(test_many_files_and_large_file),
         cmocka_unit_test(test_two_threads),
     };
