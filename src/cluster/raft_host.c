@@ -1779,7 +1779,9 @@ int64_t raft_group_commit(const struct raft_group *g)
 
 int raft_group_error(const struct raft_group *g)
 {
-    return g->err;
+    /* A quiesced group is not pumped, so it may not have looked at its log yet: a storage error
+     * shows at once all the same (the next pump stops the group). */
+    return g->err != 0 ? g->err : log_error(g->log);
 }
 
 bool raft_group_leader_ready(struct raft_group *g)
