@@ -250,7 +250,8 @@ int raft_group_progress(struct raft_group *g, struct raft_progress *out, uint32_
 struct raft *raft_group_core(struct raft_group *g); /* read-only views: role, term, commit */
 bool raft_group_is_leader(const struct raft_group *g);
 int64_t raft_group_commit(const struct raft_group *g);
-/* The group's error (a storage error stops it: nothing more is acknowledged), or 0. */
+/* The group's error (a storage error stops it: nothing more is acknowledged), or its log's
+ * (shown at once, even while the group is quiesced and has not looked), or 0. */
 int raft_group_error(const struct raft_group *g);
 /* Leader whose own term has an entry committed (its no-op): its commit index covers every
  * entry any earlier leader committed, so what it answers never goes back. */
