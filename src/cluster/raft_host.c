@@ -14,6 +14,13 @@
  *   last good record.
  * - A closed group whose flush callbacks are still outstanding stays allocated (closed set)
  *   until the last one runs; nothing else touches it.
+ * - active[0..active_count) holds every open group whose core is not quiesced and that has not
+ *   failed, each once, at its active_at (SIZE_MAX when not in it); after a tick it holds no
+ *   other. Only groups in it are ticked; quiesced ones are woken by a message, a proposal or a
+ *   silent peer (raft_wake), and group_pump puts them back.
+ * - peers holds every other node that is a member of an open group, with the number of such
+ *   groups; heard is the host tick of its last frame; silent is set once it went unheard for
+ *   election_ticks_min ticks (or the transport reported it down) and cleared by its next frame.
  *
  * RAFT_HOST_BUG_* (never defined in a product build) each break one of these promises on
  * purpose: tests/unit/cluster and tests/sim/cluster_sim build this file with them and must catch
@@ -24,6 +31,7 @@
 #include "base/alloc.h"
 #include "base/assert.h"
 #include "base/buf.h"
+#include "base/compiler.h"
 #include "base/crc32c.h"
 #include "base/error.h"
 #include "base/limits.h"
@@ -74,6 +82,7 @@ struct rh_held {
 
 struct raft_group {
     struct raft_host *host;
+    size_t active_at; /* position in host->active, SIZE_MAX when quiesced or failed */
     struct wire_group id;
     struct log *log;
     struct raft raft;
@@ -101,6 +110,15 @@ struct raft_group {
     raft_group_apply_fn apply;
     raft_group_role_fn on_role;
     void *ctx;
+};
+
+/* Another node that is a member of one of our groups. */
+struct rh_peer {
+    int32_t id;
+    uint32_t groups;      /* open groups it is a member of */
+    uint64_t heard;       /* host tick of its last frame */
+    uint32_t incarnation; /* of its host, from its liveness messages; 0 until the first */
+    bool silent;
 };
 
 struct raft_host {
@@ -133,9 +151,87 @@ struct raft_host {
     struct rh_held *held;
     size_t held_count, held_cap;
     uint64_t epoch;
+    /* Quiescence: the groups ticked, the peers, and the timing liveness uses (the shortest of
+     * every group opened: UINT32_MAX before the first). */
+    struct raft_group **active;
+    size_t active_count, active_cap;
+    struct rh_peer *peers;
+    size_t peer_count, peer_cap;
+    uint32_t election_ticks_min, heartbeat_ticks_min;
+    uint32_t incarnation; /* this host's, never 0: a peer that sees it change knows we restarted */
 };
 
+const struct wire_group raft_host_liveness_group = {.partition = 0};
+
+static void active_add(struct raft_group *g)
+{
+    struct raft_host *h = g->host;
+
+    if (g->active_at != SIZE_MAX)
+        return;
+    if (h->active_count == h->active_cap) {
+        h->active_cap = h->active_cap ? 2 * h->active_cap : 64;
+        h->active = xrealloc(h->active, h->active_cap * sizeof(*h->active));
+    }
+    g->active_at = h->active_count;
+    h->active[h->active_count++] = g;
+}
+
+static void active_remove(struct raft_group *g)
+{
+    struct raft_host *h = g->host;
+    size_t at = g->active_at;
+
+    if (at == SIZE_MAX)
+        return;
+    ASSERT(at < h->active_count && h->active[at] == g);
+    h->active[at] = h->active[--h->active_count];
+    h->active[at]->active_at = at;
+    g->active_at = SIZE_MAX;
+}
+
+static struct rh_peer *peer_find(struct raft_host *h, int32_t id)
+{
+    for (size_t i = 0; i < h->peer_count; i++)
+        if (h->peers[i].id == id)
+            return &h->peers[i];
+    return NULL;
+}
+
+/* The members of c other than this node are peers (one more group each). */
+static void peers_ref(struct raft_host *h, const struct raft_config *c)
+{
+    for (uint32_t i = 0; i < c->count; i++) {
+        struct rh_peer *p;
+
+        if (c->ids[i] == h->self)
+            continue;
+        p = peer_find(h, c->ids[i]);
+        if (p == NULL) {
+            if (h->peer_count == h->peer_cap) {
+                h->peer_cap = h->peer_cap ? 2 * h->peer_cap : 8;
+                h->peers = xrealloc(h->peers, h->peer_cap * sizeof(*h->peers));
+            }
+            /* Not heard from yet, but not silent either: it gets an election timeout. */
+            p = &h->peers[h->peer_count++];
+            *p = (struct rh_peer){.id = c->ids[i], .heard = h->stats.host_ticks};
+        }
+        p->groups++;
+    }
+}
+
+static void peers_unref(struct raft_host *h, const struct raft_config *c)
+{
+    for (uint32_t i = 0; i < c->count; i++) {
+        struct rh_peer *p = c->ids[i] == h->self ? NULL : peer_find(h, c->ids[i]);
+
+        if (p != NULL && --p->groups == 0)
+            *p = h->peers[--h->peer_count];
+    }
+}
+
 static void hs_save_start(struct raft_group *g);
+static void peer_restarted(struct raft_host *h, struct rh_peer *p);
 
 /* ---- the batch index ----------------------------------------------------------------------- */
 
@@ -1131,6 +1227,8 @@ static void group_pump(struct raft_group *g)
     g->pumping = false;
     if (g->err != 0)
         fail_waiters_from(g, INT64_MIN, g->err);
+    else if (!g->closed && !g->raft.quiesced)
+        active_add(g);
 }
 
 /* ---- inbound ------------------------------------------------------------------------------- */
@@ -1185,10 +1283,28 @@ static bool append_bytes_ok(const struct wire_msg *m)
 
 void raft_host_receive(struct raft_host *h, const struct wire_raft *frame)
 {
+    struct rh_peer *p = peer_find(h, frame->from);
+
+    if (p != NULL) {
+        p->heard = h->stats.host_ticks;
+        p->silent = false;
+    }
     for (size_t i = 0; i < frame->count; i++) {
         const struct wire_msg *m = &frame->msgs[i];
-        struct raft_group *g = find_group(h, &m->group);
+        struct raft_group *g;
 
+        if (wire_group_eq(&m->group, &raft_host_liveness_group)) {
+            /* The frame itself was the news; seq is the sender's incarnation. */
+            h->stats.liveness_received++;
+            if (p != NULL && m->msg.seq != 0 && m->msg.seq != p->incarnation) {
+                bool restarted = p->incarnation != 0;
+                p->incarnation = m->msg.seq;
+                if (restarted)
+                    peer_restarted(h, p);
+            }
+            continue;
+        }
+        g = find_group(h, &m->group);
         h->stats.msgs_received++;
         if (m->msg.type < RAFT_MSG_TYPE_COUNT)
             h->stats.msgs_received_by_type[m->msg.type]++;
@@ -1216,12 +1332,76 @@ static void on_peer(void *ctx, int32_t peer)
     (void)peer;
 }
 
+/*
+ * Wakes every quiesced group that depends on peer p (raft_wake decides: the groups it leads, and
+ * those this node leads with it as a member), p unheard for silent ticks. O(groups), once per
+ * silence or restart of a peer.
+ */
+static void peer_wake(struct raft_host *h, struct rh_peer *p, uint64_t silent)
+{
+    for (size_t i = 0; i < h->group_count; i++) {
+        struct raft_group *g = h->groups[i];
+
+        if (g->err != 0 || !g->raft.quiesced)
+            continue;
+        raft_wake(&g->raft, p->id, silent > UINT32_MAX ? UINT32_MAX : (uint32_t)silent);
+        if (!g->raft.quiesced) {
+            h->stats.peer_wakes++;
+            group_pump(g);
+        }
+    }
+}
+
+static void peer_silent(struct raft_host *h, struct rh_peer *p)
+{
+    p->silent = true;
+    h->stats.peers_silent++;
+    peer_wake(h, p, h->stats.host_ticks - p->heard);
+}
+
+/* p's host restarted (a new incarnation) faster than it could go silent: it may have lost its
+ * groups' state (a wiped disk, a member joining passively), so the groups that depend on it wake
+ * and talk to it rather than wait for a message it may never send. */
+static void peer_restarted(struct raft_host *h, struct rh_peer *p)
+{
+    h->stats.peer_restarts++;
+    peer_wake(h, p, 0);
+}
+
 static void on_peer_down(void *ctx, int32_t peer, int err, const char *reason)
 {
-    (void)ctx;
-    (void)peer;
+    struct raft_host *h = ctx;
+    struct rh_peer *p = peer_find(h, peer);
+
     (void)err;
     (void)reason;
+    if (p != NULL && !p->silent)
+        peer_silent(h, p);
+}
+
+/* Once per host tick: a liveness message to every peer each heartbeat interval, and peers
+ * unheard for an election timeout become silent. */
+static void liveness_tick(struct raft_host *h)
+{
+    uint64_t now = h->stats.host_ticks;
+    bool beat = h->heartbeat_ticks_min != UINT32_MAX && now % h->heartbeat_ticks_min == 0;
+
+    for (size_t i = 0; i < h->peer_count; i++) {
+        struct rh_peer *p = &h->peers[i];
+
+        if (!p->silent && now - p->heard >= h->election_ticks_min)
+            peer_silent(h, p);
+        if (beat && h->transport != NULL) {
+            struct wire_msg w = {.group = raft_host_liveness_group,
+                                 .msg = {.type = RAFT_MSG_HEARTBEAT,
+                                         .from = h->self,
+                                         .to = p->id,
+                                         .hint_index = -1,
+                                         .seq = h->incarnation}};
+            if (transport_send(h->transport, &w) == 0)
+                h->stats.liveness_sent++;
+        }
+    }
 }
 
 /* ---- the host ------------------------------------------------------------------------------ */
@@ -1236,6 +1416,15 @@ int raft_host_create(const struct raft_host_options *o, struct raft_host **out)
     h->io = o->io;
     h->clock = o->clock;
     h->epoch = 1;
+    h->election_ticks_min = UINT32_MAX;
+    h->heartbeat_ticks_min = UINT32_MAX;
+    /* Distinct across restarts of this node: the start time, and a count for hosts started in
+     * the same millisecond (or without a clock) by one process. */
+    static uint32_t created;
+    uint64_t t = o->clock != NULL ? (uint64_t)clock_wall_ms(o->clock) : 0;
+    h->incarnation = (uint32_t)(t * 2654435761u) ^ (uint32_t)(t >> 32) ^ ++created;
+    if (h->incarnation == 0)
+        h->incarnation = 1;
     snprintf(h->state_dir, sizeof(h->state_dir), "%s", o->state_dir);
     snprintf(h->journal_path, sizeof(h->journal_path), "%s/%s", o->state_dir, HS_JOURNAL_NAME);
     snprintf(h->journal_tmp, sizeof(h->journal_tmp), "%s/%s.tmp", o->state_dir, HS_JOURNAL_NAME);
@@ -1265,6 +1454,8 @@ void raft_host_destroy(struct raft_host *h)
     free(h->migrated);
     free(h->held);
     free(h->groups);
+    free(h->active);
+    free(h->peers);
     buf_deinit(&h->jbuf);
     buf_deinit(&h->scratch);
     free(h);
@@ -1283,15 +1474,29 @@ void raft_host_set_transport(struct raft_host *h, struct transport *t)
 
 void raft_host_tick(struct raft_host *h)
 {
+    size_t keep = 0;
+
     h->stats.host_ticks++;
-    for (size_t i = 0; i < h->group_count; i++) {
-        struct raft_group *g = h->groups[i];
+    liveness_tick(h);
+    /* Groups woken meanwhile (a callback proposing) join at the end and are ticked too. */
+    for (size_t i = 0; i < h->active_count; i++) {
+        struct raft_group *g = h->active[i];
         if (g->err != 0)
             continue;
         h->stats.group_ticks++;
         raft_tick(&g->raft);
         group_pump(g);
     }
+    for (size_t i = 0; i < h->active_count; i++) {
+        struct raft_group *g = h->active[i];
+        if (g->err == 0 && !g->raft.quiesced) {
+            g->active_at = keep;
+            h->active[keep++] = g;
+        } else {
+            g->active_at = SIZE_MAX;
+        }
+    }
+    h->active_count = keep;
 }
 
 /* The journal failed: nothing this node says about its term or votes can be trusted any more,
@@ -1338,6 +1543,7 @@ int raft_host_flush(struct raft_host *h)
 void raft_host_stats(const struct raft_host *h, struct raft_host_stats *out)
 {
     *out = h->stats;
+    out->groups_active = h->active_count;
 }
 
 /* ---- groups -------------------------------------------------------------------------------- */
@@ -1370,6 +1576,7 @@ int raft_group_open(struct raft_host *h, const struct raft_group_options *o,
     g->on_role = o->on_role;
     g->ctx = o->ctx;
     g->waiters_tail = &g->waiters;
+    g->active_at = SIZE_MAX;
     g->reported_index = -1;
     g->reported_term = -1;
     rc = idx_build(g);
@@ -1399,6 +1606,7 @@ int raft_group_open(struct raft_host *h, const struct raft_group_options *o,
     ro.heartbeat_ticks = o->heartbeat_ticks ? o->heartbeat_ticks : RAFT_HEARTBEAT_TICKS_DEFAULT;
     ro.pre_vote = true;
     ro.check_quorum = true;
+    ro.quiesce = true;
     ro.seed = o->seed;
     ro.log = &g->ops;
     ro.log_ctx = g;
@@ -1414,6 +1622,10 @@ int raft_group_open(struct raft_host *h, const struct raft_group_options *o,
     memmove(h->groups + at + 1, h->groups + at, (h->group_count - at) * sizeof(*h->groups));
     h->groups[at] = g;
     h->group_count++;
+    h->election_ticks_min = MIN(h->election_ticks_min, ro.election_ticks);
+    h->heartbeat_ticks_min = MIN(h->heartbeat_ticks_min, ro.heartbeat_ticks);
+    peers_ref(h, &g->raft.config);
+    active_add(g);
     *out = g;
     return 0;
 fail:
@@ -1427,6 +1639,19 @@ void raft_group_close(struct raft_group *g)
 
     size_t at = group_pos(h, &g->id);
     ASSERT(at < h->group_count && h->groups[at] == g);
+    if (g->err == 0 && g->raft.quiesced && g->raft.role == RAFT_LEADER && h->err == 0) {
+        /* Its followers stopped their timers for this leader: a last heartbeat wakes them,
+         * so they elect another one an election timeout from now. */
+        struct raft_ready rd;
+        for (uint32_t i = 0; i < g->raft.config.count && g->raft.quiesced; i++)
+            raft_wake(&g->raft, g->raft.config.ids[i], 0);
+        raft_ready(&g->raft, &rd);
+        if (!rd.hard_state_changed)
+            send_msgs(g, rd.msgs, rd.msg_count);
+        raft_advance(&g->raft);
+    }
+    active_remove(g);
+    peers_unref(h, &g->raft.config);
     memmove(h->groups + at, h->groups + at + 1, (h->group_count - at - 1) * sizeof(*h->groups));
     h->group_count--;
     for (size_t i = 0; i < h->held_count; i++)
@@ -1554,7 +1779,9 @@ int64_t raft_group_commit(const struct raft_group *g)
 
 int raft_group_error(const struct raft_group *g)
 {
-    return g->err;
+    /* A quiesced group is not pumped, so it may not have looked at its log yet: a storage error
+     * shows at once all the same (the next pump stops the group). */
+    return g->err != 0 ? g->err : log_error(g->log);
 }
 
 bool raft_group_leader_ready(struct raft_group *g)

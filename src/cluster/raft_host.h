@@ -53,6 +53,20 @@
  * when it was truncated or another entry committed at its offset, or ERR_CLOSED when the group
  * closes or fails.
  *
+ * Idle groups (docs/raft.md "Quiescence"): every group's core may quiesce (raft.h); the host ticks
+ * only the groups that are not quiesced (an active list: O(active) per tick, not O(groups)) and
+ * keeps liveness per node instead of per group: every heartbeat interval (the shortest of its
+ * groups') it sends each peer (every node that is a member of one of its groups) one small
+ * liveness message, and it notes the tick it last received any frame from each peer. A peer
+ * heard from not for an election timeout (the shortest of its groups'), or reported down by the
+ * transport, is silent: every quiesced group that depends on it (its leader, or a member of a
+ * group this node leads) is woken with raft_wake() and the ticks of silence, so a dead leader's
+ * followers elect as soon as unquiesced ones would and a leader cut off is deposed by
+ * check-quorum. A peer whose host restarted (a new incarnation in its liveness messages) wakes
+ * the same groups, without the silence: it may have lost their state and wait passively. The
+ * liveness message is a heartbeat of raft_host_liveness_group (Kafka's zero topic id, never a
+ * topic's; seq is the sender's incarnation), which no group steps.
+ *
  * Threads: everything on the owner loop. Callbacks (apply, role, waiters) run inside whichever
  * host call processed the ready (a tick, a received message, a flush completion, a proposal),
  * after raft_advance(), so they may propose; they must not close a group or destroy the host.
@@ -75,6 +89,9 @@
 
 struct raft_host;
 struct raft_group;
+
+/* The group id of the per-node liveness messages (the zero topic id, partition 0). */
+extern const struct wire_group raft_host_liveness_group;
 
 /* Called when the commit index advanced: entries [first, last] are committed (in order, never
  * twice). */
@@ -138,6 +155,13 @@ struct raft_host_stats {
     uint64_t msgs_received_by_type[RAFT_MSG_TYPE_COUNT];
     uint64_t append_batches_sent; /* batches read from the log into appends */
     uint64_t append_bytes_sent;
+    /* Quiescence and per-node liveness: */
+    uint64_t groups_active;     /* now: groups ticked (not quiesced, not failed) */
+    uint64_t liveness_sent;     /* liveness messages, one per peer per heartbeat interval */
+    uint64_t liveness_received; /* (not counted in msgs_sent / msgs_received) */
+    uint64_t peers_silent;      /* times a peer went silent (or was reported down) */
+    uint64_t peer_restarts;     /* times a peer's host restarted (its incarnation changed) */
+    uint64_t peer_wakes;        /* quiesced groups woken because a peer went silent or restarted */
 };
 
 /* One group's hard state as one journal entry holds it. */
@@ -226,7 +250,8 @@ int raft_group_progress(struct raft_group *g, struct raft_progress *out, uint32_
 struct raft *raft_group_core(struct raft_group *g); /* read-only views: role, term, commit */
 bool raft_group_is_leader(const struct raft_group *g);
 int64_t raft_group_commit(const struct raft_group *g);
-/* The group's error (a storage error stops it: nothing more is acknowledged), or 0. */
+/* The group's error (a storage error stops it: nothing more is acknowledged), or its log's
+ * (shown at once, even while the group is quiesced and has not looked), or 0. */
 int raft_group_error(const struct raft_group *g);
 /* Leader whose own term has an entry committed (its no-op): its commit index covers every
  * entry any earlier leader committed, so what it answers never goes back. */

@@ -260,6 +260,7 @@ static void set_role(struct raft *r, uint8_t role, int32_t leader)
         r->role_dirty = 1;
     r->role = role;
     r->leader = leader;
+    r->quiesced = 0;
     r->transferee = RAFT_NONE;
     r->read_count = 0;
     /* What the old leader verified says nothing about the next one, except that committed
@@ -466,7 +467,7 @@ static void bcast_append(struct raft *r)
         send_append(r, (int)i, false);
 }
 
-static void bcast_heartbeat(struct raft *r)
+static void bcast_heartbeat(struct raft *r, bool quiesce)
 {
     r->seq++;
     r->seq_sent_ticks[r->seq % RAFT_LEASE_RING] = r->now_ticks;
@@ -482,12 +483,62 @@ static void bcast_heartbeat(struct raft *r)
         /* Only what the follower is known to hold may be committed there. */
         m->commit = MIN(r->commit, p->match);
         m->seq = r->seq;
+        m->flag = quiesce;
     }
 }
 
 static int64_t self_match(const struct raft *r)
 {
     return r->persisted;
+}
+
+/*
+ * May the leader stop heartbeating? Only when nothing is in flight: its whole log is durable
+ * here and committed, every member holds all of it and answered within an election timeout (a
+ * member that stopped answering keeps the group ticking, so check-quorum works as usual), and
+ * no transfer, read or membership change is pending. The quiesce heartbeat then carries the
+ * commit index to every member (capped at its match, which is the last index).
+ */
+static bool can_quiesce(const struct raft *r)
+{
+    int64_t last = log_last(r);
+
+    if (!r->quiesce || r->transferee != RAFT_NONE || r->read_count > 0 || r->reads_done_count > 0 ||
+        r->persisted != last || r->commit != last || r->config.index > r->commit)
+        return false;
+    for (uint32_t i = 0; i < r->config.count; i++) {
+        const struct raft_member *p = &r->members[i];
+
+        if (r->config.ids[i] == r->self)
+            continue;
+        if (p->match != last || p->state != PROGRESS_REPLICATE || p->inflight_msgs > 0 ||
+            p->snapshot_dirty || p->contact_ticks >= r->election_ticks)
+            return false;
+    }
+    return true;
+}
+
+/*
+ * Ends quiescence. Time passed unseen, so a leader moves its clock on by an election timeout:
+ * no heartbeat acknowledged before counts for a lease, check-quorum starts a fresh round, and
+ * a heartbeat tells every member the leader is back (a follower that missed the quiesce
+ * heartbeat hears it too). A follower's timers stay where they stopped.
+ */
+static void wake(struct raft *r)
+{
+    if (!r->quiesced)
+        return;
+    r->quiesced = 0;
+    if (r->role != RAFT_LEADER)
+        return;
+#ifndef RAFT_BUG_QUIESCE_LEASE
+    r->now_ticks += r->election_ticks;
+#endif
+    r->election_elapsed = 0;
+    r->heartbeat_elapsed = 0;
+    for (uint32_t i = 0; i < r->config.count; i++)
+        r->members[i].active = 0;
+    bcast_heartbeat(r, false);
 }
 
 static void maybe_commit(struct raft *r)
@@ -523,7 +574,7 @@ static void maybe_commit(struct raft *r)
     r->commit_dirty = 1;
     /* Followers learn the new commit index now rather than at the next heartbeat tick, so
      * what a leader answers as committed is applied everywhere one round trip later. */
-    bcast_heartbeat(r);
+    bcast_heartbeat(r, false);
     /* A leader that removed itself leads until the removal commits (thesis 4.2.2), then
      * hands over to the most up-to-date voter rather than leaving the group to time out. */
     if (!raft_is_voter(&r->config, r->self) && r->commit >= r->config.index) {
@@ -873,6 +924,8 @@ static void step_follower(struct raft *r, const struct raft_msg *m)
             out->reject = 1;
             out->index = log_last(r);
         }
+        /* The leader has nothing more to send: stop the election timer until woken. */
+        r->quiesced = m->flag && r->quiesce && !out->reject;
         break;
     case RAFT_MSG_TIMEOUT_NOW:
         if (promotable(r))
@@ -971,6 +1024,27 @@ static int validate_msg(const struct raft *r, const struct raft_msg *m)
     return at == m->last_index ? 0 : ERR_CORRUPT;
 }
 
+/*
+ * Does m wake a quiesced group? Anything of a later term, anything a leader or candidate sends,
+ * and a refusal from a member; not the answers to the quiesce heartbeat itself (a leader would
+ * never stay quiesced), late vote answers, or anything of an earlier term (answered anyway).
+ */
+static bool wakes(const struct raft *r, const struct raft_msg *m)
+{
+    if (m->term != r->term)
+        return m->term > r->term;
+    switch (m->type) {
+    case RAFT_MSG_APPEND_RESP:
+    case RAFT_MSG_HEARTBEAT_RESP:
+        return m->reject != 0;
+    case RAFT_MSG_PRE_VOTE_RESP:
+    case RAFT_MSG_VOTE_RESP:
+        return false;
+    default:
+        return true;
+    }
+}
+
 int raft_step(struct raft *r, const struct raft_msg *m)
 {
     int rc = validate_msg(r, m);
@@ -979,6 +1053,8 @@ int raft_step(struct raft *r, const struct raft_msg *m)
     ASSERT(r->log != NULL);
     if (rc != 0)
         return rc;
+    if (r->quiesced && wakes(r, m))
+        wake(r);
     if (m->term > r->term) {
         if (vote_req && !m->flag && in_lease(r))
             return 0; /* a leader is alive: do not let a disruptive server depose it (4.2.3) */
@@ -1081,14 +1157,19 @@ static void tick_leader(struct raft *r)
         }
     }
     if (r->heartbeat_elapsed >= r->heartbeat_ticks) {
+        bool quiesce = can_quiesce(r);
+
         r->heartbeat_elapsed = 0;
-        bcast_heartbeat(r);
+        bcast_heartbeat(r, quiesce);
+        r->quiesced = quiesce;
     }
 }
 
 void raft_tick(struct raft *r)
 {
     ASSERT(r->log != NULL);
+    if (r->quiesced)
+        return;
     r->now_ticks++;
     if (r->lease_elapsed < LEASE_ELAPSED_MAX)
         r->lease_elapsed++;
@@ -1107,6 +1188,25 @@ void raft_tick(struct raft *r)
     if ((r->election_elapsed >= r->election_timeout || alone) && promotable(r)) {
         r->election_elapsed = 0;
         campaign(r, r->pre_vote && !alone, false);
+    }
+}
+
+void raft_wake(struct raft *r, int32_t peer, uint32_t silent_ticks)
+{
+    int idx = member_index(r, peer);
+
+    if (!r->quiesced || idx < 0 || peer == r->self)
+        return;
+    silent_ticks = MIN(silent_ticks, LEASE_ELAPSED_MAX);
+    if (r->role == RAFT_LEADER) {
+        wake(r);
+        r->members[idx].contact_ticks = MAX(r->members[idx].contact_ticks, silent_ticks);
+    } else if (r->leader == peer) {
+        /* It heard its leader last no later than the host heard that node: the lease it
+         * promised and its election timer have run for at least silent_ticks. */
+        wake(r);
+        r->lease_elapsed = MAX(r->lease_elapsed, silent_ticks);
+        r->election_elapsed = MAX(r->election_elapsed, silent_ticks);
     }
 }
 
@@ -1130,6 +1230,7 @@ int raft_propose(struct raft *r, uint32_t count, uint32_t bytes, struct raft_bat
     ASSERT(out != NULL);
     if (r->role != RAFT_LEADER || r->transferee != RAFT_NONE)
         return ERR_STATE;
+    wake(r);
     memset(&b, 0, sizeof(b));
     b.first_index = log_last(r) + 1;
     b.last_index = b.first_index + count - 1;
@@ -1156,6 +1257,7 @@ int raft_change(struct raft *r, uint8_t op, int32_t node, struct raft_batch *out
     rc = raft_config_apply(&r->config, op, node, &next);
     if (rc != 0)
         return rc;
+    wake(r);
     memset(&b, 0, sizeof(b));
     b.first_index = log_last(r) + 1;
     b.last_index = b.first_index;
@@ -1181,6 +1283,7 @@ int raft_transfer(struct raft *r, int32_t target)
         return ERR_STATE;
     if (target == r->self || idx < 0 || !r->config.voter[idx])
         return ERR_INVALID;
+    wake(r);
     r->transferee = target;
     r->transfer_elapsed = 0;
     if (r->members[idx].match == log_last(r))
@@ -1196,7 +1299,8 @@ int raft_read_index(struct raft *r, uint64_t id)
         return ERR_STATE; /* until its no-op commits a leader does not know the commit index */
     if (r->read_count + r->reads_done_count >= RAFT_READS_MAX)
         return ERR_STATE;
-    bcast_heartbeat(r);
+    wake(r);
+    bcast_heartbeat(r, false);
     r->reads[r->read_count].id = id;
     r->reads[r->read_count].index = r->commit;
     r->reads[r->read_count].seq = r->seq;
@@ -1209,7 +1313,8 @@ bool raft_lease_valid(const struct raft *r)
 {
     uint32_t fresh = 0;
 
-    if (r->role != RAFT_LEADER || !r->check_quorum || r->lease_lost || r->transferee != RAFT_NONE)
+    if (r->role != RAFT_LEADER || !r->check_quorum || r->lease_lost || r->transferee != RAFT_NONE ||
+        r->quiesced)
         return false;
     for (uint32_t i = 0; i < r->config.count; i++) {
         const struct raft_member *p = &r->members[i];
@@ -1239,6 +1344,7 @@ int raft_snapshot_installed(struct raft *r, int64_t index, int64_t term,
         return ERR_INVALID;
     if (r->role == RAFT_LEADER)
         return ERR_STATE;
+    wake(r);
     /* The host may have kept a matching suffix or dropped the whole log. */
     r->persisted = MAX(MIN(r->persisted, log_last(r)), index);
     r->verified = MAX(MIN(r->verified, log_last(r)), index);
@@ -1284,6 +1390,7 @@ int raft_init(struct raft *r, const struct raft_options *o)
     r->pre_vote = o->pre_vote;
     r->check_quorum = o->check_quorum;
     r->passive = o->passive;
+    r->quiesce = o->quiesce;
     /* After a restart the node does not know whether it answered a leader just before the
      * crash, so it keeps the promise for one election timeout; a node that never saw a term
      * never answered a leader and owes no lease. */

@@ -17,6 +17,14 @@
  * truncated whole. Messages carry index ranges and terms, never bytes; the host attaches bytes
  * when it sends an append and writes the bytes it received when the core calls ops->append.
  *
+ * Quiescence (raft_options.quiesce): a leader with nothing in flight (every member durable and
+ * committed at its last index and heard from recently, no transfer, read or membership change
+ * pending) sends one last heartbeat flagged "quiesce" and stops ticking; a follower that gets it
+ * from its leader stops too. A quiesced group does nothing in raft_tick (the host stops ticking
+ * it); any message that needs an answer wakes it, and so does raft_wake(), which the host calls
+ * when a node the group depends on has gone silent. Time does not pass for a quiesced group, so
+ * a follower's lease promise only grows longer; a quiesced leader holds no lease.
+ *
  * Invariants: term and commit_index never decrease; commit_index <= last index; a vote is cast
  * at most once per term; a follower acknowledges only indices it has been told are persisted.
  * It must never allocate after raft_init, read a clock, or call anything outside src/base.
@@ -103,7 +111,8 @@ enum raft_msg_type {
  *                       to index when empty); commit; batches (inbound only, see below).
  *   APPEND_RESP:        success: index = match. reject: index = rejected prev index,
  *                       hint_index/hint_term = where the follower's log may agree.
- *   HEARTBEAT:          commit (already capped at the follower's match); seq.
+ *   HEARTBEAT:          commit (already capped at the follower's match); seq; flag = quiesce (the
+ *                       leader stops heartbeating: stop the election timer until woken).
  *   HEARTBEAT_RESP:     seq echoed; reject with index = the follower's last index when the
  *                       commit sent was beyond it (it lost entries it acknowledged).
  * Outbound appends have batches == NULL: the host reads the batches of [index + 1, last_index]
@@ -184,6 +193,9 @@ struct raft_options {
     /* Never campaign until a leader is heard from (a member joining a group whose history lives
      * elsewhere); it votes and follows as usual. */
     bool passive;
+    /* Idle groups stop ticking and heartbeating (see above); the host must then call raft_wake()
+     * when a node it has stopped hearing from is a member this group depends on. */
+    bool quiesce;
     uint64_t seed;
     const struct raft_log_ops *log;
     void *log_ctx;
@@ -260,6 +272,8 @@ struct raft {
     uint8_t commit_dirty;
     uint8_t role_dirty;
     uint8_t lease_lost; /* leader: sent TimeoutNow this term */
+    uint8_t quiesce;    /* quiescence allowed (raft_options.quiesce) */
+    uint8_t quiesced;   /* idle: raft_tick does nothing until a message or raft_wake() */
     struct raft_config config;
     struct raft_config config_prev;
     struct raft_member members[RAFT_MEMBERS_MAX];
@@ -272,7 +286,16 @@ struct raft {
 int raft_init(struct raft *r, const struct raft_options *o);
 
 /* Inputs. Each returns 0 or a negative error; outputs accumulate until raft_advance(). */
+/* One tick; nothing at all while quiesced. */
 void raft_tick(struct raft *r);
+/*
+ * The host has heard nothing from node peer for silent_ticks ticks (it may be down or cut off).
+ * A quiesced leader with peer as a member wakes (check-quorum runs again; the member's last
+ * contact is at least silent_ticks old); a quiesced follower whose leader is peer wakes as if its
+ * timers had run for silent_ticks (it heard that leader no later than the node), so it campaigns
+ * when an unquiesced follower would. Otherwise nothing.
+ */
+void raft_wake(struct raft *r, int32_t peer, uint32_t silent_ticks);
 /* Validates m (it came from the network) and steps it; ERR_CORRUPT for a malformed one. */
 int raft_step(struct raft *r, const struct raft_msg *m);
 /* The log is durable up to index, whose term was term (a stale report is ignored). */
@@ -291,7 +314,8 @@ int raft_read_index(struct raft *r, uint64_t id);
  * Leader only: true while a quorum acknowledged heartbeats sent less than election_ticks -
  * RAFT_LEASE_MARGIN_TICKS ago, so no other leader can exist yet (lease reads). Assumes tick
  * rates differ by less than the margin over one election timeout; false for the rest of the
- * term once a transfer was attempted. It rests on every follower that answered refusing all
+ * term once a transfer was attempted, and false while quiesced (heartbeats acknowledged before
+ * quiescing never count again). It rests on every follower that answered refusing all
  * votes but a transfer's for election_ticks afterwards, whatever terms it learns meanwhile.
  */
 bool raft_lease_valid(const struct raft *r);

@@ -1174,7 +1174,8 @@ static int wrap_send(struct transport *t, const struct wire_msg *m)
 
     bool meta =
         memcmp(&m->group.topic_id, &wire_metadata_group.topic_id, sizeof(m->group.topic_id)) == 0;
-    if (s->o->end_to_end || (!meta && (m->group.partition < 0 || m->group.partition >= CS_PARTS)))
+    if (s->o->end_to_end || wire_group_eq(&m->group, &raft_host_liveness_group) ||
+        (!meta && (m->group.partition < 0 || m->group.partition >= CS_PARTS)))
         return transport_send(w->inner, m);
     struct cs_part *pt = meta ? &w->n->meta_part : &w->n->parts[m->group.partition];
     int64_t durable = log_durable_offset(pt->log);
@@ -1416,6 +1417,9 @@ static void node_crash(struct csim *s, struct cs_node *n, enum cs_crash how)
         pt->log = NULL;
         pt->g = NULL;
     }
+    struct raft_host_stats hs;
+    raft_host_stats(n->host, &hs);
+    s->res->peer_wakes += hs.peer_wakes;
     raft_host_destroy(n->host);
     sim_net_detach(s->net, n->id);
     if (how == CS_POWER && rng_chance(&s->rng, 1, 2))

@@ -47,6 +47,7 @@ struct csim_result {
     uint64_t stalls;       /* a node's process did nothing for a while (its clock ran on) */
     uint64_t partitions;   /* symmetric, one-way and leader isolations */
     uint64_t compactions;  /* committed prefixes dropped (raft_group_compact, retention) */
+    uint64_t peer_wakes;   /* quiesced groups woken because a node went silent */
 };
 
 /* Runs one seed. Returns 0 when every invariant and liveness bound held. */

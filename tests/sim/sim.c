@@ -53,6 +53,7 @@
 #include "raft/raft.h"
 
 #define SIM_TICK_UNITS     10u
+#define SIM_QUIET_UNITS    1500u /* quiesce runs: clients pause every other such stretch */
 #define SIM_NODES_MAX      5
 #define SIM_GROUPS_MAX     3
 #define SIM_LIVENESS_TICKS 100u /* after healing: every group commits a new proposal */
@@ -212,6 +213,9 @@ struct sim {
     uint32_t split_odds;  /* lease nemesis: split a leader off with probability 1 / split_odds */
     uint64_t split_until; /* and heal at this time (0: no split in force) */
     bool cut[SIM_NODES_MAX][SIM_NODES_MAX];
+    /* Quiesce runs: when node a last heard anything from node b, and whether b is silent. */
+    uint64_t heard[SIM_NODES_MAX][SIM_NODES_MAX];
+    bool silent[SIM_NODES_MAX][SIM_NODES_MAX];
     struct node node[SIM_NODES_MAX];
     struct gstate g[SIM_GROUPS_MAX];
     struct netmsg **heap;
@@ -870,6 +874,7 @@ static void replica_start(struct replica *rep)
     o.heartbeat_ticks = RAFT_HEARTBEAT_TICKS_DEFAULT;
     o.pre_vote = rep->sim->pre_vote;
     o.check_quorum = rep->sim->check_quorum;
+    o.quiesce = rep->sim->o->quiesce;
     o.seed = rng_next(&rep->sim->rng);
     o.log = &sim_log_ops;
     o.log_ctx = rep;
@@ -906,6 +911,10 @@ static void node_restart(struct sim *s, int n)
 
     nd->alive = true;
     trace(s, "node %d restarts", n);
+    for (int k = 0; k < s->nodes; k++) {
+        s->heard[n][k] = s->now;
+        s->silent[n][k] = false;
+    }
     for (int g = 0; g < s->groups; g++)
         replica_start(&nd->reps[g]);
 }
@@ -952,7 +961,7 @@ static void check_promise(struct replica *rep, const struct netmsg *m, int64_t t
 static void deliver(struct sim *s, struct netmsg *m)
 {
     struct node *nd = &s->node[m->m.to];
-    struct replica *rep = &nd->reps[m->group];
+    struct replica *rep;
     bool promised;
     int64_t term;
     int32_t vote;
@@ -960,6 +969,12 @@ static void deliver(struct sim *s, struct netmsg *m)
 
     if (!nd->alive || s->cut[m->m.from][m->m.to])
         return;
+    /* The host's liveness: any frame from a node means it is there; group -1 is only that. */
+    s->heard[m->m.to][m->m.from] = s->now;
+    s->silent[m->m.to][m->m.from] = false;
+    if (m->group < 0)
+        return;
+    rep = &nd->reps[m->group];
     if (m->snapshot) {
         struct slog *l = &rep->log;
         struct raft_config cfg, prev;
@@ -1268,6 +1283,9 @@ static void random_actions(struct sim *s)
 {
     struct rng *rng = &s->rng;
     int n = (int)rng_below(rng, (uint64_t)s->nodes), g = (int)rng_below(rng, (uint64_t)s->groups);
+    /* Quiesce runs: clients stop every other SIM_QUIET_UNITS so groups go idle, and the faults
+     * go on hitting them. */
+    bool idle = s->o->quiesce && (s->now / SIM_QUIET_UNITS) % 2 == 1;
 
     if (s->isolate_node >= 0 && s->now >= s->isolate_at) {
         if (s->faults)
@@ -1275,11 +1293,11 @@ static void random_actions(struct sim *s)
         s->isolate_node = -1;
         step_done(s);
     }
-    if (!s->clients_paused && rng_chance(rng, 1, s->propose_odds)) {
+    if (!s->clients_paused && !idle && rng_chance(rng, 1, s->propose_odds)) {
         propose(s, g);
         step_done(s);
     }
-    if (rng_chance(rng, 1, 40)) {
+    if (!idle && rng_chance(rng, 1, 40)) {
         read_index(s, g);
         step_done(s);
     }
@@ -1317,11 +1335,11 @@ static void random_actions(struct sim *s)
             compact(s, n, g);
         step_done(s);
     }
-    if (s->membership && rng_chance(rng, 1, 250)) {
+    if (s->membership && !idle && rng_chance(rng, 1, 250)) {
         change_membership(s, g);
         step_done(s);
     }
-    if (rng_chance(rng, 1, 500)) {
+    if (!idle && rng_chance(rng, 1, 500)) {
         transfer(s, g, false);
         step_done(s);
     }
@@ -1340,6 +1358,42 @@ static void check_leases(struct sim *s)
                      " has a leader",
                      g, n, rep->r.term, s->g[g].max_leader_term);
         }
+    }
+}
+
+/* The host's per-node liveness at node n's tick (quiesce runs): a liveness message to every
+ * other node, and every quiesced group woken for a node unheard for an election timeout. */
+static void liveness_tick(struct sim *s, int n)
+{
+    uint64_t timeout = (uint64_t)RAFT_ELECTION_TICKS_DEFAULT * SIM_TICK_UNITS;
+
+    for (int k = 0; k < s->nodes; k++) {
+        struct netmsg *m;
+
+        if (k == n)
+            continue;
+        if (!s->silent[n][k] && s->now - s->heard[n][k] >= timeout) {
+            uint32_t silent_ticks = (uint32_t)((s->now - s->heard[n][k]) / SIM_TICK_UNITS);
+
+            s->silent[n][k] = true;
+            trace(s, "node %d: node %d silent for %u ticks", n, k, silent_ticks);
+            for (int g = 0; g < s->groups; g++) {
+                struct replica *rep = &s->node[n].reps[g];
+                bool was = rep->r.quiesced;
+
+                raft_wake(&rep->r, k, silent_ticks);
+                if (was && !rep->r.quiesced) {
+                    s->res->wakes++;
+                    drain(rep);
+                }
+            }
+        }
+        m = xcalloc(1, sizeof(*m));
+        m->group = -1;
+        m->m.type = RAFT_MSG_HEARTBEAT;
+        m->m.from = n;
+        m->m.to = k;
+        net_send(s, m, n, k);
     }
 }
 
@@ -1362,7 +1416,9 @@ static void time_unit(struct sim *s)
             }
             continue;
         }
-        for (int g = 0; g < s->groups; g++) {
+        if (s->o->quiesce && (s->now + (uint64_t)n * 3) % SIM_TICK_UNITS == 0)
+            liveness_tick(s, n);
+        for (int g = 0; g < s->groups && !s->failed; g++) {
             struct replica *rep = &nd->reps[g];
 
             if (rep->log.sync_busy && rep->log.sync_at <= s->now) {
@@ -1370,6 +1426,7 @@ static void time_unit(struct sim *s)
                 step_done(s);
             }
             if ((s->now + (uint64_t)n * 3) % SIM_TICK_UNITS == 0) {
+                s->res->quiet_ticks += rep->r.quiesced;
                 raft_tick(&rep->r);
                 drain(rep);
                 step_done(s);

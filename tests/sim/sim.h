@@ -29,6 +29,10 @@ struct sim_options {
     uint64_t time_max;  /* simulated time units with faults (a tick is SIM_TICK_UNITS) */
     bool trace;         /* print the event trace as it happens */
     bool trace_on_fail; /* print the last events when an invariant fails */
+    /* Idle groups quiesce (raft_options.quiesce); the simulator plays the host's per-node
+     * liveness: a liveness message per peer per tick, raft_wake() on a peer unheard for an
+     * election timeout. Off, seeds replay as before. */
+    bool quiesce;
 };
 
 struct sim_result {
@@ -46,6 +50,8 @@ struct sim_result {
     /* A follower still bound by a lease promise learnt a higher term from a candidate's
      * message: the moment a voter may be tempted to break the promise (issue 8 item 15). */
     uint64_t lease_bumps;
+    uint64_t wakes;       /* quiesced groups woken because a node went silent (quiesce runs) */
+    uint64_t quiet_ticks; /* group ticks that found the group quiesced */
 };
 
 /* The profile named s, or -1. */
