@@ -198,6 +198,11 @@ void broker_replicas_tick(struct broker *b)
             struct replica *r = t->replicas[p];
             if (bp == NULL || r == NULL)
                 continue;
+            /* A quiesced group is idle with every member caught up: nothing to look at until
+             * the host wakes it (a message, a silent peer), unless its leadership is wanted. */
+            if (raft_group_core(replica_group(r))->quiesced && !b->handing_over &&
+                bp->prefer_until_ms == 0 && !recheck)
+                continue;
             replica_tick(r, now, BROKER_RAFT_TICK_MS, lag);
             part_report(bp);
             if (recheck && replica_leads(r) && bp->preferred != b->cfg->node_id)
