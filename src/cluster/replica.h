@@ -29,7 +29,9 @@
 #define CHRONIK_CLUSTER_REPLICA_H
 
 #include "cluster/raft_host.h"
+#include "log/batch.h"
 #include "log/log.h"
+#include "log/producer_state.h"
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -106,6 +108,16 @@ int replica_attach(struct replica *r, const struct replica_raft *o);
 int replica_append(struct replica *r, uint8_t *batch, size_t len, enum replica_wait wait,
                    uint32_t min_insync, struct replica_commit *c, replica_commit_fn fn, void *ctx,
                    struct log_append_result *out);
+
+/*
+ * Idempotent producers: judges a batch with a producer id (h, as parsed) against the partition's
+ * producer state before replica_append, on a replica that leads (log/producer_state.h has the
+ * rules; producers silent for expiration_ms by now_ms, the wall clock, are forgotten). Returns
+ * an enum producer_verdict (PRODUCER_DUPLICATE sets *dup: the batch as first written), ERR_STATE
+ * when this node does not lead, or a storage error reading the log for the state.
+ */
+int replica_producer_check(struct replica *r, const struct batch_header *h, int64_t now_ms,
+                           int64_t expiration_ms, struct producer_batch *dup);
 
 /* Raft mode, once per host tick (tick_ms apart): the ISR (see above; lag_ms is
  * replica.lag.time.max.ms) and acks=all waits for min_insync replicas. */
