@@ -1,0 +1,325 @@
+"""Idempotent producers (issue 11, first half): InitProducerId, per-partition producer state and
+Produce's rules, with confluent-kafka (`enable.idempotence=true`) and raw requests, on a single
+node and on a three-node cluster with replication factor 3.
+
+Each test names the bug it catches. Faults are real: kill -9 of a partition's leader.
+"""
+
+import struct
+import time
+
+import pytest
+from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+
+import kafka_wire as kw
+from cluster_harness import Cluster
+from helpers import wait_until
+
+TIMEOUT_S = 30
+API_INIT_PRODUCER_ID = 22
+NONE = 0
+COORDINATOR_LOAD_IN_PROGRESS = 14
+COORDINATOR_NOT_AVAILABLE = 15
+OUT_OF_ORDER_SEQUENCE_NUMBER = 45
+INVALID_PRODUCER_EPOCH = 47
+
+FAST_ISR = ["--set", "replica.lag.time.max.ms=1000"]
+
+
+# ---- raw requests ----------------------------------------------------------------------------
+
+def init_producer_id(port, transactional_id=None):
+    """(error_code, producer_id, epoch) of InitProducerId v0."""
+    kind, payload = kw.exchange(port, kw.frame(
+        kw.header(API_INIT_PRODUCER_ID, 0, 11) + kw.string(transactional_id) + kw.i32(60000)))
+    assert kind == "response", "the connection closed without an answer"
+    corr, _, error, pid, epoch = struct.unpack(">iihqh", payload[:20])
+    assert corr == 11
+    return error, pid, epoch
+
+
+def new_producer_id(port):
+    """A producer id, once the node has a block of them (it asks the controller at start)."""
+    def ask():
+        error, pid, epoch = init_producer_id(port)
+        if error == COORDINATOR_LOAD_IN_PROGRESS:
+            return None
+        assert error == NONE and pid >= 0 and epoch == 0, (error, pid, epoch)
+        return pid
+    return wait_until(ask, TIMEOUT_S, "a producer id")
+
+
+def idempotent_batch(values, pid, epoch, seq):
+    """An uncompressed RecordBatch v2 of values from producer (pid, epoch), first sequence seq,
+    stamped now (a partition forgets producers whose last batch is older than
+    producer.id.expiration.ms, a day)."""
+    payload = kw.records_section([v.encode() for v in values])
+    count = len(values)
+    now_ms = int(time.time() * 1000)
+    after_crc = (kw.i16(0) + kw.i32(count - 1) + kw.i64(now_ms) +
+                 kw.i64(now_ms) + kw.i64(pid) + kw.i16(epoch) + kw.i32(seq) +
+                 kw.i32(count) + payload)
+    after_length = kw.i32(0) + b"\x02" + struct.pack(">I", kw.crc32c(after_crc)) + after_crc
+    return kw.i64(0) + kw.i32(len(after_length)) + after_length
+
+
+def produce_raw(port, topic, batch):
+    """(error_code, base_offset) of one Produce v3 (acks=all) of batch to partition 0."""
+    kind, payload = kw.exchange(port, kw.produce_v3(7, topic, batch))
+    assert kind == "response", "the connection closed without an answer"
+    return kw.produce_v3_answer(payload, 7)
+
+
+def log_end(bootstrap, topic, partition=0):
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "ends"})
+    try:
+        return c.get_watermark_offsets(TopicPartition(topic, partition), timeout=TIMEOUT_S)[1]
+    finally:
+        c.close()
+
+
+def create_topic(bootstrap, name, partitions=1, replication=1):
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    fut = admin.create_topics([NewTopic(name, partitions, replication)],
+                              request_timeout=TIMEOUT_S)
+    fut[name].result(timeout=TIMEOUT_S)
+
+
+def read_values(bootstrap, topic, partition, count):
+    """The values of the partition's records in offset order, once count are there (and any
+    more that arrive within a short wait after)."""
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "check-%d" % time.monotonic_ns(),
+                  "enable.auto.commit": False})
+    c.assign([TopicPartition(topic, partition, 0)])
+    got = []
+    deadline = time.monotonic() + TIMEOUT_S
+    quiet_until = None
+    while time.monotonic() < deadline:
+        m = c.poll(0.2)
+        if m is None or m.error():
+            if len(got) >= count:
+                quiet_until = quiet_until or time.monotonic() + 1.0
+                if time.monotonic() >= quiet_until:
+                    break
+            continue
+        got.append(m.value().decode())
+    c.close()
+    return got
+
+
+def idempotent_producer(bootstrap, **extra):
+    conf = {"bootstrap.servers": bootstrap, "enable.idempotence": True, "linger.ms": 5,
+            "message.timeout.ms": 60000}
+    conf.update(extra)
+    return Producer(conf)
+
+
+# ---- one node --------------------------------------------------------------------------------
+
+def test_idempotent_producer_delivers_in_order(broker, topic):
+    """confluent-kafka with enable.idempotence=true delivers every record once, in order.
+    Catches: InitProducerId not served (the producer cannot start), idempotent batches refused
+    or reordered."""
+    create_topic(broker.bootstrap, topic)
+    errors, acked = [], []
+    p = idempotent_producer(broker.bootstrap)
+
+    def report(err, msg):
+        (errors if err is not None else acked).append(err or msg.value().decode())
+
+    values = ["v%05d" % i for i in range(2000)]
+    for v in values:
+        p.produce(topic, v.encode(), partition=0, on_delivery=report)
+        p.poll(0)
+    assert p.flush(TIMEOUT_S) == 0
+    assert errors == []
+    assert acked == values
+    assert read_values(broker.bootstrap, topic, 0, len(values)) == values
+
+
+def test_init_producer_id_unique_ids(broker):
+    """Every InitProducerId without a transactional id gets a new id, epoch 0, across blocks of
+    1000 (the node asks the controller for the next block before its block runs out).
+    Catches: an id handed out twice, a node stuck once its first block is used up."""
+    seen = set()
+    for _ in range(2500):
+        seen.add(new_producer_id(broker.port))
+    assert len(seen) == 2500
+
+
+def test_transactional_id_not_served_yet(broker):
+    """With a transactional id the answer is COORDINATOR_NOT_AVAILABLE (transactions are the
+    issue's second half), as FindCoordinator answers for a transaction key; an empty one is
+    INVALID_REQUEST as in Kafka. Catches: a transactional producer handed an id that nothing
+    would fence."""
+    assert init_producer_id(broker.port, "txn-1")[0] == COORDINATOR_NOT_AVAILABLE
+    assert init_producer_id(broker.port, "")[0] == 42
+
+
+def test_raw_duplicate_gap_and_epoch(broker, topic):
+    """Kafka's rules on a raw Produce: a retried batch (same producer, epoch and sequences) of
+    the last five gets its original offset and is not appended; a sequence gap is
+    OUT_OF_ORDER_SEQUENCE_NUMBER; a new epoch must start at 0; a stale epoch is
+    INVALID_PRODUCER_EPOCH. Catches: duplicates appended again, gaps accepted, zombies of an
+    older epoch accepted."""
+    create_topic(broker.bootstrap, topic)
+    port = broker.port
+    pid = new_producer_id(port)
+    offsets = []
+    for k in range(6):
+        err, off = produce_raw(port, topic, idempotent_batch(["a%d" % k] * 3, pid, 0, 3 * k))
+        assert err == NONE
+        offsets.append(off)
+    end = log_end(broker.bootstrap, topic)
+    for k in range(1, 6):  # the last five batches
+        assert produce_raw(port, topic, idempotent_batch(["a%d" % k] * 3, pid, 0, 3 * k)) == (
+            NONE, offsets[k])
+    assert log_end(broker.bootstrap, topic) == end, "a duplicate was appended"
+    # The sixth newest is no longer remembered: out of order, as in Kafka.
+    assert produce_raw(port, topic, idempotent_batch(["a0"] * 3, pid, 0, 0))[0] == \
+        OUT_OF_ORDER_SEQUENCE_NUMBER
+    assert produce_raw(port, topic, idempotent_batch(["gap"], pid, 0, 19))[0] == \
+        OUT_OF_ORDER_SEQUENCE_NUMBER
+    assert produce_raw(port, topic, idempotent_batch(["e1"], pid, 1, 5))[0] == \
+        OUT_OF_ORDER_SEQUENCE_NUMBER
+    assert produce_raw(port, topic, idempotent_batch(["e1"], pid, 1, 0))[0] == NONE
+    assert produce_raw(port, topic, idempotent_batch(["e0"], pid, 0, 18))[0] == \
+        INVALID_PRODUCER_EPOCH
+    assert log_end(broker.bootstrap, topic) == end + 1
+
+
+def test_pipelined_retry_gets_same_offset(broker, topic):
+    """A retry sent while its original may still be waiting for its commit (two Produce
+    requests of one batch pipelined on one connection) is answered with the original's offset
+    and appended once. Catches: a batch in flight not in the producer state, a duplicate
+    answered before its original is committed out of order."""
+    create_topic(broker.bootstrap, topic)
+    pid = new_producer_id(broker.port)
+    for k in range(20):
+        batch = idempotent_batch(["r%d" % k] * 4, pid, 0, 4 * k)
+        s = kw.send(broker.port, kw.produce_v3(7, topic, batch) + kw.produce_v3(7, topic, batch))
+        try:
+            answers = []
+            for _ in range(2):
+                kind, payload = kw.receive(s)
+                assert kind == "response"
+                answers.append(kw.produce_v3_answer(payload, 7))
+        finally:
+            s.close()
+        assert answers[0] == answers[1] == (NONE, 4 * k)
+    assert log_end(broker.bootstrap, topic) == 80
+
+
+def test_duplicate_detected_after_restart(make_broker, topic):
+    """The producer state is rebuilt from the log after a restart: a retry of a batch written
+    before it still gets its original offset. Catches: state kept in memory only."""
+    b = make_broker().start()
+    create_topic(b.bootstrap, topic)
+    pid = new_producer_id(b.port)
+    batch = idempotent_batch(["x", "y"], pid, 0, 0)
+    err, first = produce_raw(b.port, topic, batch)
+    assert err == NONE
+    assert produce_raw(b.port, topic, idempotent_batch(["z"], pid, 0, 2))[0] == NONE
+    b.stop()
+    b.start()
+    assert produce_raw(b.port, topic, batch) == (NONE, first)
+    assert produce_raw(b.port, topic, idempotent_batch(["w"], pid, 0, 4))[0] == \
+        OUT_OF_ORDER_SEQUENCE_NUMBER
+    assert log_end(b.bootstrap, topic) == first + 3
+
+
+# ---- three nodes -----------------------------------------------------------------------------
+
+@pytest.fixture
+def cluster(tmp_path):
+    c = Cluster(tmp_path, 3, extra_args=FAST_ISR).start()
+    yield c
+    c.stop()
+
+
+def partition_leader(c, node, topic, partition=0):
+    return c.metadata(node, topic).topics[topic].partitions[partition].leader
+
+
+def wait_leader(c, topic, alive):
+    def agreed():
+        seen = {partition_leader(c, n, topic) for n in alive}
+        return seen.pop() if len(seen) == 1 and list(seen)[0] in alive else None
+    return wait_until(agreed, TIMEOUT_S, "an agreed leader of %s" % topic)
+
+
+def test_cluster_ids_unique_across_nodes(cluster):
+    """Producer ids come from blocks the controller commits: no two nodes hand out one id.
+    Catches: blocks granted per node without the metadata log."""
+    seen = set()
+    for n in (1, 2, 3):
+        for _ in range(50):
+            pid = new_producer_id(cluster.nodes[n].port)
+            assert pid not in seen, "producer id %d handed out twice" % pid
+            seen.add(pid)
+
+
+def test_duplicate_after_failover_gets_original_offset(cluster):
+    """A batch committed by a leader that is then killed, retried to the new leader, gets its
+    original offset and is not appended again: followers keep the producer state too.
+    Catches: a new leader without the committed producer state (a duplicate appended)."""
+    c = cluster
+    create_topic(c.bootstrap(1), "dup", replication=3)
+    leader = wait_leader(c, "dup", [1, 2, 3])
+    port = c.nodes[leader].port
+    pid = new_producer_id(port)
+    batch = idempotent_batch(["p", "q", "r"], pid, 0, 0)
+    err, first = produce_raw(port, "dup", batch)
+    assert err == NONE
+    c.nodes[leader].kill()
+    alive = [n for n in (1, 2, 3) if n != leader]
+    new_leader = wait_leader(c, "dup", alive)
+    new_port = c.nodes[new_leader].port
+    assert produce_raw(new_port, "dup", batch) == (NONE, first)
+    assert produce_raw(new_port, "dup", idempotent_batch(["s"], pid, 0, 5))[0] == \
+        OUT_OF_ORDER_SEQUENCE_NUMBER
+    assert produce_raw(new_port, "dup", idempotent_batch(["s"], pid, 0, 3))[0] == NONE
+    values = read_values(c.bootstrap(new_leader), "dup", 0, 4)
+    assert values == ["p", "q", "r", "s"]
+
+
+def test_idempotent_producer_survives_leader_kill(cluster):
+    """An idempotent confluent-kafka producer keeps sending while its partition's leader is
+    killed (kill -9) and retries to the new leader: every value is in the log exactly once and
+    in send order. Catches: retried batches appended twice (duplicates), batches after a
+    failed one appended before its retry (reordering)."""
+    c = cluster
+    create_topic(c.bootstrap(1), "idem", replication=3)
+    leader = wait_leader(c, "idem", [1, 2, 3])
+    bootstrap = ",".join(c.bootstrap(n) for n in (1, 2, 3))
+    p = idempotent_producer(bootstrap, **{"acks": "all", "retry.backoff.ms": 50})
+    errors, acked = [], []
+
+    def report(err, msg):
+        (errors if err is not None else acked).append(err or msg.value().decode())
+
+    values = ["m%05d-" % i + "x" * 100 for i in range(20000)]
+    killed = False
+    for i, v in enumerate(values):
+        while True:
+            try:
+                p.produce("idem", v.encode(), partition=0, on_delivery=report)
+                break
+            except BufferError:
+                p.poll(0.05)
+        if i % 20 == 19:
+            p.poll(0.005)  # a steady stream: requests are in flight when the leader dies
+        if not killed and len(acked) >= 3000:
+            c.nodes[leader].kill()
+            killed = True
+    assert killed, "the leader was not killed while sending"
+    assert p.flush(90) == 0
+    assert errors == []
+    assert acked == values
+    alive = [n for n in (1, 2, 3) if n != leader]
+    new_leader = wait_leader(c, "idem", alive)
+    got = read_values(c.bootstrap(new_leader), "idem", 0, len(values))
+    dups = len(got) - len(set(got))
+    assert dups == 0, "%d duplicates" % dups
+    assert got == values, "reordered or lost"
