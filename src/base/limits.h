@@ -53,6 +53,7 @@
 #define PRODUCER_STATE_PRODUCERS_MAX 100000u         /* producers one partition remembers */
 #define PRODUCER_ID_EXPIRATION_MS_DEFAULT 86400000ll /* producer.id.expiration.ms (Kafka's) */
 #define PRODUCER_EXPIRE_CHECK_MS    600000u          /* producer.id.expiration.check.interval.ms */
+#define PRODUCER_SCAN_TICK_READS    8u               /* log reads a replica's state takes per tick */
 
 /* ---- proto ------------------------------------------------------------------------------- */
 #define PROTO_ARRAY_COUNT_MAX    1000000u        /* elements in one decoded array */

@@ -228,13 +228,15 @@ void replica_abandon(struct replica *r)
  * are duplicates too. A leadership lost leaves `live` unused: what it appended may be cut.
  */
 
-static int producers_scan(struct replica *r, int64_t from, int64_t limit, struct producer_state *ps,
-                          int64_t *next)
+/* Reads the headers of the batches in [from, limit) into ps, in at most reads_max log reads;
+ * *next is the offset after the last batch read. */
+static int producers_scan(struct replica *r, int64_t from, int64_t limit, uint32_t reads_max,
+                          struct producer_state *ps, int64_t *next)
 {
     uint8_t *chunk = xmalloc(LOG_SCAN_CHUNK_BYTES);
     int64_t off = from > log_start_offset(r->log) ? from : log_start_offset(r->log);
     int rc = 0;
-    while (off < limit && rc == 0) {
+    for (uint32_t reads = 0; off < limit && rc == 0 && reads < reads_max; reads++) {
         struct log_read rd;
         rc = log_read(r->log, off, LOG_SCAN_CHUNK_BYTES, limit, &rd);
         if (rc < 0)
@@ -284,13 +286,15 @@ static int producers_scan(struct replica *r, int64_t from, int64_t limit, struct
     return 0;
 }
 
-/* Raft mode: producers takes the committed batches it has not read yet. */
-static int producers_catch_up(struct replica *r)
+/* Raft mode: producers takes the committed batches it has not read yet, in at most reads_max
+ * log reads (a tick's share, so a long log after a restart does not stall the loop). */
+static int producers_catch_up(struct replica *r, uint32_t reads_max)
 {
     int64_t limit = log_high_watermark(r->log);
     if (r->producers_next >= limit)
         return 0;
-    return producers_scan(r, r->producers_next, limit, &r->producers, &r->producers_next);
+    return producers_scan(r, r->producers_next, limit, reads_max, &r->producers,
+                          &r->producers_next);
 }
 
 static void producers_record(struct producer_state *ps, const uint8_t *batch, size_t len)
@@ -318,7 +322,7 @@ int replica_producer_check(struct replica *r, const struct batch_header *h, int6
         int64_t from = log_start_offset(r->log), unused;
         if (log_offset_for_timestamp(r->log, now_ms - expiration_ms, &from) == ERR_NOT_FOUND)
             from = log_end_offset(r->log); /* every batch is older: all would expire */
-        int rc = producers_scan(r, from, INT64_MAX, &r->producers, &unused);
+        int rc = producers_scan(r, from, INT64_MAX, UINT32_MAX, &r->producers, &unused);
         if (rc < 0) {
             producer_state_clear(&r->producers);
             return rc;
@@ -407,7 +411,7 @@ static void check_role(struct replica *r)
     r->term = core->term;
     if (became) {
         isr_reset(r, 0);
-        int rc = producers_catch_up(r);
+        int rc = producers_catch_up(r, UINT32_MAX);
         if (rc < 0 && r->err == 0)
             r->err = rc;
         producer_state_copy(&r->live, &r->producers);
@@ -485,7 +489,7 @@ void replica_tick(struct replica *r, uint64_t now_ms, uint64_t tick_ms, uint64_t
         return;
     }
     check_role(r);
-    int rc = producers_catch_up(r);
+    int rc = producers_catch_up(r, PRODUCER_SCAN_TICK_READS);
     if (rc < 0 && r->err == 0) {
         r->err = rc;
         finish_commits(r, r->err, 0);

@@ -21,6 +21,7 @@ API_INIT_PRODUCER_ID = 22
 NONE = 0
 COORDINATOR_LOAD_IN_PROGRESS = 14
 COORDINATOR_NOT_AVAILABLE = 15
+NOT_LEADER_OR_FOLLOWER = 6
 OUT_OF_ORDER_SEQUENCE_NUMBER = 45
 INVALID_PRODUCER_EPOCH = 47
 
@@ -266,20 +267,31 @@ def test_duplicate_after_failover_gets_original_offset(cluster):
     Catches: a new leader without the committed producer state (a duplicate appended)."""
     c = cluster
     create_topic(c.bootstrap(1), "dup", replication=3)
-    leader = wait_leader(c, "dup", [1, 2, 3])
-    port = c.nodes[leader].port
-    pid = new_producer_id(port)
+    pid = new_producer_id(c.nodes[1].port)
     batch = idempotent_batch(["p", "q", "r"], pid, 0, 0)
-    err, first = produce_raw(port, "dup", batch)
-    assert err == NONE
+
+    def produced():
+        # A new partition's leadership may still move to its preferred replica.
+        leader = wait_leader(c, "dup", [1, 2, 3])
+        err, offset = produce_raw(c.nodes[leader].port, "dup", batch)
+        return (leader, offset) if err == NONE else None
+    leader, first = wait_until(produced, TIMEOUT_S, "the first batch acknowledged")
     c.nodes[leader].kill()
     alive = [n for n in (1, 2, 3) if n != leader]
-    new_leader = wait_leader(c, "dup", alive)
-    new_port = c.nodes[new_leader].port
-    assert produce_raw(new_port, "dup", batch) == (NONE, first)
-    assert produce_raw(new_port, "dup", idempotent_batch(["s"], pid, 0, 5))[0] == \
-        OUT_OF_ORDER_SEQUENCE_NUMBER
-    assert produce_raw(new_port, "dup", idempotent_batch(["s"], pid, 0, 3))[0] == NONE
+
+    def send(b):
+        """The answer of the leader, once one serves (a new leader answers
+        NOT_LEADER_OR_FOLLOWER until its no-op is committed)."""
+        def once():
+            new_leader = wait_leader(c, "dup", alive)
+            answer = produce_raw(c.nodes[new_leader].port, "dup", b)
+            return (new_leader, answer) if answer[0] != NOT_LEADER_OR_FOLLOWER else None
+        return wait_until(once, TIMEOUT_S, "an answer from the new leader")
+
+    new_leader, answer = send(batch)
+    assert answer == (NONE, first)
+    assert send(idempotent_batch(["s"], pid, 0, 5))[1][0] == OUT_OF_ORDER_SEQUENCE_NUMBER
+    assert send(idempotent_batch(["s"], pid, 0, 3))[1][0] == NONE
     values = read_values(c.bootstrap(new_leader), "dup", 0, 4)
     assert values == ["p", "q", "r", "s"]
 
