@@ -5,7 +5,9 @@ node and on a three-node cluster with replication factor 3.
 Each test names the bug it catches. Faults are real: kill -9 of a partition's leader.
 """
 
+import socket
 import struct
+import threading
 import time
 
 import pytest
@@ -14,6 +16,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 import kafka_wire as kw
 from cluster_harness import Cluster
+from conftest import free_ports
 from helpers import wait_until
 
 TIMEOUT_S = 30
@@ -137,6 +140,103 @@ def test_idempotent_producer_delivers_in_order(broker, topic):
     assert errors == []
     assert acked == values
     assert read_values(broker.bootstrap, topic, 0, len(values)) == values
+
+
+class CuttingProxy:
+    """A TCP proxy to a broker that drops every cut_every-th chunk of the broker's answers and
+    closes both connections instead: the broker handled (and committed) the requests that chunk
+    answers, but the client never hears of it and sends them again on a new connection."""
+
+    def __init__(self, listen_port, cut_every):
+        self.target_port = None
+        self.cut_every = cut_every
+        self.chunks = 0
+        self.cuts = 0
+        self.lock = threading.Lock()
+        self.srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.srv.bind(("127.0.0.1", listen_port))
+        self.srv.listen(64)
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                client, _ = self.srv.accept()
+            except OSError:
+                return  # closed
+            try:
+                upstream = socket.create_connection(("127.0.0.1", self.target_port))
+            except OSError:
+                client.close()  # the broker is down: so is its proxy
+                continue
+            threading.Thread(target=self._pump, args=(client, upstream, False), daemon=True).start()
+            threading.Thread(target=self._pump, args=(upstream, client, True), daemon=True).start()
+
+    def _pump(self, src, dst, answers):
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                if answers:
+                    with self.lock:
+                        self.chunks += 1
+                        cut = self.cut_every is not None and self.chunks % self.cut_every == 0
+                        self.cuts += cut
+                    if cut:
+                        break
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for sock in (src, dst):
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+                sock.close()
+
+    def close(self):
+        self.srv.close()
+
+
+def test_lost_answers_leave_no_duplicates(make_broker, topic):
+    """An idempotent confluent-kafka producer whose connection drops after the broker appended
+    its batches but before the answers arrive (a proxy cuts the answers) sends them again: each
+    value is in the log exactly once, in send order. Catches: retried batches appended again
+    (duplicates) or after batches sent later (reordering)."""
+    proxy_port = free_ports(1)[0]
+    proxy = CuttingProxy(proxy_port, None)
+    b = make_broker(["--set", "advertised.listeners=PLAINTEXT://127.0.0.1:%d" % proxy_port])
+    b.start()
+    proxy.target_port = b.port
+    try:
+        create_topic(b.bootstrap, topic)
+        proxy.cut_every = 10
+        p = idempotent_producer("127.0.0.1:%d" % proxy_port,
+                                **{"acks": "all", "linger.ms": 2, "retry.backoff.ms": 20})
+        errors, acked = [], []
+
+        def report(err, msg):
+            (errors if err is not None else acked).append(err or msg.value().decode())
+
+        values = ["c%05d" % i for i in range(5000)]
+        for i, v in enumerate(values):
+            p.produce(topic, v.encode(), partition=0, on_delivery=report)
+            if i % 10 == 9:
+                p.poll(0.002)
+        assert p.flush(60) == 0
+        cuts = proxy.cuts
+        proxy.cut_every = None
+        assert cuts >= 3, "the proxy cut only %d answers" % cuts
+        assert errors == []
+        assert acked == values
+        got = read_values(b.bootstrap, topic, 0, len(values))
+        assert len(got) == len(set(got)), "%d duplicates" % (len(got) - len(set(got)))
+        assert got == values, "reordered or lost"
+    finally:
+        proxy.close()
 
 
 def test_init_producer_id_unique_ids(broker):
@@ -296,42 +396,60 @@ def test_duplicate_after_failover_gets_original_offset(cluster):
     assert values == ["p", "q", "r", "s"]
 
 
-def test_idempotent_producer_survives_leader_kill(cluster):
-    """An idempotent confluent-kafka producer keeps sending while its partition's leader is
-    killed (kill -9) and retries to the new leader: every value is in the log exactly once and
-    in send order. Catches: retried batches appended twice (duplicates), batches after a
+def test_idempotent_producer_survives_leader_kill(tmp_path):
+    """An idempotent confluent-kafka producer keeps sending while answers are lost (a proxy in
+    front of each node cuts some) and its partition's leader is killed (kill -9): it retries,
+    to the same leader or the new one, and every value is in the log exactly once and in send
+    order. Catches: retried batches appended twice (duplicates), in particular by a new leader
+    without the producer state of the batches the old one committed, and batches after a
     failed one appended before its retry (reordering)."""
-    c = cluster
-    create_topic(c.bootstrap(1), "idem", replication=3)
-    leader = wait_leader(c, "idem", [1, 2, 3])
-    bootstrap = ",".join(c.bootstrap(n) for n in (1, 2, 3))
-    p = idempotent_producer(bootstrap, **{"acks": "all", "retry.backoff.ms": 50})
-    errors, acked = [], []
+    c = Cluster(tmp_path, 3, extra_args=FAST_ISR)
+    proxies = {}
+    for n, node in c.nodes.items():
+        port = free_ports(1)[0]
+        proxies[n] = CuttingProxy(port, None)
+        proxies[n].target_port = node.port
+        node.extra_args += ["--set", "advertised.listeners=PLAINTEXT://127.0.0.1:%d" % port]
+    c.start()
+    # Clients (the harness's too) reach each node through its proxy, the address it advertises.
+    c.bootstrap = lambda n: "127.0.0.1:%d" % proxies[n].srv.getsockname()[1]
+    try:
+        create_topic(c.bootstrap(1), "idem", replication=3)
+        leader = wait_leader(c, "idem", [1, 2, 3])
+        for proxy in proxies.values():
+            proxy.cut_every = 10
+        bootstrap = ",".join(c.bootstrap(n) for n in (1, 2, 3))
+        p = idempotent_producer(bootstrap, **{"acks": "all", "linger.ms": 2,
+                                              "retry.backoff.ms": 20})
+        errors, acked = [], []
 
-    def report(err, msg):
-        (errors if err is not None else acked).append(err or msg.value().decode())
+        def report(err, msg):
+            (errors if err is not None else acked).append(err or msg.value().decode())
 
-    values = ["m%05d-" % i + "x" * 100 for i in range(20000)]
-    killed = False
-    for i, v in enumerate(values):
-        while True:
-            try:
-                p.produce("idem", v.encode(), partition=0, on_delivery=report)
-                break
-            except BufferError:
-                p.poll(0.05)
-        if i % 20 == 19:
-            p.poll(0.005)  # a steady stream: requests are in flight when the leader dies
-        if not killed and len(acked) >= 3000:
-            c.nodes[leader].kill()
-            killed = True
-    assert killed, "the leader was not killed while sending"
-    assert p.flush(90) == 0
-    assert errors == []
-    assert acked == values
-    alive = [n for n in (1, 2, 3) if n != leader]
-    new_leader = wait_leader(c, "idem", alive)
-    got = read_values(c.bootstrap(new_leader), "idem", 0, len(values))
-    dups = len(got) - len(set(got))
-    assert dups == 0, "%d duplicates" % dups
-    assert got == values, "reordered or lost"
+        values = ["m%05d" % i for i in range(8000)]
+        killed = False
+        for i, v in enumerate(values):
+            p.produce("idem", v.encode(), partition=0, on_delivery=report)
+            if i % 10 == 9:
+                p.poll(0.002)  # a steady stream: requests are in flight when the leader dies
+            if not killed and len(acked) >= 2000:
+                c.nodes[leader].kill()
+                killed = True
+        assert killed, "the leader was not killed while sending"
+        assert p.flush(90) == 0
+        cuts = sum(pr.cuts for pr in proxies.values())
+        for proxy in proxies.values():
+            proxy.cut_every = None
+        assert cuts >= 3, "the proxies cut only %d answers" % cuts
+        assert errors == []
+        assert acked == values
+        alive = [n for n in (1, 2, 3) if n != leader]
+        new_leader = wait_leader(c, "idem", alive)
+        got = read_values(c.bootstrap(new_leader), "idem", 0, len(values))
+        dups = len(got) - len(set(got))
+        assert dups == 0, "%d duplicates" % dups
+        assert got == values, "reordered or lost"
+    finally:
+        c.stop()
+        for proxy in proxies.values():
+            proxy.close()
