@@ -236,6 +236,8 @@ static int producers_scan(struct replica *r, int64_t from, int64_t limit, uint32
     uint8_t *chunk = xmalloc(LOG_SCAN_CHUNK_BYTES);
     int64_t off = from > log_start_offset(r->log) ? from : log_start_offset(r->log);
     int rc = 0;
+    if (limit > log_end_offset(r->log))
+        limit = log_end_offset(r->log);
     for (uint32_t reads = 0; off < limit && rc == 0 && reads < reads_max; reads++) {
         struct log_read rd;
         rc = log_read(r->log, off, LOG_SCAN_CHUNK_BYTES, limit, &rd);
@@ -290,7 +292,11 @@ static int producers_scan(struct replica *r, int64_t from, int64_t limit, uint32
  * log reads (a tick's share, so a long log after a restart does not stall the loop). */
 static int producers_catch_up(struct replica *r, uint32_t reads_max)
 {
-    int64_t limit = log_high_watermark(r->log);
+    /* The core's commit index: everything up to it is committed, even in the moment before the
+     * host moved the high watermark there. */
+    int64_t limit = raft_group_commit(r->group) + 1;
+    if (limit > log_end_offset(r->log))
+        limit = log_end_offset(r->log);
     if (r->producers_next >= limit)
         return 0;
     return producers_scan(r, r->producers_next, limit, reads_max, &r->producers,
