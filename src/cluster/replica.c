@@ -476,6 +476,13 @@ int replica_attach(struct replica *r, const struct replica_raft *o)
         return rc;
     r->on_change = o->on_change;
     r->change_ctx = o->ctx;
+    /* Older batches would expire at once; a log with none as recent is read from its start
+     * (everything in it may still be cut and written anew by a leader). */
+    int64_t since;
+    r->producers_next = start;
+    if (o->producers_since_ms > 0 &&
+        log_offset_for_timestamp(r->log, o->producers_since_ms, &since) == 0 && since > start)
+        r->producers_next = since;
     r->leader = -1;
     r->term = raft_group_core(r->group)->term;
     r->member_count = o->config.count;

@@ -73,6 +73,9 @@ struct replica_raft {
     uint64_t seed;
     replica_change_fn on_change;
     void *ctx;
+    /* The producer state reads no batch before the first one with a timestamp at or after this
+     * (wall clock: now - producer.id.expiration.ms, as those would expire); 0: from the start. */
+    int64_t producers_since_ms;
 };
 
 /* Called on the loop when the high watermark advanced or the replica failed or closed. */
