@@ -84,10 +84,18 @@ def log_end(bootstrap, topic, partition=0):
 
 
 def create_topic(bootstrap, name, partitions=1, replication=1):
+    """Creates the topic and waits until each partition has a leader whose log is open (before,
+    Metadata answers LEADER_NOT_AVAILABLE and Produce NOT_LEADER_OR_FOLLOWER)."""
     admin = AdminClient({"bootstrap.servers": bootstrap})
     fut = admin.create_topics([NewTopic(name, partitions, replication)],
                               request_timeout=TIMEOUT_S)
     fut[name].result(timeout=TIMEOUT_S)
+
+    def led():
+        t = admin.list_topics(topic=name, timeout=TIMEOUT_S).topics[name]
+        return t.error is None and len(t.partitions) == partitions and all(
+            p.leader >= 0 and p.error is None for p in t.partitions.values())
+    wait_until(led, TIMEOUT_S, "%s led" % name)
 
 
 def read_values(bootstrap, topic, partition, count):
@@ -324,7 +332,12 @@ def test_duplicate_detected_after_restart(make_broker, topic):
     assert produce_raw(b.port, topic, idempotent_batch(["z"], pid, 0, 2))[0] == NONE
     b.stop()
     b.start()
-    assert produce_raw(b.port, topic, batch) == (NONE, first)
+
+    def reopened():
+        # The partition answers NOT_LEADER_OR_FOLLOWER while its log is still opening.
+        answer = produce_raw(b.port, topic, batch)
+        return answer if answer[0] != NOT_LEADER_OR_FOLLOWER else None
+    assert wait_until(reopened, TIMEOUT_S, "the partition reopened") == (NONE, first)
     assert produce_raw(b.port, topic, idempotent_batch(["w"], pid, 0, 4))[0] == \
         OUT_OF_ORDER_SEQUENCE_NUMBER
     assert log_end(b.bootstrap, topic) == first + 3
