@@ -105,6 +105,11 @@ struct broker {
     struct groups *groups;         /* groups.c: the group coordinator's host, NULL until opened */
     struct fetch *fetches_waiting; /* fetch.c: long polls waiting for data */
     struct records_codec codec;    /* produce.c: codec contexts and scratch, reused per batch */
+    /* producers.c: the producer ids this node hands out, [pid_next, pid_end), then the block
+     * granted ahead (pid_spare_count 0: none). */
+    int64_t pid_next, pid_end;
+    int64_t pid_spare_first;
+    int32_t pid_spare_count;
 };
 
 struct breq;
@@ -357,6 +362,11 @@ void broker_topic_log_config(const struct broker *b, const struct meta_topic *mt
                              struct log_config *out);
 /* cluster.c */
 void describe_cluster_handle(struct breq *rq);
+/* producers.c: InitProducerId, and the blocks of producer ids the controller grants this node
+ * (asked for from the cluster tick before the current block runs out). */
+void init_producer_id_handle(struct breq *rq);
+void broker_producer_ids_tick(struct broker *b);
+void broker_producer_ids_granted(struct broker *b, int64_t first, int32_t count);
 /* groups.c: the group coordinator. groups_open loads __consumer_offsets if it exists (call it
  * once the topics are open; the first group request opens it otherwise); groups_close frees
  * it before the replicas close. */

@@ -477,6 +477,12 @@ static void on_applied(void *ctx, int64_t last)
     forwards_applied(c);
 }
 
+static void on_producer_ids(void *ctx, int64_t first, int32_t count)
+{
+    struct broker_cluster *c = ctx;
+    broker_producer_ids_granted(c->b, first, count);
+}
+
 static void on_controller(void *ctx, int32_t id)
 {
     struct broker_cluster *c = ctx;
@@ -531,6 +537,7 @@ static void on_tick(void *ctx)
     if (c->mn != NULL) {
         meta_node_tick(c->mn);
         check_serving(c);
+        broker_producer_ids_tick(c->b);
     }
     forwards_tick(c);
     kick(c);
@@ -621,7 +628,10 @@ static int open_meta_node(struct broker_cluster *c, int64_t applied)
                                 .log = c->log,
                                 .snapshot_dir = cfg->log_dir,
                                 .snapshot_path = c->snapshot_path};
-    struct meta_node_handler h = {.applied = on_applied, .controller = on_controller, .ctx = c};
+    struct meta_node_handler h = {.applied = on_applied,
+                                  .controller = on_controller,
+                                  .producer_ids = on_producer_ids,
+                                  .ctx = c};
     int rc = meta_node_open(&mc, &env, &b->meta, applied, &h, &c->mn);
     if (rc < 0)
         fprintf(stderr, "chronik: cannot open the metadata group in %s: %s\n", c->dir, err_str(rc));

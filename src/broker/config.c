@@ -471,6 +471,18 @@ const struct broker_config_key broker_config_keys[BROKER_KEY_COUNT] = {
             .doc = "Seconds between a node's checks for leaderships to hand back to preferred "
                    "replicas.",
         },
+    [BROKER_KEY_PRODUCER_ID_EXPIRATION_MS] =
+        {
+            .name = "producer.id.expiration.ms",
+            .type = BROKER_CONFIG_INT,
+            .default_value = "86400000",
+            .min = 1,
+            .max = INT32_MAX,
+            .synonym_of = BROKER_KEY_PRODUCER_ID_EXPIRATION_MS,
+            .read_only = true,
+            .doc = "Milliseconds a partition keeps an idempotent producer's state after the "
+                   "timestamp of its last batch.",
+        },
 };
 
 const struct broker_config_key *broker_config_key_find(const char *name)
@@ -1498,6 +1510,9 @@ static void apply_number(struct broker_config *config, enum broker_config_key_id
     case BROKER_KEY_LEADER_IMBALANCE_CHECK_INTERVAL_SECONDS:
         config->leader_imbalance_check_interval_seconds = (int32_t)v;
         break;
+    case BROKER_KEY_PRODUCER_ID_EXPIRATION_MS:
+        config->producer_id_expiration_ms = (int32_t)v;
+        break;
     default:
         UNREACHABLE();
     }
@@ -1871,6 +1886,9 @@ void broker_config_value(const struct broker_config *config, enum broker_config_
         break;
     case BROKER_KEY_LEADER_IMBALANCE_CHECK_INTERVAL_SECONDS:
         v = config->leader_imbalance_check_interval_seconds;
+        break;
+    case BROKER_KEY_PRODUCER_ID_EXPIRATION_MS:
+        v = config->producer_id_expiration_ms;
         break;
     default:
         UNREACHABLE();

@@ -80,6 +80,7 @@ enum broker_config_key_id {
     BROKER_KEY_CONTROLLED_SHUTDOWN_TIMEOUT_MS,
     BROKER_KEY_AUTO_LEADER_REBALANCE_ENABLE,
     BROKER_KEY_LEADER_IMBALANCE_CHECK_INTERVAL_SECONDS,
+    BROKER_KEY_PRODUCER_ID_EXPIRATION_MS,
     BROKER_KEY_COUNT,
 };
 
@@ -179,6 +180,7 @@ struct broker_config {
     int32_t controlled_shutdown_timeout_ms;        /* bound on that hand-over */
     bool auto_leader_rebalance_enable;             /* leaderships go back to preferred replicas */
     int32_t leader_imbalance_check_interval_seconds;
+    int32_t producer_id_expiration_ms; /* a partition forgets a producer silent this long */
 };
 
 /* Where a setting came from; a later (greater) source wins over an earlier one. */

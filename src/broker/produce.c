@@ -14,6 +14,13 @@
  * its segment size (RECORD_LIST_TOO_LARGE). An uncompressed batch is checked in place, without
  * a copy; a compressed one is decompressed into the broker's reused codec scratch.
  * A topic with message.timestamp.type=LogAppendTime gets the broker's time stamped on the batch.
+ *
+ * Idempotent producers (a batch with a producer id): the partition's producer state judges the
+ * batch before it is appended (replica_producer_check, Kafka's rules in log/producer_state.h):
+ * OUT_OF_ORDER_SEQUENCE_NUMBER for a gap or a new epoch not at sequence 0, INVALID_PRODUCER_EPOCH
+ * for a stale epoch, and a duplicate of one of the producer's last five batches is not appended
+ * again but answered with the offsets it was written at, once they are committed (as its first
+ * answer would have been: a retry must not learn of a write that may still be lost).
  */
 #include "base/assert.h"
 #include "base/error.h"
@@ -29,6 +36,11 @@ struct produce_part {
     struct produce *pr;
     struct kafka_produce_response_partition_produce_response *out;
     struct replica_commit commit;
+    /* A duplicate waiting for its original to commit: up to dup_last, in the leader's term. */
+    struct replica *r;
+    struct replica_watch watch;
+    int64_t dup_last;
+    int64_t term;
 };
 
 struct produce {
@@ -112,6 +124,59 @@ static void on_commit(void *ctx, int err)
         part->out->base_offset = -1;
     }
     produce_done(part->pr);
+}
+
+/* A duplicate's original: answered once committed, NOT_LEADER_OR_FOLLOWER when this node stops
+ * leading in the term it was written in (it may be cut), the storage error when the replica
+ * failed. */
+static void on_duplicate_watch(void *ctx)
+{
+    struct produce_part *part = ctx;
+    struct replica *r = part->r;
+    int err = replica_error(r);
+    if (err == 0 && !(replica_leads(r) && replica_term(r) == part->term))
+        err = ERR_STATE;
+    if (err == 0 && replica_high_watermark(r) <= part->dup_last)
+        return;
+    replica_watch_remove(r, &part->watch);
+    on_commit(part, err);
+}
+
+static void answer_duplicate(struct produce *pr, struct produce_part *part, struct replica *r,
+                             const struct producer_batch *dup, bool wait)
+{
+    part->pr = pr;
+    part->out->base_offset = dup->first_offset;
+    part->out->log_start_offset = replica_log_start_offset(r);
+    if (!wait || replica_high_watermark(r) > dup->last_offset)
+        return;
+    part->r = r;
+    part->dup_last = dup->last_offset;
+    part->term = replica_term(r);
+    replica_watch_init(&part->watch, on_duplicate_watch, part);
+    replica_watch_add(r, &part->watch);
+    pr->pending++;
+}
+
+/* Idempotence: false to append the batch; true when the partition is answered (an error, or
+ * a duplicate's original offsets). */
+static bool check_producer(struct produce *pr, struct produce_part *part, struct replica *r,
+                           const struct batch_header *h)
+{
+    struct broker *b = pr->rq->b;
+    const struct kafka_produce_request *req = pr->rq->body;
+    struct producer_batch dup;
+    int v = replica_producer_check(r, h, clock_wall_ms(b->clock), b->cfg->producer_id_expiration_ms,
+                                   &dup);
+    if (v == PRODUCER_APPEND)
+        return false;
+    if (v == PRODUCER_DUPLICATE)
+        answer_duplicate(pr, part, r, &dup, req->acks != 0);
+    else
+        part->out->error_code = v < 0                        ? storage_error(v)
+                                : v == PRODUCER_OUT_OF_ORDER ? KAFKA_OUT_OF_ORDER_SEQUENCE_NUMBER
+                                                             : KAFKA_INVALID_PRODUCER_EPOCH;
+    return true;
 }
 
 /* The answer to a failed records_check or records_rebuild. */
@@ -255,6 +320,8 @@ static void produce_partition(struct produce *pr, const struct meta_topic *mt, c
 
     part->pr = pr;
     part->out = out;
+    if (h.producer_id >= 0 && check_producer(pr, part, r, &h))
+        return;
     struct log_append_result res;
     /* The frame belongs to this request until it is answered; the batch (or its rebuilt copy,
      * which the log has written when replica_append returns) is stamped in place with its offset

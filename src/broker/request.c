@@ -52,6 +52,7 @@ static const struct api_handler handlers[] = {
     [19] = {create_topics_handle, 0, 7},             /* CreateTopics */
     [20] = {delete_topics_handle, 0, 6},             /* DeleteTopics */
     [21] = {delete_records_handle, 0, 2},            /* DeleteRecords */
+    [22] = {init_producer_id_handle, 0, 5},          /* InitProducerId */
     [23] = {offset_for_leader_epoch_handle, 0, 4},   /* OffsetForLeaderEpoch */
     [32] = {describe_configs_handle, 0, 4},          /* DescribeConfigs */
     [33] = {alter_configs_handle, 0, 2},             /* AlterConfigs */

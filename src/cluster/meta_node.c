@@ -35,13 +35,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define API_FETCH               1
-#define FETCH_VERSION           13 /* topic ids, CurrentLeader */
-#define API_BROKER_REGISTRATION 62
-#define API_BROKER_HEARTBEAT    63
-#define API_ALTER_PARTITION     56
-#define ALTER_PARTITION_VERSION 2
-#define RPC_VERSION             0
+#define API_FETCH                 1
+#define FETCH_VERSION             13 /* topic ids, CurrentLeader */
+#define API_BROKER_REGISTRATION   62
+#define API_BROKER_HEARTBEAT      63
+#define API_ALTER_PARTITION       56
+#define ALTER_PARTITION_VERSION   2
+#define API_ALLOCATE_PRODUCER_IDS 67
+#define RPC_VERSION               0
 
 /* Kafka's error codes this module answers with. */
 enum {
@@ -55,7 +56,7 @@ enum {
 
 #define SNAPSHOT_MAGIC 0x4348534eu /* "CHSN" */
 
-enum op_kind { OP_EXTERNAL, OP_REGISTER, OP_FENCE, OP_UNFENCE, OP_REPORT };
+enum op_kind { OP_EXTERNAL, OP_REGISTER, OP_FENCE, OP_UNFENCE, OP_REPORT, OP_PRODUCER_IDS };
 
 struct op {
     struct op *next;
@@ -72,7 +73,10 @@ struct op {
     int16_t error;
     int64_t epoch;
     struct meta_broker reg; /* the registration asked for (owns its strings) */
-    /* OP_FENCE / OP_UNFENCE; OP_REPORT: the reporting broker */
+    /* OP_PRODUCER_IDS: the block's first id once built (from, correlation_id, error, broker
+     * and broker_epoch as above) */
+    int64_t producer_id_first;
+    /* OP_FENCE / OP_UNFENCE; OP_REPORT; OP_PRODUCER_IDS: the asking broker */
     int32_t broker;
     int64_t broker_epoch;
     /* OP_REPORT: the partitions reported, and each one's answer once built */
@@ -147,6 +151,10 @@ struct meta_node {
     uint32_t report_sent_count;
     int64_t report_awaiting; /* its correlation id, 0 when none */
     uint64_t report_sent_ms;
+
+    /* Our AllocateProducerIds in flight (meta_node_alloc_producer_ids). */
+    int64_t pids_awaiting; /* its correlation id, 0 when none */
+    uint64_t pids_sent_ms;
 };
 
 static char *dup_str(struct proto_str s)
@@ -538,6 +546,10 @@ static void build_op(struct meta_node *mn, struct op *o, struct meta_records *ou
     case OP_REPORT:
         build_reports(mn, o, out);
         break;
+    case OP_PRODUCER_IDS:
+        o->error = meta_ctl_alloc_producer_ids(mn->img, o->broker, o->broker_epoch, out, &res,
+                                               &o->producer_id_first);
+        break;
     }
 }
 
@@ -572,6 +584,19 @@ static void answer_reports(struct meta_node *mn, const struct op *o, int16_t err
     free(parts);
 }
 
+/* The block (META_PRODUCER_ID_BLOCK ids from producer_id_first), answered only once its
+ * ProducerIdsRecord committed: no two brokers ever hand out one id, even across controllers. */
+static void answer_producer_ids(struct meta_node *mn, const struct op *o, int16_t error)
+{
+    struct kafka_allocate_producer_ids_response resp;
+    kafka_allocate_producer_ids_response_init(&resp);
+    resp.error_code = error;
+    resp.producer_id_start = error == 0 ? o->producer_id_first : -1;
+    resp.producer_id_len = error == 0 ? META_PRODUCER_ID_BLOCK : 0;
+    send_rpc(mn, o->from, WIRE_RPC_RESPONSE, o->correlation_id, API_ALLOCATE_PRODUCER_IDS,
+             proto_api_get(API_ALLOCATE_PRODUCER_IDS)->response, &resp, RPC_VERSION);
+}
+
 static void finish_op(struct meta_node *mn, struct op *o, int err, int64_t offset)
 {
     if (o->kind == OP_EXTERNAL) {
@@ -589,6 +614,8 @@ static void finish_op(struct meta_node *mn, struct op *o, int err, int64_t offse
                  proto_api_get(API_BROKER_REGISTRATION)->response, &resp, RPC_VERSION);
     } else if (o->kind == OP_REPORT) {
         answer_reports(mn, o, err == 0 ? 0 : ERR_CODE_NOT_CONTROLLER);
+    } else if (o->kind == OP_PRODUCER_IDS) {
+        answer_producer_ids(mn, o, err == 0 ? o->error : ERR_CODE_NOT_CONTROLLER);
     }
     op_free(o);
 }
@@ -682,6 +709,7 @@ static void controller_moved(struct meta_node *mn)
         mn->reg = REG_NONE;
     if (mn->report_awaiting != 0)
         requeue_reports(mn); /* the old controller may never answer */
+    mn->pids_awaiting = 0;   /* asked again, of the new controller */
     if (mn->h.controller != NULL)
         mn->h.controller(mn->h.ctx, mn->leader);
 }
@@ -839,6 +867,55 @@ static void serve_reports(struct meta_node *mn, const struct wire_rpc *r,
     enqueue(mn, o);
 }
 
+static void serve_producer_ids(struct meta_node *mn, const struct wire_rpc *r,
+                               const struct kafka_allocate_producer_ids_request *q)
+{
+    struct op *o = xcalloc(1, sizeof(*o));
+    o->kind = OP_PRODUCER_IDS;
+    o->from = r->from;
+    o->correlation_id = r->correlation_id;
+    o->broker = q->broker_id;
+    o->broker_epoch = q->broker_epoch;
+    if (!mn->ready || q->broker_id != r->from) {
+        answer_producer_ids(mn, o, mn->ready ? META_CTL_INVALID_REQUEST : ERR_CODE_NOT_CONTROLLER);
+        op_free(o);
+        return;
+    }
+    enqueue(mn, o);
+}
+
+static void on_producer_ids_answer(struct meta_node *mn,
+                                   const struct kafka_allocate_producer_ids_response *a)
+{
+    mn->pids_awaiting = 0;
+    bool ok = a->error_code == 0 && a->producer_id_start >= 0 && a->producer_id_len > 0 &&
+              a->producer_id_start <= INT64_MAX - a->producer_id_len;
+    if (a->error_code != 0 && a->error_code != ERR_CODE_NOT_CONTROLLER)
+        fprintf(stderr, "chronik: the controller refused this node producer ids: error %d\n",
+                (int)a->error_code);
+    if (ok && mn->h.producer_ids != NULL)
+        mn->h.producer_ids(mn->h.ctx, a->producer_id_start, a->producer_id_len);
+}
+
+int meta_node_alloc_producer_ids(struct meta_node *mn)
+{
+    if (mn->pids_awaiting != 0 && now_ms(mn) - mn->pids_sent_ms < META_REPORT_RETRY_MS)
+        return 0;
+    if (mn->leader < 0 || mn->reg != REG_DONE || mn->err != 0) {
+        mn->pids_awaiting = 0;
+        return ERR_STATE;
+    }
+    struct kafka_allocate_producer_ids_request q;
+    kafka_allocate_producer_ids_request_init(&q);
+    q.broker_id = mn->cfg.self;
+    q.broker_epoch = mn->broker_epoch;
+    mn->pids_awaiting = ++mn->correlation;
+    mn->pids_sent_ms = now_ms(mn);
+    send_rpc(mn, mn->leader, WIRE_RPC_REQUEST, mn->pids_awaiting, API_ALLOCATE_PRODUCER_IDS,
+             proto_api_get(API_ALLOCATE_PRODUCER_IDS)->request, &q, RPC_VERSION);
+    return 0;
+}
+
 /* The controller's answer to our reports: each one answered is done (recorded, or stale and
  * dropped); the whole request goes again when the controller could not take it. */
 static void on_reports_answer(struct meta_node *mn, const struct kafka_alter_partition_response *a)
@@ -896,13 +973,15 @@ static void on_heartbeat_answer(struct meta_node *mn,
 bool meta_node_on_rpc(struct meta_node *mn, const struct wire_rpc *r)
 {
     if (r->api_key != API_BROKER_REGISTRATION && r->api_key != API_BROKER_HEARTBEAT &&
-        r->api_key != API_FETCH && r->api_key != API_ALTER_PARTITION)
+        r->api_key != API_FETCH && r->api_key != API_ALTER_PARTITION &&
+        r->api_key != API_ALLOCATE_PRODUCER_IDS)
         return false;
     const struct proto_api *api = proto_api_get(r->api_key);
     const struct proto_message *m = r->kind == WIRE_RPC_REQUEST ? api->request : api->response;
-    int64_t awaited = r->api_key == API_FETCH             ? mn->fetch_awaiting
-                      : r->api_key == API_ALTER_PARTITION ? mn->report_awaiting
-                                                          : mn->awaiting;
+    int64_t awaited = r->api_key == API_FETCH                   ? mn->fetch_awaiting
+                      : r->api_key == API_ALTER_PARTITION       ? mn->report_awaiting
+                      : r->api_key == API_ALLOCATE_PRODUCER_IDS ? mn->pids_awaiting
+                                                                : mn->awaiting;
     if (r->kind == WIRE_RPC_RESPONSE && r->correlation_id != awaited)
         return true; /* an answer we gave up on */
     int16_t version = r->api_key == API_FETCH             ? FETCH_VERSION
@@ -915,7 +994,11 @@ bool meta_node_on_rpc(struct meta_node *mn, const struct wire_rpc *r)
     rd_init(&rd, r->payload.ptr, r->payload.len);
     int rc = body == NULL ? ERR_TOO_LARGE : proto_decode(m, &a, &rd, r->api_version, body);
     if (rc == 0 && r->api_version == version) {
-        if (r->api_key == API_ALTER_PARTITION && r->kind == WIRE_RPC_REQUEST)
+        if (r->api_key == API_ALLOCATE_PRODUCER_IDS && r->kind == WIRE_RPC_REQUEST)
+            serve_producer_ids(mn, r, body);
+        else if (r->api_key == API_ALLOCATE_PRODUCER_IDS)
+            on_producer_ids_answer(mn, body);
+        else if (r->api_key == API_ALTER_PARTITION && r->kind == WIRE_RPC_REQUEST)
             serve_reports(mn, r, body);
         else if (r->api_key == API_ALTER_PARTITION)
             on_reports_answer(mn, body);

@@ -70,6 +70,9 @@ struct meta_node_handler {
     void (*applied)(void *ctx, int64_t last_offset);
     /* The controller as known changed (-1: unknown). */
     void (*controller)(void *ctx, int32_t id);
+    /* The controller granted this node count producer ids from first
+     * (meta_node_alloc_producer_ids). May be NULL. */
+    void (*producer_ids)(void *ctx, int64_t first, int32_t count);
     void *ctx;
 };
 
@@ -134,6 +137,16 @@ struct meta_node_report {
 void meta_node_report(struct meta_node *mn, const struct meta_node_report *r);
 /* Reports not yet answered by the controller (queued or in flight). */
 uint32_t meta_node_reports_pending(const struct meta_node *mn);
+
+/*
+ * Asks the controller for a block of producer ids (Kafka's AllocateProducerIds, api 67, over
+ * ClusterRpc, to itself too), which it grants by committing a ProducerIdsRecord
+ * (meta_ctl_alloc_producer_ids) and then answering; the handler's producer_ids hears of it. One
+ * request at a time: 0 while one is in flight (sent again after META_REPORT_RETRY_MS without an
+ * answer); ERR_STATE when this node is not registered or knows no controller (ask again later).
+ * A refusal is not reported: the caller asks again.
+ */
+int meta_node_alloc_producer_ids(struct meta_node *mn);
 
 typedef void (*meta_node_build_fn)(void *ctx, struct meta_records *out);
 typedef void (*meta_node_done_fn)(void *ctx, int err, int64_t offset);

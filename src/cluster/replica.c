@@ -32,8 +32,10 @@
 #include "base/alloc.h"
 #include "base/assert.h"
 #include "base/error.h"
+#include "io/io.h"
 #include "log/batch.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -46,6 +48,13 @@ struct replica {
     struct replica_watch watches; /* list head */
     uint32_t flush_waiters;       /* ours registered with the log: one, more after truncations */
     int64_t flush_target;         /* the end the newest one waits for */
+
+    /* Idempotent producers (see "Producer state" below). */
+    struct producer_state producers; /* standalone: the log's; Raft mode: the committed log's */
+    struct producer_state live;      /* Raft mode, ready leader: producers + appended since */
+    bool producers_loaded;           /* standalone: producers holds the whole log */
+    int64_t producers_next;          /* Raft mode: the first offset producers has not read */
+    int64_t producers_expire_ms;     /* wall clock of the next expiry pass */
 
     /* Raft mode */
     struct raft_group *group;
@@ -100,6 +109,9 @@ int replica_open(const struct log_env *env, const char *dir, const struct log_co
         return rc;
     }
     r->leader_epoch = leader_epoch;
+    producer_state_init(&r->producers);
+    producer_state_init(&r->live);
+    r->producers_next = log_start_offset(r->log);
     r->watches.prev = r->watches.next = &r->watches;
     /* Everything recovered is durable, so it is all committed. */
     rc = log_set_high_watermark(r->log, log_durable_offset(r->log));
@@ -197,9 +209,16 @@ static void drop_all(struct replica *r)
     ASSERT(r->commits == NULL);
 }
 
+static void producers_free(struct replica *r)
+{
+    producer_state_deinit(&r->producers);
+    producer_state_deinit(&r->live);
+}
+
 int replica_close(struct replica *r)
 {
     drop_all(r);
+    producers_free(r);
     int rc = log_close(r->log);
     free(r);
     return rc;
@@ -208,8 +227,141 @@ int replica_close(struct replica *r)
 void replica_abandon(struct replica *r)
 {
     drop_all(r);
+    producers_free(r);
     log_abandon(r->log);
     free(r);
+}
+
+/* ---- Producer state --------------------------------------------------------------------- */
+
+/*
+ * Idempotent producers' state (log/producer_state.h), derived from the log's batch headers.
+ * Standalone: `producers` is the state of the whole log, read on first use (a restart reads
+ * the log once, from the batches not older than the expiration), then kept by every append.
+ * Raft mode: `producers` is the committed log's, read forward to the high watermark every tick
+ * on every replica (followers too), so a new leader has it; when this node becomes the ready
+ * leader (its no-op committed: everything before is committed) it reads the rest and `live`
+ * starts as a copy, then takes every batch this leader appends, so retries of batches in flight
+ * are duplicates too. A leadership lost leaves `live` unused: what it appended may be cut.
+ */
+
+/* Reads the headers of the batches in [from, limit) into ps, in at most reads_max log reads;
+ * *next is the offset after the last batch read. */
+static int producers_scan(struct replica *r, int64_t from, int64_t limit, uint32_t reads_max,
+                          struct producer_state *ps, int64_t *next)
+{
+    uint8_t *chunk = xmalloc(LOG_SCAN_CHUNK_BYTES);
+    int64_t off = from > log_start_offset(r->log) ? from : log_start_offset(r->log);
+    int rc = 0;
+    if (limit > log_end_offset(r->log))
+        limit = log_end_offset(r->log);
+    for (uint32_t reads = 0; off < limit && rc == 0 && reads < reads_max; reads++) {
+        struct log_read rd;
+        rc = log_read(r->log, off, LOG_SCAN_CHUNK_BYTES, limit, &rd);
+        if (rc < 0)
+            break;
+        if (rd.file == NULL) {
+            log_read_release(&rd);
+            break;
+        }
+        uint64_t pos = rd.position, end = rd.position + rd.bytes;
+        while (pos < end && rc == 0) {
+            size_t n =
+                end - pos < LOG_SCAN_CHUNK_BYTES ? (size_t)(end - pos) : LOG_SCAN_CHUNK_BYTES;
+            ssize_t got = io_pread(log_file_io(rd.file), chunk, n, pos);
+            if (got != (ssize_t)n) {
+                rc = got < 0 ? (int)got : -EIO;
+                break;
+            }
+            uint64_t at = 0;
+            while (at + LOG_BATCH_HEADER_BYTES <= n) {
+                struct batch_header h;
+                rc = batch_header_parse(chunk + at, n - at, &h);
+                if (rc < 0)
+                    break;
+                if (h.producer_id >= 0 && !batch_is_control(&h)) {
+                    struct producer_append a = {.producer_id = h.producer_id,
+                                                .epoch = h.producer_epoch,
+                                                .first_seq = h.base_sequence,
+                                                .record_count = h.last_offset_delta + 1,
+                                                .first_offset = h.base_offset,
+                                                .timestamp_ms = h.max_timestamp_ms};
+                    producer_state_update(ps, &a);
+                }
+                at += batch_total_bytes(&h);
+            }
+            if (rc == 0 && at == 0)
+                rc = ERR_CORRUPT; /* less than a header left of a read of whole batches */
+            pos += at;
+        }
+        off = rd.next_offset;
+        log_read_release(&rd);
+    }
+    free(chunk);
+    if (rc < 0)
+        return rc == ERR_INCOMPLETE || rc == ERR_TOO_LARGE || rc == ERR_UNSUPPORTED ? ERR_CORRUPT
+                                                                                    : rc;
+    *next = off;
+    return 0;
+}
+
+/* Raft mode: producers takes the committed batches it has not read yet, in at most reads_max
+ * log reads (a tick's share, so a long log after a restart does not stall the loop). */
+static int producers_catch_up(struct replica *r, uint32_t reads_max)
+{
+    /* The core's commit index: everything up to it is committed, even in the moment before the
+     * host moved the high watermark there. */
+    int64_t limit = raft_group_commit(r->group) + 1;
+    if (limit > log_end_offset(r->log))
+        limit = log_end_offset(r->log);
+    if (r->producers_next >= limit)
+        return 0;
+    return producers_scan(r, r->producers_next, limit, reads_max, &r->producers,
+                          &r->producers_next);
+}
+
+static void producers_record(struct producer_state *ps, const uint8_t *batch, size_t len)
+{
+    struct batch_header h;
+    if (batch_header_parse(batch, len, &h) != 0 || h.producer_id < 0)
+        return;
+    struct producer_append a = {.producer_id = h.producer_id,
+                                .epoch = h.producer_epoch,
+                                .first_seq = h.base_sequence,
+                                .record_count = h.last_offset_delta + 1,
+                                .first_offset = h.base_offset,
+                                .timestamp_ms = h.max_timestamp_ms};
+    producer_state_update(ps, &a);
+}
+
+int replica_producer_check(struct replica *r, const struct batch_header *h, int64_t now_ms,
+                           int64_t expiration_ms, struct producer_batch *dup)
+{
+    if (r->err != 0)
+        return r->err;
+    if (r->group != NULL && !r->ready)
+        return ERR_STATE;
+    if (r->group == NULL && !r->producers_loaded) {
+        int64_t from = log_start_offset(r->log), unused;
+        if (log_offset_for_timestamp(r->log, now_ms - expiration_ms, &from) == ERR_NOT_FOUND)
+            from = log_end_offset(r->log); /* every batch is older: all would expire */
+        int rc = producers_scan(r, from, INT64_MAX, UINT32_MAX, &r->producers, &unused);
+        if (rc < 0) {
+            producer_state_clear(&r->producers);
+            return rc;
+        }
+        r->producers_loaded = true;
+    }
+    if (now_ms >= r->producers_expire_ms) {
+        producer_state_expire(&r->producers, now_ms, expiration_ms);
+        producer_state_expire(&r->live, now_ms, expiration_ms);
+        r->producers_expire_ms = now_ms + PRODUCER_EXPIRE_CHECK_MS;
+    }
+    struct producer_append a = {.producer_id = h->producer_id,
+                                .epoch = h->producer_epoch,
+                                .first_seq = h->base_sequence,
+                                .record_count = h->last_offset_delta + 1};
+    return (int)producer_state_check(r->group != NULL ? &r->live : &r->producers, &a, dup);
 }
 
 /* ---- Raft mode -------------------------------------------------------------------------- */
@@ -285,8 +437,13 @@ static void check_role(struct replica *r)
     r->ready = ready;
     r->leader = core->leader;
     r->term = core->term;
-    if (became)
+    if (became) {
         isr_reset(r, 0);
+        int rc = producers_catch_up(r, UINT32_MAX);
+        if (rc < 0 && r->err == 0)
+            r->err = rc;
+        producer_state_copy(&r->live, &r->producers);
+    }
     if (!ready)
         finish_insync(r, ERR_STATE);
     /* No longer the leader: what waits here for a commit is answered NOT_LEADER_OR_FOLLOWER
@@ -344,6 +501,13 @@ int replica_attach(struct replica *r, const struct replica_raft *o)
         return rc;
     r->on_change = o->on_change;
     r->change_ctx = o->ctx;
+    /* Older batches would expire at once; a log with none as recent is read from its start
+     * (everything in it may still be cut and written anew by a leader). */
+    int64_t since;
+    r->producers_next = start;
+    if (o->producers_since_ms > 0 &&
+        log_offset_for_timestamp(r->log, o->producers_since_ms, &since) == 0 && since > start)
+        r->producers_next = since;
     r->leader = -1;
     r->term = raft_group_core(r->group)->term;
     r->member_count = o->config.count;
@@ -363,6 +527,14 @@ void replica_tick(struct replica *r, uint64_t now_ms, uint64_t tick_ms, uint64_t
         return;
     }
     check_role(r);
+    int rc = producers_catch_up(r, PRODUCER_SCAN_TICK_READS);
+    if (rc < 0 && r->err == 0) {
+        r->err = rc;
+        finish_commits(r, r->err, 0);
+        finish_insync(r, r->err);
+        notify_watches(r);
+        return;
+    }
     if (!r->ready)
         return;
     struct raft_progress pr[RAFT_MEMBERS_MAX];
@@ -472,6 +644,7 @@ static int append_raft(struct replica *r, uint8_t *batch, size_t len, enum repli
     }
     out->base_offset = offset;
     out->last_offset = offset + h.last_offset_delta;
+    producers_record(&r->live, batch, len);
     if (c != NULL) {
         c->last_offset = out->last_offset;
         c->term = term;
@@ -507,6 +680,8 @@ int replica_append(struct replica *r, uint8_t *batch, size_t len, enum replica_w
             r->err = log_error(r->log);
         return rc;
     }
+    if (r->producers_loaded)
+        producers_record(&r->producers, batch, len);
     /* The batch is written but would never be reported committed if no flush covered it, so a
      * failure here stops the replica. */
     rc = flush_ensure(r);

@@ -30,7 +30,9 @@
 #define CHRONIK_CLUSTER_REPLICA_H
 
 #include "cluster/raft_host.h"
+#include "log/batch.h"
 #include "log/log.h"
+#include "log/producer_state.h"
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -72,6 +74,9 @@ struct replica_raft {
     uint64_t seed;
     replica_change_fn on_change;
     void *ctx;
+    /* The producer state reads no batch before the first one with a timestamp at or after this
+     * (wall clock: now - producer.id.expiration.ms, as those would expire); 0: from the start. */
+    int64_t producers_since_ms;
 };
 
 /* Called on the loop when the high watermark advanced or the replica failed or closed. */
@@ -107,6 +112,16 @@ int replica_attach(struct replica *r, const struct replica_raft *o);
 int replica_append(struct replica *r, uint8_t *batch, size_t len, enum replica_wait wait,
                    uint32_t min_insync, struct replica_commit *c, replica_commit_fn fn, void *ctx,
                    struct log_append_result *out);
+
+/*
+ * Idempotent producers: judges a batch with a producer id (h, as parsed) against the partition's
+ * producer state before replica_append, on a replica that leads (log/producer_state.h has the
+ * rules; producers silent for expiration_ms by now_ms, the wall clock, are forgotten). Returns
+ * an enum producer_verdict (PRODUCER_DUPLICATE sets *dup: the batch as first written), ERR_STATE
+ * when this node does not lead, or a storage error reading the log for the state.
+ */
+int replica_producer_check(struct replica *r, const struct batch_header *h, int64_t now_ms,
+                           int64_t expiration_ms, struct producer_batch *dup);
 
 /* Raft mode, once per host tick (tick_ms apart): the ISR (see above; lag_ms is
  * replica.lag.time.max.ms) and acks=all waits for min_insync replicas. */

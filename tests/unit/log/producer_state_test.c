@@ -1,0 +1,242 @@
+/*
+ * Producer state rules (log/producer_state.h), one test per rule of Kafka's: duplicates of the
+ * last five batches answered with their original offsets, gaps, stale and new epochs, unknown
+ * producers (KIP-360), sequence wraparound at INT32_MAX, expiration, the bound on producers, and
+ * the map itself against a model under many inserts and removals.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+
+#include <cmocka.h>
+
+#include "log/producer_state.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static struct producer_append batch(int64_t pid, int16_t epoch, int32_t seq, int32_t n,
+                                    int64_t offset, int64_t ts)
+{
+    return (struct producer_append){.producer_id = pid,
+                                    .epoch = epoch,
+                                    .first_seq = seq,
+                                    .record_count = n,
+                                    .first_offset = offset,
+                                    .timestamp_ms = ts};
+}
+
+static enum producer_verdict check(const struct producer_state *ps, int64_t pid, int16_t epoch,
+                                   int32_t seq, int32_t n, struct producer_batch *dup)
+{
+    struct producer_append a = batch(pid, epoch, seq, n, -1, 0);
+    return producer_state_check(ps, &a, dup);
+}
+
+static void put(struct producer_state *ps, int64_t pid, int16_t epoch, int32_t seq, int32_t n,
+                int64_t offset)
+{
+    struct producer_append a = batch(pid, epoch, seq, n, offset, 1000);
+    producer_state_update(ps, &a);
+}
+
+/* A retried batch (same epoch, same first and last sequence) of any of the last five is a
+ * duplicate with its original offsets; the sixth oldest is forgotten (then out of order). */
+static void test_duplicates_of_last_five(void **state)
+{
+    (void)state;
+    struct producer_state ps;
+    producer_state_init(&ps);
+    for (int i = 0; i < 6; i++)
+        put(&ps, 7, 0, i * 10, 10, 100 + i * 10);
+    struct producer_batch dup;
+    for (int i = 1; i < 6; i++) {
+        memset(&dup, 0, sizeof(dup));
+        assert_int_equal(check(&ps, 7, 0, i * 10, 10, &dup), PRODUCER_DUPLICATE);
+        assert_int_equal(dup.first_offset, 100 + i * 10);
+        assert_int_equal(dup.last_offset, 109 + i * 10);
+        assert_int_equal(dup.first_seq, i * 10);
+        assert_int_equal(dup.last_seq, i * 10 + 9);
+    }
+    assert_int_equal(check(&ps, 7, 0, 0, 10, &dup), PRODUCER_OUT_OF_ORDER);
+    /* Same first sequence, another last: not the batch written, and not the next one. */
+    assert_int_equal(check(&ps, 7, 0, 50, 5, &dup), PRODUCER_OUT_OF_ORDER);
+    /* The next one. */
+    assert_int_equal(check(&ps, 7, 0, 60, 1, &dup), PRODUCER_APPEND);
+    producer_state_deinit(&ps);
+}
+
+static void test_gap_is_out_of_order(void **state)
+{
+    (void)state;
+    struct producer_state ps;
+    producer_state_init(&ps);
+    put(&ps, 1, 3, 0, 5, 0);
+    struct producer_batch dup;
+    assert_int_equal(check(&ps, 1, 3, 5, 1, &dup), PRODUCER_APPEND);
+    assert_int_equal(check(&ps, 1, 3, 6, 1, &dup), PRODUCER_OUT_OF_ORDER);
+    assert_int_equal(check(&ps, 1, 3, 3, 1, &dup), PRODUCER_OUT_OF_ORDER);
+    producer_state_deinit(&ps);
+}
+
+/* Kafka answers INVALID_PRODUCER_EPOCH (not the fatal PRODUCER_FENCED) for a stale epoch, even
+ * for what would be a duplicate in that epoch. */
+static void test_stale_epoch(void **state)
+{
+    (void)state;
+    struct producer_state ps;
+    producer_state_init(&ps);
+    put(&ps, 1, 2, 0, 1, 0);
+    put(&ps, 1, 3, 0, 1, 1);
+    struct producer_batch dup;
+    assert_int_equal(check(&ps, 1, 2, 0, 1, &dup), PRODUCER_INVALID_EPOCH);
+    assert_int_equal(check(&ps, 1, 2, 1, 1, &dup), PRODUCER_INVALID_EPOCH);
+    assert_int_equal(check(&ps, 1, 3, 0, 1, &dup), PRODUCER_DUPLICATE);
+    assert_int_equal(dup.first_offset, 1);
+    producer_state_deinit(&ps);
+}
+
+/* A new epoch starts at sequence 0 and forgets the old epoch's batches. */
+static void test_new_epoch_starts_at_zero(void **state)
+{
+    (void)state;
+    struct producer_state ps;
+    producer_state_init(&ps);
+    put(&ps, 1, 0, 0, 10, 0);
+    struct producer_batch dup;
+    assert_int_equal(check(&ps, 1, 1, 10, 1, &dup), PRODUCER_OUT_OF_ORDER);
+    assert_int_equal(check(&ps, 1, 1, 0, 1, &dup), PRODUCER_APPEND);
+    put(&ps, 1, 1, 0, 1, 10);
+    const struct producer_entry *e = producer_state_find(&ps, 1);
+    assert_non_null(e);
+    assert_int_equal(e->epoch, 1);
+    assert_int_equal(e->batch_count, 1);
+    assert_int_equal(check(&ps, 1, 1, 1, 1, &dup), PRODUCER_APPEND);
+    producer_state_deinit(&ps);
+}
+
+/* KIP-360 (Kafka 2.5+): an unknown producer is accepted at any sequence, not UNKNOWN_PRODUCER_ID;
+ * the same after its state expired. */
+static void test_unknown_producer_accepted(void **state)
+{
+    (void)state;
+    struct producer_state ps;
+    producer_state_init(&ps);
+    struct producer_batch dup;
+    assert_int_equal(check(&ps, 42, 0, 17, 3, &dup), PRODUCER_APPEND);
+    put(&ps, 42, 0, 17, 3, 0);
+    assert_int_equal(check(&ps, 42, 0, 30, 1, &dup), PRODUCER_OUT_OF_ORDER);
+    assert_int_equal(producer_state_expire(&ps, 1000 + 86400000 - 1, 86400000), 0);
+    assert_non_null(producer_state_find(&ps, 42));
+    assert_int_equal(producer_state_expire(&ps, 1000 + 86400000, 86400000), 1);
+    assert_null(producer_state_find(&ps, 42));
+    assert_int_equal(check(&ps, 42, 0, 30, 1, &dup), PRODUCER_APPEND);
+    producer_state_deinit(&ps);
+}
+
+/* Sequences wrap from INT32_MAX to 0, within a batch and between batches. */
+static void test_sequence_wraparound(void **state)
+{
+    (void)state;
+    assert_int_equal(producer_seq_add(INT32_MAX, 1), 0);
+    assert_int_equal(producer_seq_add(INT32_MAX - 1, 3), 1);
+    assert_int_equal(producer_seq_add(5, 0), 5);
+    struct producer_state ps;
+    producer_state_init(&ps);
+    put(&ps, 9, 0, INT32_MAX - 1, 2, 0); /* last sequence INT32_MAX */
+    struct producer_batch dup;
+    assert_int_equal(check(&ps, 9, 0, 0, 1, &dup), PRODUCER_APPEND);
+    assert_int_equal(check(&ps, 9, 0, 1, 1, &dup), PRODUCER_OUT_OF_ORDER);
+    put(&ps, 9, 0, 0, 1, 2);
+    put(&ps, 9, 0, INT32_MAX, 3, 3); /* replicated as written: INT32_MAX, 0, 1 */
+    const struct producer_entry *e = producer_state_find(&ps, 9);
+    assert_int_equal(e->batches[e->batch_count - 1].last_seq, 1);
+    assert_int_equal(check(&ps, 9, 0, INT32_MAX, 3, &dup), PRODUCER_DUPLICATE);
+    assert_int_equal(dup.first_offset, 3);
+    assert_int_equal(dup.last_offset, 5);
+    assert_int_equal(check(&ps, 9, 0, 2, 1, &dup), PRODUCER_APPEND);
+    producer_state_deinit(&ps);
+}
+
+/* Many producers: the map against a model through growth, removals by expiry and copies. */
+static void test_map_model(void **state)
+{
+    (void)state;
+    enum { N = 5000 };
+    struct producer_state ps, copy;
+    producer_state_init(&ps);
+    producer_state_init(&copy);
+    static int64_t last_ts[N];
+    uint64_t x = 88172645463325252ull;
+    for (int round = 0; round < 20000; round++) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        int64_t pid = (int64_t)(x % N) * 1000003;
+        int64_t ts = round;
+        const struct producer_entry *e = producer_state_find(&ps, pid);
+        int32_t seq = e != NULL ? producer_seq_add(e->batches[e->batch_count - 1].last_seq, 1) : 0;
+        put(&ps, pid, 0, seq, 1, round);
+        struct producer_append a = batch(pid, 0, seq, 1, round, ts);
+        producer_state_update(&ps, &a); /* a duplicate write: same batch twice in the entry */
+        last_ts[x % N] = ts + 1;
+        if (round % 2000 == 1999) {
+            uint32_t gone = producer_state_expire(&ps, round - 500, 0);
+            uint32_t expected = 0;
+            for (int i = 0; i < N; i++) {
+                bool live = last_ts[i] != 0 && last_ts[i] - 1 > round - 500;
+                expected += last_ts[i] != 0 && !live;
+                if (!live)
+                    last_ts[i] = 0;
+                assert_int_equal(producer_state_find(&ps, (int64_t)i * 1000003) != NULL, live);
+            }
+            assert_int_equal(gone, expected);
+            producer_state_copy(&copy, &ps);
+            assert_int_equal(copy.count, ps.count);
+        }
+    }
+    uint32_t n = 0;
+    for (int i = 0; i < N; i++)
+        n += producer_state_find(&copy, (int64_t)i * 1000003) != NULL;
+    assert_int_equal(n, copy.count);
+    producer_state_clear(&ps);
+    assert_int_equal(ps.count, 0);
+    assert_null(producer_state_find(&ps, 0));
+    producer_state_deinit(&ps);
+    producer_state_deinit(&copy);
+}
+
+/* At PRODUCER_STATE_PRODUCERS_MAX the producer written longest ago makes room. */
+static void test_bound_forgets_oldest(void **state)
+{
+    (void)state;
+    struct producer_state ps;
+    producer_state_init(&ps);
+    for (int64_t i = 0; i < (int64_t)PRODUCER_STATE_PRODUCERS_MAX; i++) {
+        struct producer_append a = batch(i, 0, 0, 1, i, 10 + i);
+        producer_state_update(&ps, &a);
+    }
+    assert_int_equal(ps.count, PRODUCER_STATE_PRODUCERS_MAX);
+    struct producer_append a = batch(-5 + 10000000, 0, 0, 1, 0, 5);
+    producer_state_update(&ps, &a);
+    assert_int_equal(ps.count, PRODUCER_STATE_PRODUCERS_MAX);
+    assert_null(producer_state_find(&ps, 0));
+    assert_non_null(producer_state_find(&ps, 1));
+    assert_non_null(producer_state_find(&ps, 10000000 - 5));
+    producer_state_deinit(&ps);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_duplicates_of_last_five),
+        cmocka_unit_test(test_gap_is_out_of_order),
+        cmocka_unit_test(test_stale_epoch),
+        cmocka_unit_test(test_new_epoch_starts_at_zero),
+        cmocka_unit_test(test_unknown_producer_accepted),
+        cmocka_unit_test(test_sequence_wraparound),
+        cmocka_unit_test(test_map_model),
+        cmocka_unit_test(test_bound_forgets_oldest),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
