@@ -19,7 +19,6 @@ import os
 import random
 import sys
 import tempfile
-import threading
 import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -39,7 +38,7 @@ def main():
     ap.add_argument("--seed", type=int, default=1)
     args = ap.parse_args()
     os.environ["CHRONIK_BIN"] = os.path.abspath(args.chronik)
-    from cluster_harness import Cluster  # reads CHRONIK_BIN at import
+    from cluster_harness import Cluster, serving  # reads CHRONIK_BIN at import
 
     rnd = random.Random(args.seed)
     root = tempfile.mkdtemp(prefix="chronik-zero-loss-")
@@ -51,49 +50,70 @@ def main():
             "min.insync.replicas": "2"})])["zl"].result(timeout=30)
         acked = {}
         failed = []
-        lock = threading.Lock()
 
         def report(err, msg):
-            with lock:
-                if err is None:
-                    acked[msg.value()] = (msg.partition(), msg.offset())
-                else:
-                    failed.append(str(err))
+            if err is None:
+                acked[msg.value()] = (msg.partition(), msg.offset())
+            else:
+                failed.append(str(err))
 
-        done = threading.Event()
+        # Faults from the producing loop itself (no thread): every --kill-every-s seconds the
+        # leader of a random partition is killed, once the node killed before is serving again
+        # (its restart is started right after the next interval, so one node is down at a time).
         kills = []
-
-        def killer():
-            while not done.wait(args.kill_every_s):
-                p = rnd.randrange(PARTITIONS)
-                md = c.metadata(rnd.choice([n for n in (1, 2, 3) if c.nodes[n].alive()]), "zl")
-                leader = md.topics["zl"].partitions[p].leader
-                if leader not in c.nodes or not c.nodes[leader].alive():
-                    continue
-                c.nodes[leader].kill()
-                kills.append((time.monotonic(), leader, p))
-                time.sleep(1.0)
-                c.nodes[leader].launch()
-                c.wait_serving([leader], timeout_s=60)
-
+        down = None  # (node, killed at)
         prod = Producer({"bootstrap.servers": boot, "acks": "all", "linger.ms": 5,
                          "message.timeout.ms": 300000, "queue.buffering.max.messages": 200000})
-        t = threading.Thread(target=killer, daemon=True)
         start = time.monotonic()
-        t.start()
-        for i in range(args.messages):
-            while True:
-                try:
-                    prod.produce("zl", b"%09d" % i, partition=i % PARTITIONS,
-                                 on_delivery=report)
-                    break
-                except BufferError:
-                    prod.poll(0.05)
+        next_fault = start + args.kill_every_s
+        next_report = start + 5
+
+        def fault(now):
+            nonlocal down
+            if down is not None:
+                node, at = down
+                if not c.nodes[node].alive():
+                    c.nodes[node].launch()
+                if not serving(c.nodes[node].port):
+                    return
+                down = None
+            alive = [n for n in (1, 2, 3) if c.nodes[n].alive()]
+            try:
+                md = c.metadata(rnd.choice(alive), "zl", timeout_s=5)
+            except Exception:
+                return
+            leader = md.topics["zl"].partitions[rnd.randrange(PARTITIONS)].leader
+            if leader in alive:
+                c.nodes[leader].kill()
+                kills.append((now, leader))
+                down = (leader, now)
+
+        i = 0
+        while i < args.messages:
+            try:
+                prod.produce("zl", b"%09d" % i, partition=i % PARTITIONS, on_delivery=report)
+                i += 1
+            except BufferError:
+                prod.poll(0.05)
             if i % 1000 == 0:
                 prod.poll(0)
-        left = prod.flush(600)
-        done.set()
-        t.join()
+                now = time.monotonic()
+                if now >= next_fault:
+                    fault(now)
+                    next_fault = now + args.kill_every_s
+                if now >= next_report:
+                    print("zero-loss: %.0f s: %d sent, %d acknowledged, %d kills" % (
+                        now - start, i, len(acked), len(kills)), file=sys.stderr, flush=True)
+                    next_report = now + 5
+        while prod.flush(1) > 0:
+            now = time.monotonic()
+            if down is not None:
+                fault(now)  # restart the node still down; kill no more
+            if now - start > 900:
+                break
+        left = len(prod)
+        if down is not None and not c.nodes[down[0]].alive():
+            c.nodes[down[0]].launch()
         produce_s = time.monotonic() - start
 
         # Read back every partition from its start, through any node (clients find leaders),
