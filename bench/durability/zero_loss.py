@@ -1,12 +1,13 @@
 #!/usr/bin/python3
-"""The zero-loss load test: MESSAGES records produced with acks=all to a 3-node cluster (a
+"""The zero-loss load test: MESSAGES records produced with acks=all (at RATE records/s, so the
+run lasts long enough for many faults) to a 3-node cluster (a
 topic of replication factor 3, min.insync.replicas 2) while a partition leader is killed with
 SIGKILL and restarted every few seconds; then every acknowledged record is read back at the
 offset it was acknowledged with. Prints one line of figures and exits 1 if anything
 acknowledged is missing or two records share an offset.
 
-    /usr/bin/python3 bench/durability/zero_loss.py [--messages 1000000] [--kill-every-s 3]
-        [--chronik build/release/chronik]
+    /usr/bin/python3 bench/durability/zero_loss.py [--messages 1000000] [--rate 20000]
+        [--kill-every-s 2] [--chronik build/release/chronik]
 
 Not part of the test suite (it takes minutes); the fault-injection harness in tests/chaos runs
 a short version of the same check in CI. The producer retries (librdkafka's defaults, no
@@ -33,7 +34,8 @@ PARTITIONS = 8
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--messages", type=int, default=1000000)
-    ap.add_argument("--kill-every-s", type=float, default=3.0)
+    ap.add_argument("--kill-every-s", type=float, default=2.0)
+    ap.add_argument("--rate", type=int, default=20000, help="records/s (0: as fast as possible)")
     ap.add_argument("--chronik", default=os.path.join(REPO, "build", "release", "chronik"))
     ap.add_argument("--seed", type=int, default=1)
     args = ap.parse_args()
@@ -98,6 +100,8 @@ def main():
             if i % 1000 == 0:
                 prod.poll(0)
                 now = time.monotonic()
+                if args.rate > 0 and i / args.rate > now - start:
+                    time.sleep(i / args.rate - (now - start))
                 if now >= next_fault:
                     fault(now)
                     next_fault = now + args.kill_every_s
