@@ -578,9 +578,11 @@ int16_t meta_ctl_unfence_broker(const struct meta_image *img, int32_t id, int64_
     return ok(res);
 }
 
-/* The ISR is distinct replicas of mp and holds member (unless member is META_NO_LEADER). */
-static bool isr_valid(const struct meta_partition *mp, const int32_t *isr, uint32_t isr_count,
-                      int32_t member)
+enum isr_check { ISR_OK, ISR_NOT_DISTINCT_REPLICAS, ISR_WITHOUT_MEMBER };
+
+/* Whether the ISR is distinct replicas of mp holding member (any, for META_NO_LEADER). */
+static enum isr_check isr_check(const struct meta_partition *mp, const int32_t *isr,
+                                uint32_t isr_count, int32_t member)
 {
     bool in_isr = member == META_NO_LEADER;
     for (uint32_t i = 0; i < isr_count; i++) {
@@ -590,10 +592,24 @@ static bool isr_valid(const struct meta_partition *mp, const int32_t *isr, uint3
         for (uint32_t j = 0; j < i; j++)
             replica &= isr[j] != isr[i];
         if (!replica)
-            return false;
+            return ISR_NOT_DISTINCT_REPLICAS;
         in_isr |= isr[i] == member;
     }
-    return in_isr;
+    return in_isr ? ISR_OK : ISR_WITHOUT_MEMBER;
+}
+
+/* The partition a change names, or the error for the answer. */
+static int16_t find_partition(const struct meta_image *img, const struct meta_uuid *topic_id,
+                              int32_t partition, const struct meta_topic **t,
+                              struct meta_ctl_result *res)
+{
+    *t = meta_topic_find_id(img, topic_id);
+    if (*t == NULL)
+        return fail(res, META_CTL_UNKNOWN_TOPIC_ID, "This server does not know the topic id.");
+    if (partition < 0 || (uint32_t)partition >= (*t)->partition_count)
+        return fail(res, META_CTL_UNKNOWN_TOPIC_OR_PARTITION,
+                    "This server does not host this topic-partition.");
+    return META_CTL_NONE;
 }
 
 int16_t meta_ctl_partition_report(const struct meta_image *img, const struct meta_uuid *topic_id,
@@ -601,12 +617,10 @@ int16_t meta_ctl_partition_report(const struct meta_image *img, const struct met
                                   const int32_t *isr, uint32_t isr_count, struct meta_records *out,
                                   struct meta_ctl_result *res)
 {
-    const struct meta_topic *t = meta_topic_find_id(img, topic_id);
-    if (t == NULL)
-        return fail(res, META_CTL_UNKNOWN_TOPIC_ID, "This server does not know the topic id.");
-    if (partition < 0 || (uint32_t)partition >= t->partition_count)
-        return fail(res, META_CTL_UNKNOWN_TOPIC_OR_PARTITION,
-                    "This server does not host this topic-partition.");
+    const struct meta_topic *t;
+    int16_t err = find_partition(img, topic_id, partition, &t, res);
+    if (err != META_CTL_NONE)
+        return err;
     const struct meta_partition *mp = &t->partitions[partition];
     bool replica = false;
     for (unsigned r = 0; r < mp->replica_count; r++)
@@ -614,7 +628,7 @@ int16_t meta_ctl_partition_report(const struct meta_image *img, const struct met
     if (!replica)
         return fail(res, META_CTL_NOT_LEADER_OR_FOLLOWER, "Broker %d is not a replica of %s-%d.",
                     broker, t->name, partition);
-    if (mp->replica_count < 2 || isr_count == 0 || !isr_valid(mp, isr, isr_count, broker))
+    if (mp->replica_count < 2 || isr_count == 0 || isr_check(mp, isr, isr_count, broker) != ISR_OK)
         return fail(res, META_CTL_INVALID_REQUEST,
                     "A report needs a replicated partition and an ISR of distinct replicas "
                     "holding the leader.");
@@ -639,30 +653,20 @@ int16_t meta_ctl_partition_change(const struct meta_image *img, const struct met
                                   uint32_t isr_count, struct meta_records *out,
                                   struct meta_ctl_result *res)
 {
-    const struct meta_topic *t = meta_topic_find_id(img, topic_id);
-    if (t == NULL)
-        return fail(res, META_CTL_UNKNOWN_TOPIC_ID, "This server does not know the topic id.");
-    if (partition < 0 || (uint32_t)partition >= t->partition_count)
-        return fail(res, META_CTL_UNKNOWN_TOPIC_OR_PARTITION,
-                    "This server does not host this topic-partition.");
+    const struct meta_topic *t;
+    int16_t err = find_partition(img, topic_id, partition, &t, res);
+    if (err != META_CTL_NONE)
+        return err;
     const struct meta_partition *mp = &t->partitions[partition];
     if (isr == NULL) {
         isr = mp->isr;
         isr_count = mp->isr_count;
     }
-    bool in_isr = leader == META_NO_LEADER;
-    for (uint32_t i = 0; i < isr_count; i++) {
-        bool replica = false;
-        for (unsigned r = 0; r < mp->replica_count; r++)
-            replica |= mp->replicas[r] == isr[i];
-        for (uint32_t j = 0; j < i; j++)
-            replica &= isr[j] != isr[i];
-        if (!replica)
-            return fail(res, META_CTL_INVALID_REQUEST,
-                        "The ISR must be distinct replicas of the partition.");
-        in_isr |= isr[i] == leader;
-    }
-    if (!in_isr)
+    enum isr_check c = isr_check(mp, isr, isr_count, leader);
+    if (c == ISR_NOT_DISTINCT_REPLICAS)
+        return fail(res, META_CTL_INVALID_REQUEST,
+                    "The ISR must be distinct replicas of the partition.");
+    if (c == ISR_WITHOUT_MEMBER)
         return fail(res, META_CTL_INVALID_REQUEST, "The leader %d is not in the ISR.", leader);
     bool isr_same = isr_count == mp->isr_count &&
                     (isr_count == 0 || memcmp(isr, mp->isr, isr_count * sizeof(*isr)) == 0);
