@@ -228,6 +228,8 @@ int broker_cluster_open(struct broker *b, const struct meta_properties *props);
 void broker_cluster_close(struct broker *b, bool clean);
 /* Destroys the Raft host (every partition closed) and the cluster wiring. */
 void broker_cluster_free(struct broker *b);
+/* The cluster transport lost its connection to node peer and has not reconnected. */
+bool broker_peer_down(struct broker *b, int32_t peer);
 /* False while the Raft tick is overdue by half an election timeout (the process stalled): a
  * leader does not serve until the ticks it missed have run (and may have deposed it). */
 bool broker_ticks_current(struct broker *b);

@@ -431,10 +431,22 @@ static void on_peer_up(void *ctx, int32_t peer)
     }
 }
 
+bool broker_peer_down(struct broker *b, int32_t peer)
+{
+    struct broker_cluster *c = b->cluster;
+    for (uint32_t i = 0; c != NULL && i < c->note_count; i++)
+        if (c->notes[i].peer == peer)
+            return c->notes[i].down;
+    return false;
+}
+
 static void on_peer_down(void *ctx, int32_t peer, int err, const char *reason)
 {
     struct broker_cluster *c = ctx;
-    (void)err;
+    /* The host hears of it too: quiesced groups that depend on that node wake at once. */
+    struct transport_handler hh;
+    raft_host_handler(c->host, &hh);
+    hh.on_peer_down(hh.ctx, peer, err, reason);
     if (reason == NULL)
         return;
     uint64_t h = 1469598103934665603ull;

@@ -247,11 +247,13 @@ bool broker_replica_view(struct broker *b, const char *topic, size_t len, int32_
     } else {
         /* Known elsewhere, or an election under way (no leader: clients wait and ask again). A
          * leader whose term has no committed entry yet is not served from either. A follower
-         * that has not heard from its leader for two heartbeats names none: that leader is
-         * likely gone, and a client told "no leader" keeps asking (and finds the next one as
-         * soon as it is elected) where one told the old leader waits to reconnect to it. */
+         * that has not heard from its leader for two heartbeats, or whose connection to it
+         * broke, names none: that leader is likely gone, and a client told "no leader" keeps
+         * asking (and finds the next one as soon as it is elected) where one told the old
+         * leader waits to reconnect to it. */
         const struct raft *core = raft_group_core(replica_group(r));
-        bool fresh = core->lease_elapsed <= 2 * BROKER_PARTITION_HEARTBEAT_TICKS + 1;
+        bool fresh = core->lease_elapsed <= 2 * BROKER_PARTITION_HEARTBEAT_TICKS + 1 &&
+                     !broker_peer_down(b, leader);
         out->id = fresh || leader == b->cfg->node_id ? leader : -1;
         out->local = false;
     }
