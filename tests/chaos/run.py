@@ -590,9 +590,24 @@ class Chaos:
             "auto.offset.reset": "error"}))
         final, ends, errors = [], {}, []
         try:
-            for p in range(self.args.partitions):
-                _, ends[p] = c.get_watermark_offsets(TopicPartition(self.topic, p),
-                                                      timeout=TIMEOUT_S)
+            # A client created right after restarts can keep answering "unknown partition"
+            # (librdkafka): each attempt asks through a new one.
+            deadline = time.monotonic() + RECOVERY_TIMEOUT_S
+            while len(ends) < self.args.partitions:
+                probe = Consumer(client_config({"bootstrap.servers": self.bootstrap,
+                                                "group.id": "chaos-final-ends"}))
+                try:
+                    for p in range(self.args.partitions):
+                        if p not in ends:
+                            _, ends[p] = probe.get_watermark_offsets(
+                                TopicPartition(self.topic, p), timeout=5)
+                except KafkaException as e:
+                    errors.append(str(e))
+                    if time.monotonic() > deadline:
+                        raise RunError("final read: no high watermark for every partition in "
+                                       "%d s (%s)" % (RECOVERY_TIMEOUT_S, errors[-1]))
+                finally:
+                    probe.close()
             c.assign([TopicPartition(self.topic, p, OFFSET_BEGINNING)
                       for p in range(self.args.partitions)])
             todo = {p for p in ends if ends[p] > 0}
