@@ -125,6 +125,14 @@ class Log:
         print("[%8.3f] %s" % (t, text), flush=True)
 
 
+# Every client made, kept until the process ends: librdkafka 2.0.2 can abort the process
+# ("rd_kafka_broker_destroy_final: Assertion `thrd_is_current(rkb->rkb_thread)' failed") when a
+# client is destroyed while one of its broker threads is still reconnecting to a restarted node,
+# which a run makes common. Clients are flushed or closed, never destroyed; main() leaves with
+# os._exit once its verdict is printed.
+_CLIENTS = []
+
+
 class Producers:
     """n producer threads, each sending unique values at rate_per_s round-robin over the
     partitions and recording every acknowledged send."""
@@ -197,6 +205,7 @@ class Producers:
             due += interval_s
             p.poll(max(0.0, due - time.monotonic()))
         left = p.flush(TIMEOUT_S)
+        _CLIENTS.append(p)
         if left:
             raise RunError("%d sends neither acknowledged nor failed %d s after the run" % (
                 left, TIMEOUT_S))
@@ -301,6 +310,7 @@ class Consumers:
                         last[tp.partition] = high
         finally:
             c.close()
+            _CLIENTS.append(c)
 
     def _list_offsets(self, bootstrap, topic, partitions, name):
         c = self._consumer(bootstrap, name)
@@ -320,6 +330,7 @@ class Consumers:
                 self._stop.wait(0.05)  # pacing between rounds, not waiting for a state
         finally:
             c.close()
+            _CLIENTS.append(c)
 
 
 class Chaos:
@@ -420,6 +431,7 @@ class Chaos:
                                        "recovery: %s" % (p, timeout_s, e))
                 finally:
                     c.close()
+            _CLIENTS.append(c)
         if failures:
             self.log("ListOffsets failed before every partition answered (partition, error: "
                      "attempts): %s", dict(failures))
@@ -608,6 +620,7 @@ class Chaos:
                                        "%d s (%s)" % (RECOVERY_TIMEOUT_S, errors[-1]))
                 finally:
                     probe.close()
+                    _CLIENTS.append(probe)
             c.assign([TopicPartition(self.topic, p, OFFSET_BEGINNING)
                       for p in range(self.args.partitions)])
             todo = {p for p in ends if ends[p] > 0}
@@ -630,6 +643,7 @@ class Chaos:
                         errors.append(err.name())
         finally:
             c.close()
+            _CLIENTS.append(c)
         return final, ends
 
     # --- the run ---
@@ -782,4 +796,7 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    rc = main(sys.argv[1:])
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(rc)
