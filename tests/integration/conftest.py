@@ -16,6 +16,7 @@ Debian packages), so run the suite with `/usr/bin/python3 -m pytest tests/integr
 import atexit
 import ctypes
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -57,13 +58,33 @@ def _kill_all():
 atexit.register(_kill_all)
 
 
-def free_ports(count):
-    """Returns count distinct ports that were free a moment ago on 127.0.0.1."""
-    socks = []
+def _below_ephemeral_range():
+    """The ports below the kernel's ephemeral range (from 10000), or None."""
     try:
-        for _ in range(count):
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            low = int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    return range(10000, low) if low > 11000 else None
+
+
+def free_ports(count):
+    """Returns count distinct ports that were free a moment ago on 127.0.0.1. They are taken
+    below the kernel's ephemeral range when there is one: a port the kernel handed out for a
+    bind to port 0 can be given to another process's outgoing connection (a client of a test
+    running beside this one) before the broker binds it, which made a node fail with "Address
+    already in use"."""
+    socks = []
+    candidates = _below_ephemeral_range()
+    try:
+        while len(socks) < count:
             s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            s.bind(("127.0.0.1", 0))
+            try:
+                s.bind(("127.0.0.1", random.SystemRandom().choice(candidates)
+                        if candidates is not None else 0))
+            except OSError:
+                s.close()
+                continue
             socks.append(s)
         return [s.getsockname()[1] for s in socks]
     finally:
