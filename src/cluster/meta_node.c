@@ -840,9 +840,12 @@ static void serve_reports(struct meta_node *mn, const struct wire_rpc *r,
     size_t n = 0;
     for (size_t t = 0; t < q->topics.count; t++)
         n += q->topics.items[t].partitions.count;
+    /* The request sizes the copy: one over the batch bound is refused before anything is
+     * allocated for it. */
     bool bad = q->broker_id != r->from || n > META_REPORT_BATCH_MAX;
-    o->reports = xcalloc(n + 1, sizeof(*o->reports));
-    o->report_errors = xcalloc(n + 1, sizeof(*o->report_errors));
+    size_t room = bad ? 0 : n;
+    o->reports = xcalloc(room + 1, sizeof(*o->reports));
+    o->report_errors = xcalloc(room + 1, sizeof(*o->report_errors));
     for (size_t t = 0; t < q->topics.count && !bad; t++) {
         const struct kafka_alter_partition_request_topic_data *td = &q->topics.items[t];
         for (size_t p = 0; p < td->partitions.count && !bad; p++) {
