@@ -34,7 +34,6 @@ import os
 import shutil
 import signal
 import statistics
-import struct
 import subprocess
 import sys
 import tempfile
@@ -102,44 +101,15 @@ def quiet_logger():
 def metadata_leader(port, topic):
     """Partition 0's leader of topic as the node on port answers Metadata v4 (one short raw
     connection: cheap enough to ask every CHECK_S beside a running producer), or None."""
-    from kafka_wire import exchange, frame, header, i32, string
+    from kafka_wire import exchange, metadata_v4, metadata_v4_leaders
     try:
-        kind, payload = exchange(port, frame(header(3, 4, 1) + i32(1) + string(topic) +
-                                             b"\x00"))  # allow_auto_topic_creation false
+        kind, payload = exchange(port, metadata_v4(1, [topic]))
     except OSError:
         return None
     if kind != "response":
         return None
-    d = payload[4:]  # after the correlation id
-
-    def take(fmt, o):
-        return struct.unpack_from(fmt, d, o)[0], o + struct.calcsize(fmt)
-
-    def skip_string(o):
-        n, o = take(">h", o)
-        return o + max(n, 0)
-
-    o = 4  # throttle
-    n, o = take(">i", o)
-    for _ in range(n):  # brokers: id, host, port, rack
-        o = skip_string(o + 4) + 4
-        o = skip_string(o)
-    o = skip_string(o) + 4  # cluster id, controller id
-    n, o = take(">i", o)
-    for _ in range(n):
-        err, o = take(">h", o)
-        o = skip_string(o) + 1  # name, internal
-        parts, o = take(">i", o)
-        for _ in range(parts):
-            perr, o = take(">h", o)
-            pid, o = take(">i", o)
-            leader, o = take(">i", o)
-            if err == 0 and perr == 0 and pid == 0:
-                return leader
-            for _ in range(2):  # replicas, isr
-                count, o = take(">i", o)
-                o += 4 * count
-    return None
+    err, leader = metadata_v4_leaders(payload, 1).get((topic, 0), (-1, -1))
+    return leader if err == 0 else None
 
 
 def percentile(values, p):

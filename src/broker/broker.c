@@ -1136,6 +1136,7 @@ int broker_open(const struct broker_config *cfg, const struct broker_env *env, s
     }
     b->loop = &full->loop.loop;
     loop_timer_init(&b->retention_timer, on_retention, b);
+    loop_timer_init(&b->metadata_recheck, metadata_recheck, b);
     /* Block the stop signals before the flusher thread starts, so it inherits the mask and
      * only the loop's signalfd ever sees them. */
     static const int stop_signals[] = {SIGTERM, SIGINT};
@@ -1240,6 +1241,7 @@ static void broker_free(struct broker *b, bool clean)
     /* Long polls hold pointers to replicas of many topics: answer them all before any
      * replica closes. */
     fetch_finish_all(b);
+    metadata_finish_all(b);
     groups_close(b);
     for (uint32_t i = 0; i < b->topic_slots; i++) {
         struct broker_topic *t = b->topics[i];

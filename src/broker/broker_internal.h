@@ -104,7 +104,9 @@ struct broker {
     struct broker_opener *opener;  /* broker.c: start-up opening of partition logs, or NULL */
     struct groups *groups;         /* groups.c: the group coordinator's host, NULL until opened */
     struct fetch *fetches_waiting; /* fetch.c: long polls waiting for data */
-    struct records_codec codec;    /* produce.c: codec contexts and scratch, reused per batch */
+    struct metadata_wait *metadata_waiting; /* metadata.c: answers held for an election */
+    struct loop_timer metadata_recheck;     /* metadata.c: leaderships changed: look again */
+    struct records_codec codec; /* produce.c: codec contexts and scratch, reused per batch */
     /* producers.c: the producer ids this node hands out, [pid_next, pid_end), then the block
      * granted ahead (pid_spare_count 0: none). */
     int64_t pid_next, pid_end;
@@ -133,6 +135,7 @@ struct breq {
     void *sink_ctx;
     struct broker_admin *admin; /* the controller operation it builds, or NULL */
     bool auto_created;          /* Metadata: its missing topics were asked for already */
+    bool metadata_held;         /* Metadata: held once for an election already */
     void *admin_state;          /* an admin handler's answer between build and finish */
 };
 
@@ -342,6 +345,16 @@ void api_versions_fill(struct breq *rq, struct kafka_api_versions_response *resp
 /* The inclusive version range Chronik implements for an API, false when not implemented. */
 bool api_versions_supported(int16_t api_key, int16_t *min, int16_t *max);
 void metadata_handle(struct breq *rq);
+/* A leadership of a partition hosted here changed: held Metadata answers are looked at again
+ * (once per loop iteration, whatever the number of changes). */
+void metadata_leaders_changed(struct broker *b);
+/* Answers every held Metadata request now (before replicas close). */
+void metadata_finish_all(struct broker *b);
+/* The metadata_recheck timer's callback (ctx: the broker). */
+void metadata_recheck(void *ctx);
+/* A replicated partition hosted here whose leader is not known (or is this node, not serving
+ * yet) while this node is one of its voters: a leader is likely moments away. */
+bool broker_replica_electing(struct broker *b, const char *topic, size_t len, int32_t partition);
 /* produce.c, fetch.c, offsets.c: the data path. */
 void produce_handle(struct breq *rq);
 void fetch_handle(struct breq *rq);

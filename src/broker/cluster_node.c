@@ -60,6 +60,9 @@ struct peer_note {
     int32_t peer;
     bool down;
     uint64_t reason_hash;
+    bool probed; /* probe_lost: what transport_peer_lost said at probe_ms */
+    bool probe_lost;
+    uint64_t probe_ms;
 };
 
 struct broker_cluster {
@@ -434,19 +437,37 @@ static void on_peer_up(void *ctx, int32_t peer)
 bool broker_peer_down(struct broker *b, int32_t peer)
 {
     struct broker_cluster *c = b->cluster;
-    for (uint32_t i = 0; c != NULL && i < c->note_count; i++)
-        if (c->notes[i].peer == peer)
-            return c->notes[i].down;
-    return false;
+    if (c == NULL || peer < 0 || peer == b->cfg->node_id)
+        return false;
+    for (uint32_t i = 0; i < c->note_count; i++)
+        if (c->notes[i].peer == peer && c->notes[i].down)
+            return true;
+    /* A leader killed an instant ago: its connection is closed, but the loop may serve a
+     * client before it reads that end (a Metadata naming the dead leader sends librdkafka to
+     * its one-second rescan). Looked at once per millisecond and peer. */
+    struct peer_note *n = peer_note(c, peer);
+    uint64_t now = clock_mono_ms(b->clock);
+    if (n != NULL && n->probe_ms == now && n->probed)
+        return n->probe_lost;
+    bool lost = c->transport != NULL && transport_peer_lost(c->transport, peer);
+    if (n != NULL) {
+        n->probed = true;
+        n->probe_ms = now;
+        n->probe_lost = lost;
+    }
+    return lost;
 }
 
 static void on_peer_down(void *ctx, int32_t peer, int err, const char *reason)
 {
     struct broker_cluster *c = ctx;
-    /* Not passed to the host: its quiesced groups wake when it has not heard from the node for
-     * an election timeout, and a leader woken earlier (its follower heard just now) would
-     * quiesce again with that follower counted in sync. */
-    (void)err;
+    /* Silence is not passed to the host: its quiesced groups wake when it has not heard from
+     * the node for an election timeout, and a leader woken earlier (its follower heard just now)
+     * would quiesce again with that follower counted in sync. A connection reset, closed or
+     * refused is more than silence: the node's process most likely died (its sockets closed with
+     * it), so the groups it led elect now instead of an election timeout later (fail-over time). */
+    if (err == ERR_CLOSED || err == -ECONNRESET || err == -ECONNREFUSED || err == -EPIPE)
+        raft_host_peer_gone(c->host, peer);
     if (reason == NULL)
         return;
     uint64_t h = 1469598103934665603ull;

@@ -4,11 +4,28 @@
  * ISR and offline replicas; see nodes.c), and the topics asked for
  * (every topic for a null list, or an empty one in version 0), creating missing ones when both
  * the request and auto.create.topics.enable allow it (see auto_create for the bounds).
+ *
+ * Fail-over: a replicated partition hosted here whose leader just died has a new one within
+ * milliseconds (the survivors campaign as soon as the dead leader's connection closes), but a
+ * client told "no leader" meanwhile waits for its next periodic look (librdkafka 2.0: up to a
+ * second). So an answer that would name no leader for such a partition (an election under way
+ * here, broker_replica_electing) is held until every such partition asked about has one, or an
+ * election timeout (controller.quorum.election.timeout.ms) passed, and is answered once with
+ * what is known then.
  */
 #include "base/error.h"
 #include "broker/broker_internal.h"
 
+#include "base/alloc.h"
+
+#include <stdlib.h>
 #include <string.h>
+
+struct metadata_wait {
+    struct breq *rq;
+    struct loop_timer timer;
+    struct metadata_wait *prev, *next; /* in b->metadata_waiting */
+};
 
 /* One partition as the image has it: the leader only if it is alive (registered, unfenced),
  * else LEADER_NOT_AVAILABLE with no leader, as Kafka's metadata cache answers; replicas whose
@@ -195,12 +212,120 @@ static int fill_brokers(struct breq *rq, struct kafka_metadata_response *resp)
     return 0;
 }
 
+/* An election under way here for a partition of t (see the top of the file). */
+static bool topic_electing(struct broker *b, const struct meta_topic *t)
+{
+    for (uint32_t p = 0; p < t->partition_count; p++)
+        if (t->partitions[p].replica_count > 1 &&
+            broker_replica_electing(b, t->name, strlen(t->name), (int32_t)p))
+            return true;
+    return false;
+}
+
+/* An election under way here for a partition the request asks about. No allocation. */
+static bool electing(struct breq *rq)
+{
+    struct broker *b = rq->b;
+    const struct kafka_metadata_request *req = rq->body;
+    if (req->topics.items == NULL || (rq->api_version == 0 && req->topics.count == 0)) {
+        for (uint32_t i = 0; i < b->meta.topic_count; i++)
+            if (topic_electing(b, b->meta.topics[i]))
+                return true;
+        return false;
+    }
+    for (size_t i = 0; i < req->topics.count; i++) {
+        const struct kafka_metadata_request_metadata_request_topic *q = &req->topics.items[i];
+        const struct meta_topic *t = NULL;
+        if (q->name.ptr != NULL) {
+            t = meta_topic_find(&b->meta, q->name.ptr, q->name.len);
+        } else {
+            struct meta_uuid id;
+            memcpy(id.b, q->topic_id.bytes, sizeof(id.b));
+            t = meta_topic_find_id(&b->meta, &id);
+        }
+        if (t != NULL && topic_electing(b, t))
+            return true;
+    }
+    return false;
+}
+
+static void wait_end(struct metadata_wait *w)
+{
+    struct broker *b = w->rq->b;
+    if (w->prev != NULL)
+        w->prev->next = w->next;
+    else
+        b->metadata_waiting = w->next;
+    if (w->next != NULL)
+        w->next->prev = w->prev;
+    loop_timer_stop(b->loop, &w->timer);
+    struct breq *rq = w->rq;
+    free(w);
+    metadata_handle(rq); /* metadata_held: answered now */
+}
+
+static void on_wait_timeout(void *ctx)
+{
+    wait_end(ctx);
+}
+
+/* Holds rq (see the top of the file); false when it cannot be held (answer now). */
+static bool hold(struct breq *rq)
+{
+    struct broker *b = rq->b;
+    struct metadata_wait *w = xcalloc(1, sizeof(*w));
+    w->rq = rq;
+    loop_timer_init(&w->timer, on_wait_timeout, w);
+    if (loop_timer_start(b->loop, &w->timer,
+                         (uint64_t)b->cfg->controller_quorum_election_timeout_ms, 0) < 0) {
+        free(w);
+        return false;
+    }
+    w->next = b->metadata_waiting;
+    if (w->next != NULL)
+        w->next->prev = w;
+    b->metadata_waiting = w;
+    return true;
+}
+
+void metadata_leaders_changed(struct broker *b)
+{
+    if (b->metadata_waiting != NULL && !loop_timer_active(&b->metadata_recheck))
+        (void)loop_timer_start(b->loop, &b->metadata_recheck, 0, 0);
+}
+
+void metadata_recheck(void *ctx)
+{
+    struct broker *b = ctx;
+    struct metadata_wait *w = b->metadata_waiting;
+    while (w != NULL) {
+        struct metadata_wait *next = w->next;
+        if (!electing(w->rq))
+            wait_end(w);
+        w = next;
+    }
+}
+
+void metadata_finish_all(struct broker *b)
+{
+    loop_timer_stop(b->loop, &b->metadata_recheck);
+    while (b->metadata_waiting != NULL)
+        wait_end(b->metadata_waiting);
+}
+
 void metadata_handle(struct breq *rq)
 {
     struct broker *b = rq->b;
     const struct kafka_metadata_request *req = rq->body;
     struct kafka_metadata_response resp;
     kafka_metadata_response_init(&resp);
+
+    if (!rq->metadata_held && b->serving && electing(rq)) {
+        rq->metadata_held = true;
+        if (hold(rq))
+            return;
+    }
+    rq->metadata_held = true;
 
     if (fill_brokers(rq, &resp) < 0) {
         breq_fail(rq, ERR_TOO_LARGE);

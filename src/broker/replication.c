@@ -92,6 +92,7 @@ static void on_change(void *ctx)
         bp->prefer_until_ms = clock_mono_ms(b->clock) + prefer_window_ms(b);
     bp->led = led;
     part_report(bp);
+    metadata_leaders_changed(b);
     if (strcmp(bp->t->name, BROKER_OFFSETS_TOPIC) == 0)
         groups_leadership_changed(bp->b, bp->partition);
 }
@@ -260,4 +261,18 @@ bool broker_replica_view(struct broker *b, const char *topic, size_t len, int32_
     out->epoch = (int32_t)replica_term(r);
     out->replica = true;
     return true;
+}
+
+bool broker_replica_electing(struct broker *b, const char *topic, size_t len, int32_t partition)
+{
+    struct broker_leader l;
+    if (!broker_replica_view(b, topic, len, partition, &l))
+        return false;
+    struct replica *r = broker_replica(b, topic, len, partition);
+    struct raft_group *g = replica_group(r);
+    if (raft_group_error(g) != 0 || replica_error(r) != 0)
+        return false;
+    const struct raft *core = raft_group_core(g);
+    bool leaderless = l.id < 0 || (l.id == b->cfg->node_id && !l.local);
+    return leaderless && raft_is_voter(&core->config, b->cfg->node_id);
 }

@@ -1379,6 +1379,19 @@ static void on_peer_down(void *ctx, int32_t peer, int err, const char *reason)
         peer_silent(h, p);
 }
 
+void raft_host_peer_gone(struct raft_host *h, int32_t peer)
+{
+    for (size_t i = 0; i < h->group_count; i++) {
+        struct raft_group *g = h->groups[i];
+
+        if (g->err != 0 || g->raft.role == RAFT_LEADER || g->raft.leader != peer)
+            continue;
+        raft_leader_gone(&g->raft, peer);
+        h->stats.leaders_gone++;
+        group_pump(g);
+    }
+}
+
 /* Once per host tick: a liveness message to every peer each heartbeat interval, and peers
  * unheard for an election timeout become silent. */
 static void liveness_tick(struct raft_host *h)

@@ -162,6 +162,7 @@ struct raft_host_stats {
     uint64_t peers_silent;      /* times a peer went silent (or was reported down) */
     uint64_t peer_restarts;     /* times a peer's host restarted (its incarnation changed) */
     uint64_t peer_wakes;        /* quiesced groups woken because a peer went silent or restarted */
+    uint64_t leaders_gone;      /* groups told their leader's node is gone (peer_gone) */
 };
 
 /* One group's hard state as one journal entry holds it. */
@@ -187,6 +188,13 @@ void raft_host_tick(struct raft_host *h);
 /* Inbound messages (what on_raft does). */
 void raft_host_receive(struct raft_host *h, const struct wire_raft *frame);
 void raft_host_stats(const struct raft_host *h, struct raft_host_stats *out);
+/*
+ * The owner has evidence that node peer is gone (its connection was reset, closed or refused:
+ * a killed process's sockets close at once), not merely silent: every group this node follows
+ * with peer as its leader campaigns without waiting for an election timeout (raft_leader_gone).
+ * O(groups), once per such event.
+ */
+void raft_host_peer_gone(struct raft_host *h, int32_t peer);
 /*
  * Once per loop iteration, before the transport's flush(): writes every hard state changed since
  * the last call as one journal record, syncs it once, and hands the messages held for it to the

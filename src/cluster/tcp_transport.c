@@ -731,12 +731,36 @@ static void op_flush(struct transport *t)
         peer_flush(tt->peers[i]);
 }
 
+static bool op_peer_lost(struct transport *t, int32_t node)
+{
+    struct tcp_transport *tt = (struct tcp_transport *)t;
+    struct peer *p = peer_find(tt, node);
+    char reason[CLUSTER_HELLO_REASON_BYTES_MAX];
+    uint8_t byte;
+
+    if (p == NULL)
+        return false;
+    if (p->down_pending)
+        return true;
+    if (p->state != PEER_READY)
+        return false;
+    /* Nothing flows to the dialler after the hello answer: readable means closed. */
+    ssize_t n = recv(p->c.watch.fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (n > 0 || (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)))
+        return false;
+    int err = n == 0 ? ERR_CLOSED : -errno;
+    snprintf(reason, sizeof(reason), "connection to node %d lost: %s", p->id, err_str(err));
+    peer_fail(p, err, reason);
+    return true;
+}
+
 static const struct transport_ops tcp_ops = {
     .peer_set = op_peer_set,
     .peer_remove = op_peer_remove,
     .send = op_send,
     .send_rpc = op_send_rpc,
     .flush = op_flush,
+    .peer_lost = op_peer_lost,
 };
 
 /* ---- lifecycle ----------------------------------------------------------------------------- */

@@ -97,6 +97,11 @@ struct transport_ops {
     int (*send_rpc)(struct transport *t, const struct wire_rpc *r);
     /* Sends everything queued. */
     void (*flush)(struct transport *t);
+    /* True when the link to node is lost: reported down and not back yet, or its connection
+     * found closed by looking at it now (one system call; reported down like any loss). For a
+     * caller that must not act on a link the peer's death closed an instant ago, before the
+     * event loop got to it. NULL: links are never found lost that way. */
+    bool (*peer_lost)(struct transport *t, int32_t node);
 };
 
 struct transport {
@@ -126,6 +131,10 @@ static inline int transport_send_rpc(struct transport *t, const struct wire_rpc 
 static inline void transport_flush(struct transport *t)
 {
     t->ops->flush(t);
+}
+static inline bool transport_peer_lost(struct transport *t, int32_t node)
+{
+    return t->ops->peer_lost != NULL && t->ops->peer_lost(t, node);
 }
 
 /* ---- the outbound queue of one peer (shared by the implementations) ---------------------- */

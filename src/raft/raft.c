@@ -1210,6 +1210,42 @@ void raft_wake(struct raft *r, int32_t peer, uint32_t silent_ticks)
     }
 }
 
+/* Where self stands among the voters that follow the gone leader in member order (cyclic, the
+ * leader left out): 0 for the first. Replica lists rotate per partition, so the first survivors
+ * of different groups differ and new leaderships spread over the survivors. */
+static uint32_t survivor_rank(const struct raft *r, int gone)
+{
+    uint32_t rank = 0;
+
+    for (uint32_t k = 1; k < r->config.count; k++) {
+        uint32_t i = ((uint32_t)gone + k) % r->config.count;
+
+        if (r->config.ids[i] == r->self)
+            break;
+        if (r->config.voter[i])
+            rank++;
+    }
+    return rank;
+}
+
+void raft_leader_gone(struct raft *r, int32_t peer)
+{
+    int idx = member_index(r, peer);
+
+    if (r->role == RAFT_LEADER || r->leader != peer || peer == r->self || idx < 0)
+        return;
+    wake(r);
+    r->lease_elapsed = MAX(r->lease_elapsed, r->election_ticks);
+    uint32_t wait = survivor_rank(r, idx) * MAX(r->election_ticks / 2, 1u);
+    if (wait == 0 && promotable(r)) {
+        r->election_elapsed = 0;
+        campaign(r, r->pre_vote, false);
+        return;
+    }
+    if (r->election_timeout > wait)
+        r->election_elapsed = MAX(r->election_elapsed, r->election_timeout - wait);
+}
+
 void raft_persisted(struct raft *r, int64_t index, int64_t term)
 {
     ASSERT(index >= -1);

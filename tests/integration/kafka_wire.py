@@ -146,6 +146,52 @@ def fetch_v4(correlation_id, topic, partition, offset, max_wait_ms):
     return frame(header(API_FETCH, 4, correlation_id) + body)
 
 
+def metadata_v4(correlation_id, topics):
+    """Metadata v4 for the named topics; never auto-creates."""
+    body = i32(len(topics)) + b"".join(string(t) for t in topics) + b"\x00"
+    return frame(header(API_METADATA, 4, correlation_id) + body)
+
+
+def metadata_v4_leaders(payload, correlation_id):
+    """{(topic, partition): (error_code, leader)} from a Metadata v4 response."""
+    assert struct.unpack(">i", payload[:4])[0] == correlation_id
+    off = 8  # correlation id, throttle time
+
+    def take(fmt):
+        nonlocal off
+        v = struct.unpack_from(fmt, payload, off)[0]
+        off += struct.calcsize(fmt)
+        return v
+
+    def skip_string():
+        nonlocal off
+        n = take(">h")
+        off += max(n, 0)
+
+    for _ in range(take(">i")):  # brokers: id, host, port, rack
+        take(">i")
+        skip_string()
+        take(">i")
+        skip_string()
+    skip_string()  # cluster id
+    take(">i")  # controller id
+    leaders = {}
+    for _ in range(take(">i")):
+        take(">h")
+        n = take(">h")
+        name = payload[off:off + n].decode()
+        off += n
+        take(">b")  # internal
+        for _ in range(take(">i")):
+            err = take(">h")
+            partition = take(">i")
+            leaders[(name, partition)] = (err, take(">i"))
+            for _ in range(2):  # replicas, isr
+                n = take(">i")
+                off += 4 * n
+    return leaders
+
+
 def list_offsets_v1(correlation_id, topic, partition, timestamp_ms):
     body = i32(-1) + i32(1) + string(topic) + i32(1) + i32(partition) + i64(timestamp_ms)
     return frame(header(API_LIST_OFFSETS, 1, correlation_id) + body)

@@ -181,6 +181,34 @@ def test_acknowledged_records_survive_leader_kill(cluster):
     assert len(logs[0]) > 600 * 2
 
 
+def test_leader_kill_answered_with_the_next_leader(tmp_path):
+    """Fail-over time. With a long election timeout (2 s), kill -9 of a partition's leader:
+    the first Metadata a survivor answers right after the kill already names the new leader.
+    Catches: survivors waiting an election timeout although the dead leader's connection closed
+    at once (the answer would name no leader, or the dead one, for 2 s or more), and Metadata
+    answering "no leader" during the election, which librdkafka 2.0 follows with up to a second
+    of waiting before it asks again (a survivor holds the answer until the election is over)."""
+    c = Cluster(tmp_path, 3, extra_args=FAST_ISR + [
+        "--set", "controller.quorum.election.timeout.ms=2000"]).start()
+    try:
+        create_topic(c, "fo", 1, {"min.insync.replicas": "2"})
+        leader = wait_leader(c, "fo", 0, [1, 2, 3])
+        first, errors = produce(c.bootstrap(leader), "fo", ["a%d" % i for i in range(20)])
+        assert not errors
+        alive = [n for n in (1, 2, 3) if n != leader]
+        c.nodes[leader].kill()
+        kind, payload = kw.exchange(c.nodes[alive[0]].port, kw.metadata_v4(31, ["fo"]))
+        assert kind == "response"
+        err, named = kw.metadata_v4_leaders(payload, 31)[("fo", 0)]
+        assert err == 0 and named in alive, (
+            "right after the kill of leader %d node %d answered error %d, leader %d" % (
+                leader, alive[0], err, named))
+        second, errors = produce(c.bootstrap(named), "fo", ["b%d" % i for i in range(20)])
+        assert not errors and len(second) == 20
+    finally:
+        c.stop()
+
+
 def test_min_insync_refusal(cluster):
     """acks=all is refused with NOT_ENOUGH_REPLICAS, before anything is appended, once the
     leader's ISR is smaller than min.insync.replicas (one node down, min.insync 3); with two of

@@ -354,6 +354,94 @@ static void test_cut_off_leader_steps_down(void **state)
     assert_true(all_quiesced());
 }
 
+/* Fail-over time: a follower told its leader's node is gone (raft_leader_gone: the host saw the
+ * connection reset) must not wait an election timeout. Bug caught: the survivors of a killed
+ * leader sat out 300-600 ms of election timeout although the kernel had closed its sockets at
+ * once. The first survivor after the leader in member order campaigns at once and the other,
+ * told the same, grants its vote: a new leader with no tick at all, quiesced or not. */
+static void leader_gone_elects_at_once(bool idle)
+{
+    int l;
+
+    if (idle) {
+        l = elect_idle();
+        assert_true(all_quiesced());
+    } else {
+        net_init();
+        for (int t = 0; t < 10 * ELECTION && leader() < 0; t++)
+            tick_all(1);
+        l = leader();
+        assert_true(l >= 0);
+    }
+    int64_t term = W.r[l].term;
+    W.up[l] = false;
+    for (int k = 1; k < N; k++)
+        raft_leader_gone(&W.r[(l + k) % N], l);
+    settle();
+    assert_int_equal(leader(), (l + 1) % N);
+    assert_true(W.r[leader()].term > term);
+}
+
+static void test_leader_gone_elects_at_once(void **state)
+{
+    (void)state;
+    leader_gone_elects_at_once(false);
+}
+
+static void test_leader_gone_elects_at_once_when_quiesced(void **state)
+{
+    (void)state;
+    leader_gone_elects_at_once(true);
+}
+
+/* False evidence (a connection closed by a proxy while the leader lives): the follower
+ * campaigns, but the other follower still hears the leader and refuses its pre-vote, so the
+ * leader keeps its term. Bug caught: evidence from one node deposing a healthy leader. */
+static void test_leader_gone_false_evidence(void **state)
+{
+    (void)state;
+    net_init();
+    for (int t = 0; t < 10 * ELECTION && leader() < 0; t++)
+        tick_all(1);
+    int l = leader();
+    assert_true(l >= 0);
+    int64_t term = W.r[l].term;
+    raft_leader_gone(&W.r[(l + 1) % N], l);
+    settle();
+    tick_all(4 * ELECTION);
+    assert_int_equal(leader(), l);
+    for (int i = 0; i < N; i++)
+        assert_int_equal(W.r[i].term, term);
+}
+
+/* The second survivor waits half an election timeout, then campaigns itself when the first
+ * cannot win (here: it missed the last entry, so the second refuses it and it grants the
+ * second). Bug caught: a behind first survivor stalling the fail-over for a whole timeout. */
+static void test_leader_gone_second_survivor(void **state)
+{
+    (void)state;
+    struct raft_batch b;
+    int l = elect_idle();
+    int first = (l + 1) % N, second = (l + 2) % N;
+    int64_t term = W.r[l].term;
+
+    W.cut[l][first] = true;
+    assert_int_equal(raft_propose(&W.r[l], 1, 10, &b), 0);
+    settle();
+    assert_int_equal(W.r[second].commit, b.last_index);
+    W.up[l] = false;
+    raft_leader_gone(&W.r[first], l);
+    raft_leader_gone(&W.r[second], l);
+    settle();
+    assert_int_equal(leader(), -1); /* the first's pre-vote: refused, its log is behind */
+    int t = 0;
+    for (; t < 2 * ELECTION && leader() < 0; t++)
+        tick_all(1);
+    assert_int_equal(leader(), second);
+    assert_true(W.r[second].term > term);
+    assert_true(t <= ELECTION / 2 + 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -363,6 +451,10 @@ int main(void)
         cmocka_unit_test(test_leader_dies_while_quiesced),
         cmocka_unit_test(test_wake_other_peer),
         cmocka_unit_test(test_cut_off_leader_steps_down),
+        cmocka_unit_test(test_leader_gone_elects_at_once),
+        cmocka_unit_test(test_leader_gone_elects_at_once_when_quiesced),
+        cmocka_unit_test(test_leader_gone_false_evidence),
+        cmocka_unit_test(test_leader_gone_second_survivor),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
