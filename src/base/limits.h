@@ -184,6 +184,7 @@
 /* Threads opening partition logs at start-up: opening is bound by fsync latency, which
  * concurrent syncs share, not by CPU. */
 #define BROKER_OPEN_THREADS              8u
+#define BROKER_RECONCILE_OPEN_MS         20u         /* partitions opened per loop step, in time */
 
 /* ---- broker: the cluster (broker/cluster_node.c) ----------------------------------------- */
 #define BROKER_RAFT_TICK_MS              50u         /* the Raft host's tick */

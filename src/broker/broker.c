@@ -212,39 +212,116 @@ static int attach_or_drop(struct broker *b, struct broker_topic *t, const struct
     return rc;
 }
 
-static int open_replicas(struct broker *b, const struct meta_topic *mt, struct broker_topic *t,
-                         uint32_t from)
+/* Opens partition p of t (hosted here, not open) on the loop thread. A damaged log leaves it
+ * offline (no replica, its open error kept: clients are told it has no leader and
+ * KAFKA_STORAGE_ERROR) while every other one serves; any other error is returned, said once. */
+static int open_one(struct broker *b, const struct meta_topic *mt, struct broker_topic *t,
+                    uint32_t p)
 {
     struct log_env env;
     log_env_of(b, &env);
+    char dir[IO_PATH_BYTES_MAX];
+    int rc = partition_dir(b, mt->name, p, dir, sizeof(dir));
+    struct log_config cfg;
+    broker_topic_log_config(b, mt, &cfg);
+    if (rc == 0)
+        rc = replica_open(&env, dir, &cfg, mt->partitions[p].leader_epoch, &t->replicas[p]);
+    if (rc == 0)
+        rc = attach_or_drop(b, t, mt, p);
+    if (rc == ERR_DAMAGED) {
+        t->replicas[p] = NULL; /* the log said why in one line */
+        t->open_errors[p] = rc;
+        return 0;
+    }
+    if (rc < 0)
+        fprintf(stderr, "chronik: cannot open partition %s: %s\n", dir, err_str(rc));
+    return rc;
+}
+
+static int open_replicas(struct broker *b, const struct meta_topic *mt, struct broker_topic *t,
+                         uint32_t from)
+{
     topic_resize(t, mt, b, from, mt->partition_count);
     for (uint32_t p = from; p < mt->partition_count; p++) {
         t->partition_count = p + 1;
         if (t->open_errors[p] == OPEN_ELSEWHERE)
             continue;
-        char dir[IO_PATH_BYTES_MAX];
-        int rc = partition_dir(b, mt->name, p, dir, sizeof(dir));
-        struct log_config cfg;
-        broker_topic_log_config(b, mt, &cfg);
-        if (rc == 0)
-            rc = replica_open(&env, dir, &cfg, mt->partitions[p].leader_epoch, &t->replicas[p]);
-        if (rc == 0)
-            rc = attach_or_drop(b, t, mt, p);
-        if (rc == ERR_DAMAGED) {
-            /* The log said why in one line; the partition stays offline (no replica, its open
-             * error kept: clients are told it has no leader and KAFKA_STORAGE_ERROR) while every
-             * other one serves. */
-            t->replicas[p] = NULL;
-            t->open_errors[p] = rc;
-            rc = 0;
-        }
+        int rc = open_one(b, mt, t, p);
         if (rc < 0) {
-            fprintf(stderr, "chronik: cannot open partition %s: %s\n", dir, err_str(rc));
             t->partition_count = p;
             return rc;
         }
     }
     return 0;
+}
+
+/* ---- partitions created at run time ------------------------------------------------------ */
+
+struct broker_pending_open {
+    char *topic;
+    struct meta_uuid id; /* the topic's: one deleted and created again meanwhile is another */
+    uint32_t partition;
+};
+
+/* Queues partitions [from, mt's count) of t hosted here, making room for them as not open
+ * (answered NOT_LEADER_OR_FOLLOWER, retriable, until open). */
+static void open_later(struct broker *b, const struct meta_topic *mt, struct broker_topic *t,
+                       uint32_t from)
+{
+    topic_resize(t, mt, b, from, mt->partition_count);
+    t->partition_count = mt->partition_count;
+    for (uint32_t p = from; p < mt->partition_count; p++) {
+        if (t->open_errors[p] == OPEN_ELSEWHERE)
+            continue;
+        if (b->open_count == b->open_cap) {
+            b->open_cap = b->open_cap == 0 ? 64 : 2 * b->open_cap;
+            b->opens = xrealloc(b->opens, b->open_cap * sizeof(*b->opens));
+        }
+        b->opens[b->open_count++] =
+            (struct broker_pending_open){.topic = xstrdup(mt->name), .id = mt->id, .partition = p};
+    }
+}
+
+/* Opens pending partitions for up to BROKER_RECONCILE_OPEN_MS (at least one), and comes back on
+ * the next loop iteration for the rest, so Raft ticks and clients are served in between. */
+static void open_step(struct broker *b)
+{
+    uint64_t until = clock_mono_ms(b->clock) + BROKER_RECONCILE_OPEN_MS;
+    bool opened = false;
+    while (b->open_head < b->open_count && (!opened || clock_mono_ms(b->clock) < until)) {
+        struct broker_pending_open *po = &b->opens[b->open_head++];
+        struct broker_topic *t = broker_topic_find(b, po->topic, strlen(po->topic));
+        const struct meta_topic *mt = meta_topic_find(&b->meta, po->topic, strlen(po->topic));
+        uint32_t p = po->partition;
+        bool same = t != NULL && mt != NULL && memcmp(t->id.b, po->id.b, META_UUID_BYTES) == 0 &&
+                    memcmp(mt->id.b, po->id.b, META_UUID_BYTES) == 0;
+        free(po->topic);
+        if (!same || p >= t->partition_count || t->replicas[p] != NULL || t->open_errors[p] != 0)
+            continue; /* deleted, or deleted and created again (queued again then) */
+        int rc = open_one(b, mt, t, p);
+        if (rc < 0)
+            t->open_errors[p] = rc;
+        opened = true;
+    }
+    if (b->open_head == b->open_count)
+        b->open_head = b->open_count = 0;
+    else if (!loop_timer_active(&b->open_timer))
+        (void)loop_timer_start(b->loop, &b->open_timer, 0, 0);
+}
+
+static void on_open_timer(void *ctx)
+{
+    open_step(ctx);
+}
+
+static void opens_free(struct broker *b)
+{
+    loop_timer_stop(b->loop, &b->open_timer);
+    for (uint32_t i = b->open_head; i < b->open_count; i++)
+        free(b->opens[i].topic);
+    free(b->opens);
+    b->opens = NULL;
+    b->open_head = b->open_count = b->open_cap = 0;
 }
 
 static void topic_free(struct broker_topic *t, bool clean)
@@ -774,25 +851,32 @@ void broker_reconcile(struct broker *b)
         retire_topic(b, gone[i]);
     }
     free(gone);
-    /* Topics created and grown: their partitions hosted here open now. */
+    /* Topics created and grown: their partitions hosted here open a step at a time, the first
+     * step now (a small topic is served as soon as its creation is answered). */
     for (uint32_t i = 0; i < b->meta.topic_count; i++) {
         const struct meta_topic *mt = b->meta.topics[i];
         struct broker_topic *t = broker_topic_find(b, mt->name, strlen(mt->name));
         int rc = 0;
         if (t == NULL) {
             rc = clear_stale_dirs(b, mt, 0);
-            if (rc == 0 && topic_attach(b, mt, &rc) == NULL && rc == 0)
-                rc = ERR_INVALID;
+            if (rc == 0) {
+                t = xcalloc(1, sizeof(*t));
+                t->name = xstrdup(mt->name);
+                t->id = mt->id;
+                table_add(b, t);
+                open_later(b, mt, t, 0);
+            }
         } else if (t->partition_count < mt->partition_count) {
             opener_finish(b, false);
             rc = clear_stale_dirs(b, mt, t->partition_count);
             if (rc == 0)
-                rc = open_replicas(b, mt, t, t->partition_count);
+                open_later(b, mt, t, t->partition_count);
         }
         if (rc < 0)
             fprintf(stderr, "chronik: cannot open the partitions of %s: %s\n", mt->name,
                     err_str(rc));
     }
+    open_step(b);
     /* The dynamic broker configs, then every topic's configuration on its open logs. */
     broker_apply_dynamic_configs(b);
 }
@@ -1137,6 +1221,7 @@ int broker_open(const struct broker_config *cfg, const struct broker_env *env, s
     b->loop = &full->loop.loop;
     loop_timer_init(&b->retention_timer, on_retention, b);
     loop_timer_init(&b->metadata_recheck, metadata_recheck, b);
+    loop_timer_init(&b->open_timer, on_open_timer, b);
     /* Block the stop signals before the flusher thread starts, so it inherits the mask and
      * only the loop's signalfd ever sees them. */
     static const int stop_signals[] = {SIGTERM, SIGINT};
@@ -1237,6 +1322,7 @@ static void broker_free(struct broker *b, bool clean)
     if (b->cluster_listen_fd >= 0)
         close(b->cluster_listen_fd);
     loop_timer_stop(b->loop, &b->retention_timer);
+    opens_free(b);
     opener_finish(b, true);
     /* Long polls hold pointers to replicas of many topics: answer them all before any
      * replica closes. */

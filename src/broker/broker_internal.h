@@ -102,6 +102,12 @@ struct broker {
     uint32_t topic_slots;
     uint32_t topic_count;
     struct broker_opener *opener;  /* broker.c: start-up opening of partition logs, or NULL */
+    /* broker.c: partitions created or grown since start-up, to open a step at a time: opening
+     * is a few syncs each, and a 1,000-partition CreateTopics opened at once held the loop (and
+     * its Raft ticks) for seconds. [open_head, open_count) of opens are pending. */
+    struct broker_pending_open *opens;
+    uint32_t open_head, open_count, open_cap;
+    struct loop_timer open_timer;
     struct groups *groups;         /* groups.c: the group coordinator's host, NULL until opened */
     struct fetch *fetches_waiting; /* fetch.c: long polls waiting for data */
     struct metadata_wait *metadata_waiting; /* metadata.c: answers held for an election */
