@@ -857,7 +857,13 @@ void broker_reconcile(struct broker *b)
         const struct meta_topic *mt = b->meta.topics[i];
         struct broker_topic *t = broker_topic_find(b, mt->name, strlen(mt->name));
         int rc = 0;
-        if (t == NULL) {
+        /* The group coordinator loads __consumer_offsets as soon as it appears: opened whole. */
+        bool now = strcmp(mt->name, BROKER_OFFSETS_TOPIC) == 0;
+        if (t == NULL && now) {
+            rc = clear_stale_dirs(b, mt, 0);
+            if (rc == 0 && topic_attach(b, mt, &rc) == NULL && rc == 0)
+                rc = ERR_INVALID;
+        } else if (t == NULL) {
             rc = clear_stale_dirs(b, mt, 0);
             if (rc == 0) {
                 t = xcalloc(1, sizeof(*t));
@@ -869,7 +875,9 @@ void broker_reconcile(struct broker *b)
         } else if (t->partition_count < mt->partition_count) {
             opener_finish(b, false);
             rc = clear_stale_dirs(b, mt, t->partition_count);
-            if (rc == 0)
+            if (rc == 0 && now)
+                rc = open_replicas(b, mt, t, t->partition_count);
+            else if (rc == 0)
                 open_later(b, mt, t, t->partition_count);
         }
         if (rc < 0)
