@@ -146,14 +146,16 @@ static void drain(struct log_flusher *fl, int timeout_ms)
 
 static void build_batch(struct buf *b, size_t bytes)
 {
-    static uint8_t value[64 * 1024];
-    memset(value, 'v', sizeof(value));
-    struct batch_record rec = {.key = slice_make("key", 3), .timestamp_ms = 1700000000000};
     size_t overhead = 61 + 16;
-    rec.value = slice_make(value, bytes > overhead ? bytes - overhead : 1);
+    size_t value_bytes = bytes > overhead ? bytes - overhead : 1;
+    uint8_t *value = xmalloc(value_bytes);
+    memset(value, 'v', value_bytes);
+    struct batch_record rec = {.key = slice_make("key", 3), .timestamp_ms = 1700000000000};
+    rec.value = slice_make(value, value_bytes);
     struct batch_build_opts o = {.producer_id = -1, .producer_epoch = -1, .base_sequence = -1};
     if (batch_build(b, &o, &rec, 1) != 0)
         exit(1);
+    free(value);
 }
 
 static void log_run(const char *dir, size_t batch_bytes, uint64_t total_bytes, double seconds,

@@ -48,7 +48,7 @@
 #define LOG_FLUSH_WAITERS_MAX       1000000u         /* pending flush callbacks per log */
 #define LOG_BATCH_PLAIN_BYTES_MAX   (64u * MIB)      /* decompressed records of one produced batch */
 #define LOG_CODEC_SCRATCH_KEEP_BYTES (8u * MIB)      /* codec scratch kept between batches */
-#define LOG_FLUSHER_THREADS         4u               /* syncs of different logs in parallel */
+#define LOG_FLUSHER_THREADS         16u              /* syncs of different logs in parallel */
 #define PRODUCER_STATE_BATCHES      5u               /* batches kept per producer (Kafka's) */
 #define PRODUCER_STATE_PRODUCERS_MAX 100000u         /* producers one partition remembers */
 #define PRODUCER_ID_EXPIRATION_MS_DEFAULT 86400000ll /* producer.id.expiration.ms (Kafka's) */

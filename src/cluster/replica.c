@@ -5,14 +5,15 @@
  * watermark equals the log's durable offset and only grows (except through truncation, which
  * the standalone mode never does); a commit callback runs exactly once.
  *
- * The replica keeps at most one flush waiter on its log, for the end of the log when it was
- * registered, and registers the next one from its callback when more was appended meanwhile
- * (Raft mode: plus, after a truncation cut the log below what it waits for, that one, until the
- * log grows back past it: at most one per truncation).
+ * The replica keeps at most two flush waiters on its log, each for the end of the log when it
+ * was registered: standalone, the second one for appends made while the first waits, so the log
+ * may sync them beside the sync in flight; the next one is registered from a callback when more
+ * was appended meanwhile (Raft mode: one, plus, after a truncation cut the log below what it
+ * waits for, that one, until the log grows back past it: at most one per truncation).
  * One waiter per append would tie the log's waiter bound to how fast clients produce while a
  * sync is slow (acks=0 producers add appends without waiting for anything), and reaching that
- * bound must never fail the partition. The group commit is unchanged: the log has one sync in
- * flight, and the next one starts when it completes, covering everything appended meanwhile.
+ * bound must never fail the partition. The group commit is unchanged: a sync covers everything
+ * appended before it starts, and the log has at most two in flight.
  * What waits on the replica (commits, watches) is memory of the requests that wait, which the
  * broker bounds (queued.max.request.bytes).
  *
@@ -83,7 +84,10 @@ static int flush_ensure(struct replica *r)
      * then waits until the log grows back past it (log_truncate_to), however long the partition
      * stays idle; one more waiter for the end as it is now. */
     int64_t end = log_end_offset(r->log);
-    if (r->flush_waiters > 0 && r->flush_target <= end)
+    /* Standalone: a second waiter for what was appended since the first, so the log can start
+     * its sync beside the one in flight (log_flush) rather than after it; never a third. */
+    bool second = r->group == NULL && r->flush_waiters == 1 && r->flush_target < end;
+    if (r->flush_waiters > 0 && r->flush_target <= end && !second)
         return 0;
     int rc = log_flush(r->log, end, on_durable, r);
     if (rc == 0) {

@@ -8,7 +8,9 @@
  * distinct files proceeds concurrently: one slow partition no longer delays the others' acks,
  * and each sync waits for its own data only). A finished job goes to the done list and the
  * eventfd is signalled; the owner drains the done list on its own thread. A log has at most one
- * job outstanding, so two workers never work on the same log.
+ * job outstanding that seals, removes or writes files, so two workers never change the same
+ * log's files; a second, overlapping job of a log only syncs its active file, through a handle
+ * of its own.
  * Invariants: a job is on exactly one of queue, a worker, or done; `outstanding` counts jobs
  * submitted and not drained and is touched by the owner only. A worker must never touch a
  * struct log, take a pin or release one.
@@ -139,6 +141,19 @@ static int write_checkpoints(struct flush_job *job, bool after_files)
     return rc;
 }
 
+/* Syncs f through a handle opened for it: what a write-back error of f's pages is reported
+ * to on this sync is then also reported to the next sync through f's own handle. */
+static int sync_own_handle(struct io *io, const struct log_file *f)
+{
+    struct io_file *h = NULL;
+    int rc = io_open(io, f->path, IO_RDONLY, &h);
+    if (rc < 0)
+        return rc;
+    rc = io_sync(h);
+    io_close(h);
+    return rc;
+}
+
 static void perform(struct flush_job *job)
 {
     /* Checkpoints first: an epoch entry may then point past what the syncs below make durable,
@@ -148,7 +163,8 @@ static void perform(struct flush_job *job)
     for (uint32_t i = 0; rc == 0 && i < job->seal_count; i++)
         rc = seal_perform(job->io, &job->seals[i]);
     for (uint32_t i = 0; rc == 0 && i < job->file_count; i++)
-        rc = io_sync(job->files[i]->io);
+        rc =
+            job->own_handles ? sync_own_handle(job->io, job->files[i]) : io_sync(job->files[i]->io);
     if (rc == 0 && job->alloc_to > job->alloc_from) {
         rc = io_allocate(job->files[0]->io, job->alloc_from, job->alloc_to - job->alloc_from);
         if (rc == -EOPNOTSUPP) {
@@ -298,6 +314,37 @@ void log_flusher_run_pending(struct log_flusher *fl)
             break;
         run_job(fl, job);
     }
+}
+
+bool log_flusher_run_last(struct log_flusher *fl)
+{
+    ASSERT(!fl->threaded);
+    pthread_mutex_lock(&fl->mu);
+    struct flush_job *job = fl->queue_tail;
+    if (job != NULL) {
+        struct flush_job **link = &fl->queue;
+        struct flush_job *prev = NULL;
+        while (*link != job) {
+            prev = *link;
+            link = &prev->next;
+        }
+        *link = NULL;
+        fl->queue_tail = prev;
+    }
+    pthread_mutex_unlock(&fl->mu);
+    if (job != NULL)
+        run_job(fl, job);
+    return job != NULL;
+}
+
+uint32_t log_flusher_queued(struct log_flusher *fl)
+{
+    uint32_t n = 0;
+    pthread_mutex_lock(&fl->mu);
+    for (const struct flush_job *j = fl->queue; j != NULL; j = j->next)
+        n++;
+    pthread_mutex_unlock(&fl->mu);
+    return n;
 }
 
 void log_flusher_drain(struct log_flusher *fl)

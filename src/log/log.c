@@ -202,15 +202,15 @@ static void run_waiters(struct flush_waiter *w, int err, int64_t durable)
     }
 }
 
-void log_job_done(struct log *log, struct flush_job *job)
+/* Applies what a finished job did: the durable offset up to target when it succeeded and the
+ * log has not failed, the recovery point it established, the preallocation it made. */
+static void apply_job(struct log *log, struct flush_job *job, int64_t target)
 {
-    ASSERT(log->inflight == job);
-    ASSERT(log->err != 0 || log->inflight_target <= log_end(log));
-    log->inflight = NULL;
+    ASSERT(log->err != 0 || target <= log_end(log));
     if (job->err != 0)
         log_fail(log, job->err);
     else if (log->err == 0)
-        log->durable_offset = MAX(log->durable_offset, log->inflight_target);
+        log->durable_offset = MAX(log->durable_offset, target);
     if (job->err == 0)
         log->recovery_point = MAX(log->recovery_point, job->recovery_point);
     if (job->err == 0 && job->alloc_to > 0 && job->alloc_era == log->alloc_era) {
@@ -221,13 +221,70 @@ void log_job_done(struct log *log, struct flush_job *job)
             s->file_bytes = MAX(s->file_bytes, job->alloc_to);
     }
     job_free(job);
+}
+
+/*
+ * Whether appends up to end_offset that the job in flight does not cover may have a sync of
+ * their own started now, beside it, instead of waiting for it to finish first (which made an
+ * append wait for up to two syncs). Only when nothing but the active file's data is pending: a
+ * roll's seal and directory sync, an epoch or start checkpoint and removals go with the next
+ * full job, in its order (a batch in a new segment is durable only with the directory entry).
+ */
+static bool may_overlap(const struct log *log, int64_t end_offset)
+{
+    return log->err == 0 && log->inflight != NULL && log->overlap == NULL &&
+           end_offset > log->inflight_target && log->seal_count == 0 && log->removal_count == 0 &&
+           !log->epochs_dirty && !log->start_dirty && !log->dir_dirty;
+}
+
+static void submit_overlap(struct log *log)
+{
+    ASSERT(may_overlap(log, log_end(log)));
+    struct flush_job *job = job_new(log, log->env.io);
+    job->files = xmalloc(sizeof(*job->files));
+    struct log_file *active = log_active(log)->file;
+    int rc = files_pin(active, false);
+    ASSERT(rc == 0); /* the active file is already pinned, hence open */
+    job->files[job->file_count++] = active;
+    job->own_handles = true;
+    log->overlap = job;
+    log->overlap_target = log_end(log);
+    log->overlap_done = false;
+    flusher_submit(log->env.flusher, job);
+}
+
+void log_job_done(struct log *log, struct flush_job *job)
+{
+    if (job == log->overlap) {
+        /* It finished first, but counts only after the job before it, which may still fail:
+         * a failed sync may drop the pages it could not write, which this sync then never saw
+         * dirty, so its success says nothing about them. */
+        ASSERT(log->inflight != NULL && !log->overlap_done);
+        log->overlap_done = true;
+        return;
+    }
+    ASSERT(log->inflight == job);
+    log->inflight = NULL;
+    apply_job(log, job, log->inflight_target);
+    if (log->overlap != NULL) {
+        struct flush_job *next = log->overlap;
+        log->overlap = NULL;
+        if (log->overlap_done) {
+            apply_job(log, next, log->overlap_target);
+        } else {
+            log->inflight = next;
+            log->inflight_target = log->overlap_target;
+        }
+    }
     int err = log->err;
     struct flush_waiter *ready = take_ready(log, err);
     bool waiting = log->waiters != NULL && log_end(log) > log->durable_offset;
     bool housekeeping =
         log->seal_count > 0 || log->removal_count > 0 || log->start_dirty || log->alloc_target > 0;
-    if (err == 0 && (waiting || housekeeping))
+    if (err == 0 && log->inflight == NULL && (waiting || housekeeping))
         submit_job(log);
+    else if (waiting && may_overlap(log, log_end(log)))
+        submit_overlap(log);
     run_waiters(ready, err, log->durable_offset);
 }
 
@@ -250,6 +307,8 @@ int log_flush(struct log *log, int64_t end_offset, log_flush_fn fn, void *ctx)
     log->waiter_count++;
     if (log->inflight == NULL && log_end(log) > log->durable_offset)
         submit_job(log);
+    else if (may_overlap(log, MIN(end_offset, log_end(log))))
+        submit_overlap(log);
     return 0;
 }
 
@@ -658,6 +717,7 @@ static int delete_segment(struct log *log, uint32_t i, bool now)
 {
     ASSERT(i < log->seg_count);
     ASSERT(!now || log->inflight == NULL || log->inflight->performed);
+    ASSERT(!now || log->overlap == NULL || log->overlap->performed);
     struct segment *s = log->segs[i];
     static const char *const exts[] = {".log", ".index", ".timeindex"};
     char path[IO_PATH_BYTES_MAX];
@@ -755,11 +815,17 @@ int log_truncate_to(struct log *log, int64_t offset)
         return ERR_RANGE;
     if (offset == log_end(log))
         return 0;
-    /* A job in flight may still trim and seal segments this cut rewrites or deletes. */
+    /* A job in flight may still trim and seal segments this cut rewrites or deletes, or open
+     * the active file by its name. */
     if (log->inflight != NULL) {
         flusher_wait_performed(log->env.flusher, log->inflight);
         if (log->inflight->err != 0)
             return log_fail(log, log->inflight->err);
+    }
+    if (log->overlap != NULL) {
+        flusher_wait_performed(log->env.flusher, log->overlap);
+        if (log->overlap->err != 0)
+            return log_fail(log, log->overlap->err);
     }
     uint32_t i = find_segment(log, offset);
     struct segment *s = log->segs[i];
@@ -782,6 +848,7 @@ int log_truncate_to(struct log *log, int64_t offset)
     log->high_watermark = MIN(log->high_watermark, offset);
     log->durable_offset = MIN(log->durable_offset, offset);
     log->inflight_target = MIN(log->inflight_target, offset);
+    log->overlap_target = MIN(log->overlap_target, offset);
     bool was_active = i == log->seg_count - 1;
     if (!was_active) {
         rc = files_pin(s->file, false); /* s becomes the active segment */
@@ -962,7 +1029,7 @@ static int close_clean(struct log *log)
 
 void log_free(struct log *log)
 {
-    ASSERT(log->inflight == NULL);
+    ASSERT(log->inflight == NULL && log->overlap == NULL);
     struct flush_waiter *w = log->waiters;
     log->waiters = log->waiters_tail = NULL;
     log->waiter_count = 0;

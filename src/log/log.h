@@ -90,6 +90,11 @@ void log_flusher_drain(struct log_flusher *fl);
 void log_flusher_wait(struct log_flusher *fl);
 /* Manual mode only: performs every queued job on the calling thread. */
 void log_flusher_run_pending(struct log_flusher *fl);
+/* Manual mode only: performs the most recently queued job alone, as a thread would that
+ * finishes a later job first. Returns whether there was one. */
+bool log_flusher_run_last(struct log_flusher *fl);
+/* Jobs submitted and not yet performed. */
+uint32_t log_flusher_queued(struct log_flusher *fl);
 
 /* ---- the log ---------------------------------------------------------------------------- */
 
@@ -152,7 +157,9 @@ int log_append_at(struct log *log, const uint8_t *batch, size_t len, struct log_
  * Group commit: calls fn(ctx, err, durable_offset) from log_flusher_drain once every offset
  * below end_offset is durable (err 0), or the log failed (err < 0). Returns 0 when the callback
  * is scheduled, 1 when it is already durable (no callback), or an error (no callback).
- * A callback must not close the log.
+ * A callback must not close the log. The log has at most two syncs in flight: the first one
+ * asked, and, for appends it does not cover, one of the active file started beside it (when no
+ * roll, checkpoint or removal is pending); later requests wait for the first to finish.
  */
 typedef void (*log_flush_fn)(void *ctx, int err, int64_t durable_offset);
 int log_flush(struct log *log, int64_t end_offset, log_flush_fn fn, void *ctx);

@@ -108,8 +108,10 @@ void seal_deinit(struct flush_seal *seal);
  * the flusher's mutex, and `alloc_unsupported`). Steps, in order: checkpoints marked before
  * the files, seals, file syncs, the active segment's next preallocation, removals of deleted
  * segments' files, the directory sync, checkpoints marked after.
- * A log has at most one job outstanding, so a job's steps come after every step of the log's
- * earlier jobs: a removal can never overtake the seal that writes the files it removes.
+ * A log has at most one such job outstanding, so a job's steps come after every step of the
+ * log's earlier jobs: a removal can never overtake the seal that writes the files it removes.
+ * Beside it may run one overlapping job that only syncs the active file (own_handles, see
+ * log.c), whose completion the owner applies after the first job's.
  */
 struct flush_job {
     struct flush_job *next;
@@ -119,6 +121,11 @@ struct flush_job {
     uint32_t seal_count;
     struct log_file **files; /* pinned; synced in order */
     uint32_t file_count;
+    /* An overlapping sync (log.c): the files are synced through handles the flusher opens for
+     * the job, never through the log's own, so the errors of a write-back are reported to the
+     * log's next sync however the two syncs' checks interleave (Linux reports a write-back
+     * error once per open file description). */
+    bool own_handles;
     char **removals; /* files of deleted segments; a missing one is fine */
     uint32_t removal_count;
     uint64_t alloc_from; /* preallocate [alloc_from, alloc_to) of files[0] when alloc_to > 0 */
@@ -242,7 +249,8 @@ struct flush_waiter {
 /*
  * Invariants: segs sorted by base offset, contiguous (each base is the previous end), never
  * empty; the last is the active segment and its file is pinned by the log; start_offset <=
- * high_watermark <= end; durable_offset <= end; at most one flush job in flight.
+ * high_watermark <= end; durable_offset <= end; at most two flush jobs in flight, and a second
+ * (overlap) only beside a first (inflight), with inflight_target < overlap_target.
  */
 struct log {
     struct log_env env;
@@ -277,6 +285,13 @@ struct log {
     uint32_t alloc_era;    /* bumped when the active file changes size otherwise (roll, cut) */
     struct flush_job *inflight;
     int64_t inflight_target;
+    /* A second job beside inflight: only a sync of the active file, started for appends made
+     * after inflight was submitted, so they do not wait for it to finish before their own sync
+     * starts. Completed after inflight, whichever finishes first (overlap_done: it finished
+     * first and waits); when inflight finishes first, it becomes inflight. */
+    struct flush_job *overlap;
+    int64_t overlap_target;
+    bool overlap_done;
     struct flush_waiter *waiters;
     struct flush_waiter *waiters_tail;
     uint32_t waiter_count;

@@ -489,6 +489,134 @@ static void test_group_commit(void **state)
     fx_deinit(&f);
 }
 
+/* What flush callbacks saw, in call order. */
+struct flush_calls {
+    int n;
+    int err[8];
+    int64_t durable[8];
+};
+
+static void record_flush(void *ctx, int err, int64_t durable)
+{
+    struct flush_calls *c = ctx;
+    assert_true(c->n < 8);
+    c->err[c->n] = err;
+    c->durable[c->n] = durable;
+    c->n++;
+}
+
+/* Appends one batch and asks for a flush of everything. */
+static void append_flush(struct fx *f, struct flush_calls *calls)
+{
+    append_n(f, 1, 10);
+    assert_int_equal(log_flush(f->log, log_end_offset(f->log), record_flush, calls), 0);
+}
+
+/*
+ * Issue 8 item 18: an append made while a sync ran waited for that sync to finish before its
+ * own started (acks=all p99 up to two syncs). Its sync now starts at once, beside the first;
+ * a third request waits. The second sync may finish first, but counts only after the first: in
+ * the order they were asked, never the durable offset past a sync that has not succeeded.
+ */
+static void test_sync_starts_beside_the_one_in_flight(void **state)
+{
+    (void)state;
+    struct fx f;
+    fx_init(&f, g_seed + 21);
+    append_n(&f, 1, 10);
+    fx_sync(&f); /* writes the checkpoints the open left dirty */
+    int64_t before = log_durable_offset(f.log);
+    struct flush_calls calls = {0};
+    append_flush(&f, &calls);
+    int64_t first = log_end_offset(f.log);
+    append_flush(&f, &calls);
+    int64_t second = log_end_offset(f.log);
+    assert_int_equal(log_flusher_queued(f.fl), 2);
+    append_flush(&f, &calls);
+    assert_int_equal(log_flusher_queued(f.fl), 2);
+    /* The second finishes first: nothing is durable until the first has. */
+    assert_true(log_flusher_run_last(f.fl));
+    log_flusher_drain(f.fl);
+    assert_int_equal(calls.n, 0);
+    assert_int_equal(log_durable_offset(f.log), before);
+    assert_true(log_flusher_run_last(f.fl));
+    log_flusher_drain(f.fl);
+    assert_int_equal(calls.n, 2);
+    assert_int_equal(calls.err[0], 0);
+    assert_int_equal(calls.err[1], 0);
+    assert_true(calls.durable[0] >= first);
+    assert_int_equal(log_durable_offset(f.log), second);
+    /* The third request's sync started when the first finished. */
+    assert_int_equal(log_flusher_queued(f.fl), 1);
+    log_flusher_run_pending(f.fl);
+    log_flusher_drain(f.fl);
+    assert_int_equal(calls.n, 3);
+    assert_int_equal(log_durable_offset(f.log), log_end_offset(f.log));
+    fx_deinit(&f);
+}
+
+/* The first of two syncs in flight fails: whichever finishes first, the second one's success
+ * must not make anything durable (a failed fdatasync may drop the pages it could not write,
+ * which the second then never saw dirty), and every waiter gets the error. */
+static void test_sync_beside_a_failed_one_counts_nothing(void **state)
+{
+    (void)state;
+    for (int newest_first = 0; newest_first < 2; newest_first++) {
+        struct fx f;
+        fx_init(&f, g_seed + 22 + (uint64_t)newest_first);
+        append_n(&f, 1, 10);
+        fx_sync(&f);
+        int64_t before = log_durable_offset(f.log);
+        struct flush_calls calls = {0};
+        append_flush(&f, &calls);
+        append_flush(&f, &calls);
+        assert_int_equal(log_flusher_queued(f.fl), 2);
+        if (newest_first) {
+            assert_true(log_flusher_run_last(f.fl));
+            log_flusher_drain(f.fl);
+        }
+        io_sim_fail_nth(f.io, IO_SIM_SYNC, 1, -EIO);
+        log_flusher_run_pending(f.fl);
+        log_flusher_drain(f.fl);
+        io_sim_fail_clear(f.io);
+        assert_int_equal(calls.n, 2);
+        assert_int_equal(calls.err[0], -EIO);
+        assert_int_equal(calls.err[1], -EIO);
+        assert_int_equal(log_durable_offset(f.log), before);
+        assert_int_equal(log_error(f.log), -EIO);
+        log_abandon(f.log);
+        f.log = NULL;
+        fx_deinit(&f);
+    }
+}
+
+/* A roll while a sync is in flight: the batch in the new segment is durable only with the
+ * new file's directory entry and the old segment's seal, which the next full job does, so no
+ * sync of the active file alone starts beside the one in flight. */
+static void test_no_sync_beside_a_pending_roll(void **state)
+{
+    (void)state;
+    struct fx f;
+    fx_init(&f, g_seed + 24);
+    append_n(&f, 1, 10);
+    fx_sync(&f);
+    struct flush_calls calls = {0};
+    append_flush(&f, &calls);
+    uint32_t segs = log_segment_count(f.log);
+    while (log_segment_count(f.log) == segs)
+        append_n(&f, 1, 10);
+    assert_int_equal(log_flush(f.log, log_end_offset(f.log), record_flush, &calls), 0);
+    assert_int_equal(log_flusher_queued(f.fl), 1);
+    for (int i = 0; i < 2; i++) {
+        log_flusher_run_pending(f.fl);
+        log_flusher_drain(f.fl);
+    }
+    assert_int_equal(calls.n, 2);
+    assert_int_equal(calls.err[1], 0);
+    assert_int_equal(log_durable_offset(f.log), log_end_offset(f.log));
+    fx_deinit(&f);
+}
+
 static void test_read_pin_survives_deletion(void **state)
 {
     (void)state;
@@ -1052,6 +1180,9 @@ int main(void)
         cmocka_unit_test(test_no_allocation_or_index_write_on_append),
         cmocka_unit_test(test_small_log_small_allocation),
         cmocka_unit_test(test_unsynced_hole_is_a_torn_tail),
+        cmocka_unit_test(test_sync_starts_beside_the_one_in_flight),
+        cmocka_unit_test(test_sync_beside_a_failed_one_counts_nothing),
+        cmocka_unit_test(test_no_sync_beside_a_pending_roll),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
