@@ -100,6 +100,11 @@ struct raft_group {
     int err;
     bool closed;
     bool pumping, repump;
+    /* Partition groups (raft_group_options.log_snapshots): the log is the snapshot. While a
+     * follower installs one (installing >= 0: its last index) the group is frozen (no ticks,
+     * inbound messages refused) until the new log is durable. */
+    bool log_snapshots;
+    int64_t installing, install_term;
     /* While raft_group_propose runs: the batch to append. */
     uint8_t *prop_bytes;
     size_t prop_len;
@@ -1145,13 +1150,137 @@ static void send_msgs(struct raft_group *g, const struct raft_msg *msgs, uint32_
     }
 }
 
+/* ---- snapshots of partition groups ---------------------------------------------------------- */
+
+/*
+ * A partition's state machine is its log, so its snapshot at the leader's log start S is
+ * nothing but (S - 1, its term): the entries before S are committed and gone everywhere they
+ * were dropped. A follower that needs entries below S (raft_ready.snapshot_peers) gets a
+ * SNAPSHOT message naming S - 1 and its term; it replaces its log by an empty one starting at
+ * S (log_reset) and is then caught up by ordinary appends from S, out of the leader's sealed
+ * segments: it ends with the leader's bytes at the same offsets. Install, on the follower:
+ *   1. a suffix that disagrees with the leader at S - 1 is cut (uncommitted: the leader's
+ *      committed entry there differs), durably, so the log ends below S;
+ *   2. the new start and the term before it go to the journal, synced at once (as in
+ *      raft_group_compact), so a restart after step 3 knows term_at(S - 1) exactly;
+ *   3. log_reset: durable once the log's durable offset reaches S (its start checkpoint is the
+ *      commit point: a crash leaves the old log or the new one, log.h);
+ *   4. then, and only then, raft_snapshot_installed: the core acknowledges S - 1.
+ * Between 1 and 4 the group is frozen (no ticks, inbound messages refused: a lossy network to
+ * Raft), so the core never acts on a log view it has not been told about. Producer state is
+ * not carried: the replica reads it forward from the new start (replica.c).
+ */
+static void snapshot_offer(struct raft_group *g, const int32_t *peers, uint32_t count)
+{
+    int64_t index = ops_start_index(g) - 1, term;
+
+    if (count == 0 || index < 0 || ops_term_at(g, index, &term) != 0)
+        return;
+    for (uint32_t i = 0; i < count; i++) {
+        struct raft_msg m = {.type = RAFT_MSG_SNAPSHOT,
+                             .term = g->raft.term,
+                             .from = g->host->self,
+                             .to = peers[i],
+                             .index = index,
+                             .log_term = term,
+                             .last_index = index,
+                             .commit = g->raft.commit,
+                             .hint_index = -1};
+        send_msgs(g, &m, 1);
+        g->host->stats.snapshots_sent++;
+    }
+}
+
+static void snapshot_done(struct raft_group *g)
+{
+    struct raft_config c = g->raft.config;
+    int64_t index = g->installing;
+
+    g->installing = -1;
+    g->host->stats.snapshots_installed++;
+    int rc = raft_snapshot_installed(&g->raft, index, g->install_term, &c);
+    if (rc != 0 && g->err == 0)
+        g->err = rc; /* the frozen log view changed: a host bug, the group stops */
+    group_pump(g);
+}
+
+static void on_snapshot_durable(void *ctx, int err, int64_t durable_offset)
+{
+    struct raft_group *g = ctx;
+
+    (void)durable_offset;
+    g->flush_outstanding--;
+    if (g->closed) {
+        if (g->flush_outstanding == 0)
+            group_free(g);
+        return;
+    }
+    if (err != 0 && g->err == 0)
+        g->err = err;
+    if (g->err != 0 || g->installing < 0) {
+        g->installing = -1;
+        group_pump(g);
+        return;
+    }
+    snapshot_done(g);
+}
+
+static void snapshot_install(struct raft_group *g, int64_t index, int64_t term)
+{
+    int64_t start = index + 1;
+    int rc;
+
+    if (g->err != 0 || g->installing >= 0 || g->raft.role == RAFT_LEADER || idx_start(g) > start)
+        return; /* the leader offers it again if still needed */
+    if (idx_last(g) >= index) {
+        /* The core saw the terms at index differ, so that batch is not committed. */
+        const struct rh_batch *b = idx_find(g, index);
+        if (b == NULL || b->first <= g->raft.commit)
+            return;
+        ops_truncate(g, b->first);
+        if (g->err != 0)
+            return;
+    }
+    g->installing = index;
+    g->install_term = term;
+    g->hs->start = start;
+    g->hs->prev_term = term;
+    hs_dirty(g->host, g->hs);
+    rc = journal_commit(g->host);
+    if (rc == 0)
+        rc = log_reset(g->log, start);
+    if (rc != 0) {
+        if (g->err == 0)
+            g->err = rc;
+        g->installing = -1;
+        return;
+    }
+    g->idx_count = 0;
+    g->prev_term = term;
+    g->flush_end = start;
+    rc = log_flush(g->log, start, on_snapshot_durable, g);
+#ifdef RAFT_HOST_BUG_INSTALL_BEFORE_DURABLE
+    /* injected bug: the snapshot acknowledged before the new log is on disk */
+    if (rc == 0) {
+        g->flush_outstanding++;
+        rc = 1;
+    }
+#endif
+    if (rc == 0)
+        g->flush_outstanding++;
+    else if (rc == 1)
+        snapshot_done(g);
+    else if (g->err == 0)
+        g->err = rc;
+}
+
 static void process_ready(struct raft_group *g)
 {
     struct raft_ready rd;
     struct raft_waiter *done = NULL;
     int32_t snapshot_peers[RAFT_MEMBERS_MAX];
     uint32_t snapshot_count;
-    int64_t apply_first = -1, apply_last = -1;
+    int64_t apply_first = -1, apply_last = -1, install_index, install_term;
     bool role_changed;
     uint8_t role;
     int32_t leader;
@@ -1172,9 +1301,17 @@ static void process_ready(struct raft_group *g)
         return;
     /* 2. Send (or hold). */
     send_msgs(g, rd.msgs, rd.msg_count);
-    /* Snapshots (copies of sealed segments) are not hosted yet: the leader asks again later. */
-    snapshot_count = rd.snapshot_peer_count;
-    memcpy(snapshot_peers, rd.snapshot_peers, sizeof(snapshot_peers));
+    /* A partition's snapshot is its own log: the peers are told where it starts. Other groups
+     * host no snapshots: the leader asks again later. */
+    snapshot_count = 0;
+    if (g->log_snapshots) {
+        snapshot_offer(g, rd.snapshot_peers, rd.snapshot_peer_count);
+    } else {
+        snapshot_count = rd.snapshot_peer_count;
+        memcpy(snapshot_peers, rd.snapshot_peers, sizeof(snapshot_peers));
+    }
+    install_index = g->log_snapshots ? rd.install_index : -1;
+    install_term = rd.install_term;
     /* 3. Apply (after advance, so callbacks may call back into the group). */
     if (rd.commit_changed && rd.commit_index > g->applied) {
         apply_first = g->applied + 1;
@@ -1202,6 +1339,8 @@ static void process_ready(struct raft_group *g)
     raft_advance(&g->raft);
     for (uint32_t i = 0; i < snapshot_count; i++)
         raft_snapshot_failed(&g->raft, snapshot_peers[i]);
+    if (install_index >= 0)
+        snapshot_install(g, install_index, install_term);
     if (role_changed && g->on_role != NULL)
         g->on_role(g->ctx, role, leader, g->raft.term);
     if (apply_last >= 0 && g->apply != NULL)
@@ -1308,7 +1447,8 @@ void raft_host_receive(struct raft_host *h, const struct wire_raft *frame)
         h->stats.msgs_received++;
         if (m->msg.type < RAFT_MSG_TYPE_COUNT)
             h->stats.msgs_received_by_type[m->msg.type]++;
-        if (g == NULL || g->err != 0 || (m->msg.type == RAFT_MSG_APPEND && !append_bytes_ok(m))) {
+        if (g == NULL || g->err != 0 || g->installing >= 0 ||
+            (m->msg.type == RAFT_MSG_APPEND && !append_bytes_ok(m))) {
             h->stats.msgs_refused++;
             continue;
         }
@@ -1342,7 +1482,7 @@ static void peer_wake(struct raft_host *h, struct rh_peer *p, uint64_t silent)
     for (size_t i = 0; i < h->group_count; i++) {
         struct raft_group *g = h->groups[i];
 
-        if (g->err != 0 || !g->raft.quiesced)
+        if (g->err != 0 || !g->raft.quiesced || g->installing >= 0)
             continue;
         raft_wake(&g->raft, p->id, silent > UINT32_MAX ? UINT32_MAX : (uint32_t)silent);
         if (!g->raft.quiesced) {
@@ -1481,7 +1621,7 @@ void raft_host_tick(struct raft_host *h)
     /* Groups woken meanwhile (a callback proposing) join at the end and are ticked too. */
     for (size_t i = 0; i < h->active_count; i++) {
         struct raft_group *g = h->active[i];
-        if (g->err != 0)
+        if (g->err != 0 || g->installing >= 0)
             continue;
         h->stats.group_ticks++;
         raft_tick(&g->raft);
@@ -1579,6 +1719,8 @@ int raft_group_open(struct raft_host *h, const struct raft_group_options *o,
     g->active_at = SIZE_MAX;
     g->reported_index = -1;
     g->reported_term = -1;
+    g->log_snapshots = o->log_snapshots;
+    g->installing = -1;
     rc = idx_build(g);
     if (rc != 0)
         goto fail;
@@ -1707,6 +1849,8 @@ int raft_group_compact(struct raft_group *g, int64_t offset)
 
     if (g->err != 0)
         return g->err;
+    if (g->installing >= 0)
+        return ERR_STATE;
     idx_follow_start(g);
     if (offset <= idx_start(g))
         return 0;

@@ -132,6 +132,11 @@ struct raft_group_options {
      * with an empty log): it never campaigns until it has heard from a leader, so members that
      * know nothing cannot elect one of themselves and overwrite the history of those that do. */
     bool joining;
+    /* The group's state machine is its log (a partition): a follower below the leader's log
+     * start is sent a snapshot that is only that start, replaces its log by an empty one
+     * starting there and is caught up by appends (raft_host.c, "snapshots"). Otherwise the host
+     * sends no snapshots. */
+    bool log_snapshots;
     raft_group_apply_fn apply;  /* may be NULL */
     raft_group_role_fn on_role; /* may be NULL */
     void *ctx;
@@ -162,6 +167,9 @@ struct raft_host_stats {
     uint64_t peers_silent;      /* times a peer went silent (or was reported down) */
     uint64_t peer_restarts;     /* times a peer's host restarted (its incarnation changed) */
     uint64_t peer_wakes;        /* quiesced groups woken because a peer went silent or restarted */
+    /* Snapshots of partition groups (a follower below the leader's log start): */
+    uint64_t snapshots_sent;      /* SNAPSHOT messages offered by leaders */
+    uint64_t snapshots_installed; /* logs replaced by an empty one at the leader's start */
 };
 
 /* One group's hard state as one journal entry holds it. */
