@@ -56,6 +56,9 @@
 #define HS_JOURNAL_NAME        "raft.state"
 /* The control record type a no-op carries: Kafka's LEADER_CHANGE (ControlRecordType 2). */
 #define NOOP_CONTROL_TYPE 2
+/* A log-start marker's control record type: Chronik's own, outside Kafka's types (consumers
+ * skip every control batch). */
+#define LOG_START_CONTROL_TYPE 0x4301
 
 struct rh_batch {
     int64_t first;
@@ -237,6 +240,9 @@ static void peers_unref(struct raft_host *h, const struct raft_config *c)
 
 static void hs_save_start(struct raft_group *g);
 static void peer_restarted(struct raft_host *h, struct rh_peer *p);
+static int propose_bytes(struct raft_group *g, uint8_t *batch, size_t len, uint32_t count,
+                         struct raft_waiter *w, raft_group_done_fn fn, void *ctx, int64_t *offset,
+                         int64_t *term);
 
 /* ---- the batch index ----------------------------------------------------------------------- */
 
@@ -302,7 +308,9 @@ static int read_batch(struct raft_group *g, int64_t offset, struct rh_batch *out
 {
     uint8_t hdr[BATCH_OFF_RECORD_COUNT + 4];
     struct batch_header h;
-    int rc = log_read(g->log, offset, 1, INT64_MAX, rd);
+    /* The first batch may begin before a log start that a marker put inside it. */
+    int64_t start = log_start_offset(g->log);
+    int rc = log_read(g->log, offset < start ? start : offset, 1, INT64_MAX, rd);
 
     if (rc != 0)
         return rc;
@@ -332,6 +340,18 @@ static int idx_build(struct raft_group *g)
 {
     int64_t off = log_start_offset(g->log), end = log_end_offset(g->log);
     int32_t epoch;
+
+    /* A log-start marker may have put the start inside a batch: the index starts with that
+     * batch (the Raft log keeps whole batches). */
+    if (off < end) {
+        struct log_read rd;
+        int rc = log_read(g->log, off, 1, INT64_MAX, &rd);
+        if (rc != 0)
+            return rc;
+        if (rd.file != NULL)
+            off = rd.first_offset;
+        log_read_release(&rd);
+    }
 
     /* The term before the start: from the hard-state file when it recorded this start; else
      * (the start moved behind the host's back and a crash came before it noticed) the term of
@@ -442,8 +462,12 @@ static void ops_append(void *ctx, const struct raft_batch *b)
     if (g->err != 0) {
         /* Dead: keep the view consistent, write nothing. */
     } else if (g->prop_bytes != NULL) {
+        struct batch_header h;
         rc = log_append(g->log, g->prop_bytes, g->prop_len, (int32_t)b->term, &res);
         e.bytes = (uint32_t)g->prop_len;
+        if (rc == 0 && batch_header_parse(g->prop_bytes, g->prop_len, &h) == 0 &&
+            batch_is_control(&h))
+            e.kind = RAFT_BATCH_NOOP; /* a log-start marker: a control batch, as read back */
     } else if (g->inbound != NULL) {
         const struct wire_msg *m = g->inbound;
         rc = ERR_CORRUPT;
@@ -1150,6 +1174,118 @@ static void send_msgs(struct raft_group *g, const struct raft_msg *msgs, uint32_
     }
 }
 
+/* ---- log-start markers (DeleteRecords on replicated partitions) ------------------------------ */
+
+/*
+ * A partition's log start is replicated state: the leader proposes a marker, one control
+ * record of type LOG_START_CONTROL_TYPE whose value is the new start (8 bytes, big endian),
+ * and every replica moves its log start there (log_delete_records) when its commit index
+ * passes the marker. Committed means on a majority, and every later leader holds the marker
+ * and applies it before it serves (apply runs before readiness is reported), so a start once
+ * answered never goes back, across fail-overs and restarts (a replica whose start checkpoint
+ * was lost applies the marker again when it commits it again: applying is idempotent).
+ * Consumers skip control batches.
+ */
+static int marker_read(struct raft_group *g, const struct rh_batch *e, int64_t *start)
+{
+    struct log_read rd;
+    struct rh_batch b;
+    struct batch_header h;
+    struct batch_rec_iter it;
+    struct batch_rec rec;
+    uint8_t bytes[RAFT_HOST_MARKER_BYTES_MAX];
+    int rc;
+
+    *start = -1;
+    if (e->bytes > sizeof(bytes))
+        return 0; /* larger than any marker: some other control batch */
+    rc = read_batch(g, e->first, &b, &rd);
+    if (rc != 0)
+        return rc;
+    ssize_t got = io_pread(log_file_io(rd.file), bytes, e->bytes, rd.position);
+    log_read_release(&rd);
+    if (got != (ssize_t)e->bytes)
+        return got < 0 ? (int)got : ERR_CORRUPT;
+    if (batch_parse(bytes, e->bytes, &h) != 0 || batch_codec(&h) != BATCH_CODEC_NONE)
+        return 0;
+    batch_rec_iter_init(
+        &it, slice_make(bytes + LOG_BATCH_HEADER_BYTES, e->bytes - LOG_BATCH_HEADER_BYTES));
+    if (batch_rec_iter_next(&it, &rec) != 1 || rec.key.len != 4 || rec.value.len != 8 ||
+        rec.key.ptr[2] != (LOG_START_CONTROL_TYPE >> 8) ||
+        rec.key.ptr[3] != (LOG_START_CONTROL_TYPE & 0xff))
+        return 0;
+    *start = get_be64(rec.value.ptr);
+    return 0;
+}
+
+/* Applies the markers among the committed entries [first, last]. */
+static void markers_apply(struct raft_group *g, int64_t first, int64_t last)
+{
+    int64_t target = -1;
+
+#ifdef RAFT_HOST_BUG_MARKER_LEADER_ONLY
+    /* injected bug: only the leader moves its log start (followers keep theirs) */
+    if (g->raft.role != RAFT_LEADER)
+        return;
+#endif
+    idx_follow_start(g);
+    for (const struct rh_batch *e = idx_find(g, MAX(first, idx_start(g)));
+         e != NULL && e < g->idx + g->idx_count && e->first <= last; e++) {
+        int64_t start;
+
+        if (e->kind != RAFT_BATCH_NOOP)
+            continue;
+        int rc = marker_read(g, e, &start);
+        if (rc != 0) {
+            if (g->err == 0)
+                g->err = rc;
+            return;
+        }
+        /* A marker never names an offset past itself (the leader's high watermark then). */
+        if (start > target && start <= e->first)
+            target = start;
+    }
+    if (target <= log_start_offset(g->log))
+        return;
+    int rc = log_set_high_watermark(g->log, last + 1);
+    if (rc == 0)
+        rc = log_delete_records(g->log, target);
+    if (rc != 0 && g->err == 0)
+        g->err = rc;
+    idx_follow_start(g);
+}
+
+int raft_group_propose_start(struct raft_group *g, int64_t start, struct raft_waiter *w,
+                             raft_group_done_fn fn, void *ctx)
+{
+    static const uint8_t key[4] = {0, 0, LOG_START_CONTROL_TYPE >> 8,
+                                   LOG_START_CONTROL_TYPE & 0xff}; /* version 0, type */
+    uint8_t value[8];
+    struct buf b;
+    int64_t offset, term;
+
+    if (g->err != 0)
+        return g->err;
+    if (g->raft.role != RAFT_LEADER)
+        return ERR_STATE;
+    if (start < 0 || start > log_high_watermark(g->log))
+        return ERR_RANGE;
+    put_be64(value, start);
+    struct batch_build_opts opts = {.attributes = BATCH_ATTR_CONTROL,
+                                    .producer_id = -1,
+                                    .producer_epoch = -1,
+                                    .base_sequence = -1};
+    struct batch_record rec = {.key = slice_make(key, sizeof(key)),
+                               .value = slice_make(value, sizeof(value)),
+                               .timestamp_ms = g->host->clock ? clock_wall_ms(g->host->clock) : 0};
+    buf_init(&b);
+    int rc = batch_build(&b, &opts, &rec, 1);
+    if (rc == 0)
+        rc = propose_bytes(g, b.data, b.len, 1, w, fn, ctx, &offset, &term);
+    buf_deinit(&b);
+    return rc;
+}
+
 /* ---- snapshots of partition groups ---------------------------------------------------------- */
 
 /*
@@ -1318,7 +1454,10 @@ static void process_ready(struct raft_group *g)
         apply_last = rd.commit_index;
         g->applied = rd.commit_index;
         done = waiters_take_committed(g, rd.commit_index);
-        /* Consumers read up to the commit index, never past it. */
+        markers_apply(g, apply_first, apply_last);
+        if (g->err != 0)
+            return;
+            /* Consumers read up to the commit index, never past it. */
 #ifdef RAFT_HOST_BUG_HW_BEYOND_COMMIT
         /* injected bug: consumers may read everything appended, committed or not */
         int rc = log_set_high_watermark(g->log, log_end_offset(g->log));
@@ -1809,7 +1948,6 @@ int raft_group_propose(struct raft_group *g, uint8_t *batch, size_t len, struct 
                        raft_group_done_fn fn, void *ctx, int64_t *offset, int64_t *term)
 {
     struct batch_header hdr;
-    struct raft_batch b;
     int rc;
 
     if (g->err != 0)
@@ -1820,9 +1958,22 @@ int raft_group_propose(struct raft_group *g, uint8_t *batch, size_t len, struct 
         return rc != 0 ? rc : ERR_INVALID;
     if (g->raft.role != RAFT_LEADER)
         return ERR_STATE;
+    return propose_bytes(g, batch, len, (uint32_t)hdr.last_offset_delta + 1, w, fn, ctx, offset,
+                         term);
+}
+
+static int propose_bytes(struct raft_group *g, uint8_t *batch, size_t len, uint32_t count,
+                         struct raft_waiter *w, raft_group_done_fn fn, void *ctx, int64_t *offset,
+                         int64_t *term)
+{
+    struct raft_batch b;
+    int rc;
+
+    if (g->raft.term > INT32_MAX)
+        return ERR_INVALID;
     g->prop_bytes = batch;
     g->prop_len = len;
-    rc = raft_propose(&g->raft, (uint32_t)hdr.last_offset_delta + 1, (uint32_t)len, &b);
+    rc = raft_propose(&g->raft, count, (uint32_t)len, &b);
     g->prop_bytes = NULL;
     g->prop_len = 0;
     if (rc != 0)

@@ -234,6 +234,16 @@ int raft_group_propose(struct raft_group *g, uint8_t *batch, size_t len, struct 
                        raft_group_done_fn fn, void *ctx, int64_t *offset, int64_t *term);
 
 /*
+ * Leader only: replicates a new log start (DeleteRecords on a replicated partition): appends a
+ * marker (a control batch) that every replica applies once committed, moving its log start to
+ * start (never below where it is). w is called once it is committed (0: applied on this node,
+ * so log_start_offset() answers at least start) or cannot be (as raft_group_propose).
+ * ERR_STATE when not leader, ERR_RANGE for start beyond the high watermark.
+ */
+int raft_group_propose_start(struct raft_group *g, int64_t start, struct raft_waiter *w,
+                             raft_group_done_fn fn, void *ctx);
+
+/*
  * Drops the log below offset (a batch boundary at or below commit + 1): records the new start
  * and the term before it in the journal (synced at once), then log_delete_records. Prefix drops of
  * a hosted log go through here; one made behind the host's back (retention) is recorded when the

@@ -169,6 +169,9 @@ struct cs_pstate {
     int64_t term_cap;
     bool probe_inflight;
     bool live; /* a proposal made after healing was acknowledged */
+    /* The highest low watermark a leader answered for a log-start marker (DeleteRecords): no
+     * replica that serves later starts below it. */
+    int64_t start_answered;
 };
 
 struct csim;
@@ -1552,6 +1555,9 @@ static void client_fetch(struct csim *s, int ci, int k)
     if (term != core->term)
         fail(s, "p%d: node %d serves in term %" PRId64 " before committing in it", k, n->id,
              core->term);
+    if (log_start_offset(pt->log) < s->p[k].start_answered)
+        fail(s, "p%d: node %d serves from log start %" PRId64 ", below %" PRId64 " answered", k,
+             n->id, log_start_offset(pt->log), s->p[k].start_answered);
     if (core->term < c->term_max[k])
         return;
     if (hw < c->hw_max[k])
@@ -1798,6 +1804,56 @@ static void compact(struct csim *s, int i, int k, bool deep)
     }
 }
 
+/* A log-start marker (DeleteRecords) in flight: answered once committed and applied. */
+struct cs_marker {
+    struct raft_waiter w;
+    struct csim *s;
+    struct cs_part *pt;
+    int64_t start;
+};
+
+static void on_marker(void *ctx, int err)
+{
+    struct cs_marker *m = ctx;
+    struct csim *s = m->s;
+    struct cs_pstate *p = &s->p[m->pt->k];
+
+    if (err == 0) {
+        int64_t low = log_start_offset(m->pt->log);
+        trace(s, "p%d n%d log start %" PRId64 " answered (asked %" PRId64 ")", m->pt->k,
+              m->pt->n->id, low, m->start);
+        if (low < m->start)
+            fail(s, "p%d node %d answered log start %" PRId64 " for a marker of %" PRId64, m->pt->k,
+                 m->pt->n->id, low, m->start);
+        if (low > p->start_answered)
+            p->start_answered = low;
+        s->res->deletes++;
+    }
+    free(m);
+}
+
+/* DeleteRecords on partition k's ready leader: a log-start marker at a random offset up to its
+ * high watermark, mid-batch or not. */
+static void delete_records(struct csim *s, int k)
+{
+    int32_t l = leader_of(s, k);
+
+    if (l < 0 || !replica_leads(s->n[l].parts[k].r))
+        return;
+    struct cs_part *pt = &s->n[l].parts[k];
+    int64_t start = log_start_offset(pt->log), hw = log_high_watermark(pt->log);
+    if (hw <= start)
+        return;
+    struct cs_marker *m = xcalloc(1, sizeof(*m));
+    *m = (struct cs_marker){.s = s, .pt = pt};
+    m->start = (int64_t)rng_range(&s->rng, (uint64_t)start + 1, (uint64_t)hw);
+    int rc = raft_group_propose_start(pt->g, m->start, &m->w, on_marker, m);
+    trace(s, "p%d n%d deletes records below %" PRId64 ": %s", k, s->n[l].id, m->start,
+          rc == 0 ? "proposed" : err_str(rc));
+    if (rc != 0)
+        free(m);
+}
+
 /* A leadership transfer of partition k's leader: to a random voter or (RAFT_NONE) the most
  * caught-up one. */
 static void transfer(struct csim *s, int k)
@@ -1964,6 +2020,10 @@ static void fault_step(struct csim *s)
         int i = (int)rng_below(&s->rng, (uint64_t)s->nodes);
         int k = (int)rng_below(&s->rng, CS_PARTS);
         bool every = down_count(s) > 0 && rng_chance(&s->rng, 1, 2);
+        if (rng_chance(&s->rng, 1, 3)) {
+            delete_records(s, k);
+            return;
+        }
         /* With a node down, half the time every running node drops what it can: the node
          * restarts below every log start and can only catch up from a snapshot. */
         for (int j = every ? 0 : i; j < (every ? s->nodes : i + 1); j++) {
