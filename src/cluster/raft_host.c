@@ -108,6 +108,9 @@ struct raft_group {
      * inbound messages refused) until the new log is durable. */
     bool log_snapshots;
     int64_t installing, install_term;
+    /* The log start the committed log-start markers name; applied once the log is durable up
+     * to it (never a start checkpoint beyond the durable data). */
+    int64_t start_want;
     /* While raft_group_propose runs: the batch to append. */
     uint8_t *prop_bytes;
     size_t prop_len;
@@ -1218,6 +1221,24 @@ static int marker_read(struct raft_group *g, const struct rh_batch *e, int64_t *
     return 0;
 }
 
+/*
+ * Moves the log start to start_want once the log is durable up to it: a follower may commit
+ * (and apply) a marker before its own copy of the entries below it is on disk, and a start
+ * checkpoint beyond the durable data would open as an empty log there after a crash. A leader
+ * is always durable past its committed markers (it counts itself only once persisted), so it
+ * applies them in the ready that commits them, before it is ready to serve.
+ */
+static void start_follow(struct raft_group *g)
+{
+    if (g->err != 0 || g->start_want <= log_start_offset(g->log) ||
+        g->start_want > log_durable_offset(g->log) || g->start_want > log_high_watermark(g->log))
+        return;
+    int rc = log_delete_records(g->log, g->start_want);
+    if (rc != 0 && g->err == 0)
+        g->err = rc;
+    idx_follow_start(g);
+}
+
 /* Applies the markers among the committed entries [first, last]. */
 static void markers_apply(struct raft_group *g, int64_t first, int64_t last)
 {
@@ -1245,14 +1266,14 @@ static void markers_apply(struct raft_group *g, int64_t first, int64_t last)
         if (start > target && start <= e->first)
             target = start;
     }
-    if (target <= log_start_offset(g->log))
-        return;
-    int rc = log_set_high_watermark(g->log, last + 1);
-    if (rc == 0)
-        rc = log_delete_records(g->log, target);
-    if (rc != 0 && g->err == 0)
-        g->err = rc;
-    idx_follow_start(g);
+    if (target > g->start_want)
+        g->start_want = target;
+    if (log_high_watermark(g->log) < last + 1) {
+        int rc = log_set_high_watermark(g->log, last + 1);
+        if (rc != 0 && g->err == 0)
+            g->err = rc;
+    }
+    start_follow(g);
 }
 
 int raft_group_propose_start(struct raft_group *g, int64_t start, struct raft_waiter *w,
@@ -1454,10 +1475,11 @@ static void process_ready(struct raft_group *g)
         apply_last = rd.commit_index;
         g->applied = rd.commit_index;
         done = waiters_take_committed(g, rd.commit_index);
+        /* Committed log-start markers move the log start here, before the role callbacks: a
+         * new leader is ready only with every marker it holds applied (an error stops the
+         * group at the next pump; what committed still completes). */
         markers_apply(g, apply_first, apply_last);
-        if (g->err != 0)
-            return;
-            /* Consumers read up to the commit index, never past it. */
+        /* Consumers read up to the commit index, never past it. */
 #ifdef RAFT_HOST_BUG_HW_BEYOND_COMMIT
         /* injected bug: consumers may read everything appended, committed or not */
         int rc = log_set_high_watermark(g->log, log_end_offset(g->log));
@@ -1499,6 +1521,7 @@ static void group_pump(struct raft_group *g)
         if (g->err != 0)
             break;
         report_durable(g);
+        start_follow(g);
         while (g->err == 0 && !g->closed && raft_has_ready(&g->raft))
             process_ready(g);
     } while (g->repump && !g->closed);
@@ -1860,6 +1883,7 @@ int raft_group_open(struct raft_host *h, const struct raft_group_options *o,
     g->reported_term = -1;
     g->log_snapshots = o->log_snapshots;
     g->installing = -1;
+    g->start_want = -1;
     rc = idx_build(g);
     if (rc != 0)
         goto fail;
