@@ -48,6 +48,12 @@
  *   (<topic id hex>-<partition>.raft-state) and deletes it once the journal holding its state is
  *   synced.
  *
+ * Partition groups (log_snapshots): the snapshot is the leader's log start. A follower below
+ * it gets a SNAPSHOT naming the start - 1 and its term, replaces its log by an empty one there
+ * (log_reset, durable before the core hears of it; the group is frozen meanwhile) and is caught
+ * up by appends. The log start itself is replicated by log-start markers (control batches,
+ * raft_group_propose_start) that every replica applies once committed and durable here.
+ *
  * Proposals: raft_group_propose() appends on the leader and returns (offset, term); its waiter
  * completes with 0 once that entry is committed, or with ERR_STATE (Kafka's NOT_LEADER_OR_FOLLOWER)
  * when it was truncated or another entry committed at its offset, or ERR_CLOSED when the group
