@@ -925,8 +925,9 @@ static void on_retention(void *ctx)
             if (r == NULL) /* still opening or failed */
                 continue;
             /* A replicated leader's new log start reaches its followers as a log-start marker
-             * (Kafka: the followers' log start follows the leader's); a failed proposal is
-             * made again by the next check that deletes. */
+             * (Kafka: the followers' log start follows the leader's). One that cannot be
+             * proposed (the leadership just moved) is not retried: the followers' own
+             * retention applies the same settings to the same offsets. */
             if (log_enforce_retention(replica_log(r)) > 0 && replica_group(r) != NULL &&
                 replica_leads(r))
                 raft_group_propose_start(replica_group(r), replica_log_start_offset(r), NULL, NULL,
