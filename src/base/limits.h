@@ -97,6 +97,7 @@
 #define RAFT_LEASE_MARGIN_TICKS      2u          /* lease shortened for clock drift */
 #define RAFT_HOST_GROUPS_MAX         1000000u    /* hard states in one node's journal */
 #define RAFT_HOST_JOURNAL_BYTES_MIN  (1u * MIB)  /* compacted past max(this, 4 x live size) */
+#define RAFT_HOST_MARKER_BYTES_MAX   256u        /* a log-start marker batch (one short record) */
 
 /* ---- cluster (metadata image) ----------------------------------------------------------- */
 #define META_TOPIC_NAME_BYTES_MAX   249u     /* Kafka's topic name limit */

@@ -1012,9 +1012,19 @@ static void on_retention(void *ctx)
         struct broker_topic *t = b->topics[i];
         if (t == NULL || t == &tombstone)
             continue;
-        for (uint32_t p = 0; p < t->partition_count; p++)
-            if (t->replicas[p] != NULL) /* else still opening or failed */
-                log_enforce_retention(replica_log(t->replicas[p]));
+        for (uint32_t p = 0; p < t->partition_count; p++) {
+            struct replica *r = t->replicas[p];
+            if (r == NULL) /* still opening or failed */
+                continue;
+            /* A replicated leader's new log start reaches its followers as a log-start marker
+             * (Kafka: the followers' log start follows the leader's). One that cannot be
+             * proposed (the leadership just moved) is not retried: the followers' own
+             * retention applies the same settings to the same offsets. */
+            if (log_enforce_retention(replica_log(r)) > 0 && replica_group(r) != NULL &&
+                replica_leads(r))
+                raft_group_propose_start(replica_group(r), replica_log_start_offset(r), NULL, NULL,
+                                         NULL);
+        }
     }
 }
 

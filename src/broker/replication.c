@@ -38,6 +38,7 @@ struct broker_part {
     int32_t last_leader;      /* the one before it */
     uint64_t prefer_until_ms; /* hand the leadership to the preferred replica once it is
                                * caught up, until then (0: not wanted) */
+    bool quiesced_seen;       /* its group was quiesced at the last look */
 };
 
 /* How long a leader waits for its preferred replica to catch up before it keeps the
@@ -201,10 +202,15 @@ void broker_replicas_tick(struct broker *b)
             if (bp == NULL || r == NULL)
                 continue;
             /* A quiesced group is idle with every member caught up: nothing to look at until
-             * the host wakes it (a message, a silent peer), unless its leadership is wanted. */
-            if (raft_group_core(replica_group(r))->quiesced && !b->handing_over &&
-                bp->prefer_until_ms == 0 && !recheck)
+             * the host wakes it (a message, a silent peer), unless its leadership is wanted.
+             * The first look after it quiesced still runs: the answers that let it quiesce
+             * (a follower that just caught up) came after the last look, and without it the
+             * ISR would miss that follower until the group woke again. */
+            bool quiesced = raft_group_core(replica_group(r))->quiesced;
+            if (quiesced && bp->quiesced_seen && !b->handing_over && bp->prefer_until_ms == 0 &&
+                !recheck)
                 continue;
+            bp->quiesced_seen = quiesced;
             replica_tick(r, now, BROKER_RAFT_TICK_MS, lag);
             part_report(bp);
             if (recheck && replica_leads(r) && bp->preferred != b->cfg->node_id)

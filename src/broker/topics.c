@@ -694,11 +694,51 @@ void create_partitions_handle(struct breq *rq)
 
 typedef struct kafka_delete_records_response_delete_records_partition_result records_result;
 
-static void
-delete_records_one(struct breq *rq, struct proto_str topic,
-                   const struct kafka_delete_records_request_delete_records_partition *q,
-                   records_result *r)
+/*
+ * A replicated partition's log start is Raft state: the leader proposes it (a marker every
+ * replica applies once committed, raft_group_propose_start) and answers once it is committed
+ * and applied here, so the low watermark answered holds on every later leader. The answer waits
+ * for every such partition of the request.
+ */
+struct delete_records {
+    struct breq *rq;
+    struct kafka_delete_records_response resp;
+    uint32_t pending; /* partitions waiting for their marker, plus one while the request is read */
+};
+
+struct delete_records_part {
+    struct delete_records *dr;
+    records_result *out;
+    struct replica *r;
+    struct raft_waiter waiter;
+};
+
+static void delete_records_done(struct delete_records *dr)
 {
+    ASSERT(dr->pending > 0);
+    if (--dr->pending == 0)
+        breq_respond(dr->rq, &dr->resp);
+}
+
+static void on_start_committed(void *ctx, int err)
+{
+    struct delete_records_part *part = ctx;
+    if (err == 0) {
+        part->out->low_watermark = replica_log_start_offset(part->r);
+    } else {
+        /* Closed under the request or no longer the leader: the marker may still commit. */
+        part->out->error_code = err == ERR_STATE || err == ERR_CLOSED ? KAFKA_NOT_LEADER_OR_FOLLOWER
+                                                                      : KAFKA_KAFKA_STORAGE_ERROR;
+    }
+    delete_records_done(part->dr);
+}
+
+static void
+delete_records_one(struct delete_records *dr, struct proto_str topic,
+                   const struct kafka_delete_records_request_delete_records_partition *q,
+                   records_result *r, struct delete_records_part *part)
+{
+    struct breq *rq = dr->rq;
     ASSERT(topic.ptr != NULL && r != NULL);
     r->partition_index = q->partition_index;
     r->low_watermark = -1;
@@ -716,10 +756,8 @@ delete_records_one(struct breq *rq, struct proto_str topic,
         r->error_code = KAFKA_KAFKA_STORAGE_ERROR;
         return;
     }
-    /* A replicated partition's log start is not replicated yet: deleting on the leader alone
-     * would bring the records back with the next leader. Refused rather than half done. */
-    if (replica_group(rep) != NULL) {
-        r->error_code = KAFKA_POLICY_VIOLATION;
+    if (!replica_leads(rep)) {
+        r->error_code = KAFKA_NOT_LEADER_OR_FOLLOWER;
         return;
     }
     int64_t high = replica_high_watermark(rep);
@@ -728,25 +766,42 @@ delete_records_one(struct breq *rq, struct proto_str topic,
         r->error_code = KAFKA_OFFSET_OUT_OF_RANGE;
         return;
     }
-    int rc = log_delete_records(replica_log(rep), offset);
-    if (rc < 0) {
-        r->error_code = rc == ERR_RANGE ? KAFKA_OFFSET_OUT_OF_RANGE : KAFKA_KAFKA_STORAGE_ERROR;
+    r->error_code = KAFKA_NONE;
+    /* An offset at or below the log start deletes nothing and answers the start as it is. */
+    if (offset > replica_log_start_offset(rep) && replica_group(rep) != NULL) {
+        *part = (struct delete_records_part){.dr = dr, .out = r, .r = rep};
+        int rc = raft_group_propose_start(replica_group(rep), offset, &part->waiter,
+                                          on_start_committed, part);
+        if (rc == 0) {
+            dr->pending++;
+            return;
+        }
+        r->error_code = rc == ERR_STATE   ? KAFKA_NOT_LEADER_OR_FOLLOWER
+                        : rc == ERR_RANGE ? KAFKA_OFFSET_OUT_OF_RANGE
+                                          : KAFKA_KAFKA_STORAGE_ERROR;
         return;
     }
-    /* An offset below the log start deletes nothing and answers the start as it is. */
-    r->error_code = KAFKA_NONE;
+    if (offset > replica_log_start_offset(rep)) {
+        int rc = log_delete_records(replica_log(rep), offset);
+        if (rc < 0) {
+            r->error_code = rc == ERR_RANGE ? KAFKA_OFFSET_OUT_OF_RANGE : KAFKA_KAFKA_STORAGE_ERROR;
+            return;
+        }
+    }
     r->low_watermark = replica_log_start_offset(rep);
 }
 
 void delete_records_handle(struct breq *rq)
 {
     const struct kafka_delete_records_request *req = rq->body;
-    struct kafka_delete_records_response resp;
-    kafka_delete_records_response_init(&resp);
-    size_t n = req->topics.count;
+    struct delete_records *dr = arena_calloc(&rq->arena, 1, sizeof(*dr));
+    size_t n = req->topics.count, total = 0;
     struct kafka_delete_records_response_delete_records_topic_result *out =
         arena_calloc(&rq->arena, n, sizeof(*out));
-    int rc = out == NULL ? ERR_TOO_LARGE : 0;
+    for (size_t i = 0; i < n; i++)
+        total += req->topics.items[i].partitions.count;
+    struct delete_records_part *parts = arena_calloc(&rq->arena, total, sizeof(*parts));
+    int rc = out == NULL || dr == NULL || (total > 0 && parts == NULL) ? ERR_TOO_LARGE : 0;
     for (size_t i = 0; i < n && rc == 0; i++) {
         const struct kafka_delete_records_request_delete_records_topic *q = &req->topics.items[i];
         out[i].name = q->name;
@@ -760,14 +815,18 @@ void delete_records_handle(struct breq *rq)
         breq_abort(rq);
         return;
     }
+    dr->rq = rq;
+    dr->pending = 1;
+    kafka_delete_records_response_init(&dr->resp);
+    dr->resp.topics.items = out;
+    dr->resp.topics.count = n;
     /* Deleting starts only once the whole answer has its memory, so an answer that cannot be
      * sent never follows a deletion. */
     for (size_t i = 0; i < n; i++) {
         const struct kafka_delete_records_request_delete_records_topic *q = &req->topics.items[i];
         for (size_t j = 0; j < q->partitions.count; j++)
-            delete_records_one(rq, q->name, &q->partitions.items[j], &out[i].partitions.items[j]);
+            delete_records_one(dr, q->name, &q->partitions.items[j], &out[i].partitions.items[j],
+                               parts++);
     }
-    resp.topics.items = out;
-    resp.topics.count = n;
-    breq_respond(rq, &resp);
+    delete_records_done(dr);
 }

@@ -56,6 +56,9 @@
 #define HS_JOURNAL_NAME        "raft.state"
 /* The control record type a no-op carries: Kafka's LEADER_CHANGE (ControlRecordType 2). */
 #define NOOP_CONTROL_TYPE 2
+/* A log-start marker's control record type: Chronik's own, outside Kafka's types (consumers
+ * skip every control batch). */
+#define LOG_START_CONTROL_TYPE 0x4301
 
 struct rh_batch {
     int64_t first;
@@ -100,6 +103,14 @@ struct raft_group {
     int err;
     bool closed;
     bool pumping, repump;
+    /* Partition groups (raft_group_options.log_snapshots): the log is the snapshot. While a
+     * follower installs one (installing >= 0: its last index) the group is frozen (no ticks,
+     * inbound messages refused) until the new log is durable. */
+    bool log_snapshots;
+    int64_t installing, install_term;
+    /* The log start the committed log-start markers name; applied once the log is durable up
+     * to it (never a start checkpoint beyond the durable data). */
+    int64_t start_want;
     /* While raft_group_propose runs: the batch to append. */
     uint8_t *prop_bytes;
     size_t prop_len;
@@ -232,6 +243,9 @@ static void peers_unref(struct raft_host *h, const struct raft_config *c)
 
 static void hs_save_start(struct raft_group *g);
 static void peer_restarted(struct raft_host *h, struct rh_peer *p);
+static int propose_bytes(struct raft_group *g, uint8_t *batch, size_t len, uint32_t count,
+                         struct raft_waiter *w, raft_group_done_fn fn, void *ctx, int64_t *offset,
+                         int64_t *term);
 
 /* ---- the batch index ----------------------------------------------------------------------- */
 
@@ -297,7 +311,9 @@ static int read_batch(struct raft_group *g, int64_t offset, struct rh_batch *out
 {
     uint8_t hdr[BATCH_OFF_RECORD_COUNT + 4];
     struct batch_header h;
-    int rc = log_read(g->log, offset, 1, INT64_MAX, rd);
+    /* The first batch may begin before a log start that a marker put inside it. */
+    int64_t start = log_start_offset(g->log);
+    int rc = log_read(g->log, offset < start ? start : offset, 1, INT64_MAX, rd);
 
     if (rc != 0)
         return rc;
@@ -327,6 +343,18 @@ static int idx_build(struct raft_group *g)
 {
     int64_t off = log_start_offset(g->log), end = log_end_offset(g->log);
     int32_t epoch;
+
+    /* A log-start marker may have put the start inside a batch: the index starts with that
+     * batch (the Raft log keeps whole batches). */
+    if (off < end) {
+        struct log_read rd;
+        int rc = log_read(g->log, off, 1, INT64_MAX, &rd);
+        if (rc != 0)
+            return rc;
+        if (rd.file != NULL)
+            off = rd.first_offset;
+        log_read_release(&rd);
+    }
 
     /* The term before the start: from the hard-state file when it recorded this start; else
      * (the start moved behind the host's back and a crash came before it noticed) the term of
@@ -437,8 +465,12 @@ static void ops_append(void *ctx, const struct raft_batch *b)
     if (g->err != 0) {
         /* Dead: keep the view consistent, write nothing. */
     } else if (g->prop_bytes != NULL) {
+        struct batch_header h;
         rc = log_append(g->log, g->prop_bytes, g->prop_len, (int32_t)b->term, &res);
         e.bytes = (uint32_t)g->prop_len;
+        if (rc == 0 && batch_header_parse(g->prop_bytes, g->prop_len, &h) == 0 &&
+            batch_is_control(&h))
+            e.kind = RAFT_BATCH_NOOP; /* a log-start marker: a control batch, as read back */
     } else if (g->inbound != NULL) {
         const struct wire_msg *m = g->inbound;
         rc = ERR_CORRUPT;
@@ -1145,13 +1177,267 @@ static void send_msgs(struct raft_group *g, const struct raft_msg *msgs, uint32_
     }
 }
 
+/* ---- log-start markers (DeleteRecords on replicated partitions) ------------------------------ */
+
+/*
+ * A partition's log start is replicated state: the leader proposes a marker, one control
+ * record of type LOG_START_CONTROL_TYPE whose value is the new start (8 bytes, big endian),
+ * and every replica moves its log start there (log_delete_records) when its commit index
+ * passes the marker. Committed means on a majority, and every later leader holds the marker
+ * and applies it before it serves (apply runs before readiness is reported), so a start once
+ * answered never goes back, across fail-overs and restarts (a replica whose start checkpoint
+ * was lost applies the marker again when it commits it again: applying is idempotent).
+ * Consumers skip control batches.
+ */
+static int marker_read(struct raft_group *g, const struct rh_batch *e, int64_t *start)
+{
+    struct log_read rd;
+    struct rh_batch b;
+    struct batch_header h;
+    struct batch_rec_iter it;
+    struct batch_rec rec;
+    uint8_t bytes[RAFT_HOST_MARKER_BYTES_MAX];
+    int rc;
+
+    *start = -1;
+    if (e->bytes > sizeof(bytes))
+        return 0; /* larger than any marker: some other control batch */
+    rc = read_batch(g, e->first, &b, &rd);
+    if (rc != 0)
+        return rc;
+    ssize_t got = io_pread(log_file_io(rd.file), bytes, e->bytes, rd.position);
+    log_read_release(&rd);
+    if (got != (ssize_t)e->bytes)
+        return got < 0 ? (int)got : ERR_CORRUPT;
+    if (batch_parse(bytes, e->bytes, &h) != 0 || batch_codec(&h) != BATCH_CODEC_NONE)
+        return 0;
+    batch_rec_iter_init(
+        &it, slice_make(bytes + LOG_BATCH_HEADER_BYTES, e->bytes - LOG_BATCH_HEADER_BYTES));
+    if (batch_rec_iter_next(&it, &rec) != 1 || rec.key.len != 4 || rec.value.len != 8 ||
+        rec.key.ptr[2] != (LOG_START_CONTROL_TYPE >> 8) ||
+        rec.key.ptr[3] != (LOG_START_CONTROL_TYPE & 0xff))
+        return 0;
+    *start = get_be64(rec.value.ptr);
+    return 0;
+}
+
+/*
+ * Moves the log start to start_want once the log is durable up to it: a follower may commit
+ * (and apply) a marker before its own copy of the entries below it is on disk, and a start
+ * checkpoint beyond the durable data would open as an empty log there after a crash. A leader
+ * is always durable past its committed markers (it counts itself only once persisted), so it
+ * applies them in the ready that commits them, before it is ready to serve.
+ */
+static void start_follow(struct raft_group *g)
+{
+    if (g->err != 0 || g->start_want <= log_start_offset(g->log) ||
+        g->start_want > log_durable_offset(g->log) || g->start_want > log_high_watermark(g->log))
+        return;
+    int rc = log_delete_records(g->log, g->start_want);
+    if (rc != 0 && g->err == 0)
+        g->err = rc;
+    idx_follow_start(g);
+}
+
+/* Applies the markers among the committed entries [first, last]. */
+static void markers_apply(struct raft_group *g, int64_t first, int64_t last)
+{
+    int64_t target = -1;
+
+#ifdef RAFT_HOST_BUG_MARKER_LEADER_ONLY
+    /* injected bug: only the leader moves its log start (followers keep theirs) */
+    if (g->raft.role != RAFT_LEADER)
+        return;
+#endif
+    idx_follow_start(g);
+    for (const struct rh_batch *e = idx_find(g, MAX(first, idx_start(g)));
+         e != NULL && e < g->idx + g->idx_count && e->first <= last; e++) {
+        int64_t start;
+
+        if (e->kind != RAFT_BATCH_NOOP)
+            continue;
+        int rc = marker_read(g, e, &start);
+        if (rc != 0) {
+            if (g->err == 0)
+                g->err = rc;
+            return;
+        }
+        /* A marker never names an offset past itself (the leader's high watermark then). */
+        if (start > target && start <= e->first)
+            target = start;
+    }
+    if (target > g->start_want)
+        g->start_want = target;
+    if (log_high_watermark(g->log) < last + 1) {
+        int rc = log_set_high_watermark(g->log, last + 1);
+        if (rc != 0 && g->err == 0)
+            g->err = rc;
+    }
+    start_follow(g);
+}
+
+int raft_group_propose_start(struct raft_group *g, int64_t start, struct raft_waiter *w,
+                             raft_group_done_fn fn, void *ctx)
+{
+    static const uint8_t key[4] = {0, 0, LOG_START_CONTROL_TYPE >> 8,
+                                   LOG_START_CONTROL_TYPE & 0xff}; /* version 0, type */
+    uint8_t value[8];
+    struct buf b;
+    int64_t offset, term;
+
+    if (g->err != 0)
+        return g->err;
+    if (g->raft.role != RAFT_LEADER)
+        return ERR_STATE;
+    if (start < 0 || start > log_high_watermark(g->log))
+        return ERR_RANGE;
+    put_be64(value, start);
+    struct batch_build_opts opts = {.attributes = BATCH_ATTR_CONTROL,
+                                    .producer_id = -1,
+                                    .producer_epoch = -1,
+                                    .base_sequence = -1};
+    struct batch_record rec = {.key = slice_make(key, sizeof(key)),
+                               .value = slice_make(value, sizeof(value)),
+                               .timestamp_ms = g->host->clock ? clock_wall_ms(g->host->clock) : 0};
+    buf_init(&b);
+    int rc = batch_build(&b, &opts, &rec, 1);
+    if (rc == 0)
+        rc = propose_bytes(g, b.data, b.len, 1, w, fn, ctx, &offset, &term);
+    buf_deinit(&b);
+    return rc;
+}
+
+/* ---- snapshots of partition groups ---------------------------------------------------------- */
+
+/*
+ * A partition's state machine is its log, so its snapshot at the leader's log start S is
+ * nothing but (S - 1, its term): the entries before S are committed and gone everywhere they
+ * were dropped. A follower that needs entries below S (raft_ready.snapshot_peers) gets a
+ * SNAPSHOT message naming S - 1 and its term; it replaces its log by an empty one starting at
+ * S (log_reset) and is then caught up by ordinary appends from S, out of the leader's sealed
+ * segments: it ends with the leader's bytes at the same offsets. Install, on the follower:
+ *   1. a suffix that disagrees with the leader at S - 1 is cut (uncommitted: the leader's
+ *      committed entry there differs), durably, so the log ends below S;
+ *   2. the new start and the term before it go to the journal, synced at once (as in
+ *      raft_group_compact), so a restart after step 3 knows term_at(S - 1) exactly;
+ *   3. log_reset: durable once the log's durable offset reaches S (its start checkpoint is the
+ *      commit point: a crash leaves the old log or the new one, log.h);
+ *   4. then, and only then, raft_snapshot_installed: the core acknowledges S - 1.
+ * Between 1 and 4 the group is frozen (no ticks, inbound messages refused: a lossy network to
+ * Raft), so the core never acts on a log view it has not been told about. Producer state is
+ * not carried: the replica reads it forward from the new start (replica.c).
+ */
+static void snapshot_offer(struct raft_group *g, const int32_t *peers, uint32_t count)
+{
+    int64_t index = ops_start_index(g) - 1, term;
+
+    if (count == 0 || index < 0 || ops_term_at(g, index, &term) != 0)
+        return;
+    for (uint32_t i = 0; i < count; i++) {
+        struct raft_msg m = {.type = RAFT_MSG_SNAPSHOT,
+                             .term = g->raft.term,
+                             .from = g->host->self,
+                             .to = peers[i],
+                             .index = index,
+                             .log_term = term,
+                             .last_index = index,
+                             .commit = g->raft.commit,
+                             .hint_index = -1};
+        send_msgs(g, &m, 1);
+        g->host->stats.snapshots_sent++;
+    }
+}
+
+static void snapshot_done(struct raft_group *g)
+{
+    struct raft_config c = g->raft.config;
+    int64_t index = g->installing;
+
+    g->installing = -1;
+    g->host->stats.snapshots_installed++;
+    int rc = raft_snapshot_installed(&g->raft, index, g->install_term, &c);
+    if (rc != 0 && g->err == 0)
+        g->err = rc; /* the frozen log view changed: a host bug, the group stops */
+    group_pump(g);
+}
+
+static void on_snapshot_durable(void *ctx, int err, int64_t durable_offset)
+{
+    struct raft_group *g = ctx;
+
+    (void)durable_offset;
+    g->flush_outstanding--;
+    if (g->closed) {
+        if (g->flush_outstanding == 0)
+            group_free(g);
+        return;
+    }
+    if (err != 0 && g->err == 0)
+        g->err = err;
+    if (g->err != 0 || g->installing < 0) {
+        g->installing = -1;
+        group_pump(g);
+        return;
+    }
+    snapshot_done(g);
+}
+
+static void snapshot_install(struct raft_group *g, int64_t index, int64_t term)
+{
+    int64_t start = index + 1;
+    int rc;
+
+    if (g->err != 0 || g->installing >= 0 || g->raft.role == RAFT_LEADER || idx_start(g) > start)
+        return; /* the leader offers it again if still needed */
+    if (idx_last(g) >= index) {
+        /* The core saw the terms at index differ, so that batch is not committed. */
+        const struct rh_batch *b = idx_find(g, index);
+        if (b == NULL || b->first <= g->raft.commit)
+            return;
+        ops_truncate(g, b->first);
+        if (g->err != 0)
+            return;
+    }
+    g->installing = index;
+    g->install_term = term;
+    g->hs->start = start;
+    g->hs->prev_term = term;
+    hs_dirty(g->host, g->hs);
+    rc = journal_commit(g->host);
+    if (rc == 0)
+        rc = log_reset(g->log, start);
+    if (rc != 0) {
+        if (g->err == 0)
+            g->err = rc;
+        g->installing = -1;
+        return;
+    }
+    g->idx_count = 0;
+    g->prev_term = term;
+    g->flush_end = start;
+    rc = log_flush(g->log, start, on_snapshot_durable, g);
+#ifdef RAFT_HOST_BUG_INSTALL_BEFORE_DURABLE
+    /* injected bug: the snapshot acknowledged before the new log is on disk */
+    if (rc == 0) {
+        g->flush_outstanding++;
+        rc = 1;
+    }
+#endif
+    if (rc == 0)
+        g->flush_outstanding++;
+    else if (rc == 1)
+        snapshot_done(g);
+    else if (g->err == 0)
+        g->err = rc;
+}
+
 static void process_ready(struct raft_group *g)
 {
     struct raft_ready rd;
     struct raft_waiter *done = NULL;
     int32_t snapshot_peers[RAFT_MEMBERS_MAX];
     uint32_t snapshot_count;
-    int64_t apply_first = -1, apply_last = -1;
+    int64_t apply_first = -1, apply_last = -1, install_index, install_term;
     bool role_changed;
     uint8_t role;
     int32_t leader;
@@ -1172,15 +1458,27 @@ static void process_ready(struct raft_group *g)
         return;
     /* 2. Send (or hold). */
     send_msgs(g, rd.msgs, rd.msg_count);
-    /* Snapshots (copies of sealed segments) are not hosted yet: the leader asks again later. */
-    snapshot_count = rd.snapshot_peer_count;
-    memcpy(snapshot_peers, rd.snapshot_peers, sizeof(snapshot_peers));
+    /* A partition's snapshot is its own log: the peers are told where it starts. Other groups
+     * host no snapshots: the leader asks again later. */
+    snapshot_count = 0;
+    if (g->log_snapshots) {
+        snapshot_offer(g, rd.snapshot_peers, rd.snapshot_peer_count);
+    } else {
+        snapshot_count = rd.snapshot_peer_count;
+        memcpy(snapshot_peers, rd.snapshot_peers, sizeof(snapshot_peers));
+    }
+    install_index = g->log_snapshots ? rd.install_index : -1;
+    install_term = rd.install_term;
     /* 3. Apply (after advance, so callbacks may call back into the group). */
     if (rd.commit_changed && rd.commit_index > g->applied) {
         apply_first = g->applied + 1;
         apply_last = rd.commit_index;
         g->applied = rd.commit_index;
         done = waiters_take_committed(g, rd.commit_index);
+        /* Committed log-start markers move the log start here, before the role callbacks: a
+         * new leader is ready only with every marker it holds applied (an error stops the
+         * group at the next pump; what committed still completes). */
+        markers_apply(g, apply_first, apply_last);
         /* Consumers read up to the commit index, never past it. */
 #ifdef RAFT_HOST_BUG_HW_BEYOND_COMMIT
         /* injected bug: consumers may read everything appended, committed or not */
@@ -1202,6 +1500,8 @@ static void process_ready(struct raft_group *g)
     raft_advance(&g->raft);
     for (uint32_t i = 0; i < snapshot_count; i++)
         raft_snapshot_failed(&g->raft, snapshot_peers[i]);
+    if (install_index >= 0)
+        snapshot_install(g, install_index, install_term);
     if (role_changed && g->on_role != NULL)
         g->on_role(g->ctx, role, leader, g->raft.term);
     if (apply_last >= 0 && g->apply != NULL)
@@ -1221,6 +1521,7 @@ static void group_pump(struct raft_group *g)
         if (g->err != 0)
             break;
         report_durable(g);
+        start_follow(g);
         while (g->err == 0 && !g->closed && raft_has_ready(&g->raft))
             process_ready(g);
     } while (g->repump && !g->closed);
@@ -1308,7 +1609,8 @@ void raft_host_receive(struct raft_host *h, const struct wire_raft *frame)
         h->stats.msgs_received++;
         if (m->msg.type < RAFT_MSG_TYPE_COUNT)
             h->stats.msgs_received_by_type[m->msg.type]++;
-        if (g == NULL || g->err != 0 || (m->msg.type == RAFT_MSG_APPEND && !append_bytes_ok(m))) {
+        if (g == NULL || g->err != 0 || g->installing >= 0 ||
+            (m->msg.type == RAFT_MSG_APPEND && !append_bytes_ok(m))) {
             h->stats.msgs_refused++;
             continue;
         }
@@ -1342,7 +1644,7 @@ static void peer_wake(struct raft_host *h, struct rh_peer *p, uint64_t silent)
     for (size_t i = 0; i < h->group_count; i++) {
         struct raft_group *g = h->groups[i];
 
-        if (g->err != 0 || !g->raft.quiesced)
+        if (g->err != 0 || !g->raft.quiesced || g->installing >= 0)
             continue;
         raft_wake(&g->raft, p->id, silent > UINT32_MAX ? UINT32_MAX : (uint32_t)silent);
         if (!g->raft.quiesced) {
@@ -1494,7 +1796,7 @@ void raft_host_tick(struct raft_host *h)
     /* Groups woken meanwhile (a callback proposing) join at the end and are ticked too. */
     for (size_t i = 0; i < h->active_count; i++) {
         struct raft_group *g = h->active[i];
-        if (g->err != 0)
+        if (g->err != 0 || g->installing >= 0)
             continue;
         h->stats.group_ticks++;
         raft_tick(&g->raft);
@@ -1592,6 +1894,9 @@ int raft_group_open(struct raft_host *h, const struct raft_group_options *o,
     g->active_at = SIZE_MAX;
     g->reported_index = -1;
     g->reported_term = -1;
+    g->log_snapshots = o->log_snapshots;
+    g->installing = -1;
+    g->start_want = -1;
     rc = idx_build(g);
     if (rc != 0)
         goto fail;
@@ -1680,7 +1985,6 @@ int raft_group_propose(struct raft_group *g, uint8_t *batch, size_t len, struct 
                        raft_group_done_fn fn, void *ctx, int64_t *offset, int64_t *term)
 {
     struct batch_header hdr;
-    struct raft_batch b;
     int rc;
 
     if (g->err != 0)
@@ -1691,9 +1995,22 @@ int raft_group_propose(struct raft_group *g, uint8_t *batch, size_t len, struct 
         return rc != 0 ? rc : ERR_INVALID;
     if (g->raft.role != RAFT_LEADER)
         return ERR_STATE;
+    return propose_bytes(g, batch, len, (uint32_t)hdr.last_offset_delta + 1, w, fn, ctx, offset,
+                         term);
+}
+
+static int propose_bytes(struct raft_group *g, uint8_t *batch, size_t len, uint32_t count,
+                         struct raft_waiter *w, raft_group_done_fn fn, void *ctx, int64_t *offset,
+                         int64_t *term)
+{
+    struct raft_batch b;
+    int rc;
+
+    if (g->raft.term > INT32_MAX)
+        return ERR_INVALID;
     g->prop_bytes = batch;
     g->prop_len = len;
-    rc = raft_propose(&g->raft, (uint32_t)hdr.last_offset_delta + 1, (uint32_t)len, &b);
+    rc = raft_propose(&g->raft, count, (uint32_t)len, &b);
     g->prop_bytes = NULL;
     g->prop_len = 0;
     if (rc != 0)
@@ -1720,6 +2037,8 @@ int raft_group_compact(struct raft_group *g, int64_t offset)
 
     if (g->err != 0)
         return g->err;
+    if (g->installing >= 0)
+        return ERR_STATE;
     idx_follow_start(g);
     if (offset <= idx_start(g))
         return 0;

@@ -48,6 +48,12 @@
  *   (<topic id hex>-<partition>.raft-state) and deletes it once the journal holding its state is
  *   synced.
  *
+ * Partition groups (log_snapshots): the snapshot is the leader's log start. A follower below
+ * it gets a SNAPSHOT naming the start - 1 and its term, replaces its log by an empty one there
+ * (log_reset, durable before the core hears of it; the group is frozen meanwhile) and is caught
+ * up by appends. The log start itself is replicated by log-start markers (control batches,
+ * raft_group_propose_start) that every replica applies once committed and durable here.
+ *
  * Proposals: raft_group_propose() appends on the leader and returns (offset, term); its waiter
  * completes with 0 once that entry is committed, or with ERR_STATE (Kafka's NOT_LEADER_OR_FOLLOWER)
  * when it was truncated or another entry committed at its offset, or ERR_CLOSED when the group
@@ -132,6 +138,11 @@ struct raft_group_options {
      * with an empty log): it never campaigns until it has heard from a leader, so members that
      * know nothing cannot elect one of themselves and overwrite the history of those that do. */
     bool joining;
+    /* The group's state machine is its log (a partition): a follower below the leader's log
+     * start is sent a snapshot that is only that start, replaces its log by an empty one
+     * starting there and is caught up by appends (raft_host.c, "snapshots"). Otherwise the host
+     * sends no snapshots. */
+    bool log_snapshots;
     raft_group_apply_fn apply;  /* may be NULL */
     raft_group_role_fn on_role; /* may be NULL */
     void *ctx;
@@ -163,6 +174,9 @@ struct raft_host_stats {
     uint64_t peer_restarts;     /* times a peer's host restarted (its incarnation changed) */
     uint64_t peer_wakes;        /* quiesced groups woken because a peer went silent or restarted */
     uint64_t leaders_gone;      /* groups told their leader's node is gone (peer_gone) */
+    /* Snapshots of partition groups (a follower below the leader's log start): */
+    uint64_t snapshots_sent;      /* SNAPSHOT messages offered by leaders */
+    uint64_t snapshots_installed; /* logs replaced by an empty one at the leader's start */
 };
 
 /* One group's hard state as one journal entry holds it. */
@@ -232,6 +246,16 @@ void raft_group_close(struct raft_group *g);
  */
 int raft_group_propose(struct raft_group *g, uint8_t *batch, size_t len, struct raft_waiter *w,
                        raft_group_done_fn fn, void *ctx, int64_t *offset, int64_t *term);
+
+/*
+ * Leader only: replicates a new log start (DeleteRecords on a replicated partition): appends a
+ * marker (a control batch) that every replica applies once committed, moving its log start to
+ * start (never below where it is). w is called once it is committed (0: applied on this node,
+ * so log_start_offset() answers at least start) or cannot be (as raft_group_propose).
+ * ERR_STATE when not leader, ERR_RANGE for start beyond the high watermark.
+ */
+int raft_group_propose_start(struct raft_group *g, int64_t start, struct raft_waiter *w,
+                             raft_group_done_fn fn, void *ctx);
 
 /*
  * Drops the log below offset (a batch boundary at or below commit + 1): records the new start

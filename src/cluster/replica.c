@@ -496,6 +496,7 @@ int replica_attach(struct replica *r, const struct replica_raft *o)
         .heartbeat_ticks = o->heartbeat_ticks,
         .seed = o->seed,
         .applied_index = start - 1,
+        .log_snapshots = true,
         .apply = on_group_apply,
         .on_role = on_group_role,
         .ctx = r,

@@ -945,6 +945,45 @@ int log_delete_records(struct log *log, int64_t offset)
     return 0;
 }
 
+int log_reset(struct log *log, int64_t offset)
+{
+    if (log->err)
+        return log->err;
+    if (offset <= log_end(log))
+        return ERR_RANGE;
+    if (log->seg_count >= LOG_SEGMENTS_MAX)
+        return ERR_TOO_LARGE;
+    /* The empty segment comes first: until the start checkpoint names offset it lies after a
+     * gap, and recovery deletes it with everything else past the old end. */
+    struct segment *s = seg_new(log->env.files, log->dir, offset);
+    int rc = files_pin(s->file, true);
+    if (rc < 0) {
+        seg_free(s);
+        return log_fail(log, rc);
+    }
+    log->alloc_target = 0;
+    log->alloc_era++;
+    files_unpin(log->active_pin);
+    log->active_pin = s->file;
+    log_push_segment(log, s);
+    while (log->seg_count > 1) {
+        rc = delete_segment(log, 0, false);
+        if (rc < 0)
+            return rc;
+    }
+    /* The durable offset (at most the old end) reaches offset once the next job has written
+     * the start checkpoint (before its removals) and synced the directory. */
+    log->start_offset = offset;
+    log->high_watermark = offset;
+    log->start_dirty = true;
+    log->epochs.len = 0;
+    log->epochs_dirty = true;
+    log->dir_dirty = true;
+    if (log->inflight == NULL)
+        submit_job(log);
+    return 0;
+}
+
 /* ---- closing ------------------------------------------------------------------------------- */
 
 static int sync_file(struct log_file *f)

@@ -223,6 +223,18 @@ int log_enforce_retention(struct log *log);
  * segments wholly below it. The new start offset is persisted by the next sync. */
 int log_delete_records(struct log *log, int64_t offset);
 
+/*
+ * A Raft follower installing a snapshot that ends at offset - 1: replaces the whole log by an
+ * empty one starting at offset (> the log end; ERR_RANGE otherwise). Returns at once; the new
+ * log is durable once the durable offset reaches offset (log_flush(log, offset, ...)), which
+ * the next sync round does: it writes the start checkpoint, then removes the old segments'
+ * files and syncs the directory. The start checkpoint is the commit point: a log whose start
+ * checkpoint lies beyond the end of its segments opens empty at that start (Kafka's rule), and
+ * the new empty segment lies after a gap until then, so a crash at any point opens either the
+ * old log or the new one.
+ */
+int log_reset(struct log *log, int64_t offset);
+
 uint32_t log_segment_count(const struct log *log);
 
 #endif

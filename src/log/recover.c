@@ -21,6 +21,8 @@
  * trimmed, nothing else. The epoch cache is rebuilt from the
  * scanned batches on top of the checkpoint's entries below the recovery point, and everything
  * recovered is synced before the log is usable, so the durable offset starts at the log end.
+ * A start-offset checkpoint beyond the end of the recovered segments means the log was replaced
+ * by an empty one starting there (log_reset): the segments are deleted and it opens empty there.
  * Must never trust a file size as the end of valid data, nor keep a segment that does not
  * continue its predecessor exactly.
  */
@@ -428,17 +430,9 @@ static int recover_segment(struct log *log, uint32_t i, const struct trust *t,
     return rc;
 }
 
-static int recover_segments(struct log *log, const struct trust *t, struct epochs *rebuilt)
+/* Deletes segment i and every later one (files and memory). */
+static int drop_segments_from(struct log *log, uint32_t i)
 {
-    bool stop = false;
-    uint32_t i = 0;
-    for (; i < log->seg_count && !stop; i++) {
-        if (i > 0 && log->segs[i]->base_offset != log->segs[i - 1]->end_offset)
-            break; /* a gap: this and every later segment are leftovers */
-        int rc = recover_segment(log, i, t, rebuilt, &stop);
-        if (rc < 0)
-            return rc;
-    }
     while (log->seg_count > i) {
         struct segment *s = log->segs[--log->seg_count];
         char path[IO_PATH_BYTES_MAX];
@@ -451,6 +445,20 @@ static int recover_segments(struct log *log, const struct trust *t, struct epoch
         log->dir_dirty = true;
     }
     return 0;
+}
+
+static int recover_segments(struct log *log, const struct trust *t, struct epochs *rebuilt)
+{
+    bool stop = false;
+    uint32_t i = 0;
+    for (; i < log->seg_count && !stop; i++) {
+        if (i > 0 && log->segs[i]->base_offset != log->segs[i - 1]->end_offset)
+            break; /* a gap: this and every later segment are leftovers */
+        int rc = recover_segment(log, i, t, rebuilt, &stop);
+        if (rc < 0)
+            return rc;
+    }
+    return drop_segments_from(log, i);
 }
 
 static int read_checkpoint(struct log *log, const char *name, struct buf *b)
@@ -653,6 +661,14 @@ int log_open(const struct log_env *env, const char *dir, const struct log_config
     int64_t start = -1;
     if (rc == 0)
         rc = load_offset(log, LOG_START_CHECKPOINT, &start);
+    /* A start beyond every segment: the log was replaced by an empty one starting there (a
+     * snapshot's log_reset, whose commit point is that checkpoint) and a crash came before the
+     * old segments were gone. Kafka's rule: the log restarts empty at the start. */
+    if (rc == 0 && log->seg_count > 0 && start > log_end(log)) {
+        rc = drop_segments_from(log, 0);
+        rebuilt.len = 0;
+        stored.len = 0;
+    }
     if (rc == 0 && log->seg_count == 0)
         rc = create_first_segment(log, MAX(start, 0));
     if (rc == 0)

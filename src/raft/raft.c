@@ -889,6 +889,28 @@ static void handle_append(struct raft *r, const struct raft_msg *m)
     maybe_ack(r);
 }
 
+/*
+ * A snapshot ends at the leader's log start - 1, which the leader has committed. A follower
+ * holding that entry (log matching: and everything before it), or committed past it, has what
+ * the snapshot would give: it answers as to an empty append there. Otherwise the host installs
+ * it (raft_ready.install_index); its log is never touched here.
+ */
+static void handle_snapshot(struct raft *r, const struct raft_msg *m)
+{
+    if (m->index <= r->commit || log_term(r, m->index) == m->log_term) {
+        struct raft_msg empty = *m;
+
+        empty.type = RAFT_MSG_APPEND;
+        empty.last_index = m->index;
+        empty.batch_count = 0;
+        empty.batches = NULL;
+        handle_append(r, &empty);
+        return;
+    }
+    r->install_index = m->index;
+    r->install_term = m->log_term;
+}
+
 /* A follower hears from its term's leader: the host is told (role_changed) when it is news. */
 static void learn_leader(struct raft *r, int32_t leader)
 {
@@ -930,6 +952,12 @@ static void step_follower(struct raft *r, const struct raft_msg *m)
     case RAFT_MSG_TIMEOUT_NOW:
         if (promotable(r))
             campaign(r, false, true);
+        break;
+    case RAFT_MSG_SNAPSHOT:
+        r->election_elapsed = 0;
+        r->lease_elapsed = 0;
+        learn_leader(r, m->from);
+        handle_snapshot(r, m);
         break;
     default:
         break;
@@ -1000,6 +1028,8 @@ static int validate_msg(const struct raft *r, const struct raft_msg *m)
         return ERR_CORRUPT;
     if (m->term < 0 || m->index < -1 || m->commit < -1 || m->log_term < 0)
         return ERR_CORRUPT;
+    if (m->type == RAFT_MSG_SNAPSHOT && (m->index < 0 || m->log_term < 1 || m->log_term > m->term))
+        return ERR_CORRUPT;
     if (m->type != RAFT_MSG_APPEND)
         return m->batch_count == 0 ? 0 : ERR_CORRUPT;
     if (m->batch_count > RAFT_MSG_BATCHES_MAX || (m->batch_count > 0 && m->batches == NULL))
@@ -1062,7 +1092,7 @@ int raft_step(struct raft *r, const struct raft_msg *m)
             /* Pre-votes never change our term. */
         } else {
             bool from_leader = m->type == RAFT_MSG_APPEND || m->type == RAFT_MSG_HEARTBEAT ||
-                               m->type == RAFT_MSG_TIMEOUT_NOW;
+                               m->type == RAFT_MSG_TIMEOUT_NOW || m->type == RAFT_MSG_SNAPSHOT;
 
             if (from_leader) {
                 become_follower(r, m->term, m->from);
@@ -1075,7 +1105,8 @@ int raft_step(struct raft *r, const struct raft_msg *m)
             }
         }
     } else if (m->term < r->term) {
-        if (m->type == RAFT_MSG_APPEND || m->type == RAFT_MSG_HEARTBEAT) {
+        if (m->type == RAFT_MSG_APPEND || m->type == RAFT_MSG_HEARTBEAT ||
+            m->type == RAFT_MSG_SNAPSHOT) {
             /* Tell a deposed leader about the new term so it steps down. */
             struct raft_msg *out = msg_new(r, RAFT_MSG_APPEND_RESP, m->from);
 
@@ -1102,7 +1133,8 @@ int raft_step(struct raft *r, const struct raft_msg *m)
         uint8_t want = r->role == RAFT_PRE_CANDIDATE ? RAFT_MSG_PRE_VOTE_RESP : RAFT_MSG_VOTE_RESP;
         int idx = member_index(r, m->from);
 
-        if (m->type == RAFT_MSG_APPEND || m->type == RAFT_MSG_HEARTBEAT) {
+        if (m->type == RAFT_MSG_APPEND || m->type == RAFT_MSG_HEARTBEAT ||
+            m->type == RAFT_MSG_SNAPSHOT) {
             become_follower(r, m->term, m->from);
             step_follower(r, m);
         } else if (m->type == want && idx >= 0 && r->config.voter[idx]) {
@@ -1421,6 +1453,7 @@ int raft_init(struct raft *r, const struct raft_options *o)
     r->leader = RAFT_NONE;
     r->transferee = RAFT_NONE;
     r->truncated_from = -1;
+    r->install_index = -1;
     r->election_ticks = o->election_ticks;
     r->heartbeat_ticks = o->heartbeat_ticks;
     r->pre_vote = o->pre_vote;
@@ -1450,7 +1483,8 @@ int raft_init(struct raft *r, const struct raft_options *o)
 bool raft_has_ready(const struct raft *r)
 {
     if (r->hard_dirty || r->commit_dirty || r->role_dirty || r->outbox_count > 0 ||
-        r->truncated_from >= 0 || r->reads_done_count > 0 || r->write_first <= log_last(r))
+        r->truncated_from >= 0 || r->reads_done_count > 0 || r->write_first <= log_last(r) ||
+        r->install_index >= 0)
         return true;
     for (uint32_t i = 0; i < r->config.count; i++) {
         if (r->members[i].snapshot_dirty)
@@ -1475,6 +1509,8 @@ void raft_ready(struct raft *r, struct raft_ready *rd)
         if (r->members[i].snapshot_dirty)
             rd->snapshot_peers[rd->snapshot_peer_count++] = r->config.ids[i];
     }
+    rd->install_index = r->install_index;
+    rd->install_term = r->install_term;
     rd->commit_index = r->commit;
     rd->commit_changed = r->commit_dirty;
     memcpy(rd->reads, r->reads_done, sizeof(rd->reads[0]) * r->reads_done_count);
@@ -1493,6 +1529,7 @@ void raft_advance(struct raft *r)
     r->role_dirty = 0;
     r->outbox_count = 0;
     r->truncated_from = -1;
+    r->install_index = -1;
     r->reads_done_count = 0;
     r->write_first = log_last(r) + 1;
     for (uint32_t i = 0; i < r->config.count; i++)
@@ -1530,7 +1567,7 @@ const char *raft_msg_name(uint8_t type)
 {
     static const char *const names[] = {
         "PreVote", "PreVoteResp", "Vote",          "VoteResp",   "App",
-        "AppResp", "Heartbeat",   "HeartbeatResp", "TimeoutNow",
+        "AppResp", "Heartbeat",   "HeartbeatResp", "TimeoutNow", "Snapshot",
     };
 
     STATIC_ASSERT(ARRAY_LEN(names) == RAFT_MSG_TYPE_COUNT, "a name per message type");

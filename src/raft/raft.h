@@ -100,6 +100,7 @@ enum raft_msg_type {
     RAFT_MSG_HEARTBEAT,
     RAFT_MSG_HEARTBEAT_RESP,
     RAFT_MSG_TIMEOUT_NOW,
+    RAFT_MSG_SNAPSHOT,
     RAFT_MSG_TYPE_COUNT,
 };
 
@@ -115,6 +116,12 @@ enum raft_msg_type {
  *                       leader stops heartbeating: stop the election timer until woken).
  *   HEARTBEAT_RESP:     seq echoed; reject with index = the follower's last index when the
  *                       commit sent was beyond it (it lost entries it acknowledged).
+ *   SNAPSHOT:           sent by a leader's host for a peer in snapshot_peers whose snapshot is
+ *                       the log itself (a partition): index/log_term = the snapshot's last
+ *                       entry (the leader's log start - 1, committed); commit. A follower that
+ *                       holds that entry (or has committed past it) answers as to an empty
+ *                       append; otherwise its ready asks the host to install (install_index).
+ *                       Answered with APPEND_RESP, like an append.
  * Outbound appends have batches == NULL: the host reads the batches of [index + 1, last_index]
  * from its log when it encodes them. Inbound appends point batches at an array owned by the
  * host, valid for the duration of raft_step().
@@ -168,6 +175,12 @@ struct raft_ready {
     /* Peers that need data below the log start: send each a snapshot. */
     int32_t snapshot_peers[RAFT_MEMBERS_MAX];
     uint32_t snapshot_peer_count;
+    /* Follower: the leader sent a SNAPSHOT ending at install_index/install_term (-1: none) that
+     * this log does not hold. The host replaces its log by one starting at install_index + 1
+     * and, once that is durable, calls raft_snapshot_installed; or ignores it (the leader
+     * offers it again). */
+    int64_t install_index;
+    int64_t install_term;
     /* Apply. */
     int64_t commit_index;
     bool commit_changed;
@@ -245,6 +258,8 @@ struct raft {
     int64_t acked;          /* follower: highest match sent to the current leader */
     int64_t write_first;    /* first index appended since the last ready */
     int64_t truncated_from; /* lowest truncation since the last ready, or -1 */
+    int64_t install_index;  /* a SNAPSHOT to install (raft_ready), or -1 */
+    int64_t install_term;
     int32_t self;
     int32_t vote;
     int32_t hs_vote; /* the vote handed to the host to persist */

@@ -13,7 +13,7 @@ import struct
 import time
 
 import pytest
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 import kafka_wire as kw
@@ -23,7 +23,6 @@ from helpers import wait_until
 TIMEOUT_S = 30
 NOT_LEADER_OR_FOLLOWER = 6
 NOT_ENOUGH_REPLICAS = 19
-POLICY_VIOLATION = 44
 
 # A follower is out of the ISR one second after it stopped acknowledging (default 30 s).
 FAST_ISR = ["--set", "replica.lag.time.max.ms=1000"]
@@ -65,8 +64,9 @@ def wait_leader(c, topic, partition, alive):
     return wait_until(agreed, TIMEOUT_S, "an agreed leader of %s-%d" % (topic, partition))
 
 
-def produce(bootstrap, topic, values, partition=0, acks="all"):
-    """Sends values; returns ({value: offset} acknowledged, [errors])."""
+def produce(bootstrap, topic, values, partition=0, acks="all", conf=None):
+    """Sends values (conf: more producer settings); returns ({value: offset} acknowledged,
+    [errors])."""
     acked, errors = {}, []
 
     def report(err, msg):
@@ -76,7 +76,7 @@ def produce(bootstrap, topic, values, partition=0, acks="all"):
             errors.append(err)
 
     p = Producer({"bootstrap.servers": bootstrap, "acks": acks, "linger.ms": 5,
-                  "message.timeout.ms": TIMEOUT_S * 1000})
+                  "message.timeout.ms": TIMEOUT_S * 1000, **(conf or {})})
     for v in values:
         p.produce(topic, v.encode(), partition=partition, on_delivery=report)
         p.poll(0)
@@ -97,6 +97,43 @@ def consume_all(bootstrap, topic, partition, count):
         if m is None or m.error():
             continue
         assert m.offset() not in got, "offset %d read twice" % m.offset()
+        got[m.offset()] = m.value().decode()
+    c.close()
+    assert len(got) >= count, "read %d of %d records" % (len(got), count)
+    return got
+
+
+def partition_batches(node, topic, partition):
+    """{base offset: batch bytes} of the partition's log as node has it on disk."""
+    d = os.path.join(node.data_dir, "%s-%d" % (topic, partition))
+    out = {}
+    for name in sorted(n for n in os.listdir(d) if n.endswith(".log")):
+        try:
+            data = open(os.path.join(d, name), "rb").read()
+        except FileNotFoundError:  # a segment removed meanwhile
+            continue
+        at = 0
+        while at + 12 <= len(data):
+            length = struct.unpack(">i", data[at + 8:at + 12])[0]
+            if length <= 0 or at + 12 + length > len(data):
+                break
+            out[struct.unpack(">q", data[at:at + 8])[0]] = data[at:at + 12 + length]
+            at += 12 + length
+    return out
+
+
+def consume_from(bootstrap, topic, partition, offset, count):
+    """{offset: value} of the first count records from offset on."""
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "check-%d" % time.monotonic_ns(),
+                  "enable.auto.commit": False, "auto.offset.reset": "error"})
+    c.assign([TopicPartition(topic, partition, offset)])
+    got = {}
+    deadline = time.monotonic() + TIMEOUT_S
+    while len(got) < count and time.monotonic() < deadline:
+        m = c.poll(0.2)
+        if m is None:
+            continue
+        assert not m.error(), m.error()
         got[m.offset()] = m.value().decode()
     c.close()
     assert len(got) >= count, "read %d of %d records" % (len(got), count)
@@ -129,14 +166,14 @@ def raw_produce(port, topic, values):
 
 
 def raw_delete_records(port, topic, offset):
-    """The error code of a DeleteRecords v0 of partition 0 up to offset."""
+    """(error code, low watermark) of a DeleteRecords v0 of partition 0 up to offset."""
     body = (kw.i32(1) + kw.string(topic) + kw.i32(1) + kw.i32(0) + kw.i64(offset) +
             kw.i32(TIMEOUT_S * 1000))
     kind, payload = kw.exchange(port, kw.frame(kw.header(21, 0, 11) + body))
     assert kind == "response"
     at = 8 + 4 + 2 + len(topic) + 4  # correlation, throttle, topic count, name, partitions
-    _, _, error = struct.unpack(">iqh", payload[at:at + 14])
-    return error
+    _, low, error = struct.unpack(">iqh", payload[at:at + 14])
+    return error, low
 
 
 def find_coordinator(port, group):
@@ -219,9 +256,6 @@ def test_min_insync_refusal(cluster):
     create_topic(c, "m2", 1, {"min.insync.replicas": "2"})
     leader = wait_leader(c, "m3", 0, [1, 2, 3])
     assert raw_produce(c.nodes[leader].port, "m3", ["ok"])[0] == 0
-    # DeleteRecords is refused on a replicated partition (its log start is not replicated, so
-    # the next leader would bring the records back), not done on the leader alone.
-    assert raw_delete_records(c.nodes[leader].port, "m3", 1) == POLICY_VIOLATION
     follower = next(n for n in (1, 2, 3) if n != leader)
     c.nodes[follower].kill()
     wait_until(lambda: len(partition_state(c, leader, "m3", 0)[1]) == 2, TIMEOUT_S,
@@ -272,6 +306,125 @@ def test_wiped_replica_rejoins(cluster):
     wait_until(lambda: partition_log_bytes(c.nodes[victim], "w", 0) ==
                partition_log_bytes(c.nodes[leader], "w", 0), TIMEOUT_S,
                "the wiped replica holding the leader's log")
+
+
+def test_follower_below_log_start_installs_snapshot(tmp_path):
+    """Issue 10: the leader's log start moves (DeleteRecords on replication factor 3, which
+    drops the segments below it) past everything a node down meanwhile holds. Restarted, that
+    node installs the leader's log start as a snapshot, catches up by replication, is back in
+    the ISR without operator action and holds the leader's bytes at the same offsets from the
+    new start; leadership then returns to it (it is the preferred replica) and a consumer
+    reading from it sees every acknowledged record at or above the low watermark, which has
+    not gone back. Catches: a follower below the leader's log start stuck outside the ISR for
+    good (the host sent no snapshot), DeleteRecords refused on replicated partitions
+    (POLICY_VIOLATION), a log start the next leader does not know."""
+    c = Cluster(tmp_path, 3, extra_args=FAST_ISR + [
+        "--set", "leader.imbalance.check.interval.seconds=1"]).start()
+    try:
+        create_topic(c, "s", 1, {"min.insync.replicas": "2", "segment.bytes": "65536"})
+        victim = wait_leader(c, "s", 0, [1, 2, 3])  # the preferred replica
+        pad = "x" * 200
+        small = {"batch.size": 16384}  # batches well below segment.bytes
+        first, errors = produce(c.bootstrap(victim), "s", ["a%d%s" % (i, pad) for i in range(400)],
+                                conf=small)
+        assert not errors and len(first) == 400
+        c.nodes[victim].kill()
+        leader = wait_leader(c, "s", 0, [n for n in (1, 2, 3) if n != victim])
+        second, errors = produce(c.bootstrap(leader), "s",
+                                 ["b%d%s" % (i, pad) for i in range(1200)], conf=small)
+        assert not errors and len(second) == 1200
+        acked = {**first, **second}
+        low = max(second.values()) - 300
+        assert low > max(first.values()) + 100
+        assert raw_delete_records(c.nodes[leader].port, "s", low) == (0, low)
+        wait_until(lambda: min(partition_batches(c.nodes[leader], "s", 0)) >
+                   max(first.values()), TIMEOUT_S, "the leader's segments below its start gone")
+
+        c.nodes[victim].launch()
+        c.wait_serving([victim])
+        wait_until(lambda: victim in partition_state(c, leader, "s", 0)[1], TIMEOUT_S,
+                   "node %d back in the ISR" % victim)
+
+        def same_suffix():
+            mine = partition_batches(c.nodes[victim], "s", 0)
+            theirs = partition_batches(c.nodes[leader], "s", 0)
+            if not mine or min(mine) > low:
+                return False
+            return {k: v for k, v in theirs.items() if k >= min(mine)} == mine
+        wait_until(same_suffix, TIMEOUT_S, "node %d holding the leader's batches" % victim)
+        assert max(first.values()) < min(partition_batches(c.nodes[victim], "s", 0))
+
+        # The preferred replica leads again: a fail-over to the node that installed.
+        wait_until(lambda: all(partition_state(c, n, "s", 0)[0] == victim for n in (1, 2, 3)),
+                   TIMEOUT_S, "node %d leading again" % victim)
+        want = {off: v for v, off in acked.items() if off >= low}
+        got = consume_from(c.bootstrap(victim), "s", 0, low, len(want))
+        for off, v in want.items():
+            assert got.get(off) == v, "acknowledged %r at %d, read %r" % (v, off, got.get(off))
+        cons = Consumer({"bootstrap.servers": c.bootstrap(victim), "group.id": "wm"})
+        lo, hi = cons.get_watermark_offsets(TopicPartition("s", 0), timeout=TIMEOUT_S)
+        cons.close()
+        assert lo == low and hi > max(acked.values())
+        # DeleteRecords on the new leader: every replica, and the next leader, follow.
+        low2 = low + 100
+        assert raw_delete_records(c.nodes[victim].port, "s", low2) == (0, low2)
+        c.nodes[victim].kill()
+        other = wait_leader(c, "s", 0, [n for n in (1, 2, 3) if n != victim])
+        cons = Consumer({"bootstrap.servers": c.bootstrap(other), "group.id": "wm2"})
+        lo, _ = cons.get_watermark_offsets(TopicPartition("s", 0), timeout=TIMEOUT_S)
+        cons.close()
+        assert lo == low2, "the low watermark went back from %d to %d" % (low2, lo)
+    finally:
+        c.stop()
+
+
+def test_follower_below_retention_start_catches_up(cluster):
+    """Issue 10: retention (retention.bytes, small segments) on the leader drops the segments
+    a follower that is down still needs; restarted, it installs a snapshot, catches up from the
+    leader's remaining segments and is back in the ISR, holding the leader's bytes from its new
+    start. Catches: a follower below the leader's log start stuck outside the ISR for good.
+    Waits for the broker's retention check (every 30 s)."""
+    c = cluster
+    create_topic(c, "rt", 1, {"min.insync.replicas": "2", "segment.bytes": "65536",
+                              "retention.bytes": "131072"})
+    leader = wait_leader(c, "rt", 0, [1, 2, 3])
+    victim = next(n for n in (2, 3) if n != leader)  # node 1 founds clusters: keep it simple
+    pad = "y" * 200
+    small = {"batch.size": 16384}
+    first, errors = produce(c.bootstrap(leader), "rt", ["a%d%s" % (i, pad) for i in range(300)],
+                            conf=small)
+    assert not errors
+    c.nodes[victim].kill()
+    second, errors = produce(c.bootstrap(leader), "rt",
+                             ["b%d%s" % (i, pad) for i in range(1500)], conf=small)
+    assert not errors
+
+    def low_watermark():
+        """The leader's log start; -1 while the client does not know the partition yet (it
+        may have asked the stopped node first)."""
+        cons = Consumer({"bootstrap.servers": c.bootstrap(leader), "group.id": "rt"})
+        try:
+            lo, _ = cons.get_watermark_offsets(TopicPartition("rt", 0), timeout=TIMEOUT_S)
+        except KafkaException:
+            lo = -1
+        cons.close()
+        return lo
+    wait_until(lambda: low_watermark() > max(first.values()) + 1, 60,
+               "retention moving the leader's log start past the stopped follower's log")
+    start = low_watermark()
+
+    c.nodes[victim].launch()
+    c.wait_serving([victim])
+    wait_until(lambda: victim in partition_state(c, leader, "rt", 0)[1], TIMEOUT_S,
+               "node %d back in the ISR" % victim)
+
+    def same_suffix():
+        mine = partition_batches(c.nodes[victim], "rt", 0)
+        theirs = partition_batches(c.nodes[leader], "rt", 0)
+        return bool(mine) and min(mine) <= start and \
+            {k: v for k, v in theirs.items() if k >= min(mine)} == mine
+    wait_until(same_suffix, TIMEOUT_S, "node %d holding the leader's batches" % victim)
+    assert min(partition_batches(c.nodes[victim], "rt", 0)) > max(first.values())
 
 
 def test_group_offsets_survive_coordinator_loss(cluster):

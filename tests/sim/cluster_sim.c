@@ -78,8 +78,9 @@
  * injected EIO/ENOSPC on one operation or a disk that fills up (the group stops, the process
  * exits and is restarted, its operator having freed space), a node's clock jumping (monotonic
  * forward, wall either way, up to CS_CLOCK_JUMP_MS), a node's process stalling (what reaches it
- * held until it runs again), and a prefix every node has committed and made durable dropped
- * through the host (raft_group_compact) or behind its back (retention), a leadership transfer
+ * held until it runs again), and a prefix the node has committed and made durable (half the
+ * time: every node has) dropped through the host (raft_group_compact) or behind its back
+ * (retention), so lagging or crashed followers must install snapshots, a leadership transfer
  * (raft_group_transfer to a random or the most caught-up voter), and a controlled shutdown
  * (every leadership the node holds handed over, bounded, then a clean stop and a restart).
  * The admin's operations run under all of them.
@@ -168,6 +169,9 @@ struct cs_pstate {
     int64_t term_cap;
     bool probe_inflight;
     bool live; /* a proposal made after healing was acknowledged */
+    /* The highest low watermark a leader answered for a log-start marker (DeleteRecords): no
+     * replica that serves later starts below it. */
+    int64_t start_answered;
 };
 
 struct csim;
@@ -571,9 +575,10 @@ static void on_replica_change(void *ctx)
 }
 
 /* Replicas holding fp durably now: running nodes whose log has it at its offset within the
- * durable offset (or dropped it as a prefix, which only happens to what every node committed and
- * made durable); *down gets the nodes not running and those whose log failed (it cannot be
- * read, and the process exits after this step), to be read from their disks at restart. */
+ * durable offset (or starts past it: a prefix is dropped only once committed and durable there,
+ * and a snapshot installed only below the leader's commit); *down gets the nodes not running and
+ * those whose log failed (it cannot be read, and the process exits after this step), to be read
+ * from their disks at restart. */
 static uint32_t durable_holders(struct csim *s, int k, const struct cs_fp *fp, uint32_t *down)
 {
     uint32_t count = 0;
@@ -1420,6 +1425,7 @@ static void node_crash(struct csim *s, struct cs_node *n, enum cs_crash how)
     struct raft_host_stats hs;
     raft_host_stats(n->host, &hs);
     s->res->peer_wakes += hs.peer_wakes;
+    s->res->snapshots += hs.snapshots_installed;
     raft_host_destroy(n->host);
     sim_net_detach(s->net, n->id);
     if (how == CS_POWER && rng_chance(&s->rng, 1, 2))
@@ -1539,9 +1545,19 @@ static void client_fetch(struct csim *s, int ci, int k)
     int64_t commit = raft_group_commit(pt->g), hw = replica_high_watermark(pt->r);
     /* The replica serves once it has committed in its own term (before that its high watermark
      * may lag the previous leader's): say so. A client ignores leaders older than one it saw. */
-    if (commit < 0 || log_epoch_of(pt->log, commit, &epoch) != 0 || epoch != core->term)
+    /* A commit index just below the log start (everything dropped up to it) has the term the
+     * host keeps for the entry before the start. */
+    int64_t term = -1;
+    if (commit >= 0 && commit < log_start_offset(pt->log))
+        core->log->term_at(core->log_ctx, commit, &term);
+    else if (commit >= 0 && log_epoch_of(pt->log, commit, &epoch) == 0)
+        term = epoch;
+    if (term != core->term)
         fail(s, "p%d: node %d serves in term %" PRId64 " before committing in it", k, n->id,
              core->term);
+    if (log_start_offset(pt->log) < s->p[k].start_answered)
+        fail(s, "p%d: node %d serves from log start %" PRId64 ", below %" PRId64 " answered", k,
+             n->id, log_start_offset(pt->log), s->p[k].start_answered);
     if (core->term < c->term_max[k])
         return;
     if (hw < c->hw_max[k])
@@ -1694,8 +1710,6 @@ static void heal_net(struct csim *s)
     trace(s, "network heals");
 }
 
-/* Node i drops a prefix of partition k below a batch boundary that every node has committed
- * and made durable (snapshots are not hosted yet: no node may need what is dropped). */
 /* The offset below which every node has committed and made partition k durable (nothing
  * below it is ever needed again by anyone), or -1. */
 static int64_t safe_prefix(struct csim *s, int k)
@@ -1715,14 +1729,31 @@ static int64_t safe_prefix(struct csim *s, int k)
     return limit;
 }
 
+/* What node i may drop of partition k: half the time only what every node has committed and
+ * made durable, else whatever node i has (committed and durable there), lagging or crashed
+ * followers or not: a follower that then needs the dropped entries from a leader that dropped
+ * them installs a snapshot (raft_host.c). -1: nothing. */
+static int64_t drop_limit(struct csim *s, int i, int k, bool deep)
+{
+    struct cs_part *pt = &s->n[i].parts[k];
+    int64_t limit;
+
+    if (!part_ok(&s->n[i], k))
+        return -1;
+    if (!deep && rng_chance(&s->rng, 1, 2))
+        return safe_prefix(s, k);
+    limit = raft_group_commit(pt->g) + 1;
+    return log_durable_offset(pt->log) < limit ? log_durable_offset(pt->log) : limit;
+}
+
 /* Retention behind the host's back: node i's log of partition k deletes its old segments (the
- * host notices at its next look at the log start), when no node needs them any more. */
-static void retain(struct csim *s, int i, int k)
+ * host notices at its next look at the log start), below drop_limit. */
+static void retain(struct csim *s, int i, int k, bool deep)
 {
     struct cs_part *pt = &s->n[i].parts[k];
     struct log_config cfg;
 
-    if (!part_ok(&s->n[i], k) || safe_prefix(s, k) < log_high_watermark(pt->log))
+    if (!part_ok(&s->n[i], k) || drop_limit(s, i, k, deep) < log_high_watermark(pt->log))
         return;
     log_config_default(&cfg);
     cfg.prealloc_bytes = 0;
@@ -1739,24 +1770,31 @@ static void retain(struct csim *s, int i, int k)
         s->res->compactions++;
 }
 
-static void compact(struct csim *s, int i, int k)
+/* deep: as far as node i may (the batch boundary nearest its drop_limit). */
+static void compact(struct csim *s, int i, int k, bool deep)
 {
     struct cs_part *pt = &s->n[i].parts[k];
-    int64_t limit = safe_prefix(s, k), start;
+    int64_t limit = drop_limit(s, i, k, deep), start;
     struct cs_fp fp;
 
     if (limit < 0)
         return;
     start = log_start_offset(pt->log);
     if (limit <= start + 1 ||
-        fp_at(pt->log, (int64_t)rng_range(&s->rng, (uint64_t)start + 1, (uint64_t)limit - 1),
+        fp_at(pt->log,
+              deep ? limit - 1
+                   : (int64_t)rng_range(&s->rng, (uint64_t)start + 1, (uint64_t)limit - 1),
               &fp) != 0)
         return;
+    if (deep && fp.last + 1 <= limit)
+        fp.base = fp.last + 1;
     int rc = raft_group_compact(pt->g, fp.base);
     trace(s, "p%d n%d compacts below %" PRId64 ": %s", k, s->n[i].id, fp.base,
           rc == 0 ? "ok" : err_str(rc));
     if (rc == 0) {
         s->res->compactions++;
+    } else if (rc == ERR_STATE) {
+        /* installing a snapshot: its log is not the host's to drop from until it is in */
     } else if (rc != ERR_INVALID) {
         s->n[i].exiting = true; /* a storage error: the process exits like on a group's */
         storage_error(s, &s->n[i], "p", k, rc);
@@ -1764,6 +1802,56 @@ static void compact(struct csim *s, int i, int k)
         fail(s, "p%d node %d: compaction below %" PRId64 " (limit %" PRId64 ") refused: %s", k,
              s->n[i].id, fp.base, limit, err_str(rc));
     }
+}
+
+/* A log-start marker (DeleteRecords) in flight: answered once committed and applied. */
+struct cs_marker {
+    struct raft_waiter w;
+    struct csim *s;
+    struct cs_part *pt;
+    int64_t start;
+};
+
+static void on_marker(void *ctx, int err)
+{
+    struct cs_marker *m = ctx;
+    struct csim *s = m->s;
+    struct cs_pstate *p = &s->p[m->pt->k];
+
+    if (err == 0) {
+        int64_t low = log_start_offset(m->pt->log);
+        trace(s, "p%d n%d log start %" PRId64 " answered (asked %" PRId64 ")", m->pt->k,
+              m->pt->n->id, low, m->start);
+        if (low < m->start)
+            fail(s, "p%d node %d answered log start %" PRId64 " for a marker of %" PRId64, m->pt->k,
+                 m->pt->n->id, low, m->start);
+        if (low > p->start_answered)
+            p->start_answered = low;
+        s->res->deletes++;
+    }
+    free(m);
+}
+
+/* DeleteRecords on partition k's ready leader: a log-start marker at a random offset up to its
+ * high watermark, mid-batch or not. */
+static void delete_records(struct csim *s, int k)
+{
+    int32_t l = leader_of(s, k);
+
+    if (l < 0 || !replica_leads(s->n[l].parts[k].r))
+        return;
+    struct cs_part *pt = &s->n[l].parts[k];
+    int64_t start = log_start_offset(pt->log), hw = log_high_watermark(pt->log);
+    if (hw <= start)
+        return;
+    struct cs_marker *m = xcalloc(1, sizeof(*m));
+    *m = (struct cs_marker){.s = s, .pt = pt};
+    m->start = (int64_t)rng_range(&s->rng, (uint64_t)start + 1, (uint64_t)hw);
+    int rc = raft_group_propose_start(pt->g, m->start, &m->w, on_marker, m);
+    trace(s, "p%d n%d deletes records below %" PRId64 ": %s", k, s->n[l].id, m->start,
+          rc == 0 ? "proposed" : err_str(rc));
+    if (rc != 0)
+        free(m);
 }
 
 /* A leadership transfer of partition k's leader: to a random voter or (RAFT_NONE) the most
@@ -1928,13 +2016,22 @@ static void fault_step(struct csim *s)
         n->disk_full = true;
         s->res->disk_fulls++;
         trace(s, "n%d's disk is full %" PRIu64 " bytes from now", n->id, margin);
-    } else if (r < 93 && down_count(s) == 0) { /* a node drops a committed prefix */
+    } else if (r < 93) { /* a node drops a committed prefix, maybe one a follower still needs */
         int i = (int)rng_below(&s->rng, (uint64_t)s->nodes);
         int k = (int)rng_below(&s->rng, CS_PARTS);
-        if (rng_chance(&s->rng, 1, 2))
-            compact(s, i, k);
-        else
-            retain(s, i, k);
+        bool every = down_count(s) > 0 && rng_chance(&s->rng, 1, 2);
+        if (rng_chance(&s->rng, 1, 3)) {
+            delete_records(s, k);
+            return;
+        }
+        /* With a node down, half the time every running node drops what it can: the node
+         * restarts below every log start and can only catch up from a snapshot. */
+        for (int j = every ? 0 : i; j < (every ? s->nodes : i + 1); j++) {
+            if (rng_chance(&s->rng, 1, 2))
+                compact(s, j, k, every);
+            else
+                retain(s, j, k, every);
+        }
     } else if (r < 97) { /* a node's clock jumps */
         struct cs_node *n = &s->n[rng_below(&s->rng, (uint64_t)s->nodes)];
         uint64_t mono_ms = rng_chance(&s->rng, 1, 2) ? rng_below(&s->rng, CS_CLOCK_JUMP_MS) : 0;

@@ -48,6 +48,8 @@ struct csim_result {
     uint64_t partitions;   /* symmetric, one-way and leader isolations */
     uint64_t compactions;  /* committed prefixes dropped (raft_group_compact, retention) */
     uint64_t peer_wakes;   /* quiesced groups woken because a node went silent */
+    uint64_t snapshots;    /* followers below their leader's log start that installed one */
+    uint64_t deletes;      /* log-start markers (DeleteRecords) committed and answered */
 };
 
 /* Runs one seed. Returns 0 when every invariant and liveness bound held. */

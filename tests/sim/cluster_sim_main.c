@@ -35,7 +35,7 @@ int main(int argc, char **argv)
     uint64_t seeds = 20, first = 1, failures = 0, steps = 0, proposed = 0, acked = 0;
     uint64_t fetched = 0, elections = 0, crashes = 0, power = 0, disk = 0, parts = 0, compacts = 0;
     uint64_t fulls = 0, stops = 0, jumps = 0, stalls = 0, acked1 = 0, refused = 0, transfers = 0;
-    uint64_t handovers = 0, wakes = 0;
+    uint64_t handovers = 0, wakes = 0, snaps = 0, deletes = 0;
     const char *env = getenv("CLUSTER_SIM_SEED");
     bool expect_violation = false, all = false, progress = false;
     struct timespec t0, t1;
@@ -113,6 +113,8 @@ int main(int argc, char **argv)
         transfers += r.transfers;
         handovers += r.handovers;
         wakes += r.peer_wakes;
+        snaps += r.snapshots;
+        deletes += r.deletes;
         if (rc != 0 && !expect_violation) {
             failures++;
             printf("replay with: %s --seed %" PRIu64 " --time %" PRIu64 " --nodes %d%s --trace\n",
@@ -135,11 +137,12 @@ int main(int argc, char **argv)
            " elections, %" PRIu64 " transfers, %" PRIu64 " crashes, %" PRIu64 " stops (%" PRIu64
            " controlled), %" PRIu64 " power losses, %" PRIu64 " disk errors, %" PRIu64
            " full disks, %" PRIu64 " clock jumps, %" PRIu64 " stalls, %" PRIu64
-           " partitions, %" PRIu64 " compactions, %" PRIu64
+           " partitions, %" PRIu64 " compactions, %" PRIu64 " snapshots installed, %" PRIu64
+           " log starts answered, %" PRIu64
            " quiesced groups woken by a silent node in %.1f s (%.0f steps/s)\n",
            failures, steps, proposed, acked, acked1, refused, fetched, elections, transfers,
-           crashes, stops, handovers, power, disk, fulls, jumps, stalls, parts, compacts, wakes,
-           secs, secs > 0 ? (double)steps / secs : 0.0);
+           crashes, stops, handovers, power, disk, fulls, jumps, stalls, parts, compacts, snaps,
+           deletes, wakes, secs, secs > 0 ? (double)steps / secs : 0.0);
     if (expect_violation)
         return failures > 0 ? 0 : 1;
     return failures == 0 ? 0 : 1;

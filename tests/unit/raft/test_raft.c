@@ -278,6 +278,61 @@ static void test_passive_member_waits_for_a_leader(void **state)
     assert_int_not_equal(r.role, RAFT_FOLLOWER);
 }
 
+/*
+ * Issue 10: a partition's snapshot is a SNAPSHOT message naming the leader's log start - 1 and
+ * its term. A follower that does not hold that entry asks its host to install it (and says
+ * nothing to the leader until it is installed); one that holds it answers as to an empty
+ * append; a stale or malformed one changes nothing.
+ */
+static void test_snapshot_message(void **state)
+{
+    struct raft r;
+    struct tlog l;
+    struct raft_ready rd;
+    struct raft_msg snap = {
+        .type = RAFT_MSG_SNAPSHOT, .from = 1, .to = 2, .term = 3, .index = 9, .log_term = 2};
+
+    (void)state;
+    init3(&r, &l, 2);
+    struct raft_msg bad = snap;
+    bad.log_term = 4; /* beyond the sender's term */
+    assert_int_equal(raft_step(&r, &bad), ERR_CORRUPT);
+    bad = snap;
+    bad.index = -1;
+    assert_int_equal(raft_step(&r, &bad), ERR_CORRUPT);
+    /* An empty log: install. */
+    assert_int_equal(raft_step(&r, &snap), 0);
+    assert_int_equal(r.term, 3);
+    assert_int_equal(r.leader, 1);
+    raft_ready(&r, &rd);
+    assert_int_equal(rd.install_index, 9);
+    assert_int_equal(rd.install_term, 2);
+    for (uint32_t i = 0; i < rd.msg_count; i++)
+        assert_int_not_equal(rd.msgs[i].type, RAFT_MSG_APPEND_RESP);
+    raft_advance(&r);
+    assert_false(raft_has_ready(&r));
+    /* Holding the entry (term 2 at index 9, durable): answered at once, nothing to install. */
+    for (int64_t i = 0; i < 10; i++)
+        l.b[l.count++] = (struct raft_batch){.first_index = i, .last_index = i, .term = 2};
+    raft_persisted(&r, 9, 2);
+    assert_int_equal(raft_step(&r, &snap), 0);
+    raft_ready(&r, &rd);
+    assert_int_equal(rd.install_index, -1);
+    assert_int_equal(rd.msg_count, 1);
+    assert_int_equal(rd.msgs[0].type, RAFT_MSG_APPEND_RESP);
+    assert_false(rd.msgs[0].reject);
+    assert_int_equal(rd.msgs[0].index, 9);
+    raft_advance(&r);
+    /* From an earlier term: the deposed leader is told the term, nothing else happens. */
+    snap.term = 2;
+    assert_int_equal(raft_step(&r, &snap), 0);
+    raft_ready(&r, &rd);
+    assert_int_equal(rd.install_index, -1);
+    assert_int_equal(rd.msg_count, 1);
+    assert_int_equal(rd.msgs[0].index, -1);
+    raft_advance(&r);
+}
+
 static void test_single_voter(void **state)
 {
     struct raft_options o;
@@ -340,6 +395,7 @@ int main(void)
         cmocka_unit_test(test_single_voter),
         cmocka_unit_test(test_passive_member_waits_for_a_leader),
         cmocka_unit_test(test_memory_per_group),
+        cmocka_unit_test(test_snapshot_message),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
