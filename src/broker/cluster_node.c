@@ -740,6 +740,17 @@ static int open_transport(struct broker_cluster *c)
         .learn_only_from_set = true,
         .learn_only_from = cfg->voters.voters[0].id,
     };
+    if (b->sim != NULL) {
+        /* The simulator's network: no hello, so every node's data directory names its cluster
+         * already (meta.properties). */
+        int rc = b->sim->transport_open(b->sim->ctx, &th, &c->transport);
+        for (uint32_t i = 0; rc == 0 && i < cfg->voters.count; i++) {
+            const struct broker_voter *v = &cfg->voters.voters[i];
+            if (v->id != cfg->node_id)
+                rc = transport_peer_set(c->transport, v->id, v->addr.host, v->addr.port);
+        }
+        return rc;
+    }
     /* The port held since start-up is handed over: closed here, bound again at once. */
     if (b->cluster_listen_fd >= 0) {
         close(b->cluster_listen_fd);
@@ -895,6 +906,9 @@ void broker_cluster_close(struct broker *b, bool clean)
         raft_host_set_transport(c->host, NULL);
     if (c->tcp != NULL)
         tcp_transport_destroy(c->tcp);
+    else if (c->transport != NULL && b->sim != NULL)
+        b->sim->transport_close(b->sim->ctx, c->transport);
+    c->transport = NULL;
     if (c->log != NULL && clean)
         log_close(c->log);
     else if (c->log != NULL)

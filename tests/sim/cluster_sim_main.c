@@ -22,6 +22,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "sim/broker_sim.h"
 #include "sim/cluster_sim.h"
 
 static uint64_t parse_u64(const char *s)
@@ -37,7 +38,7 @@ int main(int argc, char **argv)
     uint64_t fulls = 0, stops = 0, jumps = 0, stalls = 0, acked1 = 0, refused = 0, transfers = 0;
     uint64_t handovers = 0, wakes = 0;
     const char *env = getenv("CLUSTER_SIM_SEED");
-    bool expect_violation = false, all = false, progress = false;
+    bool expect_violation = false, all = false, progress = false, brokers = false;
     struct timespec t0, t1;
 
     if (env != NULL && *env != '\0') {
@@ -65,6 +66,8 @@ int main(int argc, char **argv)
             o.reorder = true;
         } else if (strcmp(argv[i], "--progress") == 0) {
             progress = true;
+        } else if (strcmp(argv[i], "--brokers") == 0) {
+            brokers = true;
         } else if (strcmp(argv[i], "--all") == 0) {
             all = true;
         } else if (strcmp(argv[i], "--expect-violation") == 0) {
@@ -73,16 +76,19 @@ int main(int argc, char **argv)
         } else {
             fprintf(stderr,
                     "usage: %s [--seeds N] [--first S] [--seed S] [--time MS] [--nodes 3|5] "
-                    "[--trace] [--end-to-end] [--reorder] [--expect-violation] [--all] "
-                    "[--progress]\n",
+                    "[--trace] [--end-to-end] [--reorder] [--brokers] [--expect-violation] "
+                    "[--all] [--progress]\n",
                     argv[0]);
             return 2;
         }
     }
-    const char *flags = o.end_to_end && o.reorder ? " --end-to-end --reorder"
-                        : o.end_to_end            ? " --end-to-end"
-                        : o.reorder               ? " --reorder"
-                                                  : "";
+    char flags[64];
+    snprintf(flags, sizeof(flags), "%s%s%s", o.end_to_end ? " --end-to-end" : "",
+             o.reorder ? " --reorder" : "", brokers ? " --brokers" : "");
+    /* The brokers log what operators read (peers lost, partitions opened) on stderr: thousands
+     * of lines a seed, kept only with --trace. */
+    if (brokers && !o.trace && freopen("/dev/null", "w", stderr) == NULL)
+        return 2;
     printf("cluster_sim: seeds %" PRIu64 "..%" PRIu64 ", %d nodes, %" PRIu64 " ms each\n", first,
            first + seeds - 1, o.nodes, o.time_ms);
     fflush(stdout);
@@ -91,9 +97,12 @@ int main(int argc, char **argv)
         struct csim_result r;
 
         o.seed = first + k;
-        if (progress)
-            fprintf(stderr, "seed %" PRIu64 "\n", o.seed);
-        int rc = csim_run(&o, &r);
+        if (progress) {
+            /* stdout: stderr is closed with --brokers. */
+            printf("seed %" PRIu64 "\n", o.seed);
+            fflush(stdout);
+        }
+        int rc = brokers ? bsim_run(&o, &r) : csim_run(&o, &r);
         steps += r.steps;
         proposed += r.proposed;
         acked += r.acked;

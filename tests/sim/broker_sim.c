@@ -1,0 +1,1202 @@
+/*
+ * The whole-cluster simulator's stage 5 (cluster_sim.h, docs/raft.md "The cluster simulator"):
+ * every node a complete broker (broker_open with struct broker_sim: the simulator's loop,
+ * io_sim disk, sim_net transport and clock, every random choice from the seed), and clients that
+ * speak Kafka to it: encoded request frames through broker_client_frame, the path a connection's
+ * requests take, answers decoded from the response frames.
+ *
+ * Owns, for one run: the nodes (a disk and a clock that outlive every process; while the
+ * process runs its loop and broker), the network, the clients and what they were told, the admin
+ * and the topics it created or deleted, and per topic partition the value every offset was ever
+ * seen holding.
+ *
+ * Model: time moves in steps of one simulated millisecond. Each step delivers the frames due, lets
+ * each running node's disk complete its queued syncs when its drawn latency has passed
+ * (broker_flush_pending), runs each running node's loop (timers by its clock, then the posted
+ * tasks: the transport's flush), and then, when they are due, a client operation, an admin
+ * operation or a fault. Topics come only from the metadata log: the admin's CreateTopics and
+ * DeleteTopics go to any serving node, which forwards them to the controller; the controller
+ * assigns the replicas; the partitions' leaders report themselves through AlterPartition.
+ * Clients learn leaders from Metadata (adopting a partition's leader only at an epoch at least
+ * the one they know, KIP-320), send Produce (acks=all, sometimes acks=1) and Fetch
+ * (read_uncommitted, with the leader epoch they know) to the leader they believe in, and refresh
+ * their metadata after NOT_LEADER_OR_FOLLOWER, a fenced epoch or a broken connection. A node is
+ * reachable by clients only while it serves (it has a listener). An answer never sends a
+ * request (a node may be freeing itself as it answers); the client acts on its next turn.
+ *
+ * Checks (Kafka level):
+ *   one history     every offset of a partition holds one value across nodes and time: what a
+ *                   Fetch returns and what an acks=all Produce acknowledged there agree;
+ *   committed only  a read_uncommitted Fetch returns no offset at or past the high watermark it
+ *                   reports;
+ *   monotonic       the high watermark a client sees from the leaders it follows never goes
+ *                   back; the leader epoch a node answers in Metadata for a partition never goes
+ *                   back while its process runs;
+ *   at the end      after healing every fault and restarting every node, within BS_LIVENESS_MS:
+ *                   every node serves, has applied the same metadata and holds an equal image,
+ *                   every partition of every topic has a leader and an acks=all Produce to it
+ *                   succeeds; then a consumer reading every partition from offset 0 to its high
+ *                   watermark finds every acks=all acknowledged record at its offset with its
+ *                   value, within BS_READ_MS.
+ *
+ * Faults (drawn by the seed, in the fault phase): a process crash (its page cache survives), a
+ * node's power loss (unsynced writes lost, io_sim_crash), power loss of every node, a clean stop,
+ * a controlled shutdown (leaderships handed over, then a stop), symmetric partitions, the
+ * network's drop, duplication, delay and reordering changing, a node's clock jumping (monotonic
+ * forward, wall either way), and topic creation and deletion under all of them.
+ */
+#include "sim/broker_sim.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/alloc.h"
+#include "base/assert.h"
+#include "base/buf.h"
+#include "base/bytes.h"
+#include "base/clock.h"
+#include "base/compiler.h"
+#include "base/error.h"
+#include "base/rand.h"
+#include "broker/broker_internal.h"
+#include "broker/meta_properties.h"
+#include "cluster/meta_node.h"
+#include "cluster/sim_net.h"
+#include "io/io_sim.h"
+#include "log/batch.h"
+#include "proto/gen/kafka.h"
+#include "sim/sim_loop.h"
+
+#define BS_NODES_MAX     5
+#define BS_CLIENTS       3
+#define BS_TOPICS_MAX    12
+#define BS_PARTS_MAX     3
+#define BS_INFLIGHT_MAX  6u
+#define BS_LIVENESS_MS   30000u /* after healing: serving, equal images, leaders, a produce */
+#define BS_READ_MS       10000u /* then: the final read of every partition */
+#define BS_RESTART_MS    2000u  /* a node down comes back within */
+#define BS_CLOCK_JUMP_MS 3000u
+#define BS_TRACE_RING    64u
+#define BS_TRACE_BYTES   200u
+#define BS_NEVER         UINT64_MAX
+#define BS_CLUSTER_ID    "csim-cluster-id-000005"
+#define BS_DATA          "/data"
+#define BS_VALUE_MAX     200u
+
+enum { API_PRODUCE = 0, API_FETCH = 1, API_METADATA = 3, API_CREATE = 19, API_DELETE = 20 };
+#define V_PRODUCE  9
+#define V_FETCH    12
+#define V_METADATA 12
+#define V_CREATE   7
+#define V_DELETE   6
+
+/* Every value an offset of a partition was seen holding (one history), and what was
+ * acknowledged. */
+struct bs_part {
+    uint64_t *values; /* value id, 0: none seen */
+    uint8_t *acked;   /* acknowledged with acks=all */
+    uint8_t *read;    /* found by the final read */
+    int64_t cap;
+    bool live; /* an acks=all produce succeeded after healing */
+    bool done; /* the final read reached the high watermark */
+};
+
+struct bs_topic {
+    char name[16];
+    int32_t parts;
+    bool created;     /* the creation was acknowledged */
+    bool delete_sent; /* a deletion was asked for (it may apply unacknowledged) */
+    bool deleted;     /* the deletion was acknowledged */
+    struct bs_part p[BS_PARTS_MAX];
+};
+
+/* What one client believes about one partition. */
+struct bs_view {
+    int32_t leader; /* -1: unknown */
+    int32_t epoch;  /* the newest leader epoch adopted */
+    int64_t hw_max; /* the highest high watermark seen */
+    int64_t pos;    /* its consumer's next offset */
+};
+
+struct bs_client {
+    struct bs_view v[BS_TOPICS_MAX][BS_PARTS_MAX];
+    uint32_t inflight;
+    bool refresh; /* ask for metadata on the next turn */
+};
+
+struct bsim;
+
+struct bs_clock {
+    struct clock clock;
+    struct bsim *s;
+    uint64_t mono_skew_ns;
+    int64_t wall_skew_ms;
+};
+
+struct bs_node {
+    struct bsim *s;
+    int32_t id;
+    bool up;
+    uint64_t restart_at;
+    uint64_t next_disk_ms;
+    uint32_t starts;
+    struct io *io;
+    struct bs_clock clk;
+    struct broker_config cfg;
+    struct sim_loop *loop;
+    struct broker_sim sim;
+    struct broker_env env;
+    struct broker *b;
+    /* The leader epoch this process answered last per partition (-1: none yet). */
+    int32_t epoch_seen[BS_TOPICS_MAX][BS_PARTS_MAX];
+};
+
+/* A request in flight: freed by its answer. */
+struct bs_req {
+    struct bsim *s;
+    int client; /* -1: the admin; BS_CLIENTS: the final reader */
+    int32_t node;
+    uint32_t start; /* the node's incarnation it went to */
+    int16_t api;
+    int topic;
+    int part;
+    int16_t acks;
+    uint64_t value;
+};
+
+struct bsim {
+    const struct csim_options *o;
+    struct csim_result *res;
+    struct rng rng;
+    struct clock_sim clock;
+    uint64_t now;
+    int nodes;
+    bool failed;
+    bool liveness; /* the failure is a missed liveness bound */
+    struct sim_net *net;
+    struct sim_net_options net_opts;
+    struct bs_node n[BS_NODES_MAX];
+    struct bs_client c[BS_CLIENTS + 1]; /* the clients, then the final reader */
+    struct bs_topic t[BS_TOPICS_MAX];
+    int topic_count;
+    bool admin_busy;
+    uint32_t disk_ms_max, client_ms_max, fault_ms_min, fault_ms_max, power_losses;
+    bool faults_on, clients_on, probing, reading;
+    uint64_t next_fault_ms, next_client_ms, next_admin_ms;
+    uint64_t values;
+    uint32_t reqs; /* requests in flight */
+    int32_t next_correlation;
+    struct buf frame, scratch;
+    char trace[BS_TRACE_RING][BS_TRACE_BYTES];
+    uint64_t trace_count;
+};
+
+/* ---- trace and failure --------------------------------------------------------------------- */
+
+PRINTF_LIKE(2, 3) static void trace(struct bsim *s, const char *fmt, ...)
+{
+    char *line = s->trace[s->trace_count++ % BS_TRACE_RING];
+    va_list ap;
+    int n = snprintf(line, BS_TRACE_BYTES, "%7" PRIu64 " ", s->now);
+
+    va_start(ap, fmt);
+    vsnprintf(line + n, BS_TRACE_BYTES - (size_t)n, fmt, ap);
+    va_end(ap);
+    if (s->o->trace)
+        printf("%s\n", line);
+}
+
+PRINTF_LIKE(2, 3) static void fail(struct bsim *s, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (s->failed)
+        return;
+    s->failed = true;
+    s->liveness = strncmp(fmt, "liveness:", 9) == 0;
+    va_start(ap, fmt);
+    vsnprintf(s->res->why, sizeof(s->res->why), fmt, ap);
+    va_end(ap);
+    trace(s, "VIOLATION: %s", s->res->why);
+}
+
+/* ---- clocks ---------------------------------------------------------------------------------- */
+
+static uint64_t node_mono_ns(struct clock *c)
+{
+    struct bs_clock *k = (struct bs_clock *)c;
+    return clock_mono_ns(&k->s->clock.clock) + k->mono_skew_ns;
+}
+
+static int64_t node_wall_ms(struct clock *c)
+{
+    struct bs_clock *k = (struct bs_clock *)c;
+    return clock_wall_ms(&k->s->clock.clock) + k->wall_skew_ms;
+}
+
+static const struct clock_ops node_clock_ops = {.mono_ns = node_mono_ns, .wall_ms = node_wall_ms};
+
+/* ---- one history per partition ---------------------------------------------------------------- */
+
+static void part_grow(struct bs_part *p, int64_t off)
+{
+    if (off < p->cap)
+        return;
+    int64_t cap = p->cap == 0 ? 256 : p->cap;
+    while (cap <= off)
+        cap *= 2;
+    p->values = xrealloc(p->values, (size_t)cap * sizeof(*p->values));
+    p->acked = xrealloc(p->acked, (size_t)cap);
+    p->read = xrealloc(p->read, (size_t)cap);
+    memset(p->values + p->cap, 0, (size_t)(cap - p->cap) * sizeof(*p->values));
+    memset(p->acked + p->cap, 0, (size_t)(cap - p->cap));
+    memset(p->read + p->cap, 0, (size_t)(cap - p->cap));
+    p->cap = cap;
+}
+
+/* Offset off of topic ti partition k was seen holding value (acknowledged or read). */
+static void seen(struct bsim *s, int ti, int k, int64_t off, uint64_t value, const char *how,
+                 int32_t node)
+{
+    struct bs_part *p = &s->t[ti].p[k];
+    part_grow(p, off);
+    if (p->values[off] != 0 && p->values[off] != value)
+        fail(s, "%s-%d offset %" PRId64 " holds v%" PRIu64 " (%s from n%d) and v%" PRIu64,
+             s->t[ti].name, k, off, value, how, node, p->values[off]);
+    p->values[off] = value;
+}
+
+/* ---- nodes --------------------------------------------------------------------------------- */
+
+static int transport_open(void *ctx, const struct transport_handler *h, struct transport **out)
+{
+    struct bs_node *n = ctx;
+    return sim_net_attach(n->s->net, n->id, h, out);
+}
+
+static void transport_close(void *ctx, struct transport *t)
+{
+    struct bs_node *n = ctx;
+    (void)t;
+    sim_net_detach(n->s->net, n->id);
+}
+
+static void config_set(struct broker_config_input *in, const char *key, const char *value)
+{
+    struct broker_config_error err;
+    int rc = broker_config_input_set(in, BROKER_CONFIG_SOURCE_SET, key, value, 0, NULL, &err);
+    ASSERT(rc == 0);
+}
+
+static void node_config(struct bsim *s, struct bs_node *n)
+{
+    struct broker_config_input in;
+    struct broker_config_error err;
+    char voters[256], id[16], port[16];
+    size_t used = 0;
+
+    /* Addresses only name the nodes: nothing listens (the transport is sim_net). */
+    for (int i = 0; i < s->nodes; i++)
+        used += (size_t)snprintf(voters + used, sizeof(voters) - used, "%s%d@127.0.0.1:%d",
+                                 i > 0 ? "," : "", i, 9100 + i);
+    snprintf(id, sizeof(id), "%d", n->id);
+    snprintf(port, sizeof(port), "%d", 9100 + n->id);
+    broker_config_input_init(&in, NULL);
+    config_set(&in, "log.dirs", BS_DATA);
+    config_set(&in, "node.id", id);
+    config_set(&in, "controller.quorum.voters", voters);
+    config_set(&in, "cluster.port", port);
+    config_set(&in, "min.insync.replicas", "2");
+    config_set(&in, "default.replication.factor", "3");
+    config_set(&in, "broker.heartbeat.interval.ms", "100");
+    config_set(&in, "broker.session.timeout.ms", "900");
+    config_set(&in, "replica.lag.time.max.ms", "1000");
+    config_set(&in, "controlled.shutdown.timeout.ms", "1500");
+    config_set(&in, "log.segment.bytes", "1048576");
+    int rc = broker_config_resolve(&in, &n->cfg, &err);
+    if (rc != 0)
+        printf("broker_sim: the configuration does not resolve: %s\n", err.text), fflush(stdout);
+    ASSERT(rc == 0);
+    broker_config_input_deinit(&in);
+}
+
+static void node_start(struct bsim *s, struct bs_node *n)
+{
+    n->starts++;
+    n->loop = sim_loop_create(&n->clk.clock);
+    n->sim = (struct broker_sim){.loop = sim_loop_base(n->loop),
+                                 .seed = rng_next(&s->rng),
+                                 .transport_open = transport_open,
+                                 .transport_close = transport_close,
+                                 .ctx = n};
+    n->env = (struct broker_env){
+        .io = n->io, .clock = &n->clk.clock, .flush_manual = true, .sim = &n->sim};
+    for (int t = 0; t < BS_TOPICS_MAX; t++)
+        for (int k = 0; k < BS_PARTS_MAX; k++)
+            n->epoch_seen[t][k] = -1;
+    int rc = broker_open(&n->cfg, &n->env, &n->b);
+    if (rc != 0) {
+        fail(s, "n%d does not start (start %u): %s", n->id, n->starts, err_str(rc));
+        sim_loop_destroy(n->loop);
+        n->loop = NULL;
+        n->b = NULL;
+        n->up = false;
+        n->restart_at = BS_NEVER;
+        return;
+    }
+    n->up = true;
+    n->restart_at = BS_NEVER;
+    n->next_disk_ms = s->now + rng_range(&s->rng, 1, s->disk_ms_max);
+    trace(s, "n%d starts", n->id);
+}
+
+enum bs_stop { BS_KILL, BS_POWER, BS_CLEAN };
+
+static void node_stop(struct bsim *s, struct bs_node *n, enum bs_stop how)
+{
+    ASSERT(n->up);
+    n->up = false;
+    if (how == BS_CLEAN)
+        broker_close(n->b);
+    else
+        broker_abandon(n->b);
+    n->b = NULL;
+    sim_loop_destroy(n->loop);
+    n->loop = NULL;
+    if (how == BS_POWER)
+        io_sim_crash(n->io, &s->rng);
+    n->restart_at = s->now + rng_range(&s->rng, 50, BS_RESTART_MS);
+    trace(s, "n%d %s", n->id,
+          how == BS_CLEAN ? "stops" : how == BS_POWER ? "loses power" : "crashes");
+}
+
+static bool serving(const struct bs_node *n)
+{
+    return n->up && n->b->serving;
+}
+
+/* ---- requests ------------------------------------------------------------------------------ */
+
+static void on_answer(void *ctx, const struct buf *response, int16_t error);
+
+/* Sends the request body (struct kafka_<api>_request) to node, for client (-1: the admin). */
+static void send_request(struct bsim *s, int32_t node, struct bs_req *rq, int16_t version,
+                         const void *body)
+{
+    struct bs_node *n = &s->n[node];
+    const struct proto_api *api = proto_api_get(rq->api);
+    struct kafka_request_header h;
+
+    ASSERT(serving(n));
+    kafka_request_header_init(&h);
+    h.request_api_key = rq->api;
+    h.request_api_version = version;
+    h.correlation_id = ++s->next_correlation;
+    h.client_id = proto_str_make("csim");
+    buf_reset(&s->frame);
+    int hv = proto_request_header_version(rq->api, version);
+    int rc = hv < 0 ? hv : kafka_request_header_encode(&h, (int16_t)hv, &s->frame);
+    if (rc == 0)
+        rc = proto_encode(api->request, body, version, &s->frame);
+    ASSERT(rc == 0);
+    rq->s = s;
+    rq->node = node;
+    rq->start = n->starts;
+    if (rq->client >= 0)
+        s->c[rq->client].inflight++;
+    s->reqs++;
+    /* The frame is copied by the broker before anything answers. */
+    struct buf copy;
+    buf_init(&copy);
+    buf_append(&copy, s->frame.data, s->frame.len);
+    broker_client_frame(n->b, buf_slice(&copy), on_answer, rq);
+    buf_deinit(&copy);
+}
+
+static struct bs_req *req_new(int client, int16_t api, int topic, int part)
+{
+    struct bs_req *rq = xcalloc(1, sizeof(*rq));
+    rq->client = client;
+    rq->api = api;
+    rq->topic = topic;
+    rq->part = part;
+    return rq;
+}
+
+static int topic_index(struct bsim *s, struct proto_str name)
+{
+    for (int i = 0; i < s->topic_count; i++)
+        if (strlen(s->t[i].name) == name.len && memcmp(s->t[i].name, name.ptr, name.len) == 0)
+            return i;
+    return -1;
+}
+
+static bool topic_usable(const struct bs_topic *t)
+{
+    return t->created && !t->delete_sent;
+}
+
+static bool retriable(int16_t e)
+{
+    return e == KAFKA_NOT_LEADER_OR_FOLLOWER || e == KAFKA_FENCED_LEADER_EPOCH ||
+           e == KAFKA_UNKNOWN_LEADER_EPOCH || e == KAFKA_UNKNOWN_TOPIC_OR_PARTITION ||
+           e == KAFKA_LEADER_NOT_AVAILABLE || e == KAFKA_NOT_ENOUGH_REPLICAS ||
+           e == KAFKA_NOT_ENOUGH_REPLICAS_AFTER_APPEND || e == KAFKA_REQUEST_TIMED_OUT ||
+           e == KAFKA_KAFKA_STORAGE_ERROR || e == KAFKA_OFFSET_NOT_AVAILABLE;
+}
+
+/* ---- answers ------------------------------------------------------------------------------- */
+
+static void on_metadata(struct bsim *s, struct bs_req *rq, const struct kafka_metadata_response *m)
+{
+    struct bs_node *n = &s->n[rq->node];
+    bool same = n->up && n->starts == rq->start;
+    struct bs_client *c = rq->client >= 0 ? &s->c[rq->client] : NULL;
+
+    for (size_t i = 0; i < m->topics.count; i++) {
+        const struct kafka_metadata_response_metadata_response_topic *mt = &m->topics.items[i];
+        int ti = topic_index(s, mt->name);
+        if (ti < 0 || mt->error_code != KAFKA_NONE)
+            continue;
+        for (size_t j = 0; j < mt->partitions.count; j++) {
+            const struct kafka_metadata_response_metadata_response_partition *mp =
+                &mt->partitions.items[j];
+            int k = mp->partition_index;
+            if (k < 0 || k >= BS_PARTS_MAX)
+                continue;
+            if (same) {
+                if (mp->leader_epoch < n->epoch_seen[ti][k])
+                    fail(s, "n%d answered %s-%d's leader epoch %d after %d", n->id, s->t[ti].name,
+                         k, mp->leader_epoch, n->epoch_seen[ti][k]);
+                n->epoch_seen[ti][k] = mp->leader_epoch;
+            }
+            if (c == NULL)
+                continue;
+            struct bs_view *v = &c->v[ti][k];
+            if (mp->leader_epoch >= v->epoch) {
+                v->epoch = mp->leader_epoch;
+                v->leader = mp->error_code == KAFKA_NONE ? mp->leader_id : -1;
+            }
+        }
+    }
+}
+
+static void on_produce(struct bsim *s, struct bs_req *rq, const struct kafka_produce_response *m)
+{
+    struct bs_client *c = &s->c[rq->client];
+    int16_t e = KAFKA_UNKNOWN_SERVER_ERROR;
+    int64_t off = -1;
+
+    if (m->responses.count == 1 && m->responses.items[0].partition_responses.count == 1) {
+        e = m->responses.items[0].partition_responses.items[0].error_code;
+        off = m->responses.items[0].partition_responses.items[0].base_offset;
+    }
+    trace(s, "c%d %s-%d n%d produce v%" PRIu64 " acks=%d: error %d offset %" PRId64, rq->client,
+          s->t[rq->topic].name, rq->part, rq->node, rq->value, rq->acks, e, off);
+    if (e == KAFKA_NONE && rq->acks == -1) {
+        struct bs_part *p = &s->t[rq->topic].p[rq->part];
+        seen(s, rq->topic, rq->part, off, rq->value, "acknowledged", rq->node);
+        p->acked[off] = 1;
+        s->res->acked++;
+        if (s->probing)
+            p->live = true;
+    } else if (e == KAFKA_NONE) {
+        s->res->acked_leader++;
+    } else {
+        if (e == KAFKA_NOT_ENOUGH_REPLICAS)
+            s->res->refused++;
+        else if (!retriable(e))
+            fail(s, "c%d %s-%d: produce to n%d answered error %d", rq->client,
+                 s->t[rq->topic].name, rq->part, rq->node, e);
+        c->refresh = true;
+    }
+}
+
+static void on_fetch(struct bsim *s, struct bs_req *rq, const struct kafka_fetch_response *m)
+{
+    struct bs_client *c = &s->c[rq->client];
+    struct bs_view *v = &c->v[rq->topic][rq->part];
+    const struct kafka_fetch_response_partition_data *d = NULL;
+    const char *name = s->t[rq->topic].name;
+
+    if (m->responses.count == 1 && m->responses.items[0].partitions.count == 1)
+        d = &m->responses.items[0].partitions.items[0];
+    if (d == NULL || m->error_code != KAFKA_NONE) {
+        c->refresh = true;
+        return;
+    }
+    if (d->error_code != KAFKA_NONE) {
+        if (!retriable(d->error_code) && d->error_code != KAFKA_OFFSET_OUT_OF_RANGE)
+            fail(s, "c%d %s-%d: fetch from n%d answered error %d", rq->client, name, rq->part,
+                 rq->node, d->error_code);
+        c->refresh = true;
+        return;
+    }
+    if (d->high_watermark < v->hw_max)
+        fail(s, "c%d %s-%d: high watermark %" PRId64 " from n%d after %" PRId64, rq->client, name,
+             rq->part, d->high_watermark, rq->node, v->hw_max);
+    v->hw_max = MAX(v->hw_max, d->high_watermark);
+    struct batch_iter it;
+    struct slice bytes;
+    struct batch_header h;
+    int rc;
+    batch_iter_init(&it, d->records);
+    while ((rc = batch_iter_next(&it, &bytes, &h)) == 1) {
+        struct batch_rec_iter ri;
+        struct batch_rec r;
+        batch_rec_iter_init(&ri, slice_make(bytes.ptr + 61, bytes.len - 61));
+        while (batch_rec_iter_next(&ri, &r) == 1) {
+            int64_t off = h.base_offset + r.offset_delta;
+            uint64_t value = 0;
+            if (r.value.len > 1 && r.value.ptr[0] == 'v')
+                value = strtoull((const char *)r.value.ptr + 1, NULL, 10);
+            if (off >= d->high_watermark)
+                fail(s, "c%d %s-%d: fetch from n%d returned offset %" PRId64
+                        " at or past its high watermark %" PRId64,
+                     rq->client, name, rq->part, rq->node, off, d->high_watermark);
+            if (off < v->pos)
+                continue;
+            seen(s, rq->topic, rq->part, off, value, "fetched", rq->node);
+            s->res->fetched++;
+            if (rq->client == BS_CLIENTS)
+                s->t[rq->topic].p[rq->part].read[off] = 1;
+            v->pos = off + 1;
+        }
+    }
+    if (rc < 0)
+        fail(s, "c%d %s-%d: fetch from n%d returned records that do not parse: %s", rq->client,
+             name, rq->part, rq->node, err_str(rc));
+    if (rq->client == BS_CLIENTS && v->pos >= d->high_watermark && s->reading)
+        s->t[rq->topic].p[rq->part].done = true;
+}
+
+static void on_admin(struct bsim *s, struct bs_req *rq, const void *body)
+{
+    struct bs_topic *t = &s->t[rq->topic];
+    s->admin_busy = false;
+    if (rq->api == API_CREATE) {
+        const struct kafka_create_topics_response *m = body;
+        int16_t e = m->topics.count == 1 ? m->topics.items[0].error_code : -1;
+        trace(s, "admin: create %s (n%d): error %d", t->name, rq->node, e);
+        if (e == KAFKA_NONE || e == KAFKA_TOPIC_ALREADY_EXISTS)
+            t->created = true;
+    } else {
+        const struct kafka_delete_topics_response *m = body;
+        int16_t e = m->responses.count == 1 ? m->responses.items[0].error_code : -1;
+        trace(s, "admin: delete %s (n%d): error %d", t->name, rq->node, e);
+        if (e == KAFKA_NONE || e == KAFKA_UNKNOWN_TOPIC_OR_PARTITION)
+            t->deleted = true;
+    }
+}
+
+static void on_answer(void *ctx, const struct buf *response, int16_t error)
+{
+    struct bs_req *rq = ctx;
+    struct bsim *s = rq->s;
+    struct arena a;
+    (void)error;
+
+    s->reqs--;
+    if (rq->client >= 0)
+        s->c[rq->client].inflight--;
+    arena_init(&a, ARENA_BLOCK_BYTES_DEFAULT, 64u << 20);
+    const struct proto_api *api = proto_api_get(rq->api);
+    void *body = NULL;
+    int16_t version = rq->api == API_PRODUCE    ? V_PRODUCE
+                      : rq->api == API_FETCH    ? V_FETCH
+                      : rq->api == API_METADATA ? V_METADATA
+                      : rq->api == API_CREATE   ? V_CREATE
+                                                : V_DELETE;
+    if (response != NULL && response->len > 0) {
+        struct reader r;
+        struct kafka_response_header h;
+        rd_init(&r, response->data, response->len);
+        int hv = proto_response_header_version(rq->api, version);
+        int rc = kafka_response_header_decode(&a, &r, (int16_t)hv, &h);
+        body = arena_zalloc(&a, api->response->body->bytes);
+        if (rc == 0 && body != NULL)
+            rc = proto_decode(api->response, &a, &r, version, body);
+        if (rc != 0)
+            fail(s, "n%d answered api %d with a frame that does not decode: %s", rq->node,
+                 rq->api, err_str(rc));
+        if (rc != 0)
+            body = NULL;
+    }
+    if (body == NULL) {
+        /* The connection closed (the node went down, or a forward timed out). */
+        if (rq->client >= 0)
+            s->c[rq->client].refresh = true;
+        if (rq->client == -1)
+            s->admin_busy = false;
+    } else if (rq->api == API_METADATA) {
+        on_metadata(s, rq, body);
+    } else if (rq->api == API_PRODUCE) {
+        on_produce(s, rq, body);
+    } else if (rq->api == API_FETCH) {
+        on_fetch(s, rq, body);
+    } else {
+        on_admin(s, rq, body);
+    }
+    arena_deinit(&a);
+    free(rq);
+}
+
+/* ---- clients ------------------------------------------------------------------------------- */
+
+static int32_t random_serving(struct bsim *s)
+{
+    int32_t up[BS_NODES_MAX];
+    int count = 0;
+    for (int i = 0; i < s->nodes; i++)
+        if (serving(&s->n[i]))
+            up[count++] = i;
+    return count == 0 ? -1 : up[rng_below(&s->rng, (uint64_t)count)];
+}
+
+static void send_metadata(struct bsim *s, int client, int32_t node)
+{
+    struct kafka_metadata_request m;
+    kafka_metadata_request_init(&m);
+    m.topics.items = NULL; /* every topic */
+    m.allow_auto_topic_creation = false;
+    send_request(s, node, req_new(client, API_METADATA, -1, -1), V_METADATA, &m);
+}
+
+static void send_produce(struct bsim *s, int client, int ti, int k, int32_t node, int16_t acks)
+{
+    struct bs_req *rq = req_new(client, API_PRODUCE, ti, k);
+    char value[BS_VALUE_MAX];
+    rq->acks = acks;
+    rq->value = ++s->values;
+    int len = snprintf(value, sizeof(value), "v%" PRIu64 " ", rq->value);
+    size_t pad = (size_t)rng_below(&s->rng, sizeof(value) - (size_t)len);
+    memset(value + len, '.', pad);
+    struct batch_record rec = {.value = slice_make(value, (size_t)len + pad),
+                               .timestamp_ms = clock_wall_ms(&s->clock.clock)};
+    struct batch_build_opts opts = {.producer_id = -1, .producer_epoch = -1, .base_sequence = -1};
+    buf_reset(&s->scratch);
+    int rc = batch_build(&s->scratch, &opts, &rec, 1);
+    ASSERT(rc == 0);
+    struct kafka_produce_request_partition_produce_data pd = {
+        .index = k, .records = buf_slice(&s->scratch)};
+    struct kafka_produce_request_topic_produce_data td = {
+        .name = proto_str_make(s->t[ti].name), .partition_data = {.items = &pd, .count = 1}};
+    struct kafka_produce_request m;
+    kafka_produce_request_init(&m);
+    m.acks = acks;
+    m.timeout_ms = 5000;
+    m.topic_data.items = &td;
+    m.topic_data.count = 1;
+    s->res->proposed++;
+    send_request(s, node, rq, V_PRODUCE, &m);
+}
+
+static void send_fetch(struct bsim *s, int client, int ti, int k, int32_t node)
+{
+    struct bs_view *v = &s->c[client].v[ti][k];
+    struct kafka_fetch_request_fetch_partition fp = {.partition = k,
+                                                     .current_leader_epoch = v->epoch,
+                                                     .fetch_offset = v->pos,
+                                                     .last_fetched_epoch = -1,
+                                                     .log_start_offset = -1,
+                                                     .partition_max_bytes = 8192};
+    struct kafka_fetch_request_fetch_topic ft = {.topic = proto_str_make(s->t[ti].name),
+                                                 .partitions = {.items = &fp, .count = 1}};
+    struct kafka_fetch_request m;
+    kafka_fetch_request_init(&m);
+    m.replica_id = -1;
+    m.max_wait_ms = (int32_t)rng_below(&s->rng, 100);
+    m.min_bytes = 1;
+    m.max_bytes = 65536;
+    m.isolation_level = 0;
+    m.topics.items = &ft;
+    m.topics.count = 1;
+    send_request(s, node, req_new(client, API_FETCH, ti, k), V_FETCH, &m);
+}
+
+/* The leader client ci believes in for ti-k when it serves; otherwise a metadata refresh is due. */
+static int32_t leader_for(struct bsim *s, int ci, int ti, int k)
+{
+    int32_t l = s->c[ci].v[ti][k].leader;
+    if (l < 0 || l >= s->nodes || !serving(&s->n[l])) {
+        s->c[ci].refresh = true;
+        return -1;
+    }
+    return l;
+}
+
+static int random_topic(struct bsim *s)
+{
+    int live[BS_TOPICS_MAX];
+    int count = 0;
+    for (int i = 0; i < s->topic_count; i++)
+        if (topic_usable(&s->t[i]))
+            live[count++] = i;
+    return count == 0 ? -1 : live[rng_below(&s->rng, (uint64_t)count)];
+}
+
+static void client_turn(struct bsim *s, int ci)
+{
+    struct bs_client *c = &s->c[ci];
+    if (c->inflight >= BS_INFLIGHT_MAX)
+        return;
+    if (c->refresh || rng_chance(&s->rng, 1, 20)) {
+        int32_t node = random_serving(s);
+        if (node >= 0) {
+            c->refresh = false;
+            send_metadata(s, ci, node);
+        }
+        return;
+    }
+    int ti = random_topic(s);
+    if (ti < 0)
+        return;
+    int k = (int)rng_below(&s->rng, (uint64_t)s->t[ti].parts);
+    int32_t l = leader_for(s, ci, ti, k);
+    if (l < 0)
+        return;
+    if (rng_chance(&s->rng, 3, 5))
+        send_produce(s, ci, ti, k, l, rng_chance(&s->rng, 1, 5) ? 1 : -1);
+    else
+        send_fetch(s, ci, ti, k, l);
+}
+
+/* ---- the admin ----------------------------------------------------------------------------- */
+
+static void send_create(struct bsim *s, int ti)
+{
+    /* Empty arrays, not null ones (not nullable in this version). */
+    struct kafka_create_topics_request_creatable_topic ct = {
+        .name = proto_str_make(s->t[ti].name),
+        .num_partitions = s->t[ti].parts,
+        .replication_factor = 3,
+        .assignments = {.items = (void *)&ct, .count = 0},
+        .configs = {.items = (void *)&ct, .count = 0}};
+    struct kafka_create_topics_request m;
+    kafka_create_topics_request_init(&m);
+    m.topics.items = &ct;
+    m.topics.count = 1;
+    m.timeout_ms = 5000;
+    int32_t node = random_serving(s);
+    if (node < 0)
+        return;
+    s->admin_busy = true;
+    send_request(s, node, req_new(-1, API_CREATE, ti, -1), V_CREATE, &m);
+}
+
+static void send_delete(struct bsim *s, int ti)
+{
+    struct proto_str name = proto_str_make(s->t[ti].name);
+    struct kafka_delete_topics_request m;
+    kafka_delete_topics_request_init(&m);
+    m.topic_names.items = &name;
+    m.topic_names.count = 1;
+    m.timeout_ms = 5000;
+    int32_t node = random_serving(s);
+    if (node < 0)
+        return;
+    s->admin_busy = true;
+    s->t[ti].delete_sent = true;
+    send_request(s, node, req_new(-1, API_DELETE, ti, -1), V_DELETE, &m);
+}
+
+static void new_topic(struct bsim *s, int32_t parts)
+{
+    struct bs_topic *t = &s->t[s->topic_count];
+    snprintf(t->name, sizeof(t->name), "t%d", s->topic_count);
+    t->parts = parts;
+    s->topic_count++;
+    for (int i = 0; i <= BS_CLIENTS; i++)
+        for (int k = 0; k < BS_PARTS_MAX; k++)
+            s->c[i].v[s->topic_count - 1][k] = (struct bs_view){.leader = -1, .epoch = -1};
+}
+
+static void admin_turn(struct bsim *s)
+{
+    if (s->admin_busy)
+        return;
+    /* A creation not acknowledged yet is asked again (TOPIC_ALREADY_EXISTS then says done). */
+    for (int i = 0; i < s->topic_count; i++) {
+        if (!s->t[i].created && !s->t[i].delete_sent) {
+            send_create(s, i);
+            return;
+        }
+    }
+    if (!s->faults_on)
+        return;
+    if (s->topic_count < BS_TOPICS_MAX && rng_chance(&s->rng, 1, 2)) {
+        new_topic(s, (int32_t)rng_range(&s->rng, 1, BS_PARTS_MAX));
+        send_create(s, s->topic_count - 1);
+        return;
+    }
+    /* Topic 0 stays; another live one may go. */
+    int ti = random_topic(s);
+    if (ti > 0)
+        send_delete(s, ti);
+}
+
+/* ---- faults -------------------------------------------------------------------------------- */
+
+static int up_count(struct bsim *s)
+{
+    int n = 0;
+    for (int i = 0; i < s->nodes; i++)
+        n += s->n[i].up;
+    return n;
+}
+
+static void net_faults(struct bsim *s, bool calm)
+{
+    struct sim_net_options o = s->net_opts;
+    o.delay_ms_min = 1;
+    o.delay_ms_max = calm ? 5 : (uint32_t)rng_range(&s->rng, 1, 40);
+    o.drop_ppm = calm ? 0 : (uint32_t)rng_below(&s->rng, 50000);
+    o.duplicate_ppm = calm ? 0 : (uint32_t)rng_below(&s->rng, 20000);
+    o.reorder = !calm && rng_chance(&s->rng, 1, 2);
+    int rc = sim_net_set_faults(s->net, &o);
+    ASSERT(rc == 0);
+}
+
+static void fault_turn(struct bsim *s)
+{
+    int i = (int)rng_below(&s->rng, (uint64_t)s->nodes);
+    struct bs_node *n = &s->n[i];
+    uint64_t r = rng_below(&s->rng, 100);
+
+    if (r < 14) {
+        if (n->up) {
+            s->res->crashes++;
+            node_stop(s, n, BS_KILL);
+        }
+    } else if (r < 22) {
+        if (n->up) {
+            s->res->crashes++;
+            node_stop(s, n, BS_POWER);
+        }
+    } else if (r < 24) {
+        if (s->power_losses < 2 && up_count(s) > 0) {
+            s->power_losses++;
+            s->res->power_losses++;
+            trace(s, "power loss of every node");
+            for (int j = 0; j < s->nodes; j++)
+                if (s->n[j].up)
+                    node_stop(s, &s->n[j], BS_POWER);
+        }
+    } else if (r < 32) {
+        if (n->up) {
+            s->res->stops++;
+            trace(s, "n%d asked to stop", n->id);
+            broker_stop(n->b);
+        }
+    } else if (r < 42) {
+        if (n->up && serving(n)) {
+            s->res->stops++;
+            s->res->handovers++;
+            trace(s, "n%d controlled shutdown", n->id);
+            if (!broker_controlled_shutdown(n->b))
+                broker_stop(n->b);
+        }
+    } else if (r < 60) {
+        int32_t side[BS_NODES_MAX];
+        size_t count = (size_t)rng_range(&s->rng, 1, (uint64_t)(s->nodes - 1) / 2 + 0);
+        for (size_t j = 0; j < count; j++)
+            side[j] = (int32_t)((i + (int)j) % s->nodes);
+        s->res->partitions++;
+        sim_net_heal(s->net);
+        sim_net_partition(s->net, side, count);
+        trace(s, "partition: n%d%s cut off", side[0], count > 1 ? " and more" : "");
+    } else if (r < 72) {
+        sim_net_heal(s->net);
+        trace(s, "network heals");
+    } else if (r < 84) {
+        net_faults(s, false);
+        trace(s, "network faults change");
+    } else {
+        uint64_t fwd = rng_below(&s->rng, BS_CLOCK_JUMP_MS);
+        int64_t wall = (int64_t)rng_below(&s->rng, 2 * BS_CLOCK_JUMP_MS) - BS_CLOCK_JUMP_MS;
+        n->clk.mono_skew_ns += fwd * 1000000u;
+        n->clk.wall_skew_ms += wall;
+        s->res->clock_jumps++;
+        trace(s, "n%d clock jumps: monotonic +%" PRIu64 " ms, wall %+" PRId64 " ms", n->id, fwd,
+              wall);
+    }
+}
+
+/* ---- the step ------------------------------------------------------------------------------ */
+
+static void step(struct bsim *s)
+{
+    s->now++;
+    clock_sim_advance_ms(&s->clock, 1);
+    s->res->steps++;
+    sim_net_advance(s->net, s->now);
+    for (int i = 0; i < s->nodes; i++) {
+        struct bs_node *n = &s->n[i];
+        if (!n->up) {
+            if (s->now >= n->restart_at)
+                node_start(s, n);
+            continue;
+        }
+        if (s->now >= n->next_disk_ms) {
+            broker_flush_pending(n->b);
+            n->next_disk_ms = s->now + rng_range(&s->rng, 1, s->disk_ms_max);
+        }
+        for (int k = 0; k < 4; k++) {
+            int rc = broker_run_once(n->b, 0);
+            ASSERT(rc == 0);
+            if (!sim_loop_busy(n->loop))
+                break;
+        }
+        if (sim_loop_base(n->loop)->stopping) {
+            if (n->b->exit_status != 0)
+                fail(s, "n%d exits with status %d", n->id, n->b->exit_status);
+            node_stop(s, n, BS_CLEAN);
+        }
+    }
+    if (s->clients_on && s->now >= s->next_client_ms) {
+        client_turn(s, (int)rng_below(&s->rng, BS_CLIENTS));
+        s->next_client_ms = s->now + rng_range(&s->rng, 1, s->client_ms_max);
+    }
+    if (s->now >= s->next_admin_ms) {
+        admin_turn(s);
+        s->next_admin_ms = s->now + (s->faults_on ? rng_range(&s->rng, 300, 2000) : 100);
+    }
+    if (s->faults_on && s->now >= s->next_fault_ms) {
+        fault_turn(s);
+        s->next_fault_ms = s->now + rng_range(&s->rng, s->fault_ms_min, s->fault_ms_max);
+    }
+}
+
+/* ---- the end ------------------------------------------------------------------------------- */
+
+/* Every node serves, has applied the same metadata, and the images are equal. */
+static bool images_settled(struct bsim *s)
+{
+    for (int i = 0; i < s->nodes; i++) {
+        struct bs_node *n = &s->n[i];
+        if (!serving(n) || broker_meta_node(n->b) == NULL)
+            return false;
+        if (i > 0 &&
+            (meta_node_applied(broker_meta_node(n->b)) !=
+                 meta_node_applied(broker_meta_node(s->n[0].b)) ||
+             !meta_image_equal(&n->b->meta, &s->n[0].b->meta)))
+            return false;
+    }
+    return true;
+}
+
+static bool all_live(struct bsim *s)
+{
+    for (int i = 0; i < s->topic_count; i++)
+        for (int k = 0; topic_usable(&s->t[i]) && k < s->t[i].parts; k++)
+            if (!s->t[i].p[k].live)
+                return false;
+    return true;
+}
+
+/* One probe per step at most: a partition not live yet gets a metadata refresh or an acks=all
+ * produce from client 0. */
+static void probe_turn(struct bsim *s)
+{
+    struct bs_client *c = &s->c[0];
+    if (c->inflight >= BS_INFLIGHT_MAX)
+        return;
+    for (int i = 0; i < s->topic_count; i++) {
+        for (int k = 0; topic_usable(&s->t[i]) && k < s->t[i].parts; k++) {
+            if (s->t[i].p[k].live)
+                continue;
+            int32_t l = leader_for(s, 0, i, k);
+            if (l < 0 || c->refresh) {
+                int32_t node = random_serving(s);
+                if (node >= 0) {
+                    c->refresh = false;
+                    send_metadata(s, 0, node);
+                }
+                return;
+            }
+            send_produce(s, 0, i, k, l, -1);
+            return;
+        }
+    }
+}
+
+static bool all_read(struct bsim *s)
+{
+    for (int i = 0; i < s->topic_count; i++)
+        for (int k = 0; topic_usable(&s->t[i]) && k < s->t[i].parts; k++)
+            if (!s->t[i].p[k].done)
+                return false;
+    return true;
+}
+
+static void read_turn(struct bsim *s)
+{
+    struct bs_client *c = &s->c[BS_CLIENTS];
+    if (c->inflight > 0)
+        return;
+    for (int i = 0; i < s->topic_count; i++) {
+        for (int k = 0; topic_usable(&s->t[i]) && k < s->t[i].parts; k++) {
+            if (s->t[i].p[k].done)
+                continue;
+            int32_t l = leader_for(s, BS_CLIENTS, i, k);
+            if (l < 0 || c->refresh) {
+                int32_t node = random_serving(s);
+                if (node >= 0) {
+                    c->refresh = false;
+                    send_metadata(s, BS_CLIENTS, node);
+                }
+                return;
+            }
+            send_fetch(s, BS_CLIENTS, i, k, l);
+            return;
+        }
+    }
+}
+
+static void final_check(struct bsim *s)
+{
+    for (int i = 0; i < s->topic_count && !s->failed; i++) {
+        struct bs_topic *t = &s->t[i];
+        for (int k = 0; topic_usable(t) && k < t->parts && !s->failed; k++) {
+            struct bs_part *p = &t->p[k];
+            for (int64_t off = 0; off < p->cap; off++) {
+                if (p->acked[off] && !p->read[off]) {
+                    fail(s, "%s-%d: acknowledged v%" PRIu64 " at offset %" PRId64
+                            " is not read back",
+                         t->name, k, p->values[off], off);
+                    break;
+                }
+            }
+        }
+    }
+}
+
+static bool topic0_created(struct bsim *s)
+{
+    return s->t[0].created;
+}
+
+static void run_until(struct bsim *s, uint64_t end, bool (*done)(struct bsim *),
+                      void (*turn)(struct bsim *))
+{
+    while (s->now < end && !s->failed && (done == NULL || !done(s))) {
+        step(s);
+        if (turn != NULL)
+            turn(s);
+    }
+}
+
+int bsim_run(const struct csim_options *o, struct csim_result *res)
+{
+    struct bsim *s = xcalloc(1, sizeof(*s));
+
+    memset(res, 0, sizeof(*res));
+    s->o = o;
+    s->res = res;
+    rng_seed(&s->rng, o->seed);
+    s->nodes = o->nodes == 5 ? 5 : 3;
+    clock_sim_init(&s->clock, 1700000000000);
+    s->net_opts = (struct sim_net_options){.seed = rng_next(&s->rng),
+                                           .delay_ms_min = 1,
+                                           .delay_ms_max = (uint32_t)rng_range(&s->rng, 2, 20)};
+    int rc = sim_net_create(&s->net_opts, &s->net);
+    ASSERT(rc == 0);
+    buf_init(&s->frame);
+    buf_init(&s->scratch);
+    s->disk_ms_max = (uint32_t)rng_range(&s->rng, 1, 30);
+    s->client_ms_max = (uint32_t)rng_range(&s->rng, 1, 10);
+    s->fault_ms_min = (uint32_t)rng_range(&s->rng, 100, 400);
+    s->fault_ms_max = s->fault_ms_min + (uint32_t)rng_range(&s->rng, 100, 1500);
+    for (int i = 0; i < s->nodes; i++) {
+        struct bs_node *n = &s->n[i];
+        n->s = s;
+        n->id = i;
+        n->io = io_sim_create();
+        n->clk = (struct bs_clock){.clock = {.ops = &node_clock_ops}, .s = s};
+        node_config(s, n);
+        /* A cluster's data directories name it (meta.properties), as an operator's formatting
+         * does: sim_net has no hello to learn it from. */
+        struct meta_properties props = {.node_id = i};
+        snprintf(props.cluster_id, sizeof(props.cluster_id), "%s", BS_CLUSTER_ID);
+        rc = io_mkdir(n->io, BS_DATA);
+        if (rc == 0)
+            rc = io_sync_dir(n->io, "/");
+        if (rc == 0)
+            rc = meta_properties_store(n->io, BS_DATA, &props);
+        ASSERT(rc == 0);
+    }
+    for (int i = 0; i < s->nodes; i++)
+        node_start(s, &s->n[i]);
+    trace(s, "seed %" PRIu64 ": %d brokers, disk sync <= %u ms, a client op every <= %u ms",
+          o->seed, s->nodes, s->disk_ms_max, s->client_ms_max);
+
+    /* The first topic, before any fault; then faults, clients and the admin. */
+    new_topic(s, BS_PARTS_MAX);
+    run_until(s, s->now + BS_LIVENESS_MS, topic0_created, NULL);
+    if (!s->t[0].created)
+        fail(s, "liveness: the first topic is not created within %u ms", BS_LIVENESS_MS);
+    s->clients_on = s->faults_on = true;
+    s->next_fault_ms = s->now + rng_range(&s->rng, s->fault_ms_min, s->fault_ms_max);
+    run_until(s, s->now + o->time_ms, NULL, NULL);
+
+    /* Heal: a calm network, every node back, then the liveness bounds. */
+    s->faults_on = s->clients_on = false;
+    sim_net_heal(s->net);
+    net_faults(s, true);
+    for (int i = 0; i < s->nodes; i++)
+        if (!s->n[i].up && !s->failed)
+            s->n[i].restart_at = s->now + 1;
+    trace(s, "heal");
+    uint64_t heal = s->now;
+    run_until(s, heal + BS_LIVENESS_MS, images_settled, NULL);
+    if (!s->failed && !images_settled(s))
+        fail(s, "liveness: %u ms after healing, not every node serves the same metadata",
+             BS_LIVENESS_MS);
+    s->probing = true;
+    run_until(s, heal + BS_LIVENESS_MS, all_live, probe_turn);
+    if (!s->failed && !all_live(s))
+        fail(s, "liveness: %u ms after healing, some partition takes no acks=all produce",
+             BS_LIVENESS_MS);
+    s->probing = false;
+    if (!s->failed && !images_settled(s))
+        fail(s, "liveness: the metadata images differ after the probes");
+
+    /* The final read: every partition from offset 0 to its high watermark. */
+    s->reading = true;
+    uint64_t read_from = s->now;
+    run_until(s, read_from + BS_READ_MS, all_read, read_turn);
+    if (!s->failed && !all_read(s))
+        fail(s, "liveness: the final read does not finish within %u ms", BS_READ_MS);
+    final_check(s);
+    res->liveness = s->failed && s->liveness;
+    trace(s, "end: %s", s->failed ? res->why : "every check held");
+
+    for (int i = 0; i < s->nodes; i++)
+        if (s->n[i].up)
+            node_stop(s, &s->n[i], BS_KILL);
+    for (int i = 0; i < s->nodes; i++)
+        io_destroy(s->n[i].io);
+    sim_net_destroy(s->net);
+    for (int i = 0; i < s->topic_count; i++) {
+        for (int k = 0; k < BS_PARTS_MAX; k++) {
+            free(s->t[i].p[k].values);
+            free(s->t[i].p[k].acked);
+            free(s->t[i].p[k].read);
+        }
+    }
+    buf_deinit(&s->frame);
+    buf_deinit(&s->scratch);
+    res->failed = s->failed;
+    if (s->failed && o->trace_on_fail && !o->trace) {
+        uint64_t first = s->trace_count > BS_TRACE_RING ? s->trace_count - BS_TRACE_RING : 0;
+        printf("seed %" PRIu64 " failed: %s\nlast events:\n", o->seed, res->why);
+        for (uint64_t i = first; i < s->trace_count; i++)
+            printf("  %s\n", s->trace[i % BS_TRACE_RING]);
+    }
+    free(s);
+    return res->failed ? 1 : 0;
+}
