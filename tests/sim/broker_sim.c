@@ -158,6 +158,8 @@ struct bs_node {
 /* A request in flight: freed by its answer. */
 struct bs_req {
     struct bsim *s;
+    struct bs_req *prev, *next; /* bsim.waiting */
+    uint64_t sent_ms;
     int client; /* -1: the admin; BS_CLIENTS: the final reader */
     int32_t node;
     uint32_t start; /* the node's incarnation it went to */
@@ -188,7 +190,8 @@ struct bsim {
     bool faults_on, clients_on, probing, reading;
     uint64_t next_fault_ms, next_client_ms, next_admin_ms;
     uint64_t values;
-    uint32_t reqs; /* requests in flight */
+    uint32_t reqs;         /* requests in flight */
+    struct bs_req waiting; /* list head: the requests in flight */
     int32_t next_correlation;
     struct buf frame, scratch;
     char trace[BS_TRACE_RING][BS_TRACE_BYTES];
@@ -240,7 +243,8 @@ static int64_t node_wall_ms(struct clock *c)
 
 static const struct clock_ops node_clock_ops = {.mono_ns = node_mono_ns, .wall_ms = node_wall_ms};
 
-/* ---- one history per partition ---------------------------------------------------------------- */
+/* ---- one history per partition ----------------------------------------------------------------
+ */
 
 static void part_grow(struct bs_part *p, int64_t off)
 {
@@ -371,7 +375,9 @@ static void node_stop(struct bsim *s, struct bs_node *n, enum bs_stop how)
         io_sim_crash(n->io, &s->rng);
     n->restart_at = s->now + rng_range(&s->rng, 50, BS_RESTART_MS);
     trace(s, "n%d %s", n->id,
-          how == BS_CLEAN ? "stops" : how == BS_POWER ? "loses power" : "crashes");
+          how == BS_CLEAN   ? "stops"
+          : how == BS_POWER ? "loses power"
+                            : "crashes");
 }
 
 static bool serving(const struct bs_node *n)
@@ -409,6 +415,11 @@ static void send_request(struct bsim *s, int32_t node, struct bs_req *rq, int16_
     if (rq->client >= 0)
         s->c[rq->client].inflight++;
     s->reqs++;
+    rq->sent_ms = s->now;
+    rq->next = &s->waiting;
+    rq->prev = s->waiting.prev;
+    s->waiting.prev->next = rq;
+    s->waiting.prev = rq;
     /* The frame is copied by the broker before anything answers. */
     struct buf copy;
     buf_init(&copy);
@@ -510,8 +521,8 @@ static void on_produce(struct bsim *s, struct bs_req *rq, const struct kafka_pro
         if (e == KAFKA_NOT_ENOUGH_REPLICAS)
             s->res->refused++;
         else if (!retriable(e))
-            fail(s, "c%d %s-%d: produce to n%d answered error %d", rq->client,
-                 s->t[rq->topic].name, rq->part, rq->node, e);
+            fail(s, "c%d %s-%d: produce to n%d answered error %d", rq->client, s->t[rq->topic].name,
+                 rq->part, rq->node, e);
         c->refresh = true;
     }
 }
@@ -529,6 +540,8 @@ static void on_fetch(struct bsim *s, struct bs_req *rq, const struct kafka_fetch
         c->refresh = true;
         return;
     }
+    trace(s, "c%d %s-%d n%d fetch at %" PRId64 " epoch %d: error %d, high watermark %" PRId64,
+          rq->client, name, rq->part, rq->node, v->pos, v->epoch, d->error_code, d->high_watermark);
     if (d->error_code != KAFKA_NONE) {
         if (!retriable(d->error_code) && d->error_code != KAFKA_OFFSET_OUT_OF_RANGE)
             fail(s, "c%d %s-%d: fetch from n%d answered error %d", rq->client, name, rq->part,
@@ -555,8 +568,9 @@ static void on_fetch(struct bsim *s, struct bs_req *rq, const struct kafka_fetch
             if (r.value.len > 1 && r.value.ptr[0] == 'v')
                 value = strtoull((const char *)r.value.ptr + 1, NULL, 10);
             if (off >= d->high_watermark)
-                fail(s, "c%d %s-%d: fetch from n%d returned offset %" PRId64
-                        " at or past its high watermark %" PRId64,
+                fail(s,
+                     "c%d %s-%d: fetch from n%d returned offset %" PRId64
+                     " at or past its high watermark %" PRId64,
                      rq->client, name, rq->part, rq->node, off, d->high_watermark);
             if (off < v->pos)
                 continue;
@@ -601,6 +615,8 @@ static void on_answer(void *ctx, const struct buf *response, int16_t error)
     (void)error;
 
     s->reqs--;
+    rq->prev->next = rq->next;
+    rq->next->prev = rq->prev;
     if (rq->client >= 0)
         s->c[rq->client].inflight--;
     arena_init(&a, ARENA_BLOCK_BYTES_DEFAULT, 64u << 20);
@@ -621,8 +637,8 @@ static void on_answer(void *ctx, const struct buf *response, int16_t error)
         if (rc == 0 && body != NULL)
             rc = proto_decode(api->response, &a, &r, version, body);
         if (rc != 0)
-            fail(s, "n%d answered api %d with a frame that does not decode: %s", rq->node,
-                 rq->api, err_str(rc));
+            fail(s, "n%d answered api %d with a frame that does not decode: %s", rq->node, rq->api,
+                 err_str(rc));
         if (rc != 0)
             body = NULL;
     }
@@ -681,8 +697,8 @@ static void send_produce(struct bsim *s, int client, int ti, int k, int32_t node
     buf_reset(&s->scratch);
     int rc = batch_build(&s->scratch, &opts, &rec, 1);
     ASSERT(rc == 0);
-    struct kafka_produce_request_partition_produce_data pd = {
-        .index = k, .records = buf_slice(&s->scratch)};
+    struct kafka_produce_request_partition_produce_data pd = {.index = k,
+                                                              .records = buf_slice(&s->scratch)};
     struct kafka_produce_request_topic_produce_data td = {
         .name = proto_str_make(s->t[ti].name), .partition_data = {.items = &pd, .count = 1}};
     struct kafka_produce_request m;
@@ -980,10 +996,9 @@ static bool images_settled(struct bsim *s)
         struct bs_node *n = &s->n[i];
         if (!serving(n) || broker_meta_node(n->b) == NULL)
             return false;
-        if (i > 0 &&
-            (meta_node_applied(broker_meta_node(n->b)) !=
-                 meta_node_applied(broker_meta_node(s->n[0].b)) ||
-             !meta_image_equal(&n->b->meta, &s->n[0].b->meta)))
+        if (i > 0 && (meta_node_applied(broker_meta_node(n->b)) !=
+                          meta_node_applied(broker_meta_node(s->n[0].b)) ||
+                      !meta_image_equal(&n->b->meta, &s->n[0].b->meta)))
             return false;
     }
     return true;
@@ -1065,14 +1080,29 @@ static void final_check(struct bsim *s)
             struct bs_part *p = &t->p[k];
             for (int64_t off = 0; off < p->cap; off++) {
                 if (p->acked[off] && !p->read[off]) {
-                    fail(s, "%s-%d: acknowledged v%" PRIu64 " at offset %" PRId64
-                            " is not read back",
+                    fail(s,
+                         "%s-%d: acknowledged v%" PRIu64 " at offset %" PRId64 " is not read back",
                          t->name, k, p->values[off], off);
                     break;
                 }
             }
         }
     }
+}
+
+/* The first client request in flight, or NULL. (An admin request may wait out the broker's
+ * BROKER_FORWARD_TIMEOUT_MS when its forward to the controller was lost.) */
+static struct bs_req *client_waiting(struct bsim *s)
+{
+    for (struct bs_req *rq = s->waiting.next; rq != &s->waiting; rq = rq->next)
+        if (rq->client >= 0)
+            return rq;
+    return NULL;
+}
+
+static bool no_requests(struct bsim *s)
+{
+    return client_waiting(s) == NULL;
 }
 
 static bool topic0_created(struct bsim *s)
@@ -1107,6 +1137,7 @@ int bsim_run(const struct csim_options *o, struct csim_result *res)
     ASSERT(rc == 0);
     buf_init(&s->frame);
     buf_init(&s->scratch);
+    s->waiting.next = s->waiting.prev = &s->waiting;
     s->disk_ms_max = (uint32_t)rng_range(&s->rng, 1, 30);
     s->client_ms_max = (uint32_t)rng_range(&s->rng, 1, 10);
     s->fault_ms_min = (uint32_t)rng_range(&s->rng, 100, 400);
@@ -1162,12 +1193,23 @@ int bsim_run(const struct csim_options *o, struct csim_result *res)
         fail(s, "liveness: %u ms after healing, some partition takes no acks=all produce",
              BS_LIVENESS_MS);
     s->probing = false;
+    /* The probes' leaderships reported, the images agree again. */
+    run_until(s, heal + BS_LIVENESS_MS, images_settled, NULL);
     if (!s->failed && !images_settled(s))
-        fail(s, "liveness: the metadata images differ after the probes");
+        fail(s, "liveness: %u ms after healing, the metadata images still differ", BS_LIVENESS_MS);
 
-    /* The final read: every partition from offset 0 to its high watermark. */
-    s->reading = true;
+    /* The final read, once every produce is answered: every partition from offset 0 to its
+     * high watermark. */
     uint64_t read_from = s->now;
+    run_until(s, read_from + BS_READ_MS, no_requests, NULL);
+    struct bs_req *late = client_waiting(s);
+    if (!s->failed && late != NULL)
+        fail(s,
+             "liveness: a request is unanswered %u ms after the probes: api %d to n%d (client "
+             "%d, %s-%d), sent at %" PRIu64,
+             BS_READ_MS, late->api, late->node, late->client, s->t[late->topic].name, late->part,
+             late->sent_ms);
+    s->reading = true;
     run_until(s, read_from + BS_READ_MS, all_read, read_turn);
     if (!s->failed && !all_read(s))
         fail(s, "liveness: the final read does not finish within %u ms", BS_READ_MS);
