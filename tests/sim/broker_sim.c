@@ -86,13 +86,22 @@
 #define BS_CLUSTER_ID    "csim-cluster-id-000005"
 #define BS_DATA          "/data"
 #define BS_VALUE_MAX     200u
+#define BS_CONTROL       UINT64_MAX /* the value id of a control batch's record */
 
-enum { API_PRODUCE = 0, API_FETCH = 1, API_METADATA = 3, API_CREATE = 19, API_DELETE = 20 };
-#define V_PRODUCE  9
-#define V_FETCH    12
-#define V_METADATA 12
-#define V_CREATE   7
-#define V_DELETE   6
+enum {
+    API_PRODUCE = 0,
+    API_FETCH = 1,
+    API_LIST_OFFSETS = 2,
+    API_METADATA = 3,
+    API_CREATE = 19,
+    API_DELETE = 20
+};
+#define V_PRODUCE      9
+#define V_FETCH        12
+#define V_LIST_OFFSETS 5
+#define V_METADATA     12
+#define V_CREATE       7
+#define V_DELETE       6
 
 /* Every value an offset of a partition was seen holding (one history), and what was
  * acknowledged. */
@@ -144,6 +153,7 @@ struct bs_node {
     uint64_t restart_at;
     uint64_t next_disk_ms;
     uint32_t starts;
+    uint64_t disk_faults; /* io_sim_faults() when this process started */
     struct io *io;
     struct bs_clock clk;
     struct broker_config cfg;
@@ -262,15 +272,28 @@ static void part_grow(struct bs_part *p, int64_t off)
     p->cap = cap;
 }
 
+/* A value id as the trace names it: a client's record, a control batch (the leader's mark of
+ * its term), or bytes no client wrote. */
+static const char *value_name(uint64_t value, char *buf, size_t size)
+{
+    if (value == BS_CONTROL)
+        return "a control batch";
+    if (value == 0)
+        return "a record no client wrote";
+    snprintf(buf, size, "v%" PRIu64, value);
+    return buf;
+}
+
 /* Offset off of topic ti partition k was seen holding value (acknowledged or read). */
 static void seen(struct bsim *s, int ti, int k, int64_t off, uint64_t value, const char *how,
                  int32_t node)
 {
     struct bs_part *p = &s->t[ti].p[k];
     part_grow(p, off);
+    char a[32], b[32];
     if (p->values[off] != 0 && p->values[off] != value)
-        fail(s, "%s-%d offset %" PRId64 " holds v%" PRIu64 " (%s from n%d) and v%" PRIu64,
-             s->t[ti].name, k, off, value, how, node, p->values[off]);
+        fail(s, "%s-%d offset %" PRId64 " holds %s (%s from n%d) and %s", s->t[ti].name, k, off,
+             value_name(value, a, sizeof(a)), how, node, value_name(p->values[off], b, sizeof(b)));
     p->values[off] = value;
 }
 
@@ -331,6 +354,7 @@ static void node_config(struct bsim *s, struct bs_node *n)
 static void node_start(struct bsim *s, struct bs_node *n)
 {
     n->starts++;
+    n->disk_faults = io_sim_faults(n->io);
     n->loop = sim_loop_create(&n->clk.clock);
     n->sim = (struct broker_sim){.loop = sim_loop_base(n->loop),
                                  .seed = rng_next(&s->rng),
@@ -565,7 +589,9 @@ static void on_fetch(struct bsim *s, struct bs_req *rq, const struct kafka_fetch
         while (batch_rec_iter_next(&ri, &r) == 1) {
             int64_t off = h.base_offset + r.offset_delta;
             uint64_t value = 0;
-            if (r.value.len > 1 && r.value.ptr[0] == 'v')
+            if (batch_is_control(&h))
+                value = BS_CONTROL;
+            else if (r.value.len > 1 && r.value.ptr[0] == 'v')
                 value = strtoull((const char *)r.value.ptr + 1, NULL, 10);
             if (off >= d->high_watermark)
                 fail(s,
@@ -586,6 +612,32 @@ static void on_fetch(struct bsim *s, struct bs_req *rq, const struct kafka_fetch
              name, rq->part, rq->node, err_str(rc));
     if (rq->client == BS_CLIENTS && v->pos >= d->high_watermark && s->reading)
         s->t[rq->topic].p[rq->part].done = true;
+}
+
+/* ListOffsets for the latest offset (read_uncommitted: the high watermark) is part of the
+ * client's view: it never goes back either. */
+static void on_list_offsets(struct bsim *s, struct bs_req *rq,
+                            const struct kafka_list_offsets_response *m)
+{
+    struct bs_client *c = &s->c[rq->client];
+    struct bs_view *v = &c->v[rq->topic][rq->part];
+    const struct kafka_list_offsets_response_list_offsets_partition_response *d = NULL;
+
+    if (m->topics.count == 1 && m->topics.items[0].partitions.count == 1)
+        d = &m->topics.items[0].partitions.items[0];
+    if (d == NULL || d->error_code != KAFKA_NONE) {
+        if (d != NULL && !retriable(d->error_code))
+            fail(s, "c%d %s-%d: ListOffsets to n%d answered error %d", rq->client,
+                 s->t[rq->topic].name, rq->part, rq->node, d->error_code);
+        c->refresh = true;
+        return;
+    }
+    trace(s, "c%d %s-%d n%d latest offset %" PRId64 " epoch %d", rq->client, s->t[rq->topic].name,
+          rq->part, rq->node, d->offset, d->leader_epoch);
+    if (d->offset < v->hw_max)
+        fail(s, "c%d %s-%d: latest offset %" PRId64 " from n%d after high watermark %" PRId64,
+             rq->client, s->t[rq->topic].name, rq->part, d->offset, rq->node, v->hw_max);
+    v->hw_max = MAX(v->hw_max, d->offset);
 }
 
 static void on_admin(struct bsim *s, struct bs_req *rq, const void *body)
@@ -622,11 +674,12 @@ static void on_answer(void *ctx, const struct buf *response, int16_t error)
     arena_init(&a, ARENA_BLOCK_BYTES_DEFAULT, 64u << 20);
     const struct proto_api *api = proto_api_get(rq->api);
     void *body = NULL;
-    int16_t version = rq->api == API_PRODUCE    ? V_PRODUCE
-                      : rq->api == API_FETCH    ? V_FETCH
-                      : rq->api == API_METADATA ? V_METADATA
-                      : rq->api == API_CREATE   ? V_CREATE
-                                                : V_DELETE;
+    int16_t version = rq->api == API_PRODUCE        ? V_PRODUCE
+                      : rq->api == API_FETCH        ? V_FETCH
+                      : rq->api == API_LIST_OFFSETS ? V_LIST_OFFSETS
+                      : rq->api == API_METADATA     ? V_METADATA
+                      : rq->api == API_CREATE       ? V_CREATE
+                                                    : V_DELETE;
     if (response != NULL && response->len > 0) {
         struct reader r;
         struct kafka_response_header h;
@@ -654,6 +707,8 @@ static void on_answer(void *ctx, const struct buf *response, int16_t error)
         on_produce(s, rq, body);
     } else if (rq->api == API_FETCH) {
         on_fetch(s, rq, body);
+    } else if (rq->api == API_LIST_OFFSETS) {
+        on_list_offsets(s, rq, body);
     } else {
         on_admin(s, rq, body);
     }
@@ -734,6 +789,24 @@ static void send_fetch(struct bsim *s, int client, int ti, int k, int32_t node)
     send_request(s, node, req_new(client, API_FETCH, ti, k), V_FETCH, &m);
 }
 
+static void send_list_offsets(struct bsim *s, int client, int ti, int k, int32_t node)
+{
+    struct kafka_list_offsets_request_list_offsets_partition lp = {.partition_index = k,
+                                                                   .current_leader_epoch =
+                                                                       s->c[client].v[ti][k].epoch,
+                                                                   .timestamp = -1, /* latest */
+                                                                   .max_num_offsets = 1};
+    struct kafka_list_offsets_request_list_offsets_topic lt = {
+        .name = proto_str_make(s->t[ti].name), .partitions = {.items = &lp, .count = 1}};
+    struct kafka_list_offsets_request m;
+    kafka_list_offsets_request_init(&m);
+    m.replica_id = -1;
+    m.isolation_level = 0;
+    m.topics.items = &lt;
+    m.topics.count = 1;
+    send_request(s, node, req_new(client, API_LIST_OFFSETS, ti, k), V_LIST_OFFSETS, &m);
+}
+
 /* The leader client ci believes in for ti-k when it serves; otherwise a metadata refresh is due. */
 static int32_t leader_for(struct bsim *s, int ci, int ti, int k)
 {
@@ -775,10 +848,13 @@ static void client_turn(struct bsim *s, int ci)
     int32_t l = leader_for(s, ci, ti, k);
     if (l < 0)
         return;
-    if (rng_chance(&s->rng, 3, 5))
+    uint64_t r = rng_below(&s->rng, 20);
+    if (r < 12)
         send_produce(s, ci, ti, k, l, rng_chance(&s->rng, 1, 5) ? 1 : -1);
-    else
+    else if (r < 18)
         send_fetch(s, ci, ti, k, l);
+    else
+        send_list_offsets(s, ci, ti, k, l);
 }
 
 /* ---- the admin ----------------------------------------------------------------------------- */
@@ -877,23 +953,67 @@ static void net_faults(struct bsim *s, bool calm)
     ASSERT(rc == 0);
 }
 
+/* Whether node i's disk returned an injected error since its process started. */
+static bool disk_failed(struct bs_node *n)
+{
+    return io_sim_faults(n->io) != n->disk_faults;
+}
+
+/* Cuts nodes off: a minority alone, one link one way, the controller alone, or a partition's
+ * leader (as client 0 believes) alone. */
+static void cut(struct bsim *s, int i)
+{
+    int32_t side[BS_NODES_MAX];
+    size_t count = 1;
+    const char *what = "a minority";
+    uint64_t kind = rng_below(&s->rng, 4);
+
+    side[0] = i;
+    sim_net_heal(s->net);
+    s->res->partitions++;
+    if (kind == 0) {
+        int32_t to =
+            (int32_t)((i + 1 + (int)rng_below(&s->rng, (uint64_t)s->nodes - 1)) % s->nodes);
+        sim_net_block(s->net, i, to, true);
+        trace(s, "cut n%d -> n%d (one way)", i, to);
+        return;
+    }
+    if (kind == 1 && s->n[i].up && s->n[i].b->controller_id >= 0) {
+        side[0] = s->n[i].b->controller_id;
+        what = "the controller";
+    } else if (kind == 2) {
+        int ti = random_topic(s);
+        int k = ti < 0 ? 0 : (int)rng_below(&s->rng, (uint64_t)s->t[ti].parts);
+        if (ti >= 0 && s->c[0].v[ti][k].leader >= 0) {
+            side[0] = s->c[0].v[ti][k].leader;
+            what = "a leader";
+        }
+    } else if (kind == 3) {
+        count = (size_t)rng_range(&s->rng, 1, (uint64_t)(s->nodes - 1) / 2);
+        for (size_t j = 1; j < count; j++)
+            side[j] = (int32_t)((i + (int)j) % s->nodes);
+    }
+    sim_net_partition(s->net, side, count);
+    trace(s, "partition: %s cut off (n%d%s)", what, side[0], count > 1 ? " and more" : "");
+}
+
 static void fault_turn(struct bsim *s)
 {
     int i = (int)rng_below(&s->rng, (uint64_t)s->nodes);
     struct bs_node *n = &s->n[i];
     uint64_t r = rng_below(&s->rng, 100);
 
-    if (r < 14) {
+    if (r < 12) {
         if (n->up) {
             s->res->crashes++;
             node_stop(s, n, BS_KILL);
         }
-    } else if (r < 22) {
+    } else if (r < 19) {
         if (n->up) {
             s->res->crashes++;
             node_stop(s, n, BS_POWER);
         }
-    } else if (r < 24) {
+    } else if (r < 21) {
         if (s->power_losses < 2 && up_count(s) > 0) {
             s->power_losses++;
             s->res->power_losses++;
@@ -902,35 +1022,37 @@ static void fault_turn(struct bsim *s)
                 if (s->n[j].up)
                     node_stop(s, &s->n[j], BS_POWER);
         }
-    } else if (r < 32) {
+    } else if (r < 28) {
         if (n->up) {
             s->res->stops++;
             trace(s, "n%d asked to stop", n->id);
             broker_stop(n->b);
         }
-    } else if (r < 42) {
-        if (n->up && serving(n)) {
+    } else if (r < 36) {
+        if (serving(n)) {
             s->res->stops++;
             s->res->handovers++;
             trace(s, "n%d controlled shutdown", n->id);
             if (!broker_controlled_shutdown(n->b))
                 broker_stop(n->b);
         }
-    } else if (r < 60) {
-        int32_t side[BS_NODES_MAX];
-        size_t count = (size_t)rng_range(&s->rng, 1, (uint64_t)(s->nodes - 1) / 2 + 0);
-        for (size_t j = 0; j < count; j++)
-            side[j] = (int32_t)((i + (int)j) % s->nodes);
-        s->res->partitions++;
-        sim_net_heal(s->net);
-        sim_net_partition(s->net, side, count);
-        trace(s, "partition: n%d%s cut off", side[0], count > 1 ? " and more" : "");
-    } else if (r < 72) {
+    } else if (r < 54) {
+        cut(s, i);
+    } else if (r < 62) {
         sim_net_heal(s->net);
         trace(s, "network heals");
-    } else if (r < 84) {
+    } else if (r < 72) {
         net_faults(s, false);
         trace(s, "network faults change");
+    } else if (r < 78) {
+        /* One write or sync of the next few fails: EIO, or ENOSPC for a write. */
+        bool eio = rng_chance(&s->rng, 1, 2);
+        uint64_t nth = rng_range(&s->rng, 1, 40);
+        io_sim_fail_nth(n->io, eio ? IO_SIM_WRITE | IO_SIM_SYNC : IO_SIM_WRITE, nth,
+                        eio ? -EIO : -ENOSPC);
+        s->res->disk_errors++;
+        trace(s, "n%d: operation %" PRIu64 " from now fails with %s", n->id, nth,
+              eio ? "EIO" : "ENOSPC");
     } else {
         uint64_t fwd = rng_below(&s->rng, BS_CLOCK_JUMP_MS);
         int64_t wall = (int64_t)rng_below(&s->rng, 2 * BS_CLOCK_JUMP_MS) - BS_CLOCK_JUMP_MS;
@@ -968,8 +1090,10 @@ static void step(struct bsim *s)
                 break;
         }
         if (sim_loop_base(n->loop)->stopping) {
-            if (n->b->exit_status != 0)
-                fail(s, "n%d exits with status %d", n->id, n->b->exit_status);
+            /* A broker exits on its own only after its disk failed. */
+            if (n->b->exit_status != 0 && !disk_failed(n))
+                fail(s, "n%d exits with status %d, its disk never failed", n->id,
+                     n->b->exit_status);
             node_stop(s, n, BS_CLEAN);
         }
     }
@@ -1178,9 +1302,15 @@ int bsim_run(const struct csim_options *o, struct csim_result *res)
     s->faults_on = s->clients_on = false;
     sim_net_heal(s->net);
     net_faults(s, true);
-    for (int i = 0; i < s->nodes; i++)
-        if (!s->n[i].up && !s->failed)
-            s->n[i].restart_at = s->now + 1;
+    for (int i = 0; i < s->nodes; i++) {
+        struct bs_node *n = &s->n[i];
+        /* A disk that failed is the operator's to fix: the process is restarted. */
+        io_sim_fail_clear(n->io);
+        if (n->up && disk_failed(n))
+            node_stop(s, n, BS_KILL);
+        if (!n->up && !s->failed)
+            n->restart_at = s->now + 1;
+    }
     trace(s, "heal");
     uint64_t heal = s->now;
     run_until(s, heal + BS_LIVENESS_MS, images_settled, NULL);
