@@ -93,15 +93,21 @@ enum {
     API_FETCH = 1,
     API_LIST_OFFSETS = 2,
     API_METADATA = 3,
+    API_OFFSET_COMMIT = 8,
+    API_OFFSET_FETCH = 9,
+    API_FIND_COORDINATOR = 10,
     API_CREATE = 19,
     API_DELETE = 20
 };
-#define V_PRODUCE      9
-#define V_FETCH        12
-#define V_LIST_OFFSETS 5
-#define V_METADATA     12
-#define V_CREATE       7
-#define V_DELETE       6
+#define V_OFFSET_COMMIT    7
+#define V_OFFSET_FETCH     7
+#define V_FIND_COORDINATOR 3
+#define V_PRODUCE          9
+#define V_FETCH            12
+#define V_LIST_OFFSETS     5
+#define V_METADATA         12
+#define V_CREATE           7
+#define V_DELETE           6
 
 /* Every value an offset of a partition was seen holding (one history), and what was
  * acknowledged. */
@@ -135,6 +141,12 @@ struct bs_client {
     struct bs_view v[BS_TOPICS_MAX][BS_PARTS_MAX];
     uint32_t inflight;
     bool refresh; /* ask for metadata on the next turn */
+    /* Its consumer group ("g<client>"), committing its positions in topic 0's partitions, one
+     * group request at a time. */
+    int32_t coordinator; /* -1: find it first */
+    bool group_busy;
+    int64_t committed[BS_PARTS_MAX];  /* the last commit acknowledged, or -1 */
+    int64_t commit_max[BS_PARTS_MAX]; /* the highest commit sent, or -1 */
 };
 
 struct bsim;
@@ -178,6 +190,8 @@ struct bs_req {
     int part;
     int16_t acks;
     uint64_t value;
+    int64_t offset;    /* OffsetCommit: the offset committed */
+    int64_t committed; /* OffsetFetch: the last commit acknowledged when it was sent */
 };
 
 struct bsim {
@@ -640,6 +654,72 @@ static void on_list_offsets(struct bsim *s, struct bs_req *rq,
     v->hw_max = MAX(v->hw_max, d->offset);
 }
 
+/* ---- consumer group offsets: an acknowledged commit is what OffsetFetch answers later ---- */
+
+static bool coordinator_moved(int16_t e)
+{
+    return e == KAFKA_NOT_COORDINATOR || e == KAFKA_COORDINATOR_NOT_AVAILABLE ||
+           e == KAFKA_COORDINATOR_LOAD_IN_PROGRESS || e == KAFKA_REQUEST_TIMED_OUT;
+}
+
+static void on_find_coordinator(struct bsim *s, struct bs_req *rq,
+                                const struct kafka_find_coordinator_response *m)
+{
+    struct bs_client *c = &s->c[rq->client];
+    trace(s, "c%d group coordinator from n%d: error %d, n%d", rq->client, rq->node, m->error_code,
+          m->node_id);
+    if (m->error_code == KAFKA_NONE && m->node_id >= 0 && m->node_id < s->nodes)
+        c->coordinator = m->node_id;
+    else if (!coordinator_moved(m->error_code))
+        fail(s, "c%d: FindCoordinator to n%d answered error %d", rq->client, rq->node,
+             m->error_code);
+}
+
+static void on_offset_commit(struct bsim *s, struct bs_req *rq,
+                             const struct kafka_offset_commit_response *m)
+{
+    struct bs_client *c = &s->c[rq->client];
+    int16_t e = KAFKA_UNKNOWN_SERVER_ERROR;
+    if (m->topics.count == 1 && m->topics.items[0].partitions.count == 1)
+        e = m->topics.items[0].partitions.items[0].error_code;
+    trace(s, "c%d commits t0-%d at %" PRId64 " (n%d): error %d", rq->client, rq->part, rq->offset,
+          rq->node, e);
+    if (e == KAFKA_NONE) {
+        c->committed[rq->part] = MAX(c->committed[rq->part], rq->offset);
+    } else {
+        if (!coordinator_moved(e) && e != KAFKA_UNKNOWN_TOPIC_OR_PARTITION)
+            fail(s, "c%d: OffsetCommit to n%d answered error %d", rq->client, rq->node, e);
+        c->coordinator = -1;
+    }
+}
+
+static void on_offset_fetch(struct bsim *s, struct bs_req *rq,
+                            const struct kafka_offset_fetch_response *m)
+{
+    struct bs_client *c = &s->c[rq->client];
+    const struct kafka_offset_fetch_response_offset_fetch_response_partition *d = NULL;
+    if (m->topics.count == 1 && m->topics.items[0].partitions.count == 1)
+        d = &m->topics.items[0].partitions.items[0];
+    int16_t e = m->error_code != KAFKA_NONE ? m->error_code
+                : d == NULL                 ? KAFKA_UNKNOWN_SERVER_ERROR
+                                            : d->error_code;
+    trace(s, "c%d fetches its t0-%d offset (n%d): error %d, %" PRId64 " (acknowledged %" PRId64 ")",
+          rq->client, rq->part, rq->node, e, d != NULL ? d->committed_offset : -1, rq->committed);
+    if (e != KAFKA_NONE) {
+        if (!coordinator_moved(e) && e != KAFKA_UNSTABLE_OFFSET_COMMIT)
+            fail(s, "c%d: OffsetFetch to n%d answered error %d", rq->client, rq->node, e);
+        c->coordinator = -1;
+        return;
+    }
+    int64_t got = d->committed_offset;
+    if (got < rq->committed || got > c->commit_max[rq->part])
+        fail(s,
+             "c%d: group g%d's offset of t0-%d is %" PRId64 " at n%d, but %" PRId64
+             " was acknowledged (highest sent %" PRId64 ")",
+             rq->client, rq->client, rq->part, got, rq->node, rq->committed,
+             c->commit_max[rq->part]);
+}
+
 static void on_admin(struct bsim *s, struct bs_req *rq, const void *body)
 {
     struct bs_topic *t = &s->t[rq->topic];
@@ -674,12 +754,15 @@ static void on_answer(void *ctx, const struct buf *response, int16_t error)
     arena_init(&a, ARENA_BLOCK_BYTES_DEFAULT, 64u << 20);
     const struct proto_api *api = proto_api_get(rq->api);
     void *body = NULL;
-    int16_t version = rq->api == API_PRODUCE        ? V_PRODUCE
-                      : rq->api == API_FETCH        ? V_FETCH
-                      : rq->api == API_LIST_OFFSETS ? V_LIST_OFFSETS
-                      : rq->api == API_METADATA     ? V_METADATA
-                      : rq->api == API_CREATE       ? V_CREATE
-                                                    : V_DELETE;
+    int16_t version = rq->api == API_PRODUCE            ? V_PRODUCE
+                      : rq->api == API_FETCH            ? V_FETCH
+                      : rq->api == API_LIST_OFFSETS     ? V_LIST_OFFSETS
+                      : rq->api == API_METADATA         ? V_METADATA
+                      : rq->api == API_OFFSET_COMMIT    ? V_OFFSET_COMMIT
+                      : rq->api == API_OFFSET_FETCH     ? V_OFFSET_FETCH
+                      : rq->api == API_FIND_COORDINATOR ? V_FIND_COORDINATOR
+                      : rq->api == API_CREATE           ? V_CREATE
+                                                        : V_DELETE;
     if (response != NULL && response->len > 0) {
         struct reader r;
         struct kafka_response_header h;
@@ -695,10 +778,16 @@ static void on_answer(void *ctx, const struct buf *response, int16_t error)
         if (rc != 0)
             body = NULL;
     }
+    if (rq->api == API_OFFSET_COMMIT || rq->api == API_OFFSET_FETCH ||
+        rq->api == API_FIND_COORDINATOR)
+        s->c[rq->client].group_busy = false;
     if (body == NULL) {
         /* The connection closed (the node went down, or a forward timed out). */
-        if (rq->client >= 0)
+        if (rq->client >= 0) {
             s->c[rq->client].refresh = true;
+            if (rq->api == API_OFFSET_COMMIT || rq->api == API_OFFSET_FETCH)
+                s->c[rq->client].coordinator = -1;
+        }
         if (rq->client == -1)
             s->admin_busy = false;
     } else if (rq->api == API_METADATA) {
@@ -709,6 +798,12 @@ static void on_answer(void *ctx, const struct buf *response, int16_t error)
         on_fetch(s, rq, body);
     } else if (rq->api == API_LIST_OFFSETS) {
         on_list_offsets(s, rq, body);
+    } else if (rq->api == API_FIND_COORDINATOR) {
+        on_find_coordinator(s, rq, body);
+    } else if (rq->api == API_OFFSET_COMMIT) {
+        on_offset_commit(s, rq, body);
+    } else if (rq->api == API_OFFSET_FETCH) {
+        on_offset_fetch(s, rq, body);
     } else {
         on_admin(s, rq, body);
     }
@@ -807,6 +902,61 @@ static void send_list_offsets(struct bsim *s, int client, int ti, int k, int32_t
     send_request(s, node, req_new(client, API_LIST_OFFSETS, ti, k), V_LIST_OFFSETS, &m);
 }
 
+static void group_turn(struct bsim *s, int ci)
+{
+    struct bs_client *c = &s->c[ci];
+    char group[8];
+    snprintf(group, sizeof(group), "g%d", ci);
+    if (c->coordinator < 0 || !serving(&s->n[c->coordinator])) {
+        int32_t node = random_serving(s);
+        if (node < 0)
+            return;
+        struct kafka_find_coordinator_request m;
+        kafka_find_coordinator_request_init(&m);
+        m.key = proto_str_make(group);
+        m.key_type = 0;
+        c->group_busy = true;
+        send_request(s, node, req_new(ci, API_FIND_COORDINATOR, 0, -1), V_FIND_COORDINATOR, &m);
+        return;
+    }
+    int k = (int)rng_below(&s->rng, (uint64_t)s->t[0].parts);
+    struct kafka_offset_commit_request_offset_commit_request_partition cp = {
+        .partition_index = k,
+        .committed_offset = c->v[0][k].pos,
+        .committed_leader_epoch = -1,
+        .commit_timestamp = -1,
+        .committed_metadata = proto_str_make("")};
+    struct kafka_offset_commit_request_offset_commit_request_topic ct = {
+        .name = proto_str_make(s->t[0].name), .partitions = {.items = &cp, .count = 1}};
+    int32_t part = k;
+    struct kafka_offset_fetch_request_offset_fetch_request_topic ft = {
+        .name = proto_str_make(s->t[0].name), .partition_indexes = {.items = &part, .count = 1}};
+    struct bs_req *rq;
+    c->group_busy = true;
+    if (rng_chance(&s->rng, 1, 2)) {
+        struct kafka_offset_commit_request m;
+        kafka_offset_commit_request_init(&m);
+        m.group_id = proto_str_make(group);
+        m.generation_id_or_member_epoch = -1; /* a commit outside any generation */
+        m.member_id = proto_str_make("");
+        m.topics.items = &ct;
+        m.topics.count = 1;
+        rq = req_new(ci, API_OFFSET_COMMIT, 0, k);
+        rq->offset = cp.committed_offset;
+        c->commit_max[k] = MAX(c->commit_max[k], rq->offset);
+        send_request(s, c->coordinator, rq, V_OFFSET_COMMIT, &m);
+    } else {
+        struct kafka_offset_fetch_request m;
+        kafka_offset_fetch_request_init(&m);
+        m.group_id = proto_str_make(group);
+        m.topics.items = &ft;
+        m.topics.count = 1;
+        rq = req_new(ci, API_OFFSET_FETCH, 0, k);
+        rq->committed = c->committed[k];
+        send_request(s, c->coordinator, rq, V_OFFSET_FETCH, &m);
+    }
+}
+
 /* The leader client ci believes in for ti-k when it serves; otherwise a metadata refresh is due. */
 static int32_t leader_for(struct bsim *s, int ci, int ti, int k)
 {
@@ -839,6 +989,10 @@ static void client_turn(struct bsim *s, int ci)
             c->refresh = false;
             send_metadata(s, ci, node);
         }
+        return;
+    }
+    if (!c->group_busy && topic_usable(&s->t[0]) && rng_chance(&s->rng, 1, 8)) {
+        group_turn(s, ci);
         return;
     }
     int ti = random_topic(s);
@@ -1262,6 +1416,11 @@ int bsim_run(const struct csim_options *o, struct csim_result *res)
     buf_init(&s->frame);
     buf_init(&s->scratch);
     s->waiting.next = s->waiting.prev = &s->waiting;
+    for (int i = 0; i <= BS_CLIENTS; i++) {
+        s->c[i].coordinator = -1;
+        for (int k = 0; k < BS_PARTS_MAX; k++)
+            s->c[i].committed[k] = s->c[i].commit_max[k] = -1;
+    }
     s->disk_ms_max = (uint32_t)rng_range(&s->rng, 1, 30);
     s->client_ms_max = (uint32_t)rng_range(&s->rng, 1, 10);
     s->fault_ms_min = (uint32_t)rng_range(&s->rng, 100, 400);
