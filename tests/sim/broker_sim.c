@@ -190,6 +190,7 @@ struct bs_req {
     int part;
     int16_t acks;
     uint64_t value;
+    int32_t epoch;     /* Fetch, ListOffsets: the leader epoch the client knew when it sent */
     int64_t offset;    /* OffsetCommit: the offset committed */
     int64_t committed; /* OffsetFetch: the last commit acknowledged when it was sent */
 };
@@ -365,6 +366,12 @@ static void node_config(struct bsim *s, struct bs_node *n)
     broker_config_input_deinit(&in);
 }
 
+/* Whether node i's disk returned an injected error since its process started. */
+static bool disk_failed(struct bs_node *n)
+{
+    return io_sim_faults(n->io) != n->disk_faults;
+}
+
 static void node_start(struct bsim *s, struct bs_node *n)
 {
     n->starts++;
@@ -382,12 +389,16 @@ static void node_start(struct bsim *s, struct bs_node *n)
             n->epoch_seen[t][k] = -1;
     int rc = broker_open(&n->cfg, &n->env, &n->b);
     if (rc != 0) {
-        fail(s, "n%d does not start (start %u): %s", n->id, n->starts, err_str(rc));
+        /* An injected disk error may stop a start (the operator starts it again); nothing
+         * else may. */
+        if (!disk_failed(n))
+            fail(s, "n%d does not start (start %u): %s", n->id, n->starts, err_str(rc));
+        trace(s, "n%d does not start: %s", n->id, err_str(rc));
         sim_loop_destroy(n->loop);
         n->loop = NULL;
         n->b = NULL;
         n->up = false;
-        n->restart_at = BS_NEVER;
+        n->restart_at = s->now + rng_range(&s->rng, 50, BS_RESTART_MS);
         return;
     }
     n->up = true;
@@ -526,6 +537,8 @@ static void on_metadata(struct bsim *s, struct bs_req *rq, const struct kafka_me
             if (c == NULL)
                 continue;
             struct bs_view *v = &c->v[ti][k];
+            trace(s, "c%d %s-%d: n%d says leader n%d epoch %d (error %d)", rq->client,
+                  s->t[ti].name, k, rq->node, mp->leader_id, mp->leader_epoch, mp->error_code);
             if (mp->leader_epoch >= v->epoch) {
                 v->epoch = mp->leader_epoch;
                 v->leader = mp->error_code == KAFKA_NONE ? mp->leader_id : -1;
@@ -579,7 +592,8 @@ static void on_fetch(struct bsim *s, struct bs_req *rq, const struct kafka_fetch
         return;
     }
     trace(s, "c%d %s-%d n%d fetch at %" PRId64 " epoch %d: error %d, high watermark %" PRId64,
-          rq->client, name, rq->part, rq->node, v->pos, v->epoch, d->error_code, d->high_watermark);
+          rq->client, name, rq->part, rq->node, v->pos, rq->epoch, d->error_code,
+          d->high_watermark);
     if (d->error_code != KAFKA_NONE) {
         if (!retriable(d->error_code) && d->error_code != KAFKA_OFFSET_OUT_OF_RANGE)
             fail(s, "c%d %s-%d: fetch from n%d answered error %d", rq->client, name, rq->part,
@@ -587,10 +601,15 @@ static void on_fetch(struct bsim *s, struct bs_req *rq, const struct kafka_fetch
         c->refresh = true;
         return;
     }
-    if (d->high_watermark < v->hw_max)
+    /* An answer to a request sent for an older leader epoch than the client knows now is
+     * discarded (KIP-320): a deposed leader that has not noticed yet may still answer it. Its
+     * records still count in the one history. */
+    bool current = rq->epoch >= v->epoch;
+    if (current && d->high_watermark < v->hw_max)
         fail(s, "c%d %s-%d: high watermark %" PRId64 " from n%d after %" PRId64, rq->client, name,
              rq->part, d->high_watermark, rq->node, v->hw_max);
-    v->hw_max = MAX(v->hw_max, d->high_watermark);
+    if (current)
+        v->hw_max = MAX(v->hw_max, d->high_watermark);
     struct batch_iter it;
     struct slice bytes;
     struct batch_header h;
@@ -648,6 +667,8 @@ static void on_list_offsets(struct bsim *s, struct bs_req *rq,
     }
     trace(s, "c%d %s-%d n%d latest offset %" PRId64 " epoch %d", rq->client, s->t[rq->topic].name,
           rq->part, rq->node, d->offset, d->leader_epoch);
+    if (rq->epoch < v->epoch)
+        return; /* stale: see on_fetch */
     if (d->offset < v->hw_max)
         fail(s, "c%d %s-%d: latest offset %" PRId64 " from n%d after high watermark %" PRId64,
              rq->client, s->t[rq->topic].name, rq->part, d->offset, rq->node, v->hw_max);
@@ -881,7 +902,9 @@ static void send_fetch(struct bsim *s, int client, int ti, int k, int32_t node)
     m.isolation_level = 0;
     m.topics.items = &ft;
     m.topics.count = 1;
-    send_request(s, node, req_new(client, API_FETCH, ti, k), V_FETCH, &m);
+    struct bs_req *rq = req_new(client, API_FETCH, ti, k);
+    rq->epoch = v->epoch;
+    send_request(s, node, rq, V_FETCH, &m);
 }
 
 static void send_list_offsets(struct bsim *s, int client, int ti, int k, int32_t node)
@@ -899,7 +922,9 @@ static void send_list_offsets(struct bsim *s, int client, int ti, int k, int32_t
     m.isolation_level = 0;
     m.topics.items = &lt;
     m.topics.count = 1;
-    send_request(s, node, req_new(client, API_LIST_OFFSETS, ti, k), V_LIST_OFFSETS, &m);
+    struct bs_req *rq = req_new(client, API_LIST_OFFSETS, ti, k);
+    rq->epoch = lp.current_leader_epoch;
+    send_request(s, node, rq, V_LIST_OFFSETS, &m);
 }
 
 static void group_turn(struct bsim *s, int ci)
@@ -1105,12 +1130,6 @@ static void net_faults(struct bsim *s, bool calm)
     o.reorder = !calm && rng_chance(&s->rng, 1, 2);
     int rc = sim_net_set_faults(s->net, &o);
     ASSERT(rc == 0);
-}
-
-/* Whether node i's disk returned an injected error since its process started. */
-static bool disk_failed(struct bs_node *n)
-{
-    return io_sim_faults(n->io) != n->disk_faults;
 }
 
 /* Cuts nodes off: a minority alone, one link one way, the controller alone, or a partition's

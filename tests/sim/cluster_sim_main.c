@@ -3,7 +3,7 @@
  * a summary whose last line reads like raft_sim's. It owns nothing beyond one run at a time.
  *
  *   cluster_sim [--seeds N] [--first S] [--seed S] [--time MS] [--nodes 3|5] [--trace]
- *               [--end-to-end] [--reorder] [--expect-violation] [--all] [--progress]
+ *               [--end-to-end] [--reorder] [--brokers] [--expect-violation] [--all] [--progress]
  *
  * --seed S (or the environment variable CLUSTER_SIM_SEED) replays one seed, printing its last
  * events on failure (--trace prints every event as it runs). --time is the fault phase in
@@ -13,8 +13,10 @@
  * log's recovery does not accept yet (docs/raft.md, the cluster simulator's known limits).
  * --expect-violation inverts the verdict: the run succeeds only if some seed breaks a safety
  * invariant (used with the hosts built with an injected bug); it stops at the first violation
- * unless --all asks to count them over every seed. --progress names each seed on stderr before
- * running it (for a seed that dies on an assertion).
+ * unless --all asks to count them over every seed. --progress names each seed on stdout before
+ * running it (for a seed that dies on an assertion). --brokers runs stage 5 instead
+ * (broker_sim.h): every node a whole broker, clients speaking Kafka to it; the brokers' own log
+ * lines (stderr) are dropped unless --trace.
  */
 #include <inttypes.h>
 #include <stdio.h>
