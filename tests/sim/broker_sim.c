@@ -209,6 +209,7 @@ struct bsim {
     struct bs_node n[BS_NODES_MAX];
     struct bs_client c[BS_CLIENTS + 1]; /* the clients, then the final reader */
     struct bs_topic t[BS_TOPICS_MAX];
+    int32_t epoch_max[BS_TOPICS_MAX][BS_PARTS_MAX]; /* the newest leader epoch any answer named */
     int topic_count;
     bool admin_busy;
     uint32_t disk_ms_max, client_ms_max, fault_ms_min, fault_ms_max, power_losses;
@@ -420,8 +421,12 @@ static void node_stop(struct bsim *s, struct bs_node *n, enum bs_stop how)
     n->b = NULL;
     sim_loop_destroy(n->loop);
     n->loop = NULL;
-    if (how == BS_POWER)
+    /* A power loss keeps a prefix of the unsynced writes and part of the next one: its prefix,
+     * or (torn) any of its sectors; with --reorder later writes too, out of order. */
+    if (how == BS_POWER && rng_chance(&s->rng, 1, 2))
         io_sim_crash(n->io, &s->rng);
+    else if (how == BS_POWER)
+        io_sim_crash_torn(n->io, &s->rng, s->o->reorder);
     n->restart_at = s->now + rng_range(&s->rng, 50, BS_RESTART_MS);
     trace(s, "n%d %s", n->id,
           how == BS_CLEAN   ? "stops"
@@ -528,6 +533,11 @@ static void on_metadata(struct bsim *s, struct bs_req *rq, const struct kafka_me
             int k = mp->partition_index;
             if (k < 0 || k >= BS_PARTS_MAX)
                 continue;
+            if (mp->leader_epoch > s->epoch_max[ti][k]) {
+                /* Counted as an election: a leadership clients saw change. */
+                s->epoch_max[ti][k] = mp->leader_epoch;
+                s->res->elections++;
+            }
             if (same) {
                 if (mp->leader_epoch < n->epoch_seen[ti][k])
                     fail(s, "n%d answered %s-%d's leader epoch %d after %d", n->id, s->t[ti].name,
