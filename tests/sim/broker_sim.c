@@ -126,6 +126,12 @@ struct bs_topic {
     bool created;     /* the creation was acknowledged */
     bool delete_sent; /* a deletion was asked for (it may apply unacknowledged) */
     bool deleted;     /* the deletion was acknowledged */
+    /* The node (and its incarnation) that acknowledged the creation or the deletion, and when:
+     * its Metadata answers to requests sent later show the change (a forwarded admin request
+     * is answered once the forwarding node applied it). ack_node -1: none. */
+    int32_t ack_node;
+    uint32_t ack_start;
+    uint64_t ack_ms;
     struct bs_part p[BS_PARTS_MAX];
 };
 
@@ -521,6 +527,23 @@ static void on_metadata(struct bsim *s, struct bs_req *rq, const struct kafka_me
     struct bs_node *n = &s->n[rq->node];
     bool same = n->up && n->starts == rq->start;
     struct bs_client *c = rq->client >= 0 ? &s->c[rq->client] : NULL;
+    bool listed[BS_TOPICS_MAX] = {false};
+
+    for (size_t i = 0; i < m->topics.count; i++) {
+        int ti = topic_index(s, m->topics.items[i].name);
+        if (ti >= 0 && m->topics.items[i].error_code == KAFKA_NONE)
+            listed[ti] = true;
+    }
+    for (int ti = 0; ti < s->topic_count; ti++) {
+        const struct bs_topic *t = &s->t[ti];
+        if (t->ack_node != rq->node || t->ack_start != rq->start || rq->sent_ms < t->ack_ms)
+            continue;
+        if (t->deleted && listed[ti])
+            fail(s, "n%d lists topic %s after acknowledging its deletion", rq->node, t->name);
+        else if (!t->deleted && !t->delete_sent && !listed[ti])
+            fail(s, "n%d does not list topic %s after acknowledging its creation", rq->node,
+                 t->name);
+    }
 
     for (size_t i = 0; i < m->topics.count; i++) {
         const struct kafka_metadata_response_metadata_response_topic *mt = &m->topics.items[i];
@@ -761,12 +784,20 @@ static void on_admin(struct bsim *s, struct bs_req *rq, const void *body)
         trace(s, "admin: create %s (n%d): error %d", t->name, rq->node, e);
         if (e == KAFKA_NONE || e == KAFKA_TOPIC_ALREADY_EXISTS)
             t->created = true;
+        if (e == KAFKA_NONE && !t->delete_sent) {
+            t->ack_node = rq->node;
+            t->ack_start = rq->start;
+            t->ack_ms = s->now;
+        }
     } else {
         const struct kafka_delete_topics_response *m = body;
         int16_t e = m->responses.count == 1 ? m->responses.items[0].error_code : -1;
         trace(s, "admin: delete %s (n%d): error %d", t->name, rq->node, e);
         if (e == KAFKA_NONE || e == KAFKA_UNKNOWN_TOPIC_OR_PARTITION)
             t->deleted = true;
+        t->ack_node = e == KAFKA_NONE ? rq->node : -1;
+        t->ack_start = rq->start;
+        t->ack_ms = s->now;
     }
 }
 
@@ -1090,6 +1121,7 @@ static void new_topic(struct bsim *s, int32_t parts)
     struct bs_topic *t = &s->t[s->topic_count];
     snprintf(t->name, sizeof(t->name), "t%d", s->topic_count);
     t->parts = parts;
+    t->ack_node = -1;
     s->topic_count++;
     for (int i = 0; i <= BS_CLIENTS; i++)
         for (int k = 0; k < BS_PARTS_MAX; k++)
