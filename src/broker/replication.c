@@ -200,9 +200,13 @@ void broker_replicas_tick(struct broker *b)
             if (bp == NULL || r == NULL)
                 continue;
             /* A quiesced group is idle with every member caught up: nothing to look at until
-             * the host wakes it (a message, a silent peer), unless its leadership is wanted. */
+             * the host wakes it (a message, a silent peer), unless its leadership is wanted or
+             * acks=all waits for more replicas than the commit needed (the last replica's
+             * acknowledgement moved no commit; only the tick completes them: cluster_sim
+             * --brokers --seed 12 left three Produce requests unanswered on an idle partition
+             * with min.insync.replicas 3). */
             if (raft_group_core(replica_group(r))->quiesced && !b->handing_over &&
-                bp->prefer_until_ms == 0 && !recheck)
+                bp->prefer_until_ms == 0 && !recheck && !replica_insync_pending(r))
                 continue;
             replica_tick(r, now, BROKER_RAFT_TICK_MS, lag);
             part_report(bp);

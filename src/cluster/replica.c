@@ -596,6 +596,11 @@ bool replica_leads(struct replica *r)
     return r->group == NULL || r->ready;
 }
 
+bool replica_insync_pending(const struct replica *r)
+{
+    return r->insync != NULL;
+}
+
 int32_t replica_leader(const struct replica *r)
 {
     return r->leader;

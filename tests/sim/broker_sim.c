@@ -219,6 +219,7 @@ struct bsim {
     int topic_count;
     bool admin_busy;
     uint32_t disk_ms_max, client_ms_max, fault_ms_min, fault_ms_max, power_losses;
+    uint32_t min_insync; /* min.insync.replicas: 2, or (one seed in four) all 3 replicas */
     bool faults_on, clients_on, probing, reading;
     uint64_t next_fault_ms, next_client_ms, next_admin_ms;
     uint64_t values;
@@ -359,11 +360,11 @@ static void node_config(struct bsim *s, struct bs_node *n)
     config_set(&in, "node.id", id);
     config_set(&in, "controller.quorum.voters", voters);
     config_set(&in, "cluster.port", port);
-    config_set(&in, "min.insync.replicas", "2");
+    config_set(&in, "min.insync.replicas", s->min_insync == 3 ? "3" : "2");
     config_set(&in, "default.replication.factor", "3");
     config_set(&in, "broker.heartbeat.interval.ms", "100");
     config_set(&in, "broker.session.timeout.ms", "900");
-    config_set(&in, "replica.lag.time.max.ms", "1000");
+    config_set(&in, "replica.lag.time.max.ms", "500");
     config_set(&in, "controlled.shutdown.timeout.ms", "1500");
     config_set(&in, "log.segment.bytes", "1048576");
     int rc = broker_config_resolve(&in, &n->cfg, &err);
@@ -570,8 +571,9 @@ static void on_metadata(struct bsim *s, struct bs_req *rq, const struct kafka_me
             if (c == NULL)
                 continue;
             struct bs_view *v = &c->v[ti][k];
-            trace(s, "c%d %s-%d: n%d says leader n%d epoch %d (error %d)", rq->client,
-                  s->t[ti].name, k, rq->node, mp->leader_id, mp->leader_epoch, mp->error_code);
+            trace(s, "c%d %s-%d: n%d says leader n%d epoch %d, %zu in sync (error %d)", rq->client,
+                  s->t[ti].name, k, rq->node, mp->leader_id, mp->leader_epoch, mp->isr_nodes.count,
+                  mp->error_code);
             if (mp->leader_epoch >= v->epoch) {
                 v->epoch = mp->leader_epoch;
                 v->leader = mp->error_code == KAFKA_NONE ? mp->leader_id : -1;
@@ -1486,6 +1488,7 @@ int bsim_run(const struct csim_options *o, struct csim_result *res)
     s->client_ms_max = (uint32_t)rng_range(&s->rng, 1, 10);
     s->fault_ms_min = (uint32_t)rng_range(&s->rng, 100, 400);
     s->fault_ms_max = s->fault_ms_min + (uint32_t)rng_range(&s->rng, 100, 1500);
+    s->min_insync = rng_chance(&s->rng, 1, 4) ? 3 : 2;
     for (int i = 0; i < s->nodes; i++) {
         struct bs_node *n = &s->n[i];
         n->s = s;
@@ -1506,8 +1509,10 @@ int bsim_run(const struct csim_options *o, struct csim_result *res)
     }
     for (int i = 0; i < s->nodes; i++)
         node_start(s, &s->n[i]);
-    trace(s, "seed %" PRIu64 ": %d brokers, disk sync <= %u ms, a client op every <= %u ms",
-          o->seed, s->nodes, s->disk_ms_max, s->client_ms_max);
+    trace(s,
+          "seed %" PRIu64 ": %d brokers, disk sync <= %u ms, a client op every <= %u ms, "
+          "min.insync.replicas %u",
+          o->seed, s->nodes, s->disk_ms_max, s->client_ms_max, s->min_insync);
 
     /* The first topic, before any fault; then faults, clients and the admin. */
     new_topic(s, BS_PARTS_MAX);
