@@ -19,7 +19,9 @@
  * Raft mode: the host owns the high watermark (commit + 1) and the log's durability; the
  * replica keeps the acks=1 waits (commits, as above, completed by the log's durable offset but
  * only for entries still in the log in their term), the acks=all waits that are committed but
- * not yet on min_insync replicas (insync, rechecked as acknowledgements come), and the ISR.
+ * not yet on min_insync replicas (insync, rechecked at each commit and tick: the acknowledgement
+ * that completes one moves no commit, so replica_insync_pending keeps a quiesced group ticked),
+ * and the ISR.
  *
  * REPLICA_BUG_* (never defined in a product build) each break one of these promises, so the
  * whole-cluster simulator (tests/sim/cluster_sim.c) can show it catches the break:
