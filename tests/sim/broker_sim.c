@@ -18,31 +18,43 @@
  * DeleteTopics go to any serving node, which forwards them to the controller; the controller
  * assigns the replicas; the partitions' leaders report themselves through AlterPartition.
  * Clients learn leaders from Metadata (adopting a partition's leader only at an epoch at least
- * the one they know, KIP-320), send Produce (acks=all, sometimes acks=1) and Fetch
- * (read_uncommitted, with the leader epoch they know) to the leader they believe in, and refresh
- * their metadata after NOT_LEADER_OR_FOLLOWER, a fenced epoch or a broken connection. A node is
- * reachable by clients only while it serves (it has a listener). An answer never sends a
- * request (a node may be freeing itself as it answers); the client acts on its next turn.
+ * the one they know, KIP-320), send Produce (acks=all, sometimes acks=1), Fetch
+ * (read_uncommitted, with the leader epoch they know) and ListOffsets (latest) to the leader they
+ * believe in, and refresh their metadata after NOT_LEADER_OR_FOLLOWER, a fenced epoch or a
+ * broken connection; each commits its consumer positions in topic 0 for its own group
+ * (FindCoordinator, OffsetCommit, OffsetFetch). A node is reachable by clients only while it
+ * serves (it has a listener). An answer never sends a request (a node may be freeing itself as
+ * it answers); the client acts on its next turn. min.insync.replicas is 2, or (one seed in four)
+ * all 3 replicas.
  *
  * Checks (Kafka level):
  *   one history     every offset of a partition holds one value across nodes and time: what a
  *                   Fetch returns and what an acks=all Produce acknowledged there agree;
  *   committed only  a read_uncommitted Fetch returns no offset at or past the high watermark it
  *                   reports;
- *   monotonic       the high watermark a client sees from the leaders it follows never goes
- *                   back; the leader epoch a node answers in Metadata for a partition never goes
- *                   back while its process runs;
+ *   monotonic       the high watermark a client sees (Fetch, ListOffsets latest) never goes
+ *                   back, answers to requests sent for an older leader epoch than it knows by
+ *                   then discarded first (KIP-320); the leader epoch a node answers in Metadata
+ *                   for a partition never goes back while its process runs;
+ *   admin           a node that acknowledged a topic's creation (deletion) lists it (does not)
+ *                   in its Metadata answers to requests sent later, in the same process;
+ *   group offsets   OffsetFetch answers the last acknowledged commit or a later one sent;
+ *   errors          only errors a client acts on; a broker exits or fails to start only after
+ *                   its disk returned an injected error;
  *   at the end      after healing every fault and restarting every node, within BS_LIVENESS_MS:
  *                   every node serves, has applied the same metadata and holds an equal image,
  *                   every partition of every topic has a leader and an acks=all Produce to it
- *                   succeeds; then a consumer reading every partition from offset 0 to its high
- *                   watermark finds every acks=all acknowledged record at its offset with its
- *                   value, within BS_READ_MS.
+ *                   succeeds, and the images agree again; every client request is answered
+ *                   within BS_READ_MS; then a consumer reading every partition from offset 0 to
+ *                   its high watermark finds every acks=all acknowledged record at its offset
+ *                   with its value, within BS_READ_MS.
  *
  * Faults (drawn by the seed, in the fault phase): a process crash (its page cache survives), a
- * node's power loss (unsynced writes lost, io_sim_crash), power loss of every node, a clean stop,
- * a controlled shutdown (leaderships handed over, then a stop), symmetric partitions, the
- * network's drop, duplication, delay and reordering changing, a node's clock jumping (monotonic
+ * node's power loss (unsynced writes lost: a prefix, or the next write torn by sectors; with
+ * --reorder later writes out of order), power loss of every node, a clean stop, a controlled
+ * shutdown (leaderships handed over, then a stop), a minority, the controller or a partition's
+ * leader cut off, a link cut one way, the network's drop, duplication, delay and reordering
+ * changing, one write or sync failing with EIO or ENOSPC, a node's clock jumping (monotonic
  * forward, wall either way), and topic creation and deletion under all of them.
  */
 #include "sim/broker_sim.h"
@@ -86,7 +98,8 @@
 #define BS_CLUSTER_ID    "csim-cluster-id-000005"
 #define BS_DATA          "/data"
 #define BS_VALUE_MAX     200u
-#define BS_CONTROL       UINT64_MAX /* the value id of a control batch's record */
+#define BS_CONTROL       UINT64_MAX       /* the value id of a control batch's record */
+#define BS_FOREIGN       (UINT64_MAX - 1) /* the value id of a record no client wrote */
 
 enum {
     API_PRODUCE = 0,
@@ -276,8 +289,7 @@ static int64_t node_wall_ms(struct clock *c)
 
 static const struct clock_ops node_clock_ops = {.mono_ns = node_mono_ns, .wall_ms = node_wall_ms};
 
-/* ---- one history per partition ----------------------------------------------------------------
- */
+/* ---- one history per partition ------------------------------------------------------------ */
 
 static void part_grow(struct bs_part *p, int64_t off)
 {
@@ -301,7 +313,7 @@ static const char *value_name(uint64_t value, char *buf, size_t size)
 {
     if (value == BS_CONTROL)
         return "a control batch";
-    if (value == 0)
+    if (value == BS_FOREIGN)
         return "a record no client wrote";
     snprintf(buf, size, "v%" PRIu64, value);
     return buf;
@@ -656,7 +668,7 @@ static void on_fetch(struct bsim *s, struct bs_req *rq, const struct kafka_fetch
         batch_rec_iter_init(&ri, slice_make(bytes.ptr + 61, bytes.len - 61));
         while (batch_rec_iter_next(&ri, &r) == 1) {
             int64_t off = h.base_offset + r.offset_delta;
-            uint64_t value = 0;
+            uint64_t value = BS_FOREIGN;
             if (batch_is_control(&h))
                 value = BS_CONTROL;
             else if (r.value.len > 1 && r.value.ptr[0] == 'v')
