@@ -201,12 +201,12 @@ void broker_replicas_tick(struct broker *b)
                 continue;
             /* A quiesced group is idle with every member caught up: nothing to look at until
              * the host wakes it (a message, a silent peer), unless its leadership is wanted or
-             * acks=all waits for more replicas than the commit needed (the last replica's
-             * acknowledgement moved no commit; only the tick completes them: cluster_sim
-             * --brokers --seed 12 left three Produce requests unanswered on an idle partition
-             * with min.insync.replicas 3). */
+             * its replica has work only the tick does (replica_needs_tick). cluster_sim
+             * --brokers found both: --seed 12 left acks=all waits for a third replica unanswered
+             * on an idle partition, --seed 196 a caught-up replica out of the ISR for good, so
+             * every acks=all Produce with min.insync.replicas 3 was refused. */
             if (raft_group_core(replica_group(r))->quiesced && !b->handing_over &&
-                bp->prefer_until_ms == 0 && !recheck && !replica_insync_pending(r))
+                bp->prefer_until_ms == 0 && !recheck && !replica_needs_tick(r))
                 continue;
             replica_tick(r, now, BROKER_RAFT_TICK_MS, lag);
             part_report(bp);
