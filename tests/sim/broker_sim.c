@@ -236,7 +236,6 @@ struct bsim {
     bool faults_on, clients_on, probing, reading;
     uint64_t next_fault_ms, next_client_ms, next_admin_ms;
     uint64_t values;
-    uint32_t reqs;         /* requests in flight */
     struct bs_req waiting; /* list head: the requests in flight */
     int32_t next_correlation;
     struct buf frame, scratch;
@@ -487,7 +486,6 @@ static void send_request(struct bsim *s, int32_t node, struct bs_req *rq, int16_
     rq->start = n->starts;
     if (rq->client >= 0)
         s->c[rq->client].inflight++;
-    s->reqs++;
     rq->sent_ms = s->now;
     rq->next = &s->waiting;
     rq->prev = s->waiting.prev;
@@ -822,7 +820,6 @@ static void on_answer(void *ctx, const struct buf *response, int16_t error)
     struct arena a;
     (void)error;
 
-    s->reqs--;
     rq->prev->next = rq->next;
     rq->next->prev = rq->prev;
     if (rq->client >= 0)
