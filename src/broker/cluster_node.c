@@ -346,6 +346,17 @@ static void admin_done(void *ctx, int err, int64_t offset)
 {
     struct broker_admin *op = ctx;
     (void)offset;
+    if (op->rq != NULL && op->finish == NULL) {
+        /* Failed before its build ran (leadership lost, or this node closing with operations
+         * queued): nothing of it was proposed, so its sender may send it to the next
+         * controller at once. It was left unanswered (its memory too, and the forwarding node
+         * waited out BROKER_FORWARD_TIMEOUT_MS): cluster_sim --brokers under ASan. */
+        struct breq *rq = op->rq;
+        rq->admin = NULL;
+        free(op);
+        breq_refuse(rq, KAFKA_NOT_CONTROLLER);
+        return;
+    }
     if (op->rq != NULL && op->finish != NULL) {
         struct breq *rq = op->rq;
         int16_t code = err == 0           ? KAFKA_NONE

@@ -40,7 +40,8 @@
  *                   in its Metadata answers to requests sent later, in the same process;
  *   group offsets   OffsetFetch answers the last acknowledged commit or a later one sent;
  *   errors          only errors a client acts on; a broker exits or fails to start only after
- *                   its disk returned an injected error;
+ *                   its disk returned an injected error; every request is answered, or its
+ *                   connection closed, by the time its broker is gone;
  *   at the end      after healing every fault and restarting every node, within BS_LIVENESS_MS:
  *                   every node serves, has applied the same metadata and holds an equal image,
  *                   every partition of every topic has a leader and an acks=all Produce to it
@@ -1584,6 +1585,19 @@ int bsim_run(const struct csim_options *o, struct csim_result *res)
     for (int i = 0; i < s->nodes; i++)
         if (s->n[i].up)
             node_stop(s, &s->n[i], BS_KILL);
+    /* Every request is answered, or its connection closed, once its broker is gone. */
+    if (s->waiting.next != &s->waiting) {
+        struct bs_req *rq = s->waiting.next;
+        fail(s, "api %d to n%d (client %d), sent at %" PRIu64 ", never answered", rq->api, rq->node,
+             rq->client, rq->sent_ms);
+        res->liveness = false;
+    }
+    while (s->waiting.next != &s->waiting) {
+        struct bs_req *rq = s->waiting.next;
+        rq->prev->next = rq->next;
+        rq->next->prev = rq->prev;
+        free(rq);
+    }
     for (int i = 0; i < s->nodes; i++)
         io_destroy(s->n[i].io);
     sim_net_destroy(s->net);
