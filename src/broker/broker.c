@@ -564,7 +564,8 @@ static int opener_start(struct broker *b)
         opener_free(b);
         return rc;
     }
-    uint32_t want = MIN(count, BROKER_OPEN_THREADS);
+    /* The simulator's broker opens them on the loop thread (broker_sim). */
+    uint32_t want = b->sim != NULL ? 0 : MIN(count, BROKER_OPEN_THREADS);
     for (uint32_t i = 0; i < want; i++) {
         if (pthread_create(&o->threads[o->thread_count], NULL, opener_main, o) != 0)
             break;
@@ -1201,12 +1202,13 @@ int broker_start_serving(struct broker *b)
         cfg->queued_max_request_bytes > 0 ? (uint64_t)cfg->queued_max_request_bytes : 0;
     const struct net_handler handler = {
         .request = broker_on_request, .closed = NULL, .pressure = broker_on_pressure, .ctx = b};
-    rc = net_server_init(&b->server, b->loop, &ncfg, &handler);
+    /* The simulator's clients call broker_client_frame() instead of connecting. */
+    rc = b->sim != NULL ? 0 : net_server_init(&b->server, b->loop, &ncfg, &handler);
     if (rc < 0) {
         port_error(ncfg.host, ncfg.port, "the Kafka protocol", cfg->port_setting, rc);
         return rc;
     }
-    b->server_up = true;
+    b->server_up = b->sim == NULL;
     b->serving = true;
     rc = loop_timer_start(b->loop, &b->retention_timer, 30000, 30000);
     if (rc == 0)
@@ -1225,25 +1227,28 @@ int broker_open(const struct broker_config *cfg, const struct broker_env *env, s
     b->live_cfg = *cfg;
     b->cfg = &b->live_cfg;
     b->clock = env->clock;
+    b->sim = env->sim;
     uint64_t seed = 0;
-    if (getrandom(&seed, sizeof(seed), 0) != (ssize_t)sizeof(seed))
+    if (b->sim != NULL)
+        seed = b->sim->seed;
+    else if (getrandom(&seed, sizeof(seed), 0) != (ssize_t)sizeof(seed))
         seed = clock_mono_ns(b->clock) ^ (uint64_t)getpid();
     rng_seed(&b->rng, seed);
     log_config_from(cfg, &b->log_cfg);
 
-    int rc = loop_epoll_init(&full->loop, b->clock);
+    int rc = b->sim != NULL ? 0 : loop_epoll_init(&full->loop, b->clock);
     if (rc < 0) {
         free(full);
         return rc;
     }
-    b->loop = &full->loop.loop;
+    b->loop = b->sim != NULL ? b->sim->loop : &full->loop.loop;
     loop_timer_init(&b->retention_timer, on_retention, b);
     loop_timer_init(&b->metadata_recheck, metadata_recheck, b);
     loop_timer_init(&b->open_timer, on_open_timer, b);
     /* Block the stop signals before the flusher thread starts, so it inherits the mask and
-     * only the loop's signalfd ever sees them. */
+     * only the loop's signalfd ever sees them. (The simulator's brokers leave signals alone.) */
     static const int stop_signals[] = {SIGTERM, SIGINT};
-    rc = loop_signal_init(b->loop, &b->signals, stop_signals, 2, on_signal, b);
+    rc = b->sim != NULL ? 0 : loop_signal_init(b->loop, &b->signals, stop_signals, 2, on_signal, b);
     if (rc < 0) {
         loop_epoll_deinit(&full->loop);
         free(full);
@@ -1256,7 +1261,7 @@ int broker_open(const struct broker_config *cfg, const struct broker_env *env, s
     b->controller_id = -1;
     b->files = log_files_create(b->io, open_files_max());
     b->flusher = log_flusher_create(!env->flush_manual);
-    b->reaper = reaper_create(b->io);
+    b->reaper = reaper_create(b->io, b->sim == NULL);
     meta_image_init(&b->meta);
     records_codec_init(&b->codec);
     *out = b;
@@ -1266,7 +1271,7 @@ int broker_open(const struct broker_config *cfg, const struct broker_env *env, s
     if (rc < 0)
         goto fail;
 
-    rc = reserve_ports(b);
+    rc = b->sim != NULL ? 0 : reserve_ports(b);
     if (rc < 0)
         goto fail;
     rc = ensure_dir(b->io, cfg->log_dir);
@@ -1358,14 +1363,16 @@ static void broker_free(struct broker *b, bool clean)
     /* Completions of the last syncs arrive through the flusher; the logs waited for them. */
     log_flusher_drain(b->flusher);
     loop_fd_stop(b->loop, &b->flusher_watch);
-    loop_signal_deinit(b->loop, &b->signals);
+    if (b->sim == NULL)
+        loop_signal_deinit(b->loop, &b->signals);
     log_flusher_destroy(b->flusher);
     log_files_destroy(b->files);
     /* Directories not removed yet stay marked; the next start-up removes them. */
     reaper_destroy(b->reaper);
     meta_image_deinit(&b->meta);
     records_codec_deinit(&b->codec);
-    loop_epoll_deinit(&full->loop);
+    if (b->sim == NULL)
+        loop_epoll_deinit(&full->loop);
     free(full);
 }
 

@@ -21,6 +21,26 @@
 struct broker;
 struct clock;
 struct io;
+struct loop;
+struct transport;
+struct transport_handler;
+
+/*
+ * Tests only (the whole-cluster simulator, tests/sim/broker_sim.c): the broker runs alone in
+ * the caller's thread and decides nothing by itself: on the caller's loop, over the caller's
+ * cluster transport, with no socket at all (no Kafka listener, no cluster port: clients reach
+ * it through broker_client_frame()), partition logs opened and deleted directories removed on
+ * the loop thread (no opener or reaper thread), no signal handling, and every random choice
+ * (cluster id, topic ids, Raft seeds) drawn from seed. With flush_manual, a seed replays.
+ */
+struct broker_sim {
+    struct loop *loop; /* borrowed; outlives the broker */
+    uint64_t seed;
+    /* Gives the node's cluster transport, delivering to h; closed when the broker closes. */
+    int (*transport_open)(void *ctx, const struct transport_handler *h, struct transport **out);
+    void (*transport_close)(void *ctx, struct transport *t);
+    void *ctx;
+};
 
 /* What the broker runs on: main.c passes the real filesystem and clock, a test a simulated
  * disk. Both are borrowed and must outlive the broker. */
@@ -34,6 +54,7 @@ struct broker_env {
      * its metadata group, later from the loop for a cluster's node; may be NULL. */
     void (*serving)(void *ctx);
     void *serving_ctx;
+    const struct broker_sim *sim; /* NULL but in the simulator */
 };
 
 /* The config must outlive the broker. Errors are printed to stderr with their cause. */

@@ -12,6 +12,7 @@
 #define CHRONIK_BROKER_BROKER_INTERNAL_H
 
 #include "base/arena.h"
+#include "base/buf.h"
 #include "base/rand.h"
 #include "broker/broker.h"
 #include "broker/kafka_errors.h"
@@ -53,6 +54,7 @@ struct broker_opener;
 
 struct broker {
     const struct broker_config *cfg;
+    const struct broker_sim *sim; /* the simulator's environment, or NULL (broker.h) */
     struct clock *clock;
     struct loop *loop;
     struct io *io;
@@ -139,6 +141,10 @@ struct breq {
      * its answer handed to sink. */
     breq_sink_fn sink;
     void *sink_ctx;
+    /* A client's request run without a connection (broker_client_frame): its answer is
+     * collected in sink_out and handed to sink. */
+    bool sink_client;
+    struct buf sink_out;
     struct broker_admin *admin; /* the controller operation it builds, or NULL */
     bool auto_created;          /* Metadata: its missing topics were asked for already */
     bool metadata_held;         /* Metadata: held once for an election already */
@@ -150,6 +156,8 @@ void breq_respond(struct breq *rq, const void *response);
 /* Sends the header and then pieces the caller already appended after it (see fetch). The
  * caller has called breq_begin_response() first. */
 int breq_begin_response(struct breq *rq, struct buf *out);
+/* Appends response bytes: to the connection, or to a client sink request's answer. */
+int breq_append(struct breq *rq, const void *p, size_t n);
 void breq_finish(struct breq *rq);
 /* Answers with no response at all (Produce with acks=0). */
 void breq_respond_none(struct breq *rq);
@@ -264,6 +272,11 @@ void broker_create_topics(struct broker *b, const struct proto_str *names, uint3
 /* Runs a request frame as if a client had sent it, answering into sink instead of a connection
  * (sink(ctx, NULL) when the request was refused whole or aborted). request.c. */
 void broker_run_frame(struct broker *b, struct slice frame, breq_sink_fn sink, void *sink_ctx);
+/* Runs a client's request frame (header and body, no size prefix) as the listener would run it
+ * from a connection, any API, admin requests forwarded to the controller: sink(ctx, response)
+ * gets the response frame (header and body; empty for acks=0), or NULL where the listener would
+ * close the connection. For the simulator's clients (broker_sim); request.c. */
+void broker_client_frame(struct broker *b, struct slice frame, breq_sink_fn sink, void *sink_ctx);
 /* Whether an API is topic administration (run on the controller). */
 bool broker_api_is_admin(int16_t api_key);
 /* Runs an admin request (a sink request) as one controller operation: fn is its handler. */
@@ -330,7 +343,8 @@ int16_t broker_partition_check(struct broker *b, const char *topic, size_t len, 
 
 /* ---- reaper.c: removes marked (deleted) partition directories on its own thread ---------- */
 
-struct reaper *reaper_create(struct io *io);
+/* threaded false: no thread, reaper_add removes the directory at once (the simulator). */
+struct reaper *reaper_create(struct io *io, bool threaded);
 /* Stops the thread; paths still queued are left on disk for the next start-up. */
 void reaper_destroy(struct reaper *r);
 /* Queues a marked directory for removal (the path is copied). */

@@ -349,6 +349,17 @@ static void admin_done(void *ctx, int err, int64_t offset)
 {
     struct broker_admin *op = ctx;
     (void)offset;
+    if (op->rq != NULL && op->finish == NULL) {
+        /* Failed before its build ran (leadership lost, or this node closing with operations
+         * queued): nothing of it was proposed, so its sender may send it to the next
+         * controller at once. It was left unanswered (its memory too, and the forwarding node
+         * waited out BROKER_FORWARD_TIMEOUT_MS): cluster_sim --brokers under ASan. */
+        struct breq *rq = op->rq;
+        rq->admin = NULL;
+        free(op);
+        breq_refuse(rq, KAFKA_NOT_CONTROLLER);
+        return;
+    }
     if (op->rq != NULL && op->finish != NULL) {
         struct breq *rq = op->rq;
         int16_t code = err == 0           ? KAFKA_NONE
@@ -761,6 +772,17 @@ static int open_transport(struct broker_cluster *c)
         .learn_only_from_set = true,
         .learn_only_from = cfg->voters.voters[0].id,
     };
+    if (b->sim != NULL) {
+        /* The simulator's network: no hello, so every node's data directory names its cluster
+         * already (meta.properties). */
+        int rc = b->sim->transport_open(b->sim->ctx, &th, &c->transport);
+        for (uint32_t i = 0; rc == 0 && i < cfg->voters.count; i++) {
+            const struct broker_voter *v = &cfg->voters.voters[i];
+            if (v->id != cfg->node_id)
+                rc = transport_peer_set(c->transport, v->id, v->addr.host, v->addr.port);
+        }
+        return rc;
+    }
     /* The port held since start-up is handed over: closed here, bound again at once. */
     if (b->cluster_listen_fd >= 0) {
         close(b->cluster_listen_fd);
@@ -916,6 +938,9 @@ void broker_cluster_close(struct broker *b, bool clean)
         raft_host_set_transport(c->host, NULL);
     if (c->tcp != NULL)
         tcp_transport_destroy(c->tcp);
+    else if (c->transport != NULL && b->sim != NULL)
+        b->sim->transport_close(b->sim->ctx, c->transport);
+    c->transport = NULL;
     if (c->log != NULL && clean)
         log_close(c->log);
     else if (c->log != NULL)

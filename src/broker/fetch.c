@@ -149,7 +149,14 @@ static uint64_t read_partition(struct fetch_part *p, uint64_t *used)
     uint64_t room = max_bytes > *used ? max_bytes - *used : 0;
     uint64_t limit = MIN(room, part_max);
     struct log_read rd;
+#ifdef BROKER_BUG_FETCH_BEYOND_HW
+    /* An injected bug of the whole-cluster simulator (tests/sim, never in the broker): the
+     * handler reads to the leader's log end, past the high watermark. */
+    struct log *bug_log = replica_log(p->r);
+    int rc = log_read(bug_log, p->in->fetch_offset, limit, log_end_offset(bug_log), &rd);
+#else
     int rc = replica_read(p->r, p->in->fetch_offset, limit, &rd);
+#endif
     if (rc < 0) {
         out->error_code = rc == ERR_RANGE ? KAFKA_OFFSET_OUT_OF_RANGE : KAFKA_KAFKA_STORAGE_ERROR;
         return 0;
@@ -196,9 +203,9 @@ static void respond(struct fetch *f)
         if (splices[i].len == 0)
             continue;
         ASSERT(p->read != NULL && p->read->bytes == splices[i].len);
-        rc = net_request_append(rq->net, out.data + at, splices[i].at - at);
+        rc = breq_append(rq, out.data + at, splices[i].at - at);
         at = splices[i].at;
-        int fd = log_file_fd(p->read->file);
+        int fd = rq->net != NULL ? log_file_fd(p->read->file) : -1;
         if (rc == 0 && fd >= 0) {
             rc = net_request_append_file(rq->net, fd, p->read->position, p->read->bytes,
                                          release_read, p->read);
@@ -211,12 +218,12 @@ static void respond(struct fetch *f)
             ssize_t got = data == NULL ? ERR_TOO_LARGE
                                        : io_pread(log_file_io(p->read->file), data, p->read->bytes,
                                                   p->read->position);
-            rc = got == (ssize_t)p->read->bytes ? net_request_append(rq->net, data, (size_t)got)
+            rc = got == (ssize_t)p->read->bytes ? breq_append(rq, data, (size_t)got)
                                                 : (got < 0 ? (int)got : ERR_CORRUPT);
         }
     }
     if (rc == 0)
-        rc = net_request_append(rq->net, out.data + at, out.len - at);
+        rc = breq_append(rq, out.data + at, out.len - at);
     buf_deinit(&out);
     for (size_t i = 0; i < f->part_count; i++) {
         if (f->parts[i].read != NULL) {

@@ -106,7 +106,13 @@ static void list_partition(struct breq *rq, struct proto_str topic,
     struct log *log = replica_log(r);
     int64_t offset = -1, ts = -1;
     if (in->timestamp == LIST_OFFSETS_LATEST) {
+#ifdef BROKER_BUG_LATEST_IS_LOG_END
+        /* An injected bug of the whole-cluster simulator (tests/sim, never in the broker): the
+         * latest offset is the leader's log end, uncommitted records included. */
+        offset = replica_log_end_offset(r);
+#else
         offset = replica_high_watermark(r);
+#endif
     } else if (in->timestamp == LIST_OFFSETS_EARLIEST) {
         offset = replica_log_start_offset(r);
     } else if (in->timestamp == LIST_OFFSETS_MAX_TIMESTAMP) {

@@ -335,6 +335,10 @@ static void produce_partition(struct produce *pr, const struct meta_topic *mt, c
     /* The injected bug of the crash test's "does it bite" build (never in the broker): the
      * answer leaves at append time, before the group commit's fsync. */
     enum replica_wait wait = REPLICA_WAIT_NONE;
+#elif defined(BROKER_BUG_ACKS_ALL_ON_LEADER)
+    /* An injected bug of the whole-cluster simulator (tests/sim, never in the broker): acks=all
+     * answered once the leader alone has the batch durably, as acks=1. */
+    enum replica_wait wait = req->acks == 0 ? REPLICA_WAIT_NONE : REPLICA_WAIT_LEADER;
 #else
     enum replica_wait wait = req->acks == 0   ? REPLICA_WAIT_NONE
                              : req->acks == 1 ? REPLICA_WAIT_LEADER

@@ -30,6 +30,7 @@ struct reaper_item {
 
 struct reaper {
     struct io *io;
+    bool threaded; /* false: reaper_add removes the directory at once (the simulator) */
     pthread_t thread;
     pthread_mutex_t mu;
     pthread_cond_t cond;
@@ -85,12 +86,15 @@ static void *reaper_main(void *arg)
     return NULL;
 }
 
-struct reaper *reaper_create(struct io *io)
+struct reaper *reaper_create(struct io *io, bool threaded)
 {
     struct reaper *r = xcalloc(1, sizeof(*r));
     r->io = io;
+    r->threaded = threaded;
     pthread_mutex_init(&r->mu, NULL);
     pthread_cond_init(&r->cond, NULL);
+    if (!threaded)
+        return r;
     int rc = pthread_create(&r->thread, NULL, reaper_main, r);
     /* Thread creation fails only when the process is out of resources at start-up. */
     ASSERT(rc == 0);
@@ -99,6 +103,10 @@ struct reaper *reaper_create(struct io *io)
 
 void reaper_add(struct reaper *r, const char *path)
 {
+    if (!r->threaded) {
+        remove_dir(r->io, path);
+        return;
+    }
     size_t len = strlen(path);
     struct reaper_item *it = xmalloc(sizeof(*it) + len + 1);
     it->next = NULL;
@@ -121,7 +129,8 @@ void reaper_destroy(struct reaper *r)
     r->stopping = true;
     pthread_cond_signal(&r->cond);
     pthread_mutex_unlock(&r->mu);
-    pthread_join(r->thread, NULL);
+    if (r->threaded)
+        pthread_join(r->thread, NULL);
     while (r->head != NULL) {
         struct reaper_item *it = r->head;
         r->head = it->next;

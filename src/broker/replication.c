@@ -202,13 +202,17 @@ void broker_replicas_tick(struct broker *b)
             if (bp == NULL || r == NULL)
                 continue;
             /* A quiesced group is idle with every member caught up: nothing to look at until
-             * the host wakes it (a message, a silent peer), unless its leadership is wanted.
-             * The first look after it quiesced still runs: the answers that let it quiesce
-             * (a follower that just caught up) came after the last look, and without it the
-             * ISR would miss that follower until the group woke again. */
+             * the host wakes it (a message, a silent peer), unless its leadership is wanted or
+             * its replica has work only the tick does (replica_needs_tick). cluster_sim
+             * --brokers found both: --seed 12 left acks=all waits for a third replica unanswered
+             * on an idle partition, --seed 196 a caught-up replica out of the ISR for good, so
+             * every acks=all Produce with min.insync.replicas 3 was refused. The first look
+             * after it quiesced still runs: the answers that let it quiesce (a follower that
+             * just caught up) came after the last look, and without it the ISR would miss that
+             * follower until the group woke again. */
             bool quiesced = raft_group_core(replica_group(r))->quiesced;
             if (quiesced && bp->quiesced_seen && !b->handing_over && bp->prefer_until_ms == 0 &&
-                !recheck)
+                !recheck && !replica_needs_tick(r))
                 continue;
             bp->quiesced_seen = quiesced;
             replica_tick(r, now, BROKER_RAFT_TICK_MS, lag);

@@ -76,6 +76,7 @@ static void breq_free(struct breq *rq)
 {
     if (rq->admin != NULL)
         broker_admin_forget(rq);
+    buf_deinit(&rq->sink_out);
     arena_deinit(&rq->arena);
     free(rq);
 }
@@ -91,10 +92,23 @@ int breq_begin_response(struct breq *rq, struct buf *out)
     return kafka_response_header_encode(&h, (int16_t)hv, out);
 }
 
-void breq_finish(struct breq *rq)
+int breq_append(struct breq *rq, const void *p, size_t n)
 {
     if (rq->net != NULL)
+        return net_request_append(rq->net, p, n);
+    ASSERT(rq->sink_client);
+    buf_append(&rq->sink_out, p, n);
+    return 0;
+}
+
+void breq_finish(struct breq *rq)
+{
+    if (rq->net != NULL) {
         net_request_complete(rq->net);
+    } else if (rq->sink_client && rq->sink != NULL) {
+        rq->sink(rq->sink_ctx, &rq->sink_out, KAFKA_NONE);
+        rq->sink = NULL;
+    }
     breq_free(rq);
 }
 
@@ -224,7 +238,7 @@ static void respond_forwarded(void *ctx, const struct buf *response)
         breq_abort(rq);
         return;
     }
-    if (net_request_append(rq->net, response->data, response->len) != 0) {
+    if (breq_append(rq, response->data, response->len) != 0) {
         breq_abort(rq);
         return;
     }
@@ -276,7 +290,7 @@ static void dispatch(struct breq *rq, struct slice frame)
         breq_abort(rq);
         return;
     }
-    if (rq->sink != NULL) {
+    if (rq->sink != NULL && !rq->sink_client) {
         /* Run for the controller: only topic administration is sent this way. */
         if (!broker_api_is_admin(rq->api_key))
             breq_abort(rq);
@@ -298,6 +312,7 @@ void broker_on_request(void *ctx, struct net_request *req)
     struct breq *rq = xcalloc(1, sizeof(*rq));
     rq->b = b;
     rq->net = req;
+    buf_init(&rq->sink_out);
     arena_init(&rq->arena, ARENA_BLOCK_BYTES_DEFAULT, PROTO_REQUEST_ARENA_MAX);
     arena_set_meter(&rq->arena, charge_arena, req);
     net_request_charge(req, sizeof(*rq));
@@ -310,6 +325,19 @@ void broker_run_frame(struct broker *b, struct slice frame, breq_sink_fn sink, v
     rq->b = b;
     rq->sink = sink;
     rq->sink_ctx = sink_ctx;
+    buf_init(&rq->sink_out);
+    arena_init(&rq->arena, ARENA_BLOCK_BYTES_DEFAULT, PROTO_REQUEST_ARENA_MAX);
+    dispatch(rq, frame);
+}
+
+void broker_client_frame(struct broker *b, struct slice frame, breq_sink_fn sink, void *sink_ctx)
+{
+    struct breq *rq = xcalloc(1, sizeof(*rq));
+    rq->b = b;
+    rq->sink = sink;
+    rq->sink_ctx = sink_ctx;
+    rq->sink_client = true;
+    buf_init(&rq->sink_out);
     arena_init(&rq->arena, ARENA_BLOCK_BYTES_DEFAULT, PROTO_REQUEST_ARENA_MAX);
     dispatch(rq, frame);
 }

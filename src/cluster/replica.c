@@ -20,7 +20,10 @@
  * Raft mode: the host owns the high watermark (commit + 1) and the log's durability; the
  * replica keeps the acks=1 waits (commits, as above, completed by the log's durable offset but
  * only for entries still in the log in their term), the acks=all waits that are committed but
- * not yet on min_insync replicas (insync, rechecked as acknowledgements come), and the ISR.
+ * not yet on min_insync replicas (insync, rechecked at each commit and tick: the acknowledgement
+ * that completes one moves no commit, so replica_needs_tick keeps a quiesced group ticked),
+ * and the ISR (recomputed at each tick; replica_needs_tick also asks for the tick while a member
+ * is out of it).
  *
  * REPLICA_BUG_* (never defined in a product build) each break one of these promises, so the
  * whole-cluster simulator (tests/sim/cluster_sim.c) can show it catches the break:
@@ -599,6 +602,18 @@ struct raft_group *replica_group(struct replica *r)
 bool replica_leads(struct replica *r)
 {
     return r->group == NULL || r->ready;
+}
+
+bool replica_needs_tick(const struct replica *r)
+{
+    if (r->group == NULL || !r->ready)
+        return false;
+    if (r->insync != NULL)
+        return true;
+    for (uint32_t i = 0; i < r->member_count; i++)
+        if (!r->in_isr[i] && r->members[i] != r->leader)
+            return true;
+    return false;
 }
 
 int32_t replica_leader(const struct replica *r)

@@ -134,6 +134,11 @@ bool replica_caught_up(struct replica *r, int32_t id);
 struct raft_group *replica_group(struct replica *r);
 /* True when this node serves the partition: standalone, or the ready Raft leader. */
 bool replica_leads(struct replica *r);
+/* Whether a leader has work only replica_tick does, so its group needs the tick even while
+ * quiesced: acks=all waits committed but not yet held by min.insync.replicas replicas (the
+ * acknowledgement that completes them moves no commit), or a member out of the ISR (the tick
+ * takes it back once it has caught up, which is when its group quiesces). */
+bool replica_needs_tick(const struct replica *r);
 /* Raft mode: the leader this node knows (-1 when none) and the current term. */
 int32_t replica_leader(const struct replica *r);
 int64_t replica_term(const struct replica *r);

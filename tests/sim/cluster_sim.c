@@ -85,9 +85,10 @@
  * (every leadership the node holds handed over, bounded, then a clean stop and a restart).
  * The admin's operations run under all of them.
  *
- * Extending: a node is what one process owns; the broker's handlers belong in struct cs_node
- * beside the partition replicas and the metadata node, started in node_start and dropped in
- * node_crash, so a restart keeps rebuilding everything from the disk alone.
+ * Extending: a node is what one process owns, started in node_start and dropped in node_crash,
+ * so a restart keeps rebuilding everything from the disk alone. The broker's handlers run in
+ * stage 5 (broker_sim.c), where a node is a whole broker; this file keeps the checks that need
+ * the host's and the replicas' insides (the wire promises, durability at acknowledgement).
  */
 #include "sim/cluster_sim.h"
 

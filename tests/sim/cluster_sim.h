@@ -1,5 +1,6 @@
 /*
- * The whole-cluster simulator (issue 12, stages 1 to 4): N complete nodes in one process, each a
+ * The whole-cluster simulator (issue 12, stages 1 to 4; stage 5, whole brokers, is
+ * broker_sim.h's, with these options and results): N complete nodes in one process, each a
  * real Raft host (cluster/raft_host.h) with several partition replicas (cluster/replica.h, the
  * layer the broker's Produce and Fetch use) over real partition logs and the metadata group
  * (cluster/meta_node.h) over its metadata log on its own simulated disk (io_sim), all talking

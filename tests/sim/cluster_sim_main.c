@@ -3,7 +3,7 @@
  * a summary whose last line reads like raft_sim's. It owns nothing beyond one run at a time.
  *
  *   cluster_sim [--seeds N] [--first S] [--seed S] [--time MS] [--nodes 3|5] [--trace]
- *               [--end-to-end] [--reorder] [--expect-violation] [--all] [--progress]
+ *               [--end-to-end] [--reorder] [--brokers] [--expect-violation] [--all] [--progress]
  *
  * --seed S (or the environment variable CLUSTER_SIM_SEED) replays one seed, printing its last
  * events on failure (--trace prints every event as it runs). --time is the fault phase in
@@ -14,7 +14,10 @@
  * --expect-violation inverts the verdict: the run succeeds only if some seed breaks a safety
  * invariant (used with the hosts built with an injected bug); it stops at the first violation
  * unless --all asks to count them over every seed. --progress names each seed on stderr before
- * running it (for a seed that dies on an assertion).
+ * running it (for a seed that dies on an assertion). --brokers runs stage 5 instead
+ * (broker_sim.h): every node a whole broker, clients speaking Kafka to it; the brokers' own log
+ * lines (peers lost and found again, about 16 a seed) go to stderr as they would to an
+ * operator's.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -22,6 +25,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "sim/broker_sim.h"
 #include "sim/cluster_sim.h"
 
 static uint64_t parse_u64(const char *s)
@@ -37,7 +41,7 @@ int main(int argc, char **argv)
     uint64_t fulls = 0, stops = 0, jumps = 0, stalls = 0, acked1 = 0, refused = 0, transfers = 0;
     uint64_t handovers = 0, wakes = 0, snaps = 0, deletes = 0;
     const char *env = getenv("CLUSTER_SIM_SEED");
-    bool expect_violation = false, all = false, progress = false;
+    bool expect_violation = false, all = false, progress = false, brokers = false;
     struct timespec t0, t1;
 
     if (env != NULL && *env != '\0') {
@@ -65,6 +69,8 @@ int main(int argc, char **argv)
             o.reorder = true;
         } else if (strcmp(argv[i], "--progress") == 0) {
             progress = true;
+        } else if (strcmp(argv[i], "--brokers") == 0) {
+            brokers = true;
         } else if (strcmp(argv[i], "--all") == 0) {
             all = true;
         } else if (strcmp(argv[i], "--expect-violation") == 0) {
@@ -73,18 +79,17 @@ int main(int argc, char **argv)
         } else {
             fprintf(stderr,
                     "usage: %s [--seeds N] [--first S] [--seed S] [--time MS] [--nodes 3|5] "
-                    "[--trace] [--end-to-end] [--reorder] [--expect-violation] [--all] "
-                    "[--progress]\n",
+                    "[--trace] [--end-to-end] [--reorder] [--brokers] [--expect-violation] "
+                    "[--all] [--progress]\n",
                     argv[0]);
             return 2;
         }
     }
-    const char *flags = o.end_to_end && o.reorder ? " --end-to-end --reorder"
-                        : o.end_to_end            ? " --end-to-end"
-                        : o.reorder               ? " --reorder"
-                                                  : "";
-    printf("cluster_sim: seeds %" PRIu64 "..%" PRIu64 ", %d nodes, %" PRIu64 " ms each\n", first,
-           first + seeds - 1, o.nodes, o.time_ms);
+    char flags[64];
+    snprintf(flags, sizeof(flags), "%s%s%s", o.end_to_end ? " --end-to-end" : "",
+             o.reorder ? " --reorder" : "", brokers ? " --brokers" : "");
+    printf("cluster_sim: seeds %" PRIu64 "..%" PRIu64 ", %d nodes%s, %" PRIu64 " ms each\n", first,
+           first + seeds - 1, o.nodes, brokers ? " (whole brokers)" : "", o.time_ms);
     fflush(stdout);
     clock_gettime(CLOCK_MONOTONIC, &t0);
     for (uint64_t k = 0; k < seeds; k++) {
@@ -93,7 +98,7 @@ int main(int argc, char **argv)
         o.seed = first + k;
         if (progress)
             fprintf(stderr, "seed %" PRIu64 "\n", o.seed);
-        int rc = csim_run(&o, &r);
+        int rc = brokers ? bsim_run(&o, &r) : csim_run(&o, &r);
         steps += r.steps;
         proposed += r.proposed;
         acked += r.acked;
