@@ -216,6 +216,22 @@
 #define GROUP_LOAD_CHUNK_BYTES             (1u * MIB) /* log read per step while loading */
 #define GROUP_LOAD_RETRY_MS                1000u    /* wait before reading again after a load error */
 
+/* ---- txn (the transaction coordinator and __transaction_state) --------------------------- */
+#define TXN_STATE_PARTITIONS_DEFAULT    50u       /* transaction.state.log.num.partitions */
+#define TXN_STATE_PARTITIONS_MAX        1000u
+#define TXN_STATE_RF_DEFAULT            3         /* transaction.state.log.replication.factor */
+#define TXN_STATE_MIN_ISR_DEFAULT       2         /* transaction.state.log.min.isr */
+#define TXN_MAX_TIMEOUT_MS_DEFAULT      900000    /* transaction.max.timeout.ms (Kafka's) */
+#define TXN_ID_EXPIRATION_MS_DEFAULT    604800000 /* transactional.id.expiration.ms (7 days) */
+#define TXN_ABORT_CHECK_MS_DEFAULT      10000     /* ...abort.timed.out.transaction.cleanup.interval.ms */
+#define TXN_ID_BYTES_MAX                32767u    /* a transactional id (a Kafka string) */
+#define TXN_PARTITIONS_MAX              100000u   /* partitions in one transaction */
+#define TXN_IDS_MAX                     1000000u  /* transactional ids one coordinator holds */
+#define TXN_TICK_MS                     1000u     /* longest wait between coordinator ticks */
+#define TXN_MARKER_RETRY_MS             100u      /* wait before markers are sent again */
+#define TXN_MARKER_TIMEOUT_MS           30000u    /* a WriteTxnMarkers sent and not answered */
+#define TXN_PARKED_FIND_MAX             256u      /* FindCoordinator waiting for __transaction_state */
+
 /* ---- bench (bench/kafka: the chronik-bench tool) ---------------------------------------- */
 #define BENCH_HIST_SUB_BUCKETS       128u           /* per power of two: relative error < 1/128 */
 #define BENCH_HIST_BUCKETS           (58u * 128u)   /* covers every uint64_t value */

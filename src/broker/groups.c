@@ -632,7 +632,7 @@ static int16_t find_one(struct breq *rq, struct slice key, int8_t key_type,
                         struct broker_node *node)
 {
     if (key_type == KEY_TYPE_TRANSACTION)
-        return KAFKA_COORDINATOR_NOT_AVAILABLE; /* no transactions yet */
+        return txns_find_coordinator(rq, key, node);
     if (key_type != KEY_TYPE_GROUP)
         return KAFKA_INVALID_REQUEST;
     if (key.ptr == NULL)
@@ -669,6 +669,8 @@ void find_coordinator_handle(struct breq *rq)
     /* The first group request has __consumer_offsets created; FindCoordinator waits for it (a
      * bounded number at once), so clients are not sent into their retry backoff (librdkafka
      * waits seconds before it asks again). Asked once: after that, the answer is what is. */
+    if (req->key_type == KEY_TYPE_TRANSACTION && txns_park_find(rq))
+        return;
     if (!rq->auto_created) {
         rq->auto_created = true;
         struct groups *gs = rq->b->groups;
@@ -711,6 +713,15 @@ void find_coordinator_handle(struct breq *rq)
         c->port = err == KAFKA_NONE ? node.port : -1;
     }
     breq_respond(rq, &resp);
+}
+
+bool groups_offsets_partitions(struct broker *b, uint32_t *count)
+{
+    struct groups *gs = groups_get(b);
+    if (gs == NULL)
+        return false;
+    *count = gs->coord.cfg.partition_count;
+    return true;
 }
 
 /* ---- JoinGroup, SyncGroup, Heartbeat, LeaveGroup ---------------------------------------- */

@@ -94,6 +94,8 @@ static void on_change(void *ctx)
     part_report(bp);
     if (strcmp(bp->t->name, BROKER_OFFSETS_TOPIC) == 0)
         groups_leadership_changed(bp->b, bp->partition);
+    else if (strcmp(bp->t->name, BROKER_TXN_STATE_TOPIC) == 0)
+        txns_leadership_changed(bp->b, bp->partition);
 }
 
 int broker_replica_attach(struct broker *b, struct broker_topic *t, const struct meta_topic *mt,
