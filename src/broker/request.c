@@ -54,6 +54,7 @@ static const struct api_handler handlers[] = {
     [21] = {delete_records_handle, 0, 2},            /* DeleteRecords */
     [22] = {init_producer_id_handle, 0, 5},          /* InitProducerId */
     [23] = {offset_for_leader_epoch_handle, 0, 4},   /* OffsetForLeaderEpoch */
+    [27] = {write_txn_markers_handle, 0, 1},         /* WriteTxnMarkers */
     [32] = {describe_configs_handle, 0, 4},          /* DescribeConfigs */
     [33] = {alter_configs_handle, 0, 2},             /* AlterConfigs */
     [37] = {create_partitions_handle, 0, 3},         /* CreatePartitions */
@@ -274,6 +275,11 @@ static void dispatch(struct breq *rq, struct slice frame)
     }
     if (rc != 0) {
         breq_abort(rq);
+        return;
+    }
+    if (rq->sink != NULL && rq->api_key == 27) {
+        /* Run for this node's transaction coordinator: answered through the sink. */
+        handlers[rq->api_key].fn(rq);
         return;
     }
     if (rq->sink != NULL) {

@@ -1,0 +1,257 @@
+"""Transactions, partition side (issue 11): transaction markers written with WriteTxnMarkers,
+the last stable offset, Fetch and ListOffsets with isolation_level=read_committed, the aborted
+transactions a read_committed Fetch returns, and group offsets committed in a transaction.
+
+Requests are raw Kafka frames built from Kafka's own schemas (kafka_schema_wire), as a
+transaction coordinator and a read_committed client send them; responses are decoded here.
+Each test names the bug it catches.
+"""
+
+import struct
+import time
+
+import kafka_schema_wire as ksw
+import kafka_wire as kw
+from helpers import wait_until
+from test_idempotence import create_topic, new_producer_id
+
+TIMEOUT_S = 30
+NONE = 0
+UNKNOWN_TOPIC_OR_PARTITION = 3
+INVALID_PRODUCER_EPOCH = 47
+INVALID_TXN_STATE = 48
+TRANSACTION_COORDINATOR_FENCED = 52
+UNSTABLE_OFFSET_COMMIT = 88
+READ_UNCOMMITTED = 0
+READ_COMMITTED = 1
+ATTR_TRANSACTIONAL = 0x10
+ATTR_CONTROL = 0x20
+
+
+# ---- raw requests ----------------------------------------------------------------------------
+
+class Reader:
+    def __init__(self, data):
+        self.data = data
+        self.off = 0
+
+    def take(self, fmt):
+        vals = struct.unpack_from(">" + fmt, self.data, self.off)
+        self.off += struct.calcsize(">" + fmt)
+        return vals if len(vals) > 1 else vals[0]
+
+    def string(self):
+        n = self.take("h")
+        s = self.data[self.off:self.off + max(n, 0)].decode()
+        self.off += max(n, 0)
+        return s
+
+    def bytes(self):
+        n = self.take("i")
+        b = self.data[self.off:self.off + max(n, 0)]
+        self.off += max(n, 0)
+        return b
+
+
+def exchange(port, frame):
+    kind, payload = kw.exchange(port, frame)
+    assert kind == "response", "the connection closed without an answer"
+    return Reader(payload)
+
+
+def txn_batch(values, pid, epoch, seq, transactional=True):
+    """An uncompressed RecordBatch v2 of values from producer (pid, epoch) at sequence seq,
+    transactional unless told otherwise."""
+    payload = kw.records_section([v.encode() for v in values])
+    count = len(values)
+    now_ms = int(time.time() * 1000)
+    attrs = ATTR_TRANSACTIONAL if transactional else 0
+    after_crc = (kw.i16(attrs) + kw.i32(count - 1) + kw.i64(now_ms) + kw.i64(now_ms) +
+                 kw.i64(pid) + kw.i16(epoch) + kw.i32(seq) + kw.i32(count) + payload)
+    after_length = kw.i32(0) + b"\x02" + struct.pack(">I", kw.crc32c(after_crc)) + after_crc
+    return kw.i64(0) + kw.i32(len(after_length)) + after_length
+
+
+def produce(port, topic, batch, partition=0):
+    """(error_code, base_offset) of a Produce v3, acks=all, of batch to one partition."""
+    body = (kw.string(None) + kw.i16(-1) + kw.i32(TIMEOUT_S * 1000) + kw.i32(1) +
+            kw.string(topic) + kw.i32(1) + kw.i32(partition) + kw.i32(len(batch)) + batch)
+    r = exchange(port, kw.frame(kw.header(0, 3, 5) + body))
+    assert r.take("i") == 5
+    assert r.take("i") == 1
+    r.string()
+    assert r.take("i") == 1
+    _, error, base, _ = r.take("ihqq")
+    return error, base
+
+
+def write_markers(port, pid, epoch, commit, partitions, coordinator_epoch=0, version=0):
+    """WriteTxnMarkers of one marker for [(topic, partition)]: {(topic, partition): error}."""
+    topics = {}
+    for t, p in partitions:
+        topics.setdefault(t, []).append(p)
+    req = ksw.request("WriteTxnMarkersRequest", 27, version, 9, {
+        "Markers": [{"ProducerId": pid, "ProducerEpoch": epoch, "TransactionResult": commit,
+                     "Topics": [{"Name": t, "PartitionIndexes": ps} for t, ps in topics.items()],
+                     "CoordinatorEpoch": coordinator_epoch}]})
+    r = exchange(port, req)
+    assert r.take("i") == 9
+    flex = version >= 1
+    if flex:
+        r.take("B")  # the response header's empty tagged fields
+
+    def count():
+        return (r.take("B") - 1) if flex else r.take("i")
+
+    def string():
+        if not flex:
+            return r.string()
+        n = r.take("B") - 1
+        s = r.data[r.off:r.off + n].decode()
+        r.off += n
+        return s
+
+    out = {}
+    assert count() == 1
+    assert r.take("q") == pid
+    for _ in range(count()):
+        name = string()
+        for _ in range(count()):
+            index, error = r.take("ih")
+            if flex:
+                r.take("B")
+            out[(name, index)] = error
+        if flex:
+            r.take("B")
+    return out
+
+
+def fetch(port, topic, offset, isolation, partition=0, version=4):
+    """A Fetch (v4..v11, no session) of one partition: (error, high watermark, last stable
+    offset, [(producer id, first offset)] or None, [batch bytes])."""
+    values = {"ReplicaId": -1, "MaxWaitMs": 0, "MinBytes": 1, "MaxBytes": 1 << 20,
+              "IsolationLevel": isolation,
+              "Topics": [{"Topic": topic, "Partitions": [
+                  {"Partition": partition, "FetchOffset": offset, "PartitionMaxBytes": 1 << 20,
+                   "CurrentLeaderEpoch": -1, "LogStartOffset": -1}]}]}
+    if version >= 7:
+        values["SessionEpoch"] = -1
+    r = exchange(port, ksw.request("FetchRequest", 1, version, 4, values))
+    assert r.take("i") == 4
+    r.take("i")  # throttle
+    if version >= 7:
+        r.take("hi")  # error, session id
+    assert r.take("i") == 1
+    r.string()
+    assert r.take("i") == 1
+    _, error, hw, lso = r.take("ihqq")
+    if version >= 5:
+        r.take("q")  # log start offset
+    n = r.take("i")
+    aborted = None if n < 0 else [r.take("qq") for _ in range(n)]
+    if version >= 11:
+        r.take("i")  # preferred read replica
+    records = r.bytes()
+    batches = []
+    while len(records) >= 12:
+        total = 12 + struct.unpack(">i", records[8:12])[0]
+        if total > len(records):
+            break
+        batches.append(records[:total])
+        records = records[total:]
+    return error, hw, lso, aborted, batches
+
+
+def batch_info(b):
+    """(base offset, last offset, attributes, producer id) of a batch."""
+    base = struct.unpack(">q", b[0:8])[0]
+    attrs = struct.unpack(">h", b[21:23])[0]
+    delta = struct.unpack(">i", b[23:27])[0]
+    pid = struct.unpack(">q", b[43:51])[0]
+    return base, base + delta, attrs, pid
+
+
+def list_latest(port, topic, isolation, partition=0):
+    """(error, offset) of ListOffsets v2 LATEST for one partition."""
+    r = exchange(port, ksw.request("ListOffsetsRequest", 2, 2, 6, {
+        "ReplicaId": -1, "IsolationLevel": isolation,
+        "Topics": [{"Name": topic, "Partitions": [{"PartitionIndex": partition,
+                                                   "Timestamp": -1}]}]}))
+    assert r.take("i") == 6
+    r.take("i")
+    assert r.take("i") == 1
+    r.string()
+    assert r.take("i") == 1
+    _, error, _, offset = r.take("ihqq")
+    return error, offset
+
+
+def marker_of(port, topic, offset):
+    """(attributes, control key type) of the control batch at offset (read_uncommitted)."""
+    _, _, _, _, batches = fetch(port, topic, offset, READ_UNCOMMITTED)
+    b = batches[0]
+    base, _, attrs, _ = batch_info(b)
+    assert base == offset
+    # One record: length, attributes, timestamp delta, offset delta, key length, key.
+    rec = b[61:]
+    pos = 0
+
+    def varint():
+        nonlocal pos
+        shift = result = 0
+        while True:
+            byte = rec[pos]
+            pos += 1
+            result |= (byte & 0x7f) << shift
+            shift += 7
+            if not byte & 0x80:
+                return (result >> 1) ^ -(result & 1)
+    varint()
+    pos += 1
+    varint()
+    varint()
+    klen = varint()
+    key = rec[pos:pos + klen]
+    return attrs, struct.unpack(">hh", key)[1]
+
+
+# ---- WriteTxnMarkers -------------------------------------------------------------------------
+
+def test_write_txn_markers_appends_control_batches(broker, topic):
+    """WriteTxnMarkers (api 27) was not served at all: a transaction coordinator could not end
+    a transaction. Each marker is a control batch (transactional | control) of Kafka's
+    ABORT/COMMIT control record; the answer is per partition, with UNKNOWN_TOPIC_OR_PARTITION
+    for a partition that does not exist."""
+    create_topic(broker.bootstrap, topic, partitions=2)
+    pid = new_producer_id(broker.port)
+    assert produce(broker.port, topic, txn_batch(["a", "b"], pid, 0, 0)) == (NONE, 0)
+    out = write_markers(broker.port, pid, 0, True, [(topic, 0), (topic, 1), (topic, 7)])
+    assert out == {(topic, 0): NONE, (topic, 1): NONE, (topic, 7): UNKNOWN_TOPIC_OR_PARTITION}
+    attrs, kind = marker_of(broker.port, topic, 2)
+    assert attrs & (ATTR_TRANSACTIONAL | ATTR_CONTROL) == ATTR_TRANSACTIONAL | ATTR_CONTROL
+    assert kind == 1  # COMMIT
+    # Version 1 (flexible) too, an ABORT.
+    assert produce(broker.port, topic, txn_batch(["c"], pid, 0, 2)) == (NONE, 3)
+    assert write_markers(broker.port, pid, 0, False, [(topic, 0)], version=1) == {
+        (topic, 0): NONE}
+    assert marker_of(broker.port, topic, 4)[1] == 0  # ABORT
+
+
+def test_write_txn_markers_fences_stale_epochs(broker, topic):
+    """A marker of an older producer epoch (a zombie coordinator's, or for a fenced producer) is
+    INVALID_PRODUCER_EPOCH, and one of an older coordinator epoch than the partition's last
+    marker TRANSACTION_COORDINATOR_FENCED, as Kafka's appendEndTxnMarker; neither is written.
+    A retried marker of a transaction already ended succeeds."""
+    create_topic(broker.bootstrap, topic)
+    pid = new_producer_id(broker.port)
+    assert produce(broker.port, topic, txn_batch(["a"], pid, 3, 0)) == (NONE, 0)
+    assert write_markers(broker.port, pid, 2, True, [(topic, 0)], coordinator_epoch=5) == {
+        (topic, 0): INVALID_PRODUCER_EPOCH}
+    assert write_markers(broker.port, pid, 3, True, [(topic, 0)], coordinator_epoch=5) == {
+        (topic, 0): NONE}
+    assert write_markers(broker.port, pid, 3, True, [(topic, 0)], coordinator_epoch=5) == {
+        (topic, 0): NONE}
+    assert write_markers(broker.port, pid, 3, True, [(topic, 0)], coordinator_epoch=4) == {
+        (topic, 0): TRANSACTION_COORDINATOR_FENCED}
+    _, hw, _, _, _ = fetch(broker.port, topic, 0, READ_UNCOMMITTED)
+    assert hw == 3  # the batch and two markers
