@@ -370,6 +370,8 @@ void fetch_handle(struct breq *rq);
 void fetch_finish_all(struct broker *b);
 void list_offsets_handle(struct breq *rq);
 void offset_for_leader_epoch_handle(struct breq *rq);
+/* txn_markers.c: transaction markers written for a transaction coordinator. */
+void write_txn_markers_handle(struct breq *rq);
 /* topics.c: topic administration. */
 void create_topics_handle(struct breq *rq);
 void delete_topics_handle(struct breq *rq);

@@ -21,6 +21,9 @@
  * for a stale epoch, and a duplicate of one of the producer's last five batches is not appended
  * again but answered with the offsets it was written at, once they are committed (as its first
  * answer would have been: a retry must not learn of a write that may still be lost).
+ * Transactional batches follow the same rules (a stale epoch is INVALID_PRODUCER_EPOCH, as Kafka
+ * 3.x answers a transactional producer too); a non-transactional batch of a producer whose
+ * transaction is ongoing on the partition is INVALID_TXN_STATE.
  */
 #include "base/assert.h"
 #include "base/error.h"
@@ -175,7 +178,8 @@ static bool check_producer(struct produce *pr, struct produce_part *part, struct
     else
         part->out->error_code = v < 0                        ? storage_error(v)
                                 : v == PRODUCER_OUT_OF_ORDER ? KAFKA_OUT_OF_ORDER_SEQUENCE_NUMBER
-                                                             : KAFKA_INVALID_PRODUCER_EPOCH;
+                                : v == PRODUCER_INVALID_TXN_STATE ? KAFKA_INVALID_TXN_STATE
+                                                                  : KAFKA_INVALID_PRODUCER_EPOCH;
     return true;
 }
 

@@ -123,7 +123,6 @@ int broker_replica_attach(struct broker *b, struct broker_topic *t, const struct
         .seed = rng_next(&b->rng),
         .on_change = on_change,
         .ctx = bp,
-        .producers_since_ms = clock_wall_ms(b->clock) - b->cfg->producer_id_expiration_ms,
     };
     memcpy(o.group.topic_id.bytes, mt->id.b, META_UUID_BYTES);
     o.group.partition = (int32_t)p;

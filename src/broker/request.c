@@ -57,6 +57,7 @@ static const struct api_handler handlers[] = {
     [24] = {add_partitions_to_txn_handle, 0, 3},     /* AddPartitionsToTxn: the client's form */
     [25] = {add_offsets_to_txn_handle, 0, 3},        /* AddOffsetsToTxn */
     [26] = {end_txn_handle, 0, 3},                   /* EndTxn */
+    [27] = {write_txn_markers_handle, 0, 1},         /* WriteTxnMarkers */
     [32] = {describe_configs_handle, 0, 4},          /* DescribeConfigs */
     [33] = {alter_configs_handle, 0, 2},             /* AlterConfigs */
     [37] = {create_partitions_handle, 0, 3},         /* CreatePartitions */

@@ -57,6 +57,13 @@
 /* The control record type a no-op carries: Kafka's LEADER_CHANGE (ControlRecordType 2). */
 #define NOOP_CONTROL_TYPE 2
 
+/* The Raft kind of a batch of the log: a no-op is a control batch outside any transaction; a
+ * transaction marker (a transactional control batch) is data a leader proposed. */
+static uint8_t batch_kind(const struct batch_header *h)
+{
+    return batch_is_control(h) && !batch_is_transactional(h) ? RAFT_BATCH_NOOP : RAFT_BATCH_DATA;
+}
+
 struct rh_batch {
     int64_t first;
     int64_t last;
@@ -319,7 +326,7 @@ static int read_batch(struct raft_group *g, int64_t offset, struct rh_batch *out
                              .last = batch_last_offset(&h),
                              .term = term_of_epoch(h.leader_epoch),
                              .bytes = (uint32_t)batch_total_bytes(&h),
-                             .kind = batch_is_control(&h) ? RAFT_BATCH_NOOP : RAFT_BATCH_DATA};
+                             .kind = batch_kind(&h)};
     return 0;
 }
 
@@ -1275,7 +1282,7 @@ static bool append_bytes_ok(const struct wire_msg *m)
             return false;
         if (batch_total_bytes(&h) != b->bytes || h.base_offset != b->first_index ||
             batch_last_offset(&h) != b->last_index || term_of_epoch(h.leader_epoch) != b->term ||
-            (batch_is_control(&h) ? RAFT_BATCH_NOOP : RAFT_BATCH_DATA) != b->kind)
+            batch_kind(&h) != b->kind)
             return false;
     }
     return true;

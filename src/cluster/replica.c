@@ -245,6 +245,40 @@ void replica_abandon(struct replica *r)
  * are duplicates too. A leadership lost leaves `live` unused: what it appended may be cut.
  */
 
+/* Takes one batch of the log (h parsed, a control batch present whole) into ps: a producer's
+ * batch, or a transaction marker. ERR_CORRUPT for a control batch whose record does not parse. */
+static int producers_apply(struct producer_state *ps, const uint8_t *batch,
+                           const struct batch_header *h)
+{
+    if (h->producer_id < 0)
+        return 0;
+    if (!batch_is_control(h)) {
+        struct producer_append a = {.producer_id = h->producer_id,
+                                    .epoch = h->producer_epoch,
+                                    .first_seq = h->base_sequence,
+                                    .record_count = h->last_offset_delta + 1,
+                                    .first_offset = h->base_offset,
+                                    .timestamp_ms = h->max_timestamp_ms,
+                                    .transactional = batch_is_transactional(h)};
+        producer_state_update(ps, &a);
+        return 0;
+    }
+    struct batch_marker bm;
+    int rc = batch_marker_parse(batch, h, &bm);
+    if (rc < 0)
+        return rc;
+    if (bm.type != BATCH_CONTROL_ABORT && bm.type != BATCH_CONTROL_COMMIT)
+        return 0;
+    struct producer_marker m = {.producer_id = h->producer_id,
+                                .epoch = h->producer_epoch,
+                                .coordinator_epoch = bm.coordinator_epoch,
+                                .commit = bm.type == BATCH_CONTROL_COMMIT,
+                                .offset = h->base_offset,
+                                .timestamp_ms = h->max_timestamp_ms};
+    producer_state_end_txn(ps, &m);
+    return 0;
+}
+
 /* Reads the headers of the batches in [from, limit) into ps, in at most reads_max log reads;
  * *next is the offset after the last batch read. */
 static int producers_scan(struct replica *r, int64_t from, int64_t limit, uint32_t reads_max,
@@ -279,15 +313,16 @@ static int producers_scan(struct replica *r, int64_t from, int64_t limit, uint32
                 rc = batch_header_parse(chunk + at, n - at, &h);
                 if (rc < 0)
                     break;
-                if (h.producer_id >= 0 && !batch_is_control(&h)) {
-                    struct producer_append a = {.producer_id = h.producer_id,
-                                                .epoch = h.producer_epoch,
-                                                .first_seq = h.base_sequence,
-                                                .record_count = h.last_offset_delta + 1,
-                                                .first_offset = h.base_offset,
-                                                .timestamp_ms = h.max_timestamp_ms};
-                    producer_state_update(ps, &a);
+                /* A marker is read whole: one cut by the chunk's end starts the next chunk. */
+                if (batch_is_control(&h) && at + batch_total_bytes(&h) > n && at > 0)
+                    break;
+                if (batch_is_control(&h) && at + batch_total_bytes(&h) > n) {
+                    rc = ERR_CORRUPT; /* a control batch longer than a chunk */
+                    break;
                 }
+                rc = producers_apply(ps, chunk + at, &h);
+                if (rc < 0)
+                    break;
                 at += batch_total_bytes(&h);
             }
             if (rc == 0 && at == 0)
@@ -323,45 +358,108 @@ static int producers_catch_up(struct replica *r, uint32_t reads_max)
 static void producers_record(struct producer_state *ps, const uint8_t *batch, size_t len)
 {
     struct batch_header h;
-    if (batch_header_parse(batch, len, &h) != 0 || h.producer_id < 0)
-        return;
-    struct producer_append a = {.producer_id = h.producer_id,
-                                .epoch = h.producer_epoch,
-                                .first_seq = h.base_sequence,
-                                .record_count = h.last_offset_delta + 1,
-                                .first_offset = h.base_offset,
-                                .timestamp_ms = h.max_timestamp_ms};
-    producer_state_update(ps, &a);
+    if (batch_header_parse(batch, len, &h) == 0)
+        producers_apply(ps, batch, &h); /* appended by us, so it parses */
 }
 
-int replica_producer_check(struct replica *r, const struct batch_header *h, int64_t now_ms,
-                           int64_t expiration_ms, struct producer_batch *dup)
+/* Standalone: the state of the whole log, read on first use (the transactions' too, so from the
+ * log start: an aborted transaction stays in the state as long as its records are in the log). */
+static int producers_load(struct replica *r)
 {
-    if (r->err != 0)
-        return r->err;
-    if (r->group != NULL && !r->ready)
-        return ERR_STATE;
-    if (r->group == NULL && !r->producers_loaded) {
-        int64_t from = log_start_offset(r->log), unused;
-        if (log_offset_for_timestamp(r->log, now_ms - expiration_ms, &from) == ERR_NOT_FOUND)
-            from = log_end_offset(r->log); /* every batch is older: all would expire */
-        int rc = producers_scan(r, from, INT64_MAX, UINT32_MAX, &r->producers, &unused);
-        if (rc < 0) {
-            producer_state_clear(&r->producers);
-            return rc;
-        }
-        r->producers_loaded = true;
+    if (r->group != NULL || r->producers_loaded)
+        return 0;
+    int64_t unused;
+    int rc =
+        producers_scan(r, log_start_offset(r->log), INT64_MAX, UINT32_MAX, &r->producers, &unused);
+    if (rc < 0) {
+        producer_state_clear(&r->producers);
+        return rc;
     }
+    r->producers_loaded = true;
+    return 0;
+}
+
+/* The leader's state, loaded and expired, for judging a batch or a marker; NULL with *err. */
+static struct producer_state *leader_producers(struct replica *r, int64_t now_ms,
+                                               int64_t expiration_ms, int *err)
+{
+    *err = r->err;
+    if (*err == 0 && r->group != NULL && !r->ready)
+        *err = ERR_STATE;
+    if (*err == 0)
+        *err = producers_load(r);
+    if (*err != 0)
+        return NULL;
     if (now_ms >= r->producers_expire_ms) {
         producer_state_expire(&r->producers, now_ms, expiration_ms);
         producer_state_expire(&r->live, now_ms, expiration_ms);
         r->producers_expire_ms = now_ms + PRODUCER_EXPIRE_CHECK_MS;
     }
+    return r->group != NULL ? &r->live : &r->producers;
+}
+
+int replica_producer_check(struct replica *r, const struct batch_header *h, int64_t now_ms,
+                           int64_t expiration_ms, struct producer_batch *dup)
+{
+    int rc;
+    struct producer_state *ps = leader_producers(r, now_ms, expiration_ms, &rc);
+    if (ps == NULL)
+        return rc;
     struct producer_append a = {.producer_id = h->producer_id,
                                 .epoch = h->producer_epoch,
                                 .first_seq = h->base_sequence,
-                                .record_count = h->last_offset_delta + 1};
-    return (int)producer_state_check(r->group != NULL ? &r->live : &r->producers, &a, dup);
+                                .record_count = h->last_offset_delta + 1,
+                                .transactional = batch_is_transactional(h)};
+    return (int)producer_state_check(ps, &a, dup);
+}
+
+int replica_marker_check(struct replica *r, const struct producer_marker *m, int64_t now_ms,
+                         int64_t expiration_ms)
+{
+    int rc;
+    struct producer_state *ps = leader_producers(r, now_ms, expiration_ms, &rc);
+    if (ps == NULL)
+        return rc;
+    return (int)producer_state_check_marker(ps, m);
+}
+
+/* The state transactions are read from: everything in it is committed (Raft mode) or it takes
+ * the high watermark into account (standalone); *limit: offsets it has read up to. */
+static int stable_producers(struct replica *r, struct producer_state **ps, int64_t *limit)
+{
+    if (r->err != 0)
+        return r->err;
+    int rc = producers_load(r);
+    if (rc < 0)
+        return rc;
+    *ps = &r->producers;
+    *limit = r->group != NULL ? r->producers_next : INT64_MAX;
+    return 0;
+}
+
+int replica_last_stable_offset(struct replica *r, int64_t *out)
+{
+    struct producer_state *ps = NULL;
+    int64_t limit = 0;
+    int rc = stable_producers(r, &ps, &limit);
+    if (rc < 0)
+        return rc;
+    producer_state_trim_aborted(ps, log_start_offset(r->log));
+    int64_t lso = producer_state_stable_offset(ps, log_high_watermark(r->log));
+    *out = lso < limit ? lso : limit;
+    return 0;
+}
+
+int replica_aborted(struct replica *r, int64_t from, int64_t upper, struct producer_aborted *out,
+                    uint32_t max, uint32_t *count)
+{
+    struct producer_state *ps = NULL;
+    int64_t limit = 0;
+    int rc = stable_producers(r, &ps, &limit);
+    if (rc < 0)
+        return rc;
+    *count = producer_state_aborted(ps, from, upper, out, max);
+    return 0;
 }
 
 /* ---- Raft mode -------------------------------------------------------------------------- */
@@ -464,6 +562,16 @@ static void on_group_apply(void *ctx, int64_t first, int64_t last)
     (void)first;
     (void)last;
     check_role(r);
+    /* The last stable offset follows the committed producer state: keep it close behind the
+     * high watermark, so a read_committed fetch woken below sees it advance. */
+    int rc = producers_catch_up(r, PRODUCER_SCAN_TICK_READS);
+    if (rc < 0 && r->err == 0) {
+        r->err = rc;
+        finish_commits(r, r->err, 0);
+        finish_insync(r, r->err);
+        notify_watches(r);
+        return;
+    }
     finish_insync(r, 0);
     notify_watches(r);
 }
@@ -501,13 +609,8 @@ int replica_attach(struct replica *r, const struct replica_raft *o)
         return rc;
     r->on_change = o->on_change;
     r->change_ctx = o->ctx;
-    /* Older batches would expire at once; a log with none as recent is read from its start
-     * (everything in it may still be cut and written anew by a leader). */
-    int64_t since;
+    /* Read from the log start: the aborted transactions of the whole log are part of it. */
     r->producers_next = start;
-    if (o->producers_since_ms > 0 &&
-        log_offset_for_timestamp(r->log, o->producers_since_ms, &since) == 0 && since > start)
-        r->producers_next = since;
     r->leader = -1;
     r->term = raft_group_core(r->group)->term;
     r->member_count = o->config.count;

@@ -1,192 +1,257 @@
-"""Transactions, the coordinator side (issue 11): FindCoordinator for transactional ids,
-InitProducerId with a transactional id, AddPartitionsToTxn, AddOffsetsToTxn, EndTxn, the
-markers it sends, DescribeTransactions and ListTransactions, transaction timeouts, with
-confluent-kafka's transactional producer (librdkafka) on a single node and on a three-node
-cluster.
+"""Transactions, partition side (issue 11): transaction markers written with WriteTxnMarkers,
+the last stable offset, Fetch and ListOffsets with isolation_level=read_committed, the aborted
+transactions a read_committed Fetch returns, and group offsets committed in a transaction.
 
-Each test names the bug it catches. Faults are real: kill -9 of a leader.
+Requests are raw Kafka frames built from Kafka's own schemas (kafka_schema_wire), as a
+transaction coordinator and a read_committed client send them; responses are decoded here.
+Each test names the bug it catches.
 """
 
 import struct
 import time
 
-import pytest
-from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
-
+import kafka_schema_wire as ksw
 import kafka_wire as kw
-from cluster_harness import Cluster
 from helpers import wait_until
+from test_idempotence import create_topic, new_producer_id
 
-TIMEOUT_S = 60
-API_FIND_COORDINATOR = 10
-API_INIT_PRODUCER_ID = 22
-API_END_TXN = 26
-API_DESCRIBE_TRANSACTIONS = 65
-API_LIST_TRANSACTIONS = 66
+TIMEOUT_S = 30
 NONE = 0
-COORDINATOR_LOAD_IN_PROGRESS = 14
-COORDINATOR_NOT_AVAILABLE = 15
-NOT_COORDINATOR = 16
+UNKNOWN_TOPIC_OR_PARTITION = 3
+INVALID_PRODUCER_EPOCH = 47
 INVALID_TXN_STATE = 48
-INVALID_TRANSACTION_TIMEOUT = 50
-CONCURRENT_TRANSACTIONS = 51
-PRODUCER_FENCED = 90
-TRANSACTIONAL_ID_NOT_FOUND = 105
-
-RETRIABLE = (COORDINATOR_LOAD_IN_PROGRESS, COORDINATOR_NOT_AVAILABLE, NOT_COORDINATOR,
-             CONCURRENT_TRANSACTIONS)
+TRANSACTION_COORDINATOR_FENCED = 52
+UNSTABLE_OFFSET_COMMIT = 88
+READ_UNCOMMITTED = 0
+READ_COMMITTED = 1
+ATTR_TRANSACTIONAL = 0x10
+ATTR_CONTROL = 0x20
 
 
 # ---- raw requests ----------------------------------------------------------------------------
 
-def find_coordinator_v1(port, key, key_type=1):
-    """(error, node_id, host, port) of FindCoordinator v1."""
-    body = kw.string(key) + bytes([key_type])  # noqa: E501
-    kind, payload = kw.exchange(port, kw.frame(kw.header(API_FIND_COORDINATOR, 1, 5) + body))
+class Reader:
+    def __init__(self, data):
+        self.data = data
+        self.off = 0
+
+    def take(self, fmt):
+        vals = struct.unpack_from(">" + fmt, self.data, self.off)
+        self.off += struct.calcsize(">" + fmt)
+        return vals if len(vals) > 1 else vals[0]
+
+    def string(self):
+        n = self.take("h")
+        s = self.data[self.off:self.off + max(n, 0)].decode()
+        self.off += max(n, 0)
+        return s
+
+    def bytes(self):
+        n = self.take("i")
+        b = self.data[self.off:self.off + max(n, 0)]
+        self.off += max(n, 0)
+        return b
+
+
+def exchange(port, frame):
+    kind, payload = kw.exchange(port, frame)
     assert kind == "response", "the connection closed without an answer"
-    corr, _throttle, error = struct.unpack(">iih", payload[:10])
-    assert corr == 5
-    rest = payload[10:]
-    msg_len = struct.unpack(">h", rest[:2])[0]
-    rest = rest[2 + max(msg_len, 0):]
-    node, host_len = struct.unpack(">ih", rest[:6])
-    host = rest[6:6 + host_len].decode()
-    (port_,) = struct.unpack(">i", rest[6 + host_len:10 + host_len])
-    return error, node, host, port_
+    return Reader(payload)
 
 
-def init_producer_id_v3(port, txn_id, timeout_ms, pid=-1, epoch=-1):
-    """(error, producer_id, epoch) of InitProducerId v3 (flexible, KIP-360's fields)."""
-    raw = txn_id.encode()
-    body = (kw.uvarint(len(raw) + 1) + raw + kw.i32(timeout_ms) + kw.i64(pid) + kw.i16(epoch) +
-            b"\x00")
-    kind, payload = kw.exchange(port, kw.frame(
-        kw.header(API_INIT_PRODUCER_ID, 3, 9, flexible=True) + body))
-    assert kind == "response", "the connection closed without an answer"
-    corr = struct.unpack(">i", payload[:4])[0]
-    assert corr == 9
-    _throttle, error, pid_, epoch_ = struct.unpack(">ihqh", payload[5:21])
-    return error, pid_, epoch_
+def txn_batch(values, pid, epoch, seq, transactional=True):
+    """An uncompressed RecordBatch v2 of values from producer (pid, epoch) at sequence seq,
+    transactional unless told otherwise."""
+    payload = kw.records_section([v.encode() for v in values])
+    count = len(values)
+    now_ms = int(time.time() * 1000)
+    attrs = ATTR_TRANSACTIONAL if transactional else 0
+    after_crc = (kw.i16(attrs) + kw.i32(count - 1) + kw.i64(now_ms) + kw.i64(now_ms) +
+                 kw.i64(pid) + kw.i16(epoch) + kw.i32(seq) + kw.i32(count) + payload)
+    after_length = kw.i32(0) + b"\x02" + struct.pack(">I", kw.crc32c(after_crc)) + after_crc
+    return kw.i64(0) + kw.i32(len(after_length)) + after_length
 
 
-def end_txn_v1(port, txn_id, pid, epoch, commit):
-    body = kw.string(txn_id) + kw.i64(pid) + kw.i16(epoch) + bytes([1 if commit else 0])
-    kind, payload = kw.exchange(port, kw.frame(kw.header(API_END_TXN, 1, 13) + body))
-    assert kind == "response", "the connection closed without an answer"
-    corr, _throttle, error = struct.unpack(">iih", payload[:10])
-    assert corr == 13
-    return error
+def produce(port, topic, batch, partition=0):
+    """(error_code, base_offset) of a Produce v3, acks=all, of batch to one partition."""
+    body = (kw.string(None) + kw.i16(-1) + kw.i32(TIMEOUT_S * 1000) + kw.i32(1) +
+            kw.string(topic) + kw.i32(1) + kw.i32(partition) + kw.i32(len(batch)) + batch)
+    r = exchange(port, kw.frame(kw.header(0, 3, 5) + body))
+    assert r.take("i") == 5
+    assert r.take("i") == 1
+    r.string()
+    assert r.take("i") == 1
+    _, error, base, _ = r.take("ihqq")
+    return error, base
 
 
-def retry(fn, what):
-    """fn() until its first value (an error code) is not retriable."""
-    def once():
-        out = fn()
-        err = out[0] if isinstance(out, tuple) else out
-        return None if err in RETRIABLE else out
-    return wait_until(once, TIMEOUT_S, what)
+def write_markers(port, pid, epoch, commit, partitions, coordinator_epoch=0, version=0):
+    """WriteTxnMarkers of one marker for [(topic, partition)]: {(topic, partition): error}."""
+    topics = {}
+    for t, p in partitions:
+        topics.setdefault(t, []).append(p)
+    req = ksw.request("WriteTxnMarkersRequest", 27, version, 9, {
+        "Markers": [{"ProducerId": pid, "ProducerEpoch": epoch, "TransactionResult": commit,
+                     "Topics": [{"Name": t, "PartitionIndexes": ps} for t, ps in topics.items()],
+                     "CoordinatorEpoch": coordinator_epoch}]})
+    r = exchange(port, req)
+    assert r.take("i") == 9
+    flex = version >= 1
+    if flex:
+        r.take("B")  # the response header's empty tagged fields
+
+    def count():
+        return (r.take("B") - 1) if flex else r.take("i")
+
+    def string():
+        if not flex:
+            return r.string()
+        n = r.take("B") - 1
+        s = r.data[r.off:r.off + n].decode()
+        r.off += n
+        return s
+
+    out = {}
+    assert count() == 1
+    assert r.take("q") == pid
+    for _ in range(count()):
+        name = string()
+        for _ in range(count()):
+            index, error = r.take("ih")
+            if flex:
+                r.take("B")
+            out[(name, index)] = error
+        if flex:
+            r.take("B")
+    return out
 
 
-# ---- helpers with confluent-kafka ------------------------------------------------------------
-
-def create_topic(bootstrap, name, partitions=1, replication=1):
-    admin = AdminClient({"bootstrap.servers": bootstrap})
-    futures = admin.create_topics([NewTopic(name, partitions, replication)])
-    futures[name].result(TIMEOUT_S)
-
-
-def txn_producer(bootstrap, txn_id, **extra):
-    conf = {"bootstrap.servers": bootstrap, "transactional.id": txn_id,
-            "transaction.timeout.ms": 60000, "message.timeout.ms": 60000}
-    conf.update(extra)
-    p = Producer(conf)
-    p.init_transactions(TIMEOUT_S)
-    return p
-
-
-def read_all(bootstrap, topic, isolation, expect_count=None, partitions=1, idle_s=3.0):
-    """Every value of the topic as a consumer of that isolation level sees it (until idle_s
-    with nothing new once expect_count values, if given, were seen)."""
-    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "read-%s-%s" % (topic, isolation),
-                  "isolation.level": isolation, "auto.offset.reset": "earliest",
-                  "enable.auto.commit": False})
-    try:
-        c.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
-        values = []
-        deadline = time.monotonic() + TIMEOUT_S
-        last = time.monotonic()
-        while time.monotonic() < deadline:
-            m = c.poll(0.2)
-            if m is None or m.error():
-                if (expect_count is None or len(values) >= expect_count) and \
-                        time.monotonic() - last > idle_s:
-                    break
-                continue
-            values.append(m.value().decode())
-            last = time.monotonic()
-        return values
-    finally:
-        c.close()
+def fetch(port, topic, offset, isolation, partition=0, version=4):
+    """A Fetch (v4..v11, no session) of one partition: (error, high watermark, last stable
+    offset, [(producer id, first offset)] or None, [batch bytes])."""
+    values = {"ReplicaId": -1, "MaxWaitMs": 0, "MinBytes": 1, "MaxBytes": 1 << 20,
+              "IsolationLevel": isolation,
+              "Topics": [{"Topic": topic, "Partitions": [
+                  {"Partition": partition, "FetchOffset": offset, "PartitionMaxBytes": 1 << 20,
+                   "CurrentLeaderEpoch": -1, "LogStartOffset": -1}]}]}
+    if version >= 7:
+        values["SessionEpoch"] = -1
+    r = exchange(port, ksw.request("FetchRequest", 1, version, 4, values))
+    assert r.take("i") == 4
+    r.take("i")  # throttle
+    if version >= 7:
+        r.take("hi")  # error, session id
+    assert r.take("i") == 1
+    r.string()
+    assert r.take("i") == 1
+    _, error, hw, lso = r.take("ihqq")
+    if version >= 5:
+        r.take("q")  # log start offset
+    n = r.take("i")
+    aborted = None if n < 0 else [r.take("qq") for _ in range(n)]
+    if version >= 11:
+        r.take("i")  # preferred read replica
+    records = r.bytes()
+    batches = []
+    while len(records) >= 12:
+        total = 12 + struct.unpack(">i", records[8:12])[0]
+        if total > len(records):
+            break
+        batches.append(records[:total])
+        records = records[total:]
+    return error, hw, lso, aborted, batches
 
 
-# ---- single node -----------------------------------------------------------------------------
-
-def test_find_coordinator_names_a_node_for_transactional_ids(broker):
-    """FindCoordinator with key type 1 answered COORDINATOR_NOT_AVAILABLE for every id, so no
-    transactional producer could start."""
-    error, node, host, port = retry(lambda: find_coordinator_v1(broker.port, "txn-a"),
-                                    "a transaction coordinator")
-    assert (error, host, port) == (NONE, "127.0.0.1", broker.port)
-    assert node >= 0
+def batch_info(b):
+    """(base offset, last offset, attributes, producer id) of a batch."""
+    base = struct.unpack(">q", b[0:8])[0]
+    attrs = struct.unpack(">h", b[21:23])[0]
+    delta = struct.unpack(">i", b[23:27])[0]
+    pid = struct.unpack(">q", b[43:51])[0]
+    return base, base + delta, attrs, pid
 
 
-def test_commit_single_node(broker, topic):
-    """init/begin/produce/commit with confluent-kafka: the transactional producer failed at
-    init_transactions (no coordinator); committed records are read back."""
+def list_latest(port, topic, isolation, partition=0):
+    """(error, offset) of ListOffsets v2 LATEST for one partition."""
+    r = exchange(port, ksw.request("ListOffsetsRequest", 2, 2, 6, {
+        "ReplicaId": -1, "IsolationLevel": isolation,
+        "Topics": [{"Name": topic, "Partitions": [{"PartitionIndex": partition,
+                                                   "Timestamp": -1}]}]}))
+    assert r.take("i") == 6
+    r.take("i")
+    assert r.take("i") == 1
+    r.string()
+    assert r.take("i") == 1
+    _, error, _, offset = r.take("ihqq")
+    return error, offset
+
+
+def marker_of(port, topic, offset):
+    """(attributes, control key type) of the control batch at offset (read_uncommitted)."""
+    _, _, _, _, batches = fetch(port, topic, offset, READ_UNCOMMITTED)
+    b = batches[0]
+    base, _, attrs, _ = batch_info(b)
+    assert base == offset
+    # One record: length, attributes, timestamp delta, offset delta, key length, key.
+    rec = b[61:]
+    pos = 0
+
+    def varint():
+        nonlocal pos
+        shift = result = 0
+        while True:
+            byte = rec[pos]
+            pos += 1
+            result |= (byte & 0x7f) << shift
+            shift += 7
+            if not byte & 0x80:
+                return (result >> 1) ^ -(result & 1)
+    varint()
+    pos += 1
+    varint()
+    varint()
+    klen = varint()
+    key = rec[pos:pos + klen]
+    return attrs, struct.unpack(">hh", key)[1]
+
+
+# ---- WriteTxnMarkers -------------------------------------------------------------------------
+
+def test_write_txn_markers_appends_control_batches(broker, topic):
+    """WriteTxnMarkers (api 27) was not served at all: a transaction coordinator could not end
+    a transaction. Each marker is a control batch (transactional | control) of Kafka's
+    ABORT/COMMIT control record; the answer is per partition, with UNKNOWN_TOPIC_OR_PARTITION
+    for a partition that does not exist."""
+    create_topic(broker.bootstrap, topic, partitions=2)
+    pid = new_producer_id(broker.port)
+    assert produce(broker.port, topic, txn_batch(["a", "b"], pid, 0, 0)) == (NONE, 0)
+    out = write_markers(broker.port, pid, 0, True, [(topic, 0), (topic, 1), (topic, 7)])
+    assert out == {(topic, 0): NONE, (topic, 1): NONE, (topic, 7): UNKNOWN_TOPIC_OR_PARTITION}
+    attrs, kind = marker_of(broker.port, topic, 2)
+    assert attrs & (ATTR_TRANSACTIONAL | ATTR_CONTROL) == ATTR_TRANSACTIONAL | ATTR_CONTROL
+    assert kind == 1  # COMMIT
+    # Version 1 (flexible) too, an ABORT.
+    assert produce(broker.port, topic, txn_batch(["c"], pid, 0, 2)) == (NONE, 3)
+    assert write_markers(broker.port, pid, 0, False, [(topic, 0)], version=1) == {
+        (topic, 0): NONE}
+    assert marker_of(broker.port, topic, 4)[1] == 0  # ABORT
+
+
+def test_write_txn_markers_fences_stale_epochs(broker, topic):
+    """A marker of an older producer epoch (a zombie coordinator's, or for a fenced producer) is
+    INVALID_PRODUCER_EPOCH, and one of an older coordinator epoch than the partition's last
+    marker TRANSACTION_COORDINATOR_FENCED, as Kafka's appendEndTxnMarker; neither is written.
+    A retried marker of a transaction already ended succeeds."""
     create_topic(broker.bootstrap, topic)
-    p = txn_producer(broker.bootstrap, "tx-" + topic)
-    p.begin_transaction()
-    for i in range(10):
-        p.produce(topic, value=b"v%d" % i)
-    p.commit_transaction(TIMEOUT_S)
-    values = read_all(broker.bootstrap, topic, "read_uncommitted", expect_count=10)
-    assert values == ["v%d" % i for i in range(10)]
-
-
-def test_second_producer_fences_the_first(broker, topic):
-    """A second producer with the same transactional.id must fence the first: its commit
-    fails with a fatal fenced error (a zombie must never commit)."""
-    create_topic(broker.bootstrap, topic)
-    txn_id = "tx-" + topic
-    first = txn_producer(broker.bootstrap, txn_id)
-    first.begin_transaction()
-    first.produce(topic, value=b"zombie")
-    first.flush(TIMEOUT_S)
-    second = txn_producer(broker.bootstrap, txn_id)
-    second.begin_transaction()
-    second.produce(topic, value=b"live")
-    second.commit_transaction(TIMEOUT_S)
-    with pytest.raises(KafkaException) as info:
-        first.commit_transaction(TIMEOUT_S)
-    err = info.value.args[0]
-    assert err.fatal() or err.code() in (KafkaError._FENCED, KafkaError.PRODUCER_FENCED,
-                                         KafkaError.INVALID_PRODUCER_EPOCH), err
-
-
-def test_init_producer_id_bumps_epoch_and_refuses_long_timeout(broker):
-    """InitProducerId with a transactional id: the same id gets the same producer id with the
-    epoch bumped; a timeout over transaction.max.timeout.ms is INVALID_TRANSACTION_TIMEOUT."""
-    error, pid, epoch = retry(lambda: init_producer_id_v3(broker.port, "raw-a", 10000),
-                              "InitProducerId")
-    assert (error, epoch) == (NONE, 0) and pid >= 0
-    error, pid2, epoch2 = retry(lambda: init_producer_id_v3(broker.port, "raw-a", 10000, pid, 0),
-                                "InitProducerId again")
-    assert (error, pid2, epoch2) == (NONE, pid, 1)
-    # KIP-360: an old epoch is fenced.
-    error, _, _ = init_producer_id_v3(broker.port, "raw-a", 10000, pid, 0)
-    assert error == PRODUCER_FENCED
-    error, _, _ = init_producer_id_v3(broker.port, "raw-b", 900001)
-    assert error == INVALID_TRANSACTION_TIMEOUT
-    # EndTxn with no transaction going on.
-    assert end_txn_v1(broker.port, "raw-a", pid, 1, True) == INVALID_TXN_STATE
+    pid = new_producer_id(broker.port)
+    assert produce(broker.port, topic, txn_batch(["a"], pid, 3, 0)) == (NONE, 0)
+    assert write_markers(broker.port, pid, 2, True, [(topic, 0)], coordinator_epoch=5) == {
+        (topic, 0): INVALID_PRODUCER_EPOCH}
+    assert write_markers(broker.port, pid, 3, True, [(topic, 0)], coordinator_epoch=5) == {
+        (topic, 0): NONE}
+    assert write_markers(broker.port, pid, 3, True, [(topic, 0)], coordinator_epoch=5) == {
+        (topic, 0): NONE}
+    assert write_markers(broker.port, pid, 3, True, [(topic, 0)], coordinator_epoch=4) == {
+        (topic, 0): TRANSACTION_COORDINATOR_FENCED}
+    _, hw, _, _, _ = fetch(broker.port, topic, 0, READ_UNCOMMITTED)
+    assert hw == 3  # the batch and two markers
