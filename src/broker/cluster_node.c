@@ -180,7 +180,7 @@ static void on_local_answer(void *ctx, const struct buf *response, int16_t error
 {
     struct forward *f = ctx;
     struct broker_cluster *c = f->b_cluster;
-    if (error == CODE_NOT_CONTROLLER && f->node < 0) {
+    if (error == CODE_NOT_CONTROLLER) {
         forward_retry(c, f);
         return;
     }
@@ -192,10 +192,6 @@ static void forward_send(struct broker_cluster *c, struct forward *f)
     if (f->node >= 0) {
         f->sent_to = f->node;
         f->send_ms = UINT64_MAX;
-        if (f->node == c->b->cfg->node_id) {
-            broker_run_frame(c->b, buf_slice(&f->frame), on_local_answer, f);
-            return;
-        }
         struct wire_rpc r = {.from = c->b->cfg->node_id,
                              .to = f->node,
                              .kind = WIRE_RPC_REQUEST,
@@ -269,9 +265,31 @@ void broker_forward(struct broker *b, struct slice frame, broker_forward_fn done
     forward_start(b, -1, frame, done, ctx);
 }
 
+/* A frame run on this node for broker_send_frame: not among the forwards, since the request
+ * may outlive the cluster wiring (a marker waiting for its replica answers when it closes). */
+struct local_send {
+    broker_forward_fn done;
+    void *ctx;
+};
+
+static void on_local_sent(void *ctx, const struct buf *response, int16_t error)
+{
+    struct local_send *ls = ctx;
+    (void)error;
+    ls->done(ls->ctx, response);
+    free(ls);
+}
+
 void broker_send_frame(struct broker *b, int32_t node, struct slice frame, broker_forward_fn done,
                        void *ctx)
 {
+    if (node == b->cfg->node_id) {
+        struct local_send *ls = xcalloc(1, sizeof(*ls));
+        ls->done = done;
+        ls->ctx = ctx;
+        broker_run_frame(b, frame, on_local_sent, ls);
+        return;
+    }
     if (b->cluster == NULL || node < 0) {
         done(ctx, NULL);
         return;

@@ -28,6 +28,7 @@ NONE = 0
 COORDINATOR_LOAD_IN_PROGRESS = 14
 COORDINATOR_NOT_AVAILABLE = 15
 NOT_COORDINATOR = 16
+INVALID_PRODUCER_EPOCH = 47
 INVALID_TXN_STATE = 48
 INVALID_TRANSACTION_TIMEOUT = 50
 CONCURRENT_TRANSACTIONS = 51
@@ -183,10 +184,182 @@ def test_init_producer_id_bumps_epoch_and_refuses_long_timeout(broker):
     error, pid2, epoch2 = retry(lambda: init_producer_id_v3(broker.port, "raw-a", 10000, pid, 0),
                                 "InitProducerId again")
     assert (error, pid2, epoch2) == (NONE, pid, 1)
-    # KIP-360: an old epoch is fenced.
+    # KIP-360: an old epoch is fenced (INVALID_PRODUCER_EPOCH before v4, KIP-588).
     error, _, _ = init_producer_id_v3(broker.port, "raw-a", 10000, pid, 0)
-    assert error == PRODUCER_FENCED
+    assert error == INVALID_PRODUCER_EPOCH
     error, _, _ = init_producer_id_v3(broker.port, "raw-b", 900001)
     assert error == INVALID_TRANSACTION_TIMEOUT
     # EndTxn with no transaction going on.
     assert end_txn_v1(broker.port, "raw-a", pid, 1, True) == INVALID_TXN_STATE
+
+
+def list_transactions_v0(port):
+    """(error, [(transactional id, producer id, state)]) of ListTransactions v0 (flexible)."""
+    body = b"\x01" + b"\x01" + b"\x00"  # no state filters, no producer id filters, no tags
+    kind, payload = kw.exchange(port, kw.frame(
+        kw.header(API_LIST_TRANSACTIONS, 0, 21, flexible=True) + body))
+    assert kind == "response", "the connection closed without an answer"
+    r = WireReader(payload)
+    assert r.take(">i") == 21
+    r.tags()
+    r.take(">i")  # throttle
+    error = r.take(">h")
+    for _ in range(r.uvarint() - 1):
+        r.compact_string()
+    out = []
+    for _ in range(r.uvarint() - 1):
+        tid = r.compact_string()
+        pid = r.take(">q")
+        state = r.compact_string()
+        r.tags()
+        out.append((tid, pid, state))
+    return error, out
+
+
+def describe_transactions_v0(port, txn_id):
+    """(error, state, producer id, epoch, timeout ms, [(topic, [partitions])]) of
+    DescribeTransactions v0 for one id."""
+    raw = txn_id.encode()
+    body = b"\x02" + kw.uvarint(len(raw) + 1) + raw + b"\x00"
+    kind, payload = kw.exchange(port, kw.frame(
+        kw.header(API_DESCRIBE_TRANSACTIONS, 0, 23, flexible=True) + body))
+    assert kind == "response", "the connection closed without an answer"
+    r = WireReader(payload)
+    assert r.take(">i") == 23
+    r.tags()
+    r.take(">i")  # throttle
+    assert r.uvarint() - 1 == 1
+    error = r.take(">h")
+    assert r.compact_string() == txn_id
+    state = r.compact_string()
+    timeout_ms = r.take(">i")
+    r.take(">q")  # start time
+    pid = r.take(">q")
+    epoch = r.take(">h")
+    topics = []
+    for _ in range(r.uvarint() - 1):
+        topic = r.compact_string()
+        parts = [r.take(">i") for _ in range(r.uvarint() - 1)]
+        r.tags()
+        topics.append((topic, parts))
+    return error, state, pid, epoch, timeout_ms, topics
+
+
+class WireReader:
+    def __init__(self, data):
+        self.data = data
+        self.off = 0
+
+    def take(self, fmt):
+        (v,) = struct.unpack_from(fmt, self.data, self.off)
+        self.off += struct.calcsize(fmt)
+        return v
+
+    def uvarint(self):
+        shift = value = 0
+        while True:
+            b = self.data[self.off]
+            self.off += 1
+            value |= (b & 0x7F) << shift
+            if b < 0x80:
+                return value
+            shift += 7
+
+    def compact_string(self):
+        n = self.uvarint() - 1
+        s = self.data[self.off:self.off + n].decode()
+        self.off += n
+        return s
+
+    def tags(self):
+        for _ in range(self.uvarint()):
+            self.uvarint()
+            self.off += self.uvarint()
+
+
+def test_describe_and_list_transactions(broker, topic):
+    """DescribeTransactions and ListTransactions were not served (tools such as
+    kafka-transactions.sh could not see a transaction): an open transaction is Ongoing with
+    its partition, a committed one CompleteCommit, an unknown id TRANSACTIONAL_ID_NOT_FOUND."""
+    create_topic(broker.bootstrap, topic, partitions=2)
+    txn_id = "tx-" + topic
+    p = txn_producer(broker.bootstrap, txn_id)
+    p.begin_transaction()
+    p.produce(topic, value=b"x", partition=1)
+    p.flush(TIMEOUT_S)
+    error, state, pid, epoch, timeout_ms, topics = describe_transactions_v0(broker.port, txn_id)
+    assert (error, state, timeout_ms, topics) == (NONE, "Ongoing", 60000, [(topic, [1])])
+    error, listed = list_transactions_v0(broker.port)
+    assert error == NONE and (txn_id, pid, "Ongoing") in listed
+    p.commit_transaction(TIMEOUT_S)
+
+    def completed():
+        out = describe_transactions_v0(broker.port, txn_id)
+        return out if out[1] == "CompleteCommit" else None
+    error, state, pid2, epoch2, _, topics = wait_until(completed, TIMEOUT_S, "CompleteCommit")
+    assert (error, pid2, epoch2, topics) == (NONE, pid, epoch, [])
+    assert describe_transactions_v0(broker.port, "nobody")[0] == TRANSACTIONAL_ID_NOT_FOUND
+
+
+def test_timed_out_transaction_is_aborted_and_producer_fenced(make_broker, topic):
+    """transaction.timeout.ms was not enforced: a transaction left open kept its partitions
+    unstable forever. The coordinator aborts it with the epoch bumped (Kafka's way), so the
+    producer's commit fails fenced, and the id's state is CompleteAbort."""
+    b = make_broker(["--set", "transaction.abort.timed.out.transaction.cleanup.interval.ms=100"])
+    b.start()
+    create_topic(b.bootstrap, topic)
+    txn_id = "tx-" + topic
+    p = txn_producer(b.bootstrap, txn_id, **{"transaction.timeout.ms": 1000,
+                                              "message.timeout.ms": 1000})
+    p.begin_transaction()
+    p.produce(topic, value=b"late")
+    p.flush(TIMEOUT_S)
+    _, _, pid, epoch, _, _ = describe_transactions_v0(b.port, txn_id)
+
+    def aborted():
+        out = describe_transactions_v0(b.port, txn_id)
+        return out if out[1] == "CompleteAbort" else None
+    _, _, pid2, epoch2, _, _ = wait_until(aborted, TIMEOUT_S, "the timed-out transaction aborted")
+    assert (pid2, epoch2) == (pid, epoch + 1)
+    with pytest.raises(KafkaException):
+        p.commit_transaction(TIMEOUT_S)
+
+
+# ---- three nodes -----------------------------------------------------------------------------
+
+FAST_ISR = ["--set", "replica.lag.time.max.ms=1000"]
+
+
+@pytest.fixture
+def cluster(tmp_path):
+    c = Cluster(tmp_path, 3, extra_args=FAST_ISR).start()
+    yield c
+    c.stop()
+
+
+def test_commit_on_three_nodes(cluster, topic):
+    """A transaction over partitions led by all three nodes commits: the coordinator sends
+    WriteTxnMarkers to the other nodes over the cluster port (markers were only ever sent to
+    the controller's admin path), and __transaction_state is replicated three ways."""
+    c = cluster
+    create_topic(c.bootstrap(1), topic, partitions=6, replication=3)
+    txn_id = "tx-" + topic
+    p = txn_producer(c.bootstrap(1), txn_id)
+    for round_ in range(3):
+        p.begin_transaction()
+        for part in range(6):
+            p.produce(topic, value=b"r%d-p%d" % (round_, part), partition=part)
+        p.commit_transaction(TIMEOUT_S)
+    md = c.metadata(1, "__transaction_state")
+    parts = md.topics["__transaction_state"].partitions
+    assert len(parts) == 50 and all(len(pm.replicas) == 3 for pm in parts.values())
+
+    def completed():
+        for n in (1, 2, 3):
+            out = describe_transactions_v0(c.nodes[n].port, txn_id)
+            if out[0] == NONE:
+                return out if out[1] == "CompleteCommit" else None
+        return None
+    wait_until(completed, TIMEOUT_S, "CompleteCommit on the coordinator")
+    values = read_all(c.bootstrap(1), topic, "read_uncommitted", expect_count=18, partitions=6)
+    assert sorted(values) == sorted("r%d-p%d" % (r, q) for r in range(3) for q in range(6))
