@@ -255,3 +255,82 @@ def test_write_txn_markers_fences_stale_epochs(broker, topic):
         (topic, 0): TRANSACTION_COORDINATOR_FENCED}
     _, hw, _, _, _ = fetch(broker.port, topic, 0, READ_UNCOMMITTED)
     assert hw == 3  # the batch and two markers
+
+
+# ---- last stable offset, read_committed, aborted transactions --------------------------------
+
+def offsets_of(batches):
+    return [batch_info(b)[:2] for b in batches]
+
+
+def check_isolation(port, topic, pid_a):
+    """The answers after: A (pid_a) at 0..1 aborted by the marker at 4, a plain batch at 2, B at
+    3 committed by the marker at 5."""
+    error, hw, lso, aborted, batches = fetch(port, topic, 0, READ_COMMITTED)
+    assert (error, hw, lso) == (NONE, 6, 6)
+    assert offsets_of(batches) == [(0, 1), (2, 2), (3, 3), (4, 4), (5, 5)]
+    assert aborted == [(pid_a, 0)]
+    # From past A's marker no aborted transaction overlaps.
+    assert fetch(port, topic, 5, READ_COMMITTED)[3] == []
+    assert list_latest(port, topic, READ_COMMITTED) == (NONE, 6)
+    assert list_latest(port, topic, READ_UNCOMMITTED) == (NONE, 6)
+
+
+def test_read_committed_stops_at_last_stable_offset(make_broker, topic):
+    """Fetch answered last_stable_offset = high watermark and read_committed read past open
+    transactions, with no aborted transactions: a read_committed consumer saw uncommitted and
+    aborted records. Now: the last stable offset is the first offset of the oldest open
+    transaction; read_committed reads up to it and gets the aborted transactions overlapping
+    what it read; ListOffsets LATEST with read_committed is the last stable offset; all of it
+    survives a restart (rebuilt from the log)."""
+    broker = make_broker()
+    broker.start()
+    port = broker.port
+    create_topic(broker.bootstrap, topic)
+    pid_a = new_producer_id(port)
+    pid_b = new_producer_id(port)
+    assert produce(port, topic, txn_batch(["a1", "a2"], pid_a, 0, 0)) == (NONE, 0)
+    assert produce(port, topic, kw.record_batch([b"plain"])) == (NONE, 2)
+    assert produce(port, topic, txn_batch(["b1"], pid_b, 0, 0)) == (NONE, 3)
+
+    error, hw, lso, aborted, batches = fetch(port, topic, 0, READ_COMMITTED)
+    assert (error, hw, lso, aborted, batches) == (NONE, 4, 0, [], [])
+    error, hw, lso, aborted, batches = fetch(port, topic, 0, READ_UNCOMMITTED)
+    assert (error, hw, lso, aborted) == (NONE, 4, 0, None)
+    assert offsets_of(batches) == [(0, 1), (2, 2), (3, 3)]
+    assert list_latest(port, topic, READ_COMMITTED) == (NONE, 0)
+    assert list_latest(port, topic, READ_UNCOMMITTED) == (NONE, 4)
+
+    # A aborted: stable up to B's first offset.
+    assert write_markers(port, pid_a, 0, False, [(topic, 0)]) == {(topic, 0): NONE}
+    error, hw, lso, aborted, batches = fetch(port, topic, 0, READ_COMMITTED)
+    assert (error, hw, lso) == (NONE, 5, 3)
+    assert offsets_of(batches) == [(0, 1), (2, 2)]
+    assert aborted == [(pid_a, 0)]
+    # Fetch v11 (flexible is v12+: the same fields) agrees.
+    assert fetch(port, topic, 0, READ_COMMITTED, version=11)[2:4] == (3, [(pid_a, 0)])
+
+    assert write_markers(port, pid_b, 0, True, [(topic, 0)]) == {(topic, 0): NONE}
+    check_isolation(port, topic, pid_a)
+
+    broker.stop()
+    broker.start()
+    wait_until(lambda: fetch(broker.port, topic, 0, READ_COMMITTED)[0] == NONE, TIMEOUT_S,
+               "the partition served again")
+    check_isolation(broker.port, topic, pid_a)
+
+
+def test_transactional_produce_rules(broker, topic):
+    """Transactional batches follow the idempotence rules, and a plain batch of a producer whose
+    transaction is open on the partition is INVALID_TXN_STATE (Kafka's ProducerAppendInfo);
+    a stale epoch is INVALID_PRODUCER_EPOCH, also for transactional producers (Kafka 2.7+)."""
+    create_topic(broker.bootstrap, topic)
+    pid = new_producer_id(broker.port)
+    assert produce(broker.port, topic, txn_batch(["a"], pid, 1, 0)) == (NONE, 0)
+    assert produce(broker.port, topic, txn_batch(["b"], pid, 1, 1, transactional=False))[0] == \
+        INVALID_TXN_STATE
+    assert produce(broker.port, topic, txn_batch(["c"], pid, 0, 0))[0] == INVALID_PRODUCER_EPOCH
+    assert produce(broker.port, topic, txn_batch(["a"], pid, 1, 0)) == (NONE, 0)  # duplicate
+    assert write_markers(broker.port, pid, 1, True, [(topic, 0)]) == {(topic, 0): NONE}
+    # Ended: the next transaction goes on at the next sequence.
+    assert produce(broker.port, topic, txn_batch(["d"], pid, 1, 1)) == (NONE, 2)
