@@ -334,3 +334,98 @@ def test_transactional_produce_rules(broker, topic):
     assert write_markers(broker.port, pid, 1, True, [(topic, 0)]) == {(topic, 0): NONE}
     # Ended: the next transaction goes on at the next sequence.
     assert produce(broker.port, topic, txn_batch(["d"], pid, 1, 1)) == (NONE, 2)
+
+
+# ---- group offsets in transactions -----------------------------------------------------------
+
+def offsets_partition(group, partitions=50):
+    """Kafka's __consumer_offsets partition of a group: abs(String.hashCode) mod partitions."""
+    h = 0
+    for ch in group.encode():
+        h = (h * 31 + ch) & 0xFFFFFFFF
+    return (h & 0x7FFFFFFF) % partitions
+
+
+def txn_offset_commit(port, group, pid, epoch, topic, partition, offset):
+    """The error of TxnOffsetCommit v2 of one partition's offset."""
+    r = exchange(port, ksw.request("TxnOffsetCommitRequest", 28, 2, 12, {
+        "TransactionalId": "tx-" + group, "GroupId": group, "ProducerId": pid,
+        "ProducerEpoch": epoch,
+        "Topics": [{"Name": topic, "Partitions": [
+            {"PartitionIndex": partition, "CommittedOffset": offset, "CommittedLeaderEpoch": -1,
+             "CommittedMetadata": "m"}]}]}))
+    assert r.take("i") == 12
+    r.take("i")
+    assert r.take("i") == 1
+    r.string()
+    assert r.take("i") == 1
+    index, error = r.take("ih")
+    assert index == partition
+    return error
+
+
+def offset_fetch(port, group, topic, partition, require_stable):
+    """(error, committed offset) of OffsetFetch v7 (flexible) for one partition."""
+    r = exchange(port, ksw.request("OffsetFetchRequest", 9, 7, 13, {
+        "GroupId": group, "Topics": [{"Name": topic, "PartitionIndexes": [partition]}],
+        "RequireStable": require_stable}))
+    assert r.take("i") == 13
+    r.take("B")  # header tagged fields
+    r.take("i")  # throttle
+
+    def compact_string():
+        n = r.take("B") - 1
+        s = r.data[r.off:r.off + max(n, 0)]
+        r.off += max(n, 0)
+        return s
+    assert r.take("B") - 1 == 1
+    compact_string()
+    assert r.take("B") - 1 == 1
+    index, offset, _ = r.take("iqi")
+    compact_string()
+    error = r.take("h")
+    assert index == partition
+    return error, offset
+
+
+def test_txn_offset_commit_visible_at_commit_marker(make_broker, topic):
+    """TxnOffsetCommit (api 28) was not served, so send_offsets_to_transaction failed. Now the
+    offsets are stored as the producer's pending offsets (a transactional batch on
+    __consumer_offsets in Kafka's record format): OffsetFetch with require_stable answers
+    UNSTABLE_OFFSET_COMMIT while they are pending, a COMMIT marker on the group's partition makes
+    them the committed offsets, an ABORT drops them; pending offsets and the decisions survive a
+    restart (the coordinator reads them back from the log)."""
+    broker = make_broker()
+    broker.start()
+    port = broker.port
+    create_topic(broker.bootstrap, topic)
+    group = "g-" + topic
+    offsets_tp = ("__consumer_offsets", offsets_partition(group))
+    pid = new_producer_id(port)
+    wait_until(lambda: txn_offset_commit(port, group, pid, 0, topic, 0, 5) == NONE, TIMEOUT_S,
+               "the group coordinator")
+    assert offset_fetch(port, group, topic, 0, True) == (UNSTABLE_OFFSET_COMMIT, -1)
+    assert offset_fetch(port, group, topic, 0, False) == (NONE, -1)
+    assert write_markers(port, pid, 0, True, [offsets_tp]) == {offsets_tp: NONE}
+    assert offset_fetch(port, group, topic, 0, True) == (NONE, 5)
+
+    assert txn_offset_commit(port, group, pid, 0, topic, 0, 9) == NONE
+    assert write_markers(port, pid, 0, False, [offsets_tp]) == {offsets_tp: NONE}
+    assert offset_fetch(port, group, topic, 0, True) == (NONE, 5)
+
+    # Pending across a restart, then committed.
+    assert txn_offset_commit(port, group, pid, 0, topic, 0, 12) == NONE
+    broker.stop()
+    broker.start()
+
+    def loaded():
+        error, offset = offset_fetch(broker.port, group, topic, 0, True)
+        return error == UNSTABLE_OFFSET_COMMIT
+    wait_until(loaded, TIMEOUT_S, "the group's pending offsets loaded")
+    assert offset_fetch(broker.port, group, topic, 0, False) == (NONE, 5)
+    assert write_markers(broker.port, pid, 0, True, [offsets_tp]) == {offsets_tp: NONE}
+    assert offset_fetch(broker.port, group, topic, 0, True) == (NONE, 12)
+    broker.stop()
+    broker.start()
+    wait_until(lambda: offset_fetch(broker.port, group, topic, 0, True) == (NONE, 12), TIMEOUT_S,
+               "the committed offsets loaded")
