@@ -432,6 +432,11 @@ void add_offsets_to_txn_handle(struct breq *rq);
 void end_txn_handle(struct breq *rq);
 void describe_transactions_handle(struct breq *rq);
 void list_transactions_handle(struct breq *rq);
+/* TxnOffsetCommit: a transaction's offsets, pending until its marker. */
+void txn_offset_commit_handle(struct breq *rq);
+/* A transaction marker committed on __consumer_offsets partition `partition`: the producer's
+ * pending offsets there are committed or dropped (txn_markers.c calls it). */
+void groups_txn_marker(struct broker *b, int32_t partition, int64_t producer_id, bool commit);
 
 /* ---- replicated partitions (replication.c) ---- */
 struct broker_part;

@@ -58,6 +58,7 @@ static const struct api_handler handlers[] = {
     [25] = {add_offsets_to_txn_handle, 0, 3},        /* AddOffsetsToTxn */
     [26] = {end_txn_handle, 0, 3},                   /* EndTxn */
     [27] = {write_txn_markers_handle, 0, 1},         /* WriteTxnMarkers */
+    [28] = {txn_offset_commit_handle, 0, 3},         /* TxnOffsetCommit: v4 is KIP-890 */
     [32] = {describe_configs_handle, 0, 4},          /* DescribeConfigs */
     [33] = {alter_configs_handle, 0, 2},             /* AlterConfigs */
     [37] = {create_partitions_handle, 0, 3},         /* CreatePartitions */

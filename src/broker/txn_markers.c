@@ -12,7 +12,10 @@
  * committed and on min.insync.replicas replicas (NOT_ENOUGH_REPLICAS when fewer are in sync,
  * checked before the append). A retried marker of a transaction already ended is appended again
  * and ends nothing, so a retry after a lost answer succeeds (Kafka does the same).
-
+ *
+ * On __consumer_offsets the committed marker also decides the transaction's pending group
+ * offsets of that partition (groups.c: the committed offsets, or dropped), as Kafka's
+ * GroupCoordinator.scheduleHandleTxnCompletion.
  */
 #include "base/assert.h"
 #include "base/buf.h"
@@ -29,6 +32,9 @@ struct marker_part {
     struct txn_markers *tm;
     struct kafka_write_txn_markers_response_writable_txn_marker_partition_result *out;
     struct replica_commit commit;
+    int32_t offsets_partition; /* __consumer_offsets: the partition, else -1 */
+    int64_t producer_id;
+    bool commit_result;
 };
 
 struct txn_markers {
@@ -56,6 +62,9 @@ static void on_commit(void *ctx, int err)
     struct marker_part *part = ctx;
     if (err != 0)
         part->out->error_code = storage_error(err);
+    else if (part->offsets_partition >= 0)
+        groups_txn_marker(part->tm->rq->b, part->offsets_partition, part->producer_id,
+                          part->commit_result);
     markers_done(part->tm);
 }
 
@@ -131,6 +140,9 @@ static void marker_partition(struct txn_markers *tm,
     size_t len = batch.len;
     buf_deinit(&batch);
     part->tm = tm;
+    part->offsets_partition = strcmp(mt->name, BROKER_OFFSETS_TOPIC) == 0 ? index : -1;
+    part->producer_id = mk->producer_id;
+    part->commit_result = mk->transaction_result;
     struct log_append_result res;
     rc = replica_append(r, bytes, len, REPLICA_WAIT_COMMIT, min_insync, &part->commit, on_commit,
                         part, &res);

@@ -801,6 +801,13 @@ int replica_append(struct replica *r, uint8_t *batch, size_t len, enum replica_w
     return 0;
 }
 
+int replica_read_below(struct replica *r, int64_t offset, uint64_t max_bytes, int64_t limit,
+                       struct log_read *out)
+{
+    int64_t hw = log_high_watermark(r->log);
+    return log_read(r->log, offset, max_bytes, limit < hw ? limit : hw, out);
+}
+
 int replica_read(struct replica *r, int64_t offset, uint64_t max_bytes, struct log_read *out)
 {
 #ifdef REPLICA_BUG_READ_BEYOND_COMMIT

@@ -153,6 +153,9 @@ uint32_t replica_isr(const struct replica *r, int32_t *out, uint32_t max);
 /* Whole batches from offset, up to max_bytes (KIP-74: the first batch whole), never past the
  * high watermark. Errors as log_read. */
 int replica_read(struct replica *r, int64_t offset, uint64_t max_bytes, struct log_read *out);
+/* As replica_read, never past limit either (read_committed: the last stable offset). */
+int replica_read_below(struct replica *r, int64_t offset, uint64_t max_bytes, int64_t limit,
+                       struct log_read *out);
 
 void replica_watch_init(struct replica_watch *w, replica_watch_fn fn, void *ctx);
 void replica_watch_add(struct replica *r, struct replica_watch *w);

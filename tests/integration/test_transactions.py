@@ -255,3 +255,177 @@ def test_write_txn_markers_fences_stale_epochs(broker, topic):
         (topic, 0): TRANSACTION_COORDINATOR_FENCED}
     _, hw, _, _, _ = fetch(broker.port, topic, 0, READ_UNCOMMITTED)
     assert hw == 3  # the batch and two markers
+
+
+# ---- last stable offset, read_committed, aborted transactions --------------------------------
+
+def offsets_of(batches):
+    return [batch_info(b)[:2] for b in batches]
+
+
+def check_isolation(port, topic, pid_a):
+    """The answers after: A (pid_a) at 0..1 aborted by the marker at 4, a plain batch at 2, B at
+    3 committed by the marker at 5."""
+    error, hw, lso, aborted, batches = fetch(port, topic, 0, READ_COMMITTED)
+    assert (error, hw, lso) == (NONE, 6, 6)
+    assert offsets_of(batches) == [(0, 1), (2, 2), (3, 3), (4, 4), (5, 5)]
+    assert aborted == [(pid_a, 0)]
+    # From past A's marker no aborted transaction overlaps.
+    assert fetch(port, topic, 5, READ_COMMITTED)[3] == []
+    assert list_latest(port, topic, READ_COMMITTED) == (NONE, 6)
+    assert list_latest(port, topic, READ_UNCOMMITTED) == (NONE, 6)
+
+
+def test_read_committed_stops_at_last_stable_offset(make_broker, topic):
+    """Fetch answered last_stable_offset = high watermark and read_committed read past open
+    transactions, with no aborted transactions: a read_committed consumer saw uncommitted and
+    aborted records. Now: the last stable offset is the first offset of the oldest open
+    transaction; read_committed reads up to it and gets the aborted transactions overlapping
+    what it read; ListOffsets LATEST with read_committed is the last stable offset; all of it
+    survives a restart (rebuilt from the log)."""
+    broker = make_broker()
+    broker.start()
+    port = broker.port
+    create_topic(broker.bootstrap, topic)
+    pid_a = new_producer_id(port)
+    pid_b = new_producer_id(port)
+    assert produce(port, topic, txn_batch(["a1", "a2"], pid_a, 0, 0)) == (NONE, 0)
+    assert produce(port, topic, kw.record_batch([b"plain"])) == (NONE, 2)
+    assert produce(port, topic, txn_batch(["b1"], pid_b, 0, 0)) == (NONE, 3)
+
+    error, hw, lso, aborted, batches = fetch(port, topic, 0, READ_COMMITTED)
+    assert (error, hw, lso, aborted, batches) == (NONE, 4, 0, [], [])
+    error, hw, lso, aborted, batches = fetch(port, topic, 0, READ_UNCOMMITTED)
+    assert (error, hw, lso, aborted) == (NONE, 4, 0, None)
+    assert offsets_of(batches) == [(0, 1), (2, 2), (3, 3)]
+    assert list_latest(port, topic, READ_COMMITTED) == (NONE, 0)
+    assert list_latest(port, topic, READ_UNCOMMITTED) == (NONE, 4)
+
+    # A aborted: stable up to B's first offset.
+    assert write_markers(port, pid_a, 0, False, [(topic, 0)]) == {(topic, 0): NONE}
+    error, hw, lso, aborted, batches = fetch(port, topic, 0, READ_COMMITTED)
+    assert (error, hw, lso) == (NONE, 5, 3)
+    assert offsets_of(batches) == [(0, 1), (2, 2)]
+    assert aborted == [(pid_a, 0)]
+    # Fetch v11 (flexible is v12+: the same fields) agrees.
+    assert fetch(port, topic, 0, READ_COMMITTED, version=11)[2:4] == (3, [(pid_a, 0)])
+
+    assert write_markers(port, pid_b, 0, True, [(topic, 0)]) == {(topic, 0): NONE}
+    check_isolation(port, topic, pid_a)
+
+    broker.stop()
+    broker.start()
+    wait_until(lambda: fetch(broker.port, topic, 0, READ_COMMITTED)[0] == NONE, TIMEOUT_S,
+               "the partition served again")
+    check_isolation(broker.port, topic, pid_a)
+
+
+def test_transactional_produce_rules(broker, topic):
+    """Transactional batches follow the idempotence rules, and a plain batch of a producer whose
+    transaction is open on the partition is INVALID_TXN_STATE (Kafka's ProducerAppendInfo);
+    a stale epoch is INVALID_PRODUCER_EPOCH, also for transactional producers (Kafka 2.7+)."""
+    create_topic(broker.bootstrap, topic)
+    pid = new_producer_id(broker.port)
+    assert produce(broker.port, topic, txn_batch(["a"], pid, 1, 0)) == (NONE, 0)
+    assert produce(broker.port, topic, txn_batch(["b"], pid, 1, 1, transactional=False))[0] == \
+        INVALID_TXN_STATE
+    assert produce(broker.port, topic, txn_batch(["c"], pid, 0, 0))[0] == INVALID_PRODUCER_EPOCH
+    assert produce(broker.port, topic, txn_batch(["a"], pid, 1, 0)) == (NONE, 0)  # duplicate
+    assert write_markers(broker.port, pid, 1, True, [(topic, 0)]) == {(topic, 0): NONE}
+    # Ended: the next transaction goes on at the next sequence.
+    assert produce(broker.port, topic, txn_batch(["d"], pid, 1, 1)) == (NONE, 2)
+
+
+# ---- group offsets in transactions -----------------------------------------------------------
+
+def offsets_partition(group, partitions=50):
+    """Kafka's __consumer_offsets partition of a group: abs(String.hashCode) mod partitions."""
+    h = 0
+    for ch in group.encode():
+        h = (h * 31 + ch) & 0xFFFFFFFF
+    return (h & 0x7FFFFFFF) % partitions
+
+
+def txn_offset_commit(port, group, pid, epoch, topic, partition, offset):
+    """The error of TxnOffsetCommit v2 of one partition's offset."""
+    r = exchange(port, ksw.request("TxnOffsetCommitRequest", 28, 2, 12, {
+        "TransactionalId": "tx-" + group, "GroupId": group, "ProducerId": pid,
+        "ProducerEpoch": epoch,
+        "Topics": [{"Name": topic, "Partitions": [
+            {"PartitionIndex": partition, "CommittedOffset": offset, "CommittedLeaderEpoch": -1,
+             "CommittedMetadata": "m"}]}]}))
+    assert r.take("i") == 12
+    r.take("i")
+    assert r.take("i") == 1
+    r.string()
+    assert r.take("i") == 1
+    index, error = r.take("ih")
+    assert index == partition
+    return error
+
+
+def offset_fetch(port, group, topic, partition, require_stable):
+    """(error, committed offset) of OffsetFetch v7 (flexible) for one partition."""
+    r = exchange(port, ksw.request("OffsetFetchRequest", 9, 7, 13, {
+        "GroupId": group, "Topics": [{"Name": topic, "PartitionIndexes": [partition]}],
+        "RequireStable": require_stable}))
+    assert r.take("i") == 13
+    r.take("B")  # header tagged fields
+    r.take("i")  # throttle
+
+    def compact_string():
+        n = r.take("B") - 1
+        s = r.data[r.off:r.off + max(n, 0)]
+        r.off += max(n, 0)
+        return s
+    assert r.take("B") - 1 == 1
+    compact_string()
+    assert r.take("B") - 1 == 1
+    index, offset, _ = r.take("iqi")
+    compact_string()
+    error = r.take("h")
+    assert index == partition
+    return error, offset
+
+
+def test_txn_offset_commit_visible_at_commit_marker(make_broker, topic):
+    """TxnOffsetCommit (api 28) was not served, so send_offsets_to_transaction failed. Now the
+    offsets are stored as the producer's pending offsets (a transactional batch on
+    __consumer_offsets in Kafka's record format): OffsetFetch with require_stable answers
+    UNSTABLE_OFFSET_COMMIT while they are pending, a COMMIT marker on the group's partition makes
+    them the committed offsets, an ABORT drops them; pending offsets and the decisions survive a
+    restart (the coordinator reads them back from the log)."""
+    broker = make_broker()
+    broker.start()
+    port = broker.port
+    create_topic(broker.bootstrap, topic)
+    group = "g-" + topic
+    offsets_tp = ("__consumer_offsets", offsets_partition(group))
+    pid = new_producer_id(port)
+    wait_until(lambda: txn_offset_commit(port, group, pid, 0, topic, 0, 5) == NONE, TIMEOUT_S,
+               "the group coordinator")
+    assert offset_fetch(port, group, topic, 0, True) == (UNSTABLE_OFFSET_COMMIT, -1)
+    assert offset_fetch(port, group, topic, 0, False) == (NONE, -1)
+    assert write_markers(port, pid, 0, True, [offsets_tp]) == {offsets_tp: NONE}
+    assert offset_fetch(port, group, topic, 0, True) == (NONE, 5)
+
+    assert txn_offset_commit(port, group, pid, 0, topic, 0, 9) == NONE
+    assert write_markers(port, pid, 0, False, [offsets_tp]) == {offsets_tp: NONE}
+    assert offset_fetch(port, group, topic, 0, True) == (NONE, 5)
+
+    # Pending across a restart, then committed.
+    assert txn_offset_commit(port, group, pid, 0, topic, 0, 12) == NONE
+    broker.stop()
+    broker.start()
+
+    def loaded():
+        error, offset = offset_fetch(broker.port, group, topic, 0, True)
+        return error == UNSTABLE_OFFSET_COMMIT
+    wait_until(loaded, TIMEOUT_S, "the group's pending offsets loaded")
+    assert offset_fetch(broker.port, group, topic, 0, False) == (NONE, 5)
+    assert write_markers(broker.port, pid, 0, True, [offsets_tp]) == {offsets_tp: NONE}
+    assert offset_fetch(broker.port, group, topic, 0, True) == (NONE, 12)
+    broker.stop()
+    broker.start()
+    wait_until(lambda: offset_fetch(broker.port, group, topic, 0, True) == (NONE, 12), TIMEOUT_S,
+               "the committed offsets loaded")
