@@ -293,11 +293,14 @@ static void produce_partition(struct produce *pr, const struct meta_topic *mt, c
         out->error_code = broker_replica_error(b, name, name_len, in->index);
         return;
     }
-    if (strcmp(mt->name, BROKER_OFFSETS_TOPIC) == 0) {
-        /* Only the group coordinator writes its internal topic, as in Kafka. */
+    if (strcmp(mt->name, BROKER_OFFSETS_TOPIC) == 0 ||
+        strcmp(mt->name, BROKER_TXN_STATE_TOPIC) == 0) {
+        /* Only the coordinators write their internal topics, as in Kafka. */
         out->error_code = KAFKA_INVALID_TOPIC_EXCEPTION;
         out->error_message =
-            proto_str_make("Cannot append to internal topic " BROKER_OFFSETS_TOPIC);
+            proto_str_make(strcmp(mt->name, BROKER_OFFSETS_TOPIC) == 0
+                               ? "Cannot append to internal topic " BROKER_OFFSETS_TOPIC
+                               : "Cannot append to internal topic " BROKER_TXN_STATE_TOPIC);
         return;
     }
     if (req->acks != 0 && req->acks != 1 && req->acks != -1) {
