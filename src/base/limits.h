@@ -193,6 +193,7 @@
 #define BROKER_PARTITION_HEARTBEAT_TICKS 2u          /* a partition leader heartbeats every 2 ticks */
 #define BROKER_FORWARD_TIMEOUT_MS        30000u      /* an admin request forwarded to the controller */
 #define BROKER_FORWARD_RETRY_MS          100u        /* wait before sending it to a new controller */
+#define BROKER_SEND_FRAME_TIMEOUT_MS     5000u       /* a frame sent to one node (WriteTxnMarkers) */
 #define BROKER_META_SEGMENT_BYTES        (16u * MIB) /* segments of the metadata log */
 #define BROKER_STAGED_NAMES_MAX          1024u       /* topics of one CreateTopics checked for collisions */
 #define BROKER_INTERNAL_CREATE_VERSION   4           /* CreateTopics version of a node's own creations */
@@ -220,19 +221,12 @@
 #define GROUP_LOAD_RETRY_MS                1000u    /* wait before reading again after a load error */
 
 /* ---- txn (the transaction coordinator and __transaction_state) --------------------------- */
-#define TXN_STATE_PARTITIONS_DEFAULT    50u       /* transaction.state.log.num.partitions */
-#define TXN_STATE_PARTITIONS_MAX        1000u
-#define TXN_STATE_RF_DEFAULT            3         /* transaction.state.log.replication.factor */
-#define TXN_STATE_MIN_ISR_DEFAULT       2         /* transaction.state.log.min.isr */
-#define TXN_MAX_TIMEOUT_MS_DEFAULT      900000    /* transaction.max.timeout.ms (Kafka's) */
-#define TXN_ID_EXPIRATION_MS_DEFAULT    604800000 /* transactional.id.expiration.ms (7 days) */
-#define TXN_ABORT_CHECK_MS_DEFAULT      10000     /* ...abort.timed.out.transaction.cleanup.interval.ms */
+#define TXN_STATE_PARTITIONS_MAX        1000u     /* transaction.state.log.num.partitions */
 #define TXN_ID_BYTES_MAX                32767u    /* a transactional id (a Kafka string) */
 #define TXN_PARTITIONS_MAX              100000u   /* partitions in one transaction */
 #define TXN_IDS_MAX                     1000000u  /* transactional ids one coordinator holds */
 #define TXN_TICK_MS                     1000u     /* longest wait between coordinator ticks */
 #define TXN_MARKER_RETRY_MS             100u      /* wait before markers are sent again */
-#define TXN_MARKER_TIMEOUT_MS           30000u    /* a WriteTxnMarkers sent and not answered */
 #define TXN_PARKED_FIND_MAX             256u      /* FindCoordinator waiting for __transaction_state */
 
 /* ---- bench (bench/kafka: the chronik-bench tool) ---------------------------------------- */

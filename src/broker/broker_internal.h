@@ -265,8 +265,8 @@ void broker_create_topics_rf(struct broker *b, const struct proto_str *names, ui
  * Sends one Kafka request frame (header and body, no size prefix) to node `node`, this one
  * included, which runs it as a client's request would run there (only WriteTxnMarkers is
  * served this way, broker_api_is_node_internal); done(ctx, response) gets its response frame,
- * or NULL when it could not be sent, was refused, or got no answer within
- * BROKER_FORWARD_TIMEOUT_MS. Sent once, never again: the caller retries. done may run before
+ * or NULL when it could not be sent (the node is down), was refused, or got no answer within
+ * BROKER_SEND_FRAME_TIMEOUT_MS. Sent once, never again: the caller retries. done may run before
  * this returns. The frame is copied.
  */
 void broker_send_frame(struct broker *b, int32_t node, struct slice frame, broker_forward_fn done,

@@ -251,7 +251,8 @@ static void forward_start(struct broker *b, int32_t node, struct slice frame,
     f->ctx = ctx;
     f->b_cluster = c;
     f->correlation = ++c->correlation;
-    f->deadline_ms = now_ms(c) + BROKER_FORWARD_TIMEOUT_MS;
+    f->deadline_ms =
+        now_ms(c) + (node >= 0 ? BROKER_SEND_FRAME_TIMEOUT_MS : BROKER_FORWARD_TIMEOUT_MS);
     f->node = node;
     f->sent_to = -1;
     f->wait_offset = -1;
@@ -290,7 +291,7 @@ void broker_send_frame(struct broker *b, int32_t node, struct slice frame, broke
         broker_run_frame(b, frame, on_local_sent, ls);
         return;
     }
-    if (b->cluster == NULL || node < 0) {
+    if (b->cluster == NULL || node < 0 || broker_peer_down(b, node)) {
         done(ctx, NULL);
         return;
     }

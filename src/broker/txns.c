@@ -296,10 +296,17 @@ static void mark_unlink(struct txns *ts, struct tmark *j)
     }
 }
 
+/* Whether the job is for the partition as it is loaded now (not from before a reload). */
+static bool mark_current(const struct txns *ts, const struct tmark *j)
+{
+    return ts->loads[j->p].owned && ts->loads[j->p].gen == j->gen;
+}
+
 static bool mark_running(const struct txns *ts, const struct txn_meta *m)
 {
     for (const struct tmark *j = ts->marks; j != NULL; j = j->next)
-        if (j->p == m->partition && j->id_len == m->id_len && memcmp(j->id, m->id, m->id_len) == 0)
+        if (j->p == m->partition && mark_current(ts, j) && j->id_len == m->id_len &&
+            memcmp(j->id, m->id, m->id_len) == 0)
             return true;
     return false;
 }
@@ -309,7 +316,7 @@ static void mark_done(struct txns *ts, struct tmark *j)
 {
     mark_unlink(ts, j);
     struct txn_meta *m = NULL;
-    if (ts->loads[j->p].owned && ts->loads[j->p].gen == j->gen)
+    if (mark_current(ts, j))
         m = txn_coord_find(&ts->coord, slice_make(j->id, j->id_len));
     if (m != NULL && !m->pending && m->producer_id == j->producer_id && m->epoch == j->epoch &&
         m->state == (j->commit ? TXN_PREPARE_COMMIT : TXN_PREPARE_ABORT)) {
@@ -510,15 +517,20 @@ static void start_markers(struct txns *ts, const struct txn_meta *m)
     mark_send(ts, j);
 }
 
-/* Jobs waiting to send again whose time has come. */
+/* Jobs waiting to send again whose time has come; those of a partition no longer loaded as
+ * when they started are dropped (its next load starts its own). */
 static void marks_tick(struct txns *ts)
 {
     int64_t now = now_ms(ts);
     struct tmark *j = ts->marks;
     while (j != NULL) {
         struct tmark *next = j->next;
-        if (j->outstanding == 0 && now >= j->send_ms)
+        if (j->outstanding == 0 && !mark_current(ts, j)) {
+            mark_unlink(ts, j);
+            mark_free(j);
+        } else if (j->outstanding == 0 && now >= j->send_ms) {
             mark_send(ts, j);
+        }
         j = next;
     }
 }
@@ -670,6 +682,10 @@ static void abort_check(struct txns *ts)
         struct txn_meta *m = txn_coord_at(&ts->coord, i);
         if (ts->coord.part_states[m->partition] != TXN_PART_READY || m->pending)
             continue;
+        /* A prepared transaction whose completion append failed gets its markers again. */
+        if ((m->state == TXN_PREPARE_COMMIT || m->state == TXN_PREPARE_ABORT) &&
+            !mark_running(ts, m))
+            start_markers(ts, m);
         if (m->state == TXN_ONGOING && now - m->start_ms >= m->timeout_ms) {
             due[k++] = m;
         } else if (txn_decide_expire(m, now, ts->b->cfg->transactional_id_expiration_ms)) {
