@@ -964,11 +964,13 @@ void txns_init_producer_id(struct breq *rq)
         }
     }
     struct txn_meta target;
-    bool fence = false;
+    bool fence = false, retry = false;
     err = txn_decide_init(m, &ir, txn_partition_of(id, ts->coord.partition_count), now_ms(ts),
-                          &target, &fence);
-    if (err != TXN_ERR_NONE) {
-        answer_init(rq, resp, err, NULL);
+                          &target, &fence, &retry);
+    if (err != TXN_ERR_NONE || retry) {
+        answer_init(rq, resp, err, &target);
+        if (retry)
+            txn_meta_clear(&target);
         return;
     }
     if (m == NULL) {

@@ -256,7 +256,7 @@ int txn_value_decode(struct slice in, struct txn_meta *out)
     if (rd_err(&r) == 0 && version > VALUE_FLEXIBLE)
         return ERR_UNSUPPORTED;
     bool flex = version == VALUE_FLEXIBLE;
-    struct txn_meta m = {.start_ms = -1};
+    struct txn_meta m = {.start_ms = -1, .last_epoch = -1};
     m.producer_id = (int64_t)rd_be64(&r);
     m.epoch = (int16_t)rd_be16(&r);
     m.timeout_ms = (int32_t)rd_be32(&r);
@@ -551,9 +551,10 @@ bool txn_init_needs_id(const struct txn_meta *m)
 }
 
 int16_t txn_decide_init(const struct txn_meta *m, const struct txn_init_req *r, uint32_t partition,
-                        int64_t now_ms, struct txn_meta *target, bool *fence)
+                        int64_t now_ms, struct txn_meta *target, bool *fence, bool *retry)
 {
     *fence = false;
+    *retry = false;
     if (r->id.len == 0 || r->id.len > TXN_ID_BYTES_MAX)
         return TXN_ERR_INVALID_REQUEST;
     if (r->timeout_ms <= 0 || r->timeout_ms > r->timeout_max_ms)
@@ -570,12 +571,20 @@ int16_t txn_decide_init(const struct txn_meta *m, const struct txn_init_req *r, 
             .state = TXN_EMPTY,
             .start_ms = -1,
             .update_ms = now_ms,
+            .last_epoch = -1,
         };
         return TXN_ERR_NONE;
     }
     if (m->pending)
         return TXN_ERR_CONCURRENT_TRANSACTIONS;
-    /* KIP-360: a producer that says who it is must be the current one. */
+    /* KIP-360: a producer that says who it is must be the current one, or the one just bumped
+     * from (its answer was lost: it gets the same answer again). */
+    if (r->producer_id >= 0 && r->producer_id == m->producer_id && m->last_epoch >= 0 &&
+        r->epoch == m->last_epoch && m->state == TXN_EMPTY) {
+        txn_meta_copy(target, m);
+        *retry = true;
+        return TXN_ERR_NONE;
+    }
     if (r->producer_id >= 0 && (r->producer_id != m->producer_id || r->epoch != m->epoch))
         return TXN_ERR_PRODUCER_FENCED;
     switch (m->state) {
@@ -597,8 +606,10 @@ int16_t txn_decide_init(const struct txn_meta *m, const struct txn_init_req *r, 
         ASSERT(r->new_producer_id >= 0);
         target->producer_id = r->new_producer_id;
         target->epoch = 0;
+        target->last_epoch = -1;
     } else {
         target->epoch = (int16_t)(m->epoch + 1);
+        target->last_epoch = m->epoch;
     }
     target->timeout_ms = r->timeout_ms;
     target->state = TXN_EMPTY;

@@ -89,9 +89,10 @@ struct txn_meta {
     enum txn_state state;
     struct txn_part *parts; /* sorted by (topic, partition), unique */
     size_t part_count;
-    int64_t start_ms;  /* when the ongoing transaction started, -1 when none */
-    int64_t update_ms; /* when it last changed */
-    bool pending;      /* in memory only: a change is being appended */
+    int64_t start_ms;   /* when the ongoing transaction started, -1 when none */
+    int64_t update_ms;  /* when it last changed */
+    int16_t last_epoch; /* in memory only: the epoch before InitProducerId's last bump, -1 */
+    bool pending;       /* in memory only: a change is being appended */
 };
 
 /* Frees what m owns and leaves it empty. */
@@ -178,10 +179,13 @@ bool txn_init_needs_id(const struct txn_meta *m);
  * InitProducerId with a transactional id. On NONE *target is what to append; *fence says the
  * target aborts an ongoing transaction (PrepareAbort with the epoch bumped): once appended
  * its markers go out and the producer is answered CONCURRENT_TRANSACTIONS (it retries);
- * otherwise it is answered with the target's producer id and epoch.
+ * otherwise it is answered with the target's producer id and epoch. *retry: the request is a
+ * retry of the bump that made the current epoch (KIP-360 producer id and epoch equal to the
+ * epoch before it, Kafka's lastProducerEpoch): *target is a copy of m, answered at once with
+ * no append.
  */
 int16_t txn_decide_init(const struct txn_meta *m, const struct txn_init_req *r, uint32_t partition,
-                        int64_t now_ms, struct txn_meta *target, bool *fence);
+                        int64_t now_ms, struct txn_meta *target, bool *fence, bool *retry);
 /* AddPartitionsToTxn / AddOffsetsToTxn. On NONE with *append false nothing changes (every
  * partition is in the transaction already). */
 int16_t txn_decide_add(const struct txn_meta *m, int64_t producer_id, int16_t epoch,

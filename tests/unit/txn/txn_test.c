@@ -44,7 +44,8 @@ static void meta_make(struct txn_meta *m, const char *id, enum txn_state st,
                             .parts = (struct txn_part *)parts,
                             .part_count = n,
                             .start_ms = 100,
-                            .update_ms = 200};
+                            .update_ms = 200,
+                            .last_epoch = -1};
     txn_meta_copy(m, &base);
 }
 
@@ -280,10 +281,10 @@ static void test_init_new_bump_fence_and_refusals(void **state)
 {
     (void)state;
     struct txn_meta t;
-    bool fence;
+    bool fence, retry;
     struct txn_init_req r = init_req("x", -1, -1);
     assert_true(txn_init_needs_id(NULL));
-    assert_int_equal(txn_decide_init(NULL, &r, 4, 10, &t, &fence), TXN_ERR_NONE);
+    assert_int_equal(txn_decide_init(NULL, &r, 4, 10, &t, &fence, &retry), TXN_ERR_NONE);
     assert_int_equal(t.producer_id, 5000);
     assert_int_equal(t.epoch, 0);
     assert_int_equal(t.state, TXN_EMPTY);
@@ -292,13 +293,13 @@ static void test_init_new_bump_fence_and_refusals(void **state)
     txn_meta_clear(&t);
     /* Timeouts: zero and over transaction.max.timeout.ms. */
     r.timeout_ms = 0;
-    assert_int_equal(txn_decide_init(NULL, &r, 4, 10, &t, &fence),
+    assert_int_equal(txn_decide_init(NULL, &r, 4, 10, &t, &fence, &retry),
                      TXN_ERR_INVALID_TRANSACTION_TIMEOUT);
     r.timeout_ms = 900001;
-    assert_int_equal(txn_decide_init(NULL, &r, 4, 10, &t, &fence),
+    assert_int_equal(txn_decide_init(NULL, &r, 4, 10, &t, &fence, &retry),
                      TXN_ERR_INVALID_TRANSACTION_TIMEOUT);
     r = init_req("", -1, -1);
-    assert_int_equal(txn_decide_init(NULL, &r, 4, 10, &t, &fence), TXN_ERR_INVALID_REQUEST);
+    assert_int_equal(txn_decide_init(NULL, &r, 4, 10, &t, &fence, &retry), TXN_ERR_INVALID_REQUEST);
 
     struct txn_meta m;
     const struct txn_part parts[] = {part("t", 0)};
@@ -306,39 +307,55 @@ static void test_init_new_bump_fence_and_refusals(void **state)
     meta_make(&m, "x", TXN_COMPLETE_COMMIT, NULL, 0);
     assert_false(txn_init_needs_id(&m));
     r = init_req("x", -1, -1);
-    assert_int_equal(txn_decide_init(&m, &r, 0, 10, &t, &fence), TXN_ERR_NONE);
+    assert_int_equal(txn_decide_init(&m, &r, 0, 10, &t, &fence, &retry), TXN_ERR_NONE);
     assert_int_equal(t.producer_id, 1000);
     assert_int_equal(t.epoch, 4);
     assert_int_equal(t.state, TXN_EMPTY);
     txn_meta_clear(&t);
     /* KIP-360: the producer's own id and epoch are accepted, an older epoch is fenced. */
     r = init_req("x", 1000, 3);
-    assert_int_equal(txn_decide_init(&m, &r, 0, 10, &t, &fence), TXN_ERR_NONE);
+    assert_int_equal(txn_decide_init(&m, &r, 0, 10, &t, &fence, &retry), TXN_ERR_NONE);
     txn_meta_clear(&t);
     r = init_req("x", 1000, 2);
-    assert_int_equal(txn_decide_init(&m, &r, 0, 10, &t, &fence), TXN_ERR_PRODUCER_FENCED);
+    assert_int_equal(txn_decide_init(&m, &r, 0, 10, &t, &fence, &retry), TXN_ERR_PRODUCER_FENCED);
+    /* A retry of the bump that made epoch 3 (its answer lost) gets epoch 3 again, no append;
+     * from any other epoch it is fenced. */
+    m.last_epoch = 2;
+    m.state = TXN_EMPTY;
+    assert_int_equal(txn_decide_init(&m, &r, 0, 10, &t, &fence, &retry), TXN_ERR_NONE);
+    assert_true(retry);
+    assert_int_equal(t.producer_id, 1000);
+    assert_int_equal(t.epoch, 3);
+    txn_meta_clear(&t);
+    /* Once a transaction ran at the new epoch, the old one is a zombie. */
+    m.state = TXN_COMPLETE_COMMIT;
+    assert_int_equal(txn_decide_init(&m, &r, 0, 10, &t, &fence, &retry), TXN_ERR_PRODUCER_FENCED);
+    m.state = TXN_COMPLETE_COMMIT;
+    m.last_epoch = -1;
     r = init_req("x", 999, 3);
-    assert_int_equal(txn_decide_init(&m, &r, 0, 10, &t, &fence), TXN_ERR_PRODUCER_FENCED);
+    assert_int_equal(txn_decide_init(&m, &r, 0, 10, &t, &fence, &retry), TXN_ERR_PRODUCER_FENCED);
     /* While a change is appended. */
     m.pending = true;
     r = init_req("x", -1, -1);
-    assert_int_equal(txn_decide_init(&m, &r, 0, 10, &t, &fence), TXN_ERR_CONCURRENT_TRANSACTIONS);
+    assert_int_equal(txn_decide_init(&m, &r, 0, 10, &t, &fence, &retry),
+                     TXN_ERR_CONCURRENT_TRANSACTIONS);
     m.pending = false;
     /* An exhausted epoch rotates to a new producer id. */
     m.epoch = INT16_MAX - 1;
     assert_true(txn_init_needs_id(&m));
-    assert_int_equal(txn_decide_init(&m, &r, 0, 10, &t, &fence), TXN_ERR_NONE);
+    assert_int_equal(txn_decide_init(&m, &r, 0, 10, &t, &fence, &retry), TXN_ERR_NONE);
     assert_int_equal(t.producer_id, 5000);
     assert_int_equal(t.epoch, 0);
     txn_meta_clear(&t);
     txn_meta_clear(&m);
     /* Completing: the producer retries. */
     meta_make(&m, "x", TXN_PREPARE_COMMIT, parts, 1);
-    assert_int_equal(txn_decide_init(&m, &r, 0, 10, &t, &fence), TXN_ERR_CONCURRENT_TRANSACTIONS);
+    assert_int_equal(txn_decide_init(&m, &r, 0, 10, &t, &fence, &retry),
+                     TXN_ERR_CONCURRENT_TRANSACTIONS);
     txn_meta_clear(&m);
     /* Ongoing: aborted with the epoch bumped, which fences the old producer. */
     meta_make(&m, "x", TXN_ONGOING, parts, 1);
-    assert_int_equal(txn_decide_init(&m, &r, 0, 10, &t, &fence), TXN_ERR_NONE);
+    assert_int_equal(txn_decide_init(&m, &r, 0, 10, &t, &fence, &retry), TXN_ERR_NONE);
     assert_true(fence);
     assert_int_equal(t.state, TXN_PREPARE_ABORT);
     assert_int_equal(t.epoch, 4);
