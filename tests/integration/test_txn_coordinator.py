@@ -184,13 +184,16 @@ def test_init_producer_id_bumps_epoch_and_refuses_long_timeout(broker):
     error, pid2, epoch2 = retry(lambda: init_producer_id_v3(broker.port, "raw-a", 10000, pid, 0),
                                 "InitProducerId again")
     assert (error, pid2, epoch2) == (NONE, pid, 1)
-    # KIP-360: an old epoch is fenced (INVALID_PRODUCER_EPOCH before v4, KIP-588).
+    # A retry of that bump (its answer lost) gets the same answer, not a second bump.
+    assert init_producer_id_v3(broker.port, "raw-a", 10000, pid, 0) == (NONE, pid, 1)
+    assert init_producer_id_v3(broker.port, "raw-a", 10000, pid, 1) == (NONE, pid, 2)
+    # KIP-360: an older epoch is fenced (INVALID_PRODUCER_EPOCH before v4, KIP-588).
     error, _, _ = init_producer_id_v3(broker.port, "raw-a", 10000, pid, 0)
     assert error == INVALID_PRODUCER_EPOCH
     error, _, _ = init_producer_id_v3(broker.port, "raw-b", 900001)
     assert error == INVALID_TRANSACTION_TIMEOUT
     # EndTxn with no transaction going on.
-    assert end_txn_v1(broker.port, "raw-a", pid, 1, True) == INVALID_TXN_STATE
+    assert end_txn_v1(broker.port, "raw-a", pid, 2, True) == INVALID_TXN_STATE
 
 
 def list_transactions_v0(port):
