@@ -429,3 +429,56 @@ def test_txn_offset_commit_visible_at_commit_marker(make_broker, topic):
     broker.start()
     wait_until(lambda: offset_fetch(broker.port, group, topic, 0, True) == (NONE, 12), TIMEOUT_S,
                "the committed offsets loaded")
+
+
+def test_producer_state_snapshot_and_tail(make_broker, topic):
+    """Producer-state snapshots: a clean stop writes the partition's producer state (with its open
+    and aborted transactions) to producer-state.snapshot and a start reads only the log after it;
+    after a kill -9 the last snapshot plus the log tail give the same state; a corrupt snapshot is
+    never trusted (removed, the whole log read instead)."""
+    import os
+    broker = make_broker()
+    broker.start()
+    port = broker.port
+    create_topic(broker.bootstrap, topic)
+    pid_a = new_producer_id(port)
+    pid_b = new_producer_id(port)
+    assert produce(port, topic, txn_batch(["a1"], pid_a, 0, 0)) == (NONE, 0)
+    assert write_markers(port, pid_a, 0, False, [(topic, 0)]) == {(topic, 0): NONE}
+    assert produce(port, topic, txn_batch(["b1"], pid_b, 0, 0)) == (NONE, 2)
+    broker.stop()
+    snapshot = os.path.join(broker.data_dir, "%s-0" % topic, "producer-state.snapshot")
+    assert os.path.exists(snapshot)
+
+    def answers(port, hw):
+        error, got_hw, lso, aborted, _ = fetch(port, topic, 0, READ_COMMITTED)
+        assert (error, got_hw) == (NONE, hw)
+        return lso, aborted
+
+    broker.start()
+    wait_until(lambda: fetch(broker.port, topic, 0, READ_COMMITTED)[0] == NONE, TIMEOUT_S,
+               "served")
+    assert answers(broker.port, 3) == (2, [(pid_a, 0)])
+    # A duplicate of B's batch is still known (idempotence state from the snapshot).
+    assert produce(broker.port, topic, txn_batch(["b1"], pid_b, 0, 0)) == (NONE, 2)
+    # Past the snapshot: A aborts again, B commits; then a crash.
+    assert produce(broker.port, topic, txn_batch(["a2"], pid_a, 0, 1)) == (NONE, 3)
+    assert write_markers(broker.port, pid_a, 0, False, [(topic, 0)]) == {(topic, 0): NONE}
+    assert write_markers(broker.port, pid_b, 0, True, [(topic, 0)]) == {(topic, 0): NONE}
+    broker.kill()
+    broker.start()
+    wait_until(lambda: fetch(broker.port, topic, 0, READ_COMMITTED)[0] == NONE, TIMEOUT_S,
+               "served")
+    assert answers(broker.port, 6) == (6, [(pid_a, 0), (pid_a, 3)])
+    broker.stop()
+    # A flipped byte: ignored and removed, the log read whole.
+    with open(snapshot, "r+b") as f:
+        f.seek(20)
+        b = f.read(1)
+        f.seek(20)
+        f.write(bytes([b[0] ^ 0x40]))
+    broker.start()
+    wait_until(lambda: fetch(broker.port, topic, 0, READ_COMMITTED)[0] == NONE, TIMEOUT_S,
+               "served")
+    assert answers(broker.port, 6) == (6, [(pid_a, 0), (pid_a, 3)])
+    assert produce(broker.port, topic, txn_batch(["b1"], pid_b, 0, 0))[0] == NONE
