@@ -482,3 +482,49 @@ def test_producer_state_snapshot_and_tail(make_broker, topic):
                "served")
     assert answers(broker.port, 6) == (6, [(pid_a, 0), (pid_a, 3)])
     assert produce(broker.port, topic, txn_batch(["b1"], pid_b, 0, 0))[0] == NONE
+
+
+# ---- three nodes -----------------------------------------------------------------------------
+
+def test_new_leader_has_last_stable_offset_and_aborted(tmp_path):
+    """Followers keep the transaction state from the committed log, so a new leader answers the
+    same last stable offset and aborted transactions after the leader is killed (kill -9), and
+    takes the open transaction's COMMIT marker. Catches: transaction state kept on the leader
+    only; a marker (a transactional control batch) taken for Raft's no-op by the followers,
+    which refused it."""
+    from cluster_harness import Cluster
+    from test_idempotence import FAST_ISR, wait_leader
+    c = Cluster(tmp_path, 3, extra_args=FAST_ISR).start()
+    try:
+        create_topic(c.bootstrap(1), "tx3", replication=3)
+        pid_a = new_producer_id(c.nodes[1].port)
+        pid_b = new_producer_id(c.nodes[1].port)
+
+        def produced():
+            leader = wait_leader(c, "tx3", [1, 2, 3])
+            err, offset = produce(c.nodes[leader].port, "tx3", txn_batch(["a"], pid_a, 0, 0))
+            return (leader, offset) if err == NONE else None
+        leader, a_first = wait_until(produced, TIMEOUT_S, "the first batch acknowledged")
+        port = c.nodes[leader].port
+        assert produce(port, "tx3", kw.record_batch([b"plain"]))[0] == NONE
+        err, b_first = produce(port, "tx3", txn_batch(["b"], pid_b, 0, 0))
+        assert err == NONE
+        assert write_markers(port, pid_a, 0, False, [("tx3", 0)]) == {("tx3", 0): NONE}
+        error, _, lso, aborted, _ = fetch(port, "tx3", 0, READ_COMMITTED)
+        assert (error, lso, aborted) == (NONE, b_first, [(pid_a, a_first)])
+        c.nodes[leader].kill()
+        alive = [n for n in (1, 2, 3) if n != leader]
+
+        def answered():
+            new = wait_leader(c, "tx3", alive)
+            error, _, lso, aborted, _ = fetch(c.nodes[new].port, "tx3", 0, READ_COMMITTED)
+            return (new, lso, aborted) if error == NONE else None
+        new, lso, aborted = wait_until(answered, TIMEOUT_S, "the new leader serving")
+        assert (lso, aborted) == (b_first, [(pid_a, a_first)])
+        port = c.nodes[new].port
+        assert write_markers(port, pid_b, 0, True, [("tx3", 0)]) == {("tx3", 0): NONE}
+        error, hw, lso, aborted, batches = fetch(port, "tx3", 0, READ_COMMITTED)
+        assert (error, lso, aborted) == (NONE, hw, [(pid_a, a_first)])
+        assert b_first in [batch_info(b)[0] for b in batches]
+    finally:
+        c.stop()
