@@ -517,8 +517,11 @@ int replica_marker_check(struct replica *r, const struct producer_marker *m, int
     return (int)producer_state_check_marker(ps, m);
 }
 
-/* The state transactions are read from: everything in it is committed (Raft mode) or it takes
- * the high watermark into account (standalone); *limit: offsets it has read up to. */
+/* The state transactions are read from, and the offsets it has read up to: the ready leader's
+ * live state (every batch it holds: a marker not yet committed still counts as undecided, so the
+ * last stable offset moves with the high watermark as in Kafka), else the committed state
+ * (Raft mode, up to what it has read) or the log's (standalone, taking the high watermark into
+ * account the same way). */
 static int stable_producers(struct replica *r, struct producer_state **ps, int64_t *limit)
 {
     if (r->err != 0)
@@ -526,8 +529,9 @@ static int stable_producers(struct replica *r, struct producer_state **ps, int64
     int rc = producers_load(r);
     if (rc < 0)
         return rc;
-    *ps = &r->producers;
-    *limit = r->group != NULL ? r->producers_next : INT64_MAX;
+    bool live = r->group != NULL && r->ready;
+    *ps = live ? &r->live : &r->producers;
+    *limit = r->group != NULL && !live ? r->producers_next : INT64_MAX;
     return 0;
 }
 
@@ -538,7 +542,8 @@ int replica_last_stable_offset(struct replica *r, int64_t *out)
     int rc = stable_producers(r, &ps, &limit);
     if (rc < 0)
         return rc;
-    producer_state_trim_aborted(ps, log_start_offset(r->log));
+    producer_state_trim_aborted(&r->producers, log_start_offset(r->log));
+    producer_state_trim_aborted(&r->live, log_start_offset(r->log));
     int64_t lso = producer_state_stable_offset(ps, log_high_watermark(r->log));
     *out = lso < limit ? lso : limit;
     return 0;
