@@ -528,3 +528,47 @@ def test_new_leader_has_last_stable_offset_and_aborted(tmp_path):
         assert b_first in [batch_info(b)[0] for b in batches]
     finally:
         c.stop()
+
+
+# ---- a real read_committed consumer ------------------------------------------------------------
+
+def consume_values(bootstrap, topic, isolation, end_offset):
+    """The values confluent-kafka (librdkafka) delivers from partition 0 with the isolation level,
+    reading until its position reaches end_offset."""
+    from confluent_kafka import Consumer, TopicPartition
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "rc-%d" % time.monotonic_ns(),
+                  "enable.auto.commit": False, "isolation.level": isolation})
+    c.assign([TopicPartition(topic, 0, 0)])
+    got = []
+    deadline = time.monotonic() + TIMEOUT_S
+    while time.monotonic() < deadline:
+        m = c.poll(0.2)
+        if m is not None and not m.error():
+            got.append(m.value().decode())
+        if c.position([TopicPartition(topic, 0)])[0].offset >= end_offset:
+            break
+    c.close()
+    return got
+
+
+def test_librdkafka_read_committed_skips_aborted(broker, topic):
+    """librdkafka's read_committed consumer drops the records of aborted transactions using the
+    aborted list Fetch returns, skips the markers, and stops at the last stable offset; its
+    read_uncommitted consumer sees every record. Catches an aborted list a real client cannot
+    use (wrong first offsets, or missing for a transaction that started before the fetch)."""
+    create_topic(broker.bootstrap, topic)
+    port = broker.port
+    pid_a = new_producer_id(port)
+    pid_b = new_producer_id(port)
+    pid_c = new_producer_id(port)
+    assert produce(port, topic, txn_batch(["a1", "a2"], pid_a, 0, 0))[0] == NONE  # 0-1
+    assert produce(port, topic, txn_batch(["b1"], pid_b, 0, 0))[0] == NONE  # 2
+    assert produce(port, topic, kw.record_batch([b"plain"]))[0] == NONE  # 3
+    assert produce(port, topic, txn_batch(["a3"], pid_a, 0, 2))[0] == NONE  # 4
+    assert write_markers(port, pid_a, 0, False, [(topic, 0)]) == {(topic, 0): NONE}  # 5
+    assert write_markers(port, pid_b, 0, True, [(topic, 0)]) == {(topic, 0): NONE}  # 6
+    assert produce(port, topic, txn_batch(["c1"], pid_c, 0, 0))[0] == NONE  # 7: open
+    assert fetch(port, topic, 0, READ_COMMITTED)[2] == 7
+    assert consume_values(broker.bootstrap, topic, "read_committed", 7) == ["b1", "plain"]
+    assert consume_values(broker.bootstrap, topic, "read_uncommitted", 8) == [
+        "a1", "a2", "b1", "plain", "a3", "c1"]
