@@ -57,6 +57,7 @@
 #define PRODUCER_STATE_ABORTED_MAX  1000000u         /* aborted transactions one partition keeps */
 #define PRODUCER_STATE_ENDED_MAX    100000u          /* ended transactions awaiting the high watermark */
 #define PRODUCER_ABORTED_FETCH_MAX  10000u           /* aborted transactions in one Fetch partition */
+#define PRODUCER_SNAPSHOT_BYTES_MAX (256u * MIB)     /* a producer-state snapshot read at open */
 
 /* ---- proto ------------------------------------------------------------------------------- */
 #define PROTO_ARRAY_COUNT_MAX    1000000u        /* elements in one decoded array */

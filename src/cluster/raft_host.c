@@ -1680,10 +1680,8 @@ int raft_group_propose(struct raft_group *g, uint8_t *batch, size_t len, struct 
     if (g->err != 0)
         return g->err;
     rc = batch_header_parse(batch, len, &hdr);
-    /* A transaction marker (a transactional control batch) is data; other control batches are
-     * the host's own (a leader's no-op) and never proposed. */
-    if (rc != 0 || (batch_is_control(&hdr) && !batch_is_transactional(&hdr)) ||
-        batch_total_bytes(&hdr) != len || g->raft.term > INT32_MAX)
+    if (rc != 0 || batch_kind(&hdr) != RAFT_BATCH_DATA || batch_total_bytes(&hdr) != len ||
+        g->raft.term > INT32_MAX)
         return rc != 0 ? rc : ERR_INVALID;
     if (g->raft.role != RAFT_LEADER)
         return ERR_STATE;

@@ -36,6 +36,7 @@
 #include "log/batch.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -54,7 +55,10 @@ struct replica {
     struct producer_state live;      /* Raft mode, ready leader: producers + appended since */
     bool producers_loaded;           /* standalone: producers holds the whole log */
     int64_t producers_next;          /* Raft mode: the first offset producers has not read */
-    int64_t producers_expire_ms;     /* wall clock of the next expiry pass */
+    int64_t producers_from;          /* standalone: what the snapshot held, the load reads from */
+    char *snapshot_path;             /* the producer-state snapshot file */
+    struct io *io;
+    int64_t producers_expire_ms; /* wall clock of the next expiry pass */
 
     /* Raft mode */
     struct raft_group *group;
@@ -70,6 +74,9 @@ struct replica {
     bool in_isr[RAFT_MEMBERS_MAX];
     int64_t end_at_tick; /* leader: the log end at the previous tick */
 };
+
+/* The producer-state snapshot, in the partition's directory. */
+#define REPLICA_SNAPSHOT_FILE "producer-state.snapshot"
 
 static void on_durable(void *ctx, int err, int64_t durable_offset);
 
@@ -99,6 +106,69 @@ static int flush_ensure(struct replica *r)
     return rc < 0 ? rc : 0;
 }
 
+/*
+ * The producer-state snapshot (log/producer_state.h) of a clean close: its state covers every
+ * batch below its next offset, all durable then. It is used when that offset is within the
+ * recovered log, which then still holds exactly those batches below it (only a crash's torn tail
+ * is ever cut in standalone mode, and Raft mode snapshots committed state only); otherwise, or
+ * when it does not decode, it is removed and the state read from the log start.
+ */
+static int snapshot_load(struct replica *r, const char *dir)
+{
+    bool is_dir = false;
+    int rc = io_exists(r->io, r->snapshot_path, &is_dir);
+    if (rc == -ENOENT)
+        return 0;
+    if (rc < 0)
+        return rc;
+    struct io_file *f = NULL;
+    uint64_t size = 0;
+    uint8_t *bytes = NULL;
+    int64_t next = -1;
+    rc = io_open(r->io, r->snapshot_path, IO_RDONLY, &f);
+    if (rc == 0)
+        rc = io_size(f, &size);
+    if (rc == 0 && size <= PRODUCER_SNAPSHOT_BYTES_MAX) {
+        bytes = xmalloc(size + 1);
+        ssize_t got = io_pread(f, bytes, size, 0);
+        rc = got < 0 ? (int)got : 0;
+        if (got >= 0 && (uint64_t)got != size)
+            rc = ERR_CORRUPT;
+    } else if (rc == 0) {
+        rc = ERR_CORRUPT;
+    }
+    if (f != NULL)
+        io_close(f);
+    if (rc == 0)
+        rc = producer_state_decode(&r->producers, bytes, size, &next);
+    free(bytes);
+    if (rc == 0 && next > log_end_offset(r->log))
+        rc = ERR_CORRUPT;
+    if (rc == ERR_CORRUPT) {
+        /* Never trusted, and durably gone before anything is appended past it. */
+        producer_state_clear(&r->producers);
+        rc = io_remove(r->io, r->snapshot_path);
+        return rc < 0 ? rc : io_sync_dir(r->io, dir);
+    }
+    if (rc < 0)
+        return rc;
+    r->producers_from = next > log_start_offset(r->log) ? next : log_start_offset(r->log);
+    r->producers_next = r->producers_from;
+    return 0;
+}
+
+/* Clean close: the state and the offset it covers, encoded before the log closes; written once
+ * the log is closed, so everything it covers is durable. Empty when there is nothing to save. */
+static void snapshot_encode(struct replica *r, struct buf *out)
+{
+    if (r->err != 0)
+        return;
+    if (r->group != NULL)
+        producer_state_encode(&r->producers, r->producers_next, out);
+    else if (r->producers_loaded)
+        producer_state_encode(&r->producers, log_end_offset(r->log), out);
+}
+
 int replica_open(const struct log_env *env, const char *dir, const struct log_config *cfg,
                  int32_t leader_epoch, struct replica **out)
 {
@@ -112,6 +182,20 @@ int replica_open(const struct log_env *env, const char *dir, const struct log_co
     producer_state_init(&r->producers);
     producer_state_init(&r->live);
     r->producers_next = log_start_offset(r->log);
+    r->producers_from = r->producers_next;
+    r->io = env->io;
+    size_t n = strlen(dir) + sizeof("/" REPLICA_SNAPSHOT_FILE);
+    r->snapshot_path = xmalloc(n);
+    snprintf(r->snapshot_path, n, "%s/" REPLICA_SNAPSHOT_FILE, dir);
+    rc = snapshot_load(r, dir);
+    if (rc < 0) {
+        producer_state_deinit(&r->producers);
+        producer_state_deinit(&r->live);
+        log_abandon(r->log);
+        free(r->snapshot_path);
+        free(r);
+        return rc;
+    }
     r->watches.prev = r->watches.next = &r->watches;
     /* Everything recovered is durable, so it is all committed. */
     rc = log_set_high_watermark(r->log, log_durable_offset(r->log));
@@ -213,13 +297,20 @@ static void producers_free(struct replica *r)
 {
     producer_state_deinit(&r->producers);
     producer_state_deinit(&r->live);
+    free(r->snapshot_path);
 }
 
 int replica_close(struct replica *r)
 {
+    struct buf snapshot;
+    buf_init(&snapshot);
+    snapshot_encode(r, &snapshot); /* before drop_all marks the replica closed */
     drop_all(r);
-    producers_free(r);
     int rc = log_close(r->log);
+    if (rc == 0 && snapshot.len > 0)
+        rc = log_replace_file(r->io, r->snapshot_path, &snapshot);
+    buf_deinit(&snapshot);
+    producers_free(r);
     free(r);
     return rc;
 }
@@ -369,10 +460,13 @@ static int producers_load(struct replica *r)
     if (r->group != NULL || r->producers_loaded)
         return 0;
     int64_t unused;
-    int rc =
-        producers_scan(r, log_start_offset(r->log), INT64_MAX, UINT32_MAX, &r->producers, &unused);
+    int64_t from =
+        r->producers_from > log_start_offset(r->log) ? r->producers_from : log_start_offset(r->log);
+    int rc = producers_scan(r, from, INT64_MAX, UINT32_MAX, &r->producers, &unused);
     if (rc < 0) {
+        /* What the snapshot gave is mixed with part of the tail: the next try reads it all. */
         producer_state_clear(&r->producers);
+        r->producers_from = log_start_offset(r->log);
         return rc;
     }
     r->producers_loaded = true;
@@ -423,8 +517,11 @@ int replica_marker_check(struct replica *r, const struct producer_marker *m, int
     return (int)producer_state_check_marker(ps, m);
 }
 
-/* The state transactions are read from: everything in it is committed (Raft mode) or it takes
- * the high watermark into account (standalone); *limit: offsets it has read up to. */
+/* The state transactions are read from, and the offsets it has read up to: the ready leader's
+ * live state (every batch it holds: a marker not yet committed still counts as undecided, so the
+ * last stable offset moves with the high watermark as in Kafka), else the committed state
+ * (Raft mode, up to what it has read) or the log's (standalone, taking the high watermark into
+ * account the same way). */
 static int stable_producers(struct replica *r, struct producer_state **ps, int64_t *limit)
 {
     if (r->err != 0)
@@ -432,8 +529,9 @@ static int stable_producers(struct replica *r, struct producer_state **ps, int64
     int rc = producers_load(r);
     if (rc < 0)
         return rc;
-    *ps = &r->producers;
-    *limit = r->group != NULL ? r->producers_next : INT64_MAX;
+    bool live = r->group != NULL && r->ready;
+    *ps = live ? &r->live : &r->producers;
+    *limit = r->group != NULL && !live ? r->producers_next : INT64_MAX;
     return 0;
 }
 
@@ -444,7 +542,8 @@ int replica_last_stable_offset(struct replica *r, int64_t *out)
     int rc = stable_producers(r, &ps, &limit);
     if (rc < 0)
         return rc;
-    producer_state_trim_aborted(ps, log_start_offset(r->log));
+    producer_state_trim_aborted(&r->producers, log_start_offset(r->log));
+    producer_state_trim_aborted(&r->live, log_start_offset(r->log));
     int64_t lso = producer_state_stable_offset(ps, log_high_watermark(r->log));
     *out = lso < limit ? lso : limit;
     return 0;
@@ -609,8 +708,9 @@ int replica_attach(struct replica *r, const struct replica_raft *o)
         return rc;
     r->on_change = o->on_change;
     r->change_ctx = o->ctx;
-    /* Read from the log start: the aborted transactions of the whole log are part of it. */
-    r->producers_next = start;
+    /* Read from the snapshot, else from the log start: the aborted transactions of the whole
+     * log are part of it. */
+    r->producers_next = r->producers_from > start ? r->producers_from : start;
     r->leader = -1;
     r->term = raft_group_core(r->group)->term;
     r->member_count = o->config.count;

@@ -6,6 +6,8 @@
 
 #include "base/alloc.h"
 #include "base/assert.h"
+#include "base/crc32c.h"
+#include "base/error.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -119,9 +121,9 @@ enum producer_verdict producer_state_check(const struct producer_state *ps,
                 return PRODUCER_DUPLICATE;
             }
         }
-        return in_sequence(e->batches[e->batch_count - 1].last_seq, a->first_seq)
-                   ? PRODUCER_APPEND
-                   : PRODUCER_OUT_OF_ORDER;
+        /* No batch of this epoch yet (a marker took it): the next starts at 0, as in Kafka. */
+        int32_t last_seq = e->batch_count > 0 ? e->batches[e->batch_count - 1].last_seq : -1;
+        return in_sequence(last_seq, a->first_seq) ? PRODUCER_APPEND : PRODUCER_OUT_OF_ORDER;
     }
     if (a->epoch < e->epoch)
         return PRODUCER_INVALID_EPOCH;
@@ -379,4 +381,146 @@ uint32_t producer_state_expire(struct producer_state *ps, int64_t now_ms, int64_
         i++;
     }
     return n;
+}
+
+#define SNAPSHOT_VERSION 1
+
+void producer_state_encode(const struct producer_state *ps, int64_t next_offset, struct buf *out)
+{
+    size_t start = out->len;
+    buf_put_be32(out, 0); /* the CRC, filled in below */
+    buf_put_be16(out, SNAPSHOT_VERSION);
+    buf_put_be64(out, (uint64_t)next_offset);
+    buf_put_be32(out, ps->count);
+    for (uint32_t i = 0; i < ps->cap; i++) {
+        const struct producer_entry *e = &ps->slots[i];
+        if (e->producer_id < 0)
+            continue;
+        buf_put_be64(out, (uint64_t)e->producer_id);
+        buf_put_be16(out, (uint16_t)e->epoch);
+        buf_put_be32(out, (uint32_t)e->coordinator_epoch);
+        buf_put_be64(out, (uint64_t)e->last_timestamp_ms);
+        buf_put_be64(out, (uint64_t)e->txn_first_offset);
+        buf_put_u8(out, e->batch_count);
+        for (uint32_t k = 0; k < e->batch_count; k++) {
+            buf_put_be32(out, (uint32_t)e->batches[k].first_seq);
+            buf_put_be32(out, (uint32_t)e->batches[k].last_seq);
+            buf_put_be64(out, (uint64_t)e->batches[k].first_offset);
+            buf_put_be64(out, (uint64_t)e->batches[k].last_offset);
+        }
+    }
+    buf_put_be32(out, ps->ended_count);
+    for (uint32_t i = 0; i < ps->ended_count; i++) {
+        buf_put_be64(out, (uint64_t)ps->ended[i].producer_id);
+        buf_put_be64(out, (uint64_t)ps->ended[i].first_offset);
+        buf_put_be64(out, (uint64_t)ps->ended[i].last_offset);
+    }
+    buf_put_be32(out, ps->aborted_count);
+    for (uint32_t i = 0; i < ps->aborted_count; i++) {
+        buf_put_be64(out, (uint64_t)ps->aborted[i].producer_id);
+        buf_put_be64(out, (uint64_t)ps->aborted[i].first_offset);
+        buf_put_be64(out, (uint64_t)ps->aborted[i].last_offset);
+        buf_put_be64(out, (uint64_t)ps->aborted[i].last_stable_offset);
+    }
+    be32_store(out->data + start, crc32c(out->data + start + 4, out->len - start - 4));
+}
+
+static int cmp_txn_first(const void *a, const void *b)
+{
+    int64_t x = ((const struct producer_txn *)a)->first_offset;
+    int64_t y = ((const struct producer_txn *)b)->first_offset;
+    return x < y ? -1 : x > y;
+}
+
+/* The producers of a snapshot; the ongoing transactions rebuilt from them. */
+static int decode_producers(struct producer_state *ps, struct reader *r)
+{
+    uint32_t n = rd_be32(r);
+    if (rd_err(r) != 0 || n > PRODUCER_STATE_PRODUCERS_MAX)
+        return ERR_CORRUPT;
+    for (uint32_t i = 0; i < n; i++) {
+        struct producer_entry e = {.producer_id = (int64_t)rd_be64(r)};
+        e.epoch = (int16_t)rd_be16(r);
+        e.coordinator_epoch = (int32_t)rd_be32(r);
+        e.last_timestamp_ms = (int64_t)rd_be64(r);
+        e.txn_first_offset = (int64_t)rd_be64(r);
+        e.batch_count = rd_u8(r);
+        if (rd_err(r) != 0 || e.producer_id < 0 || e.txn_first_offset < -1 ||
+            e.batch_count > PRODUCER_STATE_BATCHES || producer_state_find(ps, e.producer_id))
+            return ERR_CORRUPT;
+        for (uint32_t k = 0; k < e.batch_count; k++) {
+            e.batches[k].first_seq = (int32_t)rd_be32(r);
+            e.batches[k].last_seq = (int32_t)rd_be32(r);
+            e.batches[k].first_offset = (int64_t)rd_be64(r);
+            e.batches[k].last_offset = (int64_t)rd_be64(r);
+        }
+        if (rd_err(r) != 0)
+            return ERR_CORRUPT;
+        make_room(ps);
+        insert_slot(ps, &e);
+        if (e.txn_first_offset >= 0) {
+            ps->ongoing =
+                reserve(ps->ongoing, &ps->ongoing_cap, ps->ongoing_count + 1, sizeof(*ps->ongoing));
+            ps->ongoing[ps->ongoing_count++] =
+                (struct producer_txn){.producer_id = e.producer_id,
+                                      .first_offset = e.txn_first_offset,
+                                      .last_offset = -1};
+        }
+    }
+    if (ps->ongoing_count > 1)
+        qsort(ps->ongoing, ps->ongoing_count, sizeof(*ps->ongoing), cmp_txn_first);
+    return 0;
+}
+
+static int decode_txns(struct producer_state *ps, struct reader *r)
+{
+    uint32_t n = rd_be32(r);
+    if (rd_err(r) != 0 || n > PRODUCER_STATE_ENDED_MAX || n > rd_left(r) / 24)
+        return ERR_CORRUPT;
+    ps->ended = reserve(ps->ended, &ps->ended_cap, n, sizeof(*ps->ended));
+    for (uint32_t i = 0; i < n; i++) {
+        /* One field a statement: an initializer list does not order its reads. */
+        ps->ended[i].producer_id = (int64_t)rd_be64(r);
+        ps->ended[i].first_offset = (int64_t)rd_be64(r);
+        ps->ended[i].last_offset = (int64_t)rd_be64(r);
+    }
+    ps->ended_count = n;
+    n = rd_be32(r);
+    if (rd_err(r) != 0 || n > PRODUCER_STATE_ABORTED_MAX || n > rd_left(r) / 32)
+        return ERR_CORRUPT;
+    ps->aborted = reserve(ps->aborted, &ps->aborted_cap, n, sizeof(*ps->aborted));
+    for (uint32_t i = 0; i < n; i++) {
+        struct producer_aborted *a = &ps->aborted[i];
+        a->producer_id = (int64_t)rd_be64(r);
+        a->first_offset = (int64_t)rd_be64(r);
+        a->last_offset = (int64_t)rd_be64(r);
+        a->last_stable_offset = (int64_t)rd_be64(r);
+        /* By last offset, each after its first: what the lookups rely on. */
+        if (a->first_offset > a->last_offset ||
+            (i > 0 && a->last_offset <= ps->aborted[i - 1].last_offset))
+            return ERR_CORRUPT;
+    }
+    ps->aborted_count = n;
+    return rd_err(r) != 0 || rd_left(r) != 0 ? ERR_CORRUPT : 0;
+}
+
+int producer_state_decode(struct producer_state *ps, const uint8_t *p, size_t len,
+                          int64_t *next_offset)
+{
+    producer_state_clear(ps);
+    if (len < 14 || be32_load(p) != crc32c(p + 4, len - 4))
+        return ERR_CORRUPT;
+    struct reader r;
+    rd_init(&r, p + 4, len - 4);
+    int16_t version = (int16_t)rd_be16(&r);
+    int64_t next = (int64_t)rd_be64(&r);
+    int rc = version != SNAPSHOT_VERSION || next < 0 ? ERR_CORRUPT : decode_producers(ps, &r);
+    if (rc == 0)
+        rc = decode_txns(ps, &r);
+    if (rc < 0) {
+        producer_state_clear(ps);
+        return ERR_CORRUPT;
+    }
+    *next_offset = next;
+    return 0;
 }

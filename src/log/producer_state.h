@@ -33,15 +33,17 @@
  * watermark. Everything below it is decided: read_committed readers see it, filtering the
  * aborted transactions out.
  *
- * Invariants: every entry holds 1..PRODUCER_STATE_BATCHES batches, oldest first, of its current
- * epoch; at most PRODUCER_STATE_PRODUCERS_MAX entries (the one written longest ago is forgotten to
- * make room, as if it had expired; a producer with an ongoing transaction never expires, as in
- * Kafka). `ongoing` holds exactly the entries with txn_first_offset >= 0, by first offset;
- * `ended` by marker offset; `aborted` by last (marker) offset.
+ * Invariants: every entry holds 0..PRODUCER_STATE_BATCHES batches, oldest first, of its current
+ * epoch (none only after a marker of a new epoch, or for a producer known from a marker alone); at
+ * most PRODUCER_STATE_PRODUCERS_MAX entries (the one written longest ago is forgotten to make room,
+ * as if it had expired; a producer with an ongoing transaction never expires, as in Kafka).
+ * `ongoing` holds exactly the entries with txn_first_offset >= 0, by first offset; `ended` by
+ * marker offset; `aborted` by last (marker) offset.
  */
 #ifndef CHRONIK_LOG_PRODUCER_STATE_H
 #define CHRONIK_LOG_PRODUCER_STATE_H
 
+#include "base/buf.h"
 #include "base/limits.h"
 
 #include <stdbool.h>
@@ -164,6 +166,21 @@ uint32_t producer_state_aborted(const struct producer_state *ps, int64_t from, i
 
 /* Forgets the aborted transactions wholly below start (the log start offset). */
 void producer_state_trim_aborted(struct producer_state *ps, int64_t start);
+
+/*
+ * Snapshots (Kafka's producer-state snapshot files): the whole state as of next_offset (every
+ * batch below it taken in), so a replica reads only the log after it. Layout, big-endian:
+ * crc32c u32 (of everything after it), version i16 = 1, next_offset i64, then producers (count
+ * u32; each: id i64, epoch i16, coordinator epoch i32, last timestamp i64, transaction first
+ * offset i64, batch count u8, batches (first seq i32, last seq i32, first offset i64, last offset
+ * i64)), ended transactions (count u32; id, first, last i64) and aborted ones (count u32; id,
+ * first, last, last stable offset i64). The ongoing transactions follow from the producers.
+ */
+void producer_state_encode(const struct producer_state *ps, int64_t next_offset, struct buf *out);
+/* Replaces ps (initialised) with the snapshot's state: 0 and *next_offset, or ERR_CORRUPT for
+ * bytes that are not a whole, consistent snapshot (ps is then empty). Never trusts a count. */
+int producer_state_decode(struct producer_state *ps, const uint8_t *p, size_t len,
+                          int64_t *next_offset);
 
 /* The producer's entry, or NULL. */
 const struct producer_entry *producer_state_find(const struct producer_state *ps,

@@ -429,3 +429,146 @@ def test_txn_offset_commit_visible_at_commit_marker(make_broker, topic):
     broker.start()
     wait_until(lambda: offset_fetch(broker.port, group, topic, 0, True) == (NONE, 12), TIMEOUT_S,
                "the committed offsets loaded")
+
+
+def test_producer_state_snapshot_and_tail(make_broker, topic):
+    """Producer-state snapshots: a clean stop writes the partition's producer state (with its open
+    and aborted transactions) to producer-state.snapshot and a start reads only the log after it;
+    after a kill -9 the last snapshot plus the log tail give the same state; a corrupt snapshot is
+    never trusted (removed, the whole log read instead)."""
+    import os
+    broker = make_broker()
+    broker.start()
+    port = broker.port
+    create_topic(broker.bootstrap, topic)
+    pid_a = new_producer_id(port)
+    pid_b = new_producer_id(port)
+    assert produce(port, topic, txn_batch(["a1"], pid_a, 0, 0)) == (NONE, 0)
+    assert write_markers(port, pid_a, 0, False, [(topic, 0)]) == {(topic, 0): NONE}
+    assert produce(port, topic, txn_batch(["b1"], pid_b, 0, 0)) == (NONE, 2)
+    broker.stop()
+    snapshot = os.path.join(broker.data_dir, "%s-0" % topic, "producer-state.snapshot")
+    assert os.path.exists(snapshot)
+
+    def answers(port, hw):
+        error, got_hw, lso, aborted, _ = fetch(port, topic, 0, READ_COMMITTED)
+        assert (error, got_hw) == (NONE, hw)
+        return lso, aborted
+
+    broker.start()
+    wait_until(lambda: fetch(broker.port, topic, 0, READ_COMMITTED)[0] == NONE, TIMEOUT_S,
+               "served")
+    assert answers(broker.port, 3) == (2, [(pid_a, 0)])
+    # A duplicate of B's batch is still known (idempotence state from the snapshot).
+    assert produce(broker.port, topic, txn_batch(["b1"], pid_b, 0, 0)) == (NONE, 2)
+    # Past the snapshot: A aborts again, B commits; then a crash.
+    assert produce(broker.port, topic, txn_batch(["a2"], pid_a, 0, 1)) == (NONE, 3)
+    assert write_markers(broker.port, pid_a, 0, False, [(topic, 0)]) == {(topic, 0): NONE}
+    assert write_markers(broker.port, pid_b, 0, True, [(topic, 0)]) == {(topic, 0): NONE}
+    broker.kill()
+    broker.start()
+    wait_until(lambda: fetch(broker.port, topic, 0, READ_COMMITTED)[0] == NONE, TIMEOUT_S,
+               "served")
+    assert answers(broker.port, 6) == (6, [(pid_a, 0), (pid_a, 3)])
+    broker.stop()
+    # A flipped byte: ignored and removed, the log read whole.
+    with open(snapshot, "r+b") as f:
+        f.seek(20)
+        b = f.read(1)
+        f.seek(20)
+        f.write(bytes([b[0] ^ 0x40]))
+    broker.start()
+    wait_until(lambda: fetch(broker.port, topic, 0, READ_COMMITTED)[0] == NONE, TIMEOUT_S,
+               "served")
+    assert answers(broker.port, 6) == (6, [(pid_a, 0), (pid_a, 3)])
+    assert produce(broker.port, topic, txn_batch(["b1"], pid_b, 0, 0))[0] == NONE
+
+
+# ---- three nodes -----------------------------------------------------------------------------
+
+def test_new_leader_has_last_stable_offset_and_aborted(tmp_path):
+    """Followers keep the transaction state from the committed log, so a new leader answers the
+    same last stable offset and aborted transactions after the leader is killed (kill -9), and
+    takes the open transaction's COMMIT marker. Catches: transaction state kept on the leader
+    only; a marker (a transactional control batch) taken for Raft's no-op by the followers,
+    which refused it."""
+    from cluster_harness import Cluster
+    from test_idempotence import FAST_ISR, wait_leader
+    c = Cluster(tmp_path, 3, extra_args=FAST_ISR).start()
+    try:
+        create_topic(c.bootstrap(1), "tx3", replication=3)
+        pid_a = new_producer_id(c.nodes[1].port)
+        pid_b = new_producer_id(c.nodes[1].port)
+
+        def produced():
+            leader = wait_leader(c, "tx3", [1, 2, 3])
+            err, offset = produce(c.nodes[leader].port, "tx3", txn_batch(["a"], pid_a, 0, 0))
+            return (leader, offset) if err == NONE else None
+        leader, a_first = wait_until(produced, TIMEOUT_S, "the first batch acknowledged")
+        port = c.nodes[leader].port
+        assert produce(port, "tx3", kw.record_batch([b"plain"]))[0] == NONE
+        err, b_first = produce(port, "tx3", txn_batch(["b"], pid_b, 0, 0))
+        assert err == NONE
+        assert write_markers(port, pid_a, 0, False, [("tx3", 0)]) == {("tx3", 0): NONE}
+        error, _, lso, aborted, _ = fetch(port, "tx3", 0, READ_COMMITTED)
+        assert (error, lso, aborted) == (NONE, b_first, [(pid_a, a_first)])
+        c.nodes[leader].kill()
+        alive = [n for n in (1, 2, 3) if n != leader]
+
+        def answered():
+            new = wait_leader(c, "tx3", alive)
+            error, _, lso, aborted, _ = fetch(c.nodes[new].port, "tx3", 0, READ_COMMITTED)
+            return (new, lso, aborted) if error == NONE else None
+        new, lso, aborted = wait_until(answered, TIMEOUT_S, "the new leader serving")
+        assert (lso, aborted) == (b_first, [(pid_a, a_first)])
+        port = c.nodes[new].port
+        assert write_markers(port, pid_b, 0, True, [("tx3", 0)]) == {("tx3", 0): NONE}
+        error, hw, lso, aborted, batches = fetch(port, "tx3", 0, READ_COMMITTED)
+        assert (error, lso, aborted) == (NONE, hw, [(pid_a, a_first)])
+        assert b_first in [batch_info(b)[0] for b in batches]
+    finally:
+        c.stop()
+
+
+# ---- a real read_committed consumer ------------------------------------------------------------
+
+def consume_values(bootstrap, topic, isolation, end_offset):
+    """The values confluent-kafka (librdkafka) delivers from partition 0 with the isolation level,
+    reading until its position reaches end_offset."""
+    from confluent_kafka import Consumer, TopicPartition
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "rc-%d" % time.monotonic_ns(),
+                  "enable.auto.commit": False, "isolation.level": isolation})
+    c.assign([TopicPartition(topic, 0, 0)])
+    got = []
+    deadline = time.monotonic() + TIMEOUT_S
+    while time.monotonic() < deadline:
+        m = c.poll(0.2)
+        if m is not None and not m.error():
+            got.append(m.value().decode())
+        if c.position([TopicPartition(topic, 0)])[0].offset >= end_offset:
+            break
+    c.close()
+    return got
+
+
+def test_librdkafka_read_committed_skips_aborted(broker, topic):
+    """librdkafka's read_committed consumer drops the records of aborted transactions using the
+    aborted list Fetch returns, skips the markers, and stops at the last stable offset; its
+    read_uncommitted consumer sees every record. Catches an aborted list a real client cannot
+    use (wrong first offsets, or missing for a transaction that started before the fetch)."""
+    create_topic(broker.bootstrap, topic)
+    port = broker.port
+    pid_a = new_producer_id(port)
+    pid_b = new_producer_id(port)
+    pid_c = new_producer_id(port)
+    assert produce(port, topic, txn_batch(["a1", "a2"], pid_a, 0, 0))[0] == NONE  # 0-1
+    assert produce(port, topic, txn_batch(["b1"], pid_b, 0, 0))[0] == NONE  # 2
+    assert produce(port, topic, kw.record_batch([b"plain"]))[0] == NONE  # 3
+    assert produce(port, topic, txn_batch(["a3"], pid_a, 0, 2))[0] == NONE  # 4
+    assert write_markers(port, pid_a, 0, False, [(topic, 0)]) == {(topic, 0): NONE}  # 5
+    assert write_markers(port, pid_b, 0, True, [(topic, 0)]) == {(topic, 0): NONE}  # 6
+    assert produce(port, topic, txn_batch(["c1"], pid_c, 0, 0))[0] == NONE  # 7: open
+    assert fetch(port, topic, 0, READ_COMMITTED)[2] == 7
+    assert consume_values(broker.bootstrap, topic, "read_committed", 7) == ["b1", "plain"]
+    assert consume_values(broker.bootstrap, topic, "read_uncommitted", 8) == [
+        "a1", "a2", "b1", "plain", "a3", "c1"]

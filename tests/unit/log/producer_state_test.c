@@ -11,6 +11,8 @@
 
 #include <cmocka.h>
 
+#include "base/buf.h"
+#include "base/error.h"
 #include "log/producer_state.h"
 
 #include <stdlib.h>
@@ -328,6 +330,71 @@ static void test_markers(void **state)
     producer_state_deinit(&copy);
 }
 
+/* Snapshots: a state round-trips (producers, batches, open, ended and aborted transactions);
+ * any flipped byte, a cut, or trailing bytes are ERR_CORRUPT and leave the state empty. */
+static void test_snapshot_codec(void **state)
+{
+    (void)state;
+    struct producer_state ps, back;
+    producer_state_init(&ps);
+    producer_state_init(&back);
+    for (int i = 0; i < 7; i++)
+        put(&ps, 3, 1, i * 2, 2, 100 + i * 2);
+    put_txn(&ps, 4, 0, 0, 1, 120);
+    put_txn(&ps, 5, 0, 0, 1, 121);
+    end_txn(&ps, 4, 0, false, 122);
+    put_txn(&ps, 6, 2, 0, 1, 123);
+    end_txn(&ps, 6, 2, true, 124);
+    struct buf b;
+    buf_init(&b);
+    producer_state_encode(&ps, 125, &b);
+    int64_t next = -1;
+    assert_int_equal(producer_state_decode(&back, b.data, b.len, &next), 0);
+    assert_int_equal(next, 125);
+    assert_int_equal(back.count, ps.count);
+    const struct producer_entry *e = producer_state_find(&back, 3);
+    assert_non_null(e);
+    assert_int_equal(e->batch_count, PRODUCER_STATE_BATCHES);
+    struct producer_batch dup;
+    assert_int_equal(check(&back, 3, 1, 12, 2, &dup), PRODUCER_DUPLICATE);
+    assert_int_equal(dup.first_offset, 112);
+    assert_int_equal(check(&back, 3, 1, 14, 1, &dup), PRODUCER_APPEND);
+    assert_int_equal(back.ended_count, ps.ended_count);
+    assert_int_equal(producer_state_stable_offset(&back, 124), 121); /* 5 open, 6's marker at hw */
+    assert_int_equal(producer_state_stable_offset(&back, 125), 121); /* 5 is open */
+    struct producer_aborted ab[2];
+    assert_int_equal(producer_state_aborted(&back, 0, 200, ab, 2), 1);
+    assert_int_equal(ab[0].producer_id, 4);
+    assert_int_equal(ab[0].first_offset, 120);
+    assert_int_equal(ab[0].last_offset, 122);
+    for (size_t i = 0; i < b.len; i++) {
+        b.data[i] ^= 0x20;
+        assert_int_equal(producer_state_decode(&back, b.data, b.len, &next), ERR_CORRUPT);
+        assert_int_equal(back.count, 0);
+        b.data[i] ^= 0x20;
+    }
+    assert_int_equal(producer_state_decode(&back, b.data, b.len - 1, &next), ERR_CORRUPT);
+    buf_put_u8(&b, 0);
+    assert_int_equal(producer_state_decode(&back, b.data, b.len, &next), ERR_CORRUPT);
+    buf_deinit(&b);
+    producer_state_deinit(&ps);
+    producer_state_deinit(&back);
+}
+
+/* A producer known from a marker alone (no batch of its epoch): its next batch starts at 0. */
+static void test_marker_then_batch(void **state)
+{
+    (void)state;
+    struct producer_state ps;
+    producer_state_init(&ps);
+    end_txn(&ps, 11, 4, false, 0);
+    struct producer_batch dup;
+    assert_int_equal(check(&ps, 11, 4, 3, 1, &dup), PRODUCER_OUT_OF_ORDER);
+    assert_int_equal(check(&ps, 11, 4, 0, 1, &dup), PRODUCER_APPEND);
+    assert_int_equal(check(&ps, 11, 3, 0, 1, &dup), PRODUCER_INVALID_EPOCH);
+    producer_state_deinit(&ps);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -341,6 +408,8 @@ int main(void)
         cmocka_unit_test(test_bound_forgets_oldest),
         cmocka_unit_test(test_last_stable_offset),
         cmocka_unit_test(test_markers),
+        cmocka_unit_test(test_snapshot_codec),
+        cmocka_unit_test(test_marker_then_batch),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
