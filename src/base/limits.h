@@ -54,6 +54,10 @@
 #define PRODUCER_ID_EXPIRATION_MS_DEFAULT 86400000ll /* producer.id.expiration.ms (Kafka's) */
 #define PRODUCER_EXPIRE_CHECK_MS    600000u          /* producer.id.expiration.check.interval.ms */
 #define PRODUCER_SCAN_TICK_READS    8u               /* log reads a replica's state takes per tick */
+#define PRODUCER_STATE_ABORTED_MAX  1000000u         /* aborted transactions one partition keeps */
+#define PRODUCER_STATE_ENDED_MAX    100000u          /* ended transactions awaiting the high watermark */
+#define PRODUCER_ABORTED_FETCH_MAX  10000u           /* aborted transactions in one Fetch partition */
+#define PRODUCER_SNAPSHOT_BYTES_MAX (256u * MIB)     /* a producer-state snapshot read at open */
 
 /* ---- proto ------------------------------------------------------------------------------- */
 #define PROTO_ARRAY_COUNT_MAX    1000000u        /* elements in one decoded array */
@@ -192,6 +196,7 @@
 #define BROKER_PARTITION_HEARTBEAT_TICKS 2u          /* a partition leader heartbeats every 2 ticks */
 #define BROKER_FORWARD_TIMEOUT_MS        30000u      /* an admin request forwarded to the controller */
 #define BROKER_FORWARD_RETRY_MS          100u        /* wait before sending it to a new controller */
+#define BROKER_SEND_FRAME_TIMEOUT_MS     5000u       /* a frame sent to one node (WriteTxnMarkers) */
 #define BROKER_META_SEGMENT_BYTES        (16u * MIB) /* segments of the metadata log */
 #define BROKER_STAGED_NAMES_MAX          1024u       /* topics of one CreateTopics checked for collisions */
 #define BROKER_INTERNAL_CREATE_VERSION   4           /* CreateTopics version of a node's own creations */
@@ -217,6 +222,15 @@
 #define GROUP_TICK_MS                      100u     /* longest wait between coordinator ticks */
 #define GROUP_LOAD_CHUNK_BYTES             (1u * MIB) /* log read per step while loading */
 #define GROUP_LOAD_RETRY_MS                1000u    /* wait before reading again after a load error */
+
+/* ---- txn (the transaction coordinator and __transaction_state) --------------------------- */
+#define TXN_STATE_PARTITIONS_MAX        1000u     /* transaction.state.log.num.partitions */
+#define TXN_ID_BYTES_MAX                32767u    /* a transactional id (a Kafka string) */
+#define TXN_PARTITIONS_MAX              100000u   /* partitions in one transaction */
+#define TXN_IDS_MAX                     1000000u  /* transactional ids one coordinator holds */
+#define TXN_TICK_MS                     1000u     /* longest wait between coordinator ticks */
+#define TXN_MARKER_RETRY_MS             100u      /* wait before markers are sent again */
+#define TXN_PARKED_FIND_MAX             256u      /* FindCoordinator waiting for __transaction_state */
 
 /* ---- bench (bench/kafka: the chronik-bench tool) ---------------------------------------- */
 #define BENCH_HIST_SUB_BUCKETS       128u           /* per power of two: relative error < 1/128 */

@@ -849,6 +849,8 @@ void broker_reconcile(struct broker *b)
     for (uint32_t i = 0; i < n; i++) {
         if (strcmp(gone[i]->name, BROKER_OFFSETS_TOPIC) == 0)
             groups_close(b);
+        if (strcmp(gone[i]->name, BROKER_TXN_STATE_TOPIC) == 0)
+            txns_close(b);
         retire_topic(b, gone[i]);
     }
     free(gone);
@@ -1190,6 +1192,7 @@ int broker_start_serving(struct broker *b)
     rc = groups_open(b);
     if (rc < 0)
         return rc;
+    txns_start(b);
 
     struct net_server_config ncfg;
     net_server_config_default(&ncfg);
@@ -1351,6 +1354,7 @@ static void broker_free(struct broker *b, bool clean)
      * replica closes. */
     fetch_finish_all(b);
     metadata_finish_all(b);
+    txns_close(b);
     groups_close(b);
     for (uint32_t i = 0; i < b->topic_slots; i++) {
         struct broker_topic *t = b->topics[i];

@@ -31,11 +31,14 @@
 #include <stdint.h>
 
 struct groups;
+struct txns;
 struct fetch;
 struct reaper;
 
 /* The internal topic of the group coordinator; clients may read it but never produce to it. */
 #define BROKER_OFFSETS_TOPIC "__consumer_offsets"
+/* The internal topic of the transaction coordinator (txns.c). */
+#define BROKER_TXN_STATE_TOPIC "__transaction_state"
 
 /* The replicas of one topic, indexed by partition. A NULL replica is still opening
  * (open_errors[p] == 0), failed to open (open_errors[p] < 0), or is another node's
@@ -111,6 +114,7 @@ struct broker {
     uint32_t open_head, open_count, open_cap;
     struct loop_timer open_timer;
     struct groups *groups;         /* groups.c: the group coordinator's host, NULL until opened */
+    struct txns *txns;             /* txns.c: the transaction coordinator, NULL until opened */
     struct fetch *fetches_waiting; /* fetch.c: long polls waiting for data */
     struct metadata_wait *metadata_waiting; /* metadata.c: answers held for an election */
     struct loop_timer metadata_recheck;     /* metadata.c: leaderships changed: look again */
@@ -269,6 +273,23 @@ void broker_forward(struct broker *b, struct slice frame, broker_forward_fn done
 void broker_create_topics(struct broker *b, const struct proto_str *names, uint32_t count,
                           int32_t partitions, const char *const *keys, const char *const *values,
                           uint32_t config_count, broker_forward_fn done, void *ctx);
+/* As broker_create_topics, one topic's replication factor given (-1: the default). */
+void broker_create_topics_rf(struct broker *b, const struct proto_str *names, uint32_t count,
+                             int32_t partitions, int16_t replication_factor,
+                             const char *const *keys, const char *const *values,
+                             uint32_t config_count, broker_forward_fn done, void *ctx);
+/*
+ * Sends one Kafka request frame (header and body, no size prefix) to node `node`, this one
+ * included, which runs it as a client's request would run there (only WriteTxnMarkers is
+ * served this way, broker_api_is_node_internal); done(ctx, response) gets its response frame,
+ * or NULL when it could not be sent (the node is down), was refused, or got no answer within
+ * BROKER_SEND_FRAME_TIMEOUT_MS. Sent once, never again: the caller retries. done may run before
+ * this returns. The frame is copied.
+ */
+void broker_send_frame(struct broker *b, int32_t node, struct slice frame, broker_forward_fn done,
+                       void *ctx);
+/* Whether an API is sent node to node by broker_send_frame (WriteTxnMarkers). */
+bool broker_api_is_node_internal(int16_t api_key);
 /* Runs a request frame as if a client had sent it, answering into sink instead of a connection
  * (sink(ctx, NULL) when the request was refused whole or aborted). request.c. */
 void broker_run_frame(struct broker *b, struct slice frame, breq_sink_fn sink, void *sink_ctx);
@@ -382,6 +403,8 @@ void fetch_handle(struct breq *rq);
 void fetch_finish_all(struct broker *b);
 void list_offsets_handle(struct breq *rq);
 void offset_for_leader_epoch_handle(struct breq *rq);
+/* txn_markers.c: transaction markers written for a transaction coordinator. */
+void write_txn_markers_handle(struct breq *rq);
 /* topics.c: topic administration. */
 void create_topics_handle(struct breq *rq);
 void delete_topics_handle(struct breq *rq);
@@ -400,6 +423,8 @@ void describe_cluster_handle(struct breq *rq);
 /* producers.c: InitProducerId, and the blocks of producer ids the controller grants this node
  * (asked for from the cluster tick before the current block runs out). */
 void init_producer_id_handle(struct breq *rq);
+/* The next producer id of this node's blocks, -1 when none is left (asked for already). */
+int64_t broker_take_producer_id(struct broker *b);
 void broker_producer_ids_tick(struct broker *b);
 void broker_producer_ids_granted(struct broker *b, int64_t first, int32_t count);
 /* groups.c: the group coordinator. groups_open loads __consumer_offsets if it exists (call it
@@ -418,6 +443,33 @@ void list_groups_handle(struct breq *rq);
 void describe_groups_handle(struct breq *rq);
 void delete_groups_handle(struct breq *rq);
 void offset_delete_handle(struct breq *rq);
+/* The partition count of __consumer_offsets once it exists (its creation is asked for
+ * otherwise, and false returned). */
+bool groups_offsets_partitions(struct broker *b, uint32_t *count);
+/* txns.c: the transaction coordinator on __transaction_state. txns_start follows an existing
+ * topic from start-up (call it once the topics are in the table); the first transactional
+ * request creates it otherwise. txns_close frees it before the replicas close. */
+void txns_start(struct broker *b);
+void txns_close(struct broker *b);
+/* Partition p of __transaction_state changed leadership here. */
+void txns_leadership_changed(struct broker *b, uint32_t p);
+/* FindCoordinator with key type 1: parks the request while the topic is being created (true:
+ * it is answered later, by find_coordinator_handle again). */
+bool txns_park_find(struct breq *rq);
+/* The coordinator of a transactional id, as find_one's for a group. */
+int16_t txns_find_coordinator(struct breq *rq, struct slice key, struct broker_node *node);
+/* InitProducerId with a transactional id. */
+void txns_init_producer_id(struct breq *rq);
+void add_partitions_to_txn_handle(struct breq *rq);
+void add_offsets_to_txn_handle(struct breq *rq);
+void end_txn_handle(struct breq *rq);
+void describe_transactions_handle(struct breq *rq);
+void list_transactions_handle(struct breq *rq);
+/* TxnOffsetCommit: a transaction's offsets, pending until its marker. */
+void txn_offset_commit_handle(struct breq *rq);
+/* A transaction marker committed on __consumer_offsets partition `partition`: the producer's
+ * pending offsets there are committed or dropped (txn_markers.c calls it). */
+void groups_txn_marker(struct broker *b, int32_t partition, int64_t producer_id, bool commit);
 
 /* ---- replicated partitions (replication.c) ---- */
 struct broker_part;

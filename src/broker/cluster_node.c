@@ -19,6 +19,12 @@
  * change. NOT_CONTROLLER from a node that lost leadership sends the request again to the new
  * controller; no answer within BROKER_FORWARD_TIMEOUT_MS closes the client's connection (which
  * clients retry, as after any broken connection).
+ *
+ * The same path carries a frame to one given node (broker_send_frame: the transaction
+ * coordinator's WriteTxnMarkers to a partition's leader) as an ENVELOPE of version 1: that node
+ * runs it as a client's request and answers with its response at once; the sender does not
+ * wait for any metadata, and gives up (done with NULL) on the first failure, never sending a
+ * frame twice.
  */
 #include "base/alloc.h"
 #include "base/assert.h"
@@ -37,6 +43,8 @@
 #include <unistd.h>
 
 #define API_ENVELOPE        58
+#define ENVELOPE_CONTROLLER 0 /* run as a controller operation */
+#define ENVELOPE_NODE       1 /* run on the node it is sent to */
 #define API_CREATE_TOPICS   19
 #define CODE_NOT_CONTROLLER 41
 #define META_LOG_DIR        "__cluster_metadata-0"
@@ -51,6 +59,7 @@ struct forward {
     void *ctx;
     uint64_t deadline_ms;
     uint64_t send_ms;    /* when to send (again) */
+    int32_t node;        /* the node it goes to, -1: the controller (then retried) */
     int32_t sent_to;     /* the controller it went to, -1 when not sent */
     int64_t wait_offset; /* >= 0: answered, waiting for this node to apply it */
     struct buf response;
@@ -93,6 +102,7 @@ struct remote {
     struct broker_cluster *c;
     int32_t from;
     int64_t correlation;
+    int16_t version; /* ENVELOPE_CONTROLLER or ENVELOPE_NODE */
 };
 
 static uint64_t now_ms(const struct broker_cluster *c)
@@ -182,6 +192,22 @@ static void on_local_answer(void *ctx, const struct buf *response, int16_t error
 
 static void forward_send(struct broker_cluster *c, struct forward *f)
 {
+    if (f->node >= 0) {
+        f->sent_to = f->node;
+        f->send_ms = UINT64_MAX;
+        struct wire_rpc r = {.from = c->b->cfg->node_id,
+                             .to = f->node,
+                             .kind = WIRE_RPC_REQUEST,
+                             .correlation_id = f->correlation,
+                             .api_key = API_ENVELOPE,
+                             .api_version = ENVELOPE_NODE,
+                             .payload = buf_slice(&f->frame)};
+        int rc = transport_send_rpc(c->transport, &r);
+        kick(c);
+        if (rc != 0)
+            forward_end(c, f, NULL);
+        return;
+    }
     int32_t ctl = c->mn != NULL ? meta_node_controller(c->mn) : -1;
     if (ctl < 0)
         return;
@@ -200,14 +226,15 @@ static void forward_send(struct broker_cluster *c, struct forward *f)
                          .kind = WIRE_RPC_REQUEST,
                          .correlation_id = f->correlation,
                          .api_key = API_ENVELOPE,
-                         .api_version = 0,
+                         .api_version = ENVELOPE_CONTROLLER,
                          .payload = buf_slice(&f->frame)};
     if (transport_send_rpc(c->transport, &r) != 0)
         forward_retry(c, f);
     kick(c);
 }
 
-void broker_forward(struct broker *b, struct slice frame, broker_forward_fn done, void *ctx)
+static void forward_start(struct broker *b, int32_t node, struct slice frame,
+                          broker_forward_fn done, void *ctx)
 {
     struct broker_cluster *c = b->cluster;
     /* The copy is a client's size: bounded by what one controller RPC carries. */
@@ -227,12 +254,51 @@ void broker_forward(struct broker *b, struct slice frame, broker_forward_fn done
     f->ctx = ctx;
     f->b_cluster = c;
     f->correlation = ++c->correlation;
-    f->deadline_ms = now_ms(c) + BROKER_FORWARD_TIMEOUT_MS;
+    f->deadline_ms =
+        now_ms(c) + (node >= 0 ? BROKER_SEND_FRAME_TIMEOUT_MS : BROKER_FORWARD_TIMEOUT_MS);
+    f->node = node;
     f->sent_to = -1;
     f->wait_offset = -1;
     f->next = c->forwards;
     c->forwards = f;
     forward_send(c, f);
+}
+
+void broker_forward(struct broker *b, struct slice frame, broker_forward_fn done, void *ctx)
+{
+    forward_start(b, -1, frame, done, ctx);
+}
+
+/* A frame run on this node for broker_send_frame: not among the forwards, since the request
+ * may outlive the cluster wiring (a marker waiting for its replica answers when it closes). */
+struct local_send {
+    broker_forward_fn done;
+    void *ctx;
+};
+
+static void on_local_sent(void *ctx, const struct buf *response, int16_t error)
+{
+    struct local_send *ls = ctx;
+    (void)error;
+    ls->done(ls->ctx, response);
+    free(ls);
+}
+
+void broker_send_frame(struct broker *b, int32_t node, struct slice frame, broker_forward_fn done,
+                       void *ctx)
+{
+    if (node == b->cfg->node_id) {
+        struct local_send *ls = xcalloc(1, sizeof(*ls));
+        ls->done = done;
+        ls->ctx = ctx;
+        broker_run_frame(b, frame, on_local_sent, ls);
+        return;
+    }
+    if (b->cluster == NULL || node < 0 || broker_peer_down(b, node)) {
+        done(ctx, NULL);
+        return;
+    }
+    forward_start(b, node, frame, done, ctx);
 }
 
 /* Answers whose change this node has now applied. */
@@ -269,6 +335,16 @@ static void on_forward_answer(struct broker_cluster *c, const struct wire_rpc *r
         f = f->next;
     if (f == NULL || f->wait_offset >= 0)
         return; /* one we gave up on, or a duplicate */
+    if (f->node >= 0) {
+        /* A node's answer needs no metadata applied here. */
+        if (r->error != 0 || r->payload.len < 8) {
+            forward_end(c, f, NULL);
+            return;
+        }
+        buf_append(&f->response, r->payload.ptr + 8, r->payload.len - 8);
+        forward_end(c, f, &f->response);
+        return;
+    }
     if (r->error == CODE_NOT_CONTROLLER) {
         forward_retry(c, f);
         return;
@@ -300,7 +376,7 @@ static void on_remote_answer(void *ctx, const struct buf *response, int16_t erro
                          .kind = WIRE_RPC_RESPONSE,
                          .correlation_id = rm->correlation,
                          .api_key = API_ENVELOPE,
-                         .api_version = 0,
+                         .api_version = rm->version,
                          .error = response != NULL ? 0 : (error != 0 ? error : -1),
                          .payload = buf_slice(&payload)};
     (void)transport_send_rpc(c->transport, &r); /* lost: the forwarder times out */
@@ -315,6 +391,11 @@ static void serve_forward(struct broker_cluster *c, const struct wire_rpc *r)
     rm->c = c;
     rm->from = r->from;
     rm->correlation = r->correlation_id;
+    rm->version = r->api_version;
+    if (r->api_version == ENVELOPE_NODE) {
+        broker_run_frame(c->b, r->payload, on_remote_answer, rm);
+        return;
+    }
     if (c->mn == NULL || !meta_node_is_controller(c->mn)) {
         on_remote_answer(rm, NULL, CODE_NOT_CONTROLLER);
         return;
@@ -965,6 +1046,14 @@ void broker_create_topics(struct broker *b, const struct proto_str *names, uint3
                           int32_t partitions, const char *const *keys, const char *const *values,
                           uint32_t config_count, broker_forward_fn done, void *ctx)
 {
+    broker_create_topics_rf(b, names, count, partitions, -1, keys, values, config_count, done, ctx);
+}
+
+void broker_create_topics_rf(struct broker *b, const struct proto_str *names, uint32_t count,
+                             int32_t partitions, int16_t replication_factor,
+                             const char *const *keys, const char *const *values,
+                             uint32_t config_count, broker_forward_fn done, void *ctx)
+{
     struct kafka_create_topics_request_creatable_topic *topics = xcalloc(count, sizeof(*topics));
     struct kafka_create_topics_request_creatable_topic_config *cfgs =
         xcalloc(config_count + 1, sizeof(*cfgs));
@@ -975,7 +1064,7 @@ void broker_create_topics(struct broker *b, const struct proto_str *names, uint3
     for (uint32_t i = 0; i < count; i++) {
         topics[i].name = names[i];
         topics[i].num_partitions = partitions;
-        topics[i].replication_factor = -1;
+        topics[i].replication_factor = replication_factor;
         topics[i].assignments.items = (void *)topics; /* empty, not null */
         topics[i].configs.items = cfgs;
         topics[i].configs.count = config_count;

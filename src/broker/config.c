@@ -483,6 +483,76 @@ const struct broker_config_key broker_config_keys[BROKER_KEY_COUNT] = {
             .doc = "Milliseconds a partition keeps an idempotent producer's state after the "
                    "timestamp of its last batch.",
         },
+    [BROKER_KEY_TRANSACTION_STATE_LOG_NUM_PARTITIONS] =
+        {
+            .name = "transaction.state.log.num.partitions",
+            .type = BROKER_CONFIG_INT,
+            .default_value = "50",
+            .min = 1,
+            .max = TXN_STATE_PARTITIONS_MAX,
+            .synonym_of = BROKER_KEY_TRANSACTION_STATE_LOG_NUM_PARTITIONS,
+            .read_only = true,
+            .doc = "Partitions of __transaction_state when the broker creates it.",
+        },
+    [BROKER_KEY_TRANSACTION_STATE_LOG_REPLICATION_FACTOR] =
+        {
+            .name = "transaction.state.log.replication.factor",
+            .type = BROKER_CONFIG_INT,
+            .default_value = "3",
+            .min = 1,
+            .max = RAFT_VOTERS_MAX,
+            .synonym_of = BROKER_KEY_TRANSACTION_STATE_LOG_REPLICATION_FACTOR,
+            .read_only = true,
+            .doc = "Replicas of each __transaction_state partition when the broker creates it, "
+                   "at most the registered brokers.",
+        },
+    [BROKER_KEY_TRANSACTION_STATE_LOG_MIN_ISR] =
+        {
+            .name = "transaction.state.log.min.isr",
+            .type = BROKER_CONFIG_INT,
+            .default_value = "2",
+            .min = 1,
+            .max = RAFT_VOTERS_MAX,
+            .synonym_of = BROKER_KEY_TRANSACTION_STATE_LOG_MIN_ISR,
+            .read_only = true,
+            .doc = "min.insync.replicas of __transaction_state, at most its replication factor.",
+        },
+    [BROKER_KEY_TRANSACTION_MAX_TIMEOUT_MS] =
+        {
+            .name = "transaction.max.timeout.ms",
+            .type = BROKER_CONFIG_INT,
+            .default_value = "900000",
+            .min = 1,
+            .max = INT32_MAX,
+            .synonym_of = BROKER_KEY_TRANSACTION_MAX_TIMEOUT_MS,
+            .read_only = true,
+            .doc = "The longest transaction.timeout.ms a producer may ask for; InitProducerId "
+                   "with a longer one gets INVALID_TRANSACTION_TIMEOUT.",
+        },
+    [BROKER_KEY_TRANSACTIONAL_ID_EXPIRATION_MS] =
+        {
+            .name = "transactional.id.expiration.ms",
+            .type = BROKER_CONFIG_INT,
+            .default_value = "604800000",
+            .min = 1,
+            .max = INT32_MAX,
+            .synonym_of = BROKER_KEY_TRANSACTIONAL_ID_EXPIRATION_MS,
+            .read_only = true,
+            .doc = "Milliseconds the transaction coordinator keeps a transactional id with no "
+                   "transaction going on after its last change.",
+        },
+    [BROKER_KEY_TRANSACTION_ABORT_CHECK_INTERVAL_MS] =
+        {
+            .name = "transaction.abort.timed.out.transaction.cleanup.interval.ms",
+            .type = BROKER_CONFIG_INT,
+            .default_value = "10000",
+            .min = 1,
+            .max = INT32_MAX,
+            .synonym_of = BROKER_KEY_TRANSACTION_ABORT_CHECK_INTERVAL_MS,
+            .read_only = true,
+            .doc = "How often the transaction coordinator looks for transactions past their "
+                   "timeout (aborted, their producers fenced) and expired transactional ids.",
+        },
 };
 
 const struct broker_config_key *broker_config_key_find(const char *name)
@@ -1513,6 +1583,24 @@ static void apply_number(struct broker_config *config, enum broker_config_key_id
     case BROKER_KEY_PRODUCER_ID_EXPIRATION_MS:
         config->producer_id_expiration_ms = (int32_t)v;
         break;
+    case BROKER_KEY_TRANSACTION_STATE_LOG_NUM_PARTITIONS:
+        config->transaction_state_log_num_partitions = (int32_t)v;
+        break;
+    case BROKER_KEY_TRANSACTION_STATE_LOG_REPLICATION_FACTOR:
+        config->transaction_state_log_replication_factor = (int32_t)v;
+        break;
+    case BROKER_KEY_TRANSACTION_STATE_LOG_MIN_ISR:
+        config->transaction_state_log_min_isr = (int32_t)v;
+        break;
+    case BROKER_KEY_TRANSACTION_MAX_TIMEOUT_MS:
+        config->transaction_max_timeout_ms = (int32_t)v;
+        break;
+    case BROKER_KEY_TRANSACTIONAL_ID_EXPIRATION_MS:
+        config->transactional_id_expiration_ms = (int32_t)v;
+        break;
+    case BROKER_KEY_TRANSACTION_ABORT_CHECK_INTERVAL_MS:
+        config->transaction_abort_check_interval_ms = (int32_t)v;
+        break;
     default:
         UNREACHABLE();
     }
@@ -1889,6 +1977,24 @@ void broker_config_value(const struct broker_config *config, enum broker_config_
         break;
     case BROKER_KEY_PRODUCER_ID_EXPIRATION_MS:
         v = config->producer_id_expiration_ms;
+        break;
+    case BROKER_KEY_TRANSACTION_STATE_LOG_NUM_PARTITIONS:
+        v = config->transaction_state_log_num_partitions;
+        break;
+    case BROKER_KEY_TRANSACTION_STATE_LOG_REPLICATION_FACTOR:
+        v = config->transaction_state_log_replication_factor;
+        break;
+    case BROKER_KEY_TRANSACTION_STATE_LOG_MIN_ISR:
+        v = config->transaction_state_log_min_isr;
+        break;
+    case BROKER_KEY_TRANSACTION_MAX_TIMEOUT_MS:
+        v = config->transaction_max_timeout_ms;
+        break;
+    case BROKER_KEY_TRANSACTIONAL_ID_EXPIRATION_MS:
+        v = config->transactional_id_expiration_ms;
+        break;
+    case BROKER_KEY_TRANSACTION_ABORT_CHECK_INTERVAL_MS:
+        v = config->transaction_abort_check_interval_ms;
         break;
     default:
         UNREACHABLE();

@@ -81,6 +81,12 @@ enum broker_config_key_id {
     BROKER_KEY_AUTO_LEADER_REBALANCE_ENABLE,
     BROKER_KEY_LEADER_IMBALANCE_CHECK_INTERVAL_SECONDS,
     BROKER_KEY_PRODUCER_ID_EXPIRATION_MS,
+    BROKER_KEY_TRANSACTION_STATE_LOG_NUM_PARTITIONS,
+    BROKER_KEY_TRANSACTION_STATE_LOG_REPLICATION_FACTOR,
+    BROKER_KEY_TRANSACTION_STATE_LOG_MIN_ISR,
+    BROKER_KEY_TRANSACTION_MAX_TIMEOUT_MS,
+    BROKER_KEY_TRANSACTIONAL_ID_EXPIRATION_MS,
+    BROKER_KEY_TRANSACTION_ABORT_CHECK_INTERVAL_MS,
     BROKER_KEY_COUNT,
 };
 
@@ -181,6 +187,12 @@ struct broker_config {
     bool auto_leader_rebalance_enable;             /* leaderships go back to preferred replicas */
     int32_t leader_imbalance_check_interval_seconds;
     int32_t producer_id_expiration_ms; /* a partition forgets a producer silent this long */
+    int32_t transaction_state_log_num_partitions;     /* partitions of __transaction_state */
+    int32_t transaction_state_log_replication_factor; /* its replicas (capped at brokers) */
+    int32_t transaction_state_log_min_isr;            /* its min.insync.replicas (capped) */
+    int32_t transaction_max_timeout_ms;     /* longest transaction.timeout.ms a producer gets */
+    int32_t transactional_id_expiration_ms; /* an idle transactional id is forgotten */
+    int32_t transaction_abort_check_interval_ms; /* timed-out transactions are looked for */
 };
 
 /* Where a setting came from; a later (greater) source wins over an earlier one. */

@@ -5,6 +5,12 @@
  * is larger than both) and long polling (answer when min_bytes are available, else when an
  * append advances a high watermark far enough, else after max_wait_ms).
  *
+ * Isolation (KIP-98): every partition answers its last stable offset (the first offset not yet
+ * decided by a transaction marker, replica_last_stable_offset); read_uncommitted reads up to the
+ * high watermark, read_committed up to the last stable offset and answers the aborted
+ * transactions overlapping the offsets it returns (producer id, first offset), so the client
+ * drops their records; control batches are returned to both, as Kafka does (clients skip them).
+ *
  * Fetch sessions (KIP-227): Chronik creates none. A full fetch is answered with session id 0,
  * which tells the client to keep sending full fetches; an incremental fetch (a non-zero
  * session id) is answered FETCH_SESSION_ID_NOT_FOUND, which makes the client start over.
@@ -113,6 +119,42 @@ static void add_current_leaders(struct fetch *f)
     }
 }
 
+/* read_committed: the aborted transactions overlapping [fetch offset, upper) into the
+ * partition's answer (at most PRODUCER_ABORTED_FETCH_MAX; request memory only when there are
+ * some, as a waiting fetch reads again at every advance). */
+static int add_aborted(struct fetch_part *p, int64_t upper)
+{
+    struct kafka_fetch_response_partition_data *out = p->out;
+    struct producer_aborted few[16];
+    struct producer_aborted *found = few;
+    uint32_t max = ARRAY_LEN(few), n = 0;
+    int rc;
+    for (;;) {
+        rc = replica_aborted(p->r, p->in->fetch_offset, upper, found, max, &n);
+        if (rc < 0 || n < max || max == PRODUCER_ABORTED_FETCH_MAX)
+            break;
+        max = max * 8 < PRODUCER_ABORTED_FETCH_MAX ? max * 8 : PRODUCER_ABORTED_FETCH_MAX;
+        if (found != few)
+            free(found);
+        found = xmalloc(max * sizeof(*found));
+    }
+    out->aborted_transactions.count = 0;
+    if (rc == 0 && n > 0) {
+        out->aborted_transactions.items =
+            arena_calloc(&p->f->rq->arena, n, sizeof(*out->aborted_transactions.items));
+        if (out->aborted_transactions.items == NULL)
+            rc = ERR_TOO_LARGE;
+    }
+    for (uint32_t i = 0; rc == 0 && i < n; i++)
+        out->aborted_transactions.items[i] = (struct kafka_fetch_response_aborted_transaction){
+            .producer_id = found[i].producer_id, .first_offset = found[i].first_offset};
+    if (rc == 0)
+        out->aborted_transactions.count = n;
+    if (found != few)
+        free(found);
+    return rc;
+}
+
 /* Reads p into the response under the limits and returns the bytes read; a failed replica or
  * read sets the partition's error instead. *used is the response size so far. */
 static uint64_t read_partition(struct fetch_part *p, uint64_t *used)
@@ -139,10 +181,16 @@ static uint64_t read_partition(struct fetch_part *p, uint64_t *used)
         return 0;
     }
     out->high_watermark = replica_high_watermark(p->r);
-    out->last_stable_offset = out->high_watermark;
+    int64_t lso;
+    if (replica_last_stable_offset(p->r, &lso) < 0) {
+        out->error_code = KAFKA_KAFKA_STORAGE_ERROR;
+        return 0;
+    }
+    out->last_stable_offset = lso;
     out->log_start_offset = replica_log_start_offset(p->r);
     if (out->error_code != KAFKA_NONE)
         return 0;
+    bool committed = req->isolation_level == 1;
 
     uint64_t max_bytes = req->max_bytes > 0 ? (uint64_t)req->max_bytes : 0;
     uint64_t part_max = p->in->partition_max_bytes > 0 ? (uint64_t)p->in->partition_max_bytes : 0;
@@ -155,7 +203,7 @@ static uint64_t read_partition(struct fetch_part *p, uint64_t *used)
     struct log *bug_log = replica_log(p->r);
     int rc = log_read(bug_log, p->in->fetch_offset, limit, log_end_offset(bug_log), &rd);
 #else
-    int rc = replica_read(p->r, p->in->fetch_offset, limit, &rd);
+    int rc = replica_read_below(p->r, p->in->fetch_offset, limit, committed ? lso : INT64_MAX, &rd);
 #endif
     if (rc < 0) {
         out->error_code = rc == ERR_RANGE ? KAFKA_OFFSET_OUT_OF_RANGE : KAFKA_KAFKA_STORAGE_ERROR;
@@ -165,6 +213,11 @@ static uint64_t read_partition(struct fetch_part *p, uint64_t *used)
     /* KIP-74: only the first non-empty partition may exceed the limits, by one batch. */
     if (rd.file == NULL || (n > limit && *used > 0)) {
         log_read_release(&rd);
+        return 0;
+    }
+    if (committed && add_aborted(p, rd.next_offset) < 0) {
+        log_read_release(&rd);
+        out->error_code = KAFKA_KAFKA_STORAGE_ERROR;
         return 0;
     }
     /* The read stays pinned until the listener has sent it; the record bytes are spliced into
@@ -256,6 +309,7 @@ static void release_reads(struct fetch *f)
             release_read(p->read);
             p->read = NULL;
             p->out->records = slice_make("", 0);
+            p->out->aborted_transactions.count = 0;
         }
     }
 }

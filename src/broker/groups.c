@@ -205,8 +205,14 @@ static void do_append(struct groups *gs, const struct group_fx *fx)
     for (size_t i = 0; i < fx->record_count; i++)
         recs[i] = (struct batch_record){
             .key = fx->records[i].key, .value = fx->records[i].value, .timestamp_ms = ts};
-    struct batch_build_opts opts = {
-        .base_offset = 0, .producer_id = -1, .producer_epoch = -1, .base_sequence = -1};
+    /* A transaction's offsets: a transactional batch of its producer, at sequence 0 as Kafka's
+     * coordinator writes them (the partition checks no sequence of its own appends). */
+    struct batch_build_opts opts = {.base_offset = 0,
+                                    .attributes =
+                                        fx->producer_id >= 0 ? BATCH_ATTR_TRANSACTIONAL : 0,
+                                    .producer_id = fx->producer_id,
+                                    .producer_epoch = fx->producer_epoch,
+                                    .base_sequence = fx->producer_id >= 0 ? 0 : -1};
     struct buf batch;
     buf_init(&batch);
     int rc = batch_build(&batch, &opts, recs, fx->record_count);
@@ -632,7 +638,7 @@ static int16_t find_one(struct breq *rq, struct slice key, int8_t key_type,
                         struct broker_node *node)
 {
     if (key_type == KEY_TYPE_TRANSACTION)
-        return KAFKA_COORDINATOR_NOT_AVAILABLE; /* no transactions yet */
+        return txns_find_coordinator(rq, key, node);
     if (key_type != KEY_TYPE_GROUP)
         return KAFKA_INVALID_REQUEST;
     if (key.ptr == NULL)
@@ -669,6 +675,8 @@ void find_coordinator_handle(struct breq *rq)
     /* The first group request has __consumer_offsets created; FindCoordinator waits for it (a
      * bounded number at once), so clients are not sent into their retry backoff (librdkafka
      * waits seconds before it asks again). Asked once: after that, the answer is what is. */
+    if (req->key_type == KEY_TYPE_TRANSACTION && txns_park_find(rq))
+        return;
     if (!rq->auto_created) {
         rq->auto_created = true;
         struct groups *gs = rq->b->groups;
@@ -711,6 +719,15 @@ void find_coordinator_handle(struct breq *rq)
         c->port = err == KAFKA_NONE ? node.port : -1;
     }
     breq_respond(rq, &resp);
+}
+
+bool groups_offsets_partitions(struct broker *b, uint32_t *count)
+{
+    struct groups *gs = groups_get(b);
+    if (gs == NULL)
+        return false;
+    *count = gs->coord.cfg.partition_count;
+    return true;
 }
 
 /* ---- JoinGroup, SyncGroup, Heartbeat, LeaveGroup ---------------------------------------- */
@@ -954,6 +971,109 @@ void offset_commit_handle(struct breq *rq)
         op->pending++;
     drain(gs);
     gop_done(op);
+}
+
+/* ---- TxnOffsetCommit --------------------------------------------------------------------- */
+
+void txn_offset_commit_handle(struct breq *rq)
+{
+    const struct kafka_txn_offset_commit_request *req = rq->body;
+    struct groups *gs = groups_get(rq->b);
+    struct gop *op = arena_zalloc(&rq->arena, sizeof(*op));
+    struct kafka_txn_offset_commit_response *resp = arena_zalloc(&rq->arena, sizeof(*resp));
+    struct gwait *w = arena_zalloc(&rq->arena, sizeof(*w));
+    if (op == NULL || resp == NULL || w == NULL) {
+        breq_fail(rq, ERR_TOO_LARGE);
+        return;
+    }
+    kafka_txn_offset_commit_response_init(resp);
+    op->rq = rq;
+    op->resp = resp;
+    op->pending = 1;
+    size_t nt = req->topics.count, total = 0;
+    resp->topics.count = nt;
+    resp->topics.items = arena_calloc(&rq->arena, nt + 1, sizeof(*resp->topics.items));
+    for (size_t t = 0; t < nt; t++)
+        total += req->topics.items[t].partitions.count;
+    struct group_commit_part *parts = arena_calloc(&rq->arena, total + 1, sizeof(*parts));
+    int16_t *errors = arena_calloc(&rq->arena, total + 1, sizeof(*errors));
+    int16_t **slots = arena_calloc(&rq->arena, total + 1, sizeof(*slots));
+    bool fits = resp->topics.items != NULL && parts != NULL && errors != NULL && slots != NULL;
+    for (size_t t = 0; t < nt && fits; t++) {
+        size_t np = req->topics.items[t].partitions.count;
+        resp->topics.items[t].partitions.items =
+            arena_calloc(&rq->arena, np + 1, sizeof(*resp->topics.items[t].partitions.items));
+        fits = resp->topics.items[t].partitions.items != NULL;
+    }
+    if (!fits) {
+        breq_fail(rq, ERR_TOO_LARGE);
+        return;
+    }
+    size_t k = 0;
+    for (size_t t = 0; t < nt; t++) {
+        const struct kafka_txn_offset_commit_request_txn_offset_commit_request_topic *it =
+            &req->topics.items[t];
+        struct kafka_txn_offset_commit_response_txn_offset_commit_response_topic *ot =
+            &resp->topics.items[t];
+        ot->name = it->name;
+        ot->partitions.count = it->partitions.count;
+        for (size_t p = 0; p < it->partitions.count; p++) {
+            const struct kafka_txn_offset_commit_request_txn_offset_commit_request_partition *ip =
+                &it->partitions.items[p];
+            ot->partitions.items[p].partition_index = ip->partition_index;
+            if (!partition_exists(rq->b, it->name, ip->partition_index)) {
+                ot->partitions.items[p].error_code = KAFKA_UNKNOWN_TOPIC_OR_PARTITION;
+                continue;
+            }
+            slots[k] = &ot->partitions.items[p].error_code;
+            parts[k++] = (struct group_commit_part){
+                .topic = sl(it->name),
+                .partition = ip->partition_index,
+                .offset = ip->committed_offset,
+                .leader_epoch = ip->committed_leader_epoch,
+                .metadata = sl(ip->committed_metadata),
+            };
+        }
+    }
+    total = k;
+    if (total == 0) {
+        gop_done(op);
+        return;
+    }
+    if (gs == NULL) {
+        for (size_t i = 0; i < total; i++)
+            *slots[i] = KAFKA_COORDINATOR_NOT_AVAILABLE;
+        gop_done(op);
+        return;
+    }
+    struct group_txn_commit_req cr = {
+        .group_id = sl(req->group_id),
+        .member_id = sl(req->member_id),
+        .instance_id = sl(req->group_instance_id),
+        .generation = req->generation_id,
+        .producer_id = req->producer_id,
+        .producer_epoch = req->producer_epoch,
+    };
+    w->op = op;
+    w->slots = slots;
+    w->slot_count = total;
+    bool appended = false;
+    group_txn_offset_commit(&gs->coord, &cr, parts, total, errors, w, &appended, now_ms(gs));
+    for (size_t i = 0; i < total; i++)
+        *slots[i] = errors[i];
+    if (appended)
+        op->pending++;
+    drain(gs);
+    gop_done(op);
+}
+
+void groups_txn_marker(struct broker *b, int32_t partition, int64_t producer_id, bool commit)
+{
+    struct groups *gs = b->groups;
+    if (gs == NULL || partition < 0 || (uint32_t)partition >= gs->coord.cfg.partition_count)
+        return;
+    group_coord_txn_end(&gs->coord, (uint32_t)partition, producer_id, commit);
+    drain(gs);
 }
 
 /* ---- OffsetFetch ------------------------------------------------------------------------- */

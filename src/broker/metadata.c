@@ -81,7 +81,8 @@ static int fill_topic(struct breq *rq, struct kafka_metadata_response_metadata_r
     out->error_code = KAFKA_NONE;
     out->name = (struct proto_str){.ptr = t->name, .len = strlen(t->name)};
     memcpy(out->topic_id.bytes, t->id.b, sizeof(out->topic_id.bytes));
-    out->is_internal = strcmp(t->name, BROKER_OFFSETS_TOPIC) == 0;
+    out->is_internal =
+        strcmp(t->name, BROKER_OFFSETS_TOPIC) == 0 || strcmp(t->name, BROKER_TXN_STATE_TOPIC) == 0;
     out->partitions.count = t->partition_count;
     out->partitions.items =
         arena_calloc(&rq->arena, t->partition_count, sizeof(*out->partitions.items));

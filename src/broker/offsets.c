@@ -2,6 +2,9 @@
  * ListOffsets and OffsetForLeaderEpoch: offsets by position (earliest, latest), by time, by
  * maximum timestamp, and the end offset of a leader epoch. Only the partition's leader answers
  * (NOT_LEADER_OR_FOLLOWER elsewhere), with the leader epoch the image has (nodes.c).
+ * ListOffsets answers within what the request's isolation level may read (Kafka's
+ * lastFetchableOffset): the high watermark, or with read_committed (v2+) the last stable offset;
+ * LATEST is that offset, and a search by time finds nothing at or past it.
  */
 #include "base/alloc.h"
 #include "base/assert.h"
@@ -90,7 +93,7 @@ static struct replica *leader_replica(struct broker *b, struct proto_str topic, 
     return r;
 }
 
-static void list_partition(struct breq *rq, struct proto_str topic,
+static void list_partition(struct breq *rq, struct proto_str topic, bool committed,
                            const struct kafka_list_offsets_request_list_offsets_partition *in,
                            struct kafka_list_offsets_response_list_offsets_partition_response *out)
 {
@@ -105,13 +108,18 @@ static void list_partition(struct breq *rq, struct proto_str topic,
         return;
     struct log *log = replica_log(r);
     int64_t offset = -1, ts = -1;
+    int64_t fetchable = replica_high_watermark(r);
+    if (committed && replica_last_stable_offset(r, &fetchable) < 0) {
+        out->error_code = KAFKA_KAFKA_STORAGE_ERROR;
+        return;
+    }
     if (in->timestamp == LIST_OFFSETS_LATEST) {
 #ifdef BROKER_BUG_LATEST_IS_LOG_END
         /* An injected bug of the whole-cluster simulator (tests/sim, never in the broker): the
          * latest offset is the leader's log end, uncommitted records included. */
         offset = replica_log_end_offset(r);
 #else
-        offset = replica_high_watermark(r);
+        offset = fetchable;
 #endif
     } else if (in->timestamp == LIST_OFFSETS_EARLIEST) {
         offset = replica_log_start_offset(r);
@@ -121,8 +129,7 @@ static void list_partition(struct breq *rq, struct proto_str topic,
         else
             find_record(log, offset, offset, ts, true, &offset, &ts);
     } else if (in->timestamp >= 0) {
-        if (log_offset_for_timestamp(log, in->timestamp, &offset) == 0 &&
-            offset < replica_high_watermark(r)) {
+        if (log_offset_for_timestamp(log, in->timestamp, &offset) == 0 && offset < fetchable) {
             /* The batch-level answer stands if the search fails. */
             ts = in->timestamp;
             find_record(log, offset, offset, in->timestamp, false, &offset, &ts);
@@ -165,7 +172,8 @@ void list_offsets_handle(struct breq *rq)
             return;
         }
         for (size_t p = 0; p < in->partitions.count; p++)
-            list_partition(rq, in->name, &in->partitions.items[p], &out->partitions.items[p]);
+            list_partition(rq, in->name, req->isolation_level == 1, &in->partitions.items[p],
+                           &out->partitions.items[p]);
     }
     breq_respond(rq, &resp);
 }

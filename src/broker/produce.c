@@ -21,6 +21,9 @@
  * for a stale epoch, and a duplicate of one of the producer's last five batches is not appended
  * again but answered with the offsets it was written at, once they are committed (as its first
  * answer would have been: a retry must not learn of a write that may still be lost).
+ * Transactional batches follow the same rules (a stale epoch is INVALID_PRODUCER_EPOCH, as Kafka
+ * 3.x answers a transactional producer too); a non-transactional batch of a producer whose
+ * transaction is ongoing on the partition is INVALID_TXN_STATE.
  */
 #include "base/assert.h"
 #include "base/error.h"
@@ -175,7 +178,8 @@ static bool check_producer(struct produce *pr, struct produce_part *part, struct
     else
         part->out->error_code = v < 0                        ? storage_error(v)
                                 : v == PRODUCER_OUT_OF_ORDER ? KAFKA_OUT_OF_ORDER_SEQUENCE_NUMBER
-                                                             : KAFKA_INVALID_PRODUCER_EPOCH;
+                                : v == PRODUCER_INVALID_TXN_STATE ? KAFKA_INVALID_TXN_STATE
+                                                                  : KAFKA_INVALID_PRODUCER_EPOCH;
     return true;
 }
 
@@ -289,11 +293,14 @@ static void produce_partition(struct produce *pr, const struct meta_topic *mt, c
         out->error_code = broker_replica_error(b, name, name_len, in->index);
         return;
     }
-    if (strcmp(mt->name, BROKER_OFFSETS_TOPIC) == 0) {
-        /* Only the group coordinator writes its internal topic, as in Kafka. */
+    if (strcmp(mt->name, BROKER_OFFSETS_TOPIC) == 0 ||
+        strcmp(mt->name, BROKER_TXN_STATE_TOPIC) == 0) {
+        /* Only the coordinators write their internal topics, as in Kafka. */
         out->error_code = KAFKA_INVALID_TOPIC_EXCEPTION;
         out->error_message =
-            proto_str_make("Cannot append to internal topic " BROKER_OFFSETS_TOPIC);
+            proto_str_make(strcmp(mt->name, BROKER_OFFSETS_TOPIC) == 0
+                               ? "Cannot append to internal topic " BROKER_OFFSETS_TOPIC
+                               : "Cannot append to internal topic " BROKER_TXN_STATE_TOPIC);
         return;
     }
     if (req->acks != 0 && req->acks != 1 && req->acks != -1) {

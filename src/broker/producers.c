@@ -11,9 +11,8 @@
  *
  * An idempotent producer (no transactional id) gets a new id with epoch 0 at every
  * InitProducerId, whatever id and epoch it sends (KIP-360's bump applies to transactional ids),
- * as Kafka's TransactionCoordinator.handleInitProducerId does. Transactions are not served yet:
- * with a transactional id the answer is COORDINATOR_NOT_AVAILABLE, as FindCoordinator's for a
- * transaction key (docs/compatibility.md).
+ * as Kafka's TransactionCoordinator.handleInitProducerId does. With a transactional id the
+ * transaction coordinator answers (txns.c), taking its ids from the same blocks.
  *
  * Threads: the loop thread.
  */
@@ -61,8 +60,7 @@ void broker_producer_ids_granted(struct broker *b, int64_t first, int32_t count)
     }
 }
 
-/* The next id, or -1 when none is left. */
-static int64_t take_id(struct broker *b)
+int64_t broker_take_producer_id(struct broker *b)
 {
     if (b->pid_next >= b->pid_end && b->pid_spare_count > 0) {
         b->pid_next = b->pid_spare_first;
@@ -77,18 +75,14 @@ static int64_t take_id(struct broker *b)
 void init_producer_id_handle(struct breq *rq)
 {
     const struct kafka_init_producer_id_request *req = rq->body;
+    if (req->transactional_id.ptr != NULL) {
+        txns_init_producer_id(rq);
+        return;
+    }
     struct kafka_init_producer_id_response resp;
     kafka_init_producer_id_response_init(&resp);
-    resp.producer_id = -1;
-    resp.producer_epoch = -1;
-    if (req->transactional_id.ptr != NULL) {
-        /* Kafka refuses an empty transactional id as INVALID_REQUEST. */
-        resp.error_code = req->transactional_id.len == 0 ? KAFKA_INVALID_REQUEST
-                                                         : KAFKA_COORDINATOR_NOT_AVAILABLE;
-    } else {
-        resp.producer_id = take_id(rq->b);
-        resp.producer_epoch = resp.producer_id >= 0 ? 0 : -1;
-        resp.error_code = resp.producer_id >= 0 ? KAFKA_NONE : KAFKA_COORDINATOR_LOAD_IN_PROGRESS;
-    }
+    resp.producer_id = broker_take_producer_id(rq->b);
+    resp.producer_epoch = resp.producer_id >= 0 ? 0 : -1;
+    resp.error_code = resp.producer_id >= 0 ? KAFKA_NONE : KAFKA_COORDINATOR_LOAD_IN_PROGRESS;
     breq_respond(rq, &resp);
 }

@@ -96,6 +96,8 @@ static void on_change(void *ctx)
     metadata_leaders_changed(b);
     if (strcmp(bp->t->name, BROKER_OFFSETS_TOPIC) == 0)
         groups_leadership_changed(bp->b, bp->partition);
+    else if (strcmp(bp->t->name, BROKER_TXN_STATE_TOPIC) == 0)
+        txns_leadership_changed(bp->b, bp->partition);
 }
 
 int broker_replica_attach(struct broker *b, struct broker_topic *t, const struct meta_topic *mt,
@@ -123,7 +125,6 @@ int broker_replica_attach(struct broker *b, struct broker_topic *t, const struct
         .seed = rng_next(&b->rng),
         .on_change = on_change,
         .ctx = bp,
-        .producers_since_ms = clock_wall_ms(b->clock) - b->cfg->producer_id_expiration_ms,
     };
     memcpy(o.group.topic_id.bytes, mt->id.b, META_UUID_BYTES);
     o.group.partition = (int32_t)p;

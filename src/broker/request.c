@@ -54,6 +54,11 @@ static const struct api_handler handlers[] = {
     [21] = {delete_records_handle, 0, 2},            /* DeleteRecords */
     [22] = {init_producer_id_handle, 0, 5},          /* InitProducerId */
     [23] = {offset_for_leader_epoch_handle, 0, 4},   /* OffsetForLeaderEpoch */
+    [24] = {add_partitions_to_txn_handle, 0, 3},     /* AddPartitionsToTxn: the client's form */
+    [25] = {add_offsets_to_txn_handle, 0, 3},        /* AddOffsetsToTxn */
+    [26] = {end_txn_handle, 0, 3},                   /* EndTxn */
+    [27] = {write_txn_markers_handle, 0, 1},         /* WriteTxnMarkers */
+    [28] = {txn_offset_commit_handle, 0, 3},         /* TxnOffsetCommit: v4 is KIP-890 */
     [32] = {describe_configs_handle, 0, 4},          /* DescribeConfigs */
     [33] = {alter_configs_handle, 0, 2},             /* AlterConfigs */
     [37] = {create_partitions_handle, 0, 3},         /* CreatePartitions */
@@ -61,6 +66,8 @@ static const struct api_handler handlers[] = {
     [44] = {incremental_alter_configs_handle, 0, 1}, /* IncrementalAlterConfigs */
     [47] = {offset_delete_handle, 0, 0},             /* OffsetDelete */
     [60] = {describe_cluster_handle, 0, 1},          /* DescribeCluster */
+    [65] = {describe_transactions_handle, 0, 0},     /* DescribeTransactions */
+    [66] = {list_transactions_handle, 0, 1},         /* ListTransactions */
 };
 
 bool api_versions_supported(int16_t api_key, int16_t *min, int16_t *max)
@@ -250,6 +257,11 @@ bool broker_api_is_admin(int16_t api_key)
     return api_key == 19 || api_key == 20 || api_key == 33 || api_key == 37 || api_key == 44;
 }
 
+bool broker_api_is_node_internal(int16_t api_key)
+{
+    return api_key == 27; /* WriteTxnMarkers */
+}
+
 /* Decodes the frame into rq and runs its handler; closes (aborts) what does not parse. */
 static void dispatch(struct breq *rq, struct slice frame)
 {
@@ -291,11 +303,14 @@ static void dispatch(struct breq *rq, struct slice frame)
         return;
     }
     if (rq->sink != NULL && !rq->sink_client) {
-        /* Run for the controller: only topic administration is sent this way. */
-        if (!broker_api_is_admin(rq->api_key))
-            breq_abort(rq);
-        else
+        /* Run for the controller (topic administration) or for another node's coordinator
+         * (broker_send_frame): nothing else is sent this way. */
+        if (broker_api_is_admin(rq->api_key))
             broker_admin_run(rq, handlers[rq->api_key].fn);
+        else if (broker_api_is_node_internal(rq->api_key))
+            handlers[rq->api_key].fn(rq);
+        else
+            breq_abort(rq);
         return;
     }
     if (broker_api_is_admin(rq->api_key)) {

@@ -60,6 +60,13 @@
  * skip every control batch). */
 #define LOG_START_CONTROL_TYPE 0x4301
 
+/* The Raft kind of a batch of the log: a no-op is a control batch outside any transaction; a
+ * transaction marker (a transactional control batch) is data a leader proposed. */
+static uint8_t batch_kind(const struct batch_header *h)
+{
+    return batch_is_control(h) && !batch_is_transactional(h) ? RAFT_BATCH_NOOP : RAFT_BATCH_DATA;
+}
+
 struct rh_batch {
     int64_t first;
     int64_t last;
@@ -335,7 +342,7 @@ static int read_batch(struct raft_group *g, int64_t offset, struct rh_batch *out
                              .last = batch_last_offset(&h),
                              .term = term_of_epoch(h.leader_epoch),
                              .bytes = (uint32_t)batch_total_bytes(&h),
-                             .kind = batch_is_control(&h) ? RAFT_BATCH_NOOP : RAFT_BATCH_DATA};
+                             .kind = batch_kind(&h)};
     return 0;
 }
 
@@ -1586,7 +1593,7 @@ static bool append_bytes_ok(const struct wire_msg *m)
             return false;
         if (batch_total_bytes(&h) != b->bytes || h.base_offset != b->first_index ||
             batch_last_offset(&h) != b->last_index || term_of_epoch(h.leader_epoch) != b->term ||
-            (batch_is_control(&h) ? RAFT_BATCH_NOOP : RAFT_BATCH_DATA) != b->kind)
+            batch_kind(&h) != b->kind)
             return false;
     }
     return true;
@@ -2000,7 +2007,7 @@ int raft_group_propose(struct raft_group *g, uint8_t *batch, size_t len, struct 
     if (g->err != 0)
         return g->err;
     rc = batch_header_parse(batch, len, &hdr);
-    if (rc != 0 || batch_is_control(&hdr) || batch_total_bytes(&hdr) != len ||
+    if (rc != 0 || batch_kind(&hdr) != RAFT_BATCH_DATA || batch_total_bytes(&hdr) != len ||
         g->raft.term > INT32_MAX)
         return rc != 0 ? rc : ERR_INVALID;
     if (g->raft.role != RAFT_LEADER)

@@ -241,8 +241,9 @@ void raft_group_close(struct raft_group *g);
  * Leader only: appends one batch (len bytes that passed batch_parse, stamped in place with its
  * base offset and leader epoch = term). *offset and *term are where it went; w (if not NULL)
  * is called once it commits or cannot. ERR_STATE (NOT_LEADER_OR_FOLLOWER) when this node does
- * not lead (or is handing leadership over), ERR_INVALID for a control batch or a term beyond a
- * leader epoch (nothing appended); a storage error stops the group and is returned.
+ * not lead (or is handing leadership over), ERR_INVALID for a non-transactional control batch
+ * (a no-op's kind; a transaction marker is data) or a term beyond a leader epoch (nothing
+ * appended); a storage error stops the group and is returned.
  */
 int raft_group_propose(struct raft_group *g, uint8_t *batch, size_t len, struct raft_waiter *w,
                        raft_group_done_fn fn, void *ctx, int64_t *offset, int64_t *term);

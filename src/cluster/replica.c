@@ -40,6 +40,7 @@
 #include "log/batch.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -58,7 +59,10 @@ struct replica {
     struct producer_state live;      /* Raft mode, ready leader: producers + appended since */
     bool producers_loaded;           /* standalone: producers holds the whole log */
     int64_t producers_next;          /* Raft mode: the first offset producers has not read */
-    int64_t producers_expire_ms;     /* wall clock of the next expiry pass */
+    int64_t producers_from;          /* standalone: what the snapshot held, the load reads from */
+    char *snapshot_path;             /* the producer-state snapshot file */
+    struct io *io;
+    int64_t producers_expire_ms; /* wall clock of the next expiry pass */
 
     /* Raft mode */
     struct raft_group *group;
@@ -74,6 +78,9 @@ struct replica {
     bool in_isr[RAFT_MEMBERS_MAX];
     int64_t end_at_tick; /* leader: the log end at the previous tick */
 };
+
+/* The producer-state snapshot, in the partition's directory. */
+#define REPLICA_SNAPSHOT_FILE "producer-state.snapshot"
 
 static void on_durable(void *ctx, int err, int64_t durable_offset);
 
@@ -106,6 +113,69 @@ static int flush_ensure(struct replica *r)
     return rc < 0 ? rc : 0;
 }
 
+/*
+ * The producer-state snapshot (log/producer_state.h) of a clean close: its state covers every
+ * batch below its next offset, all durable then. It is used when that offset is within the
+ * recovered log, which then still holds exactly those batches below it (only a crash's torn tail
+ * is ever cut in standalone mode, and Raft mode snapshots committed state only); otherwise, or
+ * when it does not decode, it is removed and the state read from the log start.
+ */
+static int snapshot_load(struct replica *r, const char *dir)
+{
+    bool is_dir = false;
+    int rc = io_exists(r->io, r->snapshot_path, &is_dir);
+    if (rc == -ENOENT)
+        return 0;
+    if (rc < 0)
+        return rc;
+    struct io_file *f = NULL;
+    uint64_t size = 0;
+    uint8_t *bytes = NULL;
+    int64_t next = -1;
+    rc = io_open(r->io, r->snapshot_path, IO_RDONLY, &f);
+    if (rc == 0)
+        rc = io_size(f, &size);
+    if (rc == 0 && size <= PRODUCER_SNAPSHOT_BYTES_MAX) {
+        bytes = xmalloc(size + 1);
+        ssize_t got = io_pread(f, bytes, size, 0);
+        rc = got < 0 ? (int)got : 0;
+        if (got >= 0 && (uint64_t)got != size)
+            rc = ERR_CORRUPT;
+    } else if (rc == 0) {
+        rc = ERR_CORRUPT;
+    }
+    if (f != NULL)
+        io_close(f);
+    if (rc == 0)
+        rc = producer_state_decode(&r->producers, bytes, size, &next);
+    free(bytes);
+    if (rc == 0 && next > log_end_offset(r->log))
+        rc = ERR_CORRUPT;
+    if (rc == ERR_CORRUPT) {
+        /* Never trusted, and durably gone before anything is appended past it. */
+        producer_state_clear(&r->producers);
+        rc = io_remove(r->io, r->snapshot_path);
+        return rc < 0 ? rc : io_sync_dir(r->io, dir);
+    }
+    if (rc < 0)
+        return rc;
+    r->producers_from = next > log_start_offset(r->log) ? next : log_start_offset(r->log);
+    r->producers_next = r->producers_from;
+    return 0;
+}
+
+/* Clean close: the state and the offset it covers, encoded before the log closes; written once
+ * the log is closed, so everything it covers is durable. Empty when there is nothing to save. */
+static void snapshot_encode(struct replica *r, struct buf *out)
+{
+    if (r->err != 0)
+        return;
+    if (r->group != NULL)
+        producer_state_encode(&r->producers, r->producers_next, out);
+    else if (r->producers_loaded)
+        producer_state_encode(&r->producers, log_end_offset(r->log), out);
+}
+
 int replica_open(const struct log_env *env, const char *dir, const struct log_config *cfg,
                  int32_t leader_epoch, struct replica **out)
 {
@@ -119,6 +189,20 @@ int replica_open(const struct log_env *env, const char *dir, const struct log_co
     producer_state_init(&r->producers);
     producer_state_init(&r->live);
     r->producers_next = log_start_offset(r->log);
+    r->producers_from = r->producers_next;
+    r->io = env->io;
+    size_t n = strlen(dir) + sizeof("/" REPLICA_SNAPSHOT_FILE);
+    r->snapshot_path = xmalloc(n);
+    snprintf(r->snapshot_path, n, "%s/" REPLICA_SNAPSHOT_FILE, dir);
+    rc = snapshot_load(r, dir);
+    if (rc < 0) {
+        producer_state_deinit(&r->producers);
+        producer_state_deinit(&r->live);
+        log_abandon(r->log);
+        free(r->snapshot_path);
+        free(r);
+        return rc;
+    }
     r->watches.prev = r->watches.next = &r->watches;
     /* Everything recovered is durable, so it is all committed. */
     rc = log_set_high_watermark(r->log, log_durable_offset(r->log));
@@ -220,13 +304,20 @@ static void producers_free(struct replica *r)
 {
     producer_state_deinit(&r->producers);
     producer_state_deinit(&r->live);
+    free(r->snapshot_path);
 }
 
 int replica_close(struct replica *r)
 {
+    struct buf snapshot;
+    buf_init(&snapshot);
+    snapshot_encode(r, &snapshot); /* before drop_all marks the replica closed */
     drop_all(r);
-    producers_free(r);
     int rc = log_close(r->log);
+    if (rc == 0 && snapshot.len > 0)
+        rc = log_replace_file(r->io, r->snapshot_path, &snapshot);
+    buf_deinit(&snapshot);
+    producers_free(r);
     free(r);
     return rc;
 }
@@ -251,6 +342,40 @@ void replica_abandon(struct replica *r)
  * starts as a copy, then takes every batch this leader appends, so retries of batches in flight
  * are duplicates too. A leadership lost leaves `live` unused: what it appended may be cut.
  */
+
+/* Takes one batch of the log (h parsed, a control batch present whole) into ps: a producer's
+ * batch, or a transaction marker. ERR_CORRUPT for a control batch whose record does not parse. */
+static int producers_apply(struct producer_state *ps, const uint8_t *batch,
+                           const struct batch_header *h)
+{
+    if (h->producer_id < 0)
+        return 0;
+    if (!batch_is_control(h)) {
+        struct producer_append a = {.producer_id = h->producer_id,
+                                    .epoch = h->producer_epoch,
+                                    .first_seq = h->base_sequence,
+                                    .record_count = h->last_offset_delta + 1,
+                                    .first_offset = h->base_offset,
+                                    .timestamp_ms = h->max_timestamp_ms,
+                                    .transactional = batch_is_transactional(h)};
+        producer_state_update(ps, &a);
+        return 0;
+    }
+    struct batch_marker bm;
+    int rc = batch_marker_parse(batch, h, &bm);
+    if (rc < 0)
+        return rc;
+    if (bm.type != BATCH_CONTROL_ABORT && bm.type != BATCH_CONTROL_COMMIT)
+        return 0;
+    struct producer_marker m = {.producer_id = h->producer_id,
+                                .epoch = h->producer_epoch,
+                                .coordinator_epoch = bm.coordinator_epoch,
+                                .commit = bm.type == BATCH_CONTROL_COMMIT,
+                                .offset = h->base_offset,
+                                .timestamp_ms = h->max_timestamp_ms};
+    producer_state_end_txn(ps, &m);
+    return 0;
+}
 
 /* Reads the headers of the batches in [from, limit) into ps, in at most reads_max log reads;
  * *next is the offset after the last batch read. */
@@ -286,15 +411,16 @@ static int producers_scan(struct replica *r, int64_t from, int64_t limit, uint32
                 rc = batch_header_parse(chunk + at, n - at, &h);
                 if (rc < 0)
                     break;
-                if (h.producer_id >= 0 && !batch_is_control(&h)) {
-                    struct producer_append a = {.producer_id = h.producer_id,
-                                                .epoch = h.producer_epoch,
-                                                .first_seq = h.base_sequence,
-                                                .record_count = h.last_offset_delta + 1,
-                                                .first_offset = h.base_offset,
-                                                .timestamp_ms = h.max_timestamp_ms};
-                    producer_state_update(ps, &a);
+                /* A marker is read whole: one cut by the chunk's end starts the next chunk. */
+                if (batch_is_control(&h) && at + batch_total_bytes(&h) > n && at > 0)
+                    break;
+                if (batch_is_control(&h) && at + batch_total_bytes(&h) > n) {
+                    rc = ERR_CORRUPT; /* a control batch longer than a chunk */
+                    break;
                 }
+                rc = producers_apply(ps, chunk + at, &h);
+                if (rc < 0)
+                    break;
                 at += batch_total_bytes(&h);
             }
             if (rc == 0 && at == 0)
@@ -330,45 +456,116 @@ static int producers_catch_up(struct replica *r, uint32_t reads_max)
 static void producers_record(struct producer_state *ps, const uint8_t *batch, size_t len)
 {
     struct batch_header h;
-    if (batch_header_parse(batch, len, &h) != 0 || h.producer_id < 0)
-        return;
-    struct producer_append a = {.producer_id = h.producer_id,
-                                .epoch = h.producer_epoch,
-                                .first_seq = h.base_sequence,
-                                .record_count = h.last_offset_delta + 1,
-                                .first_offset = h.base_offset,
-                                .timestamp_ms = h.max_timestamp_ms};
-    producer_state_update(ps, &a);
+    if (batch_header_parse(batch, len, &h) == 0)
+        producers_apply(ps, batch, &h); /* appended by us, so it parses */
 }
 
-int replica_producer_check(struct replica *r, const struct batch_header *h, int64_t now_ms,
-                           int64_t expiration_ms, struct producer_batch *dup)
+/* Standalone: the state of the whole log, read on first use (the transactions' too, so from the
+ * log start: an aborted transaction stays in the state as long as its records are in the log). */
+static int producers_load(struct replica *r)
 {
-    if (r->err != 0)
-        return r->err;
-    if (r->group != NULL && !r->ready)
-        return ERR_STATE;
-    if (r->group == NULL && !r->producers_loaded) {
-        int64_t from = log_start_offset(r->log), unused;
-        if (log_offset_for_timestamp(r->log, now_ms - expiration_ms, &from) == ERR_NOT_FOUND)
-            from = log_end_offset(r->log); /* every batch is older: all would expire */
-        int rc = producers_scan(r, from, INT64_MAX, UINT32_MAX, &r->producers, &unused);
-        if (rc < 0) {
-            producer_state_clear(&r->producers);
-            return rc;
-        }
-        r->producers_loaded = true;
+    if (r->group != NULL || r->producers_loaded)
+        return 0;
+    int64_t unused;
+    int64_t from =
+        r->producers_from > log_start_offset(r->log) ? r->producers_from : log_start_offset(r->log);
+    int rc = producers_scan(r, from, INT64_MAX, UINT32_MAX, &r->producers, &unused);
+    if (rc < 0) {
+        /* What the snapshot gave is mixed with part of the tail: the next try reads it all. */
+        producer_state_clear(&r->producers);
+        r->producers_from = log_start_offset(r->log);
+        return rc;
     }
+    r->producers_loaded = true;
+    return 0;
+}
+
+/* The leader's state, loaded and expired, for judging a batch or a marker; NULL with *err. */
+static struct producer_state *leader_producers(struct replica *r, int64_t now_ms,
+                                               int64_t expiration_ms, int *err)
+{
+    *err = r->err;
+    if (*err == 0 && r->group != NULL && !r->ready)
+        *err = ERR_STATE;
+    if (*err == 0)
+        *err = producers_load(r);
+    if (*err != 0)
+        return NULL;
     if (now_ms >= r->producers_expire_ms) {
         producer_state_expire(&r->producers, now_ms, expiration_ms);
         producer_state_expire(&r->live, now_ms, expiration_ms);
         r->producers_expire_ms = now_ms + PRODUCER_EXPIRE_CHECK_MS;
     }
+    return r->group != NULL ? &r->live : &r->producers;
+}
+
+int replica_producer_check(struct replica *r, const struct batch_header *h, int64_t now_ms,
+                           int64_t expiration_ms, struct producer_batch *dup)
+{
+    int rc;
+    struct producer_state *ps = leader_producers(r, now_ms, expiration_ms, &rc);
+    if (ps == NULL)
+        return rc;
     struct producer_append a = {.producer_id = h->producer_id,
                                 .epoch = h->producer_epoch,
                                 .first_seq = h->base_sequence,
-                                .record_count = h->last_offset_delta + 1};
-    return (int)producer_state_check(r->group != NULL ? &r->live : &r->producers, &a, dup);
+                                .record_count = h->last_offset_delta + 1,
+                                .transactional = batch_is_transactional(h)};
+    return (int)producer_state_check(ps, &a, dup);
+}
+
+int replica_marker_check(struct replica *r, const struct producer_marker *m, int64_t now_ms,
+                         int64_t expiration_ms)
+{
+    int rc;
+    struct producer_state *ps = leader_producers(r, now_ms, expiration_ms, &rc);
+    if (ps == NULL)
+        return rc;
+    return (int)producer_state_check_marker(ps, m);
+}
+
+/* The state transactions are read from, and the offsets it has read up to: the ready leader's
+ * live state (every batch it holds: a marker not yet committed still counts as undecided, so the
+ * last stable offset moves with the high watermark as in Kafka), else the committed state
+ * (Raft mode, up to what it has read) or the log's (standalone, taking the high watermark into
+ * account the same way). */
+static int stable_producers(struct replica *r, struct producer_state **ps, int64_t *limit)
+{
+    if (r->err != 0)
+        return r->err;
+    int rc = producers_load(r);
+    if (rc < 0)
+        return rc;
+    bool live = r->group != NULL && r->ready;
+    *ps = live ? &r->live : &r->producers;
+    *limit = r->group != NULL && !live ? r->producers_next : INT64_MAX;
+    return 0;
+}
+
+int replica_last_stable_offset(struct replica *r, int64_t *out)
+{
+    struct producer_state *ps = NULL;
+    int64_t limit = 0;
+    int rc = stable_producers(r, &ps, &limit);
+    if (rc < 0)
+        return rc;
+    producer_state_trim_aborted(&r->producers, log_start_offset(r->log));
+    producer_state_trim_aborted(&r->live, log_start_offset(r->log));
+    int64_t lso = producer_state_stable_offset(ps, log_high_watermark(r->log));
+    *out = lso < limit ? lso : limit;
+    return 0;
+}
+
+int replica_aborted(struct replica *r, int64_t from, int64_t upper, struct producer_aborted *out,
+                    uint32_t max, uint32_t *count)
+{
+    struct producer_state *ps = NULL;
+    int64_t limit = 0;
+    int rc = stable_producers(r, &ps, &limit);
+    if (rc < 0)
+        return rc;
+    *count = producer_state_aborted(ps, from, upper, out, max);
+    return 0;
 }
 
 /* ---- Raft mode -------------------------------------------------------------------------- */
@@ -471,6 +668,16 @@ static void on_group_apply(void *ctx, int64_t first, int64_t last)
     (void)first;
     (void)last;
     check_role(r);
+    /* The last stable offset follows the committed producer state: keep it close behind the
+     * high watermark, so a read_committed fetch woken below sees it advance. */
+    int rc = producers_catch_up(r, PRODUCER_SCAN_TICK_READS);
+    if (rc < 0 && r->err == 0) {
+        r->err = rc;
+        finish_commits(r, r->err, 0);
+        finish_insync(r, r->err);
+        notify_watches(r);
+        return;
+    }
     finish_insync(r, 0);
     notify_watches(r);
 }
@@ -509,13 +716,9 @@ int replica_attach(struct replica *r, const struct replica_raft *o)
         return rc;
     r->on_change = o->on_change;
     r->change_ctx = o->ctx;
-    /* Older batches would expire at once; a log with none as recent is read from its start
-     * (everything in it may still be cut and written anew by a leader). */
-    int64_t since;
-    r->producers_next = start;
-    if (o->producers_since_ms > 0 &&
-        log_offset_for_timestamp(r->log, o->producers_since_ms, &since) == 0 && since > start)
-        r->producers_next = since;
+    /* Read from the snapshot, else from the log start: the aborted transactions of the whole
+     * log are part of it. */
+    r->producers_next = r->producers_from > start ? r->producers_from : start;
     r->leader = -1;
     r->term = raft_group_core(r->group)->term;
     r->member_count = o->config.count;
@@ -716,6 +919,13 @@ int replica_append(struct replica *r, uint8_t *batch, size_t len, enum replica_w
         r->commits_tail = c;
     }
     return 0;
+}
+
+int replica_read_below(struct replica *r, int64_t offset, uint64_t max_bytes, int64_t limit,
+                       struct log_read *out)
+{
+    int64_t hw = log_high_watermark(r->log);
+    return log_read(r->log, offset, max_bytes, limit < hw ? limit : hw, out);
 }
 
 int replica_read(struct replica *r, int64_t offset, uint64_t max_bytes, struct log_read *out)

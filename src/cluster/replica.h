@@ -74,9 +74,6 @@ struct replica_raft {
     uint64_t seed;
     replica_change_fn on_change;
     void *ctx;
-    /* The producer state reads no batch before the first one with a timestamp at or after this
-     * (wall clock: now - producer.id.expiration.ms, as those would expire); 0: from the start. */
-    int64_t producers_since_ms;
 };
 
 /* Called on the loop when the high watermark advanced or the replica failed or closed. */
@@ -123,6 +120,19 @@ int replica_append(struct replica *r, uint8_t *batch, size_t len, enum replica_w
 int replica_producer_check(struct replica *r, const struct batch_header *h, int64_t now_ms,
                            int64_t expiration_ms, struct producer_batch *dup);
 
+/* Transaction markers: judges one (m: producer id, epochs) before its control batch is
+ * appended, as replica_producer_check judges a batch: an enum producer_verdict
+ * (PRODUCER_APPEND, PRODUCER_INVALID_EPOCH, PRODUCER_COORDINATOR_FENCED) or an error. */
+int replica_marker_check(struct replica *r, const struct producer_marker *m, int64_t now_ms,
+                         int64_t expiration_ms);
+
+/* The last stable offset (log/producer_state.h): <= the high watermark; Raft mode, also <= what
+ * the replica's committed producer state has read. A storage error reading the log for it. */
+int replica_last_stable_offset(struct replica *r, int64_t *out);
+/* The aborted transactions overlapping [from, upper), up to max (by marker offset). */
+int replica_aborted(struct replica *r, int64_t from, int64_t upper, struct producer_aborted *out,
+                    uint32_t max, uint32_t *count);
+
 /* Raft mode, once per host tick (tick_ms apart): the ISR (see above; lag_ms is
  * replica.lag.time.max.ms) and acks=all waits for min_insync replicas. */
 void replica_tick(struct replica *r, uint64_t now_ms, uint64_t tick_ms, uint64_t lag_ms);
@@ -148,6 +158,9 @@ uint32_t replica_isr(const struct replica *r, int32_t *out, uint32_t max);
 /* Whole batches from offset, up to max_bytes (KIP-74: the first batch whole), never past the
  * high watermark. Errors as log_read. */
 int replica_read(struct replica *r, int64_t offset, uint64_t max_bytes, struct log_read *out);
+/* As replica_read, never past limit either (read_committed: the last stable offset). */
+int replica_read_below(struct replica *r, int64_t offset, uint64_t max_bytes, int64_t limit,
+                       struct log_read *out);
 
 void replica_watch_init(struct replica_watch *w, replica_watch_fn fn, void *ctx);
 void replica_watch_add(struct replica *r, struct replica_watch *w);

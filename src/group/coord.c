@@ -38,6 +38,7 @@ enum append_kind {
     APPEND_SYNC,    /* the leader's assignment; the parked SyncGroups wait for it */
     APPEND_OFFSETS, /* offsets applied when done */
     APPEND_DELETE,  /* tombstones; the state is already gone */
+    APPEND_TXN,     /* a transaction's offsets, pending for its producer when done */
 };
 
 struct group_append {
@@ -45,8 +46,9 @@ struct group_append {
     uint64_t id;
     enum append_kind kind;
     struct group_bytes group_id;
-    struct group_offset *offsets; /* APPEND_OFFSETS */
+    struct group_offset *offsets; /* APPEND_OFFSETS, APPEND_TXN */
     size_t offset_count;
+    int64_t producer_id; /* APPEND_TXN */
 };
 
 #define NO_SLOT         UINT32_MAX
@@ -215,6 +217,11 @@ static void group_free(struct group *g)
     }
     free(g->offsets);
     free(g->offset_index);
+    for (size_t i = 0; i < g->txn_count; i++) {
+        gb_free(&g->txn_offsets[i].o.topic);
+        gb_free(&g->txn_offsets[i].o.metadata);
+    }
+    free(g->txn_offsets);
     gb_free(&g->id);
     gb_free(&g->protocol_type);
     gb_free(&g->protocol_name);
@@ -321,6 +328,60 @@ static bool offset_remove(struct group *g, struct slice topic, int32_t partition
 /* ---- effects ----------------------------------------------------------------------------- */
 
 /* Once the host polled every effect, their memory is reused. */
+/* A transaction's offset of the producer: replaces the producer's pending one of the same
+ * partition (the newest wins, as in Kafka); takes ownership of o's bytes. */
+static void txn_put(struct group *g, int64_t producer_id, struct group_offset *o)
+{
+    for (size_t i = 0; i < g->txn_count; i++) {
+        struct group_txn_offset *t = &g->txn_offsets[i];
+        if (t->producer_id == producer_id && t->o.partition == o->partition &&
+            gb_eq(t->o.topic, group_bytes_slice(o->topic))) {
+            gb_free(&t->o.topic);
+            gb_free(&t->o.metadata);
+            t->o = *o;
+            return;
+        }
+    }
+    if (g->txn_count >= GROUP_OFFSETS_MAX) {
+        gb_free(&o->topic);
+        gb_free(&o->metadata);
+        return;
+    }
+    if (g->txn_count == g->txn_cap) {
+        g->txn_cap = g->txn_cap == 0 ? 4 : g->txn_cap * 2;
+        g->txn_offsets = xrealloc(g->txn_offsets, g->txn_cap * sizeof(*g->txn_offsets));
+    }
+    g->txn_offsets[g->txn_count++] = (struct group_txn_offset){.producer_id = producer_id, .o = *o};
+}
+
+/* The producer's transaction ended: its offsets become committed ones or are dropped. */
+static void txn_end(struct group *g, int64_t producer_id, bool commit)
+{
+    size_t keep = 0;
+    for (size_t i = 0; i < g->txn_count; i++) {
+        struct group_txn_offset *t = &g->txn_offsets[i];
+        if (t->producer_id != producer_id) {
+            g->txn_offsets[keep++] = *t;
+            continue;
+        }
+        if (commit) {
+            offset_put(g, &t->o);
+        } else {
+            gb_free(&t->o.topic);
+            gb_free(&t->o.metadata);
+        }
+    }
+    g->txn_count = keep;
+}
+
+static bool txn_pending(const struct group *g, struct slice topic, int32_t partition)
+{
+    for (size_t i = 0; i < g->txn_count; i++)
+        if (g->txn_offsets[i].o.partition == partition && gb_eq(g->txn_offsets[i].o.topic, topic))
+            return true;
+    return false;
+}
+
 static void fx_gc(struct group_coord *c)
 {
     if (c->fx_next < c->fx_count)
@@ -358,6 +419,8 @@ static struct group_fx *fx_push(struct group_coord *c, enum group_fx_kind kind, 
     fx->kind = kind;
     fx->token = token;
     fx->generation = -1;
+    fx->producer_id = -1;
+    fx->producer_epoch = -1;
     return fx;
 }
 
@@ -1100,7 +1163,7 @@ static int load_group(struct group_coord *c, const struct grec_key *k, struct sl
             g->state = GROUP_EMPTY;
             g->generation = 0;
             gb_free(&g->protocol_type);
-            if (g->offset_count == 0)
+            if (g->offset_count == 0 && g->txn_count == 0)
                 group_destroy(c, g);
         }
         return 0;
@@ -1133,20 +1196,71 @@ int group_coord_load_record(struct group_coord *c, uint32_t p, struct slice key,
 struct load_walk {
     struct group_coord *c;
     uint32_t p;
-    int64_t offset; /* of the record that failed */
+    int64_t offset;      /* of the record that failed */
+    int64_t producer_id; /* the transaction of the batch walked, or -1 */
 };
+
+/* An offset record of a transaction's batch: pending for its producer (a tombstone there is
+ * not something Kafka writes, and is skipped). */
+static int load_txn_record(struct group_coord *c, uint32_t p, int64_t producer_id, struct slice key,
+                           struct slice value)
+{
+    struct grec_key k;
+    int rc = grec_key_decode(key, &k);
+    if (rc < 0)
+        return rc;
+    if (k.group.len == 0 || group_partition_of(k.group, c->cfg.partition_count) != p)
+        return ERR_CORRUPT;
+    if (k.kind != GREC_OFFSET || value.ptr == NULL)
+        return 0;
+    struct grec_offset_value v;
+    rc = grec_offset_value_decode(value, &v);
+    if (rc < 0)
+        return rc;
+    struct group *g = group_lookup(c, k.group);
+    if (g == NULL)
+        g = group_create(c, k.group, v.commit_ms);
+    if (g == NULL)
+        return ERR_TOO_LARGE;
+    struct group_offset o = {
+        .topic = gb_dup(k.topic),
+        .partition = k.partition,
+        .offset = v.offset,
+        .leader_epoch = v.leader_epoch,
+        .metadata = gb_dup(v.metadata),
+        .commit_ms = v.commit_ms,
+        .expire_ms = v.expire_ms,
+    };
+    txn_put(g, producer_id, &o);
+    return 0;
+}
 
 static int load_walk_record(void *ctx, int64_t offset, struct slice key, struct slice value)
 {
     struct load_walk *w = ctx;
     /* Every record of the topic has a key; Kafka's loader refuses one without. */
-    int rc = key.ptr == NULL ? ERR_CORRUPT : group_coord_load_record(w->c, w->p, key, value);
+    int rc = key.ptr == NULL       ? ERR_CORRUPT
+             : w->producer_id >= 0 ? load_txn_record(w->c, w->p, w->producer_id, key, value)
+                                   : group_coord_load_record(w->c, w->p, key, value);
     /* A record type or version this broker does not know is skipped, as Kafka's coordinator
      * skips unknown record types (KIP-915); anything else leaves the state incomplete. */
     if (rc < 0 && rc != ERR_UNSUPPORTED) {
         w->offset = offset;
         return rc;
     }
+    return 0;
+}
+
+/* A transaction marker: its producer's pending offsets in p are decided. */
+static int load_marker(struct group_coord *c, uint32_t p, const uint8_t *batch,
+                       const struct batch_header *h)
+{
+    struct batch_marker m;
+    int rc = batch_marker_parse(batch, h, &m);
+    if (rc < 0)
+        return rc;
+    if (m.type == BATCH_CONTROL_COMMIT || m.type == BATCH_CONTROL_ABORT)
+        group_coord_txn_end(c, p, h->producer_id, m.type == BATCH_CONTROL_COMMIT);
     return 0;
 }
 
@@ -1163,7 +1277,10 @@ int group_coord_load_batches(struct group_coord *c, uint32_t p, const uint8_t *b
         int rc = batch_parse(bytes + pos, len - pos, &h);
         if (rc == 0 && h.base_offset < expected)
             rc = ERR_CORRUPT; /* offsets go back: not the log's batches */
-        if (rc == 0)
+        w.producer_id = batch_is_transactional(&h) ? h.producer_id : -1;
+        if (rc == 0 && batch_is_control(&h) && w.producer_id >= 0)
+            rc = load_marker(c, p, bytes + pos, &h);
+        else if (rc == 0)
             rc = grec_batch_walk(bytes + pos, batch_total_bytes(&h), load_walk_record, &w);
         if (rc < 0) {
             /* The log returns whole batches, so even a cut one is corrupt here. */
@@ -1605,7 +1722,7 @@ static void expire_offsets(struct group_coord *c, struct group *g, int64_t now_m
     }
     /* An empty group with nothing committed is forgotten, unless a KIP-394 member is about
      * to join it. */
-    bool gone = g->offset_count == 0 && g->pending_count == 0;
+    bool gone = g->offset_count == 0 && g->pending_count == 0 && g->txn_count == 0;
     if (gone)
         recs_group_tombstone(&r, group_bytes_slice(g->id));
     if (r.count > 0)
@@ -1757,6 +1874,11 @@ void group_coord_append_done(struct group_coord *c, uint64_t append_id, int err,
             offset_put(g, &a->offsets[i]);
         a->offset_count = 0; /* moved into the group */
     }
+    if (g != NULL && a->kind == APPEND_TXN && err == 0) {
+        for (size_t i = 0; i < a->offset_count; i++)
+            txn_put(g, a->producer_id, &a->offsets[i]);
+        a->offset_count = 0; /* moved into the group */
+    }
     append_free(a);
 }
 
@@ -1798,6 +1920,41 @@ static int16_t check_commit(struct group_coord *c, const struct group_commit_req
     return GROUP_ERR_NONE;
 }
 
+/* The offsets of a commit request that are accepted (errors[] for each part), owned; *n of
+ * them, their records in r. */
+static struct group_offset *commit_offsets(const struct group *g,
+                                           const struct group_commit_part *parts, size_t count,
+                                           int16_t *errors, int64_t expire_ms, int64_t now_ms,
+                                           struct recs *r, size_t *n)
+{
+    struct group_offset *offsets = xcalloc(count + 1, sizeof(*offsets));
+    *n = 0;
+    for (size_t i = 0; i < count; i++) {
+        const struct group_commit_part *p = &parts[i];
+        if (p->metadata.len > GROUP_OFFSET_METADATA_BYTES_MAX) {
+            errors[i] = GROUP_ERR_OFFSET_METADATA_TOO_LARGE;
+            continue;
+        }
+        if (p->topic.ptr == NULL) {
+            errors[i] = GROUP_ERR_INVALID_REQUEST;
+            continue;
+        }
+        errors[i] = GROUP_ERR_NONE;
+        struct group_offset *o = &offsets[(*n)++];
+        *o = (struct group_offset){
+            .topic = gb_dup(p->topic),
+            .partition = p->partition,
+            .offset = p->offset,
+            .leader_epoch = p->leader_epoch,
+            .metadata = gb_dup(p->metadata.ptr != NULL ? p->metadata : cstr("")),
+            .commit_ms = now_ms,
+            .expire_ms = expire_ms,
+        };
+        recs_offset(r, group_bytes_slice(g->id), o);
+    }
+    return offsets;
+}
+
 int16_t group_offset_commit(struct group_coord *c, const struct group_commit_req *req,
                             const struct group_commit_part *parts, size_t count, int16_t *errors,
                             void *token, bool *appended, int64_t now_ms)
@@ -1813,31 +1970,10 @@ int16_t group_offset_commit(struct group_coord *c, const struct group_commit_req
     }
     struct recs r;
     recs_init(&r);
-    struct group_offset *offsets = xcalloc(count + 1, sizeof(*offsets));
-    size_t n = 0;
-    for (size_t i = 0; i < count; i++) {
-        const struct group_commit_part *p = &parts[i];
-        if (p->metadata.len > GROUP_OFFSET_METADATA_BYTES_MAX) {
-            errors[i] = GROUP_ERR_OFFSET_METADATA_TOO_LARGE;
-            continue;
-        }
-        if (p->topic.ptr == NULL) {
-            errors[i] = GROUP_ERR_INVALID_REQUEST;
-            continue;
-        }
-        errors[i] = GROUP_ERR_NONE;
-        struct group_offset *o = &offsets[n++];
-        *o = (struct group_offset){
-            .topic = gb_dup(p->topic),
-            .partition = p->partition,
-            .offset = p->offset,
-            .leader_epoch = p->leader_epoch,
-            .metadata = gb_dup(p->metadata.ptr != NULL ? p->metadata : cstr("")),
-            .commit_ms = now_ms,
-            .expire_ms = req->retention_ms > 0 ? now_ms + req->retention_ms : -1,
-        };
-        recs_offset(&r, group_bytes_slice(g->id), o);
-    }
+    size_t n;
+    struct group_offset *offsets =
+        commit_offsets(g, parts, count, errors,
+                       req->retention_ms > 0 ? now_ms + req->retention_ms : -1, now_ms, &r, &n);
     if (n > 0) {
         append_start(c, g, APPEND_OFFSETS, &r, token, offsets, n);
         *appended = true;
@@ -1848,11 +1984,79 @@ int16_t group_offset_commit(struct group_coord *c, const struct group_commit_req
     return GROUP_ERR_NONE;
 }
 
+/* Kafka's doTxnCommitOffsets checks: the member, if one is named, and the generation, if
+ * given, must be the group's. */
+static int16_t check_txn_commit(struct group_coord *c, const struct group_txn_commit_req *req,
+                                struct group **out, int64_t now_ms)
+{
+    int16_t err = group_coord_check(c, req->group_id);
+    if (err != GROUP_ERR_NONE)
+        return err;
+    struct group *g = group_get(c, req->group_id);
+    if (g == NULL)
+        g = group_create(c, req->group_id, now_ms);
+    if (g == NULL)
+        return GROUP_ERR_COORDINATOR_NOT_AVAILABLE;
+    *out = g;
+    if (req->instance_id.ptr != NULL) {
+        struct group_member *byi = member_by_instance(g, req->instance_id);
+        if (byi != NULL && !gb_eq(byi->member_id, req->member_id))
+            return GROUP_ERR_FENCED_INSTANCE_ID;
+    }
+    if (req->member_id.len > 0 && member_find(g, req->member_id) == NULL)
+        return GROUP_ERR_UNKNOWN_MEMBER_ID;
+    if (req->generation >= 0 && req->generation != g->generation)
+        return GROUP_ERR_ILLEGAL_GENERATION;
+    return GROUP_ERR_NONE;
+}
+
+int16_t group_txn_offset_commit(struct group_coord *c, const struct group_txn_commit_req *req,
+                                const struct group_commit_part *parts, size_t count,
+                                int16_t *errors, void *token, bool *appended, int64_t now_ms)
+{
+    group_coord_tick(c, now_ms);
+    *appended = false;
+    struct group *g = NULL;
+    int16_t err = check_txn_commit(c, req, &g, now_ms);
+    if (err != GROUP_ERR_NONE) {
+        for (size_t i = 0; i < count; i++)
+            errors[i] = err;
+        return err;
+    }
+    struct recs r;
+    recs_init(&r);
+    size_t n;
+    struct group_offset *offsets = commit_offsets(g, parts, count, errors, -1, now_ms, &r, &n);
+    if (n > 0) {
+        append_start(c, g, APPEND_TXN, &r, token, offsets, n);
+        struct group_fx *fx = &c->fx[c->fx_count - 1];
+        fx->producer_id = req->producer_id;
+        fx->producer_epoch = req->producer_epoch;
+        struct group_append *a = c->appends;
+        while (a->next != NULL)
+            a = a->next;
+        a->producer_id = req->producer_id;
+        *appended = true;
+    } else {
+        free(offsets);
+    }
+    recs_deinit(&r);
+    return GROUP_ERR_NONE;
+}
+
+void group_coord_txn_end(struct group_coord *c, uint32_t p, int64_t producer_id, bool commit)
+{
+    ASSERT(p < c->cfg.partition_count);
+    for (size_t i = 0; i < c->group_count; i++)
+        if (c->groups[i]->partition == p)
+            txn_end(c->groups[i], producer_id, commit);
+}
+
 static bool commit_pending(const struct group_coord *c, struct slice group_id, struct slice topic,
                            int32_t partition)
 {
     for (const struct group_append *a = c->appends; a != NULL; a = a->next) {
-        if (a->kind != APPEND_OFFSETS || !gb_eq(a->group_id, group_id))
+        if ((a->kind != APPEND_OFFSETS && a->kind != APPEND_TXN) || !gb_eq(a->group_id, group_id))
             continue;
         for (size_t i = 0; i < a->offset_count; i++)
             if (a->offsets[i].partition == partition && gb_eq(a->offsets[i].topic, topic))
@@ -1871,6 +2075,8 @@ int16_t group_offset_get(const struct group_coord *c, struct slice group_id, str
     if (require_stable && commit_pending(c, group_id, topic, partition))
         return GROUP_ERR_UNSTABLE_OFFSET_COMMIT;
     const struct group *g = group_get(c, group_id);
+    if (require_stable && g != NULL && txn_pending(g, topic, partition))
+        return GROUP_ERR_UNSTABLE_OFFSET_COMMIT;
     if (g != NULL)
         *out = offset_find(g, topic, partition);
     return GROUP_ERR_NONE;

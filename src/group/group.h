@@ -3,7 +3,8 @@
  * members, KIP-394 member ids) and the committed offsets of its groups, as a pure state machine.
  *
  * Owns: every group of the __consumer_offsets partitions this node coordinates, their members,
- * their committed offsets, and the appends that make them durable. A group lives in partition
+ * their committed offsets, the offsets of open transactions (pending until the transaction's
+ * marker), and the appends that make them durable. A group lives in partition
  * group_partition_of(id) of __consumer_offsets; the coordinator answers for a group only while
  * that partition is marked owned and loaded (NOT_COORDINATOR and COORDINATOR_LOAD_IN_PROGRESS
  * otherwise, UNKNOWN_SERVER_ERROR once its load failed), so it moves with the partition's
@@ -121,6 +122,14 @@ struct group_offset {
     int64_t expire_ms; /* an explicit expiry (OffsetCommit v2-v4 retention), or -1 */
 };
 
+/* An offset committed in a transaction (TxnOffsetCommit), pending until its producer's
+ * transaction marker on the group's partition commits it (it becomes the committed offset) or
+ * aborts it (it is dropped): Kafka's pendingTransactionalOffsetCommits. */
+struct group_txn_offset {
+    int64_t producer_id;
+    struct group_offset o;
+};
+
 /* A group: read-only outside coord.c. */
 struct group {
     struct group_bytes id;
@@ -147,6 +156,9 @@ struct group {
     size_t offset_cap;
     uint32_t *offset_index; /* open addressing over offsets[], UINT32_MAX empty */
     size_t offset_slots;
+    struct group_txn_offset *txn_offsets; /* one per (producer, topic, partition) */
+    size_t txn_count;
+    size_t txn_cap;
 };
 
 struct group_config {
@@ -199,6 +211,8 @@ struct group_fx {
     struct slice assignment;
     /* APPEND */
     uint32_t partition;
+    int64_t producer_id; /* a transaction's offsets (a transactional batch), else -1 */
+    int16_t producer_epoch;
     uint64_t append_id;
     const struct group_record *records;
     size_t record_count;
@@ -351,8 +365,33 @@ int16_t group_offset_commit(struct group_coord *c, const struct group_commit_req
                             const struct group_commit_part *parts, size_t count, int16_t *errors,
                             void *token, bool *appended, int64_t now_ms);
 
+struct group_txn_commit_req {
+    struct slice group_id;
+    struct slice member_id;   /* empty: not checked */
+    struct slice instance_id; /* ptr NULL: none */
+    int32_t generation;       /* -1: not checked */
+    int64_t producer_id;
+    int16_t producer_epoch;
+};
+
+/*
+ * TxnOffsetCommit (Kafka's handleTxnCommitOffsets): the group is created when unknown; a member
+ * id or generation given must match (UNKNOWN_MEMBER_ID, ILLEGAL_GENERATION, FENCED_INSTANCE_ID).
+ * The offsets are appended as a transactional batch of the producer; once appended they are
+ * pending for it (group_coord_txn_end decides them). Answer rules as group_offset_commit.
+ */
+int16_t group_txn_offset_commit(struct group_coord *c, const struct group_txn_commit_req *req,
+                                const struct group_commit_part *parts, size_t count,
+                                int16_t *errors, void *token, bool *appended, int64_t now_ms);
+
+/* A transaction marker of the producer committed on partition p: its pending offsets in the
+ * groups of p become the committed ones (commit) or are dropped. The marker is in the log, so
+ * nothing is appended. */
+void group_coord_txn_end(struct group_coord *c, uint32_t p, int64_t producer_id, bool commit);
+
 /* The committed offset of one partition (-1 and no error when none); UNSTABLE_OFFSET_COMMIT
- * with require_stable while a commit of it is being appended. */
+ * with require_stable while a commit of it is being appended or a transaction's offset for it
+ * is pending. */
 int16_t group_offset_get(const struct group_coord *c, struct slice group_id, struct slice topic,
                          int32_t partition, bool require_stable, const struct group_offset **out);
 

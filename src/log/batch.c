@@ -323,3 +323,40 @@ int batch_build(struct buf *out, const struct batch_build_opts *opts,
                crc32c(hdr + BATCH_OFF_ATTRIBUTES, total - BATCH_OFF_ATTRIBUTES));
     return 0;
 }
+
+int batch_build_marker(struct buf *out, int64_t producer_id, int16_t producer_epoch,
+                       const struct batch_marker *m, int64_t timestamp_ms)
+{
+    uint8_t key[4], value[6];
+    be16_store(key, 0);
+    be16_store(key + 2, (uint16_t)m->type);
+    be16_store(value, 0);
+    be32_store(value + 2, (uint32_t)m->coordinator_epoch);
+    struct batch_record rec = {
+        .key = {key, sizeof(key)}, .value = {value, sizeof(value)}, .timestamp_ms = timestamp_ms};
+    struct batch_build_opts o = {.attributes = BATCH_ATTR_TRANSACTIONAL | BATCH_ATTR_CONTROL,
+                                 .producer_id = producer_id,
+                                 .producer_epoch = producer_epoch,
+                                 .base_sequence = -1};
+    return batch_build(out, &o, &rec, 1);
+}
+
+int batch_marker_parse(const uint8_t *p, const struct batch_header *h, struct batch_marker *out)
+{
+    if (batch_codec(h) != BATCH_CODEC_NONE || !batch_is_control(h))
+        return ERR_CORRUPT;
+    struct batch_rec_iter it;
+    batch_rec_iter_init(
+        &it, slice_make(p + LOG_BATCH_HEADER_BYTES, batch_total_bytes(h) - LOG_BATCH_HEADER_BYTES));
+    struct batch_rec rec;
+    if (batch_rec_iter_next(&it, &rec) != 1 || rec.key.ptr == NULL || rec.key.len < 4)
+        return ERR_CORRUPT;
+    out->type = (int16_t)be16_load(rec.key.ptr + 2);
+    out->coordinator_epoch = -1;
+    if (out->type != BATCH_CONTROL_ABORT && out->type != BATCH_CONTROL_COMMIT)
+        return 0;
+    if (rec.value.ptr == NULL || rec.value.len < 6)
+        return ERR_CORRUPT;
+    out->coordinator_epoch = (int32_t)be32_load(rec.value.ptr + 2);
+    return 0;
+}

@@ -194,4 +194,27 @@ struct batch_build_opts {
 int batch_build(struct buf *out, const struct batch_build_opts *opts,
                 const struct batch_record *records, size_t n);
 
+/*
+ * Transaction markers: a control batch (attributes TRANSACTIONAL | CONTROL) of one record whose
+ * key is (version i16 = 0, type i16: 0 ABORT, 1 COMMIT) and whose value is Kafka's
+ * EndTransactionMarker (version i16 = 0, coordinatorEpoch i32), both big-endian.
+ */
+#define BATCH_CONTROL_ABORT  0
+#define BATCH_CONTROL_COMMIT 1
+
+struct batch_marker {
+    int16_t type; /* BATCH_CONTROL_ABORT or BATCH_CONTROL_COMMIT; other types are Kafka's own */
+    int32_t coordinator_epoch;
+};
+
+/* Appends the marker batch (base offset 0, sequence -1, one record at timestamp_ms) to out.
+ * Returns 0 or ERR_TOO_LARGE (never: it is small). */
+int batch_build_marker(struct buf *out, int64_t producer_id, int16_t producer_epoch,
+                       const struct batch_marker *m, int64_t timestamp_ms);
+
+/* The control record of the uncompressed control batch p (h its parsed header, the whole batch
+ * present): 0 and *out, or ERR_CORRUPT when the record or its key does not parse. A type other
+ * than ABORT or COMMIT is returned as is (coordinator epoch -1): not a transaction marker. */
+int batch_marker_parse(const uint8_t *p, const struct batch_header *h, struct batch_marker *out);
+
 #endif

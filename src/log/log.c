@@ -1096,6 +1096,11 @@ static void wait_idle(struct log *log)
         log_flusher_wait(log->env.flusher);
 }
 
+int log_replace_file(struct io *io, const char *path, const struct buf *bytes)
+{
+    return checkpoint_write(io, path, bytes);
+}
+
 int log_close(struct log *log)
 {
     wait_idle(log);

@@ -61,6 +61,7 @@ struct log;
 struct log_files;
 struct log_file;
 struct log_flusher;
+struct buf;
 
 /* ---- open-file cache ------------------------------------------------------------------- */
 
@@ -236,5 +237,9 @@ int log_delete_records(struct log *log, int64_t offset);
 int log_reset(struct log *log, int64_t offset);
 
 uint32_t log_segment_count(const struct log *log);
+
+/* Replaces the file at path with bytes atomically and durably (a temp file beside it, synced,
+ * renamed over it, the directory synced), as the log's checkpoints are. Blocks on I/O. */
+int log_replace_file(struct io *io, const char *path, const struct buf *bytes);
 
 #endif

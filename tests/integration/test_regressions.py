@@ -1126,3 +1126,24 @@ def test_0030_midlog_corruption_takes_only_its_partition_offline(make_broker, to
     assert got == [b"v1-%d" % i * 50 for i in range(8)] + [b"after"]
     assert b.alive()
     serves(b)
+
+
+def test_0080_produce_to_transaction_state_is_refused(broker):
+    """__transaction_state took a client's Produce like any topic (only __consumer_offsets was
+    refused), so a client could write records the transaction coordinator loads as its state
+    (a forged or corrupt one fails the partition's load). Kafka refuses appends to internal
+    topics with INVALID_TOPIC_EXCEPTION."""
+    # FindCoordinator for a transactional id creates the topic (the request waits for it).
+    body = string("t0080") + b"\x01"
+    kind, payload = exchange(broker.port, frame(header(10, 1, 3) + body))
+    assert kind == "response"
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    md = helpers.wait_until(
+        lambda: admin.list_topics(timeout=10).topics.get("__transaction_state"), 30,
+        "__transaction_state created")
+    assert len(md.partitions) == 50
+    kind, payload = exchange(broker.port,
+                             produce_v3(7, "__transaction_state", record_batch([b"forged"])))
+    assert kind == "response"
+    error, _ = produce_v3_answer(payload, 7)
+    assert error == 17  # INVALID_TOPIC_EXCEPTION

@@ -47,6 +47,7 @@ struct stored {
     struct buf key;
     struct buf value;
     bool tombstone;
+    int64_t producer_id; /* a transaction's record, else -1 */
 };
 
 struct host {
@@ -93,6 +94,7 @@ static void drain(void)
             for (size_t i = 0; i < fx.record_count && H->log_count < LOG_MAX; i++) {
                 struct stored *st = &H->log[H->log_count++];
                 st->partition = fx.partition;
+                st->producer_id = fx.producer_id;
                 buf_init(&st->key);
                 buf_init(&st->value);
                 buf_append(&st->key, fx.records[i].key.ptr, fx.records[i].key.len);
@@ -1203,6 +1205,125 @@ static void test_random_walk(void **state)
     }
 }
 
+static int16_t txn_commit(const char *group, int64_t pid, int64_t offset, bool *appended)
+{
+    struct group_txn_commit_req cr = {.group_id = s(group),
+                                      .member_id = s(""),
+                                      .instance_id = slice_make(NULL, 0),
+                                      .generation = -1,
+                                      .producer_id = pid,
+                                      .producer_epoch = 2};
+    struct group_commit_part part = {
+        .topic = s("t"), .partition = 0, .offset = offset, .leader_epoch = -1, .metadata = s("")};
+    int16_t err;
+    group_txn_offset_commit(&H->c, &cr, &part, 1, &err, tok(1), appended, H->now_ms);
+    return err;
+}
+
+/* Appends the stored records [from, to) of partition p to out as the log holds them (one batch
+ * per record, a transaction's records transactional), then a marker when marker >= 0
+ * (BATCH_CONTROL_*) of producer pid; *next_offset moves on. */
+static void log_txn(uint32_t p, size_t from, size_t to, int marker, int64_t pid, struct buf *out,
+                    int64_t *next_offset)
+{
+    for (; from < to; from++) {
+        const struct stored *st = &H->log[from];
+        if (st->partition != p)
+            continue;
+        struct batch_record rec = {
+            .key = buf_slice(&st->key), .value = buf_slice(&st->value), .timestamp_ms = 1};
+        struct batch_build_opts opts = {.base_offset = (*next_offset)++,
+                                        .attributes =
+                                            st->producer_id >= 0 ? BATCH_ATTR_TRANSACTIONAL : 0,
+                                        .producer_id = st->producer_id,
+                                        .producer_epoch = 2,
+                                        .base_sequence = st->producer_id >= 0 ? 0 : -1};
+        assert_int_equal(batch_build(out, &opts, &rec, 1), 0);
+    }
+    if (marker < 0)
+        return;
+    size_t at = out->len;
+    struct batch_marker m = {.type = (int16_t)marker, .coordinator_epoch = 0};
+    assert_int_equal(batch_build_marker(out, pid, 2, &m, 1), 0);
+    batch_stamp(out->data + at, (*next_offset)++, 0);
+}
+
+/* TxnOffsetCommit: a transaction's offsets are appended as the producer's (a transactional
+ * batch), then pending: OffsetFetch with require_stable answers UNSTABLE_OFFSET_COMMIT, without
+ * it the offset committed before; the COMMIT marker makes them the committed offsets, ABORT drops
+ * them. Loading the partition replays records and markers to the same state. */
+static void test_txn_offsets(void **state)
+{
+    (void)state;
+    host_start(0);
+    uint32_t p = group_partition_of(s("tx"), 4);
+    bool appended;
+    int16_t err;
+    commit("tx", "t", 0, 1, tok(2), &appended, &err);
+    H->auto_ack = false;
+    drain();
+    ack_all();
+    size_t first_txn = H->log_count;
+    assert_int_equal(txn_commit("tx", 7, 5, &appended), GROUP_ERR_NONE);
+    assert_true(appended);
+    drain();
+    assert_int_equal(H->log[first_txn].producer_id, 7);
+    assert_int_equal(fetch("tx", "t", 0, true, &err), -1);
+    assert_int_equal(err, GROUP_ERR_UNSTABLE_OFFSET_COMMIT);
+    ack_all();
+    assert_int_equal(fetch("tx", "t", 0, true, &err), -1);
+    assert_int_equal(err, GROUP_ERR_UNSTABLE_OFFSET_COMMIT);
+    assert_int_equal(fetch("tx", "t", 0, false, &err), 1);
+    group_coord_txn_end(&H->c, p, 8, true); /* another producer's marker: nothing */
+    assert_int_equal(fetch("tx", "t", 0, true, &err), -1);
+    group_coord_txn_end(&H->c, p, 7, true);
+    assert_int_equal(fetch("tx", "t", 0, true, &err), 5);
+    assert_int_equal(err, GROUP_ERR_NONE);
+    size_t second_txn = H->log_count;
+    assert_int_equal(txn_commit("tx", 7, 9, &appended), GROUP_ERR_NONE);
+    drain();
+    ack_all();
+    group_coord_txn_end(&H->c, p, 7, false);
+    assert_int_equal(fetch("tx", "t", 0, true, &err), 5);
+    size_t third_txn = H->log_count;
+    assert_int_equal(txn_commit("tx", 7, 12, &appended), GROUP_ERR_NONE);
+    drain();
+    ack_all();
+    size_t failed_txn = H->log_count;
+    /* A failed append leaves nothing pending. */
+    assert_int_equal(txn_commit("tx", 9, 30, &appended), GROUP_ERR_NONE);
+    drain();
+    ack(H->pending_appends[--H->pending_count], -5);
+
+    assert_int_equal(fetch("tx", "t", 0, true, &err), -1);
+    assert_int_equal(err, GROUP_ERR_UNSTABLE_OFFSET_COMMIT);
+    group_coord_txn_end(&H->c, p, 9, true);
+    assert_int_equal(fetch("tx", "t", 0, false, &err), 5);
+
+    /* The log: the plain commit, txn 5 and COMMIT, txn 9 and ABORT, txn 12 still open. */
+    struct buf bytes;
+    buf_init(&bytes);
+    int64_t next = 0;
+    log_txn(p, 0, second_txn, BATCH_CONTROL_COMMIT, 7, &bytes, &next);
+    log_txn(p, second_txn, third_txn, BATCH_CONTROL_ABORT, 7, &bytes, &next);
+    log_txn(p, third_txn, failed_txn, -1, 7, &bytes, &next);
+    struct group_coord fresh;
+    int64_t bad;
+    assert_int_equal(load_fresh(&fresh, p, bytes.data, bytes.len, &bad), 0);
+    const struct group_offset *o;
+    assert_int_equal(group_offset_get(&fresh, s("tx"), s("t"), 0, true, &o),
+                     GROUP_ERR_UNSTABLE_OFFSET_COMMIT);
+    assert_int_equal(group_offset_get(&fresh, s("tx"), s("t"), 0, false, &o), GROUP_ERR_NONE);
+    assert_non_null(o);
+    assert_int_equal(o->offset, 5);
+    group_coord_txn_end(&fresh, p, 7, true);
+    assert_int_equal(group_offset_get(&fresh, s("tx"), s("t"), 0, true, &o), GROUP_ERR_NONE);
+    assert_int_equal(o->offset, 12);
+    group_coord_deinit(&fresh);
+    buf_deinit(&bytes);
+    host_stop();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1226,6 +1347,7 @@ int main(void)
         cmocka_unit_test(test_load_never_serves_partial_state),
         cmocka_unit_test(test_unowned_partition),
         cmocka_unit_test(test_random_walk),
+        cmocka_unit_test(test_txn_offsets),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -615,6 +615,60 @@ static void test_check_produced(void **state)
     buf_deinit(&b);
 }
 
+/* Transaction markers: Kafka's control record (key: version 0, type; value: version 0,
+ * coordinator epoch) in a transactional control batch of one record, parsed back; a control
+ * record of another type is returned as such, one whose key is cut is corrupt. */
+static void test_marker_codec(void **state)
+{
+    (void)state;
+    struct buf out;
+    buf_init(&out);
+    struct batch_marker m = {.type = BATCH_CONTROL_COMMIT, .coordinator_epoch = 0x01020304};
+    assert_int_equal(batch_build_marker(&out, 77, 3, &m, 1234), 0);
+    struct batch_header h;
+    assert_int_equal(batch_parse(out.data, out.len, &h), 0);
+    assert_true(batch_is_control(&h) && batch_is_transactional(&h));
+    assert_int_equal(h.producer_id, 77);
+    assert_int_equal(h.producer_epoch, 3);
+    assert_int_equal(h.base_sequence, -1);
+    assert_int_equal(h.record_count, 1);
+    struct batch_marker got;
+    assert_int_equal(batch_marker_parse(out.data, &h, &got), 0);
+    assert_int_equal(got.type, BATCH_CONTROL_COMMIT);
+    assert_int_equal(got.coordinator_epoch, 0x01020304);
+    /* The record's key and value bytes are Kafka's. */
+    struct batch_rec_iter it;
+    batch_rec_iter_init(
+        &it, slice_make(out.data + LOG_BATCH_HEADER_BYTES, out.len - LOG_BATCH_HEADER_BYTES));
+    struct batch_rec rec;
+    assert_int_equal(batch_rec_iter_next(&it, &rec), 1);
+    static const uint8_t key[] = {0, 0, 0, 1}, value[] = {0, 0, 1, 2, 3, 4};
+    assert_int_equal(rec.key.len, sizeof(key));
+    assert_memory_equal(rec.key.ptr, key, sizeof(key));
+    assert_int_equal(rec.value.len, sizeof(value));
+    assert_memory_equal(rec.value.ptr, value, sizeof(value));
+
+    /* Raft's LEADER_CHANGE no-op: type 2, no epoch. */
+    buf_reset(&out);
+    static const uint8_t noop_key[] = {0, 0, 0, 2};
+    struct batch_record r = {.key = slice_make(noop_key, 4), .timestamp_ms = 1};
+    struct batch_build_opts o = {.attributes = BATCH_ATTR_CONTROL,
+                                 .producer_id = -1,
+                                 .producer_epoch = -1,
+                                 .base_sequence = -1};
+    assert_int_equal(batch_build(&out, &o, &r, 1), 0);
+    assert_int_equal(batch_parse(out.data, out.len, &h), 0);
+    assert_int_equal(batch_marker_parse(out.data, &h, &got), 0);
+    assert_int_equal(got.type, 2);
+    /* A key cut short. */
+    buf_reset(&out);
+    r.key = slice_make(noop_key, 2);
+    assert_int_equal(batch_build(&out, &o, &r, 1), 0);
+    assert_int_equal(batch_parse(out.data, out.len, &h), 0);
+    assert_int_equal(batch_marker_parse(out.data, &h, &got), ERR_CORRUPT);
+    buf_deinit(&out);
+}
+
 int main(void)
 {
     g_seed = test_seed("log_batch_test", 1);
@@ -634,6 +688,7 @@ int main(void)
         cmocka_unit_test(test_record_iterator),
         cmocka_unit_test(test_varint_widths),
         cmocka_unit_test(test_check_produced),
+        cmocka_unit_test(test_marker_codec),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -2,7 +2,8 @@
  * Producer state rules (log/producer_state.h), one test per rule of Kafka's: duplicates of the
  * last five batches answered with their original offsets, gaps, stale and new epochs, unknown
  * producers (KIP-360), sequence wraparound at INT32_MAX, expiration, the bound on producers, and
- * the map itself against a model under many inserts and removals.
+ * the map itself against a model under many inserts and removals; and transactions: the
+ * last stable offset, markers (epoch and coordinator-epoch fencing, retries), the aborted list.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -10,6 +11,8 @@
 
 #include <cmocka.h>
 
+#include "base/buf.h"
+#include "base/error.h"
 #include "log/producer_state.h"
 
 #include <stdlib.h>
@@ -226,6 +229,172 @@ static void test_bound_forgets_oldest(void **state)
     producer_state_deinit(&ps);
 }
 
+static void put_txn(struct producer_state *ps, int64_t pid, int16_t epoch, int32_t seq, int32_t n,
+                    int64_t offset)
+{
+    struct producer_append a = batch(pid, epoch, seq, n, offset, 1000);
+    a.transactional = true;
+    producer_state_update(ps, &a);
+}
+
+static void end_txn(struct producer_state *ps, int64_t pid, int16_t epoch, bool commit,
+                    int64_t offset)
+{
+    struct producer_marker m = {.producer_id = pid,
+                                .epoch = epoch,
+                                .coordinator_epoch = 0,
+                                .commit = commit,
+                                .offset = offset,
+                                .timestamp_ms = 1000};
+    producer_state_end_txn(ps, &m);
+}
+
+/* The last stable offset is the first offset of the oldest open transaction, capped by the high
+ * watermark; a transaction ended by a marker at or past the high watermark still holds it (the
+ * marker may be lost); only ABORT adds to the aborted list, with the LSO after it. */
+static void test_last_stable_offset(void **state)
+{
+    (void)state;
+    struct producer_state ps;
+    producer_state_init(&ps);
+    assert_int_equal(producer_state_stable_offset(&ps, 10), 10);
+    put_txn(&ps, 1, 0, 0, 2, 10); /* A: 10..11 */
+    put(&ps, 9, 0, 0, 1, 12);     /* idempotent only: never unstable */
+    put_txn(&ps, 2, 0, 0, 1, 13); /* B: 13 */
+    put_txn(&ps, 1, 0, 2, 1, 14); /* A goes on: still from 10 */
+    assert_int_equal(producer_state_stable_offset(&ps, 15), 10);
+    assert_int_equal(producer_state_stable_offset(&ps, 5), 5);
+    end_txn(&ps, 1, 0, false, 15); /* A aborted at 15 */
+    /* The marker is not below the high watermark yet: A is still undecided. */
+    assert_int_equal(producer_state_stable_offset(&ps, 15), 10);
+    assert_int_equal(producer_state_stable_offset(&ps, 16), 13);
+    end_txn(&ps, 2, 0, true, 16); /* B committed */
+    assert_int_equal(producer_state_stable_offset(&ps, 17), 17);
+    assert_int_equal(ps.ended_count, 0);
+    struct producer_aborted out[4];
+    assert_int_equal(producer_state_aborted(&ps, 0, 100, out, 4), 1);
+    assert_int_equal(out[0].producer_id, 1);
+    assert_int_equal(out[0].first_offset, 10);
+    assert_int_equal(out[0].last_offset, 15);
+    assert_int_equal(out[0].last_stable_offset, 13); /* B was open */
+    /* Overlap: [from, upper) against [first, last]. */
+    assert_int_equal(producer_state_aborted(&ps, 16, 100, out, 4), 0);
+    assert_int_equal(producer_state_aborted(&ps, 15, 100, out, 4), 1);
+    assert_int_equal(producer_state_aborted(&ps, 0, 10, out, 4), 0);
+    assert_int_equal(producer_state_aborted(&ps, 0, 11, out, 4), 1);
+    producer_state_trim_aborted(&ps, 15);
+    assert_int_equal(ps.aborted_count, 1);
+    producer_state_trim_aborted(&ps, 16);
+    assert_int_equal(ps.aborted_count, 0);
+    producer_state_deinit(&ps);
+}
+
+/* Markers: a stale producer epoch is refused, as is a coordinator epoch below the last marker's;
+ * a retried marker ends nothing; a copy carries the transactions. */
+static void test_markers(void **state)
+{
+    (void)state;
+    struct producer_state ps, copy;
+    producer_state_init(&ps);
+    producer_state_init(&copy);
+    put_txn(&ps, 1, 3, 0, 1, 0);
+    struct producer_marker m = {.producer_id = 1, .epoch = 2, .coordinator_epoch = 5};
+    assert_int_equal(producer_state_check_marker(&ps, &m), PRODUCER_INVALID_EPOCH);
+    m.epoch = 3;
+    assert_int_equal(producer_state_check_marker(&ps, &m), PRODUCER_APPEND);
+    /* A plain batch while the transaction is open. */
+    struct producer_batch dup;
+    assert_int_equal(check(&ps, 1, 3, 1, 1, &dup), PRODUCER_INVALID_TXN_STATE);
+    producer_state_copy(&copy, &ps);
+    assert_int_equal(producer_state_stable_offset(&copy, 5), 0);
+    m.offset = 1;
+    m.commit = false;
+    producer_state_end_txn(&ps, &m);
+    assert_int_equal(producer_state_stable_offset(&ps, 5), 5);
+    assert_int_equal(ps.aborted_count, 1);
+    m.coordinator_epoch = 4;
+    assert_int_equal(producer_state_check_marker(&ps, &m), PRODUCER_COORDINATOR_FENCED);
+    m.coordinator_epoch = 5;
+    m.offset = 2;
+    producer_state_end_txn(&ps, &m); /* a retry */
+    assert_int_equal(ps.aborted_count, 1);
+    assert_int_equal(check(&ps, 1, 3, 1, 1, &dup), PRODUCER_APPEND);
+    /* The copy is independent. */
+    assert_int_equal(producer_state_stable_offset(&copy, 5), 0);
+    /* An open transaction keeps its producer from expiring. */
+    put_txn(&ps, 8, 0, 0, 1, 3);
+    assert_int_equal(producer_state_expire(&ps, 1000000, 10), 1); /* only producer 1 */
+    assert_non_null(producer_state_find(&ps, 8));
+    assert_int_equal(producer_state_stable_offset(&ps, 5), 3);
+    producer_state_deinit(&ps);
+    producer_state_deinit(&copy);
+}
+
+/* Snapshots: a state round-trips (producers, batches, open, ended and aborted transactions);
+ * any flipped byte, a cut, or trailing bytes are ERR_CORRUPT and leave the state empty. */
+static void test_snapshot_codec(void **state)
+{
+    (void)state;
+    struct producer_state ps, back;
+    producer_state_init(&ps);
+    producer_state_init(&back);
+    for (int i = 0; i < 7; i++)
+        put(&ps, 3, 1, i * 2, 2, 100 + i * 2);
+    put_txn(&ps, 4, 0, 0, 1, 120);
+    put_txn(&ps, 5, 0, 0, 1, 121);
+    end_txn(&ps, 4, 0, false, 122);
+    put_txn(&ps, 6, 2, 0, 1, 123);
+    end_txn(&ps, 6, 2, true, 124);
+    struct buf b;
+    buf_init(&b);
+    producer_state_encode(&ps, 125, &b);
+    int64_t next = -1;
+    assert_int_equal(producer_state_decode(&back, b.data, b.len, &next), 0);
+    assert_int_equal(next, 125);
+    assert_int_equal(back.count, ps.count);
+    const struct producer_entry *e = producer_state_find(&back, 3);
+    assert_non_null(e);
+    assert_int_equal(e->batch_count, PRODUCER_STATE_BATCHES);
+    struct producer_batch dup;
+    assert_int_equal(check(&back, 3, 1, 12, 2, &dup), PRODUCER_DUPLICATE);
+    assert_int_equal(dup.first_offset, 112);
+    assert_int_equal(check(&back, 3, 1, 14, 1, &dup), PRODUCER_APPEND);
+    assert_int_equal(back.ended_count, ps.ended_count);
+    assert_int_equal(producer_state_stable_offset(&back, 124), 121); /* 5 open, 6's marker at hw */
+    assert_int_equal(producer_state_stable_offset(&back, 125), 121); /* 5 is open */
+    struct producer_aborted ab[2];
+    assert_int_equal(producer_state_aborted(&back, 0, 200, ab, 2), 1);
+    assert_int_equal(ab[0].producer_id, 4);
+    assert_int_equal(ab[0].first_offset, 120);
+    assert_int_equal(ab[0].last_offset, 122);
+    for (size_t i = 0; i < b.len; i++) {
+        b.data[i] ^= 0x20;
+        assert_int_equal(producer_state_decode(&back, b.data, b.len, &next), ERR_CORRUPT);
+        assert_int_equal(back.count, 0);
+        b.data[i] ^= 0x20;
+    }
+    assert_int_equal(producer_state_decode(&back, b.data, b.len - 1, &next), ERR_CORRUPT);
+    buf_put_u8(&b, 0);
+    assert_int_equal(producer_state_decode(&back, b.data, b.len, &next), ERR_CORRUPT);
+    buf_deinit(&b);
+    producer_state_deinit(&ps);
+    producer_state_deinit(&back);
+}
+
+/* A producer known from a marker alone (no batch of its epoch): its next batch starts at 0. */
+static void test_marker_then_batch(void **state)
+{
+    (void)state;
+    struct producer_state ps;
+    producer_state_init(&ps);
+    end_txn(&ps, 11, 4, false, 0);
+    struct producer_batch dup;
+    assert_int_equal(check(&ps, 11, 4, 3, 1, &dup), PRODUCER_OUT_OF_ORDER);
+    assert_int_equal(check(&ps, 11, 4, 0, 1, &dup), PRODUCER_APPEND);
+    assert_int_equal(check(&ps, 11, 3, 0, 1, &dup), PRODUCER_INVALID_EPOCH);
+    producer_state_deinit(&ps);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -237,6 +406,10 @@ int main(void)
         cmocka_unit_test(test_sequence_wraparound),
         cmocka_unit_test(test_map_model),
         cmocka_unit_test(test_bound_forgets_oldest),
+        cmocka_unit_test(test_last_stable_offset),
+        cmocka_unit_test(test_markers),
+        cmocka_unit_test(test_snapshot_codec),
+        cmocka_unit_test(test_marker_then_batch),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
