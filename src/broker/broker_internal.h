@@ -106,7 +106,7 @@ struct broker {
     struct broker_topic **topics;
     uint32_t topic_slots;
     uint32_t topic_count;
-    struct broker_opener *opener;  /* broker.c: start-up opening of partition logs, or NULL */
+    struct broker_opener *opener; /* broker.c: start-up opening of partition logs, or NULL */
     /* broker.c: partitions created or grown since start-up, to open a step at a time: opening
      * is a few syncs each, and a 1,000-partition CreateTopics opened at once held the loop (and
      * its Raft ticks) for seconds. [open_head, open_count) of opens are pending. */
