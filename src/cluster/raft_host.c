@@ -475,9 +475,9 @@ static void ops_append(void *ctx, const struct raft_batch *b)
         struct batch_header h;
         rc = log_append(g->log, g->prop_bytes, g->prop_len, (int32_t)b->term, &res);
         e.bytes = (uint32_t)g->prop_len;
-        if (rc == 0 && batch_header_parse(g->prop_bytes, g->prop_len, &h) == 0 &&
-            batch_is_control(&h))
-            e.kind = RAFT_BATCH_NOOP; /* a log-start marker: a control batch, as read back */
+        if (rc == 0 && batch_header_parse(g->prop_bytes, g->prop_len, &h) == 0)
+            e.kind = batch_kind(&h); /* as read back: a log-start marker is a no-op, a
+                                      * transaction marker data */
     } else if (g->inbound != NULL) {
         const struct wire_msg *m = g->inbound;
         rc = ERR_CORRUPT;
