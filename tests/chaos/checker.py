@@ -36,6 +36,10 @@ Checks (each violation is one line naming what, where and the evidence):
   under_replicated: an acknowledged record is on fewer replicas' disks than a majority of the
                 partition's replicas (acks=all promises a majority; Raft never truncates a
                 committed entry, so the copies can only have grown since the ack).
+With "idempotence": true in the history (producers with enable.idempotence=true), also:
+  duplicated:   one value at several offsets of the final read (a retry written twice);
+  reordered:    a writer's values (s<seed>-w<writer>-<n>) in one partition of the final read,
+                by offset, not in the order they were sent (n going down).
 Counted, not violations: duplicates (one value at several offsets: a retried send whose first
 attempt was written, allowed with enable.idempotence=false), unacked values found in the log
 (sends that failed or timed out for the client but were written), lagging replicas and records
@@ -46,7 +50,7 @@ import json
 import sys
 
 VIOLATION_KINDS = ("lost", "conflict", "vanished", "nonmonotonic", "hw_back", "diverged",
-                   "under_replicated")
+                   "under_replicated", "duplicated", "reordered")
 SHOWN_PER_KIND = 10
 
 
@@ -62,12 +66,13 @@ class Result:
     def summary(self):
         c = self.counts
         v = {k: len(found) for k, found in self.violations.items()}
-        return ("acked=%d final=%d read=%d lost=%d duplicates=%d unacked_present=%d "
+        return ("acked=%d final=%d read=%d lost=%d duplicates=%d duplicated=%d reordered=%d "
+                "unacked_present=%d "
                 "conflicts=%d vanished=%d nonmonotonic=%d hw_back=%d hw_stale=%d hw_seen=%d "
                 "replica_copies=%d diverged=%d under_replicated=%d lagging=%d replica_tail=%d "
                 "-> %s" % (
                     c["acked"], c["final"], c["read"], v["lost"], c["duplicates"],
-                    c["unacked_present"], v["conflict"], v["vanished"], v["nonmonotonic"],
+                    v["duplicated"], v["reordered"], c["unacked_present"], v["conflict"], v["vanished"], v["nonmonotonic"],
                     v["hw_back"], c["hw_stale"], c["hw_seen"], c["replica_copies"], v["diverged"],
                     v["under_replicated"], c["lagging"], c["replica_tail"],
                     "OK" if self.ok else "FAILED"))
@@ -160,6 +165,8 @@ def check(history):
     offsets_of = {}
     for p, o, v in final:
         offsets_of.setdefault(v, set()).add((p, o))
+    if history.get("idempotence"):
+        check_idempotence(final, offsets_of, r)
     acked_values = {v for _, _, v in acks}
     r.counts = {
         "acked": len(acks),
@@ -174,6 +181,25 @@ def check(history):
         "replica_tail": tail,
     }
     return r
+
+
+def check_idempotence(final, offsets_of, r):
+    """The idempotent producer's promises on the final read (see the module comment)."""
+    for v, locs in sorted(offsets_of.items()):
+        if len(locs) > 1:
+            r.violations["duplicated"].append("%r written at %s" % (v, ", ".join(
+                "p%d offset %d" % loc for loc in sorted(locs))))
+    last = {}  # (partition, writer) -> (n, offset) of its value read last
+    for p, o, v in sorted(final):
+        writer, _, n = v.rpartition("-")
+        if not writer or not n.isdigit():
+            continue
+        key = (p, writer)
+        if key in last and int(n) < last[key][0]:  # equal: a duplicate, reported as such
+            r.violations["reordered"].append(
+                "p%d offset %d holds %r after offset %d held %s-%d" % (
+                    p, o, v, last[key][1], writer, last[key][0]))
+        last[key] = (int(n), o)
 
 
 def check_replicas(history, replicas, final_at, acks, r):

@@ -17,7 +17,8 @@ What it does:
   - starts 3 nodes (cluster_harness.Cluster, free ports, its own directory) whose peers reach
     each other only through tests/chaos/proxy.py (node i dials j at the proxy port P[i][j]);
   - creates a topic (--partitions, --rf, min.insync.replicas=--min-insync);
-  - runs --producers librdkafka producers (acks=all, enable.idempotence=false, retries on,
+  - runs --producers librdkafka producers (acks=all, enable.idempotence=false unless
+    --idempotence, retries on,
     message.timeout.ms 15 s), each sending unique values round-robin over the partitions and
     recording every acknowledged (partition, offset, value), and --consumers consumers (assign
     from the beginning, every node in bootstrap.servers; read_committed and read_uncommitted
@@ -137,7 +138,8 @@ class Producers:
     """n producer threads, each sending unique values at rate_per_s round-robin over the
     partitions and recording every acknowledged send."""
 
-    def __init__(self, bootstrap, topic, partitions, n, rate_per_s, seed):
+    def __init__(self, bootstrap, topic, partitions, n, rate_per_s, seed, idempotence):
+        self.idempotence = idempotence
         self.acks = []
         self.errors = collections.Counter()
         self._errors_lock = threading.Lock()
@@ -172,7 +174,7 @@ class Producers:
         p = Producer(client_config({
             "bootstrap.servers": bootstrap,
             "acks": "all",
-            "enable.idempotence": False,
+            "enable.idempotence": self.idempotence,
             "retries": 1000000,
             "retry.backoff.ms": 100,
             "message.timeout.ms": 15000,
@@ -658,7 +660,7 @@ class Chaos:
         self.create_topic()
         self.log("topic %s serving", self.topic)
         producers = Producers(self.bootstrap, self.topic, args.partitions, args.producers,
-                              args.rate, args.seed)
+                              args.rate, args.seed, args.idempotence)
         consumers = Consumers(self.bootstrap, self.topic, args.partitions, args.consumers,
                               self.log.t0)
         producers.start()
@@ -692,6 +694,7 @@ class Chaos:
         self.log("final read: %d records, high watermarks %s", len(final), ends)
         return {
             "seed": args.seed,
+            "idempotence": args.idempotence,
             "faults": self.log.events,
             "acks": producers.acks,
             "reads": consumers.reads,
@@ -727,6 +730,9 @@ def parse_args(argv):
     ap.add_argument("--producers", type=int, default=2)
     ap.add_argument("--consumers", type=int, default=2)
     ap.add_argument("--rate", type=float, default=200, help="sends per second per producer")
+    ap.add_argument("--idempotence", action="store_true",
+                    help="producers with enable.idempotence=true: a value written twice, or a "
+                    "writer's values out of send order in a partition, is then a violation")
     ap.add_argument("--gap-s-min", type=float, default=0.5)
     ap.add_argument("--gap-s-max", type=float, default=2.0)
     ap.add_argument("--hold-s-min", type=float, default=1.0)

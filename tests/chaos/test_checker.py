@@ -185,6 +185,33 @@ def test_json_keys_and_lists_as_run_py_writes_them():
     assert r.counts["replica_copies"] == 6
 
 
+def idempotent(values_p0):
+    """A clean history of one partition whose final read is values_p0 (every value acked where
+    it is), written by idempotent producers."""
+    final = [[0, o, v] for o, v in enumerate(values_p0)]
+    return {"idempotence": True, "acks": [list(x) for x in final], "reads": {},
+            "watermarks": {}, "final": final, "final_end": {0: len(final)}}
+
+
+def test_idempotent_history_in_send_order_passes():
+    r = check(idempotent(["s1-w0-0", "s1-w1-0", "s1-w0-1", "s1-w1-1", "s1-w0-2"]))
+    assert r.ok, r.first_violations()
+
+
+def test_duplicate_of_an_idempotent_producer_is_reported():
+    h = idempotent(["s1-w0-0", "s1-w0-1", "s1-w0-1", "s1-w0-2"])
+    h["acks"] = [a for a in h["acks"] if a[1] != 1]  # the first write's answer was lost
+    found = only(check(h), "duplicated")
+    assert "'s1-w0-1' written at p0 offset 1, p0 offset 2" in found[0]
+    h["idempotence"] = False  # the same log is allowed without idempotence
+    assert check(h).ok
+
+
+def test_reordered_writes_of_an_idempotent_producer_are_reported():
+    found = only(check(idempotent(["s1-w0-0", "s1-w0-2", "s1-w1-0", "s1-w0-1"])), "reordered")
+    assert found == ["p0 offset 3 holds 's1-w0-1' after offset 1 held s1-w0-2"]
+
+
 def test_every_kind_has_a_test():
     assert set(VIOLATION_KINDS) == {"lost", "conflict", "vanished", "nonmonotonic", "hw_back",
-                                    "diverged", "under_replicated"}
+                                    "diverged", "under_replicated", "duplicated", "reordered"}
