@@ -149,7 +149,11 @@ static int snapshot_load(struct replica *r, const char *dir)
     if (rc == 0)
         rc = producer_state_decode(&r->producers, bytes, size, &next);
     free(bytes);
-    if (rc == 0 && next > log_end_offset(r->log))
+    /* Past the recovered end (it covered what a crash cut), or below the log start (retention
+     * or a snapshot install dropped batches after it, which the state never read): not the
+     * state of this log, so it is read from the log start instead, as Kafka does with a
+     * producer snapshot older than the log start. */
+    if (rc == 0 && (next > log_end_offset(r->log) || next < log_start_offset(r->log)))
         rc = ERR_CORRUPT;
     if (rc == ERR_CORRUPT) {
         /* Never trusted, and durably gone before anything is appended past it. */
@@ -447,6 +451,14 @@ static int producers_catch_up(struct replica *r, uint32_t reads_max)
     int64_t limit = raft_group_commit(r->group) + 1;
     if (limit > log_end_offset(r->log))
         limit = log_end_offset(r->log);
+    /* The log start moved past what the state read (a snapshot install, or retention ahead
+     * of a lagging read): the batches between are gone, and a state that missed them would
+     * judge their producers' next sequences out of order. Kafka's follower starts afresh at
+     * the new start (truncateFullyAndStartAt); so does this one. */
+    if (r->producers_next < log_start_offset(r->log)) {
+        producer_state_clear(&r->producers);
+        r->producers_next = log_start_offset(r->log);
+    }
     if (r->producers_next >= limit)
         return 0;
     return producers_scan(r, r->producers_next, limit, reads_max, &r->producers,

@@ -2,6 +2,7 @@
  * Tests for the standalone replica on the simulated disk with a manual flusher, so a sync is
  * "slow" for exactly as long as a test wants.
  */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -154,18 +155,28 @@ static void test_appends_during_sync_are_synced_beside_it(void **state)
 #define EXPIRE_MS  86400000
 #define PIDS_BATCH 3
 
-static void append_idempotent(struct fx *f, int64_t pid, int32_t seq, int64_t ts,
-                              struct log_append_result *res)
+static void append_idempotent_sized(struct fx *f, int64_t pid, int32_t seq, int64_t ts,
+                                    size_t value_bytes, struct log_append_result *res)
 {
+    static uint8_t value[8192];
     struct batch_record recs[PIDS_BATCH];
+    assert_true(value_bytes <= sizeof(value));
+    memset(value, 'i', value_bytes);
     for (int i = 0; i < PIDS_BATCH; i++)
-        recs[i] = (struct batch_record){.value = slice_make("i", 1), .timestamp_ms = ts};
+        recs[i] =
+            (struct batch_record){.value = slice_make(value, value_bytes), .timestamp_ms = ts};
     struct batch_build_opts o = {.producer_id = pid, .producer_epoch = 0, .base_sequence = seq};
     buf_reset(&f->copy);
     assert_int_equal(batch_build(&f->copy, &o, recs, PIDS_BATCH), 0);
     assert_int_equal(replica_append(f->r, f->copy.data, f->copy.len, REPLICA_WAIT_NONE, 1, NULL,
                                     NULL, NULL, res),
                      0);
+}
+
+static void append_idempotent(struct fx *f, int64_t pid, int32_t seq, int64_t ts,
+                              struct log_append_result *res)
+{
+    append_idempotent_sized(f, pid, seq, ts, 1, res);
 }
 
 static int check_idempotent(struct fx *f, int64_t pid, int32_t seq, struct producer_batch *dup)
@@ -216,12 +227,87 @@ static void test_producer_state_survives_reopen(void **state)
     fx_deinit(&f);
 }
 
+/* A producer-state snapshot older than the log start is not the state of the log: batches after
+ * it were dropped (here DeleteRecords past them, then a crash before the next clean close), so
+ * the state is read from the log start, as Kafka does. Catches: the snapshot taken with the
+ * batches between it and the start missing, which judged the producer's next batch out of
+ * order (a fatal error for an idempotent producer). */
+static void test_producer_snapshot_below_log_start_is_dropped(void **state)
+{
+    (void)state;
+    struct fx f;
+    fx_init(&f);
+    struct producer_batch dup;
+    struct log_append_result first, gap, other;
+    append_idempotent(&f, 5, 0, NOW_MS, &first);
+    assert_int_equal(check_idempotent(&f, 5, 0, &dup), PRODUCER_DUPLICATE); /* state in use */
+    fx_sync(&f);
+    struct log_env env = {.io = f.io, .clock = &f.clock.clock, .files = f.files, .flusher = f.fl};
+    struct log_config cfg;
+    log_config_default(&cfg);
+    cfg.prealloc_bytes = 0;
+    assert_int_equal(replica_close(f.r), 0); /* the snapshot: producer 5 up to sequence 2 */
+    assert_int_equal(replica_open(&env, "/p", &cfg, 1, &f.r), 0);
+    append_idempotent(&f, 5, PIDS_BATCH, NOW_MS, &gap);
+    append_idempotent(&f, 9, 0, NOW_MS, &other);
+    fx_sync(&f);
+    assert_int_equal(log_delete_records(replica_log(f.r), other.base_offset), 0);
+    fx_sync(&f);
+    replica_abandon(f.r); /* a crash: the snapshot on disk stays the one of the clean close */
+    assert_int_equal(replica_open(&env, "/p", &cfg, 1, &f.r), 0);
+    assert_int_equal(replica_log_start_offset(f.r), other.base_offset);
+    /* Producer 5's batches are all below the start: unknown, any sequence goes. */
+    assert_int_equal(check_idempotent(&f, 5, 2 * PIDS_BATCH, &dup), PRODUCER_APPEND);
+    assert_int_equal(check_idempotent(&f, 9, 0, &dup), PRODUCER_DUPLICATE);
+    assert_int_equal(dup.first_offset, other.base_offset);
+    fx_deinit(&f);
+}
+
+/* A snapshot is written at every segment roll, not only at a clean close (issue 11: "a periodic
+ * snapshot plus the log tail"): after rolls and a crash the snapshot on disk covers the batches
+ * up to the last roll, and the state read back from it and the tail is whole. Catches:
+ * snapshots only at a clean close (a crash then rescans everything since the last one). */
+static void test_producer_snapshot_at_every_roll(void **state)
+{
+    (void)state;
+    struct fx f;
+    fx_init(&f);
+    struct producer_batch dup;
+    struct log_env env = {.io = f.io, .clock = &f.clock.clock, .files = f.files, .flusher = f.fl};
+    struct log_config cfg;
+    log_config_default(&cfg);
+    cfg.prealloc_bytes = 0;
+    cfg.segment_bytes = LOG_SEGMENT_BYTES_MIN;
+    assert_int_equal(replica_close(f.r), 0);
+    assert_int_equal(replica_open(&env, "/p", &cfg, 1, &f.r), 0);
+    assert_int_equal(check_idempotent(&f, 5, 0, &dup), PRODUCER_APPEND); /* state in use */
+    bool is_dir = false;
+    assert_int_equal(io_exists(f.io, "/p/producer-state.snapshot", &is_dir), -ENOENT);
+    struct log_append_result res;
+    int32_t seq = 0;
+    while (log_segment_count(replica_log(f.r)) < 3) {
+        append_idempotent_sized(&f, 5, seq, NOW_MS, 4096, &res);
+        seq += PIDS_BATCH;
+        fx_sync(&f);
+    }
+    assert_int_equal(io_exists(f.io, "/p/producer-state.snapshot", &is_dir), 0);
+    replica_abandon(f.r); /* a crash: no clean close writes one */
+    assert_int_equal(replica_open(&env, "/p", &cfg, 1, &f.r), 0);
+    assert_int_equal(check_idempotent(&f, 5, seq - PIDS_BATCH, &dup), PRODUCER_DUPLICATE);
+    assert_int_equal(dup.first_offset, res.base_offset);
+    assert_int_equal(check_idempotent(&f, 5, seq, &dup), PRODUCER_APPEND);
+    assert_int_equal(check_idempotent(&f, 5, seq + 1, &dup), PRODUCER_OUT_OF_ORDER);
+    fx_deinit(&f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_appends_beyond_waiter_bound_while_sync_pending),
         cmocka_unit_test(test_appends_during_sync_are_synced_beside_it),
         cmocka_unit_test(test_producer_state_survives_reopen),
+        cmocka_unit_test(test_producer_snapshot_below_log_start_is_dropped),
+        cmocka_unit_test(test_producer_snapshot_at_every_roll),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
