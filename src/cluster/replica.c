@@ -61,6 +61,7 @@ struct replica {
     int64_t producers_next;          /* Raft mode: the first offset producers has not read */
     int64_t producers_from;          /* standalone: what the snapshot held, the load reads from */
     char *snapshot_path;             /* the producer-state snapshot file */
+    uint32_t snapshot_segments;      /* the log's segment count at the last snapshot (or open) */
     struct io *io;
     int64_t producers_expire_ms; /* wall clock of the next expiry pass */
 
@@ -180,6 +181,26 @@ static void snapshot_encode(struct replica *r, struct buf *out)
         producer_state_encode(&r->producers, log_end_offset(r->log), out);
 }
 
+/*
+ * Besides the clean close, a snapshot at every segment roll (as Kafka takes one at each roll), so
+ * a restart after a crash reads only the log since the last roll, not since the last clean
+ * close. A failed write keeps the previous snapshot, still a true state of a prefix of the log;
+ * the next roll or the close tries again. Retention changing the segment count writes one too.
+ */
+static void snapshot_at_roll(struct replica *r)
+{
+    uint32_t segments = log_segment_count(r->log);
+    if (segments == r->snapshot_segments)
+        return;
+    r->snapshot_segments = segments;
+    struct buf snapshot;
+    buf_init(&snapshot);
+    snapshot_encode(r, &snapshot);
+    if (snapshot.len > 0)
+        (void)log_replace_file(r->io, r->snapshot_path, &snapshot);
+    buf_deinit(&snapshot);
+}
+
 int replica_open(const struct log_env *env, const char *dir, const struct log_config *cfg,
                  int32_t leader_epoch, struct replica **out)
 {
@@ -198,6 +219,7 @@ int replica_open(const struct log_env *env, const char *dir, const struct log_co
     size_t n = strlen(dir) + sizeof("/" REPLICA_SNAPSHOT_FILE);
     r->snapshot_path = xmalloc(n);
     snprintf(r->snapshot_path, n, "%s/" REPLICA_SNAPSHOT_FILE, dir);
+    r->snapshot_segments = log_segment_count(r->log);
     rc = snapshot_load(r, dir);
     if (rc < 0) {
         producer_state_deinit(&r->producers);
@@ -758,6 +780,7 @@ void replica_tick(struct replica *r, uint64_t now_ms, uint64_t tick_ms, uint64_t
         notify_watches(r);
         return;
     }
+    snapshot_at_roll(r);
     if (!r->ready)
         return;
     struct raft_progress pr[RAFT_MEMBERS_MAX];
@@ -915,8 +938,10 @@ int replica_append(struct replica *r, uint8_t *batch, size_t len, enum replica_w
             r->err = log_error(r->log);
         return rc;
     }
-    if (r->producers_loaded)
+    if (r->producers_loaded) {
         producers_record(&r->producers, batch, len);
+        snapshot_at_roll(r);
+    }
     /* The batch is written but would never be reported committed if no flush covered it, so a
      * failure here stops the replica. */
     rc = flush_ensure(r);
