@@ -1030,17 +1030,24 @@ static void group_free(struct raft_group *g)
     free(g);
 }
 
+/* A flush of g ended; false when g is closed (freed with its last flush): the callback stops. */
+static bool flush_ended(struct raft_group *g)
+{
+    g->flush_outstanding--;
+    if (!g->closed)
+        return true;
+    if (g->flush_outstanding == 0)
+        group_free(g);
+    return false;
+}
+
 static void on_flushed(void *ctx, int err, int64_t durable_offset)
 {
     struct raft_group *g = ctx;
 
     (void)durable_offset;
-    g->flush_outstanding--;
-    if (g->closed) {
-        if (g->flush_outstanding == 0)
-            group_free(g);
+    if (!flush_ended(g))
         return;
-    }
 #ifdef RAFT_HOST_BUG_FSYNC_ERROR_IGNORED
     err = 0;
 #endif
@@ -1383,12 +1390,8 @@ static void on_snapshot_durable(void *ctx, int err, int64_t durable_offset)
     struct raft_group *g = ctx;
 
     (void)durable_offset;
-    g->flush_outstanding--;
-    if (g->closed) {
-        if (g->flush_outstanding == 0)
-            group_free(g);
+    if (!flush_ended(g))
         return;
-    }
     if (err != 0 && g->err == 0)
         g->err = err;
     if (g->err != 0 || g->installing < 0) {

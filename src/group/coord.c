@@ -282,19 +282,24 @@ static struct group_offset *offset_find(const struct group *g, struct slice topi
     }
 }
 
+/* Frees the bytes an offset owns. */
+static void offset_release(struct group_offset *o)
+{
+    gb_free(&o->topic);
+    gb_free(&o->metadata);
+}
+
 /* Inserts or replaces; the offset's owned bytes move into the group. */
 static void offset_put(struct group *g, struct group_offset *in)
 {
     struct group_offset *o = offset_find(g, group_bytes_slice(in->topic), in->partition);
     if (o != NULL) {
-        gb_free(&o->topic);
-        gb_free(&o->metadata);
+        offset_release(o);
         *o = *in;
         return;
     }
     if (g->offset_count >= GROUP_OFFSETS_MAX) {
-        gb_free(&in->topic);
-        gb_free(&in->metadata);
+        offset_release(in);
         return;
     }
     if (g->offset_count == g->offset_cap) {
@@ -318,16 +323,12 @@ static bool offset_remove(struct group *g, struct slice topic, int32_t partition
     struct group_offset *o = offset_find(g, topic, partition);
     if (o == NULL)
         return false;
-    gb_free(&o->topic);
-    gb_free(&o->metadata);
+    offset_release(o);
     *o = g->offsets[--g->offset_count];
     offset_index_rebuild(g, g->offset_slots);
     return true;
 }
 
-/* ---- effects ----------------------------------------------------------------------------- */
-
-/* Once the host polled every effect, their memory is reused. */
 /* A transaction's offset of the producer: replaces the producer's pending one of the same
  * partition (the newest wins, as in Kafka); takes ownership of o's bytes. */
 static void txn_put(struct group *g, int64_t producer_id, struct group_offset *o)
@@ -336,15 +337,13 @@ static void txn_put(struct group *g, int64_t producer_id, struct group_offset *o
         struct group_txn_offset *t = &g->txn_offsets[i];
         if (t->producer_id == producer_id && t->o.partition == o->partition &&
             gb_eq(t->o.topic, group_bytes_slice(o->topic))) {
-            gb_free(&t->o.topic);
-            gb_free(&t->o.metadata);
+            offset_release(&t->o);
             t->o = *o;
             return;
         }
     }
     if (g->txn_count >= GROUP_OFFSETS_MAX) {
-        gb_free(&o->topic);
-        gb_free(&o->metadata);
+        offset_release(o);
         return;
     }
     if (g->txn_count == g->txn_cap) {
@@ -367,13 +366,13 @@ static void txn_end(struct group *g, int64_t producer_id, bool commit)
         if (commit) {
             offset_put(g, &t->o);
         } else {
-            gb_free(&t->o.topic);
-            gb_free(&t->o.metadata);
+            offset_release(&t->o);
         }
     }
     g->txn_count = keep;
 }
 
+/* A transaction has offsets pending for the partition. */
 static bool txn_pending(const struct group *g, struct slice topic, int32_t partition)
 {
     for (size_t i = 0; i < g->txn_count; i++)
@@ -382,6 +381,9 @@ static bool txn_pending(const struct group *g, struct slice topic, int32_t parti
     return false;
 }
 
+/* ---- effects ----------------------------------------------------------------------------- */
+
+/* Once the host polled every effect, their memory is reused. */
 static void fx_gc(struct group_coord *c)
 {
     if (c->fx_next < c->fx_count)
