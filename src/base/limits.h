@@ -231,6 +231,8 @@
 #define TXN_TICK_MS                     1000u     /* longest wait between coordinator ticks */
 #define TXN_MARKER_RETRY_MS             100u      /* wait before markers are sent again */
 #define TXN_PARKED_FIND_MAX             256u      /* FindCoordinator waiting for __transaction_state */
+#define TXN_HELD_MAX                    1024u     /* AddPartitions/AddOffsetsToTxn held for a completion */
+#define TXN_HOLD_MS                     500u      /* longest such hold (answered at the tick after) */
 
 /* ---- bench (bench/kafka: the chronik-bench tool) ---------------------------------------- */
 #define BENCH_HIST_SUB_BUCKETS       128u           /* per power of two: relative error < 1/128 */

@@ -15,11 +15,16 @@
  *
  * A change of an id's state is appended to its partition with acks=all and is applied (and the
  * request answered) only once committed; while it is in flight the id answers
- * CONCURRENT_TRANSACTIONS. A transaction in PrepareCommit or PrepareAbort gets its markers: a
- * WriteTxnMarkers v1 request to the leader of each partition of it (this node's through
- * broker_run_frame, another's over the cluster port, broker_send_frame), sent again every
- * TXN_MARKER_RETRY_MS for partitions not done yet, then CompleteCommit or CompleteAbort is
- * appended. A partition whose topic is gone needs no marker. The same rule resumes the markers
+ * CONCURRENT_TRANSACTIONS. An AddPartitionsToTxn or AddOffsetsToTxn that would get that answer
+ * because the id's change or its previous transaction's markers are in flight is held instead
+ * (struct thold) and tried again whenever an id's state changes, for at most TXN_HOLD_MS (then
+ * answered at the next tick, as before). A client begins its next transaction a moment after
+ * EndTxn is answered, before the markers are written; answered at once, librdkafka waits 20 ms
+ * or more before it asks again, longer than the markers take. A transaction in PrepareCommit or
+ * PrepareAbort gets its markers: a WriteTxnMarkers v1 request to the leader of each partition of it
+ * (this node's through broker_run_frame, another's over the cluster port, broker_send_frame), sent
+ * again every TXN_MARKER_RETRY_MS for partitions not done yet, then CompleteCommit or CompleteAbort
+ * is appended. A partition whose topic is gone needs no marker. The same rule resumes the markers
  * of a partition loaded in a Prepare state (a coordinator that failed over), so every prepared
  * transaction completes. Each tick also aborts transactions past their timeout (epoch bumped,
  * the producer fenced) and removes ids idle past transactional.id.expiration.ms (a tombstone).
@@ -57,6 +62,7 @@ struct tload {
 
 struct tappend;
 struct tmark;
+struct thold;
 
 struct txns {
     struct broker *b;
@@ -68,6 +74,8 @@ struct txns {
     struct tload *loads;
     struct tappend *inflight;
     struct tmark *marks;
+    struct thold *held;
+    uint32_t held_count;
     struct loop_timer tick_timer;
     int64_t next_abort_check_ms;
 };
@@ -115,6 +123,17 @@ struct tmark {
     int64_t send_ms;      /* when to send again (outstanding 0, left_count > 0) */
 };
 
+/* A request held while its id's state changes: AddPartitionsToTxn (parts) or AddOffsetsToTxn
+ * (parts NULL), its answer prepared in resp. */
+struct thold {
+    struct thold *next;
+    struct breq *rq;
+    void *resp;
+    struct txn_part *parts;
+    size_t part_count;
+    int64_t until_ms;
+};
+
 /* One WriteTxnMarkers request of a job. */
 struct tsend {
     struct tmark *job;
@@ -155,8 +174,11 @@ static void tappend_free(struct tappend *a)
     free(a);
 }
 
+static void held_retry(struct txns *ts);
+static void held_answer_all(struct txns *ts, int16_t err);
+
 /* The append is done (err 0: committed): applies the target or gives up on it. */
-static void append_finish(struct tappend *a, int err)
+static void append_apply(struct tappend *a, int err)
 {
     struct txns *ts = a->ts;
     struct slice id = slice_make(a->target.id, a->target.id_len);
@@ -201,6 +223,15 @@ static void append_finish(struct tappend *a, int err)
     if (stored->state == TXN_PREPARE_COMMIT || stored->state == TXN_PREPARE_ABORT)
         start_markers(ts, stored);
     tappend_free(a);
+}
+
+/* An id's state changed (or stayed, its change failed): the held requests may go on. */
+static void append_finish(struct tappend *a, int err)
+{
+    struct txns *ts = a->ts;
+    append_apply(a, err);
+    if (ts != NULL)
+        held_retry(ts);
 }
 
 static void on_append_commit(void *ctx, int err)
@@ -718,6 +749,7 @@ static void on_tick(void *ctx)
     follow_leaders(ts);
     abort_check(ts);
     marks_tick(ts);
+    held_retry(ts); /* answers those held past TXN_HOLD_MS */
     broker_cluster_kick(ts->b);
 }
 
@@ -821,6 +853,7 @@ void txns_close(struct broker *b)
     loop_timer_stop(b->loop, &ts->tick_timer);
     for (uint32_t i = 0; i < ts->parked_count; i++)
         breq_abort(ts->parked[i]);
+    held_answer_all(ts, TXN_ERR_NOT_COORDINATOR);
     for (struct tappend *a = ts->inflight; a != NULL; a = a->next)
         a->ts = NULL;
     struct tmark *j = ts->marks;
@@ -990,6 +1023,72 @@ void txns_init_producer_id(struct breq *rq)
 
 /* ---- AddPartitionsToTxn, AddOffsetsToTxn -------------------------------------------------- */
 
+struct add_answer;
+static void add_try(struct breq *rq, struct add_answer *aa, struct txn_part *parts, size_t k,
+                    int64_t until_ms);
+static void offsets_try(struct breq *rq, struct kafka_add_offsets_to_txn_response *resp,
+                        int64_t until_ms);
+static void answer_add(struct breq *rq, void *resp, int16_t err, const struct txn_meta *m);
+static void answer_offsets(struct breq *rq, void *resp, int16_t err, const struct txn_meta *m);
+
+/* Holds a request answered err if the id is only busy completing: its change in flight or its
+ * markers being written (until_ms: -1 for a new hold). Whether it was held. */
+static bool hold(struct txns *ts, const struct txn_meta *m, int16_t err, struct breq *rq,
+                 void *resp, struct txn_part *parts, size_t part_count, int64_t until_ms)
+{
+    if (err != TXN_ERR_CONCURRENT_TRANSACTIONS || ts == NULL || m == NULL ||
+        ts->held_count >= TXN_HELD_MAX)
+        return false;
+    if (!m->pending && m->state != TXN_PREPARE_COMMIT && m->state != TXN_PREPARE_ABORT)
+        return false;
+    int64_t now = now_ms(ts);
+    if (until_ms < 0)
+        until_ms = now + TXN_HOLD_MS;
+    else if (now >= until_ms)
+        return false;
+    struct thold *h = xcalloc(1, sizeof(*h));
+    *h = (struct thold){.next = ts->held,
+                        .rq = rq,
+                        .resp = resp,
+                        .parts = parts,
+                        .part_count = part_count,
+                        .until_ms = until_ms};
+    ts->held = h;
+    ts->held_count++;
+    return true;
+}
+
+/* Tries every held request again (each is answered, appended or held anew). */
+static void held_retry(struct txns *ts)
+{
+    struct thold *h = ts->held;
+    ts->held = NULL;
+    ts->held_count = 0;
+    while (h != NULL) {
+        struct thold *next = h->next;
+        if (h->parts != NULL)
+            add_try(h->rq, h->resp, h->parts, h->part_count, h->until_ms);
+        else
+            offsets_try(h->rq, h->resp, h->until_ms);
+        free(h);
+        h = next;
+    }
+}
+
+static void held_answer_all(struct txns *ts, int16_t err)
+{
+    while (ts->held != NULL) {
+        struct thold *h = ts->held;
+        ts->held = h->next;
+        if (h->parts != NULL)
+            answer_add(h->rq, h->resp, err, NULL);
+        else
+            answer_offsets(h->rq, h->resp, err, NULL);
+        free(h);
+    }
+    ts->held_count = 0;
+}
+
 /* Every partition's error slot of a v0-v3 AddPartitionsToTxn answer. */
 struct add_answer {
     struct kafka_add_partitions_to_txn_response resp;
@@ -1005,6 +1104,28 @@ static void answer_add(struct breq *rq, void *resp, int16_t err, const struct tx
     for (size_t i = 0; i < aa->slot_count; i++)
         *aa->slots[i] = err;
     breq_respond(rq, &aa->resp);
+}
+
+/* Adds the partitions, or holds the request (until_ms: how long; -1: TXN_HOLD_MS from now). */
+static void add_try(struct breq *rq, struct add_answer *aa, struct txn_part *parts, size_t k,
+                    int64_t until_ms)
+{
+    const struct kafka_add_partitions_to_txn_request *req = rq->body;
+    struct txns *ts;
+    struct txn_meta *m;
+    int16_t err = coordinator_for(rq, sl(req->v3_and_below_transactional_id), &ts, &m);
+    struct txn_meta target;
+    bool append = false;
+    if (err == TXN_ERR_NONE)
+        err = txn_decide_add(m, req->v3_and_below_producer_id, req->v3_and_below_producer_epoch,
+                             parts, k, now_ms(ts), &target, &append);
+    if (hold(ts, m, err, rq, aa, parts, k, until_ms))
+        return;
+    if (err != TXN_ERR_NONE || !append) {
+        answer_add(rq, aa, err, NULL);
+        return;
+    }
+    txn_append(ts, m, &target, TK_ADD, rq, aa, answer_add);
 }
 
 void add_partitions_to_txn_handle(struct breq *rq)
@@ -1073,20 +1194,7 @@ void add_partitions_to_txn_handle(struct breq *rq)
         answer_add(rq, aa, TXN_ERR_OPERATION_NOT_ATTEMPTED, NULL);
         return;
     }
-    struct slice id = sl(req->v3_and_below_transactional_id);
-    struct txns *ts;
-    struct txn_meta *m;
-    int16_t err = coordinator_for(rq, id, &ts, &m);
-    struct txn_meta target;
-    bool append = false;
-    if (err == TXN_ERR_NONE)
-        err = txn_decide_add(m, req->v3_and_below_producer_id, req->v3_and_below_producer_epoch,
-                             parts, k, now_ms(ts), &target, &append);
-    if (err != TXN_ERR_NONE || !append) {
-        answer_add(rq, aa, err, NULL);
-        return;
-    }
-    txn_append(ts, m, &target, TK_ADD, rq, aa, answer_add);
+    add_try(rq, aa, parts, k, -1);
 }
 
 static void answer_offsets(struct breq *rq, void *resp, int16_t err, const struct txn_meta *m)
@@ -1097,15 +1205,11 @@ static void answer_offsets(struct breq *rq, void *resp, int16_t err, const struc
     breq_respond(rq, r);
 }
 
-void add_offsets_to_txn_handle(struct breq *rq)
+/* Adds the group's offsets partition, or holds the request (until_ms as add_try's). */
+static void offsets_try(struct breq *rq, struct kafka_add_offsets_to_txn_response *resp,
+                        int64_t until_ms)
 {
     const struct kafka_add_offsets_to_txn_request *req = rq->body;
-    struct kafka_add_offsets_to_txn_response *resp = arena_zalloc(&rq->arena, sizeof(*resp));
-    if (resp == NULL) {
-        breq_fail(rq, ERR_TOO_LARGE);
-        return;
-    }
-    kafka_add_offsets_to_txn_response_init(resp);
     struct txns *ts;
     struct txn_meta *m;
     int16_t err = coordinator_for(rq, sl(req->transactional_id), &ts, &m);
@@ -1126,11 +1230,24 @@ void add_offsets_to_txn_handle(struct breq *rq)
         err = txn_decide_add(m, req->producer_id, req->producer_epoch, &part, 1, now_ms(ts),
                              &target, &append);
     }
+    if (hold(ts, m, err, rq, resp, NULL, 0, until_ms))
+        return;
     if (err != TXN_ERR_NONE || !append) {
         answer_offsets(rq, resp, err, NULL);
         return;
     }
     txn_append(ts, m, &target, TK_ADD, rq, resp, answer_offsets);
+}
+
+void add_offsets_to_txn_handle(struct breq *rq)
+{
+    struct kafka_add_offsets_to_txn_response *resp = arena_zalloc(&rq->arena, sizeof(*resp));
+    if (resp == NULL) {
+        breq_fail(rq, ERR_TOO_LARGE);
+        return;
+    }
+    kafka_add_offsets_to_txn_response_init(resp);
+    offsets_try(rq, resp, -1);
 }
 
 /* ---- EndTxn ------------------------------------------------------------------------------- */

@@ -21,6 +21,7 @@ from helpers import wait_until
 TIMEOUT_S = 60
 API_FIND_COORDINATOR = 10
 API_INIT_PRODUCER_ID = 22
+API_ADD_PARTITIONS_TO_TXN = 24
 API_END_TXN = 26
 API_DESCRIBE_TRANSACTIONS = 65
 API_LIST_TRANSACTIONS = 66
@@ -194,6 +195,55 @@ def test_init_producer_id_bumps_epoch_and_refuses_long_timeout(broker):
     assert error == INVALID_TRANSACTION_TIMEOUT
     # EndTxn with no transaction going on.
     assert end_txn_v1(broker.port, "raw-a", pid, 2, True) == INVALID_TXN_STATE
+
+
+def add_partitions_v0(txn_id, pid, epoch, topic, correlation_id):
+    """The frame of an AddPartitionsToTxn v0 adding partition 0 of topic."""
+    body = (kw.string(txn_id) + kw.i64(pid) + kw.i16(epoch) + kw.i32(1) + kw.string(topic) +
+            kw.i32(1) + kw.i32(0))
+    return kw.frame(kw.header(API_ADD_PARTITIONS_TO_TXN, 0, correlation_id) + body)
+
+
+def add_partitions_v0_error(payload, correlation_id):
+    corr, _throttle, topics = struct.unpack(">iii", payload[:12])
+    assert (corr, topics) == (correlation_id, 1)
+    name_len = struct.unpack(">h", payload[12:14])[0]
+    count, _partition, error = struct.unpack(">iih", payload[14 + name_len:24 + name_len])
+    assert count == 1
+    return error
+
+
+def test_next_transaction_waits_for_the_markers_not_refused(broker, topic):
+    """A client begins its next transaction right after EndTxn is answered, while the markers
+    of the last one are still being written. The coordinator answered that AddPartitionsToTxn
+    CONCURRENT_TRANSACTIONS at once, and librdkafka waited 20 ms or more before asking again:
+    most of every short transaction's time (measured: 4,000 records/s at 100 records a
+    transaction on 3 nodes). It must hold the request until the transaction completes and then
+    add the partition. EndTxn and the next AddPartitionsToTxn go pipelined on one connection,
+    so the second arrives before the markers can be written."""
+    create_topic(broker.bootstrap, topic)
+    txn_id = "hold-" + topic
+    retry(lambda: find_coordinator_v1(broker.port, txn_id), "a transaction coordinator")
+    error, pid, epoch = retry(lambda: init_producer_id_v3(broker.port, txn_id, 60000),
+                              "InitProducerId")
+    assert error == NONE
+    for round_ in range(3):
+        kind, payload = kw.exchange(broker.port, add_partitions_v0(txn_id, pid, epoch, topic, 3))
+        assert kind == "response"
+        assert add_partitions_v0_error(payload, 3) == NONE
+        end = kw.frame(kw.header(API_END_TXN, 1, 4) + kw.string(txn_id) + kw.i64(pid) +
+                       kw.i16(epoch) + b"\x01")
+        s = kw.send(broker.port, end + add_partitions_v0(txn_id, pid, epoch, topic, 5))
+        try:
+            kind, payload = kw.receive(s)
+            assert kind == "response"
+            assert struct.unpack(">iih", payload[:10]) == (4, 0, NONE), "round %d" % round_
+            kind, payload = kw.receive(s)
+            assert kind == "response"
+            assert add_partitions_v0_error(payload, 5) == NONE, "round %d" % round_
+        finally:
+            s.close()
+        assert end_txn_v1(broker.port, txn_id, pid, epoch, False) == NONE
 
 
 def list_transactions_v0(port):
