@@ -880,79 +880,126 @@ static bool partition_exists(struct broker *b, struct proto_str topic, int32_t p
     return mt != NULL && (uint32_t)partition < mt->partition_count;
 }
 
+/* An OffsetCommit or TxnOffsetCommit on its way to the coordinator: the partitions that
+ * exist, each with the response error it decides. The two requests differ only in their types
+ * and in the coordinator's call. */
+struct commit_op {
+    struct gop *op;
+    struct gwait *w;
+    struct group_commit_part *parts;
+    int16_t *errors;
+    int16_t **slots;
+    size_t count;
+};
+
+/* Room for up to total partitions, answered with resp; false when the request's budget is
+ * spent (then nothing was sent to the coordinator). */
+static bool commit_begin(struct breq *rq, void *resp, size_t total, struct commit_op *c)
+{
+    *c = (struct commit_op){
+        .op = arena_zalloc(&rq->arena, sizeof(*c->op)),
+        .w = arena_zalloc(&rq->arena, sizeof(*c->w)),
+        .parts = arena_calloc(&rq->arena, total + 1, sizeof(*c->parts)),
+        .errors = arena_calloc(&rq->arena, total + 1, sizeof(*c->errors)),
+        .slots = arena_calloc(&rq->arena, total + 1, sizeof(*c->slots)),
+    };
+    if (c->op == NULL || c->w == NULL || c->parts == NULL || c->errors == NULL || c->slots == NULL)
+        return false;
+    c->op->rq = rq;
+    c->op->resp = resp;
+    c->op->pending = 1;
+    return true;
+}
+
+/* One partition of the request, whose answer goes to *error. */
+static void commit_add(struct commit_op *c, struct proto_str topic, int32_t partition,
+                       int64_t offset, int32_t leader_epoch, struct proto_str metadata,
+                       int16_t *error)
+{
+    if (!partition_exists(c->op->rq->b, topic, partition)) {
+        *error = KAFKA_UNKNOWN_TOPIC_OR_PARTITION;
+        return;
+    }
+    c->slots[c->count] = error;
+    c->parts[c->count++] = (struct group_commit_part){
+        .topic = sl(topic),
+        .partition = partition,
+        .offset = offset,
+        .leader_epoch = leader_epoch,
+        .metadata = sl(metadata),
+    };
+}
+
+/* Whether the coordinator is to see the commit; when not, the request is answered. Only the
+ * partitions that exist go to the coordinator; with none, Kafka answers without looking at the
+ * group at all. */
+static bool commit_ready(struct commit_op *c, const struct groups *gs)
+{
+    if (c->count > 0 && gs != NULL) {
+        c->w->op = c->op;
+        c->w->slots = c->slots;
+        c->w->slot_count = c->count;
+        return true;
+    }
+    for (size_t i = 0; i < c->count; i++)
+        *c->slots[i] = KAFKA_COORDINATOR_NOT_AVAILABLE;
+    gop_done(c->op);
+    return false;
+}
+
+/* After the coordinator's call: its errors go to the response, which is sent once the append
+ * (if one was queued) is done. */
+static void commit_end(struct commit_op *c, struct groups *gs, bool appended)
+{
+    for (size_t i = 0; i < c->count; i++)
+        *c->slots[i] = c->errors[i];
+    if (appended)
+        c->op->pending++;
+    drain(gs);
+    gop_done(c->op);
+}
+
 void offset_commit_handle(struct breq *rq)
 {
     const struct kafka_offset_commit_request *req = rq->body;
     struct groups *gs = groups_get(rq->b);
-    struct gop *op = arena_zalloc(&rq->arena, sizeof(*op));
     struct kafka_offset_commit_response *resp = arena_zalloc(&rq->arena, sizeof(*resp));
-    struct gwait *w = arena_zalloc(&rq->arena, sizeof(*w));
-    if (op == NULL || resp == NULL || w == NULL) {
-        breq_fail(rq, ERR_TOO_LARGE);
-        return;
-    }
-    kafka_offset_commit_response_init(resp);
-    op->rq = rq;
-    op->resp = resp;
-    op->pending = 1;
     size_t nt = req->topics.count, total = 0;
-    resp->topics.count = nt;
-    resp->topics.items = arena_calloc(&rq->arena, nt + 1, sizeof(*resp->topics.items));
     for (size_t t = 0; t < nt; t++)
         total += req->topics.items[t].partitions.count;
-    struct group_commit_part *parts = arena_calloc(&rq->arena, total + 1, sizeof(*parts));
-    int16_t *errors = arena_calloc(&rq->arena, total + 1, sizeof(*errors));
-    int16_t **slots = arena_calloc(&rq->arena, total + 1, sizeof(*slots));
-    bool fits = resp->topics.items != NULL && parts != NULL && errors != NULL && slots != NULL;
+    struct commit_op c;
+    bool fits = resp != NULL && commit_begin(rq, resp, total, &c);
+    if (fits) {
+        kafka_offset_commit_response_init(resp);
+        resp->topics.count = nt;
+        resp->topics.items = arena_calloc(&rq->arena, nt + 1, sizeof(*resp->topics.items));
+        fits = resp->topics.items != NULL;
+    }
     for (size_t t = 0; t < nt && fits; t++) {
-        size_t np = req->topics.items[t].partitions.count;
-        resp->topics.items[t].partitions.items =
-            arena_calloc(&rq->arena, np + 1, sizeof(*resp->topics.items[t].partitions.items));
-        fits = resp->topics.items[t].partitions.items != NULL;
-    }
-    if (!fits) {
-        breq_fail(rq, ERR_TOO_LARGE);
-        return;
-    }
-    size_t k = 0;
-    for (size_t t = 0; t < nt; t++) {
         const struct kafka_offset_commit_request_offset_commit_request_topic *it =
             &req->topics.items[t];
         struct kafka_offset_commit_response_offset_commit_response_topic *ot =
             &resp->topics.items[t];
         ot->name = it->name;
         ot->partitions.count = it->partitions.count;
-        for (size_t p = 0; p < it->partitions.count; p++) {
+        ot->partitions.items =
+            arena_calloc(&rq->arena, it->partitions.count + 1, sizeof(*ot->partitions.items));
+        fits = ot->partitions.items != NULL;
+        for (size_t p = 0; p < it->partitions.count && fits; p++) {
             const struct kafka_offset_commit_request_offset_commit_request_partition *ip =
                 &it->partitions.items[p];
             ot->partitions.items[p].partition_index = ip->partition_index;
-            if (!partition_exists(rq->b, it->name, ip->partition_index)) {
-                ot->partitions.items[p].error_code = KAFKA_UNKNOWN_TOPIC_OR_PARTITION;
-                continue;
-            }
-            slots[k] = &ot->partitions.items[p].error_code;
-            parts[k++] = (struct group_commit_part){
-                .topic = sl(it->name),
-                .partition = ip->partition_index,
-                .offset = ip->committed_offset,
-                .leader_epoch = ip->committed_leader_epoch,
-                .metadata = sl(ip->committed_metadata),
-            };
+            commit_add(&c, it->name, ip->partition_index, ip->committed_offset,
+                       ip->committed_leader_epoch, ip->committed_metadata,
+                       &ot->partitions.items[p].error_code);
         }
     }
-    /* Only the partitions that exist go to the coordinator; with none, Kafka answers without
-     * looking at the group at all. */
-    total = k;
-    if (total == 0) {
-        gop_done(op);
+    if (!fits) {
+        breq_fail(rq, ERR_TOO_LARGE);
         return;
     }
-    if (gs == NULL) {
-        for (size_t i = 0; i < total; i++)
-            *slots[i] = KAFKA_COORDINATOR_NOT_AVAILABLE;
-        gop_done(op);
+    if (!commit_ready(&c, gs))
         return;
-    }
     struct group_commit_req cr = {
         .group_id = sl(req->group_id),
         .member_id = sl(req->member_id),
@@ -960,17 +1007,9 @@ void offset_commit_handle(struct breq *rq)
         .generation = req->generation_id_or_member_epoch,
         .retention_ms = req->retention_time_ms,
     };
-    w->op = op;
-    w->slots = slots;
-    w->slot_count = total;
     bool appended = false;
-    group_offset_commit(&gs->coord, &cr, parts, total, errors, w, &appended, now_ms(gs));
-    for (size_t i = 0; i < total; i++)
-        *slots[i] = errors[i];
-    if (appended)
-        op->pending++;
-    drain(gs);
-    gop_done(op);
+    group_offset_commit(&gs->coord, &cr, c.parts, c.count, c.errors, c.w, &appended, now_ms(gs));
+    commit_end(&c, gs, appended);
 }
 
 /* ---- TxnOffsetCommit --------------------------------------------------------------------- */
@@ -979,73 +1018,43 @@ void txn_offset_commit_handle(struct breq *rq)
 {
     const struct kafka_txn_offset_commit_request *req = rq->body;
     struct groups *gs = groups_get(rq->b);
-    struct gop *op = arena_zalloc(&rq->arena, sizeof(*op));
     struct kafka_txn_offset_commit_response *resp = arena_zalloc(&rq->arena, sizeof(*resp));
-    struct gwait *w = arena_zalloc(&rq->arena, sizeof(*w));
-    if (op == NULL || resp == NULL || w == NULL) {
-        breq_fail(rq, ERR_TOO_LARGE);
-        return;
-    }
-    kafka_txn_offset_commit_response_init(resp);
-    op->rq = rq;
-    op->resp = resp;
-    op->pending = 1;
     size_t nt = req->topics.count, total = 0;
-    resp->topics.count = nt;
-    resp->topics.items = arena_calloc(&rq->arena, nt + 1, sizeof(*resp->topics.items));
     for (size_t t = 0; t < nt; t++)
         total += req->topics.items[t].partitions.count;
-    struct group_commit_part *parts = arena_calloc(&rq->arena, total + 1, sizeof(*parts));
-    int16_t *errors = arena_calloc(&rq->arena, total + 1, sizeof(*errors));
-    int16_t **slots = arena_calloc(&rq->arena, total + 1, sizeof(*slots));
-    bool fits = resp->topics.items != NULL && parts != NULL && errors != NULL && slots != NULL;
+    struct commit_op c;
+    bool fits = resp != NULL && commit_begin(rq, resp, total, &c);
+    if (fits) {
+        kafka_txn_offset_commit_response_init(resp);
+        resp->topics.count = nt;
+        resp->topics.items = arena_calloc(&rq->arena, nt + 1, sizeof(*resp->topics.items));
+        fits = resp->topics.items != NULL;
+    }
     for (size_t t = 0; t < nt && fits; t++) {
-        size_t np = req->topics.items[t].partitions.count;
-        resp->topics.items[t].partitions.items =
-            arena_calloc(&rq->arena, np + 1, sizeof(*resp->topics.items[t].partitions.items));
-        fits = resp->topics.items[t].partitions.items != NULL;
-    }
-    if (!fits) {
-        breq_fail(rq, ERR_TOO_LARGE);
-        return;
-    }
-    size_t k = 0;
-    for (size_t t = 0; t < nt; t++) {
         const struct kafka_txn_offset_commit_request_txn_offset_commit_request_topic *it =
             &req->topics.items[t];
         struct kafka_txn_offset_commit_response_txn_offset_commit_response_topic *ot =
             &resp->topics.items[t];
         ot->name = it->name;
         ot->partitions.count = it->partitions.count;
-        for (size_t p = 0; p < it->partitions.count; p++) {
+        ot->partitions.items =
+            arena_calloc(&rq->arena, it->partitions.count + 1, sizeof(*ot->partitions.items));
+        fits = ot->partitions.items != NULL;
+        for (size_t p = 0; p < it->partitions.count && fits; p++) {
             const struct kafka_txn_offset_commit_request_txn_offset_commit_request_partition *ip =
                 &it->partitions.items[p];
             ot->partitions.items[p].partition_index = ip->partition_index;
-            if (!partition_exists(rq->b, it->name, ip->partition_index)) {
-                ot->partitions.items[p].error_code = KAFKA_UNKNOWN_TOPIC_OR_PARTITION;
-                continue;
-            }
-            slots[k] = &ot->partitions.items[p].error_code;
-            parts[k++] = (struct group_commit_part){
-                .topic = sl(it->name),
-                .partition = ip->partition_index,
-                .offset = ip->committed_offset,
-                .leader_epoch = ip->committed_leader_epoch,
-                .metadata = sl(ip->committed_metadata),
-            };
+            commit_add(&c, it->name, ip->partition_index, ip->committed_offset,
+                       ip->committed_leader_epoch, ip->committed_metadata,
+                       &ot->partitions.items[p].error_code);
         }
     }
-    total = k;
-    if (total == 0) {
-        gop_done(op);
+    if (!fits) {
+        breq_fail(rq, ERR_TOO_LARGE);
         return;
     }
-    if (gs == NULL) {
-        for (size_t i = 0; i < total; i++)
-            *slots[i] = KAFKA_COORDINATOR_NOT_AVAILABLE;
-        gop_done(op);
+    if (!commit_ready(&c, gs))
         return;
-    }
     struct group_txn_commit_req cr = {
         .group_id = sl(req->group_id),
         .member_id = sl(req->member_id),
@@ -1054,17 +1063,10 @@ void txn_offset_commit_handle(struct breq *rq)
         .producer_id = req->producer_id,
         .producer_epoch = req->producer_epoch,
     };
-    w->op = op;
-    w->slots = slots;
-    w->slot_count = total;
     bool appended = false;
-    group_txn_offset_commit(&gs->coord, &cr, parts, total, errors, w, &appended, now_ms(gs));
-    for (size_t i = 0; i < total; i++)
-        *slots[i] = errors[i];
-    if (appended)
-        op->pending++;
-    drain(gs);
-    gop_done(op);
+    group_txn_offset_commit(&gs->coord, &cr, c.parts, c.count, c.errors, c.w, &appended,
+                            now_ms(gs));
+    commit_end(&c, gs, appended);
 }
 
 void groups_txn_marker(struct broker *b, int32_t partition, int64_t producer_id, bool commit)
