@@ -17,11 +17,12 @@
  * Invariants: every JoinGroup and SyncGroup given to the coordinator is answered exactly once
  * through its effect; a request waiting for an append is answered only after the append is
  * committed (or failed), so an acknowledged commit is durable. Loading reads each partition from
- * its log start to its high watermark, GROUP_LOAD_CHUNK_BYTES at a time, on the loop; requests
- * for a partition not loaded yet get COORDINATOR_LOAD_IN_PROGRESS. A partition is served only
- * once all of it was read and applied: a read that fails keeps it loading and is retried (the
- * error logged once), and stored data that cannot be applied fails the partition for good
- * (UNKNOWN_SERVER_ERROR, logged with its offset), never leaving part of it served.
+ * its log start to its high watermark with the loader txns.c uses too (coord_load.h), one chunk
+ * of every loading partition per turn of the loop; requests for a partition not loaded yet get
+ * COORDINATOR_LOAD_IN_PROGRESS. A partition is served only once all of it was read and applied:
+ * a read that fails keeps it loading and is retried (the error logged once), and stored data
+ * that cannot be applied fails the partition for good (UNKNOWN_SERVER_ERROR, logged with its
+ * offset), never leaving part of it served.
  *
  * It must never trust a request: the coordinator validates what it keeps, and this file only
  * copies, bounded by the request's arena.
@@ -31,11 +32,10 @@
 #include "base/error.h"
 #include "base/limits.h"
 #include "broker/broker_internal.h"
+#include "broker/coord_load.h"
 #include "group/group.h"
-#include "io/io.h"
 #include "log/batch.h"
 
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -55,11 +55,9 @@ struct groups {
     /* FindCoordinator requests waiting for that creation (answered again once it is done). */
     struct breq *parked[GROUP_PARKED_FIND_MAX];
     uint32_t parked_count;
+    struct coord_loader loader;
     struct gload {
-        int64_t next;         /* the next offset to load, -1 once loaded (or failed) */
-        int64_t retry_ms;     /* after a read error: not read again before this time */
-        int err;              /* the read error last logged, 0 when none */
-        int64_t err_offset;   /* where it happened */
+        struct coord_load load;
         bool owned;           /* led here: loading or loaded (see follow_leaders) */
     } * loads;                /* per partition */
     bool followed;            /* follow_leaders ran since topic_ready */
@@ -317,79 +315,10 @@ static void drain(struct groups *gs)
 
 /* ---- loading ----------------------------------------------------------------------------- */
 
-enum load_result {
-    LOAD_DONE,   /* the partition is loaded up to its high watermark */
-    LOAD_MORE,   /* a chunk was applied and more remains */
-    LOAD_RETRY,  /* the log could not be read now: read again after GROUP_LOAD_RETRY_MS */
-    LOAD_FAILED, /* what is stored cannot be applied: the partition is not served */
-};
-
-/* Logs a read error once per partition and offset, not on every retry. */
-static void load_read_error(struct groups *gs, uint32_t p, int64_t offset, int err,
-                            const char *what)
+static int load_apply(void *ctx, uint32_t p, const uint8_t *bytes, size_t len, int64_t first_offset,
+                      int64_t *bad_offset)
 {
-    struct gload *l = &gs->loads[p];
-    l->retry_ms = now_ms(gs) + GROUP_LOAD_RETRY_MS;
-    if (l->err == err && l->err_offset == offset)
-        return;
-    l->err = err;
-    l->err_offset = offset;
-    fprintf(stderr,
-            "chronik: cannot load groups from %s-%u at offset %lld: %s (%s); its groups answer "
-            "COORDINATOR_LOAD_IN_PROGRESS, retrying every %u ms\n",
-            OFFSETS_TOPIC, p, (long long)offset, what, err_str(err), GROUP_LOAD_RETRY_MS);
-}
-
-/* Reads and applies one chunk of partition p. */
-static enum load_result load_step(struct groups *gs, uint32_t p)
-{
-    struct gload *l = &gs->loads[p];
-    struct replica *r = broker_replica(gs->b, OFFSETS_TOPIC, strlen(OFFSETS_TOPIC), (int32_t)p);
-    if (r == NULL || replica_error(r) != 0) {
-        load_read_error(gs, p, l->next, r == NULL ? ERR_CLOSED : replica_error(r),
-                        "the partition is not available");
-        return LOAD_RETRY;
-    }
-    int64_t from = MAX(l->next, replica_log_start_offset(r));
-    if (from >= replica_high_watermark(r))
-        return LOAD_DONE;
-    struct log_read rd;
-    int rc = replica_read(r, from, GROUP_LOAD_CHUNK_BYTES, &rd);
-    if (rc == 0 && rd.file == NULL)
-        rc = ERR_INCOMPLETE; /* below the high watermark the log must have batches */
-    if (rc < 0) {
-        load_read_error(gs, p, from, rc, "read failed");
-        return LOAD_RETRY;
-    }
-    uint8_t *bytes = xmalloc(rd.bytes + 1);
-    ssize_t n = io_pread(log_file_io(rd.file), bytes, rd.bytes, rd.position);
-    int64_t first = rd.first_offset, next = rd.next_offset;
-    uint64_t want = rd.bytes;
-    log_read_release(&rd);
-    enum load_result res = LOAD_MORE;
-    /* Nothing of a chunk is applied unless all of it was read. */
-    if (n < 0 || (uint64_t)n != want) {
-        load_read_error(gs, p, from, n < 0 ? (int)n : ERR_INCOMPLETE,
-                        n < 0 ? "read failed" : "short read");
-        res = LOAD_RETRY;
-    } else {
-        int64_t bad = -1;
-        rc = group_coord_load_batches(&gs->coord, p, bytes, want, first, &bad);
-        if (rc < 0) {
-            fprintf(stderr,
-                    "chronik: cannot load groups from %s-%u: the record at offset %lld is not "
-                    "valid (%s); the partition's groups answer UNKNOWN_SERVER_ERROR until it is "
-                    "repaired and the broker restarted\n",
-                    OFFSETS_TOPIC, p, (long long)bad, err_str(rc));
-            res = LOAD_FAILED;
-        } else {
-            l->next = next;
-            l->err = 0;
-            res = next >= replica_high_watermark(r) ? LOAD_DONE : LOAD_MORE;
-        }
-    }
-    free(bytes);
-    return res;
+    return group_coord_load_batches(ctx, p, bytes, len, first_offset, bad_offset);
 }
 
 /* One chunk of every partition still loading (those waiting to retry a read only once their
@@ -400,26 +329,24 @@ static bool load_all_step(struct groups *gs)
     int64_t now = now_ms(gs);
     gs->loads_retrying = false;
     for (uint32_t p = 0; p < gs->coord.cfg.partition_count; p++) {
-        struct gload *l = &gs->loads[p];
+        struct coord_load *l = &gs->loads[p].load;
         if (l->next < 0)
             continue;
         if (now < l->retry_ms) {
             gs->loads_retrying = true;
             continue;
         }
-        switch (load_step(gs, p)) {
-        case LOAD_DONE:
-            l->next = -1;
+        switch (coord_load_step(&gs->loader, l, p, now)) {
+        case COORD_LOAD_DONE:
             group_coord_load_done(&gs->coord, p, now);
             break;
-        case LOAD_MORE:
+        case COORD_LOAD_MORE:
             more = true;
             break;
-        case LOAD_RETRY:
+        case COORD_LOAD_RETRY:
             gs->loads_retrying = true;
             break;
-        case LOAD_FAILED:
-            l->next = -1;
+        case COORD_LOAD_FAILED:
             group_coord_load_failed(&gs->coord, p);
             break;
         }
@@ -474,12 +401,13 @@ static void follow_leaders(struct groups *gs)
         struct gload *ld = &gs->loads[p];
         if (here == ld->owned)
             continue;
+        ld->owned = here;
         if (here) {
-            *ld = (struct gload){.next = 0, .owned = true};
+            coord_load_begin(&ld->load);
             group_coord_load_begin(&gs->coord, p);
             started = true;
         } else {
-            *ld = (struct gload){.next = -1, .owned = false};
+            coord_load_stop(&ld->load);
             group_coord_unload(&gs->coord, p);
         }
     }
@@ -551,7 +479,7 @@ static bool groups_topic(struct groups *gs)
     uint32_t n = gs->coord.cfg.partition_count;
     gs->loads = xcalloc(n, sizeof(*gs->loads));
     for (uint32_t p = 0; p < n; p++)
-        gs->loads[p].next = -1; /* not owned until follow_leaders finds it led here */
+        coord_load_stop(&gs->loads[p].load); /* not owned until follow_leaders finds it led */
     gs->topic_ready = true;
     gs->followed = false;
     follow_leaders(gs);
@@ -573,6 +501,15 @@ int groups_open(struct broker *b)
     group_coord_init(&gs->coord, &cfg);
     loop_timer_init(&gs->tick_timer, on_tick, gs);
     loop_timer_init(&gs->load_timer, on_load_timer, gs);
+    gs->loader = (struct coord_loader){
+        .b = b,
+        .topic = OFFSETS_TOPIC,
+        .what = "groups",
+        .holders = "groups",
+        .apply = load_apply,
+        .ctx = &gs->coord,
+        .unavailable_retry_ms = GROUP_LOAD_RETRY_MS,
+    };
     /* The tick timer stays active from here to groups_close (arm_tick relies on it). */
     int rc = loop_timer_start(b->loop, &gs->tick_timer, GROUP_TICK_MS, GROUP_TICK_MS);
     if (rc < 0) {
