@@ -1,5 +1,5 @@
 /*
- * The trace ring and the node clocks of the whole-cluster simulator (sim_trace.h).
+ * The trace ring and the node clocks of the simulators (sim_trace.h).
  */
 #include "sim/sim_trace.h"
 

@@ -1,7 +1,8 @@
 /*
- * What the whole-cluster simulator's two stages share (cluster_sim.c over replicas, broker_sim.c
- * over whole brokers): the ring of a run's last trace lines and its first failure, and a node's
- * clock, the run's simulated clock moved by the jumps the faults give that node.
+ * What the simulators share (sim.c, the Raft core's; cluster_sim.c over replicas; broker_sim.c
+ * over whole brokers): the ring of a run's last trace lines and its first failure, and, for the
+ * last two, a node's clock: the run's simulated clock moved by the jumps the faults give that
+ * node.
  *
  * A struct sim_trace belongs to one run; it holds the last SIM_TRACE_RING lines (each cut at
  * SIM_TRACE_BYTES); a run keeps only its first failure's reason.
