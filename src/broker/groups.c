@@ -17,11 +17,12 @@
  * Invariants: every JoinGroup and SyncGroup given to the coordinator is answered exactly once
  * through its effect; a request waiting for an append is answered only after the append is
  * committed (or failed), so an acknowledged commit is durable. Loading reads each partition from
- * its log start to its high watermark, GROUP_LOAD_CHUNK_BYTES at a time, on the loop; requests
- * for a partition not loaded yet get COORDINATOR_LOAD_IN_PROGRESS. A partition is served only
- * once all of it was read and applied: a read that fails keeps it loading and is retried (the
- * error logged once), and stored data that cannot be applied fails the partition for good
- * (UNKNOWN_SERVER_ERROR, logged with its offset), never leaving part of it served.
+ * its log start to its high watermark with the loader txns.c uses too (coord_load.h), one chunk
+ * of every loading partition per turn of the loop; requests for a partition not loaded yet get
+ * COORDINATOR_LOAD_IN_PROGRESS. A partition is served only once all of it was read and applied:
+ * a read that fails keeps it loading and is retried (the error logged once), and stored data
+ * that cannot be applied fails the partition for good (UNKNOWN_SERVER_ERROR, logged with its
+ * offset), never leaving part of it served.
  *
  * It must never trust a request: the coordinator validates what it keeps, and this file only
  * copies, bounded by the request's arena.
@@ -31,11 +32,10 @@
 #include "base/error.h"
 #include "base/limits.h"
 #include "broker/broker_internal.h"
+#include "broker/coord_load.h"
 #include "group/group.h"
-#include "io/io.h"
 #include "log/batch.h"
 
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -55,11 +55,9 @@ struct groups {
     /* FindCoordinator requests waiting for that creation (answered again once it is done). */
     struct breq *parked[GROUP_PARKED_FIND_MAX];
     uint32_t parked_count;
+    struct coord_loader loader;
     struct gload {
-        int64_t next;         /* the next offset to load, -1 once loaded (or failed) */
-        int64_t retry_ms;     /* after a read error: not read again before this time */
-        int err;              /* the read error last logged, 0 when none */
-        int64_t err_offset;   /* where it happened */
+        struct coord_load load;
         bool owned;           /* led here: loading or loaded (see follow_leaders) */
     } * loads;                /* per partition */
     bool followed;            /* follow_leaders ran since topic_ready */
@@ -317,79 +315,10 @@ static void drain(struct groups *gs)
 
 /* ---- loading ----------------------------------------------------------------------------- */
 
-enum load_result {
-    LOAD_DONE,   /* the partition is loaded up to its high watermark */
-    LOAD_MORE,   /* a chunk was applied and more remains */
-    LOAD_RETRY,  /* the log could not be read now: read again after GROUP_LOAD_RETRY_MS */
-    LOAD_FAILED, /* what is stored cannot be applied: the partition is not served */
-};
-
-/* Logs a read error once per partition and offset, not on every retry. */
-static void load_read_error(struct groups *gs, uint32_t p, int64_t offset, int err,
-                            const char *what)
+static int load_apply(void *ctx, uint32_t p, const uint8_t *bytes, size_t len, int64_t first_offset,
+                      int64_t *bad_offset)
 {
-    struct gload *l = &gs->loads[p];
-    l->retry_ms = now_ms(gs) + GROUP_LOAD_RETRY_MS;
-    if (l->err == err && l->err_offset == offset)
-        return;
-    l->err = err;
-    l->err_offset = offset;
-    fprintf(stderr,
-            "chronik: cannot load groups from %s-%u at offset %lld: %s (%s); its groups answer "
-            "COORDINATOR_LOAD_IN_PROGRESS, retrying every %u ms\n",
-            OFFSETS_TOPIC, p, (long long)offset, what, err_str(err), GROUP_LOAD_RETRY_MS);
-}
-
-/* Reads and applies one chunk of partition p. */
-static enum load_result load_step(struct groups *gs, uint32_t p)
-{
-    struct gload *l = &gs->loads[p];
-    struct replica *r = broker_replica(gs->b, OFFSETS_TOPIC, strlen(OFFSETS_TOPIC), (int32_t)p);
-    if (r == NULL || replica_error(r) != 0) {
-        load_read_error(gs, p, l->next, r == NULL ? ERR_CLOSED : replica_error(r),
-                        "the partition is not available");
-        return LOAD_RETRY;
-    }
-    int64_t from = MAX(l->next, replica_log_start_offset(r));
-    if (from >= replica_high_watermark(r))
-        return LOAD_DONE;
-    struct log_read rd;
-    int rc = replica_read(r, from, GROUP_LOAD_CHUNK_BYTES, &rd);
-    if (rc == 0 && rd.file == NULL)
-        rc = ERR_INCOMPLETE; /* below the high watermark the log must have batches */
-    if (rc < 0) {
-        load_read_error(gs, p, from, rc, "read failed");
-        return LOAD_RETRY;
-    }
-    uint8_t *bytes = xmalloc(rd.bytes + 1);
-    ssize_t n = io_pread(log_file_io(rd.file), bytes, rd.bytes, rd.position);
-    int64_t first = rd.first_offset, next = rd.next_offset;
-    uint64_t want = rd.bytes;
-    log_read_release(&rd);
-    enum load_result res = LOAD_MORE;
-    /* Nothing of a chunk is applied unless all of it was read. */
-    if (n < 0 || (uint64_t)n != want) {
-        load_read_error(gs, p, from, n < 0 ? (int)n : ERR_INCOMPLETE,
-                        n < 0 ? "read failed" : "short read");
-        res = LOAD_RETRY;
-    } else {
-        int64_t bad = -1;
-        rc = group_coord_load_batches(&gs->coord, p, bytes, want, first, &bad);
-        if (rc < 0) {
-            fprintf(stderr,
-                    "chronik: cannot load groups from %s-%u: the record at offset %lld is not "
-                    "valid (%s); the partition's groups answer UNKNOWN_SERVER_ERROR until it is "
-                    "repaired and the broker restarted\n",
-                    OFFSETS_TOPIC, p, (long long)bad, err_str(rc));
-            res = LOAD_FAILED;
-        } else {
-            l->next = next;
-            l->err = 0;
-            res = next >= replica_high_watermark(r) ? LOAD_DONE : LOAD_MORE;
-        }
-    }
-    free(bytes);
-    return res;
+    return group_coord_load_batches(ctx, p, bytes, len, first_offset, bad_offset);
 }
 
 /* One chunk of every partition still loading (those waiting to retry a read only once their
@@ -400,26 +329,24 @@ static bool load_all_step(struct groups *gs)
     int64_t now = now_ms(gs);
     gs->loads_retrying = false;
     for (uint32_t p = 0; p < gs->coord.cfg.partition_count; p++) {
-        struct gload *l = &gs->loads[p];
+        struct coord_load *l = &gs->loads[p].load;
         if (l->next < 0)
             continue;
         if (now < l->retry_ms) {
             gs->loads_retrying = true;
             continue;
         }
-        switch (load_step(gs, p)) {
-        case LOAD_DONE:
-            l->next = -1;
+        switch (coord_load_step(&gs->loader, l, p, now)) {
+        case COORD_LOAD_DONE:
             group_coord_load_done(&gs->coord, p, now);
             break;
-        case LOAD_MORE:
+        case COORD_LOAD_MORE:
             more = true;
             break;
-        case LOAD_RETRY:
+        case COORD_LOAD_RETRY:
             gs->loads_retrying = true;
             break;
-        case LOAD_FAILED:
-            l->next = -1;
+        case COORD_LOAD_FAILED:
             group_coord_load_failed(&gs->coord, p);
             break;
         }
@@ -474,12 +401,13 @@ static void follow_leaders(struct groups *gs)
         struct gload *ld = &gs->loads[p];
         if (here == ld->owned)
             continue;
+        ld->owned = here;
         if (here) {
-            *ld = (struct gload){.next = 0, .owned = true};
+            coord_load_begin(&ld->load);
             group_coord_load_begin(&gs->coord, p);
             started = true;
         } else {
-            *ld = (struct gload){.next = -1, .owned = false};
+            coord_load_stop(&ld->load);
             group_coord_unload(&gs->coord, p);
         }
     }
@@ -551,7 +479,7 @@ static bool groups_topic(struct groups *gs)
     uint32_t n = gs->coord.cfg.partition_count;
     gs->loads = xcalloc(n, sizeof(*gs->loads));
     for (uint32_t p = 0; p < n; p++)
-        gs->loads[p].next = -1; /* not owned until follow_leaders finds it led here */
+        coord_load_stop(&gs->loads[p].load); /* not owned until follow_leaders finds it led */
     gs->topic_ready = true;
     gs->followed = false;
     follow_leaders(gs);
@@ -573,6 +501,15 @@ int groups_open(struct broker *b)
     group_coord_init(&gs->coord, &cfg);
     loop_timer_init(&gs->tick_timer, on_tick, gs);
     loop_timer_init(&gs->load_timer, on_load_timer, gs);
+    gs->loader = (struct coord_loader){
+        .b = b,
+        .topic = OFFSETS_TOPIC,
+        .what = "groups",
+        .holders = "groups",
+        .apply = load_apply,
+        .ctx = &gs->coord,
+        .unavailable_retry_ms = GROUP_LOAD_RETRY_MS,
+    };
     /* The tick timer stays active from here to groups_close (arm_tick relies on it). */
     int rc = loop_timer_start(b->loop, &gs->tick_timer, GROUP_TICK_MS, GROUP_TICK_MS);
     if (rc < 0) {
@@ -880,79 +817,126 @@ static bool partition_exists(struct broker *b, struct proto_str topic, int32_t p
     return mt != NULL && (uint32_t)partition < mt->partition_count;
 }
 
+/* An OffsetCommit or TxnOffsetCommit on its way to the coordinator: the partitions that
+ * exist, each with the response error it decides. The two requests differ only in their types
+ * and in the coordinator's call. */
+struct commit_op {
+    struct gop *op;
+    struct gwait *w;
+    struct group_commit_part *parts;
+    int16_t *errors;
+    int16_t **slots;
+    size_t count;
+};
+
+/* Room for up to total partitions, answered with resp; false when the request's budget is
+ * spent (then nothing was sent to the coordinator). */
+static bool commit_begin(struct breq *rq, void *resp, size_t total, struct commit_op *c)
+{
+    *c = (struct commit_op){
+        .op = arena_zalloc(&rq->arena, sizeof(*c->op)),
+        .w = arena_zalloc(&rq->arena, sizeof(*c->w)),
+        .parts = arena_calloc(&rq->arena, total + 1, sizeof(*c->parts)),
+        .errors = arena_calloc(&rq->arena, total + 1, sizeof(*c->errors)),
+        .slots = arena_calloc(&rq->arena, total + 1, sizeof(*c->slots)),
+    };
+    if (c->op == NULL || c->w == NULL || c->parts == NULL || c->errors == NULL || c->slots == NULL)
+        return false;
+    c->op->rq = rq;
+    c->op->resp = resp;
+    c->op->pending = 1;
+    return true;
+}
+
+/* One partition of the request, whose answer goes to *error. */
+static void commit_add(struct commit_op *c, struct proto_str topic, int32_t partition,
+                       int64_t offset, int32_t leader_epoch, struct proto_str metadata,
+                       int16_t *error)
+{
+    if (!partition_exists(c->op->rq->b, topic, partition)) {
+        *error = KAFKA_UNKNOWN_TOPIC_OR_PARTITION;
+        return;
+    }
+    c->slots[c->count] = error;
+    c->parts[c->count++] = (struct group_commit_part){
+        .topic = sl(topic),
+        .partition = partition,
+        .offset = offset,
+        .leader_epoch = leader_epoch,
+        .metadata = sl(metadata),
+    };
+}
+
+/* Whether the coordinator is to see the commit; when not, the request is answered. Only the
+ * partitions that exist go to the coordinator; with none, Kafka answers without looking at the
+ * group at all. */
+static bool commit_ready(struct commit_op *c, const struct groups *gs)
+{
+    if (c->count > 0 && gs != NULL) {
+        c->w->op = c->op;
+        c->w->slots = c->slots;
+        c->w->slot_count = c->count;
+        return true;
+    }
+    for (size_t i = 0; i < c->count; i++)
+        *c->slots[i] = KAFKA_COORDINATOR_NOT_AVAILABLE;
+    gop_done(c->op);
+    return false;
+}
+
+/* After the coordinator's call: its errors go to the response, which is sent once the append
+ * (if one was queued) is done. */
+static void commit_end(struct commit_op *c, struct groups *gs, bool appended)
+{
+    for (size_t i = 0; i < c->count; i++)
+        *c->slots[i] = c->errors[i];
+    if (appended)
+        c->op->pending++;
+    drain(gs);
+    gop_done(c->op);
+}
+
 void offset_commit_handle(struct breq *rq)
 {
     const struct kafka_offset_commit_request *req = rq->body;
     struct groups *gs = groups_get(rq->b);
-    struct gop *op = arena_zalloc(&rq->arena, sizeof(*op));
     struct kafka_offset_commit_response *resp = arena_zalloc(&rq->arena, sizeof(*resp));
-    struct gwait *w = arena_zalloc(&rq->arena, sizeof(*w));
-    if (op == NULL || resp == NULL || w == NULL) {
-        breq_fail(rq, ERR_TOO_LARGE);
-        return;
-    }
-    kafka_offset_commit_response_init(resp);
-    op->rq = rq;
-    op->resp = resp;
-    op->pending = 1;
     size_t nt = req->topics.count, total = 0;
-    resp->topics.count = nt;
-    resp->topics.items = arena_calloc(&rq->arena, nt + 1, sizeof(*resp->topics.items));
     for (size_t t = 0; t < nt; t++)
         total += req->topics.items[t].partitions.count;
-    struct group_commit_part *parts = arena_calloc(&rq->arena, total + 1, sizeof(*parts));
-    int16_t *errors = arena_calloc(&rq->arena, total + 1, sizeof(*errors));
-    int16_t **slots = arena_calloc(&rq->arena, total + 1, sizeof(*slots));
-    bool fits = resp->topics.items != NULL && parts != NULL && errors != NULL && slots != NULL;
+    struct commit_op c;
+    bool fits = resp != NULL && commit_begin(rq, resp, total, &c);
+    if (fits) {
+        kafka_offset_commit_response_init(resp);
+        resp->topics.count = nt;
+        resp->topics.items = arena_calloc(&rq->arena, nt + 1, sizeof(*resp->topics.items));
+        fits = resp->topics.items != NULL;
+    }
     for (size_t t = 0; t < nt && fits; t++) {
-        size_t np = req->topics.items[t].partitions.count;
-        resp->topics.items[t].partitions.items =
-            arena_calloc(&rq->arena, np + 1, sizeof(*resp->topics.items[t].partitions.items));
-        fits = resp->topics.items[t].partitions.items != NULL;
-    }
-    if (!fits) {
-        breq_fail(rq, ERR_TOO_LARGE);
-        return;
-    }
-    size_t k = 0;
-    for (size_t t = 0; t < nt; t++) {
         const struct kafka_offset_commit_request_offset_commit_request_topic *it =
             &req->topics.items[t];
         struct kafka_offset_commit_response_offset_commit_response_topic *ot =
             &resp->topics.items[t];
         ot->name = it->name;
         ot->partitions.count = it->partitions.count;
-        for (size_t p = 0; p < it->partitions.count; p++) {
+        ot->partitions.items =
+            arena_calloc(&rq->arena, it->partitions.count + 1, sizeof(*ot->partitions.items));
+        fits = ot->partitions.items != NULL;
+        for (size_t p = 0; p < it->partitions.count && fits; p++) {
             const struct kafka_offset_commit_request_offset_commit_request_partition *ip =
                 &it->partitions.items[p];
             ot->partitions.items[p].partition_index = ip->partition_index;
-            if (!partition_exists(rq->b, it->name, ip->partition_index)) {
-                ot->partitions.items[p].error_code = KAFKA_UNKNOWN_TOPIC_OR_PARTITION;
-                continue;
-            }
-            slots[k] = &ot->partitions.items[p].error_code;
-            parts[k++] = (struct group_commit_part){
-                .topic = sl(it->name),
-                .partition = ip->partition_index,
-                .offset = ip->committed_offset,
-                .leader_epoch = ip->committed_leader_epoch,
-                .metadata = sl(ip->committed_metadata),
-            };
+            commit_add(&c, it->name, ip->partition_index, ip->committed_offset,
+                       ip->committed_leader_epoch, ip->committed_metadata,
+                       &ot->partitions.items[p].error_code);
         }
     }
-    /* Only the partitions that exist go to the coordinator; with none, Kafka answers without
-     * looking at the group at all. */
-    total = k;
-    if (total == 0) {
-        gop_done(op);
+    if (!fits) {
+        breq_fail(rq, ERR_TOO_LARGE);
         return;
     }
-    if (gs == NULL) {
-        for (size_t i = 0; i < total; i++)
-            *slots[i] = KAFKA_COORDINATOR_NOT_AVAILABLE;
-        gop_done(op);
+    if (!commit_ready(&c, gs))
         return;
-    }
     struct group_commit_req cr = {
         .group_id = sl(req->group_id),
         .member_id = sl(req->member_id),
@@ -960,17 +944,9 @@ void offset_commit_handle(struct breq *rq)
         .generation = req->generation_id_or_member_epoch,
         .retention_ms = req->retention_time_ms,
     };
-    w->op = op;
-    w->slots = slots;
-    w->slot_count = total;
     bool appended = false;
-    group_offset_commit(&gs->coord, &cr, parts, total, errors, w, &appended, now_ms(gs));
-    for (size_t i = 0; i < total; i++)
-        *slots[i] = errors[i];
-    if (appended)
-        op->pending++;
-    drain(gs);
-    gop_done(op);
+    group_offset_commit(&gs->coord, &cr, c.parts, c.count, c.errors, c.w, &appended, now_ms(gs));
+    commit_end(&c, gs, appended);
 }
 
 /* ---- TxnOffsetCommit --------------------------------------------------------------------- */
@@ -979,73 +955,43 @@ void txn_offset_commit_handle(struct breq *rq)
 {
     const struct kafka_txn_offset_commit_request *req = rq->body;
     struct groups *gs = groups_get(rq->b);
-    struct gop *op = arena_zalloc(&rq->arena, sizeof(*op));
     struct kafka_txn_offset_commit_response *resp = arena_zalloc(&rq->arena, sizeof(*resp));
-    struct gwait *w = arena_zalloc(&rq->arena, sizeof(*w));
-    if (op == NULL || resp == NULL || w == NULL) {
-        breq_fail(rq, ERR_TOO_LARGE);
-        return;
-    }
-    kafka_txn_offset_commit_response_init(resp);
-    op->rq = rq;
-    op->resp = resp;
-    op->pending = 1;
     size_t nt = req->topics.count, total = 0;
-    resp->topics.count = nt;
-    resp->topics.items = arena_calloc(&rq->arena, nt + 1, sizeof(*resp->topics.items));
     for (size_t t = 0; t < nt; t++)
         total += req->topics.items[t].partitions.count;
-    struct group_commit_part *parts = arena_calloc(&rq->arena, total + 1, sizeof(*parts));
-    int16_t *errors = arena_calloc(&rq->arena, total + 1, sizeof(*errors));
-    int16_t **slots = arena_calloc(&rq->arena, total + 1, sizeof(*slots));
-    bool fits = resp->topics.items != NULL && parts != NULL && errors != NULL && slots != NULL;
+    struct commit_op c;
+    bool fits = resp != NULL && commit_begin(rq, resp, total, &c);
+    if (fits) {
+        kafka_txn_offset_commit_response_init(resp);
+        resp->topics.count = nt;
+        resp->topics.items = arena_calloc(&rq->arena, nt + 1, sizeof(*resp->topics.items));
+        fits = resp->topics.items != NULL;
+    }
     for (size_t t = 0; t < nt && fits; t++) {
-        size_t np = req->topics.items[t].partitions.count;
-        resp->topics.items[t].partitions.items =
-            arena_calloc(&rq->arena, np + 1, sizeof(*resp->topics.items[t].partitions.items));
-        fits = resp->topics.items[t].partitions.items != NULL;
-    }
-    if (!fits) {
-        breq_fail(rq, ERR_TOO_LARGE);
-        return;
-    }
-    size_t k = 0;
-    for (size_t t = 0; t < nt; t++) {
         const struct kafka_txn_offset_commit_request_txn_offset_commit_request_topic *it =
             &req->topics.items[t];
         struct kafka_txn_offset_commit_response_txn_offset_commit_response_topic *ot =
             &resp->topics.items[t];
         ot->name = it->name;
         ot->partitions.count = it->partitions.count;
-        for (size_t p = 0; p < it->partitions.count; p++) {
+        ot->partitions.items =
+            arena_calloc(&rq->arena, it->partitions.count + 1, sizeof(*ot->partitions.items));
+        fits = ot->partitions.items != NULL;
+        for (size_t p = 0; p < it->partitions.count && fits; p++) {
             const struct kafka_txn_offset_commit_request_txn_offset_commit_request_partition *ip =
                 &it->partitions.items[p];
             ot->partitions.items[p].partition_index = ip->partition_index;
-            if (!partition_exists(rq->b, it->name, ip->partition_index)) {
-                ot->partitions.items[p].error_code = KAFKA_UNKNOWN_TOPIC_OR_PARTITION;
-                continue;
-            }
-            slots[k] = &ot->partitions.items[p].error_code;
-            parts[k++] = (struct group_commit_part){
-                .topic = sl(it->name),
-                .partition = ip->partition_index,
-                .offset = ip->committed_offset,
-                .leader_epoch = ip->committed_leader_epoch,
-                .metadata = sl(ip->committed_metadata),
-            };
+            commit_add(&c, it->name, ip->partition_index, ip->committed_offset,
+                       ip->committed_leader_epoch, ip->committed_metadata,
+                       &ot->partitions.items[p].error_code);
         }
     }
-    total = k;
-    if (total == 0) {
-        gop_done(op);
+    if (!fits) {
+        breq_fail(rq, ERR_TOO_LARGE);
         return;
     }
-    if (gs == NULL) {
-        for (size_t i = 0; i < total; i++)
-            *slots[i] = KAFKA_COORDINATOR_NOT_AVAILABLE;
-        gop_done(op);
+    if (!commit_ready(&c, gs))
         return;
-    }
     struct group_txn_commit_req cr = {
         .group_id = sl(req->group_id),
         .member_id = sl(req->member_id),
@@ -1054,17 +1000,10 @@ void txn_offset_commit_handle(struct breq *rq)
         .producer_id = req->producer_id,
         .producer_epoch = req->producer_epoch,
     };
-    w->op = op;
-    w->slots = slots;
-    w->slot_count = total;
     bool appended = false;
-    group_txn_offset_commit(&gs->coord, &cr, parts, total, errors, w, &appended, now_ms(gs));
-    for (size_t i = 0; i < total; i++)
-        *slots[i] = errors[i];
-    if (appended)
-        op->pending++;
-    drain(gs);
-    gop_done(op);
+    group_txn_offset_commit(&gs->coord, &cr, c.parts, c.count, c.errors, c.w, &appended,
+                            now_ms(gs));
+    commit_end(&c, gs, appended);
 }
 
 void groups_txn_marker(struct broker *b, int32_t partition, int64_t producer_id, bool commit)

@@ -10,7 +10,8 @@
  * coordinator is the leader of partition txn_partition_of(id) of that topic; this node
  * coordinates exactly the partitions it leads (looked at every tick and at every leadership
  * change of the topic), loading one from its log start to its high watermark before it
- * answers for it (COORDINATOR_LOAD_IN_PROGRESS meanwhile) and dropping one it no longer leads
+ * answers for it (COORDINATOR_LOAD_IN_PROGRESS meanwhile; the loader groups.c uses too,
+ * coord_load.h, at most LOAD_CHUNKS_PER_TICK chunks a turn) and dropping one it no longer leads
  * (NOT_COORDINATOR).
  *
  * A change of an id's state is appended to its partition with acks=all and is applied (and the
@@ -37,8 +38,8 @@
 #include "base/error.h"
 #include "base/limits.h"
 #include "broker/broker_internal.h"
+#include "broker/coord_load.h"
 #include "group/group.h"
-#include "io/io.h"
 #include "log/batch.h"
 #include "txn/txn.h"
 
@@ -52,12 +53,10 @@
 #define LOAD_CHUNKS_PER_TICK  64u
 
 struct tload {
-    int64_t next;     /* the next offset to load, -1 when not loading */
-    int64_t retry_ms; /* after a read error: not read again before this time */
-    int err;          /* the read error last logged, 0 when none */
-    bool owned;       /* led here: loading or loaded */
-    int32_t epoch;    /* the partition's leader epoch when it came here: the coordinator epoch */
-    uint64_t gen;     /* bumped whenever ownership changes: stale completions are ignored */
+    struct coord_load load;
+    bool owned;    /* led here: loading or loaded */
+    int32_t epoch; /* the partition's leader epoch when it came here: the coordinator epoch */
+    uint64_t gen;  /* bumped whenever ownership changes: stale completions are ignored */
 };
 
 struct tappend;
@@ -71,6 +70,7 @@ struct txns {
     bool creating;
     struct breq *parked[TXN_PARKED_FIND_MAX];
     uint32_t parked_count;
+    struct coord_loader loader;
     struct tload *loads;
     struct tappend *inflight;
     struct tmark *marks;
@@ -568,67 +568,10 @@ static void marks_tick(struct txns *ts)
 
 /* ---- loading and following the leaders ---------------------------------------------------- */
 
-enum load_result { LOAD_DONE, LOAD_MORE, LOAD_RETRY, LOAD_FAILED };
-
-static void load_error(struct txns *ts, uint32_t p, int64_t offset, int err, const char *what)
+static int load_apply(void *ctx, uint32_t p, const uint8_t *bytes, size_t len, int64_t first_offset,
+                      int64_t *bad_offset)
 {
-    struct tload *l = &ts->loads[p];
-    l->retry_ms = now_ms(ts) + GROUP_LOAD_RETRY_MS;
-    if (l->err == err)
-        return;
-    l->err = err;
-    fprintf(stderr,
-            "chronik: cannot load transactions from %s-%u at offset %lld: %s (%s); its ids "
-            "answer COORDINATOR_LOAD_IN_PROGRESS, retrying\n",
-            TXN_TOPIC, p, (long long)offset, what, err_str(err));
-}
-
-static enum load_result load_step(struct txns *ts, uint32_t p)
-{
-    struct tload *l = &ts->loads[p];
-    struct replica *r = broker_replica(ts->b, TXN_TOPIC, strlen(TXN_TOPIC), (int32_t)p);
-    if (r == NULL || replica_error(r) != 0) {
-        /* Still opening (or failed): retried without a message until it opens. */
-        l->retry_ms = now_ms(ts) + TXN_MARKER_RETRY_MS;
-        return LOAD_RETRY;
-    }
-    int64_t from = MAX(l->next, replica_log_start_offset(r));
-    if (from >= replica_high_watermark(r))
-        return LOAD_DONE;
-    struct log_read rd;
-    int rc = replica_read(r, from, GROUP_LOAD_CHUNK_BYTES, &rd);
-    if (rc == 0 && rd.file == NULL)
-        rc = ERR_INCOMPLETE;
-    if (rc < 0) {
-        load_error(ts, p, from, rc, "read failed");
-        return LOAD_RETRY;
-    }
-    uint8_t *bytes = xmalloc(rd.bytes + 1);
-    ssize_t n = io_pread(log_file_io(rd.file), bytes, rd.bytes, rd.position);
-    int64_t first = rd.first_offset, next = rd.next_offset;
-    uint64_t want = rd.bytes;
-    log_read_release(&rd);
-    enum load_result res;
-    if (n < 0 || (uint64_t)n != want) {
-        load_error(ts, p, from, n < 0 ? (int)n : ERR_INCOMPLETE, "short read");
-        res = LOAD_RETRY;
-    } else {
-        int64_t bad = -1;
-        rc = txn_coord_load_batches(&ts->coord, p, bytes, want, first, &bad);
-        if (rc < 0) {
-            fprintf(stderr,
-                    "chronik: cannot load transactions from %s-%u: the record at offset %lld is "
-                    "not valid (%s); its ids answer UNKNOWN_SERVER_ERROR\n",
-                    TXN_TOPIC, p, (long long)bad, err_str(rc));
-            res = LOAD_FAILED;
-        } else {
-            l->next = next;
-            l->err = 0;
-            res = next >= replica_high_watermark(r) ? LOAD_DONE : LOAD_MORE;
-        }
-    }
-    free(bytes);
-    return res;
+    return txn_coord_load_batches(ctx, p, bytes, len, first_offset, bad_offset);
 }
 
 /* Loads what is loading, a bounded number of chunks per call. */
@@ -637,14 +580,13 @@ static void load_all(struct txns *ts)
     int64_t now = now_ms(ts);
     uint32_t chunks = 0;
     for (uint32_t p = 0; p < ts->coord.partition_count; p++) {
-        struct tload *l = &ts->loads[p];
+        struct coord_load *l = &ts->loads[p].load;
         while (l->next >= 0 && now >= l->retry_ms && chunks < LOAD_CHUNKS_PER_TICK) {
             chunks++;
-            enum load_result res = load_step(ts, p);
-            if (res == LOAD_MORE)
+            enum coord_load_result res = coord_load_step(&ts->loader, l, p, now);
+            if (res == COORD_LOAD_MORE)
                 continue;
-            if (res == LOAD_DONE) {
-                l->next = -1;
+            if (res == COORD_LOAD_DONE) {
                 txn_coord_load_done(&ts->coord, p);
                 /* Transactions it left prepared get their markers (again). */
                 for (uint32_t i = 0; i < ts->coord.count; i++) {
@@ -653,8 +595,7 @@ static void load_all(struct txns *ts)
                         (m->state == TXN_PREPARE_COMMIT || m->state == TXN_PREPARE_ABORT))
                         start_markers(ts, m);
                 }
-            } else if (res == LOAD_FAILED) {
-                l->next = -1;
+            } else if (res == COORD_LOAD_FAILED) {
                 txn_coord_load_failed(&ts->coord, p);
             }
             break;
@@ -680,15 +621,13 @@ static void follow_leaders(struct txns *ts)
         if (here == ld->owned)
             continue;
         ld->gen++;
-        ld->err = 0;
-        ld->retry_ms = 0;
         ld->owned = here;
         if (here) {
-            ld->next = 0;
+            coord_load_begin(&ld->load);
             ld->epoch = l.epoch;
             txn_coord_load_begin(&ts->coord, p);
         } else {
-            ld->next = -1;
+            coord_load_stop(&ld->load);
             txn_coord_unload(&ts->coord, p);
         }
     }
@@ -814,7 +753,7 @@ static bool txns_topic(struct txns *ts)
     free(ts->loads);
     ts->loads = xcalloc(n, sizeof(*ts->loads));
     for (uint32_t p = 0; p < n; p++)
-        ts->loads[p].next = -1;
+        coord_load_stop(&ts->loads[p].load);
     ts->topic_ready = true;
     follow_leaders(ts);
     return true;
@@ -828,6 +767,17 @@ static int txns_open(struct broker *b)
     ts->b = b;
     txn_coord_init(&ts->coord, (uint32_t)b->cfg->transaction_state_log_num_partitions);
     loop_timer_init(&ts->tick_timer, on_tick, ts);
+    /* A partition still opening is read again soon, without a message. */
+    ts->loader = (struct coord_loader){
+        .b = b,
+        .topic = TXN_TOPIC,
+        .what = "transactions",
+        .holders = "ids",
+        .apply = load_apply,
+        .ctx = &ts->coord,
+        .unavailable_retry_ms = TXN_MARKER_RETRY_MS,
+        .unavailable_quiet = true,
+    };
     int rc = loop_timer_start(b->loop, &ts->tick_timer, TXN_TICK_MS, TXN_TICK_MS);
     if (rc < 0) {
         txn_coord_deinit(&ts->coord);

@@ -1922,15 +1922,25 @@ static int16_t check_commit(struct group_coord *c, const struct group_commit_req
     return GROUP_ERR_NONE;
 }
 
-/* The offsets of a commit request that are accepted (errors[] for each part), owned; *n of
- * them, their records in r. */
-static struct group_offset *commit_offsets(const struct group *g,
-                                           const struct group_commit_part *parts, size_t count,
-                                           int16_t *errors, int64_t expire_ms, int64_t now_ms,
-                                           struct recs *r, size_t *n)
+/*
+ * The rest of a commit whose checks gave err for group g: with an error every part gets it;
+ * else each part gets its own, and the accepted ones are appended as kind under token, expiring
+ * at expire_ms (-1: by the group's retention). True when the append was queued.
+ */
+static bool commit_append(struct group_coord *c, struct group *g, int16_t err,
+                          enum append_kind kind, const struct group_commit_part *parts,
+                          size_t count, int16_t *errors, int64_t expire_ms, void *token,
+                          int64_t now_ms)
 {
+    if (err != GROUP_ERR_NONE) {
+        for (size_t i = 0; i < count; i++)
+            errors[i] = err;
+        return false;
+    }
     struct group_offset *offsets = xcalloc(count + 1, sizeof(*offsets));
-    *n = 0;
+    size_t n = 0;
+    struct recs r;
+    recs_init(&r);
     for (size_t i = 0; i < count; i++) {
         const struct group_commit_part *p = &parts[i];
         if (p->metadata.len > GROUP_OFFSET_METADATA_BYTES_MAX) {
@@ -1942,7 +1952,7 @@ static struct group_offset *commit_offsets(const struct group *g,
             continue;
         }
         errors[i] = GROUP_ERR_NONE;
-        struct group_offset *o = &offsets[(*n)++];
+        struct group_offset *o = &offsets[n++];
         *o = (struct group_offset){
             .topic = gb_dup(p->topic),
             .partition = p->partition,
@@ -1952,9 +1962,14 @@ static struct group_offset *commit_offsets(const struct group *g,
             .commit_ms = now_ms,
             .expire_ms = expire_ms,
         };
-        recs_offset(r, group_bytes_slice(g->id), o);
+        recs_offset(&r, group_bytes_slice(g->id), o);
     }
-    return offsets;
+    if (n > 0)
+        append_start(c, g, kind, &r, token, offsets, n);
+    else
+        free(offsets);
+    recs_deinit(&r);
+    return n > 0;
 }
 
 int16_t group_offset_commit(struct group_coord *c, const struct group_commit_req *req,
@@ -1962,28 +1977,12 @@ int16_t group_offset_commit(struct group_coord *c, const struct group_commit_req
                             void *token, bool *appended, int64_t now_ms)
 {
     group_coord_tick(c, now_ms); /* what is due by now happens first */
-    *appended = false;
     struct group *g = NULL;
     int16_t err = check_commit(c, req, &g, now_ms);
-    if (err != GROUP_ERR_NONE) {
-        for (size_t i = 0; i < count; i++)
-            errors[i] = err;
-        return err;
-    }
-    struct recs r;
-    recs_init(&r);
-    size_t n;
-    struct group_offset *offsets =
-        commit_offsets(g, parts, count, errors,
-                       req->retention_ms > 0 ? now_ms + req->retention_ms : -1, now_ms, &r, &n);
-    if (n > 0) {
-        append_start(c, g, APPEND_OFFSETS, &r, token, offsets, n);
-        *appended = true;
-    } else {
-        free(offsets);
-    }
-    recs_deinit(&r);
-    return GROUP_ERR_NONE;
+    *appended =
+        commit_append(c, g, err, APPEND_OFFSETS, parts, count, errors,
+                      req->retention_ms > 0 ? now_ms + req->retention_ms : -1, token, now_ms);
+    return err;
 }
 
 /* Kafka's doTxnCommitOffsets checks: the member, if one is named, and the generation, if
@@ -2017,20 +2016,11 @@ int16_t group_txn_offset_commit(struct group_coord *c, const struct group_txn_co
                                 int16_t *errors, void *token, bool *appended, int64_t now_ms)
 {
     group_coord_tick(c, now_ms);
-    *appended = false;
     struct group *g = NULL;
     int16_t err = check_txn_commit(c, req, &g, now_ms);
-    if (err != GROUP_ERR_NONE) {
-        for (size_t i = 0; i < count; i++)
-            errors[i] = err;
-        return err;
-    }
-    struct recs r;
-    recs_init(&r);
-    size_t n;
-    struct group_offset *offsets = commit_offsets(g, parts, count, errors, -1, now_ms, &r, &n);
-    if (n > 0) {
-        append_start(c, g, APPEND_TXN, &r, token, offsets, n);
+    *appended = commit_append(c, g, err, APPEND_TXN, parts, count, errors, -1, token, now_ms);
+    if (*appended) {
+        /* The producer's batch: its offsets wait for the transaction's marker. */
         struct group_fx *fx = &c->fx[c->fx_count - 1];
         fx->producer_id = req->producer_id;
         fx->producer_epoch = req->producer_epoch;
@@ -2038,12 +2028,8 @@ int16_t group_txn_offset_commit(struct group_coord *c, const struct group_txn_co
         while (a->next != NULL)
             a = a->next;
         a->producer_id = req->producer_id;
-        *appended = true;
-    } else {
-        free(offsets);
     }
-    recs_deinit(&r);
-    return GROUP_ERR_NONE;
+    return err;
 }
 
 void group_coord_txn_end(struct group_coord *c, uint32_t p, int64_t producer_id, bool commit)

@@ -7,6 +7,8 @@ cluster.
 Each test names the bug it catches. Faults are real: kill -9 of a leader.
 """
 
+import glob
+import os
 import struct
 import time
 
@@ -25,6 +27,7 @@ API_ADD_PARTITIONS_TO_TXN = 24
 API_END_TXN = 26
 API_DESCRIBE_TRANSACTIONS = 65
 API_LIST_TRANSACTIONS = 66
+UNKNOWN_SERVER_ERROR = -1
 NONE = 0
 COORDINATOR_LOAD_IN_PROGRESS = 14
 COORDINATOR_NOT_AVAILABLE = 15
@@ -376,6 +379,35 @@ def test_timed_out_transaction_is_aborted_and_producer_fenced(make_broker, topic
     assert (pid2, epoch2) == (pid, epoch + 1)
     with pytest.raises(KafkaException):
         p.commit_transaction(TIMEOUT_S)
+
+
+def test_corrupt_transaction_state_partition_is_not_served(make_broker, topic):
+    """__transaction_state is loaded with the group coordinator's loader (coord_load.c): a batch
+    that does not check out must fail its partition as a whole and visibly (a log line naming
+    the partition and the offset; its ids answer UNKNOWN_SERVER_ERROR), never serve the ids'
+    state from before the damage. Guards the loader's transaction side, which no test read."""
+    b = make_broker().start()
+    create_topic(b.bootstrap, topic)
+    txn_id = "tx-" + topic
+    p = txn_producer(b.bootstrap, txn_id)
+    p.begin_transaction()
+    p.produce(topic, value=b"v")
+    p.commit_transaction(TIMEOUT_S)
+    b.stop()
+    segs = [s for s in glob.glob(os.path.join(b.data_dir, "__transaction_state-*", "*.log"))
+            if os.path.getsize(s) > 0]
+    assert len(segs) == 1, segs  # the one partition of txn_id
+    with open(segs[0], "r+b") as f:  # a flipped bit in the last record: its batch's CRC fails
+        f.seek(-2, os.SEEK_END)
+        byte = f.read(1)
+        f.seek(-2, os.SEEK_END)
+        f.write(bytes([byte[0] ^ 0x40]))
+    b.start()
+    error, _, _ = retry(lambda: init_producer_id_v3(b.port, txn_id, 60000), "the load's end")
+    assert error == UNKNOWN_SERVER_ERROR
+    line = "cannot load transactions from %s: the record at offset" % os.path.basename(
+        os.path.dirname(segs[0]))
+    assert b.stderr_text().count(line) == 1, b.stderr_text()
 
 
 # ---- three nodes -----------------------------------------------------------------------------

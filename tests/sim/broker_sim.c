@@ -83,6 +83,7 @@
 #include "log/batch.h"
 #include "proto/gen/kafka.h"
 #include "sim/sim_loop.h"
+#include "sim/sim_trace.h"
 
 #define BS_NODES_MAX     5
 #define BS_CLIENTS       3
@@ -93,8 +94,6 @@
 #define BS_READ_MS       10000u /* then: the final read of every partition */
 #define BS_RESTART_MS    2000u  /* a node down comes back within */
 #define BS_CLOCK_JUMP_MS 3000u
-#define BS_TRACE_RING    64u
-#define BS_TRACE_BYTES   200u
 #define BS_NEVER         UINT64_MAX
 #define BS_CLUSTER_ID    "csim-cluster-id-000005"
 #define BS_DATA          "/data"
@@ -171,13 +170,6 @@ struct bs_client {
 
 struct bsim;
 
-struct bs_clock {
-    struct clock clock;
-    struct bsim *s;
-    uint64_t mono_skew_ns;
-    int64_t wall_skew_ms;
-};
-
 struct bs_node {
     struct bsim *s;
     int32_t id;
@@ -187,7 +179,7 @@ struct bs_node {
     uint32_t starts;
     uint64_t disk_faults; /* io_sim_faults() when this process started */
     struct io *io;
-    struct bs_clock clk;
+    struct sim_node_clock clk;
     struct broker_config cfg;
     struct sim_loop *loop;
     struct broker_sim sim;
@@ -240,54 +232,29 @@ struct bsim {
     struct bs_req waiting; /* list head: the requests in flight */
     int32_t next_correlation;
     struct buf frame, scratch;
-    char trace[BS_TRACE_RING][BS_TRACE_BYTES];
-    uint64_t trace_count;
+    struct sim_trace trace;
 };
 
 /* ---- trace and failure --------------------------------------------------------------------- */
 
 PRINTF_LIKE(2, 3) static void trace(struct bsim *s, const char *fmt, ...)
 {
-    char *line = s->trace[s->trace_count++ % BS_TRACE_RING];
     va_list ap;
-    int n = snprintf(line, BS_TRACE_BYTES, "%7" PRIu64 " ", s->now);
 
     va_start(ap, fmt);
-    vsnprintf(line + n, BS_TRACE_BYTES - (size_t)n, fmt, ap);
+    sim_trace_line(&s->trace, s->now, fmt, ap);
     va_end(ap);
-    if (s->o->trace)
-        printf("%s\n", line);
 }
 
 PRINTF_LIKE(2, 3) static void fail(struct bsim *s, const char *fmt, ...)
 {
     va_list ap;
 
-    if (s->failed)
-        return;
-    s->failed = true;
-    s->liveness = strncmp(fmt, "liveness:", 9) == 0;
     va_start(ap, fmt);
-    vsnprintf(s->res->why, sizeof(s->res->why), fmt, ap);
+    if (sim_trace_fail(&s->trace, s->now, &s->failed, s->res->why, sizeof(s->res->why), fmt, ap))
+        s->liveness = strncmp(fmt, "liveness:", 9) == 0;
     va_end(ap);
-    trace(s, "VIOLATION: %s", s->res->why);
 }
-
-/* ---- clocks ---------------------------------------------------------------------------------- */
-
-static uint64_t node_mono_ns(struct clock *c)
-{
-    struct bs_clock *k = (struct bs_clock *)c;
-    return clock_mono_ns(&k->s->clock.clock) + k->mono_skew_ns;
-}
-
-static int64_t node_wall_ms(struct clock *c)
-{
-    struct bs_clock *k = (struct bs_clock *)c;
-    return clock_wall_ms(&k->s->clock.clock) + k->wall_skew_ms;
-}
-
-static const struct clock_ops node_clock_ops = {.mono_ns = node_mono_ns, .wall_ms = node_wall_ms};
 
 /* ---- one history per partition ------------------------------------------------------------ */
 
@@ -1477,6 +1444,7 @@ int bsim_run(const struct csim_options *o, struct csim_result *res)
 
     memset(res, 0, sizeof(*res));
     s->o = o;
+    s->trace.echo = o->trace;
     s->res = res;
     rng_seed(&s->rng, o->seed);
     s->nodes = o->nodes == 5 ? 5 : 3;
@@ -1504,7 +1472,7 @@ int bsim_run(const struct csim_options *o, struct csim_result *res)
         n->s = s;
         n->id = i;
         n->io = io_sim_create();
-        n->clk = (struct bs_clock){.clock = {.ops = &node_clock_ops}, .s = s};
+        sim_node_clock_init(&n->clk, &s->clock.clock);
         node_config(s, n);
         /* A cluster's data directories name it (meta.properties), as an operator's formatting
          * does: sim_net has no hello to learn it from. */
@@ -1612,10 +1580,8 @@ int bsim_run(const struct csim_options *o, struct csim_result *res)
     buf_deinit(&s->scratch);
     res->failed = s->failed;
     if (s->failed && o->trace_on_fail && !o->trace) {
-        uint64_t first = s->trace_count > BS_TRACE_RING ? s->trace_count - BS_TRACE_RING : 0;
         printf("seed %" PRIu64 " failed: %s\nlast events:\n", o->seed, res->why);
-        for (uint64_t i = first; i < s->trace_count; i++)
-            printf("  %s\n", s->trace[i % BS_TRACE_RING]);
+        sim_trace_print(&s->trace);
     }
     free(s);
     return res->failed ? 1 : 0;

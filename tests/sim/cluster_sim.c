@@ -115,6 +115,7 @@
 #include "io/io_sim.h"
 #include "log/batch.h"
 #include "log/log.h"
+#include "sim/sim_trace.h"
 
 #define CS_NODES_MAX       5
 #define CS_PARTS           4
@@ -128,8 +129,6 @@
 #define CS_PROBE_MS        50u    /* liveness proposals are retried this often */
 #define CS_FETCH_BYTES     16384u /* a consumer's fetch size */
 #define CS_VALUE_BYTES_MAX 400u   /* a record's value, padded */
-#define CS_TRACE_RING      64u
-#define CS_TRACE_BYTES     160u
 #define CS_NEVER           UINT64_MAX
 #define CS_META            CS_PARTS /* the metadata log's record, beside the partitions' */
 #define CS_BROKER_HB_MS    100u     /* broker.heartbeat.interval.ms */
@@ -206,13 +205,6 @@ struct cs_wrap {
 /* A node's clock as its processes see it: the simulation's, moved by the jumps drawn for this
  * node (the monotonic clock only forward, as a stalled machine sees it on waking; the wall
  * clock either way, as an NTP step does). */
-struct cs_clock {
-    struct clock clock;
-    struct csim *s;
-    uint64_t mono_skew_ns;
-    int64_t wall_skew_ms;
-};
-
 /* What reaches a stalled process (a frame, a peer going up or down), held in order until it
  * runs again, as its sockets would. Owns copies of everything the frame points to. */
 enum cs_held_kind { CS_HELD_RAFT, CS_HELD_RPC, CS_HELD_UP, CS_HELD_DOWN };
@@ -241,10 +233,10 @@ struct cs_node {
     uint64_t handover_deadline;
     uint64_t next_tick_ms;
     uint64_t next_disk_ms;
-    struct io *io;        /* the disk: outlives every process */
-    struct cs_clock clk;  /* the machine's clock: outlives every process */
-    bool disk_full;       /* the disk's capacity is capped until this process exits */
-    uint64_t disk_faults; /* io_sim_faults() when this process started */
+    struct io *io;             /* the disk: outlives every process */
+    struct sim_node_clock clk; /* the machine's clock: outlives every process */
+    bool disk_full;            /* the disk's capacity is capped until this process exits */
+    uint64_t disk_faults;      /* io_sim_faults() when this process started */
     /* A stalled process (SIGSTOP, a VM paused) does nothing until stalled_until; what reaches
      * it waits in held. */
     uint64_t stalled_until;
@@ -352,53 +344,28 @@ struct csim {
     uint64_t next_fault_ms, next_client_ms, next_probe_ms, next_admin_ms, heal_at;
     uint64_t values;
     struct buf scratch;
-    char trace[CS_TRACE_RING][CS_TRACE_BYTES];
-    uint64_t trace_count;
+    struct sim_trace trace;
 };
 
 /* ---- trace and failure --------------------------------------------------------------------- */
 
 PRINTF_LIKE(2, 3) static void trace(struct csim *s, const char *fmt, ...)
 {
-    char *line = s->trace[s->trace_count++ % CS_TRACE_RING];
     va_list ap;
-    int n = snprintf(line, CS_TRACE_BYTES, "%7" PRIu64 " ", s->now);
 
     va_start(ap, fmt);
-    vsnprintf(line + n, CS_TRACE_BYTES - (size_t)n, fmt, ap);
+    sim_trace_line(&s->trace, s->now, fmt, ap);
     va_end(ap);
-    if (s->o->trace)
-        printf("%s\n", line);
 }
 
 PRINTF_LIKE(2, 3) static void fail(struct csim *s, const char *fmt, ...)
 {
     va_list ap;
 
-    if (s->failed)
-        return;
-    s->failed = true;
     va_start(ap, fmt);
-    vsnprintf(s->res->why, sizeof(s->res->why), fmt, ap);
+    (void)sim_trace_fail(&s->trace, s->now, &s->failed, s->res->why, sizeof(s->res->why), fmt, ap);
     va_end(ap);
-    trace(s, "VIOLATION: %s", s->res->why);
 }
-
-/* ---- the nodes' clocks ---------------------------------------------------------------------- */
-
-static uint64_t node_mono_ns(struct clock *c)
-{
-    struct cs_clock *k = (struct cs_clock *)c;
-    return clock_mono_ns(&k->s->clock.clock) + k->mono_skew_ns;
-}
-
-static int64_t node_wall_ms(struct clock *c)
-{
-    struct cs_clock *k = (struct cs_clock *)c;
-    return clock_wall_ms(&k->s->clock.clock) + k->wall_skew_ms;
-}
-
-static const struct clock_ops node_clock_ops = {.mono_ns = node_mono_ns, .wall_ms = node_wall_ms};
 
 /* ---- per-partition records ------------------------------------------------------------------ */
 
@@ -2446,7 +2413,7 @@ static void setup(struct csim *s)
         n->s = s;
         n->id = i;
         n->io = io_sim_create();
-        n->clk = (struct cs_clock){.clock = {.ops = &node_clock_ops}, .s = s};
+        sim_node_clock_init(&n->clk, &s->clock.clock);
         n->stalled_until = CS_NEVER;
         n->held_tail = &n->held;
         for (int k = 0; k < CS_PARTS; k++)
@@ -2491,6 +2458,7 @@ int csim_run(const struct csim_options *o, struct csim_result *res)
 
     memset(res, 0, sizeof(*res));
     s->o = o;
+    s->trace.echo = o->trace;
     s->res = res;
     rng_seed(&s->rng, o->seed);
     setup(s);
@@ -2566,11 +2534,9 @@ int csim_run(const struct csim_options *o, struct csim_result *res)
 
     res->failed = s->failed;
     if (s->failed && o->trace_on_fail) {
-        uint64_t from = s->trace_count > CS_TRACE_RING ? s->trace_count - CS_TRACE_RING : 0;
         printf("seed %" PRIu64 " FAILED at %" PRIu64 " ms: %s\nlast events:\n", o->seed, s->now,
                res->why);
-        for (uint64_t i = from; i < s->trace_count; i++)
-            printf("  %s\n", s->trace[i % CS_TRACE_RING]);
+        sim_trace_print(&s->trace);
     }
     rc = s->failed ? -1 : 0;
     teardown(s);

@@ -51,6 +51,7 @@
 #include "base/error.h"
 #include "base/rand.h"
 #include "raft/raft.h"
+#include "sim/sim_trace.h"
 
 #define SIM_TICK_UNITS     10u
 #define SIM_QUIET_UNITS    1500u /* quiesce runs: clients pause every other such stretch */
@@ -58,8 +59,6 @@
 #define SIM_GROUPS_MAX     3
 #define SIM_LIVENESS_TICKS 100u /* after healing: every group commits a new proposal */
 #define SIM_TRANSFER_TICKS 30u  /* after asking: the transfer target leads */
-#define SIM_TRACE_RING     48u
-#define SIM_TRACE_BYTES    120u
 
 struct entry {
     int64_t term;
@@ -224,8 +223,7 @@ struct sim {
     uint64_t msg_seq;
     uint64_t data_seq;
     uint64_t read_seq;
-    char trace[SIM_TRACE_RING][SIM_TRACE_BYTES];
-    uint64_t trace_count;
+    struct sim_trace trace;
     bool failed;
 };
 
@@ -233,26 +231,19 @@ struct sim {
 
 PRINTF_LIKE(2, 3) static void trace(struct sim *s, const char *fmt, ...)
 {
-    char *line = s->trace[s->trace_count++ % SIM_TRACE_RING];
     va_list ap;
-    int n = snprintf(line, SIM_TRACE_BYTES, "%6" PRIu64 " ", s->now);
 
     va_start(ap, fmt);
-    vsnprintf(line + n, SIM_TRACE_BYTES - (size_t)n, fmt, ap);
+    sim_trace_line(&s->trace, s->now, fmt, ap);
     va_end(ap);
-    if (s->o->trace)
-        printf("%s\n", line);
 }
 
 PRINTF_LIKE(2, 3) static void fail(struct sim *s, const char *fmt, ...)
 {
     va_list ap;
 
-    if (s->failed)
-        return;
-    s->failed = true;
     va_start(ap, fmt);
-    vsnprintf(s->res->why, sizeof(s->res->why), fmt, ap);
+    (void)sim_trace_fail(&s->trace, s->now, &s->failed, s->res->why, sizeof(s->res->why), fmt, ap);
     va_end(ap);
 }
 
@@ -261,12 +252,9 @@ PRINTF_LIKE(2, 3) static void fail_liveness(struct sim *s, const char *fmt, ...)
 {
     va_list ap;
 
-    if (s->failed)
-        return;
-    s->failed = true;
-    s->res->liveness = true;
     va_start(ap, fmt);
-    vsnprintf(s->res->why, sizeof(s->res->why), fmt, ap);
+    if (sim_trace_fail(&s->trace, s->now, &s->failed, s->res->why, sizeof(s->res->why), fmt, ap))
+        s->res->liveness = true;
     va_end(ap);
 }
 
@@ -1681,6 +1669,7 @@ int sim_run(const struct sim_options *o, struct sim_result *res)
     ASSERT(o != NULL && res != NULL);
     memset(res, 0, sizeof(*res));
     s->o = o;
+    s->trace.echo = o->trace;
     s->res = res;
     rng_seed(&s->rng, o->seed);
     setup(s);
@@ -1692,12 +1681,9 @@ int sim_run(const struct sim_options *o, struct sim_result *res)
     }
     res->failed = s->failed;
     if (s->failed && o->trace_on_fail) {
-        uint64_t from = s->trace_count > SIM_TRACE_RING ? s->trace_count - SIM_TRACE_RING : 0;
-
         printf("seed %" PRIu64 " FAILED at time %" PRIu64 ": %s\nlast events:\n", o->seed, s->now,
                res->why);
-        for (uint64_t i = from; i < s->trace_count; i++)
-            printf("  %s\n", s->trace[i % SIM_TRACE_RING]);
+        sim_trace_print(&s->trace);
     }
     rc = s->failed ? -1 : 0;
     teardown(s);

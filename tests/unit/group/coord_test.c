@@ -457,6 +457,21 @@ static void test_session_timeout_removes_member(void **state)
     host_stop();
 }
 
+/* Group "g" stable with one static member ("inst-a", its id in a), the clock off the tick's
+ * grid (37 ms past it). */
+static void static_member_stable(char a[TEXT_MAX])
+{
+    host_start(1000);
+    H->now_ms += 37;
+    join(1, "g", "", "inst-a");
+    advance(1000); /* the initial delay ends: generation 1 */
+    strcpy(a, H->answers[1].member_id);
+    const char *mids[1] = {a};
+    const char *as[1] = {"PA"};
+    sync_req(2, "g", a, "inst-a", 1, mids, as, 1);
+    assert_int_equal(find("g")->state, GROUP_STABLE);
+}
+
 /*
  * Issue 8 item 14: a session that ends at D is over for every request at D. The host used to
  * tick the coordinator every 100 ms and the coordinator expired sessions only when ticked, so a
@@ -467,16 +482,8 @@ static void test_session_timeout_removes_member(void **state)
 static void test_request_at_session_deadline_sees_it_expired(void **state)
 {
     (void)state;
-    host_start(1000);
-    H->now_ms += 37;
-    join(1, "g", "", "inst-a");
-    advance(1000); /* the initial delay ends: generation 1 */
     char a[TEXT_MAX];
-    strcpy(a, H->answers[1].member_id);
-    const char *mids[1] = {a};
-    const char *as[1] = {"PA"};
-    sync_req(2, "g", a, "inst-a", 1, mids, as, 1);
-    assert_int_equal(find("g")->state, GROUP_STABLE);
+    static_member_stable(a);
     int64_t deadline_ms = find("g")->members[0]->session_deadline_ms;
     assert_int_equal(deadline_ms, H->now_ms + 10000);
     H->now_ms = deadline_ms - 1;
@@ -502,16 +509,8 @@ static void test_request_at_session_deadline_sees_it_expired(void **state)
 static void test_delete_at_static_session_deadline(void **state)
 {
     (void)state;
-    host_start(1000);
-    H->now_ms += 37;
-    join(1, "g", "", "inst-a");
-    advance(1000);
     char a[TEXT_MAX];
-    strcpy(a, H->answers[1].member_id);
-    const char *mids[1] = {a};
-    const char *as[1] = {"PA"};
-    sync_req(2, "g", a, "inst-a", 1, mids, as, 1);
-    assert_int_equal(find("g")->state, GROUP_STABLE);
+    static_member_stable(a);
     int64_t deadline_ms = find("g")->members[0]->session_deadline_ms;
     assert_int_equal(group_coord_next_deadline_ms(&H->c), deadline_ms);
     bool appended;
