@@ -189,6 +189,10 @@
 /* Threads opening partition logs at start-up: opening is bound by fsync latency, which
  * concurrent syncs share, not by CPU. */
 #define BROKER_OPEN_THREADS              8u
+/* Threads closing partition logs at a clean shutdown: a close is a dozen syncs and renames,
+ * waiting on the disk; more of them in flight finish sooner (10,000 partitions: 38 s on one
+ * thread, 11-21 s on 64, on a shared virtual disk). */
+#define BROKER_CLOSE_THREADS             32u
 #define BROKER_RECONCILE_OPEN_MS         20u         /* partitions opened per loop step, in time */
 
 /* ---- broker: the cluster (broker/cluster_node.c) ----------------------------------------- */

@@ -16,6 +16,12 @@
  * io and file cache); the loop installs the result. Topic deletion and growth first wait for
  * the opener, so no opener thread ever works in a directory the loop changes.
  *
+ * Clean shutdown: every replica is closed in two steps (replica_close_begin on the loop, then
+ * replica_close_end on BROKER_CLOSE_THREADS closer threads): the loop fails waiters and ends
+ * the Raft groups, the threads write and sync each log's files. A closer thread touches only
+ * its replica's files and the file cache; the loop waits for them all before anything else
+ * goes.
+ *
  * Data directory: the metadata store (`metadata.image` and `metadata.journal`, see
  * cluster/metadata.h), one directory per partition, `<topic>-<partition>`, as Kafka names
  * them, and deleted partitions awaiting removal, `<topic>-<partition>.<id>-delete`.
@@ -1337,6 +1343,73 @@ uint16_t broker_port(const struct broker *b)
     return net_server_port(&b->server);
 }
 
+/* ---- shutdown closer ----------------------------------------------------------------------- */
+
+struct closer {
+    struct replica **replicas;
+    uint32_t count;
+    pthread_mutex_t mu;
+    uint32_t next; /* under mu: the next replica to finish */
+};
+
+static void *closer_main(void *arg)
+{
+    struct closer *c = arg;
+    for (;;) {
+        pthread_mutex_lock(&c->mu);
+        uint32_t i = c->next < c->count ? c->next++ : UINT32_MAX;
+        pthread_mutex_unlock(&c->mu);
+        if (i == UINT32_MAX)
+            return NULL;
+        /* A log that cannot be closed cleanly is recovered at the next start, as after a
+         * crash. */
+        (void)replica_close_end(c->replicas[i]);
+    }
+}
+
+/* A clean shutdown closes every replica: the loop thread's part (failing waiters, ending the
+ * Raft group) one after another, the rest (trimming, index, checkpoint and snapshot writes and
+ * their syncs: several milliseconds a partition) on BROKER_CLOSE_THREADS threads, as start-up
+ * opens them. One after another, 10,000 partitions took 35 s to close. */
+static void close_replicas(struct broker *b)
+{
+    struct closer c = {0};
+    for (uint32_t i = 0; i < b->topic_slots; i++) {
+        struct broker_topic *t = b->topics[i];
+        if (t != NULL && t != &tombstone)
+            for (uint32_t p = 0; p < t->partition_count; p++)
+                c.count += t->replicas[p] != NULL;
+    }
+    if (c.count == 0)
+        return;
+    c.replicas = xcalloc(c.count, sizeof(*c.replicas));
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < b->topic_slots; i++) {
+        struct broker_topic *t = b->topics[i];
+        if (t == NULL || t == &tombstone)
+            continue;
+        for (uint32_t p = 0; p < t->partition_count; p++) {
+            if (t->replicas[p] == NULL)
+                continue;
+            replica_close_begin(t->replicas[p]);
+            c.replicas[n++] = t->replicas[p];
+            t->replicas[p] = NULL;
+        }
+    }
+    pthread_mutex_init(&c.mu, NULL);
+    pthread_t threads[BROKER_CLOSE_THREADS];
+    /* The simulator's broker closes them on the loop thread. */
+    uint32_t want = b->sim != NULL ? 0 : MIN(c.count, BROKER_CLOSE_THREADS), started = 0;
+    for (; started < want; started++)
+        if (pthread_create(&threads[started], NULL, closer_main, &c) != 0)
+            break;
+    closer_main(&c); /* this thread helps, and does it all when no thread started */
+    for (uint32_t i = 0; i < started; i++)
+        pthread_join(threads[i], NULL);
+    pthread_mutex_destroy(&c.mu);
+    free(c.replicas);
+}
+
 /* clean: every log is closed cleanly; otherwise left as a killed process leaves it. */
 static void broker_free(struct broker *b, bool clean)
 {
@@ -1356,6 +1429,8 @@ static void broker_free(struct broker *b, bool clean)
     metadata_finish_all(b);
     txns_close(b);
     groups_close(b);
+    if (clean)
+        close_replicas(b);
     for (uint32_t i = 0; i < b->topic_slots; i++) {
         struct broker_topic *t = b->topics[i];
         if (t != NULL && t != &tombstone)

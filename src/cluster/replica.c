@@ -61,6 +61,7 @@ struct replica {
     int64_t producers_next;          /* Raft mode: the first offset producers has not read */
     int64_t producers_from;          /* standalone: what the snapshot held, the load reads from */
     char *snapshot_path;             /* the producer-state snapshot file */
+    struct buf closing_snapshot;     /* replica_close_begin to _end: the snapshot to write */
     uint32_t snapshot_segments;      /* the log's segment count at the last snapshot (or open) */
     struct io *io;
     int64_t producers_expire_ms; /* wall clock of the next expiry pass */
@@ -335,14 +336,24 @@ static void producers_free(struct replica *r)
 
 int replica_close(struct replica *r)
 {
-    struct buf snapshot;
-    buf_init(&snapshot);
-    snapshot_encode(r, &snapshot); /* before drop_all marks the replica closed */
+    replica_close_begin(r);
+    return replica_close_end(r);
+}
+
+void replica_close_begin(struct replica *r)
+{
+    buf_init(&r->closing_snapshot);
+    snapshot_encode(r, &r->closing_snapshot); /* before drop_all marks the replica closed */
     drop_all(r);
-    int rc = log_close(r->log);
-    if (rc == 0 && snapshot.len > 0)
-        rc = log_replace_file(r->io, r->snapshot_path, &snapshot);
-    buf_deinit(&snapshot);
+    log_close_begin(r->log);
+}
+
+int replica_close_end(struct replica *r)
+{
+    int rc = log_close_end(r->log);
+    if (rc == 0 && r->closing_snapshot.len > 0)
+        rc = log_replace_file(r->io, r->snapshot_path, &r->closing_snapshot);
+    buf_deinit(&r->closing_snapshot);
     producers_free(r);
     free(r);
     return rc;

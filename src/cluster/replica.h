@@ -93,6 +93,10 @@ int replica_open(const struct log_env *env, const char *dir, const struct log_co
 /* Fails every waiting commit with ERR_CLOSED and notifies watches (replica_error() is then
  * ERR_CLOSED, so a watcher lets go of the replica), then closes the log cleanly. */
 int replica_close(struct replica *r);
+/* replica_close in two steps (see log_close_begin): the first on the loop thread, the second
+ * on any one thread. */
+void replica_close_begin(struct replica *r);
+int replica_close_end(struct replica *r);
 /* Frees without a clean close (used after the log failed or for a deleted partition). */
 void replica_abandon(struct replica *r);
 

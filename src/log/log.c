@@ -1066,13 +1066,18 @@ static int close_clean(struct log *log)
     return rc;
 }
 
-void log_free(struct log *log)
+static void fail_waiters(struct log *log)
 {
-    ASSERT(log->inflight == NULL && log->overlap == NULL);
     struct flush_waiter *w = log->waiters;
     log->waiters = log->waiters_tail = NULL;
     log->waiter_count = 0;
     run_waiters(w, ERR_CLOSED, log->durable_offset);
+}
+
+void log_free(struct log *log)
+{
+    ASSERT(log->inflight == NULL && log->overlap == NULL);
+    fail_waiters(log);
     for (uint32_t i = 0; i < log->seal_count; i++)
         seal_deinit(&log->seals[i]);
     for (uint32_t i = 0; i < log->removal_count; i++)
@@ -1103,11 +1108,22 @@ int log_replace_file(struct io *io, const char *path, const struct buf *bytes)
 
 int log_close(struct log *log)
 {
+    log_close_begin(log);
+    return log_close_end(log);
+}
+
+void log_close_begin(struct log *log)
+{
     wait_idle(log);
+    fail_waiters(log);
+}
+
+int log_close_end(struct log *log)
+{
     int rc = log->err;
     if (rc == 0)
         rc = close_clean(log);
-    log_free(log);
+    log_free(log); /* no waiter left to call back on this thread */
     return rc;
 }
 

@@ -132,6 +132,12 @@ int log_open(const struct log_env *env, const char *dir, const struct log_config
 /* Clean close: waits for in-flight syncs, trims and syncs the active segment, writes indexes
  * and checkpoints, then the clean-shutdown marker. Frees the log even when it fails. */
 int log_close(struct log *log);
+/* log_close in two steps, so a node can close many logs at once: log_close_begin on the owner
+ * thread (waits for the log's jobs and fails its flush waiters with ERR_CLOSED), then
+ * log_close_end on any one thread, which touches only the log's own files and the shared file
+ * cache (thread-safe), as log_open does. */
+void log_close_begin(struct log *log);
+int log_close_end(struct log *log);
 /* Frees the log without writing anything (a process that dies). Waits for in-flight syncs. */
 void log_abandon(struct log *log);
 

@@ -202,3 +202,34 @@ def test_clean_restart_keeps_topics_and_records(make_broker, topic):
               on_delivery=lambda err, msg: offsets.append((err, msg.offset())))
     assert p.flush(TIMEOUT_S) == 0
     assert offsets[0][0] is None and offsets[0][1] > max(log)
+
+
+def test_clean_shutdown_closes_every_partition_cleanly(make_broker, topic):
+    """A clean shutdown closes its partitions on several threads at once (one after another,
+    10,000 took 35 s). Every partition must still be closed whole: its clean-shutdown marker
+    written (without it the next start scans the log as after a crash) and its records read
+    back. Catches a closer that skips, double-closes or races on partitions, e.g. one that
+    hands the threads a partition list built before every topic was counted."""
+    broker = make_broker().start()
+    a = AdminClient({"bootstrap.servers": broker.bootstrap})
+    names = ["%s-%d" % (topic, t) for t in range(4)]
+    for f in a.create_topics([NewTopic(n, 50, 1) for n in names]).values():
+        f.result(timeout=TIMEOUT_S)
+    p = ck.Producer({"bootstrap.servers": broker.bootstrap, "acks": "all", "linger.ms": 5})
+    for n in names:
+        for part in range(50):
+            p.produce(n, value=b"%s/%d" % (n.encode(), part), partition=part)
+    assert p.flush(TIMEOUT_S) == 0
+    del p, a
+
+    broker.stop()  # SIGTERM, asserts exit status 0
+    dirs = ["%s-%d" % (n, part) for n in names for part in range(50)]
+    unclean = [d for d in dirs
+               if not os.path.exists(os.path.join(broker.data_dir, d, ".clean_shutdown"))]
+    assert unclean == [], "closed without their clean marker: %s" % unclean[:5]
+
+    broker.start()
+    for n in names[:1] + names[-1:]:
+        for part in (0, 49):
+            log = read_all(broker.bootstrap, n, part)
+            assert list(log.values()) == [b"%s/%d" % (n.encode(), part)]
