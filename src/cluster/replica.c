@@ -196,7 +196,9 @@ static void snapshot_at_roll(struct replica *r)
     struct buf snapshot;
     buf_init(&snapshot);
     snapshot_encode(r, &snapshot);
-    if (snapshot.len > 0)
+    /* The index entries of the markers it covers first: a restart re-reads only the log
+     * after it, so it must not find them lost. */
+    if (snapshot.len > 0 && log_txn_sync(r->log) == 0)
         (void)log_replace_file(r->io, r->snapshot_path, &snapshot);
     buf_deinit(&snapshot);
 }
@@ -221,6 +223,10 @@ int replica_open(const struct log_env *env, const char *dir, const struct log_co
     snprintf(r->snapshot_path, n, "%s/" REPLICA_SNAPSHOT_FILE, dir);
     r->snapshot_segments = log_segment_count(r->log);
     rc = snapshot_load(r, dir);
+    /* The state re-reads the log from there, adding the index entries of the markers after it
+     * again: those a crash left (or lost, or tore) go first, so none is missing or twice. */
+    if (rc == 0)
+        rc = log_txn_truncate(r->log, r->producers_from);
     if (rc < 0) {
         producer_state_deinit(&r->producers);
         producer_state_deinit(&r->live);
@@ -370,8 +376,10 @@ void replica_abandon(struct replica *r)
  */
 
 /* Takes one batch of the log (h parsed, a control batch present whole) into ps: a producer's
- * batch, or a transaction marker. ERR_CORRUPT for a control batch whose record does not parse. */
-static int producers_apply(struct producer_state *ps, const uint8_t *batch,
+ * batch, or a transaction marker, whose aborted transaction goes into index (the log's
+ * aborted-transaction index) unless it is NULL. ERR_CORRUPT for a control batch whose record
+ * does not parse; a storage error adding the entry. */
+static int producers_apply(struct producer_state *ps, struct log *index, const uint8_t *batch,
                            const struct batch_header *h)
 {
     if (h->producer_id < 0)
@@ -399,8 +407,10 @@ static int producers_apply(struct producer_state *ps, const uint8_t *batch,
                                 .commit = bm.type == BATCH_CONTROL_COMMIT,
                                 .offset = h->base_offset,
                                 .timestamp_ms = h->max_timestamp_ms};
-    producer_state_end_txn(ps, &m);
-    return 0;
+    struct producer_aborted aborted;
+    if (!producer_state_end_txn(ps, &m, &aborted) || index == NULL)
+        return 0;
+    return log_txn_add(index, &aborted);
 }
 
 /* Reads the headers of the batches in [from, limit) into ps, in at most reads_max log reads;
@@ -444,7 +454,7 @@ static int producers_scan(struct replica *r, int64_t from, int64_t limit, uint32
                     rc = ERR_CORRUPT; /* a control batch longer than a chunk */
                     break;
                 }
-                rc = producers_apply(ps, chunk + at, &h);
+                rc = producers_apply(ps, ps == &r->producers ? r->log : NULL, chunk + at, &h);
                 if (rc < 0)
                     break;
                 at += batch_total_bytes(&h);
@@ -487,11 +497,15 @@ static int producers_catch_up(struct replica *r, uint32_t reads_max)
                           &r->producers_next);
 }
 
-static void producers_record(struct producer_state *ps, const uint8_t *batch, size_t len)
+/* A batch this node appended into ps (and its aborted transaction into index unless NULL): a
+ * storage error adding the entry. */
+static int producers_record(struct producer_state *ps, struct log *index, const uint8_t *batch,
+                            size_t len)
 {
     struct batch_header h;
-    if (batch_header_parse(batch, len, &h) == 0)
-        producers_apply(ps, batch, &h); /* appended by us, so it parses */
+    if (batch_header_parse(batch, len, &h) != 0)
+        return 0; /* appended by us, so it parses */
+    return producers_apply(ps, index, batch, &h);
 }
 
 /* Standalone: the state of the whole log, read on first use (the transactions' too, so from the
@@ -583,8 +597,6 @@ int replica_last_stable_offset(struct replica *r, int64_t *out)
     int rc = stable_producers(r, &ps, &limit);
     if (rc < 0)
         return rc;
-    producer_state_trim_aborted(&r->producers, log_start_offset(r->log));
-    producer_state_trim_aborted(&r->live, log_start_offset(r->log));
     int64_t lso = producer_state_stable_offset(ps, log_high_watermark(r->log));
     *out = lso < limit ? lso : limit;
     return 0;
@@ -596,10 +608,13 @@ int replica_aborted(struct replica *r, int64_t from, int64_t upper, struct produ
     struct producer_state *ps = NULL;
     int64_t limit = 0;
     int rc = stable_producers(r, &ps, &limit);
+    /* Raft mode: the index holds what the committed state has read, which a tick's share may
+     * leave short of the high watermark (upper is below it). */
+    if (rc == 0 && r->group != NULL && r->producers_next < upper)
+        rc = producers_catch_up(r, UINT32_MAX);
     if (rc < 0)
         return rc;
-    *count = producer_state_aborted(ps, from, upper, out, max);
-    return 0;
+    return log_txn_collect(r->log, from, upper, out, max, count);
 }
 
 /* ---- Raft mode -------------------------------------------------------------------------- */
@@ -902,7 +917,7 @@ static int append_raft(struct replica *r, uint8_t *batch, size_t len, enum repli
     }
     out->base_offset = offset;
     out->last_offset = offset + h.last_offset_delta;
-    producers_record(&r->live, batch, len);
+    (void)producers_record(&r->live, NULL, batch, len); /* no index entry: cannot fail */
     if (c != NULL) {
         c->last_offset = out->last_offset;
         c->term = term;
@@ -939,7 +954,14 @@ int replica_append(struct replica *r, uint8_t *batch, size_t len, enum replica_w
         return rc;
     }
     if (r->producers_loaded) {
-        producers_record(&r->producers, batch, len);
+        /* The marker is written, so a failure to index it stops the replica like a failed
+         * write: a read_committed reader would otherwise see the aborted records. */
+        rc = producers_record(&r->producers, r->log, batch, len);
+        if (rc < 0) {
+            if (r->err == 0)
+                r->err = rc;
+            return rc;
+        }
         snapshot_at_roll(r);
     }
     /* The batch is written but would never be reported committed if no flush covered it, so a
