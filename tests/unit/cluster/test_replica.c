@@ -370,11 +370,11 @@ static void txn_one(struct txn_fx *t, uint32_t i, bool commit)
     if (commit)
         return;
     assert_true(t->want_count < TXN_ABORT_MAX);
-    t->want[t->want_count++] = (struct producer_aborted){.producer_id = 100 + p,
-                                                         .first_offset = data.base_offset,
-                                                         .last_offset = marker.base_offset,
-                                                         .last_stable_offset =
-                                                             marker.base_offset + 1};
+    t->want[t->want_count++] =
+        (struct producer_aborted){.producer_id = 100 + p,
+                                  .first_offset = data.base_offset,
+                                  .last_offset = marker.base_offset,
+                                  .last_stable_offset = marker.base_offset + 1};
 }
 
 /* Every aborted transaction, as replica_aborted answers a read_committed fetch from 0 (the
