@@ -373,6 +373,8 @@ void replica_abandon(struct replica *r)
  * leader (its no-op committed: everything before is committed) it reads the rest and `live`
  * starts as a copy, then takes every batch this leader appends, so retries of batches in flight
  * are duplicates too. A leadership lost leaves `live` unused: what it appended may be cut.
+ * Only `producers` adds entries to the log's aborted-transaction index (log.h has the rules
+ * that keep it complete across crashes: synced before each snapshot, re-added after it).
  */
 
 /* Takes one batch of the log (h parsed, a control batch present whole) into ps: a producer's
@@ -508,8 +510,8 @@ static int producers_record(struct producer_state *ps, struct log *index, const 
     return producers_apply(ps, index, batch, &h);
 }
 
-/* Standalone: the state of the whole log, read on first use (the transactions' too, so from the
- * log start: an aborted transaction stays in the state as long as its records are in the log). */
+/* Standalone: the state of the whole log, read on first use from the snapshot's offset (else the
+ * log start), adding the aborted-transaction index entries of the markers read. */
 static int producers_load(struct replica *r)
 {
     if (r->group != NULL || r->producers_loaded)
@@ -765,8 +767,8 @@ int replica_attach(struct replica *r, const struct replica_raft *o)
         return rc;
     r->on_change = o->on_change;
     r->change_ctx = o->ctx;
-    /* Read from the snapshot, else from the log start: the aborted transactions of the whole
-     * log are part of it. */
+    /* Read from the snapshot, else from the log start: the index entries from there on are
+     * added by that read (replica_open dropped them). */
     r->producers_next = r->producers_from > start ? r->producers_from : start;
     r->leader = -1;
     r->term = raft_group_core(r->group)->term;

@@ -23,6 +23,8 @@
  * recovered is synced before the log is usable, so the durable offset starts at the log end.
  * A start-offset checkpoint beyond the end of the recovered segments means the log was replaced
  * by an empty one starting there (log_reset): the segments are deleted and it opens empty there.
+ * Aborted-transaction index files (txnindex.c) are read last, keeping of each the valid entries
+ * below its segment's recovered end.
  * Must never trust a file size as the end of valid data, nor keep a segment that does not
  * continue its predecessor exactly.
  */
