@@ -594,17 +594,30 @@ def create_small_segment_topic(bootstrap, name, replication=1):
     wait_until(led, TIMEOUT_S, "%s led" % name)
 
 
-def run_transactions(port, topic, pids, count, seqs):
+NOT_LEADER_OR_FOLLOWER = 6
+
+
+def run_transactions(leader_port, topic, pids, count, seqs):
     """count transactions, each a 10 KiB batch of 10 records of one of pids in turn, two of
-    three aborted: the values a read_committed reader must see, in order."""
+    three aborted: the values a read_committed reader must see, in order. leader_port() is the
+    partition leader's port; a request that meets a leader change is sent again (a batch
+    retried is a duplicate, a marker retried ends nothing)."""
     committed = []
+
+    def until_done(send):
+        def sent():
+            error = send(leader_port())
+            assert error in (NONE, NOT_LEADER_OR_FOLLOWER), error
+            return error == NONE
+        wait_until(sent, TIMEOUT_S, "a request answered by the leader")
     for i in range(count):
         pid = pids[i % len(pids)]
         values = ["t%03d-%d-%s" % (i, k, "x" * 1000) for k in range(10)]
-        assert produce(port, topic, txn_batch(values, pid, 0, seqs[pid]))[0] == NONE
+        batch = txn_batch(values, pid, 0, seqs[pid])
+        until_done(lambda port: produce(port, topic, batch)[0])
         seqs[pid] += len(values)
         commit = i % 3 == 2
-        assert write_markers(port, pid, 0, commit, [(topic, 0)]) == {(topic, 0): NONE}
+        until_done(lambda port: write_markers(port, pid, 0, commit, [(topic, 0)])[(topic, 0)])
         if commit:
             committed += values
     return committed
@@ -628,13 +641,13 @@ def test_aborted_index_over_segments_and_restarts(make_broker, topic):
     create_small_segment_topic(broker.bootstrap, topic)
     pids = [new_producer_id(broker.port) for _ in range(2)]
     seqs = {p: 0 for p in pids}
-    committed = run_transactions(broker.port, topic, pids, 45, seqs)
+    committed = run_transactions(lambda: broker.port, topic, pids, 45, seqs)
     end = list_latest(broker.port, topic, READ_COMMITTED)[1]
     assert end == 45 * 11
     assert len(txn_index_files(broker.data_dir, topic)) >= 4
     assert consume_values(broker.bootstrap, topic, "read_committed", end) == committed
     # Past the last snapshot (a roll), then a crash: the tail's entries are rebuilt.
-    committed += run_transactions(broker.port, topic, pids, 4, seqs)
+    committed += run_transactions(lambda: broker.port, topic, pids, 4, seqs)
     end = list_latest(broker.port, topic, READ_COMMITTED)[1]
     broker.kill()
     broker.start()
@@ -660,19 +673,18 @@ def test_aborted_index_after_leader_moves(tmp_path):
     try:
         create_small_segment_topic(c.bootstrap(1), "txi", replication=3)
         pids = [new_producer_id(c.nodes[1].port) for _ in range(2)]
-        seqs = {p: 1 for p in pids}
+        seqs = {p: 0 for p in pids}
 
-        def first():
+        def leader_port():
+            return c.nodes[wait_leader(c, "txi", [1, 2, 3])].port
+        # The first requests wait for the leader (ready once its term's no-op committed).
+        committed = run_transactions(leader_port, "txi", pids, 30, seqs)
+
+        def latest():
             leader = wait_leader(c, "txi", [1, 2, 3])
-            err, _ = produce(c.nodes[leader].port, "txi", txn_batch(["warm"], pids[0], 0, 0))
-            return leader if err == NONE else None
-        leader = wait_until(first, TIMEOUT_S, "the first batch acknowledged")
-        port = c.nodes[leader].port
-        assert produce(port, "txi", txn_batch(["warm"], pids[1], 0, 0))[0] == NONE
-        for pid in pids:
-            assert write_markers(port, pid, 0, False, [("txi", 0)]) == {("txi", 0): NONE}
-        committed = run_transactions(port, "txi", pids, 30, seqs)
-        end = list_latest(port, "txi", READ_COMMITTED)[1]
+            error, offset = list_latest(c.nodes[leader].port, "txi", READ_COMMITTED)
+            return (leader, offset) if error == NONE else None
+        leader, end = wait_until(latest, TIMEOUT_S, "the last stable offset")
         c.nodes[leader].kill()
         alive = [n for n in (1, 2, 3) if n != leader]
 
