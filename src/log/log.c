@@ -882,10 +882,11 @@ int log_truncate_to(struct log *log, int64_t offset)
     rc = rebuild_segment(log, s, pos);
     if (rc < 0)
         return log_fail(log, rc);
-    /* Entries of markers past the cut go too. Not synced: one a crash brings back lies at or
-     * past where the producer state re-reads the log from (only uncommitted entries are ever
-     * cut), so it is dropped again before the re-read (log_txn_truncate). */
+    /* Entries of markers past the cut go too, durably as the cut: brought back by a crash they
+     * would describe offsets that later appends fill with other batches. */
     rc = txn_cut(log, s, offset);
+    if (rc == 1)
+        rc = log_txn_sync(log);
     if (rc < 0)
         return rc;
     s->first_append_ms = s->bytes > 0 ? (int64_t)clock_mono_ms(log->env.clock) : -1;

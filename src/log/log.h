@@ -208,7 +208,8 @@ int log_max_timestamp(struct log *log, int64_t *timestamp_ms, int64_t *offset);
  * ERR_RANGE outside [log start, log end]). Lowers the high watermark and the durable offset,
  * trims the epoch cache. Flush waiters beyond the new end keep waiting. The cut is durable
  * when this returns: it blocks on one fdatasync (and a directory sync when segments were
- * deleted), so no crash can bring the dropped suffix back behind later appends. */
+ * deleted, one more when aborted-transaction index entries were dropped), so no crash can bring the
+ * dropped suffix back behind later appends. */
 int log_truncate_to(struct log *log, int64_t offset);
 
 /* Raft's term at index: the epoch of the batch holding offset (ERR_NOT_FOUND if unknown). */
@@ -254,8 +255,8 @@ uint32_t log_segment_count(const struct log *log);
  * a snapshot that says they are read. Only the owner thread touches these files, through the
  * log's struct io; the flusher only removes those of deleted segments, as it does their other
  * files. Opening keeps of each file the valid entries below its segment's end (a crash's torn or
- * stale tail is cut), a truncation drops the entries from the cut on, retention, DeleteRecords
- * and log_reset delete the files with their segments.
+ * stale tail is cut), a truncation drops the entries from the cut on (durably, as the cut),
+ * retention, DeleteRecords and log_reset delete the files with their segments.
  */
 
 /* Adds e (its marker at e->last_offset, inside the log) to the index of the marker's segment,

@@ -324,7 +324,8 @@ static inline int64_t log_end(const struct log *log)
 uint32_t log_find_segment(const struct log *log, int64_t offset);
 /* Loads every segment's aborted-transaction index at open, cutting what is not valid. */
 int txn_load(struct log *log);
-/* Drops segment s's entries whose marker is at or after offset (a log truncation). */
+/* Drops segment s's entries whose marker is at or after offset (unsynced): 1 when it dropped
+ * some, 0 when there were none, or an error (the log failed). */
 int txn_cut(struct log *log, struct segment *s, int64_t offset);
 
 /* Makes err the log's sticky error (the first one wins) and returns it. */

@@ -196,7 +196,7 @@ int txn_cut(struct log *log, struct segment *s, int64_t offset)
     s->txn_count = keep;
     s->txn_last = keep > 0 ? (int64_t)be64_load(rec + 18) : -1;
     s->txn_unsynced = true;
-    return 0;
+    return 1;
 }
 
 int log_txn_truncate(struct log *log, int64_t offset)
