@@ -719,6 +719,13 @@ static int delete_segment(struct log *log, uint32_t i, bool now)
     ASSERT(!now || log->inflight == NULL || log->inflight->performed);
     ASSERT(!now || log->overlap == NULL || log->overlap->performed);
     struct segment *s = log->segs[i];
+    /* Retention and DeleteRecords: a crash may undo the removal (and the start offset that
+     * goes with it) and bring the segment back, which its index must then describe whole. */
+    if (!now && s->txn_unsynced) {
+        int rc = log_txn_sync(log);
+        if (rc < 0)
+            return rc;
+    }
     static const char *const exts[] = {".log", ".index", ".timeindex", ".txnindex"};
     char path[IO_PATH_BYTES_MAX];
     for (size_t k = 0; k < ARRAY_LEN(exts); k++) {

@@ -190,8 +190,9 @@ static void step(struct world *w)
         rc = log_truncate_to(w->log, at);
         /* Even a failed truncation may have cut: what survives is a prefix of the model. */
         w->durable = MIN(w->durable, at);
-        if (rc == 0)
-            model_truncate(&w->m, at);
+        if (rc != 0)
+            break; /* the index too may or may not be cut: a prefix either way */
+        model_truncate(&w->m, at);
         while (w->txn_len > 0 && w->txn[w->txn_len - 1].last_offset >= at)
             w->txn_len--;
         w->txn_synced = MIN(w->txn_synced, w->txn_len);
