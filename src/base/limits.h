@@ -54,7 +54,6 @@
 #define PRODUCER_ID_EXPIRATION_MS_DEFAULT 86400000ll /* producer.id.expiration.ms (Kafka's) */
 #define PRODUCER_EXPIRE_CHECK_MS    600000u          /* producer.id.expiration.check.interval.ms */
 #define PRODUCER_SCAN_TICK_READS    8u               /* log reads a replica's state takes per tick */
-#define PRODUCER_STATE_ABORTED_MAX  1000000u         /* aborted transactions one partition keeps */
 #define PRODUCER_STATE_ENDED_MAX    100000u          /* ended transactions awaiting the high watermark */
 #define PRODUCER_ABORTED_FETCH_MAX  10000u           /* aborted transactions in one Fetch partition */
 #define PRODUCER_SNAPSHOT_BYTES_MAX (256u * MIB)     /* a producer-state snapshot read at open */

@@ -197,7 +197,9 @@ static void snapshot_at_roll(struct replica *r)
     struct buf snapshot;
     buf_init(&snapshot);
     snapshot_encode(r, &snapshot);
-    if (snapshot.len > 0)
+    /* The index entries of the markers it covers first: a restart re-reads only the log
+     * after it, so it must not find them lost. */
+    if (snapshot.len > 0 && log_txn_sync(r->log) == 0)
         (void)log_replace_file(r->io, r->snapshot_path, &snapshot);
     buf_deinit(&snapshot);
 }
@@ -222,6 +224,10 @@ int replica_open(const struct log_env *env, const char *dir, const struct log_co
     snprintf(r->snapshot_path, n, "%s/" REPLICA_SNAPSHOT_FILE, dir);
     r->snapshot_segments = log_segment_count(r->log);
     rc = snapshot_load(r, dir);
+    /* The state re-reads the log from there, adding the index entries of the markers after it
+     * again: those a crash left (or lost, or tore) go first, so none is missing or twice. */
+    if (rc == 0)
+        rc = log_txn_truncate(r->log, r->producers_from);
     if (rc < 0) {
         producer_state_deinit(&r->producers);
         producer_state_deinit(&r->live);
@@ -378,11 +384,15 @@ void replica_abandon(struct replica *r)
  * leader (its no-op committed: everything before is committed) it reads the rest and `live`
  * starts as a copy, then takes every batch this leader appends, so retries of batches in flight
  * are duplicates too. A leadership lost leaves `live` unused: what it appended may be cut.
+ * Only `producers` adds entries to the log's aborted-transaction index (log.h has the rules
+ * that keep it complete across crashes: synced before each snapshot, re-added after it).
  */
 
 /* Takes one batch of the log (h parsed, a control batch present whole) into ps: a producer's
- * batch, or a transaction marker. ERR_CORRUPT for a control batch whose record does not parse. */
-static int producers_apply(struct producer_state *ps, const uint8_t *batch,
+ * batch, or a transaction marker, whose aborted transaction goes into index (the log's
+ * aborted-transaction index) unless it is NULL. ERR_CORRUPT for a control batch whose record
+ * does not parse; a storage error adding the entry. */
+static int producers_apply(struct producer_state *ps, struct log *index, const uint8_t *batch,
                            const struct batch_header *h)
 {
     if (h->producer_id < 0)
@@ -410,8 +420,10 @@ static int producers_apply(struct producer_state *ps, const uint8_t *batch,
                                 .commit = bm.type == BATCH_CONTROL_COMMIT,
                                 .offset = h->base_offset,
                                 .timestamp_ms = h->max_timestamp_ms};
-    producer_state_end_txn(ps, &m);
-    return 0;
+    struct producer_aborted aborted;
+    if (!producer_state_end_txn(ps, &m, &aborted) || index == NULL)
+        return 0;
+    return log_txn_add(index, &aborted);
 }
 
 /* Reads the headers of the batches in [from, limit) into ps, in at most reads_max log reads;
@@ -455,7 +467,7 @@ static int producers_scan(struct replica *r, int64_t from, int64_t limit, uint32
                     rc = ERR_CORRUPT; /* a control batch longer than a chunk */
                     break;
                 }
-                rc = producers_apply(ps, chunk + at, &h);
+                rc = producers_apply(ps, ps == &r->producers ? r->log : NULL, chunk + at, &h);
                 if (rc < 0)
                     break;
                 at += batch_total_bytes(&h);
@@ -498,15 +510,19 @@ static int producers_catch_up(struct replica *r, uint32_t reads_max)
                           &r->producers_next);
 }
 
-static void producers_record(struct producer_state *ps, const uint8_t *batch, size_t len)
+/* A batch this node appended into ps (and its aborted transaction into index unless NULL): a
+ * storage error adding the entry. */
+static int producers_record(struct producer_state *ps, struct log *index, const uint8_t *batch,
+                            size_t len)
 {
     struct batch_header h;
-    if (batch_header_parse(batch, len, &h) == 0)
-        producers_apply(ps, batch, &h); /* appended by us, so it parses */
+    if (batch_header_parse(batch, len, &h) != 0)
+        return 0; /* appended by us, so it parses */
+    return producers_apply(ps, index, batch, &h);
 }
 
-/* Standalone: the state of the whole log, read on first use (the transactions' too, so from the
- * log start: an aborted transaction stays in the state as long as its records are in the log). */
+/* Standalone: the state of the whole log, read on first use from the snapshot's offset (else the
+ * log start), adding the aborted-transaction index entries of the markers read. */
 static int producers_load(struct replica *r)
 {
     if (r->group != NULL || r->producers_loaded)
@@ -594,8 +610,6 @@ int replica_last_stable_offset(struct replica *r, int64_t *out)
     int rc = stable_producers(r, &ps, &limit);
     if (rc < 0)
         return rc;
-    producer_state_trim_aborted(&r->producers, log_start_offset(r->log));
-    producer_state_trim_aborted(&r->live, log_start_offset(r->log));
     int64_t lso = producer_state_stable_offset(ps, log_high_watermark(r->log));
     *out = lso < limit ? lso : limit;
     return 0;
@@ -607,10 +621,13 @@ int replica_aborted(struct replica *r, int64_t from, int64_t upper, struct produ
     struct producer_state *ps = NULL;
     int64_t limit = 0;
     int rc = stable_producers(r, &ps, &limit);
+    /* Raft mode: the index holds what the committed state has read, which a tick's share may
+     * leave short of the high watermark (upper is below it). */
+    if (rc == 0 && r->group != NULL && r->producers_next < upper)
+        rc = producers_catch_up(r, UINT32_MAX);
     if (rc < 0)
         return rc;
-    *count = producer_state_aborted(ps, from, upper, out, max);
-    return 0;
+    return log_txn_collect(r->log, from, upper, out, max, count);
 }
 
 /* ---- Raft mode -------------------------------------------------------------------------- */
@@ -761,8 +778,8 @@ int replica_attach(struct replica *r, const struct replica_raft *o)
         return rc;
     r->on_change = o->on_change;
     r->change_ctx = o->ctx;
-    /* Read from the snapshot, else from the log start: the aborted transactions of the whole
-     * log are part of it. */
+    /* Read from the snapshot, else from the log start: the index entries from there on are
+     * added by that read (replica_open dropped them). */
     r->producers_next = r->producers_from > start ? r->producers_from : start;
     r->leader = -1;
     r->term = raft_group_core(r->group)->term;
@@ -913,7 +930,7 @@ static int append_raft(struct replica *r, uint8_t *batch, size_t len, enum repli
     }
     out->base_offset = offset;
     out->last_offset = offset + h.last_offset_delta;
-    producers_record(&r->live, batch, len);
+    (void)producers_record(&r->live, NULL, batch, len); /* no index entry: cannot fail */
     if (c != NULL) {
         c->last_offset = out->last_offset;
         c->term = term;
@@ -950,7 +967,14 @@ int replica_append(struct replica *r, uint8_t *batch, size_t len, enum replica_w
         return rc;
     }
     if (r->producers_loaded) {
-        producers_record(&r->producers, batch, len);
+        /* The marker is written, so a failure to index it stops the replica like a failed
+         * write: a read_committed reader would otherwise see the aborted records. */
+        rc = producers_record(&r->producers, r->log, batch, len);
+        if (rc < 0) {
+            if (r->err == 0)
+                r->err = rc;
+            return rc;
+        }
         snapshot_at_roll(r);
     }
     /* The batch is written but would never be reported committed if no flush covered it, so a

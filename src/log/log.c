@@ -528,7 +528,7 @@ int log_append_at(struct log *log, const uint8_t *batch, size_t len, struct log_
 /* ---- reading ------------------------------------------------------------------------------- */
 
 /* The segment holding offset (the last one whose base is <= offset). */
-static uint32_t find_segment(const struct log *log, int64_t offset)
+uint32_t log_find_segment(const struct log *log, int64_t offset)
 {
     uint32_t lo = 0, hi = log->seg_count;
     while (lo < hi) {
@@ -566,7 +566,7 @@ int log_read(struct log *log, int64_t offset, uint64_t bytes_max, int64_t offset
         return ERR_RANGE;
     if (offset == log_end(log) || offset >= offset_limit)
         return 0;
-    struct segment *s = log->segs[find_segment(log, offset)];
+    struct segment *s = log->segs[log_find_segment(log, offset)];
     int rc = files_pin(s->file, false);
     if (rc < 0)
         return rc;
@@ -719,7 +719,14 @@ static int delete_segment(struct log *log, uint32_t i, bool now)
     ASSERT(!now || log->inflight == NULL || log->inflight->performed);
     ASSERT(!now || log->overlap == NULL || log->overlap->performed);
     struct segment *s = log->segs[i];
-    static const char *const exts[] = {".log", ".index", ".timeindex"};
+    /* Retention and DeleteRecords: a crash may undo the removal (and the start offset that
+     * goes with it) and bring the segment back, which its index must then describe whole. */
+    if (!now && s->txn_unsynced) {
+        int rc = log_txn_sync(log);
+        if (rc < 0)
+            return rc;
+    }
+    static const char *const exts[] = {".log", ".index", ".timeindex", ".txnindex"};
     char path[IO_PATH_BYTES_MAX];
     for (size_t k = 0; k < ARRAY_LEN(exts); k++) {
         seg_path(path, log->dir, s->base_offset, exts[k]);
@@ -827,7 +834,7 @@ int log_truncate_to(struct log *log, int64_t offset)
         if (log->overlap->err != 0)
             return log_fail(log, log->overlap->err);
     }
-    uint32_t i = find_segment(log, offset);
+    uint32_t i = log_find_segment(log, offset);
     struct segment *s = log->segs[i];
     uint64_t pos;
     int rc = boundary_position(s, offset, &pos);
@@ -882,6 +889,13 @@ int log_truncate_to(struct log *log, int64_t offset)
     rc = rebuild_segment(log, s, pos);
     if (rc < 0)
         return log_fail(log, rc);
+    /* Entries of markers past the cut go too, durably as the cut: brought back by a crash they
+     * would describe offsets that later appends fill with other batches. */
+    rc = txn_cut(log, s, offset);
+    if (rc == 1)
+        rc = log_txn_sync(log);
+    if (rc < 0)
+        return rc;
     s->first_append_ms = s->bytes > 0 ? (int64_t)clock_mono_ms(log->env.clock) : -1;
     log->epochs_dirty |= epochs_truncate_from_end(&log->epochs, offset);
     return 0;
@@ -1050,6 +1064,8 @@ static int close_clean(struct log *log)
     }
     if (rc == 0)
         rc = sync_file(log_active(log)->file);
+    if (rc == 0)
+        rc = log_txn_sync(log);
     if (rc == 0)
         rc = write_checkpoints(log);
     if (rc == 0)

@@ -7,6 +7,10 @@
  *   00000000000000000000.log        batches as received, named by the segment's base offset
  *   00000000000000000000.index      8-byte entries (relative offset u32, position u32)
  *   00000000000000000000.timeindex  12-byte entries (timestamp i64, relative offset u32)
+ *   00000000000000000000.txnindex   34-byte aborted transactions whose ABORT marker is in the
+ *                                   segment (version i16 = 0, producer id, first offset, last
+ *                                   offset = the marker's, last stable offset, i64 each; Kafka's
+ *                                   layout), by marker offset; present once the segment has one
  *   leader-epoch-checkpoint         "0\n<count>\n<epoch> <startOffset>\n..."
  *   log-start-offset-checkpoint     "0\n<offset>\n"
  *   recovery-point-offset-checkpoint "0\n<offset>\n": segments below it are synced, indexes too
@@ -52,6 +56,7 @@
 
 #include "base/clock.h"
 #include "io/io.h"
+#include "log/producer_state.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -209,7 +214,8 @@ int log_max_timestamp(struct log *log, int64_t *timestamp_ms, int64_t *offset);
  * ERR_RANGE outside [log start, log end]). Lowers the high watermark and the durable offset,
  * trims the epoch cache. Flush waiters beyond the new end keep waiting. The cut is durable
  * when this returns: it blocks on one fdatasync (and a directory sync when segments were
- * deleted), so no crash can bring the dropped suffix back behind later appends. */
+ * deleted, one more when aborted-transaction index entries were dropped), so no crash can bring the
+ * dropped suffix back behind later appends. */
 int log_truncate_to(struct log *log, int64_t offset);
 
 /* Raft's term at index: the epoch of the batch holding offset (ERR_NOT_FOUND if unknown). */
@@ -243,6 +249,38 @@ int log_delete_records(struct log *log, int64_t offset);
 int log_reset(struct log *log, int64_t offset);
 
 uint32_t log_segment_count(const struct log *log);
+
+/*
+ * The aborted-transaction index (Kafka's TransactionIndex): one .txnindex file per segment,
+ * holding the aborted transactions whose ABORT marker lies in the segment. The log only stores
+ * entries; the partition's producer state (which knows a transaction's first offset) adds one
+ * for every ABORT marker it reads, in offset order, and re-reads the log from where its last
+ * snapshot stands after a restart. Hence the rule that keeps the index complete after a crash:
+ * the owner drops the entries from where its state re-reads (log_txn_truncate) before the
+ * re-read adds them again, and makes the entries durable (log_txn_sync) before it makes durable
+ * a snapshot that says they are read. Only the owner thread touches these files, through the
+ * log's struct io; the flusher only removes those of deleted segments, as it does their other
+ * files. Opening keeps of each file the valid entries below its segment's end (a crash's torn or
+ * stale tail is cut), a truncation drops the entries from the cut on (durably, as the cut),
+ * retention, DeleteRecords and log_reset delete the files with their segments.
+ */
+
+/* Adds e (its marker at e->last_offset, inside the log) to the index of the marker's segment,
+ * written at once, durable after the next log_txn_sync. An entry whose marker is at or before
+ * the segment's last one is already there (a state re-reading the log): 0, nothing written.
+ * ERR_RANGE for a marker outside the log. */
+int log_txn_add(struct log *log, const struct producer_aborted *e);
+/* Drops every entry whose marker is at or after offset. */
+int log_txn_truncate(struct log *log, int64_t offset);
+/* Makes every entry added or dropped so far durable (fdatasync of each index file changed since
+ * the last call; the directory when one was created). Blocks on I/O. */
+int log_txn_sync(struct log *log);
+/* Kafka's collectAbortedTxns: up to max entries with last offset >= from and first offset <
+ * upper, by marker offset, from the segment holding from on; stops at the first entry whose last
+ * stable offset is >= upper (every transaction starting before upper had ended by that marker).
+ * Reads the index files (owner thread). */
+int log_txn_collect(struct log *log, int64_t from, int64_t upper, struct producer_aborted *out,
+                    uint32_t max, uint32_t *count);
 
 /* Replaces the file at path with bytes atomically and durably (a temp file beside it, synced,
  * renamed over it, the directory synced), as the log's checkpoints are. Blocks on I/O. */

@@ -185,6 +185,12 @@ struct segment {
     struct log_file *file;
     bool index_on_disk;  /* the index files match this segment's current content */
     bool index_unsynced; /* index files written this session and not yet synced */
+    /* The aborted-transaction index (txnindex.c): its entry count and the last entry's marker
+     * offset (-1 when none); the file holds exactly txn_count entries when txn_file is set. */
+    uint32_t txn_count;
+    int64_t txn_last;
+    bool txn_file;     /* the .txnindex file exists (created or found) */
+    bool txn_unsynced; /* changed since the last log_txn_sync */
 };
 
 /* A header walk over one segment file, reading ahead in chunks. */
@@ -236,6 +242,8 @@ bool seg_indexes_match(struct io *io, const char *dir, const struct segment *s);
 /* Reads a whole file of at most bytes_max bytes, appending to b. */
 int seg_read_small_file(struct io *io, const char *path, uint64_t bytes_max, struct buf *b);
 void seg_remove_files(struct io *io, const char *dir, int64_t base_offset);
+/* Removes the .txnindex file (a segment that is gone); a missing one is fine. */
+void seg_remove_txn_index(struct io *io, const char *dir, int64_t base_offset);
 
 /* ---- the log (log.c, recover.c) --------------------------------------------------------- */
 
@@ -296,6 +304,7 @@ struct log {
     struct flush_waiter *waiters_tail;
     uint32_t waiter_count;
     struct buf scratch;
+    bool txn_dir_dirty; /* a .txnindex file was created since the last log_txn_sync */
 };
 
 #define LOG_CLEAN_MARKER        ".clean_shutdown"
@@ -311,6 +320,14 @@ static inline int64_t log_end(const struct log *log)
 {
     return log_active(log)->end_offset;
 }
+/* The segment holding offset (the last one whose base is <= offset). */
+uint32_t log_find_segment(const struct log *log, int64_t offset);
+/* Loads every segment's aborted-transaction index at open, cutting what is not valid. */
+int txn_load(struct log *log);
+/* Drops segment s's entries whose marker is at or after offset (unsynced): 1 when it dropped
+ * some, 0 when there were none, or an error (the log failed). */
+int txn_cut(struct log *log, struct segment *s, int64_t offset);
+
 /* Makes err the log's sticky error (the first one wins) and returns it. */
 int log_fail(struct log *log, int err);
 void log_push_segment(struct log *log, struct segment *s);

@@ -30,7 +30,6 @@ void producer_state_deinit(struct producer_state *ps)
     free(ps->slots);
     free(ps->ongoing);
     free(ps->ended);
-    free(ps->aborted);
     *ps = (struct producer_state){0};
 }
 
@@ -39,7 +38,7 @@ void producer_state_clear(struct producer_state *ps)
     for (uint32_t i = 0; i < ps->cap; i++)
         ps->slots[i].producer_id = -1;
     ps->count = 0;
-    ps->ongoing_count = ps->ended_count = ps->aborted_count = 0;
+    ps->ongoing_count = ps->ended_count = 0;
 }
 
 /* Makes room for n elements of size in *arr (capacity *cap), doubling. */
@@ -73,11 +72,6 @@ void producer_state_copy(struct producer_state *dst, const struct producer_state
     if (src->ended_count > 0)
         memcpy(dst->ended, src->ended, src->ended_count * sizeof(*dst->ended));
     dst->ended_count = src->ended_count;
-    dst->aborted =
-        reserve(dst->aborted, &dst->aborted_cap, src->aborted_count, sizeof(*dst->aborted));
-    if (src->aborted_count > 0)
-        memcpy(dst->aborted, src->aborted, src->aborted_count * sizeof(*dst->aborted));
-    dst->aborted_count = src->aborted_count;
 }
 
 int32_t producer_seq_add(int32_t seq, int32_t count)
@@ -268,13 +262,14 @@ enum producer_verdict producer_state_check_marker(const struct producer_state *p
 }
 
 /* The first offset not yet decided once the transaction (first, marker at last) ended, for the
- * aborted entry's last stable offset: the oldest other ongoing one, else past the marker. */
+ * aborted transaction's last stable offset: the oldest other ongoing one, else past the marker. */
 static int64_t stable_after(const struct producer_state *ps, int64_t last)
 {
     return ps->ongoing_count > 0 ? ps->ongoing[0].first_offset : last + 1;
 }
 
-void producer_state_end_txn(struct producer_state *ps, const struct producer_marker *m)
+bool producer_state_end_txn(struct producer_state *ps, const struct producer_marker *m,
+                            struct producer_aborted *aborted)
 {
     struct producer_entry *e = (struct producer_entry *)producer_state_find(ps, m->producer_id);
     if (e == NULL) {
@@ -294,7 +289,7 @@ void producer_state_end_txn(struct producer_state *ps, const struct producer_mar
     e->last_timestamp_ms = m->timestamp_ms;
     int64_t first = e->txn_first_offset;
     if (first < 0)
-        return; /* a retried marker: nothing ongoing to end */
+        return false; /* a retried marker: nothing ongoing to end */
     e->txn_first_offset = -1;
     ongoing_remove(ps, m->producer_id);
     if (ps->ended_count == PRODUCER_STATE_ENDED_MAX) {
@@ -305,18 +300,12 @@ void producer_state_end_txn(struct producer_state *ps, const struct producer_mar
     ps->ended[ps->ended_count++] = (struct producer_txn){
         .producer_id = m->producer_id, .first_offset = first, .last_offset = m->offset};
     if (m->commit)
-        return;
-    if (ps->aborted_count == PRODUCER_STATE_ABORTED_MAX) {
-        memmove(&ps->aborted[0], &ps->aborted[1], (ps->aborted_count - 1) * sizeof(ps->aborted[0]));
-        ps->aborted_count--;
-    }
-    ps->aborted =
-        reserve(ps->aborted, &ps->aborted_cap, ps->aborted_count + 1, sizeof(*ps->aborted));
-    ps->aborted[ps->aborted_count++] =
-        (struct producer_aborted){.producer_id = m->producer_id,
-                                  .first_offset = first,
-                                  .last_offset = m->offset,
-                                  .last_stable_offset = stable_after(ps, m->offset)};
+        return false;
+    *aborted = (struct producer_aborted){.producer_id = m->producer_id,
+                                         .first_offset = first,
+                                         .last_offset = m->offset,
+                                         .last_stable_offset = stable_after(ps, m->offset)};
+    return true;
 }
 
 int64_t producer_state_stable_offset(struct producer_state *ps, int64_t hw)
@@ -336,36 +325,6 @@ int64_t producer_state_stable_offset(struct producer_state *ps, int64_t hw)
     return lso;
 }
 
-uint32_t producer_state_aborted(const struct producer_state *ps, int64_t from, int64_t upper,
-                                struct producer_aborted *out, uint32_t max)
-{
-    /* The first entry whose last offset is >= from (entries are by last offset). */
-    uint32_t lo = 0, hi = ps->aborted_count;
-    while (lo < hi) {
-        uint32_t mid = lo + (hi - lo) / 2;
-        if (ps->aborted[mid].last_offset < from)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    uint32_t n = 0;
-    for (uint32_t i = lo; i < ps->aborted_count && n < max; i++)
-        if (ps->aborted[i].first_offset < upper)
-            out[n++] = ps->aborted[i];
-    return n;
-}
-
-void producer_state_trim_aborted(struct producer_state *ps, int64_t start)
-{
-    uint32_t k = 0;
-    while (k < ps->aborted_count && ps->aborted[k].last_offset < start)
-        k++;
-    if (k == 0)
-        return;
-    memmove(&ps->aborted[0], &ps->aborted[k], (ps->aborted_count - k) * sizeof(ps->aborted[0]));
-    ps->aborted_count -= k;
-}
-
 uint32_t producer_state_expire(struct producer_state *ps, int64_t now_ms, int64_t expiration_ms)
 {
     uint32_t n = 0;
@@ -383,7 +342,9 @@ uint32_t producer_state_expire(struct producer_state *ps, int64_t now_ms, int64_
     return n;
 }
 
-#define SNAPSHOT_VERSION 1
+/* Version 1 also held the aborted transactions (now the log's transaction index): it is not
+ * read, so a state saved by it is rebuilt from the log, index entries and all. */
+#define SNAPSHOT_VERSION 2
 
 void producer_state_encode(const struct producer_state *ps, int64_t next_offset, struct buf *out)
 {
@@ -414,13 +375,6 @@ void producer_state_encode(const struct producer_state *ps, int64_t next_offset,
         buf_put_be64(out, (uint64_t)ps->ended[i].producer_id);
         buf_put_be64(out, (uint64_t)ps->ended[i].first_offset);
         buf_put_be64(out, (uint64_t)ps->ended[i].last_offset);
-    }
-    buf_put_be32(out, ps->aborted_count);
-    for (uint32_t i = 0; i < ps->aborted_count; i++) {
-        buf_put_be64(out, (uint64_t)ps->aborted[i].producer_id);
-        buf_put_be64(out, (uint64_t)ps->aborted[i].first_offset);
-        buf_put_be64(out, (uint64_t)ps->aborted[i].last_offset);
-        buf_put_be64(out, (uint64_t)ps->aborted[i].last_stable_offset);
     }
     be32_store(out->data + start, crc32c(out->data + start + 4, out->len - start - 4));
 }
@@ -485,22 +439,6 @@ static int decode_txns(struct producer_state *ps, struct reader *r)
         ps->ended[i].last_offset = (int64_t)rd_be64(r);
     }
     ps->ended_count = n;
-    n = rd_be32(r);
-    if (rd_err(r) != 0 || n > PRODUCER_STATE_ABORTED_MAX || n > rd_left(r) / 32)
-        return ERR_CORRUPT;
-    ps->aborted = reserve(ps->aborted, &ps->aborted_cap, n, sizeof(*ps->aborted));
-    for (uint32_t i = 0; i < n; i++) {
-        struct producer_aborted *a = &ps->aborted[i];
-        a->producer_id = (int64_t)rd_be64(r);
-        a->first_offset = (int64_t)rd_be64(r);
-        a->last_offset = (int64_t)rd_be64(r);
-        a->last_stable_offset = (int64_t)rd_be64(r);
-        /* By last offset, each after its first: what the lookups rely on. */
-        if (a->first_offset > a->last_offset ||
-            (i > 0 && a->last_offset <= ps->aborted[i - 1].last_offset))
-            return ERR_CORRUPT;
-    }
-    ps->aborted_count = n;
     return rd_err(r) != 0 || rd_left(r) != 0 ? ERR_CORRUPT : 0;
 }
 

@@ -3,8 +3,10 @@
  * ProducerStateManager): producer id -> its epoch, the last PRODUCER_STATE_BATCHES batches it
  * wrote (first and last sequence, first and last offset), the last batch's timestamp, the first
  * offset of its ongoing transaction and the coordinator epoch of its last marker; and for the
- * partition the ongoing transactions (by first offset), the ended ones whose marker is not yet
- * below the high watermark, and the aborted ones (Kafka's aborted-transaction index).
+ * partition the ongoing transactions (by first offset) and the ended ones whose marker is not yet
+ * below the high watermark. The aborted ones are not kept here: each ABORT marker yields its
+ * entry (producer_state_end_txn) for the log's aborted-transaction index (log.h), which keeps
+ * the whole history on disk, segment by segment, so this state stays as small as the producers.
  *
  * Owns: the map and the rules a produced batch is judged by. Pure code: no I/O; the caller feeds
  * it the batches of its log (producer_state_update) and asks before appending
@@ -38,7 +40,7 @@
  * most PRODUCER_STATE_PRODUCERS_MAX entries (the one written longest ago is forgotten to make room,
  * as if it had expired; a producer with an ongoing transaction never expires, as in Kafka).
  * `ongoing` holds exactly the entries with txn_first_offset >= 0, by first offset; `ended` by
- * marker offset; `aborted` by last (marker) offset.
+ * marker offset.
  */
 #ifndef CHRONIK_LOG_PRODUCER_STATE_H
 #define CHRONIK_LOG_PRODUCER_STATE_H
@@ -73,7 +75,8 @@ struct producer_txn {
     int64_t last_offset;
 };
 
-/* An aborted transaction (Kafka's AbortedTxn): the last stable offset right after its marker. */
+/* An aborted transaction (Kafka's AbortedTxn), an entry of the log's aborted-transaction index:
+ * the last stable offset right after its marker. */
 struct producer_aborted {
     int64_t producer_id;
     int64_t first_offset;
@@ -89,8 +92,6 @@ struct producer_state {
     uint32_t ongoing_count, ongoing_cap;
     struct producer_txn *ended; /* by marker offset, the marker at or past the high watermark */
     uint32_t ended_count, ended_cap;
-    struct producer_aborted *aborted; /* by last offset */
-    uint32_t aborted_count, aborted_cap;
 };
 
 /* A batch as the rules see it (producer_id >= 0). */
@@ -151,30 +152,24 @@ uint32_t producer_state_expire(struct producer_state *ps, int64_t now_ms, int64_
 enum producer_verdict producer_state_check_marker(const struct producer_state *ps,
                                                   const struct producer_marker *m);
 
-/* Records a marker the log holds, unchecked: ends the producer's ongoing transaction (an ABORT
- * adds it to the aborted ones). */
-void producer_state_end_txn(struct producer_state *ps, const struct producer_marker *m);
+/* Records a marker the log holds, unchecked: ends the producer's ongoing transaction. Returns
+ * true when an ABORT ended one: *aborted is then its entry for the aborted-transaction index. */
+bool producer_state_end_txn(struct producer_state *ps, const struct producer_marker *m,
+                            struct producer_aborted *aborted);
 
 /* The last stable offset for the high watermark hw (see above); forgets ended transactions
  * whose marker is below hw. */
 int64_t producer_state_stable_offset(struct producer_state *ps, int64_t hw);
 
-/* Up to max aborted transactions overlapping [from, upper): last offset >= from and first
- * offset < upper, by last offset; the count. */
-uint32_t producer_state_aborted(const struct producer_state *ps, int64_t from, int64_t upper,
-                                struct producer_aborted *out, uint32_t max);
-
-/* Forgets the aborted transactions wholly below start (the log start offset). */
-void producer_state_trim_aborted(struct producer_state *ps, int64_t start);
-
 /*
  * Snapshots (Kafka's producer-state snapshot files): the whole state as of next_offset (every
  * batch below it taken in), so a replica reads only the log after it. Layout, big-endian:
- * crc32c u32 (of everything after it), version i16 = 1, next_offset i64, then producers (count
+ * crc32c u32 (of everything after it), version i16 = 2, next_offset i64, then producers (count
  * u32; each: id i64, epoch i16, coordinator epoch i32, last timestamp i64, transaction first
  * offset i64, batch count u8, batches (first seq i32, last seq i32, first offset i64, last offset
- * i64)), ended transactions (count u32; id, first, last i64) and aborted ones (count u32; id,
- * first, last, last stable offset i64). The ongoing transactions follow from the producers.
+ * i64)) and ended transactions (count u32; id, first, last i64). The ongoing transactions follow
+ * from the producers. A version 1 snapshot (which also held the aborted transactions) does not
+ * decode: its state is rebuilt from the log, and with it the aborted-transaction index.
  */
 void producer_state_encode(const struct producer_state *ps, int64_t next_offset, struct buf *out);
 /* Replaces ps (initialised) with the snapshot's state: 0 and *next_offset, or ERR_CORRUPT for

@@ -23,6 +23,8 @@
  * recovered is synced before the log is usable, so the durable offset starts at the log end.
  * A start-offset checkpoint beyond the end of the recovered segments means the log was replaced
  * by an empty one starting there (log_reset): the segments are deleted and it opens empty there.
+ * Aborted-transaction index files (txnindex.c) are read last, keeping of each the valid entries
+ * below its segment's recovered end.
  * Must never trust a file size as the end of valid data, nor keep a segment that does not
  * continue its predecessor exactly.
  */
@@ -89,8 +91,9 @@ static int on_entry(void *ctx, const char *name)
             return ERR_TOO_LARGE;
         push_i64(&l->bases, &l->base_count, &l->base_cap, base);
     } else if ((base = parse_seg_name(name, ".index")) >= 0 ||
-               (base = parse_seg_name(name, ".timeindex")) >= 0) {
-        if (l->index_count >= 2 * LOG_SEGMENTS_MAX)
+               (base = parse_seg_name(name, ".timeindex")) >= 0 ||
+               (base = parse_seg_name(name, ".txnindex")) >= 0) {
+        if (l->index_count >= 3 * LOG_SEGMENTS_MAX)
             return ERR_TOO_LARGE;
         push_i64(&l->index_bases, &l->index_count, &l->index_cap, base);
     } else if (n > 4 && strcmp(name + n - 4, ".tmp") == 0) {
@@ -130,8 +133,10 @@ static int remove_leftovers(struct log *log, struct listing *l)
     }
     for (uint32_t i = 0; i < l->index_count; i++) {
         if (l->base_count == 0 ||
-            !bsearch(&l->index_bases[i], l->bases, l->base_count, sizeof(int64_t), cmp_i64))
+            !bsearch(&l->index_bases[i], l->bases, l->base_count, sizeof(int64_t), cmp_i64)) {
             seg_remove_files(log->env.io, log->dir, l->index_bases[i]);
+            seg_remove_txn_index(log->env.io, log->dir, l->index_bases[i]);
+        }
     }
     return 0;
 }
@@ -441,6 +446,7 @@ static int drop_segments_from(struct log *log, uint32_t i)
         if (rc < 0 && rc != -ENOENT)
             return rc;
         seg_remove_files(log->env.io, log->dir, s->base_offset);
+        seg_remove_txn_index(log->env.io, log->dir, s->base_offset);
         seg_free(s);
         log->dir_dirty = true;
     }
@@ -679,6 +685,9 @@ int log_open(const struct log_env *env, const char *dir, const struct log_config
     log->start_offset = MIN(MAX(start, log->segs[0]->base_offset), log_end(log));
     log->start_dirty = log->start_offset != start;
     load_epochs(log, t.clean, &stored, &rebuilt);
+    rc = txn_load(log);
+    if (rc < 0)
+        goto fail;
     if (log->dir_dirty || !t.clean)
         rc = io_sync_dir(env->io, dir);
     if (rc < 0)

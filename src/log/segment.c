@@ -40,6 +40,7 @@ struct segment *seg_new(struct log_files *files, const char *dir, int64_t base_o
     struct segment *s = xcalloc(1, sizeof(*s));
     s->base_offset = base_offset;
     s->file = files_new(files, path);
+    s->txn_last = -1;
     seg_reset(s);
     return s;
 }
@@ -438,4 +439,11 @@ void seg_remove_files(struct io *io, const char *dir, int64_t base_offset)
         seg_path(path, dir, base_offset, exts[i]);
         (void)io_remove(io, path); /* a missing index file is normal; a stale one is ignored */
     }
+}
+
+void seg_remove_txn_index(struct io *io, const char *dir, int64_t base_offset)
+{
+    char path[IO_PATH_BYTES_MAX];
+    seg_path(path, dir, base_offset, ".txnindex");
+    (void)io_remove(io, path); /* a missing file is normal */
 }

@@ -433,7 +433,7 @@ def test_txn_offset_commit_visible_at_commit_marker(make_broker, topic):
 
 def test_producer_state_snapshot_and_tail(make_broker, topic):
     """Producer-state snapshots: a clean stop writes the partition's producer state (with its open
-    and aborted transactions) to producer-state.snapshot and a start reads only the log after it;
+    transactions; the aborted ones are in the segments' .txnindex files) to producer-state.snapshot and a start reads only the log after it;
     after a kill -9 the last snapshot plus the log tail give the same state; a corrupt snapshot is
     never trusted (removed, the whole log read instead)."""
     import os
@@ -572,3 +572,127 @@ def test_librdkafka_read_committed_skips_aborted(broker, topic):
     assert consume_values(broker.bootstrap, topic, "read_committed", 7) == ["b1", "plain"]
     assert consume_values(broker.bootstrap, topic, "read_uncommitted", 8) == [
         "a1", "a2", "b1", "plain", "a3", "c1"]
+
+
+# ---- the aborted-transaction index -------------------------------------------------------------
+
+SMALL_SEGMENT = {"segment.bytes": "65536"}  # log.segment.bytes' minimum: many segments
+
+
+def create_small_segment_topic(bootstrap, name, replication=1):
+    """A one-partition topic whose segments roll at 64 KiB, led and open."""
+    from confluent_kafka.admin import AdminClient, NewTopic
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    fut = admin.create_topics([NewTopic(name, 1, replication, config=SMALL_SEGMENT)],
+                              request_timeout=TIMEOUT_S)
+    fut[name].result(timeout=TIMEOUT_S)
+
+    def led():
+        t = admin.list_topics(topic=name, timeout=TIMEOUT_S).topics[name]
+        return t.error is None and len(t.partitions) == 1 and all(
+            p.leader >= 0 and p.error is None for p in t.partitions.values())
+    wait_until(led, TIMEOUT_S, "%s led" % name)
+
+
+NOT_LEADER_OR_FOLLOWER = 6
+
+
+def run_transactions(leader_port, topic, pids, count, seqs):
+    """count transactions, each a 10 KiB batch of 10 records of one of pids in turn, two of
+    three aborted: the values a read_committed reader must see, in order. leader_port() is the
+    partition leader's port; a request that meets a leader change is sent again (a batch
+    retried is a duplicate, a marker retried ends nothing)."""
+    committed = []
+
+    def until_done(send):
+        def sent():
+            error = send(leader_port())
+            assert error in (NONE, NOT_LEADER_OR_FOLLOWER), error
+            return error == NONE
+        wait_until(sent, TIMEOUT_S, "a request answered by the leader")
+    for i in range(count):
+        pid = pids[i % len(pids)]
+        values = ["t%03d-%d-%s" % (i, k, "x" * 1000) for k in range(10)]
+        batch = txn_batch(values, pid, 0, seqs[pid])
+        until_done(lambda port: produce(port, topic, batch)[0])
+        seqs[pid] += len(values)
+        commit = i % 3 == 2
+        until_done(lambda port: write_markers(port, pid, 0, commit, [(topic, 0)])[(topic, 0)])
+        if commit:
+            committed += values
+    return committed
+
+
+def txn_index_files(data_dir, topic):
+    import os
+    d = os.path.join(data_dir, "%s-0" % topic)
+    return [n for n in os.listdir(d) if n.endswith(".txnindex")]
+
+
+def test_aborted_index_over_segments_and_restarts(make_broker, topic):
+    """Issue 11 (an aborted-transaction index per segment): a read_committed consumer starting
+    at offset 0 after many aborted transactions spread over many small segments gets none of
+    their records, and still none after a kill -9 and after a clean restart (the index is on
+    disk, a .txnindex file beside each segment holding ABORT markers, and rebuilt from the log
+    tail after a crash). Catches: aborted transactions forgotten (a capped in-memory list, or
+    index entries a restart loses), so a consumer far behind sees aborted records."""
+    broker = make_broker()
+    broker.start()
+    create_small_segment_topic(broker.bootstrap, topic)
+    pids = [new_producer_id(broker.port) for _ in range(2)]
+    seqs = {p: 0 for p in pids}
+    committed = run_transactions(lambda: broker.port, topic, pids, 45, seqs)
+    end = list_latest(broker.port, topic, READ_COMMITTED)[1]
+    assert end == 45 * 11
+    assert len(txn_index_files(broker.data_dir, topic)) >= 4
+    assert consume_values(broker.bootstrap, topic, "read_committed", end) == committed
+    # Past the last snapshot (a roll), then a crash: the tail's entries are rebuilt.
+    committed += run_transactions(lambda: broker.port, topic, pids, 4, seqs)
+    end = list_latest(broker.port, topic, READ_COMMITTED)[1]
+    broker.kill()
+    broker.start()
+    wait_until(lambda: fetch(broker.port, topic, 0, READ_COMMITTED)[0] == NONE, TIMEOUT_S,
+               "served")
+    assert consume_values(broker.bootstrap, topic, "read_committed", end) == committed
+    broker.stop()
+    broker.start()
+    wait_until(lambda: fetch(broker.port, topic, 0, READ_COMMITTED)[0] == NONE, TIMEOUT_S,
+               "served")
+    assert consume_values(broker.bootstrap, topic, "read_committed", end) == committed
+    assert len(consume_values(broker.bootstrap, topic, "read_uncommitted", end)) == 49 * 10
+
+
+def test_aborted_index_after_leader_moves(tmp_path):
+    """Issue 11: on a 3-node cluster the followers build the same aborted-transaction index from
+    the committed log, so after the leader is killed a read_committed consumer reading from
+    offset 0 on the new leader gets none of the aborted records spread over many segments.
+    Catches: index entries written by the leader only."""
+    from cluster_harness import Cluster
+    from test_idempotence import FAST_ISR, wait_leader
+    c = Cluster(tmp_path, 3, extra_args=FAST_ISR).start()
+    try:
+        create_small_segment_topic(c.bootstrap(1), "txi", replication=3)
+        pids = [new_producer_id(c.nodes[1].port) for _ in range(2)]
+        seqs = {p: 0 for p in pids}
+
+        def leader_port():
+            return c.nodes[wait_leader(c, "txi", [1, 2, 3])].port
+        # The first requests wait for the leader (ready once its term's no-op committed).
+        committed = run_transactions(leader_port, "txi", pids, 30, seqs)
+
+        def latest():
+            leader = wait_leader(c, "txi", [1, 2, 3])
+            error, offset = list_latest(c.nodes[leader].port, "txi", READ_COMMITTED)
+            return (leader, offset) if error == NONE else None
+        leader, end = wait_until(latest, TIMEOUT_S, "the last stable offset")
+        c.nodes[leader].kill()
+        alive = [n for n in (1, 2, 3) if n != leader]
+
+        def served():
+            new = wait_leader(c, "txi", alive)
+            error, hw, _, _, _ = fetch(c.nodes[new].port, "txi", 0, READ_COMMITTED)
+            return new if error == NONE and hw >= end else None
+        new = wait_until(served, TIMEOUT_S, "the new leader serving")
+        assert consume_values(c.bootstrap(new), "txi", "read_committed", end) == committed
+    finally:
+        c.stop()

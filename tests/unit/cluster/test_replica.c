@@ -10,6 +10,7 @@
 
 #include <cmocka.h>
 
+#include "base/alloc.h"
 #include "base/buf.h"
 #include "base/clock.h"
 #include "base/error.h"
@@ -300,6 +301,166 @@ static void test_producer_snapshot_at_every_roll(void **state)
     fx_deinit(&f);
 }
 
+/* ---- the aborted-transaction index (issue 11) ---- */
+
+#define TXN_PIDS      3
+#define TXN_ABORT_MAX 512
+
+struct txn_fx {
+    struct fx f;
+    struct log_env env;
+    struct log_config cfg;
+    int32_t seq[TXN_PIDS];
+    struct producer_aborted want[TXN_ABORT_MAX]; /* the aborted ones, by marker offset */
+    uint32_t want_count;
+};
+
+static void txn_reopen(struct txn_fx *t, bool clean)
+{
+    if (clean)
+        assert_int_equal(replica_close(t->f.r), 0);
+    else
+        replica_abandon(t->f.r);
+    assert_int_equal(replica_open(&t->env, "/p", &t->cfg, 1, &t->f.r), 0);
+}
+
+static void txn_init(struct txn_fx *t)
+{
+    memset(t, 0, sizeof(*t));
+    fx_init(&t->f);
+    t->env = (struct log_env){
+        .io = t->f.io, .clock = &t->f.clock.clock, .files = t->f.files, .flusher = t->f.fl};
+    log_config_default(&t->cfg);
+    t->cfg.prealloc_bytes = 0;
+    t->cfg.segment_bytes = LOG_SEGMENT_BYTES_MIN; /* the transactions span many segments */
+    txn_reopen(t, true);
+}
+
+/* One transaction of producer 100 + i % TXN_PIDS: a batch of 1 KiB records, then its marker
+ * (ABORT unless commit). */
+static void txn_one(struct txn_fx *t, uint32_t i, bool commit)
+{
+    static uint8_t value[1024];
+    memset(value, 't', sizeof(value));
+    struct batch_record recs[PIDS_BATCH];
+    for (int k = 0; k < PIDS_BATCH; k++)
+        recs[k] = (struct batch_record){.value = slice_make(value, sizeof(value)),
+                                        .timestamp_ms = NOW_MS};
+    uint32_t p = i % TXN_PIDS;
+    struct batch_build_opts o = {.producer_id = 100 + p,
+                                 .producer_epoch = 0,
+                                 .base_sequence = t->seq[p],
+                                 .attributes = BATCH_ATTR_TRANSACTIONAL};
+    t->seq[p] += PIDS_BATCH;
+    struct log_append_result data, marker;
+    buf_reset(&t->f.copy);
+    assert_int_equal(batch_build(&t->f.copy, &o, recs, PIDS_BATCH), 0);
+    assert_int_equal(replica_append(t->f.r, t->f.copy.data, t->f.copy.len, REPLICA_WAIT_NONE, 1,
+                                    NULL, NULL, NULL, &data),
+                     0);
+    struct batch_marker m = {.type = commit ? BATCH_CONTROL_COMMIT : BATCH_CONTROL_ABORT,
+                             .coordinator_epoch = 0};
+    struct producer_marker pm = {.producer_id = 100 + p, .epoch = 0, .commit = commit};
+    assert_int_equal(replica_marker_check(t->f.r, &pm, NOW_MS, EXPIRE_MS), PRODUCER_APPEND);
+    buf_reset(&t->f.copy);
+    assert_int_equal(batch_build_marker(&t->f.copy, 100 + p, 0, &m, NOW_MS), 0);
+    assert_int_equal(replica_append(t->f.r, t->f.copy.data, t->f.copy.len, REPLICA_WAIT_NONE, 1,
+                                    NULL, NULL, NULL, &marker),
+                     0);
+    if (commit)
+        return;
+    assert_true(t->want_count < TXN_ABORT_MAX);
+    t->want[t->want_count++] =
+        (struct producer_aborted){.producer_id = 100 + p,
+                                  .first_offset = data.base_offset,
+                                  .last_offset = marker.base_offset,
+                                  .last_stable_offset = marker.base_offset + 1};
+}
+
+/* Every aborted transaction, as replica_aborted answers a read_committed fetch from 0 (the
+ * log's end as the upper bound, after a sync made it all stable). */
+static void txn_check_all(struct txn_fx *t)
+{
+    for (int k = 0; k < 4 && replica_high_watermark(t->f.r) < replica_log_end_offset(t->f.r); k++)
+        fx_sync(&t->f);
+    int64_t lso = -1;
+    assert_int_equal(replica_last_stable_offset(t->f.r, &lso), 0);
+    assert_int_equal(lso, replica_log_end_offset(t->f.r));
+    static struct producer_aborted got[TXN_ABORT_MAX];
+    uint32_t n = 0;
+    assert_int_equal(replica_aborted(t->f.r, 0, lso, got, TXN_ABORT_MAX, &n), 0);
+    assert_int_equal(n, t->want_count);
+    for (uint32_t i = 0; i < n; i++) {
+        assert_int_equal(got[i].producer_id, t->want[i].producer_id);
+        assert_int_equal(got[i].first_offset, t->want[i].first_offset);
+        assert_int_equal(got[i].last_offset, t->want[i].last_offset);
+        assert_int_equal(got[i].last_stable_offset, t->want[i].last_stable_offset);
+    }
+    /* A fetch from inside: only the transactions overlapping [from, upper). */
+    uint32_t mid = t->want_count / 2;
+    int64_t from = t->want[mid].first_offset + 1, upper = t->want[mid].last_offset;
+    assert_int_equal(replica_aborted(t->f.r, from, upper, got, TXN_ABORT_MAX, &n), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(got[0].last_offset, t->want[mid].last_offset);
+}
+
+static uint64_t snapshot_bytes(struct txn_fx *t)
+{
+    struct io_file *file = NULL;
+    uint64_t size = 0;
+    assert_int_equal(io_open(t->f.io, "/p/producer-state.snapshot", IO_RDONLY, &file), 0);
+    assert_int_equal(io_size(file, &size), 0);
+    io_close(file);
+    return size;
+}
+
+/*
+ * Issue 11 (an aborted-transaction index per segment): the producer state kept every aborted
+ * transaction in memory and in its snapshot, up to a cap (PRODUCER_STATE_ABORTED_MAX, 1,000,000
+ * a partition: 32 MB) past which the oldest were forgotten and a read_committed consumer far
+ * behind saw aborted records. Now each segment's .txnindex holds them: the snapshot stays the
+ * size of the producers however many transactions abort (fails before: it grew by 32 bytes an
+ * abort), and every aborted transaction over many segments is answered, after a clean close,
+ * after a crash that keeps the unsynced writes, and after one that loses them (the index entries
+ * written since the last snapshot are re-added from the log, those before it were synced with
+ * it).
+ */
+static void test_aborted_index_survives_restarts_and_crashes(void **state)
+{
+    (void)state;
+    struct txn_fx *t = xcalloc(1, sizeof(*t));
+    txn_init(t);
+    uint32_t i = 0;
+    for (; i < 40; i++)
+        txn_one(t, i, i % 4 == 3);
+    txn_check_all(t);
+    txn_reopen(t, true);
+    uint64_t before = snapshot_bytes(t);
+    for (; i < 240; i++)
+        txn_one(t, i, i % 4 == 3);
+    assert_true(log_segment_count(replica_log(t->f.r)) > 4);
+    txn_check_all(t);
+    txn_reopen(t, true);
+    assert_int_equal(snapshot_bytes(t), before);
+    txn_check_all(t);
+    /* A crash that keeps what was written: the index as it stands is re-read. */
+    for (; i < 300; i++)
+        txn_one(t, i, false);
+    fx_sync(&t->f);
+    txn_reopen(t, false);
+    txn_check_all(t);
+    /* A power loss after the log's sync: the index writes since the last snapshot are lost. */
+    for (; i < 360; i++)
+        txn_one(t, i, false);
+    fx_sync(&t->f);
+    replica_abandon(t->f.r);
+    io_sim_crash_at(t->f.io, 0, 0);
+    assert_int_equal(replica_open(&t->env, "/p", &t->cfg, 1, &t->f.r), 0);
+    txn_check_all(t);
+    fx_deinit(&t->f);
+    free(t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -308,6 +469,7 @@ int main(void)
         cmocka_unit_test(test_producer_state_survives_reopen),
         cmocka_unit_test(test_producer_snapshot_below_log_start_is_dropped),
         cmocka_unit_test(test_producer_snapshot_at_every_roll),
+        cmocka_unit_test(test_aborted_index_survives_restarts_and_crashes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

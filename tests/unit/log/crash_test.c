@@ -5,14 +5,17 @@
  * to roll 64 KiB segments every few batches, with epoch changes), flush requests, flusher
  * runs, truncations of the last few batches (a Raft follower's divergent suffix), retention
  * by size and DeleteRecords (both delete whole segments, possibly before the job sealing
- * them ran: issue 8 item 5). For every
+ * them ran: issue 8 item 5), aborted-transaction index entries and their syncs (issue 11). For
+ * every
  * prefix of a scenario, the disk crashes at every pending-operation boundary (io_sim_crash_at with
  * each keep_ops); when the next pending operation is a write, it is also torn at a sample of bytes:
  * every batch-header field boundary (0..61 by field), the last byte, and every 64th byte in
  * between. After each crash the log reopens and must hold exactly a prefix of what was appended
  * (byte for byte, epochs included) containing everything that was reported durable, and must accept
- * further appends. A second matrix uses scenarios of small batches and tears the last pending
- * write at every one of its bytes, after every step.
+ * further appends; its aborted-transaction index must hold, in order, a prefix of the entries
+ * added (of markers still in the log) with every entry synced by log_txn_sync. A second matrix uses
+ * scenarios of small batches and tears the last pending write at every one of its bytes, after
+ * every step.
  *
  * Fault injection: the nth write, sync, allocation, truncate, directory operation (rename) or
  * open fails with EIO or ENOSPC; the failure surfaces as an error, nothing unsynced is ever
@@ -42,7 +45,18 @@
 
 static uint64_t g_seed;
 
-enum step { STEP_APPEND, STEP_FLUSH, STEP_RUN, STEP_TRUNCATE, STEP_RETAIN, STEP_DELETE };
+enum step {
+    STEP_APPEND,
+    STEP_FLUSH,
+    STEP_RUN,
+    STEP_TRUNCATE,
+    STEP_RETAIN,
+    STEP_DELETE,
+    STEP_TXN,
+    STEP_TXN_SYNC,
+};
+
+#define TXN_ENTRIES_MAX 4096
 
 struct world {
     struct io *io;
@@ -62,6 +76,11 @@ struct world {
     uint32_t records_max;     /* per appended batch */
     uint32_t value_bytes_max; /* per record */
     struct buf b;
+    /* The aborted-transaction index entries added, by marker offset; the first txn_synced of
+     * them were synced by log_txn_sync. */
+    struct producer_aborted txn[TXN_ENTRIES_MAX];
+    uint32_t txn_len;
+    uint32_t txn_synced;
 };
 
 static void on_flush(void *ctx, int err, int64_t durable)
@@ -128,11 +147,12 @@ static void expect_healthy(struct world *w, int n)
 /* One scenario step; its kind and content depend only on the rng and the log end. */
 static void step(struct world *w)
 {
-    static const enum step kinds[22] = {
-        STEP_APPEND, STEP_APPEND, STEP_APPEND, STEP_APPEND,   STEP_APPEND, STEP_APPEND,
-        STEP_APPEND, STEP_APPEND, STEP_APPEND, STEP_APPEND,   STEP_APPEND, STEP_APPEND,
-        STEP_FLUSH,  STEP_FLUSH,  STEP_FLUSH,  STEP_FLUSH,    STEP_RUN,    STEP_RUN,
-        STEP_RUN,    STEP_RETAIN, STEP_DELETE, STEP_TRUNCATE,
+    static const enum step kinds[25] = {
+        STEP_APPEND, STEP_APPEND,   STEP_APPEND, STEP_APPEND, STEP_APPEND,
+        STEP_APPEND, STEP_APPEND,   STEP_APPEND, STEP_APPEND, STEP_APPEND,
+        STEP_APPEND, STEP_APPEND,   STEP_FLUSH,  STEP_FLUSH,  STEP_FLUSH,
+        STEP_FLUSH,  STEP_RUN,      STEP_RUN,    STEP_RUN,    STEP_RETAIN,
+        STEP_DELETE, STEP_TRUNCATE, STEP_TXN,    STEP_TXN,    STEP_TXN_SYNC,
     };
     enum step s = kinds[rng_below(&w->rng, ARRAY_LEN(kinds))];
     int rc = 0;
@@ -170,10 +190,39 @@ static void step(struct world *w)
         rc = log_truncate_to(w->log, at);
         /* Even a failed truncation may have cut: what survives is a prefix of the model. */
         w->durable = MIN(w->durable, at);
-        if (rc == 0)
-            model_truncate(&w->m, at);
+        if (rc != 0)
+            break; /* the index too may or may not be cut: a prefix either way */
+        model_truncate(&w->m, at);
+        while (w->txn_len > 0 && w->txn[w->txn_len - 1].last_offset >= at)
+            w->txn_len--;
+        w->txn_synced = MIN(w->txn_synced, w->txn_len);
         break;
     }
+    case STEP_TXN: {
+        /* An aborted transaction ending at the last batch (its "marker"), begun up to three
+         * batches before. */
+        if (w->m.len == 0 || log_error(w->log) != 0 || w->txn_len == TXN_ENTRIES_MAX)
+            break;
+        size_t k = w->m.len - 1;
+        size_t back = (size_t)rng_below(&w->rng, 4); /* once: MIN evaluates twice */
+        size_t first = k - MIN(k, back);
+        struct producer_aborted e = {.producer_id = (int64_t)(k % 7),
+                                     .first_offset = w->m.v[first].base_offset,
+                                     .last_offset = w->m.v[k].base_offset,
+                                     .last_stable_offset = w->m.v[k].base_offset + 1};
+        if (e.last_offset < log_start_offset(w->log) ||
+            (w->txn_len > 0 && w->txn[w->txn_len - 1].last_offset >= e.last_offset))
+            break;
+        rc = log_txn_add(w->log, &e);
+        if (rc == 0)
+            w->txn[w->txn_len++] = e;
+        break;
+    }
+    case STEP_TXN_SYNC:
+        rc = log_txn_sync(w->log);
+        if (rc == 0)
+            w->txn_synced = w->txn_len;
+        break;
     case STEP_RETAIN:
     case STEP_DELETE: {
         /* Everything durable is committed, as in the standalone replica. */
@@ -223,11 +272,45 @@ static void replay(struct world *w, uint64_t seed, int n)
     replay_sized(w, seed, n, false);
 }
 
+/* The recovered aborted-transaction index: in order, a prefix of the entries added whose marker
+ * is in the recovered log, holding every synced one; the model becomes what was recovered. */
+static void check_txn_recovered(struct world *w, const char *what)
+{
+    static struct producer_aborted got[TXN_ENTRIES_MAX];
+    int64_t start = log_start_offset(w->log), end = log_end_offset(w->log);
+    uint32_t n = 0;
+    if (log_txn_collect(w->log, start, end, got, TXN_ENTRIES_MAX, &n) != 0)
+        fail_msg("%s: aborted-transaction index unreadable", what);
+    uint32_t k = 0, synced = 0;
+    for (uint32_t i = 0; i < w->txn_len; i++) {
+        const struct producer_aborted *e = &w->txn[i];
+        if (e->last_offset < start || e->last_offset >= end)
+            continue;
+        synced += i < w->txn_synced;
+        if (k < n && memcmp(&got[k], e, sizeof(*e)) == 0)
+            k++;
+        else if (k < n)
+            fail_msg("%s: index entry %u (marker %lld) was never added there", what, k,
+                     (long long)got[k].last_offset);
+    }
+    if (k < n)
+        fail_msg("%s: %u index entries beyond those added", what, n - k);
+    if (n < synced)
+        fail_msg("%s: %u index entries recovered, %u were synced", what, n, synced);
+    memcpy(w->txn, got, n * sizeof(*got));
+    w->txn_len = w->txn_synced = n;
+}
+
 /* After a crash: reopen, check the prefix property and durability, append once more. */
 static void check_recovered(struct world *w, const char *what)
 {
+    /* Only what was reported before the crash counts: a job still queued is performed by
+     * log_abandon after it, and one syncing through handles it opens itself (an overlapping
+     * sync) then succeeds on what the crash left, which no dead process could report. */
+    int64_t durable = w->durable;
     log_abandon(w->log); /* the process died: in-flight syncs fail on stale handles */
     w->log = NULL;
+    w->durable = durable;
     world_open(w);
     int64_t end = log_end_offset(w->log);
     size_t n = model_prefix_len(&w->m, end);
@@ -249,6 +332,7 @@ static void check_recovered(struct world *w, const char *what)
         if (log_epoch_of(w->log, at, &e) != 0 || e != w->m.v[i].epoch)
             fail_msg("%s: epoch of %lld is %d, want %d", what, (long long)at, e, w->m.v[i].epoch);
     }
+    check_txn_recovered(w, what);
     model_truncate(&w->m, end);
     w->epoch = MAX(w->epoch, log_latest_epoch(w->log));
     buf_reset(&w->b);

@@ -3,7 +3,8 @@
  * last five batches answered with their original offsets, gaps, stale and new epochs, unknown
  * producers (KIP-360), sequence wraparound at INT32_MAX, expiration, the bound on producers, and
  * the map itself against a model under many inserts and removals; and transactions: the
- * last stable offset, markers (epoch and coordinator-epoch fencing, retries), the aborted list.
+ * last stable offset, markers (epoch and coordinator-epoch fencing, retries), the entries ABORT
+ * markers yield for the log's aborted-transaction index, snapshots (an old version 1 is refused).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -12,6 +13,8 @@
 #include <cmocka.h>
 
 #include "base/buf.h"
+#include "base/bytes.h"
+#include "base/crc32c.h"
 #include "base/error.h"
 #include "log/producer_state.h"
 
@@ -237,8 +240,9 @@ static void put_txn(struct producer_state *ps, int64_t pid, int16_t epoch, int32
     producer_state_update(ps, &a);
 }
 
-static void end_txn(struct producer_state *ps, int64_t pid, int16_t epoch, bool commit,
-                    int64_t offset)
+/* Returns whether the marker aborted a transaction, *out its index entry. */
+static bool end_txn_entry(struct producer_state *ps, int64_t pid, int16_t epoch, bool commit,
+                          int64_t offset, struct producer_aborted *out)
 {
     struct producer_marker m = {.producer_id = pid,
                                 .epoch = epoch,
@@ -246,12 +250,20 @@ static void end_txn(struct producer_state *ps, int64_t pid, int16_t epoch, bool 
                                 .commit = commit,
                                 .offset = offset,
                                 .timestamp_ms = 1000};
-    producer_state_end_txn(ps, &m);
+    return producer_state_end_txn(ps, &m, out);
+}
+
+static void end_txn(struct producer_state *ps, int64_t pid, int16_t epoch, bool commit,
+                    int64_t offset)
+{
+    struct producer_aborted unused;
+    end_txn_entry(ps, pid, epoch, commit, offset, &unused);
 }
 
 /* The last stable offset is the first offset of the oldest open transaction, capped by the high
  * watermark; a transaction ended by a marker at or past the high watermark still holds it (the
- * marker may be lost); only ABORT adds to the aborted list, with the LSO after it. */
+ * marker may be lost); only ABORT yields an aborted-transaction index entry, with the LSO after
+ * it. */
 static void test_last_stable_offset(void **state)
 {
     (void)state;
@@ -264,28 +276,18 @@ static void test_last_stable_offset(void **state)
     put_txn(&ps, 1, 0, 2, 1, 14); /* A goes on: still from 10 */
     assert_int_equal(producer_state_stable_offset(&ps, 15), 10);
     assert_int_equal(producer_state_stable_offset(&ps, 5), 5);
-    end_txn(&ps, 1, 0, false, 15); /* A aborted at 15 */
+    struct producer_aborted out;
+    assert_true(end_txn_entry(&ps, 1, 0, false, 15, &out)); /* A aborted at 15 */
+    assert_int_equal(out.producer_id, 1);
+    assert_int_equal(out.first_offset, 10);
+    assert_int_equal(out.last_offset, 15);
+    assert_int_equal(out.last_stable_offset, 13); /* B was open */
     /* The marker is not below the high watermark yet: A is still undecided. */
     assert_int_equal(producer_state_stable_offset(&ps, 15), 10);
     assert_int_equal(producer_state_stable_offset(&ps, 16), 13);
-    end_txn(&ps, 2, 0, true, 16); /* B committed */
+    assert_false(end_txn_entry(&ps, 2, 0, true, 16, &out)); /* B committed */
     assert_int_equal(producer_state_stable_offset(&ps, 17), 17);
     assert_int_equal(ps.ended_count, 0);
-    struct producer_aborted out[4];
-    assert_int_equal(producer_state_aborted(&ps, 0, 100, out, 4), 1);
-    assert_int_equal(out[0].producer_id, 1);
-    assert_int_equal(out[0].first_offset, 10);
-    assert_int_equal(out[0].last_offset, 15);
-    assert_int_equal(out[0].last_stable_offset, 13); /* B was open */
-    /* Overlap: [from, upper) against [first, last]. */
-    assert_int_equal(producer_state_aborted(&ps, 16, 100, out, 4), 0);
-    assert_int_equal(producer_state_aborted(&ps, 15, 100, out, 4), 1);
-    assert_int_equal(producer_state_aborted(&ps, 0, 10, out, 4), 0);
-    assert_int_equal(producer_state_aborted(&ps, 0, 11, out, 4), 1);
-    producer_state_trim_aborted(&ps, 15);
-    assert_int_equal(ps.aborted_count, 1);
-    producer_state_trim_aborted(&ps, 16);
-    assert_int_equal(ps.aborted_count, 0);
     producer_state_deinit(&ps);
 }
 
@@ -309,15 +311,16 @@ static void test_markers(void **state)
     assert_int_equal(producer_state_stable_offset(&copy, 5), 0);
     m.offset = 1;
     m.commit = false;
-    producer_state_end_txn(&ps, &m);
+    struct producer_aborted ab;
+    assert_true(producer_state_end_txn(&ps, &m, &ab));
     assert_int_equal(producer_state_stable_offset(&ps, 5), 5);
-    assert_int_equal(ps.aborted_count, 1);
+    assert_int_equal(ab.first_offset, 0);
+    assert_int_equal(ab.last_offset, 1);
     m.coordinator_epoch = 4;
     assert_int_equal(producer_state_check_marker(&ps, &m), PRODUCER_COORDINATOR_FENCED);
     m.coordinator_epoch = 5;
     m.offset = 2;
-    producer_state_end_txn(&ps, &m); /* a retry */
-    assert_int_equal(ps.aborted_count, 1);
+    assert_false(producer_state_end_txn(&ps, &m, &ab)); /* a retry: nothing more aborted */
     assert_int_equal(check(&ps, 1, 3, 1, 1, &dup), PRODUCER_APPEND);
     /* The copy is independent. */
     assert_int_equal(producer_state_stable_offset(&copy, 5), 0);
@@ -330,7 +333,7 @@ static void test_markers(void **state)
     producer_state_deinit(&copy);
 }
 
-/* Snapshots: a state round-trips (producers, batches, open, ended and aborted transactions);
+/* Snapshots: a state round-trips (producers, batches, open and ended transactions);
  * any flipped byte, a cut, or trailing bytes are ERR_CORRUPT and leave the state empty. */
 static void test_snapshot_codec(void **state)
 {
@@ -362,11 +365,6 @@ static void test_snapshot_codec(void **state)
     assert_int_equal(back.ended_count, ps.ended_count);
     assert_int_equal(producer_state_stable_offset(&back, 124), 121); /* 5 open, 6's marker at hw */
     assert_int_equal(producer_state_stable_offset(&back, 125), 121); /* 5 is open */
-    struct producer_aborted ab[2];
-    assert_int_equal(producer_state_aborted(&back, 0, 200, ab, 2), 1);
-    assert_int_equal(ab[0].producer_id, 4);
-    assert_int_equal(ab[0].first_offset, 120);
-    assert_int_equal(ab[0].last_offset, 122);
     for (size_t i = 0; i < b.len; i++) {
         b.data[i] ^= 0x20;
         assert_int_equal(producer_state_decode(&back, b.data, b.len, &next), ERR_CORRUPT);
@@ -395,6 +393,32 @@ static void test_marker_then_batch(void **state)
     producer_state_deinit(&ps);
 }
 
+/* A version 1 snapshot (it held the aborted transactions, now in the log's index) does not
+ * decode, even whole and with a good CRC: its state is rebuilt from the log, index entries and
+ * all, rather than taken without them. */
+static void test_snapshot_v1_refused(void **state)
+{
+    (void)state;
+    struct producer_state ps;
+    producer_state_init(&ps);
+    struct buf b;
+    buf_init(&b);
+    buf_put_be32(&b, 0);
+    buf_put_be16(&b, 1);  /* version 1 */
+    buf_put_be64(&b, 50); /* next offset */
+    buf_put_be32(&b, 0);  /* producers */
+    buf_put_be32(&b, 0);  /* ended */
+    buf_put_be32(&b, 1);  /* aborted: one */
+    for (int i = 0; i < 4; i++)
+        buf_put_be64(&b, 7);
+    be32_store(b.data, crc32c(b.data + 4, b.len - 4));
+    int64_t next = -1;
+    assert_int_equal(producer_state_decode(&ps, b.data, b.len, &next), ERR_CORRUPT);
+    assert_int_equal(next, -1);
+    buf_deinit(&b);
+    producer_state_deinit(&ps);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -409,6 +433,7 @@ int main(void)
         cmocka_unit_test(test_last_stable_offset),
         cmocka_unit_test(test_markers),
         cmocka_unit_test(test_snapshot_codec),
+        cmocka_unit_test(test_snapshot_v1_refused),
         cmocka_unit_test(test_marker_then_batch),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
