@@ -2,7 +2,10 @@
 
 It owns the verdict and nothing else: it never talks to a broker, so tests/chaos/test_checker.py
 can feed it synthetic histories. A history is a dict (run.py writes it as history.json):
-  acks:       [[partition, offset, value], ...]   every send the broker acknowledged
+  acks:       [[partition, offset, value], ...]   every send the broker acknowledged; offset
+              None when the client acknowledged it without one (librdkafka acknowledges a
+              batch whose answer was lost once a later batch of the same idempotent producer
+              succeeds: the broker keeps a producer's batches in order)
   reads:      {consumer: [[partition, offset, value], ...]}   in the order each consumer read
   watermarks: {observer: [[partition, high watermark, (seconds)], ...]}  in the order each
               client saw them (a third field, the time, is not checked)
@@ -16,7 +19,8 @@ accepted); other keys (the fault log) are not checked. Without replicas and assi
 replica checks are skipped (the self-test's older histories, a run that could not stop).
 
 Checks (each violation is one line naming what, where and the evidence):
-  lost:         an acknowledged (p, offset, value) is not in the final read at that offset;
+  lost:         an acknowledged (p, offset, value) is not in the final read at that offset
+                (without an offset: nowhere in p);
   conflict:     some (p, offset) held two different values across acks, all reads and the final
                 read;
   vanished:     a value read during the run at (p, offset) is absent from the final read (the
@@ -103,7 +107,8 @@ def check(history):
         seen.setdefault((p, o), {}).setdefault(v, source)
 
     for p, o, v in acks:
-        observe(p, o, v, "ack")
+        if o is not None:
+            observe(p, o, v, "ack")
     for name, rs in sorted(reads.items()):
         for p, o, v in rs:
             observe(p, o, v, "read by %s" % name)
@@ -123,7 +128,13 @@ def check(history):
             r.violations["conflict"].append("p%d offset %d held %s" % (p, o, ", ".join(
                 "%r (%s)" % (v, src) for v, src in sorted(values.items()))))
 
+    final_values = {(p, v) for p, _, v in final}
     for p, o, v in acks:
+        if o is None:
+            if (p, v) not in final_values:
+                r.violations["lost"].append("p%d acknowledged %r (offset unknown), not in the "
+                                            "final read" % (p, v))
+            continue
         got = final_at.get((p, o))
         if got != v:
             r.violations["lost"].append("p%d offset %d acknowledged %r, final read has %s" % (
@@ -160,7 +171,12 @@ def check(history):
                             name, p, hw, top[p], i))
             top[p] = max(hw, top.get(p, hw))
 
-    copies, lagging, tail = check_replicas(history, replicas, final_at, acks, r)
+    # An acknowledgement without an offset is checked on the replicas where the final read found
+    # its value (where it is not, it is lost, reported above).
+    found_at = {(p, v): o for p, o, v in final}
+    placed = [(p, found_at[(p, v)] if o is None else o, v) for p, o, v in acks
+              if o is not None or (p, v) in found_at]
+    copies, lagging, tail = check_replicas(history, replicas, final_at, placed, r)
 
     offsets_of = {}
     for p, o, v in final:

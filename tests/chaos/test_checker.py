@@ -215,3 +215,16 @@ def test_reordered_writes_of_an_idempotent_producer_are_reported():
 def test_every_kind_has_a_test():
     assert set(VIOLATION_KINDS) == {"lost", "conflict", "vanished", "nonmonotonic", "hw_back",
                                     "diverged", "under_replicated", "duplicated", "reordered"}
+
+
+def test_ack_without_offset_is_found_by_value():
+    """librdkafka acknowledges an idempotent batch whose answer was lost without an offset once a
+    later batch succeeds; such an ack counts when its value is anywhere in its partition's final
+    read, and is lost when it is not (a checker that compared None offsets crashed)."""
+    h = clean()
+    h["acks"].append([0, None, "x"])
+    r = check(h)
+    assert r.ok, r.first_violations()
+    h["acks"].append([1, None, "y"])
+    lost = only(check(h), "lost")
+    assert lost == ["p1 acknowledged 'y' (offset unknown), not in the final read"]
