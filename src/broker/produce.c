@@ -39,11 +39,18 @@ struct produce_part {
     struct produce *pr;
     struct kafka_produce_response_partition_produce_response *out;
     struct replica_commit commit;
-    /* A duplicate waiting for its original to commit: up to dup_last, in the leader's term. */
+    /* A duplicate waiting for its original to commit: up to dup_last, in the leader's term. Or
+     * (parked) the batch waiting for this node's leadership to settle. */
     struct replica *r;
     struct replica_watch watch;
     int64_t dup_last;
     int64_t term;
+    /* Parked: the request's partition data, run again once the leadership settles, and the
+     * timer that bounds the wait. */
+    const char *name;
+    size_t name_len;
+    const struct kafka_produce_request_partition_produce_data *in;
+    struct loop_timer timer;
 };
 
 struct produce {
@@ -268,6 +275,10 @@ static void stamp_log_append_time(uint8_t *p, const struct batch_header *h, int6
     be32_store(p + BATCH_OFF_CRC, batch_compute_crc(p, &stamped));
 }
 
+static bool park(struct produce *pr, const char *name, size_t name_len,
+                 const struct kafka_produce_request_partition_produce_data *in,
+                 struct produce_part *part);
+
 static void produce_partition(struct produce *pr, const struct meta_topic *mt, const char *name,
                               size_t name_len,
                               const struct kafka_produce_request_partition_produce_data *in,
@@ -282,6 +293,9 @@ static void produce_partition(struct produce *pr, const struct meta_topic *mt, c
     out->log_append_time_ms = -1;
     out->log_start_offset = -1;
     out->record_errors.items = arena_alloc(&rq->arena, 0); /* n == 0 never fails */
+    part->out = out;
+    if (mt != NULL && req->acks != 0 && park(pr, name, name_len, in, part))
+        return;
 
     /* Led elsewhere (or nowhere): NOT_LEADER_OR_FOLLOWER, with the leader (see above). */
     out->error_code = mt != NULL ? broker_partition_check(b, name, name_len, in->index, -1, NULL)
@@ -326,7 +340,6 @@ static void produce_partition(struct produce *pr, const struct meta_topic *mt, c
     }
 
     part->pr = pr;
-    part->out = out;
     if (h.producer_id >= 0 && check_producer(pr, part, r, &h))
         return;
     struct log_append_result res;
@@ -362,6 +375,71 @@ static void produce_partition(struct produce *pr, const struct meta_topic *mt, c
     out->log_start_offset = replica_log_start_offset(r);
     if (wait != REPLICA_WAIT_NONE)
         pr->pending++;
+}
+
+/*
+ * A batch for a partition whose leadership is not settled here: this node won the election but
+ * has not committed its term's first entry, or it is handing the leadership over. Refusing it
+ * (NOT_LEADER_OR_FOLLOWER) while a batch the same client pipelined behind it is judged once
+ * the leadership settled gets that one OUT_OF_ORDER_SEQUENCE_NUMBER (its predecessor was never
+ * written), which librdkafka 2.0.2 answers with a fatal error (a batch it believes possibly
+ * written, after a broken connection) or with an epoch bump that renumbers, and so writes
+ * again, batches of other partitions that were written. Kafka's leader has no such moment, so
+ * its clients never meet it: the batch waits here instead, in arrival order (watches are run in
+ * the order they were added), and is judged and appended once the leadership settled, refused
+ * if it went elsewhere, or refused when half the request's timeout has passed (the client's
+ * own timeout would otherwise fire first).
+ */
+static void unpark(struct produce_part *part, bool timed_out)
+{
+    struct produce *pr = part->pr;
+    struct broker *b = pr->rq->b;
+    loop_timer_stop(b->loop, &part->timer);
+    replica_watch_remove(part->r, &part->watch);
+    part->r = NULL;
+    if (timed_out) {
+        part->out->error_code = KAFKA_NOT_LEADER_OR_FOLLOWER;
+    } else {
+        const struct meta_topic *mt = meta_topic_find(&b->meta, part->name, part->name_len);
+        produce_partition(pr, mt, part->name, part->name_len, part->in, part->out, part);
+    }
+    produce_done(pr);
+}
+
+static void on_park_watch(void *ctx)
+{
+    struct produce_part *part = ctx;
+    if (replica_error(part->r) == 0 && replica_leader_pending(part->r))
+        return;
+    unpark(part, false);
+}
+
+static void on_park_timeout(void *ctx)
+{
+    unpark(ctx, true);
+}
+
+static bool park(struct produce *pr, const char *name, size_t name_len,
+                 const struct kafka_produce_request_partition_produce_data *in,
+                 struct produce_part *part)
+{
+    struct broker *b = pr->rq->b;
+    const struct kafka_produce_request *req = pr->rq->body;
+    struct replica *r = broker_replica(b, name, name_len, in->index);
+    if (r == NULL || !replica_leader_pending(r) || req->timeout_ms < 2)
+        return false;
+    part->pr = pr;
+    part->name = name;
+    part->name_len = name_len;
+    part->in = in;
+    loop_timer_init(&part->timer, on_park_timeout, part);
+    if (loop_timer_start(b->loop, &part->timer, (uint64_t)req->timeout_ms / 2, 0) < 0)
+        return false; /* too many timers: refused at once, as before */
+    part->r = r;
+    replica_watch_init(&part->watch, on_park_watch, part);
+    replica_watch_add(r, &part->watch);
+    pr->pending++;
+    return true;
 }
 
 static bool any_error(const struct kafka_produce_response *resp)

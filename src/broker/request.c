@@ -354,5 +354,13 @@ void broker_client_frame(struct broker *b, struct slice frame, breq_sink_fn sink
     rq->sink_client = true;
     buf_init(&rq->sink_out);
     arena_init(&rq->arena, ARENA_BLOCK_BYTES_DEFAULT, PROTO_REQUEST_ARENA_MAX);
-    dispatch(rq, frame);
+    /* The frame is the request's until it is answered, as a connection's is (a parked batch is
+     * read from it later): the caller's may go when this returns. */
+    uint8_t *copy = arena_alloc(&rq->arena, frame.len);
+    if (copy == NULL) {
+        breq_abort(rq);
+        return;
+    }
+    memcpy(copy, frame.ptr, frame.len);
+    dispatch(rq, slice_make(copy, frame.len));
 }

@@ -29,7 +29,9 @@
  * whole-cluster simulator (tests/sim/cluster_sim.c) can show it catches the break:
  * ACK_ON_LEADER_FSYNC answers acks=all once the batch is durable here, READ_BEYOND_COMMIT reads
  * up to the log end instead of the high watermark, ISR_IGNORED answers acks=all at the commit
- * however many replicas min_insync asks for.
+ * however many replicas min_insync asks for, PRODUCERS_COMMITTED judges a producer's batch
+ * by the committed producer state alone (a retry of a batch appended but not committed yet is
+ * appended again).
  */
 #include "cluster/replica.h"
 
@@ -73,6 +75,7 @@ struct replica {
     int32_t leader;                /* as the group knows it, -1 when none */
     int64_t term;                  /* the group's current term */
     bool ready;                    /* leads with its term's no-op committed */
+    bool transferring;             /* ready, and handing the leadership over */
     struct replica_commit *insync; /* committed acks=all waits short of min_insync replicas */
     uint32_t member_count;
     int32_t members[RAFT_MEMBERS_MAX];
@@ -557,6 +560,9 @@ static struct producer_state *leader_producers(struct replica *r, int64_t now_ms
         producer_state_expire(&r->live, now_ms, expiration_ms);
         r->producers_expire_ms = now_ms + PRODUCER_EXPIRE_CHECK_MS;
     }
+#ifdef REPLICA_BUG_PRODUCERS_COMMITTED
+    return &r->producers; /* injected bug: batches appended but not committed are unknown */
+#endif
     return r->group != NULL ? &r->live : &r->producers;
 }
 
@@ -691,16 +697,19 @@ static void isr_reset(struct replica *r, uint64_t now_ms)
     r->end_at_tick = log_end_offset(r->log);
 }
 
-/* Role, leader or readiness changed: the broker hears of it, waiting fetches look again. */
+/* Role, leader, readiness or a handover changed: the broker hears of it, watches look again. */
 static void check_role(struct replica *r)
 {
     struct raft *core = raft_group_core(r->group);
     bool ready = raft_group_leader_ready(r->group);
-    if (ready == r->ready && core->leader == r->leader && core->term == r->term)
+    bool transferring = ready && core->transferee != RAFT_NONE;
+    if (ready == r->ready && core->leader == r->leader && core->term == r->term &&
+        transferring == r->transferring)
         return;
     bool became = ready && !r->ready;
     bool lost = !ready && r->ready;
     r->ready = ready;
+    r->transferring = transferring;
     r->leader = core->leader;
     r->term = core->term;
     if (became) {
@@ -868,6 +877,17 @@ struct raft_group *replica_group(struct replica *r)
 bool replica_leads(struct replica *r)
 {
     return r->group == NULL || r->ready;
+}
+
+bool replica_leader_pending(struct replica *r)
+{
+    if (r->group == NULL || r->err != 0 || raft_group_error(r->group) != 0)
+        return false;
+    /* Settled is as check_role last saw it, which is when watches are told: a batch never
+     * overtakes one that waits. A handover counts from the moment it starts. */
+    const struct raft *core = raft_group_core(r->group);
+    return core->role == RAFT_LEADER &&
+           (!r->ready || r->transferring || core->transferee != RAFT_NONE);
 }
 
 bool replica_needs_tick(const struct replica *r)

@@ -148,6 +148,10 @@ bool replica_caught_up(struct replica *r, int32_t id);
 struct raft_group *replica_group(struct replica *r);
 /* True when this node serves the partition: standalone, or the ready Raft leader. */
 bool replica_leads(struct replica *r);
+/* Raft mode: this node leads the current term but cannot take appends yet (its term's first
+ * entry is not committed) or for now (it hands the leadership over): what comes for it may
+ * wait for that to settle (replica watches say when) rather than be refused. */
+bool replica_leader_pending(struct replica *r);
 /* Whether a leader has work only replica_tick does, so its group needs the tick even while
  * quiesced: acks=all waits committed but not yet held by min.insync.replicas replicas (the
  * acknowledgement that completes them moves no commit), or a member out of the ISR (the tick
