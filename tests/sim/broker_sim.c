@@ -22,10 +22,11 @@
  * (read_uncommitted, with the leader epoch they know) and ListOffsets (latest) to the leader they
  * believe in, and refresh their metadata after NOT_LEADER_OR_FOLLOWER, a fenced epoch or a
  * broken connection; each commits its consumer positions in topic 0 for its own group
- * (FindCoordinator, OffsetCommit, OffsetFetch). A node is reachable by clients only while it
- * serves (it has a listener). An answer never sends a request (a node may be freeing itself as
- * it answers); the client acts on its next turn. min.insync.replicas is 2, or (one seed in four)
- * all 3 replicas.
+ * (FindCoordinator, OffsetCommit, OffsetFetch); and each is an idempotent producer to topic 0
+ * (struct bs_idem_part says how it sends and retries). A node is reachable by clients only
+ * while it serves (it has a listener). An answer never sends a request (a node may be freeing
+ * itself as it answers); the client acts on its next turn. min.insync.replicas is 2, or (one
+ * seed in four) all 3 replicas.
  *
  * Checks (Kafka level):
  *   one history     every offset of a partition holds one value across nodes and time: what a
@@ -39,6 +40,10 @@
  *   admin           a node that acknowledged a topic's creation (deletion) lists it (does not)
  *                   in its Metadata answers to requests sent later, in the same process;
  *   group offsets   OffsetFetch answers the last acknowledged commit or a later one sent;
+ *   idempotence     a batch is acknowledged at one offset, after its predecessor's; out of order
+ *                   only while an earlier batch is unacknowledged; a burst one node read in one
+ *                   go is not refused in part and judged in part; at the end each producer's
+ *                   sequences read back from a partition are 0, 1, 2, ... in offset order;
  *   errors          only errors a client acts on; a broker exits or fails to start only after
  *                   its disk returned an injected error; every request is answered, or its
  *                   connection closed, by the time its broker is gone;
@@ -100,6 +105,8 @@
 #define BS_VALUE_MAX     200u
 #define BS_CONTROL       UINT64_MAX       /* the value id of a control batch's record */
 #define BS_FOREIGN       (UINT64_MAX - 1) /* the value id of a record no client wrote */
+#define BS_IDEM_INFLIGHT 5u  /* an idempotent producer's batches in flight per partition */
+#define BS_IDEM_QUEUE    16u /* and its batches not acknowledged yet per partition */
 
 enum {
     API_PRODUCE = 0,
@@ -109,12 +116,14 @@ enum {
     API_OFFSET_COMMIT = 8,
     API_OFFSET_FETCH = 9,
     API_FIND_COORDINATOR = 10,
+    API_INIT_PRODUCER_ID = 22,
     API_CREATE = 19,
     API_DELETE = 20
 };
 #define V_OFFSET_COMMIT    7
 #define V_OFFSET_FETCH     7
 #define V_FIND_COORDINATOR 3
+#define V_INIT_PRODUCER_ID 4
 #define V_PRODUCE          9
 #define V_FETCH            12
 #define V_LIST_OFFSETS     5
@@ -156,6 +165,40 @@ struct bs_view {
     int64_t pos;    /* its consumer's next offset */
 };
 
+/* An idempotent producer's batches to one partition of topic 0 (one record each), in sequence
+ * order, as librdkafka sends them: at most BS_IDEM_INFLIGHT in flight in a round, all to one
+ * leader; an error or a leader moved ends the round, and the next resends every batch not
+ * retired, from the oldest, without waiting for the ended round's answers (so a retry may reach
+ * the leader while its original waits there to commit). Answers to an ended round still
+ * acknowledge. */
+struct bs_idem_part {
+    uint64_t values[BS_IDEM_QUEUE]; /* a ring: sequence head_seq + i at (head + i) % QUEUE */
+    int64_t offsets[BS_IDEM_QUEUE]; /* where it was acknowledged, -1: not yet */
+    uint32_t head, queued;
+    int32_t head_seq;
+    uint32_t sent; /* of the queued, from the oldest: sent in this round */
+    uint32_t round;
+    int32_t node; /* this round's leader */
+    /* Of the burst that started this round: the lowest sequence refused (a retriable error),
+     * and the highest judged (acknowledged, or OUT_OF_ORDER_SEQUENCE_NUMBER). */
+    int32_t burst_refused, burst_judged;
+    int64_t last_offset; /* where the last retired batch was acknowledged, -1: none yet */
+};
+
+struct bs_idem {
+    int64_t producer_id; /* -1: none yet */
+    int16_t epoch;
+    bool busy; /* InitProducerId in flight */
+    struct bs_idem_part p[BS_PARTS_MAX];
+};
+
+/* Which idempotent batch a value is (the final read checks each producer's sequences). */
+struct bs_idem_value {
+    int8_t client; /* -1: not an idempotent producer's */
+    int8_t part;
+    int32_t seq;
+};
+
 struct bs_client {
     struct bs_view v[BS_TOPICS_MAX][BS_PARTS_MAX];
     uint32_t inflight;
@@ -166,6 +209,7 @@ struct bs_client {
     bool group_busy;
     int64_t committed[BS_PARTS_MAX];  /* the last commit acknowledged, or -1 */
     int64_t commit_max[BS_PARTS_MAX]; /* the highest commit sent, or -1 */
+    struct bs_idem idem;              /* its idempotent producer, writing to topic 0 */
 };
 
 struct bsim;
@@ -205,6 +249,9 @@ struct bs_req {
     int32_t epoch;     /* Fetch, ListOffsets: the leader epoch the client knew when it sent */
     int64_t offset;    /* OffsetCommit: the offset committed */
     int64_t committed; /* OffsetFetch: the last commit acknowledged when it was sent */
+    int32_t seq;       /* an idempotent Produce: its batch's sequence (-1: not idempotent) */
+    uint32_t round;    /* and the round it was sent in */
+    bool burst;        /* sent in the burst that started the round */
 };
 
 struct bsim {
@@ -229,6 +276,8 @@ struct bsim {
     bool faults_on, clients_on, probing, reading;
     uint64_t next_fault_ms, next_client_ms, next_admin_ms;
     uint64_t values;
+    struct bs_idem_value *idem_values; /* by value id, up to idem_cap */
+    uint64_t idem_cap;
     struct bs_req waiting; /* list head: the requests in flight */
     int32_t next_correlation;
     struct buf frame, scratch;
@@ -474,6 +523,7 @@ static struct bs_req *req_new(int client, int16_t api, int topic, int part)
     rq->api = api;
     rq->topic = topic;
     rq->part = part;
+    rq->seq = -1;
     return rq;
 }
 
@@ -560,6 +610,95 @@ static void on_metadata(struct bsim *s, struct bs_req *rq, const struct kafka_me
     }
 }
 
+/* ---- the idempotent producers: no batch twice, none reordered, acknowledged where it is ---- */
+
+/* Retires the acknowledged batches at the head of ip's queue, in sequence order: each must sit
+ * after the one before. */
+static void idem_retire(struct bsim *s, int ci, int k, struct bs_idem_part *ip)
+{
+    while (ip->queued > 0 && ip->offsets[ip->head] >= 0) {
+        int64_t off = ip->offsets[ip->head];
+        if (off <= ip->last_offset)
+            fail(s, "c%d t0-%d: sequence %d acknowledged at offset %" PRId64 ", not after %" PRId64,
+                 ci, k, ip->head_seq, off, ip->last_offset);
+        ip->last_offset = off;
+        ip->head = (ip->head + 1) % BS_IDEM_QUEUE;
+        ip->queued--;
+        ip->head_seq++;
+        if (ip->sent > 0)
+            ip->sent--;
+    }
+}
+
+/* The answer to an idempotent Produce: e is its error, -1 when the connection closed. */
+static void on_idem_produce(struct bsim *s, struct bs_req *rq, int16_t e, int64_t off)
+{
+    int ci = rq->client, k = rq->part;
+    struct bs_idem_part *ip = &s->c[ci].idem.p[k];
+    int32_t i = rq->seq - ip->head_seq; /* its place in the queue, < 0: retired */
+
+    if (rq->burst && rq->round == ip->round) {
+        /* One node read the burst in one go: a batch refused there (not leading, or not yet)
+         * while a later one of it was judged is what librdkafka 2.0.2 cannot take (the later one
+         * is out of order: fatal, or an epoch bump that writes other batches again). */
+        if (e == KAFKA_NONE || e == KAFKA_OUT_OF_ORDER_SEQUENCE_NUMBER)
+            ip->burst_judged = MAX(ip->burst_judged, rq->seq);
+        else
+            ip->burst_refused = MIN(ip->burst_refused, rq->seq);
+        if (ip->burst_refused < ip->burst_judged)
+            fail(s,
+                 "c%d t0-%d: n%d refused sequence %d of a burst and judged its sequence %d "
+                 "(error %d)",
+                 ci, k, rq->node, ip->burst_refused, ip->burst_judged, e);
+    }
+    if (e == KAFKA_NONE) {
+        if (i >= 0) {
+            int64_t *at = &ip->offsets[(ip->head + (uint32_t)i) % BS_IDEM_QUEUE];
+            if (*at >= 0 && *at != off)
+                fail(s, "c%d t0-%d: sequence %d acknowledged at offset %" PRId64 " and at %" PRId64,
+                     ci, k, rq->seq, *at, off);
+            *at = off;
+        }
+        idem_retire(s, ci, k, ip);
+        return;
+    }
+    if (rq->round != ip->round)
+        return; /* that round ended already */
+    if (e == KAFKA_OUT_OF_ORDER_SEQUENCE_NUMBER) {
+        /* Legitimate only while an earlier batch is not acknowledged: it may not have been
+         * written (librdkafka treats the other case as fatal). */
+        bool earlier_open = false;
+        for (int32_t j = 0; j < i; j++)
+            earlier_open |= ip->offsets[(ip->head + (uint32_t)j) % BS_IDEM_QUEUE] < 0;
+        if (!earlier_open)
+            fail(s,
+                 "c%d t0-%d: n%d answered OUT_OF_ORDER_SEQUENCE_NUMBER to sequence %d, every "
+                 "earlier one acknowledged",
+                 ci, k, rq->node, rq->seq);
+    } else if (e >= 0 && e != KAFKA_NOT_ENOUGH_REPLICAS && !retriable(e)) {
+        fail(s, "c%d t0-%d: idempotent produce of sequence %d to n%d answered error %d", ci, k,
+             rq->seq, rq->node, e);
+    }
+    ip->round++;
+    ip->sent = 0;
+    s->c[ci].refresh = true;
+}
+
+static void on_init_producer_id(struct bsim *s, struct bs_req *rq,
+                                const struct kafka_init_producer_id_response *m)
+{
+    struct bs_idem *d = &s->c[rq->client].idem;
+    trace(s, "c%d n%d InitProducerId: error %d id %" PRId64 " epoch %d", rq->client, rq->node,
+          m->error_code, m->producer_id, m->producer_epoch);
+    if (m->error_code == KAFKA_NONE) {
+        d->producer_id = m->producer_id;
+        d->epoch = m->producer_epoch;
+    } else if (m->error_code != KAFKA_COORDINATOR_LOAD_IN_PROGRESS && !retriable(m->error_code)) {
+        fail(s, "c%d: InitProducerId to n%d answered error %d", rq->client, rq->node,
+             m->error_code);
+    }
+}
+
 static void on_produce(struct bsim *s, struct bs_req *rq, const struct kafka_produce_response *m)
 {
     struct bs_client *c = &s->c[rq->client];
@@ -570,8 +709,11 @@ static void on_produce(struct bsim *s, struct bs_req *rq, const struct kafka_pro
         e = m->responses.items[0].partition_responses.items[0].error_code;
         off = m->responses.items[0].partition_responses.items[0].base_offset;
     }
-    trace(s, "c%d %s-%d n%d produce v%" PRIu64 " acks=%d: error %d offset %" PRId64, rq->client,
-          s->t[rq->topic].name, rq->part, rq->node, rq->value, rq->acks, e, off);
+    if (rq->seq >= 0)
+        on_idem_produce(s, rq, e, off);
+    trace(s, "c%d %s-%d n%d produce v%" PRIu64 " acks=%d seq %d: error %d offset %" PRId64,
+          rq->client, s->t[rq->topic].name, rq->part, rq->node, rq->value, rq->acks, rq->seq, e,
+          off);
     if (e == KAFKA_NONE && rq->acks == -1) {
         struct bs_part *p = &s->t[rq->topic].p[rq->part];
         seen(s, rq->topic, rq->part, off, rq->value, "acknowledged", rq->node);
@@ -584,7 +726,7 @@ static void on_produce(struct bsim *s, struct bs_req *rq, const struct kafka_pro
     } else {
         if (e == KAFKA_NOT_ENOUGH_REPLICAS)
             s->res->refused++;
-        else if (!retriable(e))
+        else if (!retriable(e) && rq->seq < 0) /* on_idem_produce judged an idempotent one's */
             fail(s, "c%d %s-%d: produce to n%d answered error %d", rq->client, s->t[rq->topic].name,
                  rq->part, rq->node, e);
         c->refresh = true;
@@ -802,6 +944,7 @@ static void on_answer(void *ctx, const struct buf *response, int16_t error)
                       : rq->api == API_OFFSET_COMMIT    ? V_OFFSET_COMMIT
                       : rq->api == API_OFFSET_FETCH     ? V_OFFSET_FETCH
                       : rq->api == API_FIND_COORDINATOR ? V_FIND_COORDINATOR
+                      : rq->api == API_INIT_PRODUCER_ID ? V_INIT_PRODUCER_ID
                       : rq->api == API_CREATE           ? V_CREATE
                                                         : V_DELETE;
     if (response != NULL && response->len > 0) {
@@ -822,12 +965,16 @@ static void on_answer(void *ctx, const struct buf *response, int16_t error)
     if (rq->api == API_OFFSET_COMMIT || rq->api == API_OFFSET_FETCH ||
         rq->api == API_FIND_COORDINATOR)
         s->c[rq->client].group_busy = false;
+    if (rq->api == API_INIT_PRODUCER_ID)
+        s->c[rq->client].idem.busy = false;
     if (body == NULL) {
         /* The connection closed (the node went down, or a forward timed out). */
         if (rq->client >= 0) {
             s->c[rq->client].refresh = true;
             if (rq->api == API_OFFSET_COMMIT || rq->api == API_OFFSET_FETCH)
                 s->c[rq->client].coordinator = -1;
+            if (rq->api == API_PRODUCE && rq->seq >= 0)
+                on_idem_produce(s, rq, -1, -1);
         }
         if (rq->client == -1)
             s->admin_busy = false;
@@ -845,6 +992,8 @@ static void on_answer(void *ctx, const struct buf *response, int16_t error)
         on_offset_commit(s, rq, body);
     } else if (rq->api == API_OFFSET_FETCH) {
         on_offset_fetch(s, rq, body);
+    } else if (rq->api == API_INIT_PRODUCER_ID) {
+        on_init_producer_id(s, rq, body);
     } else {
         on_admin(s, rq, body);
     }
@@ -873,20 +1022,20 @@ static void send_metadata(struct bsim *s, int client, int32_t node)
     send_request(s, node, req_new(client, API_METADATA, -1, -1), V_METADATA, &m);
 }
 
-static void send_produce(struct bsim *s, int client, int ti, int k, int32_t node, int16_t acks)
+/* Sends rq (its value, topic and partition set) as a batch of one record built with opts. */
+static void produce_batch(struct bsim *s, struct bs_req *rq, int32_t node, int16_t acks,
+                          const struct batch_build_opts *opts)
 {
-    struct bs_req *rq = req_new(client, API_PRODUCE, ti, k);
     char value[BS_VALUE_MAX];
+    int ti = rq->topic, k = rq->part;
     rq->acks = acks;
-    rq->value = ++s->values;
     int len = snprintf(value, sizeof(value), "v%" PRIu64 " ", rq->value);
     size_t pad = (size_t)rng_below(&s->rng, sizeof(value) - (size_t)len);
     memset(value + len, '.', pad);
     struct batch_record rec = {.value = slice_make(value, (size_t)len + pad),
                                .timestamp_ms = clock_wall_ms(&s->clock.clock)};
-    struct batch_build_opts opts = {.producer_id = -1, .producer_epoch = -1, .base_sequence = -1};
     buf_reset(&s->scratch);
-    int rc = batch_build(&s->scratch, &opts, &rec, 1);
+    int rc = batch_build(&s->scratch, opts, &rec, 1);
     ASSERT(rc == 0);
     struct kafka_produce_request_partition_produce_data pd = {.index = k,
                                                               .records = buf_slice(&s->scratch)};
@@ -900,6 +1049,14 @@ static void send_produce(struct bsim *s, int client, int ti, int k, int32_t node
     m.topic_data.count = 1;
     s->res->proposed++;
     send_request(s, node, rq, V_PRODUCE, &m);
+}
+
+static void send_produce(struct bsim *s, int client, int ti, int k, int32_t node, int16_t acks)
+{
+    struct bs_req *rq = req_new(client, API_PRODUCE, ti, k);
+    struct batch_build_opts opts = {.producer_id = -1, .producer_epoch = -1, .base_sequence = -1};
+    rq->value = ++s->values;
+    produce_batch(s, rq, node, acks, &opts);
 }
 
 static void send_fetch(struct bsim *s, int client, int ti, int k, int32_t node)
@@ -1023,6 +1180,82 @@ static int random_topic(struct bsim *s)
     return count == 0 ? -1 : live[rng_below(&s->rng, (uint64_t)count)];
 }
 
+/* Value id value is client ci's idempotent batch of sequence seq to topic 0 partition k. */
+static void idem_value_note(struct bsim *s, uint64_t value, int ci, int k, int32_t seq)
+{
+    if (value >= s->idem_cap) {
+        uint64_t cap = s->idem_cap == 0 ? 1024 : s->idem_cap;
+        while (cap <= value)
+            cap *= 2;
+        s->idem_values = xrealloc(s->idem_values, cap * sizeof(*s->idem_values));
+        for (uint64_t v = s->idem_cap; v < cap; v++)
+            s->idem_values[v] = (struct bs_idem_value){.client = -1};
+        s->idem_cap = cap;
+    }
+    s->idem_values[value] =
+        (struct bs_idem_value){.client = (int8_t)ci, .part = (int8_t)k, .seq = seq};
+}
+
+/* Client ci's idempotent producer: an id first, then a new batch now and then for a partition of
+ * topic 0, and the next batch of its round sent. */
+static void idem_turn(struct bsim *s, int ci)
+{
+    struct bs_idem *d = &s->c[ci].idem;
+    if (d->producer_id < 0) {
+        int32_t node = random_serving(s);
+        if (node < 0 || d->busy)
+            return;
+        struct kafka_init_producer_id_request m;
+        kafka_init_producer_id_request_init(&m);
+        m.transactional_id = (struct proto_str){.ptr = NULL, .len = 0}; /* idempotence only */
+        m.transaction_timeout_ms = 60000;
+        m.producer_id = -1;
+        m.producer_epoch = -1;
+        d->busy = true;
+        send_request(s, node, req_new(ci, API_INIT_PRODUCER_ID, -1, -1), V_INIT_PRODUCER_ID, &m);
+        return;
+    }
+    int k = (int)rng_below(&s->rng, (uint64_t)s->t[0].parts);
+    struct bs_idem_part *ip = &d->p[k];
+    if (ip->queued < BS_IDEM_QUEUE && rng_chance(&s->rng, 1, 2)) {
+        uint32_t at = (ip->head + ip->queued) % BS_IDEM_QUEUE;
+        ip->values[at] = ++s->values;
+        ip->offsets[at] = -1;
+        idem_value_note(s, ip->values[at], ci, k, ip->head_seq + (int32_t)ip->queued);
+        ip->queued++;
+    }
+    if (ip->sent >= ip->queued || ip->sent >= BS_IDEM_INFLIGHT)
+        return;
+    int32_t l = leader_for(s, ci, 0, k);
+    if (l < 0)
+        return;
+    if (ip->sent > 0 && l != ip->node) {
+        ip->round++; /* the leader moved: a new round there */
+        ip->sent = 0;
+    }
+    /* A round starts with a burst (librdkafka resends its queue so after a retry drained it):
+     * requests one node reads in one go. */
+    bool burst = ip->sent == 0;
+    if (burst) {
+        ip->node = l;
+        ip->burst_refused = INT32_MAX;
+        ip->burst_judged = -1;
+    }
+    uint32_t round = ip->round;
+    do {
+        struct bs_req *rq = req_new(ci, API_PRODUCE, 0, k);
+        rq->value = ip->values[(ip->head + ip->sent) % BS_IDEM_QUEUE];
+        rq->seq = ip->head_seq + (int32_t)ip->sent;
+        rq->round = ip->round;
+        rq->burst = burst;
+        struct batch_build_opts opts = {
+            .producer_id = d->producer_id, .producer_epoch = d->epoch, .base_sequence = rq->seq};
+        ip->sent++;
+        produce_batch(s, rq, l, -1, &opts);
+    } while (burst && ip->round == round && ip->sent < ip->queued &&
+             ip->sent < BS_IDEM_INFLIGHT); /* an answer at once may end the round */
+}
+
 static void client_turn(struct bsim *s, int ci)
 {
     struct bs_client *c = &s->c[ci];
@@ -1038,6 +1271,10 @@ static void client_turn(struct bsim *s, int ci)
     }
     if (!c->group_busy && topic_usable(&s->t[0]) && rng_chance(&s->rng, 1, 8)) {
         group_turn(s, ci);
+        return;
+    }
+    if (!s->o->no_idempotence && topic_usable(&s->t[0]) && rng_chance(&s->rng, 1, 4)) {
+        idem_turn(s, ci);
         return;
     }
     int ti = random_topic(s);
@@ -1390,6 +1627,31 @@ static void read_turn(struct bsim *s)
     }
 }
 
+/* Topic 0 partition k as read at the end: each idempotent producer's batches in sequence order
+ * from 0, none twice, none missing before one that is there. */
+static void idem_check(struct bsim *s, int k)
+{
+    const struct bs_part *p = &s->t[0].p[k];
+    int32_t last[BS_CLIENTS];
+    for (int ci = 0; ci < BS_CLIENTS; ci++)
+        last[ci] = -1;
+    for (int64_t off = 0; off < p->cap && !s->failed; off++) {
+        uint64_t v = p->values[off];
+        if (!p->read[off] || v >= s->idem_cap || s->idem_values[v].client < 0)
+            continue;
+        const struct bs_idem_value *iv = &s->idem_values[v];
+        if (iv->part != k)
+            fail(s, "t0-%d offset %" PRId64 " holds v%" PRIu64 ", produced to partition %d", k, off,
+                 v, iv->part);
+        else if (iv->seq != last[iv->client] + 1)
+            fail(s,
+                 "t0-%d offset %" PRId64 " holds c%d's sequence %d after its sequence %d "
+                 "(duplicated, reordered or a gap)",
+                 k, off, iv->client, iv->seq, last[iv->client]);
+        last[iv->client] = iv->seq;
+    }
+}
+
 static void final_check(struct bsim *s)
 {
     for (int i = 0; i < s->topic_count && !s->failed; i++) {
@@ -1406,6 +1668,8 @@ static void final_check(struct bsim *s)
             }
         }
     }
+    for (int k = 0; k < s->t[0].parts && !s->failed; k++)
+        idem_check(s, k);
 }
 
 /* The first client request in flight, or NULL. (An admin request may wait out the broker's
@@ -1459,8 +1723,11 @@ int bsim_run(const struct csim_options *o, struct csim_result *res)
     s->waiting.next = s->waiting.prev = &s->waiting;
     for (int i = 0; i <= BS_CLIENTS; i++) {
         s->c[i].coordinator = -1;
-        for (int k = 0; k < BS_PARTS_MAX; k++)
+        s->c[i].idem.producer_id = -1;
+        for (int k = 0; k < BS_PARTS_MAX; k++) {
             s->c[i].committed[k] = s->c[i].commit_max[k] = -1;
+            s->c[i].idem.p[k].last_offset = -1;
+        }
     }
     s->disk_ms_max = (uint32_t)rng_range(&s->rng, 1, 30);
     s->client_ms_max = (uint32_t)rng_range(&s->rng, 1, 10);
@@ -1576,6 +1843,7 @@ int bsim_run(const struct csim_options *o, struct csim_result *res)
             free(s->t[i].p[k].read);
         }
     }
+    free(s->idem_values);
     buf_deinit(&s->frame);
     buf_deinit(&s->scratch);
     res->failed = s->failed;

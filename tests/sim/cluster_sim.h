@@ -24,6 +24,8 @@ struct csim_options {
     bool trace_on_fail; /* print the last events when an invariant fails */
     bool end_to_end;    /* skip the host-promise checks at the wire: only what clients see */
     bool reorder;       /* a power loss may land unsynced writes out of order (io_sim_crash_torn) */
+    bool no_idempotence; /* stage 5: clients without their idempotent producers (a named seed
+                          * found before them replays its schedule) */
 };
 
 struct csim_result {

@@ -3,7 +3,8 @@
  * a summary whose last line reads like raft_sim's. It owns nothing beyond one run at a time.
  *
  *   cluster_sim [--seeds N] [--first S] [--seed S] [--time MS] [--nodes 3|5] [--trace]
- *               [--end-to-end] [--reorder] [--brokers] [--expect-violation] [--all] [--progress]
+ *               [--end-to-end] [--reorder] [--brokers] [--no-idempotence] [--expect-violation]
+ *               [--all] [--progress]
  *
  * --seed S (or the environment variable CLUSTER_SIM_SEED) replays one seed, printing its last
  * events on failure (--trace prints every event as it runs). --time is the fault phase in
@@ -15,7 +16,9 @@
  * invariant (used with the hosts built with an injected bug); it stops at the first violation
  * unless --all asks to count them over every seed. --progress names each seed on stderr before
  * running it (for a seed that dies on an assertion). --brokers runs stage 5 instead
- * (broker_sim.h): every node a whole broker, clients speaking Kafka to it; the brokers' own log
+ * (broker_sim.h): every node a whole broker, clients speaking Kafka to it (--no-idempotence
+ * leaves out their idempotent producers, for seeds named before they existed, whose schedules
+ * their requests would change); the brokers' own log
  * lines (peers lost and found again, about 16 a seed) go to stderr as they would to an
  * operator's.
  */
@@ -71,6 +74,8 @@ int main(int argc, char **argv)
             progress = true;
         } else if (strcmp(argv[i], "--brokers") == 0) {
             brokers = true;
+        } else if (strcmp(argv[i], "--no-idempotence") == 0) {
+            o.no_idempotence = true;
         } else if (strcmp(argv[i], "--all") == 0) {
             all = true;
         } else if (strcmp(argv[i], "--expect-violation") == 0) {
@@ -79,15 +84,16 @@ int main(int argc, char **argv)
         } else {
             fprintf(stderr,
                     "usage: %s [--seeds N] [--first S] [--seed S] [--time MS] [--nodes 3|5] "
-                    "[--trace] [--end-to-end] [--reorder] [--brokers] [--expect-violation] "
-                    "[--all] [--progress]\n",
+                    "[--trace] [--end-to-end] [--reorder] [--brokers] [--no-idempotence] "
+                    "[--expect-violation] [--all] [--progress]\n",
                     argv[0]);
             return 2;
         }
     }
     char flags[64];
-    snprintf(flags, sizeof(flags), "%s%s%s", o.end_to_end ? " --end-to-end" : "",
-             o.reorder ? " --reorder" : "", brokers ? " --brokers" : "");
+    snprintf(flags, sizeof(flags), "%s%s%s%s", o.end_to_end ? " --end-to-end" : "",
+             o.reorder ? " --reorder" : "", brokers ? " --brokers" : "",
+             o.no_idempotence ? " --no-idempotence" : "");
     printf("cluster_sim: seeds %" PRIu64 "..%" PRIu64 ", %d nodes%s, %" PRIu64 " ms each\n", first,
            first + seeds - 1, o.nodes, brokers ? " (whole brokers)" : "", o.time_ms);
     fflush(stdout);
