@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <sched.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -821,12 +822,17 @@ struct writer_ctx {
     struct io_file *f;
     int writes;
     volatile int done;
+    volatile int syncs; /* the other thread's, so far */
 };
 
 static void *writer_main(void *arg)
 {
     struct writer_ctx *w = arg;
     for (int i = 0; i < w->writes; i++) {
+        /* Halfway, until the other thread has synced once: the two overlap however the
+         * threads are scheduled (a loaded machine could run every write before any sync). */
+        while (i == w->writes / 2 && __atomic_load_n(&w->syncs, __ATOMIC_ACQUIRE) == 0)
+            sched_yield();
         uint32_t v = (uint32_t)i;
         ssize_t n = io_pwrite(w->f, &v, sizeof(v), (uint64_t)i * sizeof(v));
         if (n != (ssize_t)sizeof(v))
@@ -844,10 +850,10 @@ static void test_two_threads(void **state)
     pthread_t t;
     assert_int_equal(pthread_create(&t, NULL, writer_main, &w), 0);
     int syncs = 0;
-    while (!__atomic_load_n(&w.done, __ATOMIC_ACQUIRE)) {
+    do {
         assert_int_equal(io_sync(w.f), 0);
-        syncs++;
-    }
+        __atomic_store_n(&w.syncs, ++syncs, __ATOMIC_RELEASE);
+    } while (!__atomic_load_n(&w.done, __ATOMIC_ACQUIRE));
     assert_int_equal(pthread_join(t, NULL), 0);
     assert_int_equal(io_sync(w.f), 0);
     assert_true(syncs > 0);
