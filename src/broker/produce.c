@@ -276,7 +276,7 @@ static void stamp_log_append_time(uint8_t *p, const struct batch_header *h, int6
 }
 
 static bool park(struct produce *pr, const char *name, size_t name_len,
-                 const struct kafka_produce_request_partition_produce_data *in,
+                 const struct kafka_produce_request_partition_produce_data *in, struct replica *r,
                  struct produce_part *part);
 
 static void produce_partition(struct produce *pr, const struct meta_topic *mt, const char *name,
@@ -294,15 +294,22 @@ static void produce_partition(struct produce *pr, const struct meta_topic *mt, c
     out->log_start_offset = -1;
     out->record_errors.items = arena_alloc(&rq->arena, 0); /* n == 0 never fails */
     part->out = out;
-    if (mt != NULL && req->acks != 0 && park(pr, name, name_len, in, part))
-        return;
 
-    /* Led elsewhere (or nowhere): NOT_LEADER_OR_FOLLOWER, with the leader (see above). */
+    /* Led elsewhere (or nowhere): NOT_LEADER_OR_FOLLOWER, with the leader (see above). A
+     * leadership settling here (not ready yet, which is refused so, or handing over, which is
+     * not) makes the batch wait instead. */
     out->error_code = mt != NULL ? broker_partition_check(b, name, name_len, in->index, -1, NULL)
                                  : KAFKA_UNKNOWN_TOPIC_OR_PARTITION;
-    if (out->error_code != KAFKA_NONE)
+    if (out->error_code != KAFKA_NONE && out->error_code != KAFKA_NOT_LEADER_OR_FOLLOWER)
         return;
     struct replica *r = broker_replica(b, name, name_len, in->index);
+    if (r != NULL && req->acks != 0 && replica_leader_pending(r) &&
+        park(pr, name, name_len, in, r, part)) {
+        out->error_code = KAFKA_NONE;
+        return;
+    }
+    if (out->error_code != KAFKA_NONE)
+        return;
     if (r == NULL) {
         out->error_code = broker_replica_error(b, name, name_len, in->index);
         return;
@@ -420,13 +427,12 @@ static void on_park_timeout(void *ctx)
 }
 
 static bool park(struct produce *pr, const char *name, size_t name_len,
-                 const struct kafka_produce_request_partition_produce_data *in,
+                 const struct kafka_produce_request_partition_produce_data *in, struct replica *r,
                  struct produce_part *part)
 {
     struct broker *b = pr->rq->b;
     const struct kafka_produce_request *req = pr->rq->body;
-    struct replica *r = broker_replica(b, name, name_len, in->index);
-    if (r == NULL || !replica_leader_pending(r) || req->timeout_ms < 2)
+    if (req->timeout_ms < 2)
         return false;
     part->pr = pr;
     part->name = name;

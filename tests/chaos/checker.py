@@ -128,10 +128,10 @@ def check(history):
             r.violations["conflict"].append("p%d offset %d held %s" % (p, o, ", ".join(
                 "%r (%s)" % (v, src) for v, src in sorted(values.items()))))
 
-    final_values = {(p, v) for p, _, v in final}
+    found_at = {(p, v): o for p, o, v in final}
     for p, o, v in acks:
         if o is None:
-            if (p, v) not in final_values:
+            if (p, v) not in found_at:
                 r.violations["lost"].append("p%d acknowledged %r (offset unknown), not in the "
                                             "final read" % (p, v))
             continue
@@ -173,7 +173,6 @@ def check(history):
 
     # An acknowledgement without an offset is checked on the replicas where the final read found
     # its value (where it is not, it is lost, reported above).
-    found_at = {(p, v): o for p, o, v in final}
     placed = [(p, found_at[(p, v)] if o is None else o, v) for p, o, v in acks
               if o is not None or (p, v) in found_at]
     copies, lagging, tail = check_replicas(history, replicas, final_at, placed, r)

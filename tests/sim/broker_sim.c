@@ -1209,8 +1209,6 @@ static void idem_turn(struct bsim *s, int ci)
         kafka_init_producer_id_request_init(&m);
         m.transactional_id = (struct proto_str){.ptr = NULL, .len = 0}; /* idempotence only */
         m.transaction_timeout_ms = 60000;
-        m.producer_id = -1;
-        m.producer_epoch = -1;
         d->busy = true;
         send_request(s, node, req_new(ci, API_INIT_PRODUCER_ID, -1, -1), V_INIT_PRODUCER_ID, &m);
         return;
