@@ -142,8 +142,11 @@ def consume_from(bootstrap, topic, partition, offset, count):
 
 def partition_log_bytes(node, topic, partition):
     """The partition's batches, in offset order, as node has them on disk (segment files are
-    preallocated: a segment's batches end where the next batch length is zero)."""
+    preallocated: a segment's batches end where the next batch length is zero); None while the
+    partition has no directory yet."""
     d = os.path.join(node.data_dir, "%s-%d" % (topic, partition))
+    if not os.path.isdir(d):
+        return None
     out = []
     for name in sorted(n for n in os.listdir(d) if n.endswith(".log")):
         data = open(os.path.join(d, name), "rb").read()
@@ -299,6 +302,10 @@ def test_wiped_replica_rejoins(cluster):
     shutil.rmtree(c.nodes[victim].data_dir)
     more, errors = produce(c.bootstrap(leader), "w", ["x%d" % i for i in range(100)])
     assert not errors
+    # Out of the ISR first, so that being back in it below is the rejoin's doing (CI once saw
+    # it still listed from before the kill, and read the wiped node's log before it existed).
+    wait_until(lambda: victim not in partition_state(c, leader, "w", 0)[1], TIMEOUT_S,
+               "the killed node out of the ISR")
     c.nodes[victim].launch()
     c.wait_serving([victim])
     wait_until(lambda: victim in partition_state(c, leader, "w", 0)[1], TIMEOUT_S,
