@@ -6,7 +6,7 @@
 #
 #   acks=all, 1 KiB records     target >= 300 MB/s
 #   acks=all, 100-byte records  target >= 500,000 msg/s
-#   consume what scenario 1 wrote (from the page cache)  target >= 1 GB/s (1024 MB/s)
+#   consume what scenario 1 wrote (see README: disk or page cache)  target >= 1 GB/s
 #
 # MB is 2^20 bytes, as chronik-bench and Kafka's perf tools report it.
 #

@@ -43,6 +43,7 @@
 #define LOG_SEGMENTS_MAX            100000u          /* segments in one partition log */
 #define LOG_PREALLOC_BYTES_DEFAULT  (16u * MIB)      /* chunk the active segment grows by */
 #define LOG_PREALLOC_BYTES_FIRST    (64u * KIB)      /* ... at first: chunks double up to it */
+#define LOG_CACHE_DROP_ALIGN        (2u * MIB)       /* largest page-cache folio (x86-64 PMD) */
 #define LOG_SCAN_CHUNK_BYTES        (64u * KIB)      /* read-ahead of a header walk */
 #define LOG_CHECKPOINT_BYTES_MAX    (4u * MIB)       /* a checkpoint file read at open */
 #define LOG_FLUSH_WAITERS_MAX       1000000u         /* pending flush callbacks per log */
@@ -165,6 +166,7 @@
 #define BROKER_COMPRESSION_TYPE_BYTES_MAX 16u        /* compression.type, NUL included */
 #define BROKER_SOCKET_REQUEST_BYTES_MIN  (4u * KIB)  /* socket.request.max.bytes */
 #define BROKER_SOCKET_REQUEST_BYTES_MAX  PROTO_REQUEST_ARENA_MAX /* a request fits its arena */
+#define BROKER_LOG_CACHE_TAIL_BYTES_MAX  (1ll << 40) /* log.cache.tail.bytes: 1 TiB */
 #define BROKER_IDLE_MS_MIN               100u        /* connections.max.idle.ms */
 #define BROKER_IDLE_MS_MAX               (7ull * 24 * 3600 * 1000)
 #define BROKER_CONFIG_FILE_BYTES_MAX     (1u * MIB)  /* a --config properties file */

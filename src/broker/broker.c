@@ -180,8 +180,13 @@ static int partition_dir(const struct broker *b, const char *topic, uint32_t par
 
 static void log_env_of(const struct broker *b, struct log_env *env)
 {
-    *env =
-        (struct log_env){.io = b->io, .clock = b->clock, .files = b->files, .flusher = b->flusher};
+    int64_t tail = b->cfg->log_cache_tail_bytes;
+    *env = (struct log_env){.io = b->io,
+                            .clock = b->clock,
+                            .files = b->files,
+                            .flusher = b->flusher,
+                            /* -1 leaves the page cache to the kernel; 0 keeps no synced byte */
+                            .cache_tail_bytes = tail < 0 ? 0 : (uint64_t)MAX(tail, 1)};
 }
 
 bool broker_hosts(const struct broker *b, const struct meta_partition *mp)

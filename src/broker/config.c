@@ -213,6 +213,17 @@ const struct broker_config_key broker_config_keys[BROKER_KEY_COUNT] = {
             .read_only = false,
             .doc = "Partition size above which the oldest segments are deleted; -1: no limit.",
         },
+    [BROKER_KEY_LOG_CACHE_TAIL_BYTES] =
+        {
+            .name = "log.cache.tail.bytes",
+            .type = BROKER_CONFIG_LONG,
+            .default_value = "8388608",
+            .min = -1,
+            .max = BROKER_LOG_CACHE_TAIL_BYTES_MAX,
+            .synonym_of = BROKER_KEY_LOG_CACHE_TAIL_BYTES,
+            .read_only = true,
+            .doc = "Newest bytes of each partition kept in the page cache once synced; -1: all.",
+        },
     [BROKER_KEY_MESSAGE_MAX_BYTES] =
         {
             .name = "message.max.bytes",
@@ -1526,6 +1537,9 @@ static void apply_number(struct broker_config *config, enum broker_config_key_id
     case BROKER_KEY_LOG_RETENTION_BYTES:
         config->log_retention_bytes = v;
         break;
+    case BROKER_KEY_LOG_CACHE_TAIL_BYTES:
+        config->log_cache_tail_bytes = v;
+        break;
     case BROKER_KEY_MESSAGE_MAX_BYTES:
         config->message_max_bytes = (int32_t)v;
         break;
@@ -1920,6 +1934,9 @@ void broker_config_value(const struct broker_config *config, enum broker_config_
         break;
     case BROKER_KEY_LOG_RETENTION_BYTES:
         v = config->log_retention_bytes;
+        break;
+    case BROKER_KEY_LOG_CACHE_TAIL_BYTES:
+        v = config->log_cache_tail_bytes;
         break;
     case BROKER_KEY_MESSAGE_MAX_BYTES:
         v = config->message_max_bytes;

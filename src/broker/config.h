@@ -57,6 +57,7 @@ enum broker_config_key_id {
     BROKER_KEY_LOG_RETENTION_MINUTES,
     BROKER_KEY_LOG_RETENTION_HOURS,
     BROKER_KEY_LOG_RETENTION_BYTES,
+    BROKER_KEY_LOG_CACHE_TAIL_BYTES,
     BROKER_KEY_MESSAGE_MAX_BYTES,
     BROKER_KEY_COMPRESSION_TYPE,
     BROKER_KEY_SOCKET_REQUEST_MAX_BYTES,
@@ -151,8 +152,9 @@ struct broker_config {
     bool auto_create_topics_enable;
     int32_t log_segment_bytes;
     int64_t log_roll_ms;
-    int64_t log_retention_ms;    /* -1: no time limit */
-    int64_t log_retention_bytes; /* -1: no size limit */
+    int64_t log_retention_ms;     /* -1: no time limit */
+    int64_t log_retention_bytes;  /* -1: no size limit */
+    int64_t log_cache_tail_bytes; /* -1: the page cache is left to the kernel */
     int32_t message_max_bytes;
     char compression_type[BROKER_COMPRESSION_TYPE_BYTES_MAX]; /* a topic's default codec */
     int32_t socket_request_max_bytes;

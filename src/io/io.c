@@ -54,6 +54,12 @@ int io_allocate(struct io_file *f, uint64_t off, uint64_t len)
     return f->io->ops->allocate(f, off, len);
 }
 
+int io_drop_cache(struct io_file *f, uint64_t off, uint64_t len)
+{
+    ASSERT(f != NULL);
+    return f->io->ops->drop_cache(f, off, len);
+}
+
 int io_size(struct io_file *f, uint64_t *size)
 {
     ASSERT(f != NULL);

@@ -49,6 +49,7 @@ struct io_ops {
     int (*sync)(struct io_file *f);
     int (*truncate)(struct io_file *f, uint64_t size);
     int (*allocate)(struct io_file *f, uint64_t off, uint64_t len);
+    int (*drop_cache)(struct io_file *f, uint64_t off, uint64_t len);
     int (*size)(struct io_file *f, uint64_t *size);
     int (*fd)(struct io_file *f);
     int (*rename)(struct io *io, const char *from, const char *to);
@@ -88,6 +89,13 @@ int io_truncate(struct io_file *f, uint64_t size);
 /* Reserves disk space for [off, off+len) and extends the size to at least off+len, zero-filled
  * (fallocate mode 0). -ENOSPC when the disk is full; -EOPNOTSUPP if the filesystem cannot. */
 int io_allocate(struct io_file *f, uint64_t off, uint64_t len);
+/* Tells the OS that [off, off+len) of f, synced, will not be read soon, so that its page cache
+ * can be freed (POSIX_FADV_DONTNEED): the pages of a log's older data are then reused by the
+ * next writes instead of new memory. A hint: it never changes the content, pages still in use
+ * (being sent, or dirty) stay cached, and only whole cached pages (folios) inside the range are
+ * freed. Returns 0 or -errno. The simulation only refuses a stale handle, and counts no
+ * operation, so dropping changes no fault schedule. */
+int io_drop_cache(struct io_file *f, uint64_t off, uint64_t len);
 int io_size(struct io_file *f, uint64_t *size);
 /* The OS file descriptor for sendfile(), or -1 when the file is not an OS file (simulation). */
 int io_fd(struct io_file *f);

@@ -167,6 +167,17 @@ static int posix_allocate(struct io_file *f, uint64_t off, uint64_t len)
     return rc < 0 ? -errno : 0;
 }
 
+static int posix_drop_cache(struct io_file *f, uint64_t off, uint64_t len)
+{
+    struct posix_file *pf = to_posix(f);
+    ASSERT(pf->fd >= 0);
+    if (!range_ok(off, len))
+        return -EINVAL;
+    if (len == 0)
+        return 0; /* to posix_fadvise, a length of 0 means "to the end of the file" */
+    return -posix_fadvise(pf->fd, (off_t)off, (off_t)len, POSIX_FADV_DONTNEED);
+}
+
 static int posix_size(struct io_file *f, uint64_t *size)
 {
     struct posix_file *pf = to_posix(f);
@@ -316,6 +327,7 @@ static const struct io_ops posix_ops = {
     .sync = posix_sync,
     .truncate = posix_truncate,
     .allocate = posix_allocate,
+    .drop_cache = posix_drop_cache,
     .size = posix_size,
     .fd = posix_fd,
     .rename = posix_rename,

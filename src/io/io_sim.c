@@ -796,6 +796,19 @@ done:
     return rc;
 }
 
+/* The simulated disk has no page cache: only a stale handle is refused. */
+static int sim_drop_cache(struct io_file *file, uint64_t off, uint64_t len)
+{
+    (void)off;
+    (void)len;
+    struct sim_file *f = to_file(file);
+    struct io_sim *s = to_sim(file->io);
+    lock(s);
+    int rc = f->ino == NULL ? -EIO : 0;
+    unlock(s);
+    return rc;
+}
+
 static int sim_size(struct io_file *file, uint64_t *size)
 {
     struct sim_file *f = to_file(file);
@@ -1276,6 +1289,7 @@ static const struct io_ops sim_ops = {
     .sync = sim_sync,
     .truncate = sim_truncate,
     .allocate = sim_allocate,
+    .drop_cache = sim_drop_cache,
     .size = sim_size,
     .fd = sim_fd,
     .rename = sim_rename,

@@ -108,6 +108,8 @@ int seal_perform(struct io *io, const struct flush_seal *seal)
         rc = seg_write_file(io, seal->time_path, &seal->times, true);
     if (rc == 0)
         rc = io_sync(f);
+    if (rc == 0 && seal->drop_to > 0)
+        (void)io_drop_cache(f, 0, seal->drop_to); /* a hint: nothing to do when it fails */
     return rc;
 }
 
@@ -204,10 +206,17 @@ static void signal_done(struct log_flusher *fl)
     ASSERT(n == (ssize_t)sizeof(one) || errno == EAGAIN);
 }
 
-/* Performs one job taken from the queue and publishes it as done. */
+/* Performs one job taken from the queue and publishes it as done. The page cache the job asks
+ * to drop once its sync succeeded goes after that, through a handle of the worker's own (the
+ * job and its pins belong to the owner once published): dropping 2 MiB took about 0.15 ms
+ * here, which the acknowledgements then do not wait for. */
 static void run_job(struct log_flusher *fl, struct flush_job *job)
 {
     perform(job);
+    struct io_file *drop = NULL;
+    uint64_t drop_to = job->drop_to;
+    if (job->err == 0 && drop_to > 0 && io_open(job->io, job->files[0]->path, IO_RDONLY, &drop) < 0)
+        drop = NULL; /* only a hint */
     pthread_mutex_lock(&fl->mu);
     job->performed = true;
     job->next = fl->done;
@@ -215,6 +224,10 @@ static void run_job(struct log_flusher *fl, struct flush_job *job)
     pthread_cond_broadcast(&fl->performed_cond);
     pthread_mutex_unlock(&fl->mu);
     signal_done(fl);
+    if (drop != NULL) {
+        (void)io_drop_cache(drop, 0, drop_to);
+        io_close(drop);
+    }
 }
 
 /* Under the lock: the oldest queued job, or NULL. */

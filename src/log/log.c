@@ -123,6 +123,41 @@ static struct flush_checkpoint *add_checkpoint(struct flush_job *job, const stru
     return c;
 }
 
+/*
+ * Page cache drop-behind. On a virtual machine whose host hands memory over at first touch,
+ * every new page of page cache costs the writer about 4 µs per KiB (measured here: a 1 MiB
+ * write into new page cache took 4 ms, 0.3 ms into pages freed a moment before), on the owner
+ * thread, in the acknowledgement path. Dropping a log's synced data once it is more than
+ * cache_tail_bytes behind the end keeps the log's page cache to that tail, and the writes
+ * reuse the pages just freed. Consumers at the tail read from memory; a read of older data
+ * reads the disk (with the kernel's read-ahead) and drops what it brought in behind it.
+ */
+
+/* The position below which the page cache of a file holding `end` bytes may be dropped: the
+ * last cache_tail_bytes kept, rounded down to whole folios (a folio only partly inside the
+ * range would stay). 0 when nothing may be dropped. */
+static uint64_t cache_drop_point(const struct log *log, uint64_t end)
+{
+    uint64_t tail = log->env.cache_tail_bytes;
+    if (tail == 0 || end <= tail)
+        return 0;
+    return (end - tail) / LOG_CACHE_DROP_ALIGN * LOG_CACHE_DROP_ALIGN;
+}
+
+/* The drop a sync of the active segment makes after it succeeds, or 0. Ranges start at 0: a
+ * page read in again meanwhile (a lagging consumer) goes too. */
+static uint64_t plan_drop(struct log *log)
+{
+    struct segment *s = log_active(log);
+    if (s->sync_dropped_to > s->bytes)
+        s->sync_dropped_to = 0; /* cut since */
+    uint64_t to = cache_drop_point(log, s->bytes);
+    if (to <= s->sync_dropped_to)
+        return 0;
+    s->sync_dropped_to = to;
+    return to;
+}
+
 /* Hands the flusher everything written so far: segments to seal, the active segment, dirty
  * checkpoints, files of deleted segments to remove, and the directory when segments were
  * created or deleted. A job that seals segments also moves the recovery point up to the
@@ -145,6 +180,7 @@ static void submit_job(struct log *log)
     int rc = files_pin(active, false);
     ASSERT(rc == 0); /* the active file is already pinned, hence open */
     job->files[job->file_count++] = active;
+    job->drop_to = plan_drop(log);
     if (log->alloc_target > 0) {
         job->alloc_from = log_active(log)->file_bytes;
         job->alloc_to = log->alloc_target;
@@ -246,6 +282,7 @@ static void submit_overlap(struct log *log)
     int rc = files_pin(active, false);
     ASSERT(rc == 0); /* the active file is already pinned, hence open */
     job->files[job->file_count++] = active;
+    job->drop_to = plan_drop(log);
     job->own_handles = true;
     log->overlap = job;
     log->overlap_target = log_end(log);
@@ -348,6 +385,7 @@ static void queue_seal(struct log *log)
     char path[IO_PATH_BYTES_MAX];
     seal->file = s->file;
     seal->bytes = s->bytes;
+    seal->drop_to = cache_drop_point(log, s->bytes);
     seg_path(path, log->dir, s->base_offset, ".index");
     seal->index_path = xstrdup(path);
     seg_path(path, log->dir, s->base_offset, ".timeindex");
@@ -554,6 +592,29 @@ static int seek_batch(struct seg_cursor *c, int64_t offset, struct batch_header 
     }
 }
 
+/* A read that starts more than cache_tail_bytes behind the log's end reads older data, which
+ * the drop-behind has released (or never held): drops what such reads brought into the page
+ * cache, cache_tail_bytes behind this one, so that reading history cycles through the same
+ * memory too. Pages still being sent to a socket stay cached. On the owner thread: about
+ * 0.15 ms per 2 MiB dropped, measured here. */
+static void drop_behind_read(struct log *log, uint32_t seg, uint64_t pos)
+{
+    uint64_t tail = log->env.cache_tail_bytes;
+    if (tail == 0)
+        return;
+    struct segment *s = log->segs[seg];
+    uint64_t after = s->bytes - pos; /* bytes of the log from the read to the end */
+    for (uint32_t i = seg + 1; i < log->seg_count && after < tail; i++)
+        after += log->segs[i]->bytes;
+    if (after < tail)
+        return;
+    uint64_t to = cache_drop_point(log, pos);
+    if (to <= s->read_dropped_to)
+        return;
+    s->read_dropped_to = to;
+    (void)io_drop_cache(log_file_io(s->file), 0, to); /* a hint: nothing to do when it fails */
+}
+
 int log_read(struct log *log, int64_t offset, uint64_t bytes_max, int64_t offset_limit,
              struct log_read *out)
 {
@@ -566,7 +627,8 @@ int log_read(struct log *log, int64_t offset, uint64_t bytes_max, int64_t offset
         return ERR_RANGE;
     if (offset == log_end(log) || offset >= offset_limit)
         return 0;
-    struct segment *s = log->segs[log_find_segment(log, offset)];
+    uint32_t seg = log_find_segment(log, offset);
+    struct segment *s = log->segs[seg];
     int rc = files_pin(s->file, false);
     if (rc < 0)
         return rc;
@@ -590,6 +652,7 @@ int log_read(struct log *log, int64_t offset, uint64_t bytes_max, int64_t offset
     }
     out->file = s->file;
     seg_cursor_deinit(&c);
+    drop_behind_read(log, seg, pos);
     return 0;
 fail:
     seg_cursor_deinit(&c);

@@ -123,6 +123,10 @@ struct log_env {
     struct clock *clock;
     struct log_files *files;
     struct log_flusher *flusher;
+    /* log.cache.tail.bytes: the page cache of what is older than this many bytes behind the end
+     * of the log is dropped once synced, and behind reads of older data (io_drop_cache); 0
+     * leaves the page cache to the kernel. */
+    uint64_t cache_tail_bytes;
 };
 
 /*

@@ -91,6 +91,7 @@ struct flush_checkpoint {
 struct flush_seal {
     struct log_file *file; /* pinned */
     uint64_t bytes;
+    uint64_t drop_to; /* page cache below this is dropped once the file is synced; 0: none */
     char *index_path;
     char *time_path;
     struct buf index; /* .index content */
@@ -131,6 +132,7 @@ struct flush_job {
     uint64_t alloc_from; /* preallocate [alloc_from, alloc_to) of files[0] when alloc_to > 0 */
     uint64_t alloc_to;
     uint32_t alloc_era;     /* the log's alloc_era when submitted */
+    uint64_t drop_to;       /* files[0]'s page cache below this is dropped once done; 0: none */
     bool alloc_unsupported; /* set by the flusher: the filesystem cannot preallocate */
     struct flush_checkpoint checkpoints[3];
     uint32_t checkpoint_count;
@@ -191,6 +193,10 @@ struct segment {
     int64_t txn_last;
     bool txn_file;     /* the .txnindex file exists (created or found) */
     bool txn_unsynced; /* changed since the last log_txn_sync */
+    /* Page cache below these positions was asked to be dropped: after syncs of the appends,
+     * and behind reads of older data (log.c, "drop-behind"). */
+    uint64_t sync_dropped_to;
+    uint64_t read_dropped_to;
 };
 
 /* A header walk over one segment file, reading ahead in chunks. */
