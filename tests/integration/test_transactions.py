@@ -18,6 +18,7 @@ from test_idempotence import create_topic, new_producer_id
 TIMEOUT_S = 30
 NONE = 0
 UNKNOWN_TOPIC_OR_PARTITION = 3
+NOT_LEADER_OR_FOLLOWER = 6
 INVALID_PRODUCER_EPOCH = 47
 INVALID_TXN_STATE = 48
 TRANSACTION_COORDINATOR_FENCED = 52
@@ -521,8 +522,16 @@ def test_new_leader_has_last_stable_offset_and_aborted(tmp_path):
             return (new, lso, aborted) if error == NONE else None
         new, lso, aborted = wait_until(answered, TIMEOUT_S, "the new leader serving")
         assert (lso, aborted) == (b_first, [(pid_a, a_first)])
-        port = c.nodes[new].port
-        assert write_markers(port, pid_b, 0, True, [("tx3", 0)]) == {("tx3", 0): NONE}
+
+        def committed():
+            # A new leader serves reads at once but refuses writes with NOT_LEADER_OR_FOLLOWER
+            # until the first entry of its term is committed (and leadership may still move
+            # between the survivors): a coordinator retries then, at the current leader.
+            leader = wait_leader(c, "tx3", alive)
+            error = write_markers(c.nodes[leader].port, pid_b, 0, True, [("tx3", 0)])[("tx3", 0)]
+            assert error in (NONE, NOT_LEADER_OR_FOLLOWER), error
+            return leader if error == NONE else None
+        port = c.nodes[wait_until(committed, TIMEOUT_S, "the COMMIT marker taken")].port
         error, hw, lso, aborted, batches = fetch(port, "tx3", 0, READ_COMMITTED)
         assert (error, lso, aborted) == (NONE, hw, [(pid_a, a_first)])
         assert b_first in [batch_info(b)[0] for b in batches]
@@ -592,9 +601,6 @@ def create_small_segment_topic(bootstrap, name, replication=1):
         return t.error is None and len(t.partitions) == 1 and all(
             p.leader >= 0 and p.error is None for p in t.partitions.values())
     wait_until(led, TIMEOUT_S, "%s led" % name)
-
-
-NOT_LEADER_OR_FOLLOWER = 6
 
 
 def run_transactions(leader_port, topic, pids, count, seqs):
