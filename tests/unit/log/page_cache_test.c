@@ -133,6 +133,16 @@ static uint64_t pages_in(uint64_t from, uint64_t to)
     return (to + page - 1) / page - from / page;
 }
 
+/* Nothing below `below` is cached any more, and the newest TAIL bytes all are. */
+static void assert_dropped_below(const struct fx *f, uint64_t below)
+{
+    uint64_t old = resident(f, 0, below);
+    if (old != 0)
+        fail_msg("%llu pages below %llu still cached", (unsigned long long)old,
+                 (unsigned long long)below);
+    assert_int_equal(resident(f, f->bytes - TAIL, f->bytes), pages_in(f->bytes - TAIL, f->bytes));
+}
+
 /* After the sync, only about the newest TAIL bytes stay cached: everything below the drop
  * point (TAIL behind the end, rounded down to 2 MiB) has left the page cache, and the tail,
  * which consumers at the end read, is all there. */
@@ -144,11 +154,7 @@ static void test_synced_data_behind_the_tail_leaves_the_cache(void **state)
     append_synced(&f, WRITTEN);
     uint64_t drop = (f.bytes - TAIL) / LOG_CACHE_DROP_ALIGN * LOG_CACHE_DROP_ALIGN;
     assert_true(drop >= WRITTEN - TAIL - LOG_CACHE_DROP_ALIGN);
-    uint64_t old = resident(&f, 0, drop);
-    if (old != 0)
-        fail_msg("%llu pages below %llu still cached", (unsigned long long)old,
-                 (unsigned long long)drop);
-    assert_int_equal(resident(&f, f.bytes - TAIL, f.bytes), pages_in(f.bytes - TAIL, f.bytes));
+    assert_dropped_below(&f, drop);
     fx_deinit(&f);
 }
 
@@ -175,14 +181,8 @@ static void test_reading_history_releases_what_it_read(void **state)
     free(data);
     /* The last read TAIL or more behind the end began within about 1 MiB (one read) of that
      * point, and dropped what lies TAIL behind it. */
-    uint64_t dropped =
-        (f.bytes - 2 * TAIL - 2u * MIB) / LOG_CACHE_DROP_ALIGN * LOG_CACHE_DROP_ALIGN;
-    uint64_t old = resident(&f, 0, dropped);
-    if (old != 0)
-        fail_msg("%llu pages read below %llu still cached", (unsigned long long)old,
-                 (unsigned long long)dropped);
-    /* ... and the reads near the end kept theirs. */
-    assert_int_equal(resident(&f, f.bytes - TAIL, f.bytes), pages_in(f.bytes - TAIL, f.bytes));
+    assert_dropped_below(&f, (f.bytes - 2 * TAIL - 2u * MIB) / LOG_CACHE_DROP_ALIGN *
+                                 LOG_CACHE_DROP_ALIGN);
     fx_deinit(&f);
 }
 
