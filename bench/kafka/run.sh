@@ -135,10 +135,12 @@ start_broker() {
     exit 1
 }
 
+# The file stays until the run's end (cleanup removes $root): on a disk mounted with `discard`,
+# as this project's VM is, deleting 1 GiB just before a scenario put p99 latency at 200,000 msg/s
+# at 114-165 ms instead of 15-25 ms while the device worked through the discards.
 disk_figure() {
     echo "== disk: dd 1 GiB with fdatasync into $data_root"
     dd if=/dev/zero of="$root/dd.test" bs=1M count=1024 conv=fdatasync 2>&1 | tail -n 1
-    rm -f "$root/dd.test"
 }
 
 # report NAME SIDE CHECK TARGET STATUS CPU-TICKS: prints the figures of $root/NAME.json (side
