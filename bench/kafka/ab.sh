@@ -11,7 +11,9 @@
 #   PRODUCE_ARGS="--rate 100000" MESSAGES_1K=800000 bench/kafka/ab.sh 5 a=/tmp/a b=/tmp/b
 #   MESSAGES_1K=1600000 bench/kafka/ab.sh 5 a=/tmp/a b=/tmp/b
 # Each line: the time, the 1-minute load average before the run, the name, dd's figure (run.sh
-# measures the disk before every run), the MB/s delivered and the latency percentiles in ms.
+# measures the disk before every run), with --rate the disk's latency floor p99 (run.sh measures it
+# before every run: what the disk allows with no broker, as one connection sees it), the MB/s
+# delivered and the latency percentiles in ms.
 set -uo pipefail
 
 if [ $# -lt 2 ] || ! [ "$1" -gt 0 ] 2>/dev/null; then
@@ -33,13 +35,14 @@ for _ in $(seq "$rounds"); do
         dd_mb=$(echo "$out" | sed -n 's/.* copied, .* s, \(.*\)$/\1/p')
         mbs=$(echo "$out" | sed -n 's/.* msg\/s, \([0-9.]*\) MB\/s$/\1/p')
         lat=$(echo "$out" | sed -n 's/^ *latency ms: //p')
-        echo "$(date +%H:%M:%S) load $load $name dd ${dd_mb:-?} got ${mbs:-?} MB/s $lat"
+        floor=$(echo "$out" | sed -n 's/.*; in order: .* p99 \([0-9.]*\) ms .*/ floor p99 \1 ms/p')
+        echo "$(date +%H:%M:%S) load $load $name dd ${dd_mb:-?}$floor got ${mbs:-?} MB/s $lat"
         if [ -z "$mbs" ]; then
             echo "$out" | tail -n 8 | sed 's/^/    /'
             continue
         fi
         p99=$(echo "$lat" | sed -n 's/.*p99 \([0-9.]*\) .*/\1/p')
-        echo "$name $mbs $p99" >>"$results"
+        echo "$name $mbs $p99 $(echo "$floor" | sed -n 's/ floor p99 \([0-9.]*\) ms/\1/p')" >>"$results"
     done
 done
 
@@ -54,4 +57,7 @@ for spec in "$@"; do
     mine=$(awk -v n="$name" '$1 == n' "$results")
     echo "$name MB/s: $(echo "$mine" | awk '{ print $2 }' | sort -g | tr '\n' ' ')(median $(echo "$mine" | awk '{ print $2 }' | median))"
     echo "$name p99 ms: $(echo "$mine" | awk '{ print $3 }' | sort -g | tr '\n' ' ')(median $(echo "$mine" | awk '{ print $3 }' | median))"
+    if [ -n "$(echo "$mine" | awk '{ print $4 }' | tr -d '\n')" ]; then
+        echo "$name disk floor p99 ms: $(echo "$mine" | awk '{ print $4 }' | sort -g | tr '\n' ' ')(median $(echo "$mine" | awk '{ print $4 }' | median))"
+    fi
 done

@@ -13,6 +13,7 @@
 # Usage: bench/kafka/run.sh [PATH-TO-CHRONIK]      (default: build/release/chronik)
 # Environment (all optional):
 #   BENCH         chronik-bench (default: build/release/bench/kafka/chronik-bench)
+#   LOG_BENCH     log_bench, for the disk's latency floor (default: build/release/bench/log/log_bench)
 #   DATA_ROOT     where the data directory and the dd file go (default: build/bench-data);
 #                 it must be on the disk under test
 #   PARTITIONS    partitions of each topic (default 8)
@@ -31,6 +32,7 @@ set -uo pipefail
 repo=$(cd "$(dirname "$0")/../.." && pwd)
 chronik=$(realpath "${1:-$repo/build/release/chronik}")
 bench=$(realpath "${BENCH:-$repo/build/release/bench/kafka/chronik-bench}")
+log_bench=${LOG_BENCH:-$repo/build/release/bench/log/log_bench}
 data_root=${DATA_ROOT:-$repo/build/bench-data}
 partitions=${PARTITIONS:-8}
 messages_1k=${MESSAGES_1K:-3000000}
@@ -143,6 +145,33 @@ disk_figure() {
     dd if=/dev/zero of="$root/dd.test" bs=1M count=1024 conv=fdatasync 2>&1 | tail -n 1
 }
 
+# With a fixed rate (--rate N in PRODUCE_ARGS) and produce-1k to run: the latency this disk
+# allows for the same bytes per second over as many files as partitions, written and fdatasynced
+# with no broker in between (log_bench floor), measured just before the scenario. acks=all
+# latency cannot go below it; it varies with the disk's state far more than the broker does.
+# Each write is 4 ms of the rate, about one produce request: librdkafka's defaults (sticky
+# partitioner, linger 5 ms) sent 735 records a request on average at 200,000 msg/s.
+latency_floor() {
+    local rate
+    rate=$(echo " $produce_args " | sed -n 's/.* --rate[ =]\([0-9][0-9]*\) .*/\1/p')
+    case " $scenarios " in *" produce-1k "*) ;; *) return ;; esac
+    [ -n "$rate" ] || return
+    if [ ! -x "$log_bench" ]; then
+        echo "== disk latency floor: skipped, $log_bench is not built"
+        return
+    fi
+    local secs=$((messages_1k / rate))
+    [ "$secs" -ge 1 ] || secs=1
+    [ "$secs" -le "$duration" ] || secs=$duration
+    local mb write_kib=$((rate * 4 / 1000))
+    [ "$write_kib" -ge 1 ] || write_kib=1
+    mb=$(awk -v r="$rate" 'BEGIN { printf "%.3f", r * 1024 / 1048576 }')
+    echo "== disk latency floor: $rate KiB a second over $partitions files, no broker"
+    timeout -k 10 $((secs + 60)) "$log_bench" floor "$root" "$partitions" "$mb" "$secs" \
+        "$write_kib" 2>&1 |
+        sed 's/^== floor: /   /'
+}
+
 # report NAME SIDE CHECK TARGET STATUS CPU-TICKS: prints the figures of $root/NAME.json (side
 # "produce" or "consume"), the broker's CPU per GB, and whether figure CHECK reached TARGET.
 report() {
@@ -207,6 +236,7 @@ scenario() {
 start_broker
 echo "$("$chronik" --version 2>/dev/null | head -n 1) on 127.0.0.1:$port, pid $broker_pid, data in $root/data"
 disk_figure
+latency_floor
 
 # shellcheck disable=SC2086 # PRODUCE_ARGS is a list of options
 scenario produce-1k produce mb_per_s 300 produce --topic bench-1k --partitions "$partitions" \

@@ -16,9 +16,18 @@
  * many partition logs at a fixed schedule, each with a flush, as the broker does for a produce.
  * Prints MB/s and the latency from each batch's scheduled time to its flush callback (p50, p99,
  * p999, max), so a stall of the appending thread counts too.
+ *
+ * log_bench floor dir partitions mb_per_s seconds [batch_kib]: the same schedule written
+ * straight to one file per partition with pwrite, each file made durable by a thread of its own
+ * that fdatasyncs whatever was written since its last sync (group commit, one sync in flight a
+ * file). No log, flusher, network or client: the latency this disk allows at that load, which
+ * no broker can beat. Its files stay in dir/log_bench_floor until the next floor run or the
+ * caller removes them (deleting gigabytes just before a measurement distorts it on a disk
+ * mounted with discard).
  */
 #include "base/alloc.h"
 #include "base/clock.h"
+#include "base/compiler.h"
 #include "base/limits.h"
 #include "io/io.h"
 #include "log/batch.h"
@@ -28,9 +37,11 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define SAMPLES_MAX          1000000u
@@ -309,8 +320,152 @@ static void rate_run(const char *dir, uint32_t partitions, double mb_per_s, doub
         exit(1);
 }
 
+/* One file of the floor run: the main thread appends batches at their scheduled times; the
+ * file's syncer makes them durable and records each one's latency from its scheduled time. */
+struct floor_file {
+    int fd;
+    pthread_t syncer;
+    pthread_mutex_t mu;
+    pthread_cond_t cond;
+    uint64_t written; /* batches written, under mu */
+    bool stop;        /* under mu: no more batches come */
+    uint64_t *due_ns; /* scheduled time of each batch, written before `written` moves past it */
+    uint64_t *lat_ns;
+};
+
+static void *floor_sync(void *arg)
+{
+    struct floor_file *f = arg;
+    struct clock *c = clock_real();
+    uint64_t synced = 0;
+    for (;;) {
+        pthread_mutex_lock(&f->mu);
+        while (f->written == synced && !f->stop)
+            pthread_cond_wait(&f->cond, &f->mu);
+        uint64_t upto = f->written;
+        pthread_mutex_unlock(&f->mu);
+        if (upto == synced)
+            return NULL; /* stopped, everything synced */
+        if (fdatasync(f->fd) != 0) {
+            perror("fdatasync");
+            exit(1);
+        }
+        uint64_t now = clock_mono_ns(c);
+        for (; synced < upto; synced++)
+            f->lat_ns[synced] = now - f->due_ns[synced];
+    }
+}
+
+static void floor_run(const char *dir, uint32_t partitions, double mb_per_s, double seconds,
+                      size_t batch_bytes)
+{
+    char path[1100];
+    snprintf(path, sizeof(path), "rm -rf '%s/log_bench_floor'", dir);
+    if (system(path) != 0)
+        exit(1);
+    snprintf(path, sizeof(path), "%s/log_bench_floor", dir);
+    if (mkdir(path, 0755) != 0) {
+        perror(path);
+        exit(1);
+    }
+    uint64_t interval_ns = (uint64_t)((double)batch_bytes / (mb_per_s * MIB) * 1e9);
+    uint64_t total = (uint64_t)(seconds * 1e9) / interval_ns;
+    uint64_t per_file = total / partitions + 1;
+    uint8_t *batch = xmalloc(batch_bytes);
+    memset(batch, 'v', batch_bytes);
+    struct floor_file *files = xcalloc(partitions, sizeof(*files));
+    for (uint32_t i = 0; i < partitions; i++) {
+        struct floor_file *f = &files[i];
+        snprintf(path, sizeof(path), "%s/log_bench_floor/p-%u", dir, i);
+        f->fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (f->fd < 0) {
+            perror(path);
+            exit(1);
+        }
+        f->due_ns = xcalloc(per_file, sizeof(uint64_t));
+        f->lat_ns = xcalloc(per_file, sizeof(uint64_t));
+        pthread_mutex_init(&f->mu, NULL);
+        pthread_cond_init(&f->cond, NULL);
+        if (pthread_create(&f->syncer, NULL, floor_sync, f) != 0)
+            exit(1);
+    }
+    struct clock *c = clock_real();
+    uint64_t t0 = clock_mono_ns(c);
+    for (uint64_t n = 0; n < total; n++) {
+        uint64_t due = t0 + n * interval_ns, now;
+        while ((now = clock_mono_ns(c)) < due)
+            usleep((useconds_t)MAX((due - now) / 1000, 1));
+        struct floor_file *f = &files[n % partitions];
+        uint64_t seq = n / partitions;
+        if (pwrite(f->fd, batch, batch_bytes, (off_t)(seq * batch_bytes)) !=
+            (ssize_t)batch_bytes) {
+            perror("pwrite");
+            exit(1);
+        }
+        f->due_ns[seq] = due;
+        pthread_mutex_lock(&f->mu);
+        f->written = seq + 1;
+        pthread_cond_signal(&f->cond);
+        pthread_mutex_unlock(&f->mu);
+    }
+    for (uint32_t i = 0; i < partitions; i++) {
+        struct floor_file *f = &files[i];
+        pthread_mutex_lock(&f->mu);
+        f->stop = true;
+        pthread_cond_signal(&f->cond);
+        pthread_mutex_unlock(&f->mu);
+        pthread_join(f->syncer, NULL);
+        close(f->fd);
+    }
+    double secs = (double)(clock_mono_ns(c) - t0) / 1e9;
+    /* Each write's latency alone, and as a client with one connection sees it: Kafka answers a
+     * connection's requests in order, so a write counts as done only once every write scheduled
+     * before it (on any file) is durable too. */
+    uint64_t *alone = xcalloc(total, sizeof(uint64_t));
+    uint64_t *in_order = xcalloc(total, sizeof(uint64_t));
+    uint64_t done_max = 0;
+    for (uint64_t n = 0; n < total; n++) {
+        const struct floor_file *f = &files[n % partitions];
+        uint64_t seq = n / partitions, due = f->due_ns[seq];
+        done_max = MAX(done_max, due + f->lat_ns[seq]);
+        alone[n] = f->lat_ns[seq];
+        in_order[n] = done_max - due;
+    }
+    printf("== floor: %u files, %zu B writes, asked %.1f MB/s: %.1f MB/s over %.1f s; "
+           "latency p50 %.2f ms  p99 %.2f ms  p999 %.2f ms  max %.2f ms (%" PRIu64 " writes); "
+           "in order: p50 %.2f ms  p99 %.2f ms  p999 %.2f ms  max %.2f ms\n",
+           partitions, batch_bytes, mb_per_s, (double)(total * batch_bytes) / MIB / secs, secs,
+           pct_ms(alone, total, 0.50), pct_ms(alone, total, 0.99), pct_ms(alone, total, 0.999),
+           pct_ms(alone, total, 1.0), total, pct_ms(in_order, total, 0.50),
+           pct_ms(in_order, total, 0.99), pct_ms(in_order, total, 0.999),
+           pct_ms(in_order, total, 1.0));
+    fflush(stdout);
+    for (uint32_t i = 0; i < partitions; i++) {
+        free(files[i].due_ns);
+        free(files[i].lat_ns);
+    }
+    free(alone);
+    free(in_order);
+    free(files);
+    free(batch);
+}
+
 int main(int argc, char **argv)
 {
+    if (argc >= 6 && strcmp(argv[1], "floor") == 0) {
+        uint32_t partitions = (uint32_t)strtoul(argv[3], NULL, 0);
+        double mb_per_s = strtod(argv[4], NULL), seconds = strtod(argv[5], NULL);
+        size_t batch_kib = argc > 6 ? strtoull(argv[6], NULL, 0) : 16;
+        if (partitions == 0 || partitions > 10000 || !(mb_per_s > 0) || !(seconds > 0) ||
+            batch_kib == 0 || batch_kib > 65536 ||
+            seconds * mb_per_s * MIB < (double)batch_kib * KIB * partitions) {
+            fprintf(stderr, "log_bench floor: want 1-10000 files, a rate and a time giving at "
+                            "least one write a file, writes of 1-65536 KiB\n");
+            return 2;
+        }
+        floor_run(argv[2], partitions, mb_per_s, seconds, batch_kib * KIB);
+        return 0;
+    }
     if (argc >= 6 && strcmp(argv[1], "rate") == 0) {
         size_t batch_kib = argc > 6 ? strtoull(argv[6], NULL, 0) : 16;
         rate_run(argv[2], (uint32_t)strtoul(argv[3], NULL, 0), strtod(argv[4], NULL),
