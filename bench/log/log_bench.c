@@ -169,15 +169,21 @@ static void build_batch(struct buf *b, size_t bytes)
     free(value);
 }
 
+/* Removes dir/name and everything under it, left by an earlier run. */
+static void remove_tree(const char *dir, const char *name)
+{
+    char cmd[1100];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s/%s'", dir, name);
+    if (system(cmd) != 0)
+        exit(1);
+}
+
 static void log_run(const char *dir, size_t batch_bytes, uint64_t total_bytes, double seconds,
                     uint64_t prealloc_bytes)
 {
     char part[1024];
     snprintf(part, sizeof(part), "%s/log_bench_part", dir);
-    char cmd[1100];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", part);
-    if (system(cmd) != 0)
-        exit(1);
+    remove_tree(dir, "log_bench_part");
     struct io *io = io_posix_create();
     struct log_files *files = log_files_create(io, LOG_OPEN_FILES_MAX_DEFAULT);
     struct log_flusher *fl = log_flusher_create(true);
@@ -234,17 +240,13 @@ static void log_run(const char *dir, size_t batch_bytes, uint64_t total_bytes, d
     log_flusher_destroy(fl);
     log_files_destroy(files);
     io_destroy(io);
-    if (system(cmd) != 0)
-        exit(1);
+    remove_tree(dir, "log_bench_part");
 }
 
 static void rate_run(const char *dir, uint32_t partitions, double mb_per_s, double seconds,
                      size_t batch_bytes)
 {
-    char cmd[1100];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s/log_bench_rate'", dir);
-    if (system(cmd) != 0)
-        exit(1);
+    remove_tree(dir, "log_bench_rate");
     struct io *io = io_posix_create();
     struct log_files *files = log_files_create(io, LOG_OPEN_FILES_MAX_DEFAULT);
     struct log_flusher *fl = log_flusher_create(true);
@@ -316,8 +318,7 @@ static void rate_run(const char *dir, uint32_t partitions, double mb_per_s, doub
     log_flusher_destroy(fl);
     log_files_destroy(files);
     io_destroy(io);
-    if (system(cmd) != 0)
-        exit(1);
+    remove_tree(dir, "log_bench_rate");
 }
 
 /* One file of the floor run: the main thread appends batches at their scheduled times; the
@@ -360,9 +361,7 @@ static void floor_run(const char *dir, uint32_t partitions, double mb_per_s, dou
                       size_t batch_bytes)
 {
     char path[1100];
-    snprintf(path, sizeof(path), "rm -rf '%s/log_bench_floor'", dir);
-    if (system(path) != 0)
-        exit(1);
+    remove_tree(dir, "log_bench_floor");
     snprintf(path, sizeof(path), "%s/log_bench_floor", dir);
     if (mkdir(path, 0755) != 0) {
         perror(path);
@@ -397,8 +396,7 @@ static void floor_run(const char *dir, uint32_t partitions, double mb_per_s, dou
             usleep((useconds_t)MAX((due - now) / 1000, 1));
         struct floor_file *f = &files[n % partitions];
         uint64_t seq = n / partitions;
-        if (pwrite(f->fd, batch, batch_bytes, (off_t)(seq * batch_bytes)) !=
-            (ssize_t)batch_bytes) {
+        if (pwrite(f->fd, batch, batch_bytes, (off_t)(seq * batch_bytes)) != (ssize_t)batch_bytes) {
             perror("pwrite");
             exit(1);
         }
