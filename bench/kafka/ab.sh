@@ -35,14 +35,15 @@ for _ in $(seq "$rounds"); do
         dd_mb=$(echo "$out" | sed -n 's/.* copied, .* s, \(.*\)$/\1/p')
         mbs=$(echo "$out" | sed -n 's/.* msg\/s, \([0-9.]*\) MB\/s$/\1/p')
         lat=$(echo "$out" | sed -n 's/^ *latency ms: //p')
-        floor=$(echo "$out" | sed -n 's/.*; in order: .* p99 \([0-9.]*\) ms .*/ floor p99 \1 ms/p')
-        echo "$(date +%H:%M:%S) load $load $name dd ${dd_mb:-?}$floor got ${mbs:-?} MB/s $lat"
+        floor=$(echo "$out" | sed -n 's/.*; in order: .* p99 \([0-9.]*\) ms .*/\1/p')
+        echo "$(date +%H:%M:%S) load $load $name dd ${dd_mb:-?}${floor:+ floor p99 $floor ms}" \
+            "got ${mbs:-?} MB/s $lat"
         if [ -z "$mbs" ]; then
             echo "$out" | tail -n 8 | sed 's/^/    /'
             continue
         fi
         p99=$(echo "$lat" | sed -n 's/.*p99 \([0-9.]*\) .*/\1/p')
-        echo "$name $mbs $p99 $(echo "$floor" | sed -n 's/ floor p99 \([0-9.]*\) ms/\1/p')" >>"$results"
+        echo "$name $mbs $p99 $floor" >>"$results"
     done
 done
 
