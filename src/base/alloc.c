@@ -4,6 +4,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 static NORETURN void out_of_memory(void)
 {
@@ -39,5 +40,16 @@ char *xstrdup(const char *s)
     size_t n = strlen(s) + 1;
     char *p = xmalloc(n);
     memcpy(p, s, n);
+    return p;
+}
+
+void *xmalloc_huge(size_t n)
+{
+    ASSERT(n > 0 && n % ALLOC_HUGE_BYTES == 0);
+    void *p = aligned_alloc(ALLOC_HUGE_BYTES, n);
+    if (p == NULL)
+        out_of_memory();
+    /* Only a hint: EINVAL where the kernel was built without huge pages. */
+    (void)madvise(p, n, MADV_HUGEPAGE);
     return p;
 }

@@ -83,6 +83,7 @@
 #define NET_FRAME_CACHE_COUNT         32u          /* freed frame buffers kept for reuse */
 #define NET_FRAME_CACHE_BYTES_MAX     (32u * MIB)  /* their total size */
 #define NET_FRAME_CACHE_BUF_BYTES_MIN (64u * KIB)  /* smaller buffers go back to malloc */
+#define NET_FRAME_HEAP_BYTES_MAX      (512u * KIB) /* larger frame buffers are whole huge pages */
 
 /* ---- raft -------------------------------------------------------------------------------- */
 #define RAFT_VOTERS_MAX              7u

@@ -177,6 +177,13 @@ static void test_alloc(void **state)
     assert_ptr_not_equal(d, src);
     assert_string_equal(d, src);
     free(d);
+    /* Huge-page buffers: aligned to a huge page (a misaligned one could never be backed by
+     * one), and ordinary heap memory otherwise, writable to the end and freed with free(). */
+    uint8_t *h = xmalloc_huge(2 * ALLOC_HUGE_BYTES);
+    assert_int_equal((uintptr_t)h % ALLOC_HUGE_BYTES, 0);
+    memset(h, 0xa5, 2 * ALLOC_HUGE_BYTES);
+    assert_int_equal(h[2 * ALLOC_HUGE_BYTES - 1], 0xa5);
+    free(h);
 }
 
 int main(void)

@@ -469,6 +469,9 @@ static void check_frame_cache(const struct net_server *s)
     uint64_t bytes = 0;
     for (uint32_t i = 0; i < s->frame_cache_count; i++) {
         assert_true(s->frame_cache_caps[i] >= NET_FRAME_CACHE_BUF_BYTES_MIN);
+        /* Large buffers are whole huge pages, or they could not all be backed by them. */
+        assert_true(s->frame_cache_caps[i] <= NET_FRAME_HEAP_BYTES_MAX ||
+                    s->frame_cache_caps[i] % ALLOC_HUGE_BYTES == 0);
         bytes += s->frame_cache_caps[i];
     }
     assert_int_equal(bytes, s->frame_cache_bytes);
