@@ -1,6 +1,7 @@
 /*
- * CRC-32C: slicing-by-8 tables for the portable path, the SSE4.2 crc32 instruction for the
- * fast one. Reflected polynomial 0x82F63B78, initial value and final XOR 0xFFFFFFFF.
+ * CRC-32C: slicing-by-8 tables for the portable path, the SSE4.2 crc32 instruction over three
+ * streams at once for the fast one. Reflected polynomial 0x82F63B78, initial value and final XOR
+ * 0xFFFFFFFF.
  */
 #include "base/crc32c.h"
 
@@ -39,9 +40,12 @@ bool crc32c_hw_available(void)
 #endif
 }
 
+static void init_hw(void);
+
 static void init(void)
 {
     init_tables();
+    init_hw();
     update_fn = crc32c_hw_available() ? crc32c_update_hw : crc32c_update_sw;
 }
 
@@ -66,14 +70,90 @@ uint32_t crc32c_update_sw(uint32_t crc, const void *p, size_t n)
 }
 
 #if defined(__x86_64__)
+/* One crc32 instruction takes three cycles, but a new one can start every cycle: three streams
+ * over adjacent thirds of a block run about three times as fast as one. The register of the
+ * first third is then carried over the length of the second (multiplying by x^(8 * length)
+ * modulo the polynomial is linear in the register, so four table lookups do it) and the
+ * second's register is XORed in; the same again for the third. Long blocks serve big batches,
+ * short ones what is left of them and small batches. */
+#define LONG_BYTES  8192
+#define SHORT_BYTES 256
+
+static uint32_t shift_long[4][256];
+static uint32_t shift_short[4][256];
+
+static uint32_t shift_apply(const uint32_t t[4][256], uint32_t c)
+{
+    return t[0][c & 0xff] ^ t[1][(c >> 8) & 0xff] ^ t[2][(c >> 16) & 0xff] ^ t[3][c >> 24];
+}
+
+/* t[k][b]: the raw register (b << 8k) carried over len zero bytes. Each one-bit register is
+ * carried by the table code; the other values follow by linearity. */
+static void init_shift(uint32_t t[4][256], size_t len)
+{
+    uint32_t bit_image[32];
+    for (int i = 0; i < 32; i++) {
+        uint32_t c = 1u << i;
+        for (size_t n = 0; n < len; n++)
+            c = (c >> 8) ^ table[0][c & 0xff];
+        bit_image[i] = c;
+    }
+    for (int k = 0; k < 4; k++)
+        for (uint32_t b = 0; b < 256; b++) {
+            uint32_t v = 0;
+            for (int i = 0; i < 8; i++)
+                if (b & (1u << i))
+                    v ^= bit_image[8 * k + i];
+            t[k][b] = v;
+        }
+}
+
+static void init_hw(void)
+{
+    init_shift(shift_long, LONG_BYTES);
+    init_shift(shift_short, SHORT_BYTES);
+}
+
+/* Consumes whole groups of three blocks from *pb, *pn, continuing register c. */
+__attribute__((target("sse4.2"))) static uint64_t
+three_way(const uint32_t t[4][256], size_t block, uint64_t c, const uint8_t **pb, size_t *pn)
+{
+    const uint8_t *b = *pb;
+    size_t n = *pn;
+    while (n >= 3 * block) {
+        uint64_t c1 = 0, c2 = 0;
+        const uint8_t *end = b + block;
+        do {
+            uint64_t w0, w1, w2;
+            memcpy(&w0, b, 8);
+            memcpy(&w1, b + block, 8);
+            memcpy(&w2, b + 2 * block, 8);
+            c = _mm_crc32_u64(c, w0);
+            c1 = _mm_crc32_u64(c1, w1);
+            c2 = _mm_crc32_u64(c2, w2);
+            b += 8;
+        } while (b < end);
+        c = shift_apply(t, (uint32_t)c) ^ (uint32_t)c1;
+        c = shift_apply(t, (uint32_t)c) ^ (uint32_t)c2;
+        b += 2 * block;
+        n -= 3 * block;
+    }
+    *pb = b;
+    *pn = n;
+    return c;
+}
+
 __attribute__((target("sse4.2"))) uint32_t crc32c_update_hw(uint32_t crc, const void *p, size_t n)
 {
+    pthread_once(&init_once, init);
     const uint8_t *b = p;
     uint64_t c = ~crc;
     while (n > 0 && ((uintptr_t)b & 7) != 0) {
         c = _mm_crc32_u8((uint32_t)c, *b++);
         n--;
     }
+    c = three_way(shift_long, LONG_BYTES, c, &b, &n);
+    c = three_way(shift_short, SHORT_BYTES, c, &b, &n);
     while (n >= 8) {
         uint64_t w;
         memcpy(&w, b, 8);
@@ -86,6 +166,8 @@ __attribute__((target("sse4.2"))) uint32_t crc32c_update_hw(uint32_t crc, const 
     return ~(uint32_t)c;
 }
 #else
+static void init_hw(void) {}
+
 uint32_t crc32c_update_hw(uint32_t crc, const void *p, size_t n)
 {
     return crc32c_update_sw(crc, p, n);

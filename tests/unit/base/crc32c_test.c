@@ -1,7 +1,8 @@
 /*
  * base/crc32c.h: the RFC 3720 appendix B.4 vectors and "123456789" through the table code, the
  * SSE4.2 code (when the CPU has it) and the dispatcher; hardware against table on random data of
- * random length and alignment; chained updates equal one pass.
+ * random length and alignment and at the hardware code's block edges; chained updates equal one
+ * pass.
  *
  * The random comparisons print their seed; set BASE_TEST_SEED to replay one.
  */
@@ -117,22 +118,52 @@ static void test_vectors_dispatch(void **state)
     assert_int_equal(crc32c("123456789", 9), 0xE3069283);
 }
 
+/* Lengths around the hardware code's block edges: it runs three streams over groups of three
+ * 8 KiB blocks, then of three 256-byte blocks, then one stream. A wrong carry of one stream's
+ * register over the next block, or a group taken or left one byte off, breaks these. */
+static const size_t edge_lengths[] = {
+    0,
+    7,
+    8,
+    3 * 256 - 1,
+    3 * 256,
+    3 * 256 + 1,
+    6 * 256 + 5,
+    3 * 8192 - 1,
+    3 * 8192,
+    3 * 8192 + 1,
+    3 * 8192 + 3 * 256 + 7,
+    6 * 8192,
+    6 * 8192 + 6 * 256 - 1,
+};
+
+#define RANDOM_BYTES_MAX (7 * 8192)
+
 static void test_hw_matches_sw_random(void **state)
 {
     (void)state;
     struct rng rng;
     rng_seed(&rng, test_seed());
-    static uint8_t buf[8192 + 16];
+    static uint8_t buf[RANDOM_BYTES_MAX + 16];
     rng_fill(&rng, buf, sizeof(buf));
     for (int i = 0; i < 2000; i++) {
         size_t off = (size_t)rng_below(&rng, 16);
-        size_t len = (size_t)rng_below(&rng, 8193);
+        size_t len = i < 1000 ? (size_t)rng_below(&rng, 8193)
+                              : (size_t)rng_below(&rng, RANDOM_BYTES_MAX + 1);
         uint32_t seed_crc = (uint32_t)rng_next(&rng);
         uint32_t sw = crc32c_update_sw(seed_crc, buf + off, len);
         assert_int_equal(crc32c_update(seed_crc, buf + off, len), sw);
         if (crc32c_hw_available())
             assert_int_equal(crc32c_update_hw(seed_crc, buf + off, len), sw);
     }
+    for (size_t i = 0; i < sizeof(edge_lengths) / sizeof(edge_lengths[0]); i++)
+        for (size_t off = 0; off < 16; off += 5) {
+            size_t len = edge_lengths[i];
+            uint32_t sw = crc32c_update_sw(0, buf + off, len);
+            assert_int_equal(crc32c_update(0, buf + off, len), sw);
+            if (crc32c_hw_available())
+                assert_int_equal(crc32c_update_hw(0, buf + off, len), sw);
+        }
 }
 
 static void test_chaining(void **state)
