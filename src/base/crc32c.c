@@ -40,33 +40,35 @@ bool crc32c_hw_available(void)
 #endif
 }
 
-static void init_hw(void);
+static void init(void);
 
-static void init(void)
+/* The raw register (no inversion) carried over n bytes, eight at a time by the slicing tables. */
+static uint32_t sw_raw(uint32_t c, const uint8_t *b, size_t n)
 {
-    init_tables();
-    init_hw();
-    update_fn = crc32c_hw_available() ? crc32c_update_hw : crc32c_update_sw;
+    while (n >= 8) {
+        uint64_t w;
+        memcpy(&w, b, 8);
+        w ^= c; /* little-endian: the register lines up with the first four bytes */
+        c = table[7][w & 0xff] ^ table[6][(w >> 8) & 0xff] ^ table[5][(w >> 16) & 0xff] ^
+            table[4][(w >> 24) & 0xff] ^ table[3][(w >> 32) & 0xff] ^ table[2][(w >> 40) & 0xff] ^
+            table[1][(w >> 48) & 0xff] ^ table[0][w >> 56];
+        b += 8;
+        n -= 8;
+    }
+    while (n-- > 0)
+        c = (c >> 8) ^ table[0][(c ^ *b++) & 0xff];
+    return c;
+}
+
+static uint32_t update_sw(uint32_t crc, const void *p, size_t n)
+{
+    return ~sw_raw(~crc, p, n);
 }
 
 uint32_t crc32c_update_sw(uint32_t crc, const void *p, size_t n)
 {
     pthread_once(&init_once, init);
-    const uint8_t *b = p;
-    crc = ~crc;
-    while (n >= 8) {
-        uint64_t w;
-        memcpy(&w, b, 8);
-        w ^= crc; /* little-endian: the CRC lines up with the first four bytes */
-        crc = table[7][w & 0xff] ^ table[6][(w >> 8) & 0xff] ^ table[5][(w >> 16) & 0xff] ^
-              table[4][(w >> 24) & 0xff] ^ table[3][(w >> 32) & 0xff] ^ table[2][(w >> 40) & 0xff] ^
-              table[1][(w >> 48) & 0xff] ^ table[0][w >> 56];
-        b += 8;
-        n -= 8;
-    }
-    while (n-- > 0)
-        crc = (crc >> 8) ^ table[0][(crc ^ *b++) & 0xff];
-    return ~crc;
+    return update_sw(crc, p, n);
 }
 
 #if defined(__x86_64__)
@@ -87,15 +89,16 @@ static uint32_t shift_apply(const uint32_t t[4][256], uint32_t c)
     return t[0][c & 0xff] ^ t[1][(c >> 8) & 0xff] ^ t[2][(c >> 16) & 0xff] ^ t[3][c >> 24];
 }
 
-/* t[k][b]: the raw register (b << 8k) carried over len zero bytes. Each one-bit register is
- * carried by the table code; the other values follow by linearity. */
+/* t[k][b]: the raw register (b << 8k) carried over len zero bytes (a multiple of SHORT_BYTES).
+ * Each one-bit register is carried by the table code; the other values follow by linearity. */
 static void init_shift(uint32_t t[4][256], size_t len)
 {
+    static const uint8_t zeros[SHORT_BYTES];
     uint32_t bit_image[32];
     for (int i = 0; i < 32; i++) {
         uint32_t c = 1u << i;
-        for (size_t n = 0; n < len; n++)
-            c = (c >> 8) ^ table[0][c & 0xff];
+        for (size_t n = 0; n < len; n += sizeof(zeros))
+            c = sw_raw(c, zeros, sizeof(zeros));
         bit_image[i] = c;
     }
     for (int k = 0; k < 4; k++)
@@ -143,9 +146,8 @@ three_way(const uint32_t t[4][256], size_t block, uint64_t c, const uint8_t **pb
     return c;
 }
 
-__attribute__((target("sse4.2"))) uint32_t crc32c_update_hw(uint32_t crc, const void *p, size_t n)
+__attribute__((target("sse4.2"))) static uint32_t update_hw(uint32_t crc, const void *p, size_t n)
 {
-    pthread_once(&init_once, init);
     const uint8_t *b = p;
     uint64_t c = ~crc;
     while (n > 0 && ((uintptr_t)b & 7) != 0) {
@@ -168,11 +170,27 @@ __attribute__((target("sse4.2"))) uint32_t crc32c_update_hw(uint32_t crc, const 
 #else
 static void init_hw(void) {}
 
-uint32_t crc32c_update_hw(uint32_t crc, const void *p, size_t n)
+static uint32_t update_hw(uint32_t crc, const void *p, size_t n)
 {
-    return crc32c_update_sw(crc, p, n);
+    return update_sw(crc, p, n);
 }
 #endif
+
+/* The tables are built once, by whichever entry point runs first. */
+static void init(void)
+{
+    init_tables();
+    bool hw = crc32c_hw_available();
+    if (hw)
+        init_hw();
+    update_fn = hw ? update_hw : update_sw;
+}
+
+uint32_t crc32c_update_hw(uint32_t crc, const void *p, size_t n)
+{
+    pthread_once(&init_once, init);
+    return update_hw(crc, p, n);
+}
 
 uint32_t crc32c_update(uint32_t crc, const void *p, size_t n)
 {
