@@ -80,8 +80,10 @@
 #define NET_WRITE_IOV_MAX             64u          /* memory pieces gathered by one writev(2) */
 #define NET_ACCEPTS_PER_WAKEUP        64u
 #define NET_ACCEPT_RETRY_MS           100u         /* pause after accept fails for lack of fds */
-#define NET_FRAME_CACHE_COUNT         32u          /* freed frame buffers kept for reuse */
-#define NET_FRAME_CACHE_BYTES_MAX     (32u * MIB)  /* their total size */
+#define NET_FRAME_CACHE_COUNT         128u         /* freed frame buffers kept for reuse */
+#define NET_FRAME_CACHE_BYTES_MAX     (256u * MIB) /* their total size */
+#define NET_FRAME_CACHE_KEEP_BYTES    (32u * MIB)  /* kept however long they go unused */
+#define NET_FRAME_CACHE_IDLE_MS       1000u        /* more than that is freed when unused this long */
 #define NET_FRAME_CACHE_BUF_BYTES_MIN (64u * KIB)  /* smaller buffers go back to malloc */
 #define NET_FRAME_HEAP_BYTES_MAX      (512u * KIB) /* larger frame buffers are whole huge pages */
 

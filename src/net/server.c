@@ -197,6 +197,32 @@ static void detached_unlink(struct net_request *req)
 
 /* Keeps a freed frame buffer for reuse when it is large enough to be worth it and the cache has
  * room; false when the caller must free it. */
+/* Starts a period after which the buffers that stayed cached all along, beyond the bytes kept
+ * for good, are freed. A timer that cannot start leaves them cached, within the cache's bound. */
+static void frame_cache_arm(struct net_server *s)
+{
+    if (s->frame_cache_bytes <= NET_FRAME_CACHE_KEEP_BYTES || s->loop == NULL ||
+        loop_timer_active(&s->trim_timer))
+        return;
+    s->frame_cache_low = s->frame_cache_count;
+    int rc = loop_timer_start(s->loop, &s->trim_timer, NET_FRAME_CACHE_IDLE_MS, 0);
+    ASSERT(rc == 0 || rc == ERR_TOO_LARGE);
+}
+
+/* The timer of frame_cache_arm: frame_cache_low buffers were not needed during the period. */
+static void frame_cache_trim(void *ctx)
+{
+    struct net_server *s = ctx;
+    ASSERT(s->frame_cache_low <= s->frame_cache_count);
+    for (uint32_t unused = s->frame_cache_low;
+         unused > 0 && s->frame_cache_bytes > NET_FRAME_CACHE_KEEP_BYTES; unused--) {
+        uint32_t i = --s->frame_cache_count;
+        s->frame_cache_bytes -= s->frame_cache_caps[i];
+        free(s->frame_cache[i]);
+    }
+    frame_cache_arm(s);
+}
+
 static bool frame_cache_put(struct net_server *s, uint8_t *frame, uint32_t cap)
 {
     ASSERT(s->frame_cache_count <= NET_FRAME_CACHE_COUNT);
@@ -208,6 +234,7 @@ static bool frame_cache_put(struct net_server *s, uint8_t *frame, uint32_t cap)
     s->frame_cache_caps[s->frame_cache_count] = cap;
     s->frame_cache_count++;
     s->frame_cache_bytes += cap;
+    frame_cache_arm(s);
     return true;
 }
 
@@ -234,6 +261,7 @@ static void frame_cache_take(struct net_server *s, struct net_request *req)
     req->frame_cap = s->frame_cache_caps[best];
     s->frame_cache_bytes -= req->frame_cap;
     s->frame_cache_count--;
+    s->frame_cache_low = MIN(s->frame_cache_low, s->frame_cache_count);
     s->frame_cache[best] = s->frame_cache[s->frame_cache_count];
     s->frame_cache_caps[best] = s->frame_cache_caps[s->frame_cache_count];
 }
@@ -1067,6 +1095,7 @@ int net_server_init(struct net_server *s, struct loop *loop, const struct net_se
     loop_timer_init(&s->shutdown_timer, shutdown_finish, s);
     loop_timer_init(&s->resume_timer, resume_reading, s);
     loop_timer_init(&s->pressure_timer, pressure, s);
+    loop_timer_init(&s->trim_timer, frame_cache_trim, s);
     int fd = listen_open(s, cfg->host, cfg->port);
     if (fd < 0)
         return fd;
@@ -1106,6 +1135,7 @@ void net_server_deinit(struct net_server *s)
         s->stats.queued_bytes -= req->charged;
         req->charged = 0;
     }
+    loop_timer_stop(s->loop, &s->trim_timer);
     while (s->frame_cache_count > 0)
         free(s->frame_cache[--s->frame_cache_count]);
     s->frame_cache_bytes = 0;

@@ -124,11 +124,15 @@ struct net_server {
     void *shutdown_ctx;
     uint8_t *scratch; /* NET_READ_CHUNK_BYTES shared by every connection's reads */
     /* Frame buffers of freed requests, kept for the next large frames: a busy connection then
-     * reads into warm memory of the right size instead of growing fresh memory by copies. */
+     * reads into warm memory of the right size instead of growing fresh memory by copies.
+     * Beyond NET_FRAME_CACHE_KEEP_BYTES, buffers no frame needed for NET_FRAME_CACHE_IDLE_MS
+     * are freed by trim_timer: frame_cache_low is the fewest cached since it was set. */
     uint8_t *frame_cache[NET_FRAME_CACHE_COUNT];
     uint32_t frame_cache_caps[NET_FRAME_CACHE_COUNT];
     uint32_t frame_cache_count;
+    uint32_t frame_cache_low;
     uint64_t frame_cache_bytes;
+    struct loop_timer trim_timer;
     uint64_t conn_id_next;
     struct net_server_stats stats;
 };

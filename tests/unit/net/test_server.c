@@ -15,6 +15,7 @@
 #include <cmocka.h>
 
 #include "base/alloc.h"
+#include "base/assert.h"
 #include "base/buf.h"
 #include "base/compiler.h"
 #include "base/error.h"
@@ -897,6 +898,66 @@ static void sim_step(struct th *t, uint64_t ms)
         pump(t);
 }
 
+/* Holds burst frames of size bytes on fd together, then answers them all. */
+static void hold_and_answer(struct th *t, int fd, uint32_t burst, uint8_t *data, size_t size)
+{
+    for (uint32_t i = 0; i < burst; i++) {
+        fill_pattern(data, size, i);
+        send_frame(t, fd, OP_HOLD, i, data, size);
+    }
+    uint64_t end = now_ms() + WAIT_MS;
+    while (t->held_count < burst) {
+        assert_true(now_ms() < end);
+        pump(t);
+    }
+    while (t->held_count > 0)
+        answer_held(t, t->held_count - 1);
+    for (uint32_t i = 0; i < burst; i++) {
+        fill_pattern(data, size, i);
+        expect_echo(t, fd, i, data, size);
+    }
+}
+
+/* The cache keeps the buffers a load reuses within every period, however many (a trim that
+ * ignored use would free them and the next burst would fault fresh memory in again), and gives
+ * back what no frame needed for NET_FRAME_CACHE_IDLE_MS down to NET_FRAME_CACHE_KEEP_BYTES
+ * (without the trim, a burst's memory would stay for good). */
+static void test_frame_cache_trim(void **state)
+{
+    (void)state;
+    struct net_server_config cfg = test_config();
+    struct th *t = th_start(&cfg, true);
+    const struct net_server *s = &t->server;
+    int fd = client_connect(t);
+    /* Each frame grows into a buffer of one huge page; 30 of them exceed the bytes kept. */
+    enum { BURST = 30 };
+    size_t size = 3 * MIB / 2, buffer = ALLOC_HUGE_BYTES;
+    STATIC_ASSERT(BURST * ALLOC_HUGE_BYTES > NET_FRAME_CACHE_KEEP_BYTES,
+                  "the burst exceeds what is kept");
+    uint8_t *data = xmalloc(size);
+    /* A burst every half period, for two periods: every buffer is taken again within each. */
+    for (uint32_t i = 0; i < 4; i++) {
+        hold_and_answer(t, fd, BURST, data, size);
+        check_frame_cache(s);
+        assert_int_equal(s->frame_cache_count, BURST);
+        sim_step(t, NET_FRAME_CACHE_IDLE_MS / 2);
+        check_frame_cache(s);
+        assert_int_equal(s->frame_cache_count, BURST);
+    }
+    /* No traffic: the next period frees everything beyond the bytes kept, then nothing more. */
+    sim_step(t, NET_FRAME_CACHE_IDLE_MS);
+    check_frame_cache(s);
+    assert_int_equal(s->frame_cache_bytes, NET_FRAME_CACHE_KEEP_BYTES / buffer * buffer);
+    for (uint32_t i = 0; i < s->frame_cache_count; i++)
+        assert_int_equal(s->frame_cache_caps[i], buffer);
+    assert_false(loop_timer_active(&s->trim_timer));
+    sim_step(t, 3 * NET_FRAME_CACHE_IDLE_MS);
+    assert_int_equal(s->frame_cache_bytes, NET_FRAME_CACHE_KEEP_BYTES / buffer * buffer);
+    free(data);
+    close(fd);
+    th_stop(t);
+}
+
 static void test_idle_timeout(void **state)
 {
     (void)state;
@@ -1427,6 +1488,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_framing_segmentation),
         cmocka_unit_test(test_frame_reuse),
+        cmocka_unit_test(test_frame_cache_trim),
         cmocka_unit_test(test_bad_frame_sizes),
         cmocka_unit_test(test_pipelined_out_of_order),
         cmocka_unit_test(test_backpressure_inflight),
