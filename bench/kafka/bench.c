@@ -288,7 +288,7 @@ static void summary_json(const struct bench_run *run)
  * requests (madvise), so the next request faults its pages in afresh. At full speed that was
  * 6-7 s of the client's system time per 8 GB and held the broker to 490-585 MB/s on two
  * vCPUs. Keeping the heap (large thresholds, a large pad) cut the client's system time to
- * about 3 s and raised full speed to 710-750 MB/s in the same conditions. The memory kept is
+ * about 3 s and raised full speed to 701-743 MB/s in the same conditions. The memory kept is
  * bounded by what librdkafka has queued, as before; it is only not returned in between. */
 static void keep_heap(void)
 {

@@ -195,8 +195,6 @@ static void detached_unlink(struct net_request *req)
     req->prev = req->next = NULL;
 }
 
-/* Keeps a freed frame buffer for reuse when it is large enough to be worth it and the cache has
- * room; false when the caller must free it. */
 /* Starts a period after which the buffers that stayed cached all along, beyond the bytes kept
  * for good, are freed. A timer that cannot start leaves them cached, within the cache's bound. */
 static void frame_cache_arm(struct net_server *s)
@@ -223,6 +221,8 @@ static void frame_cache_trim(void *ctx)
     frame_cache_arm(s);
 }
 
+/* Keeps a freed frame buffer for reuse when it is large enough to be worth it and the cache has
+ * room; false when the caller must free it. */
 static bool frame_cache_put(struct net_server *s, uint8_t *frame, uint32_t cap)
 {
     ASSERT(s->frame_cache_count <= NET_FRAME_CACHE_COUNT);
