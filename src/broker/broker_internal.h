@@ -149,6 +149,8 @@ struct breq {
      * collected in sink_out and handed to sink. */
     bool sink_client;
     struct buf sink_out;
+    uint8_t *client_frame; /* broker_client_frame: its copy of the frame, until let go */
+    size_t client_frame_len;
     struct broker_admin *admin; /* the controller operation it builds, or NULL */
     bool auto_created;          /* Metadata: its missing topics were asked for already */
     bool metadata_held;         /* Metadata: held once for an election already */
@@ -163,6 +165,10 @@ int breq_begin_response(struct breq *rq, struct buf *out);
 /* Appends response bytes: to the connection, or to a client sink request's answer. */
 int breq_append(struct breq *rq, const void *p, size_t n);
 void breq_finish(struct breq *rq);
+/* Lets go of the request's frame before answering (net_request_release_frame), once the
+ * handler keeps nothing that points into it: decoded strings are arena copies, bytes fields
+ * (records) point into the frame. */
+void breq_release_frame(struct breq *rq);
 /* Answers with no response at all (Produce with acks=0). */
 void breq_respond_none(struct breq *rq);
 /* Closes the connection: what Kafka does with a request it cannot parse. */

@@ -85,6 +85,7 @@ static void breq_free(struct breq *rq)
         broker_admin_forget(rq);
     buf_deinit(&rq->sink_out);
     arena_deinit(&rq->arena);
+    free(rq->client_frame);
     free(rq);
 }
 
@@ -199,6 +200,19 @@ void broker_on_pressure(void *ctx)
 static void charge_arena(void *ctx, size_t bytes)
 {
     net_request_charge(ctx, bytes);
+}
+
+void breq_release_frame(struct breq *rq)
+{
+    if (rq->net != NULL) {
+        net_request_release_frame(rq->net);
+    } else if (rq->client_frame != NULL) {
+        /* Overwritten, as a connection's buffer is by the next request it is reused for: a
+         * handler that still reads it fails the simulator's checks even without ASan. */
+        memset(rq->client_frame, 0xa5, rq->client_frame_len);
+        free(rq->client_frame);
+        rq->client_frame = NULL;
+    }
 }
 
 void breq_respond_none(struct breq *rq)
@@ -354,13 +368,11 @@ void broker_client_frame(struct broker *b, struct slice frame, breq_sink_fn sink
     rq->sink_client = true;
     buf_init(&rq->sink_out);
     arena_init(&rq->arena, ARENA_BLOCK_BYTES_DEFAULT, PROTO_REQUEST_ARENA_MAX);
-    /* The frame is the request's until it is answered, as a connection's is (a parked batch is
-     * read from it later): the caller's may go when this returns. */
-    uint8_t *copy = arena_alloc(&rq->arena, frame.len);
-    if (copy == NULL) {
-        breq_abort(rq);
-        return;
-    }
-    memcpy(copy, frame.ptr, frame.len);
-    dispatch(rq, slice_make(copy, frame.len));
+    /* The frame is the request's until it is answered or let go (breq_release_frame), as a
+     * connection's is (a parked batch is read from it later): the caller's may go when this
+     * returns. */
+    rq->client_frame = xmalloc(MAX(frame.len, (size_t)1));
+    rq->client_frame_len = frame.len;
+    memcpy(rq->client_frame, frame.ptr, frame.len);
+    dispatch(rq, slice_make(rq->client_frame, frame.len));
 }

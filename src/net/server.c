@@ -147,21 +147,27 @@ static void req_charge(struct net_request *req, uint64_t n)
     }
 }
 
-/* Gives back what req held; reading resumes (from a timer, outside any callback of a
- * connection) when that takes the memory below its bound. */
-static void req_uncharge(struct net_request *req)
+/* Gives back n of the bytes req holds; reading resumes (from a timer, outside any callback of
+ * a connection) when that takes the memory below its bound. */
+static void req_uncharge_bytes(struct net_request *req, uint64_t n)
 {
     struct net_server *s = req->server;
-    if (s == NULL || req->charged == 0)
+    ASSERT(n <= req->charged);
+    req->charged -= n;
+    if (s == NULL || n == 0)
         return;
     bool was_full = queued_full(s);
-    ASSERT(s->stats.queued_bytes >= req->charged);
-    s->stats.queued_bytes -= req->charged;
-    req->charged = 0;
+    ASSERT(s->stats.queued_bytes >= n);
+    s->stats.queued_bytes -= n;
     if (was_full && !queued_full(s) && s->loop != NULL && !loop_timer_active(&s->resume_timer)) {
         int rc = loop_timer_start(s->loop, &s->resume_timer, 0, 0);
         ASSERT(rc == 0 || rc == ERR_TOO_LARGE);
     }
+}
+
+static void req_uncharge(struct net_request *req)
+{
+    req_uncharge_bytes(req, req->charged);
 }
 
 void net_request_charge(struct net_request *req, uint64_t n)
@@ -212,12 +218,17 @@ static void frame_cache_trim(void *ctx)
 {
     struct net_server *s = ctx;
     ASSERT(s->frame_cache_low <= s->frame_cache_count);
-    for (uint32_t unused = s->frame_cache_low;
-         unused > 0 && s->frame_cache_bytes > NET_FRAME_CACHE_KEEP_BYTES; unused--) {
-        uint32_t i = --s->frame_cache_count;
-        s->frame_cache_bytes -= s->frame_cache_caps[i];
-        free(s->frame_cache[i]);
+    /* The oldest first: the ones put back last are the warmest. */
+    uint32_t n = 0;
+    for (; n < s->frame_cache_low && s->frame_cache_bytes > NET_FRAME_CACHE_KEEP_BYTES; n++) {
+        s->frame_cache_bytes -= s->frame_cache_caps[n];
+        free(s->frame_cache[n]);
     }
+    s->frame_cache_count -= n;
+    memmove(&s->frame_cache[0], &s->frame_cache[n],
+            s->frame_cache_count * sizeof(s->frame_cache[0]));
+    memmove(&s->frame_cache_caps[0], &s->frame_cache_caps[n],
+            s->frame_cache_count * sizeof(s->frame_cache_caps[0]));
     frame_cache_arm(s);
 }
 
@@ -238,13 +249,14 @@ static bool frame_cache_put(struct net_server *s, uint8_t *frame, uint32_t cap)
     return true;
 }
 
-/* Gives req a cached buffer: the smallest that holds the whole frame, else the largest. Memory
- * that already exists, so this does not let a peer's announced size allocate anything. */
+/* Gives req a cached buffer: the smallest that holds the whole frame, else the largest; of
+ * equal ones the one put back last, which is the likeliest to be in the CPU's caches still.
+ * Memory that already exists, so this does not let a peer's announced size allocate anything. */
 static void frame_cache_take(struct net_server *s, struct net_request *req)
 {
     ASSERT(req->frame == NULL && req->frame_cap == 0);
     uint32_t best = UINT32_MAX;
-    for (uint32_t i = 0; i < s->frame_cache_count; i++) {
+    for (uint32_t i = s->frame_cache_count; i-- > 0;) {
         uint32_t cap = s->frame_cache_caps[i];
         if (best == UINT32_MAX) {
             best = i;
@@ -262,8 +274,10 @@ static void frame_cache_take(struct net_server *s, struct net_request *req)
     s->frame_cache_bytes -= req->frame_cap;
     s->frame_cache_count--;
     s->frame_cache_low = MIN(s->frame_cache_low, s->frame_cache_count);
-    s->frame_cache[best] = s->frame_cache[s->frame_cache_count];
-    s->frame_cache_caps[best] = s->frame_cache_caps[s->frame_cache_count];
+    uint32_t after = s->frame_cache_count - best; /* kept in the order they were put back */
+    memmove(&s->frame_cache[best], &s->frame_cache[best + 1], after * sizeof(s->frame_cache[0]));
+    memmove(&s->frame_cache_caps[best], &s->frame_cache_caps[best + 1],
+            after * sizeof(s->frame_cache_caps[0]));
 }
 
 /* Grows the frame buffer to hold at least need bytes, at most doubling (then rounded up to whole
@@ -365,8 +379,21 @@ static void queue_unlink(struct net_conn *c, struct net_request *req)
 
 struct slice net_request_frame(const struct net_request *req)
 {
-    ASSERT(req->frame_got == req->frame_len);
+    ASSERT(req->frame_got == req->frame_len && req->frame != NULL);
     return slice_make(req->frame, req->frame_len);
+}
+
+void net_request_release_frame(struct net_request *req)
+{
+    ASSERT(req->frame_got == req->frame_len);
+    if (req->frame == NULL)
+        return;
+    uint32_t cap = req->frame_cap;
+    if (req->conn == NULL || !frame_cache_put(req->server, req->frame, cap))
+        free(req->frame);
+    req->frame = NULL;
+    req->frame_cap = 0;
+    req_uncharge_bytes(req, cap);
 }
 
 uint64_t net_request_conn_id(const struct net_request *req)

@@ -170,6 +170,11 @@ typedef void (*net_release_fn)(void *ctx);
 /* The frame after its size prefix; valid until the request is completed and its response sent
  * or dropped. */
 struct slice net_request_frame(const struct net_request *req);
+/* Lets go of the frame before the request is answered, once the handler holds nothing that
+ * points into it: its buffer is reused by the next request while still in the CPU's caches,
+ * and the request's charge against queued_bytes_max drops by the buffer. net_request_frame()
+ * must not be called afterwards. */
+void net_request_release_frame(struct net_request *req);
 uint64_t net_request_conn_id(const struct net_request *req);
 /* False once the connection closed: the response would be dropped. */
 bool net_request_connected(const struct net_request *req);

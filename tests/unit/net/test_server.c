@@ -958,6 +958,84 @@ static void test_frame_cache_trim(void **state)
     th_stop(t);
 }
 
+/* Waits until t holds n requests. */
+static void wait_held(struct th *t, uint32_t n)
+{
+    uint64_t end = now_ms() + WAIT_MS;
+    while (t->held_count < n) {
+        assert_true(now_ms() < end);
+        pump(t);
+    }
+}
+
+/* A handler that lets go of a held request's frame before answering: the buffer goes back to
+ * the cache at once, uncharged (else the memory of requests waiting for their answer would
+ * still count against the bound), and the next frame of its size takes that buffer, the one
+ * put back last, rather than an older one (a cache taking the first fit would hand out a
+ * buffer long out of the CPU's caches). The answer still leaves, and the buffer is cached
+ * once, not again when the request is freed. A detached request's frame is freed instead. */
+static void test_release_frame(void **state)
+{
+    (void)state;
+    struct net_server_config cfg = test_config();
+    struct th *t = th_start(&cfg, false);
+    const struct net_server *s = &t->server;
+    int fd = client_connect(t);
+    size_t size = 3 * MIB / 2;
+    uint8_t *data = xmalloc(size);
+    hold_and_answer(t, fd, 3, data, size); /* three buffers cached, older than the released one */
+    assert_int_equal(s->frame_cache_count, 3);
+
+    fill_pattern(data, size, 1);
+    send_frame(t, fd, OP_HOLD, 1, data, size);
+    wait_held(t, 1);
+    struct net_request *first = t->held[0];
+    struct slice f = net_request_frame(first);
+    const uint8_t *buffer = f.ptr;
+    assert_int_equal(net_request_append(first, f.ptr + 1, 4), 0); /* the id, then no frame */
+    struct net_server_stats before, after;
+    net_server_stats(&t->server, &before);
+    net_request_release_frame(first);
+    net_server_stats(&t->server, &after);
+    assert_true(after.queued_bytes + size <= before.queued_bytes);
+    assert_int_equal(s->frame_cache_count, 3);
+    assert_ptr_equal(s->frame_cache[s->frame_cache_count - 1], buffer);
+    check_frame_cache(s);
+
+    fill_pattern(data, size, 2);
+    send_frame(t, fd, OP_HOLD, 2, data, size);
+    wait_held(t, 2);
+    assert_ptr_equal(net_request_frame(t->held[1]).ptr, buffer);
+    assert_int_equal(s->frame_cache_count, 2);
+    net_request_complete(first);
+    expect_echo(t, fd, 1, data, 0);
+    answer_held(t, 1);
+    expect_echo(t, fd, 2, data, size);
+    t->held_count = 0;
+    assert_int_equal(s->frame_cache_count, 3); /* each buffer once */
+    check_frame_cache(s);
+
+    /* Detached: its connection closed while it was held. */
+    send_frame(t, fd, OP_HOLD, 3, data, size);
+    wait_held(t, 1);
+    close(fd);
+    uint64_t end = now_ms() + WAIT_MS;
+    while (t->closed_count == 0) {
+        assert_true(now_ms() < end);
+        pump(t);
+    }
+    struct net_request *req = t->held[--t->held_count];
+    uint32_t count = s->frame_cache_count;
+    net_request_release_frame(req);
+    net_request_complete(req);
+    assert_int_equal(s->frame_cache_count, count);
+    check_frame_cache(s);
+    net_server_stats(&t->server, &after);
+    assert_int_equal(after.queued_bytes, 0);
+    free(data);
+    th_stop(t);
+}
+
 static void test_idle_timeout(void **state)
 {
     (void)state;
@@ -1489,6 +1567,7 @@ int main(void)
         cmocka_unit_test(test_framing_segmentation),
         cmocka_unit_test(test_frame_reuse),
         cmocka_unit_test(test_frame_cache_trim),
+        cmocka_unit_test(test_release_frame),
         cmocka_unit_test(test_bad_frame_sizes),
         cmocka_unit_test(test_pipelined_out_of_order),
         cmocka_unit_test(test_backpressure_inflight),
