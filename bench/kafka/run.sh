@@ -115,6 +115,17 @@ broker_cpu_ticks() {
     sed 's/.*) //' "/proc/$broker_pid/stat" | awk '{ print $12 + $13 }'
 }
 
+# The CPU of this shell's children that have been waited for (cutime + cstime, fields 16 and
+# 17): chronik-bench's, through timeout, once a scenario ends.
+client_cpu_ticks() {
+    sed 's/.*) //' "/proc/$$/stat" | awk '{ print $14 + $15 }'
+}
+
+# The machine's CPU times: total and idle ticks over all CPUs, from /proc/stat.
+machine_ticks() {
+    awk '/^cpu / { t = 0; for (i = 2; i <= NF; i++) t += $i; print t, $5; exit }' /proc/stat
+}
+
 start_broker() {
     port=$(free_port)
     [ -n "$port" ] || { echo "run.sh: no free port found" >&2; exit 1; }
@@ -142,7 +153,12 @@ start_broker() {
 # at 114-165 ms instead of 15-25 ms while the device worked through the discards.
 disk_figure() {
     echo "== disk: dd 1 GiB with fdatasync into $data_root"
-    dd if=/dev/zero of="$root/dd.test" bs=1M count=1024 conv=fdatasync 2>&1 | tail -n 1
+    local line
+    line=$(dd if=/dev/zero of="$root/dd.test" bs=1M count=1024 conv=fdatasync 2>&1 | tail -n 1)
+    echo "$line"
+    # "1073741824 bytes (...) copied, 0.93 s, 1.2 GB/s": in MB (2^20 bytes) a second, as below.
+    dd_mb_s=$(echo "$line" | awk '{ for (i = 1; i < NF; i++) if ($(i + 1) == "s,") s = $i }
+        s > 0 { printf "%.2f", $1 / 1048576 / s }')
 }
 
 # With a fixed rate (--rate N in PRODUCE_ARGS) and produce-1k to run: the latency this disk
@@ -172,12 +188,16 @@ latency_floor() {
         sed 's/^== floor: /   /'
 }
 
-# report NAME SIDE CHECK TARGET STATUS CPU-TICKS: prints the figures of $root/NAME.json (side
-# "produce" or "consume"), the broker's CPU per GB, and whether figure CHECK reached TARGET.
+# report NAME SIDE CHECK TARGET STATUS CPU-TICKS CLIENT-TICKS MACHINE-TICKS IDLE-TICKS: prints
+# the figures of $root/NAME.json (side "produce" or "consume"), the broker's CPU per GB, the
+# client's CPU and how idle the machine was (near 0%: CPU-bound, client and broker together),
+# a produce scenario's MB/s against dd's, and whether figure CHECK reached TARGET.
 report() {
-    python3 - "$root/$1.json" "$2" "$3" "$4" "$5" "$6" "$ticks" <<'PY'
+    python3 - "$root/$1.json" "$2" "$3" "$4" "$5" "$6" "$ticks" "$7" "$8" "$9" "${dd_mb_s:-}" \
+        <<'PY'
 import json, sys
-path, side, check, target, status, cpu_ticks, ticks = sys.argv[1:]
+path, side, check, target, status, cpu_ticks, ticks = sys.argv[1:8]
+client_ticks, machine_ticks, idle_ticks, dd_mb_s = sys.argv[8:12]
 try:
     j = json.load(open(path))
 except (OSError, ValueError):
@@ -193,6 +213,12 @@ if lat:
     print("   latency ms: p50 %.3f  p99 %.3f  p999 %.3f  max %.3f" %
           (lat["p50"], lat["p99"], lat["p999"], lat["max"]))
 print("   broker CPU: %.2f s, %s s per GB" % (cpu, "%.3f" % (cpu / gb) if gb > 0 else "n/a"))
+if int(machine_ticks) > 0:
+    print("   client CPU: %.2f s; machine idle %.0f%%" %
+          (int(client_ticks) / int(ticks), 100.0 * int(idle_ticks) / int(machine_ticks)))
+if side == "produce" and dd_mb_s:
+    print("   against dd: %.0f%% of its %.2f MB/s" % (100.0 * s["mb_per_s"] / float(dd_mb_s),
+                                                     float(dd_mb_s)))
 value = s[check]
 met = value >= float(target)
 print("   target %s >= %s: %s (%.1f)" % (check, target, "met" if met else "MISSED", value))
@@ -217,8 +243,10 @@ scenario() {
     *) return ;;
     esac
     echo "== $name"
-    local before after status
+    local before after status client_before client_after machine_before machine_after
     before=$(broker_cpu_ticks)
+    client_before=$(client_cpu_ticks)
+    machine_before=$(machine_ticks)
     # chronik-bench stops on SIGINT and reports; the KILL is for a client that hangs anyway.
     timeout -s INT -k 30 $((duration + 120)) \
         "$bench" "$@" --brokers "127.0.0.1:$port" --json >"$root/$name.json" 2>"$root/$name.log"
@@ -230,7 +258,12 @@ scenario() {
         exit 1
     fi
     after=$(broker_cpu_ticks)
-    report "$name" "$side" "$check" "$target" "$status" $((after - before))
+    client_after=$(client_cpu_ticks)
+    machine_after=$(machine_ticks)
+    report "$name" "$side" "$check" "$target" "$status" $((after - before)) \
+        $((client_after - client_before)) \
+        $((${machine_after% *} - ${machine_before% *})) \
+        $((${machine_after#* } - ${machine_before#* }))
 }
 
 start_broker
