@@ -898,6 +898,16 @@ static void sim_step(struct th *t, uint64_t ms)
         pump(t);
 }
 
+/* Waits until t holds n requests. */
+static void wait_held(struct th *t, uint32_t n)
+{
+    uint64_t end = now_ms() + WAIT_MS;
+    while (t->held_count < n) {
+        assert_true(now_ms() < end);
+        pump(t);
+    }
+}
+
 /* Holds burst frames of size bytes on fd together, then answers them all. */
 static void hold_and_answer(struct th *t, int fd, uint32_t burst, uint8_t *data, size_t size)
 {
@@ -905,11 +915,7 @@ static void hold_and_answer(struct th *t, int fd, uint32_t burst, uint8_t *data,
         fill_pattern(data, size, i);
         send_frame(t, fd, OP_HOLD, i, data, size);
     }
-    uint64_t end = now_ms() + WAIT_MS;
-    while (t->held_count < burst) {
-        assert_true(now_ms() < end);
-        pump(t);
-    }
+    wait_held(t, burst);
     while (t->held_count > 0)
         answer_held(t, t->held_count - 1);
     for (uint32_t i = 0; i < burst; i++) {
@@ -956,16 +962,6 @@ static void test_frame_cache_trim(void **state)
     free(data);
     close(fd);
     th_stop(t);
-}
-
-/* Waits until t holds n requests. */
-static void wait_held(struct th *t, uint32_t n)
-{
-    uint64_t end = now_ms() + WAIT_MS;
-    while (t->held_count < n) {
-        assert_true(now_ms() < end);
-        pump(t);
-    }
 }
 
 /* A handler that lets go of a held request's frame before answering: the buffer goes back to
