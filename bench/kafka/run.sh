@@ -191,7 +191,8 @@ latency_floor() {
 # report NAME SIDE CHECK TARGET STATUS CPU-TICKS CLIENT-TICKS MACHINE-TICKS IDLE-TICKS: prints
 # the figures of $root/NAME.json (side "produce" or "consume"), the broker's CPU per GB, the
 # client's CPU and how idle the machine was (near 0%: CPU-bound, client and broker together),
-# a produce scenario's MB/s against dd's, and whether figure CHECK reached TARGET.
+# the MB/s of a produce scenario judged by MB/s against dd's, and whether figure CHECK reached
+# TARGET.
 report() {
     python3 - "$root/$1.json" "$2" "$3" "$4" "$5" "$6" "$ticks" "$7" "$8" "$9" "${dd_mb_s:-}" \
         <<'PY'
@@ -216,7 +217,7 @@ print("   broker CPU: %.2f s, %s s per GB" % (cpu, "%.3f" % (cpu / gb) if gb > 0
 if int(machine_ticks) > 0:
     print("   client CPU: %.2f s; machine idle %.0f%%" %
           (int(client_ticks) / int(ticks), 100.0 * int(idle_ticks) / int(machine_ticks)))
-if side == "produce" and dd_mb_s:
+if side == "produce" and check == "mb_per_s" and dd_mb_s:
     print("   against dd: %.0f%% of its %.2f MB/s" % (100.0 * s["mb_per_s"] / float(dd_mb_s),
                                                      float(dd_mb_s)))
 value = s[check]
