@@ -168,7 +168,7 @@ int net_server_shutdown(struct net_server *s, uint64_t timeout_ms, net_shutdown_
 typedef void (*net_release_fn)(void *ctx);
 
 /* The frame after its size prefix; valid until the request is completed and its response sent
- * or dropped. */
+ * or dropped, or until net_request_release_frame(). */
 struct slice net_request_frame(const struct net_request *req);
 /* Lets go of the frame before the request is answered, once the handler holds nothing that
  * points into it: its buffer is reused by the next request while still in the CPU's caches,
