@@ -213,6 +213,18 @@ static void frame_cache_arm(struct net_server *s)
     ASSERT(rc == 0 || rc == ERR_TOO_LARGE);
 }
 
+/* Removes entries [at, at + n) of the cache, keeping the rest in the order they were put back;
+ * the caller has taken or freed their buffers and counted their bytes off. */
+static void frame_cache_cut(struct net_server *s, uint32_t at, uint32_t n)
+{
+    ASSERT(at + n <= s->frame_cache_count);
+    uint32_t after = s->frame_cache_count - at - n;
+    memmove(&s->frame_cache[at], &s->frame_cache[at + n], after * sizeof(s->frame_cache[0]));
+    memmove(&s->frame_cache_caps[at], &s->frame_cache_caps[at + n],
+            after * sizeof(s->frame_cache_caps[0]));
+    s->frame_cache_count -= n;
+}
+
 /* The timer of frame_cache_arm: frame_cache_low buffers were not needed during the period. */
 static void frame_cache_trim(void *ctx)
 {
@@ -224,11 +236,7 @@ static void frame_cache_trim(void *ctx)
         s->frame_cache_bytes -= s->frame_cache_caps[n];
         free(s->frame_cache[n]);
     }
-    s->frame_cache_count -= n;
-    memmove(&s->frame_cache[0], &s->frame_cache[n],
-            s->frame_cache_count * sizeof(s->frame_cache[0]));
-    memmove(&s->frame_cache_caps[0], &s->frame_cache_caps[n],
-            s->frame_cache_count * sizeof(s->frame_cache_caps[0]));
+    frame_cache_cut(s, 0, n);
     frame_cache_arm(s);
 }
 
@@ -247,6 +255,13 @@ static bool frame_cache_put(struct net_server *s, uint8_t *frame, uint32_t cap)
     s->frame_cache_bytes += cap;
     frame_cache_arm(s);
     return true;
+}
+
+/* A frame buffer no request holds any more: cached by s (NULL: none), or freed. */
+static void frame_give_back(struct net_server *s, uint8_t *frame, uint32_t cap)
+{
+    if (s == NULL || !frame_cache_put(s, frame, cap))
+        free(frame);
 }
 
 /* Gives req a cached buffer: the smallest that holds the whole frame, else the largest; of
@@ -272,12 +287,8 @@ static void frame_cache_take(struct net_server *s, struct net_request *req)
     req->frame = s->frame_cache[best];
     req->frame_cap = s->frame_cache_caps[best];
     s->frame_cache_bytes -= req->frame_cap;
-    s->frame_cache_count--;
+    frame_cache_cut(s, best, 1);
     s->frame_cache_low = MIN(s->frame_cache_low, s->frame_cache_count);
-    uint32_t after = s->frame_cache_count - best; /* kept in the order they were put back */
-    memmove(&s->frame_cache[best], &s->frame_cache[best + 1], after * sizeof(s->frame_cache[0]));
-    memmove(&s->frame_cache_caps[best], &s->frame_cache_caps[best + 1],
-            after * sizeof(s->frame_cache_caps[0]));
 }
 
 /* Grows the frame buffer to hold at least need bytes, at most doubling (then rounded up to whole
@@ -344,8 +355,7 @@ static void req_free(struct net_server *s, struct net_request *req)
         piece_release(p);
     }
     free(req->pieces);
-    if (s == NULL || !frame_cache_put(s, req->frame, req->frame_cap))
-        free(req->frame);
+    frame_give_back(s, req->frame, req->frame_cap);
     free(req);
 }
 
@@ -389,8 +399,8 @@ void net_request_release_frame(struct net_request *req)
     if (req->frame == NULL)
         return;
     uint32_t cap = req->frame_cap;
-    if (req->conn == NULL || !frame_cache_put(req->server, req->frame, cap))
-        free(req->frame);
+    /* Cached only while attached, as in req_free. */
+    frame_give_back(req->conn != NULL ? req->server : NULL, req->frame, cap);
     req->frame = NULL;
     req->frame_cap = 0;
     req_uncharge_bytes(req, cap);

@@ -245,6 +245,26 @@ static void pump_ms(struct th *t, uint64_t ms)
         pump(t);
 }
 
+/* Waits until t holds n requests. */
+static void wait_held(struct th *t, uint32_t n)
+{
+    uint64_t end = now_ms() + WAIT_MS;
+    while (t->held_count < n) {
+        assert_true(now_ms() < end);
+        pump(t);
+    }
+}
+
+/* Waits until t has seen n connections close. */
+static void wait_closed(struct th *t, uint32_t n)
+{
+    uint64_t end = now_ms() + WAIT_MS;
+    while (t->closed_count < n) {
+        assert_true(now_ms() < end);
+        pump(t);
+    }
+}
+
 /* Answers held request i (echo) and removes it from the held list. */
 static void answer_held(struct th *t, uint32_t i)
 {
@@ -505,11 +525,7 @@ static void test_frame_reuse(void **state)
             fill_pattern(data, sizes[i], round * BURST_MAX + i);
             send_frame(t, fd, OP_HOLD, round * BURST_MAX + i, data, sizes[i]);
         }
-        uint64_t end = now_ms() + WAIT_MS;
-        while (t->held_count < burst) {
-            assert_true(now_ms() < end);
-            pump(t);
-        }
+        wait_held(t, burst);
         while (t->held_count > 0)
             answer_held(t, (uint32_t)rng_below(&rng, t->held_count));
         for (uint32_t i = 0; i < burst; i++) {
@@ -523,18 +539,11 @@ static void test_frame_reuse(void **state)
     /* A held frame whose connection closes: completing it afterwards frees its buffer. */
     fill_pattern(data, MIB, 1);
     send_frame(t, fd, OP_HOLD, 1, data, MIB);
-    uint64_t end = now_ms() + WAIT_MS;
-    while (t->held_count < 1) {
-        assert_true(now_ms() < end);
-        pump(t);
-    }
+    wait_held(t, 1);
     uint32_t count = s->frame_cache_count;
     uint64_t bytes = s->frame_cache_bytes;
     close(fd);
-    while (t->closed_count == 0) {
-        assert_true(now_ms() < end);
-        pump(t);
-    }
+    wait_closed(t, 1);
     struct net_request *req = t->held[--t->held_count];
     assert_false(net_request_connected(req));
     net_request_complete(req);
@@ -898,16 +907,6 @@ static void sim_step(struct th *t, uint64_t ms)
         pump(t);
 }
 
-/* Waits until t holds n requests. */
-static void wait_held(struct th *t, uint32_t n)
-{
-    uint64_t end = now_ms() + WAIT_MS;
-    while (t->held_count < n) {
-        assert_true(now_ms() < end);
-        pump(t);
-    }
-}
-
 /* Holds burst frames of size bytes on fd together, then answers them all. */
 static void hold_and_answer(struct th *t, int fd, uint32_t burst, uint8_t *data, size_t size)
 {
@@ -1015,11 +1014,7 @@ static void test_release_frame(void **state)
     send_frame(t, fd, OP_HOLD, 3, data, size);
     wait_held(t, 1);
     close(fd);
-    uint64_t end = now_ms() + WAIT_MS;
-    while (t->closed_count == 0) {
-        assert_true(now_ms() < end);
-        pump(t);
-    }
+    wait_closed(t, 1);
     struct net_request *req = t->held[--t->held_count];
     uint32_t count = s->frame_cache_count;
     net_request_release_frame(req);
