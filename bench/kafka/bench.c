@@ -95,11 +95,12 @@ static void progress_line(struct bench_run *run, struct progress *prev, uint64_t
     if (sends(o)) {
         uint64_t settled = now.acked + atomic_load(&p->failed);
         uint64_t offered = atomic_load(&p->sent) + atomic_load(&p->refused);
-        fprintf(stderr, " produce %10.0f msg/s %9.2f MB/s in-flight %llu failed %llu",
+        fprintf(stderr, " produce %10.0f msg/s %9.2f MB/s in-flight %llu failed %llu max %.1f ms",
                 per_s(now.acked - prev->acked, since_ns),
                 per_s(now.acked_bytes - prev->acked_bytes, since_ns) / MB,
                 (unsigned long long)(offered > settled ? offered - settled : 0),
-                (unsigned long long)atomic_load(&p->failed));
+                (unsigned long long)atomic_load(&p->failed),
+                (double)atomic_exchange(&p->window_max_us, 0) / 1000.0);
     }
     if (sends(o) && reads(o))
         fprintf(stderr, " |");

@@ -34,12 +34,13 @@ struct bench_errors {
 };
 
 struct bench_producer {
-    _Atomic uint64_t sent;        /* accepted by librdkafka */
-    _Atomic uint64_t acked;       /* delivered without error */
-    _Atomic uint64_t acked_bytes; /* value bytes of the delivered messages */
-    _Atomic uint64_t failed;      /* refused, failed delivery, or never reported */
-    _Atomic uint64_t refused;     /* of failed: never accepted by librdkafka */
-    _Atomic bool done;            /* the fields below are final */
+    _Atomic uint64_t sent;          /* accepted by librdkafka */
+    _Atomic uint64_t acked;         /* delivered without error */
+    _Atomic uint64_t acked_bytes;   /* value bytes of the delivered messages */
+    _Atomic uint64_t failed;        /* refused, failed delivery, or never reported */
+    _Atomic uint64_t refused;       /* of failed: never accepted by librdkafka */
+    _Atomic uint64_t window_max_us; /* highest latency since the last progress line */
+    _Atomic bool done;              /* the fields below are final */
     bool setup_failed;
     uint64_t elapsed_ns;    /* first send to last delivery report */
     struct hist latency_us; /* send to delivery report */

@@ -41,7 +41,11 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
     }
     uint64_t sent_ns = (uint64_t)(uintptr_t)m->_private;
     uint64_t now_ns = bench_mono_ns();
-    hist_record(&p->latency_us, now_ns > sent_ns ? (now_ns - sent_ns) / 1000u : 0);
+    uint64_t us = now_ns > sent_ns ? (now_ns - sent_ns) / 1000u : 0;
+    hist_record(&p->latency_us, us);
+    uint64_t seen = atomic_load(&p->window_max_us);
+    while (us > seen && !atomic_compare_exchange_weak(&p->window_max_us, &seen, us))
+        ;
     atomic_fetch_add(&p->acked_bytes, m->len);
     atomic_fetch_add(&p->acked, 1);
 }
