@@ -29,6 +29,11 @@
 
 #define TAIL    (4u * MIB)
 #define WRITTEN (24u * MIB)
+/* Pages the kernel may take back on its own while a test runs: proactive reclaim (DAMON's
+ * pageout of physical regions long idle, on by default on this project's VM kind) evicted one
+ * clean page of the tail once during a full test run. Any drop the log does is whole 2 MiB
+ * steps (LOG_CACHE_DROP_ALIGN, 512 pages), far above this. */
+#define RECLAIMED_PAGES_MAX 16u
 
 static uint64_t g_seed;
 
@@ -133,14 +138,24 @@ static uint64_t pages_in(uint64_t from, uint64_t to)
     return (to + page - 1) / page - from / page;
 }
 
-/* Nothing below `below` is cached any more, and the newest TAIL bytes all are. */
+/* Every page of [from, to) is cached but for what the kernel reclaimed on its own. */
+static void assert_cached(const struct fx *f, uint64_t from, uint64_t to)
+{
+    uint64_t want = pages_in(from, to);
+    uint64_t got = resident(f, from, to);
+    if (got + RECLAIMED_PAGES_MAX < want)
+        fail_msg("%llu of the %llu pages of [%llu, %llu) cached", (unsigned long long)got,
+                 (unsigned long long)want, (unsigned long long)from, (unsigned long long)to);
+}
+
+/* Nothing below `below` is cached any more, and the newest TAIL bytes are. */
 static void assert_dropped_below(const struct fx *f, uint64_t below)
 {
     uint64_t old = resident(f, 0, below);
     if (old != 0)
         fail_msg("%llu pages below %llu still cached", (unsigned long long)old,
                  (unsigned long long)below);
-    assert_int_equal(resident(f, f->bytes - TAIL, f->bytes), pages_in(f->bytes - TAIL, f->bytes));
+    assert_cached(f, f->bytes - TAIL, f->bytes);
 }
 
 /* After the sync, only about the newest TAIL bytes stay cached: everything below the drop
@@ -193,7 +208,7 @@ static void test_disabled_keeps_everything(void **state)
     struct fx f;
     fx_init(&f, 0);
     append_synced(&f, WRITTEN);
-    assert_int_equal(resident(&f, 0, f.bytes), pages_in(0, f.bytes));
+    assert_cached(&f, 0, f.bytes);
     fx_deinit(&f);
 }
 
