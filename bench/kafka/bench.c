@@ -203,6 +203,12 @@ static void summary_text(const struct bench_run *run)
         if (p->setup_failed)
             printf("  the producer could not start (see the error above)\n");
         print_latency_text("send to delivery report", &p->latency_us);
+        if (o->warmup_ms > 0) {
+            char what[64];
+            snprintf(what, sizeof(what), "records sent after the first %llu s",
+                     (unsigned long long)(o->warmup_ms / 1000u));
+            print_latency_text(what, &p->steady_us);
+        }
         print_errors_text("delivery errors", &p->errors);
     }
     if (reads(o)) {
@@ -223,13 +229,13 @@ static void summary_text(const struct bench_run *run)
     printf("result: %s\n", run_ok(run) ? "ok" : "FAILED");
 }
 
-static void json_latency(const struct hist *h)
+static void json_latency(const char *key, const struct hist *h)
 {
     if (h->count == 0) {
-        printf("\"latency_ms\":null");
+        printf("\"%s\":null", key);
         return;
     }
-    printf("\"latency_ms\":{\"p50\":%.3f,\"p99\":%.3f,\"p999\":%.3f,\"max\":%.3f,\"samples\":%llu}",
+    printf("\"%s\":{\"p50\":%.3f,\"p99\":%.3f,\"p999\":%.3f,\"max\":%.3f,\"samples\":%llu}", key,
            (double)hist_percentile(h, 50.0) / 1000.0, (double)hist_percentile(h, 99.0) / 1000.0,
            (double)hist_percentile(h, 99.9) / 1000.0, (double)h->max / 1000.0,
            (unsigned long long)h->count);
@@ -259,7 +265,11 @@ static void summary_json(const struct bench_run *run)
         json_rate(atomic_load(&p->acked), atomic_load(&p->acked_bytes), p->elapsed_ns);
         printf("\"failed\":%llu,\"setup_failed\":%s,", (unsigned long long)atomic_load(&p->failed),
                p->setup_failed ? "true" : "false");
-        json_latency(&p->latency_us);
+        json_latency("latency_ms", &p->latency_us);
+        if (o->warmup_ms > 0) {
+            printf(",\"warmup_s\":%llu,", (unsigned long long)(o->warmup_ms / 1000u));
+            json_latency("steady_latency_ms", &p->steady_us);
+        }
         printf("}");
     }
     if (reads(o)) {
@@ -277,7 +287,7 @@ static void summary_json(const struct bench_run *run)
         printf("\"rebalances\":%u,\"rebalance_first_ms\":%.1f,\"rebalance_max_ms\":%.1f,",
                c->rebalances, (double)c->rebalance_first_us / 1000.0,
                (double)c->rebalance_max_us / 1000.0);
-        json_latency(&c->latency_us);
+        json_latency("latency_ms", &c->latency_us);
         printf("}");
     }
     printf(",\"ok\":%s}\n", run_ok(run) ? "true" : "false");

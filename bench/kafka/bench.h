@@ -42,8 +42,10 @@ struct bench_producer {
     _Atomic uint64_t window_max_us; /* highest latency since the last progress line */
     _Atomic bool done;              /* the fields below are final */
     bool setup_failed;
-    uint64_t elapsed_ns;    /* first send to last delivery report */
-    struct hist latency_us; /* send to delivery report */
+    uint64_t elapsed_ns;     /* first send to last delivery report */
+    struct hist latency_us;  /* send to delivery report */
+    uint64_t steady_from_ns; /* --warmup: records sent from then on go to steady_us as well */
+    struct hist steady_us;   /* latency_us of those records */
     struct bench_errors errors;
 };
 

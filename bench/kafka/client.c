@@ -26,6 +26,7 @@ void bench_run_init(struct bench_run *run, const struct bench_opts *opts)
     memset(run, 0, sizeof(*run));
     run->opts = opts;
     hist_init(&run->producer.latency_us);
+    hist_init(&run->producer.steady_us);
     hist_init(&run->consumer.latency_us);
 }
 

@@ -47,6 +47,8 @@ const char bench_usage_text[] =
     "  --linger-ms MS          producer linger.ms (default: librdkafka's)\n"
     "  --batch-size BYTES      producer batch.size (default: librdkafka's)\n"
     "  --rate MSG/S            target send rate; 0 is as fast as possible (default 0)\n"
+    "  --warmup S              also report the send latency of the records sent after the\n"
+    "                          first S seconds alone (the steady state)\n"
     "  --group ID              consume through consumer group ID with periodic commits\n"
     "                          instead of assign()\n"
     "  --commit-interval-ms MS commit period in group mode (default 1000)\n"
@@ -73,6 +75,7 @@ enum opt_id {
     OPT_LINGER,
     OPT_BATCH,
     OPT_RATE,
+    OPT_WARMUP,
     OPT_GROUP,
     OPT_COMMIT,
     OPT_TIMEOUT,
@@ -110,6 +113,7 @@ static const struct opt_def opt_defs[] = {
     {"--linger-ms", OPT_LINGER, true, M_SENDS},
     {"--batch-size", OPT_BATCH, true, M_SENDS},
     {"--rate", OPT_RATE, true, M_SENDS},
+    {"--warmup", OPT_WARMUP, true, M_SENDS},
     {"--group", OPT_GROUP, true, M_READS},
     {"--commit-interval-ms", OPT_COMMIT, true, M_READS},
     {"--timeout-ms", OPT_TIMEOUT, true, M_READS},
@@ -317,6 +321,10 @@ static int apply(const struct opt_def *d, const char *value, struct bench_opts *
         break;
     case OPT_RATE:
         rc = number(d, value, 0, BENCH_RATE_MAX, &o->rate_per_s, err, err_bytes);
+        break;
+    case OPT_WARMUP:
+        rc = number(d, value, 1, BENCH_DURATION_S_MAX, &v, err, err_bytes);
+        o->warmup_ms = v * 1000u;
         break;
     case OPT_COMMIT:
         rc = number(d, value, 1, BENCH_TIMEOUT_MS_MAX, &v, err, err_bytes);

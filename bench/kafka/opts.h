@@ -50,6 +50,7 @@ struct bench_opts {
     int64_t linger_ms;        /* --linger-ms; -1 for librdkafka's default */
     int64_t batch_bytes;      /* --batch-size; -1 for librdkafka's default */
     uint64_t rate_per_s;      /* --rate; 0 for as fast as possible */
+    uint64_t warmup_ms;       /* --warmup in seconds, kept in ms; 0 when not given */
     const char *group;        /* --group; NULL consumes with assign() */
     uint32_t commit_ms;       /* --commit-interval-ms, group mode */
     uint32_t idle_timeout_ms; /* --timeout-ms: the consumer stops after this long without data */

@@ -43,6 +43,8 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
     uint64_t now_ns = bench_mono_ns();
     uint64_t us = now_ns > sent_ns ? (now_ns - sent_ns) / 1000u : 0;
     hist_record(&p->latency_us, us);
+    if (run->opts->warmup_ms > 0 && sent_ns >= p->steady_from_ns)
+        hist_record(&p->steady_us, us);
     uint64_t seen = atomic_load(&p->window_max_us);
     while (us > seen && !atomic_compare_exchange_weak(&p->window_max_us, &seen, us))
         ;
@@ -179,6 +181,8 @@ static void produce_loop(struct bench_run *run, rd_kafka_t *rk, rd_kafka_topic_t
 {
     const struct bench_opts *o = run->opts;
     uint64_t start_ns = bench_mono_ns();
+    /* Delivery reports are served on this thread (rd_kafka_poll below), so on_delivery sees it. */
+    run->producer.steady_from_ns = start_ns + o->warmup_ms * 1000000u;
     for (uint64_t seq = 0;; seq++) {
         if (o->messages > 0 && seq >= o->messages)
             break;

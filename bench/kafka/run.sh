@@ -213,6 +213,10 @@ print("   %d messages, %d bytes in %.3f s: %.0f msg/s, %.2f MB/s" %
 if lat:
     print("   latency ms: p50 %.3f  p99 %.3f  p999 %.3f  max %.3f" %
           (lat["p50"], lat["p99"], lat["p999"], lat["max"]))
+steady = s.get("steady_latency_ms")
+if steady:
+    print("   after the first %d s: p50 %.3f  p99 %.3f  p999 %.3f  max %.3f" %
+          (s["warmup_s"], steady["p50"], steady["p99"], steady["p999"], steady["max"]))
 print("   broker CPU: %.2f s, %s s per GB" % (cpu, "%.3f" % (cpu / gb) if gb > 0 else "n/a"))
 if int(machine_ticks) > 0:
     print("   client CPU: %.2f s; machine idle %.0f%%" %

@@ -1,9 +1,9 @@
 #!/bin/sh
 # chronik-bench end to end against librdkafka's mock cluster (chronik-bench-mock): produce,
-# consume to the end (of an empty topic too), e2e with and without a consumer group, and each
-# failure the exit status must report: a consumer that falls short, refused messages, a topic
-# with fewer partitions than asked, a missing topic, a bad command line; and watermarks asked
-# while a partition's leadership moves.
+# the steady-state latency after a warm-up, consume to the end (of an empty topic too), e2e
+# with and without a consumer group, and each failure the exit status must report: a consumer
+# that falls short, refused messages, a topic with fewer partitions than asked, a missing topic,
+# a bad command line; and watermarks asked while a partition's leadership moves.
 #
 # Usage: test_mock.sh CHRONIK_BENCH CHRONIK_BENCH_MOCK
 # The mock keeps about 5 MB per partition, so every volume here stays far below that.
@@ -70,7 +70,7 @@ start_mock() {
     fi
 }
 
-start_mock 1 t:4 small:2 empty:3
+start_mock 1 t:4 small:2 empty:3 warm:1
 
 run 0 consume --topic empty --timeout-ms 20000 --json &&
     json 'j["ok"] and j["consume"]["messages"] == 0 and j["consume"]["elapsed_s"] < 10'
@@ -80,6 +80,13 @@ run 0 produce --topic t --messages 2000 --record-size 512 --json &&
     json 'j["ok"] and j["produce"]["messages"] == 2000 and j["produce"]["failed"] == 0 and
           j["produce"]["bytes"] == 2000 * 512 and j["produce"]["latency_ms"]["samples"] == 2000'
 check "produce 2000 records, all acknowledged" $?
+
+# 1000 records a second for 3 s: those sent after the first second alone form the steady-state
+# figure (a record due within the pacing's minimum sleep of that second may go a little early).
+run 0 produce --topic warm --messages 3000 --rate 1000 --warmup 1 --json &&
+    json 'j["ok"] and j["produce"]["latency_ms"]["samples"] == 3000 and j["produce"]["warmup_s"] == 1 and
+          1990 <= j["produce"]["steady_latency_ms"]["samples"] <= 2000'
+check "--warmup reports the records sent after the warm-up apart" $?
 
 run 0 consume --topic t --json &&
     json 'j["ok"] and j["consume"]["messages"] == 2000 and j["consume"]["bytes"] == 2000 * 512 and

@@ -65,6 +65,7 @@ static void test_produce_defaults(void **state)
     assert_int_equal(opts.linger_ms, -1);
     assert_int_equal(opts.batch_bytes, -1);
     assert_int_equal(opts.rate_per_s, 0);
+    assert_int_equal(opts.warmup_ms, 0);
     assert_null(opts.group);
     assert_int_equal(opts.payload, BENCH_PAYLOAD_RANDOM);
     assert_false(opts.json);
@@ -92,10 +93,10 @@ static void test_every_option(void **state)
     assert_int_equal(PARSE("--brokers", "h1:1,h2:2", "e2e", "--topic=t.1_x-y", "--messages", "42",
                            "--duration=7", "--record-size", "100", "--acks", "1",
                            "--compression=zstd", "--partitions", "8", "--replication-factor", "3",
-                           "--linger-ms", "0", "--batch-size", "65536", "--rate", "1000", "--group",
-                           "g1", "--commit-interval-ms", "250", "--timeout-ms", "3000", "--payload",
-                           "zeros", "--json", "-X", "fetch.min.bytes=1",
-                           "-Xsocket.nagle.disable=true=x"),
+                           "--linger-ms", "0", "--batch-size", "65536", "--rate", "1000",
+                           "--warmup", "2", "--group", "g1", "--commit-interval-ms", "250",
+                           "--timeout-ms", "3000", "--payload", "zeros", "--json", "-X",
+                           "fetch.min.bytes=1", "-Xsocket.nagle.disable=true=x"),
                      0);
     assert_int_equal(opts.mode, BENCH_MODE_E2E);
     assert_string_equal(opts.brokers, "h1:1,h2:2");
@@ -110,6 +111,7 @@ static void test_every_option(void **state)
     assert_int_equal(opts.linger_ms, 0);
     assert_int_equal(opts.batch_bytes, 65536);
     assert_int_equal(opts.rate_per_s, 1000);
+    assert_int_equal(opts.warmup_ms, 2000);
     assert_string_equal(opts.group, "g1");
     assert_int_equal(opts.commit_ms, 250);
     assert_int_equal(opts.idle_timeout_ms, 3000);
@@ -167,6 +169,7 @@ static void test_numbers_refused(void **state)
     assert_refused(PARSE("produce", "--rate", "100000001"), "--rate");
     assert_refused(PARSE("produce", "--duration", "0"), "--duration");
     assert_refused(PARSE("produce", "--duration", " 5"), "--duration");
+    assert_refused(PARSE("produce", "--warmup", "0"), "--warmup");
     assert_refused(PARSE("consume", "--timeout-ms", "0"), "--timeout-ms");
     assert_refused(PARSE("produce", "--replication-factor", "0"), "--replication-factor");
 }
@@ -207,6 +210,7 @@ static void test_mode_mismatch(void **state)
     (void)state;
     assert_refused(PARSE("consume", "--acks", "1"), "--acks does not apply to mode consume");
     assert_refused(PARSE("--rate", "5", "consume"), "--rate does not apply to mode consume");
+    assert_refused(PARSE("consume", "--warmup", "2"), "--warmup does not apply to mode consume");
     assert_refused(PARSE("produce", "--group", "g"), "--group does not apply to mode produce");
     assert_refused(PARSE("produce", "--timeout-ms", "5"), "--timeout-ms does not apply");
     /* e2e takes both sides' options. */
