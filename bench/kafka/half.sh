@@ -12,7 +12,8 @@
 #                  alone, the producer's start left out (default 2)
 #   ROUNDS         times to do both steps (default 1)
 # Prints run.sh's figures of each step, then one line a round: full speed MB/s, its share of dd's
-# MB/s, the rate, and p50/p99 at that rate (and p99 after the warm-up) with the floor's p99. Exit status 1 when a step failed.
+# MB/s, the rate, and p50/p99 at that rate (and p99 after the warm-up) with the floor's p99.
+# Exit status 1 when a step failed.
 set -uo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
