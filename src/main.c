@@ -43,9 +43,10 @@ static const char usage_text[] =
     "listeners, num.partitions, log.retention.ms, ...). Unknown keys are ignored with a\n"
     "warning; a bad value for a known key is an error.\n"
     "\n"
-    "Cluster (in progress; each node still serves alone): give every node the same\n"
-    "--set controller.quorum.voters=1@HOST:PORT,2@HOST:PORT,... (each PORT that node's\n"
-    "cluster port); without it the node is its own one-voter cluster.\n"
+    "Cluster: give every node the same --set controller.quorum.voters=1@HOST:PORT,...\n"
+    "(each PORT that node's cluster port); without it the node is its own one-voter\n"
+    "cluster. Each partition is replicated to default.replication.factor nodes (when\n"
+    "not set: min(3, registered brokers)).\n"
     "\n"
     "Every key, its default, bounds and meaning: docs/configuration.md in the Chronik\n"
     "source tree.\n";

@@ -289,7 +289,8 @@ const struct broker_config_key broker_config_keys[BROKER_KEY_COUNT] = {
             .max = BROKER_PORT_MAX,
             .synonym_of = BROKER_KEY_HTTP_PORT,
             .read_only = true,
-            .doc = "Port of the HTTP metrics and admin server; the Kafka port + 1000 when not set.",
+            .doc = "Port reserved for the HTTP server (not bound yet: nothing serves HTTP); the "
+                   "Kafka port + 1000 when not set.",
         },
     [BROKER_KEY_CLUSTER_PORT] =
         {
