@@ -17,13 +17,17 @@
  * Prints MB/s and the latency from each batch's scheduled time to its flush callback (p50, p99,
  * p999, max), so a stall of the appending thread counts too.
  *
- * log_bench floor dir partitions mb_per_s seconds [batch_kib]: the same schedule written
+ * log_bench floor dir partitions mb_per_s seconds [batch_kib [space]]: the same schedule written
  * straight to one file per partition with pwrite, each file made durable by a thread of its own
  * that fdatasyncs whatever was written since its last sync (group commit, one sync in flight a
  * file). No log, flusher, network or client: the latency this disk allows at that load, which
- * no broker can beat. Its files stay in dir/log_bench_floor until the next floor run or the
- * caller removes them (deleting gigabytes just before a measurement distorts it on a disk
- * mounted with discard).
+ * no broker can beat. space says what the writes land on: `append` (default) new blocks, the
+ * file growing; `fallocated` blocks reserved beforehand with fallocate (unwritten extents, as
+ * the log preallocates); `written` blocks written with zeros beforehand, as a reused file's
+ * (nothing for the filesystem to record at a sync). The last two are prepared and synced, then
+ * left 10 s to settle before the schedule starts. Its files stay in dir/log_bench_floor until the
+ * next floor run or the caller removes them (deleting gigabytes just before a measurement distorts
+ * it on a disk mounted with discard).
  */
 #include "base/alloc.h"
 #include "base/clock.h"
@@ -357,8 +361,38 @@ static void *floor_sync(void *arg)
     }
 }
 
+enum floor_space { FLOOR_APPEND, FLOOR_FALLOCATED, FLOOR_WRITTEN };
+static const char *const floor_space_args[] = {"append", "fallocated", "written"};
+
+/* Gives fd `bytes` of space of the kind asked for, durably. */
+static void floor_prepare(int fd, enum floor_space space, uint64_t bytes, const char *path)
+{
+    if (space == FLOOR_APPEND)
+        return;
+    if (space == FLOOR_FALLOCATED) {
+        int rc = posix_fallocate(fd, 0, (off_t)bytes);
+        if (rc != 0) {
+            fprintf(stderr, "%s: fallocate: %s\n", path, strerror(rc));
+            exit(1);
+        }
+    } else {
+        static uint8_t zeros[MIB];
+        for (uint64_t off = 0; off < bytes; off += sizeof(zeros)) {
+            size_t n = (size_t)MIN((uint64_t)sizeof(zeros), bytes - off);
+            if (pwrite(fd, zeros, n, (off_t)off) != (ssize_t)n) {
+                perror(path);
+                exit(1);
+            }
+        }
+    }
+    if (fsync(fd) != 0) {
+        perror(path);
+        exit(1);
+    }
+}
+
 static void floor_run(const char *dir, uint32_t partitions, double mb_per_s, double seconds,
-                      size_t batch_bytes)
+                      size_t batch_bytes, enum floor_space space)
 {
     char path[1100];
     remove_tree(dir, "log_bench_floor");
@@ -381,12 +415,23 @@ static void floor_run(const char *dir, uint32_t partitions, double mb_per_s, dou
             perror(path);
             exit(1);
         }
+        floor_prepare(f->fd, space, per_file * batch_bytes, path);
         f->due_ns = xcalloc(per_file, sizeof(uint64_t));
         f->lat_ns = xcalloc(per_file, sizeof(uint64_t));
         pthread_mutex_init(&f->mu, NULL);
         pthread_cond_init(&f->cond, NULL);
         if (pthread_create(&f->syncer, NULL, floor_sync, f) != 0)
             exit(1);
+    }
+    if (space != FLOOR_APPEND) {
+        snprintf(path, sizeof(path), "%s/log_bench_floor", dir);
+        int dfd = open(path, O_RDONLY | O_DIRECTORY);
+        if (dfd < 0 || fsync(dfd) != 0) {
+            perror(path);
+            exit(1);
+        }
+        close(dfd);
+        sleep(10); /* the preparation's writes leave the device before the schedule starts */
     }
     struct clock *c = clock_real();
     uint64_t t0 = clock_mono_ns(c);
@@ -429,14 +474,16 @@ static void floor_run(const char *dir, uint32_t partitions, double mb_per_s, dou
         alone[n] = f->lat_ns[seq];
         in_order[n] = done_max - due;
     }
-    printf("== floor: %u files, %zu B writes, asked %.1f MB/s: %.1f MB/s over %.1f s; "
+    static const char *const space_names[] = {"new blocks", "fallocated blocks",
+                                              "blocks written before"};
+    printf("== floor: %u files, %zu B writes into %s, asked %.1f MB/s: %.1f MB/s over %.1f s; "
            "latency p50 %.2f ms  p99 %.2f ms  p999 %.2f ms  max %.2f ms (%" PRIu64 " writes); "
            "in order: p50 %.2f ms  p99 %.2f ms  p999 %.2f ms  max %.2f ms\n",
-           partitions, batch_bytes, mb_per_s, (double)(total * batch_bytes) / MIB / secs, secs,
-           pct_ms(alone, total, 0.50), pct_ms(alone, total, 0.99), pct_ms(alone, total, 0.999),
-           pct_ms(alone, total, 1.0), total, pct_ms(in_order, total, 0.50),
-           pct_ms(in_order, total, 0.99), pct_ms(in_order, total, 0.999),
-           pct_ms(in_order, total, 1.0));
+           partitions, batch_bytes, space_names[space], mb_per_s,
+           (double)(total * batch_bytes) / MIB / secs, secs, pct_ms(alone, total, 0.50),
+           pct_ms(alone, total, 0.99), pct_ms(alone, total, 0.999), pct_ms(alone, total, 1.0),
+           total, pct_ms(in_order, total, 0.50), pct_ms(in_order, total, 0.99),
+           pct_ms(in_order, total, 0.999), pct_ms(in_order, total, 1.0));
     fflush(stdout);
     for (uint32_t i = 0; i < partitions; i++) {
         free(files[i].due_ns);
@@ -454,6 +501,15 @@ int main(int argc, char **argv)
         uint32_t partitions = (uint32_t)strtoul(argv[3], NULL, 0);
         double mb_per_s = strtod(argv[4], NULL), seconds = strtod(argv[5], NULL);
         size_t batch_kib = argc > 6 ? strtoull(argv[6], NULL, 0) : 16;
+        const char *space_arg = argc > 7 ? argv[7] : "append";
+        int space = -1;
+        for (int i = 0; i < (int)ARRAY_LEN(floor_space_args); i++)
+            if (strcmp(space_arg, floor_space_args[i]) == 0)
+                space = i;
+        if (space < 0) {
+            fprintf(stderr, "log_bench floor: space is append, fallocated or written\n");
+            return 2;
+        }
         if (partitions == 0 || partitions > 10000 || !(mb_per_s > 0) || !(seconds > 0) ||
             batch_kib == 0 || batch_kib > 65536 ||
             seconds * mb_per_s * MIB < (double)batch_kib * KIB * partitions) {
@@ -461,7 +517,7 @@ int main(int argc, char **argv)
                             "least one write a file, writes of 1-65536 KiB\n");
             return 2;
         }
-        floor_run(argv[2], partitions, mb_per_s, seconds, batch_kib * KIB);
+        floor_run(argv[2], partitions, mb_per_s, seconds, batch_kib * KIB, (enum floor_space)space);
         return 0;
     }
     if (argc >= 6 && strcmp(argv[1], "rate") == 0) {
