@@ -362,7 +362,16 @@ static void *floor_sync(void *arg)
 }
 
 enum floor_space { FLOOR_APPEND, FLOOR_FALLOCATED, FLOOR_WRITTEN };
-static const char *const floor_space_args[] = {"append", "fallocated", "written"};
+
+/* Each space's command-line word and its name in the result line, by enum floor_space. */
+static const struct {
+    const char *arg;
+    const char *name;
+} floor_spaces[] = {
+    {"append", "new blocks"},
+    {"fallocated", "fallocated blocks"},
+    {"written", "blocks written before"},
+};
 
 /* Gives fd `bytes` of space of the kind asked for, durably. */
 static void floor_prepare(int fd, enum floor_space space, uint64_t bytes, const char *path)
@@ -474,12 +483,10 @@ static void floor_run(const char *dir, uint32_t partitions, double mb_per_s, dou
         alone[n] = f->lat_ns[seq];
         in_order[n] = done_max - due;
     }
-    static const char *const space_names[] = {"new blocks", "fallocated blocks",
-                                              "blocks written before"};
     printf("== floor: %u files, %zu B writes into %s, asked %.1f MB/s: %.1f MB/s over %.1f s; "
            "latency p50 %.2f ms  p99 %.2f ms  p999 %.2f ms  max %.2f ms (%" PRIu64 " writes); "
            "in order: p50 %.2f ms  p99 %.2f ms  p999 %.2f ms  max %.2f ms\n",
-           partitions, batch_bytes, space_names[space], mb_per_s,
+           partitions, batch_bytes, floor_spaces[space].name, mb_per_s,
            (double)(total * batch_bytes) / MIB / secs, secs, pct_ms(alone, total, 0.50),
            pct_ms(alone, total, 0.99), pct_ms(alone, total, 0.999), pct_ms(alone, total, 1.0),
            total, pct_ms(in_order, total, 0.50), pct_ms(in_order, total, 0.99),
@@ -503,8 +510,8 @@ int main(int argc, char **argv)
         size_t batch_kib = argc > 6 ? strtoull(argv[6], NULL, 0) : 16;
         const char *space_arg = argc > 7 ? argv[7] : "append";
         int space = -1;
-        for (int i = 0; i < (int)ARRAY_LEN(floor_space_args); i++)
-            if (strcmp(space_arg, floor_space_args[i]) == 0)
+        for (int i = 0; i < (int)ARRAY_LEN(floor_spaces); i++)
+            if (strcmp(space_arg, floor_spaces[i].arg) == 0)
                 space = i;
         if (space < 0) {
             fprintf(stderr, "log_bench floor: space is append, fallocated or written\n");
