@@ -129,11 +129,22 @@ class Log:
 
 
 # Every client made, kept until the process ends: librdkafka 2.0.2 can abort the process
-# ("rd_kafka_broker_destroy_final: Assertion `thrd_is_current(rkb->rkb_thread)' failed") when a
-# client is destroyed while one of its broker threads is still reconnecting to a restarted node,
-# which a run makes common. Clients are flushed or closed, never destroyed; main() leaves with
-# os._exit once its verdict is printed.
+# ("rd_kafka_broker_destroy_final: Assertion `thrd_is_current(rkb->rkb_thread)' failed",
+# confluentinc/librdkafka issue 3608) when a client is destroyed while one of its broker threads
+# is still reconnecting to a restarted node, which a run makes common. Consumer.close() destroys
+# its client as well, so clients are flushed or unassigned and handed to retire(), never closed
+# or dropped; main() leaves with os._exit once its verdict is printed.
 _CLIENTS = []
+
+
+def retire(client):
+    """Stops a consumer fetching and keeps client alive until the process ends (see _CLIENTS)."""
+    if isinstance(client, Consumer):
+        try:
+            client.unassign()
+        except KafkaException:
+            pass  # nothing assigned, or the client is already failing: it only has to live on
+    _CLIENTS.append(client)
 
 
 class Producers:
@@ -209,7 +220,7 @@ class Producers:
             due += interval_s
             p.poll(max(0.0, due - time.monotonic()))
         left = p.flush(TIMEOUT_S)
-        _CLIENTS.append(p)
+        retire(p)
         if left:
             raise RunError("%d sends neither acknowledged nor failed %d s after the run" % (
                 left, TIMEOUT_S))
@@ -349,8 +360,7 @@ class Consumers:
                         marks.append([tp.partition, high, self._t()])
                         last[tp.partition] = high
         finally:
-            c.close()
-            _CLIENTS.append(c)
+            retire(c)
 
     def _list_offsets(self, bootstrap, topic, partitions, name):
         c = self._consumer(bootstrap, name)
@@ -369,8 +379,7 @@ class Consumers:
                         last[p] = high
                 self._stop.wait(0.05)  # pacing between rounds, not waiting for a state
         finally:
-            c.close()
-            _CLIENTS.append(c)
+            retire(c)
 
 
 class Chaos:
@@ -387,6 +396,7 @@ class Chaos:
         for j, b in self.cluster.nodes.items():
             self.proxy.set_target(j, b.cluster_port)
         self.paused = set()
+        self._admins = {}  # node id -> the admin client bootstrapped from it (see admin())
         self.injected = 0
         self.topic = "chaos-%d" % args.seed
         self.bootstrap = ",".join(b.bootstrap for b in self.cluster.nodes.values())
@@ -396,14 +406,21 @@ class Chaos:
     def up(self):
         return [i for i in NODES if self.cluster.nodes[i].alive() and i not in self.paused]
 
+    def admin(self, i):
+        """The admin client bootstrapped from node i: made once and kept for the run (see
+        _CLIENTS; a node keeps its ports across restarts, so the client dials it again)."""
+        if i not in self._admins:
+            self._admins[i] = AdminClient(client_config({
+                "bootstrap.servers": self.cluster.bootstrap(i)}))
+            retire(self._admins[i])
+        return self._admins[i]
+
     def metadata(self, topic=None):
         """Metadata (of topic, or of the cluster only) from any running node, or None when none
         answers in time. Asking for a topic before creating it would auto-create it."""
         for i in self.up():
             try:
-                admin = AdminClient(client_config({
-                    "bootstrap.servers": self.cluster.bootstrap(i)}))
-                md = admin.list_topics(topic=topic, timeout=5)
+                md = self.admin(i).list_topics(topic=topic, timeout=5)
             except KafkaException:
                 continue
             t = md.topics.get(topic)
@@ -438,6 +455,7 @@ class Chaos:
 
     def create_topic(self):
         admin = AdminClient(client_config({"bootstrap.servers": self.bootstrap}))
+        retire(admin)
         topic = NewTopic(self.topic, self.args.partitions, self.args.rf,
                          config={"min.insync.replicas": str(self.args.min_insync)})
         fut = admin.create_topics([topic], request_timeout=TIMEOUT_S)
@@ -470,8 +488,7 @@ class Chaos:
                         raise RunError("partition %d answers no ListOffsets %d s after "
                                        "recovery: %s" % (p, timeout_s, e))
                 finally:
-                    c.close()
-            _CLIENTS.append(c)
+                    retire(c)
         if failures:
             self.log("ListOffsets failed before every partition answered (partition, error: "
                      "attempts): %s", dict(failures))
@@ -659,8 +676,7 @@ class Chaos:
                         raise RunError("final read: no high watermark for every partition in "
                                        "%d s (%s)" % (RECOVERY_TIMEOUT_S, errors[-1]))
                 finally:
-                    probe.close()
-                    _CLIENTS.append(probe)
+                    retire(probe)
             c.assign([TopicPartition(self.topic, p, OFFSET_BEGINNING)
                       for p in range(self.args.partitions)])
             todo = {p for p in ends if ends[p] > 0}
@@ -682,8 +698,7 @@ class Chaos:
                     else:
                         errors.append(err.name())
         finally:
-            c.close()
-            _CLIENTS.append(c)
+            retire(c)
         return final, ends
 
     # --- the run ---
