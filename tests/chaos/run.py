@@ -46,7 +46,10 @@ What it does:
   - runs checker.py on the history (its docstring lists the checks).
 Prints one summary line ("chaos: seed=S faults=N ... -> OK"), the first violations if any, and
 exits 1 on a violation or when the cluster does not come back. The run's directory (node logs,
-clients.log, history.json) is kept when it fails or with --keep.
+clients.log, history.json) is kept when it fails or with --keep. With --client-abort-reruns N
+the run is made in a child process and made again, at most N more times, when librdkafka 2.0.2
+aborts that process before a verdict (its issue 3608, in the clients' own broker threads); a
+verdict, or any other crash, is final.
 """
 
 import argparse
@@ -57,6 +60,7 @@ import os
 import random
 import shutil
 import signal
+import subprocess
 import sys
 import tempfile
 import threading
@@ -97,6 +101,10 @@ FAULTS = [
 # case, but outside Raft's fault model (a wiped voter forgets what it acknowledged), so it is
 # never drawn at random.
 ON_REQUEST = ("wipe",)
+
+# What librdkafka 2.0.2 prints when it aborts its process from a broker thread
+# (confluentinc/librdkafka issue 3608, open): a client library defect, seen here when a node dies.
+CLIENT_ABORT = "rd_kafka_broker_destroy_final: Assertion"
 
 
 # librdkafka's own log lines (connection failures are the point of the run) go to the run's
@@ -800,6 +808,10 @@ def parse_args(argv):
                     help="a setting for every node (--set KEY=VALUE), repeatable")
     ap.add_argument("--keep", action="store_true", help="keep the run's directory")
     ap.add_argument("--dir", help="the run's directory (default: a new temporary one)")
+    ap.add_argument("--client-abort-reruns", type=int, default=0, metavar="N",
+                    help="run in a child process, and again (up to N more times) when librdkafka "
+                    "aborted that process (%s...) before a verdict: the client library's "
+                    "defect, not the broker's" % CLIENT_ABORT)
     args = ap.parse_args(argv)
     unknown = set(args.kinds or ()) - {k for k, _ in FAULTS} - set(ON_REQUEST)
     if unknown:
@@ -809,8 +821,35 @@ def parse_args(argv):
     return args
 
 
+def rerun_client_aborts(cmd, reruns):
+    """Runs cmd (this script without the rerun option: its nodes die with it) and returns 0 when
+    it exits 0, else 1; runs it again, at most reruns more times, when librdkafka's assertion
+    aborted it. Any other end, a verdict or another crash, is final."""
+    for attempt in range(reruns + 1):
+        child = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                 bufsize=1)
+        client_abort = False
+        for line in child.stdout:
+            sys.stdout.write(line)
+            client_abort = client_abort or CLIENT_ABORT in line
+        rc = child.wait()
+        if not (rc == -signal.SIGABRT and client_abort) or attempt == reruns:
+            return 0 if rc == 0 else 1
+        print("chaos: librdkafka aborted the run's process before a verdict (its issue 3608); "
+              "running it again, %d of %d" % (attempt + 1, reruns), flush=True)
+    return 1  # not reached
+
+
 def main(argv):
     args = parse_args(argv)
+    if args.client_abort_reruns > 0:
+        child_argv, skip = [], False
+        for a in argv:  # every argument but the rerun option
+            if not skip and not a.startswith("--client-abort-reruns"):
+                child_argv.append(a)
+            skip = a == "--client-abort-reruns"
+        return rerun_client_aborts([sys.executable, os.path.abspath(__file__)] + child_argv,
+                                   args.client_abort_reruns)
     root = args.dir or tempfile.mkdtemp(prefix="chronik-chaos-%d-" % args.seed)
     os.makedirs(root, exist_ok=True)
     log = Log()

@@ -16,7 +16,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 def test_wiped_single_replica_is_reported_as_lost():
     run = subprocess.run(
         ["/usr/bin/python3", os.path.join(HERE, "run.py"), "--seed", "1", "--faults", "1",
-         "--kinds", "wipe", "--rf", "1", "--min-insync", "1"],
+         "--kinds", "wipe", "--rf", "1", "--min-insync", "1", "--client-abort-reruns", "1"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=200)
     out = run.stdout.decode("utf-8", "replace")
     assert run.returncode == 1, out
