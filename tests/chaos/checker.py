@@ -12,8 +12,12 @@ can feed it synthetic histories. A history is a dict (run.py writes it as histor
   final:      [[partition, offset, value], ...]   the read of every partition after the run
   final_end:  {partition: the high watermark the final read went up to}
   assignment: {partition: [replica node ids]}
-  replicas:   {node: [[partition, offset, value], ...]}   each node's copy read from its disk
-              once the cluster stopped (disklog.py); a partition without a copy is absent
+  replicas:   {node: [[partition, offset, value(, producer id, producer epoch)], ...]}   each
+              node's copy read from its disk once the cluster stopped (disklog.py), with the
+              producer that wrote each record's batch; a partition without a copy is absent
+  client_renumbered: [[producer id, producer epoch], ...]   producer epochs that librdkafka
+              ended itself, by its own log, after sending a batch ahead of an earlier one that
+              had failed (see "renumbered" below)
 Values are strings, partitions, offsets and nodes ints (JSON makes dict keys strings; both are
 accepted); other keys (the fault log) are not checked. Without replicas and assignment the
 replica checks are skipped (the self-test's older histories, a run that could not stop).
@@ -44,6 +48,15 @@ With "idempotence": true in the history (producers with enable.idempotence=true)
   duplicated:   one value at several offsets of the final read (a retry written twice);
   reordered:    a writer's values (s<seed>-w<writer>-<n>) in one partition of the final read,
                 by offset, not in the order they were sent (n going down).
+  Counted instead, as "renumbered": a value written again in its partition by the same
+  producer id under a later epoch, when each earlier copy's epoch is one the client ended
+  itself (client_renumbered). librdkafka 2.0.2 sends a batch ahead of an earlier one that a
+  former leader refused (NOT_LEADER_OR_FOLLOWER), the new leader rightly answers
+  OUT_OF_ORDER_SEQUENCE_NUMBER for the gap, and the client bumps its epoch and sends its
+  unacknowledged records again under new sequence numbers, written ones included
+  (confluentinc/librdkafka issue 4953). A producer's epoch is where Kafka's idempotence ends
+  (sequence numbers restart at 0 in a new one), so no broker can tell those copies apart; a
+  duplicate within one epoch, or across epochs the client did not end so, stays a violation.
 Counted, not violations: duplicates (one value at several offsets: a retried send whose first
 attempt was written, allowed with enable.idempotence=false), unacked values found in the log
 (sends that failed or timed out for the client but were written), lagging replicas and records
@@ -71,12 +84,13 @@ class Result:
         c = self.counts
         v = {k: len(found) for k, found in self.violations.items()}
         return ("acked=%d final=%d read=%d lost=%d duplicates=%d duplicated=%d reordered=%d "
-                "unacked_present=%d "
+                "renumbered=%d unacked_present=%d "
                 "conflicts=%d vanished=%d nonmonotonic=%d hw_back=%d hw_stale=%d hw_seen=%d "
                 "replica_copies=%d diverged=%d under_replicated=%d lagging=%d replica_tail=%d "
                 "-> %s" % (
                     c["acked"], c["final"], c["read"], v["lost"], c["duplicates"],
-                    v["duplicated"], v["reordered"], c["unacked_present"], v["conflict"], v["vanished"], v["nonmonotonic"],
+                    v["duplicated"], v["reordered"], c["renumbered"], c["unacked_present"],
+                    v["conflict"], v["vanished"], v["nonmonotonic"],
                     v["hw_back"], c["hw_stale"], c["hw_seen"], c["replica_copies"], v["diverged"],
                     v["under_replicated"], c["lagging"], c["replica_tail"],
                     "OK" if self.ok else "FAILED"))
@@ -120,7 +134,7 @@ def check(history):
             continue  # two values in the final read itself: a conflict, reported below
         final_at[(p, o)] = v
     for node, rs in sorted(replicas.items()):
-        for p, o, v in rs:
+        for p, o, v, *_ in rs:
             observe(p, o, v, "disk of node %d" % node)
 
     for (p, o), values in sorted(seen.items()):
@@ -180,14 +194,16 @@ def check(history):
     offsets_of = {}
     for p, o, v in final:
         offsets_of.setdefault(v, set()).add((p, o))
+    renumbered = 0
     if history.get("idempotence"):
-        check_idempotence(final, offsets_of, r)
+        renumbered = check_idempotence(history, final, offsets_of, replicas, r)
     acked_values = {v for _, _, v in acks}
     r.counts = {
         "acked": len(acks),
         "final": len(final),
         "read": sum(len(rs) for rs in reads.values()),
         "duplicates": sum(1 for locs in offsets_of.values() if len(locs) > 1),
+        "renumbered": renumbered,
         "unacked_present": sum(1 for v in offsets_of if v not in acked_values),
         "hw_seen": hw_seen,
         "hw_stale": hw_stale,
@@ -198,14 +214,45 @@ def check(history):
     return r
 
 
-def check_idempotence(final, offsets_of, r):
-    """The idempotent producer's promises on the final read (see the module comment)."""
+def client_renumbered(locs, producer_at, ended):
+    """Whether the copies of one value at locs ((partition, offset), in offset order) are the
+    client's renumbering (see the module comment): one partition, one producer id, epochs going
+    up, and every epoch but the last one the client ended itself."""
+    writers = [producer_at.get(loc) for loc in locs]
+    if None in writers or len({p for p, _ in locs}) > 1 or len({w[0] for w in writers}) > 1:
+        return False
+    epochs = [w[1] for w in writers]
+    return (all(a < b for a, b in zip(epochs, epochs[1:])) and
+            all((writers[0][0], e) in ended for e in epochs[:-1]))
+
+
+def check_idempotence(history, final, offsets_of, replicas, r):
+    """The idempotent producer's promises on the final read (see the module comment); returns
+    how many values the client renumbered."""
+    producer_at = {}  # (partition, offset) -> (producer id, epoch) of its batch, from the disks
+    for rs in replicas.values():
+        for p, o, _, *producer in rs:
+            if producer:
+                producer_at[(p, o)] = tuple(producer)
+    ended = {tuple(x) for x in history.get("client_renumbered", [])}
+    renumbered = 0
+    again = set()  # (partition, offset) of the later copies of renumbered values
     for v, locs in sorted(offsets_of.items()):
-        if len(locs) > 1:
-            r.violations["duplicated"].append("%r written at %s" % (v, ", ".join(
-                "p%d offset %d" % loc for loc in sorted(locs))))
+        if len(locs) < 2:
+            continue
+        locs = sorted(locs)
+        if client_renumbered(locs, producer_at, ended):
+            renumbered += 1
+            again.update(locs[1:])
+            continue
+        r.violations["duplicated"].append("%r written at %s" % (v, ", ".join(
+            "p%d offset %d%s" % (p, o, " (producer %d epoch %d)" % producer_at[(p, o)]
+                                  if (p, o) in producer_at else "")
+            for p, o in locs)))
     last = {}  # (partition, writer) -> (n, offset) of its value read last
     for p, o, v in sorted(final):
+        if (p, o) in again:
+            continue
         writer, _, n = v.rpartition("-")
         if not writer or not n.isdigit():
             continue
@@ -215,6 +262,7 @@ def check_idempotence(final, offsets_of, r):
                 "p%d offset %d holds %r after offset %d held %s-%d" % (
                     p, o, v, last[key][1], writer, last[key][0]))
         last[key] = (int(n), o)
+    return renumbered
 
 
 def check_replicas(history, replicas, final_at, acks, r):
@@ -226,7 +274,7 @@ def check_replicas(history, replicas, final_at, acks, r):
     ends = {int(p): e for p, e in history.get("final_end", {}).items()}
     copy = {}  # (node, partition) -> {offset: value}
     for node, rs in replicas.items():
-        for p, o, v in rs:
+        for p, o, v, *_ in rs:
             copy.setdefault((node, p), {})[o] = v
     copies = lagging = tail = 0
     for p, nodes in sorted(assignment.items()):

@@ -44,7 +44,7 @@ def _bytes(buf, pos):
     return bytes(buf[pos:pos + n]), pos + n
 
 
-def _records(batch, base_offset, count, where):
+def _records(batch, base_offset, count, producer, where):
     pos = BATCH_HEADER.size
     for _ in range(count):
         length, pos = _varint(batch, pos)
@@ -57,19 +57,20 @@ def _records(batch, base_offset, count, where):
         if pos > end:
             raise DiskLogError("%s: record at offset %d overruns its length" % (
                 where, base_offset + delta))
-        yield base_offset + delta, value
+        yield (base_offset + delta, value) + producer
         pos = end
 
 
 def read_segment(path):
-    """[(offset, value bytes or None)] of the data records in one segment file."""
+    """[(offset, value bytes or None, producer id, producer epoch)] of the data records in one
+    segment file (the producer fields are their batch's: -1 when written without idempotence)."""
     with open(path, "rb") as f:
         data = f.read()
     out = []
     pos = 0
     while pos + BATCH_HEADER.size <= len(data):
         (base_offset, batch_length, _epoch, magic, _crc, attributes, _last_delta, _ts, _max_ts,
-         _pid, _pepoch, _seq, count) = BATCH_HEADER.unpack_from(data, pos)
+         producer_id, producer_epoch, _seq, count) = BATCH_HEADER.unpack_from(data, pos)
         end = pos + BATCH_LENGTH_OFFSET_BYTES + batch_length
         if batch_length <= 0 or end > len(data):
             break  # preallocated zeros or a torn tail: the log ends here
@@ -80,14 +81,15 @@ def read_segment(path):
             if attributes & ATTR_COMPRESSION_MASK:
                 raise DiskLogError("%s: compressed batch (codec %d)" % (
                     where, attributes & ATTR_COMPRESSION_MASK))
-            out.extend(_records(memoryview(data)[pos:end], base_offset, count, where))
+            out.extend(_records(memoryview(data)[pos:end], base_offset, count,
+                                (producer_id, producer_epoch), where))
         pos = end
     return out
 
 
 def read_partition(data_dir, topic, partition):
-    """[(offset, value)] of one node's copy of topic-partition, in offset order; None when the
-    node holds no copy."""
+    """[(offset, value, producer id, producer epoch)] of one node's copy of topic-partition, in
+    offset order; None when the node holds no copy."""
     path = os.path.join(data_dir, "%s-%d" % (topic, partition))
     if not os.path.isdir(path):
         return None

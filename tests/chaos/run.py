@@ -58,6 +58,7 @@ import json
 import logging
 import os
 import random
+import re
 import shutil
 import signal
 import subprocess
@@ -111,6 +112,27 @@ CLIENT_ABORT = "rd_kafka_broker_destroy_final: Assertion"
 # clients.log, not the terminal: main() points this logger there.
 CLIENT_LOG = logging.getLogger("chaos.rdkafka")
 CLIENT_LOG.propagate = False
+
+# What an idempotent producer logs (debug "eos") when it ends its epoch itself after sending a
+# batch ahead of an earlier one that had failed: the new leader answered the gap
+# OUT_OF_ORDER_SEQUENCE_NUMBER, and librdkafka 2.0.2 bumps the epoch and sends its records
+# again under new sequence numbers, written ones included (confluentinc/librdkafka issue 4953;
+# checker.py counts those copies as "renumbered").
+RENUMBER_LOG = re.compile(r"failed due to skipped sequence numbers \(PID\{Id:(\d+),Epoch:(\d+)\}"
+                          r".* caused by previous failed request")
+
+
+class RenumberLog(logging.Handler):
+    """Collects [producer id, epoch] of each epoch a client ended so (RENUMBER_LOG)."""
+
+    def __init__(self):
+        super().__init__(logging.DEBUG)
+        self.ended = []
+
+    def emit(self, record):
+        m = RENUMBER_LOG.search(record.getMessage())
+        if m and [int(m.group(1)), int(m.group(2))] not in self.ended:
+            self.ended.append([int(m.group(1)), int(m.group(2))])
 
 
 def client_config(conf):
@@ -196,6 +218,8 @@ class Producers:
             "bootstrap.servers": bootstrap,
             "acks": "all",
             "enable.idempotence": self.idempotence,
+            # librdkafka's idempotence log, where it says why it ends an epoch (RENUMBER_LOG)
+            **({"debug": "eos"} if self.idempotence else {}),
             "retries": 1000000,
             "retry.backoff.ms": 100,
             "message.timeout.ms": 15000,
@@ -646,13 +670,13 @@ class Chaos:
 
     def read_disks(self):
         """Every node's copy of each partition, read from its segment files (the cluster is
-        stopped): {node: [[partition, offset, value], ...]}."""
+        stopped): {node: [[partition, offset, value, producer id, producer epoch], ...]}."""
         out = {}
         for i, b in self.cluster.nodes.items():
             out[i] = []
             for p in range(self.args.partitions):
-                for o, v in read_partition(b.data_dir, self.topic, p) or []:
-                    out[i].append([p, o, v.decode()])
+                for o, v, pid, epoch in read_partition(b.data_dir, self.topic, p) or []:
+                    out[i].append([p, o, v.decode(), pid, epoch])
         return out
 
     # --- the final read ---
@@ -856,7 +880,9 @@ def main(argv):
     handler = logging.FileHandler(os.path.join(root, "clients.log"))
     handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
     CLIENT_LOG.addHandler(handler)
-    CLIENT_LOG.setLevel(logging.INFO)
+    renumber = RenumberLog()
+    CLIENT_LOG.addHandler(renumber)
+    CLIENT_LOG.setLevel(logging.DEBUG if args.idempotence else logging.INFO)
     chaos = Chaos(args, root, log)
     history = None
     ok = False
@@ -880,6 +906,7 @@ def main(argv):
             history["stop_error"] = str(e)
     if history is not None:
         history["faults"] = log.events
+        history["client_renumbered"] = list(renumber.ended)
         with open(os.path.join(root, "history.json"), "w") as f:
             json.dump(history, f)
         result = check(history)

@@ -48,7 +48,7 @@ def only(result, kind):
 def test_clean_history_passes_and_counts():
     r = check(clean())
     assert r.ok, r.first_violations()
-    assert r.counts == {"acked": 4, "final": 6, "read": 8, "duplicates": 1,
+    assert r.counts == {"acked": 4, "final": 6, "read": 8, "duplicates": 1, "renumbered": 0,
                         "unacked_present": 1, "hw_seen": 6, "hw_stale": 0, "replica_copies": 6,
                         "lagging": 1,
                         "replica_tail": 1}
@@ -210,6 +210,46 @@ def test_duplicate_of_an_idempotent_producer_is_reported():
 def test_reordered_writes_of_an_idempotent_producer_are_reported():
     found = only(check(idempotent(["s1-w0-0", "s1-w0-2", "s1-w1-0", "s1-w0-1"])), "reordered")
     assert found == ["p0 offset 3 holds 's1-w0-1' after offset 1 held s1-w0-2"]
+
+
+def renumbering(producers, ended):
+    """The history of librdkafka's epoch bump (issue 4953) as a chaos run saw it: producer 7
+    wrote s1-w0-1 and -2 under epoch 0, ended that epoch itself, and wrote both again under
+    epoch 1 before -3; producers gives each offset's (producer id, epoch) as on the disks."""
+    h = idempotent(["s1-w0-1", "s1-w0-2", "s1-w0-1", "s1-w0-2", "s1-w0-3"])
+    h["assignment"] = {0: [1]}
+    h["replicas"] = {1: [x + list(w) for x, w in zip(h["final"], producers)]}
+    h["client_renumbered"] = ended
+    return h
+
+
+BUMPED = [(7, 0), (7, 0), (7, 1), (7, 1), (7, 1)]
+
+
+def test_values_the_client_renumbered_are_counted_not_reported():
+    r = check(renumbering(BUMPED, [[7, 0]]))
+    assert r.ok, r.first_violations()
+    assert r.counts["renumbered"] == 2 and r.counts["duplicates"] == 2
+    assert "renumbered=2 " in r.summary()
+
+
+def test_a_new_epoch_the_client_did_not_end_itself_is_reported():
+    """Without the client's own word for ending epoch 0 (a broker answer that made it bump, or a
+    new producer id), the copies are the broker's: duplicated and out of order."""
+    for ended in ([], [[7, 1]], [[8, 0]]):
+        r = check(renumbering(BUMPED, ended))
+        assert len(r.violations["duplicated"]) == 2, (ended, r.first_violations())
+        assert "(producer 7 epoch 0)" in r.violations["duplicated"][0]
+        assert r.violations["reordered"], ended
+        assert r.counts["renumbered"] == 0
+
+
+def test_a_duplicate_within_one_epoch_is_reported():
+    for producers in ([(7, 0)] * 5, [(7, 0), (7, 0), (8, 1), (8, 1), (8, 1)],
+                      [(7, 1), (7, 1), (7, 0), (7, 0), (7, 0)]):
+        r = check(renumbering(producers, [[7, 0], [7, 1], [8, 0]]))
+        assert len(r.violations["duplicated"]) == 2, (producers, r.first_violations())
+        assert r.counts["renumbered"] == 0
 
 
 def test_every_kind_has_a_test():
