@@ -349,8 +349,7 @@ def test_scripts_cluster_reports_a_node_that_cannot_start(tmp_path):
     root = tmp_path / "cluster"
     base = free_base_port(2)
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", base + 2 + 2000))  # node 2's cluster port
-        s.listen()
+        s.bind(("127.0.0.1", base + 2 + 2000))  # node 2's cluster port, bound, not listening
         try:
             proc = script(["start", "2"], root, base)
         finally:
@@ -361,6 +360,27 @@ def test_scripts_cluster_reports_a_node_that_cannot_start(tmp_path):
     # Node 1 was stopped again: nothing is left running.
     assert not list(root.glob("node*.pid"))
     assert not port_taken(base + 1)
+
+
+def test_scripts_cluster_starts_no_node_while_another_broker_holds_a_port(tmp_path):
+    """A broker already serving on node 1's ports (scripts/start's uses 9092 and 11092, node
+    1's with the default BASE_PORT) stops the start before any node runs. Catches the start
+    going ahead: nodes 2 and 3 dialled that broker at node 1's cluster port, took its cluster id
+    and kept it on disk, so the cluster could not form even once the broker was gone."""
+    root = tmp_path / "cluster"
+    base = free_base_port(3)
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", base + 1 + 2000))  # node 1's cluster port, served
+        s.listen()
+        try:
+            proc = script(["start", "3"], root, base)
+        finally:
+            kill_leftovers(root)
+    err = proc.stderr.decode()
+    assert proc.returncode == 1, err
+    assert err == ("cluster: port %d of node 1 is in use by another process (a broker started "
+                   "with scripts/start? stop it first), or set BASE_PORT\n" % (base + 2001)), err
+    assert not list(root.glob("node*")), list(root.glob("node*"))
 
 
 def test_broker_rack_is_in_metadata(make_broker):
