@@ -840,6 +840,8 @@ def parse_args(argv):
     unknown = set(args.kinds or ()) - {k for k, _ in FAULTS} - set(ON_REQUEST)
     if unknown:
         ap.error("unknown fault kinds: %s" % ", ".join(sorted(unknown)))
+    if args.client_abort_reruns > 0 and args.dir:
+        ap.error("--client-abort-reruns runs each attempt in a new directory: leave out --dir")
     if args.faults is None:
         args.faults = sys.maxsize if args.duration_s is not None else 10
     return args
