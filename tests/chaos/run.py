@@ -848,10 +848,11 @@ def parse_args(argv):
 
 
 def rerun_client_aborts(cmd, reruns):
-    """Runs cmd (this script without the rerun option: its nodes die with it) and returns 0 when
-    it exits 0, else 1; runs it again, at most reruns more times, when librdkafka's assertion
-    aborted it. Any other end, a verdict or another crash, is final."""
-    for attempt in range(reruns + 1):
+    """Runs cmd (this script without reruns: its nodes die with it) and returns 0 when it exits
+    0, else 1; runs it again, at most reruns more times, when librdkafka's assertion aborted it.
+    Any other end, a verdict or another crash, is final."""
+    attempt = 0
+    while True:
         child = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                  bufsize=1)
         client_abort = False
@@ -861,21 +862,17 @@ def rerun_client_aborts(cmd, reruns):
         rc = child.wait()
         if not (rc == -signal.SIGABRT and client_abort) or attempt == reruns:
             return 0 if rc == 0 else 1
+        attempt += 1
         print("chaos: librdkafka aborted the run's process before a verdict (its issue 3608); "
-              "running it again, %d of %d" % (attempt + 1, reruns), flush=True)
-    return 1  # not reached
+              "running it again, %d of %d" % (attempt, reruns), flush=True)
 
 
 def main(argv):
     args = parse_args(argv)
     if args.client_abort_reruns > 0:
-        child_argv, skip = [], False
-        for a in argv:  # every argument but the rerun option
-            if not skip and not a.startswith("--client-abort-reruns"):
-                child_argv.append(a)
-            skip = a == "--client-abort-reruns"
-        return rerun_client_aborts([sys.executable, os.path.abspath(__file__)] + child_argv,
-                                   args.client_abort_reruns)
+        # The last occurrence of an option wins: the child runs once.
+        return rerun_client_aborts([sys.executable, os.path.abspath(__file__)] + argv +
+                                   ["--client-abort-reruns", "0"], args.client_abort_reruns)
     root = args.dir or tempfile.mkdtemp(prefix="chronik-chaos-%d-" % args.seed)
     os.makedirs(root, exist_ok=True)
     log = Log()
