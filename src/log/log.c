@@ -187,7 +187,13 @@ static void submit_job(struct log *log)
         job->alloc_era = log->alloc_era;
         log->alloc_target = 0;
     }
-    if (log->epochs_dirty)
+    /* The epoch checkpoint waits for a job that changes what recovery trusts: after a crash
+     * only its entries below the recovery point are read (later ones are rebuilt from the
+     * scanned batches), and a job that moves the point up writes it first. A new epoch's first
+     * append then costs no checkpoint (two syncs) in the acknowledgement path. */
+    bool epochs_due = log->epochs_dirty && (job->seal_count > 0 || job->removal_count > 0 ||
+                                            log->start_dirty || log->dir_dirty);
+    if (epochs_due)
         epochs_format(&log->epochs, &add_checkpoint(job, log, LOG_EPOCH_CHECKPOINT, false)->text);
     if (log->start_dirty)
         log_start_text(log->start_offset,
@@ -197,7 +203,9 @@ static void submit_job(struct log *log)
         log_start_text(job->recovery_point,
                        &add_checkpoint(job, log, LOG_RECOVERY_CHECKPOINT, true)->text);
     }
-    log->epochs_dirty = log->start_dirty = false;
+    if (epochs_due)
+        log->epochs_dirty = false;
+    log->start_dirty = false;
     if (log->dir_dirty)
         job->dir = xstrdup(log->dir);
     log->dir_dirty = false;
@@ -263,14 +271,15 @@ static void apply_job(struct log *log, struct flush_job *job, int64_t target)
  * Whether appends up to end_offset that the job in flight does not cover may have a sync of
  * their own started now, beside it, instead of waiting for it to finish first (which made an
  * append wait for up to two syncs). Only when nothing but the active file's data is pending: a
- * roll's seal and directory sync, an epoch or start checkpoint and removals go with the next
- * full job, in its order (a batch in a new segment is durable only with the directory entry).
+ * roll's seal and directory sync, a start checkpoint and removals (with the epoch checkpoint,
+ * then due) go with the next full job, in its order (a batch in a new segment is durable only
+ * with the directory entry).
  */
 static bool may_overlap(const struct log *log, int64_t end_offset)
 {
     return log->err == 0 && log->inflight != NULL && log->overlap == NULL &&
            end_offset > log->inflight_target && log->seal_count == 0 && log->removal_count == 0 &&
-           !log->epochs_dirty && !log->start_dirty && !log->dir_dirty;
+           !log->start_dirty && !log->dir_dirty;
 }
 
 static void submit_overlap(struct log *log)

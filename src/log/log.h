@@ -41,8 +41,11 @@
  * Durability: an append is in the page cache when log_append returns; it is durable when the
  * durable offset (log_durable_offset) has passed it, which happens in log_flusher_drain after
  * the flusher's fdatasync of every file holding it (and of the directory when segments were
- * created or deleted). The epoch and start-offset checkpoints are replaced (temp file, sync,
- * rename, directory sync) by the flusher in the same round, before those syncs. A rolled
+ * created or deleted). The start-offset checkpoint is replaced (temp file, sync, rename,
+ * directory sync) by the flusher in the same round, before those syncs; the epoch checkpoint
+ * likewise, but only in a round that also seals, removes, syncs the directory or moves the
+ * start (after a crash only its entries below the recovery point are trusted, so it must be
+ * durable before the point moves past them, not before every append of a new epoch). A rolled
  * segment is sealed and synced by the next round, which a roll starts itself when none is in
  * flight; its file stays pinned until then. Everything recovered by log_open is durable when it
  * returns. A storage error (a failed write, sync, truncate, allocation or rename) is fatal for

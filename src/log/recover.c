@@ -683,7 +683,9 @@ int log_open(const struct log_env *env, const char *dir, const struct log_config
         goto fail;
     log->active_pin = log_active(log)->file;
     log->start_offset = MIN(MAX(start, log->segs[0]->base_offset), log_end(log));
-    log->start_dirty = log->start_offset != start;
+    /* No checkpoint means the first segment's base: a new log has nothing to write. */
+    log->start_dirty = log->start_offset != start &&
+                       !(start < 0 && log->start_offset == log->segs[0]->base_offset);
     load_epochs(log, t.clean, &stored, &rebuilt);
     rc = txn_load(log);
     if (rc < 0)

@@ -455,7 +455,7 @@ static void test_group_commit(void **state)
     int64_t last = 0;
     g_calls = 0;
     append_n(&f, 1, 10);
-    fx_sync(&f); /* writes the checkpoints the open left dirty */
+    fx_sync(&f);
     last = log_durable_offset(f.log);
     uint64_t syncs_before = io_sim_op_count(f.io, IO_SIM_SYNC);
     for (int i = 0; i < 20; i++) {
@@ -1366,6 +1366,47 @@ static void txn_path_of(struct fx *f, size_t k, char *out)
     snprintf(out, 128, "/p/%020lld.txnindex", (long long)base);
 }
 
+/* Appends one small batch in the next epoch and waits for it to be durable. */
+static void append_new_epoch(struct fx *f)
+{
+    buf_reset(&f->b);
+    test_batch_random(&f->b, &f->rng, 2, 10, 1700000000000, 1);
+    f->epoch++;
+    assert_int_equal(model_append(&f->m, f->log, &f->b, f->epoch), 0);
+    fx_sync(f);
+}
+
+/* A new epoch's first append (a new partition's first produce, every leader change) is
+ * acknowledged after the segment's sync alone. Writing the epoch checkpoint there (a temp file,
+ * two syncs, a rename) put milliseconds into the first acknowledgements. It is written by the
+ * job that moves the recovery point past its entries; a crash before that rebuilds them from
+ * the batches, and one after reads those below the point from it. */
+static void test_new_epoch_append_syncs_the_segment_alone(void **state)
+{
+    (void)state;
+    struct fx f;
+    fx_init(&f, g_seed + 41);
+    for (int i = 0; i < 3; i++) {
+        uint64_t syncs = io_sim_op_count(f.io, IO_SIM_SYNC);
+        uint64_t dirops = io_sim_op_count(f.io, IO_SIM_DIROP);
+        append_new_epoch(&f);
+        assert_int_equal(io_sim_op_count(f.io, IO_SIM_SYNC), syncs + 1);
+        assert_int_equal(io_sim_op_count(f.io, IO_SIM_DIROP), dirops);
+    }
+    crash_reopen(&f, io_sim_pending_ops(f.io));
+    check(&f);
+    check_epochs(&f);
+    /* Past a roll, the crash keeps the sealing job's checkpoint and recovery point. */
+    uint32_t segments = log_segment_count(f.log);
+    while (log_segment_count(f.log) < segments + 2)
+        append_new_epoch(&f);
+    append_new_epoch(&f);
+    crash_reopen(&f, io_sim_pending_ops(f.io));
+    check(&f);
+    check_epochs(&f);
+    fx_deinit(&f);
+}
+
 /*
  * Issue 11: the aborted-transaction index, against brute force: entries over many segments are
  * collected by Kafka's rules (overlap with [from, upper), the stop at a last stable offset >=
@@ -1539,6 +1580,7 @@ int main(void)
         cmocka_unit_test(test_no_sync_beside_a_pending_roll),
         cmocka_unit_test(test_reset),
         cmocka_unit_test(test_reset_crash_at_every_step),
+        cmocka_unit_test(test_new_epoch_append_syncs_the_segment_alone),
         cmocka_unit_test(test_txn_index_collect_truncate),
         cmocka_unit_test(test_txn_index_torn_tail_and_power_loss),
         cmocka_unit_test(test_txn_index_retention),
