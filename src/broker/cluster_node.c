@@ -852,7 +852,12 @@ static int open_transport(struct broker_cluster *c)
         .admit_ctx = c,
         .learn_only_from_set = true,
         .learn_only_from = cfg->voters.voters[0].id,
+        .voter_count = cfg->voters.count,
     };
+    int32_t voter_ids[BROKER_VOTERS_MAX];
+    for (uint32_t i = 0; i < cfg->voters.count; i++)
+        voter_ids[i] = cfg->voters.voters[i].id;
+    tc.voter_ids = voter_ids;
     if (b->sim != NULL) {
         /* The simulator's network: no hello, so every node's data directory names its cluster
          * already (meta.properties). */

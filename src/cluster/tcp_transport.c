@@ -78,6 +78,8 @@ struct tcp_transport {
     void *admit_ctx;
     bool learn_only_from_set;
     int32_t learn_only_from;
+    int32_t voter_ids[RAFT_VOTERS_MAX]; /* ascending: sent in every hello, checked in others' */
+    uint32_t voter_count;
     struct loop_fd listen_watch;
     struct peer **peers;
     size_t peer_count;
@@ -270,6 +272,8 @@ static void peer_hello(struct peer *p)
         .port = tt->adv_port,
         .version_min = WIRE_PROTOCOL_VERSION_MIN,
         .version_max = WIRE_PROTOCOL_VERSION_MAX,
+        .voter_ids = tt->voter_ids,
+        .voter_count = tt->voter_count,
     };
 
     (void)wire_hello_frame(&h, p->correlation++, &p->c.out);
@@ -466,8 +470,8 @@ static int inbound_frame(struct inbound *ib, struct slice frame)
 
         if (rc != 0 || req.api_key != WIRE_API_CLUSTER_HELLO)
             return rc != 0 ? rc : ERR_STATE; /* not a cluster node: no answer */
-        wire_hello_decide(&req.hello, tt->cluster_id, tt->t.self, admitted(tt, &req.hello), reason,
-                          &a);
+        wire_hello_decide(&req.hello, tt->cluster_id, tt->t.self, tt->voter_ids, tt->voter_count,
+                          admitted(tt, &req.hello), reason, &a);
         if (a.error_code == WIRE_HELLO_OK && !may_learn_from(tt, req.hello.node_id)) {
             a.error_code = WIRE_HELLO_INCONSISTENT_CLUSTER_ID;
             a.cluster_id = tt->cluster_id;
@@ -805,6 +809,12 @@ static int listen_open(struct tcp_transport *tt, const char *host, uint16_t port
     return fd;
 }
 
+static int cmp_node_id(const void *a, const void *b)
+{
+    int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
+    return (x > y) - (x < y);
+}
+
 int tcp_transport_create(struct loop *loop, const struct tcp_transport_config *cfg,
                          const struct transport_handler *h, struct tcp_transport **out)
 {
@@ -813,7 +823,8 @@ int tcp_transport_create(struct loop *loop, const struct tcp_transport_config *c
 
     if (cfg->self < 0 ||
         (cfg->cluster_id != NULL && strlen(cfg->cluster_id) > CLUSTER_ID_BYTES_MAX) ||
-        cfg->advertised_host == NULL || strlen(cfg->advertised_host) >= CLUSTER_HOST_BYTES_MAX)
+        cfg->advertised_host == NULL || strlen(cfg->advertised_host) >= CLUSTER_HOST_BYTES_MAX ||
+        cfg->voter_count > RAFT_VOTERS_MAX || (cfg->voter_count > 0 && cfg->voter_ids == NULL))
         return ERR_INVALID;
     tt = xcalloc(1, sizeof(*tt));
     fd = listen_open(tt, cfg->listen_host, cfg->listen_port);
@@ -833,6 +844,11 @@ int tcp_transport_create(struct loop *loop, const struct tcp_transport_config *c
     tt->learn_only_from_set = cfg->learn_only_from_set;
     tt->learn_only_from = cfg->learn_only_from;
     tt->admit_ctx = cfg->admit_ctx;
+    tt->voter_count = cfg->voter_count;
+    if (cfg->voter_count > 0) {
+        memcpy(tt->voter_ids, cfg->voter_ids, cfg->voter_count * sizeof(*cfg->voter_ids));
+        qsort(tt->voter_ids, tt->voter_count, sizeof(*tt->voter_ids), cmp_node_id);
+    }
     arena_init(&tt->scratch, ARENA_BLOCK_BYTES_DEFAULT, CLUSTER_FRAME_ARENA_MAX);
     arena_init(&tt->decode, ARENA_BLOCK_BYTES_DEFAULT, CLUSTER_FRAME_ARENA_MAX);
     buf_init(&tt->frame);

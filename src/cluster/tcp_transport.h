@@ -58,6 +58,11 @@ struct tcp_transport_config {
      * cluster can neither name it nor reach it first. False: from any admitted node. */
     bool learn_only_from_set;
     int32_t learn_only_from;
+    /* The node ids of controller.quorum.voters (distinct, any order), sent in every hello; a
+     * hello whose sender names other voter ids is refused (INCONSISTENT_VOTER_SET). None: no
+     * check, nothing sent. */
+    const int32_t *voter_ids;
+    uint32_t voter_count;
 };
 
 /* Binds the listener and starts accepting. -errno (the port is taken, ...) or ERR_INVALID. */

@@ -505,8 +505,20 @@ int wire_rpc_unpack(struct arena *a, const struct kafka_cluster_rpc_request *in,
 
 /* ---- hello --------------------------------------------------------------------------------- */
 
+/* "1,2,3": ascending ids, cut short to fit cap. */
+static void format_voters(const int32_t *ids, uint32_t n, char *buf, size_t cap)
+{
+    size_t len = 0;
+    buf[0] = '\0';
+    for (uint32_t i = 0; i < n && len < cap; i++) {
+        int w = snprintf(buf + len, cap - len, i == 0 ? "%d" : ",%d", (int)ids[i]);
+        len += w > 0 ? (size_t)w : 0;
+    }
+}
+
 void wire_hello_decide(const struct wire_hello *h, const char *cluster_id, int32_t self,
-                       bool admitted, char *reason_buf, struct wire_hello_answer *out)
+                       const int32_t *voter_ids, uint32_t voter_count, bool admitted,
+                       char *reason_buf, struct wire_hello_answer *out)
 {
     int16_t lo = MAX(h->version_min, (int16_t)WIRE_PROTOCOL_VERSION_MIN);
     int16_t hi = MIN(h->version_max, (int16_t)WIRE_PROTOCOL_VERSION_MAX);
@@ -547,6 +559,17 @@ void wire_hello_decide(const struct wire_hello *h, const char *cluster_id, int32
         out->error_code = WIRE_HELLO_INCONSISTENT_VOTER_SET;
         snprintf(reason_buf, n, "node %d dialled node %d at this address, but this is node %d",
                  h->node_id, h->target_node_id, self);
+    } else if (h->voter_count > 0 && voter_count > 0 &&
+               (h->voter_count != voter_count ||
+                memcmp(h->voter_ids, voter_ids, voter_count * sizeof(*voter_ids)) != 0)) {
+        char theirs[80], ours[80];
+        format_voters(h->voter_ids, h->voter_count, theirs, sizeof(theirs));
+        format_voters(voter_ids, voter_count, ours, sizeof(ours));
+        out->error_code = WIRE_HELLO_INCONSISTENT_VOTER_SET;
+        snprintf(reason_buf, n,
+                 "node %d has voters %.40s, this node (%d) has %.40s: all nodes need the same "
+                 "controller.quorum.voters (a standalone broker at this address?)",
+                 h->node_id, theirs, self, ours);
     } else if (!admitted) {
         out->error_code = WIRE_HELLO_BROKER_ID_NOT_REGISTERED;
         snprintf(reason_buf, n, "node %d (%.64s:%u) is not a known member of this cluster",
@@ -613,6 +636,8 @@ int wire_hello_frame(const struct wire_hello *h, int32_t correlation_id, struct 
     req.port = h->port;
     req.min_protocol_version = h->version_min;
     req.max_protocol_version = h->version_max;
+    req.voter_ids.items = (int32_t *)h->voter_ids; /* read only by the encoder */
+    req.voter_ids.count = h->voter_count;
     return frame_end(out, start, kafka_cluster_hello_request_encode(&req, 0, out));
 }
 
@@ -688,8 +713,14 @@ int wire_request_decode(struct arena *a, struct slice frame, struct wire_request
         if (rc != 0)
             return frame_err(rc);
         if (!str_ok(req.cluster_id, CLUSTER_ID_BYTES_MAX) ||
-            !str_ok(req.host, CLUSTER_HOST_BYTES_MAX) || req.node_id < 0 || req.target_node_id < 0)
+            !str_ok(req.host, CLUSTER_HOST_BYTES_MAX) || req.node_id < 0 ||
+            req.target_node_id < 0 || req.voter_ids.count > RAFT_VOTERS_MAX)
             return ERR_CORRUPT;
+        for (size_t i = 0; i < req.voter_ids.count; i++) {
+            if (req.voter_ids.items[i] < 0 ||
+                (i > 0 && req.voter_ids.items[i] <= req.voter_ids.items[i - 1]))
+                return ERR_CORRUPT; /* ascending, as every sender writes them */
+        }
         out->hello = (struct wire_hello){
             .cluster_id = req.cluster_id.ptr,
             .node_id = req.node_id,
@@ -698,6 +729,8 @@ int wire_request_decode(struct arena *a, struct slice frame, struct wire_request
             .port = req.port,
             .version_min = req.min_protocol_version,
             .version_max = req.max_protocol_version,
+            .voter_ids = req.voter_ids.items,
+            .voter_count = (uint32_t)req.voter_ids.count,
         };
     } else if (h.request_api_key == WIRE_API_RAFT_MESSAGES) {
         struct kafka_raft_messages_request req;

@@ -180,6 +180,8 @@ struct wire_hello {
     const char *host;       /* the sender's advertised cluster address */
     uint16_t port;
     int16_t version_min, version_max;
+    const int32_t *voter_ids; /* the sender's controller.quorum.voters ids, ascending */
+    uint32_t voter_count;     /* 0: not sent (a node of an earlier build) */
 };
 
 /* The answer to a hello. */
@@ -192,17 +194,20 @@ struct wire_hello_answer {
 };
 
 /*
- * The receiver's answer to h (pure). self and cluster_id are the receiver's (cluster_id "" while
- * it does not know it); admitted says whether the receiver knows h->node_id as a peer (a voter,
- * or a node it accepts as an observer). Checks in this order: cluster id, protocol version, the
- * sender claiming the receiver's id, the target, admission. The cluster ids agree when they are
+ * The receiver's answer to h (pure). self, cluster_id and voter_ids are the receiver's
+ * (cluster_id "" while it does not know it; voter_ids its controller.quorum.voters ids,
+ * ascending); admitted says whether the receiver knows h->node_id as a peer (a voter, or a node it
+ * accepts as an observer). Checks in this order: cluster id, protocol version, the sender
+ * claiming the receiver's id, the target, the voter ids (the same set on both sides, unless
+ * either sent none), admission. The cluster ids agree when they are
  * equal and not both empty, or when exactly one side's is empty: a new node learns the id from
  * the first admitted node that knows it. Two nodes that both lack it are refused: neither can
  * tell the other belongs to its cluster. An accept's cluster_id is the non-empty one of the two.
  * reason is written to reason_buf (CLUSTER_HELLO_REASON_BYTES_MAX bytes).
  */
 void wire_hello_decide(const struct wire_hello *h, const char *cluster_id, int32_t self,
-                       bool admitted, char *reason_buf, struct wire_hello_answer *out);
+                       const int32_t *voter_ids, uint32_t voter_count, bool admitted,
+                       char *reason_buf, struct wire_hello_answer *out);
 
 /* Frames, appended to out whole (size prefix included); out is unchanged on error. A RaftMessages
  * frame over CLUSTER_FRAME_BYTES_MAX is ERR_TOO_LARGE. scratch holds the generated structs

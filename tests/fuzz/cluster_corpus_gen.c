@@ -45,16 +45,19 @@ int main(int argc, char **argv)
     buf_init(&b);
     int rc = 0;
 
+    static const int32_t voter_ids[] = {1, 2, 3};
     struct wire_hello h = {.cluster_id = "MkU3OEVBNTcwNTJENDM2Qk",
                            .node_id = 2,
                            .target_node_id = 1,
                            .host = "127.0.0.1",
-                           .port = 11093};
+                           .port = 11093,
+                           .voter_ids = voter_ids,
+                           .voter_count = 3};
     wire_hello_frame(&h, 1, &b);
     rc |= put(dir, 0, b.data + 4, b.len - 4);
     char reason[CLUSTER_HELLO_REASON_BYTES_MAX];
     struct wire_hello_answer ans;
-    wire_hello_decide(&h, "other", 1, true, reason, &ans);
+    wire_hello_decide(&h, "other", 1, NULL, 0, true, reason, &ans);
     buf_reset(&b);
     wire_hello_answer_frame(&ans, 1, &b);
     rc |= put(dir, 1, b.data + 4, b.len - 4);
@@ -93,7 +96,7 @@ int main(int argc, char **argv)
     buf_reset(&b);
     wire_hello_frame(&fresh, 2, &b);
     rc |= put(dir, 0, b.data + 4, b.len - 4);
-    wire_hello_decide(&fresh, h.cluster_id, 1, true, reason, &ans);
+    wire_hello_decide(&fresh, h.cluster_id, 1, NULL, 0, true, reason, &ans);
     buf_reset(&b);
     wire_hello_answer_frame(&ans, 2, &b);
     rc |= put(dir, 1, b.data + 4, b.len - 4);

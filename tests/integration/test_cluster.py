@@ -7,6 +7,7 @@ controller costs a short election and no acknowledged data, and a restart keeps 
 """
 
 import base64
+import os
 import time
 import uuid
 
@@ -305,6 +306,44 @@ def test_node_of_another_cluster_is_refused(tmp_path):
         assert "another cluster's data directory; give it its own, or a new one" in text, text
         assert not serving(stranger.port)
     finally:
+        c.stop()
+
+
+def test_new_voter_does_not_take_the_id_of_a_standalone_broker_on_a_voters_address(tmp_path):
+    # Catches: a new voter learning its cluster id from whatever answers at the first voter's
+    # address. A standalone broker left running there (scripts/start's, on node 1's ports)
+    # admitted node 2 as an observer and handed it its id, which node 2 kept: once the real
+    # node 1 ran, the cluster could never form until node 2's directory was deleted.
+    c = Cluster(tmp_path / "cluster", 3)
+    n1, n2 = c.nodes[1], c.nodes[2]
+    alone = Broker(tmp_path / "alone", ["--node-id", "1"])
+    alone.port, alone.http_port, alone.cluster_port = n1.port, n1.http_port, n1.cluster_port
+    alone.served = True
+    alone.start()
+    alone_id = AdminClient({"bootstrap.servers": alone.bootstrap}).list_topics(
+        timeout=TIMEOUT_S).cluster_id
+    n2.launch()
+    try:
+        deadline = time.monotonic() + TIMEOUT_S
+        while "controller.quorum.voters" not in n2.stderr_text():
+            assert n2.alive() and time.monotonic() < deadline, n2.stderr_text()
+            time.sleep(0.05)
+        text = n2.stderr_text()
+        assert "node 1 refused the connection (error 94): node 2 has voters 1,2,3, this node " \
+               "(1) has 1: all nodes need the same controller.quorum.voters" in text, text
+        meta = os.path.join(n2.data_dir, "meta.properties")
+        assert not os.path.exists(meta) or alone_id not in open(meta).read()
+        alone.stop()
+        c.nodes[1].launch()
+        c.nodes[3].launch()
+        for i in (1, 2, 3):
+            c.nodes[i].wait_started()
+        c.wait_serving()
+        ids = {c.metadata(i).cluster_id for i in (1, 2, 3)}
+        assert len(ids) == 1 and alone_id not in ids, ids
+    finally:
+        if alone.alive():
+            alone.stop()
         c.stop()
 
 

@@ -365,8 +365,8 @@ def test_scripts_cluster_reports_a_node_that_cannot_start(tmp_path):
 def test_scripts_cluster_starts_no_node_while_another_broker_holds_a_port(tmp_path):
     """A broker already serving on node 1's ports (scripts/start's uses 9092 and 11092, node
     1's with the default BASE_PORT) stops the start before any node runs. Catches the start
-    going ahead: nodes 2 and 3 dialled that broker at node 1's cluster port, took its cluster id
-    and kept it on disk, so the cluster could not form even once the broker was gone."""
+    going ahead: node 1 then fails, and nodes 2 and 3 dial that broker at node 1's cluster port
+    (which once handed them its cluster id; test_cluster.py covers the broker's side)."""
     root = tmp_path / "cluster"
     base = free_base_port(3)
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:

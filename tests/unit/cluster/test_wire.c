@@ -482,33 +482,67 @@ static void test_hello_decide(void **state)
     char reason[CLUSTER_HELLO_REASON_BYTES_MAX];
     struct wire_hello_answer ans;
 
-    wire_hello_decide(&hello, hello.cluster_id, 1, true, reason, &ans);
+    wire_hello_decide(&hello, hello.cluster_id, 1, NULL, 0, true, reason, &ans);
     assert_int_equal(ans.error_code, WIRE_HELLO_OK);
     assert_null(ans.reason);
     assert_int_equal(ans.version, 0);
     assert_int_equal(ans.node_id, 1);
 
-    wire_hello_decide(&hello, "AAAAAAAAAAAAAAAAAAAAAA", 1, true, reason, &ans);
+    wire_hello_decide(&hello, "AAAAAAAAAAAAAAAAAAAAAA", 1, NULL, 0, true, reason, &ans);
     assert_int_equal(ans.error_code, WIRE_HELLO_INCONSISTENT_CLUSTER_ID);
     assert_non_null(strstr(ans.reason, "MkU3OEVBNTcwNTJENDM2Qk"));
     assert_int_equal(ans.version, -1);
 
-    wire_hello_decide(&hello, hello.cluster_id, 1, false, reason, &ans);
+    wire_hello_decide(&hello, hello.cluster_id, 1, NULL, 0, false, reason, &ans);
     assert_int_equal(ans.error_code, WIRE_HELLO_BROKER_ID_NOT_REGISTERED);
     assert_non_null(strstr(ans.reason, "node 2"));
 
-    wire_hello_decide(&hello, hello.cluster_id, 3, true, reason, &ans);
+    wire_hello_decide(&hello, hello.cluster_id, 3, NULL, 0, true, reason, &ans);
     assert_int_equal(ans.error_code, WIRE_HELLO_INCONSISTENT_VOTER_SET);
     assert_non_null(strstr(ans.reason, "this is node 3"));
 
-    wire_hello_decide(&hello, hello.cluster_id, 2, true, reason, &ans);
+    wire_hello_decide(&hello, hello.cluster_id, 2, NULL, 0, true, reason, &ans);
     assert_int_equal(ans.error_code, WIRE_HELLO_DUPLICATE_BROKER_REGISTRATION);
 
     struct wire_hello future = hello;
     future.version_min = 1;
     future.version_max = 3;
-    wire_hello_decide(&future, hello.cluster_id, 1, true, reason, &ans);
+    wire_hello_decide(&future, hello.cluster_id, 1, NULL, 0, true, reason, &ans);
     assert_int_equal(ans.error_code, WIRE_HELLO_UNSUPPORTED_VERSION);
+}
+
+/* Another voter list is refused. Found by hand: a standalone broker left running on the first
+ * voter's address admitted new voters as observers and handed them its cluster id, which they
+ * kept, so the real cluster could never form. */
+static void test_hello_decide_voters(void **state)
+{
+    (void)state;
+    static const int32_t three[] = {1, 2, 3}, alone[] = {1}, other[] = {1, 2, 4};
+    char reason[CLUSTER_HELLO_REASON_BYTES_MAX];
+    struct wire_hello_answer ans;
+    struct wire_hello voter = hello;
+    voter.voter_ids = three;
+    voter.voter_count = 3;
+    struct wire_hello fresh = voter;
+    fresh.cluster_id = "";
+
+    wire_hello_decide(&fresh, hello.cluster_id, 1, alone, 1, true, reason, &ans);
+    assert_int_equal(ans.error_code, WIRE_HELLO_INCONSISTENT_VOTER_SET);
+    assert_int_equal(ans.version, -1);
+    assert_non_null(strstr(ans.reason, "node 2 has voters 1,2,3, this node (1) has 1: all nodes "
+                                       "need the same controller.quorum.voters"));
+    wire_hello_decide(&voter, hello.cluster_id, 1, other, 3, true, reason, &ans);
+    assert_int_equal(ans.error_code, WIRE_HELLO_INCONSISTENT_VOTER_SET);
+    assert_non_null(strstr(ans.reason, "this node (1) has 1,2,4"));
+
+    /* The same ids, or no list on either side (an earlier build): accepted. */
+    wire_hello_decide(&fresh, hello.cluster_id, 1, three, 3, true, reason, &ans);
+    assert_int_equal(ans.error_code, WIRE_HELLO_OK);
+    assert_string_equal(ans.cluster_id, hello.cluster_id);
+    wire_hello_decide(&hello, hello.cluster_id, 1, alone, 1, true, reason, &ans);
+    assert_int_equal(ans.error_code, WIRE_HELLO_OK);
+    wire_hello_decide(&voter, hello.cluster_id, 1, NULL, 0, true, reason, &ans);
+    assert_int_equal(ans.error_code, WIRE_HELLO_OK);
 }
 
 /* Hello and answer frames round-trip; a hello with over-long strings is refused. */
@@ -530,10 +564,36 @@ static void test_hello_frames(void **state)
     assert_int_equal(req.hello.node_id, 2);
     assert_int_equal(req.hello.target_node_id, 1);
     assert_int_equal(req.hello.port, 11093);
+    assert_int_equal(req.hello.voter_count, 0);
+
+    /* Voter ids travel ascending; others, or more than a group can have, are corrupt. */
+    static const int32_t ids[] = {1, 2, 5}, unsorted[] = {2, 1},
+                         many[RAFT_VOTERS_MAX + 1] = {1, 2, 3, 4, 5, 6, 7, 8};
+    struct wire_hello with_ids = hello;
+    with_ids.voter_ids = ids;
+    with_ids.voter_count = 3;
+    buf_reset(&b);
+    assert_int_equal(wire_hello_frame(&with_ids, 9, &b), 0);
+    assert_int_equal(wire_request_decode(&a, slice_make(b.data + 4, b.len - 4), &req), 0);
+    assert_int_equal(req.hello.voter_count, 3);
+    assert_memory_equal(req.hello.voter_ids, ids, sizeof(ids));
+    with_ids.voter_ids = unsorted;
+    with_ids.voter_count = 2;
+    buf_reset(&b);
+    assert_int_equal(wire_hello_frame(&with_ids, 9, &b), 0);
+    assert_int_equal(wire_request_decode(&a, slice_make(b.data + 4, b.len - 4), &req), ERR_CORRUPT);
+    with_ids.voter_ids = many;
+    with_ids.voter_count = RAFT_VOTERS_MAX + 1;
+    buf_reset(&b);
+    assert_int_equal(wire_hello_frame(&with_ids, 9, &b), 0);
+    assert_int_equal(wire_request_decode(&a, slice_make(b.data + 4, b.len - 4), &req), ERR_CORRUPT);
+    buf_reset(&b);
+    assert_int_equal(wire_hello_frame(&hello, 9, &b), 0);
+    assert_int_equal(wire_request_decode(&a, slice_make(b.data + 4, b.len - 4), &req), 0);
 
     char reason[CLUSTER_HELLO_REASON_BYTES_MAX];
     struct wire_hello_answer ans, back;
-    wire_hello_decide(&req.hello, "another-cluster", 1, true, reason, &ans);
+    wire_hello_decide(&req.hello, "another-cluster", 1, NULL, 0, true, reason, &ans);
     buf_reset(&b);
     assert_int_equal(wire_hello_answer_frame(&ans, 9, &b), 0);
     int32_t corr = 0;
@@ -898,28 +958,28 @@ static void test_hello_decide_new_node(void **state)
     struct wire_hello fresh = hello;
     fresh.cluster_id = "";
 
-    wire_hello_decide(&fresh, hello.cluster_id, 1, true, reason, &ans);
+    wire_hello_decide(&fresh, hello.cluster_id, 1, NULL, 0, true, reason, &ans);
     assert_int_equal(ans.error_code, WIRE_HELLO_OK);
     assert_string_equal(ans.cluster_id, hello.cluster_id);
 
-    wire_hello_decide(&fresh, hello.cluster_id, 1, false, reason, &ans);
+    wire_hello_decide(&fresh, hello.cluster_id, 1, NULL, 0, false, reason, &ans);
     assert_int_equal(ans.error_code, WIRE_HELLO_BROKER_ID_NOT_REGISTERED);
 
-    wire_hello_decide(&fresh, "", 1, true, reason, &ans);
+    wire_hello_decide(&fresh, "", 1, NULL, 0, true, reason, &ans);
     assert_int_equal(ans.error_code, WIRE_HELLO_INCONSISTENT_CLUSTER_ID);
     assert_non_null(strstr(ans.reason, "knows the cluster id"));
     assert_string_equal(ans.cluster_id, "");
 
     /* A new node receiving a member's hello: accepted with the member's id, unless the member
      * is not admitted, in which case the answer carries the new node's (empty) id. */
-    wire_hello_decide(&hello, "", 1, true, reason, &ans);
+    wire_hello_decide(&hello, "", 1, NULL, 0, true, reason, &ans);
     assert_int_equal(ans.error_code, WIRE_HELLO_OK);
     assert_string_equal(ans.cluster_id, hello.cluster_id);
-    wire_hello_decide(&hello, "", 1, false, reason, &ans);
+    wire_hello_decide(&hello, "", 1, NULL, 0, false, reason, &ans);
     assert_int_equal(ans.error_code, WIRE_HELLO_BROKER_ID_NOT_REGISTERED);
     assert_string_equal(ans.cluster_id, "");
 
-    wire_hello_decide(&fresh, hello.cluster_id, 3, true, reason, &ans);
+    wire_hello_decide(&fresh, hello.cluster_id, 3, NULL, 0, true, reason, &ans);
     assert_int_equal(ans.error_code, WIRE_HELLO_INCONSISTENT_VOTER_SET);
 }
 
@@ -937,6 +997,7 @@ int main(void)
         cmocka_unit_test(test_unpack_refuses_before_allocating),
         cmocka_unit_test(test_frames_refused),
         cmocka_unit_test(test_hello_decide),
+        cmocka_unit_test(test_hello_decide_voters),
         cmocka_unit_test(test_hello_frames),
         cmocka_unit_test(test_heartbeat_frame_bytes),
         cmocka_unit_test(test_rpc_round_trip),
