@@ -345,15 +345,23 @@ def test_scripts_cluster_starts_and_stops_three_nodes(tmp_path):
         kill_leftovers(root)
 
 
+def start_while_held(root, base, n, port, listen):
+    """`scripts/cluster start n` while this process holds port: bound, and served if listen."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", port))
+        if listen:
+            s.listen()
+        try:
+            return script(["start", str(n)], root, base)
+        finally:
+            kill_leftovers(root)
+
+
 def test_scripts_cluster_reports_a_node_that_cannot_start(tmp_path):
     root = tmp_path / "cluster"
     base = free_base_port(2)
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", base + 2 + 2000))  # node 2's cluster port, bound, not listening
-        try:
-            proc = script(["start", "2"], root, base)
-        finally:
-            kill_leftovers(root)
+    # Node 2's cluster port, bound, not listening.
+    proc = start_while_held(root, base, 2, base + 2 + 2000, listen=False)
     err = proc.stderr.decode()
     assert proc.returncode == 1, err
     assert "node 2 failed to start" in err and "for the cluster port" in err, err
@@ -369,13 +377,7 @@ def test_scripts_cluster_starts_no_node_while_another_broker_holds_a_port(tmp_pa
     (which once handed them its cluster id; test_cluster.py covers the broker's side)."""
     root = tmp_path / "cluster"
     base = free_base_port(3)
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", base + 1 + 2000))  # node 1's cluster port, served
-        s.listen()
-        try:
-            proc = script(["start", "3"], root, base)
-        finally:
-            kill_leftovers(root)
+    proc = start_while_held(root, base, 3, base + 1 + 2000, listen=True)  # node 1's, served
     err = proc.stderr.decode()
     assert proc.returncode == 1, err
     assert err == ("cluster: port %d of node 1 is in use by another process (a broker started "
