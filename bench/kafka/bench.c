@@ -355,7 +355,11 @@ int main(int argc, char **argv)
         return EXIT_SUCCESS;
     }
     keep_heap();
-    bench_run_init(&run, &opts);
+    if (bench_run_init(&run, &opts, err, sizeof(err)) < 0) {
+        fprintf(stderr, "chronik-bench: %s\n", err);
+        bench_run_deinit(&run);
+        return EXIT_FAILED;
+    }
     struct rng rng;
     rng_seed(&rng, bench_wall_ns() ^ ((uint64_t)getpid() << 32));
     run.seed = rng_next(&rng);

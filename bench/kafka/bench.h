@@ -19,10 +19,12 @@
 
 #include <librdkafka/rdkafka.h>
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <time.h>
 
 /* Errors counted by librdkafka code, the first BENCH_ERROR_KINDS_MAX kinds by name. */
@@ -80,10 +82,16 @@ struct bench_run {
     _Atomic int stop_requests; /* SIGINT/SIGTERM: 1 finishes early, 2 abandons waiting */
     struct bench_producer producer;
     struct bench_consumer consumer;
+    /* --client-stats: every client's statistics, each JSON document written whole on one line
+     * (the producer's and the consumer's callbacks run on their own threads). */
+    FILE *client_stats;
+    pthread_mutex_t client_stats_lock;
 };
 
-/* Zeroes run and sets its empty histograms; opts must outlive run. */
-void bench_run_init(struct bench_run *run, const struct bench_opts *opts);
+/* Zeroes run and sets its empty histograms; opts must outlive run. Opens --client-stats's file:
+ * returns 0, or a negative code with a message in err. */
+int bench_run_init(struct bench_run *run, const struct bench_opts *opts, char *err,
+                   size_t err_bytes);
 void bench_run_deinit(struct bench_run *run);
 
 /* Counts one error of code; returns true when it is the first of its kind, so that the caller
@@ -91,7 +99,8 @@ void bench_run_deinit(struct bench_run *run);
 bool bench_errors_add(struct bench_errors *e, int code);
 
 /*
- * A librdkafka configuration with bootstrap.servers, client.id and opaque = run. The caller
+ * A librdkafka configuration with bootstrap.servers, client.id, opaque = run and, with
+ * --client-stats, a statistics callback writing to run->client_stats. The caller
  * sets its own keys with bench_conf_set() and then calls bench_conf_finish(), which applies
  * the -X settings last so that they win. Each returns 0 or ERR_INVALID with err filled; on
  * error the caller still owns conf and destroys it.

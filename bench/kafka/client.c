@@ -12,6 +12,7 @@
 #include "base/assert.h"
 #include "base/error.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,7 +21,18 @@
 
 #define METADATA_RETRY_MS 100
 
-void bench_run_init(struct bench_run *run, const struct bench_opts *opts)
+PRINTF_LIKE(3, 4)
+static int fail(char *err, size_t err_bytes, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, err_bytes, fmt, ap);
+    va_end(ap);
+    return ERR_INVALID;
+}
+
+int bench_run_init(struct bench_run *run, const struct bench_opts *opts, char *err,
+                   size_t err_bytes)
 {
     ASSERT(run != NULL && opts != NULL);
     memset(run, 0, sizeof(*run));
@@ -28,11 +40,24 @@ void bench_run_init(struct bench_run *run, const struct bench_opts *opts)
     hist_init(&run->producer.latency_us);
     hist_init(&run->producer.steady_us);
     hist_init(&run->consumer.latency_us);
+    int rc = pthread_mutex_init(&run->client_stats_lock, NULL);
+    ASSERT(rc == 0); /* default attributes: fails only without memory, which is fatal anyway */
+    if (opts->client_stats != NULL) {
+        run->client_stats = fopen(opts->client_stats, "w");
+        if (run->client_stats == NULL)
+            return fail(err, err_bytes, "cannot write %s: %s", opts->client_stats, strerror(errno));
+    }
+    return 0;
 }
 
 void bench_run_deinit(struct bench_run *run)
 {
     ASSERT(run != NULL);
+    if (run->client_stats != NULL && fclose(run->client_stats) != 0)
+        fprintf(stderr, "chronik-bench: writing %s: %s\n", run->opts->client_stats,
+                strerror(errno));
+    run->client_stats = NULL;
+    pthread_mutex_destroy(&run->client_stats_lock);
     free(run->start_low);
     free(run->start_high);
     run->start_low = NULL;
@@ -57,16 +82,6 @@ bool bench_errors_add(struct bench_errors *e, int code)
     return true;
 }
 
-PRINTF_LIKE(3, 4)
-static int fail(char *err, size_t err_bytes, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, err_bytes, fmt, ap);
-    va_end(ap);
-    return ERR_INVALID;
-}
-
 int bench_conf_set(rd_kafka_conf_t *conf, const char *key, const char *value, char *err,
                    size_t err_bytes)
 {
@@ -74,6 +89,25 @@ int bench_conf_set(rd_kafka_conf_t *conf, const char *key, const char *value, ch
     char why[BENCH_ERROR_BYTES_MAX];
     if (rd_kafka_conf_set(conf, key, value, why, sizeof(why)) != RD_KAFKA_CONF_OK)
         return fail(err, err_bytes, "librdkafka refuses %s=%s: %s", key, value, why);
+    return 0;
+}
+
+/* The run whose --client-stats file the statistics callback writes to. Not the callback's
+ * opaque: the consumer sets its own state there. One run per process. */
+static struct bench_run *stats_run;
+
+/* librdkafka's statistics callback: one JSON document, written as one line. Returns 0 so that
+ * librdkafka frees the document. */
+static int on_stats(rd_kafka_t *rk, char *json, size_t len, void *opaque)
+{
+    (void)rk;
+    (void)opaque;
+    struct bench_run *run = stats_run;
+    ASSERT(run != NULL && run->client_stats != NULL);
+    pthread_mutex_lock(&run->client_stats_lock);
+    fwrite(json, 1, len, run->client_stats);
+    fputc('\n', run->client_stats);
+    pthread_mutex_unlock(&run->client_stats_lock);
     return 0;
 }
 
@@ -90,6 +124,14 @@ rd_kafka_conf_t *bench_conf_new(struct bench_run *run)
     res = rd_kafka_conf_set(conf, "client.id", "chronik-bench", why, sizeof(why));
     ASSERT(res == RD_KAFKA_CONF_OK);
     rd_kafka_conf_set_opaque(conf, run);
+    if (run->client_stats != NULL) {
+        ASSERT(stats_run == NULL || stats_run == run);
+        stats_run = run;
+        res = rd_kafka_conf_set(conf, "statistics.interval.ms", BENCH_STATS_INTERVAL_MS, why,
+                                sizeof(why));
+        ASSERT(res == RD_KAFKA_CONF_OK);
+        rd_kafka_conf_set_stats_cb(conf, on_stats);
+    }
     return conf;
 }
 

@@ -55,6 +55,8 @@ const char bench_usage_text[] =
     "  --timeout-ms MS         the consumer gives up after MS without a message (default 10000)\n"
     "  --payload random|zeros  value bytes (default random)\n"
     "  --json                  print the summary as one JSON line\n"
+    "  --client-stats FILE     write librdkafka's statistics to FILE, a JSON line a second\n"
+    "                          from each client (its own queue time, round trips, ...)\n"
     "  -X KEY=VALUE            set a librdkafka property; wins over the options above\n"
     "  -h, --help              print this help and exit\n"
     "\n"
@@ -81,6 +83,7 @@ enum opt_id {
     OPT_TIMEOUT,
     OPT_PAYLOAD,
     OPT_JSON,
+    OPT_CLIENT_STATS,
     OPT_COUNT,
 };
 
@@ -119,6 +122,7 @@ static const struct opt_def opt_defs[] = {
     {"--timeout-ms", OPT_TIMEOUT, true, M_READS},
     {"--payload", OPT_PAYLOAD, true, M_SENDS},
     {"--json", OPT_JSON, false, M_ALL},
+    {"--client-stats", OPT_CLIENT_STATS, true, M_ALL},
 };
 
 static const char *const mode_names[] = {
@@ -280,6 +284,11 @@ static int apply_text(const struct opt_def *d, const char *value, struct bench_o
         if (*value == '\0')
             return fail(err, err_bytes, "--group is empty");
         o->group = value;
+        return 0;
+    case OPT_CLIENT_STATS:
+        if (*value == '\0')
+            return fail(err, err_bytes, "--client-stats is empty");
+        o->client_stats = value;
         return 0;
     default:
         return apply_choice(d, value, o, err, err_bytes);

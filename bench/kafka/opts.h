@@ -56,6 +56,7 @@ struct bench_opts {
     uint32_t idle_timeout_ms; /* --timeout-ms: the consumer stops after this long without data */
     enum bench_payload payload;
     bool json;
+    const char *client_stats; /* --client-stats FILE; NULL when not given */
     uint32_t settings_count;
     struct bench_setting settings[BENCH_CLIENT_SETTINGS_MAX];
 };

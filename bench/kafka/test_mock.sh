@@ -83,10 +83,24 @@ check "produce 2000 records, all acknowledged" $?
 
 # 1000 records a second for 3 s: those sent after the first second alone form the steady-state
 # figure (a record due within the pacing's minimum sleep of that second may go a little early).
-run 0 produce --topic warm --messages 3000 --rate 1000 --warmup 1 --json &&
+run 0 produce --topic warm --messages 3000 --rate 1000 --warmup 1 --json \
+    --client-stats "$work/stats.json" &&
     json 'j["ok"] and j["produce"]["latency_ms"]["samples"] == 3000 and j["produce"]["warmup_s"] == 1 and
           1990 <= j["produce"]["steady_latency_ms"]["samples"] <= 2000'
 check "--warmup reports the records sent after the warm-up apart" $?
+
+# The same 3 s run wrote librdkafka's statistics: a whole JSON document a line, about one a
+# second from the producer, whose round trips client_stats.py splits from its queue time.
+python3 -c '
+import json, sys
+docs = [json.loads(line) for line in open(sys.argv[1])]
+prod = [d for d in docs if d["type"] == "producer"]
+sent = sum(b["rtt"]["cnt"] for d in prod for b in d["brokers"].values() if b["nodeid"] >= 0)
+sys.exit(0 if 2 <= len(prod) <= 4 and sent > 0 else 1)' "$work/stats.json" &&
+    python3 "$(dirname "$0")/client_stats.py" "$work/stats.json" >"$work/out" 2>"$work/err" &&
+    grep -q "^  rtt *p50 [0-9.]* ([0-9.]*)  p99 " "$work/out" &&
+    grep -q "^  int_latency " "$work/out"
+check "--client-stats writes the producer's statistics a line a second; client_stats.py reads them" $?
 
 run 0 consume --topic t --json &&
     json 'j["ok"] and j["consume"]["messages"] == 2000 and j["consume"]["bytes"] == 2000 * 512 and

@@ -69,6 +69,7 @@ static void test_produce_defaults(void **state)
     assert_null(opts.group);
     assert_int_equal(opts.payload, BENCH_PAYLOAD_RANDOM);
     assert_false(opts.json);
+    assert_null(opts.client_stats);
     assert_int_equal(opts.settings_count, 0);
 }
 
@@ -95,8 +96,8 @@ static void test_every_option(void **state)
                            "--compression=zstd", "--partitions", "8", "--replication-factor", "3",
                            "--linger-ms", "0", "--batch-size", "65536", "--rate", "1000",
                            "--warmup", "2", "--group", "g1", "--commit-interval-ms", "250",
-                           "--timeout-ms", "3000", "--payload", "zeros", "--json", "-X",
-                           "fetch.min.bytes=1", "-Xsocket.nagle.disable=true=x"),
+                           "--timeout-ms", "3000", "--payload", "zeros", "--json", "--client-stats",
+                           "s.json", "-X", "fetch.min.bytes=1", "-Xsocket.nagle.disable=true=x"),
                      0);
     assert_int_equal(opts.mode, BENCH_MODE_E2E);
     assert_string_equal(opts.brokers, "h1:1,h2:2");
@@ -117,6 +118,7 @@ static void test_every_option(void **state)
     assert_int_equal(opts.idle_timeout_ms, 3000);
     assert_int_equal(opts.payload, BENCH_PAYLOAD_ZEROS);
     assert_true(opts.json);
+    assert_string_equal(opts.client_stats, "s.json");
     assert_int_equal(opts.settings_count, 2);
     assert_string_equal(opts.settings[0].key, "fetch.min.bytes");
     assert_string_equal(opts.settings[0].value, "1");
@@ -172,6 +174,7 @@ static void test_numbers_refused(void **state)
     assert_refused(PARSE("produce", "--warmup", "0"), "--warmup");
     assert_refused(PARSE("consume", "--timeout-ms", "0"), "--timeout-ms");
     assert_refused(PARSE("produce", "--replication-factor", "0"), "--replication-factor");
+    assert_refused(PARSE("produce", "--client-stats", ""), "--client-stats is empty");
 }
 
 static void test_shapes_refused(void **state)

@@ -264,6 +264,7 @@
 #define BENCH_ERROR_KINDS_MAX        8u             /* distinct error codes counted by name */
 #define BENCH_PAYLOAD_POOL_BYTES     (4u * MIB)     /* random bytes records are cut from */
 #define BENCH_POLL_EVERY_MESSAGES    256u           /* producer serves delivery reports this often */
+#define BENCH_STATS_INTERVAL_MS      "1000"         /* --client-stats: statistics.interval.ms */
 
 /* clang-format on */
 
