@@ -25,6 +25,9 @@
 #   SCENARIOS     the scenarios to run, by name (default "produce-1k produce-100 consume-1k";
 #                 consume-1k reads what produce-1k wrote)
 #   KEEP_DATA=1   keep the data directory and logs afterwards
+#   QUIET_MS      before dd and again before the first scenario, wait until QUIET_S seconds
+#                 (default 5) pass with no probe sync slower than this (default 10; 0: do not
+#                 wait), for at most QUIET_MAX_S seconds (default 90)
 # Exit status: 0 when every scenario ran cleanly and met its target, 1 when a scenario failed
 # (delivery errors, short consumption, the broker died), 2 when all ran but a target was missed.
 set -uo pipefail
@@ -188,6 +191,46 @@ latency_floor() {
         sed 's/^== floor: /   /'
 }
 
+# Waits until the disk is quiet: a probe appends 64 KiB and fdatasyncs it every 50 ms, and the
+# disk is quiet once QUIET_S seconds of probes all took under QUIET_MS. On this project's VM
+# (ext4 mounted with `discard`) deleting the gigabytes of a run before stalled single syncs for
+# about 100 ms every 2-3 s over the next 15 s, which a scenario started then measured instead
+# of the broker (and a dd then measured a slower disk than the broker would meet). The probe
+# file stays until the run's end, like dd's.
+disk_quiet() {
+    [ "${QUIET_MS:-10}" != 0 ] || return 0
+    timeout -k 5 $((${QUIET_MAX_S:-90} + 30)) python3 - "$root/quiet.probe" "${QUIET_MS:-10}" \
+        "${QUIET_S:-5}" "${QUIET_MAX_S:-90}" <<'PY'
+import os, sys, time
+path, quiet_ms, quiet_s, max_s = sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4])
+fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+block = b"\0" * 65536
+start = time.monotonic()
+since = start  # the start of the current run of quiet probes
+slow, highest = 0, 0.0
+while True:
+    t0 = time.monotonic()
+    os.write(fd, block)
+    os.fdatasync(fd)
+    t1 = time.monotonic()
+    ms = (t1 - t0) * 1000
+    if ms >= quiet_ms:
+        slow += 1
+        highest = max(highest, ms)
+        since = t1
+    if t1 - since >= quiet_s:
+        print("== disk quiet after %.1f s (%d probe syncs of %.0f ms or more before, the slowest %.0f ms)"
+              % (t1 - start, slow, quiet_ms, highest))
+        break
+    if t1 - start >= max_s:
+        print("== disk not quiet after %.0f s (%d probe syncs of %.0f ms or more, the slowest %.0f ms); measuring anyway"
+              % (max_s, slow, quiet_ms, highest))
+        break
+    time.sleep(max(0.0, 0.05 - (time.monotonic() - t0)))
+os.close(fd)
+PY
+}
+
 # report NAME SIDE CHECK TARGET STATUS CPU-TICKS CLIENT-TICKS MACHINE-TICKS IDLE-TICKS: prints
 # the figures of $root/NAME.json (side "produce" or "consume"), the broker's CPU per GB, the
 # client's CPU and how idle the machine was (near 0%: CPU-bound, client and broker together),
@@ -273,8 +316,10 @@ scenario() {
 
 start_broker
 echo "$("$chronik" --version 2>/dev/null | head -n 1) on 127.0.0.1:$port, pid $broker_pid, data in $root/data"
+disk_quiet
 disk_figure
 latency_floor
+disk_quiet
 
 # shellcheck disable=SC2086 # PRODUCE_ARGS is a list of options
 scenario produce-1k produce mb_per_s 300 produce --topic bench-1k --partitions "$partitions" \
