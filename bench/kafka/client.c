@@ -13,23 +13,12 @@
 #include "base/error.h"
 
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #define METADATA_RETRY_MS 100
-
-PRINTF_LIKE(3, 4)
-static int fail(char *err, size_t err_bytes, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, err_bytes, fmt, ap);
-    va_end(ap);
-    return ERR_INVALID;
-}
 
 int bench_run_init(struct bench_run *run, const struct bench_opts *opts, char *err,
                    size_t err_bytes)
@@ -45,7 +34,8 @@ int bench_run_init(struct bench_run *run, const struct bench_opts *opts, char *e
     if (opts->client_stats != NULL) {
         run->client_stats = fopen(opts->client_stats, "w");
         if (run->client_stats == NULL)
-            return fail(err, err_bytes, "cannot write %s: %s", opts->client_stats, strerror(errno));
+            return bench_fail(err, err_bytes, "cannot write %s: %s", opts->client_stats,
+                              strerror(errno));
     }
     return 0;
 }
@@ -88,7 +78,7 @@ int bench_conf_set(rd_kafka_conf_t *conf, const char *key, const char *value, ch
     ASSERT(conf != NULL && key != NULL && value != NULL);
     char why[BENCH_ERROR_BYTES_MAX];
     if (rd_kafka_conf_set(conf, key, value, why, sizeof(why)) != RD_KAFKA_CONF_OK)
-        return fail(err, err_bytes, "librdkafka refuses %s=%s: %s", key, value, why);
+        return bench_fail(err, err_bytes, "librdkafka refuses %s=%s: %s", key, value, why);
     return 0;
 }
 
@@ -163,7 +153,7 @@ static int topic_lookup(rd_kafka_t *rk, const char *brokers, const char *topic,
      * with its default partition count, which would defeat --partitions. */
     rd_kafka_resp_err_t rc = rd_kafka_metadata(rk, 1, NULL, &md, BENCH_SETUP_MS_MAX);
     if (rc != RD_KAFKA_RESP_ERR_NO_ERROR)
-        return fail(err, err_bytes, "no metadata from %s: %s", brokers, rd_kafka_err2str(rc));
+        return bench_fail(err, err_bytes, "no metadata from %s: %s", brokers, rd_kafka_err2str(rc));
     *state = TOPIC_MISSING;
     *partitions = 0;
     for (int i = 0; i < md->topic_cnt; i++) {
@@ -191,7 +181,7 @@ static int topic_create(rd_kafka_t *rk, const struct bench_opts *o, char *err, s
     rd_kafka_NewTopic_t *nt =
         rd_kafka_NewTopic_new(o->topic, partitions, o->replication, why, sizeof(why));
     if (nt == NULL)
-        return fail(err, err_bytes, "cannot describe topic %s to create: %s", o->topic, why);
+        return bench_fail(err, err_bytes, "cannot describe topic %s to create: %s", o->topic, why);
     rd_kafka_AdminOptions_t *ao = rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_CREATETOPICS);
     rd_kafka_AdminOptions_set_request_timeout(ao, BENCH_SETUP_MS_MAX, why, sizeof(why));
     rd_kafka_AdminOptions_set_operation_timeout(ao, BENCH_SETUP_MS_MAX, why, sizeof(why));
@@ -202,12 +192,12 @@ static int topic_create(rd_kafka_t *rk, const struct bench_opts *o, char *err, s
     rd_kafka_event_t *ev = rd_kafka_queue_poll(q, 2 * BENCH_SETUP_MS_MAX);
     int rc = 0;
     if (ev == NULL) {
-        rc = fail(err, err_bytes, "creating topic %s: no answer", o->topic);
+        rc = bench_fail(err, err_bytes, "creating topic %s: no answer", o->topic);
         goto out;
     }
     if (rd_kafka_event_error(ev) != RD_KAFKA_RESP_ERR_NO_ERROR) {
-        rc = fail(err, err_bytes, "creating topic %s: %s", o->topic,
-                  rd_kafka_event_error_string(ev));
+        rc = bench_fail(err, err_bytes, "creating topic %s: %s", o->topic,
+                        rd_kafka_event_error_string(ev));
         goto out;
     }
     size_t n = 0;
@@ -218,8 +208,8 @@ static int topic_create(rd_kafka_t *rk, const struct bench_opts *o, char *err, s
         /* Another client creating it first is as good as creating it. */
         if (te != RD_KAFKA_RESP_ERR_NO_ERROR && te != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS) {
             const char *msg = rd_kafka_topic_result_error_string(res[i]);
-            rc = fail(err, err_bytes, "creating topic %s: %s", o->topic,
-                      msg != NULL ? msg : rd_kafka_err2str(te));
+            rc = bench_fail(err, err_bytes, "creating topic %s: %s", o->topic,
+                            msg != NULL ? msg : rd_kafka_err2str(te));
             goto out;
         }
     }
@@ -250,7 +240,7 @@ static int topic_ready(rd_kafka_t *rk, struct bench_run *run, int32_t *partition
             return 0;
         if (state == TOPIC_MISSING && !created) {
             if (o->mode == BENCH_MODE_CONSUME)
-                return fail(err, err_bytes, "topic %s does not exist", o->topic);
+                return bench_fail(err, err_bytes, "topic %s does not exist", o->topic);
             rc = topic_create(rk, o, err, err_bytes);
             if (rc < 0)
                 return rc;
@@ -258,8 +248,8 @@ static int topic_ready(rd_kafka_t *rk, struct bench_run *run, int32_t *partition
             continue;
         }
         if (bench_mono_ns() >= deadline_ns)
-            return fail(err, err_bytes, "topic %s: partitions without a leader after %u ms",
-                        o->topic, BENCH_SETUP_MS_MAX);
+            return bench_fail(err, err_bytes, "topic %s: partitions without a leader after %u ms",
+                              o->topic, BENCH_SETUP_MS_MAX);
         struct timespec pause = {0, METADATA_RETRY_MS * 1000000L};
         nanosleep(&pause, NULL);
     }
@@ -292,12 +282,13 @@ static int query_watermarks(rd_kafka_t *rk, struct bench_run *run, char *err, si
             continue;
         }
         if (rc != RD_KAFKA_RESP_ERR_NO_ERROR)
-            return fail(err, err_bytes, "offsets of %s [%d]: %s", run->opts->topic, (int)p,
-                        rd_kafka_err2str(rc));
+            return bench_fail(err, err_bytes, "offsets of %s [%d]: %s", run->opts->topic, (int)p,
+                              rd_kafka_err2str(rc));
         if (run->start_low[p] < 0 || run->start_high[p] < run->start_low[p])
-            return fail(err, err_bytes, "offsets of %s [%d]: broker answered low %lld high %lld",
-                        run->opts->topic, (int)p, (long long)run->start_low[p],
-                        (long long)run->start_high[p]);
+            return bench_fail(err, err_bytes,
+                              "offsets of %s [%d]: broker answered low %lld high %lld",
+                              run->opts->topic, (int)p, (long long)run->start_low[p],
+                              (long long)run->start_high[p]);
     }
     return 0;
 }
@@ -316,7 +307,7 @@ int bench_topic_prepare(struct bench_run *run, char *err, size_t err_bytes)
     rd_kafka_type_t type = o->mode == BENCH_MODE_CONSUME ? RD_KAFKA_CONSUMER : RD_KAFKA_PRODUCER;
     rk = rd_kafka_new(type, conf, why, sizeof(why));
     if (rk == NULL) {
-        rc = fail(err, err_bytes, "cannot create a client: %s", why);
+        rc = bench_fail(err, err_bytes, "cannot create a client: %s", why);
         goto out;
     }
     conf = NULL; /* rd_kafka_new() took it */
@@ -325,13 +316,15 @@ int bench_topic_prepare(struct bench_run *run, char *err, size_t err_bytes)
     if (rc < 0)
         goto out;
     if (partitions > (int32_t)BENCH_PARTITIONS_MAX) {
-        rc = fail(err, err_bytes, "topic %s has %d partitions, more than this tool handles (%u)",
-                  o->topic, (int)partitions, BENCH_PARTITIONS_MAX);
+        rc = bench_fail(err, err_bytes,
+                        "topic %s has %d partitions, more than this tool handles (%u)", o->topic,
+                        (int)partitions, BENCH_PARTITIONS_MAX);
         goto out;
     }
     if (o->partitions > 0 && partitions < (int32_t)o->partitions) {
-        rc = fail(err, err_bytes, "topic %s exists with %d partitions, fewer than --partitions %u",
-                  o->topic, (int)partitions, o->partitions);
+        rc = bench_fail(err, err_bytes,
+                        "topic %s exists with %d partitions, fewer than --partitions %u", o->topic,
+                        (int)partitions, o->partitions);
         goto out;
     }
     run->partition_count = partitions;

@@ -140,8 +140,7 @@ const char *bench_mode_name(enum bench_mode mode)
     return mode_names[mode];
 }
 
-PRINTF_LIKE(3, 4)
-static int fail(char *err, size_t err_bytes, const char *fmt, ...)
+int bench_fail(char *err, size_t err_bytes, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -216,12 +215,13 @@ static int add_setting(struct bench_opts *o, const char *pair, char *err, size_t
 {
     const char *eq = strchr(pair, '=');
     if (eq == NULL || eq == pair)
-        return fail(err, err_bytes, "-X wants KEY=VALUE, got '%s'", pair);
+        return bench_fail(err, err_bytes, "-X wants KEY=VALUE, got '%s'", pair);
     size_t key_len = (size_t)(eq - pair);
     if (key_len >= BENCH_CLIENT_KEY_BYTES_MAX)
-        return fail(err, err_bytes, "-X key longer than %u bytes", BENCH_CLIENT_KEY_BYTES_MAX - 1);
+        return bench_fail(err, err_bytes, "-X key longer than %u bytes",
+                          BENCH_CLIENT_KEY_BYTES_MAX - 1);
     if (o->settings_count == BENCH_CLIENT_SETTINGS_MAX)
-        return fail(err, err_bytes, "more than %u -X settings", BENCH_CLIENT_SETTINGS_MAX);
+        return bench_fail(err, err_bytes, "more than %u -X settings", BENCH_CLIENT_SETTINGS_MAX);
     struct bench_setting *s = &o->settings[o->settings_count++];
     memcpy(s->key, pair, key_len);
     s->key[key_len] = '\0';
@@ -234,8 +234,8 @@ static int number(const struct opt_def *d, const char *value, uint64_t min, uint
                   uint64_t *out, char *err, size_t err_bytes)
 {
     if (parse_u64(value, min, max, out) < 0)
-        return fail(err, err_bytes, "%s wants a whole number from %llu to %llu, got '%s'", d->name,
-                    (unsigned long long)min, (unsigned long long)max, value);
+        return bench_fail(err, err_bytes, "%s wants a whole number from %llu to %llu, got '%s'",
+                          d->name, (unsigned long long)min, (unsigned long long)max, value);
     return 0;
 }
 
@@ -260,7 +260,7 @@ static int apply_choice(const struct opt_def *d, const char *value, struct bench
         UNREACHABLE();
     }
     if (picked == NULL)
-        return fail(err, err_bytes, "%s does not accept '%s' (see --help)", d->name, value);
+        return bench_fail(err, err_bytes, "%s does not accept '%s' (see --help)", d->name, value);
     return 0;
 }
 
@@ -270,24 +270,24 @@ static int apply_text(const struct opt_def *d, const char *value, struct bench_o
     switch (d->id) {
     case OPT_BROKERS:
         if (*value == '\0')
-            return fail(err, err_bytes, "--brokers is empty");
+            return bench_fail(err, err_bytes, "--brokers is empty");
         o->brokers = value;
         return 0;
     case OPT_TOPIC:
         if (!topic_valid(value))
-            return fail(err, err_bytes,
-                        "--topic '%s' is not a Kafka topic name (1 to 249 of a-z A-Z 0-9 . _ -)",
-                        value);
+            return bench_fail(
+                err, err_bytes,
+                "--topic '%s' is not a Kafka topic name (1 to 249 of a-z A-Z 0-9 . _ -)", value);
         o->topic = value;
         return 0;
     case OPT_GROUP:
         if (*value == '\0')
-            return fail(err, err_bytes, "--group is empty");
+            return bench_fail(err, err_bytes, "--group is empty");
         o->group = value;
         return 0;
     case OPT_CLIENT_STATS:
         if (*value == '\0')
-            return fail(err, err_bytes, "--client-stats is empty");
+            return bench_fail(err, err_bytes, "--client-stats is empty");
         o->client_stats = value;
         return 0;
     default:
@@ -375,7 +375,7 @@ static int parse_one(struct bench_opts *o, int argc, char *const argv[], int *i,
     if (strncmp(arg, "-X", 2) == 0) {
         const char *pair = arg[2] != '\0' ? arg + 2 : (*i + 1 < argc ? argv[++*i] : NULL);
         if (pair == NULL)
-            return fail(err, err_bytes, "-X needs KEY=VALUE");
+            return bench_fail(err, err_bytes, "-X needs KEY=VALUE");
         return add_setting(o, pair, err, err_bytes);
     }
     if (strncmp(arg, "--", 2) != 0) {
@@ -386,20 +386,20 @@ static int parse_one(struct bench_opts *o, int argc, char *const argv[], int *i,
                 return 0;
             }
         }
-        return fail(err, err_bytes, "unexpected argument '%s' (see --help)", arg);
+        return bench_fail(err, err_bytes, "unexpected argument '%s' (see --help)", arg);
     }
     const char *eq = strchr(arg, '=');
     size_t name_len = eq != NULL ? (size_t)(eq - arg) : strlen(arg);
     const struct opt_def *d = find_def(arg, name_len);
     if (d == NULL)
-        return fail(err, err_bytes, "unknown option '%.*s' (see --help)", (int)name_len, arg);
+        return bench_fail(err, err_bytes, "unknown option '%.*s' (see --help)", (int)name_len, arg);
     const char *value = "";
     if (d->takes_value) {
         value = eq != NULL ? eq + 1 : (*i + 1 < argc ? argv[++*i] : NULL);
         if (value == NULL)
-            return fail(err, err_bytes, "%s needs a value", d->name);
+            return bench_fail(err, err_bytes, "%s needs a value", d->name);
     } else if (eq != NULL) {
-        return fail(err, err_bytes, "%s takes no value", d->name);
+        return bench_fail(err, err_bytes, "%s takes no value", d->name);
     }
     *seen |= 1u << d->id;
     return apply(d, value, o, err, err_bytes);
@@ -410,12 +410,13 @@ static int check_mode(const struct bench_opts *o, uint32_t seen, char *err, size
     for (size_t i = 0; i < ARRAY_LEN(opt_defs); i++) {
         const struct opt_def *d = &opt_defs[i];
         if ((seen & (1u << d->id)) != 0 && (d->modes & (1u << o->mode)) == 0)
-            return fail(err, err_bytes, "%s does not apply to mode %s", d->name,
-                        bench_mode_name(o->mode));
+            return bench_fail(err, err_bytes, "%s does not apply to mode %s", d->name,
+                              bench_mode_name(o->mode));
     }
     if (o->mode == BENCH_MODE_E2E && o->record_bytes < PAYLOAD_HEADER_BYTES)
-        return fail(err, err_bytes, "e2e needs --record-size of at least %u to carry the send time",
-                    PAYLOAD_HEADER_BYTES);
+        return bench_fail(err, err_bytes,
+                          "e2e needs --record-size of at least %u to carry the send time",
+                          PAYLOAD_HEADER_BYTES);
     return 0;
 }
 
@@ -440,7 +441,7 @@ int bench_opts_parse(struct bench_opts *opts, int argc, char *const argv[], char
             return rc;
     }
     if (!have_mode)
-        return fail(err, err_bytes, "no mode: give produce, consume or e2e (see --help)");
+        return bench_fail(err, err_bytes, "no mode: give produce, consume or e2e (see --help)");
     if (check_mode(opts, seen, err, err_bytes) < 0)
         return ERR_INVALID;
     if (opts->mode != BENCH_MODE_CONSUME && opts->messages == 0 && opts->duration_ms == 0)

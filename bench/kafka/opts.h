@@ -12,6 +12,7 @@
 #ifndef CHRONIK_BENCH_KAFKA_OPTS_H
 #define CHRONIK_BENCH_KAFKA_OPTS_H
 
+#include "base/compiler.h"
 #include "base/limits.h"
 
 #include <stdbool.h>
@@ -72,6 +73,10 @@ extern const char bench_usage_text[];
  */
 int bench_opts_parse(struct bench_opts *opts, int argc, char *const argv[], char *err,
                      size_t err_bytes);
+
+/* Formats a message for a person into err (err_bytes > 0) and returns ERR_INVALID. */
+PRINTF_LIKE(3, 4)
+int bench_fail(char *err, size_t err_bytes, const char *fmt, ...);
 
 /* The mode's name as typed on the command line. */
 const char *bench_mode_name(enum bench_mode mode);
