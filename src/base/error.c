@@ -27,6 +27,10 @@ const char *err_str(int err)
         return "closed";
     case ERR_DAMAGED:
         return "stored data damaged";
+    case ERR_TIMEOUT:
+        return "timed out";
+    case ERR_REPLICAS:
+        return "too few replicas in sync";
     default:
         break;
     }

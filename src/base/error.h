@@ -20,6 +20,8 @@ enum {
     ERR_STATE,       /* the object is in a state that does not allow the call */
     ERR_CLOSED,      /* the object was closed or failed earlier and is unusable */
     ERR_DAMAGED,     /* stored data is damaged where repairing it would lose durable data */
+    ERR_TIMEOUT,     /* a wait outlived the deadline its caller set */
+    ERR_REPLICAS,    /* fewer replicas in sync than the write asked for */
     ERR_LAST,
 };
 

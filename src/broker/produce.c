@@ -67,9 +67,17 @@ struct produce {
 
 static int16_t storage_error(int err)
 {
-    /* Closed under the request, or no longer (or not yet) the leader. */
-    return err == ERR_CLOSED || err == ERR_STATE ? KAFKA_NOT_LEADER_OR_FOLLOWER
-                                                 : KAFKA_KAFKA_STORAGE_ERROR;
+    switch (err) {
+    case ERR_CLOSED: /* closed under the request */
+    case ERR_STATE:  /* no longer (or not yet) the leader */
+        return KAFKA_NOT_LEADER_OR_FOLLOWER;
+    case ERR_REPLICAS: /* committed, then the ISR shrank below min.insync.replicas */
+        return KAFKA_NOT_ENOUGH_REPLICAS_AFTER_APPEND;
+    case ERR_TIMEOUT: /* committed, still short of min.insync.replicas at the timeout */
+        return KAFKA_REQUEST_TIMED_OUT;
+    default:
+        return KAFKA_KAFKA_STORAGE_ERROR;
+    }
 }
 
 /* The endpoint of an alive leader, once per node; leaders past the room taken at the start
@@ -381,6 +389,9 @@ static void produce_partition(struct produce *pr, const struct meta_topic *mt, c
     }
     out->base_offset = res.base_offset;
     out->log_start_offset = replica_log_start_offset(r);
+    /* Kafka answers an acks=all write the replicas do not reach at the request's timeout. */
+    if (wait == REPLICA_WAIT_COMMIT)
+        part->commit.deadline_ms = clock_mono_ms(b->clock) + (uint64_t)MAX(req->timeout_ms, 0);
     if (wait != REPLICA_WAIT_NONE)
         pr->pending++;
 }

@@ -45,8 +45,10 @@ struct txn_markers {
 
 static int16_t storage_error(int err)
 {
-    return err == ERR_CLOSED || err == ERR_STATE ? KAFKA_NOT_LEADER_OR_FOLLOWER
-                                                 : KAFKA_KAFKA_STORAGE_ERROR;
+    if (err == ERR_CLOSED || err == ERR_STATE)
+        return KAFKA_NOT_LEADER_OR_FOLLOWER;
+    /* Written, then the ISR shrank below min.insync.replicas: the coordinator sends it again. */
+    return err == ERR_REPLICAS ? KAFKA_NOT_ENOUGH_REPLICAS_AFTER_APPEND : KAFKA_KAFKA_STORAGE_ERROR;
 }
 
 static void markers_done(struct txn_markers *tm)

@@ -81,6 +81,7 @@ struct replica {
     int32_t members[RAFT_MEMBERS_MAX];
     uint64_t caught_up_ms[RAFT_MEMBERS_MAX]; /* leader: when each last reached the end */
     bool in_isr[RAFT_MEMBERS_MAX];
+    uint64_t now_ms;     /* the clock of the last replica_tick (insync deadlines) */
     int64_t end_at_tick; /* leader: the log end at the previous tick */
 };
 
@@ -650,6 +651,17 @@ static uint32_t holders(struct replica *r, int64_t offset)
     return count;
 }
 
+static uint32_t isr_size(const struct replica *r)
+{
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < r->member_count; i++)
+        n += r->in_isr[i];
+    return n;
+}
+
+/* Answers the committed acks=all waits that min_insync replicas hold now, and, as Kafka's
+ * delayed produce does, those that can no longer expect them: the ISR shrank below min_insync
+ * (ERR_REPLICAS; the batch stays written) or the request's deadline passed (ERR_TIMEOUT). */
 static void finish_insync(struct replica *r, int err)
 {
     struct replica_commit **link = &r->insync;
@@ -659,8 +671,14 @@ static void finish_insync(struct replica *r, int err)
         if (e == 0 && !r->ready)
             e = ERR_STATE; /* no longer leads: whether it reaches more replicas is unknown */
         if (e == 0 && holders(r, c->last_offset) < c->min_insync) {
-            link = &c->next;
-            continue;
+            if (isr_size(r) < c->min_insync) {
+                e = ERR_REPLICAS;
+            } else if (c->deadline_ms != 0 && r->now_ms >= c->deadline_ms) {
+                e = ERR_TIMEOUT;
+            } else {
+                link = &c->next;
+                continue;
+            }
         }
         *link = c->next;
         c->next = NULL;
@@ -801,6 +819,7 @@ void replica_tick(struct replica *r, uint64_t now_ms, uint64_t tick_ms, uint64_t
 {
     if (r->group == NULL)
         return;
+    r->now_ms = now_ms;
     if (raft_group_error(r->group) != 0 && r->err == 0) {
         r->err = raft_group_error(r->group);
         finish_commits(r, r->err, 0);

@@ -11,7 +11,9 @@
  * the node's Raft host runs over the same log. Only a ready leader (its term's no-op
  * committed) appends and is read from; committed = durable on a majority, and the high
  * watermark is the commit index (set by the host). REPLICA_WAIT_COMMIT (acks=all) completes
- * once the batch is committed and held durably by at least min_insync replicas;
+ * once the batch is committed and held durably by at least min_insync replicas, or, committed
+ * but short of them, with ERR_REPLICAS once the ISR is smaller than min_insync (Kafka's
+ * NOT_ENOUGH_REPLICAS_AFTER_APPEND) or ERR_TIMEOUT at its deadline_ms;
  * REPLICA_WAIT_LEADER (acks=1) once it is durable here, if this node's log still holds it in
  * the term it was appended in. A batch that can no longer commit here, and any wait still
  * pending when this node stops leading, completes with ERR_STATE (Kafka's
@@ -48,6 +50,10 @@ struct replica_commit {
     int64_t last_offset;
     int64_t term;        /* Raft mode: the term it was appended in */
     uint32_t min_insync; /* Raft mode, REPLICA_WAIT_COMMIT: replicas that must hold it */
+    /* Raft mode, REPLICA_WAIT_COMMIT: 0, or set by the caller after replica_append (the clock
+     * replica_tick is given): committed but still short of min_insync at a tick at or after
+     * it, the wait ends with ERR_TIMEOUT (Kafka's REQUEST_TIMED_OUT at the request's timeout). */
+    uint64_t deadline_ms;
     replica_commit_fn fn;
     void *ctx;
     struct replica *r;

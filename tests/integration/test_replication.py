@@ -23,6 +23,8 @@ from helpers import wait_until
 TIMEOUT_S = 30
 NOT_LEADER_OR_FOLLOWER = 6
 NOT_ENOUGH_REPLICAS = 19
+NOT_ENOUGH_REPLICAS_AFTER_APPEND = 20
+REQUEST_TIMED_OUT = 7
 
 # A follower is out of the ISR one second after it stopped acknowledging (default 30 s).
 FAST_ISR = ["--set", "replica.lag.time.max.ms=1000"]
@@ -160,10 +162,16 @@ def partition_log_bytes(node, topic, partition):
     return b"".join(out)
 
 
-def raw_produce(port, topic, values):
-    """(error_code, base_offset) of one Produce v3 (acks=all) of values to partition 0."""
-    kind, payload = kw.exchange(port, kw.produce_v3(7, topic, kw.record_batch(
-        [v.encode() for v in values])))
+def raw_produce(port, topic, values, timeout_ms=kw.TIMEOUT_S * 1000):
+    """(error_code, base_offset) of one Produce v3 (acks=all, the request's timeout_ms) of
+    values to partition 0."""
+    s = kw.send(port, kw.produce_v3(7, topic, kw.record_batch([v.encode() for v in values]),
+                                    timeout_ms))
+    try:
+        s.settimeout(timeout_ms / 1000 + TIMEOUT_S)
+        kind, payload = kw.receive(s)
+    finally:
+        s.close()
     assert kind == "response", "the connection closed without an answer"
     return kw.produce_v3_answer(payload, 7)
 
@@ -285,6 +293,50 @@ def test_min_insync_refusal(cluster):
     m2_leader = wait_leader(c, "m2", 0, [1, 2, 3])
     err, offset = raw_produce(c.nodes[m2_leader].port, "m2", ["after"])
     assert err == 0
+
+
+def test_acks_all_short_of_min_insync_is_answered(tmp_path):
+    """An acks=all produce accepted with min.insync.replicas 3 of 3 whose follower died before
+    the leader took it out of the ISR is answered as Kafka answers it: REQUEST_TIMED_OUT at the
+    request's timeout while the ISR still names the dead follower, NOT_ENOUGH_REPLICAS_AFTER_APPEND
+    as soon as the ISR no longer does, and the next one is refused before it is appended.
+    Catches: such a produce held with no end (librdkafka waited out its 110 s socket timeout
+    and never learnt of a record consumers could already read)."""
+    lag_ms = 6000
+    c = Cluster(tmp_path, 3, extra_args=["--set", "replica.lag.time.max.ms=%d" % lag_ms]).start()
+    try:
+        create_topic(c, "mi", 1, {"min.insync.replicas": "3"})
+        leader = wait_leader(c, "mi", 0, [1, 2, 3])
+        port = c.nodes[leader].port
+        assert raw_produce(port, "mi", ["all three"])[0] == 0
+        follower = next(n for n in (1, 2, 3) if n != leader)
+        c.nodes[follower].kill()
+        killed = time.monotonic()
+        assert len(partition_state(c, leader, "mi", 0)[1]) == 3
+        err, offset = raw_produce(port, "mi", ["timed out"], timeout_ms=300)
+        assert (err, offset) == (REQUEST_TIMED_OUT, -1)
+        # Sent well within the lag, so accepted; its request outlives the lag.
+        assert time.monotonic() - killed < lag_ms / 2000, "the first produce took too long"
+        err, offset = raw_produce(port, "mi", ["after append"], timeout_ms=4 * lag_ms)
+        assert (err, offset) == (NOT_ENOUGH_REPLICAS_AFTER_APPEND, -1)
+        assert len(partition_state(c, leader, "mi", 0)[1]) == 2
+        assert raw_produce(port, "mi", ["refused"])[0] == NOT_ENOUGH_REPLICAS
+        # Both answered records were written and committed, as in Kafka: a reader sees them.
+        consumer = Consumer({"bootstrap.servers": c.bootstrap(leader), "group.id": "mi",
+                             "auto.offset.reset": "earliest", "enable.auto.commit": False})
+        try:
+            consumer.assign([TopicPartition("mi", 0, 0)])
+            seen = []
+            deadline = time.monotonic() + TIMEOUT_S
+            while len(seen) < 3 and time.monotonic() < deadline:
+                m = consumer.poll(0.5)
+                if m is not None and not m.error():
+                    seen.append(m.value().decode())
+            assert seen == ["all three", "timed out", "after append"]
+        finally:
+            consumer.close()
+    finally:
+        c.stop()
 
 
 def test_wiped_replica_rejoins(cluster):

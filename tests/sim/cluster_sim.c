@@ -38,8 +38,9 @@
  *                     replicas hold it durably (those down then are read at their restart);
  *                     one acknowledged with acks=1 is durable on the leader that answered (and
  *                     may be lost later: no other check counts it); a failed wait is ERR_STATE,
- *                     ERR_CLOSED or follows a disk error, never ERR_STATE from a node still
- *                     leading the term it appended the batch in;
+ *                     ERR_CLOSED, ERR_REPLICAS (the leader's ISR then smaller than
+ *                     min.insync.replicas) or follows a disk error, never ERR_STATE from a node
+ *                     still leading the term it appended the batch in;
  *   waits             a wait whose batch its node's log no longer holds in its term completes
  *                     within CS_GONE_MS, and none is left pending once everything settled;
  *   no loss           a node that becomes leader of term T holds, at their offsets, every batch
@@ -666,6 +667,18 @@ static void check_failed_wait(struct csim *s, const struct cs_prop *pr, int err)
 
     if (err == ERR_CLOSED || (n->up && io_sim_faults(n->io) != n->disk_faults))
         return;
+    if (err == ERR_REPLICAS) {
+        /* Committed, then the leader's ISR shrank below min.insync.replicas (the callback runs
+         * as it finds that out, so the ISR is the one it judged). */
+        int32_t isr[RAFT_MEMBERS_MAX];
+        uint32_t isr_count = replica_isr(pt->r, isr, RAFT_MEMBERS_MAX);
+        if (isr_count >= pr->min_insync)
+            fail(s,
+                 "p%d: node %d failed the wait for [%" PRId64 ", %" PRId64 "] with %s while its "
+                 "ISR holds %u of the %u replicas min.insync.replicas asks for",
+                 pr->k, n->id, pr->fp.base, pr->fp.last, err_str(err), isr_count, pr->min_insync);
+        return;
+    }
     if (err != ERR_STATE) {
         fail(s, "p%d: node %d failed the wait for [%" PRId64 ", %" PRId64 "] with %s", pr->k, n->id,
              pr->fp.base, pr->fp.last, err_str(err));
