@@ -854,9 +854,11 @@ static int describe_cluster_defaults(struct describe_ctx *c, describe_result *r)
     return failed ? ERR_TOO_LARGE : 0;
 }
 
-/* Kafka's resourceNameToBrokerId: the name must be this node's id. *why is set on error. */
+/* Kafka's resourceNameToBrokerId: the name must be this node's id, or with any_registered
+ * (a change, which the controller makes for the whole cluster) a registered broker's. *why is
+ * set on error. */
 static int check_broker_name(struct breq *rq, struct proto_str name, bool or_empty,
-                             struct proto_str *why)
+                             bool any_registered, struct proto_str *why)
 {
     char text[16];
     int32_t node = rq->b->cfg->node_id;
@@ -877,13 +879,19 @@ static int check_broker_name(struct breq *rq, struct proto_str name, bool or_emp
                             name.ptr != NULL ? name.ptr : "");
         return KAFKA_INVALID_REQUEST;
     }
-    /* Any registered broker's (run on the controller for the whole cluster), or this one's. */
-    if (id != node && meta_broker_find(&rq->b->meta, (int32_t)id) == NULL) {
-        *why = admin_printf(&rq->arena, "Unexpected broker id, expected %d%s, but received %.*s",
-                            node, or_empty ? " or empty string" : "", quoted, name.ptr);
+    if (id == node)
+        return KAFKA_NONE;
+    if (any_registered) {
+        if (meta_broker_find(&rq->b->meta, (int32_t)id) != NULL)
+            return KAFKA_NONE;
+        *why = admin_printf(&rq->arena, "Unknown broker id %.*s: no such broker is registered",
+                            quoted, name.ptr);
         return KAFKA_INVALID_REQUEST;
     }
-    return KAFKA_NONE;
+    /* A node describes its own configuration only (admin clients send each broker's there). */
+    *why = admin_printf(&rq->arena, "Unexpected broker id, expected %d%s, but received %.*s", node,
+                        or_empty ? " or empty string" : "", quoted, name.ptr);
+    return KAFKA_INVALID_REQUEST;
 }
 
 /* Kafka's Topic.validate, with its message, for a resource name. */
@@ -927,7 +935,8 @@ describe_resource(struct describe_ctx *c,
         /* The empty name asks for the cluster-wide dynamic defaults that are set. */
         if (q->resource_name.len == 0)
             return describe_cluster_defaults(c, r);
-        r->error_code = (int16_t)check_broker_name(rq, q->resource_name, true, &r->error_message);
+        r->error_code =
+            (int16_t)check_broker_name(rq, q->resource_name, true, false, &r->error_message);
         return r->error_code == KAFKA_NONE ? describe_broker(c, r) : 0;
     }
     r->error_code = KAFKA_INVALID_REQUEST;
@@ -1125,7 +1134,7 @@ static int alter_broker(struct breq *rq, const struct alter_resource *res, bool 
     ASSERT(res->type == RESOURCE_BROKER && why != NULL);
     char resource[16] = "";
     if (res->name.len > 0) {
-        int err = check_broker_name(rq, res->name, false, why);
+        int err = check_broker_name(rq, res->name, false, true, why);
         if (err != KAFKA_NONE)
             return err;
         snprintf(resource, sizeof(resource), "%.*s", (int)res->name.len, res->name.ptr);

@@ -8,6 +8,7 @@ controller costs a short election and no acknowledged data, and a restart keeps 
 
 import base64
 import os
+import struct
 import time
 import uuid
 
@@ -15,6 +16,7 @@ import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
 
+import kafka_wire as kw
 from cluster_harness import Cluster, serving
 from conftest import Broker
 
@@ -199,6 +201,46 @@ def test_full_cluster_restart_keeps_topics_configs_and_offsets(cluster):
     assert sum(tp.offset for tp in committed) == 90
     got = consume_all(cluster.bootstrap(3), topic, acked)
     assert {v: got[v] for v in acked} == acked
+
+
+def describe_broker_config(port, broker):
+    """(error code, {name: value}) of DescribeConfigs v1 for BROKER resource `broker`."""
+    body = kw.i32(1) + bytes([4]) + kw.string(broker) + kw.i32(-1) + bytes([0])
+    kind, payload = kw.exchange(port, kw.frame(kw.header(32, 1, 5) + body))
+    assert kind == "response"
+    corr, _, count, error = struct.unpack(">iiih", payload[:14])
+    assert (corr, count) == (5, 1)
+    at = 14
+    n = struct.unpack(">h", payload[at:at + 2])[0]  # error message
+    at += 2 + max(n, 0) + 1  # resource type
+    at += 2 + struct.unpack(">h", payload[at:at + 2])[0]  # resource name
+    count = struct.unpack(">i", payload[at:at + 4])[0]
+    at += 4
+    configs = {}
+    for _ in range(max(count, 0)):
+        fields = []
+        for _ in range(2):  # name, value
+            n = struct.unpack(">h", payload[at:at + 2])[0]
+            fields.append(payload[at + 2:at + 2 + n].decode() if n >= 0 else None)
+            at += 2 + max(n, 0)
+        at += 3  # read only, source, sensitive
+        assert struct.unpack(">i", payload[at:at + 4])[0] == 0  # synonyms: none asked
+        at += 4
+        configs[fields[0]] = fields[1]
+    return error, configs
+
+
+def test_broker_config_is_described_by_its_own_node_only(cluster):
+    """DescribeConfigs of a broker answers with that node's configuration on that node, and
+    INVALID_REQUEST on another (as Kafka, whose admin clients send it to the broker named).
+    Catches: node 1 answering for broker 2 with its own configuration (node.id 1, its own
+    listeners and dynamic values) under broker 2's name."""
+    c = cluster
+    for node in (1, 2):
+        error, configs = describe_broker_config(c.nodes[node].port, str(node))
+        assert error == 0 and configs["node.id"] == str(node), (node, error)
+    error, configs = describe_broker_config(c.nodes[1].port, "2")
+    assert (error, configs) == (42, {})  # INVALID_REQUEST, nothing described
 
 
 def test_kafka_python_and_kafkajs_reach_every_partition(cluster):
