@@ -678,7 +678,11 @@ void log_read_release(struct log_read *r)
 
 /* ---- lookups ------------------------------------------------------------------------------- */
 
-/* The first batch of s with maxTimestamp >= ts and last offset >= min_offset. */
+/* The first data batch of s with maxTimestamp >= ts and last offset >= min_offset. Control
+ * batches hold no record a consumer sees: a replicated partition's leader-change no-op carries
+ * the wall clock of its election, which data with earlier timestamps (replayed, event time)
+ * written after it must not hide. They still count in the time index and the segment's
+ * maximum, which only makes the scan start earlier, and in retention. */
 static int find_time_in(struct segment *s, int64_t ts, int64_t min_offset, int64_t *offset)
 {
     uint64_t pos = 0;
@@ -694,7 +698,8 @@ static int find_time_in(struct segment *s, int64_t ts, int64_t min_offset, int64
     rc = ERR_NOT_FOUND;
     int step;
     while ((step = seg_cursor_next(&c, &h, &at)) == 1) {
-        if (h.max_timestamp_ms >= ts && batch_last_offset(&h) >= min_offset) {
+        if (h.max_timestamp_ms >= ts && batch_last_offset(&h) >= min_offset &&
+            !batch_is_control(&h)) {
             *offset = MAX(h.base_offset, min_offset);
             rc = 0;
             break;

@@ -210,8 +210,9 @@ int64_t log_high_watermark(const struct log *log);
 /* Stored in memory; ERR_RANGE past the log end offset or below the log start offset. */
 int log_set_high_watermark(struct log *log, int64_t offset);
 
-/* First offset whose batch has maxTimestamp >= timestamp_ms (the batch's base offset, or the
- * log start offset if larger); ERR_NOT_FOUND if none. */
+/* First offset whose data batch (control batches are passed over) has maxTimestamp >=
+ * timestamp_ms (the batch's base offset, or the log start offset if larger); ERR_NOT_FOUND if
+ * none. */
 int log_offset_for_timestamp(struct log *log, int64_t timestamp_ms, int64_t *offset);
 /* The largest batch maxTimestamp and the base offset of the first batch holding it (the log
  * keeps batch-level timestamps only); ERR_NOT_FOUND when no batch has a timestamp. */

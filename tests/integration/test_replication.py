@@ -339,6 +339,52 @@ def test_acks_all_short_of_min_insync_is_answered(tmp_path):
         c.stop()
 
 
+def test_offsets_for_times_of_replayed_data(cluster):
+    """Records whose timestamps are older than the partition's elections (replayed data) are
+    found by timestamp: each lookup answers the first record at or after it, through every
+    node's leader, also after a fail-over writes another election's no-op among them.
+    Catches: every lookup answering the first no-op's offset (0), whose timestamp is the
+    election's wall clock."""
+    c = cluster
+    create_topic(c, "ts", 1)
+    leader = wait_leader(c, "ts", 0, [1, 2, 3])
+    t0 = 1700000000000
+    offsets = {}
+
+    def send(first, count):
+        errors = []
+
+        def report(err, m):
+            if err is None:
+                offsets[m.value()] = m.offset()
+            else:
+                errors.append(err)
+
+        p = Producer({"bootstrap.servers": c.bootstrap(leader), "acks": "all"})
+        for i in range(first, first + count):
+            p.produce("ts", b"r%d" % i, partition=0, timestamp=t0 + i * 1000, on_delivery=report)
+        assert p.flush(TIMEOUT_S) == 0 and not errors, errors
+
+    def check():
+        consumer = Consumer({"bootstrap.servers": c.bootstrap(leader), "group.id": "ts"})
+        try:
+            for i in range(len(offsets)):
+                asked = [TopicPartition("ts", 0, t0 + i * 1000 - 500)]
+                got = consumer.offsets_for_times(asked, timeout=TIMEOUT_S)[0].offset
+                assert got == offsets[b"r%d" % i], (i, got)
+            late = [TopicPartition("ts", 0, t0 + len(offsets) * 1000)]
+            assert consumer.offsets_for_times(late, timeout=TIMEOUT_S)[0].offset == -1
+        finally:
+            consumer.close()
+
+    send(0, 5)
+    check()
+    c.nodes[leader].stop()
+    leader = wait_leader(c, "ts", 0, [n for n in (1, 2, 3) if n != leader])
+    send(5, 5)
+    check()
+
+
 def test_wiped_replica_rejoins(cluster):
     """A follower whose data directory is wiped while it is down rejoins on restart, catches up
     from the leader and is back in the ISR without operator action, holding the leader's bytes.

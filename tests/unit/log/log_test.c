@@ -271,6 +271,55 @@ static void test_time_index(void **state)
     fx_deinit(&f);
 }
 
+/* One single-record batch of timestamp ts, a control batch (a leader-change no-op, as a
+ * replicated partition's new leader writes) or data, appended at the log end. */
+static void append_at_time(struct fx *f, bool control, int64_t ts)
+{
+    static const uint8_t key[4] = {0, 0, 0, 2}; /* control: version 0, LEADER_CHANGE */
+    struct batch_record rec = {.key = control ? slice_make(key, sizeof(key)) : slice_make("k", 1),
+                               .value = control ? slice_make(NULL, 0) : slice_make("v", 1),
+                               .timestamp_ms = ts};
+    struct batch_build_opts opts = {.base_offset = log_end_offset(f->log),
+                                    .leader_epoch = f->epoch,
+                                    .attributes = control ? BATCH_ATTR_CONTROL : 0,
+                                    .producer_id = -1,
+                                    .producer_epoch = -1,
+                                    .base_sequence = -1};
+    buf_reset(&f->b);
+    assert_int_equal(batch_build(&f->b, &opts, &rec, 1), 0);
+    assert_int_equal(model_append(&f->m, f->log, &f->b, f->epoch), 0);
+}
+
+/* A lookup by timestamp passes over control batches to the data after them, whose timestamps
+ * may be earlier (replayed data, event time). Catches: every lookup before a replicated
+ * partition's first election answered the offset of its no-op, 0 (found with kafka-python's
+ * offsets_for_times on a new topic of replication factor 3). */
+static void test_time_lookup_passes_over_control_batches(void **state)
+{
+    (void)state;
+    struct fx f;
+    fx_init(&f, g_seed + 9);
+    int64_t t0 = 1600000000000;
+    append_at_time(&f, true, t0 + 100000); /* offset 0: the election, later than the data */
+    for (int i = 0; i < 5; i++)
+        append_at_time(&f, false, t0 + i * 1000); /* offsets 1 to 5 */
+    append_at_time(&f, true, t0 + 200000);        /* offset 6: another election */
+    append_at_time(&f, false, t0 + 5000);         /* offset 7 */
+    for (int round = 0; round < 3; round++) {
+        int64_t off = -1;
+        assert_int_equal(log_offset_for_timestamp(f.log, t0 - 5, &off), 0);
+        assert_int_equal(off, 1);
+        assert_int_equal(log_offset_for_timestamp(f.log, t0 + 2500, &off), 0);
+        assert_int_equal(off, 4);
+        assert_int_equal(log_offset_for_timestamp(f.log, t0 + 4500, &off), 0);
+        assert_int_equal(off, 7);
+        /* Only the elections are later: no record has such a timestamp. */
+        assert_int_equal(log_offset_for_timestamp(f.log, t0 + 6000, &off), ERR_NOT_FOUND);
+        reopen(&f, round == 0); /* closed (indexes as written), then abandoned (recovered) */
+    }
+    fx_deinit(&f);
+}
+
 /* Brute force of Kafka's OffsetForLeaderEpoch over the batches of the model. */
 static void brute_epoch_end(const struct model *m, int32_t epoch, int32_t *e_out, int64_t *end)
 {
@@ -1557,6 +1606,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_append_read_reopen),
         cmocka_unit_test(test_read_large_batches),
+        cmocka_unit_test(test_time_lookup_passes_over_control_batches),
         cmocka_unit_test(test_time_index),
         cmocka_unit_test(test_epochs),
         cmocka_unit_test(test_truncate_every_boundary),
