@@ -37,9 +37,11 @@ static int16_t ok(struct meta_ctl_result *res)
 struct placer {
     uint32_t n; /* unfenced brokers */
     const struct meta_broker **brokers;
-    int *rack;          /* rack group of each: brokers with equal racks share one */
-    uint32_t *leaders;  /* preferred leaderships held */
-    uint32_t *replicas; /* replicas held */
+    int *rack;               /* rack group of each: brokers with equal racks share one */
+    uint32_t *leaders;       /* preferred leaderships held */
+    uint32_t *replicas;      /* replicas held */
+    uint32_t *topic_leaders; /* the same within the topic being placed */
+    uint32_t *topic_replicas;
 };
 
 static int placer_index(const struct placer *pl, int32_t id)
@@ -60,7 +62,9 @@ static bool rack_eq(const char *a, const char *b)
     return a == NULL || b == NULL ? a == b : strcmp(a, b) == 0;
 }
 
-static void placer_init(struct placer *pl, const struct meta_image *img)
+/* Counts the unfenced brokers' leaderships and replicas over the image, and over topic id (a
+ * topic that grows) apart. */
+static void placer_init(struct placer *pl, const struct meta_image *img, const struct meta_uuid *id)
 {
     memset(pl, 0, sizeof(*pl));
     uint32_t cap = img->broker_count == 0 ? 1 : img->broker_count;
@@ -68,6 +72,8 @@ static void placer_init(struct placer *pl, const struct meta_image *img)
     pl->rack = xcalloc(cap, sizeof(*pl->rack));
     pl->leaders = xcalloc(cap, sizeof(*pl->leaders));
     pl->replicas = xcalloc(cap, sizeof(*pl->replicas));
+    pl->topic_leaders = xcalloc(cap, sizeof(*pl->topic_leaders));
+    pl->topic_replicas = xcalloc(cap, sizeof(*pl->topic_replicas));
     for (uint32_t i = 0; i < img->broker_count; i++) {
         const struct meta_broker *b = &img->brokers[i];
         if (b->fenced)
@@ -85,13 +91,17 @@ static void placer_init(struct placer *pl, const struct meta_image *img)
         const struct meta_topic *tp = img->topics[t];
         for (uint32_t p = 0; p < tp->partition_count; p++) {
             const struct meta_partition *mp = &tp->partitions[p];
+            bool same = memcmp(&tp->id, id, sizeof(*id)) == 0;
             for (unsigned r = 0; r < mp->replica_count; r++) {
                 int i = placer_index(pl, mp->replicas[r]);
                 if (i < 0)
                     continue;
                 pl->replicas[i]++;
-                if (r == 0)
+                pl->topic_replicas[i] += same;
+                if (r == 0) {
                     pl->leaders[i]++;
+                    pl->topic_leaders[i] += same;
+                }
             }
         }
     }
@@ -103,11 +113,19 @@ static void placer_deinit(struct placer *pl)
     free(pl->rack);
     free(pl->leaders);
     free(pl->replicas);
+    free(pl->topic_leaders);
+    free(pl->topic_replicas);
 }
 
 /* Whether candidate a is a better next choice than b (see the header's order). */
 static bool better(const struct placer *pl, uint32_t a, uint32_t b, bool leader)
 {
+    /* Within the topic first, so that one topic's traffic spreads over the brokers even when
+     * the cluster's counts are uneven (a broker that joined later would lead all of it). */
+    if (leader && pl->topic_leaders[a] != pl->topic_leaders[b])
+        return pl->topic_leaders[a] < pl->topic_leaders[b];
+    if (pl->topic_replicas[a] != pl->topic_replicas[b])
+        return pl->topic_replicas[a] < pl->topic_replicas[b];
     if (leader && pl->leaders[a] != pl->leaders[b])
         return pl->leaders[a] < pl->leaders[b];
     if (pl->replicas[a] != pl->replicas[b])
@@ -142,8 +160,11 @@ static void place_one(struct placer *pl, int16_t rf, int32_t *out)
         chosen[k] = (uint32_t)best;
         out[k] = pl->brokers[best]->id;
         pl->replicas[best]++;
-        if (k == 0)
+        pl->topic_replicas[best]++;
+        if (k == 0) {
             pl->leaders[best]++;
+            pl->topic_leaders[best]++;
+        }
     }
 }
 
@@ -152,7 +173,7 @@ static int16_t place(const struct meta_image *img, const struct meta_uuid *id, u
                      uint32_t to, int16_t rf, struct meta_records *out, struct meta_ctl_result *res)
 {
     struct placer pl;
-    placer_init(&pl, img);
+    placer_init(&pl, img, id);
     if (rf < 1 || (uint32_t)rf > pl.n || (uint32_t)rf > RAFT_VOTERS_MAX) {
         uint32_t n = pl.n;
         placer_deinit(&pl);

@@ -11,11 +11,13 @@
  *
  * Placement (create topic, grow partitions): replicas go on unfenced brokers only. Partition by
  * partition, the preferred leader (first replica) is the broker leading the fewest partitions
- * so far (the whole image counted), then the one holding the fewest replicas, then the lowest
- * id; each further replica is a broker not yet in the partition, from a rack the partition does
- * not use yet when one is left (brokers without a rack form one group), then the fewest
- * replicas, the fewest leaders, the lowest id. So partitions and preferred leaders spread evenly
- * over brokers and topics, and replicas over racks.
+ * of this topic so far, then holding the fewest of its replicas, then leading the fewest
+ * partitions of the whole image, then holding the fewest replicas, then the lowest id; each
+ * further replica is a broker not yet in the partition, from a rack the partition does not use
+ * yet when one is left (brokers without a rack form one group), then the fewest replicas of
+ * the topic, of the image, the fewest leaders, the lowest id. So each topic's partitions and
+ * preferred leaders spread evenly over the brokers (a broker that joined later does not lead
+ * all of a new topic), the cluster's as evenly as that allows, and replicas over racks.
  *
  * The image the controller builds from must include its own proposals not yet committed (or the
  * controller must wait for each commit before the next build), else two requests can both pass

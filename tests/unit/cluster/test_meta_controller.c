@@ -65,28 +65,33 @@ static struct meta_uuid uuid_n(uint32_t n)
 }
 
 /* Registers brokers 1..n (racks[i] for broker i + 1, or none) and unfences them. */
-static void add_brokers(struct meta_image *img, int n, const char *const *racks)
+/* Registers broker i (rack: NULL for none) and unfences it. */
+static void add_broker(struct meta_image *img, int i, const char *rack)
 {
     struct meta_records r;
     meta_records_init(&r);
     struct meta_ctl_result res;
-    for (int i = 1; i <= n; i++) {
-        struct meta_endpoint e = {
-            .name = "PLAINTEXT", .host = "127.0.0.1", .port = (uint16_t)(9091 + i)};
-        struct meta_ctl_register_broker req = {.id = i,
-                                               .incarnation_id = uuid_n(1000 + (uint32_t)i),
-                                               .epoch = 100 + i,
-                                               .endpoints = &e,
-                                               .endpoint_count = 1,
-                                               .rack = racks != NULL ? racks[i - 1] : NULL};
-        int64_t epoch = 0;
-        assert_int_equal(meta_ctl_register_broker(img, &req, &r, &res, &epoch), 0);
-        commit(img, &r);
-        assert_true(meta_broker_find(img, i)->fenced);
-        assert_int_equal(meta_ctl_unfence_broker(img, i, epoch, &r, &res), 0);
-        commit(img, &r);
-    }
+    struct meta_endpoint e = {
+        .name = "PLAINTEXT", .host = "127.0.0.1", .port = (uint16_t)(9091 + i)};
+    struct meta_ctl_register_broker req = {.id = i,
+                                           .incarnation_id = uuid_n(1000 + (uint32_t)i),
+                                           .epoch = 100 + i,
+                                           .endpoints = &e,
+                                           .endpoint_count = 1,
+                                           .rack = rack};
+    int64_t epoch = 0;
+    assert_int_equal(meta_ctl_register_broker(img, &req, &r, &res, &epoch), 0);
+    commit(img, &r);
+    assert_true(meta_broker_find(img, i)->fenced);
+    assert_int_equal(meta_ctl_unfence_broker(img, i, epoch, &r, &res), 0);
+    commit(img, &r);
     meta_records_deinit(&r);
+}
+
+static void add_brokers(struct meta_image *img, int n, const char *const *racks)
+{
+    for (int i = 1; i <= n; i++)
+        add_broker(img, i, racks != NULL ? racks[i - 1] : NULL);
 }
 
 static int16_t create(struct meta_image *img, const char *name, uint32_t id, int32_t partitions,
@@ -153,6 +158,52 @@ static void test_balance(void **state)
         }
         meta_image_deinit(&img);
     }
+}
+
+/* A new topic's preferred leaders spread over the brokers even when the cluster's are uneven:
+ * broker 3 joined after 30 partitions were placed on brokers 1 and 2. Catches: every partition
+ * of the new topic led by broker 3 (the fewest leaderships of the cluster), one broker taking
+ * all of that topic's traffic. The cluster still evens out over the next topics. */
+static void test_topic_spreads_over_an_uneven_cluster(void **state)
+{
+    (void)state;
+    struct meta_image img;
+    meta_image_init(&img);
+    add_brokers(&img, 2, NULL);
+    struct meta_ctl_result res;
+    assert_int_equal(create(&img, "old", 1, 30, 2, &res), 0);
+    add_broker(&img, 3, NULL);
+    assert_int_equal(create(&img, "new", 2, 3, 3, &res), 0);
+    const struct meta_topic *t = meta_topic_find(&img, "new", 3);
+    assert_non_null(t);
+    uint32_t led[4] = {0};
+    for (uint32_t p = 0; p < t->partition_count; p++)
+        led[t->partitions[p].replicas[0]]++;
+    for (int b = 1; b <= 3; b++)
+        assert_int_equal(led[b], 1);
+    /* Growing it by three more keeps one more each. */
+    struct meta_records r;
+    meta_records_init(&r);
+    assert_int_equal(meta_ctl_create_partitions(&img, "new", 6, &r, &res), 0);
+    commit(&img, &r);
+    meta_records_deinit(&r);
+    t = meta_topic_find(&img, "new", 3);
+    memset(led, 0, sizeof(led));
+    for (uint32_t p = 0; p < t->partition_count; p++)
+        led[t->partitions[p].replicas[0]]++;
+    for (int b = 1; b <= 3; b++)
+        assert_int_equal(led[b], 2);
+    /* Topics of one partition each go to broker 3 until the cluster is even. */
+    for (uint32_t i = 0; i < 30; i++) {
+        char name[16];
+        snprintf(name, sizeof(name), "s%u", i);
+        assert_int_equal(create(&img, name, 10 + i, 1, 1, &res), 0);
+    }
+    uint32_t leaders[4] = {0}, replicas[4] = {0};
+    count_load(&img, leaders, replicas);
+    for (int b = 1; b <= 3; b++)
+        assert_in_range(leaders[b], 22, 23);
+    meta_image_deinit(&img);
 }
 
 static void test_racks(void **state)
@@ -657,9 +708,13 @@ static void test_random_requests(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_balance),          cmocka_unit_test(test_racks),
-        cmocka_unit_test(test_errors),           cmocka_unit_test(test_fence_unfence_register),
-        cmocka_unit_test(test_partition_change), cmocka_unit_test(test_random_requests),
+        cmocka_unit_test(test_balance),
+        cmocka_unit_test(test_topic_spreads_over_an_uneven_cluster),
+        cmocka_unit_test(test_racks),
+        cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_fence_unfence_register),
+        cmocka_unit_test(test_partition_change),
+        cmocka_unit_test(test_random_requests),
         cmocka_unit_test(test_partition_report),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
