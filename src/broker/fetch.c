@@ -180,13 +180,13 @@ static uint64_t read_partition(struct fetch_part *p, uint64_t *used)
         out->error_code = KAFKA_NOT_LEADER_OR_FOLLOWER;
         return 0;
     }
-    out->high_watermark = replica_high_watermark(p->r);
+    out->high_watermark = replica_visible_high_watermark(p->r);
     int64_t lso;
     if (replica_last_stable_offset(p->r, &lso) < 0) {
         out->error_code = KAFKA_KAFKA_STORAGE_ERROR;
         return 0;
     }
-    out->last_stable_offset = lso;
+    out->last_stable_offset = MIN(lso, out->high_watermark);
     out->log_start_offset = replica_log_start_offset(p->r);
     if (out->error_code != KAFKA_NONE)
         return 0;
@@ -203,7 +203,8 @@ static uint64_t read_partition(struct fetch_part *p, uint64_t *used)
     struct log *bug_log = replica_log(p->r);
     int rc = log_read(bug_log, p->in->fetch_offset, limit, log_end_offset(bug_log), &rd);
 #else
-    int rc = replica_read_below(p->r, p->in->fetch_offset, limit, committed ? lso : INT64_MAX, &rd);
+    int rc =
+        replica_read_records(p->r, p->in->fetch_offset, limit, committed ? lso : INT64_MAX, &rd);
 #endif
     if (rc < 0) {
         out->error_code = rc == ERR_RANGE ? KAFKA_OFFSET_OUT_OF_RANGE : KAFKA_KAFKA_STORAGE_ERROR;

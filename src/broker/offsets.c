@@ -108,11 +108,13 @@ static void list_partition(struct breq *rq, struct proto_str topic, bool committ
         return;
     struct log *log = replica_log(r);
     int64_t offset = -1, ts = -1;
-    int64_t fetchable = replica_high_watermark(r);
-    if (committed && replica_last_stable_offset(r, &fetchable) < 0) {
+    int64_t fetchable = replica_visible_high_watermark(r), lso;
+    if (committed && replica_last_stable_offset(r, &lso) < 0) {
         out->error_code = KAFKA_KAFKA_STORAGE_ERROR;
         return;
     }
+    if (committed)
+        fetchable = MIN(fetchable, lso);
     if (in->timestamp == LIST_OFFSETS_LATEST) {
 #ifdef BROKER_BUG_LATEST_IS_LOG_END
         /* An injected bug of the whole-cluster simulator (tests/sim, never in the broker): the

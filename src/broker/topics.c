@@ -760,7 +760,7 @@ delete_records_one(struct delete_records *dr, struct proto_str topic,
         r->error_code = KAFKA_NOT_LEADER_OR_FOLLOWER;
         return;
     }
-    int64_t high = replica_high_watermark(rep);
+    int64_t high = replica_visible_high_watermark(rep);
     int64_t offset = q->offset == DELETE_TO_HIGH_WATERMARK ? high : q->offset;
     if (offset < 0 || offset > high) {
         r->error_code = KAFKA_OFFSET_OUT_OF_RANGE;

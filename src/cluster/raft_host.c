@@ -435,8 +435,8 @@ static int ops_batch_at(void *ctx, int64_t index, struct raft_batch *out)
     return 0;
 }
 
-/* A new leader's no-op: one LEADER_CHANGE control record (Kafka consumers skip control
- * batches), stamped with the new term as its leader epoch. */
+/* A new leader's no-op: one LEADER_CHANGE control record, stamped with the new term as its
+ * leader epoch (client reads leave it out: log_read_records). */
 static int append_noop(struct raft_group *g, const struct raft_batch *b, uint32_t *bytes)
 {
     static const uint8_t key[4] = {0, 0, 0, NOOP_CONTROL_TYPE}; /* version 0, type */

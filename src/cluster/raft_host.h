@@ -21,7 +21,7 @@
  * proposals with baseOffset and leaderEpoch = term (log_append); a follower writes the leader's
  * bytes unchanged at the same offsets (log_append_at); a conflicting suffix is cut with
  * log_truncate_to (durable when it returns). A new leader's no-op is a Kafka control batch
- * (one LEADER_CHANGE control record), which every consumer skips.
+ * (one LEADER_CHANGE control record), which client reads leave out (log_read_records).
  * Single-node data written before the cluster carries leader epoch 0, and Raft's term 0 means
  * "no entry": the host reads epoch 0 as term 1 (RAFT_HOST_TERM_STANDALONE) and every group's
  * hard state starts at term 1, so no election ever makes a leader of term 1 and the only term-1

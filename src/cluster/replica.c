@@ -1032,11 +1032,17 @@ int replica_append(struct replica *r, uint8_t *batch, size_t len, enum replica_w
     return 0;
 }
 
-int replica_read_below(struct replica *r, int64_t offset, uint64_t max_bytes, int64_t limit,
-                       struct log_read *out)
+int replica_read_records(struct replica *r, int64_t offset, uint64_t max_bytes, int64_t limit,
+                         struct log_read *out)
 {
     int64_t hw = log_high_watermark(r->log);
-    return log_read(r->log, offset, max_bytes, limit < hw ? limit : hw, out);
+    return log_read_records(r->log, offset, max_bytes, limit < hw ? limit : hw, out);
+}
+
+int64_t replica_visible_high_watermark(struct replica *r)
+{
+    int64_t hw = log_high_watermark(r->log);
+    return r->group != NULL ? log_visible_end(r->log, hw) : hw;
 }
 
 int replica_read(struct replica *r, int64_t offset, uint64_t max_bytes, struct log_read *out)

@@ -172,9 +172,10 @@ uint32_t replica_isr(const struct replica *r, int32_t *out, uint32_t max);
 /* Whole batches from offset, up to max_bytes (KIP-74: the first batch whole), never past the
  * high watermark. Errors as log_read. */
 int replica_read(struct replica *r, int64_t offset, uint64_t max_bytes, struct log_read *out);
-/* As replica_read, never past limit either (read_committed: the last stable offset). */
-int replica_read_below(struct replica *r, int64_t offset, uint64_t max_bytes, int64_t limit,
-                       struct log_read *out);
+/* A client's read (Fetch): as replica_read without Raft's no-ops (log_read_records), never past
+ * limit either (read_committed: the last stable offset). */
+int replica_read_records(struct replica *r, int64_t offset, uint64_t max_bytes, int64_t limit,
+                         struct log_read *out);
 
 void replica_watch_init(struct replica_watch *w, replica_watch_fn fn, void *ctx);
 void replica_watch_add(struct replica *r, struct replica_watch *w);
@@ -182,6 +183,9 @@ void replica_watch_remove(struct replica *r, struct replica_watch *w);
 
 struct log *replica_log(struct replica *r);
 int64_t replica_high_watermark(const struct replica *r);
+/* The high watermark clients are shown (Fetch, ListOffsets, DeleteRecords): without the no-ops
+ * just below it (log_visible_end), so a consumer past every record is at the end. */
+int64_t replica_visible_high_watermark(struct replica *r);
 int64_t replica_log_start_offset(const struct replica *r);
 int64_t replica_log_end_offset(const struct replica *r);
 int32_t replica_leader_epoch(const struct replica *r);

@@ -624,8 +624,29 @@ static void drop_behind_read(struct log *log, uint32_t seg, uint64_t pos)
     (void)io_drop_cache(log_file_io(s->file), 0, to); /* a hint: nothing to do when it fails */
 }
 
-int log_read(struct log *log, int64_t offset, uint64_t bytes_max, int64_t offset_limit,
-             struct log_read *out)
+/* Whether h is a Raft no-op: a control batch outside any transaction that starts its epoch
+ * (a new leader's first entry; a log-start marker is inside its epoch). */
+static bool batch_is_noop(const struct log *log, const struct batch_header *h)
+{
+    if (!batch_is_control(h) || batch_is_transactional(h))
+        return false;
+    const struct epochs *e = &log->epochs;
+    uint32_t lo = 0, hi = e->len; /* the entry of h's epoch, sorted by epoch */
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (e->v[mid].epoch < h->leader_epoch)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < e->len && e->v[lo].epoch == h->leader_epoch &&
+           e->v[lo].start_offset == h->base_offset;
+}
+
+/* log_read; with records, no-ops are left out: the read starts after those at offset (in
+ * whichever segment the next batch is) and stops before the next one. */
+static int read_batches(struct log *log, int64_t offset, uint64_t bytes_max, int64_t offset_limit,
+                        bool records, struct log_read *out)
 {
     ASSERT(out != NULL);
     memset(out, 0, sizeof(*out));
@@ -634,39 +655,98 @@ int log_read(struct log *log, int64_t offset, uint64_t bytes_max, int64_t offset
         return log->err;
     if (offset < log->start_offset || offset > log_end(log))
         return ERR_RANGE;
-    if (offset == log_end(log) || offset >= offset_limit)
+    for (;;) {
+        if (offset == log_end(log) || offset >= offset_limit)
+            return 0;
+        uint32_t seg = log_find_segment(log, offset);
+        struct segment *s = log->segs[seg];
+        int rc = files_pin(s->file, false);
+        if (rc < 0)
+            return rc;
+        struct seg_cursor c;
+        seg_cursor_init(&c, log_file_io(s->file), seg_index_floor(s, offset), s->bytes);
+        struct batch_header h;
+        uint64_t pos;
+        rc = seek_batch(&c, offset, &h, &pos);
+        while (rc == 0 && records && batch_is_noop(log, &h) &&
+               batch_last_offset(&h) < offset_limit) {
+            offset = batch_last_offset(&h) + 1;
+            out->first_offset = out->next_offset = offset;
+            rc = seg_cursor_next(&c, &h, &pos);
+            rc = rc == 1 ? 0 : rc == 0 ? 1 : rc; /* 1: the segment ended, go on in the next */
+        }
+        if (rc != 0 || batch_last_offset(&h) >= offset_limit) {
+            seg_cursor_deinit(&c);
+            files_unpin(s->file);
+            if (rc == 1)
+                continue;
+            return rc < 0 ? rc : 0;
+        }
+        out->position = pos;
+        out->bytes = batch_total_bytes(&h);
+        out->first_offset = h.base_offset;
+        out->next_offset = batch_last_offset(&h) + 1;
+        uint64_t next_pos;
+        while (seg_cursor_next(&c, &h, &next_pos) == 1) {
+            if (batch_last_offset(&h) >= offset_limit ||
+                out->bytes + batch_total_bytes(&h) > bytes_max ||
+                (records && batch_is_noop(log, &h)))
+                break;
+            out->bytes += batch_total_bytes(&h);
+            out->next_offset = batch_last_offset(&h) + 1;
+        }
+        out->file = s->file;
+        seg_cursor_deinit(&c);
+        drop_behind_read(log, seg, pos);
         return 0;
-    uint32_t seg = log_find_segment(log, offset);
-    struct segment *s = log->segs[seg];
+    }
+}
+
+int log_read(struct log *log, int64_t offset, uint64_t bytes_max, int64_t offset_limit,
+             struct log_read *out)
+{
+    return read_batches(log, offset, bytes_max, offset_limit, false, out);
+}
+
+int log_read_records(struct log *log, int64_t offset, uint64_t bytes_max, int64_t offset_limit,
+                     struct log_read *out)
+{
+    return read_batches(log, offset, bytes_max, offset_limit, true, out);
+}
+
+/* The header of the batch holding offset, a stored offset of the log. */
+static int header_at(struct log *log, int64_t offset, struct batch_header *h)
+{
+    struct segment *s = log->segs[log_find_segment(log, offset)];
     int rc = files_pin(s->file, false);
     if (rc < 0)
         return rc;
     struct seg_cursor c;
     seg_cursor_init(&c, log_file_io(s->file), seg_index_floor(s, offset), s->bytes);
-    struct batch_header h;
     uint64_t pos;
-    rc = seek_batch(&c, offset, &h, &pos);
-    if (rc < 0 || batch_last_offset(&h) >= offset_limit)
-        goto fail;
-    out->position = pos;
-    out->bytes = batch_total_bytes(&h);
-    out->first_offset = h.base_offset;
-    out->next_offset = batch_last_offset(&h) + 1;
-    uint64_t next_pos;
-    while (seg_cursor_next(&c, &h, &next_pos) == 1) {
-        if (batch_last_offset(&h) >= offset_limit || out->bytes + batch_total_bytes(&h) > bytes_max)
-            break;
-        out->bytes += batch_total_bytes(&h);
-        out->next_offset = batch_last_offset(&h) + 1;
-    }
-    out->file = s->file;
-    seg_cursor_deinit(&c);
-    drop_behind_read(log, seg, pos);
-    return 0;
-fail:
+    rc = seek_batch(&c, offset, h, &pos);
     seg_cursor_deinit(&c);
     files_unpin(s->file);
     return rc;
+}
+
+int64_t log_visible_end(struct log *log, int64_t end)
+{
+    ASSERT(end <= log_end(log));
+    if (log->err)
+        return end;
+    const struct epochs *e = &log->epochs;
+    for (uint32_t i = e->len; i > 0 && end > log->start_offset; i--) {
+        int64_t start = e->v[i - 1].start_offset;
+        if (start >= end)
+            continue; /* an epoch begun at or past end */
+        struct batch_header h;
+        if (start != end - 1 || header_at(log, start, &h) < 0 || h.base_offset != start ||
+            batch_last_offset(&h) != start || !batch_is_noop(log, &h))
+            break;
+        end = start;
+    }
+    return end;
 }
 
 void log_read_release(struct log_read *r)

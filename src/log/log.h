@@ -203,6 +203,22 @@ int log_read(struct log *log, int64_t offset, uint64_t bytes_max, int64_t offset
              struct log_read *out);
 void log_read_release(struct log_read *r);
 
+/*
+ * What a client reads (Fetch): log_read without the Raft no-ops (a replicated partition's new
+ * leader's first entry, a control batch outside any transaction that starts its epoch; Kafka
+ * writes none into a partition). The read starts after the no-ops at offset and stops before
+ * the next one, so a client sees their offsets as gaps, as it sees a transaction marker's;
+ * an empty read's first_offset and next_offset are past the no-ops it passed.
+ */
+int log_read_records(struct log *log, int64_t offset, uint64_t bytes_max, int64_t offset_limit,
+                     struct log_read *out);
+
+/* The end a client is shown for a log committed below end: end, or, when the batches just
+ * below it are no-ops, the first of them (so a consumer that read every record is at the end,
+ * not a no-op short of it). The same on every replica of a committed prefix, and it never
+ * decreases as end grows. */
+int64_t log_visible_end(struct log *log, int64_t end);
+
 int64_t log_start_offset(const struct log *log);
 int64_t log_end_offset(const struct log *log);
 int64_t log_durable_offset(const struct log *log); /* every offset below it is durable */

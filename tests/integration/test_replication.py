@@ -10,6 +10,7 @@ import os
 import shutil
 import signal
 import struct
+import subprocess
 import time
 
 import pytest
@@ -160,6 +161,11 @@ def partition_log_bytes(node, topic, partition):
             out.append(data[at:at + 12 + length])
             at += 12 + length
     return b"".join(out)
+
+
+def kafka_tp(topic, partition):
+    from kafka import TopicPartition as KafkaTopicPartition
+    return KafkaTopicPartition(topic, partition)
 
 
 def raw_produce(port, topic, values, timeout_ms=kw.TIMEOUT_S * 1000):
@@ -383,6 +389,61 @@ def test_offsets_for_times_of_replayed_data(cluster):
     leader = wait_leader(c, "ts", 0, [n for n in (1, 2, 3) if n != leader])
     send(5, 5)
     check()
+
+
+def test_clients_never_see_raft_no_ops(cluster):
+    """A replicated partition's Raft no-ops (each new leader's first entry) reach no client: a
+    new topic reads as empty with its end at 0 (kcat -e ends at once), kafka-python 2.0.2, which
+    hands control batches to the application, gets exactly the records produced, before and
+    after a fail-over, and a consumer past every record is at the end the broker shows, before
+    anything new is written. Catches: kafka-python applications handed the no-ops as records
+    (key 00 00 00 02, value None), and an end one no-op beyond the last record, so that a
+    caught-up consumer showed lag 1 after every leader change."""
+    from kafka import KafkaConsumer
+    c = cluster
+    create_topic(c, "np", 1)
+    leader = wait_leader(c, "np", 0, [1, 2, 3])
+    kcat = subprocess.run(["kcat", "-C", "-b", c.bootstrap(leader), "-t", "np", "-o", "beginning",
+                           "-e", "-q", "-f", "%o\\n"], capture_output=True, text=True,
+                          timeout=TIMEOUT_S)
+    assert kcat.returncode == 0 and kcat.stdout == "", (kcat.stdout, kcat.stderr)
+
+    def end_offset(node):
+        consumer = Consumer({"bootstrap.servers": c.bootstrap(node), "group.id": "np-end"})
+        try:
+            return consumer.get_watermark_offsets(TopicPartition("np", 0), timeout=TIMEOUT_S)[1]
+        finally:
+            consumer.close()
+
+    assert end_offset(leader) == 0
+    first, errors = produce(c.bootstrap(leader), "np", ["a", "b", "c"])
+    assert not errors
+    reader = KafkaConsumer(bootstrap_servers=c.bootstrap(leader), group_id=None,
+                           auto_offset_reset="earliest", consumer_timeout_ms=3000)
+    tp = kafka_tp("np", 0)
+    reader.assign([tp])
+
+    def read_all(want):
+        got = []
+        deadline = time.monotonic() + TIMEOUT_S
+        while len(got) < want and time.monotonic() < deadline:
+            for records in reader.poll(timeout_ms=500).values():
+                got.extend((r.offset, r.value) for r in records)
+        return got
+
+    assert read_all(3) == sorted((o, v.encode()) for v, o in first.items())
+    # A fail-over writes another no-op after the records: the end stays where they end.
+    end = max(first.values()) + 1
+    c.nodes[leader].stop()
+    alive = [n for n in (1, 2, 3) if n != leader]
+    leader = wait_leader(c, "np", 0, alive)
+    assert end_offset(leader) == end
+    second, errors = produce(c.bootstrap(leader), "np", ["d", "e"])
+    assert not errors and min(second.values()) > end
+    assert read_all(2) == sorted((o, v.encode()) for v, o in second.items())
+    assert reader.poll(timeout_ms=500) == {}
+    reader.close()
+    assert end_offset(leader) == max(second.values()) + 1
 
 
 def test_wiped_replica_rejoins(cluster):

@@ -320,6 +320,83 @@ static void test_time_lookup_passes_over_control_batches(void **state)
     fx_deinit(&f);
 }
 
+/* Appends one single-record batch in epoch: control (a no-op when first in its epoch, else like
+ * a log-start marker) or data with a value of value_bytes. */
+static void append_in_epoch(struct fx *f, bool control, int32_t epoch, size_t value_bytes)
+{
+    static const uint8_t key[4] = {0, 0, 0, 2};
+    static uint8_t value[20 * KIB];
+    assert_true(value_bytes <= sizeof(value));
+    struct batch_record rec = {.key = slice_make(key, sizeof(key)),
+                               .value = slice_make(control ? NULL : value, value_bytes),
+                               .timestamp_ms = 1700000000000};
+    struct batch_build_opts opts = {.base_offset = log_end_offset(f->log),
+                                    .leader_epoch = epoch,
+                                    .attributes = control ? BATCH_ATTR_CONTROL : 0,
+                                    .producer_id = -1,
+                                    .producer_epoch = -1,
+                                    .base_sequence = -1};
+    buf_reset(&f->b);
+    assert_int_equal(batch_build(&f->b, &opts, &rec, 1), 0);
+    assert_int_equal(model_append(&f->m, f->log, &f->b, epoch), 0);
+}
+
+static void expect_records_read(struct fx *f, int64_t offset, int64_t first, int64_t next,
+                                bool empty)
+{
+    struct log_read r;
+    assert_int_equal(log_read_records(f->log, offset, 10 * MIB, INT64_MAX, &r), 0);
+    if (r.first_offset != first || r.next_offset != next || (r.file == NULL) != empty)
+        fail_msg("records from %lld: [%lld, %lld)%s, want [%lld, %lld)%s", (long long)offset,
+                 (long long)r.first_offset, (long long)r.next_offset, r.file ? "" : " empty",
+                 (long long)first, (long long)next, empty ? " empty" : "");
+    log_read_release(&r);
+}
+
+/* What clients read of a replicated partition's log leaves out Raft's no-ops (the first batch
+ * of each epoch, a control batch outside any transaction), wherever they are: first, between
+ * records, last in a segment, at the end; other control batches stay. The end shown to clients
+ * stops before a run of no-ops at the end. Catches: kafka-python 2.0.2 handed the no-ops as
+ * records, and a caught-up consumer a no-op short of the end after every leader change. */
+static void test_client_reads_leave_out_no_ops(void **state)
+{
+    (void)state;
+    struct fx f;
+    fx_init(&f, g_seed + 11);
+    append_in_epoch(&f, true, 1, 0);         /* 0: no-op */
+    append_in_epoch(&f, false, 1, 20 * KIB); /* 1 */
+    append_in_epoch(&f, false, 1, 20 * KIB); /* 2 */
+    append_in_epoch(&f, true, 2, 0);         /* 3: no-op */
+    append_in_epoch(&f, false, 2, 20 * KIB); /* 4 */
+    append_in_epoch(&f, true, 3, 0);         /* 5: no-op, the segment's last batch */
+    assert_int_equal(log_segment_count(f.log), 1);
+    append_in_epoch(&f, false, 3, 20 * KIB); /* 6: rolls */
+    assert_int_equal(log_segment_count(f.log), 2);
+    append_in_epoch(&f, true, 3, 0);   /* 7: control inside its epoch, not a no-op */
+    append_in_epoch(&f, false, 3, 10); /* 8 */
+    append_in_epoch(&f, true, 4, 0);   /* 9: no-op */
+    append_in_epoch(&f, true, 5, 0);   /* 10: no-op */
+    for (int round = 0; round < 3; round++) {
+        expect_records_read(&f, 0, 1, 3, false);
+        expect_records_read(&f, 3, 4, 5, false);
+        expect_records_read(&f, 5, 6, 9, false);
+        expect_records_read(&f, 9, 11, 11, true);
+        struct log_read r; /* Raft's own reads keep them */
+        assert_int_equal(log_read(f.log, 0, 10 * MIB, INT64_MAX, &r), 0);
+        assert_int_equal(r.first_offset, 0);
+        log_read_release(&r);
+        static const int64_t ends[][2] = {{11, 9}, {10, 9}, {9, 9}, {8, 8}, {7, 7}, {6, 5},
+                                          {5, 5},  {4, 3},  {2, 2}, {1, 0}, {0, 0}};
+        for (size_t i = 0; i < ARRAY_LEN(ends); i++)
+            if (log_visible_end(f.log, ends[i][0]) != ends[i][1])
+                fail_msg("visible end of %lld: %lld, want %lld", (long long)ends[i][0],
+                         (long long)log_visible_end(f.log, ends[i][0]), (long long)ends[i][1]);
+        fx_sync(&f);
+        reopen(&f, round == 0); /* closed, then abandoned: the epochs as written, then rebuilt */
+    }
+    fx_deinit(&f);
+}
+
 /* Brute force of Kafka's OffsetForLeaderEpoch over the batches of the model. */
 static void brute_epoch_end(const struct model *m, int32_t epoch, int32_t *e_out, int64_t *end)
 {
@@ -1607,6 +1684,7 @@ int main(void)
         cmocka_unit_test(test_append_read_reopen),
         cmocka_unit_test(test_read_large_batches),
         cmocka_unit_test(test_time_lookup_passes_over_control_batches),
+        cmocka_unit_test(test_client_reads_leave_out_no_ops),
         cmocka_unit_test(test_time_index),
         cmocka_unit_test(test_epochs),
         cmocka_unit_test(test_truncate_every_boundary),
