@@ -714,17 +714,15 @@ int log_read_records(struct log *log, int64_t offset, uint64_t bytes_max, int64_
     return read_batches(log, offset, bytes_max, offset_limit, true, out);
 }
 
-/* The header of the batch holding offset, a stored offset of the log. */
-static int header_at(struct log *log, int64_t offset, struct batch_header *h)
+/* The header and position of the batch of s holding offset, a stored offset of s. */
+static int seg_header_at(struct segment *s, int64_t offset, struct batch_header *h, uint64_t *pos)
 {
-    struct segment *s = log->segs[log_find_segment(log, offset)];
     int rc = files_pin(s->file, false);
     if (rc < 0)
         return rc;
     struct seg_cursor c;
     seg_cursor_init(&c, log_file_io(s->file), seg_index_floor(s, offset), s->bytes);
-    uint64_t pos;
-    rc = seek_batch(&c, offset, h, &pos);
+    rc = seek_batch(&c, offset, h, pos);
     seg_cursor_deinit(&c);
     files_unpin(s->file);
     return rc;
@@ -741,8 +739,10 @@ int64_t log_visible_end(struct log *log, int64_t end)
         if (start >= end)
             continue; /* an epoch begun at or past end */
         struct batch_header h;
-        if (start != end - 1 || header_at(log, start, &h) < 0 || h.base_offset != start ||
-            batch_last_offset(&h) != start || !batch_is_noop(log, &h))
+        uint64_t pos;
+        if (start != end - 1 ||
+            seg_header_at(log->segs[log_find_segment(log, start)], start, &h, &pos) < 0 ||
+            h.base_offset != start || batch_last_offset(&h) != start || !batch_is_noop(log, &h))
             break;
         end = start;
     }
@@ -933,18 +933,9 @@ static int boundary_position(struct segment *s, int64_t offset, uint64_t *pos)
         *pos = 0;
         return 0;
     }
-    int rc = files_pin(s->file, false);
-    if (rc < 0)
-        return rc;
-    struct seg_cursor c;
-    seg_cursor_init(&c, log_file_io(s->file), seg_index_floor(s, offset), s->bytes);
     struct batch_header h;
-    rc = seek_batch(&c, offset, &h, pos);
-    if (rc == 0 && h.base_offset != offset)
-        rc = ERR_INVALID;
-    seg_cursor_deinit(&c);
-    files_unpin(s->file);
-    return rc;
+    int rc = seg_header_at(s, offset, &h, pos);
+    return rc == 0 && h.base_offset != offset ? ERR_INVALID : rc;
 }
 
 /* Makes the recovery point durably `base` before segment `base` changes, so a crash cannot

@@ -271,23 +271,25 @@ static void test_time_index(void **state)
     fx_deinit(&f);
 }
 
-/* One single-record batch of timestamp ts, a control batch (a leader-change no-op, as a
- * replicated partition's new leader writes) or data, appended at the log end. */
-static void append_at_time(struct fx *f, bool control, int64_t ts)
+/* Appends one single-record batch of timestamp ts in epoch: control (LEADER_CHANGE: a no-op
+ * when first in its epoch, else like a log-start marker) or data with a value of value_bytes. */
+static void append_one(struct fx *f, bool control, int32_t epoch, size_t value_bytes, int64_t ts)
 {
-    static const uint8_t key[4] = {0, 0, 0, 2}; /* control: version 0, LEADER_CHANGE */
-    struct batch_record rec = {.key = control ? slice_make(key, sizeof(key)) : slice_make("k", 1),
-                               .value = control ? slice_make(NULL, 0) : slice_make("v", 1),
+    static const uint8_t key[4] = {0, 0, 0, 2};
+    static uint8_t value[20 * KIB];
+    assert_true(value_bytes <= sizeof(value));
+    struct batch_record rec = {.key = slice_make(key, sizeof(key)),
+                               .value = slice_make(control ? NULL : value, value_bytes),
                                .timestamp_ms = ts};
     struct batch_build_opts opts = {.base_offset = log_end_offset(f->log),
-                                    .leader_epoch = f->epoch,
+                                    .leader_epoch = epoch,
                                     .attributes = control ? BATCH_ATTR_CONTROL : 0,
                                     .producer_id = -1,
                                     .producer_epoch = -1,
                                     .base_sequence = -1};
     buf_reset(&f->b);
     assert_int_equal(batch_build(&f->b, &opts, &rec, 1), 0);
-    assert_int_equal(model_append(&f->m, f->log, &f->b, f->epoch), 0);
+    assert_int_equal(model_append(&f->m, f->log, &f->b, epoch), 0);
 }
 
 /* A lookup by timestamp passes over control batches to the data after them, whose timestamps
@@ -300,11 +302,11 @@ static void test_time_lookup_passes_over_control_batches(void **state)
     struct fx f;
     fx_init(&f, g_seed + 9);
     int64_t t0 = 1600000000000;
-    append_at_time(&f, true, t0 + 100000); /* offset 0: the election, later than the data */
+    append_one(&f, true, 1, 0, t0 + 100000); /* offset 0: the election, later than the data */
     for (int i = 0; i < 5; i++)
-        append_at_time(&f, false, t0 + i * 1000); /* offsets 1 to 5 */
-    append_at_time(&f, true, t0 + 200000);        /* offset 6: another election */
-    append_at_time(&f, false, t0 + 5000);         /* offset 7 */
+        append_one(&f, false, 1, 1, t0 + i * 1000); /* offsets 1 to 5 */
+    append_one(&f, true, 2, 0, t0 + 200000);        /* offset 6: another election */
+    append_one(&f, false, 2, 1, t0 + 5000);         /* offset 7 */
     for (int round = 0; round < 3; round++) {
         int64_t off = -1;
         assert_int_equal(log_offset_for_timestamp(f.log, t0 - 5, &off), 0);
@@ -318,27 +320,6 @@ static void test_time_lookup_passes_over_control_batches(void **state)
         reopen(&f, round == 0); /* closed (indexes as written), then abandoned (recovered) */
     }
     fx_deinit(&f);
-}
-
-/* Appends one single-record batch in epoch: control (a no-op when first in its epoch, else like
- * a log-start marker) or data with a value of value_bytes. */
-static void append_in_epoch(struct fx *f, bool control, int32_t epoch, size_t value_bytes)
-{
-    static const uint8_t key[4] = {0, 0, 0, 2};
-    static uint8_t value[20 * KIB];
-    assert_true(value_bytes <= sizeof(value));
-    struct batch_record rec = {.key = slice_make(key, sizeof(key)),
-                               .value = slice_make(control ? NULL : value, value_bytes),
-                               .timestamp_ms = 1700000000000};
-    struct batch_build_opts opts = {.base_offset = log_end_offset(f->log),
-                                    .leader_epoch = epoch,
-                                    .attributes = control ? BATCH_ATTR_CONTROL : 0,
-                                    .producer_id = -1,
-                                    .producer_epoch = -1,
-                                    .base_sequence = -1};
-    buf_reset(&f->b);
-    assert_int_equal(batch_build(&f->b, &opts, &rec, 1), 0);
-    assert_int_equal(model_append(&f->m, f->log, &f->b, epoch), 0);
 }
 
 static void expect_records_read(struct fx *f, int64_t offset, int64_t first, int64_t next,
@@ -363,19 +344,19 @@ static void test_client_reads_leave_out_no_ops(void **state)
     (void)state;
     struct fx f;
     fx_init(&f, g_seed + 11);
-    append_in_epoch(&f, true, 1, 0);         /* 0: no-op */
-    append_in_epoch(&f, false, 1, 20 * KIB); /* 1 */
-    append_in_epoch(&f, false, 1, 20 * KIB); /* 2 */
-    append_in_epoch(&f, true, 2, 0);         /* 3: no-op */
-    append_in_epoch(&f, false, 2, 20 * KIB); /* 4 */
-    append_in_epoch(&f, true, 3, 0);         /* 5: no-op, the segment's last batch */
+    append_one(&f, true, 1, 0, 1700000000000);         /* 0: no-op */
+    append_one(&f, false, 1, 20 * KIB, 1700000000000); /* 1 */
+    append_one(&f, false, 1, 20 * KIB, 1700000000000); /* 2 */
+    append_one(&f, true, 2, 0, 1700000000000);         /* 3: no-op */
+    append_one(&f, false, 2, 20 * KIB, 1700000000000); /* 4 */
+    append_one(&f, true, 3, 0, 1700000000000);         /* 5: no-op, the segment's last batch */
     assert_int_equal(log_segment_count(f.log), 1);
-    append_in_epoch(&f, false, 3, 20 * KIB); /* 6: rolls */
+    append_one(&f, false, 3, 20 * KIB, 1700000000000); /* 6: rolls */
     assert_int_equal(log_segment_count(f.log), 2);
-    append_in_epoch(&f, true, 3, 0);   /* 7: control inside its epoch, not a no-op */
-    append_in_epoch(&f, false, 3, 10); /* 8 */
-    append_in_epoch(&f, true, 4, 0);   /* 9: no-op */
-    append_in_epoch(&f, true, 5, 0);   /* 10: no-op */
+    append_one(&f, true, 3, 0, 1700000000000);   /* 7: control inside its epoch, not a no-op */
+    append_one(&f, false, 3, 10, 1700000000000); /* 8 */
+    append_one(&f, true, 4, 0, 1700000000000);   /* 9: no-op */
+    append_one(&f, true, 5, 0, 1700000000000);   /* 10: no-op */
     for (int round = 0; round < 3; round++) {
         expect_records_read(&f, 0, 1, 3, false);
         expect_records_read(&f, 3, 4, 5, false);
