@@ -89,9 +89,9 @@ static void placer_init(struct placer *pl, const struct meta_image *img, const s
     }
     for (uint32_t t = 0; t < img->topic_count; t++) {
         const struct meta_topic *tp = img->topics[t];
+        bool same = memcmp(&tp->id, id, sizeof(*id)) == 0;
         for (uint32_t p = 0; p < tp->partition_count; p++) {
             const struct meta_partition *mp = &tp->partitions[p];
-            bool same = memcmp(&tp->id, id, sizeof(*id)) == 0;
             for (unsigned r = 0; r < mp->replica_count; r++) {
                 int i = placer_index(pl, mp->replicas[r]);
                 if (i < 0)

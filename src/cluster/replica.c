@@ -651,14 +651,6 @@ static uint32_t holders(struct replica *r, int64_t offset)
     return count;
 }
 
-static uint32_t isr_size(const struct replica *r)
-{
-    uint32_t n = 0;
-    for (uint32_t i = 0; i < r->member_count; i++)
-        n += r->in_isr[i];
-    return n;
-}
-
 /* Answers the committed acks=all waits that min_insync replicas hold now, and, as Kafka's
  * delayed produce does, those that can no longer expect them: the ISR shrank below min_insync
  * (ERR_REPLICAS; the batch stays written) or the request's deadline passed (ERR_TIMEOUT). */
@@ -671,7 +663,8 @@ static void finish_insync(struct replica *r, int err)
         if (e == 0 && !r->ready)
             e = ERR_STATE; /* no longer leads: whether it reaches more replicas is unknown */
         if (e == 0 && holders(r, c->last_offset) < c->min_insync) {
-            if (isr_size(r) < c->min_insync) {
+            int32_t isr[RAFT_MEMBERS_MAX];
+            if (replica_isr(r, isr, RAFT_MEMBERS_MAX) < c->min_insync) {
                 e = ERR_REPLICAS;
             } else if (c->deadline_ms != 0 && r->now_ms >= c->deadline_ms) {
                 e = ERR_TIMEOUT;

@@ -88,9 +88,9 @@ bool epochs_truncate_from_start(struct epochs *e, int64_t start)
     return true;
 }
 
-int epochs_epoch_of(const struct epochs *e, int64_t offset, int32_t *epoch)
+/* The number of entries starting at or before offset (the one holding it is the last). */
+static uint32_t entries_through(const struct epochs *e, int64_t offset)
 {
-    ASSERT(epoch != NULL);
     uint32_t lo = 0, hi = e->len; /* first entry starting after offset */
     while (lo < hi) {
         uint32_t mid = lo + (hi - lo) / 2;
@@ -99,10 +99,23 @@ int epochs_epoch_of(const struct epochs *e, int64_t offset, int32_t *epoch)
         else
             hi = mid;
     }
-    if (lo == 0)
+    return lo;
+}
+
+int epochs_epoch_of(const struct epochs *e, int64_t offset, int32_t *epoch)
+{
+    ASSERT(epoch != NULL);
+    uint32_t n = entries_through(e, offset);
+    if (n == 0)
         return ERR_NOT_FOUND;
-    *epoch = e->v[lo - 1].epoch;
+    *epoch = e->v[n - 1].epoch;
     return 0;
+}
+
+bool epochs_starts_at(const struct epochs *e, int32_t epoch, int64_t offset)
+{
+    uint32_t n = entries_through(e, offset);
+    return n > 0 && e->v[n - 1].start_offset == offset && e->v[n - 1].epoch == epoch;
 }
 
 void epochs_end_for(const struct epochs *e, int32_t epoch, int64_t log_end, int32_t *epoch_out,

@@ -628,19 +628,8 @@ static void drop_behind_read(struct log *log, uint32_t seg, uint64_t pos)
  * (a new leader's first entry; a log-start marker is inside its epoch). */
 static bool batch_is_noop(const struct log *log, const struct batch_header *h)
 {
-    if (!batch_is_control(h) || batch_is_transactional(h))
-        return false;
-    const struct epochs *e = &log->epochs;
-    uint32_t lo = 0, hi = e->len; /* the entry of h's epoch, sorted by epoch */
-    while (lo < hi) {
-        uint32_t mid = lo + (hi - lo) / 2;
-        if (e->v[mid].epoch < h->leader_epoch)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return lo < e->len && e->v[lo].epoch == h->leader_epoch &&
-           e->v[lo].start_offset == h->base_offset;
+    return batch_is_control(h) && !batch_is_transactional(h) &&
+           epochs_starts_at(&log->epochs, h->leader_epoch, h->base_offset);
 }
 
 /* log_read; with records, no-ops are left out: the read starts after those at offset (in

@@ -64,6 +64,8 @@ bool epochs_truncate_from_end(struct epochs *e, int64_t end);
 /* Drops entries wholly below start (the last one below moves up to start). */
 bool epochs_truncate_from_start(struct epochs *e, int64_t start);
 int epochs_epoch_of(const struct epochs *e, int64_t offset, int32_t *epoch);
+/* Whether epoch starts at offset (its entry's start offset). */
+bool epochs_starts_at(const struct epochs *e, int32_t epoch, int64_t offset);
 void epochs_end_for(const struct epochs *e, int32_t epoch, int64_t log_end, int32_t *epoch_out,
                     int64_t *end_out);
 /* The checkpoint text, appended to out. */
