@@ -1442,6 +1442,7 @@ static void broker_free(struct broker *b, bool clean)
             topic_free(t, clean);
     }
     free(b->topics);
+    free(b->ineligible_ids);
     /* Every partition's group closed with its replica: the Raft host goes now. */
     broker_cluster_free(b);
     /* Completions of the last syncs arrive through the flusher; the logs waited for them. */

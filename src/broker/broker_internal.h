@@ -81,6 +81,12 @@ struct broker {
     bool handing_over;             /* a controlled shutdown is handing leaderships over */
     uint64_t handover_deadline_ms; /* when it stops anyway */
     uint64_t next_rebalance_ms;    /* next auto leader rebalance check */
+    bool shutdown_asked; /* handed over: the controller is asked to mark the controlled shutdown */
+    /* The brokers the image says are fenced or in controlled shutdown, as of image version
+     * ineligible_version: their replicas leave the ISR of the partitions led here. */
+    int32_t *ineligible_ids;
+    uint32_t ineligible_count, ineligible_cap;
+    uint64_t ineligible_version;
     /* The metadata image: the metadata group's committed records applied (cluster_node.c). */
     struct meta_image meta;
     struct broker_cluster *cluster; /* cluster_node.c: host, transport, metadata node */

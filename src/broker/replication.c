@@ -166,28 +166,97 @@ static void maybe_prefer(struct broker_part *bp, struct replica *r, uint64_t now
     (void)raft_group_transfer(replica_group(r), bp->preferred);
 }
 
-/* Controlled shutdown: a leadership held here goes to the most caught-up other replica; true
- * while this partition still has one to hand over (a leader with nobody in sync keeps it). */
+/* Controlled shutdown: a leadership held here goes to the most caught-up in-sync follower
+ * that answers; true while this partition still has one to hand over (a leader with nobody in
+ * sync keeps it). A follower that is down may still be in the ISR (up to
+ * replica.lag.time.max.ms) and the most caught up: it is passed over, or the transfer would time
+ * out again and again until the shutdown's deadline. */
 static bool hand_over(struct broker *b, struct replica *r)
 {
     struct raft_group *g = replica_group(r);
     if (replica_leader(r) != b->cfg->node_id)
         return false;
-    /* Only to an in-sync follower that answers: one that is down stays in the ISR for up to
-     * replica.lag.time.max.ms. */
     uint32_t within =
         (uint32_t)(b->cfg->controller_quorum_election_timeout_ms / BROKER_RAFT_TICK_MS);
-    if (replica_reachable(r, within) == 0)
+    int32_t target = replica_handover_target(r, within);
+    if (target < 0)
         return false;
     if (raft_group_core(g)->transferee == RAFT_NONE)
-        (void)raft_group_transfer(g, RAFT_NONE);
+        (void)raft_group_transfer(g, target);
     return true;
+}
+
+/* Reads the brokers that may not be in an ISR (fenced, or in controlled shutdown) off the
+ * image when it changed; whether the set differs from before (every led partition then needs a
+ * look, quiesced or not). */
+static bool ineligible_refresh(struct broker *b)
+{
+    const struct meta_image *img = &b->meta;
+    if (img->version == b->ineligible_version)
+        return false;
+    b->ineligible_version = img->version;
+    uint32_t n = 0;
+    bool changed = false;
+    for (uint32_t i = 0; i < img->broker_count; i++) {
+        const struct meta_broker *mb = &img->brokers[i];
+        if (!mb->fenced && !mb->in_controlled_shutdown)
+            continue;
+        if (n == b->ineligible_cap) {
+            b->ineligible_cap = b->ineligible_cap ? 2 * b->ineligible_cap : 8;
+            b->ineligible_ids =
+                xrealloc(b->ineligible_ids, b->ineligible_cap * sizeof(*b->ineligible_ids));
+        }
+        changed |= n >= b->ineligible_count || b->ineligible_ids[n] != mb->id;
+        b->ineligible_ids[n++] = mb->id;
+    }
+    changed |= n != b->ineligible_count;
+    b->ineligible_count = n;
+    return changed;
+}
+
+/* Whether a controller can take this node's controlled shutdown: the metadata group's leader is
+ * known and up, or it is this node with a majority of the voters up. The last nodes of a
+ * cluster stopping one after another have none, and should not wait for one. */
+static bool controller_reachable(struct broker *b, struct meta_node *mn)
+{
+    int32_t c = meta_node_controller(mn);
+    if (c < 0)
+        return false;
+    if (c != b->cfg->node_id)
+        return !broker_peer_down(b, c);
+    const struct broker_voters *v = &b->cfg->voters;
+    uint32_t up = 0;
+    for (uint32_t i = 0; i < v->count; i++)
+        up += v->voters[i].id == b->cfg->node_id || !broker_peer_down(b, v->voters[i].id);
+    return 2 * up > v->count;
+}
+
+/* The handovers are done: once the controller has marked this node in controlled shutdown, so
+ * that its replicas leave every ISR before it goes (as Kafka's controlled shutdown does), it
+ * stops. It stops at once when no controller can take that, and at the controlled shutdown's
+ * deadline at the latest. */
+static void shutdown_when_out(struct broker *b, uint64_t now)
+{
+    struct meta_node *mn = broker_meta_node(b);
+    if (mn != NULL && now < b->handover_deadline_ms && controller_reachable(b, mn)) {
+        if (!b->shutdown_asked) {
+            b->shutdown_asked = true;
+            meta_node_request_shutdown(mn);
+        }
+        if (!meta_node_shutdown_granted(mn))
+            return;
+    } else if (mn != NULL && now >= b->handover_deadline_ms) {
+        fprintf(stderr, "chronik: controlled shutdown: the controller did not take this node out "
+                        "of the ISRs within controlled.shutdown.timeout.ms; stopping anyway\n");
+    }
+    broker_stop(b);
 }
 
 void broker_replicas_tick(struct broker *b)
 {
     uint64_t now = clock_mono_ms(b->clock);
     uint64_t lag = (uint64_t)b->cfg->replica_lag_time_max_ms;
+    bool eligibility_changed = ineligible_refresh(b);
     bool recheck = b->cfg->auto_leader_rebalance_enable && now >= b->next_rebalance_ms;
     if (recheck)
         b->next_rebalance_ms =
@@ -213,9 +282,10 @@ void broker_replicas_tick(struct broker *b)
              * follower until the group woke again. */
             bool quiesced = raft_group_core(replica_group(r))->quiesced;
             if (quiesced && bp->quiesced_seen && !b->handing_over && bp->prefer_until_ms == 0 &&
-                !recheck && !replica_needs_tick(r))
+                !recheck && !eligibility_changed && !replica_needs_tick(r))
                 continue;
             bp->quiesced_seen = quiesced;
+            replica_set_ineligible(r, b->ineligible_ids, b->ineligible_count);
             replica_tick(r, now, BROKER_RAFT_TICK_MS, lag);
             part_report(bp);
             if (recheck && replica_leads(r) && bp->preferred != b->cfg->node_id)
@@ -225,13 +295,14 @@ void broker_replicas_tick(struct broker *b)
                 held++;
         }
     }
-    if (b->handing_over && (held == 0 || now >= b->handover_deadline_ms)) {
-        if (held > 0)
-            fprintf(stderr,
-                    "chronik: controlled shutdown: %u leaderships not handed over within "
-                    "controlled.shutdown.timeout.ms; stopping anyway\n",
-                    held);
+    if (b->handing_over && held > 0 && now >= b->handover_deadline_ms) {
+        fprintf(stderr,
+                "chronik: controlled shutdown: %u leaderships not handed over within "
+                "controlled.shutdown.timeout.ms; stopping anyway\n",
+                held);
         broker_stop(b);
+    } else if (b->handing_over && held == 0) {
+        shutdown_when_out(b, now);
     }
 }
 

@@ -35,7 +35,7 @@ static int16_t ok(struct meta_ctl_result *res)
 /* ---- placement ---------------------------------------------------------------------------- */
 
 struct placer {
-    uint32_t n; /* unfenced brokers */
+    uint32_t n; /* usable brokers */
     const struct meta_broker **brokers;
     int *rack;               /* rack group of each: brokers with equal racks share one */
     uint32_t *leaders;       /* preferred leaderships held */
@@ -62,8 +62,8 @@ static bool rack_eq(const char *a, const char *b)
     return a == NULL || b == NULL ? a == b : strcmp(a, b) == 0;
 }
 
-/* Counts the unfenced brokers' leaderships and replicas over the image, and over topic id (a
- * topic that grows) apart. */
+/* Counts the usable brokers' (unfenced, not in controlled shutdown) leaderships and replicas
+ * over the image, and over topic id (a topic that grows) apart. */
 static void placer_init(struct placer *pl, const struct meta_image *img, const struct meta_uuid *id)
 {
     memset(pl, 0, sizeof(*pl));
@@ -76,7 +76,7 @@ static void placer_init(struct placer *pl, const struct meta_image *img, const s
     pl->topic_replicas = xcalloc(cap, sizeof(*pl->topic_replicas));
     for (uint32_t i = 0; i < img->broker_count; i++) {
         const struct meta_broker *b = &img->brokers[i];
-        if (b->fenced)
+        if (b->fenced || b->in_controlled_shutdown)
             continue;
         uint32_t k = pl->n++;
         pl->brokers[k] = b;
@@ -168,7 +168,7 @@ static void place_one(struct placer *pl, int16_t rf, int32_t *out)
     }
 }
 
-/* PartitionRecords for partitions [from, to) of topic id, placed over the unfenced brokers. */
+/* PartitionRecords for partitions [from, to) of topic id, placed over the usable brokers. */
 static int16_t place(const struct meta_image *img, const struct meta_uuid *id, uint32_t from,
                      uint32_t to, int16_t rf, struct meta_records *out, struct meta_ctl_result *res)
 {
@@ -567,6 +567,21 @@ int16_t meta_ctl_fence_broker(const struct meta_image *img, int32_t id, struct m
     }
     struct kafka_fence_broker_record f = {.id = id, .epoch = b->epoch};
     meta_records_add(out, METAREC_FENCE_BROKER, &f);
+    return ok(res);
+}
+
+int16_t meta_ctl_shut_down_broker(const struct meta_image *img, int32_t id,
+                                  struct meta_records *out, struct meta_ctl_result *res)
+{
+    const struct meta_broker *b = meta_broker_find(img, id);
+    if (b == NULL)
+        return fail(res, META_CTL_BROKER_ID_NOT_REGISTERED,
+                    "No broker registration found for broker %d.", id);
+    if (b->fenced || b->in_controlled_shutdown)
+        return ok(res);
+    struct kafka_broker_registration_change_record c = {
+        .broker_id = id, .broker_epoch = b->epoch, .in_controlled_shutdown = 1};
+    meta_records_add(out, METAREC_BROKER_REGISTRATION_CHANGE, &c);
     return ok(res);
 }
 

@@ -126,6 +126,14 @@ int16_t meta_ctl_register_broker(const struct meta_image *img,
  * leader reports. BROKER_ID_NOT_REGISTERED. */
 int16_t meta_ctl_fence_broker(const struct meta_image *img, int32_t id, struct meta_records *out,
                               struct meta_ctl_result *res);
+/* A controlled shutdown's last step (the broker asked in its heartbeat, WantShutDown, its
+ * leaderships handed over): a BrokerRegistrationChangeRecord marking it in controlled shutdown,
+ * which takes it out of every ISR (partition leaders read that off the image) and out of
+ * placement. Nothing else changes: its session expiry fences it as any other, and its next
+ * registration clears the mark. Nothing for a broker fenced or so marked already.
+ * BROKER_ID_NOT_REGISTERED. */
+int16_t meta_ctl_shut_down_broker(const struct meta_image *img, int32_t id,
+                                  struct meta_records *out, struct meta_ctl_result *res);
 /* Kafka's handleBrokerUnfenced: UnfenceBrokerRecord, then a leader for every leaderless
  * partition of one replica whose ISR now holds an unfenced broker (a replicated partition's
  * group elects its own). BROKER_ID_NOT_REGISTERED,

@@ -56,7 +56,15 @@ enum {
 
 #define SNAPSHOT_MAGIC 0x4348534eu /* "CHSN" */
 
-enum op_kind { OP_EXTERNAL, OP_REGISTER, OP_FENCE, OP_UNFENCE, OP_REPORT, OP_PRODUCER_IDS };
+enum op_kind {
+    OP_EXTERNAL,
+    OP_REGISTER,
+    OP_FENCE,
+    OP_UNFENCE,
+    OP_SHUT_DOWN,
+    OP_REPORT,
+    OP_PRODUCER_IDS
+};
 
 struct op {
     struct op *next;
@@ -76,7 +84,7 @@ struct op {
     /* OP_PRODUCER_IDS: the block's first id once built (from, correlation_id, error, broker
      * and broker_epoch as above) */
     int64_t producer_id_first;
-    /* OP_FENCE / OP_UNFENCE; OP_REPORT; OP_PRODUCER_IDS: the asking broker */
+    /* OP_FENCE / OP_UNFENCE / OP_SHUT_DOWN; OP_REPORT; OP_PRODUCER_IDS: the asking broker */
     int32_t broker;
     int64_t broker_epoch;
     /* OP_REPORT: the partitions reported, and each one's answer once built */
@@ -140,6 +148,8 @@ struct meta_node {
     enum reg_state reg;
     int64_t broker_epoch;
     bool unfenced;
+    bool want_shutdown;    /* meta_node_request_shutdown: heartbeats say WantShutDown */
+    bool shutdown_granted; /* the controller answered ShouldShutDown */
     uint64_t next_send_ms;
     int64_t correlation;
     int64_t awaiting; /* the correlation id of our request in flight */
@@ -529,7 +539,8 @@ static void build_op(struct meta_node *mn, struct op *o, struct meta_records *ou
         break;
     }
     case OP_FENCE:
-    case OP_UNFENCE: {
+    case OP_UNFENCE:
+    case OP_SHUT_DOWN: {
         const struct meta_broker *cur = meta_broker_find(mn->img, o->broker);
         struct session *s = session_find(mn, o->broker);
         if (s != NULL)
@@ -541,6 +552,8 @@ static void build_op(struct meta_node *mn, struct op *o, struct meta_records *ou
             meta_ctl_fence_broker(mn->img, o->broker, out, &res);
         else if (o->kind == OP_UNFENCE && cur->fenced)
             meta_ctl_unfence_broker(mn->img, o->broker, o->broker_epoch, out, &res);
+        else if (o->kind == OP_SHUT_DOWN && !cur->fenced && !cur->in_controlled_shutdown)
+            meta_ctl_shut_down_broker(mn->img, o->broker, out, &res);
         break;
     }
     case OP_REPORT:
@@ -821,7 +834,13 @@ static void serve_heartbeat(struct meta_node *mn, const struct wire_rpc *r,
         session_get(mn, b->id)->last_ms = now_ms(mn);
         resp.is_caught_up = q->current_metadata_offset >= b->epoch;
         resp.is_fenced = b->fenced;
-        if (b->fenced && resp.is_caught_up)
+        /* A broker stopping asks to be marked in controlled shutdown (its replicas leave every
+         * ISR) and goes once it is; it asks again until then. */
+        bool out = b->fenced || b->in_controlled_shutdown;
+        resp.should_shut_down = q->want_shut_down && out;
+        if (q->want_shut_down && !out)
+            queue_change(mn, OP_SHUT_DOWN, b);
+        else if (!q->want_shut_down && b->fenced && resp.is_caught_up)
             queue_change(mn, OP_UNFENCE, b);
     }
     send_rpc(mn, r->from, WIRE_RPC_RESPONSE, r->correlation_id, API_BROKER_HEARTBEAT,
@@ -970,6 +989,10 @@ static void on_heartbeat_answer(struct meta_node *mn,
         mn->next_send_ms = 0;
         return;
     }
+    if (mn->want_shutdown && a->error_code == 0 && a->should_shut_down)
+        mn->shutdown_granted = true;
+    else if (mn->want_shutdown)
+        mn->next_send_ms = 0; /* not yet: asked again at the next tick */
     check_unfenced(mn);
 }
 
@@ -1205,6 +1228,7 @@ static void send_heartbeat(struct meta_node *mn)
     q.broker_id = mn->cfg.self;
     q.broker_epoch = mn->broker_epoch;
     q.current_metadata_offset = mn->applied;
+    q.want_shut_down = mn->want_shutdown;
     mn->awaiting = ++mn->correlation;
     send_rpc(mn, mn->leader, WIRE_RPC_REQUEST, mn->awaiting, API_BROKER_HEARTBEAT,
              proto_api_get(API_BROKER_HEARTBEAT)->request, &q, RPC_VERSION);
@@ -1471,6 +1495,18 @@ bool meta_node_caught_up(const struct meta_node *mn)
 bool meta_node_unfenced(const struct meta_node *mn)
 {
     return mn->unfenced;
+}
+
+void meta_node_request_shutdown(struct meta_node *mn)
+{
+    mn->want_shutdown = true;
+    mn->next_send_ms = 0;
+    maybe_send(mn);
+}
+
+bool meta_node_shutdown_granted(const struct meta_node *mn)
+{
+    return mn->shutdown_granted;
 }
 
 int meta_node_error(const struct meta_node *mn)

@@ -109,6 +109,11 @@ int64_t meta_node_applied(const struct meta_node *mn);
 bool meta_node_caught_up(const struct meta_node *mn);
 /* This broker is registered and unfenced. */
 bool meta_node_unfenced(const struct meta_node *mn);
+/* A controlled shutdown, its leaderships handed over: from now on every heartbeat says
+ * WantShutDown, one a tick until the controller answers ShouldShutDown
+ * (meta_node_shutdown_granted: the broker is marked in controlled shutdown, or fenced). */
+void meta_node_request_shutdown(struct meta_node *mn);
+bool meta_node_shutdown_granted(const struct meta_node *mn);
 int meta_node_error(const struct meta_node *mn);
 
 /*

@@ -81,8 +81,11 @@ struct replica {
     int32_t members[RAFT_MEMBERS_MAX];
     uint64_t caught_up_ms[RAFT_MEMBERS_MAX]; /* leader: when each last reached the end */
     bool in_isr[RAFT_MEMBERS_MAX];
-    uint64_t now_ms;     /* the clock of the last replica_tick (insync deadlines) */
-    int64_t end_at_tick; /* leader: the log end at the previous tick */
+    bool ineligible[RAFT_MEMBERS_MAX]; /* its broker may not be in the ISR (replica_set_ineligible)
+                                        */
+    bool rejoin[RAFT_MEMBERS_MAX];     /* ineligible since it was last seen caught up */
+    uint64_t now_ms;                   /* the clock of the last replica_tick (insync deadlines) */
+    int64_t end_at_tick;               /* leader: the log end at the previous tick */
 };
 
 /* The producer-state snapshot, in the partition's directory. */
@@ -703,7 +706,8 @@ static void isr_reset(struct replica *r, uint64_t now_ms)
 {
     for (uint32_t i = 0; i < r->member_count; i++) {
         r->caught_up_ms[i] = now_ms;
-        r->in_isr[i] = true;
+        r->in_isr[i] = !r->ineligible[i];
+        r->rejoin[i] = r->ineligible[i];
     }
     r->end_at_tick = log_end_offset(r->log);
 }
@@ -843,11 +847,20 @@ void replica_tick(struct replica *r, uint64_t now_ms, uint64_t tick_ms, uint64_t
              * caught up, however idle the partition). */
             uint64_t heard = (uint64_t)pr[k].ticks_since_contact * tick_ms;
             uint64_t at = now_ms > heard ? now_ms - heard : 0;
-            if (r->caught_up_ms[i] == 0 || pr[k].id == r->leader)
+            bool leader = pr[k].id == r->leader;
+            bool caught_up = pr[k].match_index >= r->end_at_tick - 1;
+            if (r->caught_up_ms[i] == 0 || leader)
                 r->caught_up_ms[i] = now_ms;
-            else if (pr[k].match_index >= r->end_at_tick - 1 && at > r->caught_up_ms[i])
+            else if (caught_up && at > r->caught_up_ms[i])
                 r->caught_up_ms[i] = at;
-            bool in = now_ms - r->caught_up_ms[i] <= lag_ms;
+            /* A broker in controlled shutdown or fenced (its session expired) leaves the ISR at
+             * once, as in Kafka, and comes back only once eligible again and seen caught up:
+             * not on the strength of answers from before it stopped. */
+            if (r->ineligible[i] && !leader)
+                r->rejoin[i] = true;
+            else if (r->rejoin[i] && caught_up && now_ms - at <= lag_ms)
+                r->rejoin[i] = false;
+            bool in = !r->rejoin[i] && now_ms - r->caught_up_ms[i] <= lag_ms;
             changed |= in != r->in_isr[i];
             r->in_isr[i] = in;
         }
@@ -858,17 +871,33 @@ void replica_tick(struct replica *r, uint64_t now_ms, uint64_t tick_ms, uint64_t
         r->on_change(r->change_ctx);
 }
 
-uint32_t replica_reachable(struct replica *r, uint32_t within_ticks)
+void replica_set_ineligible(struct replica *r, const int32_t *ids, uint32_t n)
+{
+    for (uint32_t i = 0; i < r->member_count; i++) {
+        r->ineligible[i] = false;
+        for (uint32_t k = 0; k < n && !r->ineligible[i]; k++)
+            r->ineligible[i] = ids[k] == r->members[i];
+    }
+}
+
+int32_t replica_handover_target(struct replica *r, uint32_t within_ticks)
 {
     struct raft_progress pr[RAFT_MEMBERS_MAX];
     int n = r->ready ? raft_group_progress(r->group, pr, RAFT_MEMBERS_MAX) : 0;
-    uint32_t count = 0;
+    int32_t best = -1;
+    int64_t best_match = INT64_MIN;
     for (int k = 0; k < n; k++) {
-        for (uint32_t i = 0; i < r->member_count; i++)
-            count += r->members[i] == pr[k].id && pr[k].id != r->leader && r->in_isr[i] &&
-                     pr[k].ticks_since_contact <= within_ticks;
+        for (uint32_t i = 0; i < r->member_count; i++) {
+            if (r->members[i] != pr[k].id || pr[k].id == r->leader || !pr[k].voter ||
+                !r->in_isr[i] || pr[k].ticks_since_contact > within_ticks)
+                continue;
+            if (pr[k].match_index > best_match) {
+                best_match = pr[k].match_index;
+                best = pr[k].id;
+            }
+        }
     }
-    return count;
+    return best;
 }
 
 bool replica_caught_up(struct replica *r, int32_t id)

@@ -19,7 +19,8 @@
  * pending when this node stops leading, completes with ERR_STATE (Kafka's
  * NOT_LEADER_OR_FOLLOWER). The leader keeps the ISR: itself and every
  * follower that, when it last answered, had acknowledged the leader's log end of one tick
- * earlier, if that was within the last lag_ms (replica_tick).
+ * earlier, if that was within the last lag_ms (replica_tick), and whose broker is eligible
+ * (replica_set_ineligible).
  *
  * Ownership: replica_open allocates the replica and its log; replica_close frees both. Commit
  * waiters and watches are caller-allocated (usually in a request's arena) and linked in while
@@ -146,8 +147,14 @@ int replica_aborted(struct replica *r, int64_t from, int64_t upper, struct produ
 /* Raft mode, once per host tick (tick_ms apart): the ISR (see above; lag_ms is
  * replica.lag.time.max.ms) and acks=all waits for min_insync replicas. */
 void replica_tick(struct replica *r, uint64_t now_ms, uint64_t tick_ms, uint64_t lag_ms);
-/* Raft mode, ready leader: followers in the ISR heard from within the last within_ticks. */
-uint32_t replica_reachable(struct replica *r, uint32_t within_ticks);
+/* Raft mode: the brokers that may not be in an ISR (the metadata says fenced or in controlled
+ * shutdown), of any count: members among them leave a leader's ISR at its next replica_tick,
+ * and rejoin it once eligible again and caught up. */
+void replica_set_ineligible(struct replica *r, const int32_t *ids, uint32_t n);
+/* Raft mode, ready leader: where a leadership transfer should go, the most caught-up voter in
+ * the ISR heard from within the last within_ticks; -1 when there is none. (The most caught-up
+ * voter of all may be a stopped one, whose transfer can only time out.) */
+int32_t replica_handover_target(struct replica *r, uint32_t within_ticks);
 /* Raft mode, ready leader: member id holds everything in the leader's log. */
 bool replica_caught_up(struct replica *r, int32_t id);
 /* Raft mode: the group (NULL in standalone mode). */

@@ -102,9 +102,9 @@ def record_batch(values, good_crc=True, ts_step_ms=0):
     return batch_of(records_section(values, ts_step_ms), len(values), 0, good_crc, ts_step_ms)
 
 
-def produce_v3(correlation_id, topic, batch, timeout_ms=TIMEOUT_S * 1000):
+def produce_v3(correlation_id, topic, batch, timeout_ms=TIMEOUT_S * 1000, partition=0):
     body = (string(None) + i16(-1) + i32(timeout_ms) + i32(1) + string(topic) + i32(1) +
-            i32(0) + i32(len(batch)) + batch)
+            i32(partition) + i32(len(batch)) + batch)
     return frame(header(API_PRODUCE, 3, correlation_id) + body)
 
 

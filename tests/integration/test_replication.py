@@ -168,11 +168,11 @@ def kafka_tp(topic, partition):
     return KafkaTopicPartition(topic, partition)
 
 
-def raw_produce(port, topic, values, timeout_ms=kw.TIMEOUT_S * 1000):
+def raw_produce(port, topic, values, timeout_ms=kw.TIMEOUT_S * 1000, partition=0):
     """(error_code, base_offset) of one Produce v3 (acks=all, the request's timeout_ms) of
-    values to partition 0."""
+    values to the partition."""
     s = kw.send(port, kw.produce_v3(7, topic, kw.record_batch([v.encode() for v in values]),
-                                    timeout_ms))
+                                    timeout_ms, partition))
     try:
         s.settimeout(timeout_ms / 1000 + TIMEOUT_S)
         kind, payload = kw.receive(s)
@@ -343,6 +343,55 @@ def test_acks_all_short_of_min_insync_is_answered(tmp_path):
             assert seen == ["all three", "timed out", "after append"]
         finally:
             consumer.close()
+    finally:
+        c.stop()
+
+
+def test_controlled_shutdown_leaves_every_isr(tmp_path):
+    """SIGTERM takes the node out of the ISR of every partition it replicates before it exits,
+    as Kafka's controlled shutdown does, whether it led or followed there: the survivors' ISR is
+    the two of them and acks=all with min.insync.replicas 3 is refused with NOT_ENOUGH_REPLICAS
+    long before replica.lag.time.max.ms (10 minutes here). Restarted, the node is back in every
+    ISR and the produce is taken. The last nodes of the cluster, with no controller left to fence
+    them, stop at once rather than at controlled.shutdown.timeout.ms.
+    Catches: a stopped node kept in the ISR until the lag time (min.insync refusals late, acks=all
+    waits that end in timeouts), one kept out after it is back, and shutdowns that wait for a
+    controller that is gone."""
+    lag_ms, shutdown_ms = 600000, 20000
+    c = Cluster(tmp_path, 3, extra_args=[
+        "--set", "replica.lag.time.max.ms=%d" % lag_ms,
+        "--set", "controlled.shutdown.timeout.ms=%d" % shutdown_ms]).start()
+    try:
+        create_topic(c, "cs3", 3, {"min.insync.replicas": "3"})
+        leaders = {p: wait_leader(c, "cs3", p, [1, 2, 3]) for p in range(3)}
+        stopped = leaders[0]
+        assert stopped in leaders.values() and set(leaders.values()) != {stopped}, leaders
+        for p in range(3):
+            port = c.nodes[leaders[p]].port
+            assert raw_produce(port, "cs3", ["before %d" % p], partition=p)[0] == 0
+        c.nodes[stopped].stop()  # SIGTERM; fails unless it exits 0
+        alive = [n for n in (1, 2, 3) if n != stopped]
+        for p in range(3):
+            leader = wait_leader(c, "cs3", p, alive)
+            wait_until(lambda: all(partition_state(c, n, "cs3", p)[1] == alive for n in alive),
+                       TIMEOUT_S, "cs3-%d's ISR without node %d" % (p, stopped))
+            before = partition_log_bytes(c.nodes[leader], "cs3", p)
+            err = raw_produce(c.nodes[leader].port, "cs3", ["refused"], partition=p)[0]
+            assert err == NOT_ENOUGH_REPLICAS
+            assert partition_log_bytes(c.nodes[leader], "cs3", p) == before
+        c.nodes[stopped].launch()
+        c.wait_serving([stopped])
+        for p in range(3):
+            wait_until(lambda: all(partition_state(c, n, "cs3", p)[1] == [1, 2, 3]
+                                   for n in (1, 2, 3)),
+                       TIMEOUT_S, "cs3-%d back to three in-sync replicas" % p)
+            leader = wait_leader(c, "cs3", p, [1, 2, 3])
+            assert raw_produce(c.nodes[leader].port, "cs3", ["after %d" % p], partition=p)[0] == 0
+        for n in (1, 2, 3):
+            t0 = time.monotonic()
+            c.nodes[n].stop()
+            took = time.monotonic() - t0
+            assert took < shutdown_ms / 2000, "node %d took %.1f s to stop" % (n, took)
     finally:
         c.stop()
 

@@ -1853,7 +1853,7 @@ static void transfer(struct csim *s, int k)
 }
 
 /* A controlled shutdown in progress (broker_replicas_tick's hand_over, on the node's tick): each
- * leadership held here goes to the most caught-up voter while an in-sync follower answers; once
+ * leadership held here goes to the most caught-up in-sync follower that answers; once
  * none is left to hand over, or the bound passed, the process stops cleanly and restarts later. */
 static void hand_over(struct csim *s, struct cs_node *n)
 {
@@ -1861,11 +1861,12 @@ static void hand_over(struct csim *s, struct cs_node *n)
 
     for (int k = 0; k < CS_PARTS; k++) {
         struct cs_part *pt = &n->parts[k];
-        if (pt->g == NULL || replica_leader(pt->r) != n->id ||
-            replica_reachable(pt->r, CS_ELECTION_TICKS) == 0)
+        int32_t to = replica_leader(pt->r) == n->id && pt->g != NULL
+                         ? replica_handover_target(pt->r, CS_ELECTION_TICKS)
+                         : -1;
+        if (to < 0)
             continue;
-        if (raft_group_core(pt->g)->transferee == RAFT_NONE &&
-            raft_group_transfer(pt->g, RAFT_NONE) == 0)
+        if (raft_group_core(pt->g)->transferee == RAFT_NONE && raft_group_transfer(pt->g, to) == 0)
             trace(s, "p%d n%d hands its leadership over", k, n->id);
         held++;
     }

@@ -353,6 +353,64 @@ static void test_errors(void **state)
     meta_image_deinit(&img);
 }
 
+/* A controlled shutdown, its leaderships handed over, marks the broker in controlled shutdown
+ * (BrokerRegistrationChangeRecord) and changes nothing else: the ISRs are the partition
+ * leaders' to shrink, its partitions of one replica keep their leader until its session ends,
+ * and placement passes it over. Its restart's registration clears the mark. Catches: a
+ * stopping broker never marked (its replicas kept in every ISR until replica.lag.time.max.ms),
+ * a shutdown writing a record per partition, new topics placed on a broker that is going, the
+ * mark outliving its restart. */
+static void test_shut_down_broker(void **state)
+{
+    (void)state;
+    struct meta_image img;
+    meta_image_init(&img);
+    add_brokers(&img, 3, NULL);
+    struct meta_records r;
+    meta_records_init(&r);
+    struct meta_ctl_result res;
+    assert_int_equal(create(&img, "one", 1, 3, 1, &res), 0);
+    const struct meta_topic *one = meta_topic_find(&img, "one", 3);
+    uint32_t p2 = one->partitions[0].leader == 2 ? 0 : one->partitions[1].leader == 2 ? 1 : 2;
+    assert_int_equal(one->partitions[p2].leader, 2);
+
+    assert_int_equal(meta_ctl_shut_down_broker(&img, 9, &r, &res),
+                     META_CTL_BROKER_ID_NOT_REGISTERED);
+    assert_int_equal(meta_ctl_shut_down_broker(&img, 2, &r, &res), 0);
+    assert_int_equal(r.count, 1);
+    commit(&img, &r);
+    const struct meta_broker *b = meta_broker_find(&img, 2);
+    assert_true(b->in_controlled_shutdown);
+    assert_false(b->fenced);
+    assert_false(meta_broker_find(&img, 1)->in_controlled_shutdown);
+    assert_int_equal(one->partitions[p2].leader, 2);
+    /* Asked again (its next heartbeat): nothing more. */
+    assert_int_equal(meta_ctl_shut_down_broker(&img, 2, &r, &res), 0);
+    assert_int_equal(r.count, 0);
+    /* A new topic goes to the other two only. */
+    assert_int_equal(create(&img, "two", 2, 4, 2, &res), 0);
+    const struct meta_topic *two = meta_topic_find(&img, "two", 3);
+    for (uint32_t p = 0; p < 4; p++)
+        for (unsigned k = 0; k < two->partitions[p].replica_count; k++)
+            assert_int_not_equal(two->partitions[p].replicas[k], 2);
+
+    /* The restart registers a new incarnation: fenced until its heartbeat, not shutting down. */
+    struct meta_endpoint e = {.name = "PLAINTEXT", .host = "h", .port = 1};
+    struct meta_ctl_register_broker req = {.id = 2,
+                                           .incarnation_id = uuid_n(2002),
+                                           .epoch = 900,
+                                           .endpoints = &e,
+                                           .endpoint_count = 1};
+    int64_t got = 0;
+    assert_int_equal(meta_ctl_register_broker(&img, &req, &r, &res, &got), 0);
+    commit(&img, &r);
+    b = meta_broker_find(&img, 2);
+    assert_true(b->fenced);
+    assert_false(b->in_controlled_shutdown);
+    meta_records_deinit(&r);
+    meta_image_deinit(&img);
+}
+
 static void test_fence_unfence_register(void **state)
 {
     (void)state;
@@ -713,6 +771,7 @@ int main(void)
         cmocka_unit_test(test_racks),
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_fence_unfence_register),
+        cmocka_unit_test(test_shut_down_broker),
         cmocka_unit_test(test_partition_change),
         cmocka_unit_test(test_random_requests),
         cmocka_unit_test(test_partition_report),
