@@ -347,20 +347,50 @@ def test_acks_all_short_of_min_insync_is_answered(tmp_path):
         c.stop()
 
 
-def test_controlled_shutdown_leaves_every_isr(tmp_path):
+def test_stopped_nodes_leave_every_isr(tmp_path):
     """SIGTERM takes the node out of the ISR of every partition it replicates before it exits,
     as Kafka's controlled shutdown does, whether it led or followed there: the survivors' ISR is
     the two of them and acks=all with min.insync.replicas 3 is refused with NOT_ENOUGH_REPLICAS
-    long before replica.lag.time.max.ms (10 minutes here). Restarted, the node is back in every
-    ISR and the produce is taken. The last nodes of the cluster, with no controller left to fence
-    them, stop at once rather than at controlled.shutdown.timeout.ms.
-    Catches: a stopped node kept in the ISR until the lag time (min.insync refusals late, acks=all
-    waits that end in timeouts), one kept out after it is back, and shutdowns that wait for a
-    controller that is gone."""
+    long before replica.lag.time.max.ms (10 minutes here). A node killed -9 leaves them once the
+    controller fences it (broker.session.timeout.ms, 3 s here). Restarted, the node is back in
+    every ISR and the produce is taken. The last nodes of the cluster, with no controller left,
+    stop at once rather than at controlled.shutdown.timeout.ms.
+    Catches: a stopped or fenced node kept in the ISR until the lag time (min.insync refusals
+    late, acks=all waits that end in timeouts), one kept out after it is back, and shutdowns
+    that wait for a controller that is gone (or hand a leadership to a stopped follower)."""
     lag_ms, shutdown_ms = 600000, 20000
     c = Cluster(tmp_path, 3, extra_args=[
         "--set", "replica.lag.time.max.ms=%d" % lag_ms,
-        "--set", "controlled.shutdown.timeout.ms=%d" % shutdown_ms]).start()
+        "--set", "controlled.shutdown.timeout.ms=%d" % shutdown_ms,
+        "--set", "broker.heartbeat.interval.ms=500",
+        "--set", "broker.session.timeout.ms=3000"]).start()
+
+    def isr_is(p, want, nodes):
+        wait_until(lambda: all(partition_state(c, n, "cs3", p)[1] == want for n in nodes),
+                   TIMEOUT_S, "cs3-%d's ISR %s" % (p, want))
+
+    def answer(p, alive, value):
+        """The leader's answer, asked again while the leadership moves (a new leader hands it
+        on to the preferred replica once that one is alive and caught up)."""
+        def settled():
+            err = raw_produce(c.nodes[wait_leader(c, "cs3", p, alive)].port, "cs3", [value],
+                              partition=p)[0]
+            return None if err == NOT_LEADER_OR_FOLLOWER else (err,)
+        return wait_until(settled, TIMEOUT_S, "an answer from cs3-%d's leader" % p)[0]
+
+    def refused_without(gone):
+        alive = [n for n in (1, 2, 3) if n != gone]
+        for p in range(3):
+            isr_is(p, alive, alive)
+            assert answer(p, alive, "refused") == NOT_ENOUGH_REPLICAS
+
+    def back(node, tag):
+        c.nodes[node].launch()
+        c.wait_serving([node])
+        for p in range(3):
+            isr_is(p, [1, 2, 3], [1, 2, 3])
+            assert answer(p, [1, 2, 3], tag) == 0
+
     try:
         create_topic(c, "cs3", 3, {"min.insync.replicas": "3"})
         leaders = {p: wait_leader(c, "cs3", p, [1, 2, 3]) for p in range(3)}
@@ -370,23 +400,12 @@ def test_controlled_shutdown_leaves_every_isr(tmp_path):
             port = c.nodes[leaders[p]].port
             assert raw_produce(port, "cs3", ["before %d" % p], partition=p)[0] == 0
         c.nodes[stopped].stop()  # SIGTERM; fails unless it exits 0
-        alive = [n for n in (1, 2, 3) if n != stopped]
-        for p in range(3):
-            leader = wait_leader(c, "cs3", p, alive)
-            wait_until(lambda: all(partition_state(c, n, "cs3", p)[1] == alive for n in alive),
-                       TIMEOUT_S, "cs3-%d's ISR without node %d" % (p, stopped))
-            before = partition_log_bytes(c.nodes[leader], "cs3", p)
-            err = raw_produce(c.nodes[leader].port, "cs3", ["refused"], partition=p)[0]
-            assert err == NOT_ENOUGH_REPLICAS
-            assert partition_log_bytes(c.nodes[leader], "cs3", p) == before
-        c.nodes[stopped].launch()
-        c.wait_serving([stopped])
-        for p in range(3):
-            wait_until(lambda: all(partition_state(c, n, "cs3", p)[1] == [1, 2, 3]
-                                   for n in (1, 2, 3)),
-                       TIMEOUT_S, "cs3-%d back to three in-sync replicas" % p)
-            leader = wait_leader(c, "cs3", p, [1, 2, 3])
-            assert raw_produce(c.nodes[leader].port, "cs3", ["after %d" % p], partition=p)[0] == 0
+        refused_without(stopped)
+        back(stopped, "after a stop")
+        killed = leaders[1]
+        c.nodes[killed].kill()
+        refused_without(killed)
+        back(killed, "after a kill")
         for n in (1, 2, 3):
             t0 = time.monotonic()
             c.nodes[n].stop()
