@@ -884,20 +884,16 @@ int32_t replica_handover_target(struct replica *r, uint32_t within_ticks)
 {
     struct raft_progress pr[RAFT_MEMBERS_MAX];
     int n = r->ready ? raft_group_progress(r->group, pr, RAFT_MEMBERS_MAX) : 0;
-    uint32_t self = 0;
-    while (self < r->member_count && r->members[self] != r->leader)
-        self++;
-    /* The first after this node in replica order: the follower that campaigns at once when
-     * this node's connections close (raft_leader_gone), so that campaign finds it leading
-     * already instead of starting a second election. */
-    for (uint32_t k = 1; k < r->member_count; k++) {
-        uint32_t i = (self + k) % r->member_count;
-        if (!r->in_isr[i])
+    /* The first in replica order: the follower that campaigns at once when this node's
+     * connections close (raft_leader_gone), so that campaign finds it leading already instead
+     * of starting a second election. */
+    for (uint32_t i = 0; i < r->member_count; i++) {
+        if (r->members[i] == r->leader || !r->in_isr[i])
             continue;
-        for (int j = 0; j < n; j++)
-            if (pr[j].id == r->members[i] && pr[j].voter &&
-                pr[j].ticks_since_contact <= within_ticks)
-                return pr[j].id;
+        for (int k = 0; k < n; k++)
+            if (pr[k].id == r->members[i] && pr[k].voter &&
+                pr[k].ticks_since_contact <= within_ticks)
+                return pr[k].id;
     }
     return -1;
 }

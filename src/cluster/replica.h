@@ -152,8 +152,8 @@ void replica_tick(struct replica *r, uint64_t now_ms, uint64_t tick_ms, uint64_t
  * and rejoin it once eligible again and caught up. */
 void replica_set_ineligible(struct replica *r, const int32_t *ids, uint32_t n);
 /* Raft mode, ready leader: where a controlled shutdown's leadership transfer should go: the
- * first in-sync voter after this node in replica order heard from within the last
- * within_ticks (the one that would campaign first were this node gone); -1 when there is none.
+ * first in-sync voter in replica order heard from within the last within_ticks (the one that
+ * would campaign first were this node gone); -1 when there is none.
  * A stopped follower may still be in the ISR, and a transfer to it can only time out. */
 int32_t replica_handover_target(struct replica *r, uint32_t within_ticks);
 /* Raft mode, ready leader: member id holds everything in the leader's log. */

@@ -1242,19 +1242,19 @@ void raft_wake(struct raft *r, int32_t peer, uint32_t silent_ticks)
     }
 }
 
-/* Where self stands among the voters that follow the gone leader in member order (cyclic, the
- * leader left out): 0 for the first. Replica lists rotate per partition, so the first survivors
- * of different groups differ and new leaderships spread over the survivors. */
+/* Where self stands among the voters in member order, the gone leader left out: 0 for the
+ * first. The first member is a partition's preferred leader, so the survivor that campaigns
+ * first is the one Kafka would elect (the first live replica in the list), and no preferred-
+ * leader hand-back follows; replica lists rotate per partition, so new leaderships spread over
+ * the survivors. */
 static uint32_t survivor_rank(const struct raft *r, int gone)
 {
     uint32_t rank = 0;
 
-    for (uint32_t k = 1; k < r->config.count; k++) {
-        uint32_t i = ((uint32_t)gone + k) % r->config.count;
-
+    for (uint32_t i = 0; i < r->config.count; i++) {
         if (r->config.ids[i] == r->self)
             break;
-        if (r->config.voter[i])
+        if (r->config.voter[i] && i != (uint32_t)gone)
             rank++;
     }
     return rank;
