@@ -1531,6 +1531,8 @@ static void process_ready(struct raft_group *g)
 
 static void group_pump(struct raft_group *g)
 {
+    if (g->closed)
+        return;
     if (g->pumping) {
         g->repump = true;
         return;
@@ -1995,8 +1997,11 @@ void raft_group_close(struct raft_group *g)
     for (size_t i = 0; i < h->held_count; i++)
         if (h->held[i].g == g)
             h->held[i].g = NULL;
-    fail_waiters_from(g, INT64_MIN, ERR_CLOSED);
+    /* Closed before its waiters hear so: a callback that reaches the group again must not
+     * pump it back into the active list it just left, where it stayed after it was freed
+     * (cluster_sim --brokers --seed 23623: a use after free at a power loss). */
     g->closed = true;
+    fail_waiters_from(g, INT64_MIN, ERR_CLOSED);
     if (g->flush_outstanding == 0)
         group_free(g);
 }
@@ -2009,6 +2014,8 @@ int raft_group_propose(struct raft_group *g, uint8_t *batch, size_t len, struct 
 
     if (g->err != 0)
         return g->err;
+    if (g->closed)
+        return ERR_CLOSED; /* a waiter's callback during raft_group_close */
     rc = batch_header_parse(batch, len, &hdr);
     if (rc != 0 || batch_kind(&hdr) != RAFT_BATCH_DATA || batch_total_bytes(&hdr) != len ||
         g->raft.term > INT32_MAX)
