@@ -695,10 +695,11 @@ int16_t broker_default_replication_factor(const struct broker *b)
 {
     if (b->cfg->default_replication_factor > 0)
         return (int16_t)b->cfg->default_replication_factor;
-    /* Not set: as many replicas as there are brokers, up to three (Kafka's default is 1). */
+    /* Not set: as many replicas as there are brokers placement may use (unfenced, not in
+     * controlled shutdown), up to three (Kafka's default is 1). */
     uint32_t n = 0;
     for (uint32_t i = 0; i < b->meta.broker_count; i++)
-        n += !b->meta.brokers[i].fenced;
+        n += !b->meta.brokers[i].fenced && !b->meta.brokers[i].in_controlled_shutdown;
     return (int16_t)(n < 1 ? 1 : n > 3 ? 3 : n);
 }
 

@@ -217,7 +217,8 @@ int16_t broker_replica_error(struct broker *b, const char *name, size_t len, int
  */
 typedef void (*broker_admin_finish_fn)(struct breq *rq, int16_t err);
 void broker_admin_commit(struct breq *rq, broker_admin_finish_fn finish);
-/* default.replication.factor, or when it is not set min(3, registered unfenced brokers). */
+/* default.replication.factor, or when it is not set min(3, registered brokers that are unfenced
+ * and not in controlled shutdown). */
 int16_t broker_default_replication_factor(const struct broker *b);
 /* Stages a topic creation. Returns 0 or a Kafka error code (positive) with a message in *why
  * (the request's arena) for the response; *id is the new topic's id. */

@@ -354,10 +354,12 @@ def test_stopped_nodes_leave_every_isr(tmp_path):
     long before replica.lag.time.max.ms (10 minutes here). A node killed -9 leaves them once the
     controller fences it (broker.session.timeout.ms, 3 s here). Restarted, the node is back in
     every ISR and the produce is taken. The last nodes of the cluster, with no controller left,
-    stop at once rather than at controlled.shutdown.timeout.ms.
+    stop at once rather than at controlled.shutdown.timeout.ms. A topic created while a node is
+    stopped is placed on the others.
     Catches: a stopped or fenced node kept in the ISR until the lag time (min.insync refusals
-    late, acks=all waits that end in timeouts), one kept out after it is back, and shutdowns
-    that wait for a controller that is gone (or hand a leadership to a stopped follower)."""
+    late, acks=all waits that end in timeouts), one kept out after it is back, shutdowns that
+    wait for a controller that is gone (or hand a leadership to a stopped follower), and new
+    replicas placed on a node that has stopped."""
     lag_ms, shutdown_ms = 600000, 20000
     c = Cluster(tmp_path, 3, extra_args=[
         "--set", "replica.lag.time.max.ms=%d" % lag_ms,
@@ -401,6 +403,13 @@ def test_stopped_nodes_leave_every_isr(tmp_path):
             assert raw_produce(port, "cs3", ["before %d" % p], partition=p)[0] == 0
         c.nodes[stopped].stop()  # SIGTERM; fails unless it exits 0
         refused_without(stopped)
+        # A topic created meanwhile with the default replication factor goes to the two that
+        # remain (not on the node that went, nor refused for want of a third).
+        alive = [n for n in (1, 2, 3) if n != stopped]
+        admin = AdminClient({"bootstrap.servers": c.bootstrap(alive[0])})
+        admin.create_topics([NewTopic("meanwhile", 2)])["meanwhile"].result(timeout=TIMEOUT_S)
+        for p in c.metadata(alive[0], "meanwhile").topics["meanwhile"].partitions.values():
+            assert sorted(p.replicas) == alive, p.replicas
         back(stopped, "after a stop")
         killed = leaders[1]
         c.nodes[killed].kill()
