@@ -1365,8 +1365,14 @@ void meta_node_tick(struct meta_node *mn)
     if (mn->err != 0)
         return;
     if (mn->observer &&
-        (mn->fetch_awaiting == 0 || now_ms(mn) - mn->fetch_sent_ms >= META_FETCH_RETRY_MS))
+        (mn->fetch_awaiting == 0 || now_ms(mn) - mn->fetch_sent_ms >= META_FETCH_RETRY_MS)) {
+        /* Unanswered: the leader may be gone. The voters are asked in turn until one answers
+         * and names the new leader (a dead controller was asked for good, so the observer
+         * kept a stale image and was fenced by the new one). */
+        if (mn->fetch_awaiting != 0)
+            mn->leader = -1;
         send_fetch(mn);
+    }
     if (mn->ready)
         check_sessions(mn);
     maybe_send(mn);

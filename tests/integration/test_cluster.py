@@ -19,6 +19,7 @@ from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
 import kafka_wire as kw
 from cluster_harness import Cluster, serving
 from conftest import Broker
+from helpers import wait_until
 
 TIMEOUT_S = 30
 
@@ -295,6 +296,38 @@ def test_observer_learns_the_metadata_and_hosts_partitions(tmp_path):
         c.wait_serving([4])
         got = consume_all(c.bootstrap(4), topic, acked)
         assert {v: got[v] for v in acked} == acked
+    finally:
+        c.stop()
+
+
+def test_observer_follows_a_new_controller(tmp_path):
+    # Catches: an observer that keeps fetching the metadata from a controller killed -9 (it
+    # asked that node for good): its image went stale (a dead controller named, new topics
+    # never seen), its heartbeats never reached the new controller, which fenced it, and the
+    # partitions it led went leaderless on the voters although it was running.
+    session_ms = 3000
+    c = Cluster(tmp_path, 3, observers=1, extra_args=[
+        "--set", "broker.heartbeat.interval.ms=500",
+        "--set", "broker.session.timeout.ms=%d" % session_ms]).start()
+    try:
+        controller = c.controller(4)
+        assert controller in (1, 2, 3)
+        c.nodes[controller].kill()
+        voters = [n for n in (1, 2, 3) if n != controller]
+        new = wait_until(lambda: c.controller(voters[0]) if c.controller(voters[0]) in voters
+                         else None, TIMEOUT_S, "a new controller")
+        wait_until(lambda: c.controller(4) == new, TIMEOUT_S,
+                   "the observer naming controller %d" % new)
+        topic = "t-" + uuid.uuid4().hex[:8]
+        create_topic(c.bootstrap(voters[0]), topic, 4)
+        wait_until(lambda: topic in c.metadata(4, topic).topics and
+                   len(c.metadata(4, topic).topics[topic].partitions) == 4, TIMEOUT_S,
+                   "the observer seeing %s" % topic)
+        # Its heartbeats reach the new controller: still a broker two sessions later.
+        end = time.monotonic() + 2 * session_ms / 1000
+        while time.monotonic() < end:
+            assert 4 in c.metadata(new).brokers, "the observer was fenced"
+            time.sleep(0.1)
     finally:
         c.stop()
 
