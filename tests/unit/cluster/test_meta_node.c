@@ -737,6 +737,56 @@ static void test_fencing(void **state)
     world_destroy(w);
 }
 
+static bool shutdown_granted(struct world *w, void *ctx)
+{
+    (void)w;
+    struct node *n = ctx;
+    return meta_node_shutdown_granted(n->mn);
+}
+
+/* A controlled shutdown's last step, asked by a follower and by the controller itself: granted
+ * once the controller's image marks the broker in controlled shutdown (fenced no sooner than
+ * its session ends), every node applies the mark, and the restart's registration clears it.
+ * Catches: a WantShutDown heartbeat never answered ShouldShutDown (the broker would wait out its
+ * shutdown timeout), the grant given before the mark is committed (leaders would keep it in
+ * their ISR), the shutdown fencing the broker at once (a record per partition of one replica at
+ * every stop), and the mark outliving the restart. */
+static void test_controlled_shutdown(void **state)
+{
+    (void)state;
+    struct world *w = world_create(3, "meta_node_controlled_shutdown", 20261207);
+
+    settle(w);
+    struct node *c = controller(w);
+    struct node *x = follower(w, 0);
+    assert_false(meta_node_shutdown_granted(x->mn));
+    meta_node_request_shutdown(x->mn);
+    wait_for(w, shutdown_granted, x, 2000, "the follower's shutdown granted");
+    const struct meta_broker *b = meta_broker_find(c->img, x->id);
+    assert_true(b->in_controlled_shutdown);
+    assert_false(b->fenced);
+    int64_t marked = meta_node_applied(c->mn);
+    wait_for(w, all_applied, &marked, 2000, "every node applies the mark");
+    for (int i = 0; i < w->count; i++)
+        assert_true(meta_broker_find(w->n[i].img, x->id)->in_controlled_shutdown);
+
+    /* The controller's own shutdown goes through its own heartbeat. */
+    meta_node_request_shutdown(c->mn);
+    wait_for(w, shutdown_granted, c, 2000, "the controller's shutdown granted");
+    assert_true(meta_broker_find(c->img, c->id)->in_controlled_shutdown);
+
+    /* The follower restarts: registered anew, unmarked. */
+    node_stop(w, x, false, NULL);
+    node_start(w, x);
+    wait_for(w, serving, x, 5000, "the restarted follower serves");
+    c = controller(w);
+    assert_non_null(c);
+    b = meta_broker_find(c->img, x->id);
+    assert_false(b->in_controlled_shutdown);
+    assert_false(b->fenced);
+    world_destroy(w);
+}
+
 /* ---- 4. controller fail-over -------------------------------------------------------------- */
 
 /* The up nodes but `not` agree on a controller other than `not`, which may build. */
@@ -1130,9 +1180,10 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_one_voter),     cmocka_unit_test(test_three_voters),
-        cmocka_unit_test(test_fencing),       cmocka_unit_test(test_failover),
-        cmocka_unit_test(test_snapshots),     cmocka_unit_test(test_malformed_rpc),
-        cmocka_unit_test(test_lossy_network), cmocka_unit_test(test_producer_ids),
+        cmocka_unit_test(test_fencing),       cmocka_unit_test(test_controlled_shutdown),
+        cmocka_unit_test(test_failover),      cmocka_unit_test(test_snapshots),
+        cmocka_unit_test(test_malformed_rpc), cmocka_unit_test(test_lossy_network),
+        cmocka_unit_test(test_producer_ids),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
