@@ -316,9 +316,9 @@ void raft_wake(struct raft *r, int32_t peer, uint32_t silent_ticks);
  * closed, or refused (a killed process's sockets close at once). A follower whose leader is peer
  * (quiesced or not) gives up the lease it promised that leader and campaigns without waiting for
  * its election timeout: the first survivor in member order (peer left out) at once, the next
- * half an election timeout later, and so on, so survivors rarely split the vote (a pre-vote the others
- * refuse, because they still hear peer, falls back to the normal timeout). Giving up the lease
- * breaks raft_lease_valid()'s promise if peer is in fact alive: a host that serves reads on
+ * half an election timeout later, and so on, so survivors rarely split the vote (a pre-vote the
+ * others refuse, because they still hear peer, falls back to the normal timeout). Giving up the
+ * lease breaks raft_lease_valid()'s promise if peer is in fact alive: a host that serves reads on
  * leases must not call this. Otherwise nothing.
  */
 void raft_leader_gone(struct raft *r, int32_t peer);
