@@ -1225,7 +1225,8 @@ int broker_start_serving(struct broker *b)
     }
     b->server_up = b->sim == NULL;
     b->serving = true;
-    rc = loop_timer_start(b->loop, &b->retention_timer, 30000, 30000);
+    uint64_t every = (uint64_t)cfg->log_retention_check_interval_ms;
+    rc = loop_timer_start(b->loop, &b->retention_timer, every, every);
     if (rc == 0)
         rc = opener_start(b);
     if (rc == 0 && b->on_serving != NULL)

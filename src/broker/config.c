@@ -565,6 +565,17 @@ const struct broker_config_key broker_config_keys[BROKER_KEY_COUNT] = {
             .doc = "How often the transaction coordinator looks for transactions past their "
                    "timeout (aborted, their producers fenced) and expired transactional ids.",
         },
+    [BROKER_KEY_LOG_RETENTION_CHECK_INTERVAL_MS] =
+        {
+            .name = "log.retention.check.interval.ms",
+            .type = BROKER_CONFIG_INT,
+            .default_value = "30000",
+            .min = 1,
+            .max = INT32_MAX,
+            .synonym_of = BROKER_KEY_LOG_RETENTION_CHECK_INTERVAL_MS,
+            .read_only = true,
+            .doc = "How often each partition's retention (by age and size) is applied.",
+        },
 };
 
 const struct broker_config_key *broker_config_key_find(const char *name)
@@ -1616,6 +1627,9 @@ static void apply_number(struct broker_config *config, enum broker_config_key_id
     case BROKER_KEY_TRANSACTION_ABORT_CHECK_INTERVAL_MS:
         config->transaction_abort_check_interval_ms = (int32_t)v;
         break;
+    case BROKER_KEY_LOG_RETENTION_CHECK_INTERVAL_MS:
+        config->log_retention_check_interval_ms = (int32_t)v;
+        break;
     default:
         UNREACHABLE();
     }
@@ -2013,6 +2027,9 @@ void broker_config_value(const struct broker_config *config, enum broker_config_
         break;
     case BROKER_KEY_TRANSACTION_ABORT_CHECK_INTERVAL_MS:
         v = config->transaction_abort_check_interval_ms;
+        break;
+    case BROKER_KEY_LOG_RETENTION_CHECK_INTERVAL_MS:
+        v = config->log_retention_check_interval_ms;
         break;
     default:
         UNREACHABLE();

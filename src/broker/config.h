@@ -88,6 +88,7 @@ enum broker_config_key_id {
     BROKER_KEY_TRANSACTION_MAX_TIMEOUT_MS,
     BROKER_KEY_TRANSACTIONAL_ID_EXPIRATION_MS,
     BROKER_KEY_TRANSACTION_ABORT_CHECK_INTERVAL_MS,
+    BROKER_KEY_LOG_RETENTION_CHECK_INTERVAL_MS,
     BROKER_KEY_COUNT,
 };
 
@@ -195,6 +196,7 @@ struct broker_config {
     int32_t transaction_max_timeout_ms;     /* longest transaction.timeout.ms a producer gets */
     int32_t transactional_id_expiration_ms; /* an idle transactional id is forgotten */
     int32_t transaction_abort_check_interval_ms; /* timed-out transactions are looked for */
+    int32_t log_retention_check_interval_ms;     /* retention and roll by age are applied */
 };
 
 /* Where a setting came from; a later (greater) source wins over an earlier one. */

@@ -166,11 +166,11 @@ static void maybe_prefer(struct broker_part *bp, struct replica *r, uint64_t now
     (void)raft_group_transfer(replica_group(r), bp->preferred);
 }
 
-/* Controlled shutdown: a leadership held here goes to the most caught-up in-sync follower
- * that answers; true while this partition still has one to hand over (a leader with nobody in
- * sync keeps it). A follower that is down may still be in the ISR (up to
- * replica.lag.time.max.ms) and the most caught up: it is passed over, or the transfer would time
- * out again and again until the shutdown's deadline. */
+/* Controlled shutdown: a leadership held here goes to the first in-sync follower in replica
+ * order that answers (replica_handover_target); true while this partition still has one to
+ * hand over (a leader with nobody in sync keeps it). A follower that is down may still be in
+ * the ISR (until its broker is fenced, or replica.lag.time.max.ms): it is passed over, or the
+ * transfer would time out again and again until the shutdown's deadline. */
 static bool hand_over(struct broker *b, struct replica *r)
 {
     struct raft_group *g = replica_group(r);
