@@ -11,9 +11,9 @@
 #   PRODUCE_ARGS="--rate 100000" MESSAGES_1K=800000 bench/kafka/ab.sh 5 a=/tmp/a b=/tmp/b
 #   MESSAGES_1K=1600000 bench/kafka/ab.sh 5 a=/tmp/a b=/tmp/b
 # Each line: the time, the 1-minute load average before the run, the name, dd's figure (run.sh
-# measures the disk before every run), with --rate the disk's latency floor p99 (run.sh measures it
-# before every run: what the disk allows with no broker, as one connection sees it), the MB/s
-# delivered and the latency percentiles in ms.
+# measures the disk in every run: before the scenario, after it with --rate), with --rate the
+# disk's latency floor p99 (measured after the scenario: what the disk allows with no broker, as
+# one connection sees it), the MB/s delivered and the latency percentiles in ms.
 set -uo pipefail
 
 if [ $# -lt 2 ] || ! [ "$1" -gt 0 ] 2>/dev/null; then
