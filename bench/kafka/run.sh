@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # The broker benchmark: starts chronik on a free port with a fresh data directory, measures the
 # disk with dd (after the scenarios at a fixed rate, with the latency floor), runs the three
-# scenarios below with chronik-bench, prints each summary and the
-# broker's CPU seconds per GB moved, then stops the broker. Everything runs on 127.0.0.1 and
-# every step is bounded in time. Run it by hand from anywhere; it is not part of the test suite.
+# scenarios below with chronik-bench, prints each summary and the broker's CPU seconds per GB
+# moved, then stops the broker. Everything runs on 127.0.0.1 and every step is bounded in time.
+# Run it by hand from anywhere; it is not part of the test suite.
 #
 #   acks=all, 1 KiB records     target >= 300 MB/s
 #   acks=all, 100-byte records  target >= 500,000 msg/s
