@@ -63,6 +63,12 @@ struct forward {
     int32_t sent_to;     /* the controller it went to, -1 when not sent */
     int64_t wait_offset; /* >= 0: answered, waiting for this node to apply it */
     struct buf response;
+    /* Runs of it on this node (as the controller) not answered yet, and whether it has been
+     * answered to its sender: an ended forward stays allocated until its last local run
+     * answers, since that run's answer names it (the controller can move here while another
+     * node runs it, and that node's answer may come first). */
+    uint32_t local_runs;
+    bool ended;
 };
 
 struct peer_note {
@@ -167,9 +173,12 @@ static void forward_unlink(struct broker_cluster *c, struct forward *f)
 
 static void forward_end(struct broker_cluster *c, struct forward *f, const struct buf *response)
 {
+    ASSERT(!f->ended);
     forward_unlink(c, f);
+    f->ended = true;
     f->done(f->ctx, response);
-    forward_free(f);
+    if (f->local_runs == 0)
+        forward_free(f);
 }
 
 static void forward_retry(struct broker_cluster *c, struct forward *f)
@@ -182,9 +191,19 @@ static void forward_retry(struct broker_cluster *c, struct forward *f)
 static void on_local_answer(void *ctx, const struct buf *response, int16_t error)
 {
     struct forward *f = ctx;
+    ASSERT(f->local_runs > 0);
+    f->local_runs--;
+    if (f->ended) {
+        /* Answered already (by another controller, or at its deadline or the node's close,
+         * after which the cluster wiring may be gone): only the memory is left to free. */
+        if (f->local_runs == 0)
+            forward_free(f);
+        return;
+    }
     struct broker_cluster *c = f->b_cluster;
     if (error == CODE_NOT_CONTROLLER) {
-        forward_retry(c, f);
+        if (f->sent_to == c->b->cfg->node_id)
+            forward_retry(c, f); /* else it went to the next controller already */
         return;
     }
     forward_end(c, f, response);
@@ -218,6 +237,7 @@ static void forward_send(struct broker_cluster *c, struct forward *f)
             forward_retry(c, f); /* leading, not caught up yet */
             return;
         }
+        f->local_runs++;
         broker_run_frame(c->b, buf_slice(&f->frame), on_local_answer, f);
         return;
     }
