@@ -338,10 +338,12 @@ static void on_done(void *ctx, int err)
     p->state = err == 0 ? 1 : -1;
 }
 
-static bool propose(struct world *w, int at)
+/* A batch of `records` records, each holding the proposal's value. */
+static bool propose_records(struct world *w, int at, size_t records)
 {
     struct buf b;
     char value[16];
+    struct batch_record rec[4];
     struct prop *p = &w->props[w->prop_count];
 
     if (at < 0 || w->prop_count == PROPS_MAX)
@@ -350,16 +352,23 @@ static bool propose(struct world *w, int at)
     p->value = (uint32_t)w->prop_count;
     p->node = at;
     int len = snprintf(value, sizeof(value), "v%u", p->value);
-    struct batch_record rec = {.value = slice_make(value, (size_t)len),
-                               .timestamp_ms = clock_wall_ms(&w->clock.clock)};
+    assert_true(records >= 1 && records <= sizeof(rec) / sizeof(rec[0]));
+    for (size_t i = 0; i < records; i++)
+        rec[i] = (struct batch_record){.value = slice_make(value, (size_t)len),
+                                       .timestamp_ms = clock_wall_ms(&w->clock.clock)};
     struct batch_build_opts opts = {.producer_id = -1, .producer_epoch = -1, .base_sequence = -1};
-    assert_int_equal(batch_build(&b, &opts, &rec, 1), 0);
+    assert_int_equal(batch_build(&b, &opts, rec, records), 0);
     int rc = raft_group_propose(w->n[at].g, b.data, b.len, &p->w, on_done, p, &p->offset, &p->term);
     buf_deinit(&b);
     if (rc != 0)
         return false;
     w->prop_count++;
     return true;
+}
+
+static bool propose(struct world *w, int at)
+{
+    return propose_records(w, at, 1);
 }
 
 static void run(struct world *w, int steps)
@@ -582,6 +591,30 @@ static void test_three_hosts(void **state)
     assert_int_equal(log_start_offset(c->log), start);
     assert_int_equal(core->log->term_at(core->log_ctx, start - 1, &t), 0);
     assert_int_equal(t, before);
+    propose_some(w, 5);
+    settle(w);
+
+    /* A start moved behind the host's back into the middle of a batch of an older term (a
+     * log-start marker does that), then a crash: the group opens, the batch holding the start
+     * first in its index. It used to take the current term as the term before that batch and
+     * refuse its own log as out of term order (cluster_sim seed 261304, ERR_CORRUPT). */
+    size_t three = w->prop_count;
+    assert_true(propose_records(w, leader(w), 3));
+    settle(w);
+    assert_int_equal(w->props[three].state, 1);
+    int64_t first = w->props[three].offset, old = w->props[three].term;
+    l = leader(w);
+    node_crash(w, &w->n[l]);
+    node_start(w, &w->n[l]);
+    settle(w);
+    c = &w->n[(leader(w) + 1) % NODES];
+    assert_true(raft_group_core(c->g)->term > old);
+    assert_int_equal(log_delete_records(c->log, first + 1), 0);
+    log_flusher_run_pending(c->fl);
+    log_flusher_drain(c->fl);
+    node_crash(w, c);
+    node_start(w, c); /* asserts that the group opens */
+    assert_int_equal(log_start_offset(c->log), first + 1);
     propose_some(w, 5);
     settle(w);
 
