@@ -14,9 +14,10 @@
  * closed cleanly) or a valid batch follows (later in the segment, or in a later segment that
  * does not continue it): fsynced data after it may have been acknowledged, and repairing would
  * silently drop it (a Raft voter would forget entries it acknowledged). One exception: in the
- * active segment, zero bytes up to the valid batch are pages that never reached the disk (a
- * power loss that kept later unsynced writes, a failed fsync that dropped pages), so that
- * region and everything after it was never synced: a torn tail. A rolled segment
+ * active segment, zero bytes up to the valid batch, or a region there holding a lost sector
+ * (whole zero sectors), are pages that never reached the disk (a power loss that kept later
+ * unsynced writes, a failed fsync that dropped pages), so that region and everything after it
+ * was never synced: a torn tail. A rolled segment
  * whose trim a crash lost ends in preallocated bytes that the next segment continues: it is
  * trimmed, nothing else. The epoch cache is rebuilt from the
  * scanned batches on top of the checkpoint's entries below the recovery point, and everything
@@ -336,6 +337,41 @@ static int all_zero(struct io_file *f, uint64_t from, uint64_t to)
     return rc;
 }
 
+/* What a power loss loses: whole sectors. A page cache writes back whole pages, and a device
+ * persists at least its sectors whole, so an unsynced write that did not reach the disk leaves
+ * sectors that read as zeros (new or preallocated space), however much of it did reach it. */
+#define LOST_SECTOR_BYTES 512u
+/* A run of zeros too long to be a batch header's (its base offset, length and epoch have zero
+ * high bytes, but its magic byte and CRC follow within 61 bytes). */
+#define LOST_HEAD_BYTES_MIN 64u
+
+/* 1 when [from, to) of f holds a sector a power loss lost, reading as zeros: an aligned
+ * LOST_SECTOR_BYTES sector wholly inside, or the part of the first sector from `from` on if it
+ * is LOST_HEAD_BYTES_MIN or more (that sector was written again with the region's first bytes
+ * after the ones before it were synced); 0 when not. */
+static int holds_lost_sector(struct io_file *f, uint64_t from, uint64_t to)
+{
+    uint8_t sector[LOST_SECTOR_BYTES];
+    for (uint64_t at = from; at < to;) {
+        uint64_t end = MIN(to, (at / LOST_SECTOR_BYTES + 1) * LOST_SECTOR_BYTES);
+        uint64_t n = end - at;
+        if (n == LOST_SECTOR_BYTES || (at == from && n >= LOST_HEAD_BYTES_MIN && end < to)) {
+            ssize_t got = io_pread(f, sector, (size_t)n, at);
+            if (got < 0)
+                return (int)got;
+            if (got != (ssize_t)n)
+                return 0;
+            bool zero = true;
+            for (uint64_t k = 0; k < n && zero; k++)
+                zero = sector[k] == 0;
+            if (zero)
+                return 1;
+        }
+        at = end;
+    }
+    return 0;
+}
+
 static int refuse(struct log *log, const struct segment *s, const char *why)
 {
     char path[IO_PATH_BYTES_MAX];
@@ -369,10 +405,14 @@ static int check_bad_point(struct log *log, uint32_t i, const struct trust *t, b
     /* Zero bytes up to a later valid batch in the active segment are pages that never reached
      * the disk (the space is preallocated zeros): an unsynced region, since a sync completed
      * after the later batch was written would have persisted them too. Nothing from there on
-     * was acknowledged (a failed sync fails the log), so it is a torn tail. Anything else
-     * there (garbage) is damage. */
+     * was acknowledged (a failed sync fails the log), so it is a torn tail. So is a region
+     * where only some of an unsynced write's sectors reached the disk, the rest reading as
+     * zeros (a power loss that persisted writes out of order: cluster_sim --reorder seed
+     * 250792). Anything else there (garbage with no lost sector) is damage. */
     if (rc == 1 && last) {
         rc = all_zero(log_file_io(s->file), s->bytes, next);
+        if (rc == 0)
+            rc = holds_lost_sector(log_file_io(s->file), s->bytes, next);
         if (rc < 0)
             return rc;
         if (rc == 1)
