@@ -433,6 +433,32 @@ static int check_bad_point(struct log *log, uint32_t i, const struct trust *t, b
     return rc == 1 ? refuse(log, s, "valid batches follow it in the next segment") : 0;
 }
 
+/* Writes [0, to) of f again with the bytes it reads there. A page whose write-back failed before
+ * this process (a failed fsync, a process that died before syncing and a write-back error
+ * after it) reads back from the page cache but is clean there and on no disk: a sync alone
+ * would not write it, and batches synced later behind it would follow a hole after a power
+ * loss. Written again, its pages are dirty, and the sync after this makes them durable or
+ * fails. */
+static int rewrite_range(struct io_file *f, uint64_t to)
+{
+    uint8_t *chunk = xmalloc(LOG_SCAN_CHUNK_BYTES);
+    int rc = 0;
+    for (uint64_t at = 0; rc == 0 && at < to;) {
+        size_t want = (size_t)MIN(to - at, LOG_SCAN_CHUNK_BYTES);
+        ssize_t n = io_pread(f, chunk, want, at);
+        if (n <= 0) {
+            rc = n < 0 ? (int)n : ERR_CORRUPT;
+            break;
+        }
+        ssize_t w = io_pwrite(f, chunk, (size_t)n, at);
+        if (w != n)
+            rc = w < 0 ? (int)w : -EIO;
+        at += (uint64_t)n;
+    }
+    free(chunk);
+    return rc;
+}
+
 /* Recovers segment i; sets *stop when the log ends inside it. ERR_STATE when a segment below
  * the recovery point does not match its index files: the caller starts over scanning all. */
 static int recover_segment(struct log *log, uint32_t i, const struct trust *t,
@@ -468,7 +494,9 @@ static int recover_segment(struct log *log, uint32_t i, const struct trust *t,
         s->index_on_disk = true;
         s->index_unsynced = true;
     }
-    /* What a crash left in the page cache is not durable until synced here. */
+    /* What a crash left in the page cache is not durable until written and synced here. */
+    if (rc == 0 && !loaded)
+        rc = rewrite_range(log_file_io(s->file), s->bytes);
     if (rc == 0 && (!loaded || truncated))
         rc = io_sync(log_file_io(s->file));
     files_unpin(s->file);

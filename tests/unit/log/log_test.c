@@ -1240,6 +1240,39 @@ static void test_unsynced_hole_is_a_torn_tail(void **state)
     fx_deinit(&f);
 }
 
+/* cluster_sim --brokers seed 240920: a process appended batches and its fsync failed, which
+ * drops their dirty pages from the write-back (Linux may; the simulated disk does) while reads
+ * still see them. The next process recovered them from that cache and synced, a no-op for
+ * clean pages, then appended and synced more, acknowledged. After a power loss the first
+ * batches were gone (zeros) and the acknowledged ones after them were cut as an unsynced tail.
+ * Recovery writes what it scanned again before its sync, so all of it is on the disk. */
+static void test_failed_sync_then_restart_keeps_what_follows(void **state)
+{
+    (void)state;
+    struct fx f;
+    fx_init(&f, g_seed + 34);
+    append_n(&f, 5, 10);
+    fx_sync(&f);
+    append_n(&f, 3, 10);
+    int64_t got = -2;
+    io_sim_fail_nth(f.io, IO_SIM_SYNC, 1, -EIO);
+    assert_int_equal(log_flush(f.log, log_end_offset(f.log), on_flush, &got), 0);
+    log_flusher_run_pending(f.fl);
+    log_flusher_drain(f.fl);
+    io_sim_fail_clear(f.io);
+    assert_int_equal(got, -EIO);
+    reopen(&f, false); /* the process dies; the page cache stays */
+    check(&f);         /* the three batches are read back from the cache */
+    append_n(&f, 3, 10);
+    fx_sync(&f); /* acknowledged from here on */
+    log_abandon(f.log);
+    f.log = NULL;
+    io_sim_crash_at(f.io, 0, 0); /* power loss: what was synced, nothing else */
+    fx_open(&f);
+    check(&f);
+    fx_deinit(&f);
+}
+
 /* Zeroes, durably, the first 512-byte sector lying wholly inside batch k, as a power loss
  * leaves an unsynced write that reached the disk only in part; false when none does. */
 static bool zero_sector_of_batch(struct fx *f, size_t k)
@@ -1728,6 +1761,7 @@ int main(void)
         cmocka_unit_test(test_small_log_small_allocation),
         cmocka_unit_test(test_unsynced_hole_is_a_torn_tail),
         cmocka_unit_test(test_partly_written_batch_is_a_torn_tail),
+        cmocka_unit_test(test_failed_sync_then_restart_keeps_what_follows),
         cmocka_unit_test(test_sync_starts_beside_the_one_in_flight),
         cmocka_unit_test(test_sync_beside_a_failed_one_counts_nothing),
         cmocka_unit_test(test_no_sync_beside_a_pending_roll),
