@@ -276,14 +276,21 @@ static void notify_watches(struct replica *r)
 }
 
 /* Raft mode: an entry durable here counts for acks=1 only if the log still holds it in the
- * term it was appended in (a truncation may have put another leader's entry there). */
+ * term it was appended in (a truncation may have put another leader's entry there). One that
+ * a compaction (retention, DeleteRecords) dropped before its sync was seen is committed, and
+ * is ours while this node still leads the term it was appended in: a leader never replaces
+ * its own entries (it was refused as not ours: cluster_sim seed 322261). */
 static int still_ours(struct replica *r, const struct replica_commit *c)
 {
     int64_t term;
     if (r->group == NULL)
         return 0;
-    return raft_group_term_at(r->group, c->last_offset, &term) == 0 && term == c->term ? 0
-                                                                                       : ERR_STATE;
+    if (raft_group_term_at(r->group, c->last_offset, &term) == 0)
+        return term == c->term ? 0 : ERR_STATE;
+    if (c->last_offset < log_start_offset(r->log) && raft_group_is_leader(r->group) &&
+        raft_group_core(r->group)->term == c->term)
+        return 0;
+    return ERR_STATE;
 }
 
 static void finish_commits(struct replica *r, int err, int64_t durable_offset)
