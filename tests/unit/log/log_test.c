@@ -1216,6 +1216,17 @@ static void zero_batch(struct fx *f, size_t k)
     log_read_release(&r);
 }
 
+/* A crash, then the unclean open that must end the log before batch k, as a torn tail. */
+static void reopen_torn_at(struct fx *f, size_t k)
+{
+    log_abandon(f->log);
+    f->log = NULL;
+    assert_int_equal(log_open(&f->env, "/p", &f->cfg, &f->log), 0);
+    assert_int_equal(log_end_offset(f->log), f->m.v[k].base_offset);
+    model_truncate(&f->m, f->m.v[k].base_offset);
+    check(f);
+}
+
 /* Issue 12 (cluster_sim seeds 1584 and 15 --reorder): a power loss can persist later unsynced
  * writes of the active segment but not earlier ones, and a failed fsync drops the pages it did
  * not write; both leave zero bytes followed by valid batches. That region was never synced
@@ -1231,12 +1242,7 @@ static void test_unsynced_hole_is_a_torn_tail(void **state)
     fx_sync(&f);
     size_t k = f.m.len - 3;
     zero_batch(&f, k);
-    log_abandon(f.log);
-    f.log = NULL;
-    assert_int_equal(log_open(&f.env, "/p", &f.cfg, &f.log), 0);
-    assert_int_equal(log_end_offset(f.log), f.m.v[k].base_offset);
-    model_truncate(&f.m, f.m.v[k].base_offset);
-    check(&f);
+    reopen_torn_at(&f, k);
     fx_deinit(&f);
 }
 
@@ -1307,12 +1313,7 @@ static void test_partly_written_batch_is_a_torn_tail(void **state)
     while (!zero_sector_of_batch(&f, k))
         k--;
     assert_true(k + 1 < f.m.len); /* valid batches follow it */
-    log_abandon(f.log);
-    f.log = NULL;
-    assert_int_equal(log_open(&f.env, "/p", &f.cfg, &f.log), 0);
-    assert_int_equal(log_end_offset(f.log), f.m.v[k].base_offset);
-    model_truncate(&f.m, f.m.v[k].base_offset);
-    check(&f);
+    reopen_torn_at(&f, k);
     fx_deinit(&f);
 }
 
