@@ -120,6 +120,19 @@ static void fx_sync(struct fx *f)
     assert_int_equal(got, log_end_offset(f->log));
 }
 
+/* Flushes the log to its end with that sync failing (EIO): the log fails. */
+static void fail_a_sync(struct fx *f)
+{
+    int64_t got = -2;
+    io_sim_fail_nth(f->io, IO_SIM_SYNC, 1, -EIO);
+    assert_int_equal(log_flush(f->log, log_end_offset(f->log), on_flush, &got), 0);
+    log_flusher_run_pending(f->fl);
+    log_flusher_drain(f->fl);
+    io_sim_fail_clear(f->io);
+    assert_int_equal(got, -EIO);
+    assert_int_equal(log_error(f->log), -EIO);
+}
+
 static void reopen(struct fx *f, bool clean)
 {
     if (clean) {
@@ -378,13 +391,7 @@ static void test_client_reads_leave_out_no_ops(void **state)
     /* A failed log shows the same ends: a leader whose sync failed answers until it steps down,
      * and its restart must not show less (cluster_sim --brokers seed 500479: 79, then 78). */
     append_one(&f, false, 5, 10, 1700000000000); /* 11 */
-    int64_t got = -2;
-    io_sim_fail_nth(f.io, IO_SIM_SYNC, 1, -EIO);
-    assert_int_equal(log_flush(f.log, log_end_offset(f.log), on_flush, &got), 0);
-    log_flusher_run_pending(f.fl);
-    log_flusher_drain(f.fl);
-    io_sim_fail_clear(f.io);
-    assert_int_equal(log_error(f.log), -EIO);
+    fail_a_sync(&f);
     for (size_t i = 0; i < ARRAY_LEN(ends); i++)
         assert_int_equal(log_visible_end(f.log, ends[i][0]), ends[i][1]);
     log_abandon(f.log);
@@ -1274,13 +1281,7 @@ static void test_failed_sync_then_restart_keeps_what_follows(void **state)
     append_n(&f, 5, 10);
     fx_sync(&f);
     append_n(&f, 3, 10);
-    int64_t got = -2;
-    io_sim_fail_nth(f.io, IO_SIM_SYNC, 1, -EIO);
-    assert_int_equal(log_flush(f.log, log_end_offset(f.log), on_flush, &got), 0);
-    log_flusher_run_pending(f.fl);
-    log_flusher_drain(f.fl);
-    io_sim_fail_clear(f.io);
-    assert_int_equal(got, -EIO);
+    fail_a_sync(&f);
     reopen(&f, false); /* the process dies; the page cache stays */
     check(&f);         /* the three batches are read back from the cache */
     append_n(&f, 3, 10);
