@@ -341,35 +341,36 @@ static int all_zero(struct io_file *f, uint64_t from, uint64_t to)
  * persists at least its sectors whole, so an unsynced write that did not reach the disk leaves
  * sectors that read as zeros (new or preallocated space), however much of it did reach it. */
 #define LOST_SECTOR_BYTES 512u
-/* A run of zeros too long to be a batch header's (its base offset, length and epoch have zero
- * high bytes, but its magic byte and CRC follow within 61 bytes). */
-#define LOST_HEAD_BYTES_MIN 64u
 
-/* 1 when [from, to) of f holds a sector a power loss lost, reading as zeros: an aligned
- * LOST_SECTOR_BYTES sector wholly inside, or the part of the first sector from `from` on if it
- * is LOST_HEAD_BYTES_MIN or more (that sector was written again with the region's first bytes
- * after the ones before it were synced); 0 when not. */
+/* 1 when the n <= LOST_SECTOR_BYTES bytes at `at` of f are zeros, 0 when not. */
+static int zero_at(struct io_file *f, uint64_t at, uint64_t n)
+{
+    uint8_t bytes[LOST_SECTOR_BYTES];
+    ASSERT(n <= sizeof(bytes));
+    ssize_t got = io_pread(f, bytes, (size_t)n, at);
+    if (got < 0)
+        return (int)got;
+    if (got != (ssize_t)n)
+        return 0;
+    for (uint64_t k = 0; k < n; k++)
+        if (bytes[k] != 0)
+            return 0;
+    return 1;
+}
+
+/* 1 when [from, to) of f holds a write a power loss lost, reading as zeros: a batch header at
+ * `from` whose bytes up to and including its magic byte are zeros (no batch has magic 0: it
+ * was never written, however small the batch and wherever the sectors fall), or an aligned
+ * LOST_SECTOR_BYTES sector wholly inside; 0 when not. */
 static int holds_lost_sector(struct io_file *f, uint64_t from, uint64_t to)
 {
-    uint8_t sector[LOST_SECTOR_BYTES];
-    for (uint64_t at = from; at < to;) {
-        uint64_t end = MIN(to, (at / LOST_SECTOR_BYTES + 1) * LOST_SECTOR_BYTES);
-        uint64_t n = end - at;
-        if (n == LOST_SECTOR_BYTES || (at == from && n >= LOST_HEAD_BYTES_MIN && end < to)) {
-            ssize_t got = io_pread(f, sector, (size_t)n, at);
-            if (got < 0)
-                return (int)got;
-            if (got != (ssize_t)n)
-                return 0;
-            bool zero = true;
-            for (uint64_t k = 0; k < n && zero; k++)
-                zero = sector[k] == 0;
-            if (zero)
-                return 1;
-        }
-        at = end;
-    }
-    return 0;
+    int rc = 0;
+    if (to - from > BATCH_OFF_MAGIC)
+        rc = zero_at(f, from, BATCH_OFF_MAGIC + 1);
+    uint64_t at = (from + LOST_SECTOR_BYTES - 1) / LOST_SECTOR_BYTES * LOST_SECTOR_BYTES;
+    for (; rc == 0 && at + LOST_SECTOR_BYTES <= to; at += LOST_SECTOR_BYTES)
+        rc = zero_at(f, at, LOST_SECTOR_BYTES);
+    return rc;
 }
 
 static int refuse(struct log *log, const struct segment *s, const char *why)
