@@ -15,19 +15,17 @@
  * does not continue it): fsynced data after it may have been acknowledged, and repairing would
  * silently drop it (a Raft voter would forget entries it acknowledged). One exception: in the
  * active segment, zero bytes up to the valid batch, or a region there holding a lost sector
- * (whole zero sectors), are pages that never reached the disk (a power loss that kept later
- * unsynced writes, a failed fsync that dropped pages), so that region and everything after it
- * was never synced: a torn tail. A rolled segment
- * whose trim a crash lost ends in preallocated bytes that the next segment continues: it is
- * trimmed, nothing else. The epoch cache is rebuilt from the
- * scanned batches on top of the checkpoint's entries below the recovery point, and everything
- * recovered is synced before the log is usable, so the durable offset starts at the log end.
- * A start-offset checkpoint beyond the end of the recovered segments means the log was replaced
- * by an empty one starting there (log_reset): the segments are deleted and it opens empty there.
- * Aborted-transaction index files (txnindex.c) are read last, keeping of each the valid entries
- * below its segment's recovered end.
- * Must never trust a file size as the end of valid data, nor keep a segment that does not
- * continue its predecessor exactly.
+ * (a whole zero sector, a batch header zero up to its magic byte), are pages that never reached the
+ * disk (a power loss that kept later unsynced writes, a failed fsync that dropped pages), so that
+ * region and everything after it was never synced: a torn tail. A rolled segment whose trim a crash
+ * lost ends in preallocated bytes that the next segment continues: it is trimmed, nothing else. The
+ * epoch cache is rebuilt from the scanned batches on top of the checkpoint's entries below the
+ * recovery point, and everything recovered is synced before the log is usable, so the durable
+ * offset starts at the log end. A start-offset checkpoint beyond the end of the recovered segments
+ * means the log was replaced by an empty one starting there (log_reset): the segments are deleted
+ * and it opens empty there. Aborted-transaction index files (txnindex.c) are read last, keeping of
+ * each the valid entries below its segment's recovered end. Must never trust a file size as the end
+ * of valid data, nor keep a segment that does not continue its predecessor exactly.
  */
 #include "log/log_internal.h"
 
@@ -318,25 +316,6 @@ struct trust {
     int64_t point_on_disk;       /* the checkpoint's value, trusted or not; -1 if none */
 };
 
-/* 1 when [from, to) of f holds only zero bytes, 0 when not. */
-static int all_zero(struct io_file *f, uint64_t from, uint64_t to)
-{
-    uint8_t *chunk = xmalloc(LOG_SCAN_CHUNK_BYTES);
-    int rc = 1;
-    for (uint64_t at = from; rc == 1 && at < to;) {
-        ssize_t n = io_pread(f, chunk, (size_t)MIN(to - at, LOG_SCAN_CHUNK_BYTES), at);
-        if (n <= 0) {
-            rc = n < 0 ? (int)n : 0;
-            break;
-        }
-        for (ssize_t k = 0; k < n && rc == 1; k++)
-            rc = chunk[k] == 0;
-        at += (uint64_t)n;
-    }
-    free(chunk);
-    return rc;
-}
-
 /* What a power loss loses: whole sectors. A page cache writes back whole pages, and a device
  * persists at least its sectors whole, so an unsynced write that did not reach the disk leaves
  * sectors that read as zeros (new or preallocated space), however much of it did reach it. */
@@ -360,13 +339,11 @@ static int zero_at(struct io_file *f, uint64_t at, uint64_t n)
 
 /* 1 when [from, to) of f holds a write a power loss lost, reading as zeros: a batch header at
  * `from` whose bytes up to and including its magic byte are zeros (no batch has magic 0: it
- * was never written, however small the batch and wherever the sectors fall), or an aligned
- * LOST_SECTOR_BYTES sector wholly inside; 0 when not. */
+ * was never written, however small the batch and wherever the sectors fall; a region of zeros
+ * alone is one too), or an aligned LOST_SECTOR_BYTES sector wholly inside; 0 when not. */
 static int holds_lost_sector(struct io_file *f, uint64_t from, uint64_t to)
 {
-    int rc = 0;
-    if (to - from > BATCH_OFF_MAGIC)
-        rc = zero_at(f, from, BATCH_OFF_MAGIC + 1);
+    int rc = zero_at(f, from, MIN(to - from, (uint64_t)BATCH_OFF_MAGIC + 1));
     uint64_t at = (from + LOST_SECTOR_BYTES - 1) / LOST_SECTOR_BYTES * LOST_SECTOR_BYTES;
     for (; rc == 0 && at + LOST_SECTOR_BYTES <= to; at += LOST_SECTOR_BYTES)
         rc = zero_at(f, at, LOST_SECTOR_BYTES);
@@ -411,9 +388,7 @@ static int check_bad_point(struct log *log, uint32_t i, const struct trust *t, b
      * zeros (a power loss that persisted writes out of order: cluster_sim --reorder seed
      * 250792). Anything else there (garbage with no lost sector) is damage. */
     if (rc == 1 && last) {
-        rc = all_zero(log_file_io(s->file), s->bytes, next);
-        if (rc == 0)
-            rc = holds_lost_sector(log_file_io(s->file), s->bytes, next);
+        rc = holds_lost_sector(log_file_io(s->file), s->bytes, next);
         if (rc < 0)
             return rc;
         if (rc == 1)
